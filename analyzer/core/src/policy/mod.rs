@@ -1,0 +1,491 @@
+//! The policy: one YAML file per service saying how its canary is rolled out and judged.
+//!
+//! A file is read into private serde types (`raw.rs`, unknown fields denied, every value
+//! spanned with its line and column), then validated into the public [`Policy`], whose
+//! fields are all meaningful: weights increase and end at 100, α is a probability, each
+//! check has exactly one kind and at least one criterion. Every problem is reported with the
+//! file, the line and column, and the field path (`checks[1].slo.max: expected a percentage
+//! like "1%" or 0.01`); validation reports all the problems it finds, not just the first.
+//! See `docs/policy-reference.md` for the user-facing description of every field.
+
+mod error;
+mod matchers;
+mod raw;
+mod units;
+mod validate;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use error::{PolicyError, Problem};
+pub use matchers::{
+    LabelMatcher, MatchOp, QueryTemplate, TemplatePart, TemplateVariable, escape_string,
+    is_label_name, is_metric_name, parse_matchers,
+};
+
+/// A validated policy.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Policy {
+    /// The service this policy rolls out.
+    pub service: String,
+    /// How canary and baseline series are told apart.
+    pub traffic: TrafficSelector,
+    /// Where the evidence comes from.
+    pub metrics: MetricsSourceSpec,
+    /// Steps, timing and error budget.
+    pub rollout: RolloutSpec,
+    /// What moves traffic; required by `canary rollout`.
+    pub gateway: Option<GatewaySpec>,
+    /// Hooks, in the order written.
+    pub hooks: Vec<HookSpec>,
+    /// The checks, in the order written.
+    pub checks: Vec<CheckSpec>,
+}
+
+impl Policy {
+    /// Reads and validates a policy from its YAML text. `origin` names the file in messages.
+    pub fn from_yaml(text: &str, origin: &str) -> Result<Policy, PolicyError> {
+        validate::parse(text, origin)
+    }
+
+    /// The JSON Schema of the policy file, for editors (`canary policy schema`).
+    pub fn json_schema() -> serde_json::Value {
+        let schema = schemars::schema_for!(raw::RawPolicy);
+        serde_json::to_value(schema).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// A digest of the validated policy (FNV-1a over its canonical JSON form). A rollout
+    /// records it at the start so that a resume with a changed policy is refused.
+    pub fn digest(&self) -> String {
+        let canonical = serde_json::to_string(self).unwrap_or_default();
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in canonical.bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        format!("fnv1a64:{hash:016x}")
+    }
+
+    /// All judged criteria of all checks, in order. α is split equally across them.
+    pub fn criteria(&self) -> impl Iterator<Item = (&CheckSpec, Criterion)> {
+        self.checks
+            .iter()
+            .flat_map(|check| check.criteria().into_iter().map(move |c| (check, c)))
+    }
+
+    /// The number of judged criteria, over which α is split (Bonferroni).
+    pub fn criteria_count(&self) -> usize {
+        self.criteria().count()
+    }
+
+    /// The false-rollback budget of one criterion: α divided by the number of criteria.
+    pub fn alpha_per_criterion(&self) -> f64 {
+        self.rollout.alpha / self.criteria_count().max(1) as f64
+    }
+}
+
+/// How canary and baseline series are told apart in the metrics.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TrafficSelector {
+    /// The label whose value names the version, e.g. `version`.
+    pub label: String,
+    /// Its value on canary series.
+    pub canary: String,
+    /// Its value on baseline series.
+    pub baseline: String,
+    /// Matchers common to both versions.
+    pub matchers: Vec<LabelMatcher>,
+}
+
+impl TrafficSelector {
+    /// The label value of a version.
+    pub fn value_of(&self, version: Version) -> &str {
+        match version {
+            Version::Canary => &self.canary,
+            Version::Baseline => &self.baseline,
+        }
+    }
+}
+
+/// One of the two versions being compared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Version {
+    /// The new version.
+    Canary,
+    /// The version it is compared with (the stable one).
+    Baseline,
+}
+
+/// Where the evidence comes from.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MetricsSourceSpec {
+    /// A Prometheus-compatible HTTP API.
+    Prometheus(PrometheusSpec),
+    /// Direct scrapes of the versions' `/metrics` endpoints.
+    Scrape(ScrapeSpec),
+}
+
+/// A Prometheus-compatible HTTP API and how to reach it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PrometheusSpec {
+    /// Base URL; `None` when the policy leaves it to `--prometheus`.
+    pub url: Option<String>,
+    /// How requests authenticate.
+    pub auth: PrometheusAuth,
+    /// Extra headers (tenant IDs and the like).
+    pub headers: Vec<(String, String)>,
+    /// Extra certificate authorities (PEM file).
+    pub ca_file: Option<PathBuf>,
+    /// TLS verification turned off (warned about loudly).
+    pub insecure_skip_tls_verify: bool,
+    /// Timeout of one request.
+    pub timeout: Duration,
+    /// Retries after a timeout, connection error or 5xx.
+    pub retries: u32,
+}
+
+/// How requests to Prometheus authenticate. Secrets are named, never held inline.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PrometheusAuth {
+    /// No authentication.
+    None,
+    /// `Authorization: Bearer …`.
+    Bearer(SecretSource),
+    /// HTTP basic authentication.
+    Basic {
+        /// User name (not secret).
+        username: String,
+        /// Where the password is.
+        password: SecretSource,
+    },
+}
+
+/// Where a secret is read from at run time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SecretSource {
+    /// A file whose content (trimmed) is the secret.
+    File(PathBuf),
+    /// An environment variable.
+    Env(String),
+}
+
+/// Direct scrapes of `/metrics` endpoints.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ScrapeSpec {
+    /// The canary's endpoints.
+    pub canary: Vec<String>,
+    /// The baseline's endpoints.
+    pub baseline: Vec<String>,
+    /// Timeout of one scrape.
+    pub timeout: Duration,
+}
+
+/// Steps, timing and error budget of a rollout.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RolloutSpec {
+    /// Canary weights in percent, strictly increasing, the last one 100.
+    pub steps: Vec<u8>,
+    /// Duration of an analysed step when evidence suffices.
+    pub step_duration: Duration,
+    /// Longest a step may be extended while evidence is short.
+    pub max_step_duration: Duration,
+    /// Analysis interval.
+    pub interval: Duration,
+    /// Canary requests a step needs before it may advance.
+    pub min_requests: u64,
+    /// False-rollback budget over the whole rollout, split across criteria.
+    pub alpha: f64,
+    /// What to do when a step reaches its limit without enough evidence.
+    pub on_inconclusive: InconclusiveAction,
+    /// What a signal does to a running rollout.
+    pub on_interrupt: InterruptAction,
+    /// Optional soak at 100 %, judged by absolute bounds alone.
+    pub final_soak: Option<Duration>,
+    /// Consecutive unreadable ticks tolerated before stopping with exit code 4.
+    pub max_failed_ticks: u32,
+}
+
+impl RolloutSpec {
+    /// The analysed steps: every weight below 100 (reaching 100 is the promotion).
+    pub fn analysed_steps(&self) -> &[u8] {
+        let n = self.steps.iter().take_while(|&&w| w < 100).count();
+        &self.steps[..n]
+    }
+}
+
+/// What to do when a step ends without enough evidence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InconclusiveAction {
+    /// Roll back (the default: never promote on missing evidence).
+    Rollback,
+    /// Stop where it stands, report, exit 3; a person decides (`canary promote` / `abort`).
+    Hold,
+}
+
+/// What SIGINT/SIGTERM does to a running rollout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InterruptAction {
+    /// Leave the weight where it stands; a later `canary rollout` resumes.
+    Leave,
+    /// Set the canary's weight to 0 before exiting.
+    Rollback,
+}
+
+/// What moves traffic.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GatewaySpec {
+    /// HAProxy's runtime API.
+    Haproxy(HaproxySpec),
+    /// An NGINX weighted upstream include, reloaded after each change.
+    Nginx(NginxSpec),
+    /// A user command.
+    Command(CommandRouterSpec),
+}
+
+/// HAProxy's runtime API.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HaproxySpec {
+    /// Where the runtime API listens.
+    pub socket: SocketAddress,
+    /// The backend holding both servers.
+    pub backend: String,
+    /// The canary's server.
+    pub canary_server: String,
+    /// The stable version's server.
+    pub stable_server: String,
+}
+
+/// A stream socket address: a unix socket path or `host:port`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SocketAddress {
+    /// A unix socket.
+    Unix(PathBuf),
+    /// `host:port`.
+    Tcp(String),
+}
+
+impl std::fmt::Display for SocketAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SocketAddress::Unix(path) => write!(f, "unix:{}", path.display()),
+            SocketAddress::Tcp(addr) => write!(f, "tcp:{addr}"),
+        }
+    }
+}
+
+/// An NGINX weighted upstream include.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NginxSpec {
+    /// The include file canary rewrites.
+    pub upstream_file: PathBuf,
+    /// The upstream block's name.
+    pub upstream: String,
+    /// The canary's server address.
+    pub canary: String,
+    /// The stable version's server address.
+    pub stable: String,
+    /// The reload command.
+    pub reload: Vec<String>,
+    /// Timeout of the reload.
+    pub timeout: Duration,
+}
+
+/// A user command that sets (and optionally reads) the canary weight.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CommandRouterSpec {
+    /// Sets the weight; `{weight}` and `{stable-weight}` are replaced in the arguments.
+    pub set: Vec<String>,
+    /// Prints the current canary weight (optional, for verification).
+    pub get: Option<Vec<String>>,
+    /// Timeout of each command.
+    pub timeout: Duration,
+}
+
+/// When a hook runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HookEvent {
+    /// Before the first weight change.
+    Before,
+    /// At the start of each step, after the weight is set.
+    Step,
+    /// After promotion.
+    Promote,
+    /// After rollback.
+    Rollback,
+}
+
+/// A hook.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HookSpec {
+    /// Its name.
+    pub name: String,
+    /// When it runs.
+    pub on: Vec<HookEvent>,
+    /// What it does.
+    pub action: HookAction,
+    /// Timeout.
+    pub timeout: Duration,
+    /// Whether a failure of a `before` or `step` hook rolls back.
+    pub rollback_on_failure: bool,
+}
+
+/// What a hook does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HookAction {
+    /// Run a command.
+    Command(Vec<String>),
+    /// POST a JSON body, HMAC-SHA256-signed when a secret is given.
+    Webhook {
+        /// Where to POST.
+        url: String,
+        /// The signing secret's source.
+        secret: Option<SecretSource>,
+    },
+}
+
+/// One check of the policy.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CheckSpec {
+    /// Its name, unique in the policy.
+    pub name: String,
+    /// What it measures.
+    pub kind: CheckKind,
+    /// An absolute bound on the canary.
+    pub slo: Option<AbsoluteBound>,
+    /// A comparison with the baseline.
+    pub baseline: Option<BaselineComparison>,
+}
+
+impl CheckSpec {
+    /// The criteria this check is judged by, each a separate line in reports.
+    pub fn criteria(&self) -> Vec<Criterion> {
+        let mut criteria = Vec::new();
+        if self.slo.is_some() {
+            criteria.push(Criterion::Slo);
+        }
+        if self.baseline.is_some() {
+            criteria.push(Criterion::Baseline);
+        }
+        criteria
+    }
+}
+
+/// One way a check is judged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Criterion {
+    /// Against an absolute bound (`slo`).
+    Slo,
+    /// Against the baseline (`baseline`).
+    Baseline,
+}
+
+impl Criterion {
+    /// The name used in reports: `slo` or `baseline`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Criterion::Slo => "slo",
+            Criterion::Baseline => "baseline",
+        }
+    }
+}
+
+/// What a check measures.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckKind {
+    /// Error rate from a request counter.
+    ErrorRate(ErrorRateCheck),
+    /// A latency quantile from a histogram.
+    Latency(LatencyCheck),
+    /// Per-interval samples of a metric.
+    Samples(SamplesCheck),
+    /// A PromQL query with an absolute bound.
+    Query(QueryCheck),
+}
+
+impl CheckKind {
+    /// The kind's name as the policy writes it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CheckKind::ErrorRate(_) => "error-rate",
+            CheckKind::Latency(_) => "latency",
+            CheckKind::Samples(_) => "samples",
+            CheckKind::Query(_) => "query",
+        }
+    }
+}
+
+/// Error rate from a request counter.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ErrorRateCheck {
+    /// The request counter.
+    pub requests_metric: String,
+    /// Matchers that select the errors among the requests.
+    pub error_matchers: Vec<LabelMatcher>,
+}
+
+/// A latency quantile from a classic Prometheus histogram.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LatencyCheck {
+    /// The histogram's base name (the `_bucket` series are read).
+    pub histogram: String,
+    /// The quantile, strictly between 0 and 1.
+    pub quantile: f64,
+}
+
+/// Per-interval samples of a metric, one value per version per tick.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SamplesCheck {
+    /// The query (one series per version, grouped by the version label).
+    pub query: QueryTemplate,
+    /// Whether higher is worse.
+    pub higher_is_worse: bool,
+    /// Samples per version before the test is run.
+    pub min_samples: usize,
+}
+
+/// A PromQL query with an absolute bound on its (single) value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct QueryCheck {
+    /// The query.
+    pub promql: QueryTemplate,
+}
+
+/// An absolute bound. Units depend on the check: a fraction for error rates, seconds for
+/// latency, the query's own unit for queries.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct AbsoluteBound {
+    /// The bound to promote under.
+    pub max: f64,
+    /// A looser bound that rolls back mid-step; with it, `max` is judged at step ends only.
+    pub rollback_above: Option<f64>,
+}
+
+impl AbsoluteBound {
+    /// The bound that rolls back as soon as the evidence is above it.
+    pub fn fail_fast_bound(&self) -> f64 {
+        self.rollback_above.unwrap_or(self.max)
+    }
+}
+
+/// A comparison with the baseline.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct BaselineComparison {
+    /// Allowed relative increase over baseline (0.2 = the canary may be 1.2× as bad).
+    pub max_increase: f64,
+    /// Latency checks: the fixed bound above which a request is slow (seconds).
+    pub slow_above: Option<f64>,
+}

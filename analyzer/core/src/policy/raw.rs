@@ -1,0 +1,431 @@
+//! The policy file as it is written: private serde types that mirror the YAML one to one.
+//!
+//! Every struct denies unknown fields, so a misspelt key is an error with its line, not a
+//! silently ignored setting. Fields that validation talks about are wrapped in [`At`] so that
+//! a message about them can name the line and column they were written on. Nothing here is
+//! interpreted; `validate.rs` turns these into the public types.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// A value together with where it was written in the file.
+pub(crate) type At<T> = serde_saphyr::Spanned<T>;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(
+    title = "canary policy",
+    description = "One service's canary policy: how traffic moves, what is measured, and what decides."
+)]
+pub(crate) struct RawPolicy {
+    /// The service this policy rolls out; names the state file and appears in reports.
+    #[schemars(with = "String")]
+    pub(crate) service: At<String>,
+    /// How canary and baseline traffic are told apart in the metrics.
+    pub(crate) traffic: RawTraffic,
+    /// Where the evidence comes from.
+    pub(crate) metrics: RawMetrics,
+    /// The steps and their timing.
+    #[serde(default)]
+    pub(crate) rollout: RawRollout,
+    /// What moves traffic (needed by `canary rollout`, not by `canary analyze`).
+    #[serde(default)]
+    pub(crate) gateway: Option<RawGateway>,
+    /// Commands or webhooks run before the rollout, at each step, on promote and on rollback.
+    #[serde(default)]
+    pub(crate) hooks: Vec<RawHook>,
+    /// What is judged.
+    #[schemars(with = "Vec<RawCheck>")]
+    pub(crate) checks: At<Vec<At<RawCheck>>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawTraffic {
+    /// The label whose value tells the versions apart, e.g. `version`.
+    #[schemars(with = "String")]
+    pub(crate) label: At<String>,
+    /// The label's value on canary series.
+    #[schemars(with = "String")]
+    pub(crate) canary: At<String>,
+    /// The label's value on baseline series.
+    #[schemars(with = "String")]
+    pub(crate) baseline: At<String>,
+    /// Label matchers common to both versions, in PromQL syntax: `job="checkout", env!="dev"`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) selector: Option<At<String>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawMetrics {
+    /// Read from a Prometheus-compatible HTTP API (Prometheus, Thanos, Mimir, VictoriaMetrics).
+    #[serde(default)]
+    pub(crate) prometheus: Option<RawPrometheus>,
+    /// Scrape the versions' `/metrics` endpoints directly (no Prometheus server).
+    #[serde(default)]
+    pub(crate) scrape: Option<RawScrape>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawPrometheus {
+    /// Base URL of the HTTP API, e.g. `http://prometheus:9090` (may be overridden by `--prometheus`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) url: Option<At<String>>,
+    /// File holding a bearer token (read at run time; never logged).
+    #[serde(default)]
+    pub(crate) bearer_token_file: Option<String>,
+    /// Environment variable holding a bearer token (never logged).
+    #[serde(default)]
+    pub(crate) bearer_token_env: Option<String>,
+    /// HTTP basic authentication.
+    #[serde(default)]
+    pub(crate) basic_auth: Option<RawBasicAuth>,
+    /// Extra request headers, e.g. `X-Scope-OrgID` for Mimir or Cortex tenants.
+    #[serde(default)]
+    pub(crate) headers: BTreeMap<String, String>,
+    /// PEM bundle of certificate authorities to trust in addition to the system's.
+    #[serde(default)]
+    pub(crate) ca_file: Option<String>,
+    /// Turn TLS certificate verification off. Loudly warned about at every run.
+    #[serde(default)]
+    pub(crate) insecure_skip_tls_verify: bool,
+    /// Timeout of one HTTP request (default 10s).
+    #[serde(default)]
+    #[schemars(with = "Option<RawDuration>")]
+    pub(crate) timeout: Option<At<RawDuration>>,
+    /// Retries after a timeout, connection error or 5xx answer (default 3).
+    #[serde(default)]
+    pub(crate) retries: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawBasicAuth {
+    /// User name.
+    pub(crate) username: String,
+    /// File holding the password.
+    #[serde(default)]
+    pub(crate) password_file: Option<String>,
+    /// Environment variable holding the password.
+    #[serde(default)]
+    pub(crate) password_env: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawScrape {
+    /// `/metrics` URLs of the canary's instances.
+    #[schemars(with = "Vec<String>")]
+    pub(crate) canary: At<Vec<String>>,
+    /// `/metrics` URLs of the baseline's instances.
+    #[schemars(with = "Vec<String>")]
+    pub(crate) baseline: At<Vec<String>>,
+    /// Timeout of one scrape (default 5s).
+    #[serde(default)]
+    #[schemars(with = "Option<RawDuration>")]
+    pub(crate) timeout: Option<At<RawDuration>>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawRollout {
+    /// Canary weights in percent, strictly increasing, ending at 100 (default [10, 25, 50, 100]).
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<u32>>")]
+    pub(crate) steps: Option<At<Vec<At<i64>>>>,
+    /// How long each analysed step lasts when the evidence is enough (default 5m).
+    #[serde(default)]
+    #[schemars(with = "Option<RawDuration>")]
+    pub(crate) step_duration: Option<At<RawDuration>>,
+    /// How long a step may be extended while evidence is short (default 3 × step-duration).
+    #[serde(default)]
+    #[schemars(with = "Option<RawDuration>")]
+    pub(crate) max_step_duration: Option<At<RawDuration>>,
+    /// How often the checks are evaluated (default 30s).
+    #[serde(default)]
+    #[schemars(with = "Option<RawDuration>")]
+    pub(crate) interval: Option<At<RawDuration>>,
+    /// Canary requests a step needs before it may advance (default 100).
+    #[serde(default)]
+    #[schemars(with = "Option<u64>")]
+    pub(crate) min_requests: Option<At<i64>>,
+    /// The false-rollback budget: the probability that a healthy canary is ever rolled back
+    /// by the comparison checks (default 1%). Split equally across the checks' criteria.
+    #[serde(default)]
+    #[schemars(with = "Option<RawFraction>")]
+    pub(crate) alpha: Option<At<RawFraction>>,
+    /// What to do when a step ends without enough evidence: `rollback` (default) or `hold`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) on_inconclusive: Option<At<String>>,
+    /// What SIGINT/SIGTERM does to a running rollout: `leave` it where it stands to be
+    /// resumed (default), or `rollback`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) on_interrupt: Option<At<String>>,
+    /// A final soak at 100 %, judged by absolute bounds alone (default none).
+    #[serde(default)]
+    #[schemars(with = "Option<RawDuration>")]
+    pub(crate) final_soak: Option<At<RawDuration>>,
+    /// Consecutive ticks whose metrics could not be read before the rollout stops with
+    /// exit code 4, state kept (default 3).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub(crate) max_failed_ticks: Option<At<i64>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawGateway {
+    /// HAProxy's runtime API (`set server BACKEND/SERVER weight N`).
+    #[serde(default)]
+    pub(crate) haproxy: Option<RawHaproxy>,
+    /// An NGINX upstream include file with weighted servers, reloaded after each change.
+    #[serde(default)]
+    pub(crate) nginx: Option<RawNginx>,
+    /// A user command run with the weight, for any other router.
+    #[serde(default)]
+    pub(crate) command: Option<RawCommandRouter>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawHaproxy {
+    /// The runtime API: a unix socket path (`/run/haproxy/admin.sock`) or `host:port`.
+    #[schemars(with = "String")]
+    pub(crate) socket: At<String>,
+    /// The backend holding both servers.
+    pub(crate) backend: String,
+    /// The canary's server name in that backend.
+    pub(crate) canary_server: String,
+    /// The stable version's server name in that backend.
+    pub(crate) stable_server: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawNginx {
+    /// The upstream include file canary rewrites (atomically).
+    pub(crate) upstream_file: String,
+    /// The upstream block's name.
+    pub(crate) upstream: String,
+    /// The canary's server address, `host:port`.
+    pub(crate) canary: String,
+    /// The stable version's server address, `host:port`.
+    pub(crate) stable: String,
+    /// The command that reloads NGINX (default `[nginx, -s, reload]`).
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub(crate) reload: Option<At<Vec<String>>>,
+    /// Timeout of the reload command (default 30s).
+    #[serde(default)]
+    #[schemars(with = "Option<RawDuration>")]
+    pub(crate) timeout: Option<At<RawDuration>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawCommandRouter {
+    /// Command and arguments that set the weight; `{weight}` and `{stable-weight}` are replaced.
+    #[schemars(with = "Vec<String>")]
+    pub(crate) set: At<Vec<String>>,
+    /// Command that prints the current canary weight, to verify a change (optional).
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub(crate) get: Option<At<Vec<String>>>,
+    /// Timeout of each command (default 30s).
+    #[serde(default)]
+    #[schemars(with = "Option<RawDuration>")]
+    pub(crate) timeout: Option<At<RawDuration>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawHook {
+    /// A name for logs and reports.
+    #[schemars(with = "String")]
+    pub(crate) name: At<String>,
+    /// When it runs: any of `before`, `step`, `promote`, `rollback`.
+    #[schemars(with = "Vec<String>")]
+    pub(crate) on: At<Vec<At<String>>>,
+    /// Run a command; `{weight}`, `{step}` and `{service}` are replaced in its arguments.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub(crate) command: Option<At<Vec<String>>>,
+    /// POST a JSON body to a URL.
+    #[serde(default)]
+    pub(crate) webhook: Option<RawWebhook>,
+    /// Timeout (default 30s).
+    #[serde(default)]
+    #[schemars(with = "Option<RawDuration>")]
+    pub(crate) timeout: Option<At<RawDuration>>,
+    /// What a failing `before` or `step` hook does: `rollback` (default) or `ignore`.
+    /// Hooks on `promote` and `rollback` can only be reported.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) on_failure: Option<At<String>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawWebhook {
+    /// Where to POST.
+    #[schemars(with = "String")]
+    pub(crate) url: At<String>,
+    /// Environment variable holding the HMAC-SHA256 signing secret (optional).
+    #[serde(default)]
+    pub(crate) secret_env: Option<String>,
+    /// File holding the HMAC-SHA256 signing secret (optional).
+    #[serde(default)]
+    pub(crate) secret_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawCheck {
+    /// A short name, unique in the policy: it names the check in logs and reports.
+    #[schemars(with = "String")]
+    pub(crate) name: At<String>,
+    /// Error rate from a request counter.
+    #[serde(default)]
+    pub(crate) error_rate: Option<RawErrorRate>,
+    /// A latency quantile from a Prometheus histogram.
+    #[serde(default)]
+    pub(crate) latency: Option<RawLatency>,
+    /// Per-interval samples of any metric, compared with Mann–Whitney U.
+    #[serde(default)]
+    pub(crate) samples: Option<RawSamples>,
+    /// Any PromQL with an absolute bound on its value (e.g. canary restarts stay 0).
+    #[serde(default)]
+    pub(crate) query: Option<RawQuery>,
+    /// An absolute bound on the canary.
+    #[serde(default)]
+    #[schemars(with = "Option<RawSlo>")]
+    pub(crate) slo: Option<At<RawSlo>>,
+    /// A comparison with the baseline.
+    #[serde(default)]
+    #[schemars(with = "Option<RawBaseline>")]
+    pub(crate) baseline: Option<At<RawBaseline>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawErrorRate {
+    /// The request counter, e.g. `http_requests_total`.
+    #[schemars(with = "String")]
+    pub(crate) requests: At<String>,
+    /// Matchers that make a request an error, in PromQL syntax: `code=~"5.."`.
+    #[schemars(with = "String")]
+    pub(crate) errors: At<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawLatency {
+    /// The histogram's name without `_bucket`, e.g. `http_request_duration_seconds`.
+    #[schemars(with = "String")]
+    pub(crate) histogram: At<String>,
+    /// The quantile, e.g. 0.95 or "p95" (default 0.95).
+    #[serde(default)]
+    #[schemars(with = "Option<RawScalar>")]
+    pub(crate) quantile: Option<At<RawScalar>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawSamples {
+    /// PromQL giving one value per version, e.g.
+    /// `sum by ({{label}}) (rate(process_cpu_seconds_total{ {{selector}} }[1m]))`.
+    #[schemars(with = "String")]
+    pub(crate) query: At<String>,
+    /// Whether a higher value is worse (default true).
+    #[serde(default)]
+    pub(crate) higher_is_worse: Option<bool>,
+    /// Samples per version a step needs before the test is run (default 10).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub(crate) min_samples: Option<At<i64>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawQuery {
+    /// PromQL giving one value for the canary, e.g.
+    /// `sum(increase(kube_pod_container_status_restarts_total{pod=~"checkout-canary-.*"}[{{window}}])) or vector(0)`.
+    #[schemars(with = "String")]
+    pub(crate) promql: At<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawSlo {
+    /// The bound to promote: a percentage for error rates, a duration for latency, a number
+    /// for queries. A canary confidently above it is rolled back at once.
+    #[schemars(with = "RawScalar")]
+    pub(crate) max: At<RawScalar>,
+    /// A looser bound that rolls back mid-step; with it, `max` is judged at the step's end.
+    #[serde(default)]
+    #[schemars(with = "Option<RawScalar>")]
+    pub(crate) rollback_above: Option<At<RawScalar>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawBaseline {
+    /// How much worse than baseline the canary may be, relative: `20%` allows 1.2× the
+    /// baseline's error rate (default 0%).
+    #[serde(default)]
+    #[schemars(with = "Option<RawFraction>")]
+    pub(crate) max_increase: Option<At<RawFraction>>,
+    /// Latency checks: the bound above which a request counts as slow (a bucket bound).
+    /// Default: the `slo.max` bound, else the baseline's quantile when first measured.
+    #[serde(default)]
+    #[schemars(with = "Option<RawScalar>")]
+    pub(crate) slow_above: Option<At<RawScalar>>,
+}
+
+/// A number or a string, interpreted by the field it is in.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub(crate) enum RawScalar {
+    /// A plain number.
+    Number(f64),
+    /// A string such as `"1%"`, `"500ms"`, `"p95"`.
+    Text(String),
+}
+
+/// A fraction: `0.01` or `"1%"`.
+#[derive(Clone, Debug, JsonSchema)]
+#[schemars(with = "RawScalar")]
+pub(crate) struct RawFraction(pub(crate) f64);
+
+impl<'de> Deserialize<'de> for RawFraction {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let scalar = RawScalar::deserialize(deserializer)
+            .map_err(|_| serde::de::Error::custom(super::units::FRACTION_EXPECTED))?;
+        super::units::fraction(&scalar)
+            .map(RawFraction)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A duration written the humantime way: `30s`, `10m`, `1h 30m`, `250ms`.
+#[derive(Clone, Debug, JsonSchema)]
+#[schemars(with = "String")]
+pub(crate) struct RawDuration(pub(crate) std::time::Duration);
+
+impl<'de> Deserialize<'de> for RawDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let scalar = RawScalar::deserialize(deserializer)
+            .map_err(|_| serde::de::Error::custom(super::units::DURATION_EXPECTED))?;
+        super::units::duration(&scalar)
+            .map(RawDuration)
+            .map_err(serde::de::Error::custom)
+    }
+}

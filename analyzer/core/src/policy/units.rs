@@ -1,0 +1,153 @@
+//! How the scalar values of a policy are read: fractions, durations, latency bounds and
+//! quantiles. Each reader says, when it refuses, what it expected, with an example.
+
+use std::time::Duration;
+
+use super::raw::RawScalar;
+
+pub(crate) const FRACTION_EXPECTED: &str = "expected a percentage like \"1%\" or 0.01";
+pub(crate) const DURATION_EXPECTED: &str =
+    "expected a duration like \"30s\", \"10m\" or \"1h 30m\"";
+pub(crate) const LATENCY_EXPECTED: &str =
+    "expected a latency like \"500ms\" or \"1s\", or a number of seconds like 0.5";
+pub(crate) const QUANTILE_EXPECTED: &str = "expected a quantile like 0.95 or \"p95\"";
+pub(crate) const NUMBER_EXPECTED: &str = "expected a number like 0 or 2.5";
+
+/// `0.01`, `"1%"`, `"0.1 %"` → 0.01, 0.01, 0.001. Numbers above 1 are refused with a hint,
+/// because `alpha: 5` almost certainly meant 5 %.
+pub(crate) fn fraction(scalar: &RawScalar) -> Result<f64, String> {
+    let value = match scalar {
+        RawScalar::Number(x) => {
+            if *x > 1.0 {
+                return Err(format!(
+                    "{FRACTION_EXPECTED}; {x} is more than 1 (did you mean \"{x}%\"?)"
+                ));
+            }
+            *x
+        }
+        RawScalar::Text(text) => {
+            let Some(number) = text.trim().strip_suffix('%') else {
+                return Err(format!("{FRACTION_EXPECTED}, not {text:?}"));
+            };
+            match number.trim().parse::<f64>() {
+                Ok(percent) => percent / 100.0,
+                Err(_) => return Err(format!("{FRACTION_EXPECTED}, not {text:?}")),
+            }
+        }
+    };
+    if !value.is_finite() || value < 0.0 {
+        return Err(format!("{FRACTION_EXPECTED}; it must be 0 or more"));
+    }
+    Ok(value)
+}
+
+/// `"30s"`, `"10m"`, `"1h 30m"` (humantime). Bare numbers are refused: is `30` seconds or
+/// minutes? The file should say.
+pub(crate) fn duration(scalar: &RawScalar) -> Result<Duration, String> {
+    match scalar {
+        RawScalar::Text(text) => humantime::parse_duration(text.trim())
+            .map_err(|err| format!("{DURATION_EXPECTED}, not {text:?} ({err})")),
+        RawScalar::Number(x) => Err(format!(
+            "{DURATION_EXPECTED}; a bare number ({x}) has no unit"
+        )),
+    }
+}
+
+/// A latency bound in seconds: `"500ms"`, `"1s"`, or a number of seconds (Prometheus
+/// histograms are in seconds by convention).
+pub(crate) fn latency_seconds(scalar: &RawScalar) -> Result<f64, String> {
+    let seconds = match scalar {
+        RawScalar::Number(x) => *x,
+        RawScalar::Text(text) => humantime::parse_duration(text.trim())
+            .map_err(|_| format!("{LATENCY_EXPECTED}, not {text:?}"))?
+            .as_secs_f64(),
+    };
+    if !seconds.is_finite() || seconds <= 0.0 {
+        return Err(format!("{LATENCY_EXPECTED}; it must be more than 0"));
+    }
+    Ok(seconds)
+}
+
+/// `0.95`, `"p95"`, `"p99.9"`, `"95%"` → a quantile strictly between 0 and 1.
+pub(crate) fn quantile(scalar: &RawScalar) -> Result<f64, String> {
+    let q = match scalar {
+        RawScalar::Number(x) => *x,
+        RawScalar::Text(text) => {
+            let text = text.trim();
+            let percent = text
+                .strip_prefix('p')
+                .or_else(|| text.strip_suffix('%'))
+                .ok_or_else(|| format!("{QUANTILE_EXPECTED}, not {text:?}"))?;
+            percent
+                .trim()
+                .parse::<f64>()
+                .map_err(|_| format!("{QUANTILE_EXPECTED}, not {text:?}"))?
+                / 100.0
+        }
+    };
+    if !(q > 0.0 && q < 1.0) {
+        return Err(format!(
+            "{QUANTILE_EXPECTED}; it must be strictly between 0 and 1"
+        ));
+    }
+    Ok(q)
+}
+
+/// A plain finite number.
+pub(crate) fn number(scalar: &RawScalar) -> Result<f64, String> {
+    match scalar {
+        RawScalar::Number(x) if x.is_finite() => Ok(*x),
+        RawScalar::Number(x) => Err(format!("{NUMBER_EXPECTED}, not {x}")),
+        RawScalar::Text(text) => Err(format!("{NUMBER_EXPECTED}, not {text:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(s: &str) -> RawScalar {
+        RawScalar::Text(s.to_owned())
+    }
+
+    #[test]
+    fn fractions_read_percent_strings_and_plain_numbers() {
+        assert_eq!(fraction(&text("1%")).unwrap(), 0.01);
+        assert_eq!(fraction(&text(" 0.1 %")).unwrap(), 0.001);
+        assert_eq!(fraction(&RawScalar::Number(0.05)).unwrap(), 0.05);
+        assert!(
+            fraction(&RawScalar::Number(5.0))
+                .unwrap_err()
+                .contains("did you mean")
+        );
+        assert!(fraction(&text("five")).is_err());
+        assert!(fraction(&text("-1%")).is_err());
+    }
+
+    #[test]
+    fn durations_need_units() {
+        assert_eq!(duration(&text("1m 30s")).unwrap(), Duration::from_secs(90));
+        assert!(
+            duration(&RawScalar::Number(30.0))
+                .unwrap_err()
+                .contains("no unit")
+        );
+        assert!(duration(&text("10q")).is_err());
+    }
+
+    #[test]
+    fn latencies_are_seconds() {
+        assert_eq!(latency_seconds(&text("500ms")).unwrap(), 0.5);
+        assert_eq!(latency_seconds(&RawScalar::Number(1.5)).unwrap(), 1.5);
+        assert!(latency_seconds(&RawScalar::Number(0.0)).is_err());
+    }
+
+    #[test]
+    fn quantiles_read_p_notation() {
+        assert_eq!(quantile(&text("p95")).unwrap(), 0.95);
+        assert!((quantile(&text("p99.9")).unwrap() - 0.999).abs() < 1e-12);
+        assert_eq!(quantile(&RawScalar::Number(0.5)).unwrap(), 0.5);
+        assert!(quantile(&RawScalar::Number(1.0)).is_err());
+        assert!(quantile(&text("median")).is_err());
+    }
+}

@@ -1,0 +1,74 @@
+//! The ports: what the core needs from the outside world, as traits the adapters implement.
+//!
+//! The metrics crate implements [`MetricsSource`] (Prometheus, direct scrape, recorded
+//! data), the gateway crate implements [`TrafficRouter`] (HAProxy, NGINX, a command,
+//! Kubernetes resources), and the binary carries them out. The core only ever sees these
+//! traits, so the simulator and the tests can stand in for any of them.
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+
+use crate::observation::Tick;
+use crate::{Error, Result};
+
+/// Reads the evidence for one tick.
+#[async_trait]
+pub trait MetricsSource: Send + Sync {
+    /// Reads every check of the policy, evaluated at `at`, cumulative since `since` (the
+    /// start of the analysis). One query per check, returning both versions at once.
+    /// Errors are for a source that cannot be reached or answered nothing usable at all;
+    /// a check whose answer is empty or malformed is a [`crate::observation::Reading`] in
+    /// the tick, not an error.
+    async fn read(&self, since: Timestamp, at: Timestamp) -> Result<Tick>;
+
+    /// Says what the source is, for logs (no secrets).
+    fn describe(&self) -> String;
+}
+
+/// Moves traffic between the stable version and the canary.
+#[async_trait]
+pub trait TrafficRouter: Send + Sync {
+    /// Gives the canary `weight` percent of the traffic and the stable version the rest.
+    /// Idempotent: setting the weight it already has is not an error.
+    async fn set_canary_weight(&self, weight: u8) -> Result<()>;
+
+    /// Reads the canary's share back from the router itself, in percent.
+    async fn canary_weight(&self) -> Result<u8>;
+
+    /// Says what the router is, for logs (no secrets).
+    fn describe(&self) -> String;
+}
+
+/// Sets a weight and reads it back: a router that reports another weight than the one just
+/// set is an error, not a shrug.
+pub async fn set_and_verify(router: &dyn TrafficRouter, weight: u8) -> Result<()> {
+    router.set_canary_weight(weight).await?;
+    let actual = router.canary_weight().await?;
+    if actual != weight {
+        return Err(Error::Mismatch {
+            component: "gateway",
+            message: format!(
+                "{}: canary weight {weight}% was set but {actual}% was read back",
+                router.describe()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The time, as the rollout sees it: the wall clock in production, virtual time in the
+/// simulator and in tests.
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}

@@ -1,0 +1,1070 @@
+//! The rollout as a pure state machine: `(state, event, now) -> (state, effects)`.
+//!
+//! [`Machine::handle`] takes the persisted [`Rollout`], one [`Event`] and the time, updates
+//! the rollout and returns the [`Effect`]s the driver must carry out, in order. Effects are
+//! data: set a weight, run hooks, read the metrics, persist, notify, wait, finish. At most
+//! one effect in a batch produces a result (setting a weight, running hooks, reading, waiting),
+//! and it is always the last; its result is the next event. So the driver is a loop, every
+//! transition is a plain unit test, the simulator runs the very same machine in virtual
+//! time, and a crash anywhere resumes from the last persisted state: every effect is
+//! idempotent, and [`Event::Resume`] re-issues whatever the state was waiting for.
+//!
+//! The phases: `Starting` (before-hooks) → `Step` i (weight set, then analysed tick by tick)
+//! → … → `Promoting` (weight 100) → optional `Soak` → `Promoted`; or, from any step,
+//! `RollingBack` (weight 0) → `RolledBack`; or `Held` (inconclusive, the policy says hold);
+//! or `Failed` (the gateway or the metrics source is unusable; a rerun resumes).
+
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ExitCode;
+use crate::judge::{Assessment, Judge, JudgeConfig, JudgeState, Moment, Verdict, overall};
+use crate::observation::Tick;
+use crate::policy::{Criterion, HookEvent, InconclusiveAction, InterruptAction, Policy};
+use crate::report::{StepRecord, TimelinePoint, WeightPoint, timeline_point};
+use crate::{Error, Result};
+
+/// The version of the persisted state's shape.
+pub const STATE_FORMAT: u32 = 1;
+
+/// A rollout: everything needed to resume it, and to report on it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Rollout {
+    /// Always [`STATE_FORMAT`].
+    pub format: u32,
+    /// The service.
+    pub service: String,
+    /// The digest of the policy the rollout started with ([`Policy::digest`]).
+    pub policy_digest: String,
+    /// When it started; every reading is cumulative since then.
+    pub started_at: Timestamp,
+    /// Where it is.
+    pub phase: Phase,
+    /// The judge's memory.
+    pub judge: JudgeState,
+    /// Consecutive ticks whose metrics could not be read.
+    pub failed_reads: u32,
+    /// When the next tick is due.
+    pub next_tick_at: Option<Timestamp>,
+    /// The latest assessment, for progress and reports.
+    pub last_assessment: Option<Assessment>,
+    /// The steps as they happened.
+    pub steps: Vec<StepRecord>,
+    /// Every weight set, as verified.
+    pub weights: Vec<WeightPoint>,
+    /// Per tick, what the charts plot.
+    pub timeline: Vec<TimelinePoint>,
+    /// The previous tick (its readings turn the next one's cumulative values into rates).
+    pub previous_tick: Option<Tick>,
+    /// When the verdict was reached.
+    pub decided_at: Option<Timestamp>,
+    /// How it ended, once it has.
+    pub outcome: Option<Outcome>,
+}
+
+/// Where a rollout is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "phase")]
+pub enum Phase {
+    /// Running the before-hooks; no weight changed yet.
+    Starting,
+    /// An analysed step.
+    Step {
+        /// Index in the policy's steps.
+        index: usize,
+        /// Its canary weight.
+        weight: u8,
+        /// Whether the router has confirmed the weight (until then, analysis waits).
+        weight_set: bool,
+        /// When the weight was confirmed (the step's clock starts then).
+        started_at: Option<Timestamp>,
+        /// Whether the step was extended for lack of evidence.
+        extended: bool,
+    },
+    /// Setting 100 %.
+    Promoting,
+    /// At 100 %, judged by absolute bounds only, until the soak ends.
+    Soak {
+        /// When the soak started.
+        started_at: Timestamp,
+    },
+    /// Done: the canary has all the traffic.
+    Promoted,
+    /// Setting 0 %.
+    RollingBack {
+        /// Why.
+        cause: RollbackCause,
+        /// In words.
+        reason: String,
+    },
+    /// Done: the canary has no traffic.
+    RolledBack {
+        /// Why.
+        cause: RollbackCause,
+        /// In words.
+        reason: String,
+    },
+    /// Stopped where it stands, waiting for a person (`canary promote` or `canary abort`).
+    Held {
+        /// The canary's weight now.
+        weight: u8,
+        /// Why.
+        reason: String,
+    },
+    /// The gateway or the metrics source failed; a rerun resumes `during`.
+    Failed {
+        /// What it was doing.
+        during: Box<Phase>,
+        /// What went wrong.
+        error: String,
+    },
+}
+
+impl Phase {
+    /// A short name for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Phase::Starting => "starting",
+            Phase::Step { .. } => "step",
+            Phase::Promoting => "promoting",
+            Phase::Soak { .. } => "soak",
+            Phase::Promoted => "promoted",
+            Phase::RollingBack { .. } => "rolling-back",
+            Phase::RolledBack { .. } => "rolled-back",
+            Phase::Held { .. } => "held",
+            Phase::Failed { .. } => "failed",
+        }
+    }
+
+    /// Whether the rollout is over (promoted or rolled back).
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Phase::Promoted | Phase::RolledBack { .. })
+    }
+}
+
+/// Why a rollout was rolled back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RollbackCause {
+    /// A criterion failed with evidence (exit 1).
+    Failed,
+    /// A step ran out of time without enough evidence and the policy says roll back (exit 3).
+    Inconclusive,
+    /// A before- or step-hook failed (exit 1).
+    Hook,
+    /// `canary abort` (exit 1).
+    Aborted,
+    /// A signal, with `on-interrupt: rollback` (exit 130).
+    Interrupted,
+}
+
+impl RollbackCause {
+    fn exit_code(self) -> ExitCode {
+        match self {
+            RollbackCause::Failed | RollbackCause::Hook | RollbackCause::Aborted => {
+                ExitCode::Failed
+            }
+            RollbackCause::Inconclusive => ExitCode::Inconclusive,
+            RollbackCause::Interrupted => ExitCode::Interrupted,
+        }
+    }
+}
+
+/// How a run of the rollout ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The exit code.
+    pub exit: ExitCode,
+    /// The report's verdict.
+    pub verdict: Verdict,
+    /// Why.
+    pub reason: String,
+}
+
+/// What happened, as the machine is told.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// Start, or resume after a restart: re-issue whatever the state is waiting for.
+    Resume,
+    /// The hooks of an event ran; `failed` holds the ones that failed and ask for a
+    /// rollback (failures of hooks with `on-failure: ignore` are not reported here).
+    HooksRan {
+        /// Which event's hooks.
+        event: HookEvent,
+        /// Failures that ask for a rollback: hook name and error.
+        failed: Vec<(String, String)>,
+    },
+    /// The router confirmed a weight (set and read back).
+    WeightSet(u8),
+    /// The router could not set or confirm a weight.
+    RouterFailed(String),
+    /// The wait ended: time for a tick.
+    TimerFired,
+    /// The metrics were read.
+    Observed(Tick),
+    /// The metrics could not be read.
+    ReadFailed(String),
+    /// `canary promote`: go to 100 % now.
+    ManualPromote,
+    /// `canary abort`: roll back now.
+    ManualAbort(String),
+    /// SIGINT or SIGTERM.
+    Interrupted,
+}
+
+/// What the driver must do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// Write the state (atomically) before anything else happens.
+    Persist,
+    /// Tell people (log line, webhooks).
+    Notify(Notice),
+    /// Run the hooks of an event; answer with [`Event::HooksRan`].
+    RunHooks {
+        /// Which event.
+        event: HookEvent,
+        /// The weight at the time.
+        weight: u8,
+        /// The step index at the time.
+        step: Option<usize>,
+    },
+    /// Set the canary's weight and read it back; answer with [`Event::WeightSet`] or
+    /// [`Event::RouterFailed`].
+    SetWeight(u8),
+    /// Wait until the time; answer with [`Event::TimerFired`] (or [`Event::Interrupted`]).
+    Wait(Timestamp),
+    /// Read the metrics, cumulative since `since`; answer with [`Event::Observed`] or
+    /// [`Event::ReadFailed`].
+    Read {
+        /// The start of the analysis (the rollout's start).
+        since: Timestamp,
+    },
+    /// Stop with this outcome (the state is persisted before).
+    Finish(Outcome),
+}
+
+impl Effect {
+    /// Whether the driver must answer this effect with an event.
+    pub fn awaits_result(&self) -> bool {
+        matches!(
+            self,
+            Effect::RunHooks { .. } | Effect::SetWeight(_) | Effect::Wait(_) | Effect::Read { .. }
+        )
+    }
+}
+
+/// Something worth telling people.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Notice {
+    /// What kind: `started`, `step`, `extended`, `promoted`, `rolling-back`, `rolled-back`,
+    /// `held`, `failed`, `interrupted`, `tick`.
+    pub kind: String,
+    /// The service.
+    pub service: String,
+    /// The canary's weight.
+    pub weight: Option<u8>,
+    /// One line for people.
+    pub message: String,
+}
+
+/// The rollout machine of one policy.
+#[derive(Clone, Debug)]
+pub struct Machine {
+    policy: Policy,
+    judge: Judge,
+}
+
+impl Machine {
+    /// A machine for `policy`.
+    pub fn new(policy: Policy) -> Result<Machine> {
+        let looks = policy.rollout.analysed_steps().len();
+        let judge = Judge::new(
+            &policy,
+            JudgeConfig {
+                sample_test_looks: looks,
+            },
+        )?;
+        Ok(Machine { policy, judge })
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// A new rollout, not started.
+    pub fn start(&self, now: Timestamp) -> Rollout {
+        Rollout {
+            format: STATE_FORMAT,
+            service: self.policy.service.clone(),
+            policy_digest: self.policy.digest(),
+            started_at: now,
+            phase: Phase::Starting,
+            judge: self.judge.start(),
+            failed_reads: 0,
+            next_tick_at: None,
+            last_assessment: None,
+            steps: Vec::new(),
+            weights: Vec::new(),
+            timeline: Vec::new(),
+            previous_tick: None,
+            decided_at: None,
+            outcome: None,
+        }
+    }
+
+    /// Checks that a persisted rollout belongs to this policy as it is now.
+    pub fn check_resumable(&self, rollout: &Rollout) -> Result<()> {
+        if rollout.format != STATE_FORMAT {
+            return Err(Error::Usage(format!(
+                "the saved rollout has state format {}, this canary reads {STATE_FORMAT}",
+                rollout.format
+            )));
+        }
+        if rollout.service != self.policy.service {
+            return Err(Error::Usage(format!(
+                "the saved rollout is for service {:?}, the policy for {:?}",
+                rollout.service, self.policy.service
+            )));
+        }
+        if rollout.policy_digest != self.policy.digest() {
+            return Err(Error::Usage(
+                "the policy changed since this rollout started; restore it, or start over with --restart"
+                    .to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Handles one event at `now`: updates `rollout`, returns the effects to carry out.
+    pub fn handle(&self, rollout: &mut Rollout, event: Event, now: Timestamp) -> Vec<Effect> {
+        if let Some(outcome) = &rollout.outcome
+            && (rollout.phase.is_terminal() || matches!(rollout.phase, Phase::Held { .. }))
+        {
+            // Finished rollouts only answer manual commands from a hold.
+            let manual = matches!(event, Event::ManualPromote | Event::ManualAbort(_));
+            if !(manual && matches!(rollout.phase, Phase::Held { .. })) {
+                return vec![Effect::Finish(outcome.clone())];
+            }
+        }
+        match event {
+            Event::Resume => self.resume(rollout, now),
+            Event::HooksRan { event, failed } => self.hooks_ran(rollout, event, failed, now),
+            Event::WeightSet(weight) => self.weight_set(rollout, weight, now),
+            Event::RouterFailed(error) => {
+                self.fail(rollout, format!("the gateway failed: {error}"))
+            }
+            Event::TimerFired => match &rollout.phase {
+                Phase::Step {
+                    weight_set: true, ..
+                }
+                | Phase::Soak { .. } => vec![Effect::Read {
+                    since: rollout.started_at,
+                }],
+                _ => self.resume(rollout, now),
+            },
+            Event::Observed(tick) => self.observed(rollout, tick, now),
+            Event::ReadFailed(error) => self.read_failed(rollout, error, now),
+            Event::ManualPromote => self.manual_promote(rollout, now),
+            Event::ManualAbort(reason) => self.roll_back(
+                rollout,
+                RollbackCause::Aborted,
+                format!("aborted: {reason}"),
+                now,
+            ),
+            Event::Interrupted => self.interrupted(rollout, now),
+        }
+    }
+
+    /// Re-issues what the phase waits for. Every answer is idempotent.
+    fn resume(&self, rollout: &mut Rollout, now: Timestamp) -> Vec<Effect> {
+        let phase = rollout.phase.clone();
+        match phase {
+            Phase::Starting => vec![
+                Effect::Persist,
+                self.notice(
+                    rollout,
+                    "started",
+                    None,
+                    format!(
+                        "rollout of {} started: steps {:?}",
+                        self.policy.service, self.policy.rollout.steps
+                    ),
+                ),
+                Effect::RunHooks {
+                    event: HookEvent::Before,
+                    weight: 0,
+                    step: None,
+                },
+            ],
+            Phase::Step {
+                weight,
+                weight_set: false,
+                ..
+            } => vec![Effect::SetWeight(weight)],
+            Phase::Step { .. } | Phase::Soak { .. } => {
+                let due = rollout.next_tick_at.unwrap_or(now);
+                vec![Effect::Wait(due)]
+            }
+            Phase::Promoting => vec![Effect::SetWeight(100)],
+            Phase::RollingBack { .. } => vec![Effect::SetWeight(0)],
+            Phase::Failed { during, .. } => {
+                rollout.phase = *during;
+                rollout.failed_reads = 0;
+                rollout.outcome = None;
+                let mut effects = vec![Effect::Persist];
+                effects.extend(self.resume(rollout, now));
+                effects
+            }
+            Phase::Promoted | Phase::RolledBack { .. } | Phase::Held { .. } => {
+                let outcome = rollout.outcome.clone().unwrap_or_else(|| Outcome {
+                    exit: ExitCode::Passed,
+                    verdict: Verdict::Pass,
+                    reason: "already finished".to_owned(),
+                });
+                vec![Effect::Finish(outcome)]
+            }
+        }
+    }
+
+    fn hooks_ran(
+        &self,
+        rollout: &mut Rollout,
+        event: HookEvent,
+        failed: Vec<(String, String)>,
+        now: Timestamp,
+    ) -> Vec<Effect> {
+        match (event, &rollout.phase) {
+            (HookEvent::Before | HookEvent::Step, Phase::Starting | Phase::Step { .. })
+                if !failed.is_empty() =>
+            {
+                let names: Vec<_> = failed.iter().map(|(n, e)| format!("{n}: {e}")).collect();
+                self.roll_back(
+                    rollout,
+                    RollbackCause::Hook,
+                    format!("hook failed ({})", names.join("; ")),
+                    now,
+                )
+            }
+            (HookEvent::Before, Phase::Starting) => self.enter_step(rollout, 0),
+            (HookEvent::Step, Phase::Step { .. }) => {
+                let due = now + to_signed(self.policy.rollout.interval);
+                rollout.next_tick_at = Some(due);
+                vec![Effect::Persist, Effect::Wait(due)]
+            }
+            (HookEvent::Promote, Phase::Promoted)
+            | (HookEvent::Rollback, Phase::RolledBack { .. }) => match &rollout.outcome {
+                Some(outcome) => vec![Effect::Finish(outcome.clone())],
+                None => self.resume(rollout, now),
+            },
+            _ => self.resume(rollout, now),
+        }
+    }
+
+    fn enter_step(&self, rollout: &mut Rollout, index: usize) -> Vec<Effect> {
+        let steps = &self.policy.rollout.steps;
+        let weight = steps[index];
+        if weight >= 100 {
+            rollout.phase = Phase::Promoting;
+            return vec![Effect::Persist, Effect::SetWeight(100)];
+        }
+        rollout.phase = Phase::Step {
+            index,
+            weight,
+            weight_set: false,
+            started_at: None,
+            extended: false,
+        };
+        vec![Effect::Persist, Effect::SetWeight(weight)]
+    }
+
+    fn weight_set(&self, rollout: &mut Rollout, weight: u8, now: Timestamp) -> Vec<Effect> {
+        rollout.weights.push(WeightPoint { at: now, weight });
+        match rollout.phase.clone() {
+            Phase::Step {
+                index,
+                weight: wanted,
+                weight_set: false,
+                ..
+            } if wanted == weight => {
+                rollout.phase = Phase::Step {
+                    index,
+                    weight,
+                    weight_set: true,
+                    started_at: Some(now),
+                    extended: false,
+                };
+                self.judge.begin_step(&mut rollout.judge);
+                rollout.steps.push(StepRecord {
+                    index,
+                    weight,
+                    started_at: now,
+                    ended_at: None,
+                    decision: "running".to_owned(),
+                    reason: String::new(),
+                    canary_requests: None,
+                });
+                vec![
+                    Effect::Persist,
+                    self.notice(
+                        rollout,
+                        "step",
+                        Some(weight),
+                        format!(
+                            "step {}/{}: canary at {weight}%",
+                            index + 1,
+                            self.policy.rollout.analysed_steps().len()
+                        ),
+                    ),
+                    Effect::RunHooks {
+                        event: HookEvent::Step,
+                        weight,
+                        step: Some(index),
+                    },
+                ]
+            }
+            Phase::Promoting if weight == 100 => match self.policy.rollout.final_soak {
+                Some(soak) if !soak.is_zero() => {
+                    rollout.phase = Phase::Soak { started_at: now };
+                    let due = now + to_signed(self.policy.rollout.interval);
+                    rollout.next_tick_at = Some(due);
+                    vec![
+                        Effect::Persist,
+                        self.notice(
+                            rollout,
+                            "step",
+                            Some(100),
+                            format!(
+                                "canary at 100%: soaking for {} (absolute bounds only)",
+                                humantime::format_duration(soak)
+                            ),
+                        ),
+                        Effect::Wait(due),
+                    ]
+                }
+                _ => self.promoted(rollout, now),
+            },
+            Phase::RollingBack { cause, reason } if weight == 0 => {
+                rollout.phase = Phase::RolledBack {
+                    cause,
+                    reason: reason.clone(),
+                };
+                rollout.outcome = Some(Outcome {
+                    exit: cause.exit_code(),
+                    verdict: match cause {
+                        RollbackCause::Inconclusive => Verdict::Inconclusive,
+                        RollbackCause::Interrupted => Verdict::Inconclusive,
+                        _ => Verdict::Fail,
+                    },
+                    reason: format!("rolled back: {reason}"),
+                });
+                vec![
+                    Effect::Persist,
+                    self.notice(
+                        rollout,
+                        "rolled-back",
+                        Some(0),
+                        format!("rolled back: {reason}"),
+                    ),
+                    Effect::RunHooks {
+                        event: HookEvent::Rollback,
+                        weight: 0,
+                        step: self.step_index(rollout),
+                    },
+                ]
+            }
+            // A confirmation that does not match what the phase asked for: ask again.
+            _ => self.resume(rollout, now),
+        }
+    }
+
+    fn promoted(&self, rollout: &mut Rollout, now: Timestamp) -> Vec<Effect> {
+        rollout.phase = Phase::Promoted;
+        rollout.decided_at.get_or_insert(now);
+        let reason = "promoted: every step passed".to_owned();
+        if let Some(step) = rollout.steps.last_mut()
+            && step.ended_at.is_none()
+        {
+            step.ended_at = Some(now);
+            step.decision = "promote".to_owned();
+        }
+        rollout.outcome = Some(Outcome {
+            exit: ExitCode::Passed,
+            verdict: Verdict::Pass,
+            reason: reason.clone(),
+        });
+        vec![
+            Effect::Persist,
+            self.notice(rollout, "promoted", Some(100), reason),
+            Effect::RunHooks {
+                event: HookEvent::Promote,
+                weight: 100,
+                step: None,
+            },
+        ]
+    }
+
+    fn observed(&self, rollout: &mut Rollout, tick: Tick, now: Timestamp) -> Vec<Effect> {
+        rollout.failed_reads = 0;
+        if let Err(err) = self.judge.observe(&mut rollout.judge, &tick) {
+            return self.fail(rollout, err.to_string());
+        }
+        let weight = rollout.weights.last().map(|w| w.weight);
+        rollout.timeline.push(timeline_point(
+            &self.policy,
+            rollout.previous_tick.as_ref(),
+            &tick,
+            weight,
+        ));
+        rollout.previous_tick = Some(tick);
+        match rollout.phase.clone() {
+            Phase::Step {
+                index,
+                weight,
+                started_at: Some(step_start),
+                extended,
+                ..
+            } => self.judge_step(rollout, index, weight, step_start, extended, now),
+            Phase::Soak { started_at } => self.judge_soak(rollout, started_at, now),
+            _ => self.resume(rollout, now),
+        }
+    }
+
+    fn judge_step(
+        &self,
+        rollout: &mut Rollout,
+        index: usize,
+        weight: u8,
+        step_start: Timestamp,
+        extended: bool,
+        now: Timestamp,
+    ) -> Vec<Effect> {
+        let elapsed = now.duration_since(step_start);
+        let step_due = elapsed >= to_signed(self.policy.rollout.step_duration);
+        let moment = if step_due {
+            Moment::StepEnd
+        } else {
+            Moment::MidStep
+        };
+        let assessment = match self.judge.assess(&mut rollout.judge, moment) {
+            Ok(assessment) => assessment,
+            Err(err) => return self.fail(rollout, err.to_string()),
+        };
+        let verdict = assessment.verdict;
+        let reason = assessment.reason.clone();
+        let requests = assessment.canary_requests_in_step;
+        rollout.last_assessment = Some(assessment);
+        let tick_notice = self.tick_notice(rollout, weight, now, step_start);
+        if verdict == Verdict::Fail {
+            self.close_step(rollout, now, "rollback", &reason, requests);
+            let mut effects = vec![tick_notice];
+            effects.extend(self.roll_back(rollout, RollbackCause::Failed, reason, now));
+            return effects;
+        }
+        if !step_due {
+            return self.wait_next(rollout, now, tick_notice);
+        }
+        if verdict == Verdict::Pass {
+            let promotes = self
+                .policy
+                .rollout
+                .steps
+                .get(index + 1)
+                .is_none_or(|&w| w >= 100);
+            let decision = if promotes { "promote" } else { "advance" };
+            self.close_step(rollout, now, decision, &reason, requests);
+            let mut effects = vec![tick_notice];
+            effects.extend(self.enter_step(rollout, index + 1));
+            return effects;
+        }
+        // Not enough evidence at the step's end: extend up to the limit, then the policy.
+        if elapsed < to_signed(self.policy.rollout.max_step_duration) {
+            let mut effects = vec![tick_notice];
+            if !extended {
+                rollout.phase = Phase::Step {
+                    index,
+                    weight,
+                    weight_set: true,
+                    started_at: Some(step_start),
+                    extended: true,
+                };
+                effects.push(self.notice(
+                    rollout,
+                    "extended",
+                    Some(weight),
+                    format!(
+                        "step {} extended (up to {}): {reason}",
+                        index + 1,
+                        humantime::format_duration(self.policy.rollout.max_step_duration)
+                    ),
+                ));
+            }
+            effects.extend(self.wait_next(rollout, now, None));
+            return effects;
+        }
+        let reason = format!("step {} reached its limit: {reason}", index + 1);
+        match self.policy.rollout.on_inconclusive {
+            InconclusiveAction::Rollback => {
+                self.close_step(rollout, now, "rollback", &reason, requests);
+                let mut effects = vec![tick_notice];
+                effects.extend(self.roll_back(rollout, RollbackCause::Inconclusive, reason, now));
+                effects
+            }
+            InconclusiveAction::Hold => {
+                self.close_step(rollout, now, "hold", &reason, requests);
+                rollout.phase = Phase::Held {
+                    weight,
+                    reason: reason.clone(),
+                };
+                rollout.decided_at.get_or_insert(now);
+                let outcome = Outcome {
+                    exit: ExitCode::Inconclusive,
+                    verdict: Verdict::Inconclusive,
+                    reason: format!("held at {weight}%: {reason}"),
+                };
+                rollout.outcome = Some(outcome.clone());
+                vec![
+                    tick_notice,
+                    Effect::Persist,
+                    self.notice(rollout, "held", Some(weight), outcome.reason.clone()),
+                    Effect::Finish(outcome),
+                ]
+            }
+        }
+    }
+
+    /// At 100 %, only the absolute bounds are judged: there is no baseline traffic left.
+    fn judge_soak(
+        &self,
+        rollout: &mut Rollout,
+        started_at: Timestamp,
+        now: Timestamp,
+    ) -> Vec<Effect> {
+        let soak = self.policy.rollout.final_soak.unwrap_or_default();
+        let due = now.duration_since(started_at) >= to_signed(soak);
+        let moment = if due {
+            Moment::StepEnd
+        } else {
+            Moment::MidStep
+        };
+        let mut assessment = match self.judge.assess(&mut rollout.judge, moment) {
+            Ok(assessment) => assessment,
+            Err(err) => return self.fail(rollout, err.to_string()),
+        };
+        assessment.checks.retain(|c| c.criterion == Criterion::Slo);
+        let (verdict, reason) = overall(&assessment.checks, Moment::MidStep, None, 0);
+        assessment.verdict = verdict;
+        assessment.reason = reason.clone();
+        rollout.last_assessment = Some(assessment);
+        let tick_notice = self.tick_notice(rollout, 100, now, started_at);
+        if verdict == Verdict::Fail {
+            let mut effects = vec![tick_notice];
+            effects.extend(self.roll_back(
+                rollout,
+                RollbackCause::Failed,
+                format!("during the soak: {reason}"),
+                now,
+            ));
+            return effects;
+        }
+        if !due {
+            return self.wait_next(rollout, now, tick_notice);
+        }
+        if verdict == Verdict::Pass
+            || rollout
+                .judge
+                .criteria
+                .iter()
+                .all(|c| !c.name.ends_with("/slo"))
+        {
+            let mut effects = vec![tick_notice];
+            effects.extend(self.promoted(rollout, now));
+            return effects;
+        }
+        // Absolute bounds without evidence at 100 %: never promote on missing data.
+        let mut effects = vec![tick_notice];
+        effects.extend(self.roll_back(
+            rollout,
+            RollbackCause::Inconclusive,
+            format!("the soak ended without evidence: {reason}"),
+            now,
+        ));
+        effects
+    }
+
+    fn wait_next(
+        &self,
+        rollout: &mut Rollout,
+        now: Timestamp,
+        notice: impl Into<Option<Effect>>,
+    ) -> Vec<Effect> {
+        let due = now + to_signed(self.policy.rollout.interval);
+        rollout.next_tick_at = Some(due);
+        let mut effects: Vec<Effect> = notice.into().into_iter().collect();
+        effects.push(Effect::Persist);
+        effects.push(Effect::Wait(due));
+        effects
+    }
+
+    fn read_failed(&self, rollout: &mut Rollout, error: String, now: Timestamp) -> Vec<Effect> {
+        rollout.failed_reads += 1;
+        if rollout.failed_reads >= self.policy.rollout.max_failed_ticks {
+            return self.fail(
+                rollout,
+                format!(
+                    "the metrics could not be read {} times in a row: {error}",
+                    rollout.failed_reads
+                ),
+            );
+        }
+        let weight = rollout.weights.last().map(|w| w.weight);
+        let notice = self.notice(
+            rollout,
+            "tick",
+            weight,
+            format!(
+                "metrics unreadable ({}/{}): {error}",
+                rollout.failed_reads, self.policy.rollout.max_failed_ticks
+            ),
+        );
+        self.wait_next(rollout, now, notice)
+    }
+
+    fn manual_promote(&self, rollout: &mut Rollout, now: Timestamp) -> Vec<Effect> {
+        if let Phase::Failed { during, .. } = &rollout.phase {
+            rollout.phase = (**during).clone();
+        }
+        match &rollout.phase {
+            Phase::Step { .. } | Phase::Held { .. } | Phase::Starting => {
+                self.close_step(rollout, now, "promote", "promoted by hand", None);
+                rollout.decided_at.get_or_insert(now);
+                rollout.outcome = None;
+                rollout.phase = Phase::Promoting;
+                vec![
+                    Effect::Persist,
+                    self.notice(
+                        rollout,
+                        "promoting",
+                        None,
+                        "promoted by hand (canary promote)".to_owned(),
+                    ),
+                    Effect::SetWeight(100),
+                ]
+            }
+            _ => self.resume(rollout, now),
+        }
+    }
+
+    fn interrupted(&self, rollout: &mut Rollout, now: Timestamp) -> Vec<Effect> {
+        match self.policy.rollout.on_interrupt {
+            InterruptAction::Rollback if !rollout.phase.is_terminal() => self.roll_back(
+                rollout,
+                RollbackCause::Interrupted,
+                "interrupted by a signal (on-interrupt: rollback)".to_owned(),
+                now,
+            ),
+            _ => {
+                let outcome = Outcome {
+                    exit: ExitCode::Interrupted,
+                    verdict: Verdict::Inconclusive,
+                    reason: format!(
+                        "interrupted in phase {}; state saved, `canary rollout` resumes it",
+                        rollout.phase.name()
+                    ),
+                };
+                vec![
+                    Effect::Persist,
+                    self.notice(
+                        rollout,
+                        "interrupted",
+                        rollout.weights.last().map(|w| w.weight),
+                        outcome.reason.clone(),
+                    ),
+                    Effect::Finish(outcome),
+                ]
+            }
+        }
+    }
+
+    fn roll_back(
+        &self,
+        rollout: &mut Rollout,
+        cause: RollbackCause,
+        reason: String,
+        now: Timestamp,
+    ) -> Vec<Effect> {
+        if let Phase::RollingBack { .. } | Phase::RolledBack { .. } = rollout.phase {
+            return self.resume(rollout, now);
+        }
+        if let Phase::Step { .. } = rollout.phase {
+            self.close_step(rollout, now, "rollback", &reason, None);
+        }
+        rollout.decided_at.get_or_insert(now);
+        rollout.outcome = None;
+        rollout.phase = Phase::RollingBack {
+            cause,
+            reason: reason.clone(),
+        };
+        vec![
+            Effect::Persist,
+            self.notice(
+                rollout,
+                "rolling-back",
+                Some(0),
+                format!("rolling back: {reason}"),
+            ),
+            Effect::SetWeight(0),
+        ]
+    }
+
+    fn fail(&self, rollout: &mut Rollout, error: String) -> Vec<Effect> {
+        let during = match &rollout.phase {
+            Phase::Failed { during, .. } => during.clone(),
+            other => Box::new(other.clone()),
+        };
+        rollout.phase = Phase::Failed {
+            during,
+            error: error.clone(),
+        };
+        let outcome = Outcome {
+            exit: ExitCode::Infrastructure,
+            verdict: Verdict::Error,
+            reason: format!("{error}; state saved, `canary rollout` resumes"),
+        };
+        rollout.outcome = Some(outcome.clone());
+        vec![
+            Effect::Persist,
+            self.notice(
+                rollout,
+                "failed",
+                rollout.weights.last().map(|w| w.weight),
+                outcome.reason.clone(),
+            ),
+            Effect::Finish(outcome),
+        ]
+    }
+
+    fn close_step(
+        &self,
+        rollout: &mut Rollout,
+        now: Timestamp,
+        decision: &str,
+        reason: &str,
+        requests: Option<u64>,
+    ) {
+        if let Some(step) = rollout.steps.last_mut()
+            && step.ended_at.is_none()
+        {
+            step.ended_at = Some(now);
+            step.decision = decision.to_owned();
+            step.reason = reason.to_owned();
+            step.canary_requests = requests.or(step.canary_requests);
+        }
+    }
+
+    fn step_index(&self, rollout: &Rollout) -> Option<usize> {
+        rollout.steps.last().map(|s| s.index)
+    }
+
+    fn notice(
+        &self,
+        _rollout: &Rollout,
+        kind: &str,
+        weight: Option<u8>,
+        message: String,
+    ) -> Effect {
+        Effect::Notify(Notice {
+            kind: kind.to_owned(),
+            service: self.policy.service.clone(),
+            weight,
+            message,
+        })
+    }
+
+    /// One line per tick: weight, time into the step, requests, each criterion's standing.
+    fn tick_notice(
+        &self,
+        rollout: &Rollout,
+        weight: u8,
+        now: Timestamp,
+        step_start: Timestamp,
+    ) -> Effect {
+        let elapsed = now.duration_since(step_start).as_secs().max(0);
+        let mut message = format!("weight {weight}% t+{elapsed}s");
+        if let Some(assessment) = &rollout.last_assessment {
+            if let Some(requests) = assessment.canary_requests_in_step {
+                message.push_str(&format!(" canary-requests {requests}"));
+            }
+            for check in &assessment.checks {
+                message.push_str(&format!(" {}={}", check.name, check.verdict.as_str()));
+            }
+        }
+        self.notice(rollout, "tick", Some(weight), message)
+    }
+}
+
+fn to_signed(duration: Duration) -> SignedDuration {
+    SignedDuration::try_from(duration).unwrap_or(SignedDuration::MAX)
+}
+
+impl Rollout {
+    /// The report of this rollout as it stands: its verdict (or `inconclusive` while it
+    /// runs), the latest assessment's checks, the steps, the weights and the timeline.
+    pub fn report(
+        &self,
+        policy: &Policy,
+        policy_file: &str,
+        source: &str,
+        now: Timestamp,
+    ) -> crate::report::Report {
+        let (verdict, reason, exit_code) = match &self.outcome {
+            Some(outcome) => (outcome.verdict, outcome.reason.clone(), outcome.exit.code()),
+            None => (
+                Verdict::Inconclusive,
+                format!("in progress (phase {})", self.phase.name()),
+                ExitCode::Inconclusive.code(),
+            ),
+        };
+        let checks = self
+            .last_assessment
+            .as_ref()
+            .map(|a| a.checks.clone())
+            .unwrap_or_default();
+        let mut warnings: Vec<String> = Vec::new();
+        if let Some(tick) = &self.previous_tick {
+            warnings.extend(tick.warnings.iter().cloned());
+        }
+        crate::report::Report {
+            verdict: verdict.overall(),
+            reason,
+            exit_code,
+            command: "rollout".to_owned(),
+            service: self.service.clone(),
+            policy: policy_file.to_owned(),
+            source: source.to_owned(),
+            alpha: policy.rollout.alpha,
+            alpha_per_check: policy.alpha_per_criterion(),
+            started_at: self.started_at,
+            ended_at: if self.outcome.is_some() {
+                self.weights
+                    .last()
+                    .map_or(now, |w| w.at.max(self.decided_at.unwrap_or(w.at)))
+            } else {
+                now
+            },
+            decided_at: self.decided_at,
+            checks,
+            steps: self.steps.clone(),
+            weights: self.weights.clone(),
+            timeline: self.timeline.clone(),
+            warnings,
+        }
+    }
+
+    /// The canary's weight as last confirmed by the router (0 before any).
+    pub fn current_weight(&self) -> u8 {
+        self.weights.last().map_or(0, |w| w.weight)
+    }
+}

@@ -1,0 +1,546 @@
+//! Every transition of the rollout state machine, as plain tests: no tokio, no I/O, the
+//! machine driven directly with `mk_*` builders.
+
+use std::collections::BTreeMap;
+
+use canary_core::ExitCode;
+use canary_core::judge::Verdict;
+use canary_core::observation::{CheckObservation, Reading, RequestCounts, Tick};
+use canary_core::policy::{HookEvent, Policy};
+use canary_core::rollout::{Effect, Event, Machine, Phase, RollbackCause, Rollout};
+use jiff::{SignedDuration, Timestamp};
+
+const BASE: &str = r#"
+service: checkout
+traffic: {label: version, canary: canary, baseline: stable}
+metrics: {prometheus: {url: "http://localhost:9090"}}
+rollout:
+  steps: [10, 25, 50, 100]
+  step-duration: 5m
+  max-step-duration: 10m
+  interval: 30s
+  min-requests: 100
+  alpha: 1%
+checks:
+  - name: errors
+    error-rate: {requests: http_requests_total, errors: 'code=~"5.."'}
+    slo: {max: 5%}
+    baseline: {max-increase: 0%}
+"#;
+
+/// The base policy with `extra` lines added to its `rollout` section, or, when `extra` sets
+/// `min-requests`, with that value replacing the base's.
+fn mk_policy(extra: &str) -> Policy {
+    let text = if let Some(value) = extra.trim().strip_prefix("min-requests:") {
+        BASE.replace(
+            "min-requests: 100",
+            &format!("min-requests: {}", value.trim()),
+        )
+    } else {
+        BASE.replace("  alpha: 1%\n", &format!("  alpha: 1%\n{extra}"))
+    };
+    Policy::from_yaml(&text, "test.yaml").unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn t0() -> Timestamp {
+    "2026-11-22T10:00:00Z".parse().unwrap()
+}
+
+fn at(seconds: i64) -> Timestamp {
+    t0() + SignedDuration::from_secs(seconds)
+}
+
+/// A tick whose cumulative counts are `canary` and `baseline` (requests, errors).
+fn mk_tick(seconds: i64, canary: (f64, f64), baseline: (f64, f64)) -> Tick {
+    let mut readings = BTreeMap::new();
+    readings.insert(
+        "errors".to_owned(),
+        Reading::Observed(CheckObservation::Counts {
+            canary: RequestCounts {
+                requests: canary.0,
+                errors: canary.1,
+            },
+            baseline: RequestCounts {
+                requests: baseline.0,
+                errors: baseline.1,
+            },
+        }),
+    );
+    Tick {
+        at: at(seconds),
+        window_seconds: seconds as f64,
+        readings,
+        warnings: Vec::new(),
+    }
+}
+
+fn mk_nodata_tick(seconds: i64) -> Tick {
+    let mut readings = BTreeMap::new();
+    readings.insert(
+        "errors".to_owned(),
+        Reading::NoData {
+            reason: "empty vector".to_owned(),
+        },
+    );
+    Tick {
+        at: at(seconds),
+        window_seconds: seconds as f64,
+        readings,
+        warnings: Vec::new(),
+    }
+}
+
+fn kinds(effects: &[Effect]) -> Vec<String> {
+    effects
+        .iter()
+        .map(|e| match e {
+            Effect::Persist => "persist".to_owned(),
+            Effect::Notify(n) => format!("notify:{}", n.kind),
+            Effect::RunHooks { event, .. } => format!("hooks:{event:?}"),
+            Effect::SetWeight(w) => format!("set:{w}"),
+            Effect::Wait(_) => "wait".to_owned(),
+            Effect::Read { .. } => "read".to_owned(),
+            Effect::Finish(o) => format!("finish:{}", o.exit.code()),
+        })
+        .collect()
+}
+
+fn hooks_ok(event: HookEvent) -> Event {
+    Event::HooksRan {
+        event,
+        failed: Vec::new(),
+    }
+}
+
+/// A machine and a rollout brought to the first analysed tick of step 0 (weight 10).
+fn mk_running(extra: &str) -> (Machine, Rollout) {
+    let machine = Machine::new(mk_policy(extra)).unwrap();
+    let mut rollout = machine.start(t0());
+    machine.handle(&mut rollout, Event::Resume, t0());
+    machine.handle(&mut rollout, hooks_ok(HookEvent::Before), t0());
+    machine.handle(&mut rollout, Event::WeightSet(10), t0());
+    machine.handle(&mut rollout, hooks_ok(HookEvent::Step), t0());
+    (machine, rollout)
+}
+
+/// Feeds healthy cumulative ticks every 30 s from `from` to `to` seconds, at `rps` in all
+/// with the canary at `share`; returns the effects of the last one. Counts continue from
+/// `base` totals.
+fn feed_healthy(
+    machine: &Machine,
+    rollout: &mut Rollout,
+    from: i64,
+    to: i64,
+    share: f64,
+    base: &mut (f64, f64),
+) -> Vec<Effect> {
+    let mut last = Vec::new();
+    let mut t = from;
+    while t <= to {
+        base.0 += 30.0 * 20.0 * share;
+        base.1 += 30.0 * 20.0 * (1.0 - share);
+        let tick = mk_tick(t, (base.0, base.0 * 0.01), (base.1, base.1 * 0.01));
+        machine.handle(rollout, Event::TimerFired, at(t));
+        last = machine.handle(rollout, Event::Observed(tick), at(t));
+        t += 30;
+    }
+    last
+}
+
+#[test]
+fn starting_runs_the_before_hooks_then_sets_the_first_weight() {
+    let machine = Machine::new(mk_policy("")).unwrap();
+    let mut rollout = machine.start(t0());
+    let effects = machine.handle(&mut rollout, Event::Resume, t0());
+    assert_eq!(
+        kinds(&effects),
+        ["persist", "notify:started", "hooks:Before"]
+    );
+    let effects = machine.handle(&mut rollout, hooks_ok(HookEvent::Before), t0());
+    assert_eq!(kinds(&effects), ["persist", "set:10"]);
+    assert!(matches!(
+        rollout.phase,
+        Phase::Step {
+            index: 0,
+            weight: 10,
+            weight_set: false,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_confirmed_weight_starts_the_step_and_its_clock() {
+    let machine = Machine::new(mk_policy("")).unwrap();
+    let mut rollout = machine.start(t0());
+    machine.handle(&mut rollout, Event::Resume, t0());
+    machine.handle(&mut rollout, hooks_ok(HookEvent::Before), t0());
+    let effects = machine.handle(&mut rollout, Event::WeightSet(10), at(2));
+    assert_eq!(kinds(&effects), ["persist", "notify:step", "hooks:Step"]);
+    assert!(
+        matches!(rollout.phase, Phase::Step { weight_set: true, started_at: Some(s), .. } if s == at(2))
+    );
+    assert_eq!(rollout.steps.len(), 1);
+    let effects = machine.handle(&mut rollout, hooks_ok(HookEvent::Step), at(2));
+    assert_eq!(effects.last(), Some(&Effect::Wait(at(32))));
+}
+
+#[test]
+fn a_timer_asks_for_a_read_since_the_rollout_started() {
+    let (machine, mut rollout) = mk_running("");
+    let effects = machine.handle(&mut rollout, Event::TimerFired, at(30));
+    assert_eq!(effects, vec![Effect::Read { since: t0() }]);
+}
+
+#[test]
+fn a_healthy_tick_mid_step_waits_for_the_next() {
+    let (machine, mut rollout) = mk_running("");
+    let effects = machine.handle(
+        &mut rollout,
+        Event::Observed(mk_tick(30, (60.0, 0.0), (540.0, 5.0))),
+        at(30),
+    );
+    assert_eq!(kinds(&effects), ["notify:tick", "persist", "wait"]);
+    assert_eq!(rollout.timeline.len(), 1);
+}
+
+#[test]
+fn a_failing_tick_rolls_back_mid_step_and_exits_1() {
+    let (machine, mut rollout) = mk_running("");
+    // 30 % canary errors against 1 % baseline: far past 5 % and far past the baseline.
+    let effects = machine.handle(
+        &mut rollout,
+        Event::Observed(mk_tick(60, (200.0, 60.0), (1800.0, 18.0))),
+        at(60),
+    );
+    assert_eq!(
+        kinds(&effects),
+        ["notify:tick", "persist", "notify:rolling-back", "set:0"]
+    );
+    assert!(matches!(
+        rollout.phase,
+        Phase::RollingBack {
+            cause: RollbackCause::Failed,
+            ..
+        }
+    ));
+    assert_eq!(rollout.decided_at, Some(at(60)));
+    assert_eq!(rollout.steps[0].decision, "rollback");
+    let effects = machine.handle(&mut rollout, Event::WeightSet(0), at(61));
+    assert_eq!(
+        kinds(&effects),
+        ["persist", "notify:rolled-back", "hooks:Rollback"]
+    );
+    let effects = machine.handle(&mut rollout, hooks_ok(HookEvent::Rollback), at(61));
+    assert_eq!(kinds(&effects), ["finish:1"]);
+    assert_eq!(rollout.outcome.as_ref().unwrap().verdict, Verdict::Fail);
+}
+
+#[test]
+fn a_healthy_canary_advances_through_every_step_and_is_promoted() {
+    let (machine, mut rollout) = mk_running("");
+    let mut totals = (0.0, 0.0);
+    let effects = feed_healthy(&machine, &mut rollout, 30, 300, 0.10, &mut totals);
+    assert_eq!(kinds(&effects), ["notify:tick", "persist", "set:25"]);
+    machine.handle(&mut rollout, Event::WeightSet(25), at(301));
+    machine.handle(&mut rollout, hooks_ok(HookEvent::Step), at(301));
+    let effects = feed_healthy(&machine, &mut rollout, 331, 601, 0.25, &mut totals);
+    assert_eq!(kinds(&effects), ["notify:tick", "persist", "set:50"]);
+    machine.handle(&mut rollout, Event::WeightSet(50), at(602));
+    machine.handle(&mut rollout, hooks_ok(HookEvent::Step), at(602));
+    let effects = feed_healthy(&machine, &mut rollout, 632, 902, 0.50, &mut totals);
+    assert_eq!(
+        kinds(&effects),
+        ["notify:tick", "persist", "set:100"],
+        "reaching 100 is the promotion"
+    );
+    assert!(matches!(rollout.phase, Phase::Promoting));
+    let effects = machine.handle(&mut rollout, Event::WeightSet(100), at(903));
+    assert_eq!(
+        kinds(&effects),
+        ["persist", "notify:promoted", "hooks:Promote"]
+    );
+    let effects = machine.handle(&mut rollout, hooks_ok(HookEvent::Promote), at(903));
+    assert_eq!(kinds(&effects), ["finish:0"]);
+    let weights: Vec<u8> = rollout.weights.iter().map(|w| w.weight).collect();
+    assert_eq!(weights, [10, 25, 50, 100]);
+    let decisions: Vec<&str> = rollout.steps.iter().map(|s| s.decision.as_str()).collect();
+    assert_eq!(decisions, ["advance", "advance", "promote"]);
+}
+
+#[test]
+fn missing_data_at_the_step_end_extends_then_rolls_back_with_exit_3() {
+    let (machine, mut rollout) = mk_running("");
+    let mut t = 30;
+    let mut saw_extension = false;
+    loop {
+        machine.handle(&mut rollout, Event::TimerFired, at(t));
+        let effects = machine.handle(&mut rollout, Event::Observed(mk_nodata_tick(t)), at(t));
+        let k = kinds(&effects);
+        assert!(
+            !k.contains(&"set:25".to_owned()),
+            "never advances on missing data"
+        );
+        saw_extension |= k.contains(&"notify:extended".to_owned());
+        if k.contains(&"set:0".to_owned()) {
+            break;
+        }
+        t += 30;
+        assert!(t <= 700, "should have given up at the 10-minute limit");
+    }
+    assert!(saw_extension);
+    assert!(t >= 600, "not before the limit: {t}");
+    assert!(matches!(
+        rollout.phase,
+        Phase::RollingBack {
+            cause: RollbackCause::Inconclusive,
+            ..
+        }
+    ));
+    machine.handle(&mut rollout, Event::WeightSet(0), at(t + 1));
+    let effects = machine.handle(&mut rollout, hooks_ok(HookEvent::Rollback), at(t + 1));
+    assert_eq!(kinds(&effects), ["finish:3"]);
+}
+
+#[test]
+fn too_few_requests_is_not_enough_to_advance() {
+    let (machine, mut rollout) = mk_running("  min-requests: 1000000\n");
+    let mut totals = (0.0, 0.0);
+    let effects = feed_healthy(&machine, &mut rollout, 30, 300, 0.10, &mut totals);
+    let k = kinds(&effects);
+    assert!(k.contains(&"notify:extended".to_owned()), "{k:?}");
+    assert!(!k.iter().any(|e| e.starts_with("set:")), "{k:?}");
+}
+
+#[test]
+fn hold_stops_where_it_stands_and_a_manual_promote_finishes_it() {
+    let (machine, mut rollout) = mk_running("  on-inconclusive: hold\n");
+    let mut t = 30;
+    let effects = loop {
+        machine.handle(&mut rollout, Event::TimerFired, at(t));
+        let effects = machine.handle(&mut rollout, Event::Observed(mk_nodata_tick(t)), at(t));
+        if effects.iter().any(|e| matches!(e, Effect::Finish(_))) {
+            break effects;
+        }
+        t += 30;
+    };
+    assert_eq!(kinds(&effects).last().unwrap(), "finish:3");
+    assert!(matches!(rollout.phase, Phase::Held { weight: 10, .. }));
+    // A rerun of `canary rollout` reports the hold again, changing nothing.
+    assert_eq!(
+        kinds(&machine.handle(&mut rollout, Event::Resume, at(t + 5))),
+        ["finish:3"]
+    );
+    let effects = machine.handle(&mut rollout, Event::ManualPromote, at(t + 10));
+    assert_eq!(kinds(&effects), ["persist", "notify:promoting", "set:100"]);
+}
+
+#[test]
+fn unreadable_metrics_wait_then_fail_with_exit_4_and_resume_where_they_were() {
+    let (machine, mut rollout) = mk_running("  max-failed-ticks: 2\n");
+    machine.handle(
+        &mut rollout,
+        Event::Observed(mk_tick(30, (60.0, 0.0), (540.0, 5.0))),
+        at(30),
+    );
+    let effects = machine.handle(
+        &mut rollout,
+        Event::ReadFailed("connection refused".to_owned()),
+        at(60),
+    );
+    assert_eq!(kinds(&effects), ["notify:tick", "persist", "wait"]);
+    let effects = machine.handle(
+        &mut rollout,
+        Event::ReadFailed("connection refused".to_owned()),
+        at(90),
+    );
+    assert_eq!(kinds(&effects), ["persist", "notify:failed", "finish:4"]);
+    assert!(matches!(rollout.phase, Phase::Failed { .. }));
+    // A rerun picks the step up again, with its evidence.
+    let ticks_before = rollout.judge.ticks;
+    let effects = machine.handle(&mut rollout, Event::Resume, at(200));
+    assert_eq!(kinds(&effects), ["persist", "wait"]);
+    assert!(matches!(
+        rollout.phase,
+        Phase::Step {
+            index: 0,
+            weight_set: true,
+            ..
+        }
+    ));
+    assert_eq!(rollout.judge.ticks, ticks_before);
+}
+
+#[test]
+fn a_router_failure_stops_with_exit_4_and_a_rerun_sets_the_weight_again() {
+    let machine = Machine::new(mk_policy("")).unwrap();
+    let mut rollout = machine.start(t0());
+    machine.handle(&mut rollout, Event::Resume, t0());
+    machine.handle(&mut rollout, hooks_ok(HookEvent::Before), t0());
+    let effects = machine.handle(
+        &mut rollout,
+        Event::RouterFailed("socket gone".to_owned()),
+        at(1),
+    );
+    assert_eq!(kinds(&effects), ["persist", "notify:failed", "finish:4"]);
+    let effects = machine.handle(&mut rollout, Event::Resume, at(100));
+    assert_eq!(kinds(&effects), ["persist", "set:10"]);
+}
+
+#[test]
+fn a_failing_before_hook_rolls_back() {
+    let machine = Machine::new(mk_policy("")).unwrap();
+    let mut rollout = machine.start(t0());
+    machine.handle(&mut rollout, Event::Resume, t0());
+    let effects = machine.handle(
+        &mut rollout,
+        Event::HooksRan {
+            event: HookEvent::Before,
+            failed: vec![("smoke".to_owned(), "exit 1".to_owned())],
+        },
+        at(1),
+    );
+    assert_eq!(kinds(&effects), ["persist", "notify:rolling-back", "set:0"]);
+    assert!(matches!(
+        rollout.phase,
+        Phase::RollingBack {
+            cause: RollbackCause::Hook,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn an_interrupt_leaves_the_weight_by_default_and_exits_130() {
+    let (machine, mut rollout) = mk_running("");
+    let before = rollout.phase.clone();
+    let effects = machine.handle(&mut rollout, Event::Interrupted, at(40));
+    assert_eq!(
+        kinds(&effects),
+        ["persist", "notify:interrupted", "finish:130"]
+    );
+    assert_eq!(rollout.phase, before, "left where it stands");
+}
+
+#[test]
+fn an_interrupt_rolls_back_when_the_policy_says_so() {
+    let (machine, mut rollout) = mk_running("  on-interrupt: rollback\n");
+    let effects = machine.handle(&mut rollout, Event::Interrupted, at(40));
+    assert_eq!(kinds(&effects), ["persist", "notify:rolling-back", "set:0"]);
+    machine.handle(&mut rollout, Event::WeightSet(0), at(41));
+    let effects = machine.handle(&mut rollout, hooks_ok(HookEvent::Rollback), at(41));
+    assert_eq!(kinds(&effects), ["finish:130"]);
+}
+
+#[test]
+fn abort_rolls_back_with_exit_1() {
+    let (machine, mut rollout) = mk_running("");
+    let effects = machine.handle(
+        &mut rollout,
+        Event::ManualAbort("by alice".to_owned()),
+        at(40),
+    );
+    assert_eq!(kinds(&effects), ["persist", "notify:rolling-back", "set:0"]);
+    machine.handle(&mut rollout, Event::WeightSet(0), at(41));
+    assert_eq!(rollout.outcome.as_ref().unwrap().exit, ExitCode::Failed);
+}
+
+#[test]
+fn resume_reissues_what_each_phase_waits_for() {
+    let machine = Machine::new(mk_policy("")).unwrap();
+    let mut rollout = machine.start(t0());
+    rollout.phase = Phase::Step {
+        index: 1,
+        weight: 25,
+        weight_set: false,
+        started_at: None,
+        extended: false,
+    };
+    assert_eq!(
+        kinds(&machine.handle(&mut rollout, Event::Resume, t0())),
+        ["set:25"]
+    );
+    rollout.phase = Phase::Promoting;
+    assert_eq!(
+        kinds(&machine.handle(&mut rollout, Event::Resume, t0())),
+        ["set:100"]
+    );
+    rollout.phase = Phase::RollingBack {
+        cause: RollbackCause::Failed,
+        reason: "x".to_owned(),
+    };
+    assert_eq!(
+        kinds(&machine.handle(&mut rollout, Event::Resume, t0())),
+        ["set:0"]
+    );
+    rollout.phase = Phase::Step {
+        index: 1,
+        weight: 25,
+        weight_set: true,
+        started_at: Some(t0()),
+        extended: false,
+    };
+    rollout.next_tick_at = Some(at(30));
+    assert_eq!(
+        machine.handle(&mut rollout, Event::Resume, at(10)),
+        vec![Effect::Wait(at(30))]
+    );
+}
+
+#[test]
+fn a_finished_rollout_reports_its_outcome_again() {
+    let (machine, mut rollout) = mk_running("");
+    machine.handle(&mut rollout, Event::ManualAbort("x".to_owned()), at(40));
+    machine.handle(&mut rollout, Event::WeightSet(0), at(41));
+    assert_eq!(
+        kinds(&machine.handle(&mut rollout, Event::Resume, at(100))),
+        ["finish:1"]
+    );
+    assert_eq!(
+        kinds(&machine.handle(&mut rollout, Event::ManualPromote, at(100))),
+        ["finish:1"]
+    );
+}
+
+#[test]
+fn a_changed_policy_cannot_resume_a_rollout() {
+    let (machine, rollout) = mk_running("");
+    machine.check_resumable(&rollout).unwrap();
+    let other = Machine::new(mk_policy("  min-requests: 5\n")).unwrap();
+    let err = other.check_resumable(&rollout).unwrap_err();
+    assert!(err.to_string().contains("policy changed"), "{err}");
+}
+
+#[test]
+fn the_state_survives_a_round_trip_through_json() {
+    let (machine, mut rollout) = mk_running("");
+    machine.handle(
+        &mut rollout,
+        Event::Observed(mk_tick(30, (60.0, 1.0), (540.0, 5.0))),
+        at(30),
+    );
+    let json = serde_json::to_string_pretty(&rollout).unwrap();
+    let back: Rollout = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, rollout);
+}
+
+#[test]
+fn the_final_soak_judges_absolute_bounds_then_promotes() {
+    let (machine, mut rollout) = mk_running("  final-soak: 2m\n");
+    let mut totals = (0.0, 0.0);
+    feed_healthy(&machine, &mut rollout, 30, 300, 0.10, &mut totals);
+    machine.handle(&mut rollout, Event::WeightSet(25), at(301));
+    machine.handle(&mut rollout, hooks_ok(HookEvent::Step), at(301));
+    feed_healthy(&machine, &mut rollout, 331, 601, 0.25, &mut totals);
+    machine.handle(&mut rollout, Event::WeightSet(50), at(602));
+    machine.handle(&mut rollout, hooks_ok(HookEvent::Step), at(602));
+    feed_healthy(&machine, &mut rollout, 632, 902, 0.50, &mut totals);
+    let effects = machine.handle(&mut rollout, Event::WeightSet(100), at(903));
+    assert_eq!(kinds(&effects), ["persist", "notify:step", "wait"]);
+    assert!(matches!(rollout.phase, Phase::Soak { .. }));
+    let effects = feed_healthy(&machine, &mut rollout, 933, 1023, 1.0, &mut totals);
+    assert_eq!(
+        kinds(&effects),
+        ["notify:tick", "persist", "notify:promoted", "hooks:Promote"]
+    );
+}
