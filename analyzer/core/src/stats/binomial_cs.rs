@@ -107,7 +107,10 @@ impl BinomialConfidenceSequence {
         let p_hat = events as f64 / trials as f64;
         // f < 0 inside the set. At the maximum-likelihood estimate M ≤ 1 (a mixture never
         // beats the best single likelihood), so f(p̂) < 0 and each end is a single crossing.
-        let f = |p: f64| self.log_mixture_at(events, trials, p.ln(), (-p).ln_1p()) - threshold;
+        // The mixture's marginal likelihood does not depend on p: compute it once.
+        let marginal = self.log_marginal(events, trials);
+        let f =
+            |p: f64| marginal - log_likelihood(events, trials, p.ln(), (-p).ln_1p()) - threshold;
         let lower = if events == 0 {
             0.0
         } else {
@@ -135,15 +138,23 @@ impl BinomialConfidenceSequence {
 
     /// ln M with ln p and ln(1 − p) given, so either may be the accurate one.
     fn log_mixture_at(&self, events: u64, trials: u64, ln_p: f64, ln_q: f64) -> f64 {
+        self.log_marginal(events, trials) - log_likelihood(events, trials, ln_p, ln_q)
+    }
+
+    /// ln of the prior-mixed likelihood, B(a + e, b + n − e) / B(a, b).
+    fn log_marginal(&self, events: u64, trials: u64) -> f64 {
         let e = events as f64;
         let f = (trials - events) as f64;
-        let mixture =
-            ln_beta(self.prior_a + e, self.prior_b + f) - ln_beta(self.prior_a, self.prior_b);
-        // 0 · ln 0 counts as 0: a rate of 0 explains no events perfectly well.
-        let likelihood = if events == 0 { 0.0 } else { e * ln_p }
-            + if events == trials { 0.0 } else { f * ln_q };
-        mixture - likelihood
+        ln_beta(self.prior_a + e, self.prior_b + f) - ln_beta(self.prior_a, self.prior_b)
     }
+}
+
+/// ln of the binomial likelihood p^e (1 − p)^(n − e), from ln p and ln(1 − p).
+fn log_likelihood(events: u64, trials: u64, ln_p: f64, ln_q: f64) -> f64 {
+    let e = events as f64;
+    let f = (trials - events) as f64;
+    // 0 · ln 0 counts as 0: a rate of 0 explains no events perfectly well.
+    (if events == 0 { 0.0 } else { e * ln_p }) + if events == trials { 0.0 } else { f * ln_q }
 }
 
 /// ln M_n(p) with the Jeffreys prior; see [`BinomialConfidenceSequence::log_mixture`].

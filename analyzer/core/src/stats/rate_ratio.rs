@@ -386,8 +386,10 @@ impl RateRatioTest {
     /// second-highest point). Errors when α is not in (0, 1).
     pub fn lower_bound(&self, state: &RateRatioState, alpha: f64) -> Result<f64> {
         let threshold = log_threshold(alpha)?;
-        let first_kept = (0..GRID_LEN)
-            .find(|&j| self.log_e_above(state, j) < threshold)
+        // ℓ is concave in ln θ (each tick's term is a binomial log-likelihood in a logistic
+        // parameter), so every term ℓ(θ_{j+d}) − ℓ(θ_j) of Eⱼ shrinks as j grows: Eⱼ is
+        // non-increasing in j, and the first kept point is found by bisection, O(K log K).
+        let first_kept = first_index(GRID_LEN, |j| self.log_e_above(state, j) < threshold)
             .unwrap_or(GRID_LEN - 1);
         Ok(match first_kept {
             0 => 0.0,
@@ -403,10 +405,11 @@ impl RateRatioTest {
     /// Use α/2 for each of the two bounds to get a two-sided confidence sequence at 1 − α.
     pub fn upper_bound(&self, state: &RateRatioState, alpha: f64) -> Result<f64> {
         let threshold = log_threshold(alpha)?;
-        let last_kept = (0..GRID_LEN)
-            .rev()
-            .find(|&j| self.log_e_below(state, j) < threshold)
-            .unwrap_or(0);
+        // The mirror image: E⁻ⱼ is non-decreasing in j, so the points kept form a prefix.
+        let last_kept = first_index(GRID_LEN, |j| self.log_e_below(state, j) >= threshold)
+            .map_or(GRID_LEN - 1, |first_rejected| {
+                first_rejected.saturating_sub(1)
+            });
         Ok(if last_kept == GRID_LEN - 1 {
             f64::INFINITY
         } else {
@@ -436,6 +439,21 @@ fn log_sum_exp(values: impl Iterator<Item = f64> + Clone) -> f64 {
         return max;
     }
     max + values.map(|v| (v - max).exp()).sum::<f64>().ln()
+}
+
+/// The first index in `0..len` where the monotone predicate holds (false…false true…true),
+/// or `None` when it never does.
+fn first_index(len: usize, holds: impl Fn(usize) -> bool) -> Option<usize> {
+    let (mut low, mut high) = (0, len);
+    while low < high {
+        let mid = low + (high - low) / 2;
+        if holds(mid) {
+            high = mid;
+        } else {
+            low = mid + 1;
+        }
+    }
+    (low < len).then_some(low)
 }
 
 #[cfg(test)]
