@@ -1,0 +1,245 @@
+//! Running a user's command with a timeout: the NGINX reload, the command router, hooks.
+//!
+//! Every command runs in a process group of its own, so that on timeout the whole group is
+//! killed: a shell script's children would otherwise survive the shell, keep its pipes open,
+//! and keep the rollout waiting on output that never ends. A command runs with the rollout's
+//! environment (plus the variables the caller adds), its standard input closed, and its output
+//! captured up to a limit. Being in its own group, a command does not get the terminal's
+//! Ctrl-C: the rollout handles the signal and ends the command itself (by its timeout, or by
+//! killing the group when the rollout stops waiting for it).
+
+use std::fmt;
+use std::io;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::Command;
+use tokio::time::Instant;
+
+/// How much of a command's stdout and stderr is kept; the rest is read and dropped, so the
+/// command never blocks on a full pipe.
+const OUTPUT_LIMIT: usize = 64 * 1024;
+
+/// How many lines of stderr an error message quotes.
+const STDERR_LINES: usize = 5;
+
+/// What a command that exited with status 0 printed.
+#[derive(Debug)]
+pub(crate) struct Finished {
+    /// Standard output, up to [`OUTPUT_LIMIT`] bytes.
+    pub(crate) stdout: Vec<u8>,
+}
+
+/// Why a command did not succeed.
+#[derive(Debug)]
+pub enum CommandFailure {
+    /// It could not be started (no such program, not executable, empty argv).
+    Spawn(io::Error),
+    /// It exited with a non-zero status or was killed by a signal.
+    Exit {
+        /// Its exit status.
+        status: ExitStatus,
+        /// The first lines of its stderr, ready to quote.
+        stderr: String,
+    },
+    /// It ran past its timeout; its process group was killed.
+    Timeout(Duration),
+    /// Waiting for it failed (an OS error, not the command's).
+    Wait(io::Error),
+}
+
+/// Runs `argv` with the extra environment variables `env` and kills it (with its whole
+/// process group) when it runs longer than `timeout`.
+pub(crate) async fn run(
+    argv: &[String],
+    env: &[(&str, String)],
+    timeout: Duration,
+) -> Result<Finished, CommandFailure> {
+    let Some((program, args)) = argv.split_first() else {
+        return Err(CommandFailure::Spawn(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "empty command",
+        )));
+    };
+    let deadline = Instant::now() + timeout;
+    let mut child = Command::new(program)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(CommandFailure::Spawn)?;
+    let pid = child.id();
+    // If this future is dropped mid-run (the rollout was interrupted), the guard kills the
+    // whole group; `kill_on_drop` alone would reach the direct child only.
+    let mut guard = GroupGuard(pid);
+    let stdout = tokio::spawn(read_capped(child.stdout.take()));
+    let stderr = tokio::spawn(read_capped(child.stderr.take()));
+
+    let status = match tokio::time::timeout_at(deadline, child.wait()).await {
+        Ok(Ok(status)) => {
+            // Exited by itself: anything it left running in the background is its business.
+            guard.0 = None;
+            status
+        }
+        Ok(Err(e)) => {
+            kill_group(guard.0.take());
+            stdout.abort();
+            stderr.abort();
+            return Err(CommandFailure::Wait(e));
+        }
+        Err(_) => {
+            kill_group(guard.0.take());
+            // Reap the child; the group is already gone, so this does not wait long.
+            let _ = child.kill().await;
+            stdout.abort();
+            stderr.abort();
+            return Err(CommandFailure::Timeout(timeout));
+        }
+    };
+    // The command has exited. Its pipes normally reach end-of-file at once; a child it left
+    // running in the background may hold them open, and then we stop reading at the deadline
+    // (at least a second from now) rather than wait for that child.
+    let grace = deadline.max(Instant::now() + Duration::from_secs(1));
+    let stdout = collect(stdout, grace).await;
+    let stderr = collect(stderr, grace).await;
+    if status.success() {
+        Ok(Finished { stdout })
+    } else {
+        Err(CommandFailure::Exit {
+            status,
+            stderr: first_lines(&stderr),
+        })
+    }
+}
+
+/// Kills the process group it holds when dropped, unless emptied first.
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        kill_group(self.0.take());
+    }
+}
+
+/// Kills a command's process group; it is ours (`process_group(0)` made the child its
+/// leader), so nothing else is hit. A group that is already gone is fine.
+fn kill_group(pid: Option<u32>) {
+    if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+}
+
+async fn read_capped(pipe: Option<impl AsyncRead + Unpin>) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let Some(mut pipe) = pipe else { return kept };
+    let mut buf = [0u8; 8192];
+    loop {
+        match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => return kept,
+            Ok(n) => {
+                let room = OUTPUT_LIMIT.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+        }
+    }
+}
+
+async fn collect(task: tokio::task::JoinHandle<Vec<u8>>, until: Instant) -> Vec<u8> {
+    let abort = task.abort_handle();
+    match tokio::time::timeout_at(until, task).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => Vec::new(),
+        Err(_) => {
+            abort.abort();
+            Vec::new()
+        }
+    }
+}
+
+/// The first non-empty lines of a command's output, each cut to a readable length, joined
+/// with ` | ` so that an error message stays on one line.
+pub(crate) fn first_lines(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let lines: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .take(STDERR_LINES)
+        .map(|l| {
+            if l.chars().count() > 300 {
+                let cut: String = l.chars().take(300).collect();
+                format!("{cut}…")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    lines.join(" | ")
+}
+
+impl fmt::Display for CommandFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CommandFailure::Spawn(e) => write!(f, "could not be started: {e}"),
+            CommandFailure::Exit { status, stderr } => {
+                describe_status(*status, f)?;
+                if stderr.is_empty() {
+                    write!(f, " (no stderr)")
+                } else {
+                    write!(f, ": {stderr}")
+                }
+            }
+            CommandFailure::Timeout(after) => write!(
+                f,
+                "did not finish within {} and was killed",
+                humanize(*after)
+            ),
+            CommandFailure::Wait(e) => write!(f, "could not be waited for: {e}"),
+        }
+    }
+}
+
+fn describe_status(status: ExitStatus, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => write!(f, "exited with code {code}"),
+        (None, Some(signal)) => write!(f, "was killed by signal {signal}"),
+        (None, None) => write!(f, "failed ({status})"),
+    }
+}
+
+/// A duration as people write it in policies (`5s`, `1.5s`, `250ms`).
+pub(crate) fn humanize(d: Duration) -> String {
+    if d.subsec_millis() == 0 && d.as_secs() > 0 {
+        format!("{}s", d.as_secs())
+    } else if d.as_secs() == 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.3}s", d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_lines_skips_blanks_and_caps_count() {
+        let text = b"\n one \n\ntwo\nthree\nfour\nfive\nsix\n";
+        assert_eq!(first_lines(text), "one | two | three | four | five");
+    }
+
+    #[test]
+    fn humanize_reads_like_a_policy() {
+        assert_eq!(humanize(Duration::from_secs(5)), "5s");
+        assert_eq!(humanize(Duration::from_millis(250)), "250ms");
+        assert_eq!(humanize(Duration::from_millis(1500)), "1.500s");
+    }
+}
