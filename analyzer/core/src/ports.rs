@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 
 use crate::observation::Tick;
+use crate::rollout::{ControlRequest, Rollout};
 use crate::{Error, Result};
 
 /// Reads the evidence for one tick.
@@ -54,6 +55,43 @@ pub async fn set_and_verify(router: &dyn TrafficRouter, weight: u8) -> Result<()
         });
     }
     Ok(())
+}
+
+/// Where a service's rollout state is kept: a file on the runner, or a ConfigMap in the
+/// cluster. One store is one service's state.
+///
+/// The store also decides who may drive the rollout: [`claim`](StateStore::claim) succeeds
+/// for one driver at a time, and [`request`](StateStore::request) leaves a message
+/// (`canary promote`, `canary abort`) for whoever drives it.
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    /// Claims the exclusive right to drive this service's rollout, for as long as this store
+    /// lives (or until [`release`](StateStore::release)). Another driver holding it is an
+    /// [`Error::Mismatch`] that names it, unless `take_over` is set (only for a driver known
+    /// to be gone).
+    async fn claim(&self, take_over: bool) -> Result<()>;
+
+    /// Gives the claim up.
+    async fn release(&self) -> Result<()>;
+
+    /// The saved rollout, if there is one. A saved state that cannot be read is an error,
+    /// never a fresh start: it may be the only record of where traffic stands.
+    async fn load(&self) -> Result<Option<Rollout>>;
+
+    /// Saves the rollout, atomically: a crash leaves the old state or the new, whole.
+    async fn save(&self, rollout: &Rollout) -> Result<()>;
+
+    /// Moves a finished rollout aside so that a new one can start; says where it went.
+    async fn archive(&self, rollout: &Rollout) -> Result<String>;
+
+    /// Leaves a request for the driver.
+    async fn request(&self, request: &ControlRequest) -> Result<()>;
+
+    /// Takes the pending request, if any (it is removed).
+    async fn take_request(&self) -> Result<Option<ControlRequest>>;
+
+    /// Says what the store is, for logs.
+    fn describe(&self) -> String;
 }
 
 /// The time, as the rollout sees it: the wall clock in production, virtual time in the

@@ -183,6 +183,29 @@ pub struct Outcome {
     pub reason: String,
 }
 
+/// A request from another shell to the process driving a rollout (`canary promote`,
+/// `canary abort`), passed through the [`crate::ports::StateStore`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "action")]
+pub enum ControlRequest {
+    /// Skip to 100 %.
+    Promote,
+    /// Roll back now.
+    Abort {
+        /// Why, for the report.
+        reason: String,
+    },
+}
+
+impl From<ControlRequest> for Event {
+    fn from(request: ControlRequest) -> Event {
+        match request {
+            ControlRequest::Promote => Event::ManualPromote,
+            ControlRequest::Abort { reason } => Event::ManualAbort(reason),
+        }
+    }
+}
+
 /// What happened, as the machine is told.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {

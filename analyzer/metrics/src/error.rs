@@ -1,0 +1,242 @@
+//! The one error type of `canary-metrics`, and how it becomes a `canary_core::Error` at the
+//! port boundary.
+//!
+//! Every variant that concerns a remote component carries the address it was reached at,
+//! with any credentials left out of it. None carries a secret: tokens and passwords are
+//! never formatted into a message, and the bodies shown from bad answers have the token
+//! replaced if a proxy happened to echo it.
+
+use std::time::Duration;
+
+use canary_core::error::BoxError;
+
+/// `Result` with [`Error`] as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while reading metrics.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No connection could be made (refused, unreachable, DNS, TLS handshake), on every
+    /// attempt.
+    #[error("cannot connect ({attempts} attempts)")]
+    Connect {
+        /// Where, without credentials.
+        address: String,
+        /// How many attempts were made.
+        attempts: u32,
+        /// The transport's error (its URL removed; the address is above).
+        #[source]
+        source: BoxError,
+    },
+
+    /// A request got no complete answer within the per-request timeout, on every attempt
+    /// (a port that accepts and never answers, an overloaded server).
+    #[error("no answer within {timeout:?} ({attempts} attempts)")]
+    Timeout {
+        /// Where, without credentials.
+        address: String,
+        /// The per-request timeout.
+        timeout: Duration,
+        /// How many attempts were made.
+        attempts: u32,
+    },
+
+    /// All attempts and the waits between them took longer than the bound on one call.
+    #[error("no usable answer within {bound:?}, the bound on one call with its retries")]
+    Deadline {
+        /// Where, without credentials.
+        address: String,
+        /// The bound.
+        bound: Duration,
+    },
+
+    /// The server answered with a 5xx status on every attempt.
+    #[error("HTTP {status} after {attempts} attempts: {body}")]
+    ServerError {
+        /// Where, without credentials.
+        address: String,
+        /// The last status.
+        status: u16,
+        /// How many attempts were made.
+        attempts: u32,
+        /// The first bytes of the last answer.
+        body: String,
+    },
+
+    /// The server refused the credentials (401) or their permissions (403). Not retried.
+    #[error(
+        "HTTP {status}: authentication failed; check the policy's bearer-token-file/-env or basic-auth (the credentials are not shown)"
+    )]
+    Unauthorized {
+        /// Where, without credentials.
+        address: String,
+        /// 401 or 403.
+        status: u16,
+    },
+
+    /// Another status that is not a Prometheus API answer, e.g. 404 for a wrong path prefix.
+    #[error("HTTP {status}, not a Prometheus API answer (is the URL right?): {body}")]
+    UnexpectedStatus {
+        /// Where, without credentials.
+        address: String,
+        /// The status.
+        status: u16,
+        /// The first bytes of the answer.
+        body: String,
+    },
+
+    /// The answer is not JSON: typically an HTML page from a proxy or a login wall.
+    #[error("HTTP {status} answer is not JSON ({content_type}); it begins: {first_bytes}")]
+    NotJson {
+        /// Where, without credentials.
+        address: String,
+        /// The status.
+        status: u16,
+        /// The `Content-Type` the server gave.
+        content_type: String,
+        /// The first ~200 bytes, quoted.
+        first_bytes: String,
+    },
+
+    /// JSON, but not in the shape of a Prometheus API answer.
+    #[error("malformed answer: {message}")]
+    Malformed {
+        /// Where, without credentials.
+        address: String,
+        /// What was wrong.
+        message: String,
+    },
+
+    /// Prometheus answered `status: error` for a reason other than the query itself
+    /// (`timeout`, `canceled`, `internal`, `unavailable`).
+    #[error("Prometheus error ({error_type}): {message}")]
+    Api {
+        /// Where, without credentials.
+        address: String,
+        /// Prometheus' `errorType`.
+        error_type: String,
+        /// Prometheus' `error`.
+        message: String,
+    },
+
+    /// A `/metrics` endpoint could not be scraped or its page is not the text format.
+    #[error("{message}")]
+    Scrape {
+        /// The endpoint's URL.
+        address: String,
+        /// What went wrong.
+        message: String,
+        /// The transport's error, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
+
+    /// A secret named by the policy could not be read. The message names the file or the
+    /// environment variable, never the value.
+    #[error("{0}")]
+    Secret(String),
+
+    /// The source cannot be set up from this policy: no URL, an unreadable CA bundle, a
+    /// header that is not a valid HTTP header, a regex that does not compile.
+    #[error("{0}")]
+    Config(String),
+}
+
+impl Error {
+    /// The address the error concerns, if it concerns a remote component.
+    pub fn address(&self) -> Option<&str> {
+        match self {
+            Error::Connect { address, .. }
+            | Error::Timeout { address, .. }
+            | Error::Deadline { address, .. }
+            | Error::ServerError { address, .. }
+            | Error::Unauthorized { address, .. }
+            | Error::UnexpectedStatus { address, .. }
+            | Error::NotJson { address, .. }
+            | Error::Malformed { address, .. }
+            | Error::Api { address, .. }
+            | Error::Scrape { address, .. } => Some(address),
+            Error::Secret(_) | Error::Config(_) => None,
+        }
+    }
+}
+
+impl From<Error> for canary_core::Error {
+    /// Remote failures become [`canary_core::Error::Unavailable`] (exit code 4) with the
+    /// address; a policy that cannot be used (secrets, configuration) is bad input (2).
+    fn from(err: Error) -> Self {
+        let component = match err {
+            Error::Scrape { .. } => "scrape",
+            _ => "prometheus",
+        };
+        let Some(address) = err.address().map(str::to_owned) else {
+            return canary_core::Error::Usage(err.to_string());
+        };
+        let message = err.to_string();
+        let source = match err {
+            Error::Connect { source, .. } => Some(source),
+            Error::Scrape { source, .. } => source,
+            _ => None,
+        };
+        canary_core::Error::Unavailable {
+            component,
+            address,
+            message,
+            source,
+        }
+    }
+}
+
+/// At most `limit` bytes of `body`, as text, quoted and with control characters escaped, so
+/// that an HTML page shows as one readable line. `secret`, if it occurs, is replaced.
+pub(crate) fn excerpt(body: &[u8], limit: usize, secret: Option<&str>) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = match secret {
+        Some(secret) if !secret.is_empty() => text.replace(secret, "[redacted]"),
+        _ => text.into_owned(),
+    };
+    let mut cut = text.len().min(limit);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let more = if cut < text.len() { "…" } else { "" };
+    format!("{:?}{more}", &text[..cut])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_errors_are_unavailable_with_the_address() {
+        let err = Error::ServerError {
+            address: "http://127.0.0.1:9090".to_owned(),
+            status: 500,
+            attempts: 3,
+            body: "\"oops\"".to_owned(),
+        };
+        let core: canary_core::Error = err.into();
+        assert_eq!(core.exit_code(), canary_core::ExitCode::Infrastructure);
+        assert_eq!(
+            core.to_string(),
+            "prometheus at http://127.0.0.1:9090: HTTP 500 after 3 attempts: \"oops\""
+        );
+        let core: canary_core::Error = Error::Config("no URL".to_owned()).into();
+        assert_eq!(core.exit_code(), canary_core::ExitCode::BadInput);
+    }
+
+    #[test]
+    fn excerpts_are_short_quoted_and_redacted() {
+        let body = "<html>\n<p>token s3cr3t</p></html>".repeat(20);
+        let shown = excerpt(body.as_bytes(), 40, Some("s3cr3t"));
+        assert!(
+            shown.starts_with("\"<html>\\n<p>token [redacted]"),
+            "{shown}"
+        );
+        assert!(shown.ends_with('…'));
+        assert!(!shown.contains("s3cr3t"));
+        // Never cuts a character in half.
+        let shown = excerpt("ééééé".as_bytes(), 3, None);
+        assert_eq!(shown, "\"é\"…");
+    }
+}

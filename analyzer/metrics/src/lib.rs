@@ -1,0 +1,59 @@
+//! `canary-metrics` reads the evidence canary judges, and implements the core's
+//! [`canary_core::ports::MetricsSource`] twice:
+//!
+//! - [`PrometheusSource`]: the Prometheus HTTP API (Prometheus, Thanos, Mimir, Cortex,
+//!   VictoriaMetrics), one instant query per check per tick returning both versions, with
+//!   timeouts, retries, authentication and TLS;
+//! - [`ScrapeSource`]: the versions' own `/metrics` pages, scraped directly, for places with
+//!   no Prometheus server and for `canary demo`.
+//!
+//! [`queries`] renders the PromQL (pure, so `canary policy explain` prints exactly what is
+//! sent) and [`answer`] types every shape of answer. Recorded data needs no source: the
+//! core's [`canary_core::recording::Recording`] is the ticks themselves. Errors are this
+//! crate's [`Error`], which becomes `canary_core::Error::Unavailable` (exit code 4, with the
+//! address) at the port.
+
+pub mod answer;
+mod error;
+pub mod prometheus;
+pub mod queries;
+pub mod scrape;
+
+pub use error::{Error, Result};
+pub use prometheus::{PrometheusConfig, PrometheusSource, QueryOutcome};
+pub use scrape::ScrapeSource;
+
+/// Installs rustls' `ring` crypto provider as the process default unless one is installed
+/// already. reqwest is built without a provider of its own (aws-lc is heavy to build), and
+/// needs one before any client is made.
+pub(crate) fn ensure_crypto_provider() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            // Another thread may have won the race; either provider will do.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+    });
+}
+
+/// The source a policy names: Prometheus (with `prometheus` replacing its URL when given)
+/// or direct scrapes. A policy that cannot be used (no URL, a secret that cannot be read, a
+/// CA bundle that is not PEM) is [`canary_core::Error::Usage`] (exit code 2); `--prometheus`
+/// given for a scrape policy is one too.
+pub fn source_for(
+    policy: &canary_core::policy::Policy,
+    prometheus: Option<&str>,
+) -> canary_core::Result<Box<dyn canary_core::ports::MetricsSource>> {
+    use canary_core::policy::MetricsSourceSpec;
+    match (&policy.metrics, prometheus) {
+        (MetricsSourceSpec::Prometheus(_), url) => {
+            Ok(Box::new(PrometheusSource::from_policy(policy, url)?))
+        }
+        (MetricsSourceSpec::Scrape(_), None) => Ok(Box::new(ScrapeSource::from_policy(policy)?)),
+        (MetricsSourceSpec::Scrape(_), Some(_)) => Err(canary_core::Error::Usage(
+            "--prometheus was given, but the policy reads its metrics by `scrape`; \
+             change metrics in the policy to `prometheus` to query a server"
+                .to_owned(),
+        )),
+    }
+}

@@ -1,0 +1,1034 @@
+//! [`PrometheusSource`]: the Prometheus HTTP API (and the systems that speak it: Thanos,
+//! Mimir, Cortex, VictoriaMetrics) as a [`MetricsSource`].
+//!
+//! Queries are POSTed as forms (`/api/v1/query`, `/api/v1/query_range`) so that long
+//! queries fit. Each request has a timeout; timeouts, connection errors and 5xx answers are
+//! retried with exponential backoff (4xx never: the same request would fail the same way),
+//! and one call with all its retries is bounded too. Secrets are read from their file or
+//! environment variable on every tick (tokens rotate), sent as sensitive headers, and never
+//! appear in `Debug` output, logs or error messages.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use canary_core::observation::{Reading, Tick};
+use canary_core::policy::{
+    CheckKind, CheckSpec, MetricsSourceSpec, Policy, PrometheusAuth, PrometheusSpec, SecretSource,
+    TrafficSelector,
+};
+use canary_core::ports::MetricsSource;
+use jiff::Timestamp;
+use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+use crate::answer::{self, AnswerError, ApiAnswer, QueryResult};
+use crate::error::{Error, Result, excerpt};
+use crate::queries::{self, QueryWindow};
+
+/// How many bytes of a bad answer an error shows.
+const EXCERPT_BYTES: usize = 200;
+/// The first wait before a retry; doubled after each attempt, up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// The longest wait between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(4);
+
+/// How a [`PrometheusSource`] reaches its server. (`Debug` shows header names, not values.)
+#[derive(Clone)]
+pub struct PrometheusConfig {
+    /// Base URL, e.g. `http://prometheus:9090` or `https://mimir/prometheus`.
+    pub url: String,
+    /// Authentication.
+    pub auth: PrometheusAuth,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+    /// A PEM bundle of extra certificate authorities.
+    pub ca_file: Option<PathBuf>,
+    /// TLS verification off (warned about).
+    pub insecure_skip_tls_verify: bool,
+    /// Timeout of one request.
+    pub timeout: Duration,
+    /// Retries after a timeout, a connection error or a 5xx answer.
+    pub retries: u32,
+    /// The first wait before a retry (doubled each time, at most 4 s).
+    pub backoff: Duration,
+    /// Bound on one call with all its retries; `None`: every attempt's timeout plus the
+    /// waits between them, plus a second.
+    pub call_timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for PrometheusConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let header_names: Vec<&str> = self.headers.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("PrometheusConfig")
+            .field("url", &strip_userinfo(&self.url))
+            .field("auth", &self.auth)
+            .field("header_names", &header_names)
+            .field("ca_file", &self.ca_file)
+            .field("insecure_skip_tls_verify", &self.insecure_skip_tls_verify)
+            .field("timeout", &self.timeout)
+            .field("retries", &self.retries)
+            .field("backoff", &self.backoff)
+            .field("call_timeout", &self.call_timeout)
+            .finish()
+    }
+}
+
+impl PrometheusConfig {
+    /// The policy's settings, with `url` replacing the policy's URL when given. Errors when
+    /// there is no URL at all.
+    pub fn from_spec(spec: &PrometheusSpec, url: Option<&str>) -> Result<Self> {
+        let url = url.map(str::to_owned).or_else(|| spec.url.clone()).ok_or_else(|| {
+            Error::Config(
+                "no Prometheus URL: give --prometheus URL or set metrics.prometheus.url in the policy"
+                    .to_owned(),
+            )
+        })?;
+        Ok(PrometheusConfig {
+            url,
+            auth: spec.auth.clone(),
+            headers: spec.headers.clone(),
+            ca_file: spec.ca_file.clone(),
+            insecure_skip_tls_verify: spec.insecure_skip_tls_verify,
+            timeout: spec.timeout,
+            retries: spec.retries,
+            backoff: FIRST_BACKOFF,
+            call_timeout: None,
+        })
+    }
+
+    /// A plain configuration for `url`: no auth, 10 s timeout, 3 retries.
+    pub fn new(url: impl Into<String>) -> Self {
+        PrometheusConfig {
+            url: url.into(),
+            auth: PrometheusAuth::None,
+            headers: Vec::new(),
+            ca_file: None,
+            insecure_skip_tls_verify: false,
+            timeout: Duration::from_secs(10),
+            retries: 3,
+            backoff: FIRST_BACKOFF,
+            call_timeout: None,
+        }
+    }
+
+    fn backoff_after(&self, attempt: u32) -> Duration {
+        let factor = 1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX);
+        self.backoff.saturating_mul(factor).min(MAX_BACKOFF)
+    }
+
+    fn call_bound(&self) -> Duration {
+        self.call_timeout.unwrap_or_else(|| {
+            let waits: Duration = (0..self.retries).map(|a| self.backoff_after(a)).sum();
+            self.timeout.saturating_mul(self.retries + 1) + waits + Duration::from_secs(1)
+        })
+    }
+}
+
+/// A secret's value. Its `Debug` shows nothing of it.
+#[derive(Clone)]
+struct Secret(String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+fn read_secret(source: &SecretSource) -> Result<Secret> {
+    let value = match source {
+        SecretSource::File(path) => std::fs::read_to_string(path)
+            .map_err(|e| Error::Secret(format!("cannot read the secret file {}: {e}", path.display())))?,
+        SecretSource::Env(name) => std::env::var(name).map_err(|_| {
+            Error::Secret(format!(
+                "the environment variable {name} (named by the policy for a secret) is not set or not UTF-8"
+            ))
+        })?,
+    };
+    let value = value.trim().to_owned();
+    if value.is_empty() {
+        let what = match source {
+            SecretSource::File(path) => format!("the secret file {}", path.display()),
+            SecretSource::Env(name) => format!("the environment variable {name}"),
+        };
+        return Err(Error::Secret(format!("{what} is empty")));
+    }
+    Ok(Secret(value))
+}
+
+/// The `Authorization` header of one tick, and the secret to keep out of messages.
+struct Credentials {
+    header: Option<HeaderValue>,
+    secret: Option<Secret>,
+}
+
+/// A query the source sends, and the answer's outcome.
+#[derive(Clone, Debug, PartialEq)]
+pub enum QueryOutcome {
+    /// Prometheus answered.
+    Answer {
+        /// The result.
+        result: QueryResult,
+        /// Its warnings.
+        warnings: Vec<String>,
+    },
+    /// Prometheus refused the query (400 or 422): the query is wrong, not the server.
+    Refused {
+        /// `errorType`, e.g. `bad_data`.
+        error_type: String,
+        /// Prometheus' message.
+        message: String,
+    },
+}
+
+/// The Prometheus HTTP API as a metrics source: one instant query per check per tick.
+pub struct PrometheusSource {
+    client: reqwest::Client,
+    config: Arc<PrometheusConfig>,
+    /// `…/api/v1/`, credentials removed.
+    api: reqwest::Url,
+    /// The base URL as shown in messages (credentials removed).
+    address: String,
+    /// Basic-auth user from the URL itself (`http://user:pass@host`), moved into a header.
+    url_credentials: Option<(String, Secret)>,
+    traffic: TrafficSelector,
+    checks: Vec<CheckSpec>,
+    interval: Duration,
+}
+
+impl std::fmt::Debug for PrometheusSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrometheusSource")
+            .field("address", &self.address)
+            .field("checks", &self.checks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PrometheusSource {
+    /// The source of a policy whose metrics come from Prometheus; `url` overrides the
+    /// policy's URL (the `--prometheus` flag).
+    pub fn from_policy(policy: &Policy, url: Option<&str>) -> Result<Self> {
+        let spec = match &policy.metrics {
+            MetricsSourceSpec::Prometheus(spec) => spec,
+            MetricsSourceSpec::Scrape(_) => {
+                return Err(Error::Config(
+                    "the policy's metrics come from `scrape`, not `prometheus`".to_owned(),
+                ));
+            }
+        };
+        let config = PrometheusConfig::from_spec(spec, url)?;
+        Self::new(config, policy)
+    }
+
+    /// A source with this configuration for the policy's checks. Reads the secrets once to
+    /// fail early (they are read again at every tick).
+    pub fn new(config: PrometheusConfig, policy: &Policy) -> Result<Self> {
+        crate::ensure_crypto_provider();
+        let mut url = reqwest::Url::parse(config.url.trim()).map_err(|e| {
+            Error::Config(format!(
+                "the Prometheus URL {:?} is not a URL: {e}",
+                strip_userinfo(&config.url)
+            ))
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(Error::Config(format!(
+                "the Prometheus URL must be http or https, not {}",
+                url.scheme()
+            )));
+        }
+        let url_credentials = if url.username().is_empty() {
+            None
+        } else {
+            let user = url.username().to_owned();
+            let password = url.password().unwrap_or_default().to_owned();
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            Some((user, Secret(password)))
+        };
+        url.set_query(None);
+        url.set_fragment(None);
+        let address = url.as_str().trim_end_matches('/').to_owned();
+        let api = reqwest::Url::parse(&format!("{address}/api/v1/"))
+            .map_err(|e| Error::Config(format!("{address}: {e}")))?;
+
+        let mut headers = HeaderMap::new();
+        for (name, value) in &config.headers {
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                Error::Config(format!(
+                    "metrics.prometheus.headers: {name:?} is not a header name"
+                ))
+            })?;
+            let mut value = HeaderValue::from_str(value).map_err(|_| {
+                Error::Config(format!(
+                    "metrics.prometheus.headers.{name}: not a valid header value"
+                ))
+            })?;
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+        let mut builder = reqwest::Client::builder()
+            .default_headers(headers)
+            .user_agent(concat!("canary/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(config.timeout)
+            .no_proxy();
+        if let Some(path) = &config.ca_file {
+            let pem = std::fs::read(path).map_err(|e| {
+                Error::Config(format!("cannot read the CA bundle {}: {e}", path.display()))
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                Error::Config(format!(
+                    "the CA bundle {} is not PEM certificates: {e}",
+                    path.display()
+                ))
+            })?;
+            builder = builder.tls_certs_merge(certs);
+        }
+        if config.insecure_skip_tls_verify {
+            tracing::warn!(
+                address = %address,
+                "TLS certificate verification is OFF for Prometheus (insecure-skip-tls-verify): anyone on the path can forge its answers"
+            );
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| Error::Config(format!("cannot set up the HTTP client: {e}")))?;
+
+        let source = PrometheusSource {
+            client,
+            config: Arc::new(config),
+            api,
+            address,
+            url_credentials,
+            traffic: policy.traffic.clone(),
+            checks: policy.checks.clone(),
+            interval: policy.rollout.interval,
+        };
+        source.credentials()?;
+        Ok(source)
+    }
+
+    /// The base URL, credentials removed, as messages show it.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// The queries one tick at `at` of an analysis started at `since` sends, by check name,
+    /// in policy order.
+    pub fn queries(&self, since: Timestamp, at: Timestamp) -> Vec<(String, String)> {
+        let window = QueryWindow::new(since, at, self.interval);
+        self.checks
+            .iter()
+            .map(|c| {
+                (
+                    c.name.clone(),
+                    queries::check_query(c, &self.traffic, window),
+                )
+            })
+            .collect()
+    }
+
+    fn credentials(&self) -> Result<Credentials> {
+        let basic = |user: &str, password: &Secret| {
+            use std::io::Write as _;
+            let mut raw = Vec::new();
+            let _ = write!(raw, "{user}:{}", password.0);
+            format!("Basic {}", base64(&raw))
+        };
+        let (value, secret) = match &self.config.auth {
+            PrometheusAuth::None => match &self.url_credentials {
+                Some((user, password)) => (Some(basic(user, password)), Some(password.clone())),
+                None => (None, None),
+            },
+            PrometheusAuth::Bearer(source) => {
+                let token = read_secret(source)?;
+                (Some(format!("Bearer {}", token.0)), Some(token))
+            }
+            PrometheusAuth::Basic { username, password } => {
+                let password = read_secret(password)?;
+                (Some(basic(username, &password)), Some(password))
+            }
+        };
+        let header = match value {
+            Some(value) => {
+                let mut value = HeaderValue::from_str(&value).map_err(|_| {
+                    Error::Secret(
+                        "the credentials hold characters an HTTP header cannot carry".to_owned(),
+                    )
+                })?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            None => None,
+        };
+        Ok(Credentials { header, secret })
+    }
+
+    /// One instant query evaluated at `at`.
+    pub async fn instant_query(&self, promql: &str, at: Timestamp) -> Result<QueryOutcome> {
+        let credentials = self.credentials()?;
+        self.instant_with(&credentials, promql, at).await
+    }
+
+    async fn instant_with(
+        &self,
+        credentials: &Credentials,
+        promql: &str,
+        at: Timestamp,
+    ) -> Result<QueryOutcome> {
+        let form = [("query", promql.to_owned()), ("time", unix_seconds(at))];
+        self.call(credentials, "query", &form).await
+    }
+
+    /// One range query from `start` to `end` every `step`.
+    pub async fn range_query(
+        &self,
+        promql: &str,
+        start: Timestamp,
+        end: Timestamp,
+        step: Duration,
+    ) -> Result<QueryOutcome> {
+        let credentials = self.credentials()?;
+        let form = [
+            ("query", promql.to_owned()),
+            ("start", unix_seconds(start)),
+            ("end", unix_seconds(end)),
+            ("step", format!("{}", step.as_secs_f64())),
+        ];
+        self.call(&credentials, "query_range", &form).await
+    }
+
+    /// POSTs a form to `api/v1/{endpoint}` with retries, within the call's bound.
+    async fn call(
+        &self,
+        credentials: &Credentials,
+        endpoint: &str,
+        form: &[(&str, String)],
+    ) -> Result<QueryOutcome> {
+        let bound = self.config.call_bound();
+        match tokio::time::timeout(bound, self.attempts(credentials, endpoint, form)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(Error::Deadline {
+                address: self.address.clone(),
+                bound,
+            }),
+        }
+    }
+
+    async fn attempts(
+        &self,
+        credentials: &Credentials,
+        endpoint: &str,
+        form: &[(&str, String)],
+    ) -> Result<QueryOutcome> {
+        let url = self
+            .api
+            .join(endpoint)
+            .map_err(|e| Error::Config(format!("{}: {e}", self.address)))?;
+        let secret = credentials.secret.as_ref().map(|s| s.0.as_str());
+        let attempts = self.config.retries + 1;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut request = self
+                .client
+                .post(url.clone())
+                .timeout(self.config.timeout)
+                .header(header::ACCEPT, "application/json")
+                .form(form);
+            if let Some(auth) = &credentials.header {
+                request = request.header(header::AUTHORIZATION, auth.clone());
+            }
+            let failure = match request.send().await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let content_type = response
+                        .headers()
+                        .get(header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("no content type")
+                        .to_owned();
+                    match response.bytes().await {
+                        Ok(body) if status >= 500 => Error::ServerError {
+                            address: self.address.clone(),
+                            status,
+                            attempts: attempt,
+                            body: excerpt(&body, EXCERPT_BYTES, secret),
+                        },
+                        Ok(body) => return self.interpret(status, &content_type, &body, secret),
+                        Err(e) => self.transport_error(e, attempt),
+                    }
+                }
+                Err(e) => self.transport_error(e, attempt),
+            };
+            if attempt >= attempts {
+                return Err(failure);
+            }
+            let wait = self.config.backoff_after(attempt - 1);
+            tracing::debug!(address = %self.address, attempt, error = %failure, ?wait, "retrying");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn transport_error(&self, err: reqwest::Error, attempts: u32) -> Error {
+        if err.is_timeout() {
+            Error::Timeout {
+                address: self.address.clone(),
+                timeout: self.config.timeout,
+                attempts,
+            }
+        } else {
+            Error::Connect {
+                address: self.address.clone(),
+                attempts,
+                source: Box::new(err.without_url()),
+            }
+        }
+    }
+
+    fn interpret(
+        &self,
+        status: u16,
+        content_type: &str,
+        body: &[u8],
+        secret: Option<&str>,
+    ) -> Result<QueryOutcome> {
+        if status == 401 || status == 403 {
+            return Err(Error::Unauthorized {
+                address: self.address.clone(),
+                status,
+            });
+        }
+        match answer::parse_answer(body) {
+            Ok(ApiAnswer::Success { result, warnings }) if (200..300).contains(&status) => {
+                Ok(QueryOutcome::Answer { result, warnings })
+            }
+            Ok(ApiAnswer::Error {
+                error_type,
+                message,
+            }) if status == 400 || status == 422 || error_type == "bad_data" => {
+                Ok(QueryOutcome::Refused {
+                    error_type,
+                    message,
+                })
+            }
+            Ok(ApiAnswer::Error {
+                error_type,
+                message,
+            }) => Err(Error::Api {
+                address: self.address.clone(),
+                error_type,
+                message,
+            }),
+            Ok(ApiAnswer::Success { .. }) => Err(Error::UnexpectedStatus {
+                address: self.address.clone(),
+                status,
+                body: excerpt(body, EXCERPT_BYTES, secret),
+            }),
+            Err(AnswerError::NotJson) if (200..300).contains(&status) => Err(Error::NotJson {
+                address: self.address.clone(),
+                status,
+                content_type: content_type.to_owned(),
+                first_bytes: excerpt(body, EXCERPT_BYTES, secret),
+            }),
+            Err(AnswerError::NotJson) => Err(Error::UnexpectedStatus {
+                address: self.address.clone(),
+                status,
+                body: excerpt(body, EXCERPT_BYTES, secret),
+            }),
+            Err(AnswerError::Malformed(message)) => Err(Error::Malformed {
+                address: self.address.clone(),
+                message,
+            }),
+        }
+    }
+
+    /// Reads every check at `at`, cumulative since `since`: one query per check.
+    pub async fn read_tick(&self, since: Timestamp, at: Timestamp) -> Result<Tick> {
+        let credentials = self.credentials()?;
+        let window = QueryWindow::new(since, at, self.interval);
+        let mut readings = BTreeMap::new();
+        let mut warnings = Vec::new();
+        for check in &self.checks {
+            let promql = queries::check_query(check, &self.traffic, window);
+            let reading = match self.instant_with(&credentials, &promql, at).await? {
+                QueryOutcome::Answer {
+                    result,
+                    warnings: w,
+                } => {
+                    warnings.extend(w.into_iter().map(|w| format!("{}: {w}", check.name)));
+                    reading_of(check, &self.traffic, &result)
+                }
+                QueryOutcome::Refused {
+                    error_type,
+                    message,
+                } => Reading::Invalid {
+                    reason: format!(
+                        "Prometheus refused the query ({error_type}): {message}; the query was: {promql}"
+                    ),
+                },
+            };
+            readings.insert(check.name.clone(), reading);
+        }
+        Ok(Tick {
+            at,
+            window_seconds: window.window_seconds as f64,
+            readings,
+            warnings,
+        })
+    }
+}
+
+/// What a check makes of a successful answer.
+pub fn reading_of(check: &CheckSpec, traffic: &TrafficSelector, result: &QueryResult) -> Reading {
+    match &check.kind {
+        CheckKind::ErrorRate(e) => answer::error_rate_reading(result, traffic, &e.requests_metric),
+        CheckKind::Latency(l) => answer::latency_reading(result, traffic, &l.histogram),
+        CheckKind::Samples(_) => answer::samples_reading(result, traffic),
+        CheckKind::Query(_) => answer::value_reading(result),
+    }
+}
+
+#[async_trait]
+impl MetricsSource for PrometheusSource {
+    async fn read(&self, since: Timestamp, at: Timestamp) -> canary_core::Result<Tick> {
+        Ok(self.read_tick(since, at).await?)
+    }
+
+    fn describe(&self) -> String {
+        format!("prometheus {}", self.address)
+    }
+}
+
+/// `at` as unix seconds with milliseconds, as the API takes it.
+fn unix_seconds(at: Timestamp) -> String {
+    let millis = at.as_millisecond();
+    format!("{}.{:03}", millis.div_euclid(1000), millis.rem_euclid(1000))
+}
+
+/// The URL with any `user:password@` removed, for messages.
+fn strip_userinfo(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}{}", &url[..scheme + 3], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Standard base64 (RFC 4648), for the basic-auth header.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc_4648() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(
+            base64(b"Aladdin:open sesame"),
+            "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
+    }
+
+    #[test]
+    fn times_are_unix_seconds_and_urls_lose_their_credentials() {
+        let at: Timestamp = "2026-01-01T00:00:00.25Z".parse().unwrap();
+        assert_eq!(unix_seconds(at), "1767225600.250");
+        assert_eq!(strip_userinfo("https://u:p@h:1/x"), "https://h:1/x");
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_a_cap_and_bounds_the_call() {
+        let mut config = PrometheusConfig::new("http://x");
+        config.retries = 3;
+        config.timeout = Duration::from_secs(1);
+        assert_eq!(config.backoff_after(0), Duration::from_millis(250));
+        assert_eq!(config.backoff_after(2), Duration::from_secs(1));
+        assert_eq!(config.backoff_after(10), MAX_BACKOFF);
+        assert_eq!(
+            config.call_bound(),
+            Duration::from_millis(4000 + 250 + 500 + 1000 + 1000)
+        );
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let secret = Secret("hunter2".to_owned());
+        assert!(!format!("{secret:?}").contains("hunter2"));
+    }
+
+    fn policy(extra: &str) -> Policy {
+        let yaml = format!(
+            "service: s\ntraffic: {{label: version, canary: canary, baseline: stable}}\n\
+             metrics:\n  prometheus:\n    timeout: 1s\n    retries: 2\n{extra}\
+             checks:\n  - name: restarts\n    query: {{promql: 'sum(x)'}}\n    slo: {{max: 0}}\n"
+        );
+        Policy::from_yaml(&yaml, "test.yaml").unwrap()
+    }
+
+    /// A one-connection-at-a-time HTTP server answering each request with the next of
+    /// `answers` (the last one repeats); returns its URL and a request counter.
+    async fn server(
+        answers: Vec<(u16, &'static str, String)>,
+    ) -> (String, Arc<AtomicUsize>, Arc<std::sync::Mutex<Vec<String>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let count = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (count2, requests2) = (Arc::clone(&count), Arc::clone(&requests));
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut buf = vec![0u8; 65536];
+                let mut read = 0;
+                // Read the head and the (small) form body.
+                while let Ok(n) = socket.read(&mut buf[read..]).await {
+                    if n == 0 {
+                        break;
+                    }
+                    read += n;
+                    let text = String::from_utf8_lossy(&buf[..read]).to_string();
+                    if let Some(head_end) = text.find("\r\n\r\n") {
+                        let length = text[..head_end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if read >= head_end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                requests2
+                    .lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&buf[..read]).to_string());
+                let i = count2.fetch_add(1, Ordering::SeqCst);
+                let (status, content_type, body) = answers[i.min(answers.len() - 1)].clone();
+                let response = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            }
+        });
+        (url, count, requests)
+    }
+
+    const OK: &str = r#"{"status":"success","warnings":["w1"],"data":{"resultType":"vector","result":[{"metric":{},"value":[1,"0"]}]}}"#;
+
+    fn source(url: &str, extra: &str) -> PrometheusSource {
+        let policy = policy(extra);
+        let mut config = PrometheusConfig::from_spec(
+            match &policy.metrics {
+                MetricsSourceSpec::Prometheus(p) => p,
+                MetricsSourceSpec::Scrape(_) => unreachable!(),
+            },
+            Some(url),
+        )
+        .unwrap();
+        config.backoff = Duration::from_millis(10);
+        PrometheusSource::new(config, &policy).unwrap()
+    }
+
+    fn now() -> Timestamp {
+        Timestamp::now()
+    }
+
+    #[tokio::test]
+    async fn a_5xx_is_retried_then_succeeds_and_warnings_reach_the_tick() {
+        let (url, count, requests) = server(vec![
+            (503, "text/plain", "busy".to_owned()),
+            (200, "application/json", OK.to_owned()),
+        ])
+        .await;
+        let tick = source(&url, "").read_tick(now(), now()).await.unwrap();
+        assert_eq!(count.load(Ordering::SeqCst), 2);
+        assert_eq!(tick.warnings, vec!["restarts: w1".to_owned()]);
+        assert!(matches!(tick.readings["restarts"], Reading::Observed(_)));
+        let request = requests.lock().unwrap()[1].clone();
+        assert!(
+            request.starts_with("POST /api/v1/query HTTP/1.1"),
+            "{request}"
+        );
+        assert!(
+            request.contains("application/x-www-form-urlencoded"),
+            "{request}"
+        );
+        assert!(request.contains("query=sum%28x%29&time="), "{request}");
+    }
+
+    #[tokio::test]
+    async fn persistent_5xx_is_an_error_after_every_retry() {
+        let (url, count, _) = server(vec![(500, "text/plain", "boom".to_owned())]).await;
+        let err = source(&url, "").read_tick(now(), now()).await.unwrap_err();
+        assert_eq!(count.load(Ordering::SeqCst), 3, "1 attempt + 2 retries");
+        assert_eq!(err.to_string(), "HTTP 500 after 3 attempts: \"boom\"");
+        assert_eq!(err.address(), Some(url.as_str()));
+    }
+
+    #[tokio::test]
+    async fn a_4xx_is_not_retried_and_a_bad_query_is_an_invalid_reading() {
+        let refused =
+            r#"{"status":"error","errorType":"bad_data","error":"parse error at char 5"}"#;
+        let (url, count, _) = server(vec![(400, "application/json", refused.to_owned())]).await;
+        let tick = source(&url, "").read_tick(now(), now()).await.unwrap();
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+        let Reading::Invalid { reason } = &tick.readings["restarts"] else {
+            panic!("{tick:?}")
+        };
+        assert!(
+            reason.contains("(bad_data): parse error at char 5; the query was: sum(x)"),
+            "{reason}"
+        );
+
+        let (url, count, _) =
+            server(vec![(404, "text/plain", "404 page not found".to_owned())]).await;
+        let err = source(&url, "").read_tick(now(), now()).await.unwrap_err();
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+        assert!(
+            err.to_string()
+                .starts_with("HTTP 404, not a Prometheus API answer"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn html_is_shown_briefly_and_the_token_never() {
+        let html = format!(
+            "<html><body>Please sign in. Your header was Bearer tok-{}</body></html>{}",
+            "x".repeat(8),
+            " ".repeat(500)
+        );
+        let (url, _, requests) = server(vec![(200, "text/html", html)]).await;
+        let dir = std::env::temp_dir().join(format!("canary-metrics-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("token");
+        std::fs::write(&file, "tok-xxxxxxxx\n").unwrap();
+        let source = source(
+            &url,
+            &format!("    bearer-token-file: {}\n", file.display()),
+        );
+        assert!(!format!("{source:?}").contains("tok-"));
+        let err = source.read_tick(now(), now()).await.unwrap_err();
+        let message = format!("{err} / {err:?}");
+        assert!(
+            message.contains("is not JSON (text/html); it begins: \"<html><body>Please sign in."),
+            "{message}"
+        );
+        assert!(message.contains("[redacted]"), "{message}");
+        assert!(!message.contains("tok-xxxxxxxx"), "{message}");
+        assert!(
+            requests.lock().unwrap()[0]
+                .to_ascii_lowercase()
+                .contains("authorization: bearer tok-xxxxxxxx")
+        );
+        let core: canary_core::Error = err.into();
+        assert!(!format!("{core} {core:?}").contains("tok-xxxxxxxx"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn auth_failures_say_so_without_the_credentials() {
+        let (url, count, _) = server(vec![(401, "text/plain", "no".to_owned())]).await;
+        let err = source(&url, "").read_tick(now(), now()).await.unwrap_err();
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+        assert!(
+            err.to_string().contains("HTTP 401: authentication failed"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_port_that_never_answers_times_out_within_the_bound() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let held = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let held2 = Arc::clone(&held);
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                held2.lock().unwrap().push(socket);
+            }
+        });
+        let policy = policy("");
+        let MetricsSourceSpec::Prometheus(spec) = &policy.metrics else {
+            unreachable!()
+        };
+        let mut config = PrometheusConfig::from_spec(spec, Some(&url)).unwrap();
+        config.timeout = Duration::from_millis(200);
+        config.retries = 1;
+        config.backoff = Duration::from_millis(10);
+        let source = PrometheusSource::new(config, &policy).unwrap();
+        let err = source.read_tick(now(), now()).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("no answer within 200ms (2 attempts)"),
+            "{err}"
+        );
+        assert_eq!(held.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn range_queries_post_their_range_and_read_a_matrix() {
+        let matrix = r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"version":"canary"},"values":[[1767225600,"1"],[1767225630,"NaN"]]}]}}"#;
+        let (url, _, requests) = server(vec![(200, "application/json", matrix.to_owned())]).await;
+        let start: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let end: Timestamp = "2026-01-01T00:00:30Z".parse().unwrap();
+        let outcome = source(&url, "")
+            .range_query("up", start, end, Duration::from_secs(30))
+            .await
+            .unwrap();
+        let QueryOutcome::Answer {
+            result: QueryResult::Matrix(series),
+            ..
+        } = outcome
+        else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(series[0].values[0], (1_767_225_600.0, 1.0));
+        assert!(series[0].values[1].1.is_nan());
+        let request = requests.lock().unwrap()[0].clone();
+        assert!(
+            request.starts_with("POST /api/v1/query_range HTTP/1.1"),
+            "{request}"
+        );
+        assert!(
+            request.ends_with("query=up&start=1767225600.000&end=1767225630.000&step=30"),
+            "{request}"
+        );
+    }
+
+    #[tokio::test]
+    async fn one_call_with_its_retries_is_bounded() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let policy = policy("");
+        let MetricsSourceSpec::Prometheus(spec) = &policy.metrics else {
+            unreachable!()
+        };
+        let mut config = PrometheusConfig::from_spec(spec, Some(&url)).unwrap();
+        config.call_timeout = Some(Duration::from_millis(300));
+        let source = PrometheusSource::new(config, &policy).unwrap();
+        let started = std::time::Instant::now();
+        let err = source.read_tick(now(), now()).await.unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "the 1s request timeout was cut short"
+        );
+        assert_eq!(
+            err.to_string(),
+            "no usable answer within 300ms, the bound on one call with its retries"
+        );
+    }
+
+    #[test]
+    fn the_configuration_debug_shows_no_header_values() {
+        let mut config = PrometheusConfig::new("http://u:pw@h:9090");
+        config
+            .headers
+            .push(("X-Api-Key".to_owned(), "k3y-value".to_owned()));
+        let shown = format!("{config:?}");
+        assert!(
+            shown.contains("X-Api-Key") && shown.contains("http://h:9090"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("k3y-value") && !shown.contains("pw"),
+            "{shown}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_names_the_address() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("http://127.0.0.1:{port}");
+        let err = source(&url, "").read_tick(now(), now()).await.unwrap_err();
+        assert!(
+            err.to_string().starts_with("cannot connect (3 attempts)"),
+            "{err}"
+        );
+        let core: canary_core::Error = err.into();
+        assert!(
+            core.to_string()
+                .starts_with(&format!("prometheus at {url}: cannot connect")),
+            "{core}"
+        );
+    }
+
+    #[test]
+    fn missing_secrets_and_urls_are_configuration_errors() {
+        let policy = policy("    bearer-token-env: CANARY_METRICS_TEST_UNSET_VARIABLE\n");
+        let err = PrometheusSource::from_policy(&policy, Some("http://127.0.0.1:1")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("CANARY_METRICS_TEST_UNSET_VARIABLE"),
+            "{err}"
+        );
+        let err = PrometheusSource::from_policy(&policy, None).unwrap_err();
+        assert!(err.to_string().starts_with("no Prometheus URL"), "{err}");
+        let core: canary_core::Error = err.into();
+        assert_eq!(core.exit_code(), canary_core::ExitCode::BadInput);
+    }
+
+    #[test]
+    fn credentials_in_the_url_move_into_a_header() {
+        let policy = policy("");
+        let source =
+            PrometheusSource::from_policy(&policy, Some("http://user:pw@127.0.0.1:9/prom/"))
+                .unwrap();
+        assert_eq!(source.address(), "http://127.0.0.1:9/prom");
+        assert!(!format!("{source:?}").contains("pw"));
+        let credentials = source.credentials().unwrap();
+        assert_eq!(
+            credentials.header.unwrap().to_str().unwrap(),
+            format!("Basic {}", base64(b"user:pw"))
+        );
+    }
+}

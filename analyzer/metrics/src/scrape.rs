@@ -1,0 +1,837 @@
+//! [`ScrapeSource`]: the versions' own `/metrics` pages, read directly, for places with no
+//! Prometheus server (and for `canary demo`, which runs everything in one process).
+//!
+//! Each read scrapes every endpoint (text exposition format, parsed by `prometheus-parse`)
+//! and adds each counter's increase since the previous scrape of that endpoint to a running
+//! total, so the values are cumulative since the source's first scrape, like
+//! `increase(…[since start])`. A counter that went down was reset (the process restarted):
+//! its new value is the increase, as Prometheus counts it. A series that appears after the
+//! first scrape started from zero since then, so its whole value counts. An instance's
+//! totals are summed into its version's. A read scrapes all endpoints first and changes no
+//! state unless every one answered, so a failed tick loses nothing: the next one covers it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use canary_core::observation::{CheckObservation, HistogramBucket, Reading, RequestCounts, Tick};
+use canary_core::policy::{CheckKind, LabelMatcher, MatchOp, MetricsSourceSpec, Policy, Version};
+use canary_core::ports::MetricsSource;
+use jiff::Timestamp;
+
+use crate::answer::parse_le;
+use crate::error::{Error, Result, excerpt};
+
+/// A series on a page: its metric name and its labels, sorted by name.
+type SeriesKey = (String, Vec<(String, String)>);
+
+/// One `/metrics` endpoint and the version it serves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Endpoint {
+    url: String,
+    version: Version,
+}
+
+/// What the source remembers of one endpoint.
+#[derive(Debug, Default)]
+struct EndpointState {
+    /// Whether the first scrape happened.
+    primed: bool,
+    /// The values of the last scrape.
+    previous: HashMap<SeriesKey, f64>,
+    /// Increases since the first scrape, per series.
+    accumulated: HashMap<SeriesKey, f64>,
+}
+
+impl EndpointState {
+    /// Adds a scrape's increases. See the module documentation for resets and new series.
+    fn update(&mut self, page: HashMap<SeriesKey, f64>) {
+        if self.primed {
+            for (key, value) in &page {
+                let increase = match self.previous.get(key) {
+                    Some(previous) if value >= previous => value - previous,
+                    // Lower than before: a reset, and the new value is what was counted since.
+                    Some(_) => *value,
+                    // Born after the first scrape: it counted from zero since then.
+                    None => *value,
+                };
+                *self.accumulated.entry(key.clone()).or_insert(0.0) += increase;
+            }
+        } else {
+            for key in page.keys() {
+                self.accumulated.insert(key.clone(), 0.0);
+            }
+            self.primed = true;
+        }
+        self.previous = page;
+    }
+}
+
+/// A label matcher with its regex compiled, anchored as Prometheus anchors it.
+#[derive(Clone, Debug)]
+struct Matcher {
+    name: String,
+    op: MatchOp,
+    value: String,
+    regex: Option<regex::Regex>,
+}
+
+impl Matcher {
+    fn new(matcher: &LabelMatcher) -> Result<Self> {
+        let regex = match matcher.op {
+            MatchOp::Regex | MatchOp::NotRegex => Some(
+                regex::Regex::new(&format!("^(?:{})$", matcher.value)).map_err(|e| {
+                    Error::Config(format!("the matcher {matcher} is not a valid regex: {e}"))
+                })?,
+            ),
+            MatchOp::Equal | MatchOp::NotEqual => None,
+        };
+        Ok(Matcher {
+            name: matcher.name.clone(),
+            op: matcher.op,
+            value: matcher.value.clone(),
+            regex,
+        })
+    }
+
+    /// Prometheus semantics: a missing label has the empty value.
+    fn matches(&self, labels: &[(String, String)]) -> bool {
+        let value = labels
+            .iter()
+            .find(|(name, _)| *name == self.name)
+            .map_or("", |(_, value)| value.as_str());
+        match (self.op, &self.regex) {
+            (MatchOp::Equal, _) => value == self.value,
+            (MatchOp::NotEqual, _) => value != self.value,
+            (MatchOp::Regex, Some(re)) => re.is_match(value),
+            (MatchOp::NotRegex, Some(re)) => !re.is_match(value),
+            (MatchOp::Regex | MatchOp::NotRegex, None) => false,
+        }
+    }
+}
+
+fn all_match(matchers: &[Matcher], labels: &[(String, String)]) -> bool {
+    matchers.iter().all(|m| m.matches(labels))
+}
+
+/// What one check reads from the pages.
+#[derive(Clone, Debug)]
+enum ScrapeCheck {
+    ErrorRate {
+        metric: String,
+        common: Vec<Matcher>,
+        errors: Vec<Matcher>,
+        shown: String,
+    },
+    Latency {
+        bucket_metric: String,
+        common: Vec<Matcher>,
+        shown: String,
+    },
+    /// Samples and query checks need PromQL (policy validation refuses them with `scrape`).
+    Unsupported { kind: &'static str },
+}
+
+/// The versions' `/metrics` endpoints, scraped directly, as a metrics source.
+pub struct ScrapeSource {
+    client: reqwest::Client,
+    endpoints: Vec<Endpoint>,
+    checks: Vec<(String, ScrapeCheck)>,
+    timeout: Duration,
+    state: tokio::sync::Mutex<Vec<EndpointState>>,
+}
+
+impl std::fmt::Debug for ScrapeSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScrapeSource")
+            .field("endpoints", &self.endpoints)
+            .field("checks", &self.checks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ScrapeSource {
+    /// The source of a policy whose metrics come from `scrape`.
+    pub fn from_policy(policy: &Policy) -> Result<Self> {
+        let MetricsSourceSpec::Scrape(spec) = &policy.metrics else {
+            return Err(Error::Config(
+                "the policy's metrics come from `prometheus`, not `scrape`".to_owned(),
+            ));
+        };
+        let endpoints = spec
+            .canary
+            .iter()
+            .map(|url| (url, Version::Canary))
+            .chain(spec.baseline.iter().map(|url| (url, Version::Baseline)))
+            .map(|(url, version)| Endpoint {
+                url: url.clone(),
+                version,
+            })
+            .collect();
+        Self::new(policy, endpoints, spec.timeout)
+    }
+
+    /// A source scraping `canary` and `baseline` URLs for the policy's checks, whatever its
+    /// `metrics` section says (for `canary demo`, which learns its ports at run time).
+    pub fn with_endpoints(
+        policy: &Policy,
+        canary: &[String],
+        baseline: &[String],
+        timeout: Duration,
+    ) -> Result<Self> {
+        let endpoints = canary
+            .iter()
+            .map(|url| (url, Version::Canary))
+            .chain(baseline.iter().map(|url| (url, Version::Baseline)))
+            .map(|(url, version)| Endpoint {
+                url: url.clone(),
+                version,
+            })
+            .collect();
+        Self::new(policy, endpoints, timeout)
+    }
+
+    fn new(policy: &Policy, endpoints: Vec<Endpoint>, timeout: Duration) -> Result<Self> {
+        crate::ensure_crypto_provider();
+        let common: Vec<Matcher> = policy
+            .traffic
+            .matchers
+            .iter()
+            .map(Matcher::new)
+            .collect::<Result<_>>()?;
+        let shown = |extra: &[LabelMatcher]| {
+            let all: Vec<String> = policy
+                .traffic
+                .matchers
+                .iter()
+                .chain(extra)
+                .map(ToString::to_string)
+                .collect();
+            format!("{{{}}}", all.join(", "))
+        };
+        let mut checks = Vec::new();
+        for check in &policy.checks {
+            let scrape_check = match &check.kind {
+                CheckKind::ErrorRate(e) => ScrapeCheck::ErrorRate {
+                    metric: e.requests_metric.clone(),
+                    common: common.clone(),
+                    errors: e
+                        .error_matchers
+                        .iter()
+                        .map(Matcher::new)
+                        .collect::<Result<_>>()?,
+                    shown: format!("{}{}", e.requests_metric, shown(&[])),
+                },
+                CheckKind::Latency(l) => ScrapeCheck::Latency {
+                    bucket_metric: format!("{}_bucket", l.histogram),
+                    common: common.clone(),
+                    shown: format!("{}_bucket{}", l.histogram, shown(&[])),
+                },
+                other => ScrapeCheck::Unsupported { kind: other.name() },
+            };
+            checks.push((check.name.clone(), scrape_check));
+        }
+        for endpoint in &endpoints {
+            reqwest::Url::parse(&endpoint.url)
+                .map_err(|e| Error::Config(format!("{:?} is not a URL: {e}", endpoint.url)))?;
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(timeout)
+            .no_proxy()
+            .user_agent(concat!("canary/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Config(format!("cannot set up the HTTP client: {e}")))?;
+        let state = endpoints.iter().map(|_| EndpointState::default()).collect();
+        Ok(ScrapeSource {
+            client,
+            endpoints,
+            checks,
+            timeout,
+            state: tokio::sync::Mutex::new(state),
+        })
+    }
+
+    /// Takes the first scrape of every endpoint: the zero from which totals count. A read
+    /// does this itself when it comes first (and then reports zeros).
+    pub async fn prime(&self) -> Result<()> {
+        let mut state = self.state.lock().await;
+        let pages = self.scrape_all().await?;
+        for (endpoint, page) in state.iter_mut().zip(pages) {
+            if !endpoint.primed {
+                endpoint.update(page);
+            }
+        }
+        Ok(())
+    }
+
+    /// The metric names the checks read.
+    fn wanted(&self, name: &str) -> bool {
+        self.checks.iter().any(|(_, c)| match c {
+            ScrapeCheck::ErrorRate { metric, .. } => metric == name,
+            ScrapeCheck::Latency { bucket_metric, .. } => bucket_metric == name,
+            ScrapeCheck::Unsupported { .. } => false,
+        })
+    }
+
+    async fn scrape_all(&self) -> Result<Vec<HashMap<SeriesKey, f64>>> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (index, endpoint) in self.endpoints.iter().enumerate() {
+            let client = self.client.clone();
+            let url = endpoint.url.clone();
+            let timeout = self.timeout;
+            tasks.spawn(async move { (index, fetch(&client, &url, timeout).await) });
+        }
+        let mut bodies: Vec<Option<Result<String>>> = self.endpoints.iter().map(|_| None).collect();
+        while let Some(joined) = tasks.join_next().await {
+            let (index, body) =
+                joined.map_err(|e| Error::Config(format!("a scrape task failed: {e}")))?;
+            bodies[index] = Some(body);
+        }
+        let mut pages = Vec::with_capacity(bodies.len());
+        for (endpoint, body) in self.endpoints.iter().zip(bodies) {
+            let body =
+                body.unwrap_or_else(|| Err(Error::Config("a scrape task vanished".to_owned())))?;
+            pages.push(self.parse_page(endpoint, &body)?);
+        }
+        Ok(pages)
+    }
+
+    fn parse_page(&self, endpoint: &Endpoint, body: &str) -> Result<HashMap<SeriesKey, f64>> {
+        let lines = body.lines().map(|line| Ok(line.to_owned()));
+        let scrape = prometheus_parse::Scrape::parse(lines).map_err(|e| Error::Scrape {
+            address: endpoint.url.clone(),
+            message: format!("cannot read the page: {e}"),
+            source: None,
+        })?;
+        let trimmed = body.trim_start();
+        if scrape.samples.is_empty() && (trimmed.starts_with('<') || trimmed.starts_with('{')) {
+            return Err(Error::Scrape {
+                address: endpoint.url.clone(),
+                message: format!(
+                    "not the Prometheus text format; it begins: {}",
+                    excerpt(body.as_bytes(), 200, None)
+                ),
+                source: None,
+            });
+        }
+        Ok(self.flatten(scrape))
+    }
+
+    /// The page's samples the checks need, one value per series; histograms become their
+    /// `_bucket` series with `le`, as Prometheus stores them.
+    fn flatten(&self, scrape: prometheus_parse::Scrape) -> HashMap<SeriesKey, f64> {
+        let mut series = HashMap::new();
+        for sample in scrape.samples {
+            let labels = |extra: Option<(&str, String)>| {
+                let mut labels: Vec<(String, String)> = sample
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                if let Some((name, value)) = extra {
+                    labels.push((name.to_owned(), value));
+                }
+                labels.sort();
+                labels
+            };
+            match &sample.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => {
+                    if self.wanted(&sample.metric) {
+                        series.insert((sample.metric.clone(), labels(None)), *v);
+                    }
+                }
+                prometheus_parse::Value::Histogram(buckets) => {
+                    let name = format!("{}_bucket", sample.metric);
+                    if self.wanted(&name) {
+                        for bucket in buckets {
+                            let le = if bucket.less_than == f64::INFINITY {
+                                "+Inf".to_owned()
+                            } else {
+                                bucket.less_than.to_string()
+                            };
+                            series.insert((name.clone(), labels(Some(("le", le)))), bucket.count);
+                        }
+                    }
+                }
+                prometheus_parse::Value::Summary(_) => {}
+            }
+        }
+        series
+    }
+
+    /// Scrapes every endpoint, adds the increases, and reads every check.
+    pub async fn read_tick(&self, since: Timestamp, at: Timestamp) -> Result<Tick> {
+        let mut state = self.state.lock().await;
+        let pages = self.scrape_all().await?;
+        let mut current = Vec::with_capacity(pages.len());
+        for (endpoint, page) in state.iter_mut().zip(pages) {
+            let keys: Vec<SeriesKey> = page.keys().cloned().collect();
+            endpoint.update(page);
+            current.push(keys);
+        }
+        let mut readings = BTreeMap::new();
+        for (name, check) in &self.checks {
+            readings.insert(name.clone(), self.reading(check, &state, &current));
+        }
+        let window = (at.as_millisecond() - since.as_millisecond()).max(0) as f64 / 1000.0;
+        Ok(Tick {
+            at,
+            window_seconds: window,
+            readings,
+            warnings: Vec::new(),
+        })
+    }
+
+    fn reading(
+        &self,
+        check: &ScrapeCheck,
+        state: &[EndpointState],
+        current: &[Vec<SeriesKey>],
+    ) -> Reading {
+        let (metric, common, shown) = match check {
+            ScrapeCheck::ErrorRate {
+                metric,
+                common,
+                shown,
+                ..
+            } => (metric, common, shown),
+            ScrapeCheck::Latency {
+                bucket_metric,
+                common,
+                shown,
+            } => (bucket_metric, common, shown),
+            ScrapeCheck::Unsupported { kind } => {
+                return Reading::Invalid {
+                    reason: format!("a {kind} check runs PromQL and cannot be read from a scrape"),
+                };
+            }
+        };
+        let selected = |key: &SeriesKey| key.0 == *metric && all_match(common, &key.1);
+        // Missing data: an endpoint whose latest page has none of the series.
+        let missing: Vec<String> = self
+            .endpoints
+            .iter()
+            .zip(current)
+            .filter(|(_, keys)| !keys.iter().any(selected))
+            .map(|(endpoint, _)| format!("{} ({})", endpoint.url, version_name(endpoint.version)))
+            .collect();
+        if !missing.is_empty() {
+            return Reading::NoData {
+                reason: format!("no {shown} series on {}", missing.join(", ")),
+            };
+        }
+        let of_version = |version: Version| {
+            self.endpoints
+                .iter()
+                .zip(state)
+                .filter(move |(endpoint, _)| endpoint.version == version)
+                .flat_map(|(_, s)| s.accumulated.iter())
+                .filter(|(key, _)| selected(key))
+        };
+        match check {
+            ScrapeCheck::ErrorRate { errors, .. } => {
+                let counts = |version: Version| {
+                    let mut counts = RequestCounts::default();
+                    for (key, value) in of_version(version) {
+                        counts.requests += value;
+                        if all_match(errors, &key.1) {
+                            counts.errors += value;
+                        }
+                    }
+                    counts
+                };
+                Reading::Observed(CheckObservation::Counts {
+                    canary: counts(Version::Canary),
+                    baseline: counts(Version::Baseline),
+                })
+            }
+            ScrapeCheck::Latency { .. } => {
+                let mut out = [Vec::new(), Vec::new()];
+                for (i, version) in [Version::Canary, Version::Baseline].into_iter().enumerate() {
+                    let mut by_le: Vec<(f64, f64)> = Vec::new();
+                    for (key, value) in of_version(version) {
+                        let Some(le) = key
+                            .1
+                            .iter()
+                            .find(|(n, _)| n == "le")
+                            .and_then(|(_, v)| parse_le(v))
+                        else {
+                            return Reading::Invalid {
+                                reason: format!("a {metric} series has no numeric le label"),
+                            };
+                        };
+                        match by_le.iter_mut().find(|(l, _)| *l == le) {
+                            Some((_, count)) => *count += value,
+                            None => by_le.push((le, *value)),
+                        }
+                    }
+                    by_le.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    if by_le.last().is_none_or(|(le, _)| *le != f64::INFINITY) {
+                        return Reading::Invalid {
+                            reason: format!(
+                                "the {metric} series of the {} have no le=\"+Inf\" bucket",
+                                version_name(version)
+                            ),
+                        };
+                    }
+                    out[i] = by_le
+                        .into_iter()
+                        .map(|(le, count)| HistogramBucket { le, count })
+                        .collect();
+                }
+                let [canary, baseline] = out;
+                Reading::Observed(CheckObservation::Histogram { canary, baseline })
+            }
+            // Returned above.
+            ScrapeCheck::Unsupported { kind } => Reading::Invalid {
+                reason: format!("a {kind} check cannot be read from a scrape"),
+            },
+        }
+    }
+}
+
+fn version_name(version: Version) -> &'static str {
+    match version {
+        Version::Canary => "canary",
+        Version::Baseline => "baseline",
+    }
+}
+
+async fn fetch(client: &reqwest::Client, url: &str, timeout: Duration) -> Result<String> {
+    let fail = |message: String, source: Option<reqwest::Error>| Error::Scrape {
+        address: url.to_owned(),
+        message,
+        source: source.map(|e| Box::new(e.without_url()) as canary_core::error::BoxError),
+    };
+    let response = client
+        .get(url)
+        .timeout(timeout)
+        .header(
+            reqwest::header::ACCEPT,
+            "text/plain;version=0.0.4;q=1,*/*;q=0.1",
+        )
+        .send()
+        .await
+        .map_err(|e| {
+            if e.is_timeout() {
+                fail(format!("no answer within {timeout:?}"), None)
+            } else {
+                fail("cannot scrape".to_owned(), Some(e))
+            }
+        })?;
+    let status = response.status();
+    let body = response.bytes().await.map_err(|e| {
+        if e.is_timeout() {
+            fail(format!("no complete page within {timeout:?}"), None)
+        } else {
+            fail("the page was cut off".to_owned(), Some(e))
+        }
+    })?;
+    if !status.is_success() {
+        return Err(fail(
+            format!(
+                "HTTP {} from the metrics page: {}",
+                status.as_u16(),
+                excerpt(&body, 200, None)
+            ),
+            None,
+        ));
+    }
+    String::from_utf8(body.to_vec())
+        .map_err(|_| fail("the page is not UTF-8 text".to_owned(), None))
+}
+
+#[async_trait]
+impl MetricsSource for ScrapeSource {
+    async fn read(&self, since: Timestamp, at: Timestamp) -> canary_core::Result<Tick> {
+        Ok(self.read_tick(since, at).await?)
+    }
+
+    fn describe(&self) -> String {
+        let list = |version: Version| {
+            self.endpoints
+                .iter()
+                .filter(|e| e.version == version)
+                .map(|e| e.url.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        format!(
+            "scrape canary [{}] baseline [{}]",
+            list(Version::Canary),
+            list(Version::Baseline)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    fn key(name: &str, labels: &[(&str, &str)]) -> SeriesKey {
+        let mut labels: Vec<(String, String)> = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        labels.sort();
+        (name.to_owned(), labels)
+    }
+
+    #[test]
+    fn increases_accumulate_across_resets_and_new_series() {
+        let a = key("reqs", &[("code", "200")]);
+        let b = key("reqs", &[("code", "500")]);
+        let mut state = EndpointState::default();
+        state.update(HashMap::from([(a.clone(), 100.0)]));
+        assert_eq!(state.accumulated[&a], 0.0, "the first scrape is the zero");
+        state.update(HashMap::from([(a.clone(), 130.0)]));
+        assert_eq!(state.accumulated[&a], 30.0);
+        // The process restarted: 130 → 12 is a reset, 12 requests since.
+        state.update(HashMap::from([(a.clone(), 12.0), (b.clone(), 2.0)]));
+        assert_eq!(state.accumulated[&a], 42.0);
+        assert_eq!(
+            state.accumulated[&b], 2.0,
+            "a series born after the start counts from 0"
+        );
+        state.update(HashMap::from([(a.clone(), 20.0), (b.clone(), 5.0)]));
+        assert_eq!(state.accumulated[&a], 50.0);
+        assert_eq!(state.accumulated[&b], 5.0);
+    }
+
+    #[test]
+    fn matchers_are_anchored_like_prometheus() {
+        let m = Matcher::new(&LabelMatcher {
+            name: "code".to_owned(),
+            op: MatchOp::Regex,
+            value: "5..".to_owned(),
+        })
+        .unwrap();
+        let labels = |code: &str| vec![("code".to_owned(), code.to_owned())];
+        assert!(m.matches(&labels("500")));
+        assert!(!m.matches(&labels("1500")));
+        assert!(!m.matches(&labels("5000")));
+        assert!(!m.matches(&[]));
+        let not = Matcher::new(&LabelMatcher {
+            name: "env".to_owned(),
+            op: MatchOp::NotEqual,
+            value: "dev".to_owned(),
+        })
+        .unwrap();
+        assert!(not.matches(&[]), "a missing label is the empty value");
+        assert!(
+            Matcher::new(&LabelMatcher {
+                name: "x".to_owned(),
+                op: MatchOp::Regex,
+                value: "(".to_owned()
+            })
+            .is_err()
+        );
+    }
+
+    fn page(version: &str, ok: u64, errors: u64, buckets: &[(&str, u64)]) -> String {
+        let mut text = format!(
+            "# HELP http_requests_total Requests.\n# TYPE http_requests_total counter\n\
+             http_requests_total{{version=\"{version}\",code=\"200\"}} {ok}\n\
+             http_requests_total{{version=\"{version}\",code=\"500\"}} {errors}\n\
+             # HELP http_request_duration_seconds Latency.\n# TYPE http_request_duration_seconds histogram\n"
+        );
+        for (le, count) in buckets {
+            text.push_str(&format!(
+                "http_request_duration_seconds_bucket{{version=\"{version}\",le=\"{le}\"}} {count}\n"
+            ));
+        }
+        text.push_str("process_start_time_seconds 1.7e9\n");
+        text
+    }
+
+    /// Serves whatever `pages` currently holds for a path (`/c`, `/b`); 404 otherwise.
+    async fn serve(pages: Arc<std::sync::Mutex<HashMap<String, (u16, String)>>>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let pages = Arc::clone(&pages);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 8192];
+                    let n = socket.read(&mut buf).await.unwrap_or(0);
+                    let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                    let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                    let (status, body) = pages
+                        .lock()
+                        .unwrap()
+                        .get(&path)
+                        .cloned()
+                        .unwrap_or((404, "not found".to_owned()));
+                    let response = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = socket.write_all(response.as_bytes()).await;
+                    let _ = socket.shutdown().await;
+                });
+            }
+        });
+        url
+    }
+
+    fn policy(selector: &str) -> Policy {
+        let yaml = format!(
+            "service: s\ntraffic: {{label: version, canary: canary, baseline: stable, selector: '{selector}'}}\n\
+             metrics:\n  scrape: {{canary: ['http://127.0.0.1:1/metrics'], baseline: ['http://127.0.0.1:1/metrics']}}\n\
+             checks:\n\
+             \x20 - name: errors\n    error-rate: {{requests: http_requests_total, errors: 'code=~\"5..\"'}}\n    slo: {{max: 1%}}\n\
+             \x20 - name: latency\n    latency: {{histogram: http_request_duration_seconds, quantile: 0.95}}\n    slo: {{max: 1s}}\n"
+        );
+        Policy::from_yaml(&yaml, "test.yaml").unwrap()
+    }
+
+    #[tokio::test]
+    async fn sums_instances_and_counts_since_the_first_scrape() {
+        let pages = Arc::new(std::sync::Mutex::new(HashMap::new()));
+        let url = serve(Arc::clone(&pages)).await;
+        let set = |path: &str, body: String| {
+            pages.lock().unwrap().insert(path.to_owned(), (200, body));
+        };
+        set("/c", page("canary", 100, 1, &[("0.1", 90), ("+Inf", 101)]));
+        set(
+            "/b1",
+            page("stable", 500, 5, &[("0.1", 450), ("+Inf", 505)]),
+        );
+        set("/b2", page("stable", 50, 0, &[("0.1", 50), ("+Inf", 50)]));
+        let source = ScrapeSource::with_endpoints(
+            &policy(""),
+            &[format!("{url}/c")],
+            &[format!("{url}/b1"), format!("{url}/b2")],
+            Duration::from_secs(2),
+        )
+        .unwrap();
+        let t0 = Timestamp::now();
+        source.prime().await.unwrap();
+        set("/c", page("canary", 150, 3, &[("0.1", 130), ("+Inf", 153)]));
+        // b1 restarted: its counters start again from 0.
+        set("/b1", page("stable", 40, 1, &[("0.1", 35), ("+Inf", 41)]));
+        set("/b2", page("stable", 60, 0, &[("0.1", 58), ("+Inf", 60)]));
+        let tick = source.read_tick(t0, t0).await.unwrap();
+        assert_eq!(
+            tick.readings["errors"],
+            Reading::Observed(CheckObservation::Counts {
+                canary: RequestCounts {
+                    requests: 52.0,
+                    errors: 2.0
+                },
+                baseline: RequestCounts {
+                    requests: 41.0 + 10.0,
+                    errors: 1.0
+                },
+            })
+        );
+        let Reading::Observed(CheckObservation::Histogram { canary, baseline }) =
+            &tick.readings["latency"]
+        else {
+            panic!("{tick:?}")
+        };
+        assert_eq!(
+            canary,
+            &vec![
+                HistogramBucket {
+                    le: 0.1,
+                    count: 40.0
+                },
+                HistogramBucket {
+                    le: f64::INFINITY,
+                    count: 52.0
+                }
+            ]
+        );
+        assert_eq!(baseline[0].count, 35.0 + 8.0);
+
+        // A page without the series is missing data, naming the endpoint.
+        set(
+            "/b2",
+            "# nothing here\nprocess_start_time_seconds 1\n".to_owned(),
+        );
+        let tick = source.read_tick(t0, t0).await.unwrap();
+        let Reading::NoData { reason } = &tick.readings["errors"] else {
+            panic!("{tick:?}")
+        };
+        assert!(reason.contains(&format!("{url}/b2 (baseline)")), "{reason}");
+
+        // HTML is refused, an error status too, both naming the endpoint; nothing is counted.
+        set("/b2", "<html>login</html>".to_owned());
+        let err = source.read_tick(t0, t0).await.unwrap_err();
+        assert_eq!(err.address(), Some(format!("{url}/b2").as_str()));
+        assert!(
+            err.to_string().contains("not the Prometheus text format"),
+            "{err}"
+        );
+        pages
+            .lock()
+            .unwrap()
+            .insert("/c".to_owned(), (500, "oops".to_owned()));
+        let err = source.read_tick(t0, t0).await.unwrap_err();
+        assert!(err.to_string().contains("HTTP 500"), "{err}");
+        let core: canary_core::Error = err.into();
+        assert!(
+            core.to_string()
+                .starts_with(&format!("scrape at {url}/c: HTTP 500")),
+            "{core}"
+        );
+    }
+
+    #[tokio::test]
+    async fn common_matchers_select_series_on_the_page() {
+        let pages = Arc::new(std::sync::Mutex::new(HashMap::new()));
+        let url = serve(Arc::clone(&pages)).await;
+        pages
+            .lock()
+            .unwrap()
+            .insert("/c".to_owned(), (200, page("canary", 1, 0, &[("+Inf", 1)])));
+        let source = ScrapeSource::with_endpoints(
+            &policy("job=\"checkout\""),
+            &[format!("{url}/c")],
+            &[format!("{url}/c")],
+            Duration::from_secs(2),
+        )
+        .unwrap();
+        let t0 = Timestamp::now();
+        let tick = source.read_tick(t0, t0).await.unwrap();
+        let Reading::NoData { reason } = &tick.readings["errors"] else {
+            panic!("{tick:?}")
+        };
+        assert!(
+            reason.starts_with("no http_requests_total{job=\"checkout\"} series on"),
+            "{reason}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_endpoint_is_unavailable_naming_it() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("http://127.0.0.1:{port}/metrics");
+        let source = ScrapeSource::with_endpoints(
+            &policy(""),
+            std::slice::from_ref(&url),
+            std::slice::from_ref(&url),
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        let err = source
+            .read_tick(Timestamp::now(), Timestamp::now())
+            .await
+            .unwrap_err();
+        let core: canary_core::Error = err.into();
+        assert_eq!(core.exit_code(), canary_core::ExitCode::Infrastructure);
+        assert!(core.to_string().contains(&url), "{core}");
+    }
+}
