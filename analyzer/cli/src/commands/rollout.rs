@@ -1,0 +1,155 @@
+//! `canary rollout`: drive one service's rollout from its first step to promotion or
+//! rollback, resuming a rollout in progress.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use canary_core::ExitCode;
+use canary_core::policy::Policy;
+use canary_core::ports::StateStore;
+use canary_core::rollout::{Event, Machine, Outcome, Rollout};
+use clap::Args;
+use jiff::Timestamp;
+
+use super::StateArgs;
+use crate::driver::{Driver, Interrupts};
+use crate::progress::Progress;
+use crate::render::{self, OutputSpec};
+
+#[derive(Debug, Args)]
+pub(crate) struct RolloutCommand {
+    /// The service's policy file.
+    #[arg(long, value_name = "FILE")]
+    policy: PathBuf,
+
+    #[command(flatten)]
+    state: StateArgs,
+
+    /// Prometheus base URL (overrides the policy's `metrics.prometheus.url`).
+    #[arg(long, value_name = "URL")]
+    prometheus: Option<String>,
+
+    /// Start a new rollout even if the last one of this service finished (it is archived).
+    #[arg(long)]
+    restart: bool,
+
+    /// Write a report: FORMAT:PATH with FORMAT one of json, markdown, junit. Repeatable.
+    #[arg(long = "output", value_name = "FORMAT:PATH")]
+    outputs: Vec<OutputSpec>,
+
+    /// No progress lines, only decisions and errors.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+impl RolloutCommand {
+    pub(crate) fn exec(self) -> anyhow::Result<ExitCode> {
+        let policy = super::load_policy(&self.policy)?;
+        let store = self.state.open(&policy.service)?;
+        let runtime = super::runtime()?;
+        runtime.block_on(async {
+            store.claim(false).await?;
+            let mut progress = Progress::new(self.quiet);
+            let machine = Machine::new(policy.clone())?;
+            let (mut rollout, first) = match store.load().await? {
+                Some(saved) if self.restart => {
+                    if !saved.phase.is_terminal() {
+                        return Err(canary_core::Error::Usage(format!(
+                            "the rollout of {} is not finished (phase {}): resume it, or `canary abort` it first",
+                            policy.service,
+                            saved.phase.name()
+                        ))
+                        .into());
+                    }
+                    let archived = store.archive(&saved).await?;
+                    progress.line(&format!("archived the finished rollout to {archived}"));
+                    (machine.start(Timestamp::now()), Event::Resume)
+                }
+                Some(saved) => {
+                    machine.check_resumable(&saved)?;
+                    if !saved.phase.is_terminal() {
+                        progress.line(&format!(
+                            "resuming the rollout of {} started {} (phase {}, canary at {}%)",
+                            saved.service,
+                            saved.started_at,
+                            saved.phase.name(),
+                            saved.current_weight()
+                        ));
+                    }
+                    (saved, Event::Resume)
+                }
+                None => (machine.start(Timestamp::now()), Event::Resume),
+            };
+            let outcome = drive(
+                &machine,
+                store.as_ref(),
+                &mut rollout,
+                first,
+                self.prometheus.as_deref(),
+                &mut progress,
+            )
+            .await?;
+            let report = rollout.report(
+                &policy,
+                &self.policy.display().to_string(),
+                &source_description(&policy),
+                Timestamp::now(),
+            );
+            if !self.quiet {
+                print!("{}", render::summary(&report));
+            }
+            for output in &self.outputs {
+                render::write(&report, output)?;
+            }
+            store.release().await?;
+            Ok(outcome.exit)
+        })
+    }
+}
+
+/// Builds the ports of `machine`'s policy and runs the rollout from `first` to its end.
+pub(crate) async fn drive(
+    machine: &Machine,
+    store: &dyn StateStore,
+    rollout: &mut Rollout,
+    first: Event,
+    prometheus: Option<&str>,
+    progress: &mut Progress,
+) -> anyhow::Result<Outcome> {
+    let policy = machine.policy();
+    let gateway = policy.gateway.clone().ok_or_else(|| {
+        canary_core::Error::Usage(format!(
+            "the policy of {} has no `gateway`: `canary rollout` needs one (haproxy, nginx or command)",
+            policy.service
+        ))
+    })?;
+    let source = super::metrics_source(policy, prometheus)?;
+    let router = canary_gateways::router_for(&gateway)?;
+    let hooks = canary_gateways::hooks::HookRunner::new().map_err(|e| e.into_core())?;
+    let mut driver = Driver {
+        machine,
+        store,
+        source: source.as_ref(),
+        router: router.as_ref(),
+        hooks: &hooks,
+        progress,
+        interrupts: Interrupts::install()?,
+    };
+    driver
+        .run(rollout, first)
+        .await
+        .context("driving the rollout")
+}
+
+/// Where the evidence comes from, for reports.
+fn source_description(policy: &Policy) -> String {
+    match &policy.metrics {
+        canary_core::policy::MetricsSourceSpec::Prometheus(p) => {
+            format!(
+                "prometheus {}",
+                p.url.as_deref().unwrap_or("(from --prometheus)")
+            )
+        }
+        canary_core::policy::MetricsSourceSpec::Scrape(_) => "direct /metrics scrapes".to_owned(),
+    }
+}

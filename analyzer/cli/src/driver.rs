@@ -1,0 +1,196 @@
+//! The driver: carries out the rollout machine's effects against the real world.
+//!
+//! The machine decides; the driver persists, notifies, runs hooks, sets weights, waits and
+//! reads, and feeds each result back as the next event. Signals are honoured between
+//! effects, never inside one: a weight change always completes and is recorded before an
+//! interrupt is handled, so weights are never left half-set.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use canary_core::policy::HookEvent;
+use canary_core::ports::{MetricsSource, StateStore, TrafficRouter, set_and_verify};
+use canary_core::rollout::{Effect, Event, Machine, Outcome, Rollout};
+use canary_gateways::hooks::{HookContext, HookRunner};
+use jiff::Timestamp;
+use tokio::sync::Notify;
+
+use crate::progress::Progress;
+
+/// How often a wait looks for signals and for requests from `canary promote` / `abort`.
+const POLL: Duration = Duration::from_millis(250);
+
+/// What the driver needs from the outside world.
+pub(crate) struct Driver<'a> {
+    pub(crate) machine: &'a Machine,
+    pub(crate) store: &'a dyn StateStore,
+    pub(crate) source: &'a dyn MetricsSource,
+    pub(crate) router: &'a dyn TrafficRouter,
+    pub(crate) hooks: &'a HookRunner,
+    pub(crate) progress: &'a mut Progress,
+    pub(crate) interrupts: Interrupts,
+}
+
+/// SIGINT/SIGTERM, as a flag the driver looks at between effects.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Interrupts {
+    raised: Arc<AtomicBool>,
+    notify: Arc<Notify>,
+}
+
+impl Interrupts {
+    /// Listens for SIGINT and SIGTERM for the life of the runtime.
+    pub(crate) fn install() -> anyhow::Result<Interrupts> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let interrupts = Interrupts::default();
+        for kind in [SignalKind::interrupt(), SignalKind::terminate()] {
+            let mut stream = signal(kind)?;
+            let handle = interrupts.clone();
+            tokio::spawn(async move {
+                while stream.recv().await.is_some() {
+                    handle.raise();
+                }
+            });
+        }
+        Ok(interrupts)
+    }
+
+    pub(crate) fn raise(&self) {
+        self.raised.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    /// Takes a pending interrupt (so it is handled once).
+    fn take(&self) -> bool {
+        self.raised.swap(false, Ordering::SeqCst)
+    }
+}
+
+impl Driver<'_> {
+    /// Runs the machine from `first` until it finishes.
+    pub(crate) async fn run(
+        &mut self,
+        rollout: &mut Rollout,
+        first: Event,
+    ) -> anyhow::Result<Outcome> {
+        let mut event = first;
+        loop {
+            let effects = self.machine.handle(rollout, event, Timestamp::now());
+            let mut next = None;
+            for effect in effects {
+                if effect.awaits_result() && self.interrupts.take() {
+                    // Between effects: hand the interrupt to the machine instead.
+                    next = Some(Event::Interrupted);
+                    break;
+                }
+                match effect {
+                    Effect::Persist => self.store.save(rollout).await?,
+                    Effect::Notify(notice) => self.progress.notice(&notice, rollout),
+                    Effect::RunHooks {
+                        event,
+                        weight,
+                        step,
+                    } => {
+                        next = Some(self.run_hooks(event, weight, step).await);
+                    }
+                    Effect::SetWeight(weight) => {
+                        self.progress.line(&format!(
+                            "setting canary weight to {weight}% via {}",
+                            self.router.describe()
+                        ));
+                        next = Some(match set_and_verify(self.router, weight).await {
+                            Ok(()) => Event::WeightSet(weight),
+                            Err(err) => Event::RouterFailed(error_chain(&err)),
+                        });
+                    }
+                    Effect::Wait(until) => next = Some(self.wait(until).await),
+                    Effect::Read { since } => next = Some(self.read(since).await),
+                    Effect::Finish(outcome) => return Ok(outcome),
+                }
+            }
+            event = match next {
+                Some(event) => event,
+                // A batch with nothing to wait for and no finish: ask the machine again.
+                None => Event::Resume,
+            };
+        }
+    }
+
+    async fn run_hooks(&mut self, event: HookEvent, weight: u8, step: Option<usize>) -> Event {
+        let policy = self.machine.policy();
+        let context = HookContext {
+            service: policy.service.clone(),
+            event,
+            step: step.map_or(0, |s| s + 1),
+            weight,
+        };
+        let runs = self.hooks.run_event(&policy.hooks, &context).await;
+        let mut failed = Vec::new();
+        for run in runs {
+            self.progress.line(&run.to_string());
+            if run.demands_rollback()
+                && let canary_gateways::hooks::HookOutcome::Failed { reason } = &run.outcome
+            {
+                failed.push((run.hook.clone(), reason.clone()));
+            }
+        }
+        Event::HooksRan { event, failed }
+    }
+
+    /// Waits until `until`, or until an interrupt or a request from another shell.
+    async fn wait(&mut self, until: Timestamp) -> Event {
+        loop {
+            if self.interrupts.take() {
+                return Event::Interrupted;
+            }
+            match self.store.take_request().await {
+                Ok(Some(request)) => return request.into(),
+                Ok(None) => {}
+                // A request that cannot be read is not worth stopping a rollout for.
+                Err(err) => self
+                    .progress
+                    .line(&format!("warning: {}", error_chain(&err))),
+            }
+            let remaining = until.duration_since(Timestamp::now());
+            if remaining.is_negative() || remaining.is_zero() {
+                return Event::TimerFired;
+            }
+            let nap = Duration::try_from(remaining).unwrap_or(POLL).min(POLL);
+            tokio::select! {
+                _ = tokio::time::sleep(nap) => {}
+                _ = self.interrupts.notify.notified() => {}
+            }
+        }
+    }
+
+    /// Reads the metrics; an interrupt abandons the read (it has no side effects).
+    async fn read(&mut self, since: Timestamp) -> Event {
+        let notified = self.interrupts.notify.notified();
+        tokio::select! {
+            result = self.source.read(since, Timestamp::now()) => match result {
+                Ok(tick) => Event::Observed(tick),
+                Err(err) => Event::ReadFailed(error_chain(&err)),
+            },
+            _ = notified => {
+                self.interrupts.take();
+                Event::Interrupted
+            }
+        }
+    }
+}
+
+/// An error and its causes on one line.
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,13 @@
+//! The `canary` binary: clap commands, the async driver that carries out the rollout state
+//! machine's effects, reports, and the demo. The decisions live in `canary-core`; the
+//! adapters in `canary-metrics` and `canary-gateways`. Each subcommand is one file under
+//! `commands/` with an `exec` method; errors are printed once, whole chain, in [`run`].
+
+mod app;
+mod commands;
+mod driver;
+mod progress;
+mod render;
+mod state;
+
+pub use app::run;

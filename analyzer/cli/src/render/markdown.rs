@@ -1,0 +1,107 @@
+//! Markdown: a report that fits a pull-request comment or `$GITHUB_STEP_SUMMARY`.
+
+use canary_core::judge::{Evidence, Verdict, fmt_num};
+use canary_core::report::Report;
+
+pub(super) fn render(report: &Report) -> String {
+    let icon = |v: Verdict| match v {
+        Verdict::Pass => "✅",
+        Verdict::Fail => "❌",
+        Verdict::Inconclusive | Verdict::NoData => "⚠️",
+        Verdict::Error => "🛑",
+    };
+    let mut out = format!(
+        "## {} canary {} `{}`: **{}**\n\n{}\n\n",
+        icon(report.verdict),
+        report.command,
+        report.service,
+        report.verdict.as_str(),
+        cell(&report.reason)
+    );
+    out.push_str(&format!(
+        "Policy `{}` · source {} · α {} ({} per check) · {} → {}{}\n\n",
+        report.policy,
+        cell(&report.source),
+        fmt_num(report.alpha),
+        fmt_num(report.alpha_per_check),
+        report.started_at,
+        report.ended_at,
+        report
+            .decided_at
+            .map(|at| format!(" · decided at {at}"))
+            .unwrap_or_default()
+    ));
+    out.push_str(
+        "| check | verdict | estimate | interval | e-value / p | threshold | samples | reason |\n",
+    );
+    out.push_str("|---|---|---|---|---|---|---|---|\n");
+    for check in &report.checks {
+        let e = &check.evidence;
+        out.push_str(&format!(
+            "| `{}` | {} {} | {} | {} | {} | {} | {} | {} |\n",
+            check.name,
+            icon(check.verdict),
+            check.verdict.as_str(),
+            opt(e.estimate),
+            e.interval
+                .map(|[lo, hi]| format!("[{}, {}]", fmt_num(lo), fmt_num(hi)))
+                .unwrap_or_else(|| "—".to_owned()),
+            statistic(e),
+            opt(e.threshold),
+            samples(e),
+            cell(&check.reason)
+        ));
+    }
+    if !report.steps.is_empty() {
+        out.push_str("\n| step | weight | started | ended | decision | canary requests |\n|---|---|---|---|---|---|\n");
+        for step in &report.steps {
+            out.push_str(&format!(
+                "| {} | {}% | {} | {} | {} | {} |\n",
+                step.index + 1,
+                step.weight,
+                step.started_at,
+                step.ended_at
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|| "—".to_owned()),
+                cell(&format!("{}: {}", step.decision, step.reason)),
+                step.canary_requests
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|| "—".to_owned()),
+            ));
+        }
+    }
+    for warning in &report.warnings {
+        out.push_str(&format!("\n> warning: {}\n", cell(warning)));
+    }
+    out
+}
+
+fn opt(x: Option<f64>) -> String {
+    x.map(fmt_num).unwrap_or_else(|| "—".to_owned())
+}
+
+fn statistic(e: &Evidence) -> String {
+    match (e.e_value, e.p_value) {
+        (Some(ev), _) => format!("e = {} (fails at {})", fmt_num(ev), fmt_num(1.0 / e.alpha)),
+        (None, Some(p)) => format!("p = {}", fmt_num(p)),
+        _ => "—".to_owned(),
+    }
+}
+
+fn samples(e: &Evidence) -> String {
+    let side = |n: Option<u64>, events: Option<u64>| match (n, events) {
+        (Some(n), Some(k)) => format!("{k}/{n}"),
+        (Some(n), None) => n.to_string(),
+        _ => "—".to_owned(),
+    };
+    format!(
+        "{} vs {}",
+        side(e.canary_n, e.canary_events),
+        side(e.baseline_n, e.baseline_events)
+    )
+}
+
+/// Text safe inside a table cell: no pipes or newlines.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}

@@ -1,0 +1,156 @@
+//! Reports in every format: the terminal summary, JSON (the contract), markdown, JUnit.
+
+mod junit;
+mod markdown;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use anyhow::Context;
+use canary_core::judge::fmt_num;
+use canary_core::report::Report;
+
+/// A report format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Format {
+    Json,
+    Markdown,
+    Junit,
+}
+
+/// `FORMAT:PATH`, as `--output` takes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct OutputSpec {
+    pub(crate) format: Format,
+    pub(crate) path: PathBuf,
+}
+
+impl FromStr for OutputSpec {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (format, path) = text
+            .split_once(':')
+            .ok_or_else(|| format!("expected FORMAT:PATH (e.g. json:report.json), not {text:?}"))?;
+        let format = match format {
+            "json" => Format::Json,
+            "markdown" | "md" => Format::Markdown,
+            "junit" => Format::Junit,
+            other => {
+                return Err(format!(
+                    "unknown report format {other:?}; expected json, markdown or junit"
+                ));
+            }
+        };
+        if path.is_empty() {
+            return Err("the report path is empty".to_owned());
+        }
+        Ok(OutputSpec {
+            format,
+            path: PathBuf::from(path),
+        })
+    }
+}
+
+/// Writes a report in the format asked, atomically (a reader never sees half a file).
+pub(crate) fn write(report: &Report, spec: &OutputSpec) -> anyhow::Result<()> {
+    let text = match spec.format {
+        Format::Json => serde_json::to_string_pretty(report)? + "\n",
+        Format::Markdown => markdown::render(report),
+        Format::Junit => junit::render(report),
+    };
+    write_atomically(&spec.path, text.as_bytes())
+        .with_context(|| format!("writing the report {}", spec.path.display()))
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temporary = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    std::fs::write(&temporary, bytes)?;
+    std::fs::rename(&temporary, path)
+}
+
+/// The short human summary printed at the end of `analyze` and `rollout`.
+pub(crate) fn summary(report: &Report) -> String {
+    let mut out = format!(
+        "{} {}: {} (exit {}) — {}\n",
+        report.command,
+        report.service,
+        report.verdict.as_str().to_uppercase(),
+        report.exit_code,
+        report.reason
+    );
+    let width = report
+        .checks
+        .iter()
+        .map(|c| c.name.len())
+        .max()
+        .unwrap_or(0);
+    for check in &report.checks {
+        out.push_str(&format!(
+            "  {:width$}  {:12}  {}\n",
+            check.name,
+            check.verdict.as_str(),
+            check.reason,
+        ));
+        let e = &check.evidence;
+        let mut numbers = Vec::new();
+        if let (Some(n), Some(events)) = (e.canary_n, e.canary_events) {
+            numbers.push(format!("canary {events}/{n}"));
+        } else if let Some(n) = e.canary_n {
+            numbers.push(format!("canary n={n}"));
+        }
+        if let (Some(n), Some(events)) = (e.baseline_n, e.baseline_events) {
+            numbers.push(format!("baseline {events}/{n}"));
+        } else if let Some(n) = e.baseline_n {
+            numbers.push(format!("baseline n={n}"));
+        }
+        if let Some([lo, hi]) = e.interval {
+            numbers.push(format!("interval [{}, {}]", fmt_num(lo), fmt_num(hi)));
+        }
+        if let Some(ev) = e.e_value {
+            numbers.push(format!("e-value {}", fmt_num(ev)));
+        }
+        if let Some(p) = e.p_value {
+            numbers.push(format!("p {}", fmt_num(p)));
+        }
+        if !numbers.is_empty() {
+            out.push_str(&format!(
+                "  {:width$}  {:12}  {}\n",
+                "",
+                "",
+                numbers.join(", ")
+            ));
+        }
+    }
+    if let Some(at) = report.decided_at {
+        out.push_str(&format!("decided at {at}\n"));
+    }
+    for warning in &report.warnings {
+        out.push_str(&format!("warning: {warning}\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_specs_parse_and_refuse() {
+        let spec: OutputSpec = "json:out/report.json".parse().unwrap();
+        assert_eq!(spec.format, Format::Json);
+        assert_eq!(spec.path, PathBuf::from("out/report.json"));
+        assert!("pdf:x".parse::<OutputSpec>().is_err());
+        assert!("json".parse::<OutputSpec>().is_err());
+        assert!("json:".parse::<OutputSpec>().is_err());
+    }
+}

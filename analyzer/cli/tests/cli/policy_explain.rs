@@ -1,0 +1,61 @@
+//! `canary policy explain`: the exact PromQL each check runs, one query per check.
+
+use crate::util::canary;
+
+#[test]
+fn explain_prints_one_query_per_check_with_the_window_said() {
+    let run = canary(&["policy", "explain", "policies/checkout.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let out = &run.stdout;
+    assert!(
+        out.contains("The window [300s] below is\n# the one 5m after the start"),
+        "{out}"
+    );
+    assert!(out.contains("one instant query per check"), "{out}");
+    let queries: Vec<&str> = out
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .collect();
+    assert_eq!(queries.len(), 3, "one query per check:\n{out}");
+    assert_eq!(
+        queries[0],
+        "label_replace(sum by (version) (increase(http_requests_total{job=\"checkout\", namespace=\"shop\", version=~\"canary|stable\"}[300s])), \"canary_series\", \"requests\", \"\", \"\") \
+         or label_replace(sum by (version) (increase(http_requests_total{job=\"checkout\", namespace=\"shop\", version=~\"canary|stable\", code=~\"5..\"}[300s])), \"canary_series\", \"errors\", \"\", \"\")"
+    );
+    assert_eq!(
+        queries[1],
+        "sum by (le, version) (increase(http_request_duration_seconds_bucket{job=\"checkout\", namespace=\"shop\", version=~\"canary|stable\"}[300s]))"
+    );
+    assert_eq!(
+        queries[2],
+        "sum(increase(kube_pod_container_status_restarts_total{namespace=\"shop\", pod=~\"checkout-canary-.*\"}[300s])) or vector(0)"
+    );
+    let run = canary(&[
+        "policy",
+        "explain",
+        "policies/checkout.yaml",
+        "--window",
+        "30m",
+    ]);
+    assert!(run.stdout.contains("[1800s]"), "{}", run.all());
+}
+
+#[test]
+fn explain_of_every_shipped_policy_works() {
+    for policy in [
+        "policies/checkout.yaml",
+        "policies/ml-api.yaml",
+        "policies/payments.yaml",
+        "policies/search.yaml",
+    ] {
+        let run = canary(&["policy", "explain", policy]);
+        assert_eq!(run.code, 0, "{policy}\n{}", run.all());
+        assert!(
+            !run.stdout.contains("{{"),
+            "every variable is filled in: {}",
+            run.stdout
+        );
+    }
+    let run = canary(&["policy", "explain", "policies/nope.yaml"]);
+    assert_eq!(run.code, 2, "{}", run.all());
+}

@@ -1,0 +1,358 @@
+//! `canary policy lint`: the shipped policies pass; each kind of mistake is refused with
+//! exit code 2 and a message naming the line and the field.
+
+use crate::util::{canary, root};
+
+/// A valid policy; the broken ones below are this with one mistake each.
+const BASE: &str = r#"service: checkout
+traffic:
+  label: version
+  canary: canary
+  baseline: stable
+metrics:
+  prometheus:
+    url: http://localhost:9090
+rollout:
+  steps: [10, 25, 50, 100]
+  step-duration: 5m
+  interval: 30s
+  alpha: 1%
+checks:
+  - name: errors
+    error-rate:
+      requests: http_requests_total
+      errors: 'code=~"5.."'
+    slo:
+      max: 1%
+    baseline:
+      max-increase: 20%
+  - name: latency
+    latency:
+      histogram: http_request_duration_seconds
+    slo:
+      max: 500ms
+"#;
+
+/// One mistake: what to replace in `BASE`, and what the message must say.
+struct Mistake {
+    what: &'static str,
+    find: &'static str,
+    replace: &'static str,
+    line: u32,
+    field: &'static str,
+    message: &'static str,
+}
+
+const MISTAKES: &[Mistake] = &[
+    Mistake {
+        what: "unknown field",
+        find: "step-duration: 5m",
+        replace: "step-durations: 5m",
+        line: 11,
+        field: "rollout.step-durations",
+        message: "unknown field",
+    },
+    Mistake {
+        what: "wrong type",
+        find: "steps: [10, 25, 50, 100]",
+        replace: "steps: ten",
+        line: 10,
+        field: "rollout.steps",
+        message: "",
+    },
+    Mistake {
+        what: "bad duration",
+        find: "interval: 30s",
+        replace: "interval: 30 parsecs",
+        line: 12,
+        field: "rollout.interval",
+        message: "expected a duration",
+    },
+    Mistake {
+        what: "bare number as duration",
+        find: "step-duration: 5m",
+        replace: "step-duration: 300",
+        line: 11,
+        field: "rollout.step-duration",
+        message: "no unit",
+    },
+    Mistake {
+        what: "bad percentage",
+        find: "max: 1%",
+        replace: "max: lots",
+        line: 20,
+        field: "checks[0].slo.max",
+        message: "expected a percentage like \"1%\" or 0.01",
+    },
+    Mistake {
+        what: "weights not increasing",
+        find: "[10, 25, 50, 100]",
+        replace: "[10, 50, 25, 100]",
+        line: 10,
+        field: "rollout.steps[2]",
+        message: "steps must increase",
+    },
+    Mistake {
+        what: "weight out of range",
+        find: "[10, 25, 50, 100]",
+        replace: "[10, 250, 100]",
+        line: 10,
+        field: "rollout.steps[1]",
+        message: "from 1 to 100",
+    },
+    Mistake {
+        what: "steps not ending at 100",
+        find: "[10, 25, 50, 100]",
+        replace: "[10, 25, 50]",
+        line: 10,
+        field: "rollout.steps",
+        message: "last step must be 100",
+    },
+    Mistake {
+        what: "alpha out of range",
+        find: "alpha: 1%",
+        replace: "alpha: 60%",
+        line: 13,
+        field: "rollout.alpha",
+        message: "false-rollback budget",
+    },
+    Mistake {
+        what: "alpha as a bare percent number",
+        find: "alpha: 1%",
+        replace: "alpha: 5",
+        line: 13,
+        field: "rollout.alpha",
+        message: "did you mean",
+    },
+    Mistake {
+        what: "interval longer than a step",
+        find: "interval: 30s",
+        replace: "interval: 10m",
+        line: 12,
+        field: "rollout.interval",
+        message: "longer than a step",
+    },
+    Mistake {
+        what: "check judging nothing",
+        find: "    slo:\n      max: 500ms\n",
+        replace: "",
+        line: 23,
+        field: "checks[1]",
+        message: "judges nothing",
+    },
+    Mistake {
+        what: "two kinds in one check",
+        find: "      histogram: http_request_duration_seconds\n",
+        replace: "      histogram: http_request_duration_seconds\n    error-rate:\n      requests: x\n      errors: 'code=\"500\"'\n",
+        line: 23,
+        field: "checks[1]",
+        message: "exactly one of",
+    },
+    Mistake {
+        what: "duplicate check name",
+        find: "- name: latency",
+        replace: "- name: errors",
+        line: 23,
+        field: "checks[1].name",
+        message: "already defined",
+    },
+    Mistake {
+        what: "malformed matcher",
+        find: r#"errors: 'code=~"5.."'"#,
+        replace: "errors: 'code=~5..'",
+        line: 18,
+        field: "checks[0].error-rate.errors",
+        message: "quoted value",
+    },
+    Mistake {
+        what: "quantile out of range",
+        find: "      histogram: http_request_duration_seconds\n",
+        replace: "      histogram: http_request_duration_seconds\n      quantile: 1.5\n",
+        line: 26,
+        field: "checks[1].latency.quantile",
+        message: "between 0 and 1",
+    },
+    Mistake {
+        what: "rollback bound below max",
+        find: "      max: 1%\n",
+        replace: "      max: 1%\n      rollback-above: 0.5%\n",
+        line: 21,
+        field: "checks[0].slo.rollback-above",
+        message: "at least `max`",
+    },
+    Mistake {
+        what: "invalid metric name",
+        find: "requests: http_requests_total",
+        replace: "requests: http-requests",
+        line: 17,
+        field: "checks[0].error-rate.requests",
+        message: "metric name",
+    },
+    Mistake {
+        what: "same label value for both versions",
+        find: "baseline: stable",
+        replace: "baseline: canary",
+        line: 5,
+        field: "traffic.baseline",
+        message: "must differ",
+    },
+    Mistake {
+        what: "URL without scheme",
+        find: "url: http://localhost:9090",
+        replace: "url: localhost:9090",
+        line: 8,
+        field: "metrics.prometheus.url",
+        message: "http://",
+    },
+    Mistake {
+        what: "promote on inconclusive",
+        find: "alpha: 1%",
+        replace: "alpha: 1%\n  on-inconclusive: promote",
+        line: 14,
+        field: "rollout.on-inconclusive",
+        message: "never promotes",
+    },
+    Mistake {
+        what: "negative request minimum",
+        find: "alpha: 1%",
+        replace: "alpha: 1%\n  min-requests: -5",
+        line: 14,
+        field: "rollout.min-requests",
+        message: "0 or more",
+    },
+    Mistake {
+        what: "YAML syntax error",
+        find: "steps: [10, 25, 50, 100]",
+        replace: "steps: [10, 25, 50, 100",
+        line: 11,
+        field: "",
+        message: "",
+    },
+];
+
+#[test]
+fn every_shipped_policy_lints_clean() {
+    let mut files: Vec<String> = std::fs::read_dir(root().join("policies"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .map(|p| p.strip_prefix(root()).unwrap().display().to_string())
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 3,
+        "expected the shipped policies, found {files:?}"
+    );
+    for file in &files {
+        let run = canary(&["policy", "lint", file]);
+        assert_eq!(run.code, 0, "{file} should lint clean:\n{}", run.all());
+        assert!(run.stdout.contains(&format!("ok {file}")), "{}", run.all());
+    }
+}
+
+#[test]
+fn the_base_of_the_broken_policies_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("base.yaml");
+    std::fs::write(&path, BASE).unwrap();
+    let run = canary(&["policy", "lint", path.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.all());
+}
+
+#[test]
+fn each_kind_of_mistake_exits_2_naming_line_and_field() {
+    assert!(MISTAKES.len() >= 12);
+    let dir = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    for (i, mistake) in MISTAKES.iter().enumerate() {
+        assert!(
+            BASE.contains(mistake.find),
+            "{}: {:?} is not in the base policy",
+            mistake.what,
+            mistake.find
+        );
+        let path = dir.path().join(format!("broken-{i}.yaml"));
+        std::fs::write(&path, BASE.replacen(mistake.find, mistake.replace, 1)).unwrap();
+        let file = path.to_str().unwrap();
+        let run = canary(&["policy", "lint", file]);
+        let location = format!("{file}:{}:", mistake.line);
+        let field = if mistake.field.is_empty() {
+            String::new()
+        } else {
+            format!(" {}: ", mistake.field)
+        };
+        let ok = run.code == 2
+            && run.stderr.contains(&location)
+            && run.stderr.contains(&field)
+            && run.stderr.contains(mistake.message);
+        if !ok {
+            failures.push(format!(
+                "{}: expected exit 2 with `{location}`, `{field}` and `{}`, got:\n{}",
+                mistake.what,
+                mistake.message,
+                run.all()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn lint_reports_every_file_and_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("two-problems.yaml");
+    let text = BASE.replacen("alpha: 1%", "alpha: 90%", 1).replacen(
+        "baseline: stable",
+        "baseline: canary",
+        1,
+    );
+    std::fs::write(&bad, text).unwrap();
+    let run = canary(&[
+        "policy",
+        "lint",
+        "policies/checkout.yaml",
+        bad.to_str().unwrap(),
+        "does-not-exist.yaml",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stdout.contains("ok policies/checkout.yaml"),
+        "{}",
+        run.all()
+    );
+    assert!(
+        run.stderr.contains("traffic.baseline") && run.stderr.contains("rollout.alpha"),
+        "{}",
+        run.all()
+    );
+    assert!(
+        run.stderr.contains("does-not-exist.yaml: cannot read"),
+        "{}",
+        run.all()
+    );
+    assert!(
+        run.stderr.contains("2 of 3 policy files have problems"),
+        "{}",
+        run.all()
+    );
+}
+
+#[test]
+fn schema_is_json_that_names_the_fields() {
+    let run = canary(&["policy", "schema"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let schema: serde_json::Value = serde_json::from_str(&run.stdout).expect("the schema is JSON");
+    let properties = &schema["properties"];
+    for field in [
+        "service", "traffic", "metrics", "rollout", "gateway", "hooks", "checks",
+    ] {
+        assert!(
+            properties.get(field).is_some(),
+            "schema lacks {field}: {schema}"
+        );
+    }
+    assert_eq!(
+        schema["additionalProperties"],
+        serde_json::Value::Bool(false)
+    );
+}

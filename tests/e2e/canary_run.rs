@@ -1,0 +1,100 @@
+//! Running the `canary` binary from the end-to-end tests, and looking at what it did.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc::Receiver;
+
+use canary_tests::process::ChildGuard;
+use canary_tests::{binary, workspace_root};
+
+/// What a run of `canary` did.
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+impl Run {
+    /// Both streams, for assertion messages.
+    pub(crate) fn all(&self) -> String {
+        format!(
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+fn command(args: &[&str], envs: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(binary("canary"));
+    command
+        .args(args)
+        .current_dir(workspace_root())
+        .env_remove("GITHUB_STEP_SUMMARY");
+    for (name, value) in envs {
+        command.env(name, value);
+    }
+    command
+}
+
+/// Runs `canary ARGS…` to its end with extra environment variables.
+pub(crate) fn canary(args: &[&str], envs: &[(&str, &str)]) -> Run {
+    let output = command(args, envs)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the canary binary");
+    let run = Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    // No command may ever end in a panic, whatever it was given.
+    assert!(
+        !run.stderr.contains("panicked"),
+        "canary panicked:\n{}",
+        run.all()
+    );
+    run
+}
+
+/// Starts `canary ARGS…`; its stderr lines arrive on the receiver as they are printed.
+pub(crate) fn spawn_canary(args: &[&str], envs: &[(&str, &str)]) -> (ChildGuard, Receiver<String>) {
+    let mut guard = ChildGuard::spawn("canary", &mut command(args, envs));
+    let stderr = guard.child.stderr.take().expect("stderr is piped");
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (guard, receiver)
+}
+
+/// Writes a policy file into `dir`.
+pub(crate) fn write_policy(dir: &Path, name: &str, yaml: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, yaml).expect("write the policy");
+    path
+}
+
+/// Reads a JSON file (a report or a recording).
+pub(crate) fn read_json(path: &Path) -> serde_json::Value {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// A check's verdict in a report, by name (`errors/baseline`).
+pub(crate) fn verdict_of(report: &serde_json::Value, name: &str) -> String {
+    report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name} in {report}"))["verdict"]
+        .as_str()
+        .expect("a verdict")
+        .to_owned()
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests: the `canary` and `canary-demo-service` binaries against real
+//! components (Prometheus, HAProxy, NGINX) started by the tests on loopback. One binary,
+//! one module per topic; helpers in the `canary-tests` library (`tests/lib.rs`).
+
+mod canary_run;
+mod metrics_faults;
+mod metrics_live;
+mod metrics_scenarios;
+mod rollout;

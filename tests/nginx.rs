@@ -1,0 +1,106 @@
+//! A real NGINX (the Debian package `nginx-light`) with a weighted upstream include that
+//! canary rewrites, in its own prefix directory. Stopped (SIGTERM, then its workers) when
+//! dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::process::ChildGuard;
+use crate::{free_port, require_program, wait_until};
+
+/// A running NGINX.
+pub struct Nginx {
+    process: Option<ChildGuard>,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Nginx {
+    /// Starts NGINX proxying to the upstream `app` defined in `upstream.conf`, written first
+    /// with all traffic on `stable`.
+    pub fn start(stable: &str, canary: &str) -> Nginx {
+        let binary = require_program("nginx", "nginx-light");
+        let dir = tempfile::tempdir().expect("a temporary directory for NGINX");
+        std::fs::create_dir_all(dir.path().join("logs")).expect("logs directory");
+        let port = free_port();
+        std::fs::write(
+            dir.path().join("upstream.conf"),
+            format!(
+                "upstream app {{\n  server {stable} weight=100;\n  server {canary} down;\n}}\n"
+            ),
+        )
+        .expect("write upstream.conf");
+        let config = format!(
+            "worker_processes 1;\nerror_log {dir}/logs/error.log;\npid {dir}/nginx.pid;\n\
+             events {{ worker_connections 256; }}\n\
+             http {{\n  access_log off;\n  include {dir}/upstream.conf;\n\
+               server {{\n    listen 127.0.0.1:{port};\n    location / {{ proxy_pass http://app; }}\n  }}\n}}\n",
+            dir = dir.path().display()
+        );
+        std::fs::write(dir.path().join("nginx.conf"), config).expect("write nginx.conf");
+        let mut command = Command::new(binary);
+        command
+            .args(Self::base_args(dir.path()))
+            .args(["-g", "daemon off;"]);
+        let process = ChildGuard::spawn("nginx", &mut command);
+        let nginx = Nginx {
+            process: Some(process),
+            dir,
+            port,
+        };
+        assert!(
+            wait_until(Duration::from_secs(20), || std::net::TcpStream::connect((
+                "127.0.0.1",
+                port
+            ))
+            .is_ok()),
+            "NGINX did not listen on 127.0.0.1:{port}"
+        );
+        nginx
+    }
+
+    fn base_args(dir: &Path) -> Vec<String> {
+        vec![
+            "-p".to_owned(),
+            dir.display().to_string(),
+            "-c".to_owned(),
+            dir.join("nginx.conf").display().to_string(),
+        ]
+    }
+
+    /// The command that reloads this NGINX.
+    pub fn reload_command(&self) -> Vec<String> {
+        let mut command = vec!["/usr/sbin/nginx".to_owned()];
+        command.extend(Self::base_args(self.dir.path()));
+        command.extend(["-s".to_owned(), "reload".to_owned()]);
+        command
+    }
+
+    /// The upstream include canary rewrites.
+    pub fn upstream_file(&self) -> PathBuf {
+        self.dir.path().join("upstream.conf")
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM lets the master stop its workers; SIGKILL would orphan them.
+        if let Some(process) = self.process.take() {
+            process.signal("TERM");
+            let pid = process.pid();
+            wait_until(Duration::from_secs(10), || {
+                !Path::new(&format!("/proc/{pid}/cmdline")).exists()
+                    || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                        .map(|s| s.contains(") Z "))
+                        .unwrap_or(true)
+            });
+            drop(process);
+        }
+    }
+}
