@@ -27,7 +27,7 @@ pub const ERRORS_SERIES: &str = "errors";
 /// What a query is filled in with at one tick.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QueryWindow {
-    /// Seconds since the analysis started, rounded up, at least 1: the `[Ws]` of `increase()`.
+    /// Seconds since the analysis started, rounded down, at least 1: the `[Ws]` of `increase()`.
     pub window_seconds: u64,
     /// The policy's analysis interval in whole seconds (at least 1): `{{interval}}`.
     pub interval_seconds: u64,
@@ -43,13 +43,16 @@ impl QueryWindow {
     }
 }
 
-/// Whole seconds from `since` to `at`, rounded up, at least 1 (PromQL has no empty range).
+/// Whole seconds from `since` to `at`, rounded **down**, at least 1 (PromQL has no empty
+/// range). Rounding down keeps the window inside the analysis: a window reaching back before
+/// `since` would count what happened before the rollout started (the previous canary's
+/// errors, say) as evidence about this one.
 pub fn window_seconds(since: Timestamp, at: Timestamp) -> u64 {
     let nanos = at.as_nanosecond() - since.as_nanosecond();
     if nanos <= 0 {
         return 1;
     }
-    let seconds = (nanos + 999_999_999) / 1_000_000_000;
+    let seconds = nanos / 1_000_000_000;
     u64::try_from(seconds).unwrap_or(u64::MAX).max(1)
 }
 
@@ -250,7 +253,7 @@ mod tests {
         let start: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         let at = |s: &str| s.parse::<Timestamp>().unwrap();
         assert_eq!(window_seconds(start, at("2026-01-01T00:05:00Z")), 300);
-        assert_eq!(window_seconds(start, at("2026-01-01T00:05:00.001Z")), 301);
+        assert_eq!(window_seconds(start, at("2026-01-01T00:05:00.999Z")), 300);
         assert_eq!(window_seconds(start, start), 1);
         assert_eq!(window_seconds(at("2026-01-01T00:05:00Z"), start), 1);
         let w = QueryWindow::new(
