@@ -7,3 +7,5 @@ mod metrics_faults;
 mod metrics_live;
 mod metrics_scenarios;
 mod rollout;
+mod rollout_crash;
+mod rollout_faults;

@@ -39,6 +39,10 @@ impl Stack {
             &[stable.address.clone(), canary.address.clone()],
             Duration::from_secs(1),
         );
+        assert!(
+            canary_tests::wait_until(Duration::from_secs(30), || prometheus.targets_up() == 2),
+            "Prometheus scrapes both versions"
+        );
         Stack {
             stable,
             canary,

@@ -36,6 +36,10 @@ pub struct Rollout {
     pub format: u32,
     /// The service.
     pub service: String,
+    /// An identifier the caller gave this rollout (a CI pipeline id, the canary's version),
+    /// so that a rerun of the same job resumes it and a new job starts a new one.
+    #[serde(default)]
+    pub id: Option<String>,
     /// The digest of the policy the rollout started with ([`Policy::digest`]).
     pub policy_digest: String,
     /// When it started; every reading is cumulative since then.
@@ -322,6 +326,7 @@ impl Machine {
         Rollout {
             format: STATE_FORMAT,
             service: self.policy.service.clone(),
+            id: None,
             policy_digest: self.policy.digest(),
             started_at: now,
             phase: Phase::Starting,

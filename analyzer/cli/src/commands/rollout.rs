@@ -29,9 +29,21 @@ pub(crate) struct RolloutCommand {
     #[arg(long, value_name = "URL")]
     prometheus: Option<String>,
 
+    /// This rollout's identifier (a CI pipeline id, the canary's version). A saved rollout
+    /// with the same id is resumed (or, if finished, reported again); a finished one with
+    /// another id is archived and a new one starts; one in progress with another id is an
+    /// error.
+    #[arg(long, value_name = "ID", env = "CANARY_ROLLOUT_ID")]
+    id: Option<String>,
+
     /// Start a new rollout even if the last one of this service finished (it is archived).
     #[arg(long)]
     restart: bool,
+
+    /// Drive the rollout even if the state store says another driver holds it (for a driver
+    /// known to be gone, e.g. a CI job killed on another runner; see `canary status`).
+    #[arg(long)]
+    take_over: bool,
 
     /// Write a report: FORMAT:PATH with FORMAT one of json, markdown, junit. Repeatable.
     #[arg(long = "output", value_name = "FORMAT:PATH")]
@@ -48,37 +60,44 @@ impl RolloutCommand {
         let store = self.state.open(&policy.service)?;
         let runtime = super::runtime()?;
         runtime.block_on(async {
-            store.claim(false).await?;
+            store.claim(self.take_over).await?;
             let mut progress = Progress::new(self.quiet);
             let machine = Machine::new(policy.clone())?;
+            let fresh = |now| {
+                let mut rollout = machine.start(now);
+                rollout.id = self.id.clone();
+                rollout
+            };
             let (mut rollout, first) = match store.load().await? {
-                Some(saved) if self.restart => {
-                    if !saved.phase.is_terminal() {
+                Some(saved) => {
+                    let other_id = self.id.is_some() && saved.id != self.id;
+                    if saved.phase.is_terminal() && (self.restart || other_id) {
+                        let archived = store.archive(&saved).await?;
+                        progress.line(&format!("archived the finished rollout to {archived}"));
+                        (fresh(Timestamp::now()), Event::Resume)
+                    } else if !saved.phase.is_terminal() && (self.restart || other_id) {
                         return Err(canary_core::Error::Usage(format!(
-                            "the rollout of {} is not finished (phase {}): resume it, or `canary abort` it first",
+                            "a rollout of {} (id {}) is in progress (phase {}): resume it, or `canary abort` it first",
                             policy.service,
+                            saved.id.as_deref().unwrap_or("none"),
                             saved.phase.name()
                         ))
                         .into());
+                    } else {
+                        machine.check_resumable(&saved)?;
+                        if !saved.phase.is_terminal() {
+                            progress.line(&format!(
+                                "resuming the rollout of {} started {} (phase {}, canary at {}%)",
+                                saved.service,
+                                saved.started_at,
+                                saved.phase.name(),
+                                saved.current_weight()
+                            ));
+                        }
+                        (saved, Event::Resume)
                     }
-                    let archived = store.archive(&saved).await?;
-                    progress.line(&format!("archived the finished rollout to {archived}"));
-                    (machine.start(Timestamp::now()), Event::Resume)
                 }
-                Some(saved) => {
-                    machine.check_resumable(&saved)?;
-                    if !saved.phase.is_terminal() {
-                        progress.line(&format!(
-                            "resuming the rollout of {} started {} (phase {}, canary at {}%)",
-                            saved.service,
-                            saved.started_at,
-                            saved.phase.name(),
-                            saved.current_weight()
-                        ));
-                    }
-                    (saved, Event::Resume)
-                }
-                None => (machine.start(Timestamp::now()), Event::Resume),
+                None => (fresh(Timestamp::now()), Event::Resume),
             };
             let outcome = drive(
                 &machine,

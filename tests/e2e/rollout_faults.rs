@@ -1,0 +1,372 @@
+//! A gateway that fails mid-rollout: HAProxy's socket gone, an NGINX reload that fails, a
+//! command adapter exiting non-zero. Each gives a clear error and exit code 4, and leaves a
+//! state that a rerun resumes from. And `canary abort` from another shell reaches the process
+//! driving a rollout.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use canary_tests::haproxy::Haproxy;
+use canary_tests::nginx::Nginx;
+use canary_tests::wait_until;
+
+use crate::canary_run::{Run, canary, spawn_canary};
+use crate::rollout::Stack;
+
+const TIMING: &str =
+    "  step-duration: 4s\n  max-step-duration: 12s\n  interval: 1s\n  min-requests: 20";
+
+fn rollout(policy: &Path, stack: &Stack) -> Run {
+    let state = stack.state_dir();
+    canary(
+        &[
+            "rollout",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ],
+        &[],
+    )
+}
+
+fn phase(stack: &Stack) -> String {
+    let text = std::fs::read_to_string(stack.state_dir().join("e2e.json")).expect("a state file");
+    let state: serde_json::Value = serde_json::from_str(&text).expect("the state parses");
+    state["phase"]["phase"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn executable(path: &Path, script: &str) {
+    std::fs::write(path, script).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn haproxy_gone_mid_rollout_exits_4_and_a_rerun_resumes() {
+    let mut stack = Stack::services(&[]);
+    let mut haproxy = Haproxy::start(&stack.stable.address, &stack.canary.address);
+    stack.load_through(&haproxy.url());
+    let gateway = format!(
+        "  haproxy:\n    socket: {}\n    backend: app\n    canary-server: canary\n    stable-server: stable",
+        haproxy.socket().display()
+    );
+    let policy = stack.policy(&gateway, TIMING);
+    let state = stack.state_dir();
+    let (mut process, stderr) = spawn_canary(
+        &[
+            "rollout",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ],
+        &[],
+    );
+    // Let the first step gather its evidence, then take HAProxy away: the step's end wants to
+    // set the next weight, and cannot.
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            std::fs::read_to_string(state.join("e2e.json"))
+                .ok()
+                .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+                .and_then(|s| s["last_assessment"]["canary_requests_in_step"].as_u64())
+                .is_some_and(|n| n >= 40)
+        }),
+        "the first step saw canary traffic"
+    );
+    haproxy.stop();
+    let output = loop {
+        if let Some(status) = process.child.try_wait().unwrap() {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let stderr: Vec<String> = stderr.try_iter().collect();
+    let stderr = stderr.join("\n");
+    assert_eq!(
+        output.code(),
+        Some(4),
+        "exit 4 when HAProxy is gone:\n{stderr}"
+    );
+    assert!(
+        stderr.contains(&haproxy.socket().display().to_string()),
+        "the error names the socket:\n{stderr}"
+    );
+    assert_eq!(phase(&stack), "failed");
+    let status = canary(
+        &[
+            "status",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(status.stdout.contains("phase failed"), "{}", status.all());
+    assert!(
+        status
+            .stdout
+            .contains(&haproxy.socket().display().to_string()),
+        "the error names the socket:\n{}",
+        status.all()
+    );
+    // HAProxy comes back (with its configured weights, as after any restart) and a rerun
+    // resumes where the rollout stood, through to promotion.
+    haproxy.restart();
+    let run = rollout(&policy, &stack);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stderr.contains("resuming the rollout"), "{}", run.all());
+    assert_eq!(haproxy.canary_percent(), Some(100));
+}
+
+#[test]
+fn a_failing_nginx_reload_exits_4_and_a_rerun_resumes() {
+    let mut stack = Stack::services(&[]);
+    let nginx = Nginx::start(&stack.stable.address, &stack.canary.address);
+    stack.load_through(&nginx.url());
+    let flag = stack.dir.path().join("reload-refused");
+    std::fs::write(&flag, "").unwrap();
+    let script = stack.dir.path().join("reload.sh");
+    let reload: Vec<String> = nginx
+        .reload_command()
+        .iter()
+        .map(|a| format!("'{a}'"))
+        .collect();
+    executable(
+        &script,
+        &format!(
+            "#!/bin/sh\nif [ -e '{}' ]; then echo 'reload refused: maintenance window' >&2; exit 1; fi\nexec {}\n",
+            flag.display(),
+            reload.join(" ")
+        ),
+    );
+    let gateway = format!(
+        "  nginx:\n    upstream-file: {}\n    upstream: app\n    canary: {}\n    stable: {}\n    reload: [\"{}\"]",
+        nginx.upstream_file().display(),
+        stack.canary.address,
+        stack.stable.address,
+        script.display()
+    );
+    let policy = stack.policy(&gateway, TIMING);
+    let before = std::fs::read_to_string(nginx.upstream_file()).unwrap();
+    let run = rollout(&policy, &stack);
+    assert_eq!(run.code, 4, "{}", run.all());
+    assert!(
+        run.stderr.contains("reload refused: maintenance window"),
+        "NGINX's own words: {}",
+        run.all()
+    );
+    assert!(
+        run.stderr.contains("reload.sh"),
+        "the command is named: {}",
+        run.all()
+    );
+    assert_eq!(
+        std::fs::read_to_string(nginx.upstream_file()).unwrap(),
+        before,
+        "the upstream file was restored"
+    );
+    assert_eq!(phase(&stack), "failed");
+    std::fs::remove_file(&flag).unwrap();
+    let run = rollout(&policy, &stack);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stderr.contains("resuming the rollout"), "{}", run.all());
+}
+
+#[test]
+fn a_failing_command_adapter_exits_4_a_rerun_resumes_and_abort_reaches_it() {
+    let stack = Stack::services(&[]);
+    let dir = stack.dir.path();
+    let flag = dir.join("router-down");
+    let weight_file = dir.join("weight");
+    std::fs::write(&flag, "").unwrap();
+    let set = dir.join("set-weight.sh");
+    executable(
+        &set,
+        &format!(
+            "#!/bin/sh\nif [ -e '{}' ]; then echo 'router API answered 503' >&2; exit 3; fi\necho \"$1\" > '{}'\n",
+            flag.display(),
+            weight_file.display()
+        ),
+    );
+    let gateway = format!(
+        "  command:\n    set: [\"{}\", \"{{weight}}\"]\n    get: [cat, \"{}\"]\n    timeout: 5s",
+        set.display(),
+        weight_file.display()
+    );
+    // Long steps: the rollout must still be running when it is aborted.
+    let policy = stack.policy(
+        &gateway,
+        "  step-duration: 60s\n  interval: 1s\n  min-requests: 20",
+    );
+    let run = rollout(&policy, &stack);
+    assert_eq!(run.code, 4, "{}", run.all());
+    assert!(
+        run.stderr.contains("router API answered 503") && run.stderr.contains("code 3"),
+        "{}",
+        run.all()
+    );
+    assert!(run.stderr.contains("set-weight.sh"), "{}", run.all());
+    std::fs::remove_file(&flag).unwrap();
+    let state = stack.state_dir();
+    let (mut process, _stderr) = spawn_canary(
+        &[
+            "rollout",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || std::fs::read_to_string(
+            &weight_file
+        )
+        .is_ok_and(|w| w.trim() == "10")),
+        "the rerun resumed and set the first step's weight"
+    );
+    let abort = canary(
+        &[
+            "abort",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--reason",
+            "test says stop",
+        ],
+        &[],
+    );
+    assert_eq!(abort.code, 0, "{}", abort.all());
+    assert!(
+        abort.stdout.contains("asked the process driving"),
+        "{}",
+        abort.all()
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = process.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the aborted rollout did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(1), "an aborted rollout exits 1");
+    assert_eq!(
+        std::fs::read_to_string(&weight_file).unwrap().trim(),
+        "0",
+        "rolled back to 0"
+    );
+    assert_eq!(phase(&stack), "rolled-back");
+}
+
+fn interrupted_rollout(
+    on_interrupt: &str,
+    signal: &str,
+) -> (Stack, Haproxy, std::path::PathBuf, Option<i32>) {
+    let mut stack = Stack::services(&[]);
+    let haproxy = Haproxy::start(&stack.stable.address, &stack.canary.address);
+    stack.load_through(&haproxy.url());
+    let gateway = format!(
+        "  haproxy:\n    socket: {}\n    backend: app\n    canary-server: canary\n    stable-server: stable",
+        haproxy.socket().display()
+    );
+    let timing = format!(
+        "  step-duration: 30s\n  interval: 1s\n  min-requests: 20\n  on-interrupt: {on_interrupt}"
+    );
+    let policy = stack.policy(&gateway, &timing);
+    let state = stack.state_dir();
+    let (mut process, _stderr) = spawn_canary(
+        &[
+            "rollout",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || haproxy.canary_percent()
+            == Some(10)),
+        "the first step's weight reached HAProxy"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    process.signal(signal);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let code = loop {
+        if let Some(status) = process.child.try_wait().unwrap() {
+            break status.code();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the interrupted rollout did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (stack, haproxy, policy, code)
+}
+
+#[test]
+fn sigterm_leaves_the_weight_saves_the_state_and_exits_130() {
+    let (stack, haproxy, policy, code) = interrupted_rollout("leave", "TERM");
+    assert_eq!(code, Some(130));
+    assert_eq!(haproxy.canary_percent(), Some(10), "left where it stood");
+    assert_eq!(phase(&stack), "step", "the state says where it stood");
+    // The rollout resumes from there; abort it to end quickly.
+    let state = stack.state_dir();
+    let status = canary(
+        &[
+            "status",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        status.stdout.contains("phase step, canary at 10%"),
+        "{}",
+        status.all()
+    );
+    let abort = canary(
+        &[
+            "abort",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(
+        abort.code,
+        1,
+        "abort drives the rollback itself when no process does:\n{}",
+        abort.all()
+    );
+    assert_eq!(haproxy.canary_percent(), Some(0));
+}
+
+#[test]
+fn sigint_rolls_back_when_the_policy_says_so() {
+    let (stack, haproxy, _policy, code) = interrupted_rollout("rollback", "INT");
+    assert_eq!(code, Some(130));
+    assert_eq!(
+        haproxy.canary_percent(),
+        Some(0),
+        "rolled back before exiting"
+    );
+    assert_eq!(phase(&stack), "rolled-back");
+}
