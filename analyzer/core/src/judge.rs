@@ -632,17 +632,26 @@ fn take_observation(
             if let (Some(test), Some(spec)) = (&plan.comparison, &plan.check.baseline) {
                 if slow_above.is_none() {
                     let stats_baseline = HistogramBucket::to_stats(baseline_now);
-                    let wanted = match spec.slow_above {
-                        Some(bound) => Some(bound),
+                    let bound = match spec.slow_above {
+                        // The policy's bound, rounded up to a bucket bound.
+                        Some(wanted) => {
+                            histogram::smallest_bound_at_or_above(&stats_baseline, wanted)
+                        }
+                        // The bucket bound just below the baseline's quantile: above it lie
+                        // somewhat more than 1 − q of the requests, so each request carries
+                        // more evidence than at the bound above the quantile (where, with
+                        // coarse buckets, only a fraction of a percent may lie).
                         None if total(baseline_now) >= REQUESTS_TO_FIX_SLOW_THRESHOLD => {
                             let q = latency_quantile(&plan.check);
-                            Some(histogram::histogram_quantile(q, &stats_baseline))
+                            let quantile = histogram::histogram_quantile(q, &stats_baseline);
+                            bound_below(&stats_baseline, quantile).or_else(|| {
+                                histogram::smallest_bound_at_or_above(&stats_baseline, quantile)
+                            })
                         }
                         None => None,
                     };
-                    if let Some(wanted) = wanted.filter(|w| w.is_finite()) {
-                        let bound = histogram::smallest_bound_at_or_above(&stats_baseline, wanted)
-                            .filter(|b| b.is_finite());
+                    {
+                        let bound = bound.filter(|b| b.is_finite());
                         if let Some(bound) = bound {
                             *slow_above = Some(bound);
                             // Evidence counts from here on: what fixed the bound is not reused.
@@ -747,6 +756,21 @@ fn slow_totals(buckets: &[HistogramBucket], bound: f64) -> std::result::Result<T
     let above = histogram::count_above(&stats, bound)
         .ok_or_else(|| format!("{bound} is not a bucket bound of this histogram"))?;
     Totals::from_reading(total(buckets), above.max(0.0))
+}
+
+/// The largest finite bucket bound strictly below `x` that has observations at or below it
+/// (so the share above it is below 1 and the comparison has something to compare).
+fn bound_below(buckets: &[histogram::Bucket], x: f64) -> Option<f64> {
+    if !x.is_finite() {
+        return None;
+    }
+    buckets
+        .iter()
+        .filter(|b| b.upper_bound.is_finite() && b.upper_bound < x && b.count > 0.0)
+        .map(|b| b.upper_bound)
+        .fold(None, |best: Option<f64>, bound| {
+            Some(best.map_or(bound, |b| b.max(bound)))
+        })
 }
 
 fn latency_quantile(check: &CheckSpec) -> f64 {
