@@ -4,9 +4,16 @@
 //! 50 % (reaching 100 is the promotion), at 50 requests/s with 1 % errors in both versions:
 //! the fraction rolled back is at most α (its Wilson 95 % interval is printed). And a canary
 //! with twice the errors is caught in at least 95 % of runs.
+//!
+//! Then the benchmark's policy (errors and p95 compared with the baseline) on healthy canaries
+//! at 5, 50 and 500 requests/s, 2,000 rollouts each: canary stays within α at every traffic
+//! level, while a two-proportion z-test run at every tick on the same seeds — the same α per
+//! criterion, no correction for looking again — rolls back far more than α.
 
 use canary_core::policy::Policy;
-use canary_simulate::{Regression, RunOutcome, Scenario, Traffic, run_many};
+use canary_simulate::baselines::{NaiveZ, Schedule, run_rule_many};
+use canary_simulate::benchmark::benchmark_policy;
+use canary_simulate::{DEFAULT_BUCKETS, Regression, RunOutcome, Scenario, Traffic, run_many};
 
 /// One error-rate check judged both ways (absolute bound and comparison), so α = 1 % is
 /// split in two; the A/A bound below is on the whole rollout, both criteria together.
@@ -95,4 +102,42 @@ fn runs_are_reproducible_from_their_seed() {
     let b = canary_simulate::run(&policy, &scenario, 7);
     assert_eq!(a, b);
     assert_ne!(a.outcome, RunOutcome::Failed);
+}
+
+#[test]
+fn at_every_traffic_level_canary_stays_within_alpha_and_the_naive_repeated_test_does_not() {
+    let policy = benchmark_policy();
+    let alpha = policy.rollout.alpha;
+    let naive = NaiveZ::for_policy(&policy, &DEFAULT_BUCKETS);
+    let schedule = Schedule::of(&policy);
+    for (rps, seed) in [(5.0, 10_000_001), (50.0, 1), (500.0, 11_000_001)] {
+        let scenario = Scenario::new(
+            format!("healthy, {rps} req/s"),
+            Traffic::constant(rps, 0.01),
+            Regression::none(),
+        );
+        let canary = run_many(&policy, &scenario, 2000, seed);
+        let repeated = run_rule_many(&naive, &schedule, &scenario, 2000, seed);
+        let [lo, hi] = canary.rollback_rate_interval;
+        let [z_lo, z_hi] = repeated.rollback_rate_interval;
+        println!(
+            "{rps} req/s: canary {} of {} = {:.3}% (Wilson 95% {:.3}%–{:.3}%); naive z-test {} = {:.2}% (Wilson {:.2}%–{:.2}%); α = {:.1}%",
+            canary.rolled_back,
+            canary.runs,
+            100.0 * canary.rollback_rate,
+            100.0 * lo,
+            100.0 * hi,
+            repeated.rolled_back,
+            100.0 * repeated.rollback_rate,
+            100.0 * z_lo,
+            100.0 * z_hi,
+            100.0 * alpha
+        );
+        assert!(canary.rollback_rate <= alpha, "{canary:?}");
+        assert_eq!(canary.failed, 0);
+        assert!(
+            z_lo > alpha,
+            "the repeated z-test exceeds α beyond doubt: {repeated:?}"
+        );
+    }
 }

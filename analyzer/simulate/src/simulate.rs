@@ -1,0 +1,288 @@
+//! What `canary simulate` computes for a policy: its false-rollback rate on healthy canaries
+//! and, for a few regressions its checks can see, how often, how fast and at what cost in bad
+//! requests it rolls them back — all on traffic at the user's level.
+//!
+//! The scenarios and their seeds are fixed functions of the options ([`scenarios`]), so the
+//! CLI, the benchmark harness and a test calling [`simulate_policy`] with the same options get
+//! the same summaries, run for run.
+
+use std::time::{Duration, Instant};
+
+use canary_core::policy::{CheckKind, Policy};
+use canary_core::rollout::Machine;
+use serde::Serialize;
+
+use crate::{
+    Regression, RunResult, Scenario, Summary, Traffic, play_many, run_many, run_with, summarize,
+};
+
+/// The traffic and effort of a simulation.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SimulateOptions {
+    /// Requests per second to the service (both versions).
+    pub rps: f64,
+    /// The baseline's error rate (a fraction).
+    pub error_rate: f64,
+    /// The median latency, in seconds.
+    pub latency_median: f64,
+    /// Rollouts per scenario.
+    pub runs: u64,
+    /// The first seed (each scenario derives its own from it).
+    pub seed: u64,
+}
+
+impl Default for SimulateOptions {
+    fn default() -> SimulateOptions {
+        SimulateOptions {
+            rps: 50.0,
+            error_rate: 0.01,
+            latency_median: 0.05,
+            runs: 2000,
+            seed: 1,
+        }
+    }
+}
+
+impl SimulateOptions {
+    /// The traffic both versions see.
+    pub fn traffic(&self) -> Traffic {
+        Traffic {
+            latency_median: self.latency_median,
+            ..Traffic::constant(self.rps, self.error_rate)
+        }
+    }
+}
+
+/// Which kind of check can see a regression.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Seen {
+    Errors,
+    Latency,
+}
+
+/// The regressions `canary simulate` tries by default: name, what it is, which check sees it.
+fn default_regressions() -> [(&'static str, Regression, Seen); 4] {
+    [
+        ("errors ×1.5", Regression::errors_times(1.5), Seen::Errors),
+        ("errors ×2", Regression::errors_times(2.0), Seen::Errors),
+        ("p95 +20 %", Regression::latency_times(1.2), Seen::Latency),
+        ("p95 +50 %", Regression::latency_times(1.5), Seen::Latency),
+    ]
+}
+
+/// Seeds of the scenarios are this far apart, so that no two share a run.
+pub const SEED_STRIDE: u64 = 1_000_000;
+
+/// One simulated scenario and its summary.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScenarioResult {
+    /// The scenario, as simulated.
+    pub scenario: Scenario,
+    /// Its first seed (runs use `seed, seed+1, …`).
+    pub seed: u64,
+    /// The summary of its runs.
+    pub summary: Summary,
+}
+
+/// A regression not simulated, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    /// The regression's name.
+    pub scenario: String,
+    /// Why it was skipped.
+    pub reason: String,
+}
+
+/// What `canary simulate` reports.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SimulateReport {
+    /// The service.
+    pub service: String,
+    /// The policy's false-rollback budget.
+    pub alpha: f64,
+    /// The options.
+    pub options: SimulateOptions,
+    /// The healthy canary: its rollback rate is the false-rollback rate.
+    pub healthy: ScenarioResult,
+    /// The regressions simulated: their rollback rate is the detection probability.
+    pub regressions: Vec<ScenarioResult>,
+    /// The default regressions not simulated, and why.
+    pub skipped: Vec<Skipped>,
+}
+
+/// The scenarios of a simulation, each with its first seed: the healthy canary first, then
+/// the default regressions the policy's checks can see; and the ones skipped.
+pub fn scenarios(
+    policy: &Policy,
+    options: &SimulateOptions,
+) -> (Vec<(Scenario, u64)>, Vec<Skipped>) {
+    let traffic = options.traffic();
+    let has = |seen: Seen| {
+        policy.checks.iter().any(|check| {
+            matches!(
+                (&check.kind, seen),
+                (CheckKind::ErrorRate(_), Seen::Errors) | (CheckKind::Latency(_), Seen::Latency)
+            )
+        })
+    };
+    let mut run = vec![(
+        Scenario::new("healthy", traffic.clone(), Regression::none()),
+        options.seed,
+    )];
+    let mut skipped = Vec::new();
+    for (k, (name, regression, seen)) in default_regressions().into_iter().enumerate() {
+        if has(seen) {
+            let seed = options.seed.wrapping_add((k as u64 + 1) * SEED_STRIDE);
+            run.push((Scenario::new(name, traffic.clone(), regression), seed));
+        } else {
+            skipped.push(Skipped {
+                scenario: name.to_owned(),
+                reason: match seen {
+                    Seen::Errors => "the policy has no error-rate check to see it",
+                    Seen::Latency => "the policy has no latency check to see it",
+                }
+                .to_owned(),
+            });
+        }
+    }
+    (run, skipped)
+}
+
+/// Simulates `policy` on its [`scenarios`].
+pub fn simulate_policy(policy: &Policy, options: &SimulateOptions) -> SimulateReport {
+    let (scenarios, skipped) = scenarios(policy, options);
+    let mut results = scenarios.into_iter().map(|(scenario, seed)| {
+        let summary = run_many(policy, &scenario, options.runs, seed);
+        ScenarioResult {
+            scenario,
+            seed,
+            summary,
+        }
+    });
+    let healthy = results.next().expect("the healthy scenario comes first");
+    SimulateReport {
+        service: policy.service.clone(),
+        alpha: policy.rollout.alpha,
+        options: options.clone(),
+        healthy,
+        regressions: results.collect(),
+        skipped,
+    }
+}
+
+/// Runs are played in blocks of this many when a time budget limits them.
+pub const BLOCK: u64 = 250;
+
+/// [`simulate_policy`] within a wall-clock budget: up to `options.runs` per scenario, played
+/// in blocks of [`BLOCK`] seeds. The healthy scenario may use up to half the budget (it
+/// needs the most runs: its rollback rate is compared with α); each regression then gets an
+/// equal share of what is left, and at least one block. A scenario stopped early is the
+/// same as one asked for fewer runs: its runs are a prefix of the same seeds.
+pub fn simulate_policy_within(
+    policy: &Policy,
+    options: &SimulateOptions,
+    budget: Duration,
+) -> SimulateReport {
+    let started = Instant::now();
+    let (scenarios, skipped) = scenarios(policy, options);
+    let machine = Machine::new(policy.clone()).expect("a validated policy makes a machine");
+    let regressions = scenarios.len() as u32 - 1;
+    let mut results = Vec::new();
+    for (i, (scenario, seed)) in scenarios.into_iter().enumerate() {
+        let deadline = if i == 0 {
+            budget / 2
+        } else {
+            let left = budget.saturating_sub(started.elapsed());
+            started.elapsed() + left / (regressions + 1 - i as u32)
+        };
+        let scenario_started = started.elapsed();
+        let mut runs: Vec<RunResult> = Vec::new();
+        while (runs.len() as u64) < options.runs {
+            let first = runs.len() as u64;
+            let count = BLOCK.min(options.runs - first);
+            runs.extend(play_many(count, seed.wrapping_add(first), |seed| {
+                run_with(&machine, &scenario, seed)
+            }));
+            // Stop when another block of the same cost would pass the deadline.
+            let spent = started.elapsed() - scenario_started;
+            let per_block = spent.as_secs_f64() / (runs.len() as f64 / BLOCK as f64);
+            if started.elapsed().as_secs_f64() + per_block > deadline.as_secs_f64() {
+                break;
+            }
+        }
+        let summary = summarize(&scenario.name, &runs);
+        results.push(ScenarioResult {
+            scenario,
+            seed,
+            summary,
+        });
+    }
+    let mut results = results.into_iter();
+    let healthy = results.next().expect("the healthy scenario comes first");
+    SimulateReport {
+        service: policy.service.clone(),
+        alpha: policy.rollout.alpha,
+        options: options.clone(),
+        healthy,
+        regressions: results.collect(),
+        skipped,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ERRORS_ONLY: &str = r#"
+service: s
+traffic: {label: version, canary: canary, baseline: stable}
+metrics: {prometheus: {url: "http://localhost:9090"}}
+rollout: {steps: [10, 50, 100], step-duration: 2m, interval: 30s, min-requests: 10}
+checks:
+  - name: errors
+    error-rate: {requests: http_requests_total, errors: 'code=~"5.."'}
+    baseline: {max-increase: 0%}
+"#;
+
+    #[test]
+    fn regressions_no_check_can_see_are_skipped_with_the_reason() {
+        let policy = Policy::from_yaml(ERRORS_ONLY, "s.yaml").unwrap();
+        let options = SimulateOptions {
+            runs: 20,
+            ..SimulateOptions::default()
+        };
+        let (run, skipped) = scenarios(&policy, &options);
+        let names: Vec<_> = run.iter().map(|(s, _)| s.name.as_str()).collect();
+        assert_eq!(names, ["healthy", "errors ×1.5", "errors ×2"]);
+        assert_eq!(skipped.len(), 2);
+        assert!(skipped[0].reason.contains("no latency check"));
+        // Seeds are fixed per regression, whether or not the others run.
+        assert_eq!(run[2].1, options.seed + 2 * SEED_STRIDE);
+
+        let report = simulate_policy(&policy, &options);
+        assert_eq!(report.regressions.len(), 2);
+        assert_eq!(report.healthy.summary.runs, 20);
+        assert_eq!(report, simulate_policy(&policy, &options), "seeded");
+        // Within a budget that allows every run, the same report.
+        let within = simulate_policy_within(&policy, &options, Duration::from_secs(3600));
+        assert_eq!(within, report);
+        // Within none, one block per scenario: a prefix of the same seeds.
+        let few = SimulateOptions {
+            runs: BLOCK + 10,
+            ..options.clone()
+        };
+        let within = simulate_policy_within(&policy, &few, Duration::ZERO);
+        assert_eq!(within.healthy.summary.runs, BLOCK);
+        let prefix = SimulateOptions {
+            runs: BLOCK,
+            ..options
+        };
+        assert_eq!(
+            within,
+            SimulateReport {
+                options: few,
+                ..simulate_policy(&policy, &prefix)
+            }
+        );
+    }
+}
