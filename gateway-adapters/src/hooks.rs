@@ -256,7 +256,7 @@ pub fn signature(key: &[u8], body: &[u8]) -> String {
 }
 
 /// Reads a secret from its source; the message names the variable or file, never a value.
-fn read_secret(source: &SecretSource) -> std::result::Result<String, String> {
+pub(crate) fn read_secret(source: &SecretSource) -> std::result::Result<String, String> {
     let value = match source {
         SecretSource::Env(var) => std::env::var(var)
             .map_err(|_| format!("the secret's environment variable {var} is not set"))?,
@@ -274,7 +274,7 @@ fn read_secret(source: &SecretSource) -> std::result::Result<String, String> {
 }
 
 /// `scheme://host:port` of a URL, for messages (paths and queries often hold tokens).
-fn origin(url: &str) -> String {
+pub(crate) fn origin(url: &str) -> String {
     match reqwest::Url::parse(url) {
         Ok(u) => match (u.host_str(), u.port()) {
             (Some(host), Some(port)) => format!("{}://{host}:{port}", u.scheme()),

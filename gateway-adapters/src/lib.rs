@@ -1,7 +1,10 @@
 //! `canary-gateways` moves traffic between the stable version of a service and its canary:
 //! it implements the core's [`TrafficRouter`] port for HAProxy's runtime API
 //! ([`HaproxyRouter`]), an NGINX weighted upstream file that is rewritten and reloaded
-//! ([`NginxRouter`]), and a user's command for anything else ([`CommandRouter`]), and it runs
+//! ([`NginxRouter`]), a user's command for anything else ([`CommandRouter`]), and the
+//! weights of Kubernetes resources — Gateway API `HTTPRoute`, ingress-nginx canary `Ingress`,
+//! Istio `VirtualService`, SMI `TrafficSplit`, Traefik `TraefikService` ([`kubernetes`], which
+//! also keeps rollout state in a ConfigMap); and it runs
 //! the policy's [`hooks`] (commands and signed webhooks). Every router can read the weight
 //! back from the router itself, so the rollout verifies each change
 //! ([`canary_core::ports::set_and_verify`]) instead of assuming it; every external call has a
@@ -13,7 +16,9 @@ pub mod command;
 pub mod error;
 pub mod haproxy;
 pub mod hooks;
+pub mod kubernetes;
 pub mod nginx;
+pub mod notify;
 mod process;
 
 use canary_core::policy::GatewaySpec;
@@ -27,12 +32,23 @@ pub use nginx::NginxRouter;
 
 /// The router a policy's `gateway` section describes. Fails only on names that could not be
 /// written safely into a runtime API command or an NGINX file (which policy validation
-/// already rejects).
+/// already rejects). Kubernetes routers load their kubeconfig on first use
+/// ([`kubernetes::KubeConnection::infer`]), so building one needs no cluster.
 pub fn router_for(spec: &GatewaySpec) -> canary_core::Result<Box<dyn TrafficRouter>> {
     Ok(match spec {
         GatewaySpec::Haproxy(spec) => Box::new(HaproxyRouter::new(spec)?),
         GatewaySpec::Nginx(spec) => Box::new(NginxRouter::new(spec)?),
         GatewaySpec::Command(spec) => Box::new(CommandRouter::new(spec)),
+        GatewaySpec::HttpRoute(_)
+        | GatewaySpec::NginxIngress(_)
+        | GatewaySpec::IstioVirtualService(_)
+        | GatewaySpec::SmiTrafficSplit(_)
+        | GatewaySpec::TraefikService(_) => {
+            let context = spec.kubernetes().and_then(|object| object.context.clone());
+            let connection = kubernetes::KubeConnection::infer(context, None);
+            kubernetes::kubernetes_router(spec, connection)
+                .ok_or_else(|| canary_core::Error::Usage("not a Kubernetes gateway".to_owned()))?
+        }
     })
 }
 

@@ -10,7 +10,9 @@
 //! idempotent, and [`Event::Resume`] re-issues whatever the state was waiting for.
 //!
 //! The phases: `Starting` (before-hooks) → `Step` i (weight set, then analysed tick by tick)
-//! → … → `Promoting` (weight 100) → optional `Soak` → `Promoted`; or, from any step,
+//! → … → `Promoting` (weight 100) → optional `Soak` → (with a Kubernetes promotion:
+//! `Finalizing`: the stable Deployment gets the canary's template, weight 0, the canary is
+//! scaled down) → `Promoted`; or, from any step,
 //! `RollingBack` (weight 0) → `RolledBack`; or `Held` (inconclusive, the policy says hold);
 //! or `Failed` (the gateway or the metrics source is unusable; a rerun resumes).
 
@@ -94,7 +96,14 @@ pub enum Phase {
         /// When the soak started.
         started_at: Timestamp,
     },
-    /// Done: the canary has all the traffic.
+    /// Promoting the Flagger way (the policy's `promotion.kubernetes`): the canary has been
+    /// judged good at 100 %; now the stable Deployment takes over its pod template.
+    Finalizing {
+        /// The stage in progress.
+        stage: PromotionStage,
+    },
+    /// Done: the canary has all the traffic (or, after `Finalizing`, the stable Deployment
+    /// runs the canary's version and has it).
     Promoted,
     /// Setting 0 %.
     RollingBack {
@@ -133,6 +142,7 @@ impl Phase {
             Phase::Starting => "starting",
             Phase::Step { .. } => "step",
             Phase::Promoting => "promoting",
+            Phase::Finalizing { .. } => "finalizing",
             Phase::Soak { .. } => "soak",
             Phase::Promoted => "promoted",
             Phase::RollingBack { .. } => "rolling-back",
@@ -146,6 +156,19 @@ impl Phase {
     pub fn is_terminal(&self) -> bool {
         matches!(self, Phase::Promoted | Phase::RolledBack { .. })
     }
+}
+
+/// The stages of a Kubernetes promotion, in order. Each is idempotent, so a resume redoes
+/// the one in progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PromotionStage {
+    /// Copy the canary Deployment's pod template to the stable one and wait for its rollout.
+    CopyToStable,
+    /// Route all traffic back to the stable version (canary weight 0).
+    RouteToStable,
+    /// Scale the canary Deployment to 0.
+    ScaleDownCanary,
 }
 
 /// Why a rollout was rolled back.
@@ -239,6 +262,10 @@ pub enum Event {
     ManualAbort(String),
     /// SIGINT or SIGTERM.
     Interrupted,
+    /// A stage of the Kubernetes promotion is done.
+    PromotionDone(PromotionStage),
+    /// A stage of the Kubernetes promotion failed.
+    PromotionFailed(String),
 }
 
 /// What the driver must do.
@@ -268,6 +295,9 @@ pub enum Effect {
         /// The start of the analysis (the rollout's start).
         since: Timestamp,
     },
+    /// Carry out a stage of the Kubernetes promotion (`CopyToStable` or `ScaleDownCanary`);
+    /// answer with [`Event::PromotionDone`] or [`Event::PromotionFailed`].
+    Promote(PromotionStage),
     /// Stop with this outcome (the state is persisted before).
     Finish(Outcome),
 }
@@ -277,7 +307,11 @@ impl Effect {
     pub fn awaits_result(&self) -> bool {
         matches!(
             self,
-            Effect::RunHooks { .. } | Effect::SetWeight(_) | Effect::Wait(_) | Effect::Read { .. }
+            Effect::RunHooks { .. }
+                | Effect::SetWeight(_)
+                | Effect::Wait(_)
+                | Effect::Read { .. }
+                | Effect::Promote(_)
         )
     }
 }
@@ -403,6 +437,10 @@ impl Machine {
                 now,
             ),
             Event::Interrupted => self.interrupted(rollout, now),
+            Event::PromotionDone(stage) => self.promotion_done(rollout, stage, now),
+            Event::PromotionFailed(error) => {
+                self.fail(rollout, format!("the Kubernetes promotion failed: {error}"))
+            }
         }
     }
 
@@ -437,6 +475,10 @@ impl Machine {
                 vec![Effect::Wait(due)]
             }
             Phase::Promoting => vec![Effect::SetWeight(100)],
+            Phase::Finalizing {
+                stage: PromotionStage::RouteToStable,
+            } => vec![Effect::SetWeight(0)],
+            Phase::Finalizing { stage } => vec![Effect::Promote(stage)],
             Phase::RollingBack { .. } => vec![Effect::SetWeight(0)],
             Phase::Failed { during, .. } => {
                 rollout.phase = *during;
@@ -572,8 +614,19 @@ impl Machine {
                         Effect::Wait(due),
                     ]
                 }
-                _ => self.promoted(rollout, now),
+                _ => self.finalize_or_promote(rollout, now),
             },
+            Phase::Finalizing {
+                stage: PromotionStage::RouteToStable,
+            } if weight == 0 => {
+                rollout.phase = Phase::Finalizing {
+                    stage: PromotionStage::ScaleDownCanary,
+                };
+                vec![
+                    Effect::Persist,
+                    Effect::Promote(PromotionStage::ScaleDownCanary),
+                ]
+            }
             Phase::RollingBack { cause, reason } if weight == 0 => {
                 rollout.phase = Phase::RolledBack {
                     cause,
@@ -604,6 +657,72 @@ impl Machine {
                 ]
             }
             // A confirmation that does not match what the phase asked for: ask again.
+            _ => self.resume(rollout, now),
+        }
+    }
+
+    /// The canary passed at 100 %: promoted, or first the Kubernetes promotion when the
+    /// policy asks for one.
+    fn finalize_or_promote(&self, rollout: &mut Rollout, now: Timestamp) -> Vec<Effect> {
+        let Some(promotion) = &self.policy.promotion else {
+            return self.promoted(rollout, now);
+        };
+        rollout.decided_at.get_or_insert(now);
+        if let Some(step) = rollout.steps.last_mut()
+            && step.ended_at.is_none()
+        {
+            step.ended_at = Some(now);
+            step.decision = "promote".to_owned();
+        }
+        rollout.phase = Phase::Finalizing {
+            stage: PromotionStage::CopyToStable,
+        };
+        let message = format!(
+            "canary passed at 100%: Deployment {} gets the pod template of {}",
+            promotion.stable.name, promotion.canary_deployment
+        );
+        vec![
+            Effect::Persist,
+            self.notice(rollout, "finalizing", Some(100), message),
+            Effect::Promote(PromotionStage::CopyToStable),
+        ]
+    }
+
+    fn promotion_done(
+        &self,
+        rollout: &mut Rollout,
+        stage: PromotionStage,
+        now: Timestamp,
+    ) -> Vec<Effect> {
+        match (&rollout.phase, stage) {
+            (
+                Phase::Finalizing {
+                    stage: PromotionStage::CopyToStable,
+                },
+                PromotionStage::CopyToStable,
+            ) => {
+                rollout.phase = Phase::Finalizing {
+                    stage: PromotionStage::RouteToStable,
+                };
+                vec![
+                    Effect::Persist,
+                    self.notice(
+                        rollout,
+                        "finalizing",
+                        Some(100),
+                        "the stable Deployment runs the canary's version: routing all traffic to it"
+                            .to_owned(),
+                    ),
+                    Effect::SetWeight(0),
+                ]
+            }
+            (
+                Phase::Finalizing {
+                    stage: PromotionStage::ScaleDownCanary,
+                },
+                PromotionStage::ScaleDownCanary,
+            ) => self.promoted(rollout, now),
+            // A confirmation that does not match the stage in progress: ask again.
             _ => self.resume(rollout, now),
         }
     }
@@ -808,7 +927,7 @@ impl Machine {
                 .all(|c| !c.name.ends_with("/slo"))
         {
             let mut effects = vec![tick_notice];
-            effects.extend(self.promoted(rollout, now));
+            effects.extend(self.finalize_or_promote(rollout, now));
             return effects;
         }
         // Absolute bounds without evidence at 100 %: never promote on missing data.
@@ -887,12 +1006,16 @@ impl Machine {
 
     fn interrupted(&self, rollout: &mut Rollout, now: Timestamp) -> Vec<Effect> {
         match self.policy.rollout.on_interrupt {
-            InterruptAction::Rollback if !rollout.phase.is_terminal() => self.roll_back(
-                rollout,
-                RollbackCause::Interrupted,
-                "interrupted by a signal (on-interrupt: rollback)".to_owned(),
-                now,
-            ),
+            InterruptAction::Rollback
+                if !rollout.phase.is_terminal() && !is_finalizing(&rollout.phase) =>
+            {
+                self.roll_back(
+                    rollout,
+                    RollbackCause::Interrupted,
+                    "interrupted by a signal (on-interrupt: rollback)".to_owned(),
+                    now,
+                )
+            }
             _ => {
                 let outcome = Outcome {
                     exit: ExitCode::Interrupted,
@@ -925,6 +1048,18 @@ impl Machine {
     ) -> Vec<Effect> {
         if let Phase::RollingBack { .. } | Phase::RolledBack { .. } = rollout.phase {
             return self.resume(rollout, now);
+        }
+        if is_finalizing(&rollout.phase) {
+            // The stable Deployment may already run the canary's template: there is no
+            // version left to roll back to. The promotion goes on.
+            let mut effects = vec![self.notice(
+                rollout,
+                "finalizing",
+                rollout.weights.last().map(|w| w.weight),
+                format!("not rolling back ({reason}): the Kubernetes promotion has begun"),
+            )];
+            effects.extend(self.resume(rollout, now));
+            return effects;
         }
         if let Phase::Step { .. } = rollout.phase {
             self.close_step(rollout, now, "rollback", &reason, None);
@@ -1030,6 +1165,15 @@ impl Machine {
             }
         }
         self.notice(rollout, "tick", Some(weight), message)
+    }
+}
+
+/// Whether the Kubernetes promotion has begun (possibly failed midway, to be resumed).
+fn is_finalizing(phase: &Phase) -> bool {
+    match phase {
+        Phase::Finalizing { .. } => true,
+        Phase::Failed { during, .. } => is_finalizing(during),
+        _ => false,
     }
 }
 

@@ -7,7 +7,7 @@ use canary_core::ExitCode;
 use canary_core::judge::Verdict;
 use canary_core::observation::{CheckObservation, Reading, RequestCounts, Tick};
 use canary_core::policy::{HookEvent, Policy};
-use canary_core::rollout::{Effect, Event, Machine, Phase, RollbackCause, Rollout};
+use canary_core::rollout::{Effect, Event, Machine, Phase, PromotionStage, RollbackCause, Rollout};
 use jiff::{SignedDuration, Timestamp};
 
 const BASE: &str = r#"
@@ -100,6 +100,7 @@ fn kinds(effects: &[Effect]) -> Vec<String> {
             Effect::SetWeight(w) => format!("set:{w}"),
             Effect::Wait(_) => "wait".to_owned(),
             Effect::Read { .. } => "read".to_owned(),
+            Effect::Promote(stage) => format!("promote:{stage:?}"),
             Effect::Finish(o) => format!("finish:{}", o.exit.code()),
         })
         .collect()
@@ -542,5 +543,187 @@ fn the_final_soak_judges_absolute_bounds_then_promotes() {
     assert_eq!(
         kinds(&effects),
         ["notify:tick", "persist", "notify:promoted", "hooks:Promote"]
+    );
+}
+
+/// Top-level sections that give the base policy a gateway and a Kubernetes promotion.
+const PROMOTION: &str = "gateway: {http-route: {name: checkout, stable: checkout-stable, canary: checkout-canary}}\n\
+promotion: {kubernetes: {stable-deployment: checkout-stable, canary-deployment: checkout-canary}}\n";
+
+/// A rollout with a Kubernetes promotion, run healthy up to the confirmation of 100 %.
+fn mk_at_100_with_promotion(extra: &str) -> (Machine, Rollout, Vec<Effect>) {
+    let (machine, mut rollout) = mk_running(&format!("{extra}{PROMOTION}"));
+    let mut totals = (0.0, 0.0);
+    feed_healthy(&machine, &mut rollout, 30, 300, 0.10, &mut totals);
+    machine.handle(&mut rollout, Event::WeightSet(25), at(301));
+    machine.handle(&mut rollout, hooks_ok(HookEvent::Step), at(301));
+    feed_healthy(&machine, &mut rollout, 331, 601, 0.25, &mut totals);
+    machine.handle(&mut rollout, Event::WeightSet(50), at(602));
+    machine.handle(&mut rollout, hooks_ok(HookEvent::Step), at(602));
+    feed_healthy(&machine, &mut rollout, 632, 902, 0.50, &mut totals);
+    let effects = machine.handle(&mut rollout, Event::WeightSet(100), at(903));
+    (machine, rollout, effects)
+}
+
+#[test]
+fn a_kubernetes_promotion_copies_the_template_routes_back_and_scales_the_canary_down() {
+    let (machine, mut rollout, effects) = mk_at_100_with_promotion("");
+    assert_eq!(
+        kinds(&effects),
+        ["persist", "notify:finalizing", "promote:CopyToStable"],
+        "passed at 100%: the stable Deployment gets the canary's template first"
+    );
+    assert_eq!(rollout.phase.name(), "finalizing");
+    assert!(rollout.outcome.is_none(), "not finished yet");
+    let effects = machine.handle(
+        &mut rollout,
+        Event::PromotionDone(PromotionStage::CopyToStable),
+        at(960),
+    );
+    assert_eq!(kinds(&effects), ["persist", "notify:finalizing", "set:0"]);
+    let effects = machine.handle(&mut rollout, Event::WeightSet(0), at(961));
+    assert_eq!(kinds(&effects), ["persist", "promote:ScaleDownCanary"]);
+    let effects = machine.handle(
+        &mut rollout,
+        Event::PromotionDone(PromotionStage::ScaleDownCanary),
+        at(962),
+    );
+    assert_eq!(
+        kinds(&effects),
+        ["persist", "notify:promoted", "hooks:Promote"]
+    );
+    let effects = machine.handle(&mut rollout, hooks_ok(HookEvent::Promote), at(962));
+    assert_eq!(kinds(&effects), ["finish:0"]);
+    assert_eq!(rollout.phase, Phase::Promoted);
+    let weights: Vec<u8> = rollout.weights.iter().map(|w| w.weight).collect();
+    assert_eq!(
+        weights,
+        [10, 25, 50, 100, 0],
+        "all traffic back on the stable Deployment"
+    );
+    assert_eq!(
+        rollout.decided_at,
+        Some(at(903)),
+        "decided when 100% passed"
+    );
+    let decisions: Vec<&str> = rollout.steps.iter().map(|s| s.decision.as_str()).collect();
+    assert_eq!(decisions, ["advance", "advance", "promote"]);
+}
+
+#[test]
+fn confirmations_out_of_order_are_asked_again() {
+    let (machine, mut rollout, _) = mk_at_100_with_promotion("");
+    let effects = machine.handle(
+        &mut rollout,
+        Event::PromotionDone(PromotionStage::ScaleDownCanary),
+        at(960),
+    );
+    assert_eq!(kinds(&effects), ["promote:CopyToStable"]);
+    let effects = machine.handle(&mut rollout, Event::WeightSet(100), at(960));
+    assert_eq!(kinds(&effects), ["promote:CopyToStable"]);
+}
+
+#[test]
+fn a_failed_promotion_stage_exits_4_and_a_rerun_redoes_that_stage() {
+    let (machine, mut rollout, _) = mk_at_100_with_promotion("");
+    let effects = machine.handle(
+        &mut rollout,
+        Event::PromotionFailed(
+            "Deployment shop/checkout-stable did not roll out within 10m".to_owned(),
+        ),
+        at(1503),
+    );
+    assert_eq!(kinds(&effects), ["persist", "notify:failed", "finish:4"]);
+    assert!(
+        rollout
+            .outcome
+            .as_ref()
+            .unwrap()
+            .reason
+            .contains("the Kubernetes promotion failed: Deployment shop/checkout-stable"),
+        "{:?}",
+        rollout.outcome
+    );
+    let effects = machine.handle(&mut rollout, Event::Resume, at(1600));
+    assert_eq!(kinds(&effects), ["persist", "promote:CopyToStable"]);
+    // The same from the second stage: its weight is set again.
+    machine.handle(
+        &mut rollout,
+        Event::PromotionDone(PromotionStage::CopyToStable),
+        at(1601),
+    );
+    machine.handle(
+        &mut rollout,
+        Event::RouterFailed("503".to_owned()),
+        at(1602),
+    );
+    let effects = machine.handle(&mut rollout, Event::Resume, at(1700));
+    assert_eq!(kinds(&effects), ["persist", "set:0"]);
+}
+
+#[test]
+fn once_the_promotion_has_begun_nothing_rolls_back() {
+    let (machine, mut rollout, _) = mk_at_100_with_promotion("  on-interrupt: rollback\n");
+    let effects = machine.handle(
+        &mut rollout,
+        Event::ManualAbort("by alice".to_owned()),
+        at(950),
+    );
+    assert_eq!(
+        kinds(&effects),
+        ["notify:finalizing", "promote:CopyToStable"],
+        "the stable Deployment may already run the new template: the promotion goes on"
+    );
+    let effects = machine.handle(&mut rollout, Event::Interrupted, at(951));
+    assert_eq!(
+        kinds(&effects),
+        ["persist", "notify:interrupted", "finish:130"]
+    );
+    assert!(matches!(
+        rollout.phase,
+        Phase::Finalizing {
+            stage: PromotionStage::CopyToStable
+        }
+    ));
+    // Also after a failure midway.
+    machine.handle(
+        &mut rollout,
+        Event::PromotionFailed("timeout".to_owned()),
+        at(952),
+    );
+    let effects = machine.handle(
+        &mut rollout,
+        Event::ManualAbort("again".to_owned()),
+        at(953),
+    );
+    assert!(
+        !kinds(&effects).contains(&"set:0".to_owned()),
+        "{:?}",
+        kinds(&effects)
+    );
+}
+
+#[test]
+fn the_promotion_state_survives_a_round_trip_through_json() {
+    let (_, rollout, _) = mk_at_100_with_promotion("");
+    let json = serde_json::to_string(&rollout).unwrap();
+    assert!(
+        json.contains(r#""phase":"finalizing","stage":"copy-to-stable""#),
+        "{json}"
+    );
+    let back: Rollout = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, rollout);
+}
+
+#[test]
+fn without_a_promotion_section_nothing_changes() {
+    let (machine, mut rollout) = mk_running("");
+    let mut totals = (0.0, 0.0);
+    feed_healthy(&machine, &mut rollout, 30, 300, 0.10, &mut totals);
+    machine.handle(&mut rollout, Event::ManualPromote, at(310));
+    let effects = machine.handle(&mut rollout, Event::WeightSet(100), at(311));
+    assert_eq!(
+        kinds(&effects),
+        ["persist", "notify:promoted", "hooks:Promote"]
     );
 }

@@ -38,8 +38,12 @@ pub struct Policy {
     pub rollout: RolloutSpec,
     /// What moves traffic; required by `canary rollout`.
     pub gateway: Option<GatewaySpec>,
+    /// What a successful rollout does after 100 % besides the weights.
+    pub promotion: Option<DeploymentPromotionSpec>,
     /// Hooks, in the order written.
     pub hooks: Vec<HookSpec>,
+    /// Notifications, in the order written.
+    pub notifications: Vec<NotificationSpec>,
     /// The checks, in the order written.
     pub checks: Vec<CheckSpec>,
 }
@@ -249,6 +253,171 @@ pub enum GatewaySpec {
     Nginx(NginxSpec),
     /// A user command.
     Command(CommandRouterSpec),
+    /// A Gateway API `HTTPRoute` (Kubernetes).
+    HttpRoute(HttpRouteSpec),
+    /// An ingress-nginx canary `Ingress` (Kubernetes).
+    NginxIngress(NginxIngressSpec),
+    /// An Istio `VirtualService` (Kubernetes).
+    IstioVirtualService(IstioVirtualServiceSpec),
+    /// An SMI `TrafficSplit`, as Linkerd serves it (Kubernetes).
+    SmiTrafficSplit(SmiTrafficSplitSpec),
+    /// A Traefik weighted `TraefikService` (Kubernetes).
+    TraefikService(TraefikServiceSpec),
+}
+
+impl GatewaySpec {
+    /// The Kubernetes cluster a router of this kind talks to, if it is a Kubernetes one.
+    pub fn kubernetes(&self) -> Option<&KubeObjectRef> {
+        match self {
+            GatewaySpec::Haproxy(_) | GatewaySpec::Nginx(_) | GatewaySpec::Command(_) => None,
+            GatewaySpec::HttpRoute(spec) => Some(&spec.object),
+            GatewaySpec::NginxIngress(spec) => Some(&spec.object),
+            GatewaySpec::IstioVirtualService(spec) => Some(&spec.object),
+            GatewaySpec::SmiTrafficSplit(spec) => Some(&spec.object),
+            GatewaySpec::TraefikService(spec) => Some(&spec.object),
+        }
+    }
+}
+
+/// A namespaced Kubernetes object, and the kubeconfig context to reach its cluster with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KubeObjectRef {
+    /// The object's name.
+    pub name: String,
+    /// Its namespace; `None` for the kubeconfig context's (or, in a pod, its own).
+    pub namespace: Option<String>,
+    /// The kubeconfig context; `None` for the current one.
+    pub context: Option<String>,
+}
+
+/// An entry of a list named by its `name` or its index.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuleRef {
+    /// Its index, from 0.
+    Index(usize),
+    /// Its `name`.
+    Name(String),
+}
+
+impl std::fmt::Display for RuleRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RuleRef::Index(i) => write!(f, "#{i}"),
+            RuleRef::Name(name) => write!(f, "{name:?}"),
+        }
+    }
+}
+
+/// Promotion the Flagger way: after 100 %, the stable Deployment gets the canary's pod
+/// template, its rollout is awaited, traffic goes back to it (canary weight 0), and the
+/// canary Deployment is scaled to 0.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DeploymentPromotionSpec {
+    /// The stable Deployment (the canary's is in the same namespace and cluster).
+    pub stable: KubeObjectRef,
+    /// The canary's Deployment.
+    pub canary_deployment: String,
+    /// How long the stable Deployment's rollout may take.
+    pub timeout: Duration,
+}
+
+/// The weights of two `backendRefs` of one rule of a Gateway API `HTTPRoute`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HttpRouteSpec {
+    /// The HTTPRoute.
+    pub object: KubeObjectRef,
+    /// Which rule; `None`: the only rule that holds both backends.
+    pub rule: Option<RuleRef>,
+    /// The stable version's Service, as `backendRefs[].name`.
+    pub stable: String,
+    /// The canary's Service, as `backendRefs[].name`.
+    pub canary: String,
+    /// What the two weights add up to.
+    pub weight_total: u32,
+}
+
+/// The canary `Ingress` of ingress-nginx and its `canary-weight` annotation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NginxIngressSpec {
+    /// The canary Ingress (its namespace is the stable one's too).
+    pub object: KubeObjectRef,
+    /// The stable version's Ingress.
+    pub stable_ingress: String,
+    /// Create the canary Ingress from the stable one when it is missing.
+    pub create_canary: Option<CreateCanaryIngress>,
+    /// The `canary-weight-total` the controller uses.
+    pub weight_total: u32,
+}
+
+/// How the canary Ingress is made from the stable one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CreateCanaryIngress {
+    /// The stable version's Service, as the stable Ingress names it.
+    pub stable_service: String,
+    /// The canary's Service, put in its place.
+    pub canary_service: String,
+}
+
+/// The weights of two destinations of one HTTP route of an Istio `VirtualService`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct IstioVirtualServiceSpec {
+    /// The VirtualService.
+    pub object: KubeObjectRef,
+    /// Which `spec.http[]` route; `None`: the only one that holds both destinations.
+    pub route: Option<RuleRef>,
+    /// The stable version's destination.
+    pub stable: IstioDestination,
+    /// The canary's destination.
+    pub canary: IstioDestination,
+}
+
+/// An Istio route destination: a host, and a DestinationRule subset for subset routing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct IstioDestination {
+    /// `destination.host`.
+    pub host: String,
+    /// `destination.subset`.
+    pub subset: Option<String>,
+}
+
+impl std::fmt::Display for IstioDestination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.subset {
+            Some(subset) => write!(f, "{} subset {}", self.host, subset),
+            None => write!(f, "{}", self.host),
+        }
+    }
+}
+
+/// The weights of two backends of an SMI `TrafficSplit`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SmiTrafficSplitSpec {
+    /// The TrafficSplit.
+    pub object: KubeObjectRef,
+    /// `split.smi-spec.io/v1alpha2`, `v1alpha3` or `v1alpha4`.
+    pub api_version: String,
+    /// The stable version's backend Service.
+    pub stable: String,
+    /// The canary's backend Service.
+    pub canary: String,
+    /// What the two weights add up to.
+    pub weight_total: u32,
+}
+
+/// The weights of two services of a weighted Traefik `TraefikService`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TraefikServiceSpec {
+    /// The TraefikService.
+    pub object: KubeObjectRef,
+    /// `traefik.io/v1alpha1` or `traefik.containo.us/v1alpha1`.
+    pub api_version: String,
+    /// The stable version's `spec.weighted.services[].name`.
+    pub stable: String,
+    /// The canary's `spec.weighted.services[].name`.
+    pub canary: String,
+    /// What the two weights add up to.
+    pub weight_total: u32,
 }
 
 /// HAProxy's runtime API.
@@ -352,6 +521,49 @@ pub enum HookAction {
         url: String,
         /// The signing secret's source.
         secret: Option<SecretSource>,
+    },
+}
+
+/// The kinds of rollout notice a notification can be sent for (the `kind` of a
+/// [`crate::rollout::Notice`]; `tick` is never sent).
+pub const NOTICE_KINDS: [&str; 9] = [
+    "started",
+    "step",
+    "extended",
+    "promoting",
+    "promoted",
+    "rolled-back",
+    "held",
+    "failed",
+    "interrupted",
+];
+
+/// Where people are told about the rollout.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NotificationSpec {
+    /// Where it goes.
+    pub channel: NotificationChannel,
+    /// Which notice kinds are sent (from [`NOTICE_KINDS`]).
+    pub on: Vec<String>,
+    /// Timeout of one notification.
+    pub timeout: Duration,
+}
+
+/// A notification channel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NotificationChannel {
+    /// POST a JSON body, HMAC-SHA256-signed when a secret is given.
+    Webhook {
+        /// Where to POST.
+        url: String,
+        /// The signing secret's source.
+        secret: Option<SecretSource>,
+    },
+    /// POST a Slack message (`{"text": …}`) to an incoming webhook, whose URL is a secret.
+    Slack {
+        /// Where the URL is.
+        url: SecretSource,
     },
 }
 

@@ -33,9 +33,15 @@ pub(crate) struct RawPolicy {
     /// What moves traffic (needed by `canary rollout`, not by `canary analyze`).
     #[serde(default)]
     pub(crate) gateway: Option<RawGateway>,
+    /// What a successful rollout does after 100 % besides the weights (optional).
+    #[serde(default)]
+    pub(crate) promotion: Option<RawPromotion>,
     /// Commands or webhooks run before the rollout, at each step, on promote and on rollback.
     #[serde(default)]
     pub(crate) hooks: Vec<RawHook>,
+    /// Where people are told about the rollout: generic JSON webhooks and Slack.
+    #[serde(default)]
+    pub(crate) notify: Vec<RawNotification>,
     /// What is judged.
     #[schemars(with = "Vec<RawCheck>")]
     pub(crate) checks: At<Vec<At<RawCheck>>>,
@@ -192,6 +198,226 @@ pub(crate) struct RawGateway {
     /// A user command run with the weight, for any other router.
     #[serde(default)]
     pub(crate) command: Option<RawCommandRouter>,
+    /// Kubernetes Gateway API: the weights of two `backendRefs` of an `HTTPRoute` rule.
+    #[serde(default)]
+    pub(crate) http_route: Option<RawHttpRoute>,
+    /// ingress-nginx: the `canary-weight` annotation of a canary `Ingress`.
+    #[serde(default)]
+    pub(crate) nginx_ingress: Option<RawNginxIngress>,
+    /// Istio: the weights of two destinations of a `VirtualService` HTTP route.
+    #[serde(default)]
+    pub(crate) istio_virtual_service: Option<RawIstioVirtualService>,
+    /// SMI (Linkerd): the weights of two backends of a `TrafficSplit`.
+    #[serde(default)]
+    pub(crate) smi_traffic_split: Option<RawSmiTrafficSplit>,
+    /// Traefik: the weights of two services of a weighted `TraefikService`.
+    #[serde(default)]
+    pub(crate) traefik_service: Option<RawTraefikService>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawHttpRoute {
+    /// The HTTPRoute's name.
+    #[schemars(with = "String")]
+    pub(crate) name: At<String>,
+    /// Its namespace (default: the kubeconfig context's namespace, or the pod's own in a cluster).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) namespace: Option<At<String>>,
+    /// The kubeconfig context to use (default: the current context; ignored in a cluster).
+    #[serde(default)]
+    pub(crate) context: Option<String>,
+    /// Which rule: its `name`, or its index in `spec.rules` (default: the one rule whose
+    /// `backendRefs` hold both backends).
+    #[serde(default)]
+    #[schemars(with = "Option<RawRuleRef>")]
+    pub(crate) rule: Option<At<RawRuleRef>>,
+    /// The stable version's backend (a Service name in `backendRefs`).
+    #[schemars(with = "String")]
+    pub(crate) stable: At<String>,
+    /// The canary's backend (a Service name in `backendRefs`).
+    #[schemars(with = "String")]
+    pub(crate) canary: At<String>,
+    /// What the two weights add up to (default 100).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub(crate) weight_total: Option<At<i64>>,
+}
+
+/// A rule or route named by its `name` or by its index.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub(crate) enum RawRuleRef {
+    /// Its index in the list, from 0.
+    Index(i64),
+    /// Its `name`.
+    Name(String),
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawNginxIngress {
+    /// The stable version's Ingress (only read; copied when the canary Ingress is created).
+    #[schemars(with = "String")]
+    pub(crate) ingress: At<String>,
+    /// The canary Ingress, whose `nginx.ingress.kubernetes.io/canary-weight` is set
+    /// (default: `<ingress>-canary`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) canary_ingress: Option<At<String>>,
+    /// Their namespace (default: the kubeconfig context's namespace, or the pod's own).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) namespace: Option<At<String>>,
+    /// The kubeconfig context to use (default: the current context; ignored in a cluster).
+    #[serde(default)]
+    pub(crate) context: Option<String>,
+    /// Create the canary Ingress from the stable one when it does not exist: same rules,
+    /// with the stable Service replaced by the canary's, and the canary annotations.
+    #[serde(default)]
+    pub(crate) create_canary: Option<RawCreateCanaryIngress>,
+    /// The `canary-weight-total` the controller uses (default 100).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub(crate) weight_total: Option<At<i64>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawCreateCanaryIngress {
+    /// The stable version's Service, as the stable Ingress' backends name it.
+    #[schemars(with = "String")]
+    pub(crate) stable_service: At<String>,
+    /// The canary's Service, which the copy points to instead.
+    #[schemars(with = "String")]
+    pub(crate) canary_service: At<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawIstioVirtualService {
+    /// The VirtualService's name.
+    #[schemars(with = "String")]
+    pub(crate) name: At<String>,
+    /// Its namespace (default: the kubeconfig context's namespace, or the pod's own).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) namespace: Option<At<String>>,
+    /// The kubeconfig context to use (default: the current context; ignored in a cluster).
+    #[serde(default)]
+    pub(crate) context: Option<String>,
+    /// Which HTTP route: its `name`, or its index in `spec.http` (default: the one route
+    /// holding both destinations).
+    #[serde(default)]
+    #[schemars(with = "Option<RawRuleRef>")]
+    pub(crate) route: Option<At<RawRuleRef>>,
+    /// The stable version's destination.
+    pub(crate) stable: RawIstioDestination,
+    /// The canary's destination.
+    pub(crate) canary: RawIstioDestination,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawIstioDestination {
+    /// `destination.host`, as written in the VirtualService.
+    #[schemars(with = "String")]
+    pub(crate) host: At<String>,
+    /// `destination.subset` (subset routing: the same host, two DestinationRule subsets).
+    #[serde(default)]
+    pub(crate) subset: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawSmiTrafficSplit {
+    /// The TrafficSplit's name.
+    #[schemars(with = "String")]
+    pub(crate) name: At<String>,
+    /// Its namespace (default: the kubeconfig context's namespace, or the pod's own).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) namespace: Option<At<String>>,
+    /// The kubeconfig context to use (default: the current context; ignored in a cluster).
+    #[serde(default)]
+    pub(crate) context: Option<String>,
+    /// The API version: `split.smi-spec.io/v1alpha2` (default; Linkerd's SMI extension),
+    /// `v1alpha3` or `v1alpha4` (integer weights; v1alpha1's quantities are not supported).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) api_version: Option<At<String>>,
+    /// The stable version's backend Service.
+    #[schemars(with = "String")]
+    pub(crate) stable: At<String>,
+    /// The canary's backend Service.
+    #[schemars(with = "String")]
+    pub(crate) canary: At<String>,
+    /// What the two weights add up to (default 100).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub(crate) weight_total: Option<At<i64>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawTraefikService {
+    /// The TraefikService's name.
+    #[schemars(with = "String")]
+    pub(crate) name: At<String>,
+    /// Its namespace (default: the kubeconfig context's namespace, or the pod's own).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) namespace: Option<At<String>>,
+    /// The kubeconfig context to use (default: the current context; ignored in a cluster).
+    #[serde(default)]
+    pub(crate) context: Option<String>,
+    /// The API version: `traefik.io/v1alpha1` (default; Traefik 3) or
+    /// `traefik.containo.us/v1alpha1` (Traefik 2).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) api_version: Option<At<String>>,
+    /// The stable version's entry in `spec.weighted.services` (its `name`).
+    #[schemars(with = "String")]
+    pub(crate) stable: At<String>,
+    /// The canary's entry in `spec.weighted.services` (its `name`).
+    #[schemars(with = "String")]
+    pub(crate) canary: At<String>,
+    /// What the two weights add up to (default 100).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub(crate) weight_total: Option<At<i64>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawPromotion {
+    /// The Flagger model: after 100 %, the stable Deployment gets the canary's pod template,
+    /// its rollout is awaited, traffic goes back to it, and the canary is scaled to 0.
+    #[serde(default)]
+    pub(crate) kubernetes: Option<RawKubernetesPromotion>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawKubernetesPromotion {
+    /// The stable version's Deployment, which gets the canary's pod template.
+    #[schemars(with = "String")]
+    pub(crate) stable_deployment: At<String>,
+    /// The canary's Deployment, scaled to 0 at the end.
+    #[schemars(with = "String")]
+    pub(crate) canary_deployment: At<String>,
+    /// Their namespace (default: the kubeconfig context's, or the pod's own).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) namespace: Option<At<String>>,
+    /// The kubeconfig context to use (default: the current context; ignored in a cluster).
+    #[serde(default)]
+    pub(crate) context: Option<String>,
+    /// How long the stable Deployment's rollout may take (default 10m).
+    #[serde(default)]
+    #[schemars(with = "Option<RawDuration>")]
+    pub(crate) timeout: Option<At<RawDuration>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -284,6 +510,37 @@ pub(crate) struct RawWebhook {
     /// File holding the HMAC-SHA256 signing secret (optional).
     #[serde(default)]
     pub(crate) secret_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawNotification {
+    /// A generic JSON webhook (HMAC-SHA256-signed when a secret is given).
+    #[serde(default)]
+    pub(crate) webhook: Option<RawWebhook>,
+    /// A Slack-compatible incoming webhook.
+    #[serde(default)]
+    pub(crate) slack: Option<RawSlack>,
+    /// Which events: any of started, step, extended, promoted, rolled-back, held, failed,
+    /// interrupted (default: all of them).
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub(crate) on: Option<At<Vec<At<String>>>>,
+    /// Timeout of one notification (default 10s).
+    #[serde(default)]
+    #[schemars(with = "Option<RawDuration>")]
+    pub(crate) timeout: Option<At<RawDuration>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawSlack {
+    /// Environment variable holding the incoming-webhook URL (it is a secret).
+    #[serde(default)]
+    pub(crate) webhook_url_env: Option<String>,
+    /// File holding the incoming-webhook URL.
+    #[serde(default)]
+    pub(crate) webhook_url_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

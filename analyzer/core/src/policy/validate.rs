@@ -31,6 +31,7 @@ const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_RETRIES: u32 = 3;
 const DEFAULT_QUANTILE: f64 = 0.95;
 const DEFAULT_MIN_SAMPLES: usize = 10;
+const DEFAULT_PROMOTION_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
 pub(super) fn parse(text: &str, origin: &str) -> Result<Policy, PolicyError> {
     let raw = deserialize(text, origin)?;
@@ -131,7 +132,12 @@ impl Validator {
         let metrics = self.metrics(&raw.metrics);
         let rollout = self.rollout(&raw.rollout);
         let gateway = raw.gateway.as_ref().and_then(|g| self.gateway(g));
+        let promotion = match &raw.promotion {
+            None => Some(None),
+            Some(promotion) => self.promotion(promotion, raw.gateway.is_some()),
+        };
         let hooks = self.hooks(&raw.hooks);
+        let notifications = self.notifications(&raw.notify);
         let checks = self.checks(&raw.checks, traffic.as_ref());
         if let (Some(MetricsSourceSpec::Scrape(_)), Some(checks)) = (&metrics, &checks) {
             for (i, check) in checks.iter().enumerate() {
@@ -153,7 +159,9 @@ impl Validator {
             metrics: metrics?,
             rollout: rollout?,
             gateway,
+            promotion: promotion?,
             hooks: hooks?,
+            notifications: notifications?,
             checks: checks?,
         })
     }
@@ -623,14 +631,23 @@ impl Validator {
             raw.haproxy.is_some(),
             raw.nginx.is_some(),
             raw.command.is_some(),
+            raw.http_route.is_some(),
+            raw.nginx_ingress.is_some(),
+            raw.istio_virtual_service.is_some(),
+            raw.smi_traffic_split.is_some(),
+            raw.traefik_service.is_some(),
         ];
         if set.iter().filter(|&&s| s).count() != 1 {
             self.problem::<()>(
                 "gateway",
                 None,
-                "expected exactly one of `haproxy`, `nginx` or `command`",
+                "expected exactly one of `haproxy`, `nginx`, `command`, `http-route`, \
+                 `nginx-ingress`, `istio-virtual-service`, `smi-traffic-split` or `traefik-service`",
             );
             return None;
+        }
+        if let Some(spec) = self.kubernetes_gateway(raw) {
+            return spec;
         }
         if let Some(haproxy) = &raw.haproxy {
             let socket = haproxy.socket.value.trim();
@@ -792,6 +809,437 @@ impl Validator {
         })
     }
 
+    fn promotion(
+        &mut self,
+        raw: &RawPromotion,
+        has_gateway: bool,
+    ) -> Option<Option<DeploymentPromotionSpec>> {
+        let Some(kubernetes) = &raw.kubernetes else {
+            self.problem::<()>("promotion", None, "expected `kubernetes`");
+            return None;
+        };
+        let path = "promotion.kubernetes";
+        if !has_gateway {
+            self.problem::<()>(
+                path,
+                None,
+                "a promotion routes the traffic back to the stable Deployment: it needs a `gateway`",
+            );
+        }
+        let stable_name = self.kube_name(
+            &format!("{path}.stable-deployment"),
+            &kubernetes.stable_deployment,
+        );
+        let namespace = self.namespace(&format!("{path}.namespace"), kubernetes.namespace.as_ref());
+        let stable = (|| {
+            Some(KubeObjectRef {
+                name: stable_name?,
+                namespace: namespace?,
+                context: kubernetes.context.clone(),
+            })
+        })();
+        let canary = self.kube_name(
+            &format!("{path}.canary-deployment"),
+            &kubernetes.canary_deployment,
+        );
+        let distinct = if kubernetes.stable_deployment.value.trim()
+            == kubernetes.canary_deployment.value.trim()
+        {
+            self.problem(
+                format!("{path}.canary-deployment"),
+                Some(&kubernetes.canary_deployment),
+                "the canary and stable Deployments must differ",
+            );
+            None
+        } else {
+            Some(())
+        };
+        let timeout = self.positive_duration(
+            &format!("{path}.timeout"),
+            kubernetes.timeout.as_ref(),
+            DEFAULT_PROMOTION_TIMEOUT,
+        );
+        if !has_gateway {
+            return None;
+        }
+        distinct?;
+        Some(Some(DeploymentPromotionSpec {
+            stable: stable?,
+            canary_deployment: canary?,
+            timeout: timeout?,
+        }))
+    }
+
+    /// The Kubernetes gateways: `None` when the gateway is not one of them, `Some(None)` when
+    /// it is and has problems.
+    fn kubernetes_gateway(&mut self, raw: &RawGateway) -> Option<Option<GatewaySpec>> {
+        if let Some(route) = &raw.http_route {
+            let path = "gateway.http-route";
+            let object =
+                self.kube_object(path, &route.name, route.namespace.as_ref(), &route.context);
+            let rule = self.rule_ref(&format!("{path}.rule"), route.rule.as_ref());
+            let stable =
+                self.kube_label(&format!("{path}.stable"), &route.stable, "a Service name");
+            let canary =
+                self.kube_label(&format!("{path}.canary"), &route.canary, "a Service name");
+            let total =
+                self.weight_total(&format!("{path}.weight-total"), route.weight_total.as_ref());
+            let distinct = self.distinct(path, &route.stable, &route.canary);
+            return Some((|| {
+                distinct?;
+                Some(GatewaySpec::HttpRoute(HttpRouteSpec {
+                    object: object?,
+                    rule: rule?,
+                    stable: stable?,
+                    canary: canary?,
+                    weight_total: total?,
+                }))
+            })());
+        }
+        if let Some(ingress) = &raw.nginx_ingress {
+            let path = "gateway.nginx-ingress";
+            let stable = self.kube_name(&format!("{path}.ingress"), &ingress.ingress);
+            let canary_name = match &ingress.canary_ingress {
+                Some(at) => self.kube_name(&format!("{path}.canary-ingress"), at),
+                None => Some(format!("{}-canary", ingress.ingress.value.trim())),
+            };
+            let namespace =
+                self.namespace(&format!("{path}.namespace"), ingress.namespace.as_ref());
+            let create = match &ingress.create_canary {
+                None => Some(None),
+                Some(create) => {
+                    let stable_service = self.kube_label(
+                        &format!("{path}.create-canary.stable-service"),
+                        &create.stable_service,
+                        "a Service name",
+                    );
+                    let canary_service = self.kube_label(
+                        &format!("{path}.create-canary.canary-service"),
+                        &create.canary_service,
+                        "a Service name",
+                    );
+                    let distinct = self.distinct(
+                        &format!("{path}.create-canary"),
+                        &create.stable_service,
+                        &create.canary_service,
+                    );
+                    (|| {
+                        distinct?;
+                        Some(Some(CreateCanaryIngress {
+                            stable_service: stable_service?,
+                            canary_service: canary_service?,
+                        }))
+                    })()
+                }
+            };
+            let total = self.weight_total(
+                &format!("{path}.weight-total"),
+                ingress.weight_total.as_ref(),
+            );
+            if let (Some(stable), Some(canary)) = (&stable, &canary_name)
+                && stable == canary
+            {
+                self.problem(
+                    format!("{path}.canary-ingress"),
+                    ingress.canary_ingress.as_ref(),
+                    "the canary Ingress must not be the stable one",
+                );
+                return Some(None);
+            }
+            return Some((|| {
+                Some(GatewaySpec::NginxIngress(NginxIngressSpec {
+                    object: KubeObjectRef {
+                        name: canary_name?,
+                        namespace: namespace?,
+                        context: ingress.context.clone(),
+                    },
+                    stable_ingress: stable?,
+                    create_canary: create?,
+                    weight_total: total?,
+                }))
+            })());
+        }
+        if let Some(vs) = &raw.istio_virtual_service {
+            let path = "gateway.istio-virtual-service";
+            let object = self.kube_object(path, &vs.name, vs.namespace.as_ref(), &vs.context);
+            let route = self.rule_ref(&format!("{path}.route"), vs.route.as_ref());
+            let stable = self.istio_destination(&format!("{path}.stable"), &vs.stable);
+            let canary = self.istio_destination(&format!("{path}.canary"), &vs.canary);
+            if let (Some(s), Some(c)) = (&stable, &canary)
+                && s == c
+            {
+                self.problem(
+                    format!("{path}.canary.host"),
+                    Some(&vs.canary.host),
+                    "the canary and stable destinations must differ (in host or subset)",
+                );
+                return Some(None);
+            }
+            return Some((|| {
+                Some(GatewaySpec::IstioVirtualService(IstioVirtualServiceSpec {
+                    object: object?,
+                    route: route?,
+                    stable: stable?,
+                    canary: canary?,
+                }))
+            })());
+        }
+        if let Some(split) = &raw.smi_traffic_split {
+            let path = "gateway.smi-traffic-split";
+            let object =
+                self.kube_object(path, &split.name, split.namespace.as_ref(), &split.context);
+            let api_version = self.api_version(
+                &format!("{path}.api-version"),
+                split.api_version.as_ref(),
+                &[
+                    "split.smi-spec.io/v1alpha2",
+                    "split.smi-spec.io/v1alpha3",
+                    "split.smi-spec.io/v1alpha4",
+                ],
+            );
+            let stable =
+                self.kube_label(&format!("{path}.stable"), &split.stable, "a Service name");
+            let canary =
+                self.kube_label(&format!("{path}.canary"), &split.canary, "a Service name");
+            let total =
+                self.weight_total(&format!("{path}.weight-total"), split.weight_total.as_ref());
+            let distinct = self.distinct(path, &split.stable, &split.canary);
+            return Some((|| {
+                distinct?;
+                Some(GatewaySpec::SmiTrafficSplit(SmiTrafficSplitSpec {
+                    object: object?,
+                    api_version: api_version?,
+                    stable: stable?,
+                    canary: canary?,
+                    weight_total: total?,
+                }))
+            })());
+        }
+        if let Some(traefik) = &raw.traefik_service {
+            let path = "gateway.traefik-service";
+            let object = self.kube_object(
+                path,
+                &traefik.name,
+                traefik.namespace.as_ref(),
+                &traefik.context,
+            );
+            let api_version = self.api_version(
+                &format!("{path}.api-version"),
+                traefik.api_version.as_ref(),
+                &["traefik.io/v1alpha1", "traefik.containo.us/v1alpha1"],
+            );
+            // TraefikService entries name Services or other TraefikServices (`name@provider`).
+            let mut entry = |field: &str, at: &At<String>| {
+                let name = at.value.trim();
+                if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c == '/') {
+                    self.problem(
+                        format!("{path}.{field}"),
+                        Some(at),
+                        format!("expected a service name as `spec.weighted.services[].name` writes it, not {:?}", at.value),
+                    );
+                    None
+                } else {
+                    Some(name.to_owned())
+                }
+            };
+            let stable = entry("stable", &traefik.stable);
+            let canary = entry("canary", &traefik.canary);
+            let total = self.weight_total(
+                &format!("{path}.weight-total"),
+                traefik.weight_total.as_ref(),
+            );
+            let distinct = self.distinct(path, &traefik.stable, &traefik.canary);
+            return Some((|| {
+                distinct?;
+                Some(GatewaySpec::TraefikService(TraefikServiceSpec {
+                    object: object?,
+                    api_version: api_version?,
+                    stable: stable?,
+                    canary: canary?,
+                    weight_total: total?,
+                }))
+            })());
+        }
+        None
+    }
+
+    fn kube_object(
+        &mut self,
+        path: &str,
+        name: &At<String>,
+        namespace: Option<&At<String>>,
+        context: &Option<String>,
+    ) -> Option<KubeObjectRef> {
+        let name = self.kube_name(&format!("{path}.name"), name);
+        let namespace = self.namespace(&format!("{path}.namespace"), namespace);
+        if let Some(context) = context
+            && context.trim().is_empty()
+        {
+            self.problem::<()>(
+                format!("{path}.context"),
+                None,
+                "expected a kubeconfig context name",
+            );
+            return None;
+        }
+        Some(KubeObjectRef {
+            name: name?,
+            namespace: namespace?,
+            context: context.clone(),
+        })
+    }
+
+    /// An object name: a DNS-1123 subdomain (lower-case letters, digits, `-` and `.`).
+    fn kube_name(&mut self, path: &str, name: &At<String>) -> Option<String> {
+        let value = name.value.trim();
+        if is_dns_subdomain(value) {
+            Some(value.to_owned())
+        } else {
+            self.problem(
+                path,
+                Some(name),
+                format!("expected a Kubernetes object name (lower-case letters, digits, `-` and `.`, at most 253), not {:?}", name.value),
+            );
+            None
+        }
+    }
+
+    /// A Service or namespace name: a DNS-1123 label.
+    fn kube_label(&mut self, path: &str, name: &At<String>, what: &str) -> Option<String> {
+        let value = name.value.trim();
+        if is_dns_label(value) {
+            Some(value.to_owned())
+        } else {
+            self.problem(
+                path,
+                Some(name),
+                format!(
+                    "expected {what} (lower-case letters, digits and `-`, at most 63), not {:?}",
+                    name.value
+                ),
+            );
+            None
+        }
+    }
+
+    fn namespace(&mut self, path: &str, namespace: Option<&At<String>>) -> Option<Option<String>> {
+        match namespace {
+            None => Some(None),
+            Some(at) => self.kube_label(path, at, "a namespace").map(Some),
+        }
+    }
+
+    fn distinct(&mut self, path: &str, stable: &At<String>, canary: &At<String>) -> Option<()> {
+        if stable.value.trim() == canary.value.trim() {
+            self.problem(
+                format!("{path}.canary"),
+                Some(canary),
+                "the canary and stable backends must differ",
+            );
+            None
+        } else {
+            Some(())
+        }
+    }
+
+    fn rule_ref(&mut self, path: &str, raw: Option<&At<RawRuleRef>>) -> Option<Option<RuleRef>> {
+        match raw {
+            None => Some(None),
+            Some(at) => match &at.value {
+                RawRuleRef::Index(i) => match usize::try_from(*i) {
+                    Ok(i) => Some(Some(RuleRef::Index(i))),
+                    Err(_) => {
+                        self.problem(
+                            path,
+                            Some(at),
+                            format!("expected a name or an index from 0, not {i}"),
+                        );
+                        None
+                    }
+                },
+                RawRuleRef::Name(name) if name.trim().is_empty() => {
+                    self.problem(path, Some(at), "expected a name or an index from 0");
+                    None
+                }
+                RawRuleRef::Name(name) => Some(Some(RuleRef::Name(name.trim().to_owned()))),
+            },
+        }
+    }
+
+    fn weight_total(&mut self, path: &str, raw: Option<&At<i64>>) -> Option<u32> {
+        match raw {
+            None => Some(100),
+            Some(at) => match u32::try_from(at.value) {
+                Ok(total) if (100..=1_000_000).contains(&total) => Some(total),
+                _ => {
+                    self.problem(
+                        path,
+                        Some(at),
+                        format!(
+                            "expected a weight total from 100 to 1000000, not {}",
+                            at.value
+                        ),
+                    );
+                    None
+                }
+            },
+        }
+    }
+
+    fn api_version(
+        &mut self,
+        path: &str,
+        raw: Option<&At<String>>,
+        known: &[&str],
+    ) -> Option<String> {
+        match raw {
+            None => Some(known[0].to_owned()),
+            Some(at) if known.contains(&at.value.trim()) => Some(at.value.trim().to_owned()),
+            Some(at) => {
+                self.problem(
+                    path,
+                    Some(at),
+                    format!("expected one of {}, not {:?}", known.join(", "), at.value),
+                );
+                None
+            }
+        }
+    }
+
+    fn istio_destination(
+        &mut self,
+        path: &str,
+        raw: &RawIstioDestination,
+    ) -> Option<IstioDestination> {
+        let host = raw.host.value.trim();
+        let mut ok = true;
+        if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '/') {
+            self.problem(
+                format!("{path}.host"),
+                Some(&raw.host),
+                format!(
+                    "expected a host as `destination.host` writes it, not {:?}",
+                    raw.host.value
+                ),
+            );
+            ok = false;
+        }
+        if let Some(subset) = &raw.subset
+            && !is_dns_label(subset.trim())
+        {
+            self.problem::<()>(
+                format!("{path}.subset"),
+                None,
+                format!("expected a DestinationRule subset name, not {subset:?}"),
+            );
+            ok = false;
+        }
+        ok.then(|| IstioDestination {
+            host: host.to_owned(),
+            subset: raw.subset.as_ref().map(|s| s.trim().to_owned()),
+        })
+    }
+
     /// Checks that `{name}` placeholders in command arguments are known ones.
     fn placeholders(&mut self, path: &str, args: &At<Vec<String>>, known: &[&str]) -> bool {
         let mut ok = true;
@@ -945,6 +1393,98 @@ impl Validator {
             }
         }
         ok.then_some(hooks)
+    }
+
+    fn notifications(&mut self, raw: &[RawNotification]) -> Option<Vec<NotificationSpec>> {
+        let mut notifications = Vec::new();
+        let mut ok = true;
+        for (i, notification) in raw.iter().enumerate() {
+            let path = format!("notify[{i}]");
+            let channel = match (&notification.webhook, &notification.slack) {
+                (Some(webhook), None) => {
+                    ok &= self.http_url(&format!("{path}.webhook.url"), &webhook.url);
+                    let secret = match (&webhook.secret_env, &webhook.secret_file) {
+                        (None, None) => None,
+                        (Some(var), None) => Some(SecretSource::Env(var.clone())),
+                        (None, Some(file)) => Some(SecretSource::File(PathBuf::from(file))),
+                        (Some(_), Some(_)) => {
+                            self.problem::<()>(
+                                format!("{path}.webhook"),
+                                None,
+                                "expected at most one of `secret-env` and `secret-file`",
+                            );
+                            ok = false;
+                            None
+                        }
+                    };
+                    Some(NotificationChannel::Webhook {
+                        url: webhook.url.value.clone(),
+                        secret,
+                    })
+                }
+                (None, Some(slack)) => match (&slack.webhook_url_env, &slack.webhook_url_file) {
+                    (Some(var), None) => Some(NotificationChannel::Slack {
+                        url: SecretSource::Env(var.clone()),
+                    }),
+                    (None, Some(file)) => Some(NotificationChannel::Slack {
+                        url: SecretSource::File(PathBuf::from(file)),
+                    }),
+                    _ => {
+                        self.problem::<()>(
+                            format!("{path}.slack"),
+                            None,
+                            "expected exactly one of `webhook-url-env` and `webhook-url-file` (the URL is a secret: never written in the policy)",
+                        );
+                        None
+                    }
+                },
+                _ => {
+                    self.problem::<()>(
+                        path.clone(),
+                        None,
+                        "expected exactly one of `webhook` or `slack`",
+                    );
+                    None
+                }
+            };
+            let on = match &notification.on {
+                None => NOTICE_KINDS.iter().map(|k| (*k).to_owned()).collect(),
+                Some(at) => {
+                    let mut kinds = Vec::new();
+                    for (j, kind) in at.value.iter().enumerate() {
+                        if NOTICE_KINDS.contains(&kind.value.as_str()) {
+                            kinds.push(kind.value.clone());
+                        } else {
+                            self.problem(
+                                format!("{path}.on[{j}]"),
+                                Some(kind),
+                                format!(
+                                    "expected one of {}, not {:?}",
+                                    NOTICE_KINDS.join(", "),
+                                    kind.value
+                                ),
+                            );
+                            ok = false;
+                        }
+                    }
+                    kinds
+                }
+            };
+            let timeout = self.positive_duration(
+                &format!("{path}.timeout"),
+                notification.timeout.as_ref(),
+                Duration::from_secs(10),
+            );
+            match (channel, timeout) {
+                (Some(channel), Some(timeout)) => notifications.push(NotificationSpec {
+                    channel,
+                    on,
+                    timeout,
+                }),
+                _ => ok = false,
+            }
+        }
+        ok.then_some(notifications)
     }
 
     fn checks(
@@ -1263,6 +1803,31 @@ impl Validator {
             slow_above,
         })
     }
+}
+
+/// A DNS-1123 label: what Kubernetes accepts as a namespace or Service name.
+fn is_dns_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+/// A DNS-1123 subdomain: what Kubernetes accepts as most objects' names.
+fn is_dns_subdomain(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !part.starts_with('-')
+                && !part.ends_with('-')
+        })
 }
 
 fn is_http_url(url: &str) -> bool {

@@ -1,0 +1,195 @@
+//! The Kubernetes gateways of the policy: what each reads into, their defaults, and the
+//! messages (field path, line and column) for what Kubernetes would not accept.
+
+use canary_core::policy::{
+    CreateCanaryIngress, GatewaySpec, HttpRouteSpec, IstioDestination, KubeObjectRef, Policy,
+    RuleRef,
+};
+
+fn policy(gateway: &str) -> Result<Policy, String> {
+    let text = format!(
+        "service: checkout\ntraffic:\n  label: version\n  canary: canary\n  baseline: stable\n\
+         metrics:\n  prometheus:\n    url: http://prometheus:9090\n\
+         gateway:\n{gateway}\n\
+         checks:\n  - name: errors\n    error-rate:\n      requests: http_requests_total\n      errors: 'code=~\"5..\"'\n    slo:\n      max: 1%\n"
+    );
+    Policy::from_yaml(&text, "checkout.yaml").map_err(|e| e.to_string())
+}
+
+fn gateway(yaml: &str) -> GatewaySpec {
+    policy(yaml)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .gateway
+        .expect("a gateway")
+}
+
+#[test]
+fn an_httproute_gateway_reads_with_its_defaults() {
+    let spec = gateway(
+        "  http-route:\n    name: checkout\n    stable: checkout-stable\n    canary: checkout-canary",
+    );
+    assert_eq!(
+        spec,
+        GatewaySpec::HttpRoute(HttpRouteSpec {
+            object: KubeObjectRef {
+                name: "checkout".to_owned(),
+                namespace: None,
+                context: None,
+            },
+            rule: None,
+            stable: "checkout-stable".to_owned(),
+            canary: "checkout-canary".to_owned(),
+            weight_total: 100,
+        })
+    );
+    assert_eq!(spec.kubernetes().unwrap().name, "checkout");
+    let spec = gateway(
+        "  http-route:\n    name: checkout\n    namespace: shop\n    context: kind-canary\n    rule: 2\n    stable: a\n    canary: b\n    weight-total: 1000",
+    );
+    let GatewaySpec::HttpRoute(spec) = spec else {
+        panic!()
+    };
+    assert_eq!(spec.rule, Some(RuleRef::Index(2)));
+    assert_eq!(spec.object.namespace.as_deref(), Some("shop"));
+    assert_eq!(spec.object.context.as_deref(), Some("kind-canary"));
+    assert_eq!(spec.weight_total, 1000);
+    let GatewaySpec::HttpRoute(spec) =
+        gateway("  http-route:\n    name: checkout\n    rule: api\n    stable: a\n    canary: b")
+    else {
+        panic!()
+    };
+    assert_eq!(spec.rule, Some(RuleRef::Name("api".to_owned())));
+}
+
+#[test]
+fn the_other_kubernetes_gateways_read() {
+    let GatewaySpec::NginxIngress(spec) = gateway(
+        "  nginx-ingress:\n    ingress: checkout\n    create-canary:\n      stable-service: checkout\n      canary-service: checkout-canary",
+    ) else {
+        panic!()
+    };
+    assert_eq!(
+        spec.object.name, "checkout-canary",
+        "the default canary Ingress name"
+    );
+    assert_eq!(spec.stable_ingress, "checkout");
+    assert_eq!(
+        spec.create_canary,
+        Some(CreateCanaryIngress {
+            stable_service: "checkout".to_owned(),
+            canary_service: "checkout-canary".to_owned()
+        })
+    );
+    let GatewaySpec::IstioVirtualService(spec) = gateway(
+        "  istio-virtual-service:\n    name: checkout\n    route: primary\n    stable: {host: checkout, subset: v1}\n    canary: {host: checkout, subset: v2}",
+    ) else {
+        panic!()
+    };
+    assert_eq!(
+        spec.canary,
+        IstioDestination {
+            host: "checkout".to_owned(),
+            subset: Some("v2".to_owned())
+        }
+    );
+    let GatewaySpec::SmiTrafficSplit(spec) =
+        gateway("  smi-traffic-split:\n    name: checkout\n    stable: a\n    canary: b")
+    else {
+        panic!()
+    };
+    assert_eq!(spec.api_version, "split.smi-spec.io/v1alpha2");
+    let GatewaySpec::TraefikService(spec) = gateway(
+        "  traefik-service:\n    name: checkout\n    api-version: traefik.containo.us/v1alpha1\n    stable: a\n    canary: b@kubernetescrd",
+    ) else {
+        panic!()
+    };
+    assert_eq!(spec.api_version, "traefik.containo.us/v1alpha1");
+    assert_eq!(spec.canary, "b@kubernetescrd");
+}
+
+#[test]
+fn what_kubernetes_would_refuse_is_named_with_its_place() {
+    let err = policy("  http-route:\n    name: Checkout_Route\n    stable: same\n    canary: same")
+        .unwrap_err();
+    assert!(
+        err.contains(
+            "checkout.yaml:11:11: gateway.http-route.name: expected a Kubernetes object name"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("gateway.http-route.canary: the canary and stable backends must differ"),
+        "{err}"
+    );
+
+    let err = policy("  smi-traffic-split:\n    name: s\n    api-version: split.smi-spec.io/v1alpha1\n    stable: a\n    canary: b\n    weight-total: 10").unwrap_err();
+    assert!(
+        err.contains(
+            "gateway.smi-traffic-split.api-version: expected one of split.smi-spec.io/v1alpha2"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("gateway.smi-traffic-split.weight-total: expected a weight total from 100 to 1000000, not 10"), "{err}");
+
+    let err = policy("  istio-virtual-service:\n    name: vs\n    route: -1\n    stable: {host: a}\n    canary: {host: a}").unwrap_err();
+    assert!(
+        err.contains(
+            "gateway.istio-virtual-service.route: expected a name or an index from 0, not -1"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("the canary and stable destinations must differ"),
+        "{err}"
+    );
+
+    let err = policy("  nginx-ingress:\n    ingress: web\n    canary-ingress: web").unwrap_err();
+    assert!(
+        err.contains(
+            "gateway.nginx-ingress.canary-ingress: the canary Ingress must not be the stable one"
+        ),
+        "{err}"
+    );
+
+    let err = policy(
+        "  http-route:\n    name: r\n    stable: a\n    canary: b\n  command:\n    set: [x]",
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("expected exactly one of `haproxy`, `nginx`, `command`, `http-route`"),
+        "{err}"
+    );
+
+    let err = policy("  http-route:\n    name: r\n    stable: a\n    canary: b\n    weights: 3")
+        .unwrap_err();
+    assert!(err.contains("unknown field `weights`"), "{err}");
+}
+
+#[test]
+fn a_kubernetes_promotion_reads_and_needs_a_gateway() {
+    let route = "  http-route:\n    name: checkout\n    stable: checkout-stable\n    canary: checkout-canary";
+    let parsed = policy(&format!(
+        "{route}\npromotion:\n  kubernetes:\n    stable-deployment: checkout-stable\n    canary-deployment: checkout-canary\n    namespace: shop"
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let promotion = parsed.promotion.expect("a promotion");
+    assert_eq!(promotion.stable.name, "checkout-stable");
+    assert_eq!(promotion.stable.namespace.as_deref(), Some("shop"));
+    assert_eq!(promotion.canary_deployment, "checkout-canary");
+    assert_eq!(promotion.timeout, std::time::Duration::from_secs(600));
+
+    let err = policy(&format!(
+        "{route}\npromotion:\n  kubernetes:\n    stable-deployment: web\n    canary-deployment: web\n    timeout: 0s"
+    ))
+    .unwrap_err();
+    assert!(
+        err.contains(
+            "promotion.kubernetes.canary-deployment: the canary and stable Deployments must differ"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("promotion.kubernetes.timeout: expected a duration longer than 0s"),
+        "{err}"
+    );
+}

@@ -1,0 +1,177 @@
+//! Notifications: people told about a rollout as it goes — a generic JSON webhook
+//! (HMAC-SHA256-signed like the hooks' webhooks) and Slack-compatible incoming webhooks —
+//! on its start, each step, promotion and rollback.
+//!
+//! A notification never changes the rollout: a failure is reported to the caller, who logs
+//! it and carries on. The Slack URL is a secret (anyone holding it can post): it is read at
+//! send time and never appears in messages, which name only the receiver's host.
+
+use canary_core::policy::{NotificationChannel, NotificationSpec, SecretSource};
+use canary_core::rollout::Notice;
+
+use crate::error::{GatewayError, Result};
+use crate::hooks::{origin, read_secret, signature};
+
+/// Sends notices to the policy's notification channels.
+#[derive(Clone, Debug)]
+pub struct Notifier {
+    client: reqwest::Client,
+    channels: Vec<NotificationSpec>,
+}
+
+impl Notifier {
+    /// A notifier for the policy's channels (none: it sends nothing).
+    pub fn new(channels: &[NotificationSpec]) -> Result<Self> {
+        crate::install_crypto_provider();
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("canary/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| GatewayError::HttpClient {
+                message: e.to_string(),
+            })?;
+        Ok(Notifier {
+            client,
+            channels: channels.to_vec(),
+        })
+    }
+
+    /// Whether any channel wants this notice.
+    pub fn wants(&self, notice: &Notice) -> bool {
+        self.channels.iter().any(|c| c.on.contains(&notice.kind))
+    }
+
+    /// Sends `notice` to every channel that asked for its kind; returns one failure message
+    /// per channel that could not be reached (never the secret).
+    pub async fn send(&self, notice: &Notice, at: jiff::Timestamp) -> Vec<String> {
+        let mut failures = Vec::new();
+        for channel in self.channels.iter().filter(|c| c.on.contains(&notice.kind)) {
+            if let Err(failure) = self.send_one(channel, notice, at).await {
+                failures.push(failure);
+            }
+        }
+        failures
+    }
+
+    async fn send_one(
+        &self,
+        spec: &NotificationSpec,
+        notice: &Notice,
+        at: jiff::Timestamp,
+    ) -> std::result::Result<(), String> {
+        let (url, body, secret): (String, String, Option<&SecretSource>) = match &spec.channel {
+            NotificationChannel::Webhook { url, secret } => {
+                (url.clone(), webhook_body(notice, at), secret.as_ref())
+            }
+            NotificationChannel::Slack { url } => (read_secret(url)?, slack_body(notice), None),
+        };
+        let target = origin(&url);
+        let mut request = self
+            .client
+            .post(&url)
+            .timeout(spec.timeout)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("X-Canary-Event", notice.kind.as_str());
+        if let Some(secret) = secret {
+            let key = read_secret(secret)?;
+            request = request.header(
+                "X-Canary-Signature",
+                signature(key.as_bytes(), body.as_bytes()),
+            );
+        }
+        let response = request.body(body).send().await.map_err(|e| {
+            if e.is_timeout() {
+                format!(
+                    "notification to {target} did not answer within {}",
+                    humantime::format_duration(spec.timeout)
+                )
+            } else {
+                format!("notification to {target} failed: cannot connect")
+            }
+        })?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "notification to {target} answered HTTP {}",
+                response.status().as_u16()
+            ))
+        }
+    }
+}
+
+/// The generic webhook's JSON body.
+fn webhook_body(notice: &Notice, at: jiff::Timestamp) -> String {
+    serde_json::json!({
+        "service": notice.service,
+        "event": notice.kind,
+        "weight": notice.weight,
+        "message": notice.message,
+        "timestamp": at.to_string(),
+    })
+    .to_string()
+}
+
+/// A Slack message: one line, with an emoji that says how it went.
+fn slack_body(notice: &Notice) -> String {
+    let icon = match notice.kind.as_str() {
+        "promoted" => ":white_check_mark:",
+        "rolled-back" | "failed" => ":rotating_light:",
+        "held" | "extended" | "interrupted" => ":warning:",
+        _ => ":hatching_chick:",
+    };
+    let weight = notice
+        .weight
+        .map(|w| format!(" (canary at {w}%)"))
+        .unwrap_or_default();
+    serde_json::json!({
+        "text": format!("{icon} *{}* {}{weight}: {}", notice.service, notice.kind, notice.message),
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notice(kind: &str) -> Notice {
+        Notice {
+            kind: kind.to_owned(),
+            service: "checkout".to_owned(),
+            weight: Some(25),
+            message: "step 2/3: canary at 25%".to_owned(),
+        }
+    }
+
+    #[test]
+    fn bodies_are_json_with_what_happened() {
+        let at: jiff::Timestamp = "2026-11-22T10:00:00Z".parse().unwrap();
+        let body: serde_json::Value =
+            serde_json::from_str(&webhook_body(&notice("step"), at)).unwrap();
+        assert_eq!(body["event"], "step");
+        assert_eq!(body["weight"], 25);
+        assert_eq!(body["timestamp"], "2026-11-22T10:00:00Z");
+        let slack: serde_json::Value =
+            serde_json::from_str(&slack_body(&notice("rolled-back"))).unwrap();
+        let text = slack["text"].as_str().unwrap();
+        assert!(
+            text.starts_with(":rotating_light: *checkout* rolled-back (canary at 25%)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn only_the_kinds_asked_for_are_wanted() {
+        let notifier = Notifier::new(&[NotificationSpec {
+            channel: NotificationChannel::Webhook {
+                url: "http://127.0.0.1:1/".to_owned(),
+                secret: None,
+            },
+            on: vec!["promoted".to_owned()],
+            timeout: std::time::Duration::from_secs(1),
+        }])
+        .unwrap();
+        assert!(notifier.wants(&notice("promoted")));
+        assert!(!notifier.wants(&notice("step")));
+    }
+}
