@@ -3,9 +3,12 @@
 //! one module per topic; helpers in the `canary-tests` library (`tests/lib.rs`).
 
 mod canary_run;
+mod local_stack;
 mod metrics_faults;
 mod metrics_live;
 mod metrics_scenarios;
+mod notifications;
+mod reports;
 mod rollout;
 mod rollout_crash;
 mod rollout_faults;

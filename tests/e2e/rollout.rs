@@ -60,6 +60,11 @@ impl Stack {
     /// Writes a policy for this stack with `gateway` (YAML, indented under `gateway:`) and
     /// `steps` timing.
     pub(crate) fn policy(&self, gateway: &str, timing: &str) -> PathBuf {
+        self.policy_with(gateway, timing, "")
+    }
+
+    /// [`Stack::policy`] with more top-level YAML (e.g. `hooks:`).
+    pub(crate) fn policy_with(&self, gateway: &str, timing: &str, extra: &str) -> PathBuf {
         let yaml = format!(
             r#"service: e2e
 traffic:
@@ -77,6 +82,7 @@ rollout:
   alpha: 1%
 gateway:
 {gateway}
+{extra}
 checks:
   - name: errors
     error-rate:

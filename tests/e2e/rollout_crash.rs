@@ -89,7 +89,7 @@ fn killed_at_random_points_every_rollout_still_ends_safely() {
             // Killed early in its first life; maybe once more; then left to finish.
             let kill_after = match attempt {
                 0 => Some(random.millis(100, 4000)),
-                1 if random.next() % 2 == 0 => Some(random.millis(100, 4000)),
+                1 if random.next().is_multiple_of(2) => Some(random.millis(100, 4000)),
                 _ => None,
             };
             let spawned = Instant::now();

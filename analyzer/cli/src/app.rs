@@ -6,10 +6,14 @@ use canary_core::ExitCode as Code;
 use clap::{Parser, Subcommand};
 
 use crate::commands::analyze::AnalyzeCommand;
+use crate::commands::completions::CompletionsCommand;
 use crate::commands::control::{AbortCommand, PromoteCommand};
+use crate::commands::demo::DemoCommand;
 use crate::commands::policy::PolicyCommand;
 use crate::commands::rollout::RolloutCommand;
+use crate::commands::simulate::SimulateCommand;
 use crate::commands::status::StatusCommand;
+use crate::progress::{self, LogFormat, Settings};
 
 /// canary: shifts traffic to a new version in steps, compares it with the baseline with
 /// anytime-valid statistics, and promotes or rolls back on its own.
@@ -22,10 +26,21 @@ use crate::commands::status::StatusCommand;
 pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
+
+    /// More detail: the driver's own steps and the crates' debug logs.
+    #[arg(long, short, global = true)]
+    verbose: bool,
+
+    /// How progress and logs are written on stderr: plain lines (a live view on a
+    /// terminal), or one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value = "plain")]
+    log_format: LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The whole thing on this machine, nothing installed: services, proxy, load, a rollout.
+    Demo(DemoCommand),
     /// Run a rollout to its end: shift weights step by step, promote or roll back.
     Rollout(RolloutCommand),
     /// Where a service's rollout stands.
@@ -36,9 +51,13 @@ enum Command {
     Abort(AbortCommand),
     /// Judge a canary against its baseline over a window, from Prometheus or recorded data.
     Analyze(AnalyzeCommand),
+    /// What a policy would do on synthetic traffic like yours: false rollbacks, detection.
+    Simulate(SimulateCommand),
     /// Check, describe and explain policy files.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Print the shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions(CompletionsCommand),
 }
 
 /// Parses the command line, runs the command, prints any error once (with its causes), and
@@ -56,13 +75,21 @@ pub fn run() -> ExitCode {
             };
         }
     };
+    progress::init(Settings {
+        quiet: false,
+        verbose: cli.verbose,
+        format: cli.log_format,
+    });
     let outcome = match cli.command {
+        Command::Demo(command) => command.exec(),
         Command::Rollout(command) => command.exec(),
         Command::Status(command) => command.exec(),
         Command::Promote(command) => command.exec(),
         Command::Abort(command) => command.exec(),
         Command::Analyze(command) => command.exec(),
         Command::Policy(command) => command.exec(),
+        Command::Simulate(command) => command.exec(),
+        Command::Completions(command) => command.exec(),
     };
     match outcome {
         Ok(code) => ExitCode::from(code.code()),

@@ -13,10 +13,12 @@ use canary_core::policy::HookEvent;
 use canary_core::ports::{MetricsSource, StateStore, TrafficRouter, set_and_verify};
 use canary_core::rollout::{Effect, Event, Machine, Outcome, Rollout};
 use canary_gateways::hooks::{HookContext, HookRunner};
+use canary_gateways::notify::Notifier;
 use jiff::Timestamp;
 use tokio::sync::Notify;
 
 use crate::progress::Progress;
+use crate::self_metrics::SelfMetrics;
 
 /// How often a wait looks for signals and for requests from `canary promote` / `abort`.
 const POLL: Duration = Duration::from_millis(250);
@@ -30,6 +32,10 @@ pub(crate) struct Driver<'a> {
     pub(crate) hooks: &'a HookRunner,
     pub(crate) progress: &'a mut Progress,
     pub(crate) interrupts: Interrupts,
+    /// The rollout's own metrics (`--metrics-addr`), if served.
+    pub(crate) metrics: Option<&'a SelfMetrics>,
+    /// The policy's notification channels.
+    pub(crate) notifier: Notifier,
 }
 
 /// SIGINT/SIGTERM, as a flag the driver looks at between effects.
@@ -74,6 +80,26 @@ impl Driver<'_> {
         rollout: &mut Rollout,
         first: Event,
     ) -> anyhow::Result<Outcome> {
+        // Notifications go out in the background (a slow receiver never holds the rollout
+        // up); the ones under way are waited for, within their timeouts, before returning.
+        let mut sending = tokio::task::JoinSet::new();
+        let outcome = self.run_effects(rollout, first, &mut sending).await;
+        while let Some(result) = sending.join_next().await {
+            if let Ok(failures) = result {
+                for failure in failures {
+                    self.progress.line(&format!("warning: {failure}"));
+                }
+            }
+        }
+        outcome
+    }
+
+    async fn run_effects(
+        &mut self,
+        rollout: &mut Rollout,
+        first: Event,
+        sending: &mut tokio::task::JoinSet<Vec<String>>,
+    ) -> anyhow::Result<Outcome> {
         let mut event = first;
         loop {
             let effects = self.machine.handle(rollout, event, Timestamp::now());
@@ -86,7 +112,15 @@ impl Driver<'_> {
                 }
                 match effect {
                     Effect::Persist => self.store.save(rollout).await?,
-                    Effect::Notify(notice) => self.progress.notice(&notice, rollout),
+                    Effect::Notify(notice) => {
+                        self.progress.notice(&notice, rollout);
+                        if self.notifier.wants(&notice) {
+                            let notifier = self.notifier.clone();
+                            sending.spawn(
+                                async move { notifier.send(&notice, Timestamp::now()).await },
+                            );
+                        }
+                    }
                     Effect::RunHooks {
                         event,
                         weight,
@@ -106,6 +140,7 @@ impl Driver<'_> {
                     }
                     Effect::Wait(until) => next = Some(self.wait(until).await),
                     Effect::Read { since } => next = Some(self.read(since).await),
+                    Effect::Promote(stage) => next = Some(self.promote(stage).await),
                     Effect::Finish(outcome) => return Ok(outcome),
                 }
             }
@@ -114,6 +149,21 @@ impl Driver<'_> {
                 // A batch with nothing to wait for and no finish: ask the machine again.
                 None => Event::Resume,
             };
+        }
+    }
+
+    /// A stage of the policy's Kubernetes promotion (the Deployments' part of it).
+    async fn promote(&mut self, stage: canary_core::rollout::PromotionStage) -> Event {
+        let Some(spec) = self.machine.policy().promotion.as_ref() else {
+            return Event::PromotionFailed("the policy has no `promotion`".to_owned());
+        };
+        let connection =
+            canary_gateways::kubernetes::KubeConnection::infer(spec.stable.context.clone(), None);
+        let promoter = canary_gateways::kubernetes::DeploymentPromoter::new(spec, connection);
+        self.progress.line(&promoter.describe(stage));
+        match promoter.run(stage).await {
+            Ok(()) => Event::PromotionDone(stage),
+            Err(err) => Event::PromotionFailed(error_chain(&err.into_core())),
         }
     }
 
@@ -167,11 +217,17 @@ impl Driver<'_> {
     /// Reads the metrics; an interrupt abandons the read (it has no side effects).
     async fn read(&mut self, since: Timestamp) -> Event {
         let notified = self.interrupts.notify.notified();
+        let started = std::time::Instant::now();
         tokio::select! {
-            result = self.source.read(since, Timestamp::now()) => match result {
-                Ok(tick) => Event::Observed(tick),
-                Err(err) => Event::ReadFailed(error_chain(&err)),
-            },
+            result = self.source.read(since, Timestamp::now()) => {
+                if let Some(metrics) = self.metrics {
+                    metrics.record_query_duration(started.elapsed());
+                }
+                match result {
+                    Ok(tick) => Event::Observed(tick),
+                    Err(err) => Event::ReadFailed(error_chain(&err)),
+                }
+            }
             _ = notified => {
                 self.interrupts.take();
                 Event::Interrupted

@@ -8,6 +8,7 @@ mod commands;
 mod driver;
 mod progress;
 mod render;
+mod self_metrics;
 mod state;
 
 pub use app::run;

@@ -56,7 +56,8 @@ pub(crate) struct AnalyzeCommand {
     #[arg(long, value_name = "FILE")]
     record: Option<PathBuf>,
 
-    /// Write a report: FORMAT:PATH with FORMAT one of json, markdown, junit. Repeatable.
+    /// Write a report: FORMAT:PATH with FORMAT one of json, markdown, junit, html. Repeatable.
+    /// The markdown report is also appended to $GITHUB_STEP_SUMMARY when that is set.
     #[arg(long = "output", value_name = "FORMAT:PATH")]
     outputs: Vec<OutputSpec>,
 
@@ -106,9 +107,7 @@ impl AnalyzeCommand {
         if !self.quiet {
             print!("{}", render::summary(&report));
         }
-        for output in &self.outputs {
-            render::write(&report, output)?;
-        }
+        render::write_all(&report, &self.outputs)?;
         Ok(code)
     }
 

@@ -120,7 +120,16 @@ fn act(
         let machine = Machine::new(policy.clone())?;
         machine.check_resumable(&rollout)?;
         let mut progress = Progress::new(false);
-        let outcome = drive(&machine, store.as_ref(), &mut rollout, request.into(), prometheus, &mut progress).await?;
+        let outcome = drive(
+            &machine,
+            store.as_ref(),
+            &mut rollout,
+            request.into(),
+            prometheus,
+            &mut progress,
+            None,
+        )
+        .await?;
         store.release().await?;
         println!("{}: {} (at {})", policy.service, outcome.reason, Timestamp::now());
         Ok(outcome.exit)

@@ -1,9 +1,12 @@
 //! One file per subcommand, each with an `exec` method.
 
 pub(crate) mod analyze;
+pub(crate) mod completions;
 pub(crate) mod control;
+pub(crate) mod demo;
 pub(crate) mod policy;
 pub(crate) mod rollout;
+pub(crate) mod simulate;
 pub(crate) mod status;
 
 use std::path::{Path, PathBuf};
@@ -50,11 +53,58 @@ pub(crate) struct StateArgs {
         default_value = ".canary"
     )]
     pub(crate) state_dir: PathBuf,
+
+    /// Where the rollout state is kept: `file` (in --state-dir, on this machine) or
+    /// `configmap` (a ConfigMap in the cluster, so a rerun on another runner resumes).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "STORE",
+        env = "CANARY_STATE_STORE",
+        default_value = "file"
+    )]
+    pub(crate) state_store: StateStoreKind,
+
+    /// The state ConfigMap's namespace (default: the kubeconfig context's, or the pod's own).
+    #[arg(long, value_name = "NAMESPACE", env = "CANARY_NAMESPACE")]
+    pub(crate) namespace: Option<String>,
+
+    /// The kubeconfig context of the state ConfigMap's cluster (default: the current one).
+    #[arg(long, value_name = "CONTEXT", env = "CANARY_KUBE_CONTEXT")]
+    pub(crate) kube_context: Option<String>,
+
+    /// The state ConfigMap's name (default: canary-rollout-SERVICE).
+    #[arg(long, value_name = "NAME", env = "CANARY_STATE_CONFIGMAP")]
+    pub(crate) state_configmap: Option<String>,
+}
+
+/// The kinds of state store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum StateStoreKind {
+    /// JSON files in the state directory.
+    File,
+    /// A ConfigMap in the cluster.
+    Configmap,
 }
 
 impl StateArgs {
     /// The state store of `service`.
     pub(crate) fn open(&self, service: &str) -> anyhow::Result<Box<dyn StateStore>> {
-        Ok(Box::new(FileStateStore::new(&self.state_dir, service)))
+        Ok(match self.state_store {
+            StateStoreKind::File => Box::new(FileStateStore::new(&self.state_dir, service)),
+            StateStoreKind::Configmap => {
+                // The client is made on first use, inside the command's runtime.
+                let connection = canary_gateways::kubernetes::KubeConnection::infer(
+                    self.kube_context.clone(),
+                    self.namespace.clone(),
+                );
+                Box::new(canary_gateways::kubernetes::ConfigMapStateStore::new(
+                    connection,
+                    self.namespace.clone(),
+                    service,
+                    self.state_configmap.clone(),
+                )?)
+            }
+        })
     }
 }

@@ -15,6 +15,7 @@ use super::StateArgs;
 use crate::driver::{Driver, Interrupts};
 use crate::progress::Progress;
 use crate::render::{self, OutputSpec};
+use crate::self_metrics::SelfMetrics;
 
 #[derive(Debug, Args)]
 pub(crate) struct RolloutCommand {
@@ -45,7 +46,13 @@ pub(crate) struct RolloutCommand {
     #[arg(long)]
     take_over: bool,
 
-    /// Write a report: FORMAT:PATH with FORMAT one of json, markdown, junit. Repeatable.
+    /// Serve this rollout's own Prometheus metrics (weight, step, phase, verdicts, rollbacks,
+    /// query errors and latency) at http://ADDR/metrics while it runs, e.g. 127.0.0.1:9464.
+    #[arg(long, value_name = "ADDR", env = "CANARY_METRICS_ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
+
+    /// Write a report: FORMAT:PATH with FORMAT one of json, markdown, junit, html. Repeatable.
+    /// The markdown report is also appended to $GITHUB_STEP_SUMMARY when that is set.
     #[arg(long = "output", value_name = "FORMAT:PATH")]
     outputs: Vec<OutputSpec>,
 
@@ -57,11 +64,41 @@ pub(crate) struct RolloutCommand {
 impl RolloutCommand {
     pub(crate) fn exec(self) -> anyhow::Result<ExitCode> {
         let policy = super::load_policy(&self.policy)?;
-        let store = self.state.open(&policy.service)?;
+        let metrics = SelfMetrics::new(&policy.service, self.id.as_deref());
+        let store = metrics.meter_store(self.state.open(&policy.service)?);
         let runtime = super::runtime()?;
         runtime.block_on(async {
+            let serving = match self.metrics_addr {
+                Some(addr) => Some(metrics.serve(addr).await?),
+                None => None,
+            };
             store.claim(self.take_over).await?;
+            // Whatever happens next, the claim is given back: a rerun on another runner must
+            // not find it held by a process that has already stopped.
+            let result = self
+                .run_claimed(&policy, store.as_ref(), &metrics, serving)
+                .await;
+            if let Err(err) = store.release().await {
+                eprintln!("warning: could not release the rollout's claim: {err}");
+            }
+            result
+        })
+    }
+
+    async fn run_claimed(
+        &self,
+        policy: &Policy,
+        store: &dyn StateStore,
+        metrics: &SelfMetrics,
+        serving: Option<std::net::SocketAddr>,
+    ) -> anyhow::Result<ExitCode> {
+        {
             let mut progress = Progress::new(self.quiet);
+            if let Some(bound) = serving {
+                progress.line(&format!(
+                    "serving the rollout's metrics at http://{bound}/metrics"
+                ));
+            }
             let machine = Machine::new(policy.clone())?;
             let fresh = |now| {
                 let mut rollout = machine.start(now);
@@ -101,28 +138,26 @@ impl RolloutCommand {
             };
             let outcome = drive(
                 &machine,
-                store.as_ref(),
+                store,
                 &mut rollout,
                 first,
                 self.prometheus.as_deref(),
                 &mut progress,
+                Some(metrics),
             )
             .await?;
             let report = rollout.report(
-                &policy,
+                policy,
                 &self.policy.display().to_string(),
-                &source_description(&policy),
+                &source_description(policy),
                 Timestamp::now(),
             );
             if !self.quiet {
                 print!("{}", render::summary(&report));
             }
-            for output in &self.outputs {
-                render::write(&report, output)?;
-            }
-            store.release().await?;
+            render::write_all(&report, &self.outputs)?;
             Ok(outcome.exit)
-        })
+        }
     }
 }
 
@@ -134,17 +169,19 @@ pub(crate) async fn drive(
     first: Event,
     prometheus: Option<&str>,
     progress: &mut Progress,
+    metrics: Option<&SelfMetrics>,
 ) -> anyhow::Result<Outcome> {
     let policy = machine.policy();
     let gateway = policy.gateway.clone().ok_or_else(|| {
         canary_core::Error::Usage(format!(
-            "the policy of {} has no `gateway`: `canary rollout` needs one (haproxy, nginx or command)",
+            "the policy of {} has no `gateway`: `canary rollout` needs one (see docs/policy-reference.md)",
             policy.service
         ))
     })?;
     let source = super::metrics_source(policy, prometheus)?;
     let router = canary_gateways::router_for(&gateway)?;
     let hooks = canary_gateways::hooks::HookRunner::new().map_err(|e| e.into_core())?;
+    progress.set_step_duration(policy.rollout.step_duration);
     let mut driver = Driver {
         machine,
         store,
@@ -153,6 +190,9 @@ pub(crate) async fn drive(
         hooks: &hooks,
         progress,
         interrupts: Interrupts::install()?,
+        metrics,
+        notifier: canary_gateways::notify::Notifier::new(&policy.notifications)
+            .map_err(|e| e.into_core())?,
     };
     driver
         .run(rollout, first)

@@ -1,6 +1,13 @@
 //! JUnit XML: one test case per check criterion, so CI systems list them natively. Failures
 //! carry the evidence; `error` verdicts are errors; `inconclusive` and `nodata` are skipped
 //! with their reason (they are not passes, and CI shows them as such).
+//!
+//! The shape is the one CI systems read (Jenkins' `junit-10.xsd`, which GitLab, GitHub test
+//! reporters and Azure follow): `testsuites` (name, tests, failures, errors, time) holding one
+//! `testsuite` (name, tests, failures, errors, skipped, time, timestamp, hostname, id,
+//! package; `properties`, the `testcase`s, `system-out`), each `testcase` (name, classname,
+//! time) with at most one of `failure`, `error`, `skipped` (message, type) and its evidence
+//! in `system-out`. The timestamp has no zone, as Ant's schema wants; it is UTC.
 
 use canary_core::judge::{CheckResult, Verdict, fmt_num};
 use canary_core::report::Report;
@@ -13,30 +20,53 @@ pub(super) fn render(report: &Report) -> String {
             .filter(|c| v.contains(&c.verdict))
             .count()
     };
+    // The run's length, in seconds (a decimal, as the schema's time wants).
+    let seconds = report
+        .ended_at
+        .duration_since(report.started_at)
+        .as_secs_f64()
+        .max(0.0);
+    let time = format!("{seconds:.3}");
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     out.push_str(&format!(
-        "<testsuites name=\"canary\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\">\n",
+        "<testsuites name=\"canary\" tests=\"{}\" failures=\"{}\" errors=\"{}\" time=\"{time}\">\n",
         report.checks.len(),
         count(&[Verdict::Fail]),
         count(&[Verdict::Error]),
-        count(&[Verdict::Inconclusive, Verdict::NoData]),
     ));
     out.push_str(&format!(
-        "  <testsuite name=\"canary {} {}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" timestamp=\"{}\">\n",
+        "  <testsuite name=\"canary {} {}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{time}\" timestamp=\"{}\" hostname=\"{}\" id=\"0\" package=\"canary.{}\">\n",
         escape(&report.command),
         escape(&report.service),
         report.checks.len(),
         count(&[Verdict::Fail]),
         count(&[Verdict::Error]),
         count(&[Verdict::Inconclusive, Verdict::NoData]),
-        report.started_at,
+        report.started_at.strftime("%Y-%m-%dT%H:%M:%S"),
+        escape(&hostname()),
+        escape(&report.service),
     ));
-    out.push_str(&format!(
-        "    <properties>\n      <property name=\"verdict\" value=\"{}\"/>\n      <property name=\"policy\" value=\"{}\"/>\n      <property name=\"alpha\" value=\"{}\"/>\n    </properties>\n",
-        report.verdict.as_str(),
-        escape(&report.policy),
-        report.alpha
-    ));
+    out.push_str("    <properties>\n");
+    let decided = report.decided_at.map(|t| t.to_string()).unwrap_or_default();
+    for (name, value) in [
+        ("verdict", report.verdict.as_str().to_owned()),
+        ("exit_code", report.exit_code.to_string()),
+        ("command", report.command.clone()),
+        ("service", report.service.clone()),
+        ("policy", report.policy.clone()),
+        ("source", report.source.clone()),
+        ("alpha", report.alpha.to_string()),
+        ("alpha_per_check", report.alpha_per_check.to_string()),
+        ("started_at", report.started_at.to_string()),
+        ("ended_at", report.ended_at.to_string()),
+        ("decided_at", decided),
+    ] {
+        out.push_str(&format!(
+            "      <property name=\"{name}\" value=\"{}\"/>\n",
+            escape(&value)
+        ));
+    }
+    out.push_str("    </properties>\n");
     for check in &report.checks {
         out.push_str(&format!(
             "    <testcase classname=\"canary.{}\" name=\"{}\" time=\"0\">\n",
@@ -68,8 +98,33 @@ pub(super) fn render(report: &Report) -> String {
         ));
         out.push_str("    </testcase>\n");
     }
+    let mut summary = format!(
+        "{} {}: {} (exit {}): {}",
+        report.command,
+        report.service,
+        report.verdict.as_str(),
+        report.exit_code,
+        report.reason
+    );
+    for warning in &report.warnings {
+        summary.push_str(&format!("\nwarning: {warning}"));
+    }
+    out.push_str(&format!(
+        "    <system-out>{}</system-out>\n",
+        escape(&summary)
+    ));
     out.push_str("  </testsuite>\n</testsuites>\n");
     out
+}
+
+/// This machine's name, for the suite's `hostname` (`localhost` if it cannot be read).
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
 }
 
 fn evidence_text(check: &CheckResult) -> String {

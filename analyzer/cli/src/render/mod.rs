@@ -1,5 +1,7 @@
-//! Reports in every format: the terminal summary, JSON (the contract), markdown, JUnit.
+//! Reports in every format: the terminal summary, JSON (the contract), markdown, JUnit and
+//! HTML; and the markdown summary GitHub Actions shows on a job's page.
 
+mod html;
 mod junit;
 mod markdown;
 
@@ -16,6 +18,7 @@ pub(crate) enum Format {
     Json,
     Markdown,
     Junit,
+    Html,
 }
 
 /// `FORMAT:PATH`, as `--output` takes it.
@@ -36,9 +39,10 @@ impl FromStr for OutputSpec {
             "json" => Format::Json,
             "markdown" | "md" => Format::Markdown,
             "junit" => Format::Junit,
+            "html" => Format::Html,
             other => {
                 return Err(format!(
-                    "unknown report format {other:?}; expected json, markdown or junit"
+                    "unknown report format {other:?}; expected json, markdown, junit or html"
                 ));
             }
         };
@@ -58,9 +62,43 @@ pub(crate) fn write(report: &Report, spec: &OutputSpec) -> anyhow::Result<()> {
         Format::Json => serde_json::to_string_pretty(report)? + "\n",
         Format::Markdown => markdown::render(report),
         Format::Junit => junit::render(report),
+        Format::Html => html::render(report),
     };
     write_atomically(&spec.path, text.as_bytes())
         .with_context(|| format!("writing the report {}", spec.path.display()))
+}
+
+/// The variable GitHub Actions sets to the file whose markdown it shows on the job's page.
+const STEP_SUMMARY: &str = "GITHUB_STEP_SUMMARY";
+
+/// Writes every report asked for with `--output`, and appends the markdown report to
+/// `$GITHUB_STEP_SUMMARY` when that is set (whether or not markdown was asked for).
+pub(crate) fn write_all(report: &Report, outputs: &[OutputSpec]) -> anyhow::Result<()> {
+    for output in outputs {
+        write(report, output)?;
+    }
+    if let Some(path) = std::env::var_os(STEP_SUMMARY).filter(|p| !p.is_empty()) {
+        // The summary is a courtesy: failing to write it must not change the verdict.
+        if let Err(err) = append_step_summary(report, Path::new(&path)) {
+            eprintln!(
+                "warning: cannot append to ${STEP_SUMMARY} ({}): {err}",
+                Path::new(&path).display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Appends the markdown report to a step summary file (other steps may have written to it
+/// before; a blank line keeps the two apart).
+fn append_step_summary(report: &Report, path: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    let text = markdown::render(report);
+    file.write_all(format!("\n{text}\n").as_bytes())
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -149,6 +187,8 @@ mod tests {
         let spec: OutputSpec = "json:out/report.json".parse().unwrap();
         assert_eq!(spec.format, Format::Json);
         assert_eq!(spec.path, PathBuf::from("out/report.json"));
+        let spec: OutputSpec = "html:report.html".parse().unwrap();
+        assert_eq!(spec.format, Format::Html);
         assert!("pdf:x".parse::<OutputSpec>().is_err());
         assert!("json".parse::<OutputSpec>().is_err());
         assert!("json:".parse::<OutputSpec>().is_err());

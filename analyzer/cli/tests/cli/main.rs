@@ -4,6 +4,12 @@
 
 mod analyze_live;
 mod analyze_recorded;
+mod ci_examples;
+mod completions;
+mod demo;
 mod policy_explain;
 mod policy_lint;
+mod readme;
+mod reports;
+mod simulate;
 mod util;

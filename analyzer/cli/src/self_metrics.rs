@@ -1,0 +1,760 @@
+//! The rollout's own Prometheus metrics, served while it runs (`canary rollout --metrics-addr
+//! 127.0.0.1:9464`), so the pipeline's or the cluster's Prometheus can graph and alert on
+//! the rollouts themselves: where each stands, how its checks look, how often they roll
+//! back, and how healthy the metrics source is.
+//!
+//! | metric | type | |
+//! |---|---|---|
+//! | `canary_weight_percent` | gauge | the canary's weight as last confirmed by the router |
+//! | `canary_step` | gauge | the current step, 1-based (0 before the first) |
+//! | `canary_phase{phase}` | state set | 1 for the phase the rollout is in, 0 for the others |
+//! | `canary_check_verdict{check,verdict}` | state set | 1 for each criterion's latest verdict |
+//! | `canary_ticks_total` | counter | analysis ticks judged |
+//! | `canary_rollbacks_total` | counter | rollbacks completed by this process |
+//! | `canary_promotions_total` | counter | promotions completed by this process |
+//! | `canary_query_errors_total` | counter | reads of the metrics source that failed |
+//! | `canary_query_duration_seconds` | histogram | how long a read of the metrics source took |
+//!
+//! Every series carries `service` (and `rollout_id` when `--id` is given). Counters count
+//! what this process saw, as Prometheus counters do: a resumed rollout starts them at 0.
+//!
+//! [`SelfMetrics`] is a cheap handle; [`SelfMetrics::meter_store`] wraps the state store so
+//! every persisted state updates the gauges (weight, step, phase, verdicts) and the tick,
+//! rollback, promotion and failed-read counters — the state records all of them, so nothing
+//! is counted twice and a resumed rollout is read the same way; the driver times each read
+//! of the metrics source with [`SelfMetrics::record_query_duration`]. [`SelfMetrics::serve`] answers `GET /metrics` in the
+//! Prometheus text format 0.0.4, or in OpenMetrics when the scraper asks for it.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use canary_core::judge::Verdict;
+use canary_core::ports::StateStore;
+use canary_core::rollout::{ControlRequest, Rollout};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// The phases `canary_phase` enumerates from the start ([`canary_core::rollout::Phase::name`]);
+/// a phase not listed here gets its series when the rollout first enters it.
+const PHASES: [&str; 10] = [
+    "starting",
+    "step",
+    "promoting",
+    "finalizing",
+    "soak",
+    "promoted",
+    "rolling-back",
+    "rolled-back",
+    "held",
+    "failed",
+];
+
+/// The verdicts `canary_check_verdict` enumerates.
+const VERDICTS: [Verdict; 5] = [
+    Verdict::Pass,
+    Verdict::Inconclusive,
+    Verdict::NoData,
+    Verdict::Error,
+    Verdict::Fail,
+];
+
+/// The Prometheus text format, which every scraper and parser reads.
+const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// OpenMetrics, for scrapers that ask for it in `Accept`.
+const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The largest request head the server reads.
+const MAX_REQUEST: usize = 8 * 1024;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabels {
+    phase: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerdictLabels {
+    check: String,
+    verdict: &'static str,
+}
+
+/// A handle on one rollout's metrics; clones share them.
+#[derive(Clone, Debug)]
+pub(crate) struct SelfMetrics {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    registry: Registry,
+    weight: Gauge,
+    step: Gauge,
+    phase: Family<PhaseLabels, Gauge>,
+    verdicts: Family<VerdictLabels, Gauge>,
+    ticks: Counter,
+    rollbacks: Counter,
+    promotions: Counter,
+    query_errors: Counter,
+    query_duration: Histogram,
+    seen: Mutex<Seen>,
+}
+
+/// What the last state looked like, to count what changed since.
+#[derive(Debug, Default)]
+struct Seen {
+    /// The judge's tick count then (`None` before the first state: a resumed rollout's
+    /// earlier ticks were counted by another process).
+    ticks: Option<u64>,
+    /// The phase's name then.
+    phase: Option<&'static str>,
+    /// Consecutive failed reads then.
+    failed_reads: Option<u32>,
+    /// The phases with a series.
+    phases: HashSet<&'static str>,
+}
+
+impl SelfMetrics {
+    /// The metrics of `service`'s rollout (`id`: its `--id`, if any), all at zero.
+    pub(crate) fn new(service: &str, id: Option<&str>) -> SelfMetrics {
+        let mut labels: Vec<(Cow<'static, str>, Cow<'static, str>)> =
+            vec![(Cow::Borrowed("service"), Cow::Owned(service.to_owned()))];
+        if let Some(id) = id {
+            labels.push((Cow::Borrowed("rollout_id"), Cow::Owned(id.to_owned())));
+        }
+        let mut registry = Registry::with_prefix_and_labels("canary", labels.into_iter());
+        let weight = Gauge::default();
+        registry.register(
+            "weight_percent",
+            "The canary's traffic weight in percent, as last confirmed by the router",
+            weight.clone(),
+        );
+        let step = Gauge::default();
+        registry.register(
+            "step",
+            "The rollout's current step, 1-based (0 before the first step)",
+            step.clone(),
+        );
+        let phase = Family::<PhaseLabels, Gauge>::default();
+        registry.register(
+            "phase",
+            "1 for the phase the rollout is in, 0 for the others",
+            phase.clone(),
+        );
+        let verdicts = Family::<VerdictLabels, Gauge>::default();
+        registry.register(
+            "check_verdict",
+            "1 for each check criterion's latest verdict (pass, inconclusive, nodata, error, fail), 0 for the others",
+            verdicts.clone(),
+        );
+        let ticks = Counter::default();
+        registry.register(
+            "ticks",
+            "Analysis ticks judged by this process",
+            ticks.clone(),
+        );
+        let rollbacks = Counter::default();
+        registry.register(
+            "rollbacks",
+            "Rollbacks completed by this process",
+            rollbacks.clone(),
+        );
+        let promotions = Counter::default();
+        registry.register(
+            "promotions",
+            "Promotions completed by this process",
+            promotions.clone(),
+        );
+        let query_errors = Counter::default();
+        registry.register(
+            "query_errors",
+            "Reads of the metrics source that failed",
+            query_errors.clone(),
+        );
+        // 5 ms to about 41 s.
+        let query_duration = Histogram::new(exponential_buckets(0.005, 2.0, 14));
+        registry.register(
+            "query_duration_seconds",
+            "How long one read of the metrics source (every check's query) took, in seconds",
+            query_duration.clone(),
+        );
+        for name in PHASES {
+            phase.get_or_create(&PhaseLabels { phase: name }).set(0);
+        }
+        SelfMetrics {
+            inner: Arc::new(Inner {
+                registry,
+                weight,
+                step,
+                phase,
+                verdicts,
+                ticks,
+                rollbacks,
+                promotions,
+                query_errors,
+                query_duration,
+                seen: Mutex::new(Seen {
+                    phases: PHASES.into_iter().collect(),
+                    ..Seen::default()
+                }),
+            }),
+        }
+    }
+
+    /// Updates the metrics from a rollout's state: weight, step, phase and each criterion's
+    /// latest verdict; counts the ticks, failed reads, rollbacks and promotions since the
+    /// last state.
+    /// Idempotent: the same state twice changes nothing.
+    pub(crate) fn record_state(&self, rollout: &Rollout) {
+        let inner = &self.inner;
+        inner.weight.set(i64::from(rollout.current_weight()));
+        inner.step.set(
+            rollout
+                .steps
+                .last()
+                .map_or(0, |s| i64::try_from(s.index + 1).unwrap_or(i64::MAX)),
+        );
+        let phase = rollout.phase.name();
+        let mut seen = inner.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.phases.insert(phase);
+        for &name in &seen.phases {
+            inner
+                .phase
+                .get_or_create(&PhaseLabels { phase: name })
+                .set(i64::from(name == phase));
+        }
+        if let Some(assessment) = &rollout.last_assessment {
+            for check in &assessment.checks {
+                for verdict in VERDICTS {
+                    inner
+                        .verdicts
+                        .get_or_create(&VerdictLabels {
+                            check: check.name.clone(),
+                            verdict: verdict.as_str(),
+                        })
+                        .set(i64::from(verdict == check.verdict));
+                }
+            }
+        }
+        let ticks = rollout.judge.ticks;
+        if let Some(before) = seen.ticks {
+            inner.ticks.inc_by(ticks.saturating_sub(before));
+        }
+        seen.ticks = Some(ticks);
+        // `failed_reads` counts consecutive failures and drops to 0 on a good read: each
+        // rise is that many failed reads.
+        let failed = rollout.failed_reads;
+        if let Some(before) = seen.failed_reads
+            && failed > before
+        {
+            inner.query_errors.inc_by(u64::from(failed - before));
+        }
+        seen.failed_reads = Some(failed);
+        if let Some(before) = seen.phase
+            && before != phase
+        {
+            match phase {
+                "rolled-back" => {
+                    inner.rollbacks.inc();
+                }
+                "promoted" => {
+                    inner.promotions.inc();
+                }
+                _ => {}
+            }
+        }
+        seen.phase = Some(phase);
+    }
+
+    /// Times one read of the metrics source, failed or not (failures themselves are
+    /// counted from the state, see [`SelfMetrics::record_state`]).
+    pub(crate) fn record_query_duration(&self, elapsed: Duration) {
+        self.inner.query_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// `store`, updating these metrics with every state it saves.
+    pub(crate) fn meter_store(&self, store: Box<dyn StateStore>) -> Box<dyn StateStore> {
+        Box::new(MeteredStore {
+            store,
+            metrics: self.clone(),
+        })
+    }
+
+    /// The metrics in the Prometheus text format 0.0.4.
+    pub(crate) fn encode_text(&self) -> String {
+        openmetrics_to_text(&self.encode_openmetrics())
+    }
+
+    /// The metrics in OpenMetrics text (ending in `# EOF`).
+    pub(crate) fn encode_openmetrics(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.inner.registry);
+        text
+    }
+
+    /// Serves `GET /metrics` on `addr` until the runtime ends; returns the address bound
+    /// (port 0 picks a free one). An address that cannot be bound is bad input (exit 2),
+    /// before anything is changed.
+    pub(crate) async fn serve(&self, addr: SocketAddr) -> anyhow::Result<SocketAddr> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|err| {
+                canary_core::Error::Usage(format!("--metrics-addr {addr}: cannot listen: {err}"))
+            })
+            .context("serving the rollout's metrics")?;
+        let bound = listener.local_addr()?;
+        let metrics = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    // Out of file descriptors and the like: try again shortly.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
+                let metrics = metrics.clone();
+                tokio::spawn(async move {
+                    // A scraper that goes away mid-answer is its own business.
+                    let _ = answer(stream, &metrics).await;
+                });
+            }
+        });
+        Ok(bound)
+    }
+}
+
+/// Answers one HTTP/1.x request on `stream` and closes it.
+async fn answer(mut stream: TcpStream, metrics: &SelfMetrics) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(1024);
+    let mut buffer = [0_u8; 1024];
+    let complete = loop {
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buffer))
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        if read == 0 {
+            break false;
+        }
+        head.extend_from_slice(&buffer[..read]);
+        if head.windows(4).any(|w| w == b"\r\n\r\n") {
+            break true;
+        }
+        if head.len() > MAX_REQUEST {
+            break false;
+        }
+    };
+    let head = String::from_utf8_lossy(&head);
+    let mut lines = head.lines();
+    let mut request = lines.next().unwrap_or_default().split_whitespace();
+    let (method, target) = (request.next().unwrap_or(""), request.next().unwrap_or(""));
+    let accept = lines
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("accept"))
+        .map(|(_, value)| value.to_ascii_lowercase())
+        .unwrap_or_default();
+    let path = target.split('?').next().unwrap_or("");
+    let (status, content_type, body) = if !complete {
+        (
+            "400 Bad Request",
+            "text/plain; charset=utf-8",
+            "bad request\n".to_owned(),
+        )
+    } else if method != "GET" && method != "HEAD" {
+        (
+            "405 Method Not Allowed",
+            "text/plain; charset=utf-8",
+            "only GET\n".to_owned(),
+        )
+    } else if path == "/metrics" {
+        if accept.contains("application/openmetrics-text") {
+            (
+                "200 OK",
+                OPENMETRICS_CONTENT_TYPE,
+                metrics.encode_openmetrics(),
+            )
+        } else {
+            ("200 OK", TEXT_CONTENT_TYPE, metrics.encode_text())
+        }
+    } else if path == "/" {
+        (
+            "200 OK",
+            "text/plain; charset=utf-8",
+            "canary rollout: metrics at /metrics\n".to_owned(),
+        )
+    } else {
+        (
+            "404 Not Found",
+            "text/plain; charset=utf-8",
+            "not found: the metrics are at /metrics\n".to_owned(),
+        )
+    };
+    let mut response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    if method != "HEAD" {
+        response.push_str(&body);
+    }
+    stream.write_all(response.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+/// Rewrites prometheus-client's OpenMetrics output into the Prometheus text format 0.0.4:
+/// counters are described under their sample name (`_total`), and there are no `# UNIT`
+/// or `# EOF` lines.
+fn openmetrics_to_text(openmetrics: &str) -> String {
+    let counters: HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.split_once(' '))
+        .filter(|(_, kind)| *kind == "counter")
+        .map(|(family, _)| family)
+        .collect();
+    let mut text = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let descriptor = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|prefix| line.strip_prefix(prefix).map(|rest| (prefix, rest)));
+        match descriptor {
+            Some((prefix, rest)) => {
+                let (family, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                text.push_str(prefix);
+                text.push_str(family);
+                if counters.contains(family) && !family.ends_with("_total") {
+                    text.push_str("_total");
+                }
+                if !tail.is_empty() {
+                    text.push(' ');
+                    text.push_str(tail);
+                }
+            }
+            None => text.push_str(line),
+        }
+        text.push('\n');
+    }
+    text
+}
+
+/// A state store that updates the metrics with every state it saves.
+struct MeteredStore {
+    store: Box<dyn StateStore>,
+    metrics: SelfMetrics,
+}
+
+#[async_trait]
+impl StateStore for MeteredStore {
+    async fn claim(&self, take_over: bool) -> canary_core::Result<()> {
+        self.store.claim(take_over).await
+    }
+
+    async fn release(&self) -> canary_core::Result<()> {
+        self.store.release().await
+    }
+
+    async fn load(&self) -> canary_core::Result<Option<Rollout>> {
+        let loaded = self.store.load().await?;
+        if let Some(rollout) = &loaded {
+            self.metrics.record_state(rollout);
+        }
+        Ok(loaded)
+    }
+
+    async fn save(&self, rollout: &Rollout) -> canary_core::Result<()> {
+        self.store.save(rollout).await?;
+        self.metrics.record_state(rollout);
+        Ok(())
+    }
+
+    async fn archive(&self, rollout: &Rollout) -> canary_core::Result<String> {
+        self.store.archive(rollout).await
+    }
+
+    async fn request(&self, request: &ControlRequest) -> canary_core::Result<()> {
+        self.store.request(request).await
+    }
+
+    async fn take_request(&self) -> canary_core::Result<Option<ControlRequest>> {
+        self.store.take_request().await
+    }
+
+    fn describe(&self) -> String {
+        self.store.describe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use canary_core::analysis;
+    use canary_core::policy::Policy;
+    use canary_core::recording::Recording;
+    use canary_core::report::{StepRecord, WeightPoint};
+    use canary_core::rollout::{Machine, Phase, RollbackCause};
+    use jiff::Timestamp;
+
+    use super::*;
+
+    fn policy() -> Policy {
+        Policy::from_yaml(
+            include_str!("../../../policies/checkout.yaml"),
+            "checkout.yaml",
+        )
+        .unwrap()
+    }
+
+    /// The value of the sample `name{labels}` in the text format (`labels` as printed).
+    fn sample(text: &str, series: &str) -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+            .parse()
+            .unwrap()
+    }
+
+    const LABELS: &str = "service=\"checkout\",rollout_id=\"pipeline-42\"";
+
+    #[test]
+    fn the_state_sets_the_gauges_and_counts_what_changed_once() {
+        let policy = policy();
+        let metrics = SelfMetrics::new("checkout", Some("pipeline-42"));
+        let now = Timestamp::now();
+        let mut rollout = Machine::new(policy.clone()).unwrap().start(now);
+        metrics.record_state(&rollout);
+        let text = metrics.encode_text();
+        assert_eq!(
+            sample(&text, &format!("canary_weight_percent{{{LABELS}}}")),
+            0.0
+        );
+        assert_eq!(sample(&text, &format!("canary_step{{{LABELS}}}")), 0.0);
+        assert_eq!(
+            sample(
+                &text,
+                &format!("canary_phase{{{LABELS},phase=\"starting\"}}")
+            ),
+            1.0
+        );
+        assert_eq!(
+            sample(&text, &format!("canary_ticks_total{{{LABELS}}}")),
+            0.0
+        );
+
+        // Three ticks into the first step, two failed reads in a row, one criterion failed.
+        let recording = Recording::from_json(
+            include_str!("../../../examples/recordings/errors-3x.json"),
+            "errors-3x.json",
+        )
+        .unwrap();
+        let judged = analysis::analyze(&policy, &recording.ticks).unwrap();
+        rollout.weights.push(WeightPoint {
+            at: now,
+            weight: 10,
+        });
+        rollout.steps.push(StepRecord {
+            index: 0,
+            weight: 10,
+            started_at: now,
+            ended_at: None,
+            decision: "running".to_owned(),
+            reason: String::new(),
+            canary_requests: None,
+        });
+        rollout.phase = Phase::Step {
+            index: 0,
+            weight: 10,
+            weight_set: true,
+            started_at: Some(now),
+            extended: false,
+        };
+        rollout.judge.ticks = 3;
+        rollout.failed_reads = 2;
+        rollout.last_assessment = Some(judged.assessment);
+        metrics.record_state(&rollout);
+        metrics.record_state(&rollout);
+        let text = metrics.encode_text();
+        assert_eq!(
+            sample(&text, &format!("canary_weight_percent{{{LABELS}}}")),
+            10.0
+        );
+        assert_eq!(sample(&text, &format!("canary_step{{{LABELS}}}")), 1.0);
+        assert_eq!(
+            sample(&text, &format!("canary_ticks_total{{{LABELS}}}")),
+            3.0
+        );
+        assert_eq!(
+            sample(&text, &format!("canary_query_errors_total{{{LABELS}}}")),
+            2.0
+        );
+        assert_eq!(
+            sample(&text, &format!("canary_phase{{{LABELS},phase=\"step\"}}")),
+            1.0
+        );
+        assert_eq!(
+            sample(
+                &text,
+                &format!("canary_phase{{{LABELS},phase=\"starting\"}}")
+            ),
+            0.0
+        );
+        let verdict = |check: &str, verdict: &str| {
+            sample(
+                &text,
+                &format!(
+                    "canary_check_verdict{{{LABELS},check=\"{check}\",verdict=\"{verdict}\"}}"
+                ),
+            )
+        };
+        assert_eq!(verdict("errors/baseline", "fail"), 1.0);
+        assert_eq!(verdict("errors/baseline", "pass"), 0.0);
+        assert_eq!(verdict("latency/slo", "pass"), 1.0);
+
+        // A good read resets the streak: nothing more is counted.
+        rollout.failed_reads = 0;
+        metrics.record_state(&rollout);
+        rollout.phase = Phase::RolledBack {
+            cause: RollbackCause::Failed,
+            reason: "errors/baseline failed".to_owned(),
+        };
+        rollout.weights.push(WeightPoint { at: now, weight: 0 });
+        metrics.record_state(&rollout);
+        metrics.record_state(&rollout);
+        let text = metrics.encode_text();
+        assert_eq!(
+            sample(&text, &format!("canary_query_errors_total{{{LABELS}}}")),
+            2.0
+        );
+        assert_eq!(
+            sample(&text, &format!("canary_rollbacks_total{{{LABELS}}}")),
+            1.0
+        );
+        assert_eq!(
+            sample(&text, &format!("canary_promotions_total{{{LABELS}}}")),
+            0.0
+        );
+        assert_eq!(
+            sample(&text, &format!("canary_weight_percent{{{LABELS}}}")),
+            0.0
+        );
+    }
+
+    #[test]
+    fn a_resumed_rollout_counts_only_what_this_process_saw() {
+        let policy = policy();
+        let metrics = SelfMetrics::new("checkout", None);
+        let mut rollout = Machine::new(policy).unwrap().start(Timestamp::now());
+        rollout.judge.ticks = 40;
+        rollout.phase = Phase::RolledBack {
+            cause: RollbackCause::Failed,
+            reason: "before".to_owned(),
+        };
+        metrics.record_state(&rollout);
+        let text = metrics.encode_text();
+        assert_eq!(
+            sample(&text, "canary_ticks_total{service=\"checkout\"}"),
+            0.0
+        );
+        assert_eq!(
+            sample(&text, "canary_rollbacks_total{service=\"checkout\"}"),
+            0.0
+        );
+    }
+
+    #[test]
+    fn the_text_format_types_counters_under_their_sample_names() {
+        let metrics = SelfMetrics::new("checkout", None);
+        metrics.record_query_duration(Duration::from_millis(30));
+        let text = metrics.encode_text();
+        assert!(
+            !text.contains("# EOF") && !text.contains("# UNIT"),
+            "{text}"
+        );
+        for line in [
+            "# TYPE canary_ticks_total counter",
+            "# TYPE canary_rollbacks_total counter",
+            "# TYPE canary_query_errors_total counter",
+            "# TYPE canary_weight_percent gauge",
+            "# TYPE canary_query_duration_seconds histogram",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+        assert_eq!(
+            sample(
+                &text,
+                "canary_query_duration_seconds_count{service=\"checkout\"}"
+            ),
+            1.0
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "canary_query_duration_seconds_bucket{service=\"checkout\",le=\"0.04\"}"
+            ),
+            1.0
+        );
+        assert!(metrics.encode_openmetrics().ends_with("# EOF\n"));
+    }
+
+    async fn get(addr: SocketAddr, request: &str) -> String {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        answer
+    }
+
+    #[tokio::test]
+    async fn the_server_answers_scrapes_in_either_format() {
+        let metrics = SelfMetrics::new("checkout", None);
+        let addr = metrics.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let text = get(
+            addr,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n",
+        )
+        .await;
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        assert!(
+            text.contains("Content-Type: text/plain; version=0.0.4"),
+            "{text}"
+        );
+        assert!(
+            text.contains("canary_ticks_total{service=\"checkout\"} 0"),
+            "{text}"
+        );
+        let open = get(
+            addr,
+            "GET /metrics HTTP/1.1\r\naccept: application/openmetrics-text;version=1.0.0,text/plain;q=0.5\r\n\r\n",
+        )
+        .await;
+        assert!(
+            open.contains("Content-Type: application/openmetrics-text"),
+            "{open}"
+        );
+        assert!(open.ends_with("# EOF\n"), "{open}");
+        assert!(
+            get(addr, "GET /nope HTTP/1.1\r\n\r\n")
+                .await
+                .starts_with("HTTP/1.1 404")
+        );
+        assert!(
+            get(addr, "POST /metrics HTTP/1.1\r\n\r\n")
+                .await
+                .starts_with("HTTP/1.1 405")
+        );
+        // An address in use is bad input.
+        let err = metrics.serve(addr).await.unwrap_err();
+        assert!(
+            err.chain()
+                .any(|c| c.downcast_ref::<canary_core::Error>().is_some()),
+            "{err:#}"
+        );
+    }
+}
