@@ -6,6 +6,7 @@
 //! silent skip: `tests/run.sh` installs them.
 
 pub mod demo;
+pub mod fake_http;
 pub mod haproxy;
 pub mod nginx;
 pub mod process;

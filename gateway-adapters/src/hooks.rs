@@ -158,40 +158,18 @@ impl HookRunner {
         context: &HookContext,
     ) -> std::result::Result<(), String> {
         let body = webhook_body(&hook.name, context);
-        let target = origin(url);
-        let mut request = self
-            .client
-            .post(url)
-            .timeout(hook.timeout)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("X-Canary-Event", event_name(context.event));
-        if let Some(secret) = secret {
-            let key = read_secret(secret)?;
-            request = request.header("X-Canary-Signature", signature(key.as_bytes(), &body));
-        }
-        let response = request.body(body).send().await.map_err(|e| {
-            if e.is_timeout() {
-                format!(
-                    "webhook {target} did not answer within {}",
-                    process::humanize(hook.timeout)
-                )
-            } else {
-                format!("webhook {target}: {}", error_chain(&e.without_url()))
-            }
-        })?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        // A short excerpt of the answer helps; the whole page would not.
-        let text = response.text().await.unwrap_or_default();
-        let excerpt = process::first_lines(text.as_bytes());
-        let excerpt: String = excerpt.chars().take(200).collect();
-        Err(if excerpt.is_empty() {
-            format!("webhook {target} answered {status}")
-        } else {
-            format!("webhook {target} answered {status}: {excerpt}")
-        })
+        post_signed_json(
+            &self.client,
+            SignedPost {
+                url,
+                body,
+                secret,
+                event: event_name(context.event),
+                timeout: hook.timeout,
+                what: "webhook",
+            },
+        )
+        .await
     }
 }
 
@@ -271,6 +249,61 @@ pub(crate) fn read_secret(source: &SecretSource) -> std::result::Result<String, 
         });
     }
     Ok(value)
+}
+
+/// A JSON POST to a webhook: hooks and notifications send them alike.
+pub(crate) struct SignedPost<'a> {
+    pub(crate) url: &'a str,
+    pub(crate) body: Vec<u8>,
+    /// Signs the body (`X-Canary-Signature: sha256=…`) when given.
+    pub(crate) secret: Option<&'a SecretSource>,
+    /// `X-Canary-Event`.
+    pub(crate) event: &'a str,
+    pub(crate) timeout: Duration,
+    /// What it is, for messages: `webhook`, `notification`.
+    pub(crate) what: &'a str,
+}
+
+/// Sends a [`SignedPost`]; the error names only the receiver's scheme, host and port (the
+/// path and query often hold tokens) and quotes the start of a non-2xx answer.
+pub(crate) async fn post_signed_json(
+    client: &reqwest::Client,
+    post: SignedPost<'_>,
+) -> std::result::Result<(), String> {
+    let target = origin(post.url);
+    let what = post.what;
+    let mut request = client
+        .post(post.url)
+        .timeout(post.timeout)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header("X-Canary-Event", post.event);
+    if let Some(secret) = post.secret {
+        let key = read_secret(secret)?;
+        request = request.header("X-Canary-Signature", signature(key.as_bytes(), &post.body));
+    }
+    let response = request.body(post.body).send().await.map_err(|e| {
+        if e.is_timeout() {
+            format!(
+                "{what} {target} did not answer within {}",
+                process::humanize(post.timeout)
+            )
+        } else {
+            format!("{what} {target}: {}", error_chain(&e.without_url()))
+        }
+    })?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    // A short excerpt of the answer helps; the whole page would not.
+    let text = response.text().await.unwrap_or_default();
+    let excerpt = process::first_lines(text.as_bytes());
+    let excerpt: String = excerpt.chars().take(200).collect();
+    Err(if excerpt.is_empty() {
+        format!("{what} {target} answered {status}")
+    } else {
+        format!("{what} {target} answered {status}: {excerpt}")
+    })
 }
 
 /// `scheme://host:port` of a URL, for messages (paths and queries often hold tokens).

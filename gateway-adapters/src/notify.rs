@@ -6,11 +6,11 @@
 //! it and carries on. The Slack URL is a secret (anyone holding it can post): it is read at
 //! send time and never appears in messages, which name only the receiver's host.
 
-use canary_core::policy::{NotificationChannel, NotificationSpec, SecretSource};
+use canary_core::policy::{NotificationChannel, NotificationSpec};
 use canary_core::rollout::Notice;
 
 use crate::error::{GatewayError, Result};
-use crate::hooks::{origin, read_secret, signature};
+use crate::hooks::{SignedPost, post_signed_json, read_secret};
 
 /// Sends notices to the policy's notification channels.
 #[derive(Clone, Debug)]
@@ -59,44 +59,24 @@ impl Notifier {
         notice: &Notice,
         at: jiff::Timestamp,
     ) -> std::result::Result<(), String> {
-        let (url, body, secret): (String, String, Option<&SecretSource>) = match &spec.channel {
+        let (url, body, secret) = match &spec.channel {
             NotificationChannel::Webhook { url, secret } => {
                 (url.clone(), webhook_body(notice, at), secret.as_ref())
             }
             NotificationChannel::Slack { url } => (read_secret(url)?, slack_body(notice), None),
         };
-        let target = origin(&url);
-        let mut request = self
-            .client
-            .post(&url)
-            .timeout(spec.timeout)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("X-Canary-Event", notice.kind.as_str());
-        if let Some(secret) = secret {
-            let key = read_secret(secret)?;
-            request = request.header(
-                "X-Canary-Signature",
-                signature(key.as_bytes(), body.as_bytes()),
-            );
-        }
-        let response = request.body(body).send().await.map_err(|e| {
-            if e.is_timeout() {
-                format!(
-                    "notification to {target} did not answer within {}",
-                    humantime::format_duration(spec.timeout)
-                )
-            } else {
-                format!("notification to {target} failed: cannot connect")
-            }
-        })?;
-        if response.status().is_success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "notification to {target} answered HTTP {}",
-                response.status().as_u16()
-            ))
-        }
+        post_signed_json(
+            &self.client,
+            SignedPost {
+                url: &url,
+                body: body.into_bytes(),
+                secret,
+                event: &notice.kind,
+                timeout: spec.timeout,
+                what: "notification",
+            },
+        )
+        .await
     }
 }
 

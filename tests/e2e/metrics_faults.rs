@@ -3,11 +3,11 @@
 //! answering an HTML page. Each ends `canary analyze` with exit code 4, a message naming the
 //! address, and no panic; the bearer token, from a file or the environment, never shows.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use canary_tests::fake_http::{FakeServer, http};
 use canary_tests::prometheus::Prometheus;
 
 use crate::canary_run::{Run, canary, spawn_canary, write_policy};
@@ -83,70 +83,6 @@ fn assert_infrastructure_error(run: &Run, address: &str, says: &str) {
         "the token leaked:\n{}",
         run.all()
     );
-}
-
-/// A loopback HTTP server answering every request with `response(request)`; keeps the
-/// requests it got.
-struct FakeServer {
-    address: String,
-    requests: Arc<Mutex<Vec<String>>>,
-}
-
-impl FakeServer {
-    fn start(response: fn(&str) -> String) -> FakeServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let address = listener.local_addr().unwrap().to_string();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let kept = Arc::clone(&requests);
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let request = read_request(&mut stream);
-                let _ = stream.write_all(response(&request).as_bytes());
-                kept.lock().unwrap().push(request);
-            }
-        });
-        FakeServer { address, requests }
-    }
-
-    fn requests(&self) -> Vec<String> {
-        self.requests.lock().unwrap().clone()
-    }
-}
-
-/// Reads one request's head and its body (by `content-length`).
-fn read_request(stream: &mut TcpStream) -> String {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while let Ok(n) = stream.read(&mut chunk) {
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&buf);
-        if let Some(head) = text.find("\r\n\r\n") {
-            let length = text[..head]
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                })
-                .unwrap_or(0);
-            if buf.len() >= head + 4 + length {
-                break;
-            }
-        }
-    }
-    String::from_utf8_lossy(&buf).into_owned()
-}
-
-fn http(status: &str, content_type: &str, body: &str) -> String {
-    format!(
-        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
 }
 
 #[test]

@@ -2,10 +2,7 @@
 //! webhook, told of the start, each step and the promotion. The Slack URL is a secret and
 //! never shows in canary's output.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
-
+use canary_tests::fake_http::{FakeServer, body_of, header_of, http, path_of};
 use canary_tests::haproxy::Haproxy;
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
@@ -14,53 +11,8 @@ use sha2::Sha256;
 use crate::canary_run::canary;
 use crate::rollout::Stack;
 
-/// One request a receiver got: path, headers (lower-case names), body.
-type Received = (String, Vec<(String, String)>, String);
-
-/// A tiny HTTP receiver on loopback that answers 200 to everything and keeps what it got.
-fn receiver() -> (String, Arc<Mutex<Vec<Received>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = listener.local_addr().unwrap().to_string();
-    let received = Arc::new(Mutex::new(Vec::new()));
-    let keep = received.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().map_while(Result::ok) {
-            let mut reader = BufReader::new(stream);
-            let mut line = String::new();
-            if reader.read_line(&mut line).is_err() {
-                continue;
-            }
-            let path = line
-                .split_whitespace()
-                .nth(1)
-                .unwrap_or_default()
-                .to_owned();
-            let mut headers = Vec::new();
-            loop {
-                let mut header = String::new();
-                if reader.read_line(&mut header).unwrap_or(0) == 0 || header.trim().is_empty() {
-                    break;
-                }
-                if let Some((name, value)) = header.trim().split_once(':') {
-                    headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
-                }
-            }
-            let length: usize = headers
-                .iter()
-                .find(|(n, _)| n == "content-length")
-                .and_then(|(_, v)| v.parse().ok())
-                .unwrap_or(0);
-            let mut body = vec![0; length];
-            let _ = reader.read_exact(&mut body);
-            keep.lock()
-                .unwrap()
-                .push((path, headers, String::from_utf8_lossy(&body).into_owned()));
-            let mut stream = reader.into_inner();
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        }
-    });
-    (address, received)
+fn ok(_: &str) -> String {
+    http("200 OK", "text/plain", "")
 }
 
 #[test]
@@ -68,8 +20,9 @@ fn webhook_and_slack_hear_of_the_start_each_step_and_the_promotion() {
     let mut stack = Stack::services(&[]);
     let haproxy = Haproxy::start(&stack.stable.address, &stack.canary.address);
     stack.load_through(&haproxy.url());
-    let (webhook, webhook_got) = receiver();
-    let (slack, slack_got) = receiver();
+    let webhook_server = FakeServer::start(ok);
+    let slack_server = FakeServer::start(ok);
+    let (webhook, slack) = (webhook_server.address.clone(), slack_server.address.clone());
     let slack_secret_path = "/services/T000/B000/very-secret-token";
     let gateway = format!(
         "  haproxy:\n    socket: {}\n    backend: app\n    canary-server: canary\n    stable-server: stable",
@@ -105,15 +58,13 @@ fn webhook_and_slack_hear_of_the_start_each_step_and_the_promotion() {
         run.all()
     );
 
-    let webhook_got = webhook_got.lock().unwrap().clone();
-    let events: Vec<String> = webhook_got
+    let events: Vec<String> = webhook_server
+        .requests()
         .iter()
-        .map(|(path, headers, body)| {
-            assert_eq!(path, "/canary");
-            let signature = headers
-                .iter()
-                .find(|(n, _)| n == "x-canary-signature")
-                .map(|(_, v)| v.clone());
+        .map(|request| {
+            let body = body_of(request);
+            assert_eq!(path_of(request), "/canary");
+            let signature = header_of(request, "x-canary-signature").map(str::to_owned);
             let mut mac = Hmac::<Sha256>::new_from_slice(b"s3cret").unwrap();
             mac.update(body.as_bytes());
             let expected: String = mac
@@ -144,12 +95,12 @@ fn webhook_and_slack_hear_of_the_start_each_step_and_the_promotion() {
         "one per analysed step: {events:?}"
     );
 
-    let slack_got = slack_got.lock().unwrap().clone();
-    let texts: Vec<String> = slack_got
+    let texts: Vec<String> = slack_server
+        .requests()
         .iter()
-        .map(|(path, _, body)| {
-            assert_eq!(path, slack_secret_path);
-            serde_json::from_str::<Value>(body).unwrap()["text"]
+        .map(|request| {
+            assert_eq!(path_of(request), slack_secret_path);
+            serde_json::from_str::<Value>(body_of(request)).unwrap()["text"]
                 .as_str()
                 .unwrap()
                 .to_owned()

@@ -244,7 +244,16 @@ fn a_failing_command_adapter_exits_4_a_rerun_resumes_and_abort_reaches_it() {
         ],
         &[],
     );
-    assert_eq!(abort.code, 0, "{}", abort.all());
+    // The request goes to the process driving the rollout; abort waits for it to roll back
+    // and ends as the rollout did.
+    assert_eq!(abort.code, 1, "{}", abort.all());
+    assert!(
+        abort
+            .stdout
+            .contains("rolled back: aborted: test says stop"),
+        "{}",
+        abort.all()
+    );
     assert!(
         abort.stdout.contains("asked the process driving"),
         "{}",

@@ -100,13 +100,14 @@ pub fn run() -> ExitCode {
     }
 }
 
-/// The exit code of an error: the core's own errors know theirs; anything else is bad input
-/// only if it says so, else an infrastructure failure.
+/// The exit code of an error: the core's own errors know theirs (bad input is always one of
+/// them); anything else failed outside the process's control (a file that cannot be written,
+/// a port that cannot be bound): an infrastructure failure.
 fn exit_code_of(err: &anyhow::Error) -> Code {
     err.chain()
         .find_map(|cause| cause.downcast_ref::<canary_core::Error>())
         .map(canary_core::Error::exit_code)
-        .unwrap_or(Code::BadInput)
+        .unwrap_or(Code::Infrastructure)
 }
 
 fn print_error(err: &anyhow::Error) {

@@ -6,11 +6,13 @@
 //! interrupt is handled, so weights are never left half-set.
 
 use std::sync::Arc;
+
+use anyhow::Context;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use canary_core::policy::HookEvent;
-use canary_core::ports::{MetricsSource, StateStore, TrafficRouter, set_and_verify};
+use canary_core::ports::{Clock, MetricsSource, StateStore, TrafficRouter, set_and_verify};
 use canary_core::rollout::{Effect, Event, Machine, Outcome, Rollout};
 use canary_gateways::hooks::{HookContext, HookRunner};
 use canary_gateways::notify::Notifier;
@@ -22,6 +24,9 @@ use crate::self_metrics::SelfMetrics;
 
 /// How often a wait looks for signals and for requests from `canary promote` / `abort`.
 const POLL: Duration = Duration::from_millis(250);
+
+/// Attempts at saving the state before giving up.
+const PERSIST_ATTEMPTS: u32 = 3;
 
 /// What the driver needs from the outside world.
 pub(crate) struct Driver<'a> {
@@ -36,6 +41,8 @@ pub(crate) struct Driver<'a> {
     pub(crate) metrics: Option<&'a SelfMetrics>,
     /// The policy's notification channels.
     pub(crate) notifier: Notifier,
+    /// The time (the system clock; tests may bring their own).
+    pub(crate) clock: &'a dyn Clock,
 }
 
 /// SIGINT/SIGTERM, as a flag the driver looks at between effects.
@@ -83,6 +90,7 @@ impl Driver<'_> {
         // Notifications go out in the background (a slow receiver never holds the rollout
         // up); the ones under way are waited for, within their timeouts, before returning.
         let mut sending = tokio::task::JoinSet::new();
+        self.record_promotion_guard(rollout).await?;
         let outcome = self.run_effects(rollout, first, &mut sending).await;
         while let Some(result) = sending.join_next().await {
             if let Ok(failures) = result {
@@ -102,7 +110,7 @@ impl Driver<'_> {
     ) -> anyhow::Result<Outcome> {
         let mut event = first;
         loop {
-            let effects = self.machine.handle(rollout, event, Timestamp::now());
+            let effects = self.machine.handle(rollout, event, self.clock.now());
             let mut next = None;
             for effect in effects {
                 if effect.awaits_result() && self.interrupts.take() {
@@ -111,14 +119,15 @@ impl Driver<'_> {
                     break;
                 }
                 match effect {
-                    Effect::Persist => self.store.save(rollout).await?,
+                    Effect::Persist => self.persist(rollout).await?,
                     Effect::Notify(notice) => {
                         self.progress.notice(&notice, rollout);
                         if self.notifier.wants(&notice) {
                             let notifier = self.notifier.clone();
-                            sending.spawn(
-                                async move { notifier.send(&notice, Timestamp::now()).await },
-                            );
+                            sending.spawn({
+                                let at = self.clock.now();
+                                async move { notifier.send(&notice, at).await }
+                            });
                         }
                     }
                     Effect::RunHooks {
@@ -139,8 +148,18 @@ impl Driver<'_> {
                         });
                     }
                     Effect::Wait(until) => next = Some(self.wait(until).await),
-                    Effect::Read { since } => next = Some(self.read(since).await),
-                    Effect::Promote(stage) => next = Some(self.promote(stage).await),
+                    Effect::Read { since } => {
+                        let event = self.read(since).await;
+                        if matches!(event, Event::Observed(_)) {
+                            // Saved with the state that takes this tick in.
+                            rollout.source_checkpoint = self.source.checkpoint().await;
+                        }
+                        next = Some(event);
+                    }
+                    Effect::Promote(stage) => {
+                        let analysed = rollout.promotion_canary_generation;
+                        next = Some(self.promote(stage, analysed).await);
+                    }
                     Effect::Finish(outcome) => return Ok(outcome),
                 }
             }
@@ -153,17 +172,80 @@ impl Driver<'_> {
     }
 
     /// A stage of the policy's Kubernetes promotion (the Deployments' part of it).
-    async fn promote(&mut self, stage: canary_core::rollout::PromotionStage) -> Event {
-        let Some(spec) = self.machine.policy().promotion.as_ref() else {
-            return Event::PromotionFailed("the policy has no `promotion`".to_owned());
-        };
+    /// The policy's Kubernetes promoter, if it asks for a promotion.
+    fn promoter(&self) -> Option<canary_gateways::kubernetes::DeploymentPromoter> {
+        let spec = self.machine.policy().promotion.as_ref()?;
         let connection =
             canary_gateways::kubernetes::KubeConnection::infer(spec.stable.context.clone(), None);
-        let promoter = canary_gateways::kubernetes::DeploymentPromoter::new(spec, connection);
+        Some(canary_gateways::kubernetes::DeploymentPromoter::new(
+            spec, connection,
+        ))
+    }
+
+    /// Records which canary the analysis is about, when the policy promotes on Kubernetes:
+    /// a rollout that cannot read its canary Deployment stops before any traffic moves.
+    async fn record_promotion_guard(&mut self, rollout: &mut Rollout) -> anyhow::Result<()> {
+        if rollout.promotion_canary_generation.is_some() {
+            return Ok(());
+        }
+        if let Some(promoter) = self.promoter() {
+            let generation = promoter
+                .canary_generation()
+                .await
+                .map_err(|e| e.into_core())
+                .context("reading the canary Deployment the promotion will copy")?;
+            rollout.promotion_canary_generation = Some(generation);
+        }
+        Ok(())
+    }
+
+    async fn promote(
+        &mut self,
+        stage: canary_core::rollout::PromotionStage,
+        analysed: Option<i64>,
+    ) -> Event {
+        let Some(promoter) = self.promoter() else {
+            return Event::PromotionFailed("the policy has no `promotion`".to_owned());
+        };
         self.progress.line(&promoter.describe(stage));
-        match promoter.run(stage).await {
+        match promoter.run(stage, analysed).await {
             Ok(()) => Event::PromotionDone(stage),
             Err(err) => Event::PromotionFailed(error_chain(&err.into_core())),
+        }
+    }
+
+    /// Saves the state, retrying a store that hiccups. If it still fails while rolling back,
+    /// the rollback goes on (setting weight 0 is safe and idempotent; the next save, or a
+    /// rerun, records it); otherwise the rollout stops with the error (exit 4).
+    async fn persist(&mut self, rollout: &Rollout) -> anyhow::Result<()> {
+        let mut delay = Duration::from_millis(200);
+        let mut attempt = 1;
+        loop {
+            match self.store.save(rollout).await {
+                Ok(()) => return Ok(()),
+                Err(err) if attempt < PERSIST_ATTEMPTS => {
+                    self.progress.line(&format!(
+                        "warning: saving the state failed (attempt {attempt} of {PERSIST_ATTEMPTS}): {}",
+                        error_chain(&err)
+                    ));
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    attempt += 1;
+                }
+                Err(err)
+                    if matches!(
+                        rollout.phase,
+                        canary_core::rollout::Phase::RollingBack { .. }
+                    ) =>
+                {
+                    self.progress.line(&format!(
+                        "warning: the state could not be saved ({}); rolling back anyway",
+                        error_chain(&err)
+                    ));
+                    return Ok(());
+                }
+                Err(err) => return Err(err.into()),
+            }
         }
     }
 
@@ -202,7 +284,7 @@ impl Driver<'_> {
                     .progress
                     .line(&format!("warning: {}", error_chain(&err))),
             }
-            let remaining = until.duration_since(Timestamp::now());
+            let remaining = until.duration_since(self.clock.now());
             if remaining.is_negative() || remaining.is_zero() {
                 return Event::TimerFired;
             }
@@ -219,7 +301,7 @@ impl Driver<'_> {
         let notified = self.interrupts.notify.notified();
         let started = std::time::Instant::now();
         tokio::select! {
-            result = self.source.read(since, Timestamp::now()) => {
+            result = self.source.read(since, self.clock.now()) => {
                 if let Some(metrics) = self.metrics {
                     metrics.record_query_duration(started.elapsed());
                 }

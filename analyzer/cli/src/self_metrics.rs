@@ -458,6 +458,10 @@ impl StateStore for MeteredStore {
         self.store.claim(take_over).await
     }
 
+    async fn holder(&self) -> canary_core::Result<Option<String>> {
+        self.store.holder().await
+    }
+
     async fn release(&self) -> canary_core::Result<()> {
         self.store.release().await
     }

@@ -117,6 +117,14 @@ impl StateStore for FileStateStore {
         Ok(())
     }
 
+    async fn holder(&self) -> Result<Option<String>> {
+        if self.lock.lock().map(|l| l.is_some()).unwrap_or(false) {
+            return Ok(None);
+        }
+        // Probing the lock takes and drops it at once; the file is not written.
+        Ok(self.try_lock()?.err().map(|pid| format!("pid {pid}")))
+    }
+
     async fn load(&self) -> Result<Option<Rollout>> {
         let path = self.path();
         let text = match std::fs::read_to_string(&path) {

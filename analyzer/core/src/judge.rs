@@ -567,14 +567,25 @@ pub fn overall(
             ),
         );
     }
-    if moment == Moment::StepEnd
-        && let Some(seen) = canary_requests_in_step
-        && seen < min_requests
-    {
-        return (
-            Verdict::Inconclusive,
-            format!("only {seen} canary requests this step; {min_requests} are needed"),
-        );
+    if moment == Moment::StepEnd && min_requests > 0 {
+        match canary_requests_in_step {
+            Some(seen) if seen < min_requests => {
+                return (
+                    Verdict::Inconclusive,
+                    format!("only {seen} canary requests this step; {min_requests} are needed"),
+                );
+            }
+            Some(_) => {}
+            // Never a pass on unknown traffic: nothing counted the canary's requests.
+            None => {
+                return (
+                    Verdict::Inconclusive,
+                    format!(
+                        "no reading counted the canary's requests this step; {min_requests} are needed"
+                    ),
+                );
+            }
+        }
     }
     (Verdict::Pass, "every check passed".to_owned())
 }
@@ -1122,6 +1133,28 @@ fn assess_latency_bound(
     }
     if n <= 0.0 {
         return plan.result(Verdict::NoData, "no canary requests yet", evidence);
+    }
+    // When more than 1 − q of the requests lie above the highest finite bucket, the quantile
+    // is somewhere beyond it (histogram_quantile then answers that bucket's bound, a floor):
+    // never a pass on it.
+    let top = stats
+        .iter()
+        .filter(|b| b.upper_bound.is_finite())
+        .map(|b| b.upper_bound)
+        .fold(f64::NEG_INFINITY, f64::max);
+    if top.is_finite()
+        && let Some(above) = histogram::count_above(&stats, top)
+        && above > tail * n
+    {
+        return plan.result(
+            Verdict::Inconclusive,
+            format!(
+                "the canary's p{} is beyond the histogram's highest finite bucket ({}s): its value is not known",
+                fmt_num(quantile * 100.0),
+                fmt_num(top)
+            ),
+            evidence,
+        );
     }
     let gate = Some((estimate, bound.max));
     let lower = f64::NEG_INFINITY;

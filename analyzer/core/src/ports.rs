@@ -22,6 +22,20 @@ pub trait MetricsSource: Send + Sync {
     /// the tick, not an error.
     async fn read(&self, since: Timestamp, at: Timestamp) -> Result<Tick>;
 
+    /// What the source must remember across a restart of the process for its readings to
+    /// stay cumulative since the analysis started (a direct scrape keeps its own running
+    /// totals; Prometheus keeps them for us and needs nothing). It is saved with the
+    /// rollout's state after every read.
+    async fn checkpoint(&self) -> Option<serde_json::Value> {
+        None
+    }
+
+    /// Takes back what [`checkpoint`](MetricsSource::checkpoint) gave, before the first read
+    /// of a resumed rollout.
+    async fn restore(&self, _checkpoint: &serde_json::Value) -> Result<()> {
+        Ok(())
+    }
+
     /// Says what the source is, for logs (no secrets).
     fn describe(&self) -> String;
 }
@@ -73,6 +87,10 @@ pub trait StateStore: Send + Sync {
 
     /// Gives the claim up.
     async fn release(&self) -> Result<()>;
+
+    /// Who drives the rollout now, if someone other than this store does: a read only,
+    /// for `canary status` (it never takes or changes the claim).
+    async fn holder(&self) -> Result<Option<String>>;
 
     /// The saved rollout, if there is one. A saved state that cannot be read is an error,
     /// never a fresh start: it may be the only record of where traffic stands.

@@ -31,6 +31,12 @@ use crate::{Error, Result};
 /// The version of the persisted state's shape.
 pub const STATE_FORMAT: u32 = 1;
 
+/// Timeline points kept in the state (older ones are thinned out past this).
+const MAX_TIMELINE_POINTS: usize = 600;
+
+/// Distinct source warnings kept for the report.
+const MAX_WARNINGS: usize = 50;
+
 /// A rollout: everything needed to resume it, and to report on it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Rollout {
@@ -68,6 +74,32 @@ pub struct Rollout {
     pub decided_at: Option<Timestamp>,
     /// How it ended, once it has.
     pub outcome: Option<Outcome>,
+    /// Hooks asked for and not yet reported as run: a rollout resumed after a crash runs
+    /// them again rather than skipping them.
+    #[serde(default)]
+    pub hooks_pending: Option<PendingHooks>,
+    /// Every warning the metrics source passed on, deduplicated, for the report.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// The canary Deployment's generation when the analysis started (Kubernetes
+    /// promotion): the promotion refuses a canary that changed since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion_canary_generation: Option<i64>,
+    /// What the metrics source needs to carry on after a restart
+    /// ([`crate::ports::MetricsSource::checkpoint`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_checkpoint: Option<serde_json::Value>,
+}
+
+/// Hooks the machine asked for and has not heard back about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingHooks {
+    /// Which event's hooks.
+    pub event: HookEvent,
+    /// The weight they run with.
+    pub weight: u8,
+    /// The step index they run with.
+    pub step: Option<usize>,
 }
 
 /// Where a rollout is.
@@ -374,6 +406,10 @@ impl Machine {
             previous_tick: None,
             decided_at: None,
             outcome: None,
+            hooks_pending: None,
+            warnings: Vec::new(),
+            source_checkpoint: None,
+            promotion_canary_generation: None,
         }
     }
 
@@ -404,6 +440,7 @@ impl Machine {
     pub fn handle(&self, rollout: &mut Rollout, event: Event, now: Timestamp) -> Vec<Effect> {
         if let Some(outcome) = &rollout.outcome
             && (rollout.phase.is_terminal() || matches!(rollout.phase, Phase::Held { .. }))
+            && rollout.hooks_pending.is_none()
         {
             // Finished rollouts only answer manual commands from a hold.
             let manual = matches!(event, Event::ManualPromote | Event::ManualAbort(_));
@@ -446,25 +483,38 @@ impl Machine {
 
     /// Re-issues what the phase waits for. Every answer is idempotent.
     fn resume(&self, rollout: &mut Rollout, now: Timestamp) -> Vec<Effect> {
+        if let Some(PendingHooks {
+            event,
+            weight,
+            step,
+        }) = rollout.hooks_pending
+            && !matches!(rollout.phase, Phase::Failed { .. })
+        {
+            // Asked for and never reported: a crash or a signal came between. Run them now.
+            return vec![Effect::RunHooks {
+                event,
+                weight,
+                step,
+            }];
+        }
         let phase = rollout.phase.clone();
         match phase {
-            Phase::Starting => vec![
-                Effect::Persist,
-                self.notice(
-                    rollout,
-                    "started",
-                    None,
-                    format!(
-                        "rollout of {} started: steps {:?}",
-                        self.policy.service, self.policy.rollout.steps
+            Phase::Starting => {
+                let hooks = self.run_hooks(rollout, HookEvent::Before, 0, None);
+                vec![
+                    Effect::Persist,
+                    self.notice(
+                        rollout,
+                        "started",
+                        None,
+                        format!(
+                            "rollout of {} started: steps {:?}",
+                            self.policy.service, self.policy.rollout.steps
+                        ),
                     ),
-                ),
-                Effect::RunHooks {
-                    event: HookEvent::Before,
-                    weight: 0,
-                    step: None,
-                },
-            ],
+                    hooks,
+                ]
+            }
             Phase::Step {
                 weight,
                 weight_set: false,
@@ -489,10 +539,24 @@ impl Machine {
                 effects
             }
             Phase::Promoted | Phase::RolledBack { .. } | Phase::Held { .. } => {
-                let outcome = rollout.outcome.clone().unwrap_or_else(|| Outcome {
-                    exit: ExitCode::Passed,
-                    verdict: Verdict::Pass,
-                    reason: "already finished".to_owned(),
+                // A state without its outcome (written by hand, or by an older canary): say
+                // what the phase says, never more.
+                let outcome = rollout.outcome.clone().unwrap_or_else(|| match &phase {
+                    Phase::Promoted => Outcome {
+                        exit: ExitCode::Passed,
+                        verdict: Verdict::Pass,
+                        reason: "promoted".to_owned(),
+                    },
+                    Phase::RolledBack { cause, reason } => Outcome {
+                        exit: cause.exit_code(),
+                        verdict: Verdict::Fail,
+                        reason: format!("rolled back: {reason}"),
+                    },
+                    _ => Outcome {
+                        exit: ExitCode::Inconclusive,
+                        verdict: Verdict::Inconclusive,
+                        reason: "held".to_owned(),
+                    },
                 });
                 vec![Effect::Finish(outcome)]
             }
@@ -506,6 +570,7 @@ impl Machine {
         failed: Vec<(String, String)>,
         now: Timestamp,
     ) -> Vec<Effect> {
+        rollout.hooks_pending = None;
         match (event, &rollout.phase) {
             (HookEvent::Before | HookEvent::Step, Phase::Starting | Phase::Step { .. })
                 if !failed.is_empty() =>
@@ -526,7 +591,8 @@ impl Machine {
             }
             (HookEvent::Promote, Phase::Promoted)
             | (HookEvent::Rollback, Phase::RolledBack { .. }) => match &rollout.outcome {
-                Some(outcome) => vec![Effect::Finish(outcome.clone())],
+                // Saved first: a rerun must know these hooks ran.
+                Some(outcome) => vec![Effect::Persist, Effect::Finish(outcome.clone())],
                 None => self.resume(rollout, now),
             },
             _ => self.resume(rollout, now),
@@ -576,6 +642,7 @@ impl Machine {
                     reason: String::new(),
                     canary_requests: None,
                 });
+                let hooks = self.run_hooks(rollout, HookEvent::Step, weight, Some(index));
                 vec![
                     Effect::Persist,
                     self.notice(
@@ -588,16 +655,14 @@ impl Machine {
                             self.policy.rollout.analysed_steps().len()
                         ),
                     ),
-                    Effect::RunHooks {
-                        event: HookEvent::Step,
-                        weight,
-                        step: Some(index),
-                    },
+                    hooks,
                 ]
             }
             Phase::Promoting if weight == 100 => match self.policy.rollout.final_soak {
                 Some(soak) if !soak.is_zero() => {
                     rollout.phase = Phase::Soak { started_at: now };
+                    // The soak is judged on its own traffic, like a step.
+                    self.judge.begin_step(&mut rollout.judge);
                     let due = now + to_signed(self.policy.rollout.interval);
                     rollout.next_tick_at = Some(due);
                     vec![
@@ -641,6 +706,8 @@ impl Machine {
                     },
                     reason: format!("rolled back: {reason}"),
                 });
+                let step = self.step_index(rollout);
+                let hooks = self.run_hooks(rollout, HookEvent::Rollback, 0, step);
                 vec![
                     Effect::Persist,
                     self.notice(
@@ -649,11 +716,7 @@ impl Machine {
                         Some(0),
                         format!("rolled back: {reason}"),
                     ),
-                    Effect::RunHooks {
-                        event: HookEvent::Rollback,
-                        weight: 0,
-                        step: self.step_index(rollout),
-                    },
+                    hooks,
                 ]
             }
             // A confirmation that does not match what the phase asked for: ask again.
@@ -742,15 +805,33 @@ impl Machine {
             verdict: Verdict::Pass,
             reason: reason.clone(),
         });
+        let hooks = self.run_hooks(rollout, HookEvent::Promote, 100, None);
         vec![
             Effect::Persist,
             self.notice(rollout, "promoted", Some(100), reason),
-            Effect::RunHooks {
-                event: HookEvent::Promote,
-                weight: 100,
-                step: None,
-            },
+            hooks,
         ]
+    }
+
+    /// Asks for an event's hooks, remembering that it did (persisted with the state) until
+    /// they are reported as run.
+    fn run_hooks(
+        &self,
+        rollout: &mut Rollout,
+        event: HookEvent,
+        weight: u8,
+        step: Option<usize>,
+    ) -> Effect {
+        rollout.hooks_pending = Some(PendingHooks {
+            event,
+            weight,
+            step,
+        });
+        Effect::RunHooks {
+            event,
+            weight,
+            step,
+        }
     }
 
     fn observed(&self, rollout: &mut Rollout, tick: Tick, now: Timestamp) -> Vec<Effect> {
@@ -765,6 +846,21 @@ impl Machine {
             &tick,
             weight,
         ));
+        // The timeline is for charts: past a bound, every other point of its older half goes,
+        // so a long rollout's saved state stays small (a ConfigMap holds under 1 MiB).
+        if rollout.timeline.len() > MAX_TIMELINE_POINTS {
+            let half = rollout.timeline.len() / 2;
+            let mut index = 0;
+            rollout.timeline.retain(|_| {
+                index += 1;
+                index > half || index % 2 == 0
+            });
+        }
+        for warning in &tick.warnings {
+            if !rollout.warnings.contains(warning) && rollout.warnings.len() < MAX_WARNINGS {
+                rollout.warnings.push(warning.clone());
+            }
+        }
         rollout.previous_tick = Some(tick);
         match rollout.phase.clone() {
             Phase::Step {
@@ -901,7 +997,12 @@ impl Machine {
             Err(err) => return self.fail(rollout, err.to_string()),
         };
         assessment.checks.retain(|c| c.criterion == Criterion::Slo);
-        let (verdict, reason) = overall(&assessment.checks, Moment::MidStep, None, 0);
+        let (verdict, reason) = overall(
+            &assessment.checks,
+            moment,
+            assessment.canary_requests_in_step,
+            self.policy.rollout.min_requests,
+        );
         assessment.verdict = verdict;
         assessment.reason = reason.clone();
         rollout.last_assessment = Some(assessment);
@@ -919,13 +1020,8 @@ impl Machine {
         if !due {
             return self.wait_next(rollout, now, tick_notice);
         }
-        if verdict == Verdict::Pass
-            || rollout
-                .judge
-                .criteria
-                .iter()
-                .all(|c| !c.name.ends_with("/slo"))
-        {
+        let no_absolute_bounds = self.policy.criteria().all(|(_, c)| c != Criterion::Slo);
+        if verdict == Verdict::Pass || no_absolute_bounds {
             let mut effects = vec![tick_notice];
             effects.extend(self.finalize_or_promote(rollout, now));
             return effects;
@@ -1061,7 +1157,11 @@ impl Machine {
             effects.extend(self.resume(rollout, now));
             return effects;
         }
-        if let Phase::Step { .. } = rollout.phase {
+        let during = match &rollout.phase {
+            Phase::Failed { during, .. } => during.as_ref(),
+            phase => phase,
+        };
+        if let Phase::Step { .. } = during {
             self.close_step(rollout, now, "rollback", &reason, None);
         }
         rollout.decided_at.get_or_insert(now);
@@ -1204,10 +1304,7 @@ impl Rollout {
             .as_ref()
             .map(|a| a.checks.clone())
             .unwrap_or_default();
-        let mut warnings: Vec<String> = Vec::new();
-        if let Some(tick) = &self.previous_tick {
-            warnings.extend(tick.warnings.iter().cloned());
-        }
+        let warnings = self.warnings.clone();
         crate::report::Report {
             verdict: verdict.overall(),
             reason,

@@ -233,7 +233,7 @@ fn a_failing_tick_rolls_back_mid_step_and_exits_1() {
         ["persist", "notify:rolled-back", "hooks:Rollback"]
     );
     let effects = machine.handle(&mut rollout, hooks_ok(HookEvent::Rollback), at(61));
-    assert_eq!(kinds(&effects), ["finish:1"]);
+    assert_eq!(kinds(&effects), ["persist", "finish:1"]);
     assert_eq!(rollout.outcome.as_ref().unwrap().verdict, Verdict::Fail);
 }
 
@@ -262,7 +262,7 @@ fn a_healthy_canary_advances_through_every_step_and_is_promoted() {
         ["persist", "notify:promoted", "hooks:Promote"]
     );
     let effects = machine.handle(&mut rollout, hooks_ok(HookEvent::Promote), at(903));
-    assert_eq!(kinds(&effects), ["finish:0"]);
+    assert_eq!(kinds(&effects), ["persist", "finish:0"]);
     let weights: Vec<u8> = rollout.weights.iter().map(|w| w.weight).collect();
     assert_eq!(weights, [10, 25, 50, 100]);
     let decisions: Vec<&str> = rollout.steps.iter().map(|s| s.decision.as_str()).collect();
@@ -300,7 +300,7 @@ fn missing_data_at_the_step_end_extends_then_rolls_back_with_exit_3() {
     ));
     machine.handle(&mut rollout, Event::WeightSet(0), at(t + 1));
     let effects = machine.handle(&mut rollout, hooks_ok(HookEvent::Rollback), at(t + 1));
-    assert_eq!(kinds(&effects), ["finish:3"]);
+    assert_eq!(kinds(&effects), ["persist", "finish:3"]);
 }
 
 #[test]
@@ -430,7 +430,7 @@ fn an_interrupt_rolls_back_when_the_policy_says_so() {
     assert_eq!(kinds(&effects), ["persist", "notify:rolling-back", "set:0"]);
     machine.handle(&mut rollout, Event::WeightSet(0), at(41));
     let effects = machine.handle(&mut rollout, hooks_ok(HookEvent::Rollback), at(41));
-    assert_eq!(kinds(&effects), ["finish:130"]);
+    assert_eq!(kinds(&effects), ["persist", "finish:130"]);
 }
 
 #[test]
@@ -493,6 +493,7 @@ fn a_finished_rollout_reports_its_outcome_again() {
     let (machine, mut rollout) = mk_running("");
     machine.handle(&mut rollout, Event::ManualAbort("x".to_owned()), at(40));
     machine.handle(&mut rollout, Event::WeightSet(0), at(41));
+    machine.handle(&mut rollout, hooks_ok(HookEvent::Rollback), at(41));
     assert_eq!(
         kinds(&machine.handle(&mut rollout, Event::Resume, at(100))),
         ["finish:1"]
@@ -593,7 +594,7 @@ fn a_kubernetes_promotion_copies_the_template_routes_back_and_scales_the_canary_
         ["persist", "notify:promoted", "hooks:Promote"]
     );
     let effects = machine.handle(&mut rollout, hooks_ok(HookEvent::Promote), at(962));
-    assert_eq!(kinds(&effects), ["finish:0"]);
+    assert_eq!(kinds(&effects), ["persist", "finish:0"]);
     assert_eq!(rollout.phase, Phase::Promoted);
     let weights: Vec<u8> = rollout.weights.iter().map(|w| w.weight).collect();
     assert_eq!(
@@ -725,5 +726,158 @@ fn without_a_promotion_section_nothing_changes() {
     assert_eq!(
         kinds(&effects),
         ["persist", "notify:promoted", "hooks:Promote"]
+    );
+}
+
+#[test]
+fn hooks_asked_for_before_a_crash_run_again_on_resume() {
+    let machine = Machine::new(mk_policy("")).unwrap();
+    let mut rollout = machine.start(t0());
+    machine.handle(&mut rollout, Event::Resume, t0());
+    machine.handle(&mut rollout, hooks_ok(HookEvent::Before), t0());
+    let effects = machine.handle(&mut rollout, Event::WeightSet(10), at(1));
+    assert_eq!(kinds(&effects).last().unwrap(), "hooks:Step");
+    // The process dies here, before the step's hooks report back; the state says so.
+    let saved: Rollout = serde_json::from_str(&serde_json::to_string(&rollout).unwrap()).unwrap();
+    let mut resumed = saved;
+    assert_eq!(
+        kinds(&machine.handle(&mut resumed, Event::Resume, at(50))),
+        ["hooks:Step"]
+    );
+    let effects = machine.handle(&mut resumed, hooks_ok(HookEvent::Step), at(51));
+    assert_eq!(kinds(&effects), ["persist", "wait"]);
+    assert_eq!(resumed.hooks_pending, None);
+}
+
+#[test]
+fn promote_hooks_run_even_when_the_process_died_after_the_promotion() {
+    let (machine, mut rollout) = mk_running("");
+    let mut totals = (0.0, 0.0);
+    feed_healthy(&machine, &mut rollout, 30, 300, 0.10, &mut totals);
+    machine.handle(&mut rollout, Event::WeightSet(25), at(301));
+    machine.handle(&mut rollout, hooks_ok(HookEvent::Step), at(301));
+    feed_healthy(&machine, &mut rollout, 331, 601, 0.25, &mut totals);
+    machine.handle(&mut rollout, Event::WeightSet(50), at(602));
+    machine.handle(&mut rollout, hooks_ok(HookEvent::Step), at(602));
+    feed_healthy(&machine, &mut rollout, 632, 902, 0.50, &mut totals);
+    let effects = machine.handle(&mut rollout, Event::WeightSet(100), at(903));
+    assert_eq!(kinds(&effects).last().unwrap(), "hooks:Promote");
+    // Crash: a rerun runs the promote hooks, then finishes.
+    assert_eq!(
+        kinds(&machine.handle(&mut rollout, Event::Resume, at(950))),
+        ["hooks:Promote"]
+    );
+    assert_eq!(
+        kinds(&machine.handle(&mut rollout, hooks_ok(HookEvent::Promote), at(951))),
+        ["persist", "finish:0"]
+    );
+    assert_eq!(
+        kinds(&machine.handle(&mut rollout, Event::Resume, at(999))),
+        ["finish:0"]
+    );
+}
+
+#[test]
+fn a_soak_without_canary_traffic_never_promotes() {
+    let (machine, mut rollout) = mk_running("  final-soak: 2m\n");
+    let mut totals = (0.0, 0.0);
+    feed_healthy(&machine, &mut rollout, 30, 300, 0.10, &mut totals);
+    machine.handle(&mut rollout, Event::WeightSet(25), at(301));
+    machine.handle(&mut rollout, hooks_ok(HookEvent::Step), at(301));
+    feed_healthy(&machine, &mut rollout, 331, 601, 0.25, &mut totals);
+    machine.handle(&mut rollout, Event::WeightSet(50), at(602));
+    machine.handle(&mut rollout, hooks_ok(HookEvent::Step), at(602));
+    feed_healthy(&machine, &mut rollout, 632, 902, 0.50, &mut totals);
+    machine.handle(&mut rollout, Event::WeightSet(100), at(903));
+    // The counts stop growing: no traffic reaches the canary during the soak.
+    let frozen = mk_tick(
+        1030,
+        (totals.0, totals.0 * 0.01),
+        (totals.1, totals.1 * 0.01),
+    );
+    machine.handle(&mut rollout, Event::TimerFired, at(1030));
+    let effects = machine.handle(&mut rollout, Event::Observed(frozen), at(1030));
+    let k = kinds(&effects);
+    assert!(
+        !k.contains(&"notify:promoted".to_owned()),
+        "promoted on old numbers: {k:?}"
+    );
+    assert!(k.contains(&"set:0".to_owned()), "{k:?}");
+}
+
+#[test]
+fn a_state_without_its_outcome_reports_what_its_phase_says() {
+    let machine = Machine::new(mk_policy("")).unwrap();
+    let mut rollout = machine.start(t0());
+    rollout.phase = Phase::RolledBack {
+        cause: RollbackCause::Failed,
+        reason: "x".to_owned(),
+    };
+    rollout.outcome = None;
+    assert_eq!(
+        kinds(&machine.handle(&mut rollout, Event::Resume, t0())),
+        ["finish:1"]
+    );
+}
+
+#[test]
+fn a_latency_quantile_beyond_the_last_finite_bucket_is_never_a_pass() {
+    use canary_core::analysis::analyze;
+    use canary_core::observation::HistogramBucket;
+    let policy = Policy::from_yaml(
+        r#"
+service: latency
+traffic: {label: version, canary: canary, baseline: stable}
+metrics: {prometheus: {url: "http://localhost:9090"}}
+rollout: {min-requests: 10}
+checks:
+  - name: p95
+    latency: {histogram: http_request_duration_seconds}
+    slo: {max: 20s}
+"#,
+        "latency.yaml",
+    )
+    .unwrap();
+    // Every request slower than the last finite bucket (10 s): histogram_quantile answers
+    // 10 s, below the 20 s bound, yet nothing says the p95 is within it.
+    let buckets = |n: f64| {
+        vec![
+            HistogramBucket {
+                le: 1.0,
+                count: 0.0,
+            },
+            HistogramBucket {
+                le: 10.0,
+                count: 0.0,
+            },
+            HistogramBucket {
+                le: f64::INFINITY,
+                count: n,
+            },
+        ]
+    };
+    let mut readings = BTreeMap::new();
+    readings.insert(
+        "p95".to_owned(),
+        Reading::Observed(CheckObservation::Histogram {
+            canary: buckets(500.0),
+            baseline: buckets(5000.0),
+        }),
+    );
+    let tick = Tick {
+        at: at(60),
+        window_seconds: 60.0,
+        readings,
+        warnings: Vec::new(),
+    };
+    let analysis = analyze(&policy, &[tick]).unwrap();
+    let check = &analysis.assessment.checks[0];
+    assert_eq!(check.verdict, Verdict::Inconclusive, "{check:?}");
+    assert!(
+        check
+            .reason
+            .contains("beyond the histogram's highest finite bucket"),
+        "{}",
+        check.reason
     );
 }

@@ -188,13 +188,13 @@ impl From<Error> for canary_core::Error {
 }
 
 /// At most `limit` bytes of `body`, as text, quoted and with control characters escaped, so
-/// that an HTML page shows as one readable line. `secret`, if it occurs, is replaced.
-pub(crate) fn excerpt(body: &[u8], limit: usize, secret: Option<&str>) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = match secret {
-        Some(secret) if !secret.is_empty() => text.replace(secret, "[redacted]"),
-        _ => text.into_owned(),
-    };
+/// that an HTML page shows as one readable line. Every one of `secrets` that occurs is
+/// replaced (a proxy's error page may echo the request's headers back).
+pub(crate) fn excerpt(body: &[u8], limit: usize, secrets: &[&str]) -> String {
+    let mut text = String::from_utf8_lossy(body).into_owned();
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        text = text.replace(secret, "[redacted]");
+    }
     let mut cut = text.len().min(limit);
     while !text.is_char_boundary(cut) {
         cut -= 1;
@@ -228,7 +228,7 @@ mod tests {
     #[test]
     fn excerpts_are_short_quoted_and_redacted() {
         let body = "<html>\n<p>token s3cr3t</p></html>".repeat(20);
-        let shown = excerpt(body.as_bytes(), 40, Some("s3cr3t"));
+        let shown = excerpt(body.as_bytes(), 40, &["s3cr3t"]);
         assert!(
             shown.starts_with("\"<html>\\n<p>token [redacted]"),
             "{shown}"
@@ -236,7 +236,7 @@ mod tests {
         assert!(shown.ends_with('…'));
         assert!(!shown.contains("s3cr3t"));
         // Never cuts a character in half.
-        let shown = excerpt("ééééé".as_bytes(), 3, None);
+        let shown = excerpt("ééééé".as_bytes(), 3, &[]);
         assert_eq!(shown, "\"é\"…");
     }
 }

@@ -427,7 +427,25 @@ impl PrometheusSource {
             .api
             .join(endpoint)
             .map_err(|e| Error::Config(format!("{}: {e}", self.address)))?;
-        let secret = credentials.secret.as_ref().map(|s| s.0.as_str());
+        // Everything secret this request carries, raw and as sent, so that no echo of it in
+        // an error page reaches a message.
+        let mut secret_texts: Vec<String> = Vec::new();
+        if let Some(secret) = &credentials.secret {
+            secret_texts.push(secret.0.clone());
+        }
+        if let Some(value) = credentials.header.as_ref().and_then(|h| h.to_str().ok()) {
+            secret_texts.push(value.to_owned());
+            if let Some((_, encoded)) = value.split_once(' ') {
+                secret_texts.push(encoded.to_owned());
+            }
+        }
+        secret_texts.extend(self.config.headers.iter().map(|(_, value)| value.clone()));
+        let secrets: Vec<&str> = secret_texts
+            .iter()
+            .map(String::as_str)
+            .filter(|s| s.len() >= 4)
+            .collect();
+        let secret = secrets.as_slice();
         let attempts = self.config.retries + 1;
         let mut attempt = 0;
         loop {
@@ -493,7 +511,7 @@ impl PrometheusSource {
         status: u16,
         content_type: &str,
         body: &[u8],
-        secret: Option<&str>,
+        secret: &[&str],
     ) -> Result<QueryOutcome> {
         if status == 401 || status == 403 {
             return Err(Error::Unauthorized {
@@ -608,13 +626,22 @@ fn unix_seconds(at: Timestamp) -> String {
     format!("{}.{:03}", millis.div_euclid(1000), millis.rem_euclid(1000))
 }
 
-/// The URL with any `user:password@` removed, for messages.
-fn strip_userinfo(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}{}", &url[..scheme + 3], &url[at + 1..])
-        }
-        _ => url.to_owned(),
+/// The URL with any `user:password@` removed, for messages and reports. A URL that does not
+/// parse is cut at its authority's last `@` (never at one in the path or query).
+pub fn strip_userinfo(url: &str) -> String {
+    if let Ok(mut parsed) = reqwest::Url::parse(url.trim()) {
+        let _ = parsed.set_username("");
+        let _ = parsed.set_password(None);
+        return parsed.to_string();
+    }
+    let Some(scheme) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{}{}", &url[..scheme + 3], &rest[at + 1..]),
+        None => url.to_owned(),
     }
 }
 
@@ -666,6 +693,11 @@ mod tests {
         let at: Timestamp = "2026-01-01T00:00:00.25Z".parse().unwrap();
         assert_eq!(unix_seconds(at), "1767225600.250");
         assert_eq!(strip_userinfo("https://u:p@h:1/x"), "https://h:1/x");
+        assert_eq!(
+            strip_userinfo("https://h:1/x?to=a@b"),
+            "https://h:1/x?to=a@b"
+        );
+        assert_eq!(strip_userinfo("not a url://u:p@h/x@y"), "not a url://h/x@y");
     }
 
     #[test]
@@ -692,6 +724,7 @@ mod tests {
         let yaml = format!(
             "service: s\ntraffic: {{label: version, canary: canary, baseline: stable}}\n\
              metrics:\n  prometheus:\n    timeout: 1s\n    retries: 2\n{extra}\
+             rollout: {{min-requests: 0}}\n\
              checks:\n  - name: restarts\n    query: {{promql: 'sum(x)'}}\n    slo: {{max: 0}}\n"
         );
         Policy::from_yaml(&yaml, "test.yaml").unwrap()

@@ -7,7 +7,7 @@
 //! names were validated when the policy was read.
 //!
 //! Counts are cumulative since the analysis started: `increase(…[Ws])` with `W` the whole
-//! seconds since the start, rounded up, evaluated at the tick (see `canary_core::observation`).
+//! seconds since the start, rounded down, evaluated at the tick (see `canary_core::observation`).
 
 use std::fmt::Write as _;
 
@@ -249,7 +249,7 @@ mod tests {
     };
 
     #[test]
-    fn the_window_is_whole_seconds_rounded_up() {
+    fn the_window_is_whole_seconds_rounded_down() {
         let start: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         let at = |s: &str| s.parse::<Timestamp>().unwrap();
         assert_eq!(window_seconds(start, at("2026-01-01T00:05:00Z")), 300);

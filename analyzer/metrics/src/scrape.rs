@@ -33,14 +33,42 @@ struct Endpoint {
 }
 
 /// What the source remembers of one endpoint.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 struct EndpointState {
     /// Whether the first scrape happened.
     primed: bool,
     /// The values of the last scrape.
+    #[serde(with = "series_map")]
     previous: HashMap<SeriesKey, f64>,
     /// Increases since the first scrape, per series.
+    #[serde(with = "series_map")]
     accumulated: HashMap<SeriesKey, f64>,
+}
+
+/// Series maps as JSON lists of `[key, value]` (JSON objects take only string keys).
+mod series_map {
+    use std::collections::HashMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::SeriesKey;
+
+    pub(super) fn serialize<S: Serializer>(
+        map: &HashMap<SeriesKey, f64>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut entries: Vec<(&SeriesKey, &f64)> = map.iter().collect();
+        entries.sort_by(|a, b| a.0.cmp(b.0));
+        entries.serialize(serializer)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<HashMap<SeriesKey, f64>, D::Error> {
+        Ok(Vec::<(SeriesKey, f64)>::deserialize(deserializer)?
+            .into_iter()
+            .collect())
+    }
 }
 
 impl EndpointState {
@@ -309,7 +337,7 @@ impl ScrapeSource {
                 address: endpoint.url.clone(),
                 message: format!(
                     "not the Prometheus text format; it begins: {}",
-                    excerpt(body.as_bytes(), 200, None)
+                    excerpt(body.as_bytes(), 200, &[])
                 ),
                 source: None,
             });
@@ -534,7 +562,7 @@ async fn fetch(client: &reqwest::Client, url: &str, timeout: Duration) -> Result
             format!(
                 "HTTP {} from the metrics page: {}",
                 status.as_u16(),
-                excerpt(&body, 200, None)
+                excerpt(&body, 200, &[])
             ),
             None,
         ));
@@ -547,6 +575,34 @@ async fn fetch(client: &reqwest::Client, url: &str, timeout: Duration) -> Result
 impl MetricsSource for ScrapeSource {
     async fn read(&self, since: Timestamp, at: Timestamp) -> canary_core::Result<Tick> {
         Ok(self.read_tick(since, at).await?)
+    }
+
+    /// Every endpoint's last values and running totals, by URL: after a restart the next
+    /// scrape counts from where the last one left off, the time in between included.
+    async fn checkpoint(&self) -> Option<serde_json::Value> {
+        let state = self.state.lock().await;
+        let saved: BTreeMap<&str, &EndpointState> = self
+            .endpoints
+            .iter()
+            .map(|e| e.url.as_str())
+            .zip(state.iter())
+            .collect();
+        serde_json::to_value(saved).ok()
+    }
+
+    async fn restore(&self, checkpoint: &serde_json::Value) -> canary_core::Result<()> {
+        let mut saved: BTreeMap<String, EndpointState> = serde_json::from_value(checkpoint.clone())
+            .map_err(|e| {
+                canary_core::Error::Usage(format!("the saved scrape totals do not parse: {e}"))
+            })?;
+        let mut state = self.state.lock().await;
+        for (endpoint, slot) in self.endpoints.iter().zip(state.iter_mut()) {
+            // An endpoint the policy no longer lists is dropped; a new one starts afresh.
+            if let Some(endpoint_state) = saved.remove(&endpoint.url) {
+                *slot = endpoint_state;
+            }
+        }
+        Ok(())
     }
 
     fn describe(&self) -> String {
@@ -782,6 +838,50 @@ mod tests {
             core.to_string()
                 .starts_with(&format!("scrape at {url}/c: HTTP 500")),
             "{core}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_restored_source_counts_on_from_where_the_saved_one_left_off() {
+        let pages = Arc::new(std::sync::Mutex::new(HashMap::new()));
+        let url = serve(Arc::clone(&pages)).await;
+        let set = |path: &str, body: String| {
+            pages.lock().unwrap().insert(path.to_owned(), (200, body));
+        };
+        set("/c", page("canary", 100, 1, &[("0.1", 90), ("+Inf", 101)]));
+        set("/b", page("stable", 500, 5, &[("0.1", 450), ("+Inf", 505)]));
+        let make = || {
+            ScrapeSource::with_endpoints(
+                &policy(""),
+                &[format!("{url}/c")],
+                &[format!("{url}/b")],
+                Duration::from_secs(2),
+            )
+            .unwrap()
+        };
+        let t0 = Timestamp::now();
+        let first = make();
+        first.prime().await.unwrap();
+        set("/c", page("canary", 150, 3, &[("0.1", 130), ("+Inf", 153)]));
+        first.read_tick(t0, t0).await.unwrap();
+        let checkpoint = first
+            .checkpoint()
+            .await
+            .expect("a scrape source has totals to keep");
+        // The process dies; while it is gone the canary serves 40 more requests, 4 errors.
+        drop(first);
+        set("/c", page("canary", 186, 7, &[("0.1", 160), ("+Inf", 193)]));
+        let second = make();
+        second.restore(&checkpoint).await.unwrap();
+        let tick = second.read_tick(t0, t0).await.unwrap();
+        let Reading::Observed(CheckObservation::Counts { canary, .. }) = &tick.readings["errors"]
+        else {
+            panic!("{tick:?}")
+        };
+        assert_eq!(
+            (canary.requests, canary.errors),
+            (92.0, 6.0),
+            "52 + 40 requests, 2 + 4 errors since the first scrape: nothing lost across the restart"
         );
     }
 

@@ -53,12 +53,25 @@ impl DeploymentPromoter {
         self
     }
 
+    /// The canary Deployment's `metadata.generation` now: recorded when a rollout starts, so
+    /// that the promotion copies the version that was analysed and nothing newer.
+    pub async fn canary_generation(&self) -> Result<i64, GatewayError> {
+        let (api, namespace) = self.api().await?;
+        let canary = self.read(&api, &namespace, &self.canary).await?;
+        Ok(canary.metadata.generation.unwrap_or(0))
+    }
+
     /// Carries out `stage`. `RouteToStable` is a weight change, which the router makes: it
-    /// is refused here.
-    pub async fn run(&self, stage: PromotionStage) -> Result<(), GatewayError> {
+    /// is refused here. `analysed` is the canary's generation when the analysis started: a
+    /// canary Deployment changed since (a newer pipeline patched it) is not promoted.
+    pub async fn run(
+        &self,
+        stage: PromotionStage,
+        analysed: Option<i64>,
+    ) -> Result<(), GatewayError> {
         match stage {
             PromotionStage::CopyToStable => {
-                self.copy_to_stable().await?;
+                self.copy_to_stable(analysed).await?;
                 self.wait_rolled_out().await
             }
             PromotionStage::ScaleDownCanary => self.scale_down_canary().await,
@@ -152,10 +165,21 @@ impl DeploymentPromoter {
 
     /// The stable Deployment's template becomes the canary's, with the labels its selector
     /// needs kept as they are (the canary's selector labels would not match it).
-    async fn copy_to_stable(&self) -> Result<(), GatewayError> {
+    async fn copy_to_stable(&self, analysed: Option<i64>) -> Result<(), GatewayError> {
         let (api, namespace) = self.api().await?;
         for attempt in 1..=MAX_ATTEMPTS {
             let canary = self.read(&api, &namespace, &self.canary).await?;
+            let generation = canary.metadata.generation.unwrap_or(0);
+            if let Some(analysed) = analysed
+                && generation != analysed
+            {
+                return Err(GatewayError::KubeObject {
+                    object: format!("Deployment {namespace}/{}", self.canary),
+                    message: format!(
+                        "it changed since the analysis started (generation {generation}, analysed {analysed}): refusing to promote a version that was not analysed"
+                    ),
+                });
+            }
             let stable = self.read(&api, &namespace, &self.stable).await?;
             let object = |name: &str| format!("Deployment {namespace}/{name}");
             let template = promoted_template(&stable, &canary).map_err(|message| {
@@ -285,12 +309,22 @@ fn promoted_template(
             "has a selector with matchExpressions, which canary does not rewrite".to_owned(),
         );
     }
+    // The stable template's own labels win over the canary's: besides the selector's, a label
+    // such as `version: canary` outside the selector would otherwise land on stable pods, and
+    // the next rollout's metrics would count them as canary. Labels only the canary has (a
+    // new `app.kubernetes.io/version`, say) are kept.
+    let stable_labels = stable
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
     let labels = template
         .metadata
         .get_or_insert_default()
         .labels
         .get_or_insert_default();
-    for (key, value) in selector {
+    for (key, value) in stable_labels.into_iter().chain(selector) {
         labels.insert(key, value);
     }
     Ok(template)

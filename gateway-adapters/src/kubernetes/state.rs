@@ -403,6 +403,17 @@ impl StateStore for ConfigMapStateStore {
         .await
     }
 
+    async fn holder(&self) -> Result<Option<String>> {
+        let (api, namespace) = self.api().await?;
+        let Some(map) = self.read(&api, &namespace).await? else {
+            return Ok(None);
+        };
+        Ok(self
+            .owner_of(&map, &namespace)?
+            .filter(|holder| *holder != self.holder)
+            .map(|holder| holder.to_string()))
+    }
+
     async fn load(&self) -> Result<Option<Rollout>> {
         let (api, namespace) = self.api().await?;
         let (api, namespace) = (&api, namespace.as_str());

@@ -81,7 +81,7 @@ async fn the_stable_deployment_takes_the_canary_template_and_the_canary_is_scale
     let promoter = promoter(&fake, Duration::from_secs(30));
 
     promoter
-        .run(PromotionStage::CopyToStable)
+        .run(PromotionStage::CopyToStable, None)
         .await
         .unwrap_or_else(|e| panic!("{}", chain(&e)));
     let patches = fake.requests_with("PATCH");
@@ -128,10 +128,16 @@ async fn the_stable_deployment_takes_the_canary_template_and_the_canary_is_scale
 
     // Again (a resume): nothing is written.
     fake.clear_requests();
-    promoter.run(PromotionStage::CopyToStable).await.unwrap();
+    promoter
+        .run(PromotionStage::CopyToStable, None)
+        .await
+        .unwrap();
     assert!(fake.requests_with("PATCH").is_empty());
 
-    promoter.run(PromotionStage::ScaleDownCanary).await.unwrap();
+    promoter
+        .run(PromotionStage::ScaleDownCanary, None)
+        .await
+        .unwrap();
     let patches = fake.requests_with("PATCH");
     assert_eq!(
         patches[0].body,
@@ -147,7 +153,10 @@ async fn the_stable_deployment_takes_the_canary_template_and_the_canary_is_scale
         canary_before["spec"]["template"]
     );
     fake.clear_requests();
-    promoter.run(PromotionStage::ScaleDownCanary).await.unwrap();
+    promoter
+        .run(PromotionStage::ScaleDownCanary, None)
+        .await
+        .unwrap();
     assert!(fake.requests_with("PATCH").is_empty(), "already at 0");
 }
 
@@ -156,7 +165,7 @@ async fn a_rollout_that_never_completes_times_out() {
     let fake = mk_fake().await;
     fake.run_deployment_controller(u32::MAX);
     let err = promoter(&fake, Duration::from_millis(200))
-        .run(PromotionStage::CopyToStable)
+        .run(PromotionStage::CopyToStable, None)
         .await
         .unwrap_err();
     let message = chain(&err);
@@ -172,8 +181,8 @@ async fn the_promotion_needs_exactly_its_shipped_role() {
     let role: Role = serde_json::from_value(documents[0].clone()).unwrap();
     let run = |fake: FakeApiServer| async move {
         let promoter = promoter(&fake, Duration::from_secs(30));
-        promoter.run(PromotionStage::CopyToStable).await?;
-        promoter.run(PromotionStage::ScaleDownCanary).await
+        promoter.run(PromotionStage::CopyToStable, None).await?;
+        promoter.run(PromotionStage::ScaleDownCanary, None).await
     };
     let fake = mk_fake().await;
     fake.run_deployment_controller(1);
@@ -194,4 +203,41 @@ async fn the_promotion_needs_exactly_its_shipped_role() {
             "without rule {i}: {message}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_canary_changed_since_the_analysis_is_not_promoted() {
+    let fake = mk_fake().await;
+    fake.run_deployment_controller(1);
+    let promoter = promoter(&fake, Duration::from_secs(5));
+    let analysed = promoter.canary_generation().await.unwrap();
+    // A newer pipeline patches the canary mid-rollout: its generation moves on.
+    let deployments: kube::Api<Deployment> = kube::Api::namespaced(fake.client(NS), NS);
+    let patch = json!({"spec": {"template": {"spec": {"containers": [
+        {"name": "checkout", "image": "shop/checkout:1.6.0-unanalysed"}
+    ]}}}});
+    deployments
+        .patch(
+            "checkout-canary",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .unwrap();
+    assert!(promoter.canary_generation().await.unwrap() > analysed);
+    let stable_before = stored(&fake, "checkout-stable");
+    let err = promoter
+        .run(PromotionStage::CopyToStable, Some(analysed))
+        .await
+        .unwrap_err();
+    let message = chain(&err);
+    assert!(
+        message.contains("refusing to promote a version that was not analysed"),
+        "{message}"
+    );
+    assert_eq!(
+        stored(&fake, "checkout-stable"),
+        stable_before,
+        "stable untouched"
+    );
 }

@@ -4,14 +4,17 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use canary_core::ExitCode;
+use canary_core::policy::Policy;
+use canary_core::ports::StateStore;
 use canary_core::rollout::{ControlRequest, Machine};
 use clap::Args;
 use jiff::Timestamp;
 
 use super::StateArgs;
-use super::rollout::drive;
+use super::rollout::{Drive, drive};
 use crate::progress::Progress;
 
 #[derive(Debug, Args)]
@@ -95,45 +98,103 @@ fn act(
     let runtime = super::runtime()?;
     runtime.block_on(async {
         if let Err(err) = store.claim(false).await {
-            // Someone drives the rollout: leave the request for them.
+            // Someone drives the rollout: leave the request for them, and wait for the end.
             if matches!(err, canary_core::Error::Mismatch { .. }) {
                 store.request(&request).await?;
                 println!(
-                    "asked the process driving the rollout of {} to act; it does within a second ({err})",
+                    "asked the process driving the rollout of {} to act ({err})",
                     policy.service
                 );
-                return Ok(ExitCode::Passed);
+                return wait_for_the_driver(store.as_ref(), &policy.service).await;
             }
             return Err(err.into());
         }
-        let Some(mut rollout) = store.load().await? else {
-            return Err(canary_core::Error::Usage(format!("no rollout of {} in {}", policy.service, store.describe())).into());
-        };
-        if rollout.phase.is_terminal() {
-            return Err(canary_core::Error::Usage(format!(
-                "the rollout of {} already finished ({})",
-                policy.service,
-                rollout.phase.name()
-            ))
+        // Whatever happens, the claim is given back.
+        let result = act_claimed(&policy, store.as_ref(), prometheus, request).await;
+        if let Err(err) = store.release().await {
+            eprintln!("warning: could not release the rollout's claim: {err}");
+        }
+        result
+    })
+}
+
+/// Acts on a rollout no process drives: drives it through the requested action.
+async fn act_claimed(
+    policy: &Policy,
+    store: &dyn StateStore,
+    prometheus: Option<&str>,
+    request: ControlRequest,
+) -> anyhow::Result<ExitCode> {
+    let Some(mut rollout) = store.load().await? else {
+        return Err(canary_core::Error::Usage(format!(
+            "no rollout of {} ({})",
+            policy.service,
+            store.describe()
+        ))
+        .into());
+    };
+    if rollout.phase.is_terminal() {
+        return Err(canary_core::Error::Usage(format!(
+            "the rollout of {} already finished ({})",
+            policy.service,
+            rollout.phase.name()
+        ))
+        .into());
+    }
+    let machine = Machine::new(policy.clone())?;
+    machine.check_resumable(&rollout)?;
+    let mut progress = Progress::new(false);
+    let driven = drive(
+        &machine,
+        store,
+        &mut rollout,
+        &mut progress,
+        Drive {
+            first: request.into(),
+            prometheus,
+            router: None,
+            metrics: None,
+        },
+    )
+    .await?;
+    println!(
+        "{}: {} (at {})",
+        policy.service,
+        driven.outcome.reason,
+        Timestamp::now()
+    );
+    Ok(driven.outcome.exit)
+}
+
+/// How long `promote`/`abort` wait for the process driving the rollout to finish acting.
+const DRIVER_WAIT: Duration = Duration::from_secs(60);
+
+/// Waits until the rollout another process drives has finished, and exits as it did. A
+/// driver that does not get there in time (gone, or stuck in a long hook) is exit 4, with
+/// the request left for it.
+async fn wait_for_the_driver(store: &dyn StateStore, service: &str) -> anyhow::Result<ExitCode> {
+    let deadline = Instant::now() + DRIVER_WAIT;
+    loop {
+        if let Some(rollout) = store.load().await?
+            && let Some(outcome) = &rollout.outcome
+            && rollout.hooks_pending.is_none()
+            && !matches!(rollout.phase, canary_core::rollout::Phase::Step { .. })
+        {
+            println!("{service}: {}", outcome.reason);
+            return Ok(outcome.exit);
+        }
+        if Instant::now() >= deadline {
+            return Err(canary_core::Error::Mismatch {
+                component: "state",
+                message: format!(
+                    "the rollout of {service} has not finished acting within {}s; the request stays for its driver (`canary status` shows where it is; if that driver is gone, `canary rollout --take-over` resumes it)",
+                    DRIVER_WAIT.as_secs()
+                ),
+            }
             .into());
         }
-        let machine = Machine::new(policy.clone())?;
-        machine.check_resumable(&rollout)?;
-        let mut progress = Progress::new(false);
-        let outcome = drive(
-            &machine,
-            store.as_ref(),
-            &mut rollout,
-            request.into(),
-            prometheus,
-            &mut progress,
-            None,
-        )
-        .await?;
-        store.release().await?;
-        println!("{}: {} (at {})", policy.service, outcome.reason, Timestamp::now());
-        Ok(outcome.exit)
-    })
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// Asks on the terminal; without one, refuses (a pipeline must say `--yes`).

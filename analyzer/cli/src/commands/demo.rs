@@ -22,7 +22,7 @@ use canary_demo::{CanaryWeightControl, DemoServiceConfig, DemoStack, DemoStackCo
 use clap::Args;
 use jiff::Timestamp;
 
-use crate::driver::{Driver, Interrupts};
+use super::rollout::{Drive, drive};
 use crate::progress::Progress;
 use crate::render::{self, Format, OutputSpec};
 use crate::state::FileStateStore;
@@ -182,27 +182,25 @@ impl DemoCommand {
         let _ = std::fs::remove_file(state_dir.join("demo.json"));
         let store = FileStateStore::new(&state_dir, &policy.service);
         store.claim(false).await?;
-        let source = super::metrics_source(&policy, None)?;
         let router = DemoProxyRouter {
             control: stack.proxy().weight_control(),
             address: stack.proxy().base_url(),
         };
-        let hooks = canary_gateways::hooks::HookRunner::new().map_err(|e| e.into_core())?;
-        progress.set_step_duration(self.step);
         let mut rollout = machine.start(Timestamp::now());
-        let mut driver = Driver {
-            machine: &machine,
-            store: &store,
-            source: source.as_ref(),
-            router: &router,
-            hooks: &hooks,
-            progress: &mut progress,
-            interrupts: Interrupts::install()?,
-            metrics: None,
-            notifier: canary_gateways::notify::Notifier::new(&policy.notifications)
-                .map_err(|e| e.into_core())?,
-        };
-        let outcome = driver.run(&mut rollout, Event::Resume).await?;
+        let driven = drive(
+            &machine,
+            &store,
+            &mut rollout,
+            &mut progress,
+            Drive {
+                first: Event::Resume,
+                prometheus: None,
+                router: Some(&router),
+                metrics: None,
+            },
+        )
+        .await?;
+        let outcome = driven.outcome;
         progress.finish();
         drop(progress);
         let load = stack

@@ -83,16 +83,20 @@ fn explain(policy: &Policy, window: Option<std::time::Duration>) -> String {
     use std::fmt::Write as _;
 
     let window = window.unwrap_or(policy.rollout.step_duration);
-    let seconds = window.as_secs_f64().ceil().max(1.0) as u64;
+    // The very window a tick at that time sends (the metrics crate rounds it down).
+    let since = jiff::Timestamp::UNIX_EPOCH;
+    let at = since + jiff::SignedDuration::try_from(window).unwrap_or(jiff::SignedDuration::MAX);
+    let query_window = QueryWindow::new(since, at, policy.rollout.interval);
+    let seconds = query_window.window_seconds;
     let interval = humantime::format_duration(policy.rollout.interval);
     let mut out = String::new();
     let _ = writeln!(out, "# {}: {} checks", policy.service, policy.checks.len());
     match &policy.metrics {
         MetricsSourceSpec::Prometheus(spec) => {
-            let url = spec
-                .url
-                .as_deref()
-                .unwrap_or("(no url: give --prometheus URL)");
+            let url = spec.url.as_deref().map_or_else(
+                || "(no url: give --prometheus URL)".to_owned(),
+                canary_metrics::prometheus::strip_userinfo,
+            );
             let _ = writeln!(
                 out,
                 "# Source: Prometheus at {url}. Every {interval}, one instant query per check\n\
@@ -102,13 +106,10 @@ fn explain(policy: &Policy, window: Option<std::time::Duration>) -> String {
                 out,
                 "# Counts are cumulative since the analysis started. The window [{seconds}s] below is\n\
                  # the one {} after the start; at run time it is the whole seconds since the start,\n\
-                 # rounded up, and grows with every tick (--window DURATION shows another).",
+                 # rounded down, and grows with every tick (--window DURATION shows another).",
                 humantime::format_duration(std::time::Duration::from_secs(seconds))
             );
-            let window = QueryWindow {
-                window_seconds: seconds,
-                interval_seconds: policy.rollout.interval.as_secs_f64().ceil().max(1.0) as u64,
-            };
+            let window = query_window;
             for check in &policy.checks {
                 let _ = writeln!(
                     out,

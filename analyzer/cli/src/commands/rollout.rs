@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use canary_core::ExitCode;
 use canary_core::policy::Policy;
-use canary_core::ports::StateStore;
+use canary_core::ports::{StateStore, SystemClock, TrafficRouter};
 use canary_core::rollout::{Event, Machine, Outcome, Rollout};
 use clap::Args;
 use jiff::Timestamp;
@@ -120,6 +120,16 @@ impl RolloutCommand {
                             saved.phase.name()
                         ))
                         .into());
+                    } else if saved.phase.is_terminal() && self.id.is_none() {
+                        // Without an id, a new version's rollout cannot be told from a rerun of
+                        // the finished one: never answer a new canary with an old verdict.
+                        return Err(canary_core::Error::Usage(format!(
+                            "the last rollout of {} finished ({}, started {}); pass --id to tell a rerun from a new rollout, or --restart to start a new one",
+                            policy.service,
+                            saved.phase.name(),
+                            saved.started_at
+                        ))
+                        .into());
                     } else {
                         machine.check_resumable(&saved)?;
                         if !saved.phase.is_terminal() {
@@ -136,79 +146,102 @@ impl RolloutCommand {
                 }
                 None => (fresh(Timestamp::now()), Event::Resume),
             };
-            let outcome = drive(
+            let driven = drive(
                 &machine,
                 store,
                 &mut rollout,
-                first,
-                self.prometheus.as_deref(),
                 &mut progress,
-                Some(metrics),
+                Drive {
+                    first,
+                    prometheus: self.prometheus.as_deref(),
+                    router: None,
+                    metrics: Some(metrics),
+                },
             )
             .await?;
             let report = rollout.report(
                 policy,
                 &self.policy.display().to_string(),
-                &source_description(policy),
+                &driven.source,
                 Timestamp::now(),
             );
             if !self.quiet {
                 print!("{}", render::summary(&report));
             }
-            render::write_all(&report, &self.outputs)?;
-            Ok(outcome.exit)
+            // The rollout has ended; a report that cannot be written does not change how.
+            if let Err(err) = render::write_all(&report, &self.outputs) {
+                eprintln!("warning: {err:#}");
+            }
+            Ok(driven.outcome.exit)
         }
     }
 }
 
-/// Builds the ports of `machine`'s policy and runs the rollout from `first` to its end.
+/// How a rollout is driven: where it starts and what it talks to.
+pub(crate) struct Drive<'a> {
+    pub(crate) first: Event,
+    /// `--prometheus`, overriding the policy's URL.
+    pub(crate) prometheus: Option<&'a str>,
+    /// A router instead of the policy's gateway (the demo's in-process proxy).
+    pub(crate) router: Option<&'a dyn TrafficRouter>,
+    pub(crate) metrics: Option<&'a SelfMetrics>,
+}
+
+/// What a drive ended with.
+pub(crate) struct Driven {
+    pub(crate) outcome: Outcome,
+    /// The metrics source, described without secrets (for reports).
+    pub(crate) source: String,
+}
+
+/// Builds the ports of `machine`'s policy and runs the rollout to its end.
 pub(crate) async fn drive(
     machine: &Machine,
     store: &dyn StateStore,
     rollout: &mut Rollout,
-    first: Event,
-    prometheus: Option<&str>,
     progress: &mut Progress,
-    metrics: Option<&SelfMetrics>,
-) -> anyhow::Result<Outcome> {
+    how: Drive<'_>,
+) -> anyhow::Result<Driven> {
     let policy = machine.policy();
-    let gateway = policy.gateway.clone().ok_or_else(|| {
-        canary_core::Error::Usage(format!(
-            "the policy of {} has no `gateway`: `canary rollout` needs one (see docs/policy-reference.md)",
-            policy.service
-        ))
-    })?;
-    let source = super::metrics_source(policy, prometheus)?;
-    let router = canary_gateways::router_for(&gateway)?;
+    let source = super::metrics_source(policy, how.prometheus)?;
+    let built;
+    let router: &dyn TrafficRouter = match how.router {
+        Some(router) => router,
+        None => {
+            let gateway = policy.gateway.as_ref().ok_or_else(|| {
+                canary_core::Error::Usage(format!(
+                    "the policy of {} has no `gateway`: `canary rollout` needs one (see docs/policy-reference.md)",
+                    policy.service
+                ))
+            })?;
+            built = canary_gateways::router_for(gateway)?;
+            built.as_ref()
+        }
+    };
+    if let Some(checkpoint) = &rollout.source_checkpoint {
+        source.restore(checkpoint).await?;
+    }
     let hooks = canary_gateways::hooks::HookRunner::new().map_err(|e| e.into_core())?;
     progress.set_step_duration(policy.rollout.step_duration);
     let mut driver = Driver {
         machine,
         store,
         source: source.as_ref(),
-        router: router.as_ref(),
+        router,
         hooks: &hooks,
         progress,
         interrupts: Interrupts::install()?,
-        metrics,
+        metrics: how.metrics,
         notifier: canary_gateways::notify::Notifier::new(&policy.notifications)
             .map_err(|e| e.into_core())?,
+        clock: &SystemClock,
     };
-    driver
-        .run(rollout, first)
+    let outcome = driver
+        .run(rollout, how.first)
         .await
-        .context("driving the rollout")
-}
-
-/// Where the evidence comes from, for reports.
-fn source_description(policy: &Policy) -> String {
-    match &policy.metrics {
-        canary_core::policy::MetricsSourceSpec::Prometheus(p) => {
-            format!(
-                "prometheus {}",
-                p.url.as_deref().unwrap_or("(from --prometheus)")
-            )
-        }
-        canary_core::policy::MetricsSourceSpec::Scrape(_) => "direct /metrics scrapes".to_owned(),
-    }
+        .context("driving the rollout")?;
+    Ok(Driven {
+        outcome,
+        source: source.describe(),
+    })
 }

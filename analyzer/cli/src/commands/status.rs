@@ -43,12 +43,9 @@ impl StatusCommand {
             println!("{}", serde_json::to_string_pretty(&rollout)?);
             return Ok(ExitCode::Passed);
         }
-        let driving = match runtime.block_on(store.claim(false)) {
-            Ok(()) => {
-                runtime.block_on(store.release())?;
-                "no process is driving it".to_owned()
-            }
-            Err(err) => err.to_string(),
+        let driving = match runtime.block_on(store.holder())? {
+            Some(holder) => format!("driven by {holder}"),
+            None => "no process is driving it".to_owned(),
         };
         println!(
             "{service}: phase {}, canary at {}% ({driving})",

@@ -62,8 +62,20 @@ impl Policy {
 
     /// A digest of the validated policy (FNV-1a over its canonical JSON form). A rollout
     /// records it at the start so that a resume with a changed policy is refused.
+    ///
+    /// Only what decides and what moves traffic counts (traffic, rollout, gateway, checks,
+    /// promotion): changing where notifications go or the Prometheus URL mid-rollout does
+    /// not stop a resume.
     pub fn digest(&self) -> String {
-        let canonical = serde_json::to_string(self).unwrap_or_default();
+        let judged = serde_json::json!({
+            "service": self.service,
+            "traffic": self.traffic,
+            "rollout": self.rollout,
+            "gateway": self.gateway,
+            "checks": self.checks,
+            "promotion": self.promotion,
+        });
+        let canonical = judged.to_string();
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
         for byte in canonical.bytes() {
             hash ^= u64::from(byte);
@@ -134,7 +146,7 @@ pub enum MetricsSourceSpec {
 }
 
 /// A Prometheus-compatible HTTP API and how to reach it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, PartialEq, Serialize)]
 pub struct PrometheusSpec {
     /// Base URL; `None` when the policy leaves it to `--prometheus`.
     pub url: Option<String>,
@@ -150,6 +162,22 @@ pub struct PrometheusSpec {
     pub timeout: Duration,
     /// Retries after a timeout, connection error or 5xx.
     pub retries: u32,
+}
+
+impl std::fmt::Debug for PrometheusSpec {
+    /// Header values may be credentials (an API key a gateway wants): their names only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<&str> = self.headers.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("PrometheusSpec")
+            .field("url", &self.url)
+            .field("auth", &self.auth)
+            .field("headers", &headers)
+            .field("ca_file", &self.ca_file)
+            .field("insecure_skip_tls_verify", &self.insecure_skip_tls_verify)
+            .field("timeout", &self.timeout)
+            .field("retries", &self.retries)
+            .finish()
+    }
 }
 
 /// How requests to Prometheus authenticate. Secrets are named, never held inline.
@@ -481,7 +509,7 @@ pub struct CommandRouterSpec {
 }
 
 /// When a hook runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum HookEvent {
     /// Before the first weight change.
@@ -526,12 +554,14 @@ pub enum HookAction {
 
 /// The kinds of rollout notice a notification can be sent for (the `kind` of a
 /// [`crate::rollout::Notice`]; `tick` is never sent).
-pub const NOTICE_KINDS: [&str; 9] = [
+pub const NOTICE_KINDS: [&str; 11] = [
     "started",
     "step",
     "extended",
     "promoting",
+    "finalizing",
     "promoted",
+    "rolling-back",
     "rolled-back",
     "held",
     "failed",

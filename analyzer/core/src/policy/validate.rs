@@ -139,6 +139,18 @@ impl Validator {
         let hooks = self.hooks(&raw.hooks);
         let notifications = self.notifications(&raw.notify);
         let checks = self.checks(&raw.checks, traffic.as_ref());
+        if let (Some(rollout), Some(checks)) = (&rollout, &checks)
+            && rollout.min_requests > 0
+            && !checks
+                .iter()
+                .any(|c| matches!(c.kind, CheckKind::ErrorRate(_) | CheckKind::Latency(_)))
+        {
+            self.problem(
+                "rollout.min-requests",
+                raw.rollout.min_requests.as_ref(),
+                "no check counts requests (an error-rate or latency check does): add one, or set `min-requests: 0` to advance without counting traffic",
+            );
+        }
         if let (Some(MetricsSourceSpec::Scrape(_)), Some(checks)) = (&metrics, &checks) {
             for (i, check) in checks.iter().enumerate() {
                 if matches!(check.kind, CheckKind::Samples(_) | CheckKind::Query(_)) {
