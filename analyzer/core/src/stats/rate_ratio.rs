@@ -30,7 +30,7 @@
 //!
 //! ```text
 //! Eⱼ = Σ_{d ≥ 1, j + d ≤ K} w_d · exp(ℓ(θ_{j+d}) − ℓ(θ_j)),
-//! w_d ∝ exp(−(d ln r)² / (2τ²)),  Σ_{d=1}^{2K} w_d = 1,  τ = 1 (log scale),
+//! w_d ∝ exp(−(d ln r)² / (2τ²)),  Σ_{d=1}^{2K} w_d = 1,  τ = 0.6 (log scale),
 //! ```
 //!
 //! a half-normal prior on ln(θ/θⱼ). The weights are normalised over d = 1..=2K although
@@ -75,11 +75,14 @@ pub const GRID_HALF_WIDTH: usize = 64;
 /// 1/log₂ r: grid points per doubling of θ (r = 2^(1/8)).
 pub const GRID_POINTS_PER_DOUBLING: u32 = 8;
 
-/// τ, the scale of the half-normal prior on ln(θ/θⱼ). τ = 1 puts about 68 % of the prior
-/// mass on alternatives up to e ≈ 2.7 times the null's rate and 95 % up to 7 times: wide
-/// enough to catch a doubled error rate quickly, without diluting the evidence for the
-/// 1.5–3× regressions canaries are for.
-pub const PRIOR_SCALE: f64 = 1.0;
+/// τ, the scale of the half-normal prior on ln(θ/θⱼ). τ = 0.6 puts about 68 % of the prior
+/// mass on alternatives up to e^0.6 ≈ 1.8 times the null's rate and 95 % up to 3.3 times:
+/// the 1.2–3× regressions canaries are for. (Larger ones are caught within a few errors
+/// whatever the prior.) Chosen on the simulated benchmark (`docs/benchmarks.md`): against
+/// τ = 1, it caught 71 % instead of 67 % of ×1.5 error regressions and needed 3 % fewer
+/// requests at p95 +20 %, with false rollbacks still 0–0.20 % at α = 1 %. Any τ keeps the
+/// test valid; it only moves where the power is.
+pub const PRIOR_SCALE: f64 = 0.6;
 
 const GRID_LEN: usize = 2 * GRID_HALF_WIDTH + 1;
 const TEST: &str = "rate-ratio";
@@ -490,7 +493,10 @@ mod tests {
             .map(|w| w.exp())
             .sum();
         assert!((test.e_value(&state) - expected).abs() < 1e-14);
-        assert!(test.e_value(&state) <= 1.0);
+        assert!(
+            test.e_value(&state) <= 1.0 + 1e-12,
+            "no evidence, no more than 1"
+        );
         let grid = test.grid();
         assert_eq!(grid.len(), GRID_LEN);
         assert_eq!(grid[GRID_HALF_WIDTH], 1.2);

@@ -176,7 +176,7 @@ def r_version():
 
 K = 64
 LN_R = math.log(2.0) / 8.0
-TAU = 1.0
+TAU = 0.6
 
 
 def rate_ratio_reference(ticks, allowed_increase, alpha):
