@@ -22,8 +22,9 @@
 //! every persisted state updates the gauges (weight, step, phase, verdicts) and the tick,
 //! rollback, promotion and failed-read counters — the state records all of them, so nothing
 //! is counted twice and a resumed rollout is read the same way; the driver times each read
-//! of the metrics source with [`SelfMetrics::record_query_duration`]. [`SelfMetrics::serve`] answers `GET /metrics` in the
-//! Prometheus text format 0.0.4, or in OpenMetrics when the scraper asks for it.
+//! of the metrics source with [`SelfMetrics::record_query_duration`]. [`SelfMetrics::serve`]
+//! (an axum router) answers `GET /metrics` in the Prometheus text format 0.0.4, or in
+//! OpenMetrics when the scraper asks for it.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -33,6 +34,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
 use canary_core::judge::Verdict;
 use canary_core::ports::StateStore;
 use canary_core::rollout::{ControlRequest, Rollout};
@@ -42,8 +48,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 /// The phases `canary_phase` enumerates from the start ([`canary_core::rollout::Phase::name`]);
 /// a phase not listed here gets its series when the rollout first enters it.
@@ -73,9 +78,6 @@ const VERDICTS: [Verdict; 5] = [
 const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// OpenMetrics, for scrapers that ask for it in `Accept`.
 const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-/// The largest request head the server reads.
-const MAX_REQUEST: usize = 8 * 1024;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabels {
@@ -302,9 +304,9 @@ impl SelfMetrics {
         text
     }
 
-    /// Serves `GET /metrics` on `addr` until the runtime ends; returns the address bound
-    /// (port 0 picks a free one). An address that cannot be bound is bad input (exit 2),
-    /// before anything is changed.
+    /// Serves `GET /metrics` on `addr` (axum) until the runtime ends; returns the address
+    /// bound (port 0 picks a free one). An address that cannot be bound is bad input
+    /// (exit 2), before anything is changed.
     pub(crate) async fn serve(&self, addr: SocketAddr) -> anyhow::Result<SocketAddr> {
         let listener = TcpListener::bind(addr)
             .await
@@ -313,98 +315,51 @@ impl SelfMetrics {
             })
             .context("serving the rollout's metrics")?;
         let bound = listener.local_addr()?;
-        let metrics = self.clone();
+        let router = Router::new()
+            .route("/metrics", get(scrape))
+            .route(
+                "/",
+                get(|| async { "canary rollout: metrics at /metrics\n" }),
+            )
+            .fallback(|| async {
+                (
+                    StatusCode::NOT_FOUND,
+                    "not found: the metrics are at /metrics\n",
+                )
+            })
+            .with_state(self.clone());
         tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    // Out of file descriptors and the like: try again shortly.
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                };
-                let metrics = metrics.clone();
-                tokio::spawn(async move {
-                    // A scraper that goes away mid-answer is its own business.
-                    let _ = answer(stream, &metrics).await;
-                });
-            }
+            // axum::serve retries failed accepts itself and does not return while the
+            // listener lives; the page is a side channel, so the rollout never waits on it.
+            let _ = axum::serve(listener, router).await;
         });
         Ok(bound)
     }
 }
 
-/// Answers one HTTP/1.x request on `stream` and closes it.
-async fn answer(mut stream: TcpStream, metrics: &SelfMetrics) -> std::io::Result<()> {
-    let mut head = Vec::with_capacity(1024);
-    let mut buffer = [0_u8; 1024];
-    let complete = loop {
-        let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buffer))
-            .await
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
-        if read == 0 {
-            break false;
-        }
-        head.extend_from_slice(&buffer[..read]);
-        if head.windows(4).any(|w| w == b"\r\n\r\n") {
-            break true;
-        }
-        if head.len() > MAX_REQUEST {
-            break false;
-        }
-    };
-    let head = String::from_utf8_lossy(&head);
-    let mut lines = head.lines();
-    let mut request = lines.next().unwrap_or_default().split_whitespace();
-    let (method, target) = (request.next().unwrap_or(""), request.next().unwrap_or(""));
-    let accept = lines
-        .filter_map(|line| line.split_once(':'))
-        .find(|(name, _)| name.trim().eq_ignore_ascii_case("accept"))
-        .map(|(_, value)| value.to_ascii_lowercase())
-        .unwrap_or_default();
-    let path = target.split('?').next().unwrap_or("");
-    let (status, content_type, body) = if !complete {
+/// `GET /metrics`: OpenMetrics when the scraper asks for it in `Accept`, otherwise the
+/// Prometheus text format. (axum answers `HEAD` from the same handler, without the body.)
+async fn scrape(State(metrics): State<SelfMetrics>, headers: HeaderMap) -> impl IntoResponse {
+    let wants_openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| {
+            value
+                .to_ascii_lowercase()
+                .contains("application/openmetrics-text")
+        });
+    if wants_openmetrics {
         (
-            "400 Bad Request",
-            "text/plain; charset=utf-8",
-            "bad request\n".to_owned(),
-        )
-    } else if method != "GET" && method != "HEAD" {
-        (
-            "405 Method Not Allowed",
-            "text/plain; charset=utf-8",
-            "only GET\n".to_owned(),
-        )
-    } else if path == "/metrics" {
-        if accept.contains("application/openmetrics-text") {
-            (
-                "200 OK",
-                OPENMETRICS_CONTENT_TYPE,
-                metrics.encode_openmetrics(),
-            )
-        } else {
-            ("200 OK", TEXT_CONTENT_TYPE, metrics.encode_text())
-        }
-    } else if path == "/" {
-        (
-            "200 OK",
-            "text/plain; charset=utf-8",
-            "canary rollout: metrics at /metrics\n".to_owned(),
+            [(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)],
+            metrics.encode_openmetrics(),
         )
     } else {
         (
-            "404 Not Found",
-            "text/plain; charset=utf-8",
-            "not found: the metrics are at /metrics\n".to_owned(),
+            [(header::CONTENT_TYPE, TEXT_CONTENT_TYPE)],
+            metrics.encode_text(),
         )
-    };
-    let mut response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    if method != "HEAD" {
-        response.push_str(&body);
     }
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
 }
 
 /// Rewrites prometheus-client's OpenMetrics output into the Prometheus text format 0.0.4:
@@ -707,8 +662,11 @@ mod tests {
         assert!(metrics.encode_openmetrics().ends_with("# EOF\n"));
     }
 
+    /// Sends one raw HTTP/1.1 request (which should ask to close the connection) and reads
+    /// the whole answer.
     async fn get(addr: SocketAddr, request: &str) -> String {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         stream.write_all(request.as_bytes()).await.unwrap();
         let mut answer = String::new();
         stream.read_to_string(&mut answer).await.unwrap();
@@ -721,12 +679,14 @@ mod tests {
         let addr = metrics.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let text = get(
             addr,
-            "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n",
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: */*\r\nConnection: close\r\n\r\n",
         )
         .await;
         assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
         assert!(
-            text.contains("Content-Type: text/plain; version=0.0.4"),
+            // Header names are case-insensitive; hyper writes them in lower case.
+            text.to_ascii_lowercase()
+                .contains("content-type: text/plain; version=0.0.4"),
             "{text}"
         );
         assert!(
@@ -735,21 +695,35 @@ mod tests {
         );
         let open = get(
             addr,
-            "GET /metrics HTTP/1.1\r\naccept: application/openmetrics-text;version=1.0.0,text/plain;q=0.5\r\n\r\n",
+            "GET /metrics HTTP/1.1\r\nHost: x\r\naccept: application/openmetrics-text;version=1.0.0,text/plain;q=0.5\r\nConnection: close\r\n\r\n",
         )
         .await;
         assert!(
-            open.contains("Content-Type: application/openmetrics-text"),
+            open.to_ascii_lowercase()
+                .contains("content-type: application/openmetrics-text"),
             "{open}"
         );
         assert!(open.ends_with("# EOF\n"), "{open}");
+        let head = get(
+            addr,
+            "HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert!(head.ends_with("\r\n\r\n"), "no body after the head: {head}");
         assert!(
-            get(addr, "GET /nope HTTP/1.1\r\n\r\n")
-                .await
-                .starts_with("HTTP/1.1 404")
+            get(
+                addr,
+                "GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
+            .await
+            .starts_with("HTTP/1.1 404")
         );
         assert!(
-            get(addr, "POST /metrics HTTP/1.1\r\n\r\n")
+            get(
+                addr,
+                "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
                 .await
                 .starts_with("HTTP/1.1 405")
         );
