@@ -1,7 +1,8 @@
 //! [`ScrapeSource`]: the versions' own `/metrics` pages, read directly, for places with no
 //! Prometheus server (and for `canary demo`, which runs everything in one process).
 //!
-//! Each read scrapes every endpoint (text exposition format, parsed by `prometheus-parse`)
+//! Each read scrapes every endpoint (text exposition format, parsed by `prometheus-parse`;
+//! a checked series whose label values that crate would misread is refused, not miscounted)
 //! and adds each counter's increase since the previous scrape of that endpoint to a running
 //! total, so the values are cumulative since the source's first scrape, like
 //! `increase(…[since start])`. A counter that went down was reset (the process restarted):
@@ -325,6 +326,7 @@ impl ScrapeSource {
     }
 
     fn parse_page(&self, endpoint: &Endpoint, body: &str) -> Result<HashMap<SeriesKey, f64>> {
+        self.refuse_what_the_parser_misreads(endpoint, body)?;
         let lines = body.lines().map(|line| Ok(line.to_owned()));
         let scrape = prometheus_parse::Scrape::parse(lines).map_err(|e| Error::Scrape {
             address: endpoint.url.clone(),
@@ -342,13 +344,68 @@ impl ScrapeSource {
                 source: None,
             });
         }
-        Ok(self.flatten(scrape))
+        self.flatten(endpoint, scrape)
+    }
+
+    /// `prometheus-parse` splits a label set on `,` and `=` and ends it at the first `}`,
+    /// without reading quotes or escapes: a label value holding one of `\`, `,`, `=` or `}`
+    /// comes out wrong or takes its whole line with it, silently. Rather than count such a
+    /// page wrong, the source refuses it, naming the line and the label, for the series the
+    /// checks read (other series are not looked at).
+    fn refuse_what_the_parser_misreads(&self, endpoint: &Endpoint, body: &str) -> Result<()> {
+        for (index, line) in body.lines().enumerate() {
+            let line = line.trim_start();
+            if line.starts_with('#') {
+                continue;
+            }
+            let name_end = line
+                .find(|c: char| c == '{' || c.is_whitespace())
+                .unwrap_or(line.len());
+            let (name, rest) = line.split_at(name_end);
+            // A checked counter, or any line of a checked histogram (its `_sum` and
+            // `_count` are grouped with the buckets by their labels).
+            let histogram = ["_bucket", "_sum", "_count"]
+                .into_iter()
+                .find_map(|suffix| name.strip_suffix(suffix));
+            let checked = self.wanted(name)
+                || histogram.is_some_and(|family| self.wanted(&format!("{family}_bucket")));
+            if !checked {
+                continue;
+            }
+            if let Some(label) = rest.strip_prefix('{').and_then(label_the_parser_misreads) {
+                return Err(Error::Scrape {
+                    address: endpoint.url.clone(),
+                    message: format!(
+                        "line {}: the value of label `{label}` of {name} holds one of \\ , = }} \
+                         or an escape, which the scrape source cannot read reliably; drop or \
+                         rewrite that label on the page, or read the metrics through Prometheus",
+                        index + 1
+                    ),
+                    source: None,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The page's samples the checks need, one value per series; histograms become their
     /// `_bucket` series with `le`, as Prometheus stores them.
-    fn flatten(&self, scrape: prometheus_parse::Scrape) -> HashMap<SeriesKey, f64> {
+    /// Two samples of one series on a page are an error, as they are to Prometheus.
+    fn flatten(
+        &self,
+        endpoint: &Endpoint,
+        scrape: prometheus_parse::Scrape,
+    ) -> Result<HashMap<SeriesKey, f64>> {
         let mut series = HashMap::new();
+        let mut insert = |key: SeriesKey, value: f64| match series.insert(key, value) {
+            None => Ok(()),
+            Some(_) => Err(Error::Scrape {
+                address: endpoint.url.clone(),
+                message: "the page has two samples of the same series of a checked metric"
+                    .to_owned(),
+                source: None,
+            }),
+        };
         for sample in scrape.samples {
             let labels = |extra: Option<(&str, String)>| {
                 let mut labels: Vec<(String, String)> = sample
@@ -367,7 +424,7 @@ impl ScrapeSource {
                 | prometheus_parse::Value::Gauge(v)
                 | prometheus_parse::Value::Untyped(v) => {
                     if self.wanted(&sample.metric) {
-                        series.insert((sample.metric.clone(), labels(None)), *v);
+                        insert((sample.metric.clone(), labels(None)), *v)?;
                     }
                 }
                 prometheus_parse::Value::Histogram(buckets) => {
@@ -379,14 +436,14 @@ impl ScrapeSource {
                             } else {
                                 bucket.less_than.to_string()
                             };
-                            series.insert((name.clone(), labels(Some(("le", le)))), bucket.count);
+                            insert((name.clone(), labels(Some(("le", le)))), bucket.count)?;
                         }
                     }
                 }
                 prometheus_parse::Value::Summary(_) => {}
             }
         }
-        series
+        Ok(series)
     }
 
     /// Scrapes every endpoint, adds the increases, and reads every check.
@@ -620,6 +677,42 @@ impl MetricsSource for ScrapeSource {
             list(Version::Baseline)
         )
     }
+}
+
+/// The first label in `labels` (a label set after its `{`) whose quoted value holds a
+/// character `prometheus-parse` misreads: `\`, `,`, `=` or `}`. Reads quotes and escapes as
+/// the text format defines them, so it finds the label however the value goes on.
+fn label_the_parser_misreads(labels: &str) -> Option<String> {
+    let mut name = String::new();
+    let mut chars = labels.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '}' => return None,
+            '"' => {
+                let mut misread = false;
+                loop {
+                    match chars.next() {
+                        None => return None,
+                        Some('"') => break,
+                        Some('\\') => {
+                            misread = true;
+                            chars.next();
+                        }
+                        Some(',' | '=' | '}') => misread = true,
+                        Some(_) => {}
+                    }
+                }
+                if misread {
+                    return Some(name);
+                }
+                name.clear();
+            }
+            ',' | '=' => {}
+            c if c.is_whitespace() => {}
+            c => name.push(c),
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -883,6 +976,80 @@ mod tests {
             (92.0, 6.0),
             "52 + 40 requests, 2 + 4 errors since the first scrape: nothing lost across the restart"
         );
+    }
+
+    #[test]
+    fn labels_the_parser_misreads_are_found_whatever_follows() {
+        assert_eq!(label_the_parser_misreads(r#"a="x",b="y"} 1"#), None);
+        assert_eq!(
+            label_the_parser_misreads(r#"a="x", path="/q?x=1"} 1"#).as_deref(),
+            Some("path")
+        );
+        assert_eq!(
+            label_the_parser_misreads(r#"a="x,y",b="z"} 1"#).as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            label_the_parser_misreads(r#"b="}",a="x"} 1"#).as_deref(),
+            Some("b")
+        );
+        assert_eq!(
+            label_the_parser_misreads(r#"dir="C:\\tmp"} 1"#).as_deref(),
+            Some("dir")
+        );
+        assert_eq!(
+            label_the_parser_misreads(r#"q="say \"hi\""} 1"#).as_deref(),
+            Some("q")
+        );
+        // Unterminated: prometheus-parse drops the line, and so does Prometheus.
+        assert_eq!(label_the_parser_misreads(r#"a="x"#), None);
+    }
+
+    #[test]
+    fn a_page_the_parser_would_misread_is_refused_naming_the_line_and_label() {
+        let source = ScrapeSource::with_endpoints(
+            &policy(""),
+            &["http://c/metrics".to_owned()],
+            &["http://b/metrics".to_owned()],
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        let endpoint = &source.endpoints[0];
+        // As prometheus-parse reads it, `path` would vanish and the two series would be one.
+        let page = "# TYPE http_requests_total counter\n\
+                    http_requests_total{version=\"canary\",code=\"200\",path=\"/a?x=1\"} 5\n\
+                    http_requests_total{version=\"canary\",code=\"200\",path=\"/a?x=2\"} 7\n";
+        let err = source.parse_page(endpoint, page).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.starts_with("line 2: the value of label `path` of http_requests_total"),
+            "{message}"
+        );
+        assert_eq!(err.address(), Some("http://c/metrics"));
+        // A `}` in a bucket's label would take the whole line with it.
+        let page = "http_request_duration_seconds_bucket{version=\"canary\",route=\"/{id}\",le=\"+Inf\"} 3\n";
+        let message = source.parse_page(endpoint, page).unwrap_err().to_string();
+        assert!(
+            message.contains("label `route` of http_request_duration_seconds_bucket"),
+            "{message}"
+        );
+        // Series no check reads are not looked at.
+        let page = format!("{}build_info{{path=\"a=b,c\"}} 1\n", page_text());
+        assert!(source.parse_page(endpoint, &page).is_ok());
+        // Two samples of one series are refused, as Prometheus refuses them.
+        let page = format!(
+            "{}http_requests_total{{version=\"canary\",code=\"200\"}} 9\n",
+            page_text()
+        );
+        let message = source.parse_page(endpoint, &page).unwrap_err().to_string();
+        assert!(
+            message.contains("two samples of the same series"),
+            "{message}"
+        );
+    }
+
+    fn page_text() -> String {
+        page("canary", 1, 0, &[("+Inf", 1)])
     }
 
     #[tokio::test]
