@@ -1,7 +1,8 @@
 //! A gateway that fails mid-rollout: HAProxy's socket gone, an NGINX reload that fails, a
 //! command adapter exiting non-zero. Each gives a clear error and exit code 4, and leaves a
-//! state that a rerun resumes from. And `canary abort` from another shell reaches the process
-//! driving a rollout.
+//! state that a rerun resumes from. Prometheus gone mid-rollout, with
+//! `on-metrics-unavailable: rollback`: exit 4 with the canary back at 0. And `canary abort`
+//! from another shell reaches the process driving a rollout.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -123,6 +124,63 @@ fn haproxy_gone_mid_rollout_exits_4_and_a_rerun_resumes() {
     assert_eq!(run.code, 0, "{}", run.all());
     assert!(run.stderr.contains("resuming the rollout"), "{}", run.all());
     assert_eq!(haproxy.canary_percent(), Some(100));
+}
+
+#[test]
+fn prometheus_gone_mid_rollout_rolls_back_and_exits_4_when_the_policy_says_so() {
+    let mut stack = Stack::services(&[]);
+    let haproxy = Haproxy::start(&stack.stable.address, &stack.canary.address);
+    stack.load_through(&haproxy.url());
+    let gateway = format!(
+        "  haproxy:\n    socket: {}\n    backend: app\n    canary-server: canary\n    stable-server: stable",
+        haproxy.socket().display()
+    );
+    let timing = "  step-duration: 60s\n  interval: 1s\n  min-requests: 20\n  \
+                  max-failed-ticks: 2\n  on-metrics-unavailable: rollback";
+    let policy = stack.policy(&gateway, timing);
+    let state = stack.state_dir();
+    let (mut process, stderr) = spawn_canary(
+        &[
+            "rollout",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || haproxy.canary_percent()
+            == Some(10)),
+        "the first step's weight reached HAProxy"
+    );
+    let prometheus_url = stack.prometheus.url();
+    stack.prometheus.stop();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = process.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the rollout did not stop without its metrics"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let stderr = stderr.try_iter().collect::<Vec<String>>().join("\n");
+    assert_eq!(status.code(), Some(4), "exit 4 without metrics:\n{stderr}");
+    assert_eq!(
+        haproxy.canary_percent(),
+        Some(0),
+        "rolled back before exiting:\n{stderr}"
+    );
+    assert_eq!(phase(&stack), "rolled-back");
+    assert!(
+        stderr.contains("could not be read 2 times in a row")
+            && stderr.contains(prometheus_url.trim_end_matches('/')),
+        "the reason names the source:\n{stderr}"
+    );
 }
 
 #[test]

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ExitCode;
 use crate::judge::{Assessment, Judge, JudgeConfig, JudgeState, Moment, Verdict, overall};
 use crate::observation::Tick;
-use crate::policy::{Criterion, HookEvent, InconclusiveAction, InterruptAction, Policy};
+use crate::policy::{Criterion, HookEvent, InconclusiveAction, Policy, StopAction};
 use crate::report::{StepRecord, TimelinePoint, WeightPoint, timeline_point};
 use crate::{Error, Result};
 
@@ -217,6 +217,9 @@ pub enum RollbackCause {
     Aborted,
     /// A signal, with `on-interrupt: rollback` (exit 130).
     Interrupted,
+    /// The metrics could not be read `max-failed-ticks` times in a row, with
+    /// `on-metrics-unavailable: rollback` (exit 4).
+    MetricsUnavailable,
 }
 
 impl RollbackCause {
@@ -227,6 +230,7 @@ impl RollbackCause {
             }
             RollbackCause::Inconclusive => ExitCode::Inconclusive,
             RollbackCause::Interrupted => ExitCode::Interrupted,
+            RollbackCause::MetricsUnavailable => ExitCode::Infrastructure,
         }
     }
 }
@@ -702,6 +706,7 @@ impl Machine {
                     verdict: match cause {
                         RollbackCause::Inconclusive => Verdict::Inconclusive,
                         RollbackCause::Interrupted => Verdict::Inconclusive,
+                        RollbackCause::MetricsUnavailable => Verdict::Error,
                         _ => Verdict::Fail,
                     },
                     reason: format!("rolled back: {reason}"),
@@ -1054,13 +1059,23 @@ impl Machine {
     fn read_failed(&self, rollout: &mut Rollout, error: String, now: Timestamp) -> Vec<Effect> {
         rollout.failed_reads += 1;
         if rollout.failed_reads >= self.policy.rollout.max_failed_ticks {
-            return self.fail(
-                rollout,
-                format!(
-                    "the metrics could not be read {} times in a row: {error}",
-                    rollout.failed_reads
-                ),
+            let reason = format!(
+                "the metrics could not be read {} times in a row: {error}",
+                rollout.failed_reads
             );
+            return match self.policy.rollout.on_metrics_unavailable {
+                StopAction::Rollback
+                    if !rollout.phase.is_terminal() && !is_finalizing(&rollout.phase) =>
+                {
+                    self.roll_back(
+                        rollout,
+                        RollbackCause::MetricsUnavailable,
+                        format!("{reason} (on-metrics-unavailable: rollback)"),
+                        now,
+                    )
+                }
+                _ => self.fail(rollout, reason),
+            };
         }
         let weight = rollout.weights.last().map(|w| w.weight);
         let notice = self.notice(
@@ -1102,7 +1117,7 @@ impl Machine {
 
     fn interrupted(&self, rollout: &mut Rollout, now: Timestamp) -> Vec<Effect> {
         match self.policy.rollout.on_interrupt {
-            InterruptAction::Rollback
+            StopAction::Rollback
                 if !rollout.phase.is_terminal() && !is_finalizing(&rollout.phase) =>
             {
                 self.roll_back(

@@ -373,6 +373,48 @@ fn unreadable_metrics_wait_then_fail_with_exit_4_and_resume_where_they_were() {
 }
 
 #[test]
+fn unreadable_metrics_roll_back_with_exit_4_when_the_policy_says_so() {
+    let (machine, mut rollout) =
+        mk_running("  max-failed-ticks: 2\n  on-metrics-unavailable: rollback\n");
+    let effects = machine.handle(
+        &mut rollout,
+        Event::ReadFailed("connection refused".to_owned()),
+        at(30),
+    );
+    assert_eq!(kinds(&effects), ["notify:tick", "persist", "wait"]);
+    let effects = machine.handle(
+        &mut rollout,
+        Event::ReadFailed("connection refused".to_owned()),
+        at(60),
+    );
+    assert_eq!(kinds(&effects), ["persist", "notify:rolling-back", "set:0"]);
+    machine.handle(&mut rollout, Event::WeightSet(0), at(61));
+    let effects = machine.handle(&mut rollout, hooks_ok(HookEvent::Rollback), at(61));
+    assert_eq!(kinds(&effects), ["persist", "finish:4"]);
+    let outcome = rollout.outcome.as_ref().unwrap();
+    assert_eq!(
+        outcome.verdict,
+        Verdict::Error,
+        "not judged worse: not seen"
+    );
+    assert!(
+        outcome
+            .reason
+            .contains("could not be read 2 times in a row")
+            && outcome.reason.contains("on-metrics-unavailable: rollback"),
+        "{}",
+        outcome.reason
+    );
+    assert!(matches!(
+        rollout.phase,
+        Phase::RolledBack {
+            cause: RollbackCause::MetricsUnavailable,
+            ..
+        }
+    ));
+}
+
+#[test]
 fn a_router_failure_stops_with_exit_4_and_a_rerun_sets_the_weight_again() {
     let machine = Machine::new(mk_policy("")).unwrap();
     let mut rollout = machine.start(t0());

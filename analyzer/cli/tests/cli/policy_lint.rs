@@ -213,6 +213,14 @@ const MISTAKES: &[Mistake] = &[
         message: "never promotes",
     },
     Mistake {
+        what: "unknown action on unreadable metrics",
+        find: "alpha: 1%",
+        replace: "alpha: 1%\n  on-metrics-unavailable: retry",
+        line: 14,
+        field: "rollout.on-metrics-unavailable",
+        message: "expected `leave` or `rollback`",
+    },
+    Mistake {
         what: "negative request minimum",
         find: "alpha: 1%",
         replace: "alpha: 1%\n  min-requests: -5",

@@ -236,11 +236,14 @@ pub struct RolloutSpec {
     /// What to do when a step reaches its limit without enough evidence.
     pub on_inconclusive: InconclusiveAction,
     /// What a signal does to a running rollout.
-    pub on_interrupt: InterruptAction,
+    pub on_interrupt: StopAction,
     /// Optional soak at 100 %, judged by absolute bounds alone.
     pub final_soak: Option<Duration>,
     /// Consecutive unreadable ticks tolerated before stopping with exit code 4.
     pub max_failed_ticks: u32,
+    /// What the rollout does with the canary's traffic when it stops because its metrics
+    /// could not be read `max_failed_ticks` times in a row. Exit code 4 either way.
+    pub on_metrics_unavailable: StopAction,
 }
 
 impl RolloutSpec {
@@ -261,10 +264,11 @@ pub enum InconclusiveAction {
     Hold,
 }
 
-/// What SIGINT/SIGTERM does to a running rollout.
+/// What a rollout that stops before its decision does with the canary's traffic: on a
+/// signal (`on-interrupt`), or when its metrics cannot be read (`on-metrics-unavailable`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum InterruptAction {
+pub enum StopAction {
     /// Leave the weight where it stands; a later `canary rollout` resumes.
     Leave,
     /// Set the canary's weight to 0 before exiting.

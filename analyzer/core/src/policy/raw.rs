@@ -184,6 +184,12 @@ pub(crate) struct RawRollout {
     #[serde(default)]
     #[schemars(with = "Option<u32>")]
     pub(crate) max_failed_ticks: Option<At<i64>>,
+    /// What to do when the metrics could not be read `max-failed-ticks` times in a row:
+    /// `leave` the canary where it stands for a rerun to resume (default), or `rollback`
+    /// to weight 0. The rollout exits with code 4 either way.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) on_metrics_unavailable: Option<At<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

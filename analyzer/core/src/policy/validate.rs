@@ -507,21 +507,11 @@ impl Validator {
                 }
             },
         };
-        let on_interrupt = match &raw.on_interrupt {
-            None => Some(InterruptAction::Leave),
-            Some(at) => match at.value.as_str() {
-                "leave" => Some(InterruptAction::Leave),
-                "rollback" => Some(InterruptAction::Rollback),
-                other => {
-                    self.problem(
-                        "rollout.on-interrupt",
-                        Some(at),
-                        format!("expected `leave` or `rollback`, not {other:?}"),
-                    );
-                    None
-                }
-            },
-        };
+        let on_interrupt = self.stop_action("rollout.on-interrupt", raw.on_interrupt.as_ref());
+        let on_metrics_unavailable = self.stop_action(
+            "rollout.on-metrics-unavailable",
+            raw.on_metrics_unavailable.as_ref(),
+        );
         let final_soak = match &raw.final_soak {
             None => Some(None),
             Some(at) => self
@@ -551,7 +541,27 @@ impl Validator {
             on_interrupt: on_interrupt?,
             final_soak: final_soak?,
             max_failed_ticks: max_failed_ticks?,
+            on_metrics_unavailable: on_metrics_unavailable?,
         })
+    }
+
+    /// `leave` (the default) or `rollback`.
+    fn stop_action(&mut self, field: &str, raw: Option<&At<String>>) -> Option<StopAction> {
+        let Some(at) = raw else {
+            return Some(StopAction::Leave);
+        };
+        match at.value.as_str() {
+            "leave" => Some(StopAction::Leave),
+            "rollback" => Some(StopAction::Rollback),
+            other => {
+                self.problem(
+                    field,
+                    Some(at),
+                    format!("expected `leave` or `rollback`, not {other:?}"),
+                );
+                None
+            }
+        }
     }
 
     fn steps(&mut self, steps: &At<Vec<At<i64>>>) -> Option<Vec<u8>> {
