@@ -233,6 +233,16 @@ impl RollbackCause {
             RollbackCause::MetricsUnavailable => ExitCode::Infrastructure,
         }
     }
+
+    /// The verdict a rollback for this cause reports: `fail` only when the canary was
+    /// judged, or stopped by a hook or by hand.
+    fn verdict(self) -> Verdict {
+        match self {
+            RollbackCause::Failed | RollbackCause::Hook | RollbackCause::Aborted => Verdict::Fail,
+            RollbackCause::Inconclusive | RollbackCause::Interrupted => Verdict::Inconclusive,
+            RollbackCause::MetricsUnavailable => Verdict::Error,
+        }
+    }
 }
 
 /// How a run of the rollout ended.
@@ -553,7 +563,7 @@ impl Machine {
                     },
                     Phase::RolledBack { cause, reason } => Outcome {
                         exit: cause.exit_code(),
-                        verdict: Verdict::Fail,
+                        verdict: cause.verdict(),
                         reason: format!("rolled back: {reason}"),
                     },
                     _ => Outcome {
@@ -703,12 +713,7 @@ impl Machine {
                 };
                 rollout.outcome = Some(Outcome {
                     exit: cause.exit_code(),
-                    verdict: match cause {
-                        RollbackCause::Inconclusive => Verdict::Inconclusive,
-                        RollbackCause::Interrupted => Verdict::Inconclusive,
-                        RollbackCause::MetricsUnavailable => Verdict::Error,
-                        _ => Verdict::Fail,
-                    },
+                    verdict: cause.verdict(),
                     reason: format!("rolled back: {reason}"),
                 });
                 let step = self.step_index(rollout);

@@ -923,3 +923,15 @@ checks:
         check.reason
     );
 }
+
+/// A rollout saved by an older canary must resume under a newer one when the policy file
+/// did not change: options added later must not move the digest of a policy that does not
+/// use them. The value is what canary computed for `policies/checkout.yaml` at commit
+/// 87149bc, before `on-metrics-unavailable` existed.
+#[test]
+fn new_options_left_at_their_defaults_keep_the_digest_of_an_unchanged_policy() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../policies/checkout.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let policy = Policy::from_yaml(&text, "checkout.yaml").unwrap();
+    assert_eq!(policy.digest(), "fnv1a64:5e57a185e3c4685b");
+}

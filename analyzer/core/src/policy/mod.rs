@@ -243,6 +243,9 @@ pub struct RolloutSpec {
     pub max_failed_ticks: u32,
     /// What the rollout does with the canary's traffic when it stops because its metrics
     /// could not be read `max_failed_ticks` times in a row. Exit code 4 either way.
+    /// Left out of the serialized form when `leave`, so that the [`Policy::digest`] of a
+    /// policy written before the option existed stays what it was.
+    #[serde(skip_serializing_if = "StopAction::is_leave")]
     pub on_metrics_unavailable: StopAction,
 }
 
@@ -273,6 +276,12 @@ pub enum StopAction {
     Leave,
     /// Set the canary's weight to 0 before exiting.
     Rollback,
+}
+
+impl StopAction {
+    fn is_leave(&self) -> bool {
+        *self == StopAction::Leave
+    }
 }
 
 /// What moves traffic.
