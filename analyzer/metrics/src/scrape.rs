@@ -326,7 +326,7 @@ impl ScrapeSource {
     }
 
     fn parse_page(&self, endpoint: &Endpoint, body: &str) -> Result<HashMap<SeriesKey, f64>> {
-        self.refuse_what_the_parser_misreads(endpoint, body)?;
+        let body = self.as_the_parser_reads_it(endpoint, body)?;
         let lines = body.lines().map(|line| Ok(line.to_owned()));
         let scrape = prometheus_parse::Scrape::parse(lines).map_err(|e| Error::Scrape {
             address: endpoint.url.clone(),
@@ -347,64 +347,89 @@ impl ScrapeSource {
         self.flatten(endpoint, scrape)
     }
 
-    /// `prometheus-parse` splits a label set on `,` and `=` and ends it at the first `}`,
-    /// without reading quotes or escapes: a label value holding one of `\`, `,`, `=` or `}`
-    /// comes out wrong or takes its whole line with it, silently. Rather than count such a
-    /// page wrong, the source refuses it, naming the line and the label, for the series the
-    /// checks read (other series are not looked at).
-    fn refuse_what_the_parser_misreads(&self, endpoint: &Endpoint, body: &str) -> Result<()> {
+    /// The page as `prometheus-parse` reads it right. That crate splits a label set on `,`
+    /// and `=` and ends it at the first `}`, without reading quotes or escapes, and keeps
+    /// the spaces around label names. For the checked metrics' lines, the spaces the format
+    /// allows between labels are taken out; a label value holding `\`, `,`, `=` or `}`
+    /// would come out wrong or take its whole line with it, silently, so rather than count
+    /// such a page wrong the source refuses it, naming the line and the label. Lines of
+    /// other metrics are passed through as they are.
+    fn as_the_parser_reads_it<'a>(
+        &self,
+        endpoint: &Endpoint,
+        body: &'a str,
+    ) -> Result<std::borrow::Cow<'a, str>> {
+        let mut rewritten: Option<String> = None;
         for (index, line) in body.lines().enumerate() {
-            let line = line.trim_start();
-            if line.starts_with('#') {
-                continue;
-            }
             let name_end = line
                 .find(|c: char| c == '{' || c.is_whitespace())
                 .unwrap_or(line.len());
             let (name, rest) = line.split_at(name_end);
-            // A checked counter, or any line of a checked histogram (its `_sum` and
-            // `_count` are grouped with the buckets by their labels).
-            let histogram = ["_bucket", "_sum", "_count"]
-                .into_iter()
-                .find_map(|suffix| name.strip_suffix(suffix));
-            let checked = self.wanted(name)
-                || histogram.is_some_and(|family| self.wanted(&format!("{family}_bucket")));
-            if !checked {
-                continue;
-            }
-            if let Some(label) = rest.strip_prefix('{').and_then(label_the_parser_misreads) {
-                return Err(Error::Scrape {
-                    address: endpoint.url.clone(),
-                    message: format!(
-                        "line {}: the value of label `{label}` of {name} holds one of \\ , = }} \
-                         or an escape, which the scrape source cannot read reliably; drop or \
-                         rewrite that label on the page, or read the metrics through Prometheus",
-                        index + 1
-                    ),
-                    source: None,
-                });
+            let normal = if line.starts_with('#') || !self.wanted(name) {
+                None
+            } else {
+                match normal_label_set(rest) {
+                    Ok(normal) => normal.map(|rest| format!("{name}{rest}")),
+                    Err(label) => {
+                        return Err(Error::Scrape {
+                            address: endpoint.url.clone(),
+                            message: format!(
+                                "line {}: the value of label `{label}` of {name} holds one of \\ , = }} \
+                                 or an escape, which the scrape source cannot read reliably; drop \
+                                 or rewrite that label on the page, or read the metrics through \
+                                 Prometheus",
+                                index + 1
+                            ),
+                            source: None,
+                        });
+                    }
+                }
+            };
+            if let Some(text) = &mut rewritten {
+                text.push_str(normal.as_deref().unwrap_or(line));
+                text.push('\n');
+            } else if let Some(normal) = normal {
+                let mut text = String::with_capacity(body.len());
+                for earlier in body.lines().take(index) {
+                    text.push_str(earlier);
+                    text.push('\n');
+                }
+                text.push_str(&normal);
+                text.push('\n');
+                rewritten = Some(text);
             }
         }
-        Ok(())
+        Ok(rewritten.map_or(std::borrow::Cow::Borrowed(body), std::borrow::Cow::Owned))
     }
 
     /// The page's samples the checks need, one value per series; histograms become their
     /// `_bucket` series with `le`, as Prometheus stores them.
-    /// Two samples of one series on a page are an error, as they are to Prometheus.
+    /// Two samples of one checked series on a page are an error: which one to count is
+    /// unknowable.
     fn flatten(
         &self,
         endpoint: &Endpoint,
         scrape: prometheus_parse::Scrape,
     ) -> Result<HashMap<SeriesKey, f64>> {
         let mut series = HashMap::new();
-        let mut insert = |key: SeriesKey, value: f64| match series.insert(key, value) {
-            None => Ok(()),
-            Some(_) => Err(Error::Scrape {
+        let mut insert = |key: SeriesKey, value: f64| {
+            let taken = match series.entry(key) {
+                std::collections::hash_map::Entry::Vacant(free) => {
+                    free.insert(value);
+                    return Ok(());
+                }
+                std::collections::hash_map::Entry::Occupied(taken) => taken,
+            };
+            let (name, labels) = taken.key();
+            let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+            Err(Error::Scrape {
                 address: endpoint.url.clone(),
-                message: "the page has two samples of the same series of a checked metric"
-                    .to_owned(),
+                message: format!(
+                    "the page has two samples of {name}{{{}}}; which one to count is unknowable",
+                    labels.join(",")
+                ),
                 source: None,
-            }),
+            })
         };
         for sample in scrape.samples {
             let labels = |extra: Option<(&str, String)>| {
@@ -679,40 +704,63 @@ impl MetricsSource for ScrapeSource {
     }
 }
 
-/// The first label in `labels` (a label set after its `{`) whose quoted value holds a
-/// character `prometheus-parse` misreads: `\`, `,`, `=` or `}`. Reads quotes and escapes as
-/// the text format defines them, so it finds the label however the value goes on.
-fn label_the_parser_misreads(labels: &str) -> Option<String> {
+/// A sample line after its metric name (`rest`), with the whitespace outside quotes taken
+/// out of its label set, if there was any: `Ok(None)` when `rest` is fine as it is. `Err`
+/// names the first label whose quoted value holds a character `prometheus-parse` misreads
+/// (`\\`, `,`, `=` or `}`). Quotes and escapes are read as the text format defines them.
+fn normal_label_set(rest: &str) -> std::result::Result<Option<String>, String> {
+    let trimmed = rest.trim_start();
+    let Some(labels) = trimmed.strip_prefix('{') else {
+        return Ok(None);
+    };
+    let mut normal = String::with_capacity(rest.len());
+    normal.push('{');
+    let mut changed = trimmed.len() != rest.len();
     let mut name = String::new();
-    let mut chars = labels.chars();
-    while let Some(c) = chars.next() {
+    let mut chars = labels.char_indices();
+    while let Some((_, c)) = chars.next() {
         match c {
-            '}' => return None,
+            '}' => {
+                normal.push('}');
+                let after = chars.next().map_or(labels.len(), |(at, _)| at);
+                normal.push_str(&labels[after..]);
+                return Ok(changed.then_some(normal));
+            }
             '"' => {
+                normal.push('"');
                 let mut misread = false;
                 loop {
-                    match chars.next() {
-                        None => return None,
-                        Some('"') => break,
-                        Some('\\') => {
+                    let Some((_, c)) = chars.next() else {
+                        // Unterminated: no sample line; the parser drops it, as Prometheus would.
+                        return Ok(None);
+                    };
+                    normal.push(c);
+                    match c {
+                        '"' => break,
+                        '\\' => {
                             misread = true;
-                            chars.next();
+                            if let Some((_, escaped)) = chars.next() {
+                                normal.push(escaped);
+                            }
                         }
-                        Some(',' | '=' | '}') => misread = true,
-                        Some(_) => {}
+                        ',' | '=' | '}' => misread = true,
+                        _ => {}
                     }
                 }
                 if misread {
-                    return Some(name);
+                    return Err(name);
                 }
                 name.clear();
             }
-            ',' | '=' => {}
-            c if c.is_whitespace() => {}
-            c => name.push(c),
+            c if c.is_whitespace() => changed = true,
+            ',' | '=' => normal.push(c),
+            c => {
+                name.push(c);
+                normal.push(c);
+            }
         }
     }
-    None
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -979,30 +1027,59 @@ mod tests {
     }
 
     #[test]
-    fn labels_the_parser_misreads_are_found_whatever_follows() {
-        assert_eq!(label_the_parser_misreads(r#"a="x",b="y"} 1"#), None);
+    fn label_sets_lose_the_spaces_the_parser_keeps_and_misread_values_are_named() {
+        let normal = |rest: &str| normal_label_set(rest);
+        assert_eq!(normal(r#"{a="x",b="y"} 1"#), Ok(None));
+        assert_eq!(normal(" 1"), Ok(None));
         assert_eq!(
-            label_the_parser_misreads(r#"a="x", path="/q?x=1"} 1"#).as_deref(),
-            Some("path")
+            normal(r#"{a="x y"} 1"#),
+            Ok(None),
+            "spaces inside values stay"
         );
         assert_eq!(
-            label_the_parser_misreads(r#"a="x,y",b="z"} 1"#).as_deref(),
-            Some("a")
+            normal(r#"{a="x", code="500"} 1 1700000000000"#),
+            Ok(Some(r#"{a="x",code="500"} 1 1700000000000"#.to_owned()))
         );
         assert_eq!(
-            label_the_parser_misreads(r#"b="}",a="x"} 1"#).as_deref(),
-            Some("b")
+            normal(r#" { a = "x" , b="y" , } 1"#),
+            Ok(Some(r#"{a="x",b="y",} 1"#.to_owned()))
         );
         assert_eq!(
-            label_the_parser_misreads(r#"dir="C:\\tmp"} 1"#).as_deref(),
-            Some("dir")
+            normal(r#"{a="x", path="/q?x=1"} 1"#),
+            Err("path".to_owned())
         );
-        assert_eq!(
-            label_the_parser_misreads(r#"q="say \"hi\""} 1"#).as_deref(),
-            Some("q")
-        );
-        // Unterminated: prometheus-parse drops the line, and so does Prometheus.
-        assert_eq!(label_the_parser_misreads(r#"a="x"#), None);
+        assert_eq!(normal(r#"{a="x,y",b="z"} 1"#), Err("a".to_owned()));
+        assert_eq!(normal(r#"{b="}",a="x"} 1"#), Err("b".to_owned()));
+        assert_eq!(normal(r#"{dir="C:\\tmp"} 1"#), Err("dir".to_owned()));
+        assert_eq!(normal(r#"{q="say \"hi\""} 1"#), Err("q".to_owned()));
+        // Unterminated: not a sample line; prometheus-parse drops it, as Prometheus would.
+        assert_eq!(normal(r#"{a="x"#), Ok(None));
+    }
+
+    #[test]
+    fn spaces_between_labels_are_read_like_prometheus_reads_them() {
+        let source = ScrapeSource::with_endpoints(
+            &policy(""),
+            &["http://c/metrics".to_owned()],
+            &["http://b/metrics".to_owned()],
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        let page = "# TYPE http_requests_total counter\n\
+                    http_requests_total{version=\"canary\", code=\"500\"} 4\n\
+                    http_requests_total {version=\"canary\",code=\"200\"} 6\n\
+                    other{a=\"b\", c=\"d\"} 1\n";
+        let series = source.parse_page(&source.endpoints[0], page).unwrap();
+        let labels = |code: &str| {
+            vec![
+                ("code".to_owned(), code.to_owned()),
+                ("version".to_owned(), "canary".to_owned()),
+            ]
+        };
+        let value = |code| series.get(&("http_requests_total".to_owned(), labels(code)));
+        assert_eq!(value("500"), Some(&4.0), "{series:?}");
+        assert_eq!(value("200"), Some(&6.0), "{series:?}");
+        assert_eq!(series.len(), 2, "{series:?}");
     }
 
     #[test]
@@ -1036,14 +1113,14 @@ mod tests {
         // Series no check reads are not looked at.
         let page = format!("{}build_info{{path=\"a=b,c\"}} 1\n", page_text());
         assert!(source.parse_page(endpoint, &page).is_ok());
-        // Two samples of one series are refused, as Prometheus refuses them.
+        // Two samples of one series are refused: which one to count is anyone's guess.
         let page = format!(
             "{}http_requests_total{{version=\"canary\",code=\"200\"}} 9\n",
             page_text()
         );
         let message = source.parse_page(endpoint, &page).unwrap_err().to_string();
         assert!(
-            message.contains("two samples of the same series"),
+            message.contains("two samples of http_requests_total{code=\"200\",version=\"canary\"}"),
             "{message}"
         );
     }
