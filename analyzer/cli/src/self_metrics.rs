@@ -42,6 +42,8 @@ use axum::routing::get;
 use canary_core::judge::Verdict;
 use canary_core::ports::StateStore;
 use canary_core::rollout::{ControlRequest, Rollout};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -73,6 +75,10 @@ const VERDICTS: [Verdict; 5] = [
     Verdict::Error,
     Verdict::Fail,
 ];
+
+/// How long a client may take to send a request's head (and an idle keep-alive connection
+/// may stay open) before the metrics server closes the connection.
+const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The Prometheus text format, which every scraper and parser reads.
 const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -304,10 +310,18 @@ impl SelfMetrics {
         text
     }
 
-    /// Serves `GET /metrics` on `addr` (axum) until the runtime ends; returns the address
+    /// Serves `GET /metrics` on `addr` (an axum router on hyper) until the runtime ends; returns the address
     /// bound (port 0 picks a free one). An address that cannot be bound is bad input
     /// (exit 2), before anything is changed.
     pub(crate) async fn serve(&self, addr: SocketAddr) -> anyhow::Result<SocketAddr> {
+        self.serve_with(addr, REQUEST_HEAD_TIMEOUT).await
+    }
+
+    async fn serve_with(
+        &self,
+        addr: SocketAddr,
+        head_timeout: Duration,
+    ) -> anyhow::Result<SocketAddr> {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|err| {
@@ -328,10 +342,25 @@ impl SelfMetrics {
                 )
             })
             .with_state(self.clone());
+        // axum::serve sets no timer, so a client that never finishes its request would hold
+        // its connection for good; hyper's own HTTP/1 server, given one, closes it.
         tokio::spawn(async move {
-            // axum::serve retries failed accepts itself and does not return while the
-            // listener lives; the page is a side channel, so the rollout never waits on it.
-            let _ = axum::serve(listener, router).await;
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    // Out of file descriptors and the like: try again shortly.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
+                let service = TowerToHyperService::new(router.clone());
+                tokio::spawn(async move {
+                    // A scraper that goes away mid-answer is its own business.
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(head_timeout)
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
         });
         Ok(bound)
     }
@@ -671,6 +700,32 @@ mod tests {
         let mut answer = String::new();
         stream.read_to_string(&mut answer).await.unwrap();
         answer
+    }
+
+    #[tokio::test]
+    async fn a_client_that_never_finishes_its_request_is_let_go() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let metrics = SelfMetrics::new("checkout", None);
+        let addr = metrics
+            .serve_with("127.0.0.1:0".parse().unwrap(), Duration::from_millis(200))
+            .await
+            .unwrap();
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let closed =
+            tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+        assert!(
+            matches!(closed, Ok(Ok(_))),
+            "the server closed the connection: {closed:?}"
+        );
+        assert!(
+            !String::from_utf8_lossy(&answer).contains("canary_ticks_total"),
+            "no metrics for half a request"
+        );
     }
 
     #[tokio::test]
