@@ -370,14 +370,13 @@ impl ScrapeSource {
             } else {
                 match normal_label_set(rest) {
                     Ok(normal) => normal.map(|rest| format!("{name}{rest}")),
-                    Err(label) => {
+                    Err(problem) => {
                         return Err(Error::Scrape {
                             address: endpoint.url.clone(),
                             message: format!(
-                                "line {}: the value of label `{label}` of {name} holds one of \\ , = }} \
-                                 or an escape, which the scrape source cannot read reliably; drop \
-                                 or rewrite that label on the page, or read the metrics through \
-                                 Prometheus",
+                                "line {}: {name}: {problem}, which the scrape source cannot read \
+                                 reliably; fix or drop that label on the page, or read the \
+                                 metrics through Prometheus",
                                 index + 1
                             ),
                             source: None,
@@ -706,8 +705,10 @@ impl MetricsSource for ScrapeSource {
 
 /// A sample line after its metric name (`rest`), with the whitespace outside quotes taken
 /// out of its label set, if there was any: `Ok(None)` when `rest` is fine as it is. `Err`
-/// names the first label whose quoted value holds a character `prometheus-parse` misreads
-/// (`\\`, `,`, `=` or `}`). Quotes and escapes are read as the text format defines them.
+/// says what `prometheus-parse` would misread: a quoted value holding `\\`, `,`, `=` or
+/// `}`, or a label set the text format does not allow (an unquoted or unterminated value,
+/// no closing `}`), which that crate would read as something else rather than refuse.
+/// Quotes and escapes are read as the text format defines them.
 fn normal_label_set(rest: &str) -> std::result::Result<Option<String>, String> {
     let trimmed = rest.trim_start();
     let Some(labels) = trimmed.strip_prefix('{') else {
@@ -717,22 +718,17 @@ fn normal_label_set(rest: &str) -> std::result::Result<Option<String>, String> {
     normal.push('{');
     let mut changed = trimmed.len() != rest.len();
     let mut name = String::new();
+    let mut after_equals = false;
     let mut chars = labels.char_indices();
     while let Some((_, c)) = chars.next() {
         match c {
-            '}' => {
-                normal.push('}');
-                let after = chars.next().map_or(labels.len(), |(at, _)| at);
-                normal.push_str(&labels[after..]);
-                return Ok(changed.then_some(normal));
-            }
-            '"' => {
+            c if c.is_whitespace() => changed = true,
+            '"' if after_equals => {
                 normal.push('"');
                 let mut misread = false;
                 loop {
                     let Some((_, c)) = chars.next() else {
-                        // Unterminated: no sample line; the parser drops it, as Prometheus would.
-                        return Ok(None);
+                        return Err(format!("the value of label `{name}` has no closing quote"));
                     };
                     normal.push(c);
                     match c {
@@ -748,19 +744,34 @@ fn normal_label_set(rest: &str) -> std::result::Result<Option<String>, String> {
                     }
                 }
                 if misread {
-                    return Err(name);
+                    return Err(format!(
+                        "the value of label `{name}` holds one of \\ , = }} or an escape"
+                    ));
                 }
                 name.clear();
+                after_equals = false;
             }
-            c if c.is_whitespace() => changed = true,
-            ',' | '=' => normal.push(c),
+            _ if after_equals => {
+                return Err(format!("the value of label `{name}` is not quoted"));
+            }
+            '=' => {
+                after_equals = true;
+                normal.push('=');
+            }
+            '}' => {
+                normal.push('}');
+                let after = chars.next().map_or(labels.len(), |(at, _)| at);
+                normal.push_str(&labels[after..]);
+                return Ok(changed.then_some(normal));
+            }
+            ',' => normal.push(','),
             c => {
                 name.push(c);
                 normal.push(c);
             }
         }
     }
-    Ok(None)
+    Err("the label set has no closing `}`".to_owned())
 }
 
 #[cfg(test)]
@@ -1044,16 +1055,30 @@ mod tests {
             normal(r#" { a = "x" , b="y" , } 1"#),
             Ok(Some(r#"{a="x",b="y",} 1"#.to_owned()))
         );
+        let refused = |rest: &str| normal_label_set(rest).unwrap_err();
+        let held = "holds one of \\ , = } or an escape";
         assert_eq!(
-            normal(r#"{a="x", path="/q?x=1"} 1"#),
-            Err("path".to_owned())
+            refused(r#"{a="x", path="/q?x=1"} 1"#),
+            format!("the value of label `path` {held}")
         );
-        assert_eq!(normal(r#"{a="x,y",b="z"} 1"#), Err("a".to_owned()));
-        assert_eq!(normal(r#"{b="}",a="x"} 1"#), Err("b".to_owned()));
-        assert_eq!(normal(r#"{dir="C:\\tmp"} 1"#), Err("dir".to_owned()));
-        assert_eq!(normal(r#"{q="say \"hi\""} 1"#), Err("q".to_owned()));
-        // Unterminated: not a sample line; prometheus-parse drops it, as Prometheus would.
-        assert_eq!(normal(r#"{a="x"#), Ok(None));
+        assert!(refused(r#"{a="x,y",b="z"} 1"#).contains("label `a` holds"));
+        assert!(refused(r#"{b="}",a="x"} 1"#).contains("label `b` holds"));
+        assert!(refused(r#"{dir="C:\\tmp"} 1"#).contains("label `dir` holds"));
+        assert!(refused(r#"{q="say \"hi\""} 1"#).contains("label `q` holds"));
+        // What the format does not allow, prometheus-parse would read as something else:
+        // `{code="500} 3` as code 500. Refused.
+        assert_eq!(
+            refused(r#"{code="500} 3"#),
+            "the value of label `code` has no closing quote"
+        );
+        assert_eq!(
+            refused(r#"{code=500} 3"#),
+            "the value of label `code` is not quoted"
+        );
+        assert_eq!(
+            refused(r#"{code="500" 3"#),
+            "the label set has no closing `}`"
+        );
     }
 
     #[test]
@@ -1099,7 +1124,7 @@ mod tests {
         let err = source.parse_page(endpoint, page).unwrap_err();
         let message = err.to_string();
         assert!(
-            message.starts_with("line 2: the value of label `path` of http_requests_total"),
+            message.starts_with("line 2: http_requests_total: the value of label `path` holds"),
             "{message}"
         );
         assert_eq!(err.address(), Some("http://c/metrics"));
@@ -1107,7 +1132,7 @@ mod tests {
         let page = "http_request_duration_seconds_bucket{version=\"canary\",route=\"/{id}\",le=\"+Inf\"} 3\n";
         let message = source.parse_page(endpoint, page).unwrap_err().to_string();
         assert!(
-            message.contains("label `route` of http_request_duration_seconds_bucket"),
+            message.contains("http_request_duration_seconds_bucket: the value of label `route`"),
             "{message}"
         );
         // Series no check reads are not looked at.
