@@ -122,17 +122,7 @@ fn prometheus_stopped_mid_analysis_exits_4_naming_it() {
         lines.push(line);
     }
     prometheus.stop();
-    let stopped = Instant::now();
-    let status = loop {
-        if let Some(status) = child.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            stopped.elapsed() < Duration::from_secs(20),
-            "canary did not stop: {lines:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = child.wait_exit(Duration::from_secs(20));
     while let Ok(line) = stderr.recv_timeout(Duration::from_secs(2)) {
         lines.push(line);
     }

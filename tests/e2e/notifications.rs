@@ -9,7 +9,7 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use crate::canary_run::canary;
-use crate::rollout::Stack;
+use crate::rollout::{Stack, haproxy_gateway};
 
 fn ok(_: &str) -> String {
     http("200 OK", "text/plain", "")
@@ -24,10 +24,7 @@ fn webhook_and_slack_hear_of_the_start_each_step_and_the_promotion() {
     let slack_server = FakeServer::start(ok);
     let (webhook, slack) = (webhook_server.address.clone(), slack_server.address.clone());
     let slack_secret_path = "/services/T000/B000/very-secret-token";
-    let gateway = format!(
-        "  haproxy:\n    socket: {}\n    backend: app\n    canary-server: canary\n    stable-server: stable",
-        haproxy.socket().display()
-    );
+    let gateway = haproxy_gateway(&haproxy);
     let notify = format!(
         "notify:\n  - webhook:\n      url: http://{webhook}/canary\n      secret-env: TEST_NOTIFY_SECRET\n  - slack:\n      webhook-url-env: TEST_SLACK_URL\n    on: [started, promoted, rolled-back]"
     );

@@ -63,17 +63,7 @@ fn chromium(page: &Path, flags: &[&str]) -> String {
         child: command.spawn().expect("start chromium"),
         name: "chromium".to_owned(),
     };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = guard.child.try_wait().expect("wait for chromium") {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "chromium did not finish with {page:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = guard.wait_exit(Duration::from_secs(120));
     assert!(status.success(), "chromium exited with {status}");
     std::fs::read_to_string(&stdout_path).expect("chromium's output")
 }
@@ -442,14 +432,7 @@ checks:
         "the query latency histogram is exposed"
     );
 
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let status = loop {
-        if let Some(status) = process.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the rollout did not finish");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = process.wait_exit(Duration::from_secs(90));
     let report = read_json(&dir.path().join("report.json"));
     assert_eq!(status.code(), Some(0), "promoted: {report:#}");
     assert_eq!(std::fs::read_to_string(&weight_file).unwrap().trim(), "100");

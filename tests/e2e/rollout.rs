@@ -120,7 +120,8 @@ checks:
 const TIMING: &str =
     "  step-duration: 12s\n  max-step-duration: 36s\n  interval: 2s\n  min-requests: 100";
 
-fn haproxy_gateway(haproxy: &Haproxy) -> String {
+/// The policy's `gateway:` section for the test HAProxy (backend `app`).
+pub(crate) fn haproxy_gateway(haproxy: &Haproxy) -> String {
     format!(
         "  haproxy:\n    socket: {}\n    backend: app\n    canary-server: canary\n    stable-server: stable",
         haproxy.socket().display()

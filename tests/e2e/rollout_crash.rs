@@ -8,7 +8,7 @@ use canary_tests::haproxy::Haproxy;
 use serde_json::Value;
 
 use crate::canary_run::{read_json, spawn_canary};
-use crate::rollout::Stack;
+use crate::rollout::{Stack, haproxy_gateway};
 
 /// Short steps: the point here is the crashes, not the statistics.
 const TIMING: &str =
@@ -52,10 +52,7 @@ fn killed_at_random_points_every_rollout_still_ends_safely() {
     let mut stack = Stack::services(&[]);
     let haproxy = Haproxy::start(&stack.stable.address, &stack.canary.address);
     stack.load_through(&haproxy.url());
-    let gateway = format!(
-        "  haproxy:\n    socket: {}\n    backend: app\n    canary-server: canary\n    stable-server: stable",
-        haproxy.socket().display()
-    );
+    let gateway = haproxy_gateway(&haproxy);
     let policy = stack.policy(&gateway, TIMING);
     let state_dir = stack.state_dir();
     let mut random = Seeded(0x5eed_cafe_f00d);

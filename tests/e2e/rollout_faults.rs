@@ -6,30 +6,40 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use std::sync::mpsc::Receiver;
 
 use canary_tests::haproxy::Haproxy;
 use canary_tests::nginx::Nginx;
+use canary_tests::process::ChildGuard;
 use canary_tests::wait_until;
 
 use crate::canary_run::{Run, canary, spawn_canary};
-use crate::rollout::Stack;
+use crate::rollout::{Stack, haproxy_gateway};
 
 const TIMING: &str =
     "  step-duration: 4s\n  max-step-duration: 12s\n  interval: 1s\n  min-requests: 20";
 
+/// `canary rollout --policy POLICY --state-dir (the stack's)`.
+fn rollout_args<'a>(policy: &'a Path, state: &'a Path) -> [&'a str; 5] {
+    [
+        "rollout",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]
+}
+
+/// Runs the rollout to its end.
 fn rollout(policy: &Path, stack: &Stack) -> Run {
-    let state = stack.state_dir();
-    canary(
-        &[
-            "rollout",
-            "--policy",
-            policy.to_str().unwrap(),
-            "--state-dir",
-            state.to_str().unwrap(),
-        ],
-        &[],
-    )
+    canary(&rollout_args(policy, &stack.state_dir()), &[])
+}
+
+/// Starts the rollout; its stderr lines arrive on the receiver.
+fn spawn_rollout(policy: &Path, stack: &Stack) -> (ChildGuard, Receiver<String>) {
+    spawn_canary(&rollout_args(policy, &stack.state_dir()), &[])
 }
 
 fn phase(stack: &Stack) -> String {
@@ -51,22 +61,10 @@ fn haproxy_gone_mid_rollout_exits_4_and_a_rerun_resumes() {
     let mut stack = Stack::services(&[]);
     let mut haproxy = Haproxy::start(&stack.stable.address, &stack.canary.address);
     stack.load_through(&haproxy.url());
-    let gateway = format!(
-        "  haproxy:\n    socket: {}\n    backend: app\n    canary-server: canary\n    stable-server: stable",
-        haproxy.socket().display()
-    );
+    let gateway = haproxy_gateway(&haproxy);
     let policy = stack.policy(&gateway, TIMING);
     let state = stack.state_dir();
-    let (mut process, stderr) = spawn_canary(
-        &[
-            "rollout",
-            "--policy",
-            policy.to_str().unwrap(),
-            "--state-dir",
-            state.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let (mut process, stderr) = spawn_rollout(&policy, &stack);
     // Let the first step gather its evidence, then take HAProxy away: the step's end wants to
     // set the next weight, and cannot.
     assert!(
@@ -80,12 +78,7 @@ fn haproxy_gone_mid_rollout_exits_4_and_a_rerun_resumes() {
         "the first step saw canary traffic"
     );
     haproxy.stop();
-    let output = loop {
-        if let Some(status) = process.child.try_wait().unwrap() {
-            break status;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let output = process.wait_exit(Duration::from_secs(60));
     std::thread::sleep(Duration::from_millis(200));
     let stderr: Vec<String> = stderr.try_iter().collect();
     let stderr = stderr.join("\n");
@@ -131,24 +124,11 @@ fn prometheus_gone_mid_rollout_rolls_back_and_exits_4_when_the_policy_says_so() 
     let mut stack = Stack::services(&[]);
     let haproxy = Haproxy::start(&stack.stable.address, &stack.canary.address);
     stack.load_through(&haproxy.url());
-    let gateway = format!(
-        "  haproxy:\n    socket: {}\n    backend: app\n    canary-server: canary\n    stable-server: stable",
-        haproxy.socket().display()
-    );
+    let gateway = haproxy_gateway(&haproxy);
     let timing = "  step-duration: 60s\n  interval: 1s\n  min-requests: 20\n  \
                   max-failed-ticks: 2\n  on-metrics-unavailable: rollback";
     let policy = stack.policy(&gateway, timing);
-    let state = stack.state_dir();
-    let (mut process, stderr) = spawn_canary(
-        &[
-            "rollout",
-            "--policy",
-            policy.to_str().unwrap(),
-            "--state-dir",
-            state.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let (mut process, stderr) = spawn_rollout(&policy, &stack);
     assert!(
         wait_until(Duration::from_secs(30), || haproxy.canary_percent()
             == Some(10)),
@@ -156,17 +136,7 @@ fn prometheus_gone_mid_rollout_rolls_back_and_exits_4_when_the_policy_says_so() 
     );
     let prometheus_url = stack.prometheus.url();
     stack.prometheus.stop();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = process.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the rollout did not stop without its metrics"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = process.wait_exit(Duration::from_secs(60));
     std::thread::sleep(Duration::from_millis(200));
     let stderr = stderr.try_iter().collect::<Vec<String>>().join("\n");
     assert_eq!(status.code(), Some(4), "exit 4 without metrics:\n{stderr}");
@@ -273,16 +243,7 @@ fn a_failing_command_adapter_exits_4_a_rerun_resumes_and_abort_reaches_it() {
     assert!(run.stderr.contains("set-weight.sh"), "{}", run.all());
     std::fs::remove_file(&flag).unwrap();
     let state = stack.state_dir();
-    let (mut process, _stderr) = spawn_canary(
-        &[
-            "rollout",
-            "--policy",
-            policy.to_str().unwrap(),
-            "--state-dir",
-            state.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let (mut process, _stderr) = spawn_rollout(&policy, &stack);
     assert!(
         wait_until(Duration::from_secs(30), || std::fs::read_to_string(
             &weight_file
@@ -317,17 +278,7 @@ fn a_failing_command_adapter_exits_4_a_rerun_resumes_and_abort_reaches_it() {
         "{}",
         abort.all()
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = process.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the aborted rollout did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = process.wait_exit(Duration::from_secs(30));
     assert_eq!(status.code(), Some(1), "an aborted rollout exits 1");
     assert_eq!(
         std::fs::read_to_string(&weight_file).unwrap().trim(),
@@ -344,25 +295,12 @@ fn interrupted_rollout(
     let mut stack = Stack::services(&[]);
     let haproxy = Haproxy::start(&stack.stable.address, &stack.canary.address);
     stack.load_through(&haproxy.url());
-    let gateway = format!(
-        "  haproxy:\n    socket: {}\n    backend: app\n    canary-server: canary\n    stable-server: stable",
-        haproxy.socket().display()
-    );
+    let gateway = haproxy_gateway(&haproxy);
     let timing = format!(
         "  step-duration: 30s\n  interval: 1s\n  min-requests: 20\n  on-interrupt: {on_interrupt}"
     );
     let policy = stack.policy(&gateway, &timing);
-    let state = stack.state_dir();
-    let (mut process, _stderr) = spawn_canary(
-        &[
-            "rollout",
-            "--policy",
-            policy.to_str().unwrap(),
-            "--state-dir",
-            state.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let (mut process, _stderr) = spawn_rollout(&policy, &stack);
     assert!(
         wait_until(Duration::from_secs(30), || haproxy.canary_percent()
             == Some(10)),
@@ -370,17 +308,7 @@ fn interrupted_rollout(
     );
     std::thread::sleep(Duration::from_secs(2));
     process.signal(signal);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let code = loop {
-        if let Some(status) = process.child.try_wait().unwrap() {
-            break status.code();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the interrupted rollout did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let code = process.wait_exit(Duration::from_secs(30)).code();
     (stack, haproxy, policy, code)
 }
 

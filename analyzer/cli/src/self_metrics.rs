@@ -80,8 +80,6 @@ const VERDICTS: [Verdict; 5] = [
 /// may stay open) before the metrics server closes the connection.
 const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The Prometheus text format, which every scraper and parser reads.
-const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// OpenMetrics, for scrapers that ask for it in `Accept`.
 const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -299,7 +297,7 @@ impl SelfMetrics {
 
     /// The metrics in the Prometheus text format 0.0.4.
     pub(crate) fn encode_text(&self) -> String {
-        openmetrics_to_text(&self.encode_openmetrics())
+        canary_demo::openmetrics_to_prometheus_text(&self.encode_openmetrics())
     }
 
     /// The metrics in OpenMetrics text (ending in `# EOF`).
@@ -385,49 +383,13 @@ async fn scrape(State(metrics): State<SelfMetrics>, headers: HeaderMap) -> impl 
         )
     } else {
         (
-            [(header::CONTENT_TYPE, TEXT_CONTENT_TYPE)],
+            [(
+                header::CONTENT_TYPE,
+                canary_demo::PROMETHEUS_TEXT_CONTENT_TYPE,
+            )],
             metrics.encode_text(),
         )
     }
-}
-
-/// Rewrites prometheus-client's OpenMetrics output into the Prometheus text format 0.0.4:
-/// counters are described under their sample name (`_total`), and there are no `# UNIT`
-/// or `# EOF` lines.
-fn openmetrics_to_text(openmetrics: &str) -> String {
-    let counters: HashSet<&str> = openmetrics
-        .lines()
-        .filter_map(|line| line.strip_prefix("# TYPE "))
-        .filter_map(|rest| rest.split_once(' '))
-        .filter(|(_, kind)| *kind == "counter")
-        .map(|(family, _)| family)
-        .collect();
-    let mut text = String::with_capacity(openmetrics.len());
-    for line in openmetrics.lines() {
-        if line == "# EOF" || line.starts_with("# UNIT ") {
-            continue;
-        }
-        let descriptor = ["# HELP ", "# TYPE "]
-            .into_iter()
-            .find_map(|prefix| line.strip_prefix(prefix).map(|rest| (prefix, rest)));
-        match descriptor {
-            Some((prefix, rest)) => {
-                let (family, tail) = rest.split_once(' ').unwrap_or((rest, ""));
-                text.push_str(prefix);
-                text.push_str(family);
-                if counters.contains(family) && !family.ends_with("_total") {
-                    text.push_str("_total");
-                }
-                if !tail.is_empty() {
-                    text.push(' ');
-                    text.push_str(tail);
-                }
-            }
-            None => text.push_str(line),
-        }
-        text.push('\n');
-    }
-    text
 }
 
 /// A state store that updates the metrics with every state it saves.

@@ -143,7 +143,7 @@ impl StateStore for FileStateStore {
     async fn save(&self, rollout: &Rollout) -> Result<()> {
         let path = self.path();
         let json = serde_json::to_vec_pretty(rollout).map_err(|e| Error::Usage(e.to_string()))?;
-        write_durably(&self.dir, &path, &json).map_err(|e| self.io_error("save", &path, e))
+        write_durably(&path, &json).map_err(|e| self.io_error("save", &path, e))
     }
 
     async fn archive(&self, rollout: &Rollout) -> Result<String> {
@@ -157,7 +157,7 @@ impl StateStore for FileStateStore {
     async fn request(&self, request: &ControlRequest) -> Result<()> {
         let json = serde_json::to_vec(request).map_err(|e| Error::Usage(e.to_string()))?;
         let path = self.control_path();
-        write_durably(&self.dir, &path, &json).map_err(|e| self.io_error("write", &path, e))
+        write_durably(&path, &json).map_err(|e| self.io_error("write", &path, e))
     }
 
     async fn take_request(&self) -> Result<Option<ControlRequest>> {
@@ -174,7 +174,14 @@ impl StateStore for FileStateStore {
     }
 }
 
-fn write_durably(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `bytes` to `path` so that a reader sees the old file or the new one, never half
+/// of one, and the new one survives a crash: a temporary file in the same directory,
+/// synced, renamed over `path`, and the directory synced. For state files and reports.
+pub(crate) fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let name = path
         .file_name()

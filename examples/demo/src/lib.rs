@@ -30,6 +30,7 @@ pub use error::{Error, Result};
 pub use load::{LoadConfig, LoadGenerator, LoadSnapshot, RunningLoad};
 pub use metrics::{
     DURATION_BUCKETS, PROMETHEUS_TEXT_CONTENT_TYPE, REQUEST_DURATION_METRIC, REQUESTS_METRIC,
+    openmetrics_to_prometheus_text,
 };
 pub use proxy::{CanaryWeightControl, ProxyConfig, RoutedCounts, RunningProxy, WeightedProxy};
 pub use service::{

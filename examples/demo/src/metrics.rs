@@ -139,13 +139,14 @@ impl ServiceMetrics {
     }
 }
 
-/// Rewrites prometheus-client's OpenMetrics output into the Prometheus text format.
+/// Rewrites prometheus-client's OpenMetrics output into the Prometheus text format (also
+/// used by `canary rollout --metrics-addr` for its own metrics).
 ///
 /// The two differ, for our metrics, in three things: OpenMetrics names a counter family
 /// without its `_total` suffix in `# HELP`/`# TYPE` (the older format and the parsers
 /// that follow it, such as `prometheus-parse`, expect the sample name there, and would
 /// otherwise see untyped samples), it has `# UNIT` lines, and it ends with `# EOF`.
-fn openmetrics_to_prometheus_text(openmetrics: &str) -> String {
+pub fn openmetrics_to_prometheus_text(openmetrics: &str) -> String {
     let counter_families: HashSet<&str> = openmetrics
         .lines()
         .filter_map(|line| line.strip_prefix("# TYPE "))

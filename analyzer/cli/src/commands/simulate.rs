@@ -9,7 +9,7 @@
 //! requests and extra errors are served before the rollback. The runs use both cores; the
 //! same options give the same numbers, run for run, as the benchmark harness.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -134,7 +134,7 @@ impl SimulateCommand {
         }
         for output in &self.outputs {
             let json = serde_json::to_string_pretty(&report)? + "\n";
-            write_atomically(&output.0, json.as_bytes())
+            crate::state::write_durably(&output.0, json.as_bytes())
                 .with_context(|| format!("writing {}", output.0.display()))?;
         }
         Ok(ExitCode::Passed)
@@ -278,21 +278,6 @@ fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
         out.push_str(&line(row.iter().map(String::as_str).collect()));
     }
     out
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temporary = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    std::fs::write(&temporary, bytes)?;
-    std::fs::rename(&temporary, path)
 }
 
 #[cfg(test)]

@@ -89,15 +89,10 @@ fn statistic(e: &Evidence) -> String {
 }
 
 fn samples(e: &Evidence) -> String {
-    let side = |n: Option<u64>, events: Option<u64>| match (n, events) {
-        (Some(n), Some(k)) => format!("{k}/{n}"),
-        (Some(n), None) => n.to_string(),
-        _ => "—".to_owned(),
-    };
     format!(
         "{} vs {}",
-        side(e.canary_n, e.canary_events),
-        side(e.baseline_n, e.baseline_events)
+        super::sample_count(e.canary_n, e.canary_events),
+        super::sample_count(e.baseline_n, e.baseline_events)
     )
 }
 

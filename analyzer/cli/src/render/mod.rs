@@ -64,7 +64,7 @@ pub(crate) fn write(report: &Report, spec: &OutputSpec) -> anyhow::Result<()> {
         Format::Junit => junit::render(report),
         Format::Html => html::render(report),
     };
-    write_atomically(&spec.path, text.as_bytes())
+    crate::state::write_durably(&spec.path, text.as_bytes())
         .with_context(|| format!("writing the report {}", spec.path.display()))
 }
 
@@ -101,19 +101,13 @@ fn append_step_summary(report: &Report, path: &Path) -> std::io::Result<()> {
     file.write_all(format!("\n{text}\n").as_bytes())
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temporary = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    std::fs::write(&temporary, bytes)?;
-    std::fs::rename(&temporary, path)
+/// One version's sample in a report's evidence table: `events/n`, `n`, or `—`.
+fn sample_count(n: Option<u64>, events: Option<u64>) -> String {
+    match (n, events) {
+        (Some(n), Some(k)) => format!("{k}/{n}"),
+        (Some(n), None) => n.to_string(),
+        _ => "—".to_owned(),
+    }
 }
 
 /// The short human summary printed at the end of `analyze` and `rollout`.
