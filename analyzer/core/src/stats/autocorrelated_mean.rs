@@ -172,9 +172,10 @@ impl Moments {
         for (m, d) in self.mean.iter_mut().zip(&before) {
             *m += d / n;
         }
-        for i in 0..k {
-            for j in 0..k {
-                self.comoment[i * k + j] += before[i] * (z[j] - self.mean[j]);
+        let after: Vec<f64> = z.iter().zip(&self.mean).map(|(x, m)| x - m).collect();
+        for (row, d) in self.comoment.chunks_exact_mut(k).zip(&before) {
+            for (cell, e) in row.iter_mut().zip(&after) {
+                *cell += d * e;
             }
         }
     }
@@ -386,7 +387,7 @@ impl AutocorrelatedMeanTest {
             return 0.0;
         }
         let rss = null_residual_sum(&state.scored, null_mean, self.max_autocorrelation);
-        if !(rss > 0.0) {
+        if rss.is_nan() || rss <= 0.0 {
             return f64::NEG_INFINITY;
         }
         let n = n as f64;
@@ -409,7 +410,7 @@ impl AutocorrelatedMeanTest {
     /// persistence than κ allows).
     pub fn lower_bound(&self, state: &AutocorrelatedMeanState, alpha: f64) -> Result<f64> {
         self.check_state(state)?;
-        if !(alpha > 0.0 && alpha < 1.0) {
+        if !(0.0..1.0).contains(&alpha) || alpha == 0.0 {
             return Err(invalid(
                 TEST,
                 format!("alpha must be in (0, 1), found {alpha}"),
@@ -475,11 +476,11 @@ fn predictive_log_density(pairs: &Moments, u: f64, v: f64) -> Option<f64> {
         return None;
     }
     let (suu, suv, svv) = (pairs.c(0, 0), pairs.c(0, 1), pairs.c(1, 1));
-    if !(suu > 0.0) {
+    if suu.is_nan() || suu <= 0.0 {
         return None;
     }
     let rss = svv - suv * suv / suu;
-    if !(rss > MIN_RESIDUAL_SHARE * svv) {
+    if rss.is_nan() || rss <= MIN_RESIDUAL_SHARE * svv {
         return None;
     }
     let n = pairs.count as f64;
@@ -566,7 +567,7 @@ fn solve_symmetric(m: [[f64; 2]; 2], r: [f64; 2]) -> [f64; 2] {
     // Rank one (or zero): project r on the leading eigenvector.
     let half_gap = ((a - d) / 2.0).hypot(b);
     let largest = trace / 2.0 + half_gap;
-    if !(largest > 0.0) {
+    if largest.is_nan() || largest <= 0.0 {
         return [0.0, 0.0];
     }
     let (x, y) = if b != 0.0 {
