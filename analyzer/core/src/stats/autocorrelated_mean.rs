@@ -280,6 +280,11 @@ fn check_max_autocorrelation(kappa: f64) -> std::result::Result<(), String> {
 }
 
 impl AutocorrelatedMeanState {
+    /// κ of the test this state belongs to.
+    pub fn max_autocorrelation(&self) -> f64 {
+        self.max_autocorrelation
+    }
+
     /// Ticks seen.
     pub fn ticks(&self) -> u64 {
         self.ticks
