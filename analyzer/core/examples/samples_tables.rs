@@ -153,18 +153,50 @@ fn main() {
             percent(mw(0.05), AA_RUNS)
         );
     }
+    println!("\nOther `max-autocorrelation` values (κ), A/A, {AA_RUNS} runs per row, α = 1 %.\n");
+    println!("| κ | series | canary, α = 1 % |");
+    println!("|---|---|---|");
+    for (index, (kappa, phi, ticks)) in [
+        (0.0, 0.0, 90),
+        (0.0, 0.5, 90),
+        (0.99, 0.99, 90),
+        (0.99, 0.99, 360),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut series = Series::aa(phi);
+        series.ticks = ticks;
+        let m = maxima(&series, kappa, 0.0, AA_RUNS, 0x6a99_a000 + index as u64);
+        let failed = m.iter().filter(|&&x| x >= 100f64.ln()).count() as u64;
+        println!(
+            "| {kappa} | AR(1) φ = {phi}, {ticks} ticks | {} |",
+            percent(failed, AA_RUNS)
+        );
+    }
     println!(
         "\nDetection: canary shifted by the given number of standard deviations of one version's noise (the level is 10 sd: +2 sd is +20 %), `max-increase: 0%`, α = 1 %, {POWER_RUNS} runs per cell; share caught within 90 ticks and the median tick of detection.\n"
     );
     let shifts = [1.0, 2.0, 4.0, 8.0, 16.0];
-    print!("| each version's AR(1) φ |");
+    print!("| κ | each version's AR(1) φ |");
     for shift in shifts {
         print!(" +{shift} sd |");
     }
     println!();
-    println!("|---|{}", "---|".repeat(shifts.len()));
-    for (row, phi) in [0.0, 0.5, 0.9].into_iter().enumerate() {
-        print!("| {phi} |");
+    println!("|---|---|{}", "---|".repeat(shifts.len()));
+    for (row, (kappa, phi)) in [
+        (kappa, 0.0),
+        (kappa, 0.5),
+        (kappa, 0.9),
+        (0.0, 0.0),
+        (0.99, 0.0),
+        (0.99, 0.5),
+        (0.99, 0.9),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        print!("| {kappa} | {phi} |");
         for (col, shift) in shifts.into_iter().enumerate() {
             let mut series = Series::aa(phi);
             series.shift = shift;
