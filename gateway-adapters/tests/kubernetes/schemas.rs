@@ -217,6 +217,77 @@ pub(crate) const TRAEFIK_SERVICE: Shape = Shape::Object {
     open: false,
 };
 
+/// A Traefik load-balancer reference (`services[]` of an IngressRoute's route).
+const TRAEFIK_ROUTE_SERVICE: Shape = Shape::Object {
+    fields: &[
+        ("name", true, Shape::String),
+        ("kind", false, Shape::String),
+        ("namespace", false, Shape::String),
+        ("port", false, Shape::IntOrString),
+        ("weight", false, INT32_WEIGHT),
+        ("passHostHeader", false, Shape::Bool),
+        ("scheme", false, Shape::String),
+        ("strategy", false, Shape::String),
+        ("sticky", false, Shape::Any),
+        ("responseForwarding", false, Shape::Any),
+        ("serversTransport", false, Shape::String),
+        ("healthCheck", false, Shape::Any),
+        ("nativeLB", false, Shape::Bool),
+        ("nodePortLB", false, Shape::Bool),
+    ],
+    open: false,
+};
+
+/// Traefik's IngressRoute (`traefik.io/v1alpha1`), which routes to a weighted
+/// TraefikService: spec {entryPoints, routes (required): [{match (required), kind (Rule),
+/// priority, syntax, middlewares: [{name (required), namespace}], services, observability}],
+/// tls}.
+pub(crate) const INGRESS_ROUTE: Shape = Shape::Object {
+    fields: &[
+        ("apiVersion", true, Shape::String),
+        ("kind", true, Shape::String),
+        ("metadata", true, METADATA),
+        (
+            "spec",
+            true,
+            Shape::Object {
+                fields: &[
+                    ("entryPoints", false, Shape::List(&Shape::String)),
+                    (
+                        "routes",
+                        true,
+                        Shape::List(&Shape::Object {
+                            fields: &[
+                                ("match", true, Shape::String),
+                                ("kind", false, Shape::String),
+                                ("priority", false, INT32_WEIGHT),
+                                ("syntax", false, Shape::String),
+                                (
+                                    "middlewares",
+                                    false,
+                                    Shape::List(&Shape::Object {
+                                        fields: &[
+                                            ("name", true, Shape::String),
+                                            ("namespace", false, Shape::String),
+                                        ],
+                                        open: false,
+                                    }),
+                                ),
+                                ("services", false, Shape::List(&TRAEFIK_ROUTE_SERVICE)),
+                                ("observability", false, Shape::Any),
+                            ],
+                            open: false,
+                        }),
+                    ),
+                    ("tls", false, Shape::Any),
+                ],
+                open: false,
+            },
+        ),
+    ],
+    open: false,
+};
+
 /// Checks `value` against `shape`; the problems, with their paths.
 pub(crate) fn problems(value: &Value, shape: &Shape, path: &str, out: &mut Vec<String>) {
     match (shape, value) {
@@ -295,6 +366,7 @@ pub(crate) fn validate(resource: &str, object: &Value) {
         "virtualservices" => &VIRTUAL_SERVICE,
         "trafficsplits" => &TRAFFIC_SPLIT,
         "traefikservices" => &TRAEFIK_SERVICE,
+        "ingressroutes" => &INGRESS_ROUTE,
         other => panic!("no schema for {other}"),
     };
     let mut found = Vec::new();
