@@ -9,12 +9,12 @@
 # Arguments go to the canary demo service (`canary-demo-service serve --help`). Needs haproxy,
 # prometheus, curl and python3 (Debian: apt-get install -y haproxy prometheus curl python3;
 # tests/run.sh installs them). Settings, all optional:
-#   STEP            the step duration (default 20s)
-#   OUT             where the reports go (default target/local-stack)
-#   PROFILE         the cargo profile the binaries are built with (default release; the test
-#                   suite uses dev, which it has built already)
-#   CANARY_BIN_DIR  a directory holding canary and canary-demo-service already built (then
-#                   nothing is built)
+#   STEP                  the step duration (default 20s)
+#   OUT                   where the reports go (default target/local-stack)
+#   CANARY_BUILD_PROFILE  the cargo profile the binaries are built with (default release;
+#                         the test suite uses dev, which it has built already)
+#   CANARY_BIN_DIR        a directory holding canary and canary-demo-service already built
+#                         (then nothing is built)
 # Its exit code is canary's (docs/exit-codes.md). Everything it starts is stopped when it
 # ends, however it ends: Ctrl-C or a TERM reaches the rollout (state saved, reports written,
 # exit 130) before the stack is taken down.
@@ -22,7 +22,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 step="${STEP:-20s}"
 out="${OUT:-$root/target/local-stack}"
-profile="${PROFILE:-release}"
+profile="${CANARY_BUILD_PROFILE:-release}"
 service_flags=("$@")
 
 for program in haproxy prometheus curl python3; do

@@ -1,5 +1,5 @@
 //! `examples/local-stack/run.sh`, the README's "real rollout on this machine", run as a user
-//! runs it: nothing set but shorter steps, a report directory and `PROFILE=dev`, so that its
+//! runs it: nothing set but shorter steps, a report directory and `CANARY_BUILD_PROFILE=dev`, so that its
 //! own `cargo build` line runs, and finds the binaries the suite's helper has just built with
 //! the same command (a release build of the whole dependency tree would cost CI many
 //! minutes). Each run is its own process group: when the script has ended, no process of that
@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use canary_tests::{binary, wait_until, workspace_root};
+use canary_tests::{binary, wait_until, without_test_env, workspace_root};
 
 use crate::canary_run::read_json;
 
@@ -23,19 +23,20 @@ struct ScriptRun {
 impl ScriptRun {
     fn start(step: &str, service_flags: &[&str]) -> ScriptRun {
         // `cargo build --workspace --bin canary --bin canary-demo-service`, as the script's
-        // own build line with PROFILE=dev: that line then finds nothing to do.
+        // own build line with CANARY_BUILD_PROFILE=dev: that line then finds nothing to do.
         binary("canary");
         let logs = tempfile::tempdir().unwrap();
         let out = tempfile::tempdir().unwrap();
         let stdout = std::fs::File::create(logs.path().join("stdout")).unwrap();
         let stderr = std::fs::File::create(logs.path().join("stderr")).unwrap();
+        let mut command = Command::new(workspace_root().join("examples/local-stack/run.sh"));
         let child = std::os::unix::process::CommandExt::process_group(
-            Command::new(workspace_root().join("examples/local-stack/run.sh"))
+            without_test_env(&mut command)
                 .args(service_flags)
                 .env_remove("CANARY_BIN_DIR")
                 .env("STEP", step)
                 .env("OUT", out.path())
-                .env("PROFILE", "dev")
+                .env("CANARY_BUILD_PROFILE", "dev")
                 .stdin(Stdio::null())
                 .stdout(stdout)
                 .stderr(stderr),
