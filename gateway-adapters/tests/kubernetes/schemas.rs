@@ -182,27 +182,7 @@ pub(crate) const TRAEFIK_SERVICE: Shape = Shape::Object {
                         false,
                         Shape::Object {
                             fields: &[
-                                (
-                                    "services",
-                                    false,
-                                    Shape::List(&Shape::Object {
-                                        fields: &[
-                                            ("name", true, Shape::String),
-                                            ("kind", false, Shape::String),
-                                            ("namespace", false, Shape::String),
-                                            ("port", false, Shape::IntOrString),
-                                            ("weight", false, INT32_WEIGHT),
-                                            ("passHostHeader", false, Shape::Bool),
-                                            ("scheme", false, Shape::String),
-                                            ("strategy", false, Shape::String),
-                                            ("sticky", false, Shape::Any),
-                                            ("responseForwarding", false, Shape::Any),
-                                            ("serversTransport", false, Shape::String),
-                                            ("healthCheck", false, Shape::Any),
-                                        ],
-                                        open: false,
-                                    }),
-                                ),
+                                ("services", false, Shape::List(&TRAEFIK_LOAD_BALANCER)),
                                 ("sticky", false, Shape::Any),
                             ],
                             open: false,
@@ -217,8 +197,9 @@ pub(crate) const TRAEFIK_SERVICE: Shape = Shape::Object {
     open: false,
 };
 
-/// A Traefik load-balancer reference (`services[]` of an IngressRoute's route).
-const TRAEFIK_ROUTE_SERVICE: Shape = Shape::Object {
+/// A Traefik load-balancer reference: a weighted TraefikService's `services[]` (WRRService)
+/// and an IngressRoute route's `services[]` share it.
+const TRAEFIK_LOAD_BALANCER: Shape = Shape::Object {
     fields: &[
         ("name", true, Shape::String),
         ("kind", false, Shape::String),
@@ -273,7 +254,7 @@ pub(crate) const INGRESS_ROUTE: Shape = Shape::Object {
                                         open: false,
                                     }),
                                 ),
-                                ("services", false, Shape::List(&TRAEFIK_ROUTE_SERVICE)),
+                                ("services", false, Shape::List(&TRAEFIK_LOAD_BALANCER)),
                                 ("observability", false, Shape::Any),
                             ],
                             open: false,
