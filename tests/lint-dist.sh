@@ -6,7 +6,7 @@
 #   the Kubernetes manifests      kubernetes-validate --strict, for each Kubernetes version
 #     under examples/             they claim (examples/kubernetes/README.md)
 # Custom resources (HTTPRoute, VirtualService, …) have no schema here: the Rust test
-# gateway-adapters/tests/kubernetes/examples.rs checks them, so they are the only kinds whose
+# gateway-adapters/kubernetes/tests/kubernetes/examples.rs checks them, so they are the only kinds whose
 # "no schema" warning is allowed below.
 #
 #   tests/lint-dist.sh [BIN_DIR]    (BIN_DIR holds the tools; tests/run.sh installs them)

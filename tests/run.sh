@@ -37,6 +37,14 @@ fi
 cargo fmt --all -- --check
 tests/lint-dist.sh "$tools/bin"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The binary without its default features (`kubernetes`): it must lint clean too, and must
+# not compile a Kubernetes client.
+cargo clippy --workspace --all-targets --no-default-features --locked -- -D warnings
+if cargo tree -p canary --no-default-features -e normal --prefix none --locked |
+  grep -E '^(kube|k8s-openapi|gateway-api) '; then
+  echo "canary --no-default-features still depends on the Kubernetes crates above" >&2
+  exit 1
+fi
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
 else
