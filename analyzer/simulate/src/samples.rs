@@ -27,7 +27,7 @@ impl SampleNoise {
             _ => 0.0,
         };
         let fresh = (1.0 - correlation * correlation).sqrt();
-        let mut step = |state: &mut Option<f64>, rng: &mut ChaCha8Rng| {
+        let step = |state: &mut Option<f64>, rng: &mut ChaCha8Rng| {
             let innovation: f64 = StandardNormal.sample(rng);
             let next = match *state {
                 Some(previous) => correlation * previous + fresh * innovation,
