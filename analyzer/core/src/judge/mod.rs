@@ -1,0 +1,344 @@
+//! The judge: from a policy's checks and the readings of each tick to verdicts with evidence.
+//!
+//! The judge is sequential. It is fed every tick's cumulative readings ([`Judge::observe`]),
+//! keeps what the tests need between ticks in a serializable [`JudgeState`] (so a rollout
+//! resumed after a crash carries on with the same evidence), and is asked for its
+//! [`Assessment`] either mid-step (may the canary go on?) or at a step's end (may it
+//! advance?). Each policy check has one or two **criteria** — an absolute bound (`slo`) and a
+//! comparison with the baseline (`baseline`) — and each criterion gets its own verdict and
+//! its own share of α (Bonferroni across criteria). Each criterion is judged by one
+//! evaluator, built in [`Judge::new`], in a file of its own:
+//!
+//! | check | `slo` | `baseline` |
+//! |---|---|---|
+//! | error rate | [`error_rate_bound`]: beta-binomial confidence sequence on the canary's error rate | [`error_rate_comparison`]: conditional-binomial mixture e-value on canary vs baseline errors |
+//! | latency | [`latency_bound`]: confidence sequence on the share of canary requests above the bound's bucket; the promotion gate is the `histogram_quantile` estimate | [`latency_comparison`]: e-value on requests slower than a fixed bucket bound |
+//! | samples | — | [`samples_mann_whitney`]: Mann–Whitney U / Hodges–Lehmann, once per step |
+//! | query | [`query_bound`]: the value against the bound | — |
+//!
+//! [`memory`] turns cumulative readings into the increments the tests take; [`evaluator`]
+//! pairs each evaluator with its memory; [`verdict`] holds what the judge answers.
+//!
+//! A failure is final (latched): an anytime-valid test that rejected stays rejected. Missing
+//! or unusable data is `nodata` or `error`, never `pass`.
+
+mod comparison;
+mod error_rate_bound;
+mod error_rate_comparison;
+mod evaluator;
+mod latency_bound;
+mod latency_comparison;
+mod memory;
+mod query_bound;
+mod samples_mann_whitney;
+mod state;
+mod verdict;
+
+pub use error_rate_bound::ErrorRateBoundMemory;
+pub use error_rate_comparison::ErrorRateComparisonMemory;
+pub use evaluator::Memory;
+pub use latency_bound::LatencyBoundMemory;
+pub use latency_comparison::{
+    LatencyComparisonMemory, REQUESTS_TO_FIX_SLOW_THRESHOLD, SlowRequests,
+};
+pub use memory::Totals;
+pub use query_bound::QueryBoundMemory;
+pub use samples_mann_whitney::SamplesMannWhitneyMemory;
+pub use state::{CriterionState, JUDGE_STATE_FORMAT, JudgeState, LatestReading};
+pub use verdict::{Assessment, CheckResult, Evidence, Moment, Verdict, fmt_num, overall};
+
+use error_rate_bound::ErrorRateBound;
+use error_rate_comparison::ErrorRateComparison;
+use evaluator::{Evaluator, Paired, Subject};
+use latency_bound::LatencyBound;
+use latency_comparison::LatencyComparison;
+use query_bound::QueryBound;
+use samples_mann_whitney::SamplesMannWhitney;
+
+use crate::observation::{Reading, Tick};
+use crate::policy::{CheckKind, CheckSpec, Criterion, Policy};
+use crate::stats::rate_ratio::RateRatioTest;
+use crate::{Error, Result};
+
+/// How the judge is configured beyond the policy.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct JudgeConfig {
+    /// How many times, at most, each samples check runs its fixed-horizon test: the
+    /// number of analysed steps of a rollout, 1 for a standalone analysis. Its α is split
+    /// across them.
+    pub sample_test_looks: usize,
+}
+
+/// The judge of one policy.
+#[derive(Clone, Debug)]
+pub struct Judge {
+    criteria: Vec<Judged>,
+    min_requests: u64,
+}
+
+/// One criterion: what it is and the evaluator that judges it.
+#[derive(Clone, Debug)]
+struct Judged {
+    subject: Subject,
+    evaluator: Evaluator,
+}
+
+impl Judge {
+    /// A judge for `policy`'s checks. Errors on a criterion no evaluator judges (a policy
+    /// validation refuses: `slo` on a samples check, `baseline` on a query check).
+    pub fn new(policy: &Policy, config: JudgeConfig) -> Result<Judge> {
+        let alpha = policy.alpha_per_criterion();
+        let criteria = policy
+            .criteria()
+            .map(|(check, criterion)| {
+                let subject = Subject {
+                    name: format!("{}/{}", check.name, criterion.as_str()),
+                    check: check.name.clone(),
+                    criterion,
+                    kind: check.kind.name(),
+                    alpha,
+                };
+                let evaluator = evaluator(check, criterion, alpha, config)?;
+                Ok(Judged { subject, evaluator })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Judge {
+            criteria,
+            min_requests: policy.rollout.min_requests,
+        })
+    }
+
+    /// The state before the first tick.
+    pub fn start(&self) -> JudgeState {
+        JudgeState {
+            format: JUDGE_STATE_FORMAT,
+            criteria: self
+                .criteria
+                .iter()
+                .map(|judged| CriterionState {
+                    name: judged.subject.name.clone(),
+                    failed: None,
+                    latest: LatestReading::Nothing,
+                    memory: judged.evaluator.start(),
+                })
+                .collect(),
+            step_start_requests: None,
+            canary_requests: None,
+            ticks: 0,
+        }
+    }
+
+    /// Marks the start of a new step: the step's request count starts again from here, and
+    /// samples checks start a new sample. (A state that is not this judge's is left to
+    /// [`observe`](Self::observe) and [`assess`](Self::assess) to refuse.)
+    pub fn begin_step(&self, state: &mut JudgeState) {
+        state.step_start_requests = state.canary_requests;
+        for (judged, criterion) in self.criteria.iter().zip(&mut state.criteria) {
+            if let Some(mut paired) = judged.evaluator.bind(&mut criterion.memory) {
+                paired.begin_step();
+            }
+        }
+    }
+
+    /// Takes one tick's readings into the state. A state that does not belong to this judge
+    /// (another policy's) is an error.
+    pub fn observe(&self, state: &mut JudgeState, tick: &Tick) -> Result<()> {
+        let mut canary_requests = None;
+        for Binding {
+            subject,
+            mut paired,
+            latest,
+            ..
+        } in self.bind(&mut state.criteria)?
+        {
+            let outcome = match tick.readings.get(&subject.check) {
+                None => Err(LatestReading::NoData(
+                    "the source returned no reading for this check".to_owned(),
+                )),
+                Some(Reading::NoData { reason }) => Err(LatestReading::NoData(reason.clone())),
+                Some(Reading::Invalid { reason }) => Err(LatestReading::Invalid(reason.clone())),
+                Some(Reading::Observed(observation)) => {
+                    paired.observe(observation).map_err(LatestReading::Invalid)
+                }
+            };
+            *latest = match outcome {
+                Ok(requests) => {
+                    if canary_requests.is_none() {
+                        canary_requests = requests;
+                    }
+                    LatestReading::Observed
+                }
+                Err(status) => status,
+            };
+        }
+        state.ticks += 1;
+        if let Some(requests) = canary_requests {
+            state.canary_requests = Some(
+                state
+                    .canary_requests
+                    .map_or(requests, |r: f64| r.max(requests)),
+            );
+            if state.step_start_requests.is_none() {
+                state.step_start_requests = Some(0.0);
+            }
+        }
+        Ok(())
+    }
+
+    /// Judges every criterion as of now. Mutable because failures latch and because a
+    /// samples test, once run in a step, is kept for that step.
+    pub fn assess(&self, state: &mut JudgeState, moment: Moment) -> Result<Assessment> {
+        let mut checks = Vec::with_capacity(self.criteria.len());
+        for Binding {
+            subject,
+            mut paired,
+            latest,
+            failed,
+        } in self.bind(&mut state.criteria)?
+        {
+            let result = match failed {
+                Some(failed) => failed.clone(),
+                None => {
+                    let result = match latest {
+                        LatestReading::Nothing => {
+                            subject.result(Verdict::NoData, "no reading yet", subject.no_evidence())
+                        }
+                        LatestReading::NoData(reason) => {
+                            subject.result(Verdict::NoData, reason.clone(), subject.no_evidence())
+                        }
+                        LatestReading::Invalid(reason) => {
+                            subject.result(Verdict::Error, reason.clone(), subject.no_evidence())
+                        }
+                        LatestReading::Observed => paired.assess(subject, moment),
+                    };
+                    if result.verdict == Verdict::Fail {
+                        *failed = Some(result.clone());
+                    }
+                    result
+                }
+            };
+            checks.push(result);
+        }
+        let canary_requests_in_step = match (state.canary_requests, state.step_start_requests) {
+            (Some(now), Some(start)) => Some((now - start).max(0.0).round() as u64),
+            _ => None,
+        };
+        let (verdict, reason) =
+            overall(&checks, moment, canary_requests_in_step, self.min_requests);
+        Ok(Assessment {
+            verdict,
+            reason,
+            canary_requests_in_step,
+            checks,
+        })
+    }
+
+    /// Pairs each criterion with its part of `criteria`, checking first (so that nothing is
+    /// changed when it is not) that the saved state is this policy's.
+    fn bind<'a>(&'a self, criteria: &'a mut [CriterionState]) -> Result<Vec<Binding<'a>>> {
+        let matches = criteria.len() == self.criteria.len()
+            && self
+                .criteria
+                .iter()
+                .zip(criteria.iter())
+                .all(|(judged, state)| {
+                    judged.subject.name == state.name && judged.evaluator.fits(&state.memory)
+                });
+        let mismatch = || {
+            Error::Usage(
+                "the saved analysis state does not match the policy's checks (was the policy changed mid-rollout?)"
+                    .to_owned(),
+            )
+        };
+        if !matches {
+            return Err(mismatch());
+        }
+        self.criteria
+            .iter()
+            .zip(criteria.iter_mut())
+            .map(|(judged, state)| {
+                let CriterionState {
+                    latest,
+                    failed,
+                    memory,
+                    ..
+                } = state;
+                let paired = judged.evaluator.bind(memory).ok_or_else(mismatch)?;
+                Ok(Binding {
+                    subject: &judged.subject,
+                    paired,
+                    latest,
+                    failed,
+                })
+            })
+            .collect()
+    }
+}
+
+/// One criterion of a judge with its part of a state.
+struct Binding<'a> {
+    subject: &'a Subject,
+    paired: Paired<'a>,
+    latest: &'a mut LatestReading,
+    failed: &'a mut Option<CheckResult>,
+}
+
+/// The evaluator of one criterion of `check`.
+fn evaluator(
+    check: &CheckSpec,
+    criterion: Criterion,
+    alpha: f64,
+    config: JudgeConfig,
+) -> Result<Evaluator> {
+    let unjudged = || {
+        Error::Usage(format!(
+            "check {:?}: a {} check has no `{}` criterion",
+            check.name,
+            check.kind.name(),
+            criterion.as_str()
+        ))
+    };
+    Ok(match (&check.kind, criterion) {
+        (CheckKind::ErrorRate(_), Criterion::Slo) => Evaluator::ErrorRateBound(ErrorRateBound {
+            bound: check.slo.ok_or_else(unjudged)?,
+        }),
+        (CheckKind::ErrorRate(_), Criterion::Baseline) => {
+            let spec = check.baseline.ok_or_else(unjudged)?;
+            Evaluator::ErrorRateComparison(ErrorRateComparison {
+                test: RateRatioTest::new(spec.max_increase)?,
+            })
+        }
+        (CheckKind::Latency(latency), Criterion::Slo) => Evaluator::LatencyBound(LatencyBound {
+            quantile: latency.quantile,
+            bound: check.slo.ok_or_else(unjudged)?,
+        }),
+        (CheckKind::Latency(latency), Criterion::Baseline) => {
+            let spec = check.baseline.ok_or_else(unjudged)?;
+            Evaluator::LatencyComparison(LatencyComparison {
+                quantile: latency.quantile,
+                slow_above: spec.slow_above,
+                test: RateRatioTest::new(spec.max_increase)?,
+            })
+        }
+        // Samples checks under dependence get their own evaluator, chosen here from the
+        // check's options; Mann–Whitney is Kayenta's fixed-sample test.
+        (CheckKind::Samples(samples), Criterion::Baseline) => {
+            let spec = check.baseline.ok_or_else(unjudged)?;
+            Evaluator::SamplesMannWhitney(SamplesMannWhitney {
+                higher_is_worse: samples.higher_is_worse,
+                min_samples: samples.min_samples,
+                max_increase: spec.max_increase,
+                alpha_per_run: alpha / config.sample_test_looks.max(1) as f64,
+            })
+        }
+        (CheckKind::Query(_), Criterion::Slo) => Evaluator::QueryBound(QueryBound {
+            bound: check.slo.ok_or_else(unjudged)?,
+        }),
+        (CheckKind::Samples(_), Criterion::Slo) | (CheckKind::Query(_), Criterion::Baseline) => {
+            return Err(unjudged());
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests;

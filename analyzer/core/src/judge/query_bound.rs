@@ -1,0 +1,159 @@
+//! `query` with `slo`: the query's latest value against an absolute bound ("container
+//! restarts of canary pods stay 0"). No statistics: the value is what it is.
+
+use serde::{Deserialize, Serialize};
+
+use super::evaluator::{Evaluate, Subject, unexpected};
+use super::verdict::{CheckResult, Evidence, Moment, Verdict, fmt_num};
+use crate::observation::CheckObservation;
+use crate::policy::AbsoluteBound;
+
+/// The evaluator of a bound on a query's value.
+#[derive(Clone, Debug)]
+pub(crate) struct QueryBound {
+    pub(crate) bound: AbsoluteBound,
+}
+
+/// What a query bound remembers: the latest value.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueryBoundMemory {
+    last: Option<f64>,
+}
+
+impl Evaluate for QueryBound {
+    type Memory = QueryBoundMemory;
+
+    fn start(&self) -> QueryBoundMemory {
+        QueryBoundMemory::default()
+    }
+
+    fn observe(
+        &self,
+        memory: &mut QueryBoundMemory,
+        observation: &CheckObservation,
+    ) -> Result<Option<f64>, String> {
+        let CheckObservation::Value { value } = observation else {
+            return Err(unexpected("query", observation));
+        };
+        if !value.is_finite() {
+            return Err(format!(
+                "the query's value is not a finite number ({value})"
+            ));
+        }
+        memory.last = Some(*value);
+        Ok(None)
+    }
+
+    fn assess(
+        &self,
+        subject: &Subject,
+        memory: &mut QueryBoundMemory,
+        moment: Moment,
+    ) -> CheckResult {
+        let Some(value) = memory.last else {
+            return subject.result(Verdict::NoData, "no value yet", subject.no_evidence());
+        };
+        let bound = self.bound;
+        let evidence = Evidence {
+            test: "bound on the query's value".to_owned(),
+            measure: "query value".to_owned(),
+            estimate: Some(value),
+            threshold: Some(bound.max),
+            ..subject.no_evidence()
+        };
+        if value > bound.fail_fast_bound() {
+            subject.result(
+                Verdict::Fail,
+                format!(
+                    "{} is above {}",
+                    fmt_num(value),
+                    fmt_num(bound.fail_fast_bound())
+                ),
+                Evidence {
+                    threshold: Some(bound.fail_fast_bound()),
+                    ..evidence
+                },
+            )
+        } else if value > bound.max && moment == Moment::StepEnd {
+            subject.result(
+                Verdict::Fail,
+                format!("{} is above {}", fmt_num(value), fmt_num(bound.max)),
+                evidence,
+            )
+        } else if value > bound.max {
+            subject.result(
+                Verdict::Inconclusive,
+                format!(
+                    "{} is above {} (judged at the step's end)",
+                    fmt_num(value),
+                    fmt_num(bound.max)
+                ),
+                evidence,
+            )
+        } else {
+            subject.result(
+                Verdict::Pass,
+                format!("{} is within {}", fmt_num(value), fmt_num(bound.max)),
+                evidence,
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Criterion;
+
+    fn judge(bound: AbsoluteBound, value: f64, moment: Moment) -> CheckResult {
+        let evaluator = QueryBound { bound };
+        let mut memory = evaluator.start();
+        evaluator
+            .observe(&mut memory, &CheckObservation::Value { value })
+            .unwrap();
+        let subject = Subject {
+            name: "restarts/slo".to_owned(),
+            check: "restarts".to_owned(),
+            criterion: Criterion::Slo,
+            kind: "query",
+            alpha: 0.01,
+        };
+        evaluator.assess(&subject, &mut memory, moment)
+    }
+
+    #[test]
+    fn values_are_held_to_the_bound() {
+        let zero = AbsoluteBound {
+            max: 0.0,
+            rollback_above: None,
+        };
+        assert_eq!(judge(zero, 0.0, Moment::MidStep).verdict, Verdict::Pass);
+        assert_eq!(judge(zero, 1.0, Moment::MidStep).verdict, Verdict::Fail);
+        let lenient = AbsoluteBound {
+            max: 1.0,
+            rollback_above: Some(3.0),
+        };
+        assert_eq!(
+            judge(lenient, 2.0, Moment::MidStep).verdict,
+            Verdict::Inconclusive
+        );
+        assert_eq!(judge(lenient, 2.0, Moment::StepEnd).verdict, Verdict::Fail);
+        assert_eq!(judge(lenient, 4.0, Moment::MidStep).verdict, Verdict::Fail);
+    }
+
+    #[test]
+    fn non_finite_values_are_refused() {
+        let evaluator = QueryBound {
+            bound: AbsoluteBound {
+                max: 0.0,
+                rollback_above: None,
+            },
+        };
+        let mut memory = evaluator.start();
+        assert!(
+            evaluator
+                .observe(&mut memory, &CheckObservation::Value { value: f64::NAN })
+                .is_err()
+        );
+    }
+}
