@@ -13,10 +13,10 @@
 //!
 //! "Better" orders verdicts pass > inconclusive = nodata > error > fail.
 
-use canary_core::judge::{Assessment, Judge, JudgeConfig, JudgeState, Memory, Moment, Verdict};
+use canary_core::judge::{Assessment, Judge, JudgeConfig, JudgeState, Moment, Verdict};
 use canary_core::observation::{CheckObservation, HistogramBucket, Reading, RequestCounts, Tick};
 use canary_core::policy::Policy;
-use canary_core::stats::rate_ratio::RateRatioTest;
+use canary_core::stats::rate_ratio::{RateRatioState, RateRatioTest};
 use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
 
@@ -306,36 +306,35 @@ fn never_better(worse: &[Assessment], better: &[Assessment]) -> Result<(), TestC
     Ok(())
 }
 
-/// Per criterion, the cumulative totals the judge holds.
+/// Per criterion, the cumulative totals the judge holds (read from the state as it is
+/// saved: the memory's own fields are private to the judge).
 fn held_totals(state: &JudgeState) -> Vec<String> {
     state
         .criteria
         .iter()
-        .map(|criterion| match &criterion.memory {
-            Memory::Counts {
-                canary, baseline, ..
-            } => format!("{}: {canary:?} {baseline:?}", criterion.name),
-            other => format!("{}: {other:?}", criterion.name),
+        .map(|criterion| {
+            let memory = serde_json::to_value(&criterion.memory).unwrap();
+            format!(
+                "{}: canary {} baseline {}",
+                criterion.name, memory["canary"], memory["baseline"]
+            )
         })
         .collect()
 }
 
 /// The comparison's e-value as the evidence stands at the end (a latched failure's evidence
-/// is frozen; this is the live one).
+/// is frozen; this is the live one), from the e-process in the saved state.
 fn live_e_value(policy: &Policy, state: &JudgeState) -> f64 {
     let spec = policy.checks[0].baseline.expect("a comparison");
     let test = RateRatioTest::new(spec.max_increase).unwrap();
-    state
+    let comparison = state
         .criteria
         .iter()
-        .find_map(|c| match &c.memory {
-            Memory::Counts {
-                comparison: Some(comparison),
-                ..
-            } => Some(test.e_value(comparison)),
-            _ => None,
-        })
-        .expect("the comparison's state")
+        .map(|c| serde_json::to_value(&c.memory).unwrap())
+        .find(|memory| memory["memory"] == "error-rate-comparison")
+        .expect("the comparison's state");
+    let process: RateRatioState = serde_json::from_value(comparison["test"].clone()).unwrap();
+    test.e_value(&process)
 }
 
 proptest! {

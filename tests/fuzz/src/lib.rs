@@ -690,7 +690,16 @@ pub fn exposition_page(data: &[u8]) {
         return;
     };
     let policy = scrape_policy();
-    let source = ScrapeSource::from_policy(policy).expect("the fuzz scrape source");
+    // Sources are built once (each holds an HTTP client, slow to make) and reset to their
+    // first-scrape state for every input.
+    static SOURCES: OnceLock<(ScrapeSource, ScrapeSource, serde_json::Value)> = OnceLock::new();
+    let (source, restored, fresh) = SOURCES.get_or_init(|| {
+        let source = ScrapeSource::from_policy(policy).expect("the fuzz scrape source");
+        let restored = ScrapeSource::from_policy(policy).expect("the fuzz scrape source");
+        let fresh = ready(source.checkpoint()).expect("a scrape source has a checkpoint");
+        (source, restored, fresh)
+    });
+    ready(source.restore(fresh)).expect("a fresh checkpoint restores");
     let pages: Vec<&str> = text.split('\0').collect();
     let mut ticks = Vec::new();
     for (i, pair) in pages.chunks(2).take(8).enumerate() {
@@ -713,8 +722,7 @@ pub fn exposition_page(data: &[u8]) {
     let checkpoint = ready(source.checkpoint()).expect("a scrape source has a checkpoint");
     let saved = serde_json::to_string(&checkpoint).expect("a checkpoint serializes");
     let loaded: serde_json::Value = serde_json::from_str(&saved).expect("a checkpoint reads back");
-    let fresh = ScrapeSource::from_policy(policy).expect("the fuzz scrape source");
-    ready(fresh.restore(&loaded))
+    ready(restored.restore(&loaded))
         .unwrap_or_else(|e| panic!("a scrape checkpoint does not restore: {e}\n{saved}"));
 }
 
