@@ -21,6 +21,8 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The whole suite includes tests/fuzz/tests/smoke.rs: every fuzz target over its seed corpus and
+# 1500 mutated inputs, on stable (the cargo-fuzz campaign itself: docs/reliability.md).
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
 else
