@@ -21,6 +21,14 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The binary without its default features (`kubernetes`): it must lint clean too, and must
+# not compile a Kubernetes client.
+cargo clippy --workspace --all-targets --no-default-features --locked -- -D warnings
+if cargo tree -p canary --no-default-features -e normal --prefix none --locked |
+  grep -E '^(kube|k8s-openapi|gateway-api) '; then
+  echo "canary --no-default-features still depends on the Kubernetes crates above" >&2
+  exit 1
+fi
 # The whole suite includes tests/fuzz/tests/smoke.rs: every fuzz target over its seed corpus and
 # 1500 mutated inputs, on stable (the cargo-fuzz campaign itself: docs/reliability.md).
 if cargo nextest --version >/dev/null 2>&1; then

@@ -24,6 +24,7 @@ pub use matchers::{
     LabelMatcher, MatchOp, QueryTemplate, TemplatePart, TemplateVariable, escape_string,
     is_label_name, is_metric_name, parse_matchers,
 };
+pub use units::duration_as_written;
 
 /// A validated policy.
 #[derive(Clone, Debug, PartialEq, Serialize)]
