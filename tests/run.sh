@@ -45,6 +45,8 @@ if cargo tree -p canary --no-default-features -e normal --prefix none --locked |
   echo "canary --no-default-features still depends on the Kubernetes crates above" >&2
   exit 1
 fi
+# The whole suite includes tests/fuzz/tests/smoke.rs: every fuzz target over its seed corpus and
+# 1500 mutated inputs, on stable (the cargo-fuzz campaign itself: docs/reliability.md).
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
 else
