@@ -319,3 +319,212 @@ impl From<GatewayError> for canary_core::Error {
         e.into_core()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The messages a user sees: every gateway error, as the core error it becomes, with its
+    //! whole `source` chain (what `canary` prints).
+
+    use std::time::Duration;
+
+    use super::*;
+
+    fn shown(error: impl Into<canary_core::Error>) -> String {
+        let error: canary_core::Error = error.into();
+        let mut text = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(e) = source {
+            text.push_str(": ");
+            text.push_str(&e.to_string());
+            source = e.source();
+        }
+        text
+    }
+
+    fn refused() -> io::Error {
+        io::Error::new(io::ErrorKind::ConnectionRefused, "Connection refused")
+    }
+
+    #[test]
+    fn haproxy_errors_name_the_socket_and_the_command() {
+        let cases: Vec<(GatewayError, &str)> = vec![
+            (
+                GatewayError::InvalidName {
+                    what: "HAProxy backend",
+                    value: "a b".to_owned(),
+                    rule: "letters only",
+                },
+                "HAProxy backend \"a b\" is not a valid name: letters only",
+            ),
+            (
+                GatewayError::Connect {
+                    address: "unix:/run/h.sock".to_owned(),
+                    source: refused(),
+                },
+                "haproxy at unix:/run/h.sock: cannot connect to the runtime API: Connection refused",
+            ),
+            (
+                GatewayError::Socket {
+                    address: "127.0.0.1:9999".to_owned(),
+                    command: "get weight b/c".to_owned(),
+                    source: refused(),
+                },
+                "haproxy at 127.0.0.1:9999: `get weight b/c` failed on the connection: Connection refused",
+            ),
+            (
+                GatewayError::SocketTimeout {
+                    address: "127.0.0.1:9999".to_owned(),
+                    command: "get weight b/c".to_owned(),
+                    timeout: Duration::from_millis(300),
+                },
+                "haproxy at 127.0.0.1:9999: no answer to `get weight b/c` within 300ms",
+            ),
+            (
+                GatewayError::Refused {
+                    address: "127.0.0.1:9999".to_owned(),
+                    command: "set server b/c weight 10".to_owned(),
+                    answer: "No such server.".to_owned(),
+                },
+                "haproxy at 127.0.0.1:9999: `set server b/c weight 10` was refused: No such server.",
+            ),
+            (
+                GatewayError::UnexpectedAnswer {
+                    address: "127.0.0.1:9999".to_owned(),
+                    command: "get weight b/c".to_owned(),
+                    answer: "??".to_owned(),
+                },
+                "haproxy at 127.0.0.1:9999: unexpected answer to `get weight b/c`: \"??\"",
+            ),
+            (
+                GatewayError::NoTraffic {
+                    component: "haproxy",
+                    location: "HAProxy runtime API at 127.0.0.1:9999".to_owned(),
+                    detail: "backend b has both c and s at weight 0, so it sends traffic nowhere"
+                        .to_owned(),
+                },
+                "haproxy: HAProxy runtime API at 127.0.0.1:9999: backend b has both c and s at weight 0, so it sends traffic nowhere",
+            ),
+        ];
+        for (error, expected) in cases {
+            assert_eq!(shown(error), expected);
+        }
+    }
+
+    fn exited(code: i32, stderr: &str) -> CommandFailure {
+        use std::os::unix::process::ExitStatusExt;
+        CommandFailure::Exit {
+            status: std::process::ExitStatus::from_raw(code << 8),
+            stderr: stderr.to_owned(),
+        }
+    }
+
+    #[test]
+    fn nginx_errors_name_the_upstream_file() {
+        let file = PathBuf::from("/etc/nginx/upstream.conf");
+        let cases: Vec<(GatewayError, &str)> = vec![
+            (
+                GatewayError::Upstream {
+                    path: file.clone(),
+                    message: "no `upstream web { … }` block".to_owned(),
+                },
+                "nginx: /etc/nginx/upstream.conf: no `upstream web { … }` block",
+            ),
+            (
+                GatewayError::NoTraffic {
+                    component: "nginx",
+                    location: file.display().to_string(),
+                    detail: "upstream web has both a and b down, so it sends traffic nowhere"
+                        .to_owned(),
+                },
+                "nginx: /etc/nginx/upstream.conf: upstream web has both a and b down, so it sends traffic nowhere",
+            ),
+            (
+                GatewayError::File {
+                    action: "read",
+                    path: file.clone(),
+                    source: io::Error::new(io::ErrorKind::PermissionDenied, "Permission denied"),
+                },
+                FILE_ERROR,
+            ),
+            (
+                GatewayError::Command {
+                    component: "nginx",
+                    program: "nginx".to_owned(),
+                    failure: exited(1, "bad config"),
+                },
+                RELOAD_ERROR,
+            ),
+            (
+                GatewayError::ReloadFailed {
+                    path: file.clone(),
+                    restore_error: None,
+                    source: Box::new(GatewayError::Command {
+                        component: "nginx",
+                        program: "nginx".to_owned(),
+                        failure: CommandFailure::Timeout(Duration::from_millis(300)),
+                    }),
+                },
+                "nginx at /etc/nginx/upstream.conf: reload failed; the file's previous content was put back: `nginx` did not finish within 300ms and was killed",
+            ),
+            (
+                GatewayError::ReloadFailed {
+                    path: file.clone(),
+                    restore_error: Some("cannot write /etc/nginx/upstream.conf".to_owned()),
+                    source: Box::new(GatewayError::Command {
+                        component: "nginx",
+                        program: "nginx".to_owned(),
+                        failure: exited(1, "bad config"),
+                    }),
+                },
+                "nginx at /etc/nginx/upstream.conf: reload failed, and putting the file's previous content back failed too: cannot write /etc/nginx/upstream.conf: `nginx` exited with code 1: bad config",
+            ),
+        ];
+        for (error, expected) in cases {
+            assert_eq!(shown(error), expected);
+        }
+    }
+
+    #[test]
+    fn command_router_and_hook_errors_name_the_program() {
+        let cases: Vec<(GatewayError, &str)> = vec![
+            (
+                GatewayError::Command {
+                    component: "command",
+                    program: "set-weight".to_owned(),
+                    failure: exited(3, "no route"),
+                },
+                "command at `set-weight`: exited with code 3: no route",
+            ),
+            (
+                GatewayError::BadWeightOutput {
+                    program: "get-weight".to_owned(),
+                    output: "ten".to_owned(),
+                },
+                "command at `get-weight`: printed \"ten\", expected a whole number of percent from 0 to 100",
+            ),
+            (
+                GatewayError::Unverifiable {
+                    program: "set-weight".to_owned(),
+                },
+                "command at `set-weight`: no `get` command is configured and no weight was set yet in this process, so the canary weight is unknown",
+            ),
+            (
+                GatewayError::HttpClient {
+                    message: "no TLS provider".to_owned(),
+                },
+                "hook at webhook HTTP client: no TLS provider",
+            ),
+        ];
+        for (error, expected) in cases {
+            assert_eq!(shown(error), expected);
+        }
+    }
+
+    /// Before the errors were split per adapter: the temporary file's path was not named
+    /// when it differed from the upstream file's.
+    const FILE_ERROR: &str =
+        "nginx at /etc/nginx/upstream.conf: cannot read the file: Permission denied";
+    /// Before the errors were split per adapter: the reload's failure named the program as
+    /// the address, not the upstream file.
+    const RELOAD_ERROR: &str = "nginx at `nginx`: exited with code 1: bad config";
+}
