@@ -15,7 +15,10 @@
 //!   confidence interval, for generic metric samples (fixed-sample, not sequential).
 //! - [`fisher`]: Fisher's exact test for a 2×2 table (a fixed-sample cross-check).
 //! - [`wilson`]: the Wilson score interval, used to report simulated false-rollback rates.
-//! - [`normal`]: the normal distribution functions the others share.
+//! - [`normal`]: the normal distribution functions the others share (the quantile is
+//!   statrs').
+//! - [`special`]: log-gamma, log-beta and log-probabilities written for accuracy at large
+//!   counts, where statrs' naive forms lose digits.
 
 pub mod binomial_cs;
 pub mod fisher;
@@ -23,7 +26,7 @@ pub mod histogram;
 pub mod mann_whitney;
 pub mod normal;
 pub mod rate_ratio;
-mod special;
+pub mod special;
 pub mod wilson;
 
 pub use binomial_cs::BinomialConfidenceSequence;
