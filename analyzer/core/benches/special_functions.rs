@@ -44,9 +44,12 @@ fn relative(actual: f64, reference: f64) -> f64 {
 
 type Function = Box<dyn Fn(&[f64]) -> f64>;
 
+/// A function's name, canary's and statrs' versions, and how their error is measured.
+type Row = (&'static str, Function, Function, fn(f64, f64) -> f64);
+
 fn accuracy(cases: &Cases) {
     let standard = Normal::standard();
-    let rows: Vec<(&str, Function, Function, fn(f64, f64) -> f64)> = vec![
+    let rows: Vec<Row> = vec![
         (
             "ln_gamma",
             Box::new(|a| special::ln_gamma(a[0])),
