@@ -1,5 +1,5 @@
 //! The decision-quality benchmark: canary's rollout against the peers' rules
-//! ([`crate::baselines`]) on the same simulated traffic, seed for seed.
+//! ([`crate::peers`]) on the same simulated traffic, seed for seed.
 //!
 //! The scenarios: healthy canaries at 5, 50 and 500 requests/s; error-rate regressions ×1.5
 //! and ×2; latency regressions +20 % and +50 % (every quantile, p95 included); a global
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use canary_core::policy::Policy;
 use serde::Serialize;
 
-use crate::baselines::{
+use crate::peers::{
     Argo, Flagger, Kayenta, NaiveZ, Rule, Schedule, SprtOracle, comparison_criteria, run_rule_many,
 };
 use crate::simulate::{SEED_STRIDE, SimulateOptions, simulate_policy};

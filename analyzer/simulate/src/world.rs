@@ -2,7 +2,7 @@
 //! reads from it.
 //!
 //! One [`World`] is one rollout's traffic. Whoever decides — canary's real rollout machine,
-//! or one of the peers' rules in [`crate::baselines`] — moves the canary's weight with
+//! or one of the peers' rules in [`crate::peers`] — moves the canary's weight with
 //! [`World::set_weight`], lets time pass with [`World::advance_to`], and reads cumulative
 //! counters with [`World::read`], exactly as a metrics source would return them (stale
 //! reads and counter resets included).
