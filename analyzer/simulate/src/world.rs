@@ -13,7 +13,7 @@
 //! with the same weights at the same times see exactly the same requests, errors and
 //! latencies up to the moment their decisions differ, however many reads each makes. That is
 //! what makes "the same traffic, the same seeds" comparisons between canary and the
-//! baselines exact, not merely equal in distribution.
+//! peers' rules exact, not merely equal in distribution.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
