@@ -142,11 +142,11 @@ impl Snapshot {
             let observation = match &check.kind {
                 CheckKind::ErrorRate(_) => CheckObservation::Counts {
                     canary: counts(&self.canary),
-                    baseline: counts(&self.baseline),
+                    baseline: counts(&self.baseline).into(),
                 },
                 CheckKind::Latency(_) => CheckObservation::Histogram {
                     canary: self.canary.histogram(bounds),
-                    baseline: self.baseline.histogram(bounds),
+                    baseline: self.baseline.histogram(bounds).into(),
                 },
                 CheckKind::Samples(_) => CheckObservation::Samples {
                     canary: self.canary_sample,

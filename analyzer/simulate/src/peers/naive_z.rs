@@ -1,7 +1,7 @@
 //! A naive repeated test: a one-sided two-proportion z-test of the cumulative counts at
 //! every tick, with no correction for looking again.
 
-use canary_core::judge::REQUESTS_TO_FIX_SLOW_THRESHOLD;
+use canary_core::judge::REQUESTS_TO_FOCUS;
 use canary_core::policy::Policy;
 use canary_core::stats::{histogram_quantile, normal_quantile, smallest_bound_at_or_above};
 
@@ -89,7 +89,7 @@ impl RuleRun for NaiveZRun<'_> {
         }
         if let Some(q) = rule.latency_quantile {
             match &self.slow {
-                None if now.baseline.requests >= REQUESTS_TO_FIX_SLOW_THRESHOLD => {
+                None if now.baseline.requests >= REQUESTS_TO_FOCUS => {
                     let buckets = stats_buckets(&now.baseline, &rule.bounds);
                     let wanted = histogram_quantile(q, &buckets);
                     if let Some(bound) =
