@@ -36,7 +36,9 @@ use canary_core::stats::wilson_interval;
 use jiff::SignedDuration;
 use serde::Serialize;
 
-pub use scenario::{DEFAULT_BUCKETS, Incident, RatePattern, Regression, Scenario, Traffic};
+pub use scenario::{
+    DEFAULT_BUCKETS, Incident, RatePattern, Regression, SampleDraw, SampleSeries, Scenario, Traffic,
+};
 pub use world::{Served, Snapshot, VersionReading, World};
 
 /// How one simulated rollout ended.

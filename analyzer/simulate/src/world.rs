@@ -23,9 +23,9 @@ use canary_core::policy::{CheckKind, Policy};
 use jiff::{SignedDuration, Timestamp};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Binomial, Distribution, Normal, Poisson};
+use rand_distr::{Binomial, Distribution, Poisson};
 
-use crate::scenario::{RatePattern, Regression, Scenario};
+use crate::scenario::{RatePattern, Regression, SampleDraw, Scenario};
 
 /// The virtual time every simulated rollout starts at.
 pub fn simulation_start() -> Timestamp {
@@ -199,6 +199,8 @@ pub struct World<'s> {
     last_read: Option<Snapshot>,
     /// Per-interval samples drawn at the last wait.
     samples: (Option<f64>, Option<f64>),
+    /// The sample series' last draw, before the shift and the weights.
+    sample_draw: Option<SampleDraw>,
     /// Errors a healthy canary would have served in the canary's requests (expected value).
     canary_healthy_errors: f64,
     /// P(latency ≤ bound) per bucket bound, for each version (fixed for a scenario).
@@ -296,6 +298,7 @@ impl<'s> World<'s> {
             baseline: Totals::new(bounds),
             last_read: None,
             samples: (None, None),
+            sample_draw: None,
             canary_healthy_errors: 0.0,
             canary_cdf: latency_cdf(scenario, &scenario.canary),
             baseline_cdf: latency_cdf(scenario, &Regression::none()),
@@ -357,16 +360,18 @@ impl<'s> World<'s> {
             self.generate(chunk);
             self.clock += SignedDuration::from_secs_f64(chunk);
         }
-        let traffic = &self.scenario.traffic;
         let mut rng = self.rng(Stream::Samples, self.clock);
-        let normal =
-            Normal::new(traffic.sample_mean, traffic.sample_sd.max(0.0)).expect("a valid normal");
+        let draw = self.scenario.samples.draw(
+            &self.scenario.traffic,
+            self.sample_draw,
+            self.elapsed(),
+            &mut rng,
+        );
+        self.sample_draw = Some(draw);
         let shift = 1.0 + self.scenario.canary.sample_shift;
-        let canary = normal.sample(&mut rng) * shift;
-        let baseline = normal.sample(&mut rng);
         self.samples = (
-            (self.weight > 0).then_some(canary),
-            (self.weight < 100).then_some(baseline),
+            draw.canary.map(|c| c * shift).filter(|_| self.weight > 0),
+            draw.baseline.filter(|_| self.weight < 100),
         );
     }
 
