@@ -45,12 +45,14 @@ mod flagger;
 mod kayenta;
 mod naive_z;
 mod reads;
+mod sprt_histogram_oracle;
 mod sprt_oracle;
 
 pub use argo::Argo;
 pub use flagger::Flagger;
 pub use kayenta::Kayenta;
 pub use naive_z::NaiveZ;
+pub use sprt_histogram_oracle::SprtHistogramOracle;
 pub use sprt_oracle::SprtOracle;
 
 /// When a rule is asked.

@@ -14,8 +14,8 @@ use crate::{Regression, Scenario, Snapshot, VersionReading};
 /// when it reaches 1/α. By Wald & Wolfowitz's optimality theorem no test at level α needs
 /// fewer events on average when θ = θ₁; canary's mixture over θ pays for not knowing θ₁.
 /// Errors are tested when the error rate differs; latency on the share of requests slower
-/// than the bucket bound just below the baseline's true quantile (the bound canary's judge
-/// fixes), counted from the start.
+/// than the bucket bound just below the baseline's true quantile (the top of the bounds canary's
+/// judge focuses on), counted from the start; [`super::SprtHistogramOracle`] uses every bucket.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SprtOracle {
     /// The level (the policy's per-criterion α).
