@@ -8,7 +8,6 @@ use std::time::Duration;
 use canary_core::error::BoxError;
 
 pub use crate::process::CommandFailure;
-use crate::process::humanize;
 
 /// `Result` with [`GatewayError`] as the default error.
 pub type Result<T, E = GatewayError> = std::result::Result<T, E>;
@@ -55,7 +54,7 @@ pub enum GatewayError {
     },
 
     /// The runtime API did not accept the connection or did not answer within the timeout.
-    #[error("HAProxy runtime API at {address}: no answer to `{command}` within {}", humanize(*timeout))]
+    #[error("HAProxy runtime API at {address}: no answer to `{command}` within {}", canary_core::policy::duration_as_written(*timeout))]
     SocketTimeout {
         /// The socket.
         address: String,
@@ -162,72 +161,6 @@ pub enum GatewayError {
         message: String,
     },
 
-    /// The Kubernetes configuration could not be loaded: no kubeconfig and not in a pod, an
-    /// unknown context, or a client that could not be built from it.
-    #[error("Kubernetes configuration{}: {message}", context.as_ref().map(|c| format!(" (context {c})")).unwrap_or_default())]
-    KubeConfig {
-        /// The context asked for, if any.
-        context: Option<String>,
-        /// What went wrong.
-        message: String,
-    },
-
-    /// The API server refused a request for lack of permission (403). The message names the
-    /// RBAC rule that would grant it.
-    #[error("{object}: forbidden: the RBAC rule {permission} is missing; grant {} (examples/kubernetes/ has least-privilege Roles). The API server said: {message}", permission.rule())]
-    KubeForbidden {
-        /// The object, e.g. `HTTPRoute shop/checkout`.
-        object: String,
-        /// What the request needed.
-        permission: Box<crate::kubernetes::Permission>,
-        /// The API server's message.
-        message: String,
-    },
-
-    /// The object does not exist (404), or its kind is not served (a CRD not installed).
-    #[error(
-        "{object} does not exist (or its CustomResourceDefinition is not installed): {message}"
-    )]
-    KubeNotFound {
-        /// The object.
-        object: String,
-        /// The API server's message.
-        message: String,
-    },
-
-    /// Any other failed API request: the server could not be reached or answered an error.
-    #[error("{object}: `{action}` failed")]
-    KubeApi {
-        /// The object.
-        object: String,
-        /// The verb of the request.
-        action: &'static str,
-        /// kube's error (the API server's status, or the connection's failure).
-        #[source]
-        source: Box<kube::Error>,
-    },
-
-    /// Writes kept meeting 409 Conflict: something else changes the object all the time.
-    #[error(
-        "{object}: still conflicting after {attempts} fresh reads: something else keeps changing it"
-    )]
-    KubeConflict {
-        /// The object.
-        object: String,
-        /// How many writes were tried.
-        attempts: u32,
-    },
-
-    /// The object does not hold what canary changes: a backend missing, a rule ambiguous,
-    /// an annotation that is not a number, or not the kind's shape at all.
-    #[error("{object}: {message}")]
-    KubeObject {
-        /// The object.
-        object: String,
-        /// What is wrong with it.
-        message: String,
-    },
-
     /// The NGINX reload failed after the upstream file was rewritten. The previous content
     /// is put back so that the file matches what NGINX runs.
     #[error(
@@ -290,7 +223,10 @@ impl GatewayError {
             } => unavailable(
                 "haproxy",
                 address,
-                format!("no answer to `{command}` within {}", humanize(timeout)),
+                format!(
+                    "no answer to `{command}` within {}",
+                    canary_core::policy::duration_as_written(timeout)
+                ),
                 None,
             ),
             GatewayError::Refused {
@@ -357,52 +293,6 @@ impl GatewayError {
             GatewayError::HttpClient { message } => {
                 unavailable("hook", "webhook HTTP client".to_owned(), message, None)
             }
-            e @ GatewayError::KubeConfig { .. } => {
-                unavailable("kubernetes", "kubeconfig".to_owned(), e.to_string(), None)
-            }
-            GatewayError::KubeForbidden {
-                object,
-                permission,
-                message,
-            } => unavailable(
-                "kubernetes",
-                object,
-                format!(
-                    "forbidden: the RBAC rule {permission} is missing; grant {} (examples/kubernetes/ has least-privilege Roles). The API server said: {message}",
-                    permission.rule()
-                ),
-                None,
-            ),
-            GatewayError::KubeNotFound { object, message } => unavailable(
-                "kubernetes",
-                object,
-                format!(
-                    "does not exist (or its CustomResourceDefinition is not installed): {message}"
-                ),
-                None,
-            ),
-            GatewayError::KubeApi {
-                object,
-                action,
-                source,
-            } => unavailable(
-                "kubernetes",
-                object,
-                format!("`{action}` failed"),
-                Some(source),
-            ),
-            GatewayError::KubeConflict { object, attempts } => unavailable(
-                "kubernetes",
-                object,
-                format!(
-                    "still conflicting after {attempts} fresh reads: something else keeps changing it"
-                ),
-                None,
-            ),
-            e @ GatewayError::KubeObject { .. } => Error::Mismatch {
-                component: "kubernetes",
-                message: e.to_string(),
-            },
             GatewayError::ReloadFailed {
                 path,
                 restore_error,

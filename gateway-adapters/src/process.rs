@@ -13,6 +13,7 @@ use std::io;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
+use canary_core::policy::duration_as_written;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -199,7 +200,7 @@ impl fmt::Display for CommandFailure {
             CommandFailure::Timeout(after) => write!(
                 f,
                 "did not finish within {} and was killed",
-                humanize(*after)
+                duration_as_written(*after)
             ),
             CommandFailure::Wait(e) => write!(f, "could not be waited for: {e}"),
         }
@@ -215,15 +216,35 @@ fn describe_status(status: ExitStatus, f: &mut fmt::Formatter<'_>) -> fmt::Resul
     }
 }
 
-/// A duration as people write it in policies (`5s`, `1.5s`, `250ms`).
-pub(crate) fn humanize(d: Duration) -> String {
-    if d.subsec_millis() == 0 && d.as_secs() > 0 {
-        format!("{}s", d.as_secs())
-    } else if d.as_secs() == 0 {
-        format!("{}ms", d.as_millis())
-    } else {
-        format!("{:.3}s", d.as_secs_f64())
+/// Replaces `{name}` placeholders in one argument of a command, in a single pass: a value
+/// that itself contains `{…}` is not replaced again. Unknown placeholders are left as written
+/// (policy validation rejects them).
+pub(crate) fn substitute(arg: &str, values: &[(&str, String)]) -> String {
+    let mut out = String::with_capacity(arg.len());
+    let mut rest = arg;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let replaced = after.find('}').and_then(|close| {
+            let name = &after[..close];
+            values
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (v, close))
+        });
+        match replaced {
+            Some((value, close)) => {
+                out.push_str(value);
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
     }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -237,9 +258,15 @@ mod tests {
     }
 
     #[test]
-    fn humanize_reads_like_a_policy() {
-        assert_eq!(humanize(Duration::from_secs(5)), "5s");
-        assert_eq!(humanize(Duration::from_millis(250)), "250ms");
-        assert_eq!(humanize(Duration::from_millis(1500)), "1.500s");
+    fn placeholders_are_replaced_once() {
+        let values = [
+            ("weight", "10".to_owned()),
+            ("service", "{weight}".to_owned()),
+        ];
+        assert_eq!(substitute("--weight={weight}", &values), "--weight=10");
+        assert_eq!(substitute("{service}/{weight}", &values), "{weight}/10");
+        assert_eq!(substitute("{unknown} {", &values), "{unknown} {");
+        assert_eq!(substitute("{{weight}}", &values), "{10}");
+        assert_eq!(substitute("plain", &values), "plain");
     }
 }

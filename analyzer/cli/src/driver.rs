@@ -14,8 +14,7 @@ use std::time::Duration;
 use canary_core::policy::HookEvent;
 use canary_core::ports::{Clock, MetricsSource, StateStore, TrafficRouter, set_and_verify};
 use canary_core::rollout::{Effect, Event, Machine, Outcome, Rollout};
-use canary_gateways::hooks::{HookContext, HookRunner};
-use canary_gateways::notify::Notifier;
+use canary_gateways::{HookContext, HookRunner, Notifier};
 use jiff::Timestamp;
 use tokio::sync::Notify;
 
@@ -173,13 +172,9 @@ impl Driver<'_> {
 
     /// A stage of the policy's Kubernetes promotion (the Deployments' part of it).
     /// The policy's Kubernetes promoter, if it asks for a promotion.
-    fn promoter(&self) -> Option<canary_gateways::kubernetes::DeploymentPromoter> {
+    fn promoter(&self) -> Option<crate::adapters::Promoter> {
         let spec = self.machine.policy().promotion.as_ref()?;
-        let connection =
-            canary_gateways::kubernetes::KubeConnection::infer(spec.stable.context.clone(), None);
-        Some(canary_gateways::kubernetes::DeploymentPromoter::new(
-            spec, connection,
-        ))
+        Some(crate::adapters::Promoter::new(spec))
     }
 
     /// Records which canary the analysis is about, when the policy promotes on Kubernetes:
@@ -192,7 +187,6 @@ impl Driver<'_> {
             let generation = promoter
                 .canary_generation()
                 .await
-                .map_err(|e| e.into_core())
                 .context("reading the canary Deployment the promotion will copy")?;
             rollout.promotion_canary_generation = Some(generation);
         }
@@ -210,7 +204,7 @@ impl Driver<'_> {
         self.progress.line(&promoter.describe(stage));
         match promoter.run(stage, analysed).await {
             Ok(()) => Event::PromotionDone(stage),
-            Err(err) => Event::PromotionFailed(error_chain(&err.into_core())),
+            Err(err) => Event::PromotionFailed(error_chain(&err)),
         }
     }
 
@@ -262,7 +256,7 @@ impl Driver<'_> {
         for run in runs {
             self.progress.line(&run.to_string());
             if run.demands_rollback()
-                && let canary_gateways::hooks::HookOutcome::Failed { reason } = &run.outcome
+                && let canary_gateways::HookOutcome::Failed { reason } = &run.outcome
             {
                 failed.push((run.hook.clone(), reason.clone()));
             }

@@ -71,6 +71,28 @@ pub async fn set_and_verify(router: &dyn TrafficRouter, weight: u8) -> Result<()
     Ok(())
 }
 
+/// Refuses a weight above 100 % before a router touches anything: asking for one is a
+/// caller's bug, for every router alike.
+pub fn check_canary_weight(weight: u8) -> Result<()> {
+    if weight > 100 {
+        return Err(Error::Usage(format!(
+            "a canary weight of {weight}% was asked for; weights run from 0 to 100"
+        )));
+    }
+    Ok(())
+}
+
+/// The canary's share in percent of two weights as a router holds them, rounded half up;
+/// `None` when both are 0 (the router sends the traffic nowhere).
+pub fn canary_share(canary: u32, stable: u32) -> Option<u8> {
+    let total = u64::from(canary) + u64::from(stable);
+    if total == 0 {
+        return None;
+    }
+    // round(100·c / total) with integers: floor((200·c + total) / (2·total)).
+    u8::try_from((200 * u64::from(canary) + total) / (2 * total)).ok()
+}
+
 /// Where a service's rollout state is kept: a file on the runner, or a ConfigMap in the
 /// cluster. One store is one service's state.
 ///
@@ -126,5 +148,23 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
         Timestamp::now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn share_rounds_half_up() {
+        assert_eq!(canary_share(1, 7), Some(13));
+        assert_eq!(canary_share(0, 0), None);
+        assert_eq!(canary_share(10, 90), Some(10));
+    }
+
+    #[test]
+    fn weights_above_100_are_refused() {
+        assert!(check_canary_weight(100).is_ok());
+        assert!(matches!(check_canary_weight(101), Err(Error::Usage(_))));
     }
 }

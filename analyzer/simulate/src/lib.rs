@@ -20,6 +20,7 @@
 
 pub mod benchmark;
 pub mod peers;
+mod samples;
 mod scenario;
 pub mod simulate;
 pub mod world;
@@ -36,9 +37,7 @@ use canary_core::stats::wilson_interval;
 use jiff::SignedDuration;
 use serde::Serialize;
 
-pub use scenario::{
-    DEFAULT_BUCKETS, Incident, RatePattern, Regression, SampleDraw, SampleSeries, Scenario, Traffic,
-};
+pub use scenario::{DEFAULT_BUCKETS, Incident, RatePattern, Regression, Scenario, Traffic};
 pub use world::{Served, Snapshot, VersionReading, World};
 
 /// How one simulated rollout ended.

@@ -1,7 +1,5 @@
 //! What a simulated situation is made of: the traffic both versions see, what is wrong with
-//! the canary, incidents that hit both, how the per-interval samples of `samples` checks are
-//! drawn ([`SampleSeries`], the hook for series with memory), and how the metrics source
-//! misbehaves.
+//! the canary, incidents that hit both, and how the metrics source misbehaves.
 
 use std::time::Duration;
 
@@ -53,6 +51,9 @@ pub struct Traffic {
     pub sample_mean: f64,
     /// Standard deviation of per-interval samples.
     pub sample_sd: f64,
+    /// Correlation time of each version's samples, in seconds: samples Δt apart have
+    /// correlation e^(−Δt/τ). 0: independent samples.
+    pub sample_correlation_seconds: f64,
 }
 
 impl Traffic {
@@ -67,6 +68,7 @@ impl Traffic {
             buckets: DEFAULT_BUCKETS.to_vec(),
             sample_mean: 1.0,
             sample_sd: 0.1,
+            sample_correlation_seconds: 0.0,
         }
     }
 }
@@ -143,57 +145,6 @@ pub struct Incident {
     pub error_add: f64,
 }
 
-/// How the per-interval samples of `samples` checks (CPU, memory) are drawn: one variant per
-/// kind of series.
-///
-/// This is the hook for series that are not independent draws — autocorrelated (AR(1)),
-/// with a trend or a step change both versions share, or with fewer samples for one version:
-/// add a variant and its arm in [`SampleSeries::draw`]. The world keeps the previous draw and
-/// passes it back, so a variant may depend on it.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-#[serde(rename_all = "kebab-case", tag = "series")]
-pub enum SampleSeries {
-    /// Independent normal draws, with the traffic's `sample_mean` and `sample_sd`, for each
-    /// version.
-    #[default]
-    Independent,
-}
-
-/// One interval's samples as a [`SampleSeries`] draws them, before the canary's
-/// `sample_shift` and before the weights say which versions have traffic; `None` when a
-/// version has no sample this interval.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct SampleDraw {
-    /// The canary's sample.
-    pub canary: Option<f64>,
-    /// The baseline's sample.
-    pub baseline: Option<f64>,
-}
-
-impl SampleSeries {
-    /// The samples of the interval ending `elapsed` after the rollout's start, given the
-    /// previous interval's draw (`None` at the first).
-    pub fn draw(
-        &self,
-        traffic: &Traffic,
-        _previous: Option<SampleDraw>,
-        _elapsed: Duration,
-        rng: &mut rand_chacha::ChaCha8Rng,
-    ) -> SampleDraw {
-        use rand_distr::{Distribution, Normal};
-        match self {
-            SampleSeries::Independent => {
-                let normal = Normal::new(traffic.sample_mean, traffic.sample_sd.max(0.0))
-                    .expect("a valid normal");
-                SampleDraw {
-                    canary: Some(normal.sample(rng)),
-                    baseline: Some(normal.sample(rng)),
-                }
-            }
-        }
-    }
-}
-
 /// A simulated situation.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Scenario {
@@ -210,8 +161,6 @@ pub struct Scenario {
     /// Probability, per read and version, of a counter reset that loses part of the
     /// increments since the previous read (as `increase()` does across a restart).
     pub counter_reset_probability: f64,
-    /// How the per-interval samples are drawn.
-    pub samples: SampleSeries,
 }
 
 impl Scenario {
@@ -224,7 +173,6 @@ impl Scenario {
             incident: None,
             stale_read_probability: 0.0,
             counter_reset_probability: 0.0,
-            samples: SampleSeries::Independent,
         }
     }
 }

@@ -25,7 +25,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Binomial, Distribution, Poisson};
 
-use crate::scenario::{RatePattern, Regression, SampleDraw, Scenario};
+use crate::samples::SampleNoise;
+use crate::scenario::{RatePattern, Regression, Scenario};
 
 /// The virtual time every simulated rollout starts at.
 pub fn simulation_start() -> Timestamp {
@@ -199,8 +200,8 @@ pub struct World<'s> {
     last_read: Option<Snapshot>,
     /// Per-interval samples drawn at the last wait.
     samples: (Option<f64>, Option<f64>),
-    /// The sample series' last draw, before the shift and the weights.
-    sample_draw: Option<SampleDraw>,
+    /// Each version's sample noise (autocorrelated when the traffic says so).
+    sample_noise: SampleNoise,
     /// Errors a healthy canary would have served in the canary's requests (expected value).
     canary_healthy_errors: f64,
     /// P(latency ≤ bound) per bucket bound, for each version (fixed for a scenario).
@@ -298,7 +299,7 @@ impl<'s> World<'s> {
             baseline: Totals::new(bounds),
             last_read: None,
             samples: (None, None),
-            sample_draw: None,
+            sample_noise: SampleNoise::default(),
             canary_healthy_errors: 0.0,
             canary_cdf: latency_cdf(scenario, &scenario.canary),
             baseline_cdf: latency_cdf(scenario, &Regression::none()),
@@ -361,17 +362,12 @@ impl<'s> World<'s> {
             self.clock += SignedDuration::from_secs_f64(chunk);
         }
         let mut rng = self.rng(Stream::Samples, self.clock);
-        let draw = self.scenario.samples.draw(
-            &self.scenario.traffic,
-            self.sample_draw,
-            self.elapsed(),
-            &mut rng,
-        );
-        self.sample_draw = Some(draw);
-        let shift = 1.0 + self.scenario.canary.sample_shift;
+        let at = self.clock.duration_since(self.start).as_secs_f64();
+        let (canary, baseline) = self.sample_noise.draw(&mut rng, &self.scenario.traffic, at);
+        let canary = canary * (1.0 + self.scenario.canary.sample_shift);
         self.samples = (
-            draw.canary.map(|c| c * shift).filter(|_| self.weight > 0),
-            draw.baseline.filter(|_| self.weight < 100),
+            (self.weight > 0).then_some(canary),
+            (self.weight < 100).then_some(baseline),
         );
     }
 

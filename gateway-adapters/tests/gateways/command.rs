@@ -50,7 +50,8 @@ async fn set_gets_the_weights_and_get_reads_them_back() {
         Some(get),
         Duration::from_secs(30),
     )))
-    .unwrap();
+    .unwrap()
+    .expect("not a Kubernetes gateway");
     assert!(
         !router.describe().contains("unverified"),
         "{}",

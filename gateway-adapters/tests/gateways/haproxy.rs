@@ -70,7 +70,9 @@ async fn the_tcp_runtime_api_works_the_same() {
         "canary",
         "stable",
     ));
-    let router = router_for(&spec).expect("router");
+    let router = router_for(&spec)
+        .expect("router")
+        .expect("not a Kubernetes gateway");
     assert!(router.describe().contains(&format!("tcp:{address}")));
 
     for weight in [10u8, 25, 50, 100, 0] {

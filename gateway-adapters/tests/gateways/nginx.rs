@@ -147,7 +147,8 @@ async fn a_configuration_nginx_rejects_is_not_loaded_and_the_file_is_restored() 
         "127.0.0.1:99999",
         nginx.reload_command(),
     )))
-    .unwrap();
+    .unwrap()
+    .expect("not a Kubernetes gateway");
     let err = set_and_verify(rejected.as_ref(), 50).await.unwrap_err();
     let text = chain(&err);
     assert!(

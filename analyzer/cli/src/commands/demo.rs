@@ -25,7 +25,7 @@ use jiff::Timestamp;
 use super::rollout::{Drive, drive};
 use crate::progress::Progress;
 use crate::render::{self, Format, OutputSpec};
-use crate::state::FileStateStore;
+use canary_gateways::FileStateStore;
 
 /// The error rate of both demo versions before any fault.
 const BASE_ERROR_RATE: f64 = 0.002;

@@ -15,7 +15,7 @@ use canary_core::policy::Policy;
 use canary_core::ports::StateStore;
 use clap::Args;
 
-use crate::state::FileStateStore;
+use canary_gateways::FileStateStore;
 
 /// Reads and validates a policy file.
 pub(crate) fn load_policy(path: &Path) -> anyhow::Result<Policy> {
@@ -92,19 +92,12 @@ impl StateArgs {
     pub(crate) fn open(&self, service: &str) -> anyhow::Result<Box<dyn StateStore>> {
         Ok(match self.state_store {
             StateStoreKind::File => Box::new(FileStateStore::new(&self.state_dir, service)),
-            StateStoreKind::Configmap => {
-                // The client is made on first use, inside the command's runtime.
-                let connection = canary_gateways::kubernetes::KubeConnection::infer(
-                    self.kube_context.clone(),
-                    self.namespace.clone(),
-                );
-                Box::new(canary_gateways::kubernetes::ConfigMapStateStore::new(
-                    connection,
-                    self.namespace.clone(),
-                    service,
-                    self.state_configmap.clone(),
-                )?)
-            }
+            StateStoreKind::Configmap => crate::adapters::configmap_store(
+                self.kube_context.clone(),
+                self.namespace.clone(),
+                service,
+                self.state_configmap.clone(),
+            )?,
         })
     }
 }

@@ -214,14 +214,14 @@ pub(crate) async fn drive(
                     policy.service
                 ))
             })?;
-            built = canary_gateways::router_for(gateway)?;
+            built = crate::adapters::router_for(gateway)?;
             built.as_ref()
         }
     };
     if let Some(checkpoint) = &rollout.source_checkpoint {
         source.restore(checkpoint).await?;
     }
-    let hooks = canary_gateways::hooks::HookRunner::new().map_err(|e| e.into_core())?;
+    let hooks = canary_gateways::HookRunner::new().map_err(|e| e.into_core())?;
     progress.set_step_duration(policy.rollout.step_duration);
     let mut driver = Driver {
         machine,
@@ -232,7 +232,7 @@ pub(crate) async fn drive(
         progress,
         interrupts: Interrupts::install()?,
         metrics: how.metrics,
-        notifier: canary_gateways::notify::Notifier::new(&policy.notifications)
+        notifier: canary_gateways::Notifier::new(&policy.notifications)
             .map_err(|e| e.into_core())?,
         clock: &SystemClock,
     };

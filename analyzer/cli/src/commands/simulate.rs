@@ -134,7 +134,7 @@ impl SimulateCommand {
         }
         for output in &self.outputs {
             let json = serde_json::to_string_pretty(&report)? + "\n";
-            crate::state::write_durably(&output.0, json.as_bytes())
+            canary_gateways::write_durably(&output.0, json.as_bytes())
                 .with_context(|| format!("writing {}", output.0.display()))?;
         }
         Ok(ExitCode::Passed)

@@ -64,7 +64,7 @@ pub(crate) fn write(report: &Report, spec: &OutputSpec) -> anyhow::Result<()> {
         Format::Junit => junit::render(report),
         Format::Html => html::render(report),
     };
-    crate::state::write_durably(&spec.path, text.as_bytes())
+    canary_gateways::write_durably(&spec.path, text.as_bytes())
         .with_context(|| format!("writing the report {}", spec.path.display()))
 }
 

@@ -53,6 +53,18 @@ pub(crate) fn duration(scalar: &RawScalar) -> Result<Duration, String> {
     }
 }
 
+/// A duration as people write it in policies and read it in messages: `5s`, `250ms`,
+/// `1.500s`.
+pub fn duration_as_written(d: Duration) -> String {
+    if d.subsec_millis() == 0 && d.as_secs() > 0 {
+        format!("{}s", d.as_secs())
+    } else if d.as_secs() == 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.3}s", d.as_secs_f64())
+    }
+}
+
 /// A latency bound in seconds: `"500ms"`, `"1s"`, or a number of seconds (Prometheus
 /// histograms are in seconds by convention).
 pub(crate) fn latency_seconds(scalar: &RawScalar) -> Result<f64, String> {
@@ -149,5 +161,12 @@ mod tests {
         assert_eq!(quantile(&RawScalar::Number(0.5)).unwrap(), 0.5);
         assert!(quantile(&RawScalar::Number(1.0)).is_err());
         assert!(quantile(&text("median")).is_err());
+    }
+
+    #[test]
+    fn durations_read_as_written() {
+        assert_eq!(duration_as_written(Duration::from_secs(5)), "5s");
+        assert_eq!(duration_as_written(Duration::from_millis(250)), "250ms");
+        assert_eq!(duration_as_written(Duration::from_millis(1500)), "1.500s");
     }
 }

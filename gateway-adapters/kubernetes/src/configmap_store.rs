@@ -1,0 +1,577 @@
+//! [`ConfigMapStateStore`]: a rollout's state in a ConfigMap, so that whichever runner runs
+//! `canary rollout` next resumes it, and only one drives it at a time.
+//!
+//! The ConfigMap (`canary-rollout-SERVICE` unless named otherwise) holds up to three keys:
+//! - `rollout.json` — the [`Rollout`], compact JSON;
+//! - `owner.json` — the [`Holder`] driving it (host or CI job, pid, start time) and when it
+//!   last saved; absent when nobody drives it;
+//! - `request.json` — a [`ControlRequest`] left by `canary promote` or `canary abort`.
+//!
+//! Every write is a JSON merge patch carrying the `metadata.resourceVersion` just read, so a
+//! write based on a stale read is refused (409 Conflict) and redone from a fresh read; a save
+//! that finds another holder in `owner.json` stops with "taken over". Archived rollouts go to
+//! ConfigMaps of their own, `NAME-YYYYMMDD-HHMMSS`.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use canary_core::ports::StateStore;
+use canary_core::rollout::{ControlRequest, Rollout};
+use canary_core::{Error, Result};
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::KubernetesError;
+use crate::{FIELD_MANAGER, KubeConnection, MAX_ATTEMPTS, Permission, api_error, backoff};
+
+/// The key of the rollout.
+pub const ROLLOUT_KEY: &str = "rollout.json";
+/// The key of the holder.
+pub const OWNER_KEY: &str = "owner.json";
+/// The key of a pending request.
+pub const REQUEST_KEY: &str = "request.json";
+/// A ConfigMap holds at most 1 MiB; leave room for the metadata and the other keys.
+const MAX_STATE_BYTES: usize = 900 * 1024;
+/// How often [`StateStore::take_request`] asks the API server (the driver polls much more
+/// often; once a second is quick enough for a person and light on the API server).
+const REQUEST_POLL: Duration = Duration::from_secs(1);
+
+/// Who drives a rollout: enough for a person to find it, and to tell two drivers apart.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Holder {
+    /// The host, and the CI job when there is one (`$CANARY_HOLDER` overrides both).
+    pub identity: String,
+    /// The process id.
+    pub pid: u32,
+    /// When the process started driving.
+    pub started_at: Timestamp,
+    /// When it last saved the rollout (a driver saves at every tick).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewed_at: Option<Timestamp>,
+}
+
+impl Holder {
+    /// This process: `$CANARY_HOLDER`, or the host name and the CI job found in the usual
+    /// variables (GitHub Actions, GitLab CI, Jenkins, Buildkite).
+    pub fn this_process() -> Holder {
+        let identity = std::env::var("CANARY_HOLDER")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or_else(|| {
+                let host = host_name();
+                match ci_job() {
+                    Some(job) => format!("{host} ({job})"),
+                    None => host,
+                }
+            });
+        Holder {
+            identity,
+            pid: std::process::id(),
+            started_at: Timestamp::now(),
+            renewed_at: None,
+        }
+    }
+
+    /// Whether two records name the same driver.
+    fn same(&self, other: &Holder) -> bool {
+        self.identity == other.identity
+            && self.pid == other.pid
+            && self.started_at == other.started_at
+    }
+
+    /// Whether this record names a process of this host that is gone (its pid is free, or
+    /// taken by a process that started after it): such a claim is stale, whoever asks.
+    fn is_dead_local_process(&self) -> bool {
+        if !self.identity.starts_with(&host_name()) || self.pid == std::process::id() {
+            return false;
+        }
+        !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
+    }
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} pid {}, started {}",
+            self.identity, self.pid, self.started_at
+        )?;
+        if let Some(at) = self.renewed_at {
+            write!(f, ", last saved {at}")?;
+        }
+        Ok(())
+    }
+}
+
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".to_owned())
+}
+
+fn ci_job() -> Option<String> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    if let Some(run) = var("GITHUB_RUN_ID") {
+        let job = var("GITHUB_JOB").unwrap_or_default();
+        return Some(
+            format!("GitHub Actions run {run} {job}")
+                .trim_end()
+                .to_owned(),
+        );
+    }
+    if let Some(job) = var("CI_JOB_ID") {
+        return Some(format!("GitLab CI job {job}"));
+    }
+    if let Some(tag) = var("BUILD_TAG") {
+        return Some(format!("Jenkins {tag}"));
+    }
+    var("BUILDKITE_JOB_ID").map(|job| format!("Buildkite job {job}"))
+}
+
+/// The rollout state of one service in a ConfigMap (see the module docs).
+pub struct ConfigMapStateStore {
+    connection: KubeConnection,
+    namespace: Option<String>,
+    name: String,
+    service: String,
+    holder: Holder,
+    claimed: AtomicBool,
+    last_request_check: Mutex<Option<Instant>>,
+}
+
+impl ConfigMapStateStore {
+    /// The default ConfigMap name of a service's rollout.
+    pub fn default_name(service: &str) -> String {
+        format!("canary-rollout-{service}")
+    }
+
+    /// The store of `service`'s rollout in ConfigMap `name` (default
+    /// [`default_name`](Self::default_name)) of `namespace` (default: the connection's).
+    /// Refuses a name Kubernetes would not take.
+    pub fn new(
+        connection: KubeConnection,
+        namespace: Option<String>,
+        service: &str,
+        name: Option<String>,
+    ) -> Result<ConfigMapStateStore> {
+        let name = name.unwrap_or_else(|| Self::default_name(service));
+        let valid = !name.is_empty()
+            && name.len() <= 253 - 16
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'))
+            && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+        if !valid {
+            return Err(Error::Usage(format!(
+                "{name:?} cannot name a ConfigMap (lower-case letters, digits, `-` and `.`); name one with --state-configmap"
+            )));
+        }
+        Ok(ConfigMapStateStore {
+            connection,
+            namespace,
+            name,
+            service: service.to_owned(),
+            holder: Holder::this_process(),
+            claimed: AtomicBool::new(false),
+            last_request_check: Mutex::new(None),
+        })
+    }
+
+    /// The same store, driven as `holder` (tests make two drivers in one process).
+    pub fn with_holder(mut self, holder: Holder) -> ConfigMapStateStore {
+        self.holder = holder;
+        self
+    }
+
+    /// The ConfigMap's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn api(&self) -> Result<(Api<ConfigMap>, String), KubernetesError> {
+        let (client, default_namespace) = self.connection.client().await?;
+        let namespace = self.namespace.clone().unwrap_or(default_namespace);
+        Ok((Api::namespaced(client, &namespace), namespace))
+    }
+
+    fn object(&self, namespace: &str) -> String {
+        format!("ConfigMap {namespace}/{}", self.name)
+    }
+
+    fn permission(&self, verb: &'static str, namespace: &str) -> Permission {
+        Permission {
+            verb,
+            api_group: String::new(),
+            resource: "configmaps".to_owned(),
+            namespace: namespace.to_owned(),
+            name: (verb != "create").then(|| self.name.clone()),
+        }
+    }
+
+    /// The ConfigMap, or `None` when there is none.
+    async fn read(
+        &self,
+        api: &Api<ConfigMap>,
+        namespace: &str,
+    ) -> Result<Option<ConfigMap>, KubernetesError> {
+        match api.get(&self.name).await {
+            Ok(map) => Ok(Some(map)),
+            Err(err) if crate::is_not_found(&err) => Ok(None),
+            Err(err) => Err(api_error(
+                &self.object(namespace),
+                self.permission("get", namespace),
+                err,
+            )),
+        }
+    }
+
+    fn owner_of(
+        &self,
+        map: &ConfigMap,
+        namespace: &str,
+    ) -> Result<Option<Holder>, KubernetesError> {
+        let Some(text) = map.data.as_ref().and_then(|d| d.get(OWNER_KEY)) else {
+            return Ok(None);
+        };
+        serde_json::from_str(text)
+            .map(Some)
+            .map_err(|err| KubernetesError::Object {
+                object: self.object(namespace),
+                message: format!("key {OWNER_KEY} does not parse ({err}): {text:?}"),
+            })
+    }
+
+    fn in_progress(&self, holder: &Holder) -> Error {
+        Error::Mismatch {
+            component: "state",
+            message: format!(
+                "a rollout of {} is in progress, owned by {holder}; use `canary status`, `canary promote` or `canary abort`, or `canary rollout --take-over` if that driver is gone",
+                self.service
+            ),
+        }
+    }
+
+    /// This process as the owner record, stamped now.
+    fn owner_json(&self) -> String {
+        let mut holder = self.holder.clone();
+        holder.renewed_at = Some(Timestamp::now());
+        serde_json::to_string(&holder).unwrap_or_default()
+    }
+
+    /// Creates the ConfigMap with `data`; `false` when it exists already (someone was
+    /// quicker: read it again).
+    async fn create(
+        &self,
+        api: &Api<ConfigMap>,
+        namespace: &str,
+        name: &str,
+        data: BTreeMap<String, String>,
+    ) -> Result<bool, KubernetesError> {
+        let map = ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                labels: Some(BTreeMap::from([(
+                    "app.kubernetes.io/managed-by".to_owned(),
+                    "canary".to_owned(),
+                )])),
+                ..ObjectMeta::default()
+            },
+            data: Some(data),
+            ..ConfigMap::default()
+        };
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..PostParams::default()
+        };
+        match api.create(&params, &map).await {
+            Ok(_) => Ok(true),
+            Err(err) if crate::is_conflict(&err) => Ok(false),
+            Err(err) => Err(api_error(
+                &format!("ConfigMap {namespace}/{name}"),
+                self.permission("create", namespace),
+                err,
+            )),
+        }
+    }
+
+    /// A merge patch of `data` guarded by the resourceVersion of `map`; `false` on a
+    /// conflict (read again and redo).
+    async fn patch(
+        &self,
+        api: &Api<ConfigMap>,
+        namespace: &str,
+        map: &ConfigMap,
+        data: Value,
+    ) -> Result<bool, KubernetesError> {
+        let body = json!({
+            "metadata": {"resourceVersion": map.metadata.resource_version},
+            "data": data,
+        });
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..PatchParams::default()
+        };
+        match api.patch(&self.name, &params, &Patch::Merge(&body)).await {
+            Ok(_) => Ok(true),
+            Err(err) if crate::is_conflict(&err) => Ok(false),
+            Err(err) => Err(api_error(
+                &self.object(namespace),
+                self.permission("patch", namespace),
+                err,
+            )),
+        }
+    }
+
+    fn conflicted(&self, namespace: &str) -> Error {
+        KubernetesError::Conflict {
+            object: self.object(namespace),
+            attempts: MAX_ATTEMPTS,
+        }
+        .into()
+    }
+
+    /// Runs `step` (read, decide, write) until its write does not conflict.
+    async fn retrying<T, F, Fut>(&self, namespace: &str, mut step: F) -> Result<T>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: std::future::Future<Output = Result<Option<T>>>,
+    {
+        for attempt in 1..=MAX_ATTEMPTS {
+            if let Some(value) = step(attempt).await? {
+                return Ok(value);
+            }
+            tokio::time::sleep(backoff(attempt)).await;
+        }
+        Err(self.conflicted(namespace))
+    }
+}
+
+#[async_trait]
+impl StateStore for ConfigMapStateStore {
+    async fn claim(&self, take_over: bool) -> Result<()> {
+        let (api, namespace) = self.api().await?;
+        let (api, namespace) = (&api, namespace.as_str());
+        self.retrying(namespace, move |_| async move {
+            let Some(map) = self.read(api, namespace).await? else {
+                let data = BTreeMap::from([(OWNER_KEY.to_owned(), self.owner_json())]);
+                return Ok(self
+                    .create(api, namespace, &self.name, data)
+                    .await?
+                    .then_some(()));
+            };
+            if let Some(owner) = self.owner_of(&map, namespace)?
+                && !owner.same(&self.holder)
+                && !take_over
+                && !owner.is_dead_local_process()
+            {
+                return Err(self.in_progress(&owner));
+            }
+            let data = json!({ OWNER_KEY: self.owner_json() });
+            Ok(self.patch(api, namespace, &map, data).await?.then_some(()))
+        })
+        .await?;
+        self.claimed.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn release(&self) -> Result<()> {
+        if !self.claimed.swap(false, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let (api, namespace) = self.api().await?;
+        let (api, namespace) = (&api, namespace.as_str());
+        self.retrying(namespace, move |_| async move {
+            let Some(map) = self.read(api, namespace).await? else {
+                return Ok(Some(()));
+            };
+            match self.owner_of(&map, namespace)? {
+                Some(owner) if owner.same(&self.holder) => {
+                    let data = json!({ OWNER_KEY: null });
+                    Ok(self.patch(api, namespace, &map, data).await?.then_some(()))
+                }
+                // Taken over: the claim is not ours to give up.
+                _ => Ok(Some(())),
+            }
+        })
+        .await
+    }
+
+    async fn holder(&self) -> Result<Option<String>> {
+        let (api, namespace) = self.api().await?;
+        let Some(map) = self.read(&api, &namespace).await? else {
+            return Ok(None);
+        };
+        Ok(self
+            .owner_of(&map, &namespace)?
+            .filter(|holder| *holder != self.holder)
+            .map(|holder| holder.to_string()))
+    }
+
+    async fn load(&self) -> Result<Option<Rollout>> {
+        let (api, namespace) = self.api().await?;
+        let (api, namespace) = (&api, namespace.as_str());
+        let Some(map) = self.read(api, namespace).await? else {
+            return Ok(None);
+        };
+        let Some(text) = map.data.as_ref().and_then(|d| d.get(ROLLOUT_KEY)) else {
+            return Ok(None);
+        };
+        serde_json::from_str(text).map(Some).map_err(|err| {
+            Error::Usage(format!(
+                "{}, key {ROLLOUT_KEY}: the saved rollout state does not parse ({err}); inspect it with kubectl, then delete the key to start over",
+                self.object(namespace)
+            ))
+        })
+    }
+
+    async fn save(&self, rollout: &Rollout) -> Result<()> {
+        let json = serde_json::to_string(rollout).map_err(|e| Error::Usage(e.to_string()))?;
+        let (api, namespace) = self.api().await?;
+        let (api, namespace) = (&api, namespace.as_str());
+        if json.len() > MAX_STATE_BYTES {
+            return Err(Error::unavailable(
+                "state",
+                self.object(namespace),
+                format!(
+                    "the rollout state is {} bytes, more than a ConfigMap holds ({MAX_STATE_BYTES}); use the file store (--state-store file)",
+                    json.len()
+                ),
+            ));
+        }
+        let json = json.as_str();
+        let claimed = self.claimed.load(Ordering::SeqCst);
+        self.retrying(namespace, move |_| async move {
+            let Some(map) = self.read(api, namespace).await? else {
+                let mut data = BTreeMap::from([(ROLLOUT_KEY.to_owned(), json.to_owned())]);
+                if claimed {
+                    data.insert(OWNER_KEY.to_owned(), self.owner_json());
+                }
+                return Ok(self.create(api, namespace, &self.name, data).await?.then_some(()));
+            };
+            let owner = self.owner_of(&map, namespace)?;
+            if let Some(owner) = &owner
+                && !owner.same(&self.holder)
+            {
+                return Err(Error::Mismatch {
+                    component: "state",
+                    message: format!(
+                        "the rollout of {} was taken over by {owner}; this process stops driving it",
+                        self.service
+                    ),
+                });
+            }
+            if claimed && owner.is_none() {
+                return Err(Error::Mismatch {
+                    component: "state",
+                    message: format!(
+                        "the claim on the rollout of {} was released by someone else ({} has no {OWNER_KEY}); this process stops driving it",
+                        self.service,
+                        self.object(namespace)
+                    ),
+                });
+            }
+            let data = if claimed {
+                json!({ ROLLOUT_KEY: json, OWNER_KEY: self.owner_json() })
+            } else {
+                json!({ ROLLOUT_KEY: json })
+            };
+            Ok(self.patch(api, namespace, &map, data).await?.then_some(()))
+        })
+        .await
+    }
+
+    async fn archive(&self, rollout: &Rollout) -> Result<String> {
+        let (api, namespace) = self.api().await?;
+        let (api, namespace) = (&api, namespace.as_str());
+        let stamp = rollout.started_at.strftime("%Y%m%d-%H%M%S").to_string();
+        let archive = format!("{}-{stamp}", self.name);
+        let json = serde_json::to_string(rollout).map_err(|e| Error::Usage(e.to_string()))?;
+        let data = BTreeMap::from([(ROLLOUT_KEY.to_owned(), json)]);
+        if !self.create(api, namespace, &archive, data).await? {
+            return Err(Error::Mismatch {
+                component: "state",
+                message: format!(
+                    "ConfigMap {namespace}/{archive} exists already: this rollout was archived before"
+                ),
+            });
+        }
+        self.retrying(namespace, move |_| async move {
+            let Some(map) = self.read(api, namespace).await? else {
+                return Ok(Some(()));
+            };
+            let data = json!({ ROLLOUT_KEY: null });
+            Ok(self.patch(api, namespace, &map, data).await?.then_some(()))
+        })
+        .await?;
+        Ok(format!("ConfigMap {namespace}/{archive}"))
+    }
+
+    async fn request(&self, request: &ControlRequest) -> Result<()> {
+        let json = serde_json::to_string(request).map_err(|e| Error::Usage(e.to_string()))?;
+        let json = json.as_str();
+        let (api, namespace) = self.api().await?;
+        let (api, namespace) = (&api, namespace.as_str());
+        self.retrying(namespace, move |_| async move {
+            let Some(map) = self.read(api, namespace).await? else {
+                let data = BTreeMap::from([(REQUEST_KEY.to_owned(), json.to_owned())]);
+                return Ok(self
+                    .create(api, namespace, &self.name, data)
+                    .await?
+                    .then_some(()));
+            };
+            let data = json!({ REQUEST_KEY: json });
+            Ok(self.patch(api, namespace, &map, data).await?.then_some(()))
+        })
+        .await
+    }
+
+    async fn take_request(&self) -> Result<Option<ControlRequest>> {
+        {
+            let mut last = self
+                .last_request_check
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if last.is_some_and(|at| at.elapsed() < REQUEST_POLL) {
+                return Ok(None);
+            }
+            *last = Some(Instant::now());
+        }
+        let (api, namespace) = self.api().await?;
+        let (api, namespace) = (&api, namespace.as_str());
+        self.retrying(namespace, move |_| async move {
+            let Some(map) = self.read(api, namespace).await? else {
+                return Ok(Some(None));
+            };
+            let Some(text) = map.data.as_ref().and_then(|d| d.get(REQUEST_KEY)).cloned() else {
+                return Ok(Some(None));
+            };
+            let data = json!({ REQUEST_KEY: null });
+            if !self.patch(api, namespace, &map, data).await? {
+                return Ok(None);
+            }
+            // A request that does not parse is dropped, as the file store drops it.
+            Ok(Some(serde_json::from_str(&text).ok()))
+        })
+        .await
+    }
+
+    fn describe(&self) -> String {
+        let namespace = self.namespace.as_deref().unwrap_or("(default namespace)");
+        format!(
+            "ConfigMap {namespace}/{} via {}",
+            self.name,
+            self.connection.describe()
+        )
+    }
+}

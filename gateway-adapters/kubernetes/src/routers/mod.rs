@@ -1,0 +1,53 @@
+//! The routers ([`HttpRouteRouter`], [`NginxIngressRouter`], [`VirtualServiceRouter`],
+//! [`TrafficSplitRouter`], [`TraefikServiceRouter`]) share one engine: read the object, find
+//! the two weights (typed with `gateway-api` and `k8s-openapi` where a maintained crate
+//! exists, as JSON where none does), and write them with a JSON patch (RFC 6902) that holds
+//! one `add` per weight and one `replace` of `metadata.resourceVersion` with the version
+//! just read. The API server applies a patch to the object as it is now, so the patch
+//! touches nothing but the weights; and because the patched object then carries the version
+//! that was read, a write based on a stale read is refused with 409 Conflict instead of
+//! silently winning. A conflict is answered with a fresh read and a new patch, a bounded
+//! number of times. Setting is idempotent: weights that already match are not written.
+//! Every router reads its weights back from the API server for
+//! [`set_and_verify`](canary_core::ports::set_and_verify).
+//!
+//! Server-side apply was the alternative and was not chosen: `HTTPRoute.spec.rules`,
+//! `VirtualService.spec.http` and the other lists holding these weights are atomic lists
+//! for apply, so applying one weight means owning (and re-sending) the whole list.
+
+mod httproute;
+mod nginx_ingress;
+mod traefik;
+mod traffic_split;
+mod virtual_service;
+pub(crate) mod weights;
+
+use canary_core::policy::GatewaySpec;
+use canary_core::ports::TrafficRouter;
+
+use crate::KubeConnection;
+pub use httproute::HttpRouteRouter;
+pub use nginx_ingress::{
+    CANARY_ANNOTATION, CANARY_WEIGHT_ANNOTATION, CANARY_WEIGHT_TOTAL_ANNOTATION, NginxIngressRouter,
+};
+pub use traefik::TraefikServiceRouter;
+pub use traffic_split::TrafficSplitRouter;
+pub use virtual_service::VirtualServiceRouter;
+
+/// The router of a Kubernetes `gateway` of the policy, talking to the cluster through
+/// `connection`; `None` for the gateways that are not Kubernetes resources.
+pub fn kubernetes_router(
+    spec: &GatewaySpec,
+    connection: KubeConnection,
+) -> Option<Box<dyn TrafficRouter>> {
+    Some(match spec {
+        GatewaySpec::HttpRoute(spec) => Box::new(HttpRouteRouter::new(spec, connection)),
+        GatewaySpec::NginxIngress(spec) => Box::new(NginxIngressRouter::new(spec, connection)),
+        GatewaySpec::IstioVirtualService(spec) => {
+            Box::new(VirtualServiceRouter::new(spec, connection))
+        }
+        GatewaySpec::SmiTrafficSplit(spec) => Box::new(TrafficSplitRouter::new(spec, connection)),
+        GatewaySpec::TraefikService(spec) => Box::new(TraefikServiceRouter::new(spec, connection)),
+        GatewaySpec::Haproxy(_) | GatewaySpec::Nginx(_) | GatewaySpec::Command(_) => return None,
+    })
+}

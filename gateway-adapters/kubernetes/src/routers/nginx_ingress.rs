@@ -1,0 +1,290 @@
+//! [`NginxIngressRouter`]: ingress-nginx's canary Ingress. The controller sends
+//! `canary-weight` out of `canary-weight-total` (default 100) of the requests for the stable
+//! Ingress' hosts and paths to the Ingress annotated `canary: "true"`; the rest go to the
+//! stable one. Only the `canary-weight` annotation is ever written; the canary Ingress can be
+//! created from the stable one when the policy asks for it.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use canary_core::policy::{CreateCanaryIngress, NginxIngressSpec};
+use canary_core::ports::TrafficRouter;
+use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
+use kube::api::{Api, ApiResource, ObjectMeta, PostParams};
+use serde_json::Value;
+
+use crate::KubernetesError;
+use crate::routers::weights::{Slot, WeightRouter, WeightedKind, Weights};
+use crate::{FIELD_MANAGER, KubeConnection, Permission, api_error, pointer_token};
+
+/// Marks an Ingress as ingress-nginx's canary of the Ingress with the same host and path.
+pub const CANARY_ANNOTATION: &str = "nginx.ingress.kubernetes.io/canary";
+/// The canary's weight, a decimal string.
+pub const CANARY_WEIGHT_ANNOTATION: &str = "nginx.ingress.kubernetes.io/canary-weight";
+/// What the weight is out of (default 100).
+pub const CANARY_WEIGHT_TOTAL_ANNOTATION: &str = "nginx.ingress.kubernetes.io/canary-weight-total";
+/// Annotations not copied from the stable Ingress to the canary one.
+const NOT_COPIED: &[&str] = &["kubectl.kubernetes.io/last-applied-configuration"];
+
+/// Sets the canary's share as the `canary-weight` annotation of the canary Ingress,
+/// creating that Ingress from the stable one first when the policy says `create-canary`.
+pub struct NginxIngressRouter {
+    inner: WeightRouter<NginxIngressKind>,
+    stable_ingress: String,
+    create: Option<CreateCanaryIngress>,
+}
+
+/// The canary Ingress specifics of [`NginxIngressRouter`].
+#[derive(Clone, Debug)]
+pub(crate) struct NginxIngressKind {
+    total: u32,
+}
+
+impl NginxIngressRouter {
+    /// A router for the policy's `gateway.nginx-ingress`.
+    pub fn new(spec: &NginxIngressSpec, connection: KubeConnection) -> NginxIngressRouter {
+        NginxIngressRouter {
+            inner: WeightRouter::with_kind(
+                NginxIngressKind {
+                    total: spec.weight_total,
+                },
+                connection,
+                &spec.object.name,
+                spec.object.namespace.as_deref(),
+            ),
+            stable_ingress: spec.stable_ingress.clone(),
+            create: spec.create_canary.clone(),
+        }
+    }
+
+    /// Creates the canary Ingress from the stable one, at `percent`.
+    async fn create_canary(
+        &self,
+        create: &CreateCanaryIngress,
+        percent: u8,
+    ) -> Result<(), KubernetesError> {
+        let (client, default_namespace) = self.inner.connection.client().await?;
+        let namespace = self.inner.namespace.clone().unwrap_or(default_namespace);
+        let api: Api<Ingress> = Api::namespaced(client, &namespace);
+        let stable_object = format!("Ingress {namespace}/{}", self.stable_ingress);
+        let stable = api.get(&self.stable_ingress).await.map_err(|err| {
+            api_error(
+                &stable_object,
+                Permission {
+                    verb: "get",
+                    api_group: "networking.k8s.io".to_owned(),
+                    resource: "ingresses".to_owned(),
+                    namespace: namespace.clone(),
+                    name: Some(self.stable_ingress.clone()),
+                },
+                err,
+            )
+        })?;
+        let canary = canary_from_stable(
+            &stable,
+            &self.inner.name,
+            create,
+            self.inner.kind.total,
+            percent,
+        )
+        .map_err(|message| KubernetesError::Object {
+            object: stable_object,
+            message,
+        })?;
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..PostParams::default()
+        };
+        match api.create(&params, &canary).await {
+            Ok(_) => Ok(()),
+            // Created meanwhile by someone else: set its weight the usual way.
+            Err(err) if crate::is_conflict(&err) => self.inner.set(percent).await.map(|_| ()),
+            Err(err) => Err(api_error(
+                &self.inner.object(&namespace),
+                Permission {
+                    verb: "create",
+                    api_group: "networking.k8s.io".to_owned(),
+                    resource: "ingresses".to_owned(),
+                    namespace: namespace.clone(),
+                    name: None,
+                },
+                err,
+            )),
+        }
+    }
+}
+
+/// The canary Ingress made from the stable one: the same spec with the stable Service's
+/// backends pointed at the canary's, the stable one's labels and annotations (less
+/// kubectl's last-applied copy), the canary annotations, and nothing of its identity.
+pub(crate) fn canary_from_stable(
+    stable: &Ingress,
+    name: &str,
+    create: &CreateCanaryIngress,
+    total: u32,
+    percent: u8,
+) -> Result<Ingress, String> {
+    let mut spec = stable
+        .spec
+        .clone()
+        .ok_or_else(|| "has no spec to copy".to_owned())?;
+    let mut replaced = 0;
+    let mut swap = |backend: &mut IngressBackend| {
+        if let Some(service) = &mut backend.service
+            && service.name == create.stable_service
+        {
+            service.name = create.canary_service.clone();
+            replaced += 1;
+        }
+    };
+    if let Some(backend) = &mut spec.default_backend {
+        swap(backend);
+    }
+    for rule in spec.rules.iter_mut().flatten() {
+        for path in rule.http.iter_mut().flat_map(|http| http.paths.iter_mut()) {
+            swap(&mut path.backend);
+        }
+    }
+    if replaced == 0 {
+        return Err(format!(
+            "sends no traffic to Service {}, so there is nothing to make a canary of",
+            create.stable_service
+        ));
+    }
+    let mut annotations: BTreeMap<String, String> = stable
+        .metadata
+        .annotations
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(key, _)| {
+            !NOT_COPIED.contains(&key.as_str())
+                && !key.starts_with("nginx.ingress.kubernetes.io/canary")
+        })
+        .collect();
+    let (weight, _) = crate::routers::weights::split(percent, total);
+    annotations.insert(CANARY_ANNOTATION.to_owned(), "true".to_owned());
+    annotations.insert(CANARY_WEIGHT_ANNOTATION.to_owned(), weight.to_string());
+    if total != 100 {
+        annotations.insert(CANARY_WEIGHT_TOTAL_ANNOTATION.to_owned(), total.to_string());
+    }
+    let mut labels = stable.metadata.labels.clone().unwrap_or_default();
+    labels.insert(
+        "app.kubernetes.io/managed-by".to_owned(),
+        "canary".to_owned(),
+    );
+    Ok(Ingress {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: stable.metadata.namespace.clone(),
+            labels: Some(labels),
+            annotations: Some(annotations),
+            ..ObjectMeta::default()
+        },
+        spec: Some(spec),
+        status: None,
+    })
+}
+
+impl WeightedKind for NginxIngressKind {
+    fn kind(&self) -> &'static str {
+        "Ingress"
+    }
+
+    fn resource(&self) -> ApiResource {
+        ApiResource::erase::<Ingress>(&())
+    }
+
+    fn what(&self) -> String {
+        "annotation canary-weight".to_owned()
+    }
+
+    fn locate(&self, object: &Value) -> Result<Weights, String> {
+        let ingress: Ingress = serde_json::from_value(object.clone())
+            .map_err(|err| format!("does not read as a networking.k8s.io/v1 Ingress: {err}"))?;
+        let annotations = ingress.metadata.annotations.unwrap_or_default();
+        if annotations.get(CANARY_ANNOTATION).map(String::as_str) != Some("true") {
+            return Err(format!(
+                "is not a canary Ingress: it lacks the annotation {CANARY_ANNOTATION}: \"true\" (canary does not add it to an Ingress it did not create)"
+            ));
+        }
+        let number = |key: &str| -> Result<Option<u64>, String> {
+            annotations
+                .get(key)
+                .map(|v| {
+                    v.trim()
+                        .parse::<u64>()
+                        .map_err(|_| format!("annotation {key} is {v:?}, expected a whole number"))
+                })
+                .transpose()
+        };
+        let total = match number(CANARY_WEIGHT_TOTAL_ANNOTATION)? {
+            None => self.total,
+            Some(total) if total == u64::from(self.total) => self.total,
+            Some(total) => {
+                return Err(format!(
+                    "annotation {CANARY_WEIGHT_TOTAL_ANNOTATION} is {total}, the policy's weight-total is {}",
+                    self.total
+                ));
+            }
+        };
+        let weight = number(CANARY_WEIGHT_ANNOTATION)?.unwrap_or(0);
+        if weight > u64::from(total) {
+            return Err(format!(
+                "annotation {CANARY_WEIGHT_ANNOTATION} is {weight}, more than the total {total}"
+            ));
+        }
+        Ok(Weights {
+            stable: Slot {
+                pointer: None,
+                value: u64::from(total) - weight,
+            },
+            canary: Slot {
+                pointer: Some(format!(
+                    "/metadata/annotations/{}",
+                    pointer_token(CANARY_WEIGHT_ANNOTATION)
+                )),
+                value: weight,
+            },
+            total,
+            as_strings: true,
+            prepare: Vec::new(),
+        })
+    }
+}
+
+#[async_trait]
+impl TrafficRouter for NginxIngressRouter {
+    async fn set_canary_weight(&self, weight: u8) -> canary_core::Result<()> {
+        canary_core::ports::check_canary_weight(weight)?;
+        match (self.inner.set(weight).await, &self.create) {
+            (Err(KubernetesError::NotFound { .. }), Some(create)) => {
+                self.create_canary(create, weight).await?;
+                Ok(())
+            }
+            (Err(KubernetesError::NotFound { object, message }), None) => {
+                Err(KubernetesError::NotFound {
+                    object,
+                    message: format!(
+                        "{message} (set `create-canary` in the policy to have canary create it from Ingress {})",
+                        self.stable_ingress
+                    ),
+                }
+                .into())
+            }
+            (result, _) => result.map(|_| ()).map_err(Into::into),
+        }
+    }
+
+    async fn canary_weight(&self) -> canary_core::Result<u8> {
+        Ok(self.inner.get().await?)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} (canary of Ingress {})",
+            self.inner.description(),
+            self.stable_ingress
+        )
+    }
+}

@@ -1,0 +1,425 @@
+//! Each router against the API fake: the exact PATCH it sends, that nothing but the weights
+//! changes (whole objects compared before and after), every weight verified by reading it
+//! back, idempotent settings, the retry after a 409 Conflict with a fresh read, the limit of
+//! those retries, and what a missing object or backend says.
+
+use canary_core::Error;
+use canary_core::ports::set_and_verify;
+use serde_json::{Value, json};
+
+use crate::schemas::validate;
+use crate::support::{Case, chain, same_version};
+
+/// Runs one adapter through a rollout's weights and a conflict; `first_patch` is the exact
+/// body expected for 10 % (its first operation's resourceVersion is the fixture's, "1").
+async fn exercise(case: Case, first_patch: Value) {
+    let fake = case.fake().await;
+    let router = case.router(&fake);
+    let before = case.stored(&fake);
+
+    set_and_verify(router.as_ref(), 10)
+        .await
+        .unwrap_or_else(|e| panic!("{}: set 10%: {}", case.name, chain(&e)));
+    let patches = fake.requests_with("PATCH");
+    assert_eq!(patches.len(), 1, "{}: {patches:#?}", case.name);
+    let patch = &patches[0];
+    assert_eq!(patch.content_type, "application/json-patch+json");
+    assert!(
+        patch.query.contains("fieldManager=canary")
+            && patch.query.contains("fieldValidation=Strict"),
+        "{}: query {:?}",
+        case.name,
+        patch.query
+    );
+    assert_eq!(
+        patch.body.as_ref(),
+        Some(&first_patch),
+        "{}: the PATCH body",
+        case.name
+    );
+    assert_eq!(patch.status, 200);
+
+    // The whole object is as before but for the weights (and the resourceVersion).
+    let after = case.stored(&fake);
+    assert_ne!(
+        after["metadata"]["resourceVersion"],
+        before["metadata"]["resourceVersion"]
+    );
+    assert_eq!(
+        after,
+        same_version(&case.with_weights(&before, 10), &after),
+        "{}",
+        case.name
+    );
+    validate(case.resource, &after);
+
+    for weight in [25u8, 50, 100, 0] {
+        set_and_verify(router.as_ref(), weight)
+            .await
+            .unwrap_or_else(|e| panic!("{}: set {weight}%: {}", case.name, chain(&e)));
+        let now = case.stored(&fake);
+        assert_eq!(
+            now,
+            same_version(&case.with_weights(&before, u64::from(weight)), &now),
+            "{} at {weight}%",
+            case.name
+        );
+        validate(case.resource, &now);
+        assert_eq!(router.canary_weight().await.unwrap(), weight);
+    }
+
+    // Setting the weight it has writes nothing.
+    fake.clear_requests();
+    set_and_verify(router.as_ref(), 0).await.unwrap();
+    assert!(
+        fake.requests_with("PATCH").is_empty(),
+        "{}: wrote an unchanged weight",
+        case.name
+    );
+
+    // Another writer changes the object between canary's read and its write: the PATCH is
+    // refused (409), canary reads again and patches on top of the other change.
+    fake.clear_requests();
+    fake.interfere_with_next_writes(1);
+    set_and_verify(router.as_ref(), 25)
+        .await
+        .unwrap_or_else(|e| panic!("{}: set 25% through a conflict: {}", case.name, chain(&e)));
+    let trace: Vec<(String, u16)> = fake
+        .requests()
+        .iter()
+        .map(|r| (r.method.clone(), r.status))
+        .collect();
+    assert_eq!(
+        trace,
+        [
+            ("GET", 200),
+            ("PATCH", 409),
+            ("GET", 200),
+            ("PATCH", 200),
+            ("GET", 200)
+        ]
+        .map(|(m, s)| (m.to_owned(), s)),
+        "{}: get, stale patch, fresh get, patch, read-back",
+        case.name
+    );
+    let patches = fake.requests_with("PATCH");
+    let version = |r: &canary_fake_kube_api::Recorded| r.body.as_ref().unwrap()[0]["value"].clone();
+    assert_ne!(
+        version(&patches[0]),
+        version(&patches[1]),
+        "the retry read again"
+    );
+    let after = case.stored(&fake);
+    assert!(
+        after["metadata"]["annotations"]["other-writer/touched"].is_string(),
+        "{}: the other writer's change was lost",
+        case.name
+    );
+    let mut expected = case.with_weights(&before, 25);
+    expected["metadata"]["annotations"]["other-writer/touched"] =
+        after["metadata"]["annotations"]["other-writer/touched"].clone();
+    assert_eq!(after, same_version(&expected, &after), "{}", case.name);
+}
+
+#[tokio::test]
+async fn httproute_patches_two_backend_weights_of_the_named_rule() {
+    exercise(
+        crate::support::http_route_case(),
+        json!([
+            {"op": "replace", "path": "/metadata/resourceVersion", "value": "1"},
+            {"op": "add", "path": "/spec/rules/0/backendRefs/0/weight", "value": 90},
+            {"op": "add", "path": "/spec/rules/0/backendRefs/1/weight", "value": 10}
+        ]),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn nginx_ingress_patches_the_canary_weight_annotation() {
+    exercise(
+        crate::support::nginx_ingress_case(),
+        json!([
+            {"op": "replace", "path": "/metadata/resourceVersion", "value": "1"},
+            {"op": "add", "path": "/metadata/annotations/nginx.ingress.kubernetes.io~1canary-weight", "value": "10"}
+        ]),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn istio_virtual_service_patches_two_subset_destinations() {
+    exercise(
+        crate::support::virtual_service_case(),
+        json!([
+            {"op": "replace", "path": "/metadata/resourceVersion", "value": "1"},
+            {"op": "add", "path": "/spec/http/1/route/0/weight", "value": 90},
+            {"op": "add", "path": "/spec/http/1/route/1/weight", "value": 10}
+        ]),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn smi_traffic_split_patches_two_backends() {
+    exercise(
+        crate::support::traffic_split_case(),
+        json!([
+            {"op": "replace", "path": "/metadata/resourceVersion", "value": "1"},
+            {"op": "add", "path": "/spec/backends/0/weight", "value": 90},
+            {"op": "add", "path": "/spec/backends/2/weight", "value": 10}
+        ]),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn traefik_service_patches_two_weighted_services() {
+    exercise(
+        crate::support::traefik_service_case(),
+        json!([
+            {"op": "replace", "path": "/metadata/resourceVersion", "value": "1"},
+            {"op": "add", "path": "/spec/weighted/services/0/weight", "value": 90},
+            {"op": "add", "path": "/spec/weighted/services/1/weight", "value": 10}
+        ]),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn istio_host_routes_work_like_subset_routes() {
+    use canary_core::policy::{GatewaySpec, IstioDestination};
+    let mut case = crate::support::virtual_service_case();
+    let mut object = case.objects[0].clone();
+    object["spec"]["http"][1]["route"][0]["destination"] = json!({"host": "checkout-stable"});
+    object["spec"]["http"][1]["route"][1]["destination"] =
+        json!({"host": "checkout-canary.shop.svc.cluster.local"});
+    case.objects = vec![object];
+    if let GatewaySpec::IstioVirtualService(spec) = &mut case.spec {
+        spec.route = Some(canary_core::policy::RuleRef::Index(1));
+        spec.stable = IstioDestination {
+            host: "checkout-stable".to_owned(),
+            subset: None,
+        };
+        spec.canary = IstioDestination {
+            host: "checkout-canary.shop.svc.cluster.local".to_owned(),
+            subset: None,
+        };
+    }
+    exercise(
+        case,
+        json!([
+            {"op": "replace", "path": "/metadata/resourceVersion", "value": "1"},
+            {"op": "add", "path": "/spec/http/1/route/0/weight", "value": 90},
+            {"op": "add", "path": "/spec/http/1/route/1/weight", "value": 10}
+        ]),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_weight_total_other_than_100_is_kept() {
+    use canary_core::policy::GatewaySpec;
+    let case = crate::support::traffic_split_case();
+    let mut spec = case.spec.clone();
+    if let GatewaySpec::SmiTrafficSplit(s) = &mut spec {
+        s.weight_total = 1000;
+    }
+    let fake = case.fake().await;
+    let connection = canary_kubernetes::KubeConnection::from_client(fake.client("shop"), "shop");
+    let router = canary_kubernetes::kubernetes_router(&spec, connection).unwrap();
+    set_and_verify(router.as_ref(), 25).await.unwrap();
+    let stored = case.stored(&fake);
+    assert_eq!(stored["spec"]["backends"][0]["weight"], 750);
+    assert_eq!(stored["spec"]["backends"][2]["weight"], 250);
+    assert_eq!(router.canary_weight().await.unwrap(), 25);
+}
+
+#[tokio::test]
+async fn a_weight_overridden_by_the_server_fails_verification() {
+    // A mutating admission webhook (say) caps the canary's backendRef at weight 5: the
+    // write succeeds, the read-back tells the truth, and set_and_verify refuses it.
+    let case = crate::support::http_route_case();
+    let fake = case.fake().await;
+    fake.force_on_write("httproutes", "/spec/rules/0/backendRefs/1/weight", json!(5));
+    let router = case.router(&fake);
+    let err = set_and_verify(router.as_ref(), 50).await.unwrap_err();
+    assert!(matches!(err, Error::Mismatch { .. }), "{err:?}");
+    let message = chain(&err);
+    // 5 against the stable 50: about 9 %.
+    assert!(
+        message.contains("canary weight 50% was set but 9% was read back")
+            && message.contains("HTTPRoute shop/checkout"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn endless_conflicts_give_up_after_a_bounded_number_of_reads() {
+    let case = crate::support::http_route_case();
+    let fake = case.fake().await;
+    fake.interfere_with_next_writes(100);
+    let router = case.router(&fake);
+    let err = router.set_canary_weight(10).await.unwrap_err();
+    let message = chain(&err);
+    assert!(
+        message.contains("HTTPRoute shop/checkout")
+            && message.contains("still conflicting after 5 fresh reads"),
+        "{message}"
+    );
+    assert_eq!(fake.requests_with("PATCH").len(), 5);
+    assert!(fake.requests_with("PATCH").iter().all(|r| r.status == 409));
+}
+
+#[tokio::test]
+async fn missing_objects_and_backends_are_clear_errors() {
+    let case = crate::support::http_route_case();
+    let fake = canary_fake_kube_api::FakeApiServer::start().await;
+    let router = case.router(&fake);
+    let err = router.set_canary_weight(10).await.unwrap_err();
+    assert_eq!(err.exit_code(), canary_core::ExitCode::Infrastructure);
+    let message = chain(&err);
+    assert!(
+        message.contains("kubernetes at HTTPRoute shop/checkout: does not exist")
+            && message.contains("httproutes.gateway.networking.k8s.io \"checkout\" not found"),
+        "{message}"
+    );
+
+    // No canary backend in the rule: nothing is written, and the message says what to add.
+    let mut route = crate::support::http_route();
+    route["spec"]["rules"][0]["backendRefs"]
+        .as_array_mut()
+        .unwrap()
+        .pop();
+    fake.insert(route);
+    let err = router.set_canary_weight(10).await.unwrap_err();
+    assert!(matches!(err, Error::Mismatch { .. }), "{err:?}");
+    let message = chain(&err);
+    assert!(
+        message.contains(
+            "spec.rules[0].backendRefs has no Service checkout-canary in the route's namespace"
+        ),
+        "{message}"
+    );
+    assert!(fake.requests_with("PATCH").is_empty());
+
+    // Without a rule name, two rules holding both backends are ambiguous.
+    let fake = canary_fake_kube_api::FakeApiServer::start().await;
+    let mut route = crate::support::http_route();
+    let rule = route["spec"]["rules"][0].clone();
+    route["spec"]["rules"].as_array_mut().unwrap().push(rule);
+    fake.insert(route);
+    let mut spec = case.spec.clone();
+    if let canary_core::policy::GatewaySpec::HttpRoute(s) = &mut spec {
+        s.rule = None;
+    }
+    let connection = canary_kubernetes::KubeConnection::from_client(fake.client("shop"), "shop");
+    let router = canary_kubernetes::kubernetes_router(&spec, connection).unwrap();
+    let message = chain(&router.set_canary_weight(10).await.unwrap_err());
+    assert!(
+        message.contains("2 entries of spec.rules hold both backends (indexes 0, 2)"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn another_backend_taking_traffic_is_refused() {
+    let case = crate::support::traffic_split_case();
+    let fake = canary_fake_kube_api::FakeApiServer::start().await;
+    let mut split = crate::support::traffic_split();
+    split["spec"]["backends"][1]["weight"] = json!(5);
+    fake.insert(split);
+    let router = case.router(&fake);
+    let message = chain(&router.set_canary_weight(10).await.unwrap_err());
+    assert!(
+        message.contains("spec.backends[1] sends traffic to another backend too (weight 5)"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn an_ingress_without_the_canary_annotation_is_not_touched() {
+    let case = crate::support::nginx_ingress_case();
+    let fake = canary_fake_kube_api::FakeApiServer::start().await;
+    let mut canary = crate::support::canary_ingress();
+    canary["metadata"]["annotations"]
+        .as_object_mut()
+        .unwrap()
+        .remove("nginx.ingress.kubernetes.io/canary");
+    fake.insert(canary);
+    let router = case.router(&fake);
+    let message = chain(&router.set_canary_weight(10).await.unwrap_err());
+    assert!(
+        message.contains("is not a canary Ingress: it lacks the annotation nginx.ingress.kubernetes.io/canary: \"true\""),
+        "{message}"
+    );
+    assert!(fake.requests_with("PATCH").is_empty());
+}
+
+#[tokio::test]
+async fn the_canary_ingress_is_created_from_the_stable_one_when_asked() {
+    let fake = canary_fake_kube_api::FakeApiServer::start().await;
+    fake.insert(crate::support::stable_ingress());
+    let stable_before = fake
+        .object("networking.k8s.io", "ingresses", "shop", "checkout")
+        .unwrap();
+    let connection = canary_kubernetes::KubeConnection::from_client(fake.client("shop"), "shop");
+    let router =
+        canary_kubernetes::kubernetes_router(&crate::support::nginx_ingress_spec(true), connection)
+            .unwrap();
+    set_and_verify(router.as_ref(), 10).await.unwrap();
+
+    let posts = fake.requests_with("POST");
+    assert_eq!(posts.len(), 1);
+    assert_eq!(
+        posts[0].path,
+        "/apis/networking.k8s.io/v1/namespaces/shop/ingresses"
+    );
+    assert!(posts[0].query.contains("fieldManager=canary"));
+    let body = posts[0].body.clone().unwrap();
+    // What was sent is an Ingress as k8s-openapi knows it, field for field.
+    crate::schemas::round_trips::<k8s_openapi::api::networking::v1::Ingress>(
+        &body,
+        "the created Ingress",
+    );
+    let mut expected = crate::support::stable_ingress();
+    expected["metadata"] = json!({
+        "name": "checkout-canary",
+        "namespace": "shop",
+        "labels": {"app": "checkout", "app.kubernetes.io/managed-by": "canary"},
+        "annotations": {
+            "nginx.ingress.kubernetes.io/proxy-body-size": "8m",
+            "nginx.ingress.kubernetes.io/canary": "true",
+            "nginx.ingress.kubernetes.io/canary-weight": "10"
+        }
+    });
+    expected["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] =
+        json!("checkout-canary");
+    assert_eq!(body, expected);
+    // The stable Ingress is only read.
+    assert_eq!(
+        fake.object("networking.k8s.io", "ingresses", "shop", "checkout")
+            .unwrap(),
+        stable_before
+    );
+    // From then on, the annotation is patched as usual.
+    set_and_verify(router.as_ref(), 50).await.unwrap();
+    assert_eq!(fake.requests_with("POST").len(), 1);
+    let canary = fake
+        .object("networking.k8s.io", "ingresses", "shop", "checkout-canary")
+        .unwrap();
+    assert_eq!(
+        canary["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary-weight"],
+        "50"
+    );
+
+    // Without `create-canary`, a missing canary Ingress is an error that says so.
+    let fake = canary_fake_kube_api::FakeApiServer::start().await;
+    fake.insert(crate::support::stable_ingress());
+    let router = crate::support::nginx_ingress_case().router(&fake);
+    let message = chain(&router.set_canary_weight(10).await.unwrap_err());
+    assert!(
+        message.contains("kubernetes at Ingress shop/checkout-canary: does not exist")
+            && message.contains("set `create-canary`"),
+        "{message}"
+    );
+}

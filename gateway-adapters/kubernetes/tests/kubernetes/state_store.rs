@@ -1,0 +1,228 @@
+//! `ConfigMapStateStore` against the API fake: what the ConfigMap holds, the merge patches
+//! guarded by resourceVersion, one driver at a time ("in progress, owned by …", exit 4),
+//! taking over, requests taken once, conflicts retried, archives.
+
+use canary_core::ports::StateStore;
+use canary_core::rollout::{ControlRequest, Machine, Rollout};
+use canary_core::{Error, ExitCode};
+use canary_kubernetes::{ConfigMapStateStore, Holder, KubeConnection, OWNER_KEY, ROLLOUT_KEY};
+use jiff::Timestamp;
+use serde_json::{Value, json};
+
+use crate::support::{NS, chain, examples_dir};
+use canary_fake_kube_api::FakeApiServer;
+
+/// A rollout of the example policy, just started.
+pub(crate) fn a_rollout() -> Rollout {
+    let text = std::fs::read_to_string(examples_dir().join("policy.yaml")).unwrap();
+    let policy = canary_core::policy::Policy::from_yaml(&text, "policy.yaml").unwrap();
+    Machine::new(policy)
+        .unwrap()
+        .start(Timestamp::from_second(1_790_000_000).unwrap())
+}
+
+fn holder(identity: &str, pid: u32) -> Holder {
+    Holder {
+        identity: identity.to_owned(),
+        pid,
+        started_at: Timestamp::from_second(1_790_000_000).unwrap(),
+        renewed_at: None,
+    }
+}
+
+fn store(fake: &FakeApiServer, who: Holder) -> ConfigMapStateStore {
+    let connection = KubeConnection::from_client(fake.client(NS), NS);
+    ConfigMapStateStore::new(connection, None, "checkout", None)
+        .unwrap()
+        .with_holder(who)
+}
+
+fn config_map(fake: &FakeApiServer) -> Value {
+    fake.object("", "configmaps", NS, "canary-rollout-checkout")
+        .expect("the state ConfigMap")
+}
+
+#[tokio::test]
+async fn the_rollout_lives_in_a_config_map_written_with_guarded_merge_patches() {
+    let fake = FakeApiServer::start().await;
+    let store = store(&fake, holder("runner-1 (GitLab CI job 7)", 4242));
+    assert!(store.load().await.unwrap().is_none());
+    store.claim(false).await.unwrap();
+
+    // The claim created the ConfigMap with the owner only.
+    let posts = fake.requests_with("POST");
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0].path, "/api/v1/namespaces/shop/configmaps");
+    let created = config_map(&fake);
+    crate::schemas::validate("configmaps", &created);
+    assert_eq!(
+        created["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "canary"
+    );
+    let owner: Holder = serde_json::from_str(created["data"][OWNER_KEY].as_str().unwrap()).unwrap();
+    assert_eq!(owner.identity, "runner-1 (GitLab CI job 7)");
+    assert_eq!(owner.pid, 4242);
+
+    let rollout = a_rollout();
+    fake.clear_requests();
+    store.save(&rollout).await.unwrap();
+    let patches = fake.requests_with("PATCH");
+    assert_eq!(patches.len(), 1);
+    assert_eq!(patches[0].content_type, "application/merge-patch+json");
+    let body = patches[0].body.clone().unwrap();
+    assert_eq!(
+        body["metadata"],
+        json!({"resourceVersion": created["metadata"]["resourceVersion"]})
+    );
+    assert_eq!(
+        serde_json::from_str::<Rollout>(body["data"][ROLLOUT_KEY].as_str().unwrap()).unwrap(),
+        rollout
+    );
+    assert_eq!(
+        body["data"].as_object().unwrap().len(),
+        2,
+        "rollout and owner (renewed)"
+    );
+    assert_eq!(store.load().await.unwrap(), Some(rollout.clone()));
+    crate::schemas::validate("configmaps", &config_map(&fake));
+
+    // Releasing removes the owner, keeps the rollout.
+    store.release().await.unwrap();
+    let map = config_map(&fake);
+    assert!(map["data"].get(OWNER_KEY).is_none(), "{map}");
+    assert!(map["data"][ROLLOUT_KEY].is_string());
+}
+
+#[tokio::test]
+async fn a_second_driver_is_refused_unless_it_takes_over() {
+    let fake = FakeApiServer::start().await;
+    let first = store(
+        &fake,
+        holder("runner-1 (GitHub Actions run 99 canary)", 100),
+    );
+    let second = store(&fake, holder("runner-2", 200));
+    first.claim(false).await.unwrap();
+    first.save(&a_rollout()).await.unwrap();
+
+    let err = second.claim(false).await.unwrap_err();
+    assert!(matches!(err, Error::Mismatch { .. }), "{err:?}");
+    assert_eq!(err.exit_code(), ExitCode::Infrastructure);
+    let message = err.to_string();
+    assert!(
+        message.contains("a rollout of checkout is in progress, owned by runner-1 (GitHub Actions run 99 canary) pid 100, started 2026-")
+            && message.contains("last saved")
+            && message.contains("--take-over"),
+        "{message}"
+    );
+
+    // Taking over: the second drives, the first is told at its next save and stops.
+    second.claim(true).await.unwrap();
+    let err = first.save(&a_rollout()).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the rollout of checkout was taken over by runner-2 pid 200"),
+        "{err}"
+    );
+    second.save(&a_rollout()).await.unwrap();
+    // The first one's release leaves the second one's claim alone.
+    first.release().await.unwrap();
+    let owner: Holder =
+        serde_json::from_str(config_map(&fake)["data"][OWNER_KEY].as_str().unwrap()).unwrap();
+    assert_eq!(owner.identity, "runner-2");
+}
+
+#[tokio::test]
+async fn a_claim_of_a_dead_process_on_this_host_is_stale() {
+    let fake = FakeApiServer::start().await;
+    let this = Holder::this_process();
+    // A pid above the kernel's pid_max is never alive.
+    let dead = Holder {
+        pid: 4_194_304 + 1,
+        ..this.clone()
+    };
+    store(&fake, dead).claim(false).await.unwrap();
+    store(&fake, this).claim(false).await.unwrap();
+}
+
+#[tokio::test]
+async fn requests_are_taken_once_and_conflicts_retried() {
+    let fake = FakeApiServer::start().await;
+    let driver = store(&fake, holder("runner-1", 1));
+    let shell = store(&fake, holder("laptop", 2));
+    driver.claim(false).await.unwrap();
+    assert_eq!(driver.take_request().await.unwrap(), None);
+
+    // `canary abort` from another shell: its claim is refused, so it leaves a request.
+    assert!(shell.claim(false).await.is_err());
+    let abort = ControlRequest::Abort {
+        reason: "bad deploy".to_owned(),
+    };
+    shell.request(&abort).await.unwrap();
+    // The driver asks the API server at most once a second.
+    tokio::time::sleep(std::time::Duration::from_millis(1050)).await;
+    assert_eq!(driver.take_request().await.unwrap(), Some(abort));
+    tokio::time::sleep(std::time::Duration::from_millis(1050)).await;
+    assert_eq!(driver.take_request().await.unwrap(), None);
+
+    // A save based on a read that another writer made stale is redone.
+    fake.clear_requests();
+    fake.interfere_with_next_writes(2);
+    driver.save(&a_rollout()).await.unwrap();
+    let statuses: Vec<u16> = fake
+        .requests_with("PATCH")
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, [409, 409, 200]);
+    assert_eq!(driver.load().await.unwrap(), Some(a_rollout()));
+}
+
+#[tokio::test]
+async fn archives_and_corrupt_state() {
+    let fake = FakeApiServer::start().await;
+    let driver = store(&fake, holder("runner-1", 1));
+    driver.claim(false).await.unwrap();
+    let rollout = a_rollout();
+    driver.save(&rollout).await.unwrap();
+    let place = driver.archive(&rollout).await.unwrap();
+    assert_eq!(
+        place,
+        "ConfigMap shop/canary-rollout-checkout-20260921-141320"
+    );
+    let archived = fake
+        .object(
+            "",
+            "configmaps",
+            NS,
+            "canary-rollout-checkout-20260921-141320",
+        )
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<Rollout>(archived["data"][ROLLOUT_KEY].as_str().unwrap()).unwrap(),
+        rollout
+    );
+    assert!(driver.load().await.unwrap().is_none());
+
+    // A state that does not parse is an error, never a fresh start.
+    let mut map = config_map(&fake);
+    map["data"][ROLLOUT_KEY] = json!("{ not json");
+    map["metadata"] = json!({"name": "canary-rollout-checkout", "namespace": NS});
+    let fake = FakeApiServer::start().await;
+    fake.insert(map);
+    let err = store(&fake, holder("runner-1", 1))
+        .load()
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), ExitCode::BadInput);
+    assert!(
+        chain(&err).contains("key rollout.json: the saved rollout state does not parse"),
+        "{err}"
+    );
+
+    // A service name a ConfigMap can't carry needs --state-configmap.
+    let connection = KubeConnection::from_client(fake.client(NS), NS);
+    let err = ConfigMapStateStore::new(connection, None, "Checkout_API", None)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("--state-configmap"), "{err}");
+}

@@ -1,0 +1,250 @@
+//! [`FileStateStore`]: a rollout's state in a directory, one JSON file per service, written
+//! atomically after every transition, with an exclusive lock so that two processes never
+//! drive the same rollout.
+//!
+//! Layout of the state directory (default `.canary/`, or `$CANARY_STATE_DIR`):
+//! - `SERVICE.json` — the [`Rollout`], written as temp file + fsync + rename + fsync(dir),
+//!   so a reader (or a crash) only ever sees a whole file, the old or the new;
+//! - `SERVICE.lock` — held (advisory `flock`) by the process driving the rollout, with its pid
+//!   inside for messages; the kernel drops it when the process dies, however it dies;
+//! - `SERVICE.control.json` — a request from `canary promote` or `canary abort` in another
+//!   shell, picked up by the driving process at its next wake-up;
+//! - `SERVICE.DATE.json` — finished rollouts archived by `--restart`.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use canary_core::ports::StateStore;
+use canary_core::rollout::{ControlRequest, Rollout};
+use canary_core::{Error, Result};
+
+/// The state directory of one service.
+#[derive(Debug)]
+pub struct FileStateStore {
+    dir: PathBuf,
+    service: String,
+    /// The lock file, while this store holds the claim.
+    lock: Mutex<Option<File>>,
+}
+
+impl FileStateStore {
+    /// The store of `service`'s rollout in `dir` (created on first write).
+    pub fn new(dir: &Path, service: &str) -> FileStateStore {
+        FileStateStore {
+            dir: dir.to_path_buf(),
+            service: service.to_owned(),
+            lock: Mutex::new(None),
+        }
+    }
+
+    /// The state file.
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(format!("{}.json", self.service))
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.lock", self.service))
+    }
+
+    fn control_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.control.json", self.service))
+    }
+
+    fn io_error(&self, what: &str, path: &Path, err: std::io::Error) -> Error {
+        Error::Unavailable {
+            component: "state",
+            address: path.display().to_string(),
+            message: format!("cannot {what}"),
+            source: Some(Box::new(err)),
+        }
+    }
+
+    fn try_lock(&self) -> Result<std::result::Result<File, String>> {
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| self.io_error("create the state directory", &self.dir, e))?;
+        let path = self.lock_path();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| self.io_error("open", &path, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Ok(file)),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                Ok(Err(holder.trim().to_owned()))
+            }
+            Err(std::fs::TryLockError::Error(err)) => Err(self.io_error("lock", &path, err)),
+        }
+    }
+}
+
+#[async_trait]
+impl StateStore for FileStateStore {
+    async fn claim(&self, _take_over: bool) -> Result<()> {
+        // A flock dies with its process, so there is never a stale holder to take over from.
+        let mut file = match self.try_lock()? {
+            Ok(file) => file,
+            Err(pid) => {
+                return Err(Error::Mismatch {
+                    component: "state",
+                    message: format!(
+                        "a rollout of {} is in progress, driven by another process (pid {pid}); use `canary status`, `canary promote` or `canary abort`",
+                        self.service
+                    ),
+                });
+            }
+        };
+        let path = self.lock_path();
+        file.set_len(0)
+            .and_then(|()| write!(file, "{}", std::process::id()))
+            .and_then(|()| file.sync_all())
+            .map_err(|e| self.io_error("write", &path, e))?;
+        *self.lock.lock().expect("the lock mutex is never poisoned") = Some(file);
+        Ok(())
+    }
+
+    async fn release(&self) -> Result<()> {
+        self.lock
+            .lock()
+            .expect("the lock mutex is never poisoned")
+            .take();
+        Ok(())
+    }
+
+    async fn holder(&self) -> Result<Option<String>> {
+        if self.lock.lock().map(|l| l.is_some()).unwrap_or(false) {
+            return Ok(None);
+        }
+        // Probing the lock takes and drops it at once; the file is not written.
+        Ok(self.try_lock()?.err().map(|pid| format!("pid {pid}")))
+    }
+
+    async fn load(&self) -> Result<Option<Rollout>> {
+        let path = self.path();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(self.io_error("read", &path, err)),
+        };
+        serde_json::from_str(&text).map(Some).map_err(|err| {
+            Error::Usage(format!(
+                "{}: the saved rollout state does not parse ({err}); inspect it, then move it away to start over",
+                path.display()
+            ))
+        })
+    }
+
+    async fn save(&self, rollout: &Rollout) -> Result<()> {
+        let path = self.path();
+        let json = serde_json::to_vec_pretty(rollout).map_err(|e| Error::Usage(e.to_string()))?;
+        write_durably(&path, &json).map_err(|e| self.io_error("save", &path, e))
+    }
+
+    async fn archive(&self, rollout: &Rollout) -> Result<String> {
+        let stamp = rollout.started_at.strftime("%Y%m%dT%H%M%SZ").to_string();
+        let target = self.dir.join(format!("{}.{stamp}.json", self.service));
+        std::fs::rename(self.path(), &target)
+            .map_err(|e| self.io_error("archive", &self.path(), e))?;
+        Ok(target.display().to_string())
+    }
+
+    async fn request(&self, request: &ControlRequest) -> Result<()> {
+        let json = serde_json::to_vec(request).map_err(|e| Error::Usage(e.to_string()))?;
+        let path = self.control_path();
+        write_durably(&path, &json).map_err(|e| self.io_error("write", &path, e))
+    }
+
+    async fn take_request(&self) -> Result<Option<ControlRequest>> {
+        let path = self.control_path();
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(None);
+        };
+        let _ = std::fs::remove_file(&path);
+        Ok(serde_json::from_str(&text).ok())
+    }
+
+    fn describe(&self) -> String {
+        format!("state file {}", self.path().display())
+    }
+}
+
+/// Writes `bytes` to `path` so that a reader sees the old file or the new one, never half
+/// of one, and the new one survives a crash: a temporary file in the same directory,
+/// synced, renamed over `path`, and the directory synced. For state files and reports.
+pub fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temporary = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    {
+        let mut file = File::create(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&temporary, path)?;
+    // The rename itself must reach the disk too.
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+
+    #[test]
+    fn a_second_claim_is_refused_and_names_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = FileStateStore::new(dir.path(), "checkout");
+        let second = FileStateStore::new(dir.path(), "checkout");
+        block_on(first.claim(false)).unwrap();
+        let err = block_on(second.claim(false)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
+        block_on(first.release()).unwrap();
+        block_on(second.claim(false)).unwrap();
+    }
+
+    #[test]
+    fn requests_are_taken_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStateStore::new(dir.path(), "checkout");
+        assert_eq!(block_on(store.take_request()).unwrap(), None);
+        let abort = ControlRequest::Abort {
+            reason: "x".to_owned(),
+        };
+        block_on(store.request(&abort)).unwrap();
+        assert_eq!(block_on(store.take_request()).unwrap(), Some(abort));
+        assert_eq!(block_on(store.take_request()).unwrap(), None);
+    }
+
+    #[test]
+    fn a_corrupt_state_file_is_an_error_not_a_fresh_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStateStore::new(dir.path(), "checkout");
+        std::fs::write(store.path(), "{ not json").unwrap();
+        let err = block_on(store.load()).unwrap_err();
+        assert!(err.to_string().contains("does not parse"), "{err}");
+    }
+}

@@ -1,0 +1,654 @@
+//! `canary-fake-kube-api`: an **in-process fake** of the Kubernetes API server, for tests
+//! only — no API server can run where canary's tests run. It is not a Kubernetes, and
+//! nothing in the product depends on it: `canary-kubernetes` (and the binary's Kubernetes
+//! tests) use it as a dev-dependency.
+//!
+//! [`FakeApiServer`] listens on a loopback port, for `kube::Client` to talk to over plain
+//! HTTP exactly as it talks to a real API server.
+//!
+//! It stores objects by API group, resource, namespace and name; gives each write a new
+//! `metadata.resourceVersion`; answers a write that carries a stale one with 409 Conflict
+//! (a PUT's body, or the object a PATCH produces, as the real server does), a missing
+//! object with 404, and a request its RBAC rules do not allow with 403 and the real
+//! server's message. RBAC is enforced from `Role`/`ClusterRole` objects (verbs × apiGroups ×
+//! resources × resourceNames, in the Role's namespace) once any is granted; with none, all
+//! is allowed. Verbs: get, list, create (POST), update (PUT), patch (JSON patch and JSON
+//! merge patch), delete. Every request is recorded, with its body, for assertions. A test
+//! can make another writer change an object right before the next writes, to provoke
+//! conflicts.
+//!
+//! [`fixtures`] holds the objects the adapters are tested on.
+
+pub mod fixtures;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, Role};
+use serde_json::{Value, json};
+
+/// The identity requests are made as, in 403 messages.
+pub const USER: &str = "system:serviceaccount:ci:canary";
+
+/// One request as the fake received it.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    /// The HTTP method, e.g. `PATCH`.
+    pub method: String,
+    /// The path, e.g. `/apis/gateway.networking.k8s.io/v1/namespaces/shop/httproutes/checkout`.
+    pub path: String,
+    /// The query string, without `?`.
+    pub query: String,
+    /// The `Content-Type` header (which says the kind of patch).
+    pub content_type: String,
+    /// The body, when it was JSON.
+    pub body: Option<Value>,
+    /// The status the fake answered with.
+    pub status: u16,
+}
+
+/// Where an object lives.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Key {
+    group: String,
+    resource: String,
+    namespace: String,
+    name: String,
+}
+
+#[derive(Default)]
+struct Store {
+    objects: BTreeMap<Key, Value>,
+    last_version: u64,
+    requests: Vec<Recorded>,
+    /// `None`: everything is allowed. Otherwise (namespace or None for cluster-wide, rule).
+    rules: Option<Vec<(Option<String>, PolicyRule)>>,
+    /// Writes to get in the way of: before each of the next N PATCH/PUT requests, another
+    /// writer changes the object (an annotation), so a write based on the last read conflicts.
+    interfere: u32,
+    /// A mutating admission controller: after each write of an object of this resource,
+    /// the value at this JSON pointer is forced to this value.
+    admission: Option<(String, String, Value)>,
+    /// A Deployment controller: `Some(n)` rolls a Deployment out `n` reads after its spec
+    /// was written (`None`: Deployments never roll out).
+    deployment_controller: Option<u32>,
+    /// Reads left before each Deployment in progress is rolled out.
+    rolling_out: BTreeMap<Key, u32>,
+}
+
+/// The fake API server; stops when dropped.
+pub struct FakeApiServer {
+    addr: SocketAddr,
+    store: Arc<Mutex<Store>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+type Shared = Arc<Mutex<Store>>;
+
+impl FakeApiServer {
+    /// Starts it on a free loopback port, empty and allowing everything.
+    pub async fn start() -> FakeApiServer {
+        let store: Shared = Arc::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the fake API server");
+        let addr = listener.local_addr().expect("its address");
+        let app = Router::new().fallback(handle).with_state(store.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FakeApiServer { addr, store, task }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A `kube::Client` for it, with `namespace` as the default namespace.
+    pub fn client(&self, namespace: &str) -> kube::Client {
+        let mut config = kube::Config::new(self.url().parse().expect("a URL"));
+        config.default_namespace = namespace.to_owned();
+        kube::Client::try_from(config).expect("a client for the fake")
+    }
+
+    /// A kubeconfig file pointing at it (context `fake`, namespace `namespace`).
+    pub fn kubeconfig(&self, namespace: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\n\
+             users:\n- name: canary\n  user:\n    token: fake-token\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: canary\n    namespace: {namespace}\n\
+             current-context: fake\n",
+            self.url()
+        )
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Store> {
+        self.store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Stores `object` as if created (resourceVersion, uid, creationTimestamp set).
+    pub fn insert(&self, object: Value) -> Value {
+        let mut store = self.lock();
+        let key = key_of(&object).expect("an object with apiVersion, kind, namespace and name");
+        let object = store.created(object);
+        store.objects.insert(key, object.clone());
+        object
+    }
+
+    /// The object, as stored now.
+    pub fn object(
+        &self,
+        group: &str,
+        resource: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Value> {
+        self.lock()
+            .objects
+            .get(&Key {
+                group: group.to_owned(),
+                resource: resource.to_owned(),
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+            })
+            .cloned()
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.lock().requests.clone()
+    }
+
+    /// The requests so far with this method.
+    pub fn requests_with(&self, method: &str) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method == method)
+            .collect()
+    }
+
+    /// Forgets the requests so far.
+    pub fn clear_requests(&self) {
+        self.lock().requests.clear();
+    }
+
+    /// From now on, only what these Roles and ClusterRoles allow is allowed (as if each were
+    /// bound to the client's service account: a Role in its namespace, a ClusterRole in all).
+    pub fn grant(&self, roles: &[Role], cluster_roles: &[ClusterRole]) {
+        let mut rules = Vec::new();
+        for role in roles {
+            for rule in role.rules.iter().flatten() {
+                rules.push((role.metadata.namespace.clone(), rule.clone()));
+            }
+        }
+        for role in cluster_roles {
+            for rule in role.rules.iter().flatten() {
+                rules.push((None, rule.clone()));
+            }
+        }
+        self.lock().rules = Some(rules);
+    }
+
+    /// Acts as a Deployment controller that completes a Deployment's rollout `reads` GETs
+    /// after its spec changed (its generation is bumped then, and its status says it is in
+    /// progress until done).
+    pub fn run_deployment_controller(&self, reads: u32) {
+        self.lock().deployment_controller = Some(reads);
+    }
+
+    /// Acts as a mutating admission controller that forces `pointer` of every object of
+    /// `resource` written from now on to `value` (something that overrides canary's weights).
+    pub fn force_on_write(&self, resource: &str, pointer: &str, value: Value) {
+        self.lock().admission = Some((resource.to_owned(), pointer.to_owned(), value));
+    }
+
+    /// Before each of the next `writes` PATCH or PUT requests, another writer changes the
+    /// object first (an annotation `other-writer/touched`), so their resourceVersion is stale.
+    pub fn interfere_with_next_writes(&self, writes: u32) {
+        self.lock().interfere = writes;
+    }
+}
+
+impl Drop for FakeApiServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Store {
+    /// What a Deployment controller sees of a spec change: a new generation, a rollout
+    /// in progress.
+    fn spec_changed(&mut self, key: &Key, object: &mut Value) {
+        let Some(reads) = self.deployment_controller else {
+            return;
+        };
+        if key.resource != "deployments" {
+            return;
+        }
+        let generation = object["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
+        object["metadata"]["generation"] = json!(generation);
+        let replicas = object["status"]["replicas"].clone();
+        object["status"] = json!({
+            "observedGeneration": generation,
+            "replicas": replicas,
+            "updatedReplicas": 0,
+            "availableReplicas": replicas,
+        });
+        self.rolling_out.insert(key.clone(), reads);
+    }
+
+    /// Counts a read of a Deployment whose rollout is in progress; completes it when due.
+    fn roll_out(&mut self, key: &Key) {
+        let Some(left) = self.rolling_out.get_mut(key) else {
+            return;
+        };
+        *left = left.saturating_sub(1);
+        if *left > 0 {
+            return;
+        }
+        self.rolling_out.remove(key);
+        if let Some(object) = self.objects.get_mut(key) {
+            let replicas = object["spec"]["replicas"].as_i64().unwrap_or(1);
+            object["status"] = json!({
+                "observedGeneration": object["metadata"]["generation"],
+                "replicas": replicas,
+                "updatedReplicas": replicas,
+                "readyReplicas": replicas,
+                "availableReplicas": replicas,
+            });
+        }
+    }
+
+    fn next_version(&mut self) -> String {
+        self.last_version += 1;
+        self.last_version.to_string()
+    }
+
+    fn created(&mut self, mut object: Value) -> Value {
+        let version = self.next_version();
+        let metadata = object
+            .as_object_mut()
+            .expect("an object")
+            .entry("metadata")
+            .or_insert_with(|| json!({}));
+        metadata["resourceVersion"] = json!(version);
+        metadata["uid"] = json!(format!("00000000-0000-4000-8000-{:012}", self.last_version));
+        metadata["creationTimestamp"] = json!("2026-01-01T00:00:00Z");
+        metadata["generation"] = json!(1);
+        object
+    }
+
+    fn allows(&self, verb: &str, key: &Key, named: bool) -> bool {
+        let Some(rules) = &self.rules else {
+            return true;
+        };
+        rules.iter().any(|(namespace, rule)| {
+            let has = |list: &Option<Vec<String>>, value: &str| {
+                list.iter().flatten().any(|v| v == "*" || v == value)
+            };
+            namespace.as_ref().is_none_or(|ns| *ns == key.namespace)
+                && (rule.verbs.iter().any(|v| v == "*" || v == verb))
+                && has(&rule.api_groups, &key.group)
+                && has(&rule.resources, &key.resource)
+                && match &rule.resource_names {
+                    None => true,
+                    Some(names) if names.is_empty() => true,
+                    // Rules naming objects never allow requests that name none (create, list).
+                    Some(names) => named && names.contains(&key.name),
+                }
+        })
+    }
+}
+
+/// The key of an object from its own apiVersion, kind and metadata.
+fn key_of(object: &Value) -> Option<Key> {
+    let api_version = object.get("apiVersion")?.as_str()?;
+    let kind = object.get("kind")?.as_str()?;
+    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+    Some(Key {
+        group: group.to_owned(),
+        resource: plural(kind),
+        namespace: object.pointer("/metadata/namespace")?.as_str()?.to_owned(),
+        name: object.pointer("/metadata/name")?.as_str()?.to_owned(),
+    })
+}
+
+/// The plural resource name of a kind, as the kinds used here have it.
+fn plural(kind: &str) -> String {
+    let lower = kind.to_ascii_lowercase();
+    if lower.ends_with("ss") {
+        format!("{lower}es")
+    } else {
+        format!("{lower}s")
+    }
+}
+
+/// A `Status` answer, as the API server writes them.
+fn status(code: StatusCode, reason: &str, message: String, key: &Key) -> Response {
+    let body = json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "details": {"name": key.name, "group": key.group, "kind": key.resource},
+        "code": code.as_u16(),
+    });
+    (
+        code,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn qualified(key: &Key) -> String {
+    if key.group.is_empty() {
+        key.resource.clone()
+    } else {
+        format!("{}.{}", key.resource, key.group)
+    }
+}
+
+/// Parses `/api/v1/namespaces/NS/RESOURCE[/NAME]` and
+/// `/apis/GROUP/VERSION/namespaces/NS/RESOURCE[/NAME]`.
+fn parse_path(path: &str) -> Option<Key> {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, rest) = match parts.as_slice() {
+        ["api", _version, rest @ ..] => ("", rest),
+        ["apis", group, _version, rest @ ..] => (*group, rest),
+        _ => return None,
+    };
+    match rest {
+        ["namespaces", namespace, resource] => Some(Key {
+            group: group.to_owned(),
+            resource: (*resource).to_owned(),
+            namespace: (*namespace).to_owned(),
+            name: String::new(),
+        }),
+        ["namespaces", namespace, resource, name] => Some(Key {
+            group: group.to_owned(),
+            resource: (*resource).to_owned(),
+            namespace: (*namespace).to_owned(),
+            name: (*name).to_owned(),
+        }),
+        _ => None,
+    }
+}
+
+async fn handle(
+    State(store): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let parsed_body: Option<Value> = if body.is_empty() {
+        None
+    } else {
+        Some(
+            serde_json::from_slice(&body)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned())),
+        )
+    };
+    let mut store = store
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let response = answer(
+        &mut store,
+        &method,
+        uri.path(),
+        &content_type,
+        parsed_body.clone(),
+    );
+    store.requests.push(Recorded {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        query: uri.query().unwrap_or("").to_owned(),
+        content_type,
+        body: parsed_body,
+        status: response.status().as_u16(),
+    });
+    response
+}
+
+fn ok(code: StatusCode, object: &Value) -> Response {
+    (
+        code,
+        [("content-type", "application/json")],
+        object.to_string(),
+    )
+        .into_response()
+}
+
+fn answer(
+    store: &mut Store,
+    method: &Method,
+    path: &str,
+    content_type: &str,
+    body: Option<Value>,
+) -> Response {
+    let Some(mut key) = parse_path(path) else {
+        return (StatusCode::NOT_FOUND, format!("the fake serves no {path}")).into_response();
+    };
+    let named = !key.name.is_empty();
+    let verb = match (method.as_str(), named) {
+        ("GET", true) => "get",
+        ("GET", false) => "list",
+        ("POST", false) => "create",
+        ("PUT", true) => "update",
+        ("PATCH", true) => "patch",
+        ("DELETE", true) => "delete",
+        _ => return (StatusCode::METHOD_NOT_ALLOWED, "not served").into_response(),
+    };
+    if verb == "create"
+        && let Some(name) = body
+            .as_ref()
+            .and_then(|b| b.pointer("/metadata/name"))
+            .and_then(Value::as_str)
+    {
+        key.name = name.to_owned();
+    }
+    if !store.allows(verb, &key, named) {
+        let object = if named {
+            format!("{} \"{}\" is forbidden", qualified(&key), key.name)
+        } else {
+            format!("{} is forbidden", qualified(&key))
+        };
+        return status(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            format!(
+                "{object}: User \"{USER}\" cannot {verb} resource \"{}\" in API group \"{}\" in the namespace \"{}\"",
+                key.resource, key.group, key.namespace
+            ),
+            &key,
+        );
+    }
+    let not_found = |key: &Key| {
+        status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("{} \"{}\" not found", qualified(key), key.name),
+            key,
+        )
+    };
+    let conflict = |key: &Key| {
+        status(
+            StatusCode::CONFLICT,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {} \"{}\": the object has been modified; please apply your changes to the latest version and try again",
+                qualified(key),
+                key.name
+            ),
+            key,
+        )
+    };
+    if matches!(verb, "update" | "patch") && store.interfere > 0 && store.objects.contains_key(&key)
+    {
+        store.interfere -= 1;
+        let version = store.next_version();
+        let count = store.last_version;
+        if let Some(object) = store.objects.get_mut(&key) {
+            let metadata = &mut object["metadata"];
+            if !metadata["annotations"].is_object() {
+                metadata["annotations"] = json!({});
+            }
+            metadata["annotations"]["other-writer/touched"] = json!(count.to_string());
+            metadata["resourceVersion"] = json!(version);
+        }
+    }
+    match verb {
+        "get" => {
+            store.roll_out(&key);
+            match store.objects.get(&key) {
+                Some(object) => ok(StatusCode::OK, object),
+                None => not_found(&key),
+            }
+        }
+        "list" => {
+            let items: Vec<Value> = store
+                .objects
+                .iter()
+                .filter(|(k, _)| {
+                    k.group == key.group
+                        && k.resource == key.resource
+                        && k.namespace == key.namespace
+                })
+                .map(|(_, v)| v.clone())
+                .collect();
+            let list = json!({"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": store.last_version.to_string()}, "items": items});
+            ok(StatusCode::OK, &list)
+        }
+        "create" => {
+            let Some(mut object) = body.filter(Value::is_object) else {
+                return (StatusCode::BAD_REQUEST, "expected an object").into_response();
+            };
+            if store.objects.contains_key(&key) {
+                return status(
+                    StatusCode::CONFLICT,
+                    "AlreadyExists",
+                    format!("{} \"{}\" already exists", qualified(&key), key.name),
+                    &key,
+                );
+            }
+            object["metadata"]["namespace"] = json!(key.namespace);
+            let object = store.created(object);
+            store.objects.insert(key, object.clone());
+            ok(StatusCode::CREATED, &object)
+        }
+        "update" => {
+            let Some(current) = store.objects.get(&key).cloned() else {
+                return not_found(&key);
+            };
+            let Some(mut object) = body.filter(Value::is_object) else {
+                return (StatusCode::BAD_REQUEST, "expected an object").into_response();
+            };
+            let sent = object.pointer("/metadata/resourceVersion").cloned();
+            if sent.is_some() && sent.as_ref() != current.pointer("/metadata/resourceVersion") {
+                return conflict(&key);
+            }
+            let version = store.next_version();
+            object["metadata"]["resourceVersion"] = json!(version);
+            for field in ["uid", "creationTimestamp", "generation"] {
+                object["metadata"][field] = current["metadata"][field].clone();
+            }
+            store.objects.insert(key, object.clone());
+            ok(StatusCode::OK, &object)
+        }
+        "patch" => {
+            let Some(current) = store.objects.get(&key).cloned() else {
+                return not_found(&key);
+            };
+            let Some(patch) = body else {
+                return (StatusCode::BAD_REQUEST, "expected a patch").into_response();
+            };
+            let mut object = current.clone();
+            match content_type.split(';').next().unwrap_or("") {
+                "application/json-patch+json" => {
+                    let ops: json_patch::Patch = match serde_json::from_value(patch) {
+                        Ok(ops) => ops,
+                        Err(err) => {
+                            return status(
+                                StatusCode::BAD_REQUEST,
+                                "BadRequest",
+                                format!("invalid JSON patch: {err}"),
+                                &key,
+                            );
+                        }
+                    };
+                    if let Err(err) = json_patch::patch(&mut object, &ops) {
+                        return status(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            "Invalid",
+                            format!("the JSON patch does not apply: {err}"),
+                            &key,
+                        );
+                    }
+                }
+                "application/merge-patch+json" => json_patch::merge(&mut object, &patch),
+                other => {
+                    return status(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        "UnsupportedMediaType",
+                        format!("the fake does not serve patches of type {other:?}"),
+                        &key,
+                    );
+                }
+            }
+            // The patched object's resourceVersion is a precondition, as in the API server.
+            if object.pointer("/metadata/resourceVersion")
+                != current.pointer("/metadata/resourceVersion")
+            {
+                return conflict(&key);
+            }
+            if object.pointer("/metadata/name") != current.pointer("/metadata/name") {
+                return status(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    "metadata.name cannot change".to_owned(),
+                    &key,
+                );
+            }
+            if object == current {
+                return ok(StatusCode::OK, &object);
+            }
+            let version = store.next_version();
+            object["metadata"]["resourceVersion"] = json!(version);
+            if let Some((resource, pointer, value)) = &store.admission
+                && *resource == key.resource
+                && let Some(target) = object.pointer_mut(pointer)
+            {
+                *target = value.clone();
+            }
+            if object["spec"] != current["spec"] {
+                store.spec_changed(&key, &mut object);
+            }
+            store.objects.insert(key, object.clone());
+            ok(StatusCode::OK, &object)
+        }
+        "delete" => match store.objects.remove(&key) {
+            Some(_) => ok(
+                StatusCode::OK,
+                &json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+            ),
+            None => not_found(&key),
+        },
+        _ => unreachable!("every verb is handled"),
+    }
+}
