@@ -19,7 +19,8 @@ use canary_core::policy::Policy;
 use serde::Serialize;
 
 use crate::peers::{
-    Argo, Flagger, Kayenta, NaiveZ, Rule, Schedule, SprtHistogramOracle, SprtOracle, comparison_criteria, run_rule_many,
+    Argo, Flagger, Kayenta, NaiveZ, Rule, Schedule, SprtHistogramOracle, SprtOracle,
+    comparison_criteria, run_rule_many,
 };
 use crate::simulate::{SEED_STRIDE, SimulateOptions, simulate_policy};
 use crate::{Incident, Regression, Scenario, Summary, Traffic, run_many};

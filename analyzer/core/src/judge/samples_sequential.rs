@@ -412,9 +412,12 @@ mod tests {
             },
             CheckObservation::Value { value: 1.0 },
         ] {
-            assert!(evaluator
+            assert!(
+                evaluator
                     .observe(&mut memory, &bad, Timestamp::UNIX_EPOCH)
-                    .is_err(), "{bad:?}");
+                    .is_err(),
+                "{bad:?}"
+            );
         }
         assert_eq!(memory, evaluator.start());
     }
