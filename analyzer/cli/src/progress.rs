@@ -71,6 +71,9 @@ pub(crate) struct Progress {
     verbose: bool,
     /// The policy's step duration, for the live view's bar.
     step: Duration,
+    /// Criteria whose judge warning (totals that fell) was printed: once each, the report
+    /// has the final counts.
+    warned: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -105,6 +108,7 @@ impl Progress {
             mode,
             verbose: settings.verbose,
             step: Duration::from_secs(60),
+            warned: Vec::new(),
         }
     }
 
@@ -125,6 +129,33 @@ impl Progress {
                     bar.println(plain_line(notice));
                 }
                 update_live(bar, rollout, self.step);
+            }
+        }
+        self.judge_warnings(rollout);
+    }
+
+    /// The judge's warnings, each criterion's the first time it has one (the JSON lines carry
+    /// them on every tick).
+    fn judge_warnings(&mut self, rollout: &Rollout) {
+        let Some(assessment) = &rollout.last_assessment else {
+            return;
+        };
+        for warning in &assessment.warnings {
+            let criterion = warning.split(':').next().unwrap_or_default().to_owned();
+            if self.warned.contains(&criterion) {
+                continue;
+            }
+            self.warned.push(criterion);
+            let line = format!(
+                "{} {} warning: {}",
+                Timestamp::now().strftime("%H:%M:%S"),
+                rollout.service,
+                strip_control(warning)
+            );
+            match &self.mode {
+                Mode::Plain | Mode::Quiet => eprintln!("{line}"),
+                Mode::Live(bar) => bar.println(line),
+                Mode::Json => {}
             }
         }
     }
@@ -186,6 +217,9 @@ fn json_line(notice: &Notice, rollout: &Rollout) -> String {
         && let Some(assessment) = &rollout.last_assessment
     {
         value["canary_requests_in_step"] = serde_json::json!(assessment.canary_requests_in_step);
+        if !assessment.warnings.is_empty() {
+            value["warnings"] = serde_json::json!(assessment.warnings);
+        }
         value["checks"] = serde_json::Value::Array(
             assessment
                 .checks
@@ -252,6 +286,9 @@ fn standings(assessment: Option<&Assessment>) -> String {
             _ => {}
         }
         parts.push(part);
+    }
+    for warning in &assessment.warnings {
+        parts.push(format!("warning: {warning}"));
     }
     parts.join(" | ")
 }

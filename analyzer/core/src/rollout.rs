@@ -1324,7 +1324,11 @@ impl Rollout {
             .as_ref()
             .map(|a| a.checks.clone())
             .unwrap_or_default();
-        let warnings = self.warnings.clone();
+        let mut warnings = self.warnings.clone();
+        // The judge's own warnings (cumulative totals that fell), as of the last assessment.
+        if let Some(assessment) = &self.last_assessment {
+            warnings.extend(assessment.warnings.iter().cloned());
+        }
         crate::report::Report {
             verdict: verdict.overall(),
             reason,

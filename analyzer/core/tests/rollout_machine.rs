@@ -63,7 +63,8 @@ fn mk_tick(seconds: i64, canary: (f64, f64), baseline: (f64, f64)) -> Tick {
             baseline: RequestCounts {
                 requests: baseline.0,
                 errors: baseline.1,
-            },
+            }
+            .into(),
         }),
     );
     Tick {
@@ -903,7 +904,7 @@ checks:
         "p95".to_owned(),
         Reading::Observed(CheckObservation::Histogram {
             canary: buckets(500.0),
-            baseline: buckets(5000.0),
+            baseline: buckets(5000.0).into(),
         }),
     );
     let tick = Tick {

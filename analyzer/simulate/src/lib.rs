@@ -13,13 +13,13 @@
 //! false-rollback rate with its Wilson interval, detection probability, time and requests to
 //! detection.
 //!
-//! The same worlds feed the peers' decision rules in [`baselines`] (Flagger, Argo Rollouts,
+//! The same worlds feed the peers' decision rules in [`peers`] (Flagger, Argo Rollouts,
 //! Kayenta, a naive repeated z-test and Wald's SPRT as an oracle), so the [`benchmark`]
 //! compares them with canary on the same requests. `canary simulate` ([`simulate`]) and the
 //! benchmark harness call the same code, so their numbers come from the same path.
 
-pub mod baselines;
 pub mod benchmark;
+pub mod peers;
 mod samples;
 mod scenario;
 pub mod simulate;

@@ -191,11 +191,15 @@ pub fn check_reading(check: &str, reading: &Reading) {
         match observation {
             CheckObservation::Counts { canary, baseline } => {
                 counts(canary, "canary");
-                counts(baseline, "baseline");
+                if let Some(baseline) = baseline.observed() {
+                    counts(baseline, "baseline");
+                }
             }
             CheckObservation::Histogram { canary, baseline } => {
                 buckets(canary, "canary");
-                buckets(baseline, "baseline");
+                if let Some(baseline) = baseline.observed() {
+                    buckets(baseline, "baseline");
+                }
             }
             CheckObservation::Samples { canary, baseline } => {
                 for value in [canary, baseline].into_iter().flatten() {
@@ -538,11 +542,12 @@ pub fn synthetic_tick(
                 baseline: RequestCounts {
                     requests: n * 0.9,
                     errors: n * 0.0009,
-                },
+                }
+                .into(),
             },
             "latency" => CheckObservation::Histogram {
                 canary: buckets(n * 0.1),
-                baseline: buckets(n * 0.9),
+                baseline: buckets(n * 0.9).into(),
             },
             "samples" => CheckObservation::Samples {
                 canary: Some(0.2 + f64::from(tick % 3) * 0.01),
