@@ -225,11 +225,11 @@ impl SelfMetrics {
         inner.weight.set(i64::from(rollout.current_weight()));
         inner.step.set(
             rollout
-                .steps
+                .steps()
                 .last()
                 .map_or(0, |s| i64::try_from(s.index + 1).unwrap_or(i64::MAX)),
         );
-        let phase = rollout.phase.name();
+        let phase = rollout.phase().name();
         let mut seen = inner.seen.lock().unwrap_or_else(|e| e.into_inner());
         seen.phases.insert(phase);
         for &name in &seen.phases {
@@ -238,7 +238,7 @@ impl SelfMetrics {
                 .get_or_create(&PhaseLabels { phase: name })
                 .set(i64::from(name == phase));
         }
-        if let Some(assessment) = &rollout.last_assessment {
+        if let Some(assessment) = rollout.last_assessment() {
             for check in &assessment.checks {
                 for verdict in VERDICTS {
                     inner
@@ -251,14 +251,14 @@ impl SelfMetrics {
                 }
             }
         }
-        let ticks = rollout.judge.ticks;
+        let ticks = rollout.judge().ticks;
         if let Some(before) = seen.ticks {
             inner.ticks.inc_by(ticks.saturating_sub(before));
         }
         seen.ticks = Some(ticks);
         // `failed_reads` counts consecutive failures and drops to 0 on a good read: each
         // rise is that many failed reads.
-        let failed = rollout.failed_reads;
+        let failed = rollout.failed_reads();
         if let Some(before) = seen.failed_reads
             && failed > before
         {
@@ -445,11 +445,9 @@ impl StateStore for MeteredStore {
 
 #[cfg(test)]
 mod tests {
-    use canary_core::analysis;
-    use canary_core::policy::Policy;
+    use canary_core::policy::{HookEvent, Policy};
     use canary_core::recording::Recording;
-    use canary_core::report::{StepRecord, WeightPoint};
-    use canary_core::rollout::{Machine, Phase, RollbackCause};
+    use canary_core::rollout::{Event, Machine, Phase};
     use jiff::Timestamp;
 
     use super::*;
@@ -473,12 +471,26 @@ mod tests {
 
     const LABELS: &str = "service=\"checkout\",rollout_id=\"pipeline-42\"";
 
+    /// Feeds `events` to the machine at `at`, one after the other.
+    fn feed(machine: &Machine, rollout: &mut Rollout, at: Timestamp, events: Vec<Event>) {
+        for event in events {
+            machine.handle(rollout, event, at);
+        }
+    }
+
     #[test]
     fn the_state_sets_the_gauges_and_counts_what_changed_once() {
         let policy = policy();
         let metrics = SelfMetrics::new("checkout", Some("pipeline-42"));
-        let now = Timestamp::now();
-        let mut rollout = Machine::new(policy.clone()).unwrap().start(now);
+        // The recording's ticks are the metrics source's answers, in its own time.
+        let recording = Recording::from_json(
+            include_str!("../../../examples/recordings/errors-3x.json"),
+            "errors-3x.json",
+        )
+        .unwrap();
+        let start = recording.started_at;
+        let machine = Machine::new(policy).unwrap();
+        let mut rollout = machine.start(start, None);
         metrics.record_state(&rollout);
         let text = metrics.encode_text();
         assert_eq!(
@@ -498,36 +510,29 @@ mod tests {
             0.0
         );
 
-        // Three ticks into the first step, two failed reads in a row, one criterion failed.
-        let recording = Recording::from_json(
-            include_str!("../../../examples/recordings/errors-3x.json"),
-            "errors-3x.json",
-        )
-        .unwrap();
-        let judged = analysis::analyze(&policy, &recording.ticks).unwrap();
-        rollout.weights.push(WeightPoint {
-            at: now,
-            weight: 10,
-        });
-        rollout.steps.push(StepRecord {
-            index: 0,
-            weight: 10,
-            started_at: now,
-            ended_at: None,
-            decision: "running".to_owned(),
-            reason: String::new(),
-            canary_requests: None,
-        });
-        rollout.phase = Phase::Step {
-            index: 0,
-            weight: 10,
-            weight_set: true,
-            started_at: Some(now),
-            extended: false,
+        // The first step under way, two failed reads in a row.
+        let hooks_ran = |event| Event::HooksRan {
+            event,
+            failed: Vec::new(),
         };
-        rollout.judge.ticks = 3;
-        rollout.failed_reads = 2;
-        rollout.last_assessment = Some(judged.assessment);
+        feed(
+            &machine,
+            &mut rollout,
+            start,
+            vec![
+                Event::Resume,
+                Event::PreflightPassed {
+                    canary_generation: None,
+                },
+                hooks_ran(HookEvent::Before),
+                Event::WeightSet(10),
+                hooks_ran(HookEvent::Step),
+                Event::TimerFired,
+                Event::ReadFailed("down".to_owned()),
+                Event::TimerFired,
+                Event::ReadFailed("down".to_owned()),
+            ],
+        );
         metrics.record_state(&rollout);
         metrics.record_state(&rollout);
         let text = metrics.encode_text();
@@ -536,10 +541,6 @@ mod tests {
             10.0
         );
         assert_eq!(sample(&text, &format!("canary_step{{{LABELS}}}")), 1.0);
-        assert_eq!(
-            sample(&text, &format!("canary_ticks_total{{{LABELS}}}")),
-            3.0
-        );
         assert_eq!(
             sample(&text, &format!("canary_query_errors_total{{{LABELS}}}")),
             2.0
@@ -555,6 +556,35 @@ mod tests {
             ),
             0.0
         );
+
+        // Ticks until a criterion fails (a good read resets the streak: no more errors).
+        let mut ticks = 0;
+        for tick in recording.ticks {
+            let at = tick.at;
+            feed(
+                &machine,
+                &mut rollout,
+                at,
+                vec![
+                    Event::TimerFired,
+                    Event::Observed {
+                        tick,
+                        checkpoint: None,
+                    },
+                ],
+            );
+            ticks += 1;
+            metrics.record_state(&rollout);
+            if matches!(rollout.phase(), Phase::RollingBack { .. }) {
+                break;
+            }
+        }
+        assert!(matches!(rollout.phase(), Phase::RollingBack { .. }));
+        let text = metrics.encode_text();
+        assert_eq!(
+            sample(&text, &format!("canary_ticks_total{{{LABELS}}}")),
+            f64::from(ticks)
+        );
         let verdict = |check: &str, verdict: &str| {
             sample(
                 &text,
@@ -565,23 +595,17 @@ mod tests {
         };
         assert_eq!(verdict("errors/baseline", "fail"), 1.0);
         assert_eq!(verdict("errors/baseline", "pass"), 0.0);
-        assert_eq!(verdict("latency/slo", "pass"), 1.0);
-
-        // A good read resets the streak: nothing more is counted.
-        rollout.failed_reads = 0;
-        metrics.record_state(&rollout);
-        rollout.phase = Phase::RolledBack {
-            cause: RollbackCause::Failed,
-            reason: "errors/baseline failed".to_owned(),
-        };
-        rollout.weights.push(WeightPoint { at: now, weight: 0 });
-        metrics.record_state(&rollout);
-        metrics.record_state(&rollout);
-        let text = metrics.encode_text();
         assert_eq!(
             sample(&text, &format!("canary_query_errors_total{{{LABELS}}}")),
             2.0
         );
+
+        // Rolled back: counted once, however often the state is saved.
+        let at = rollout.decided_at().unwrap();
+        feed(&machine, &mut rollout, at, vec![Event::WeightSet(0)]);
+        metrics.record_state(&rollout);
+        metrics.record_state(&rollout);
+        let text = metrics.encode_text();
         assert_eq!(
             sample(&text, &format!("canary_rollbacks_total{{{LABELS}}}")),
             1.0
@@ -600,12 +624,30 @@ mod tests {
     fn a_resumed_rollout_counts_only_what_this_process_saw() {
         let policy = policy();
         let metrics = SelfMetrics::new("checkout", None);
-        let mut rollout = Machine::new(policy).unwrap().start(Timestamp::now());
-        rollout.judge.ticks = 40;
-        rollout.phase = Phase::RolledBack {
-            cause: RollbackCause::Failed,
-            reason: "before".to_owned(),
-        };
+        let machine = Machine::new(policy).unwrap();
+        let now = Timestamp::now();
+        let mut rollout = machine.start(now, None);
+        // Loaded by a rerun: rolled back, after ticks another process counted.
+        feed(
+            &machine,
+            &mut rollout,
+            now,
+            vec![
+                Event::Resume,
+                Event::PreflightPassed {
+                    canary_generation: None,
+                },
+                Event::HooksRan {
+                    event: HookEvent::Before,
+                    failed: Vec::new(),
+                },
+                Event::WeightSet(10),
+                Event::TimerFired,
+                Event::ManualAbort("before".to_owned()),
+                Event::WeightSet(0),
+            ],
+        );
+        assert!(matches!(rollout.phase(), Phase::RolledBack { .. }));
         metrics.record_state(&rollout);
         let text = metrics.encode_text();
         assert_eq!(

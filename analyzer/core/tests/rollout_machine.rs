@@ -100,10 +100,41 @@ fn kinds(effects: &[Effect]) -> Vec<String> {
             Effect::SetWeight(w) => format!("set:{w}"),
             Effect::Wait(_) => "wait".to_owned(),
             Effect::Read { .. } => "read".to_owned(),
-            Effect::Promote(stage) => format!("promote:{stage:?}"),
+            Effect::Preflight => "preflight".to_owned(),
+            Effect::Promote { stage, .. } => format!("promote:{stage:?}"),
             Effect::Finish(o) => format!("finish:{}", o.exit.code()),
         })
         .collect()
+}
+
+/// The pre-flight passed (no Kubernetes promotion to learn about).
+fn preflight_ok() -> Event {
+    Event::PreflightPassed {
+        canary_generation: None,
+    }
+}
+
+/// The metrics read for a tick.
+fn observed(tick: Tick) -> Event {
+    Event::Observed {
+        tick,
+        checkpoint: None,
+    }
+}
+
+/// The rollout with its saved JSON changed by `edit`: what a state file edited by hand (or
+/// written by another version) looks like when it is loaded.
+fn edited(rollout: &Rollout, edit: impl FnOnce(&mut serde_json::Value)) -> Rollout {
+    let mut json = serde_json::to_value(rollout).unwrap();
+    edit(&mut json);
+    Rollout::from_json(json.to_string().as_bytes()).unwrap()
+}
+
+/// `rollout` saved in `phase`.
+fn in_phase(rollout: &Rollout, phase: Phase) -> Rollout {
+    edited(rollout, |json| {
+        json["phase"] = serde_json::to_value(phase).unwrap();
+    })
 }
 
 fn hooks_ok(event: HookEvent) -> Event {
@@ -116,8 +147,9 @@ fn hooks_ok(event: HookEvent) -> Event {
 /// A machine and a rollout brought to the first analysed tick of step 0 (weight 10).
 fn mk_running(extra: &str) -> (Machine, Rollout) {
     let machine = Machine::new(mk_policy(extra)).unwrap();
-    let mut rollout = machine.start(t0());
+    let mut rollout = machine.start(t0(), None);
     machine.handle(&mut rollout, Event::Resume, t0());
+    machine.handle(&mut rollout, preflight_ok(), t0());
     machine.handle(&mut rollout, hooks_ok(HookEvent::Before), t0());
     machine.handle(&mut rollout, Event::WeightSet(10), t0());
     machine.handle(&mut rollout, hooks_ok(HookEvent::Step), t0());
@@ -142,7 +174,7 @@ fn feed_healthy(
         base.1 += 30.0 * 20.0 * (1.0 - share);
         let tick = mk_tick(t, (base.0, base.0 * 0.01), (base.1, base.1 * 0.01));
         machine.handle(rollout, Event::TimerFired, at(t));
-        last = machine.handle(rollout, Event::Observed(tick), at(t));
+        last = machine.handle(rollout, observed(tick), at(t));
         t += 30;
     }
     last
@@ -151,8 +183,10 @@ fn feed_healthy(
 #[test]
 fn starting_runs_the_before_hooks_then_sets_the_first_weight() {
     let machine = Machine::new(mk_policy("")).unwrap();
-    let mut rollout = machine.start(t0());
+    let mut rollout = machine.start(t0(), None);
     let effects = machine.handle(&mut rollout, Event::Resume, t0());
+    assert_eq!(kinds(&effects), ["preflight"], "nothing changes before the pre-flight");
+    let effects = machine.handle(&mut rollout, preflight_ok(), t0());
     assert_eq!(
         kinds(&effects),
         ["persist", "notify:started", "hooks:Before"]
@@ -160,7 +194,7 @@ fn starting_runs_the_before_hooks_then_sets_the_first_weight() {
     let effects = machine.handle(&mut rollout, hooks_ok(HookEvent::Before), t0());
     assert_eq!(kinds(&effects), ["persist", "set:10"]);
     assert!(matches!(
-        rollout.phase,
+        rollout.phase(),
         Phase::Step {
             index: 0,
             weight: 10,
@@ -173,15 +207,16 @@ fn starting_runs_the_before_hooks_then_sets_the_first_weight() {
 #[test]
 fn a_confirmed_weight_starts_the_step_and_its_clock() {
     let machine = Machine::new(mk_policy("")).unwrap();
-    let mut rollout = machine.start(t0());
+    let mut rollout = machine.start(t0(), None);
     machine.handle(&mut rollout, Event::Resume, t0());
+    machine.handle(&mut rollout, preflight_ok(), t0());
     machine.handle(&mut rollout, hooks_ok(HookEvent::Before), t0());
     let effects = machine.handle(&mut rollout, Event::WeightSet(10), at(2));
     assert_eq!(kinds(&effects), ["persist", "notify:step", "hooks:Step"]);
     assert!(
-        matches!(rollout.phase, Phase::Step { weight_set: true, started_at: Some(s), .. } if s == at(2))
+        matches!(rollout.phase(), Phase::Step { weight_set: true, started_at: Some(s), .. } if *s == at(2))
     );
-    assert_eq!(rollout.steps.len(), 1);
+    assert_eq!(rollout.steps().len(), 1);
     let effects = machine.handle(&mut rollout, hooks_ok(HookEvent::Step), at(2));
     assert_eq!(effects.last(), Some(&Effect::Wait(at(32))));
 }
@@ -198,11 +233,11 @@ fn a_healthy_tick_mid_step_waits_for_the_next() {
     let (machine, mut rollout) = mk_running("");
     let effects = machine.handle(
         &mut rollout,
-        Event::Observed(mk_tick(30, (60.0, 0.0), (540.0, 5.0))),
+        observed(mk_tick(30, (60.0, 0.0), (540.0, 5.0))),
         at(30),
     );
     assert_eq!(kinds(&effects), ["notify:tick", "persist", "wait"]);
-    assert_eq!(rollout.timeline.len(), 1);
+    assert_eq!(rollout.timeline().len(), 1);
 }
 
 #[test]
@@ -211,7 +246,7 @@ fn a_failing_tick_rolls_back_mid_step_and_exits_1() {
     // 30 % canary errors against 1 % baseline: far past 5 % and far past the baseline.
     let effects = machine.handle(
         &mut rollout,
-        Event::Observed(mk_tick(60, (200.0, 60.0), (1800.0, 18.0))),
+        observed(mk_tick(60, (200.0, 60.0), (1800.0, 18.0))),
         at(60),
     );
     assert_eq!(
@@ -219,14 +254,14 @@ fn a_failing_tick_rolls_back_mid_step_and_exits_1() {
         ["notify:tick", "persist", "notify:rolling-back", "set:0"]
     );
     assert!(matches!(
-        rollout.phase,
+        rollout.phase(),
         Phase::RollingBack {
             cause: RollbackCause::Failed,
             ..
         }
     ));
-    assert_eq!(rollout.decided_at, Some(at(60)));
-    assert_eq!(rollout.steps[0].decision, "rollback");
+    assert_eq!(rollout.decided_at(), Some(at(60)));
+    assert_eq!(rollout.steps()[0].decision, "rollback");
     let effects = machine.handle(&mut rollout, Event::WeightSet(0), at(61));
     assert_eq!(
         kinds(&effects),
@@ -234,7 +269,7 @@ fn a_failing_tick_rolls_back_mid_step_and_exits_1() {
     );
     let effects = machine.handle(&mut rollout, hooks_ok(HookEvent::Rollback), at(61));
     assert_eq!(kinds(&effects), ["persist", "finish:1"]);
-    assert_eq!(rollout.outcome.as_ref().unwrap().verdict, Verdict::Fail);
+    assert_eq!(rollout.outcome().unwrap().verdict, Verdict::Fail);
 }
 
 #[test]
@@ -255,7 +290,7 @@ fn a_healthy_canary_advances_through_every_step_and_is_promoted() {
         ["notify:tick", "persist", "set:100"],
         "reaching 100 is the promotion"
     );
-    assert!(matches!(rollout.phase, Phase::Promoting));
+    assert!(matches!(rollout.phase(), Phase::Promoting));
     let effects = machine.handle(&mut rollout, Event::WeightSet(100), at(903));
     assert_eq!(
         kinds(&effects),
@@ -263,9 +298,9 @@ fn a_healthy_canary_advances_through_every_step_and_is_promoted() {
     );
     let effects = machine.handle(&mut rollout, hooks_ok(HookEvent::Promote), at(903));
     assert_eq!(kinds(&effects), ["persist", "finish:0"]);
-    let weights: Vec<u8> = rollout.weights.iter().map(|w| w.weight).collect();
+    let weights: Vec<u8> = rollout.weights().iter().map(|w| w.weight).collect();
     assert_eq!(weights, [10, 25, 50, 100]);
-    let decisions: Vec<&str> = rollout.steps.iter().map(|s| s.decision.as_str()).collect();
+    let decisions: Vec<&str> = rollout.steps().iter().map(|s| s.decision.as_str()).collect();
     assert_eq!(decisions, ["advance", "advance", "promote"]);
 }
 
@@ -276,7 +311,7 @@ fn missing_data_at_the_step_end_extends_then_rolls_back_with_exit_3() {
     let mut saw_extension = false;
     loop {
         machine.handle(&mut rollout, Event::TimerFired, at(t));
-        let effects = machine.handle(&mut rollout, Event::Observed(mk_nodata_tick(t)), at(t));
+        let effects = machine.handle(&mut rollout, observed(mk_nodata_tick(t)), at(t));
         let k = kinds(&effects);
         assert!(
             !k.contains(&"set:25".to_owned()),
@@ -292,7 +327,7 @@ fn missing_data_at_the_step_end_extends_then_rolls_back_with_exit_3() {
     assert!(saw_extension);
     assert!(t >= 600, "not before the limit: {t}");
     assert!(matches!(
-        rollout.phase,
+        rollout.phase(),
         Phase::RollingBack {
             cause: RollbackCause::Inconclusive,
             ..
@@ -319,14 +354,14 @@ fn hold_stops_where_it_stands_and_a_manual_promote_finishes_it() {
     let mut t = 30;
     let effects = loop {
         machine.handle(&mut rollout, Event::TimerFired, at(t));
-        let effects = machine.handle(&mut rollout, Event::Observed(mk_nodata_tick(t)), at(t));
+        let effects = machine.handle(&mut rollout, observed(mk_nodata_tick(t)), at(t));
         if effects.iter().any(|e| matches!(e, Effect::Finish(_))) {
             break effects;
         }
         t += 30;
     };
     assert_eq!(kinds(&effects).last().unwrap(), "finish:3");
-    assert!(matches!(rollout.phase, Phase::Held { weight: 10, .. }));
+    assert!(matches!(rollout.phase(), Phase::Held { weight: 10, .. }));
     // A rerun of `canary rollout` reports the hold again, changing nothing.
     assert_eq!(
         kinds(&machine.handle(&mut rollout, Event::Resume, at(t + 5))),
@@ -341,7 +376,7 @@ fn unreadable_metrics_wait_then_fail_with_exit_4_and_resume_where_they_were() {
     let (machine, mut rollout) = mk_running("  max-failed-ticks: 2\n");
     machine.handle(
         &mut rollout,
-        Event::Observed(mk_tick(30, (60.0, 0.0), (540.0, 5.0))),
+        observed(mk_tick(30, (60.0, 0.0), (540.0, 5.0))),
         at(30),
     );
     let effects = machine.handle(
@@ -356,20 +391,20 @@ fn unreadable_metrics_wait_then_fail_with_exit_4_and_resume_where_they_were() {
         at(90),
     );
     assert_eq!(kinds(&effects), ["persist", "notify:failed", "finish:4"]);
-    assert!(matches!(rollout.phase, Phase::Failed { .. }));
+    assert!(matches!(rollout.phase(), Phase::Failed { .. }));
     // A rerun picks the step up again, with its evidence.
-    let ticks_before = rollout.judge.ticks;
+    let ticks_before = rollout.judge().ticks;
     let effects = machine.handle(&mut rollout, Event::Resume, at(200));
     assert_eq!(kinds(&effects), ["persist", "wait"]);
     assert!(matches!(
-        rollout.phase,
+        rollout.phase(),
         Phase::Step {
             index: 0,
             weight_set: true,
             ..
         }
     ));
-    assert_eq!(rollout.judge.ticks, ticks_before);
+    assert_eq!(rollout.judge().ticks, ticks_before);
 }
 
 #[test]
@@ -391,7 +426,7 @@ fn unreadable_metrics_roll_back_with_exit_4_when_the_policy_says_so() {
     machine.handle(&mut rollout, Event::WeightSet(0), at(61));
     let effects = machine.handle(&mut rollout, hooks_ok(HookEvent::Rollback), at(61));
     assert_eq!(kinds(&effects), ["persist", "finish:4"]);
-    let outcome = rollout.outcome.as_ref().unwrap();
+    let outcome = rollout.outcome().unwrap();
     assert_eq!(
         outcome.verdict,
         Verdict::Error,
@@ -406,7 +441,7 @@ fn unreadable_metrics_roll_back_with_exit_4_when_the_policy_says_so() {
         outcome.reason
     );
     assert!(matches!(
-        rollout.phase,
+        rollout.phase(),
         Phase::RolledBack {
             cause: RollbackCause::MetricsUnavailable,
             ..
@@ -417,8 +452,9 @@ fn unreadable_metrics_roll_back_with_exit_4_when_the_policy_says_so() {
 #[test]
 fn a_router_failure_stops_with_exit_4_and_a_rerun_sets_the_weight_again() {
     let machine = Machine::new(mk_policy("")).unwrap();
-    let mut rollout = machine.start(t0());
+    let mut rollout = machine.start(t0(), None);
     machine.handle(&mut rollout, Event::Resume, t0());
+    machine.handle(&mut rollout, preflight_ok(), t0());
     machine.handle(&mut rollout, hooks_ok(HookEvent::Before), t0());
     let effects = machine.handle(
         &mut rollout,
@@ -433,8 +469,9 @@ fn a_router_failure_stops_with_exit_4_and_a_rerun_sets_the_weight_again() {
 #[test]
 fn a_failing_before_hook_rolls_back() {
     let machine = Machine::new(mk_policy("")).unwrap();
-    let mut rollout = machine.start(t0());
+    let mut rollout = machine.start(t0(), None);
     machine.handle(&mut rollout, Event::Resume, t0());
+    machine.handle(&mut rollout, preflight_ok(), t0());
     let effects = machine.handle(
         &mut rollout,
         Event::HooksRan {
@@ -445,7 +482,7 @@ fn a_failing_before_hook_rolls_back() {
     );
     assert_eq!(kinds(&effects), ["persist", "notify:rolling-back", "set:0"]);
     assert!(matches!(
-        rollout.phase,
+        rollout.phase(),
         Phase::RollingBack {
             cause: RollbackCause::Hook,
             ..
@@ -456,13 +493,13 @@ fn a_failing_before_hook_rolls_back() {
 #[test]
 fn an_interrupt_leaves_the_weight_by_default_and_exits_130() {
     let (machine, mut rollout) = mk_running("");
-    let before = rollout.phase.clone();
+    let before = rollout.phase().clone();
     let effects = machine.handle(&mut rollout, Event::Interrupted, at(40));
     assert_eq!(
         kinds(&effects),
         ["persist", "notify:interrupted", "finish:130"]
     );
-    assert_eq!(rollout.phase, before, "left where it stands");
+    assert_eq!(rollout.phase(), &before, "left where it stands");
 }
 
 #[test]
@@ -485,45 +522,56 @@ fn abort_rolls_back_with_exit_1() {
     );
     assert_eq!(kinds(&effects), ["persist", "notify:rolling-back", "set:0"]);
     machine.handle(&mut rollout, Event::WeightSet(0), at(41));
-    assert_eq!(rollout.outcome.as_ref().unwrap().exit, ExitCode::Failed);
+    assert_eq!(rollout.outcome().unwrap().exit, ExitCode::Failed);
 }
 
 #[test]
 fn resume_reissues_what_each_phase_waits_for() {
     let machine = Machine::new(mk_policy("")).unwrap();
-    let mut rollout = machine.start(t0());
-    rollout.phase = Phase::Step {
-        index: 1,
-        weight: 25,
-        weight_set: false,
-        started_at: None,
-        extended: false,
-    };
+    let rollout = machine.start(t0(), None);
+    let mut rollout = in_phase(
+        &rollout,
+        Phase::Step {
+            index: 1,
+            weight: 25,
+            weight_set: false,
+            started_at: None,
+            extended: false,
+        },
+    );
     assert_eq!(
         kinds(&machine.handle(&mut rollout, Event::Resume, t0())),
         ["set:25"]
     );
-    rollout.phase = Phase::Promoting;
+    let mut rollout = in_phase(&rollout, Phase::Promoting);
     assert_eq!(
         kinds(&machine.handle(&mut rollout, Event::Resume, t0())),
         ["set:100"]
     );
-    rollout.phase = Phase::RollingBack {
-        cause: RollbackCause::Failed,
-        reason: "x".to_owned(),
-    };
+    let mut rollout = in_phase(
+        &rollout,
+        Phase::RollingBack {
+            cause: RollbackCause::Failed,
+            reason: "x".to_owned(),
+        },
+    );
     assert_eq!(
         kinds(&machine.handle(&mut rollout, Event::Resume, t0())),
         ["set:0"]
     );
-    rollout.phase = Phase::Step {
-        index: 1,
-        weight: 25,
-        weight_set: true,
-        started_at: Some(t0()),
-        extended: false,
-    };
-    rollout.next_tick_at = Some(at(30));
+    let rollout = in_phase(
+        &rollout,
+        Phase::Step {
+            index: 1,
+            weight: 25,
+            weight_set: true,
+            started_at: Some(t0()),
+            extended: false,
+        },
+    );
+    let mut rollout = edited(&rollout, |json| {
+        json["next_tick_at"] = serde_json::to_value(at(30)).unwrap();
+    });
     assert_eq!(
         machine.handle(&mut rollout, Event::Resume, at(10)),
         vec![Effect::Wait(at(30))]
@@ -560,7 +608,7 @@ fn the_state_survives_a_round_trip_through_json() {
     let (machine, mut rollout) = mk_running("");
     machine.handle(
         &mut rollout,
-        Event::Observed(mk_tick(30, (60.0, 1.0), (540.0, 5.0))),
+        observed(mk_tick(30, (60.0, 1.0), (540.0, 5.0))),
         at(30),
     );
     let json = serde_json::to_string_pretty(&rollout).unwrap();
@@ -581,7 +629,7 @@ fn the_final_soak_judges_absolute_bounds_then_promotes() {
     feed_healthy(&machine, &mut rollout, 632, 902, 0.50, &mut totals);
     let effects = machine.handle(&mut rollout, Event::WeightSet(100), at(903));
     assert_eq!(kinds(&effects), ["persist", "notify:step", "wait"]);
-    assert!(matches!(rollout.phase, Phase::Soak { .. }));
+    assert!(matches!(rollout.phase(), Phase::Soak { .. }));
     let effects = feed_healthy(&machine, &mut rollout, 933, 1023, 1.0, &mut totals);
     assert_eq!(
         kinds(&effects),
@@ -616,8 +664,8 @@ fn a_kubernetes_promotion_copies_the_template_routes_back_and_scales_the_canary_
         ["persist", "notify:finalizing", "promote:CopyToStable"],
         "passed at 100%: the stable Deployment gets the canary's template first"
     );
-    assert_eq!(rollout.phase.name(), "finalizing");
-    assert!(rollout.outcome.is_none(), "not finished yet");
+    assert_eq!(rollout.phase().name(), "finalizing");
+    assert!(rollout.outcome().is_none(), "not finished yet");
     let effects = machine.handle(
         &mut rollout,
         Event::PromotionDone(PromotionStage::CopyToStable),
@@ -637,19 +685,19 @@ fn a_kubernetes_promotion_copies_the_template_routes_back_and_scales_the_canary_
     );
     let effects = machine.handle(&mut rollout, hooks_ok(HookEvent::Promote), at(962));
     assert_eq!(kinds(&effects), ["persist", "finish:0"]);
-    assert_eq!(rollout.phase, Phase::Promoted);
-    let weights: Vec<u8> = rollout.weights.iter().map(|w| w.weight).collect();
+    assert_eq!(rollout.phase(), &Phase::Promoted);
+    let weights: Vec<u8> = rollout.weights().iter().map(|w| w.weight).collect();
     assert_eq!(
         weights,
         [10, 25, 50, 100, 0],
         "all traffic back on the stable Deployment"
     );
     assert_eq!(
-        rollout.decided_at,
+        rollout.decided_at(),
         Some(at(903)),
         "decided when 100% passed"
     );
-    let decisions: Vec<&str> = rollout.steps.iter().map(|s| s.decision.as_str()).collect();
+    let decisions: Vec<&str> = rollout.steps().iter().map(|s| s.decision.as_str()).collect();
     assert_eq!(decisions, ["advance", "advance", "promote"]);
 }
 
@@ -679,13 +727,12 @@ fn a_failed_promotion_stage_exits_4_and_a_rerun_redoes_that_stage() {
     assert_eq!(kinds(&effects), ["persist", "notify:failed", "finish:4"]);
     assert!(
         rollout
-            .outcome
-            .as_ref()
+            .outcome()
             .unwrap()
             .reason
             .contains("the Kubernetes promotion failed: Deployment shop/checkout-stable"),
         "{:?}",
-        rollout.outcome
+        rollout.outcome()
     );
     let effects = machine.handle(&mut rollout, Event::Resume, at(1600));
     assert_eq!(kinds(&effects), ["persist", "promote:CopyToStable"]);
@@ -723,7 +770,7 @@ fn once_the_promotion_has_begun_nothing_rolls_back() {
         ["persist", "notify:interrupted", "finish:130"]
     );
     assert!(matches!(
-        rollout.phase,
+        rollout.phase(),
         Phase::Finalizing {
             stage: PromotionStage::CopyToStable
         }
@@ -774,8 +821,9 @@ fn without_a_promotion_section_nothing_changes() {
 #[test]
 fn hooks_asked_for_before_a_crash_run_again_on_resume() {
     let machine = Machine::new(mk_policy("")).unwrap();
-    let mut rollout = machine.start(t0());
+    let mut rollout = machine.start(t0(), None);
     machine.handle(&mut rollout, Event::Resume, t0());
+    machine.handle(&mut rollout, preflight_ok(), t0());
     machine.handle(&mut rollout, hooks_ok(HookEvent::Before), t0());
     let effects = machine.handle(&mut rollout, Event::WeightSet(10), at(1));
     assert_eq!(kinds(&effects).last().unwrap(), "hooks:Step");
@@ -788,7 +836,7 @@ fn hooks_asked_for_before_a_crash_run_again_on_resume() {
     );
     let effects = machine.handle(&mut resumed, hooks_ok(HookEvent::Step), at(51));
     assert_eq!(kinds(&effects), ["persist", "wait"]);
-    assert_eq!(resumed.hooks_pending, None);
+    assert_eq!(resumed.hooks_pending(), None);
 }
 
 #[test]
@@ -838,7 +886,7 @@ fn a_soak_without_canary_traffic_never_promotes() {
         (totals.1, totals.1 * 0.01),
     );
     machine.handle(&mut rollout, Event::TimerFired, at(1030));
-    let effects = machine.handle(&mut rollout, Event::Observed(frozen), at(1030));
+    let effects = machine.handle(&mut rollout, observed(frozen), at(1030));
     let k = kinds(&effects);
     assert!(
         !k.contains(&"notify:promoted".to_owned()),
@@ -850,12 +898,14 @@ fn a_soak_without_canary_traffic_never_promotes() {
 #[test]
 fn a_state_without_its_outcome_reports_what_its_phase_says() {
     let machine = Machine::new(mk_policy("")).unwrap();
-    let mut rollout = machine.start(t0());
-    rollout.phase = Phase::RolledBack {
-        cause: RollbackCause::Failed,
-        reason: "x".to_owned(),
-    };
-    rollout.outcome = None;
+    let rollout = machine.start(t0(), None);
+    let mut rollout = in_phase(
+        &rollout,
+        Phase::RolledBack {
+            cause: RollbackCause::Failed,
+            reason: "x".to_owned(),
+        },
+    );
     assert_eq!(
         kinds(&machine.handle(&mut rollout, Event::Resume, t0())),
         ["finish:1"]

@@ -133,9 +133,9 @@ impl StateStore for FileStateStore {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(err) => return Err(self.io_error("read", &path, err)),
         };
-        serde_json::from_str(&text).map(Some).map_err(|err| {
+        Rollout::from_json(text.as_bytes()).map(Some).map_err(|err| {
             Error::Usage(format!(
-                "{}: the saved rollout state does not parse ({err}); inspect it, then move it away to start over",
+                "{}: {err}; inspect it, then move it away to start over",
                 path.display()
             ))
         })
@@ -143,12 +143,12 @@ impl StateStore for FileStateStore {
 
     async fn save(&self, rollout: &Rollout) -> Result<()> {
         let path = self.path();
-        let json = serde_json::to_vec_pretty(rollout).map_err(|e| Error::Usage(e.to_string()))?;
-        write_durably(&path, &json).map_err(|e| self.io_error("save", &path, e))
+        let json = rollout.to_json(true)?;
+        write_durably(&path, json.as_bytes()).map_err(|e| self.io_error("save", &path, e))
     }
 
     async fn archive(&self, rollout: &Rollout) -> Result<String> {
-        let stamp = rollout.started_at.strftime("%Y%m%dT%H%M%SZ").to_string();
+        let stamp = rollout.started_at().strftime("%Y%m%dT%H%M%SZ").to_string();
         let target = self.dir.join(format!("{}.{stamp}.json", self.service));
         std::fs::rename(self.path(), &target)
             .map_err(|e| self.io_error("archive", &self.path(), e))?;

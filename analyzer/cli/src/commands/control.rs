@@ -133,11 +133,11 @@ async fn act_claimed(
         ))
         .into());
     };
-    if rollout.phase.is_terminal() {
+    if rollout.phase().is_terminal() {
         return Err(canary_core::Error::Usage(format!(
             "the rollout of {} already finished ({})",
             policy.service,
-            rollout.phase.name()
+            rollout.phase().name()
         ))
         .into());
     }
@@ -176,9 +176,9 @@ async fn wait_for_the_driver(store: &dyn StateStore, service: &str) -> anyhow::R
     let deadline = Instant::now() + DRIVER_WAIT;
     loop {
         if let Some(rollout) = store.load().await?
-            && let Some(outcome) = &rollout.outcome
-            && rollout.hooks_pending.is_none()
-            && !matches!(rollout.phase, canary_core::rollout::Phase::Step { .. })
+            && let Some(outcome) = rollout.outcome()
+            && rollout.hooks_pending().is_none()
+            && !matches!(rollout.phase(), canary_core::rollout::Phase::Step { .. })
         {
             println!("{service}: {}", outcome.reason);
             return Ok(outcome.exit);

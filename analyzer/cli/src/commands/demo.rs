@@ -186,7 +186,7 @@ impl DemoCommand {
             control: stack.proxy().weight_control(),
             address: stack.proxy().base_url(),
         };
-        let mut rollout = machine.start(Timestamp::now());
+        let mut rollout = machine.start(Timestamp::now(), None);
         let driven = drive(
             &machine,
             &store,

@@ -100,44 +100,40 @@ impl RolloutCommand {
                 ));
             }
             let machine = Machine::new(policy.clone())?;
-            let fresh = |now| {
-                let mut rollout = machine.start(now);
-                rollout.id = self.id.clone();
-                rollout
-            };
+            let fresh = |now| machine.start(now, self.id.clone());
             let (mut rollout, first) = match store.load().await? {
                 Some(saved) => {
-                    let other_id = self.id.is_some() && saved.id != self.id;
-                    if saved.phase.is_terminal() && (self.restart || other_id) {
+                    let other_id = self.id.is_some() && saved.id() != self.id.as_deref();
+                    if saved.phase().is_terminal() && (self.restart || other_id) {
                         let archived = store.archive(&saved).await?;
                         progress.line(&format!("archived the finished rollout to {archived}"));
                         (fresh(Timestamp::now()), Event::Resume)
-                    } else if !saved.phase.is_terminal() && (self.restart || other_id) {
+                    } else if !saved.phase().is_terminal() && (self.restart || other_id) {
                         return Err(canary_core::Error::Usage(format!(
                             "a rollout of {} (id {}) is in progress (phase {}): resume it, or `canary abort` it first",
                             policy.service,
-                            saved.id.as_deref().unwrap_or("none"),
-                            saved.phase.name()
+                            saved.id().unwrap_or("none"),
+                            saved.phase().name()
                         ))
                         .into());
-                    } else if saved.phase.is_terminal() && self.id.is_none() {
+                    } else if saved.phase().is_terminal() && self.id.is_none() {
                         // Without an id, a new version's rollout cannot be told from a rerun of
                         // the finished one: never answer a new canary with an old verdict.
                         return Err(canary_core::Error::Usage(format!(
                             "the last rollout of {} finished ({}, started {}); pass --id to tell a rerun from a new rollout, or --restart to start a new one",
                             policy.service,
-                            saved.phase.name(),
-                            saved.started_at
+                            saved.phase().name(),
+                            saved.started_at()
                         ))
                         .into());
                     } else {
                         machine.check_resumable(&saved)?;
-                        if !saved.phase.is_terminal() {
+                        if !saved.phase().is_terminal() {
                             progress.line(&format!(
                                 "resuming the rollout of {} started {} (phase {}, canary at {}%)",
-                                saved.service,
-                                saved.started_at,
-                                saved.phase.name(),
+                                saved.service(),
+                                saved.started_at(),
+                                saved.phase().name(),
                                 saved.current_weight()
                             ));
                         }
@@ -218,7 +214,7 @@ pub(crate) async fn drive(
             built.as_ref()
         }
     };
-    if let Some(checkpoint) = &rollout.source_checkpoint {
+    if let Some(checkpoint) = rollout.source_checkpoint() {
         source.restore(checkpoint).await?;
     }
     let hooks = canary_gateways::HookRunner::new().map_err(|e| e.into_core())?;

@@ -40,7 +40,7 @@ impl StatusCommand {
             return Ok(ExitCode::Passed);
         };
         if self.json {
-            println!("{}", serde_json::to_string_pretty(&rollout)?);
+            println!("{}", rollout.to_json(true)?);
             return Ok(ExitCode::Passed);
         }
         let driving = match runtime.block_on(store.holder())? {
@@ -49,11 +49,11 @@ impl StatusCommand {
         };
         println!(
             "{service}: phase {}, canary at {}% ({driving})",
-            rollout.phase.name(),
+            rollout.phase().name(),
             rollout.current_weight()
         );
-        println!("  started {}", rollout.started_at);
-        match &rollout.phase {
+        println!("  started {}", rollout.started_at());
+        match rollout.phase() {
             Phase::Step {
                 index,
                 weight,
@@ -63,7 +63,7 @@ impl StatusCommand {
             } => println!(
                 "  step {} of {} at {weight}%{}{}",
                 index + 1,
-                rollout.steps.len().max(index + 1),
+                rollout.steps().len().max(index + 1),
                 started_at
                     .map(|t| format!(", since {t}"))
                     .unwrap_or_default(),
@@ -77,7 +77,7 @@ impl StatusCommand {
             Phase::Failed { error, .. } => println!("  {error}"),
             _ => {}
         }
-        for step in &rollout.steps {
+        for step in rollout.steps() {
             println!(
                 "  step {} {:>3}%  {}  {}{}",
                 step.index + 1,
@@ -89,7 +89,7 @@ impl StatusCommand {
                     .unwrap_or_default()
             );
         }
-        if let Some(assessment) = &rollout.last_assessment {
+        if let Some(assessment) = rollout.last_assessment() {
             println!(
                 "  latest assessment: {} — {}",
                 assessment.verdict, assessment.reason
@@ -103,7 +103,7 @@ impl StatusCommand {
                 );
             }
         }
-        if let Some(outcome) = &rollout.outcome {
+        if let Some(outcome) = rollout.outcome() {
             println!(
                 "  outcome: {} (exit {})",
                 outcome.reason,

@@ -18,7 +18,7 @@ pub(crate) fn a_rollout() -> Rollout {
     let policy = canary_core::policy::Policy::from_yaml(&text, "policy.yaml").unwrap();
     Machine::new(policy)
         .unwrap()
-        .start(Timestamp::from_second(1_790_000_000).unwrap())
+        .start(Timestamp::from_second(1_790_000_000).unwrap(), None)
 }
 
 fn holder(identity: &str, pid: u32) -> Holder {
