@@ -1,0 +1,189 @@
+//! `gateway`: what moves traffic — exactly one router; the HAProxy, NGINX and command ones here,
+//! the Kubernetes ones in [`kubernetes`](super::kubernetes).
+
+use super::*;
+
+impl Validator {
+    pub(super) fn gateway(&mut self, raw: &RawGateway) -> Option<GatewaySpec> {
+        let set = [
+            raw.haproxy.is_some(),
+            raw.nginx.is_some(),
+            raw.command.is_some(),
+            raw.http_route.is_some(),
+            raw.nginx_ingress.is_some(),
+            raw.istio_virtual_service.is_some(),
+            raw.smi_traffic_split.is_some(),
+            raw.traefik_service.is_some(),
+        ];
+        if set.iter().filter(|&&s| s).count() != 1 {
+            self.problem::<()>(
+                "gateway",
+                None,
+                "expected exactly one of `haproxy`, `nginx`, `command`, `http-route`, \
+                 `nginx-ingress`, `istio-virtual-service`, `smi-traffic-split` or `traefik-service`",
+            );
+            return None;
+        }
+        if let Some(spec) = self.kubernetes_gateway(raw) {
+            return spec;
+        }
+        if let Some(haproxy) = &raw.haproxy {
+            let socket = haproxy.socket.value.trim();
+            let socket = if let Some(path) = socket.strip_prefix("unix:") {
+                SocketAddress::Unix(PathBuf::from(path))
+            } else if socket.starts_with('/') || socket.starts_with('.') {
+                SocketAddress::Unix(PathBuf::from(socket))
+            } else if socket
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+            {
+                SocketAddress::Tcp(socket.trim_start_matches("tcp:").to_owned())
+            } else {
+                self.problem(
+                    "gateway.haproxy.socket",
+                    Some(&haproxy.socket),
+                    format!("expected a unix socket path (/run/haproxy/admin.sock) or host:port, not {socket:?}"),
+                );
+                return None;
+            };
+            let mut ok = true;
+            for (field, name) in [
+                ("backend", &haproxy.backend),
+                ("canary-server", &haproxy.canary_server),
+                ("stable-server", &haproxy.stable_server),
+            ] {
+                // These go into runtime API commands: no spaces, slashes or separators.
+                if name.is_empty()
+                    || !name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+                {
+                    self.problem::<()>(
+                        format!("gateway.haproxy.{field}"),
+                        None,
+                        format!("expected an HAProxy name of letters, digits, `-`, `_`, `.` and `:`, not {name:?}"),
+                    );
+                    ok = false;
+                }
+            }
+            if haproxy.canary_server == haproxy.stable_server {
+                self.problem::<()>(
+                    "gateway.haproxy.stable-server",
+                    None,
+                    "the canary and stable servers must differ",
+                );
+                ok = false;
+            }
+            return ok.then(|| {
+                GatewaySpec::Haproxy(HaproxySpec {
+                    socket,
+                    backend: haproxy.backend.clone(),
+                    canary_server: haproxy.canary_server.clone(),
+                    stable_server: haproxy.stable_server.clone(),
+                })
+            });
+        }
+        if let Some(nginx) = &raw.nginx {
+            let mut ok = true;
+            if nginx.upstream.is_empty()
+                || !nginx
+                    .upstream
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            {
+                self.problem::<()>(
+                    "gateway.nginx.upstream",
+                    None,
+                    format!(
+                        "expected an upstream name of letters, digits, `-`, `_` and `.`, not {:?}",
+                        nginx.upstream
+                    ),
+                );
+                ok = false;
+            }
+            for (field, address) in [("canary", &nginx.canary), ("stable", &nginx.stable)] {
+                // These are written into an NGINX config file: nothing that could end a directive.
+                if address.is_empty()
+                    || address.chars().any(|c| {
+                        c.is_whitespace() || matches!(c, ';' | '{' | '}' | '#' | '"' | '\'')
+                    })
+                {
+                    self.problem::<()>(
+                        format!("gateway.nginx.{field}"),
+                        None,
+                        format!("expected a server address like 10.0.0.5:8080, not {address:?}"),
+                    );
+                    ok = false;
+                }
+            }
+            if nginx.upstream_file.is_empty() {
+                self.problem::<()>("gateway.nginx.upstream-file", None, "expected a file path");
+                ok = false;
+            }
+            let reload = match &nginx.reload {
+                None => vec!["nginx".to_owned(), "-s".to_owned(), "reload".to_owned()],
+                Some(at) if at.value.is_empty() => {
+                    self.problem(
+                        "gateway.nginx.reload",
+                        Some(at),
+                        "expected a command and its arguments",
+                    );
+                    return None;
+                }
+                Some(at) => at.value.clone(),
+            };
+            let timeout = self.positive_duration(
+                "gateway.nginx.timeout",
+                nginx.timeout.as_ref(),
+                DEFAULT_COMMAND_TIMEOUT,
+            )?;
+            return ok.then(|| {
+                GatewaySpec::Nginx(NginxSpec {
+                    upstream_file: PathBuf::from(&nginx.upstream_file),
+                    upstream: nginx.upstream.clone(),
+                    canary: nginx.canary.clone(),
+                    stable: nginx.stable.clone(),
+                    reload,
+                    timeout,
+                })
+            });
+        }
+        let command = raw.command.as_ref()?;
+        let mut ok = true;
+        if command.set.value.is_empty() {
+            self.problem(
+                "gateway.command.set",
+                Some(&command.set),
+                "expected a command and its arguments",
+            );
+            ok = false;
+        }
+        ok &= self.placeholders(
+            "gateway.command.set",
+            &command.set,
+            &["weight", "stable-weight"],
+        );
+        if let Some(get) = &command.get
+            && get.value.is_empty()
+        {
+            self.problem(
+                "gateway.command.get",
+                Some(get),
+                "expected a command and its arguments",
+            );
+            ok = false;
+        }
+        let timeout = self.positive_duration(
+            "gateway.command.timeout",
+            command.timeout.as_ref(),
+            DEFAULT_COMMAND_TIMEOUT,
+        )?;
+        ok.then(|| {
+            GatewaySpec::Command(CommandRouterSpec {
+                set: command.set.value.clone(),
+                get: command.get.as_ref().map(|g| g.value.clone()),
+                timeout,
+            })
+        })
+    }
+}

@@ -1,0 +1,484 @@
+//! The Kubernetes targets: the `gateway` kinds that are Kubernetes resources (`http-route`,
+//! `nginx-ingress`, `istio-virtual-service`, `smi-traffic-split`, `traefik-service`), the
+//! `promotion`, and the rules they share (object names, namespaces, Service names, the two
+//! backends, weight totals).
+
+use super::*;
+
+impl Validator {
+    pub(super) fn promotion(
+        &mut self,
+        raw: &RawPromotion,
+        has_gateway: bool,
+    ) -> Option<Option<DeploymentPromotionSpec>> {
+        let Some(kubernetes) = &raw.kubernetes else {
+            self.problem::<()>("promotion", None, "expected `kubernetes`");
+            return None;
+        };
+        let path = "promotion.kubernetes";
+        if !has_gateway {
+            self.problem::<()>(
+                path,
+                None,
+                "a promotion routes the traffic back to the stable Deployment: it needs a `gateway`",
+            );
+        }
+        let stable_name = self.kube_name(
+            &format!("{path}.stable-deployment"),
+            &kubernetes.stable_deployment,
+        );
+        let namespace = self.namespace(&format!("{path}.namespace"), kubernetes.namespace.as_ref());
+        let stable = (|| {
+            Some(KubeObjectRef {
+                name: stable_name?,
+                namespace: namespace?,
+                context: kubernetes.context.clone(),
+            })
+        })();
+        let canary = self.kube_name(
+            &format!("{path}.canary-deployment"),
+            &kubernetes.canary_deployment,
+        );
+        let distinct = if kubernetes.stable_deployment.value.trim()
+            == kubernetes.canary_deployment.value.trim()
+        {
+            self.problem(
+                format!("{path}.canary-deployment"),
+                Some(&kubernetes.canary_deployment),
+                "the canary and stable Deployments must differ",
+            );
+            None
+        } else {
+            Some(())
+        };
+        let timeout = self.positive_duration(
+            &format!("{path}.timeout"),
+            kubernetes.timeout.as_ref(),
+            DEFAULT_PROMOTION_TIMEOUT,
+        );
+        if !has_gateway {
+            return None;
+        }
+        distinct?;
+        Some(Some(DeploymentPromotionSpec {
+            stable: stable?,
+            canary_deployment: canary?,
+            timeout: timeout?,
+        }))
+    }
+
+    /// The Kubernetes gateways: `None` when the gateway is not one of them, `Some(None)` when
+    /// it is and has problems.
+    pub(super) fn kubernetes_gateway(&mut self, raw: &RawGateway) -> Option<Option<GatewaySpec>> {
+        if let Some(route) = &raw.http_route {
+            let path = "gateway.http-route";
+            let object =
+                self.kube_object(path, &route.name, route.namespace.as_ref(), &route.context);
+            let rule = self.rule_ref(&format!("{path}.rule"), route.rule.as_ref());
+            let backends = self.backends(
+                path,
+                ("stable", &route.stable),
+                ("canary", &route.canary),
+                Validator::service_name,
+            );
+            let total =
+                self.weight_total(&format!("{path}.weight-total"), route.weight_total.as_ref());
+            return Some((|| {
+                let (stable, canary) = backends?;
+                Some(GatewaySpec::HttpRoute(HttpRouteSpec {
+                    object: object?,
+                    rule: rule?,
+                    stable,
+                    canary,
+                    weight_total: total?,
+                }))
+            })());
+        }
+        if let Some(ingress) = &raw.nginx_ingress {
+            let path = "gateway.nginx-ingress";
+            let stable = self.kube_name(&format!("{path}.ingress"), &ingress.ingress);
+            let canary_name = match &ingress.canary_ingress {
+                Some(at) => self.kube_name(&format!("{path}.canary-ingress"), at),
+                None => Some(format!("{}-canary", ingress.ingress.value.trim())),
+            };
+            let namespace =
+                self.namespace(&format!("{path}.namespace"), ingress.namespace.as_ref());
+            let create = match &ingress.create_canary {
+                None => Some(None),
+                Some(create) => self
+                    .backends(
+                        &format!("{path}.create-canary"),
+                        ("stable-service", &create.stable_service),
+                        ("canary-service", &create.canary_service),
+                        Validator::service_name,
+                    )
+                    .map(|(stable_service, canary_service)| {
+                        Some(CreateCanaryIngress {
+                            stable_service,
+                            canary_service,
+                        })
+                    }),
+            };
+            let total = self.weight_total(
+                &format!("{path}.weight-total"),
+                ingress.weight_total.as_ref(),
+            );
+            if let (Some(stable), Some(canary)) = (&stable, &canary_name)
+                && stable == canary
+            {
+                self.problem(
+                    format!("{path}.canary-ingress"),
+                    ingress.canary_ingress.as_ref(),
+                    "the canary Ingress must not be the stable one",
+                );
+                return Some(None);
+            }
+            return Some((|| {
+                Some(GatewaySpec::NginxIngress(NginxIngressSpec {
+                    object: KubeObjectRef {
+                        name: canary_name?,
+                        namespace: namespace?,
+                        context: ingress.context.clone(),
+                    },
+                    stable_ingress: stable?,
+                    create_canary: create?,
+                    weight_total: total?,
+                }))
+            })());
+        }
+        if let Some(vs) = &raw.istio_virtual_service {
+            let path = "gateway.istio-virtual-service";
+            let object = self.kube_object(path, &vs.name, vs.namespace.as_ref(), &vs.context);
+            let route = self.rule_ref(&format!("{path}.route"), vs.route.as_ref());
+            let stable = self.istio_destination(&format!("{path}.stable"), &vs.stable);
+            let canary = self.istio_destination(&format!("{path}.canary"), &vs.canary);
+            if let (Some(s), Some(c)) = (&stable, &canary)
+                && s == c
+            {
+                self.problem(
+                    format!("{path}.canary.host"),
+                    Some(&vs.canary.host),
+                    "the canary and stable destinations must differ (in host or subset)",
+                );
+                return Some(None);
+            }
+            return Some((|| {
+                Some(GatewaySpec::IstioVirtualService(IstioVirtualServiceSpec {
+                    object: object?,
+                    route: route?,
+                    stable: stable?,
+                    canary: canary?,
+                }))
+            })());
+        }
+        if let Some(split) = &raw.smi_traffic_split {
+            let path = "gateway.smi-traffic-split";
+            let object =
+                self.kube_object(path, &split.name, split.namespace.as_ref(), &split.context);
+            let api_version = self.api_version(
+                &format!("{path}.api-version"),
+                split.api_version.as_ref(),
+                &[
+                    "split.smi-spec.io/v1alpha2",
+                    "split.smi-spec.io/v1alpha3",
+                    "split.smi-spec.io/v1alpha4",
+                ],
+            );
+            let backends = self.backends(
+                path,
+                ("stable", &split.stable),
+                ("canary", &split.canary),
+                Validator::service_name,
+            );
+            let total =
+                self.weight_total(&format!("{path}.weight-total"), split.weight_total.as_ref());
+            return Some((|| {
+                let (stable, canary) = backends?;
+                Some(GatewaySpec::SmiTrafficSplit(SmiTrafficSplitSpec {
+                    object: object?,
+                    api_version: api_version?,
+                    stable,
+                    canary,
+                    weight_total: total?,
+                }))
+            })());
+        }
+        if let Some(traefik) = &raw.traefik_service {
+            let path = "gateway.traefik-service";
+            let object = self.kube_object(
+                path,
+                &traefik.name,
+                traefik.namespace.as_ref(),
+                &traefik.context,
+            );
+            let api_version = self.api_version(
+                &format!("{path}.api-version"),
+                traefik.api_version.as_ref(),
+                &["traefik.io/v1alpha1", "traefik.containo.us/v1alpha1"],
+            );
+            let backends = self.backends(
+                path,
+                ("stable", &traefik.stable),
+                ("canary", &traefik.canary),
+                Validator::traefik_service_entry,
+            );
+            let total = self.weight_total(
+                &format!("{path}.weight-total"),
+                traefik.weight_total.as_ref(),
+            );
+            return Some((|| {
+                let (stable, canary) = backends?;
+                Some(GatewaySpec::TraefikService(TraefikServiceSpec {
+                    object: object?,
+                    api_version: api_version?,
+                    stable,
+                    canary,
+                    weight_total: total?,
+                }))
+            })());
+        }
+        None
+    }
+
+    fn kube_object(
+        &mut self,
+        path: &str,
+        name: &At<String>,
+        namespace: Option<&At<String>>,
+        context: &Option<String>,
+    ) -> Option<KubeObjectRef> {
+        let name = self.kube_name(&format!("{path}.name"), name);
+        let namespace = self.namespace(&format!("{path}.namespace"), namespace);
+        if let Some(context) = context
+            && context.trim().is_empty()
+        {
+            self.problem::<()>(
+                format!("{path}.context"),
+                None,
+                "expected a kubeconfig context name",
+            );
+            return None;
+        }
+        Some(KubeObjectRef {
+            name: name?,
+            namespace: namespace?,
+            context: context.clone(),
+        })
+    }
+
+    /// An object name: a DNS-1123 subdomain (lower-case letters, digits, `-` and `.`).
+    fn kube_name(&mut self, path: &str, name: &At<String>) -> Option<String> {
+        let value = name.value.trim();
+        if is_dns_subdomain(value) {
+            Some(value.to_owned())
+        } else {
+            self.problem(
+                path,
+                Some(name),
+                format!("expected a Kubernetes object name (lower-case letters, digits, `-` and `.`, at most 253), not {:?}", name.value),
+            );
+            None
+        }
+    }
+
+    /// A Service or namespace name: a DNS-1123 label.
+    fn kube_label(&mut self, path: &str, name: &At<String>, what: &str) -> Option<String> {
+        let value = name.value.trim();
+        if is_dns_label(value) {
+            Some(value.to_owned())
+        } else {
+            self.problem(
+                path,
+                Some(name),
+                format!(
+                    "expected {what} (lower-case letters, digits and `-`, at most 63), not {:?}",
+                    name.value
+                ),
+            );
+            None
+        }
+    }
+
+    fn namespace(&mut self, path: &str, namespace: Option<&At<String>>) -> Option<Option<String>> {
+        match namespace {
+            None => Some(None),
+            Some(at) => self.kube_label(path, at, "a namespace").map(Some),
+        }
+    }
+
+    /// The two backends of a weighted Kubernetes target, the rule every such gateway shares:
+    /// `stable` and `canary` (at `{path}.{field}`), each valid as `name` says, and different.
+    /// `None` when any of that fails; every problem is recorded.
+    fn backends(
+        &mut self,
+        path: &str,
+        (stable_field, stable): (&str, &At<String>),
+        (canary_field, canary): (&str, &At<String>),
+        name: fn(&mut Validator, &str, &At<String>) -> Option<String>,
+    ) -> Option<(String, String)> {
+        let stable_name = name(self, &format!("{path}.{stable_field}"), stable);
+        let canary_name = name(self, &format!("{path}.{canary_field}"), canary);
+        let distinct = self.distinct(path, stable, canary);
+        distinct?;
+        Some((stable_name?, canary_name?))
+    }
+
+    /// A Service name: a DNS-1123 label.
+    fn service_name(&mut self, path: &str, name: &At<String>) -> Option<String> {
+        self.kube_label(path, name, "a Service name")
+    }
+
+    /// A TraefikService entry: it names a Service or another TraefikService
+    /// (`name@provider`).
+    fn traefik_service_entry(&mut self, path: &str, at: &At<String>) -> Option<String> {
+        let name = at.value.trim();
+        if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c == '/') {
+            self.problem(
+                path,
+                Some(at),
+                format!(
+                    "expected a service name as `spec.weighted.services[].name` writes it, not {:?}",
+                    at.value
+                ),
+            );
+            None
+        } else {
+            Some(name.to_owned())
+        }
+    }
+
+    fn distinct(&mut self, path: &str, stable: &At<String>, canary: &At<String>) -> Option<()> {
+        if stable.value.trim() == canary.value.trim() {
+            self.problem(
+                format!("{path}.canary"),
+                Some(canary),
+                "the canary and stable backends must differ",
+            );
+            None
+        } else {
+            Some(())
+        }
+    }
+
+    fn rule_ref(&mut self, path: &str, raw: Option<&At<RawRuleRef>>) -> Option<Option<RuleRef>> {
+        match raw {
+            None => Some(None),
+            Some(at) => match &at.value {
+                RawRuleRef::Index(i) => match usize::try_from(*i) {
+                    Ok(i) => Some(Some(RuleRef::Index(i))),
+                    Err(_) => {
+                        self.problem(
+                            path,
+                            Some(at),
+                            format!("expected a name or an index from 0, not {i}"),
+                        );
+                        None
+                    }
+                },
+                RawRuleRef::Name(name) if name.trim().is_empty() => {
+                    self.problem(path, Some(at), "expected a name or an index from 0");
+                    None
+                }
+                RawRuleRef::Name(name) => Some(Some(RuleRef::Name(name.trim().to_owned()))),
+            },
+        }
+    }
+
+    fn weight_total(&mut self, path: &str, raw: Option<&At<i64>>) -> Option<u32> {
+        match raw {
+            None => Some(100),
+            Some(at) => match u32::try_from(at.value) {
+                Ok(total) if (100..=1_000_000).contains(&total) => Some(total),
+                _ => {
+                    self.problem(
+                        path,
+                        Some(at),
+                        format!(
+                            "expected a weight total from 100 to 1000000, not {}",
+                            at.value
+                        ),
+                    );
+                    None
+                }
+            },
+        }
+    }
+
+    fn api_version(
+        &mut self,
+        path: &str,
+        raw: Option<&At<String>>,
+        known: &[&str],
+    ) -> Option<String> {
+        match raw {
+            None => Some(known[0].to_owned()),
+            Some(at) if known.contains(&at.value.trim()) => Some(at.value.trim().to_owned()),
+            Some(at) => {
+                self.problem(
+                    path,
+                    Some(at),
+                    format!("expected one of {}, not {:?}", known.join(", "), at.value),
+                );
+                None
+            }
+        }
+    }
+
+    fn istio_destination(
+        &mut self,
+        path: &str,
+        raw: &RawIstioDestination,
+    ) -> Option<IstioDestination> {
+        let host = raw.host.value.trim();
+        let mut ok = true;
+        if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '/') {
+            self.problem(
+                format!("{path}.host"),
+                Some(&raw.host),
+                format!(
+                    "expected a host as `destination.host` writes it, not {:?}",
+                    raw.host.value
+                ),
+            );
+            ok = false;
+        }
+        if let Some(subset) = &raw.subset
+            && !is_dns_label(subset.trim())
+        {
+            self.problem::<()>(
+                format!("{path}.subset"),
+                None,
+                format!("expected a DestinationRule subset name, not {subset:?}"),
+            );
+            ok = false;
+        }
+        ok.then(|| IstioDestination {
+            host: host.to_owned(),
+            subset: raw.subset.as_ref().map(|s| s.trim().to_owned()),
+        })
+    }
+}
+
+/// A DNS-1123 label: what Kubernetes accepts as a namespace or Service name.
+fn is_dns_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+/// A DNS-1123 subdomain: what Kubernetes accepts as most objects' names.
+fn is_dns_subdomain(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !part.starts_with('-')
+                && !part.ends_with('-')
+        })
+}
