@@ -12,3 +12,4 @@ mod reports;
 mod rollout;
 mod rollout_crash;
 mod rollout_faults;
+mod rollout_safety;

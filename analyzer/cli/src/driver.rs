@@ -144,6 +144,12 @@ impl Driver<'_> {
                             Err(err) => Event::RouterFailed(error_chain(&err)),
                         });
                     }
+                    Effect::ReadWeight => {
+                        next = Some(match self.router.canary_weight().await {
+                            Ok(weight) => Event::WeightRead(weight),
+                            Err(err) => Event::WeightUnreadable(error_chain(&err)),
+                        });
+                    }
                     Effect::Wait(until) => next = Some(self.wait(until).await),
                     Effect::Preflight => next = Some(self.preflight().await?),
                     Effect::Read { since } => next = Some(self.read(since).await),
@@ -269,7 +275,7 @@ impl Driver<'_> {
                 return Event::Interrupted;
             }
             match self.store.take_request().await {
-                Ok(Some(request)) => return request.into(),
+                Ok(Some(request)) => return Event::Control(request),
                 Ok(None) => {}
                 // A request that cannot be read is not worth stopping a rollout for.
                 Err(err) => self

@@ -13,6 +13,7 @@
 //! | `canary_rollbacks_total` | counter | rollbacks completed by this process |
 //! | `canary_promotions_total` | counter | promotions completed by this process |
 //! | `canary_query_errors_total` | counter | reads of the metrics source that failed |
+//! | `canary_weight_drifts_total` | counter | times the gateway served another weight than the one set |
 //! | `canary_query_duration_seconds` | histogram | how long a read of the metrics source took |
 //!
 //! Every series carries `service` (and `rollout_id` when `--id` is given). Counters count
@@ -111,6 +112,7 @@ struct Inner {
     rollbacks: Counter,
     promotions: Counter,
     query_errors: Counter,
+    weight_drifts: Counter,
     query_duration: Histogram,
     seen: Mutex<Seen>,
 }
@@ -125,6 +127,8 @@ struct Seen {
     phase: Option<&'static str>,
     /// Consecutive failed reads then.
     failed_reads: Option<u32>,
+    /// The drifts the state had counted then.
+    weight_drifts: Option<u32>,
     /// The phases with a series.
     phases: HashSet<&'static str>,
 }
@@ -186,6 +190,12 @@ impl SelfMetrics {
             "Reads of the metrics source that failed",
             query_errors.clone(),
         );
+        let weight_drifts = Counter::default();
+        registry.register(
+            "weight_drifts",
+            "Times the gateway was found serving another canary weight than the one set (each is set again)",
+            weight_drifts.clone(),
+        );
         // 5 ms to about 41 s.
         let query_duration = Histogram::new(exponential_buckets(0.005, 2.0, 14));
         registry.register(
@@ -207,6 +217,7 @@ impl SelfMetrics {
                 rollbacks,
                 promotions,
                 query_errors,
+                weight_drifts,
                 query_duration,
                 seen: Mutex::new(Seen {
                     phases: PHASES.into_iter().collect(),
@@ -265,6 +276,13 @@ impl SelfMetrics {
             inner.query_errors.inc_by(u64::from(failed - before));
         }
         seen.failed_reads = Some(failed);
+        let drifts = rollout.weight_drifts();
+        if let Some(before) = seen.weight_drifts {
+            inner
+                .weight_drifts
+                .inc_by(u64::from(drifts.saturating_sub(before)));
+        }
+        seen.weight_drifts = Some(drifts);
         if let Some(before) = seen.phase
             && before != phase
         {

@@ -86,6 +86,7 @@ pub fn run_with(machine: &Machine, scenario: &Scenario, seed: u64) -> RunResult 
     let mut rollout = machine.start(world.start(), None);
     let limit = world.start() + SignedDuration::from_secs(budget_seconds(policy));
     let mut event = Event::Resume;
+    let mut weight_set = 0;
     loop {
         let effects = machine.handle(&mut rollout, event, world.clock());
         let mut next = None;
@@ -100,8 +101,11 @@ pub fn run_with(machine: &Machine, scenario: &Scenario, seed: u64) -> RunResult 
                 }
                 Effect::SetWeight(weight) => {
                     world.set_weight(weight);
+                    weight_set = weight;
                     next = Some(Event::WeightSet(weight));
                 }
+                // The simulated gateway keeps the weight it was given: no drift.
+                Effect::ReadWeight => next = Some(Event::WeightRead(weight_set)),
                 Effect::Wait(until) => {
                     world.advance_to(until.max(world.clock()));
                     next = Some(Event::TimerFired);

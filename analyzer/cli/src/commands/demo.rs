@@ -213,6 +213,7 @@ impl DemoCommand {
             &policy_path.display().to_string(),
             "direct /metrics scrapes of the demo services",
             Timestamp::now(),
+            Some(&outcome),
         );
         let html = self.dir.join("report.html");
         render::write_all(

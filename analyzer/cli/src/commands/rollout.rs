@@ -127,7 +127,7 @@ impl RolloutCommand {
                         ))
                         .into());
                     } else {
-                        machine.check_resumable(&saved)?;
+                        machine.validate(&saved, Timestamp::now()).map_err(|e| in_store(e, store))?;
                         if !saved.phase().is_terminal() {
                             progress.line(&format!(
                                 "resuming the rollout of {} started {} (phase {}, canary at {}%)",
@@ -160,6 +160,7 @@ impl RolloutCommand {
                 &self.policy.display().to_string(),
                 &driven.source,
                 Timestamp::now(),
+                Some(&driven.outcome),
             );
             if !self.quiet {
                 print!("{}", render::summary(&report));
@@ -170,6 +171,16 @@ impl RolloutCommand {
             }
             Ok(driven.outcome.exit)
         }
+    }
+}
+
+/// A saved state's problem, with where the state is kept.
+pub(crate) fn in_store(err: canary_core::Error, store: &dyn StateStore) -> canary_core::Error {
+    match err {
+        canary_core::Error::Usage(message) => {
+            canary_core::Error::Usage(format!("{}: {message}", store.describe()))
+        }
+        other => other,
     }
 }
 

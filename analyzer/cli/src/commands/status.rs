@@ -28,11 +28,21 @@ pub(crate) struct StatusCommand {
 
 impl StatusCommand {
     pub(crate) fn exec(self) -> anyhow::Result<ExitCode> {
-        let service = match (&self.service, &self.policy) {
+        let policy = match &self.policy {
+            Some(path) => Some(super::load_policy(path)?),
+            None => None,
+        };
+        let service = match (&self.service, &policy) {
             (Some(service), _) => service.clone(),
-            (None, Some(path)) => super::load_policy(path)?.service,
+            (None, Some(policy)) => policy.service.clone(),
             (None, None) => unreachable!("clap requires one"),
         };
+        // How many analysed steps there are is the policy's to say (the state only has
+        // the steps run so far).
+        let of_steps = policy
+            .as_ref()
+            .map(|p| format!(" of {}", p.rollout.analysed_steps().len()))
+            .unwrap_or_default();
         let store = self.state.open(&service)?;
         let runtime = super::runtime()?;
         let Some(rollout) = runtime.block_on(store.load())? else {
@@ -61,9 +71,8 @@ impl StatusCommand {
                 extended,
                 ..
             } => println!(
-                "  step {} of {} at {weight}%{}{}",
+                "  step {}{of_steps} at {weight}%{}{}",
                 index + 1,
-                rollout.steps().len().max(index + 1),
                 started_at
                     .map(|t| format!(", since {t}"))
                     .unwrap_or_default(),

@@ -6,15 +6,17 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 
 use super::protocol::{Effect, Event, Notice};
+use super::protocol::{ControlAction, ControlRequest};
 use super::state::{
-    Outcome, PendingHooks, Phase, PromotionStage, RollbackCause, Rollout, STATE_FORMAT,
+    ManualPromotion, Outcome, PendingHooks, Phase, PromotionStage, RollbackCause, Rollout,
+    STATE_FORMAT,
 };
 use crate::error::ExitCode;
 use crate::judge::{Judge, JudgeConfig, Moment, Verdict, overall};
 use crate::observation::Tick;
 use crate::policy::{Criterion, HookEvent, InconclusiveAction, Policy, StopAction};
 use crate::report::{StepRecord, WeightPoint, timeline_point};
-use crate::{Error, Result};
+use crate::Result;
 
 /// Timeline points kept in the state (older ones are thinned out past this).
 const MAX_TIMELINE_POINTS: usize = 600;
@@ -70,30 +72,9 @@ impl Machine {
             warnings: Vec::new(),
             source_checkpoint: None,
             promotion_canary_generation: None,
+            weight_drifts: 0,
+            promoted_by_hand: None,
         }
-    }
-
-    /// Checks that a persisted rollout belongs to this policy as it is now.
-    pub fn check_resumable(&self, rollout: &Rollout) -> Result<()> {
-        if rollout.format != STATE_FORMAT {
-            return Err(Error::Usage(format!(
-                "the saved rollout has state format {}, this canary reads {STATE_FORMAT}",
-                rollout.format
-            )));
-        }
-        if rollout.service != self.policy.service {
-            return Err(Error::Usage(format!(
-                "the saved rollout is for service {:?}, the policy for {:?}",
-                rollout.service, self.policy.service
-            )));
-        }
-        if rollout.policy_digest != self.policy.digest() {
-            return Err(Error::Usage(
-                "the policy changed since this rollout started; restore it, or start over with --restart"
-                    .to_owned(),
-            ));
-        }
-        Ok(())
     }
 
     /// Handles one event at `now`: updates `rollout`, returns the effects to carry out.
@@ -102,26 +83,62 @@ impl Machine {
             && (rollout.phase.is_terminal() || matches!(rollout.phase, Phase::Held { .. }))
             && rollout.hooks_pending.is_none()
         {
-            // Finished rollouts only answer manual commands from a hold.
-            let manual = matches!(event, Event::ManualPromote | Event::ManualAbort(_));
-            if !(manual && matches!(rollout.phase, Phase::Held { .. })) {
-                return vec![Effect::Finish(outcome.clone())];
+            // A finished rollout checks that the gateway still serves what it left (a rerun
+            // reports nothing it has not seen), and answers manual commands from a hold.
+            let held = matches!(rollout.phase, Phase::Held { .. });
+            match event {
+                Event::Resume => return vec![Effect::ReadWeight],
+                Event::WeightRead(weight) => return self.final_weight_read(rollout, weight, now),
+                Event::WeightSet(weight) => {
+                    rollout.weights.push(WeightPoint { at: now, weight });
+                    return vec![Effect::Persist, Effect::ReadWeight];
+                }
+                Event::RouterFailed(error) | Event::WeightUnreadable(error) => {
+                    return self.fail(rollout, format!("the gateway failed: {error}"));
+                }
+                Event::ManualPromote | Event::ManualAbort(_) | Event::Control(_) if held => {}
+                Event::Control(request) => return self.ignore_request(rollout, &request, now),
+                _ => return vec![Effect::Finish(outcome.clone())],
             }
         }
         match event {
+            Event::Control(request) => match request.refusal(rollout, now) {
+                Some(_) => self.ignore_request(rollout, &request, now),
+                None => match request.action {
+                    ControlAction::Promote => self.manual_promote(rollout, now),
+                    ControlAction::Abort { reason } => self.roll_back(
+                        rollout,
+                        RollbackCause::Aborted,
+                        format!("aborted: {reason}"),
+                        now,
+                    ),
+                },
+            },
+            Event::WeightRead(weight) => self.weight_read(rollout, weight, now),
+            Event::WeightUnreadable(error) => match rollout.phase {
+                Phase::Step {
+                    weight_set: true, ..
+                }
+                | Phase::Soak { .. } => self.read_failed(
+                    rollout,
+                    format!("the gateway's weight could not be read back: {error}"),
+                    now,
+                ),
+                _ => self.fail(rollout, format!("the gateway failed: {error}")),
+            },
             Event::Resume => self.resume(rollout, now),
             Event::HooksRan { event, failed } => self.hooks_ran(rollout, event, failed, now),
             Event::WeightSet(weight) => self.weight_set(rollout, weight, now),
             Event::RouterFailed(error) => {
                 self.fail(rollout, format!("the gateway failed: {error}"))
             }
+            // Every tick reads the weight back first: a gateway that restarted or was changed
+            // by hand is caught before its evidence counts.
             Event::TimerFired => match &rollout.phase {
                 Phase::Step {
                     weight_set: true, ..
                 }
-                | Phase::Soak { .. } => vec![Effect::Read {
-                    since: rollout.started_at,
-                }],
+                | Phase::Soak { .. } => vec![Effect::ReadWeight],
                 _ => self.resume(rollout, now),
             },
             Event::Observed { tick, checkpoint } => {
@@ -196,12 +213,12 @@ impl Machine {
             }
             Phase::Promoted | Phase::RolledBack { .. } | Phase::Held { .. } => {
                 // A state without its outcome (written by hand, or by an older canary): say
-                // what the phase says, never more.
+                // what the phase says, never more — once the gateway has been checked.
                 let outcome = rollout.outcome.clone().unwrap_or_else(|| match &phase {
                     Phase::Promoted => Outcome {
                         exit: ExitCode::Passed,
                         verdict: Verdict::Pass,
-                        reason: "promoted".to_owned(),
+                        reason: self.promoted_reason(rollout),
                     },
                     Phase::RolledBack { cause, reason } => Outcome {
                         exit: cause.exit_code(),
@@ -214,7 +231,8 @@ impl Machine {
                         reason: "held".to_owned(),
                     },
                 });
-                vec![Effect::Finish(outcome)]
+                rollout.outcome = Some(outcome);
+                vec![Effect::ReadWeight]
             }
         }
     }
@@ -493,7 +511,7 @@ impl Machine {
     fn promoted(&self, rollout: &mut Rollout, now: Timestamp) -> Vec<Effect> {
         rollout.phase = Phase::Promoted;
         rollout.decided_at.get_or_insert(now);
-        let reason = "promoted: every step passed".to_owned();
+        let reason = self.promoted_reason(rollout);
         if let Some(step) = rollout.steps.last_mut()
             && step.ended_at.is_none()
         {
@@ -791,6 +809,27 @@ impl Machine {
         }
         match &rollout.phase {
             Phase::Step { .. } | Phase::Held { .. } | Phase::Starting => {
+                let step = match &rollout.phase {
+                    Phase::Step { index, .. } => Some(*index),
+                    Phase::Held { .. } => self.step_index(rollout),
+                    _ => None,
+                };
+                let undecided = rollout
+                    .last_assessment
+                    .as_ref()
+                    .map(|a| {
+                        a.checks
+                            .iter()
+                            .filter(|c| c.verdict != Verdict::Pass)
+                            .map(|c| format!("{} {}", c.name, c.verdict.as_str()))
+                            .collect()
+                    })
+                    .unwrap_or_else(|| vec!["no check assessed yet".to_owned()]);
+                rollout.promoted_by_hand = Some(ManualPromotion {
+                    at: now,
+                    step,
+                    undecided,
+                });
                 self.close_step(rollout, now, "promote", "promoted by hand", None);
                 rollout.decided_at.get_or_insert(now);
                 rollout.outcome = None;
@@ -927,6 +966,141 @@ impl Machine {
             ),
             Effect::Finish(outcome),
         ]
+    }
+
+    /// Why the rollout was promoted, in words: by its evidence, or by hand (and where, and
+    /// what was still undecided then).
+    fn promoted_reason(&self, rollout: &Rollout) -> String {
+        match &rollout.promoted_by_hand {
+            None => "promoted: every step passed".to_owned(),
+            Some(manual) => {
+                let at = match manual.step {
+                    Some(step) => format!(
+                        "at step {}/{}",
+                        step + 1,
+                        self.policy.rollout.analysed_steps().len()
+                    ),
+                    None => "before the first step".to_owned(),
+                };
+                if manual.undecided.is_empty() {
+                    format!("promoted by hand {at}")
+                } else {
+                    format!(
+                        "promoted by hand {at}; not decided by the analysis: {}",
+                        manual.undecided.join(", ")
+                    )
+                }
+            }
+        }
+    }
+
+    /// A control request that is not for this rollout, or too old: dropped (the store has
+    /// already removed it), said out loud, and the rollout goes on as it was.
+    fn ignore_request(
+        &self,
+        rollout: &mut Rollout,
+        request: &ControlRequest,
+        now: Timestamp,
+    ) -> Vec<Effect> {
+        let why = request
+            .refusal(rollout, now)
+            .unwrap_or_else(|| "the rollout has finished".to_owned());
+        let mut effects = vec![self.notice(
+            rollout,
+            "ignored-request",
+            rollout.weights.last().map(|w| w.weight),
+            format!(
+                "ignored a `canary {}` request made {}: {why}",
+                request.action.name(),
+                request.requested_at
+            ),
+        )];
+        if let Some(outcome) = &rollout.outcome
+            && rollout.phase.is_terminal()
+        {
+            effects.push(Effect::Finish(outcome.clone()));
+        } else {
+            effects.extend(self.resume(rollout, now));
+        }
+        effects
+    }
+
+    /// The weight the router serves, read back at a tick: the one the phase set, or drift.
+    /// Drift is recorded and counted, the weight set again, and the step starts over from
+    /// its weight: evidence gathered while the canary had another share does not count
+    /// towards passing it.
+    fn weight_read(&self, rollout: &mut Rollout, read: u8, now: Timestamp) -> Vec<Effect> {
+        let (expected, started) = match &rollout.phase {
+            Phase::Step {
+                weight,
+                weight_set: true,
+                ..
+            } => (*weight, true),
+            Phase::Soak { .. } => (100, true),
+            _ => return self.resume(rollout, now),
+        };
+        if read == expected {
+            return vec![Effect::Read {
+                since: rollout.started_at,
+            }];
+        }
+        debug_assert!(started);
+        let message = self.record_drift(rollout, read, expected, now);
+        match rollout.phase.clone() {
+            Phase::Step { index, weight, .. } => {
+                self.close_step(rollout, now, "drift", &message, None);
+                rollout.phase = Phase::Step {
+                    index,
+                    weight,
+                    weight_set: false,
+                    started_at: None,
+                    extended: false,
+                };
+            }
+            _ => rollout.phase = Phase::Promoting,
+        }
+        vec![
+            Effect::Persist,
+            self.notice(rollout, "drift", Some(read), message),
+            Effect::SetWeight(expected),
+        ]
+    }
+
+    /// A finished rollout's weight, read back on a rerun: the outcome stands only once the
+    /// gateway serves what the rollout left; otherwise it is set back first.
+    fn final_weight_read(&self, rollout: &mut Rollout, read: u8, now: Timestamp) -> Vec<Effect> {
+        let expected = match &rollout.phase {
+            Phase::Promoted if self.policy.promotion.is_some() => 0,
+            Phase::Promoted => 100,
+            Phase::Held { weight, .. } => *weight,
+            _ => 0,
+        };
+        let Some(outcome) = rollout.outcome.clone() else {
+            return self.resume(rollout, now);
+        };
+        if read == expected {
+            return vec![Effect::Finish(outcome)];
+        }
+        let message = self.record_drift(rollout, read, expected, now);
+        vec![
+            Effect::Persist,
+            self.notice(rollout, "drift", Some(read), message),
+            Effect::SetWeight(expected),
+        ]
+    }
+
+    /// Counts a drift and keeps it for the report; returns it in words.
+    fn record_drift(&self, rollout: &mut Rollout, read: u8, expected: u8, now: Timestamp) -> String {
+        rollout.weight_drifts += 1;
+        let message = format!(
+            "weight drift: the gateway served the canary {read}% where the rollout set {expected}% (phase {}); setting {expected}% again",
+            rollout.phase.name()
+        );
+        let warning = format!("{now}: {message}");
+        if rollout.warnings.len() < MAX_WARNINGS {
+            rollout.warnings.push(warning);
+        }
+        message
     }
 
     fn close_step(

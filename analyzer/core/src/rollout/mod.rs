@@ -20,15 +20,20 @@
 //!
 //! The modules: [`state`](self::Rollout) (what is persisted), the protocol between machine
 //! and driver ([`Event`], [`Effect`], [`Notice`], [`ControlRequest`]), the machine itself,
-//! and the report of a rollout ([`Rollout::report`]).
+//! the validation of a saved state against the policy ([`Machine::validate`]), and the
+//! report of a rollout ([`Rollout::report`]).
 
 mod machine;
 mod protocol;
 mod report;
 mod state;
+mod validate;
 
 pub use machine::Machine;
-pub use protocol::{ControlRequest, Effect, Event, Notice};
+pub use protocol::{
+    CONTROL_REQUEST_TTL, CONTROL_WAIT, ControlAction, ControlRequest, Effect, Event, Notice,
+};
 pub use state::{
-    Outcome, PendingHooks, Phase, PromotionStage, RollbackCause, Rollout, STATE_FORMAT,
+    ManualPromotion, Outcome, PendingHooks, Phase, PromotionStage, RollbackCause, Rollout,
+    STATE_FORMAT,
 };

@@ -2,7 +2,7 @@
 
 use jiff::Timestamp;
 
-use super::state::Rollout;
+use super::state::{Outcome, Rollout};
 use crate::error::ExitCode;
 use crate::judge::Verdict;
 use crate::policy::Policy;
@@ -10,14 +10,18 @@ use crate::policy::Policy;
 impl Rollout {
     /// The report of this rollout as it stands: its verdict (or `inconclusive` while it
     /// runs), the latest assessment's checks, the steps, the weights and the timeline.
+    /// `ended` is how this run ended when it differs from what the state records (an
+    /// interrupt that left the rollout where it stood is exit 130, though the rollout
+    /// itself goes on at the next run).
     pub fn report(
         &self,
         policy: &Policy,
         policy_file: &str,
         source: &str,
         now: Timestamp,
+        ended: Option<&Outcome>,
     ) -> crate::report::Report {
-        let (verdict, reason, exit_code) = match &self.outcome {
+        let (verdict, reason, exit_code) = match ended.or(self.outcome.as_ref()) {
             Some(outcome) => (outcome.verdict, outcome.reason.clone(), outcome.exit.code()),
             None => (
                 Verdict::Inconclusive,

@@ -70,6 +70,30 @@ pub struct Rollout {
     /// ([`crate::ports::MetricsSource::checkpoint`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) source_checkpoint: Option<serde_json::Value>,
+    /// How many times the router was found serving another weight than the one set (a
+    /// gateway restarted, someone changed it by hand): each is set again, and the step it
+    /// happened in starts over.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(crate) weight_drifts: u32,
+    /// Set when `canary promote` skipped the analysis: where, and what was still undecided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) promoted_by_hand: Option<ManualPromotion>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// A promotion by hand (`canary promote`): the analysis did not decide it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManualPromotion {
+    /// When.
+    pub at: Timestamp,
+    /// The analysed step it happened at (0-based), if one was under way.
+    pub step: Option<usize>,
+    /// The checks that had not passed yet, with their standing (`latency/baseline:
+    /// inconclusive`).
+    pub undecided: Vec<String>,
 }
 
 /// Hooks the machine asked for and has not heard back about.
@@ -354,6 +378,16 @@ impl Rollout {
     /// What the metrics source saved to carry on after a restart.
     pub fn source_checkpoint(&self) -> Option<&serde_json::Value> {
         self.source_checkpoint.as_ref()
+    }
+
+    /// How many times the router was found serving another weight than the one set.
+    pub fn weight_drifts(&self) -> u32 {
+        self.weight_drifts
+    }
+
+    /// Set when `canary promote` skipped the analysis.
+    pub fn promoted_by_hand(&self) -> Option<&ManualPromotion> {
+        self.promoted_by_hand.as_ref()
     }
 
     /// The canary's weight as last confirmed by the router (0 before any).
