@@ -101,7 +101,11 @@ fn a_promote_left_behind_never_promotes_the_next_rollout() {
     // While the hook runs, rel-1 has decided: a promote is refused, not left behind.
     let promote = run("promote", &policy, &stack, &["--yes"]);
     assert_eq!(promote.code, 2, "{}", promote.all());
-    assert!(promote.stderr.contains("already finished"), "{}", promote.all());
+    assert!(
+        promote.stderr.contains("already finished"),
+        "{}",
+        promote.all()
+    );
     assert_eq!(first.wait_exit(Duration::from_secs(30)).code(), Some(1));
     drop(abort);
     assert_eq!(haproxy.canary_percent(), Some(0));
@@ -151,7 +155,11 @@ fn a_promote_left_behind_never_promotes_the_next_rollout() {
     let _ = std::fs::remove_file(state_file(&stack));
     let nothing = run("promote", &policy, &stack, &["--yes"]);
     assert_eq!(nothing.code, 2, "{}", nothing.all());
-    assert!(nothing.stderr.contains("no rollout of e2e is running"), "{}", nothing.all());
+    assert!(
+        nothing.stderr.contains("no rollout of e2e is running"),
+        "{}",
+        nothing.all()
+    );
 }
 
 #[test]
@@ -159,9 +167,10 @@ fn forged_or_inconsistent_state_is_refused_with_exit_2_and_the_gateway_untouched
     let (stack, haproxy, policy) = haproxy_stack("");
     let process = spawn("rollout", &policy, &stack, &["--id", "r"]);
     assert!(at_percent(&haproxy, 10));
-    assert!(wait_until(Duration::from_secs(20), || saved(&stack)["phase"]
-        ["weight_set"]
-        == true));
+    assert!(wait_until(
+        Duration::from_secs(20),
+        || saved(&stack)["phase"]["weight_set"] == true
+    ));
     interrupt(process);
     let status = run("status", &policy, &stack, &[]);
     assert!(
@@ -177,25 +186,50 @@ fn forged_or_inconsistent_state_is_refused_with_exit_2_and_the_gateway_untouched
         std::fs::write(state_file(&stack), state.to_string()).unwrap();
     };
     let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
-        ("`phase.index` is 99", Box::new(|s: &mut serde_json::Value| s["phase"]["index"] = 99.into())),
-        ("`weights[0].weight` is 200", Box::new(|s: &mut serde_json::Value| s["weights"][0]["weight"] = 200.into())),
-        ("`phase.weight` is 30", Box::new(|s: &mut serde_json::Value| s["phase"]["weight"] = 30.into())),
         (
-            "`steps` do not show step 1 passed",
-            Box::new(|s: &mut serde_json::Value| s["phase"] = serde_json::json!({"phase": "promoting"})),
+            "`phase.index` is 99",
+            Box::new(|s: &mut serde_json::Value| s["phase"]["index"] = 99.into()),
+        ),
+        (
+            "`weights[0].weight` is 200",
+            Box::new(|s: &mut serde_json::Value| s["weights"][0]["weight"] = 200.into()),
+        ),
+        (
+            "`phase.weight` is 30",
+            Box::new(|s: &mut serde_json::Value| s["phase"]["weight"] = 30.into()),
         ),
         (
             "`steps` do not show step 1 passed",
-            Box::new(|s: &mut serde_json::Value| s["phase"] = serde_json::json!({"phase": "promoted"})),
+            Box::new(|s: &mut serde_json::Value| {
+                s["phase"] = serde_json::json!({"phase": "promoting"})
+            }),
+        ),
+        (
+            "`steps` do not show step 1 passed",
+            Box::new(|s: &mut serde_json::Value| {
+                s["phase"] = serde_json::json!({"phase": "promoted"})
+            }),
         ),
     ];
     for (expected, edit) in cases {
         forge(edit.as_ref());
         let rerun = run("rollout", &policy, &stack, &["--id", "r"]);
         assert_eq!(rerun.code, 2, "{expected}: {}", rerun.all());
-        assert!(rerun.stderr.contains(expected), "{expected}: {}", rerun.all());
-        assert!(rerun.stderr.contains("e2e.json"), "names the file: {}", rerun.all());
-        assert_eq!(haproxy.canary_percent(), Some(10), "{expected}: the gateway moved");
+        assert!(
+            rerun.stderr.contains(expected),
+            "{expected}: {}",
+            rerun.all()
+        );
+        assert!(
+            rerun.stderr.contains("e2e.json"),
+            "names the file: {}",
+            rerun.all()
+        );
+        assert_eq!(
+            haproxy.canary_percent(),
+            Some(10),
+            "{expected}: the gateway moved"
+        );
     }
     std::fs::write(state_file(&stack), b"{\"format\": \xff\xfe}").unwrap();
     let rerun = run("rollout", &policy, &stack, &["--id", "r"]);

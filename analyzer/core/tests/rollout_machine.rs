@@ -200,7 +200,11 @@ fn starting_runs_the_before_hooks_then_sets_the_first_weight() {
     let machine = Machine::new(mk_policy("")).unwrap();
     let mut rollout = machine.start(t0(), None);
     let effects = machine.handle(&mut rollout, Event::Resume, t0());
-    assert_eq!(kinds(&effects), ["preflight"], "nothing changes before the pre-flight");
+    assert_eq!(
+        kinds(&effects),
+        ["preflight"],
+        "nothing changes before the pre-flight"
+    );
     let effects = machine.handle(&mut rollout, preflight_ok(), t0());
     assert_eq!(
         kinds(&effects),
@@ -240,7 +244,11 @@ fn a_confirmed_weight_starts_the_step_and_its_clock() {
 fn a_timer_asks_for_a_read_since_the_rollout_started() {
     let (machine, mut rollout) = mk_running("");
     let effects = machine.handle(&mut rollout, Event::TimerFired, at(30));
-    assert_eq!(effects, vec![Effect::ReadWeight], "the weight is read back first");
+    assert_eq!(
+        effects,
+        vec![Effect::ReadWeight],
+        "the weight is read back first"
+    );
     let effects = machine.handle(&mut rollout, Event::WeightRead(10), at(30));
     assert_eq!(effects, vec![Effect::Read { since: t0() }]);
 }
@@ -317,7 +325,11 @@ fn a_healthy_canary_advances_through_every_step_and_is_promoted() {
     assert_eq!(kinds(&effects), ["persist", "finish:0"]);
     let weights: Vec<u8> = rollout.weights().iter().map(|w| w.weight).collect();
     assert_eq!(weights, [10, 25, 50, 100]);
-    let decisions: Vec<&str> = rollout.steps().iter().map(|s| s.decision.as_str()).collect();
+    let decisions: Vec<&str> = rollout
+        .steps()
+        .iter()
+        .map(|s| s.decision.as_str())
+        .collect();
     assert_eq!(decisions, ["advance", "advance", "promote"]);
 }
 
@@ -722,7 +734,11 @@ fn a_kubernetes_promotion_copies_the_template_routes_back_and_scales_the_canary_
         Some(at(903)),
         "decided when 100% passed"
     );
-    let decisions: Vec<&str> = rollout.steps().iter().map(|s| s.decision.as_str()).collect();
+    let decisions: Vec<&str> = rollout
+        .steps()
+        .iter()
+        .map(|s| s.decision.as_str())
+        .collect();
     assert_eq!(decisions, ["advance", "advance", "promote"]);
 }
 
@@ -1102,7 +1118,8 @@ fn a_promotion_by_hand_says_where_and_what_was_undecided() {
     assert_eq!(kinds(&effects), ["persist", "finish:0"]);
     let reason = &rollout.outcome().unwrap().reason;
     assert!(
-        reason == "promoted by hand at step 1/3; not decided by the analysis: no check assessed yet",
+        reason
+            == "promoted by hand at step 1/3; not decided by the analysis: no check assessed yet",
         "{reason}"
     );
     assert!(!reason.contains("every step passed"), "{reason}");
@@ -1121,7 +1138,9 @@ fn invalid(machine: &Machine, rollout: &Rollout) -> String {
 #[test]
 fn a_step_index_past_the_policy_is_refused_naming_the_field() {
     let (machine, rollout) = mk_running("");
-    let forged = edited(&rollout, |json| json["phase"]["index"] = serde_json::json!(99));
+    let forged = edited(&rollout, |json| {
+        json["phase"]["index"] = serde_json::json!(99)
+    });
     let err = invalid(&machine, &forged);
     assert!(err.contains("`phase.index` is 99"), "{err}");
 }
@@ -1129,7 +1148,9 @@ fn a_step_index_past_the_policy_is_refused_naming_the_field() {
 #[test]
 fn a_weight_that_is_no_step_s_weight_is_refused() {
     let (machine, rollout) = mk_running("");
-    let forged = edited(&rollout, |json| json["phase"]["weight"] = serde_json::json!(30));
+    let forged = edited(&rollout, |json| {
+        json["phase"]["weight"] = serde_json::json!(30)
+    });
     assert!(invalid(&machine, &forged).contains("`phase.weight` is 30"));
     let forged = edited(&rollout, |json| {
         json["weights"][0]["weight"] = serde_json::json!(200);
@@ -1155,7 +1176,9 @@ fn a_forged_promoting_or_promoted_phase_is_refused() {
     let forged = edited(&in_phase(&rollout, Phase::Promoted), |json| {
         let step = json["steps"][0].clone();
         let mut steps = Vec::new();
-        for (index, weight, decision) in [(0, 10, "advance"), (1, 25, "advance"), (2, 50, "promote")] {
+        for (index, weight, decision) in
+            [(0, 10, "advance"), (1, 25, "advance"), (2, 50, "promote")]
+        {
             let mut s = step.clone();
             s["index"] = serde_json::json!(index);
             s["weight"] = serde_json::json!(weight);
@@ -1165,7 +1188,10 @@ fn a_forged_promoting_or_promoted_phase_is_refused() {
         json["steps"] = serde_json::Value::Array(steps);
     });
     let err = invalid(&machine, &forged);
-    assert!(err.contains("`weights` end at 10%, yet the phase is promoted"), "{err}");
+    assert!(
+        err.contains("`weights` end at 10%, yet the phase is promoted"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -1201,7 +1227,12 @@ fn drift_in_a_step_sets_the_weight_again_and_starts_the_step_over() {
     let effects = machine.handle(&mut rollout, Event::WeightRead(0), at(270));
     assert_eq!(kinds(&effects), ["persist", "notify:drift", "set:10"]);
     assert_eq!(rollout.weight_drifts(), 1);
-    assert!(rollout.warnings().iter().any(|w| w.contains("weight drift")));
+    assert!(
+        rollout
+            .warnings()
+            .iter()
+            .any(|w| w.contains("weight drift"))
+    );
     machine.validate(&rollout, at(270)).unwrap();
     machine.handle(&mut rollout, Event::WeightSet(10), at(271));
     machine.handle(&mut rollout, hooks_ok(HookEvent::Step), at(271));
@@ -1213,7 +1244,11 @@ fn drift_in_a_step_sets_the_weight_again_and_starts_the_step_over() {
     );
     let effects = feed_healthy(&machine, &mut rollout, 571, 571, 0.10, &mut totals);
     assert_eq!(kinds(&effects), ["notify:tick", "persist", "set:25"]);
-    let decisions: Vec<&str> = rollout.steps().iter().map(|s| s.decision.as_str()).collect();
+    let decisions: Vec<&str> = rollout
+        .steps()
+        .iter()
+        .map(|s| s.decision.as_str())
+        .collect();
     assert_eq!(decisions, ["drift", "advance"]);
 }
 
@@ -1226,7 +1261,11 @@ fn a_rerun_of_a_finished_rollout_checks_the_gateway_before_reporting() {
     assert!(matches!(rollout.phase(), Phase::Promoted));
     // The rerun: the gateway serves 10 %.
     let effects = machine.handle(&mut rollout, Event::Resume, at(500));
-    assert_eq!(effects, vec![Effect::ReadWeight], "no verdict before looking");
+    assert_eq!(
+        effects,
+        vec![Effect::ReadWeight],
+        "no verdict before looking"
+    );
     let effects = machine.handle(&mut rollout, Event::WeightRead(10), at(500));
     assert_eq!(kinds(&effects), ["persist", "notify:drift", "set:100"]);
     let effects = machine.handle(&mut rollout, Event::WeightSet(100), at(501));

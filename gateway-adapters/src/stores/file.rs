@@ -18,9 +18,9 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use canary_core::ports::StateStore;
-use canary_core::rollout::{ControlRequest, Rollout};
 #[cfg(test)]
 use canary_core::rollout::ControlAction;
+use canary_core::rollout::{ControlRequest, Rollout};
 use canary_core::{Error, Result};
 
 /// The state directory of one service.
@@ -263,7 +263,11 @@ mod tests {
             .filter(|n| n.ends_with(".tmp"))
             .collect();
         left.sort();
-        assert_eq!(left, [".other.json.4242.tmp"], "another service's files stay");
+        assert_eq!(
+            left,
+            [".other.json.4242.tmp"],
+            "another service's files stay"
+        );
     }
 
     #[test]

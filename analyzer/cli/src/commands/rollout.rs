@@ -127,7 +127,9 @@ impl RolloutCommand {
                         ))
                         .into());
                     } else {
-                        machine.validate(&saved, Timestamp::now()).map_err(|e| in_store(e, store))?;
+                        machine
+                            .validate(&saved, Timestamp::now())
+                            .map_err(|e| in_store(e, store))?;
                         if !saved.phase().is_terminal() {
                             progress.line(&format!(
                                 "resuming the rollout of {} started {} (phase {}, canary at {}%)",

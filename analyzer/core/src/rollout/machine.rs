@@ -5,18 +5,18 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::protocol::{Effect, Event, Notice};
 use super::protocol::{ControlAction, ControlRequest};
+use super::protocol::{Effect, Event, Notice};
 use super::state::{
     ManualPromotion, Outcome, PendingHooks, Phase, PromotionStage, RollbackCause, Rollout,
     STATE_FORMAT,
 };
+use crate::Result;
 use crate::error::ExitCode;
 use crate::judge::{Judge, JudgeConfig, Moment, Verdict, overall};
 use crate::observation::Tick;
 use crate::policy::{Criterion, HookEvent, InconclusiveAction, Policy, StopAction};
 use crate::report::{StepRecord, WeightPoint, timeline_point};
-use crate::Result;
 
 /// Timeline points kept in the state (older ones are thinned out past this).
 const MAX_TIMELINE_POINTS: usize = 600;
@@ -268,7 +268,12 @@ impl Machine {
     }
 
     /// The pre-flight failed: nothing was changed; a rerun tries again.
-    fn preflight_failed(&self, rollout: &mut Rollout, error: String, bad_input: bool) -> Vec<Effect> {
+    fn preflight_failed(
+        &self,
+        rollout: &mut Rollout,
+        error: String,
+        bad_input: bool,
+    ) -> Vec<Effect> {
         if bad_input {
             let reason = format!("pre-flight: {error}; nothing was changed");
             self.stop_failed(rollout, error, ExitCode::BadInput, reason)
@@ -1090,7 +1095,13 @@ impl Machine {
     }
 
     /// Counts a drift and keeps it for the report; returns it in words.
-    fn record_drift(&self, rollout: &mut Rollout, read: u8, expected: u8, now: Timestamp) -> String {
+    fn record_drift(
+        &self,
+        rollout: &mut Rollout,
+        read: u8,
+        expected: u8,
+        now: Timestamp,
+    ) -> String {
         rollout.weight_drifts += 1;
         let message = format!(
             "weight drift: the gateway served the canary {read}% where the rollout set {expected}% (phase {}); setting {expected}% again",
@@ -1174,4 +1185,3 @@ fn is_finalizing(phase: &Phase) -> bool {
 fn to_signed(duration: Duration) -> SignedDuration {
     SignedDuration::try_from(duration).unwrap_or(SignedDuration::MAX)
 }
-

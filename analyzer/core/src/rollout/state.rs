@@ -270,9 +270,8 @@ impl Rollout {
         let text = std::str::from_utf8(bytes).map_err(|err| {
             Error::Usage(format!("the saved rollout state is not UTF-8 text ({err})"))
         })?;
-        serde_json::from_str(text).map_err(|err| {
-            Error::Usage(format!("the saved rollout state does not parse ({err})"))
-        })
+        serde_json::from_str(text)
+            .map_err(|err| Error::Usage(format!("the saved rollout state does not parse ({err})")))
     }
 
     /// The rollout as JSON, indented for people when `pretty`.

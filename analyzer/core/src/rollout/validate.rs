@@ -269,10 +269,7 @@ impl Machine {
                 {
                     return problem(
                         "outcome.exit",
-                        format!(
-                            "is {}, yet the phase is promoted (0)",
-                            outcome.exit.code()
-                        ),
+                        format!("is {}, yet the phase is promoted (0)", outcome.exit.code()),
                     );
                 }
             }
