@@ -15,6 +15,9 @@ use canary_tests::wait_until;
 use crate::canary_run::{Run, canary, spawn_canary};
 use crate::rollout::{Stack, haproxy_gateway};
 
+/// An edit of a saved state, as a forger would make it.
+type Forgery = dyn Fn(&mut serde_json::Value);
+
 /// Long steps: nothing advances on its own while a test looks.
 const SLOW: &str = "  step-duration: 60s\n  max-step-duration: 120s\n  interval: 1s\n  min-requests: 20\n  on-interrupt: leave";
 
@@ -185,7 +188,7 @@ fn forged_or_inconsistent_state_is_refused_with_exit_2_and_the_gateway_untouched
         edit(&mut state);
         std::fs::write(state_file(&stack), state.to_string()).unwrap();
     };
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+    let cases: Vec<(&str, Box<Forgery>)> = vec![
         (
             "`phase.index` is 99",
             Box::new(|s: &mut serde_json::Value| s["phase"]["index"] = 99.into()),
