@@ -603,6 +603,9 @@ fn rollouts_awaiting_requests() -> &'static [Rollout; 2] {
                     failed: Vec::new(),
                 },
                 Some(Effect::SetWeight(weight)) => Event::WeightSet(*weight),
+                Some(Effect::Preflight) => Event::PreflightPassed {
+                    canary_generation: None,
+                },
                 _ => break,
             };
         }
