@@ -6,6 +6,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use canary_tests::haproxy::Haproxy;
@@ -49,10 +50,17 @@ fn run(command: &str, policy: &Path, stack: &Stack, more: &[&str]) -> Run {
     canary(&refs, &[])
 }
 
-fn spawn(command: &str, policy: &Path, stack: &Stack, more: &[&str]) -> ChildGuard {
+/// Starts `canary COMMAND …`; its stderr lines arrive on the receiver, which must be kept
+/// (a dropped one closes the pipe, and the process's next line fails).
+fn spawn(
+    command: &str,
+    policy: &Path,
+    stack: &Stack,
+    more: &[&str],
+) -> (ChildGuard, Receiver<String>) {
     let all = args(command, policy, stack, more);
     let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-    spawn_canary(&refs, &[]).0
+    spawn_canary(&refs, &[])
 }
 
 /// A stack behind HAProxy, with a policy of slow steps and `extra` top-level YAML.
@@ -71,7 +79,7 @@ fn at_percent(haproxy: &Haproxy, percent: u32) -> bool {
 }
 
 /// Stops a rollout with SIGTERM (`on-interrupt: leave`): the state stays where it was.
-fn interrupt(mut process: ChildGuard) {
+fn interrupt((mut process, _stderr): (ChildGuard, Receiver<String>)) {
     process.signal("TERM");
     let status = process.wait_exit(Duration::from_secs(30));
     assert_eq!(status.code(), Some(130));
@@ -93,7 +101,7 @@ fn a_promote_left_behind_never_promotes_the_next_rollout() {
     );
     std::fs::write(&policy, policy_text).unwrap();
 
-    let mut first = spawn("rollout", &policy, &stack, &["--id", "rel-1"]);
+    let (mut first, _first_stderr) = spawn("rollout", &policy, &stack, &["--id", "rel-1"]);
     assert!(at_percent(&haproxy, 10), "rel-1 reached its first step");
     let abort = spawn("abort", &policy, &stack, &[]);
     assert!(
@@ -128,11 +136,7 @@ fn a_promote_left_behind_never_promotes_the_next_rollout() {
     .unwrap();
 
     // rel-2: a new rollout, analysed from its first step whatever was left behind.
-    let (second, stderr) = {
-        let all = args("rollout", &policy, &stack, &["--id", "rel-2"]);
-        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-        spawn_canary(&refs, &[])
-    };
+    let (second, stderr) = spawn("rollout", &policy, &stack, &["--id", "rel-2"]);
     assert!(at_percent(&haproxy, 10), "rel-2 reached its first step");
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(
@@ -144,7 +148,7 @@ fn a_promote_left_behind_never_promotes_the_next_rollout() {
     assert_eq!(state["id"], "rel-2");
     assert_eq!(state["phase"]["phase"], "step");
     assert!(state.get("promoted_by_hand").is_none(), "{state}");
-    interrupt(second);
+    interrupt((second, std::sync::mpsc::channel().1));
     let lines: Vec<String> = stderr.try_iter().collect();
     assert!(
         lines
