@@ -13,3 +13,4 @@ mod reports;
 mod rollout;
 mod rollout_crash;
 mod rollout_faults;
+mod rollout_safety;

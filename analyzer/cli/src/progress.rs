@@ -210,11 +210,11 @@ fn json_line(notice: &Notice, rollout: &Rollout) -> String {
         "service": notice.service,
         "kind": notice.kind,
         "weight": notice.weight,
-        "phase": rollout.phase.name(),
+        "phase": rollout.phase().name(),
         "message": notice.message,
     });
     if notice.kind == "tick"
-        && let Some(assessment) = &rollout.last_assessment
+        && let Some(assessment) = rollout.last_assessment()
     {
         value["canary_requests_in_step"] = serde_json::json!(assessment.canary_requests_in_step);
         if !assessment.warnings.is_empty() {
@@ -242,8 +242,8 @@ fn json_line(notice: &Notice, rollout: &Rollout) -> String {
 /// The live view: step, weight, time left, requests, standings.
 fn update_live(bar: &ProgressBar, rollout: &Rollout, step: Duration) {
     let weight = rollout.current_weight();
-    let standings = standings(rollout.last_assessment.as_ref());
-    match &rollout.phase {
+    let standings = standings(rollout.last_assessment());
+    match rollout.phase() {
         Phase::Step {
             index,
             started_at: Some(started),
