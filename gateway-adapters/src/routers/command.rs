@@ -92,9 +92,16 @@ impl CommandRouter {
                 program: program(get),
                 failure,
             })?;
-        let output = String::from_utf8_lossy(&finished.stdout);
+        self.weight_from_output(&finished.stdout)
+    }
+
+    /// The weight in what the `get` command printed: what [`CommandRouter::read_weight`]
+    /// does with its standard output. Public so that the fuzz targets (`tests/fuzz`) feed it
+    /// hostile output.
+    pub fn weight_from_output(&self, stdout: &[u8]) -> Result<u8> {
+        let output = String::from_utf8_lossy(stdout);
         parse_weight(&output).ok_or_else(|| GatewayError::BadWeightOutput {
-            program: program(get),
+            program: self.get.as_deref().map(program).unwrap_or_default(),
             output: shorten(output.trim()),
         })
     }

@@ -129,11 +129,20 @@ impl HaproxyRouter {
         let get_stable = format!("get weight {}/{}", self.backend, self.stable);
         let line = format!("{get_canary};{get_stable}");
         let answer = self.exchange(&line).await?;
-        let answers = split_answers(&answer);
+        self.weights_from_answer(&answer)
+    }
+
+    /// Reads the answer to the read-back line (`get weight B/CANARY;get weight B/STABLE`):
+    /// what [`HaproxyRouter::server_weights`] does with what the socket sent. Public so that
+    /// the fuzz targets (`tests/fuzz`) feed it hostile answers.
+    pub fn weights_from_answer(&self, answer: &str) -> Result<ServerWeights> {
+        let get_canary = format!("get weight {}/{}", self.backend, self.canary);
+        let get_stable = format!("get weight {}/{}", self.backend, self.stable);
+        let answers = split_answers(answer);
         if answers.len() != 2 {
             return Err(GatewayError::UnexpectedAnswer {
                 address: self.socket.to_string(),
-                command: line,
+                command: format!("{get_canary};{get_stable}"),
                 answer: answer.trim().to_owned(),
             });
         }

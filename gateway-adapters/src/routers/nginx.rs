@@ -191,7 +191,14 @@ impl NginxRouter {
                 source: io::Error::new(io::ErrorKind::NotFound, "the file does not exist"),
             });
         };
-        let text = String::from_utf8_lossy(&bytes);
+        self.weight_from_file(&bytes)
+    }
+
+    /// The canary's share according to the upstream file's bytes: what
+    /// [`NginxRouter::read_weight`] does with what it read. Public so that the fuzz targets
+    /// (`tests/fuzz`) feed it hostile files.
+    pub fn weight_from_file(&self, bytes: &[u8]) -> Result<u8> {
+        let text = String::from_utf8_lossy(bytes);
         let servers =
             parse_upstream(&text, &self.upstream).map_err(|message| GatewayError::Upstream {
                 path: self.file.clone(),

@@ -7,6 +7,7 @@ mod analyze_recorded;
 mod ci_examples;
 mod completions;
 mod demo;
+mod distribution;
 mod policy_explain;
 mod policy_lint;
 mod readme;

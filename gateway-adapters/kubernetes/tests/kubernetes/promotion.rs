@@ -177,7 +177,7 @@ async fn a_rollout_that_never_completes_times_out() {
 
 #[tokio::test]
 async fn the_promotion_needs_exactly_its_shipped_role() {
-    let documents = example_documents("rbac/promotion.yaml");
+    let documents = example_documents("rbac-optional/promotion.yaml");
     let role: Role = serde_json::from_value(documents[0].clone()).unwrap();
     let run = |fake: FakeApiServer| async move {
         let promoter = promoter(&fake, Duration::from_secs(30));

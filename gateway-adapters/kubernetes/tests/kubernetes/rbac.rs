@@ -13,11 +13,13 @@ use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding};
 use crate::support::{Case, NS, all_cases, chain, example_documents, nginx_ingress_spec};
 use canary_fake_kube_api::FakeApiServer;
 
-/// The one Role of a file of `examples/kubernetes/rbac/`.
+/// The one Role of a file of `examples/kubernetes/rbac/` or `rbac-optional/` (which also
+/// binds it: see [`every_shipped_role_is_bound_in_its_own_file`]).
 fn shipped_role(file: &str) -> Role {
     let documents = example_documents(file);
-    assert_eq!(documents.len(), 1, "{file}: one Role per file");
-    let role: Role = serde_json::from_value(documents[0].clone())
+    let roles: Vec<&serde_json::Value> = documents.iter().filter(|d| d["kind"] == "Role").collect();
+    assert_eq!(roles.len(), 1, "{file}: one Role per file");
+    let role: Role = serde_json::from_value(roles[0].clone())
         .unwrap_or_else(|e| panic!("{file} is not an rbac.authorization.k8s.io/v1 Role: {e}"));
     assert_eq!(role.metadata.namespace.as_deref(), Some(NS), "{file}");
     assert!(
@@ -137,29 +139,80 @@ async fn the_state_store_needs_exactly_its_shipped_role() {
     }
 }
 
+/// `kubectl apply -f rbac/` (or any one file of `rbac/` and `rbac-optional/`) grants what it
+/// creates: every Role comes with the RoleBinding that gives it to the `canary` service
+/// account, in the same file, and every binding names a Role of its own file.
 #[test]
-fn the_other_manifests_are_kubernetes_objects() {
-    for document in example_documents("service-account.yaml") {
-        match document["kind"].as_str() {
-            Some("ServiceAccount") => {
-                serde_json::from_value::<ServiceAccount>(document).expect("a ServiceAccount");
-            }
-            Some("RoleBinding") => {
-                let binding: RoleBinding = serde_json::from_value(document).expect("a RoleBinding");
-                // Each binding names a Role that is shipped.
-                let file = match binding.role_ref.name.as_str() {
-                    "canary-state" => "rbac/state-configmap.yaml",
-                    "canary-httproute" => "rbac/httproute.yaml",
-                    other => panic!("a binding to an unknown Role {other}"),
-                };
-                assert_eq!(
-                    shipped_role(file).metadata.name.as_deref(),
-                    Some(binding.role_ref.name.as_str())
-                );
-            }
-            other => panic!("unexpected kind {other:?} in service-account.yaml"),
+fn every_shipped_role_is_bound_in_its_own_file() {
+    let service_account: ServiceAccount = serde_json::from_value(
+        example_documents("rbac/service-account.yaml")
+            .pop()
+            .expect("a document"),
+    )
+    .expect("rbac/service-account.yaml is a ServiceAccount");
+    let account = service_account.metadata.name.clone().unwrap();
+    let mut files = Vec::new();
+    for dir in ["rbac", "rbac-optional"] {
+        for entry in std::fs::read_dir(crate::support::examples_dir().join(dir)).unwrap() {
+            files.push(format!(
+                "{dir}/{}",
+                entry.unwrap().file_name().to_string_lossy()
+            ));
         }
     }
+    files.sort();
+    let mut roles_seen = 0;
+    for file in files
+        .iter()
+        .filter(|f| !f.ends_with("service-account.yaml"))
+    {
+        let mut roles = Vec::new();
+        let mut bindings = Vec::new();
+        for document in example_documents(file) {
+            match document["kind"].as_str() {
+                Some("Role") => roles.push(serde_json::from_value::<Role>(document).unwrap()),
+                Some("RoleBinding") => {
+                    bindings.push(serde_json::from_value::<RoleBinding>(document).unwrap())
+                }
+                other => panic!("{file}: unexpected kind {other:?}"),
+            }
+        }
+        assert!(!roles.is_empty(), "{file}: no Role");
+        for role in &roles {
+            let name = role.metadata.name.as_deref().unwrap();
+            let bound = bindings.iter().any(|b| {
+                b.role_ref.kind == "Role"
+                    && b.role_ref.name == name
+                    && b.metadata.namespace == role.metadata.namespace
+                    && b.subjects.as_ref().is_some_and(|subjects| {
+                        subjects.iter().any(|s| {
+                            s.kind == "ServiceAccount"
+                                && s.name == account
+                                && s.namespace == service_account.metadata.namespace
+                        })
+                    })
+            });
+            assert!(
+                bound,
+                "{file}: the Role {name} is not bound to the {account} service account in the same file"
+            );
+            roles_seen += 1;
+        }
+        for binding in &bindings {
+            assert!(
+                roles
+                    .iter()
+                    .any(|r| r.metadata.name.as_deref() == Some(binding.role_ref.name.as_str())),
+                "{file}: the binding of {} names no Role of this file",
+                binding.role_ref.name
+            );
+        }
+    }
+    assert!(roles_seen >= 7, "only {roles_seen} Roles in {files:?}");
+}
+
+#[test]
+fn the_other_manifests_are_kubernetes_objects() {
     let documents = example_documents("job.yaml");
     let policy: ConfigMap =
         serde_json::from_value(documents[0].clone()).expect("the policy ConfigMap");
@@ -178,6 +231,33 @@ fn the_other_manifests_are_kubernetes_objects() {
         args.contains(&"--state-store=configmap".to_owned()),
         "{args:?}"
     );
+    // The root filesystem is read-only: every report goes to a writable volume (an emptyDir
+    // or a claim) mounted read-write.
+    let container = &pod.containers[0];
+    let read_only_root = container
+        .security_context
+        .as_ref()
+        .and_then(|c| c.read_only_root_filesystem);
+    assert_eq!(read_only_root, Some(true));
+    let volumes = pod.volumes.clone().unwrap_or_default();
+    let mounts = container.volume_mounts.clone().unwrap_or_default();
+    let outputs: Vec<&str> = args
+        .iter()
+        .filter_map(|a| a.strip_prefix("--output="))
+        .map(|o| o.split_once(':').expect("FORMAT:PATH").1)
+        .collect();
+    assert!(!outputs.is_empty(), "{args:?}");
+    for path in outputs {
+        let writable = mounts.iter().any(|m| {
+            path.starts_with(&format!("{}/", m.mount_path.trim_end_matches('/')))
+                && m.read_only != Some(true)
+                && volumes.iter().any(|v| {
+                    v.name == m.name
+                        && (v.empty_dir.is_some() || v.persistent_volume_claim.is_some())
+                })
+        });
+        assert!(writable, "job.yaml writes {path}, on no writable volume");
+    }
     // The example policies beside them are valid too.
     for file in ["policy.yaml", "policy-k3d.yaml"] {
         let text = std::fs::read_to_string(crate::support::examples_dir().join(file)).unwrap();

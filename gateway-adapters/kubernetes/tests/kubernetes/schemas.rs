@@ -182,33 +182,85 @@ pub(crate) const TRAEFIK_SERVICE: Shape = Shape::Object {
                         false,
                         Shape::Object {
                             fields: &[
-                                (
-                                    "services",
-                                    false,
-                                    Shape::List(&Shape::Object {
-                                        fields: &[
-                                            ("name", true, Shape::String),
-                                            ("kind", false, Shape::String),
-                                            ("namespace", false, Shape::String),
-                                            ("port", false, Shape::IntOrString),
-                                            ("weight", false, INT32_WEIGHT),
-                                            ("passHostHeader", false, Shape::Bool),
-                                            ("scheme", false, Shape::String),
-                                            ("strategy", false, Shape::String),
-                                            ("sticky", false, Shape::Any),
-                                            ("responseForwarding", false, Shape::Any),
-                                            ("serversTransport", false, Shape::String),
-                                            ("healthCheck", false, Shape::Any),
-                                        ],
-                                        open: false,
-                                    }),
-                                ),
+                                ("services", false, Shape::List(&TRAEFIK_LOAD_BALANCER)),
                                 ("sticky", false, Shape::Any),
                             ],
                             open: false,
                         },
                     ),
                     ("mirroring", false, Shape::Any),
+                ],
+                open: false,
+            },
+        ),
+    ],
+    open: false,
+};
+
+/// A Traefik load-balancer reference: a weighted TraefikService's `services[]` (WRRService)
+/// and an IngressRoute route's `services[]` share it.
+const TRAEFIK_LOAD_BALANCER: Shape = Shape::Object {
+    fields: &[
+        ("name", true, Shape::String),
+        ("kind", false, Shape::String),
+        ("namespace", false, Shape::String),
+        ("port", false, Shape::IntOrString),
+        ("weight", false, INT32_WEIGHT),
+        ("passHostHeader", false, Shape::Bool),
+        ("scheme", false, Shape::String),
+        ("strategy", false, Shape::String),
+        ("sticky", false, Shape::Any),
+        ("responseForwarding", false, Shape::Any),
+        ("serversTransport", false, Shape::String),
+        ("healthCheck", false, Shape::Any),
+        ("nativeLB", false, Shape::Bool),
+        ("nodePortLB", false, Shape::Bool),
+    ],
+    open: false,
+};
+
+/// Traefik's IngressRoute (`traefik.io/v1alpha1`), which routes to a weighted
+/// TraefikService: spec {entryPoints, routes (required): [{match (required), kind (Rule),
+/// priority, syntax, middlewares: [{name (required), namespace}], services, observability}],
+/// tls}.
+pub(crate) const INGRESS_ROUTE: Shape = Shape::Object {
+    fields: &[
+        ("apiVersion", true, Shape::String),
+        ("kind", true, Shape::String),
+        ("metadata", true, METADATA),
+        (
+            "spec",
+            true,
+            Shape::Object {
+                fields: &[
+                    ("entryPoints", false, Shape::List(&Shape::String)),
+                    (
+                        "routes",
+                        true,
+                        Shape::List(&Shape::Object {
+                            fields: &[
+                                ("match", true, Shape::String),
+                                ("kind", false, Shape::String),
+                                ("priority", false, INT32_WEIGHT),
+                                ("syntax", false, Shape::String),
+                                (
+                                    "middlewares",
+                                    false,
+                                    Shape::List(&Shape::Object {
+                                        fields: &[
+                                            ("name", true, Shape::String),
+                                            ("namespace", false, Shape::String),
+                                        ],
+                                        open: false,
+                                    }),
+                                ),
+                                ("services", false, Shape::List(&TRAEFIK_LOAD_BALANCER)),
+                                ("observability", false, Shape::Any),
+                            ],
+                            open: false,
+                        }),
+                    ),
+                    ("tls", false, Shape::Any),
                 ],
                 open: false,
             },
@@ -295,6 +347,7 @@ pub(crate) fn validate(resource: &str, object: &Value) {
         "virtualservices" => &VIRTUAL_SERVICE,
         "trafficsplits" => &TRAFFIC_SPLIT,
         "traefikservices" => &TRAEFIK_SERVICE,
+        "ingressroutes" => &INGRESS_ROUTE,
         other => panic!("no schema for {other}"),
     };
     let mut found = Vec::new();

@@ -36,7 +36,8 @@ fn object(name: &str) -> KubeObjectRef {
 }
 
 /// One adapter under test: its object, the policy's gateway section, where its weights are,
-/// and the Role of `examples/kubernetes/rbac/` that should be all it needs.
+/// and the Role of `examples/kubernetes/rbac/` (or `rbac-optional/`) that should be all it
+/// needs.
 pub(crate) struct Case {
     /// For messages.
     pub(crate) name: &'static str,
@@ -53,7 +54,7 @@ pub(crate) struct Case {
     pub(crate) canary_weight: &'static str,
     /// Whether the weights are strings (annotations).
     pub(crate) as_strings: bool,
-    /// The file of `examples/kubernetes/rbac/`.
+    /// The file of `examples/kubernetes/` with that Role.
     pub(crate) role_file: &'static str,
 }
 
@@ -141,7 +142,7 @@ pub(crate) fn nginx_ingress_case() -> Case {
         stable_weight: None,
         canary_weight: "/metadata/annotations/nginx.ingress.kubernetes.io~1canary-weight",
         as_strings: true,
-        role_file: "rbac/nginx-ingress.yaml",
+        role_file: "rbac-optional/nginx-ingress.yaml",
     }
 }
 
@@ -167,7 +168,7 @@ pub(crate) fn virtual_service_case() -> Case {
         stable_weight: Some("/spec/http/1/route/0/weight"),
         canary_weight: "/spec/http/1/route/1/weight",
         as_strings: false,
-        role_file: "rbac/istio-virtual-service.yaml",
+        role_file: "rbac-optional/istio-virtual-service.yaml",
     }
 }
 
@@ -188,7 +189,7 @@ pub(crate) fn traffic_split_case() -> Case {
         stable_weight: Some("/spec/backends/0/weight"),
         canary_weight: "/spec/backends/2/weight",
         as_strings: false,
-        role_file: "rbac/smi-traffic-split.yaml",
+        role_file: "rbac-optional/smi-traffic-split.yaml",
     }
 }
 
@@ -209,7 +210,7 @@ pub(crate) fn traefik_service_case() -> Case {
         stable_weight: Some("/spec/weighted/services/0/weight"),
         canary_weight: "/spec/weighted/services/1/weight",
         as_strings: false,
-        role_file: "rbac/traefik-service.yaml",
+        role_file: "rbac-optional/traefik-service.yaml",
     }
 }
 
