@@ -8,12 +8,14 @@ use canary_core::policy::{DeploymentPromotionSpec, GatewaySpec};
 use canary_core::ports::{StateStore, TrafficRouter};
 use canary_core::rollout::PromotionStage;
 
-/// The router of a policy's `gateway`.
+/// The router of a policy's `gateway`; its errors and messages redacted of every secret the
+/// process holds.
 pub(crate) fn router_for(spec: &GatewaySpec) -> canary_core::Result<Box<dyn TrafficRouter>> {
-    match canary_gateways::router_for(spec)? {
-        Some(router) => Ok(router),
-        None => kubernetes_router(spec),
-    }
+    let router = match canary_gateways::router_for(spec)? {
+        Some(router) => router,
+        None => kubernetes_router(spec)?,
+    };
+    Ok(Box::new(canary_core::secret::Redacted::new(router)))
 }
 
 /// The router of a Kubernetes gateway. Its client loads the kubeconfig on first use

@@ -11,6 +11,7 @@ use std::str::FromStr;
 use anyhow::Context;
 use canary_core::judge::fmt_num;
 use canary_core::report::Report;
+use canary_core::secret::{redact_value, redacted};
 
 /// A report format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,13 +58,18 @@ impl FromStr for OutputSpec {
 }
 
 /// Writes a report in the format asked, atomically (a reader never sees half a file).
+/// Every text in it is redacted of every secret the process holds first, and the rendered
+/// text again (the last pass before a file: nothing written can carry a secret, whatever
+/// path its text took).
 pub(crate) fn write(report: &Report, spec: &OutputSpec) -> anyhow::Result<()> {
+    let report = &redact_value(report);
     let text = match spec.format {
         Format::Json => serde_json::to_string_pretty(report)? + "\n",
         Format::Markdown => markdown::render(report),
         Format::Junit => junit::render(report),
         Format::Html => html::render(report),
     };
+    let text = redacted(&text);
     canary_gateways::write_durably(&spec.path, text.as_bytes())
         .with_context(|| format!("writing the report {}", spec.path.display()))
 }
@@ -97,7 +103,7 @@ fn append_step_summary(report: &Report, path: &Path) -> std::io::Result<()> {
         .create(true)
         .append(true)
         .open(path)?;
-    let text = markdown::render(report);
+    let text = redacted(&markdown::render(&redact_value(report)));
     file.write_all(format!("\n{text}\n").as_bytes())
 }
 
@@ -112,6 +118,7 @@ fn sample_count(n: Option<u64>, events: Option<u64>) -> String {
 
 /// The short human summary printed at the end of `analyze` and `rollout`.
 pub(crate) fn summary(report: &Report) -> String {
+    let report = &redact_value(report);
     let mut out = format!(
         "{} {}: {} (exit {}) — {}\n",
         report.command,
