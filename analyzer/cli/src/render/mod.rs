@@ -125,7 +125,7 @@ pub(crate) fn summary(report: &Report) -> String {
         report.service,
         report.verdict.as_str().to_uppercase(),
         report.exit_code,
-        report.reason
+        one_line(&report.reason)
     );
     let width = report
         .checks
@@ -138,7 +138,7 @@ pub(crate) fn summary(report: &Report) -> String {
             "  {:width$}  {:12}  {}\n",
             check.name,
             check.verdict.as_str(),
-            check.reason,
+            one_line(&check.reason),
         ));
         let e = &check.evidence;
         let mut numbers = Vec::new();
@@ -174,9 +174,18 @@ pub(crate) fn summary(report: &Report) -> String {
         out.push_str(&format!("decided at {at}\n"));
     }
     for warning in &report.warnings {
-        out.push_str(&format!("warning: {warning}\n"));
+        out.push_str(&format!("warning: {}\n", one_line(warning)));
     }
     out
+}
+
+/// Outside text on one terminal line: line breaks and other control characters become
+/// spaces, so that no line of it can pose as canary's own output, a heading or a CI
+/// workflow command (`::set-output`), and no escape sequence reaches the terminal.
+pub(crate) fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 #[cfg(test)]
