@@ -88,7 +88,11 @@ impl Promoter {
     /// See [`canary_kubernetes::DeploymentPromoter::canary_generation`].
     pub(crate) async fn canary_generation(&self) -> canary_core::Result<i64> {
         #[cfg(feature = "kubernetes")]
-        return Ok(self.inner.canary_generation().await?);
+        return self
+            .inner
+            .canary_generation()
+            .await
+            .map_err(|e| canary_core::Error::from(e).redacted());
         #[cfg(not(feature = "kubernetes"))]
         Err(without_kubernetes("the policy's `promotion`"))
     }
@@ -100,7 +104,11 @@ impl Promoter {
         analysed: Option<i64>,
     ) -> canary_core::Result<()> {
         #[cfg(feature = "kubernetes")]
-        return Ok(self.inner.run(stage, analysed).await?);
+        return self
+            .inner
+            .run(stage, analysed)
+            .await
+            .map_err(|e| canary_core::Error::from(e).redacted());
         #[cfg(not(feature = "kubernetes"))]
         {
             let _ = (stage, analysed);

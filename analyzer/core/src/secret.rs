@@ -148,7 +148,7 @@ impl SecretSource {
             })?,
             SecretSource::Env(name) => std::env::var(name).map_err(|_| {
                 Error::Usage(format!(
-                    "the environment variable {name} (named by the policy for a secret) is not set or not UTF-8"
+                    "the environment variable {name} is not set (or not UTF-8); the policy names it for a secret"
                 ))
             })?,
         };
