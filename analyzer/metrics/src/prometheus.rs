@@ -772,18 +772,19 @@ pub(crate) async fn read_bounded(
     if response.content_length().is_some_and(|length| length > limit) {
         return Ok(None);
     }
-    // Chunks kept apart until the end: a growing Vec would briefly hold one and a half
-    // times the limit while it reallocates.
-    let mut chunks = Vec::new();
-    let mut read: u64 = 0;
+    // Room for the whole answer reserved once (the length said, or the limit): a growing
+    // Vec would hold its old and new buffers at once while it reallocates, and the
+    // transport's chunks may pin buffers larger than themselves. Reserved pages the answer
+    // does not fill are never touched, so cost no memory.
+    let expected = response.content_length().unwrap_or(limit).min(limit);
+    let mut body = Vec::with_capacity(usize::try_from(expected).unwrap_or(usize::MAX));
     while let Some(chunk) = response.chunk().await? {
-        read += chunk.len() as u64;
-        if read > limit {
+        if body.len() as u64 + chunk.len() as u64 > limit {
             return Ok(None);
         }
-        chunks.push(chunk);
+        body.extend_from_slice(&chunk);
     }
-    Ok(Some(chunks.concat()))
+    Ok(Some(body))
 }
 
 #[cfg(test)]
