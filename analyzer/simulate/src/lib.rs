@@ -20,6 +20,7 @@
 
 pub mod baselines;
 pub mod benchmark;
+mod samples;
 mod scenario;
 pub mod simulate;
 pub mod world;

@@ -51,6 +51,9 @@ pub struct Traffic {
     pub sample_mean: f64,
     /// Standard deviation of per-interval samples.
     pub sample_sd: f64,
+    /// Correlation time of each version's samples, in seconds: samples Δt apart have
+    /// correlation e^(−Δt/τ). 0: independent samples.
+    pub sample_correlation_seconds: f64,
 }
 
 impl Traffic {
@@ -65,6 +68,7 @@ impl Traffic {
             buckets: DEFAULT_BUCKETS.to_vec(),
             sample_mean: 1.0,
             sample_sd: 0.1,
+            sample_correlation_seconds: 0.0,
         }
     }
 }

@@ -8,8 +8,9 @@
 
 use std::time::{Duration, Instant};
 
-use canary_core::policy::{CheckKind, Policy};
+use canary_core::policy::{CheckKind, Policy, SamplesMethod};
 use canary_core::rollout::Machine;
+use canary_core::stats::autocorrelated_mean::DEFAULT_MAX_AUTOCORRELATION;
 use serde::Serialize;
 
 use crate::{
@@ -70,6 +71,30 @@ fn default_regressions() -> [(&'static str, Regression, Seen); 4] {
     ]
 }
 
+/// How much a samples check's per-interval values move in the samples regressions: the
+/// canary's are this much higher (the traffic's samples have mean 1 and standard deviation
+/// 0.1, so +20 % is two standard deviations).
+const SAMPLES_REGRESSIONS: [(&str, f64); 2] = [("samples +20 %", 0.2), ("samples +50 %", 0.5)];
+
+/// The autocorrelation of consecutive samples (one `interval` apart) in a simulation of a
+/// policy with samples checks: the most its sequential checks allow for (`max-autocorrelation`,
+/// 0.9 by default), so the simulation shows the policy at the edge of its assumption; 0.9 for
+/// `method: mann-whitney` checks, which assume independent samples and do not keep α then.
+fn samples_autocorrelation(policy: &Policy) -> Option<f64> {
+    let kappas: Vec<f64> = policy
+        .checks
+        .iter()
+        .filter_map(|check| match &check.kind {
+            CheckKind::Samples(samples) => Some(match samples.method {
+                SamplesMethod::Sequential => samples.max_autocorrelation,
+                SamplesMethod::MannWhitney => DEFAULT_MAX_AUTOCORRELATION,
+            }),
+            _ => None,
+        })
+        .collect();
+    kappas.into_iter().reduce(f64::min)
+}
+
 /// Seeds of the scenarios are this far apart, so that no two share a run.
 pub const SEED_STRIDE: u64 = 1_000_000;
 
@@ -111,12 +136,21 @@ pub struct SimulateReport {
 }
 
 /// The scenarios of a simulation, each with its first seed: the healthy canary first, then
-/// the default regressions the policy's checks can see; and the ones skipped.
+/// the default regressions the policy's checks can see; and the ones skipped. A policy with
+/// samples checks is simulated with autocorrelated samples ([`samples_autocorrelation`] at
+/// the policy's interval, named in the samples regressions) and two samples regressions
+/// (policies without samples checks do not list them as skipped).
 pub fn scenarios(
     policy: &Policy,
     options: &SimulateOptions,
 ) -> (Vec<(Scenario, u64)>, Vec<Skipped>) {
-    let traffic = options.traffic();
+    let mut traffic = options.traffic();
+    let autocorrelation = samples_autocorrelation(policy);
+    if let Some(phi) = autocorrelation.filter(|&phi| phi > 0.0) {
+        // Samples one interval apart have correlation e^(−interval/τ) = φ.
+        traffic.sample_correlation_seconds =
+            policy.rollout.interval.as_secs_f64() / (1.0 / phi).ln();
+    }
     let has = |seen: Seen| {
         policy.checks.iter().any(|check| {
             matches!(
@@ -143,6 +177,18 @@ pub fn scenarios(
                 }
                 .to_owned(),
             });
+        }
+    }
+    if let Some(phi) = autocorrelation {
+        let first = default_regressions().len() as u64 + 1;
+        for (k, (name, shift)) in SAMPLES_REGRESSIONS.into_iter().enumerate() {
+            let seed = options.seed.wrapping_add((first + k as u64) * SEED_STRIDE);
+            let regression = Regression {
+                sample_shift: shift,
+                ..Regression::none()
+            };
+            let name = format!("{name} (autocorrelation {phi} per interval)");
+            run.push((Scenario::new(&name, traffic.clone(), regression), seed));
         }
     }
     (run, skipped)
@@ -243,6 +289,44 @@ checks:
     error-rate: {requests: http_requests_total, errors: 'code=~"5.."'}
     baseline: {max-increase: 0%}
 "#;
+
+    const WITH_SAMPLES: &str = r#"
+service: s
+traffic: {label: version, canary: canary, baseline: stable}
+metrics: {prometheus: {url: "http://localhost:9090"}}
+rollout: {steps: [10, 50, 100], step-duration: 2m, interval: 30s, min-requests: 0}
+checks:
+  - name: cpu
+    samples: {query: 'sum by ({{label}}) (rate(cpu[1m]))', higher-is-worse: true}
+    baseline: {max-increase: 15%}
+"#;
+
+    #[test]
+    fn a_policy_with_samples_checks_is_simulated_with_autocorrelated_samples_and_shifts() {
+        let policy = Policy::from_yaml(WITH_SAMPLES, "s.yaml").unwrap();
+        let (run, skipped) = scenarios(&policy, &SimulateOptions::default());
+        let names: Vec<_> = run.iter().map(|(s, _)| s.name.as_str()).collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+        assert_eq!(names[0], "healthy");
+        assert!(names[1].starts_with("samples +20 %"), "{names:?}");
+        assert!(names[2].starts_with("samples +50 %"), "{names:?}");
+        // No errors or latency checks: those regressions are skipped, with reasons.
+        assert_eq!(skipped.len(), 4);
+        // Samples one 30 s interval apart correlate by the check's max-autocorrelation.
+        let tau = run[0].0.traffic.sample_correlation_seconds;
+        let phi = (-30.0 / tau).exp();
+        assert!((phi - DEFAULT_MAX_AUTOCORRELATION).abs() < 1e-9, "{phi}");
+        assert!((run[1].0.canary.sample_shift - 0.2).abs() < 1e-12);
+
+        // Policies without samples checks keep independent samples and no samples scenarios.
+        let errors_only = Policy::from_yaml(ERRORS_ONLY, "s.yaml").unwrap();
+        let (run, _) = scenarios(&errors_only, &SimulateOptions::default());
+        assert!(
+            run.iter()
+                .all(|(s, _)| s.traffic.sample_correlation_seconds == 0.0)
+        );
+        assert!(run.iter().all(|(s, _)| !s.name.starts_with("samples")));
+    }
 
     #[test]
     fn regressions_no_check_can_see_are_skipped_with_the_reason() {

@@ -23,8 +23,9 @@ use canary_core::policy::{CheckKind, Policy};
 use jiff::{SignedDuration, Timestamp};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Binomial, Distribution, Normal, Poisson};
+use rand_distr::{Binomial, Distribution, Poisson};
 
+use crate::samples::SampleNoise;
 use crate::scenario::{RatePattern, Regression, Scenario};
 
 /// The virtual time every simulated rollout starts at.
@@ -199,6 +200,8 @@ pub struct World<'s> {
     last_read: Option<Snapshot>,
     /// Per-interval samples drawn at the last wait.
     samples: (Option<f64>, Option<f64>),
+    /// Each version's sample noise (autocorrelated when the traffic says so).
+    sample_noise: SampleNoise,
     /// Errors a healthy canary would have served in the canary's requests (expected value).
     canary_healthy_errors: f64,
     /// P(latency ≤ bound) per bucket bound, for each version (fixed for a scenario).
@@ -296,6 +299,7 @@ impl<'s> World<'s> {
             baseline: Totals::new(bounds),
             last_read: None,
             samples: (None, None),
+            sample_noise: SampleNoise::default(),
             canary_healthy_errors: 0.0,
             canary_cdf: latency_cdf(scenario, &scenario.canary),
             baseline_cdf: latency_cdf(scenario, &Regression::none()),
@@ -357,13 +361,10 @@ impl<'s> World<'s> {
             self.generate(chunk);
             self.clock += SignedDuration::from_secs_f64(chunk);
         }
-        let traffic = &self.scenario.traffic;
         let mut rng = self.rng(Stream::Samples, self.clock);
-        let normal =
-            Normal::new(traffic.sample_mean, traffic.sample_sd.max(0.0)).expect("a valid normal");
-        let shift = 1.0 + self.scenario.canary.sample_shift;
-        let canary = normal.sample(&mut rng) * shift;
-        let baseline = normal.sample(&mut rng);
+        let at = self.clock.duration_since(self.start).as_secs_f64();
+        let (canary, baseline) = self.sample_noise.draw(&mut rng, &self.scenario.traffic, at);
+        let canary = canary * (1.0 + self.scenario.canary.sample_shift);
         self.samples = (
             (self.weight > 0).then_some(canary),
             (self.weight < 100).then_some(baseline),

@@ -19,6 +19,7 @@ use super::latency_bound::{LatencyBound, LatencyBoundMemory};
 use super::latency_comparison::{LatencyComparison, LatencyComparisonMemory};
 use super::query_bound::{QueryBound, QueryBoundMemory};
 use super::samples_mann_whitney::{SamplesMannWhitney, SamplesMannWhitneyMemory};
+use super::samples_sequential::{SamplesSequential, SamplesSequentialMemory};
 use super::verdict::{CheckResult, Evidence, Moment, Verdict};
 use crate::observation::CheckObservation;
 use crate::policy::Criterion;
@@ -87,6 +88,10 @@ pub(crate) trait Evaluate {
 
     /// A new step starts (the traffic split changed).
     fn begin_step(&self, _memory: &mut Self::Memory) {}
+
+    /// A tick passed without a usable observation (no data, or data refused). Tests of
+    /// series that care which ticks are consecutive record the gap.
+    fn gap(&self, _memory: &mut Self::Memory) {}
 }
 
 /// One criterion's evaluator.
@@ -100,10 +105,11 @@ pub(crate) enum Evaluator {
     LatencyBound(LatencyBound),
     /// `latency` with `baseline`.
     LatencyComparison(LatencyComparison),
-    /// `samples` with `baseline`, Kayenta's fixed-sample test, once per step.
-    //
-    // Samples checks under dependence (autocorrelated series) get their own evaluator here,
-    // next to this one, chosen in `Judge::new` from the check's options.
+    /// `samples` with `baseline`, the default: the anytime-valid sequential test that allows
+    /// for autocorrelated series.
+    SamplesSequential(SamplesSequential),
+    /// `samples` with `baseline` and `method: mann-whitney`: Kayenta's fixed-sample test,
+    /// once per step (not anytime-valid; assumes independent samples).
     SamplesMannWhitney(SamplesMannWhitney),
     /// `query` with `slo`.
     QueryBound(QueryBound),
@@ -121,6 +127,8 @@ pub enum Memory {
     LatencyBound(LatencyBoundMemory),
     /// A latency comparison: the slow-request bound, once fixed, and the counts above it.
     LatencyComparison(LatencyComparisonMemory),
+    /// A sequential samples comparison: the e-process and the counts it was fed.
+    SamplesSequential(SamplesSequentialMemory),
     /// A Mann–Whitney samples comparison: this step's samples and its test once run.
     SamplesMannWhitney(SamplesMannWhitneyMemory),
     /// A bound on a query: its latest value.
@@ -133,6 +141,7 @@ pub(crate) enum Paired<'a> {
     ErrorRateComparison(&'a ErrorRateComparison, &'a mut ErrorRateComparisonMemory),
     LatencyBound(&'a LatencyBound, &'a mut LatencyBoundMemory),
     LatencyComparison(&'a LatencyComparison, &'a mut LatencyComparisonMemory),
+    SamplesSequential(&'a SamplesSequential, &'a mut SamplesSequentialMemory),
     SamplesMannWhitney(&'a SamplesMannWhitney, &'a mut SamplesMannWhitneyMemory),
     QueryBound(&'a QueryBound, &'a mut QueryBoundMemory),
 }
@@ -145,6 +154,7 @@ impl Evaluator {
             Evaluator::ErrorRateComparison(e) => Memory::ErrorRateComparison(e.start()),
             Evaluator::LatencyBound(e) => Memory::LatencyBound(e.start()),
             Evaluator::LatencyComparison(e) => Memory::LatencyComparison(e.start()),
+            Evaluator::SamplesSequential(e) => Memory::SamplesSequential(e.start()),
             Evaluator::SamplesMannWhitney(e) => Memory::SamplesMannWhitney(e.start()),
             Evaluator::QueryBound(e) => Memory::QueryBound(e.start()),
         }
@@ -164,6 +174,9 @@ impl Evaluator {
             (Evaluator::LatencyComparison(e), Memory::LatencyComparison(m)) => {
                 Paired::LatencyComparison(e, m)
             }
+            (Evaluator::SamplesSequential(e), Memory::SamplesSequential(m)) => {
+                Paired::SamplesSequential(e, m)
+            }
             (Evaluator::SamplesMannWhitney(e), Memory::SamplesMannWhitney(m)) => {
                 Paired::SamplesMannWhitney(e, m)
             }
@@ -174,6 +187,10 @@ impl Evaluator {
 
     /// Whether `memory` is this evaluator's kind of memory.
     pub(crate) fn fits(&self, memory: &Memory) -> bool {
+        if let (Evaluator::SamplesSequential(e), Memory::SamplesSequential(m)) = (self, memory) {
+            // A state made with another `max-autocorrelation` belongs to another test.
+            return e.test.max_autocorrelation() == m.max_autocorrelation();
+        }
         matches!(
             (self, memory),
             (Evaluator::ErrorRateBound(_), Memory::ErrorRateBound(_))
@@ -206,6 +223,7 @@ impl Paired<'_> {
             Paired::ErrorRateComparison(e, m) => e.observe(m, observation),
             Paired::LatencyBound(e, m) => e.observe(m, observation),
             Paired::LatencyComparison(e, m) => e.observe(m, observation),
+            Paired::SamplesSequential(e, m) => e.observe(m, observation),
             Paired::SamplesMannWhitney(e, m) => e.observe(m, observation),
             Paired::QueryBound(e, m) => e.observe(m, observation),
         }
@@ -218,6 +236,7 @@ impl Paired<'_> {
             Paired::ErrorRateComparison(e, m) => e.assess(subject, m, moment),
             Paired::LatencyBound(e, m) => e.assess(subject, m, moment),
             Paired::LatencyComparison(e, m) => e.assess(subject, m, moment),
+            Paired::SamplesSequential(e, m) => e.assess(subject, m, moment),
             Paired::SamplesMannWhitney(e, m) => e.assess(subject, m, moment),
             Paired::QueryBound(e, m) => e.assess(subject, m, moment),
         }
@@ -230,8 +249,22 @@ impl Paired<'_> {
             Paired::ErrorRateComparison(e, m) => e.begin_step(m),
             Paired::LatencyBound(e, m) => e.begin_step(m),
             Paired::LatencyComparison(e, m) => e.begin_step(m),
+            Paired::SamplesSequential(e, m) => e.begin_step(m),
             Paired::SamplesMannWhitney(e, m) => e.begin_step(m),
             Paired::QueryBound(e, m) => e.begin_step(m),
+        }
+    }
+
+    /// [`Evaluate::gap`] of the pair.
+    pub(crate) fn gap(&mut self) {
+        match self {
+            Paired::ErrorRateBound(e, m) => e.gap(m),
+            Paired::ErrorRateComparison(e, m) => e.gap(m),
+            Paired::LatencyBound(e, m) => e.gap(m),
+            Paired::LatencyComparison(e, m) => e.gap(m),
+            Paired::SamplesSequential(e, m) => e.gap(m),
+            Paired::SamplesMannWhitney(e, m) => e.gap(m),
+            Paired::QueryBound(e, m) => e.gap(m),
         }
     }
 }

@@ -13,7 +13,7 @@
 //! |---|---|---|
 //! | error rate | [`error_rate_bound`]: beta-binomial confidence sequence on the canary's error rate | [`error_rate_comparison`]: conditional-binomial mixture e-value on canary vs baseline errors |
 //! | latency | [`latency_bound`]: confidence sequence on the share of canary requests above the bound's bucket; the promotion gate is the `histogram_quantile` estimate | [`latency_comparison`]: e-value on requests slower than a fixed bucket bound |
-//! | samples | — | [`samples_mann_whitney`]: Mann–Whitney U / Hodges–Lehmann, once per step |
+//! | samples | — | [`samples_sequential`] (default): anytime-valid e-process on the per-tick difference, allowing for autocorrelated series; [`samples_mann_whitney`] (`method: mann-whitney`): Mann–Whitney U / Hodges–Lehmann, once per step, assumes independent samples |
 //! | query | [`query_bound`]: the value against the bound | — |
 //!
 //! [`memory`] turns cumulative readings into the increments the tests take; [`evaluator`]
@@ -31,6 +31,7 @@ mod latency_comparison;
 mod memory;
 mod query_bound;
 mod samples_mann_whitney;
+mod samples_sequential;
 mod state;
 mod verdict;
 
@@ -44,6 +45,7 @@ pub use latency_comparison::{
 pub use memory::Totals;
 pub use query_bound::QueryBoundMemory;
 pub use samples_mann_whitney::SamplesMannWhitneyMemory;
+pub use samples_sequential::SamplesSequentialMemory;
 pub use state::{CriterionState, JUDGE_STATE_FORMAT, JudgeState, LatestReading};
 pub use verdict::{Assessment, CheckResult, Evidence, Moment, Verdict, fmt_num, overall};
 
@@ -54,9 +56,11 @@ use latency_bound::LatencyBound;
 use latency_comparison::LatencyComparison;
 use query_bound::QueryBound;
 use samples_mann_whitney::SamplesMannWhitney;
+use samples_sequential::SamplesSequential;
 
 use crate::observation::{Reading, Tick};
-use crate::policy::{CheckKind, CheckSpec, Criterion, Policy};
+use crate::policy::{CheckKind, CheckSpec, Criterion, Policy, SamplesMethod};
+use crate::stats::autocorrelated_mean::AutocorrelatedMeanTest;
 use crate::stats::rate_ratio::RateRatioTest;
 use crate::{Error, Result};
 
@@ -161,6 +165,9 @@ impl Judge {
                     paired.observe(observation).map_err(LatestReading::Invalid)
                 }
             };
+            if outcome.is_err() {
+                paired.gap();
+            }
             *latest = match outcome {
                 Ok(requests) => {
                     if canary_requests.is_none() {
@@ -320,16 +327,24 @@ fn evaluator(
                 test: RateRatioTest::new(spec.max_increase)?,
             })
         }
-        // Samples checks under dependence get their own evaluator, chosen here from the
-        // check's options; Mann–Whitney is Kayenta's fixed-sample test.
+        // Samples checks: the sequential test by default; Mann–Whitney, Kayenta's
+        // fixed-sample test, only when the policy asks for it.
         (CheckKind::Samples(samples), Criterion::Baseline) => {
             let spec = check.baseline.ok_or_else(unjudged)?;
-            Evaluator::SamplesMannWhitney(SamplesMannWhitney {
-                higher_is_worse: samples.higher_is_worse,
-                min_samples: samples.min_samples,
-                max_increase: spec.max_increase,
-                alpha_per_run: alpha / config.sample_test_looks.max(1) as f64,
-            })
+            match samples.method {
+                SamplesMethod::Sequential => Evaluator::SamplesSequential(SamplesSequential {
+                    higher_is_worse: samples.higher_is_worse,
+                    min_samples: samples.min_samples,
+                    max_increase: spec.max_increase,
+                    test: AutocorrelatedMeanTest::new(samples.max_autocorrelation)?,
+                }),
+                SamplesMethod::MannWhitney => Evaluator::SamplesMannWhitney(SamplesMannWhitney {
+                    higher_is_worse: samples.higher_is_worse,
+                    min_samples: samples.min_samples,
+                    max_increase: spec.max_increase,
+                    alpha_per_run: alpha / config.sample_test_looks.max(1) as f64,
+                }),
+            }
         }
         (CheckKind::Query(_), Criterion::Slo) => Evaluator::QueryBound(QueryBound {
             bound: check.slo.ok_or_else(unjudged)?,

@@ -731,14 +731,56 @@ pub struct LatencyCheck {
 }
 
 /// Per-interval samples of a metric, one value per version per tick.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SamplesCheck {
     /// The query (one series per version, grouped by the version label).
     pub query: QueryTemplate,
     /// Whether higher is worse.
     pub higher_is_worse: bool,
-    /// Samples per version before the test is run.
+    /// Samples a step needs before it can pass: ticks with both versions sampled
+    /// (sequential), or samples per version (Mann–Whitney).
     pub min_samples: usize,
+    /// How the samples are compared. Left out of the serialized form when `sequential`, so
+    /// that the [`Policy::digest`] of a policy written before the option existed stays what
+    /// it was.
+    #[serde(skip_serializing_if = "SamplesMethod::is_sequential")]
+    pub method: SamplesMethod,
+    /// The sequential method's bound on the persistence of the canary − baseline
+    /// difference (its lag-1 autocorrelation for an AR(1) series). Left out of the
+    /// serialized form at its default, for the same reason.
+    #[serde(skip_serializing_if = "is_default_max_autocorrelation")]
+    pub max_autocorrelation: f64,
+}
+
+fn is_default_max_autocorrelation(value: &f64) -> bool {
+    *value == crate::stats::autocorrelated_mean::DEFAULT_MAX_AUTOCORRELATION
+}
+
+/// How a samples check compares the versions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SamplesMethod {
+    /// The default: an anytime-valid sequential test at every tick that allows for
+    /// autocorrelated series ([`crate::stats::autocorrelated_mean`]).
+    Sequential,
+    /// Kayenta's Mann–Whitney U with the Hodges–Lehmann shift, once per step. Not
+    /// anytime-valid; assumes independent samples.
+    MannWhitney,
+}
+
+impl SamplesMethod {
+    /// Whether this is the default method.
+    pub fn is_sequential(&self) -> bool {
+        *self == SamplesMethod::Sequential
+    }
+
+    /// The name the policy writes.
+    pub fn name(self) -> &'static str {
+        match self {
+            SamplesMethod::Sequential => "sequential",
+            SamplesMethod::MannWhitney => "mann-whitney",
+        }
+    }
 }
 
 /// A PromQL query with an absolute bound on its (single) value.

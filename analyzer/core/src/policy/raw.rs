@@ -597,7 +597,7 @@ pub(crate) struct RawCheck {
     /// A latency quantile from a Prometheus histogram.
     #[serde(default)]
     pub(crate) latency: Option<RawLatency>,
-    /// Per-interval samples of any metric, compared with Mann–Whitney U.
+    /// Per-interval samples of any metric (CPU, memory), compared with the baseline's.
     #[serde(default)]
     pub(crate) samples: Option<RawSamples>,
     /// Any PromQL with an absolute bound on its value (e.g. canary restarts stay 0).
@@ -646,10 +646,23 @@ pub(crate) struct RawSamples {
     /// Whether a higher value is worse (default true).
     #[serde(default)]
     pub(crate) higher_is_worse: Option<bool>,
-    /// Samples per version a step needs before the test is run (default 10).
+    /// Samples a step needs before it can pass (default 10): ticks with both versions
+    /// sampled for the sequential method, samples per version for Mann–Whitney.
     #[serde(default)]
     #[schemars(with = "Option<u32>")]
     pub(crate) min_samples: Option<At<i64>>,
+    /// How the samples are compared: `sequential` (default: anytime-valid at every tick,
+    /// allows for autocorrelated series) or `mann-whitney` (Kayenta's test once per step;
+    /// not anytime-valid, assumes independent samples).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) method: Option<At<String>>,
+    /// The sequential method's assumption: the largest autocorrelation between consecutive
+    /// ticks of the canary − baseline difference it allows for (default 0.9, 0 to 0.99).
+    /// Higher is safer for slowly varying metrics (memory) and slower to catch regressions.
+    #[serde(default)]
+    #[schemars(with = "Option<RawScalar>")]
+    pub(crate) max_autocorrelation: Option<At<RawScalar>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

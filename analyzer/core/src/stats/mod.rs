@@ -11,12 +11,17 @@
 //!   absolute bounds ("canary error rate ≤ 0.1 %").
 //! - [`histogram`]: `histogram_quantile` exactly as Prometheus computes it for classic
 //!   histograms, and the bucket arithmetic the latency checks need.
+//! - [`autocorrelated_mean`]: the anytime-valid comparison of per-interval samples (CPU,
+//!   memory) whose series are autocorrelated: sequential universal inference on the canary's
+//!   per-tick excess under an AR(2) model. What `samples` checks use by default.
 //! - [`mann_whitney`]: Kayenta-style Mann–Whitney U and the Hodges–Lehmann shift with its
-//!   confidence interval, for generic metric samples (fixed-sample, not sequential).
+//!   confidence interval, for generic metric samples (fixed-sample, not sequential; assumes
+//!   independent samples), kept for `method: mann-whitney`.
 //! - [`fisher`]: Fisher's exact test for a 2×2 table (a fixed-sample cross-check).
 //! - [`wilson`]: the Wilson score interval, used to report simulated false-rollback rates.
 //! - [`normal`]: the normal distribution functions the others share.
 
+pub mod autocorrelated_mean;
 pub mod binomial_cs;
 pub mod fisher;
 pub mod histogram;
@@ -26,6 +31,7 @@ pub mod rate_ratio;
 mod special;
 pub mod wilson;
 
+pub use autocorrelated_mean::{AutocorrelatedMeanState, AutocorrelatedMeanTest};
 pub use binomial_cs::BinomialConfidenceSequence;
 pub use fisher::{FisherExact, fisher_exact};
 pub use histogram::{Bucket, count_above, histogram_quantile, smallest_bound_at_or_above};

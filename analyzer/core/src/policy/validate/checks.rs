@@ -2,6 +2,7 @@
 //! and comparisons with baseline.
 
 use super::*;
+use crate::stats::autocorrelated_mean::{DEFAULT_MAX_AUTOCORRELATION, MAX_AUTOCORRELATION_LIMIT};
 
 impl Validator {
     pub(super) fn checks(
@@ -174,6 +175,54 @@ impl Validator {
                     None
                 }
             };
+            let method = match &samples.method {
+                None => Some(SamplesMethod::Sequential),
+                Some(at) => match at.value.as_str() {
+                    "sequential" => Some(SamplesMethod::Sequential),
+                    "mann-whitney" => Some(SamplesMethod::MannWhitney),
+                    other => {
+                        self.problem(
+                            format!("{path}.samples.method"),
+                            Some(at),
+                            format!("expected `sequential` (the default, anytime-valid) or `mann-whitney` (Kayenta's test once per step, assumes independent samples), not {other:?}"),
+                        );
+                        None
+                    }
+                },
+            };
+            let max_autocorrelation = match &samples.max_autocorrelation {
+                None => Some(DEFAULT_MAX_AUTOCORRELATION),
+                Some(at) => match units::number(&at.value) {
+                    Ok(x) if (0.0..=MAX_AUTOCORRELATION_LIMIT).contains(&x) => {
+                        if method == Some(SamplesMethod::MannWhitney) {
+                            self.problem(
+                                format!("{path}.samples.max-autocorrelation"),
+                                Some(at),
+                                "max-autocorrelation is an assumption of the sequential method; Mann–Whitney assumes independent samples",
+                            );
+                            None
+                        } else {
+                            Some(x)
+                        }
+                    }
+                    Ok(x) => {
+                        self.problem(
+                            format!("{path}.samples.max-autocorrelation"),
+                            Some(at),
+                            format!("expected an autocorrelation from 0 to {MAX_AUTOCORRELATION_LIMIT} (default {DEFAULT_MAX_AUTOCORRELATION}), not {x}"),
+                        );
+                        None
+                    }
+                    Err(message) => {
+                        self.problem(
+                            format!("{path}.samples.max-autocorrelation"),
+                            Some(at),
+                            message,
+                        );
+                        None
+                    }
+                },
+            };
             if let Some(slo) = &raw.slo {
                 self.problem(
                     format!("{path}.slo"),
@@ -182,12 +231,16 @@ impl Validator {
                 );
                 return None;
             }
-            match (query, min_samples) {
-                (Some(query), Some(min_samples)) => Some(CheckKind::Samples(SamplesCheck {
-                    query,
-                    higher_is_worse: samples.higher_is_worse.unwrap_or(true),
-                    min_samples,
-                })),
+            match (query, min_samples, method, max_autocorrelation) {
+                (Some(query), Some(min_samples), Some(method), Some(max_autocorrelation)) => {
+                    Some(CheckKind::Samples(SamplesCheck {
+                        query,
+                        higher_is_worse: samples.higher_is_worse.unwrap_or(true),
+                        min_samples,
+                        method,
+                        max_autocorrelation,
+                    }))
+                }
                 _ => None,
             }
         } else {
