@@ -146,7 +146,9 @@ fn outputs_of(run: &Run, dir: &Path) -> Vec<(String, String)> {
             let path = entry.path();
             if path.is_dir() {
                 stack.push(path);
-            } else if path.file_name().is_some_and(|n| n != "token" && n != "password")
+            } else if path
+                .file_name()
+                .is_some_and(|n| n != "token" && n != "password")
                 && path.extension().is_none_or(|e| e != "yaml" && e != "sh")
             {
                 let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
@@ -259,7 +261,10 @@ fn analyze(dir: &Path, url: &str, policy: &str, envs: &[(&str, &str)]) -> Run {
 
 #[test]
 fn a_gateway_echoing_the_bearer_token_in_a_400_or_422_leaks_it_nowhere() {
-    for answer in [echoing_bad_data as fn(&str) -> String, echoing_unprocessable] {
+    for answer in [
+        echoing_bad_data as fn(&str) -> String,
+        echoing_unprocessable,
+    ] {
         let server = FakeServer::start(answer);
         let dir = tempfile::tempdir().unwrap();
         let run = analyze(
@@ -269,8 +274,7 @@ fn a_gateway_echoing_the_bearer_token_in_a_400_or_422_leaks_it_nowhere() {
             &[("CANARY_E2E_TOKEN", TOKEN)],
         );
         assert!(
-            header_of(&server.requests()[0], "authorization")
-                .is_some_and(|a| a.ends_with(TOKEN)),
+            header_of(&server.requests()[0], "authorization").is_some_and(|a| a.ends_with(TOKEN)),
             "the token was sent"
         );
         assert!(
@@ -526,9 +530,8 @@ fn huge_answer_server(series: usize) -> String {
                 let _ = stream.write_all(
                     b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n",
                 );
-                let _ = stream.write_all(
-                    br#"{"status":"success","data":{"resultType":"vector","result":["#,
-                );
+                let _ = stream
+                    .write_all(br#"{"status":"success","data":{"resultType":"vector","result":["#);
                 let mut chunk = String::new();
                 for i in 0..series {
                     if i > 0 {
@@ -558,7 +561,10 @@ fn huge_answer_server(series: usize) -> String {
 fn peak_rss_kib(stderr: &str) -> u64 {
     stderr
         .lines()
-        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes): "))
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Maximum resident set size (kbytes): ")
+        })
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no peak RSS in:\n{stderr}"))
 }

@@ -340,7 +340,10 @@ fn redact_fragments(text: &str, secret: &str) -> Option<String> {
     let half = secret.len().div_ceil(2).max(FRAGMENT_MIN);
     let (Some(head), Some(tail)) = (
         secret.get(..half),
-        secret.len().checked_sub(half).and_then(|at| secret.get(at..)),
+        secret
+            .len()
+            .checked_sub(half)
+            .and_then(|at| secret.get(at..)),
     ) else {
         return None;
     };
@@ -528,7 +531,9 @@ impl RedactedError {
     pub fn of(error: &(dyn std::error::Error + 'static)) -> RedactedError {
         RedactedError {
             message: redacted(&error.to_string()),
-            source: error.source().map(|cause| Box::new(RedactedError::of(cause))),
+            source: error
+                .source()
+                .map(|cause| Box::new(RedactedError::of(cause))),
         }
     }
 }
@@ -878,10 +883,7 @@ mod tests {
             source: Some(Box::new(cause)),
         }
         .redacted();
-        assert_eq!(
-            err.to_string(),
-            "prometheus at http://h: echo: [redacted]"
-        );
+        assert_eq!(err.to_string(), "prometheus at http://h: echo: [redacted]");
         let cause = std::error::Error::source(&err).unwrap().to_string();
         assert_eq!(cause, "the server said [redacted]");
     }

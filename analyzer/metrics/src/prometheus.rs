@@ -422,8 +422,11 @@ impl PrometheusSource {
     ) -> Result<QueryOutcome> {
         let bound = self.config.call_bound();
         let deadline = tokio::time::Instant::now() + bound;
-        match tokio::time::timeout_at(deadline, self.attempts(credentials, endpoint, form, deadline))
-            .await
+        match tokio::time::timeout_at(
+            deadline,
+            self.attempts(credentials, endpoint, form, deadline),
+        )
+        .await
         {
             Ok(outcome) => outcome,
             Err(_) => Err(Error::Deadline {
@@ -769,7 +772,10 @@ pub(crate) async fn read_bounded(
     response: &mut reqwest::Response,
     limit: u64,
 ) -> std::result::Result<Option<Vec<u8>>, reqwest::Error> {
-    if response.content_length().is_some_and(|length| length > limit) {
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit)
+    {
         return Ok(None);
     }
     // Room for the whole answer reserved once (the length said, or the limit): a growing
@@ -1107,12 +1113,10 @@ mod tests {
     #[test]
     fn the_configuration_debug_shows_no_header_values() {
         let mut config = PrometheusConfig::new("http://u:pw@h:9090");
-        config
-            .headers
-            .push((
-                "X-Api-Key".to_owned(),
-                HeaderValueSpec::Plain("k3y-value".to_owned()),
-            ));
+        config.headers.push((
+            "X-Api-Key".to_owned(),
+            HeaderValueSpec::Plain("k3y-value".to_owned()),
+        ));
         let shown = format!("{config:?}");
         assert!(
             shown.contains("X-Api-Key") && shown.contains("http://h:9090"),
@@ -1173,7 +1177,11 @@ mod tests {
             credentials.header.unwrap().to_str().unwrap(),
             format!(
                 "Basic {}",
-                canary_core::secret::base64(b"user:pw", canary_core::secret::Alphabet::Standard, true)
+                canary_core::secret::base64(
+                    b"user:pw",
+                    canary_core::secret::Alphabet::Standard,
+                    true
+                )
             )
         );
     }

@@ -83,7 +83,11 @@ impl Validator {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
             {
-                self.problem::<()>(field, None, format!("{name:?} is not a valid HTTP header name"));
+                self.problem::<()>(
+                    field,
+                    None,
+                    format!("{name:?} is not a valid HTTP header name"),
+                );
                 ok = false;
                 continue;
             }
@@ -91,7 +95,10 @@ impl Validator {
                 RawHeaderValue::Plain(text) => {
                     // What an HTTP header value may hold: visible ASCII, spaces and tabs
                     // (obsolete non-ASCII text is refused rather than sent mangled).
-                    if text.bytes().any(|b| !(b == b'\t' || (b' '..=b'~').contains(&b))) {
+                    if text
+                        .bytes()
+                        .any(|b| !(b == b'\t' || (b' '..=b'~').contains(&b)))
+                    {
                         self.problem::<()>(
                             field,
                             None,
@@ -103,7 +110,9 @@ impl Validator {
                     HeaderValueSpec::Plain(text.clone())
                 }
                 RawHeaderValue::Secret(secret) => match (&secret.file, &secret.env) {
-                    (Some(file), None) => HeaderValueSpec::Secret(SecretSource::File(PathBuf::from(file))),
+                    (Some(file), None) => {
+                        HeaderValueSpec::Secret(SecretSource::File(PathBuf::from(file)))
+                    }
                     (None, Some(var)) => HeaderValueSpec::Secret(SecretSource::Env(var.clone())),
                     _ => {
                         self.problem::<()>(
