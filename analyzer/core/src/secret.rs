@@ -887,4 +887,111 @@ mod tests {
         let cause = std::error::Error::source(&err).unwrap().to_string();
         assert_eq!(cause, "the server said [redacted]");
     }
+
+    /// Polls a future that is ready at once (the fakes below never wait).
+    fn ready<F: std::future::Future>(future: F) -> F::Output {
+        let mut future = std::pin::pin!(future);
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        match future.as_mut().poll(&mut context) {
+            std::task::Poll::Ready(output) => output,
+            std::task::Poll::Pending => panic!("the fake adapters never wait"),
+        }
+    }
+
+    const PORT_TOKEN: &str = "port-token/9f8e+7d6c=never";
+
+    /// Outside text echoing the token raw, URL-encoded and as a base64 header dump.
+    fn echo() -> String {
+        format!(
+            "echo {PORT_TOKEN} | {} | {}",
+            percent_encode(PORT_TOKEN, false, false),
+            base64(
+                format!("Authorization: Bearer {PORT_TOKEN}\r\n").as_bytes(),
+                Alphabet::Standard,
+                true
+            )
+        )
+    }
+
+    fn assert_clean(text: &str) {
+        assert!(!text.contains(PORT_TOKEN), "{text}");
+        assert!(!text.contains("9f8e%2B7d6c"), "{text}");
+        let core = &base64_cores(PORT_TOKEN.as_bytes(), Alphabet::Standard);
+        assert!(core.iter().all(|c| !text.contains(c.as_str())), "{text}");
+    }
+
+    struct EchoingAdapter;
+
+    fn echoing_error() -> Error {
+        Error::Unavailable {
+            component: "gateway",
+            address: format!("http://h/?t={PORT_TOKEN}"),
+            message: echo(),
+            source: Some(Box::new(std::io::Error::other(echo()))),
+        }
+    }
+
+    #[async_trait]
+    impl MetricsSource for EchoingAdapter {
+        async fn read(&self, _since: Timestamp, at: Timestamp) -> Result<Tick> {
+            if at == Timestamp::UNIX_EPOCH {
+                return Err(echoing_error());
+            }
+            let mut readings = std::collections::BTreeMap::new();
+            readings.insert("c".to_owned(), Reading::Invalid { reason: echo() });
+            Ok(Tick {
+                at,
+                window_seconds: 30.0,
+                readings,
+                warnings: vec![echo()],
+            })
+        }
+
+        fn describe(&self) -> String {
+            echo()
+        }
+    }
+
+    #[async_trait]
+    impl TrafficRouter for EchoingAdapter {
+        async fn set_canary_weight(&self, _weight: u8) -> Result<()> {
+            Err(echoing_error())
+        }
+
+        async fn canary_weight(&self) -> Result<u8> {
+            Err(Error::Mismatch {
+                component: "gateway",
+                message: echo(),
+            })
+        }
+
+        fn describe(&self) -> String {
+            echo()
+        }
+    }
+
+    #[test]
+    fn every_port_hands_in_nothing_secret() {
+        let _ = Secret::new(PORT_TOKEN).header_value("Bearer");
+        let chain = |err: &Error| {
+            let mut text = err.to_string();
+            let mut cause = std::error::Error::source(err);
+            while let Some(c) = cause {
+                text.push_str(&format!(" / {c}"));
+                cause = c.source();
+            }
+            text
+        };
+        let source: Redacted<dyn MetricsSource> = Redacted::new(Box::new(EchoingAdapter));
+        let err = ready(source.read(Timestamp::UNIX_EPOCH, Timestamp::UNIX_EPOCH)).unwrap_err();
+        assert_clean(&chain(&err));
+        let at = Timestamp::from_second(1_767_225_600).unwrap();
+        let tick = ready(source.read(at, at)).unwrap();
+        assert_clean(&serde_json::to_string(&tick).unwrap());
+        assert_clean(&MetricsSource::describe(&source));
+        let router: Redacted<dyn TrafficRouter> = Redacted::new(Box::new(EchoingAdapter));
+        assert_clean(&chain(&ready(router.set_canary_weight(10)).unwrap_err()));
+        assert_clean(&chain(&ready(router.canary_weight()).unwrap_err()));
+        assert_clean(&TrafficRouter::describe(&router));
+    }
 }
