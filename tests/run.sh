@@ -37,12 +37,12 @@ fi
 cargo fmt --all -- --check
 tests/lint-dist.sh "$tools/bin"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-# The binary without its default features (`kubernetes`): it must lint clean too, and must
-# not compile a Kubernetes client.
+# The binary without its default features (`kubernetes`, `demo`): it must lint clean too, and
+# must compile neither a Kubernetes client nor the demo (an example crate).
 cargo clippy --workspace --all-targets --no-default-features --locked -- -D warnings
 if cargo tree -p canary --no-default-features -e normal --prefix none --locked |
-  grep -E '^(kube|k8s-openapi|gateway-api) '; then
-  echo "canary --no-default-features still depends on the Kubernetes crates above" >&2
+  grep -E '^(kube|k8s-openapi|gateway-api|canary-kubernetes|canary-demo) '; then
+  echo "canary --no-default-features still depends on the crates above" >&2
   exit 1
 fi
 # The whole suite includes tests/fuzz/tests/smoke.rs: every fuzz target over its seed corpus and

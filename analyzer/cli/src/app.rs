@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use crate::commands::analyze::AnalyzeCommand;
 use crate::commands::completions::CompletionsCommand;
 use crate::commands::control::{AbortCommand, PromoteCommand};
+#[cfg(feature = "demo")]
 use crate::commands::demo::DemoCommand;
 use crate::commands::policy::PolicyCommand;
 use crate::commands::rollout::RolloutCommand;
@@ -40,6 +41,7 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// The whole thing on this machine, nothing installed: services, proxy, load, a rollout.
+    #[cfg(feature = "demo")]
     Demo(DemoCommand),
     /// Run a rollout to its end: shift weights step by step, promote or roll back.
     Rollout(RolloutCommand),
@@ -81,6 +83,7 @@ pub fn run() -> ExitCode {
         format: cli.log_format,
     });
     let outcome = match cli.command {
+        #[cfg(feature = "demo")]
         Command::Demo(command) => command.exec(),
         Command::Rollout(command) => command.exec(),
         Command::Status(command) => command.exec(),

@@ -297,7 +297,7 @@ impl SelfMetrics {
 
     /// The metrics in the Prometheus text format 0.0.4.
     pub(crate) fn encode_text(&self) -> String {
-        canary_demo::openmetrics_to_prometheus_text(&self.encode_openmetrics())
+        canary_metrics::exposition::openmetrics_to_prometheus_text(&self.encode_openmetrics())
     }
 
     /// The metrics in OpenMetrics text (ending in `# EOF`).
@@ -385,7 +385,7 @@ async fn scrape(State(metrics): State<SelfMetrics>, headers: HeaderMap) -> impl 
         (
             [(
                 header::CONTENT_TYPE,
-                canary_demo::PROMETHEUS_TEXT_CONTENT_TYPE,
+                canary_metrics::exposition::PROMETHEUS_TEXT_CONTENT_TYPE,
             )],
             metrics.encode_text(),
         )

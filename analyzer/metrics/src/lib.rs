@@ -9,12 +9,14 @@
 //!
 //! [`queries`] renders the PromQL (pure, so `canary policy explain` prints exactly what is
 //! sent) and [`answer`] types every shape of answer. Recorded data needs no source: the
-//! core's [`canary_core::recording::Recording`] is the ticks themselves. Errors are this
+//! core's [`canary_core::recording::Recording`] is the ticks themselves. [`exposition`]
+//! writes the text format canary's own `/metrics` page serves. Errors are this
 //! crate's [`Error`], which becomes `canary_core::Error::Unavailable` (exit code 4, with the
 //! address) at the port.
 
 pub mod answer;
 mod error;
+pub mod exposition;
 pub mod prometheus;
 pub mod queries;
 pub mod scrape;

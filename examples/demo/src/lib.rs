@@ -28,10 +28,7 @@ mod stack;
 
 pub use error::{Error, Result};
 pub use load::{LoadConfig, LoadGenerator, LoadSnapshot, RunningLoad};
-pub use metrics::{
-    DURATION_BUCKETS, PROMETHEUS_TEXT_CONTENT_TYPE, REQUEST_DURATION_METRIC, REQUESTS_METRIC,
-    openmetrics_to_prometheus_text,
-};
+pub use metrics::{DURATION_BUCKETS, REQUEST_DURATION_METRIC, REQUESTS_METRIC};
 pub use proxy::{CanaryWeightControl, ProxyConfig, RoutedCounts, RunningProxy, WeightedProxy};
 pub use service::{
     DemoService, DemoServiceConfig, FaultControl, Faults, RunningService, VERSION_HEADER,

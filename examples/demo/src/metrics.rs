@@ -1,6 +1,5 @@
 //! The metrics a demo service exports, and their encoding in the Prometheus text format.
 
-use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -23,10 +22,6 @@ pub const REQUEST_DURATION_METRIC: &str = "http_request_duration_seconds";
 pub const DURATION_BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
-
-/// The `Content-Type` of the `/metrics` page: the Prometheus text format 0.0.4, which
-/// both a Prometheus server and a plain text parser read.
-pub const PROMETHEUS_TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// The status codes the service answers with, so their counters exist from the start:
 /// an error-rate query must see a `code="500"` series at 0, not no series at all.
@@ -135,55 +130,8 @@ impl ServiceMetrics {
         // from a failing writer.
         let _ =
             prometheus_client::encoding::text::encode_registry(&mut openmetrics, &self.registry);
-        openmetrics_to_prometheus_text(&openmetrics)
+        canary_metrics::exposition::openmetrics_to_prometheus_text(&openmetrics)
     }
-}
-
-/// Rewrites prometheus-client's OpenMetrics output into the Prometheus text format (also
-/// used by `canary rollout --metrics-addr` for its own metrics).
-///
-/// The two differ, for our metrics, in three things: OpenMetrics names a counter family
-/// without its `_total` suffix in `# HELP`/`# TYPE` (the older format and the parsers
-/// that follow it, such as `prometheus-parse`, expect the sample name there, and would
-/// otherwise see untyped samples), it has `# UNIT` lines, and it ends with `# EOF`.
-pub fn openmetrics_to_prometheus_text(openmetrics: &str) -> String {
-    let counter_families: HashSet<&str> = openmetrics
-        .lines()
-        .filter_map(|line| line.strip_prefix("# TYPE "))
-        .filter_map(|rest| rest.split_once(' '))
-        .filter(|(_, kind)| *kind == "counter")
-        .map(|(family, _)| family)
-        .collect();
-
-    let mut text = String::with_capacity(openmetrics.len());
-    for line in openmetrics.lines() {
-        if line == "# EOF" || line.starts_with("# UNIT ") {
-            continue;
-        }
-        let descriptor = ["# HELP ", "# TYPE "]
-            .into_iter()
-            .find_map(|prefix| line.strip_prefix(prefix).map(|rest| (prefix, rest)));
-        match descriptor {
-            Some((prefix, rest)) => {
-                let (family, tail) = rest.split_once(' ').unwrap_or((rest, ""));
-                let suffix = if counter_families.contains(family) && !family.ends_with("_total") {
-                    "_total"
-                } else {
-                    ""
-                };
-                text.push_str(prefix);
-                text.push_str(family);
-                text.push_str(suffix);
-                if !tail.is_empty() {
-                    text.push(' ');
-                    text.push_str(tail);
-                }
-            }
-            None => text.push_str(line),
-        }
-        text.push('\n');
-    }
-    text
 }
 
 #[cfg(test)]
@@ -264,16 +212,5 @@ mod tests {
         assert!(text.contains("http_requests_total{version=\"stable\",code=\"200\"} 2\n"));
         assert!(text.contains("http_requests_total{version=\"stable\",code=\"500\"} 1\n"));
         assert!(text.contains("http_request_duration_seconds_count{version=\"stable\"} 3\n"));
-    }
-
-    #[test]
-    fn conversion_leaves_non_counters_alone() {
-        let openmetrics = "# HELP g A gauge.\n# TYPE g gauge\n# UNIT g seconds\ng 1.5\n\
-                           # HELP c Things.\n# TYPE c counter\nc_total 3\n# EOF\n";
-        assert_eq!(
-            openmetrics_to_prometheus_text(openmetrics),
-            "# HELP g A gauge.\n# TYPE g gauge\ng 1.5\n\
-             # HELP c_total Things.\n# TYPE c_total counter\nc_total 3\n"
-        );
     }
 }

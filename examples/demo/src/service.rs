@@ -17,7 +17,9 @@ use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
-use crate::metrics::{PROMETHEUS_TEXT_CONTENT_TYPE, ServiceMetrics};
+use canary_metrics::exposition::PROMETHEUS_TEXT_CONTENT_TYPE;
+
+use crate::metrics::ServiceMetrics;
 use crate::server_task::ServerTask;
 use crate::{Error, Result};
 

@@ -3,6 +3,7 @@
 pub(crate) mod analyze;
 pub(crate) mod completions;
 pub(crate) mod control;
+#[cfg(feature = "demo")]
 pub(crate) mod demo;
 pub(crate) mod policy;
 pub(crate) mod rollout;

@@ -1,24 +1,10 @@
-//! HTML: one self-contained file a person opens in a browser — inline CSS, inline SVG charts
-//! drawn with plotters, no scripts and no external URLs, so it works as a CI artifact, in a
-//! mail attachment or offline.
-//!
-//! It shows the run's header (service, verdict, exit code, policy, source, α, times), a chart
-//! per check of the canary against the baseline over time (error rate in percent, the latency
-//! quantile in milliseconds, with the check's absolute bound when it has one), the weight
-//! timeline with its step boundaries, the decision marked on every chart at the time it was
-//! made, the evidence table and the steps.
-//!
-//! The SVG is built in layers so that every part carries a stable id or class a test (or a
-//! stylesheet) can find: each chart is `<svg id="chart-NAME" class="chart …">`, its series
-//! are `<g class="series canary">`, `<g class="series baseline">` (`series weight` on the
-//! weight chart) with one `<circle>` per data point, the decision is `<g class="decision">`,
-//! an absolute bound `<g class="bound">`, step boundaries `<g class="step-boundary">`. Each
-//! layer is drawn by plotters on the same coordinate system, so they line up exactly.
+//! The charts: the weight timeline and one chart per check, each an inline SVG drawn by
+//! plotters in layers (see the module above for the ids and classes they carry).
 
 use std::fmt::Write as _;
 use std::ops::Range;
 
-use canary_core::judge::{CheckResult, Evidence, fmt_num};
+use canary_core::judge::{CheckResult, fmt_num};
 use canary_core::report::Report;
 use jiff::Timestamp;
 use plotters::coord::Shift;
@@ -26,6 +12,8 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use super::{esc, slug};
 
 /// The size of a chart in SVG pixels (CSS scales it to the page's width).
 const WIDTH: u32 = 1100;
@@ -41,121 +29,9 @@ const INK: RGBColor = RGBColor(0x33, 0x3A, 0x44);
 const GRID: RGBColor = RGBColor(0xE6, 0xE9, 0xEE);
 const FONT: &str = "sans-serif";
 
-pub(super) fn render(report: &Report) -> String {
-    let axis = TimeAxis::of(report);
-    let mut out = String::with_capacity(64 * 1024);
-    let title = format!(
-        "canary {} {}: {}",
-        report.command,
-        report.service,
-        report.verdict.as_str()
-    );
-    let _ = write!(
-        out,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <meta name=\"generator\" content=\"canary {}\">\n<title>{}</title>\n<style>{STYLE}</style>\n\
-         </head>\n<body>\n<main>\n",
-        env!("CARGO_PKG_VERSION"),
-        esc(&title)
-    );
-    header(&mut out, report);
-    out.push_str("<section id=\"charts\">\n<h2>Over time</h2>\n");
-    if report.timeline.is_empty() {
-        out.push_str(
-            "<p class=\"note\" id=\"no-timeline\">This report has no ticks: nothing was read, \
-             so there is nothing to plot.</p>\n",
-        );
-    }
-    for chart in charts(report, &axis) {
-        figure(&mut out, &chart, report, &axis);
-    }
-    out.push_str("</section>\n");
-    evidence_table(&mut out, report);
-    steps_table(&mut out, report);
-    if !report.warnings.is_empty() {
-        out.push_str("<section id=\"warnings\">\n<h2>Warnings</h2>\n<ul>\n");
-        for warning in &report.warnings {
-            let _ = writeln!(out, "<li>{}</li>", esc(warning));
-        }
-        out.push_str("</ul>\n</section>\n");
-    }
-    let _ = write!(
-        out,
-        "<footer>Written by canary {} · times in UTC · the same report as JSON: \
-         <code>--output json:PATH</code></footer>\n</main>\n</body>\n</html>\n",
-        env!("CARGO_PKG_VERSION")
-    );
-    out
-}
-
-fn header(out: &mut String, report: &Report) {
-    let verdict = report.verdict.as_str();
-    let _ = write!(
-        out,
-        "<header id=\"summary\" class=\"verdict-{verdict}\">\n\
-         <p class=\"kicker\">canary {}</p>\n\
-         <h1><span class=\"service\">{}</span> <span class=\"badge verdict-{verdict}\" id=\"verdict\">{}</span></h1>\n\
-         <p class=\"reason\">{}</p>\n<dl class=\"meta\">\n",
-        esc(&report.command),
-        esc(&report.service),
-        esc(&verdict.to_uppercase()),
-        esc(&report.reason)
-    );
-    let duration = report.ended_at.duration_since(report.started_at);
-    let duration = std::time::Duration::try_from(duration)
-        .map(|d| humantime::format_duration(std::time::Duration::from_secs(d.as_secs())))
-        .map_or_else(|_| "—".to_owned(), |d| d.to_string());
-    let mut item = |name: &str, id: &str, value: String| {
-        let _ = writeln!(
-            out,
-            "<div><dt>{name}</dt><dd id=\"meta-{id}\">{value}</dd></div>"
-        );
-    };
-    item(
-        "exit code",
-        "exit-code",
-        format!("<code>{}</code>", report.exit_code),
-    );
-    item(
-        "policy",
-        "policy",
-        format!("<code>{}</code>", esc(&report.policy)),
-    );
-    item("source", "source", esc(&report.source));
-    item(
-        "alpha (false-rollback budget)",
-        "alpha",
-        format!(
-            "{} ({} per check)",
-            fmt_num(report.alpha),
-            fmt_num(report.alpha_per_check)
-        ),
-    );
-    item("started", "started", time(report.started_at));
-    item("ended", "ended", time(report.ended_at));
-    item("duration", "duration", esc(&duration));
-    item(
-        "decided",
-        "decided",
-        report
-            .decided_at
-            .map_or_else(|| "at the end".to_owned(), time),
-    );
-    out.push_str("</dl>\n</header>\n");
-}
-
-/// A time to the second, in UTC, with the exact instant in its tooltip.
-fn time(at: Timestamp) -> String {
-    format!(
-        "<time datetime=\"{at}\" title=\"{at}\">{}</time>",
-        at.strftime("%Y-%m-%d %H:%M:%S UTC")
-    )
-}
-
 /// The charts' x axis: time since the report's start, in seconds, minutes or hours
 /// (whichever gives readable numbers), so that its ticks fall on round offsets.
-struct TimeAxis {
+pub(super) struct TimeAxis {
     start: Timestamp,
     /// Seconds per unit.
     unit: f64,
@@ -164,7 +40,7 @@ struct TimeAxis {
 }
 
 impl TimeAxis {
-    fn of(report: &Report) -> TimeAxis {
+    pub(super) fn of(report: &Report) -> TimeAxis {
         let start = report.started_at;
         let seconds = |at: Timestamp| at.duration_since(start).as_secs_f64();
         let times = report
@@ -223,7 +99,7 @@ impl TimeAxis {
 }
 
 /// One chart: what it plots and how.
-struct Chart {
+pub(super) struct Chart {
     /// `chart-NAME`.
     id: String,
     /// `error-rate`, `latency`, `samples`, `query` or `weight`.
@@ -266,7 +142,7 @@ impl Series {
 
 /// The charts of a report: the weight timeline (rollouts), then one per check in the order
 /// the checks are reported.
-fn charts(report: &Report, axis: &TimeAxis) -> Vec<Chart> {
+pub(super) fn charts(report: &Report, axis: &TimeAxis) -> Vec<Chart> {
     let mut charts = Vec::new();
     if !report.weights.is_empty() || !report.steps.is_empty() {
         charts.push(weight_chart(report, axis));
@@ -453,7 +329,7 @@ impl CriterionName for CheckResult {
     }
 }
 
-fn figure(out: &mut String, chart: &Chart, report: &Report, axis: &TimeAxis) {
+pub(super) fn figure(out: &mut String, chart: &Chart, report: &Report, axis: &TimeAxis) {
     let _ = write!(
         out,
         "<figure class=\"chart-figure\" id=\"figure-{id}\">\n<figcaption><span class=\"title\">{}</span> \
@@ -766,222 +642,13 @@ fn short_number(v: f64) -> String {
     }
 }
 
-fn evidence_table(out: &mut String, report: &Report) {
-    out.push_str(
-        "<section id=\"evidence\">\n<h2>Evidence</h2>\n<div class=\"scroll\"><table class=\"evidence\">\n\
-         <thead><tr><th>check</th><th>verdict</th><th>estimate</th><th>interval</th>\
-         <th>e-value / p-value</th><th>threshold</th><th>samples<br><small>events/n</small></th>\
-         <th>reason</th></tr></thead>\n<tbody>\n",
-    );
-    if report.checks.is_empty() {
-        out.push_str("<tr><td colspan=\"8\" class=\"note\">no check was judged</td></tr>\n");
-    }
-    for check in &report.checks {
-        let e = &check.evidence;
-        let verdict = check.verdict.as_str();
-        let _ = writeln!(
-            out,
-            "<tr id=\"check-{}\" class=\"verdict-{verdict}\"><td class=\"check\"><code>{}</code>\
-             {}</td>\
-             <td><span class=\"badge verdict-{verdict}\">{verdict}</span></td>\
-             <td class=\"num\">{}</td><td class=\"num\">{}</td>\
-             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
-            slug(&check.name),
-            esc(&check.name),
-            method(e),
-            opt(
-                e.estimate,
-                e.baseline_estimate
-                    .map(|b| format!("baseline {}", fmt_num(b)))
-            ),
-            interval(e),
-            statistic(e),
-            e.threshold.map_or_else(|| "—".to_owned(), fmt_num),
-            samples(e),
-            esc(&check.reason),
-        );
-    }
-    out.push_str("</tbody>\n</table></div>\n</section>\n");
-}
-
-fn steps_table(out: &mut String, report: &Report) {
-    if report.steps.is_empty() {
-        return;
-    }
-    out.push_str(
-        "<section id=\"steps\">\n<h2>Steps</h2>\n<div class=\"scroll\"><table class=\"steps\">\n\
-         <thead><tr><th>step</th><th>weight</th><th>started</th><th>ended</th><th>decision</th>\
-         <th>canary requests</th></tr></thead>\n<tbody>\n",
-    );
-    for step in &report.steps {
-        let _ = writeln!(
-            out,
-            "<tr class=\"decision-{}\"><td>{}</td><td class=\"num\">{}%</td><td>{}</td><td>{}</td>\
-             <td><strong>{}</strong>: {}</td><td class=\"num\">{}</td></tr>",
-            slug(&step.decision),
-            step.index + 1,
-            step.weight,
-            esc(&step.started_at.to_string()),
-            step.ended_at
-                .map_or_else(|| "—".to_owned(), |t| esc(&t.to_string())),
-            esc(&step.decision),
-            esc(&step.reason),
-            step.canary_requests
-                .map_or_else(|| "—".to_owned(), |n| n.to_string()),
-        );
-    }
-    out.push_str("</tbody>\n</table></div>\n</section>\n");
-}
-
-/// The test and what it measured, under the check's name.
-fn method(e: &Evidence) -> String {
-    let parts: Vec<&str> = [e.test.as_str(), e.measure.as_str()]
-        .into_iter()
-        .filter(|p| !p.is_empty())
-        .collect();
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!("<small>{}</small>", esc(&parts.join("; ")))
-    }
-}
-
-fn opt(x: Option<f64>, note: Option<String>) -> String {
-    match (x, note) {
-        (Some(x), Some(note)) => format!("{}<br><small>{}</small>", fmt_num(x), esc(&note)),
-        (Some(x), None) => fmt_num(x),
-        _ => "—".to_owned(),
-    }
-}
-
-fn interval(e: &Evidence) -> String {
-    match (e.interval, e.confidence) {
-        (Some([lo, hi]), Some(c)) => format!(
-            "[{}, {}]<br><small>{}% confidence</small>",
-            fmt_num(lo),
-            fmt_num(hi),
-            fmt_num(c * 100.0)
-        ),
-        (Some([lo, hi]), None) => format!("[{}, {}]", fmt_num(lo), fmt_num(hi)),
-        _ => "—".to_owned(),
-    }
-}
-
-fn statistic(e: &Evidence) -> String {
-    match (e.e_value, e.p_value) {
-        (Some(ev), _) => format!(
-            "e = {}<br><small>fails at {}</small>",
-            fmt_num(ev),
-            fmt_num(1.0 / e.alpha)
-        ),
-        (None, Some(p)) => format!("p = {}", fmt_num(p)),
-        _ => "—".to_owned(),
-    }
-}
-
-fn samples(e: &Evidence) -> String {
-    format!(
-        "{}<br><small>baseline</small> {}",
-        super::sample_count(e.canary_n, e.canary_events),
-        super::sample_count(e.baseline_n, e.baseline_events)
-    )
-}
-
-/// A name safe in an id or class: letters, digits and `-`.
-fn slug(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for ch in text.chars() {
-        if ch.is_ascii_alphanumeric() {
-            out.push(ch.to_ascii_lowercase());
-        } else if !out.ends_with('-') {
-            out.push('-');
-        }
-    }
-    out.trim_matches('-').to_owned()
-}
-
 fn hex(color: RGBColor) -> String {
     format!("#{:02X}{:02X}{:02X}", color.0, color.1, color.2)
 }
 
-/// Escapes text for HTML content and attributes.
-fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for ch in text.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-const STYLE: &str = r#"
-:root { --ink:#333a44; --muted:#6b7480; --line:#e3e6eb; --bg:#f6f7f9;
-  --pass:#1b8a5a; --fail:#c62828; --inconclusive:#b26a00; --nodata:#6b7480; --error:#7b1fa2; }
-* { box-sizing:border-box; }
-body { margin:0; background:var(--bg); color:var(--ink);
-  font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif; }
-main { max-width:1320px; margin:0 auto; padding:24px 28px 40px; }
-header { background:#fff; border:1px solid var(--line); border-left:8px solid var(--muted);
-  border-radius:8px; padding:18px 24px; margin-bottom:24px; }
-header.verdict-pass { border-left-color:var(--pass); } header.verdict-fail { border-left-color:var(--fail); }
-header.verdict-inconclusive { border-left-color:var(--inconclusive); } header.verdict-error { border-left-color:var(--error); }
-.kicker { margin:0; color:var(--muted); text-transform:uppercase; letter-spacing:.08em; font-size:12px; }
-h1 { margin:4px 0 6px; font-size:28px; display:flex; align-items:center; gap:14px; }
-h2 { font-size:19px; margin:28px 0 12px; }
-.reason { margin:0 0 14px; font-size:16px; }
-.meta { display:grid; grid-template-columns:repeat(auto-fill,minmax(250px,1fr)); gap:8px 24px; margin:0; }
-.meta div { min-width:0; } .meta dt { color:var(--muted); font-size:12px; text-transform:uppercase; letter-spacing:.05em; }
-.meta dd { margin:0; overflow-wrap:anywhere; }
-.badge { display:inline-block; padding:2px 10px; border-radius:999px; color:#fff; font-size:13px;
-  font-weight:600; letter-spacing:.04em; background:var(--muted); }
-h1 .badge { font-size:16px; padding:3px 14px; }
-.badge.verdict-pass { background:var(--pass); } .badge.verdict-fail { background:var(--fail); }
-.badge.verdict-inconclusive { background:var(--inconclusive); } .badge.verdict-nodata { background:var(--nodata); }
-.badge.verdict-error { background:var(--error); }
-figure { background:#fff; border:1px solid var(--line); border-radius:8px; margin:0 0 18px; padding:14px 16px 6px; }
-figcaption { display:flex; flex-wrap:wrap; align-items:baseline; gap:4px 14px; margin-bottom:4px; }
-figcaption .title { font-weight:600; font-size:16px; } figcaption .subtitle { color:var(--muted); font-size:13px; }
-.legend { margin-left:auto; display:flex; gap:14px; font-size:13px; }
-.key { display:inline-flex; align-items:center; gap:6px; }
-.key i { display:inline-block; width:22px; height:3px; border-radius:2px; }
-.key-bound i { background:none; border-top:2px dashed #8a8a8a; height:0; }
-.key-step i { background:none; border-top:2px dashed #9aa5b1; height:0; }
-.key-decision i { background:#7b1fa2; width:3px; height:14px; }
-svg.chart { display:block; width:100%; height:auto; }
-.scroll { overflow-x:auto; background:#fff; border:1px solid var(--line); border-radius:8px; }
-table { border-collapse:collapse; width:100%; font-size:13.5px; }
-th, td { text-align:left; vertical-align:top; padding:8px 10px; border-bottom:1px solid var(--line); }
-th { background:#fafbfc; font-size:12px; text-transform:uppercase; letter-spacing:.04em; color:var(--muted); }
-td.num { font-variant-numeric:tabular-nums; white-space:nowrap; }
-td.check { min-width:190px; max-width:260px; } td.check small { display:block; margin-top:4px; line-height:1.3; }
-td:last-child { min-width:220px; }
-tr.verdict-fail td { background:#fdf1f1; } tr.verdict-error td { background:#f8f0fb; }
-tr:last-child td { border-bottom:none; }
-small { color:var(--muted); }
-code { font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace; font-size:13px; }
-.note { color:var(--muted); font-style:italic; }
-footer { margin-top:28px; color:var(--muted); font-size:12px; }
-"#;
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn slugs_and_escapes() {
-        assert_eq!(slug("errors/baseline"), "errors-baseline");
-        assert_eq!(slug("P95 latency!"), "p95-latency");
-        assert_eq!(
-            esc("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
-    }
 
     #[test]
     fn numbers_are_short() {
