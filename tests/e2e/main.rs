@@ -3,6 +3,7 @@
 //! one module per topic; helpers in the `canary-tests` library (`tests/lib.rs`).
 
 mod canary_run;
+mod hostile;
 mod judge_scenarios;
 mod local_stack;
 mod metrics_faults;

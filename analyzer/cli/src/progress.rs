@@ -48,12 +48,30 @@ pub(crate) fn init(settings: Settings) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| RedactingStderr)
         .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("CI").is_none());
     let _ = match settings.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Plain => builder.try_init(),
     };
+}
+
+/// stderr for `tracing`, each line redacted of every secret the process holds on its way
+/// out: a log line's fields may quote outside text (an error's cause, a retried answer).
+struct RedactingStderr;
+
+impl std::io::Write for RedactingStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // The formatter hands over one whole event per call, so a secret is never split
+        // between two calls.
+        let text = String::from_utf8_lossy(buf);
+        std::io::stderr().write_all(canary_core::secret::redact(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 fn settings() -> Settings {

@@ -18,6 +18,7 @@ pub mod ports;
 pub mod recording;
 pub mod report;
 pub mod rollout;
+pub mod secret;
 pub mod stats;
 
 mod serde_float;

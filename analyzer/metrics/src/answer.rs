@@ -101,6 +101,9 @@ struct RawAnswer {
     error: Option<String>,
     #[serde(default)]
     warnings: Option<Vec<String>>,
+    /// VictoriaMetrics' mark of an answer from some of its storage nodes only.
+    #[serde(default, rename = "isPartial")]
+    is_partial: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -133,9 +136,16 @@ pub fn parse_answer(body: &[u8]) -> Result<ApiAnswer, AnswerError> {
             let data = raw.data.ok_or_else(|| {
                 AnswerError::Malformed("`status: success` without `data`".to_owned())
             })?;
+            let mut warnings = raw.warnings.unwrap_or_default();
+            if raw.is_partial == Some(true) {
+                warnings.push(
+                    "partial response: the answer is marked isPartial (some storage nodes did not answer)"
+                        .to_owned(),
+                );
+            }
             Ok(ApiAnswer::Success {
                 result: parse_result(&data.result_type, data.result)?,
-                warnings: raw.warnings.unwrap_or_default(),
+                warnings,
             })
         }
         "error" => Ok(ApiAnswer::Error {

@@ -268,6 +268,8 @@ impl ScrapeSource {
         }
         let client = reqwest::Client::builder()
             .connect_timeout(timeout)
+            // A redirect is reported (see `fetch`), never followed: the policy names the pages.
+            .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .user_agent(concat!("canary/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -341,7 +343,7 @@ impl ScrapeSource {
                 address: endpoint.url.clone(),
                 message: format!(
                     "not the Prometheus text format; it begins: {}",
-                    excerpt(body.as_bytes(), 200, &[])
+                    excerpt(body.as_bytes(), 200)
                 ),
                 source: None,
             });
@@ -691,7 +693,7 @@ async fn fetch(client: &reqwest::Client, url: &str, timeout: Duration) -> Result
         message,
         source: source.map(|e| Box::new(e.without_url()) as canary_core::error::BoxError),
     };
-    let response = client
+    let mut response = client
         .get(url)
         .timeout(timeout)
         .header(
@@ -708,19 +710,47 @@ async fn fetch(client: &reqwest::Client, url: &str, timeout: Duration) -> Result
             }
         })?;
     let status = response.status();
-    let body = response.bytes().await.map_err(|e| {
-        if e.is_timeout() {
-            fail(format!("no complete page within {timeout:?}"), None)
-        } else {
-            fail("the page was cut off".to_owned(), Some(e))
-        }
-    })?;
+    if status.is_redirection() {
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .map(|l| crate::prometheus::strip_userinfo(&String::from_utf8_lossy(l.as_bytes())))
+            .unwrap_or_default();
+        return Err(fail(
+            format!(
+                "HTTP {}: a redirect to {}, not followed (canary follows no redirect)",
+                status.as_u16(),
+                excerpt(location.as_bytes(), 200)
+            ),
+            None,
+        ));
+    }
+    // The same ceiling as a Prometheus answer's default: a page is read as it streams in.
+    let limit = canary_core::policy::DEFAULT_MAX_ANSWER_BYTES;
+    let body = crate::prometheus::read_bounded(&mut response, limit)
+        .await
+        .map_err(|e| {
+            if e.is_timeout() {
+                fail(format!("no complete page within {timeout:?}"), None)
+            } else {
+                fail("the page was cut off".to_owned(), Some(e))
+            }
+        })?
+        .ok_or_else(|| {
+            fail(
+                format!(
+                    "the page is larger than {}, cut off unread",
+                    canary_core::policy::size_as_written(limit)
+                ),
+                None,
+            )
+        })?;
     if !status.is_success() {
         return Err(fail(
             format!(
                 "HTTP {} from the metrics page: {}",
                 status.as_u16(),
-                excerpt(&body, 200, &[])
+                excerpt(&body, 200)
             ),
             None,
         ));

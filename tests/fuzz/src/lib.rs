@@ -685,7 +685,7 @@ pub fn prometheus_answer(data: &[u8]) {
         Some((first, rest)) => (STATUSES[usize::from(*first) % STATUSES.len()], rest),
         None => (200, data),
     };
-    let outcome = match source.interpret(status, "application/json", body, &["fuzz-s3cr3t"]) {
+    let outcome = match source.interpret(status, "application/json", body) {
         Ok(outcome) => outcome,
         Err(err) => {
             let err: canary_core::Error = err.into();
