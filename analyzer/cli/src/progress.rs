@@ -155,7 +155,7 @@ impl Progress {
     /// The judge's warnings, each criterion's the first time it has one (the JSON lines carry
     /// them on every tick).
     fn judge_warnings(&mut self, rollout: &Rollout) {
-        let Some(assessment) = &rollout.last_assessment else {
+        let Some(assessment) = rollout.last_assessment() else {
             return;
         };
         for warning in &assessment.warnings {
@@ -167,7 +167,7 @@ impl Progress {
             let line = format!(
                 "{} {} warning: {}",
                 Timestamp::now().strftime("%H:%M:%S"),
-                rollout.service,
+                rollout.service(),
                 strip_control(warning)
             );
             match &self.mode {
