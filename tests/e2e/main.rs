@@ -3,6 +3,8 @@
 //! one module per topic; helpers in the `canary-tests` library (`tests/lib.rs`).
 
 mod canary_run;
+mod hostile;
+mod judge_scenarios;
 mod local_stack;
 mod metrics_faults;
 mod metrics_live;
@@ -12,3 +14,4 @@ mod reports;
 mod rollout;
 mod rollout_crash;
 mod rollout_faults;
+mod rollout_safety;

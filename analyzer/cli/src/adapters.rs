@@ -8,12 +8,14 @@ use canary_core::policy::{DeploymentPromotionSpec, GatewaySpec};
 use canary_core::ports::{StateStore, TrafficRouter};
 use canary_core::rollout::PromotionStage;
 
-/// The router of a policy's `gateway`.
+/// The router of a policy's `gateway`; its errors and messages redacted of every secret the
+/// process holds.
 pub(crate) fn router_for(spec: &GatewaySpec) -> canary_core::Result<Box<dyn TrafficRouter>> {
-    match canary_gateways::router_for(spec)? {
-        Some(router) => Ok(router),
-        None => kubernetes_router(spec),
-    }
+    let router = match canary_gateways::router_for(spec)? {
+        Some(router) => router,
+        None => kubernetes_router(spec)?,
+    };
+    Ok(Box::new(canary_core::secret::Redacted::new(router)))
 }
 
 /// The router of a Kubernetes gateway. Its client loads the kubeconfig on first use
@@ -86,7 +88,11 @@ impl Promoter {
     /// See [`canary_kubernetes::DeploymentPromoter::canary_generation`].
     pub(crate) async fn canary_generation(&self) -> canary_core::Result<i64> {
         #[cfg(feature = "kubernetes")]
-        return Ok(self.inner.canary_generation().await?);
+        return self
+            .inner
+            .canary_generation()
+            .await
+            .map_err(|e| canary_core::Error::from(e).redacted());
         #[cfg(not(feature = "kubernetes"))]
         Err(without_kubernetes("the policy's `promotion`"))
     }
@@ -98,7 +104,11 @@ impl Promoter {
         analysed: Option<i64>,
     ) -> canary_core::Result<()> {
         #[cfg(feature = "kubernetes")]
-        return Ok(self.inner.run(stage, analysed).await?);
+        return self
+            .inner
+            .run(stage, analysed)
+            .await
+            .map_err(|e| canary_core::Error::from(e).redacted());
         #[cfg(not(feature = "kubernetes"))]
         {
             let _ = (stage, analysed);

@@ -113,9 +113,12 @@ fn exit_code_of(err: &anyhow::Error) -> Code {
         .unwrap_or(Code::Infrastructure)
 }
 
+/// Prints the error and its causes, redacted (the last pass before stderr: an error from
+/// any adapter, hook or file may quote outside text).
 fn print_error(err: &anyhow::Error) {
-    eprintln!("error: {err}");
+    use canary_core::secret::redacted;
+    eprintln!("error: {}", redacted(&err.to_string()));
     for cause in err.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
+        eprintln!("  caused by: {}", redacted(&cause.to_string()));
     }
 }

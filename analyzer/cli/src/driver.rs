@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -89,7 +88,6 @@ impl Driver<'_> {
         // Notifications go out in the background (a slow receiver never holds the rollout
         // up); the ones under way are waited for, within their timeouts, before returning.
         let mut sending = tokio::task::JoinSet::new();
-        self.record_promotion_guard(rollout).await?;
         let outcome = self.run_effects(rollout, first, &mut sending).await;
         while let Some(result) = sending.join_next().await {
             if let Ok(failures) = result {
@@ -146,19 +144,19 @@ impl Driver<'_> {
                             Err(err) => Event::RouterFailed(error_chain(&err)),
                         });
                     }
+                    Effect::ReadWeight => {
+                        next = Some(match self.router.canary_weight().await {
+                            Ok(weight) => Event::WeightRead(weight),
+                            Err(err) => Event::WeightUnreadable(error_chain(&err)),
+                        });
+                    }
                     Effect::Wait(until) => next = Some(self.wait(until).await),
-                    Effect::Read { since } => {
-                        let event = self.read(since).await;
-                        if matches!(event, Event::Observed(_)) {
-                            // Saved with the state that takes this tick in.
-                            rollout.source_checkpoint = self.source.checkpoint().await;
-                        }
-                        next = Some(event);
-                    }
-                    Effect::Promote(stage) => {
-                        let analysed = rollout.promotion_canary_generation;
-                        next = Some(self.promote(stage, analysed).await);
-                    }
+                    Effect::Preflight => next = Some(self.preflight().await?),
+                    Effect::Read { since } => next = Some(self.read(since).await),
+                    Effect::Promote {
+                        stage,
+                        analysed_generation,
+                    } => next = Some(self.promote(stage, analysed_generation).await),
                     Effect::Finish(outcome) => return Ok(outcome),
                 }
             }
@@ -177,20 +175,26 @@ impl Driver<'_> {
         Some(crate::adapters::Promoter::new(spec))
     }
 
-    /// Records which canary the analysis is about, when the policy promotes on Kubernetes:
-    /// a rollout that cannot read its canary Deployment stops before any traffic moves.
-    async fn record_promotion_guard(&mut self, rollout: &mut Rollout) -> anyhow::Result<()> {
-        if rollout.promotion_canary_generation.is_some() {
-            return Ok(());
-        }
+    /// Checks, before anything changes, that the rollout can be carried out, and learns
+    /// which canary the analysis is about when the policy promotes on Kubernetes: a rollout
+    /// that cannot read its canary Deployment stops before any traffic moves.
+    async fn preflight(&mut self) -> anyhow::Result<Event> {
+        let mut canary_generation = None;
         if let Some(promoter) = self.promoter() {
-            let generation = promoter
-                .canary_generation()
-                .await
-                .context("reading the canary Deployment the promotion will copy")?;
-            rollout.promotion_canary_generation = Some(generation);
+            match promoter.canary_generation().await {
+                Ok(generation) => canary_generation = Some(generation),
+                Err(err) => {
+                    return Ok(Event::PreflightFailed {
+                        error: format!(
+                            "reading the canary Deployment the promotion will copy: {}",
+                            error_chain(&err)
+                        ),
+                        bad_input: err.exit_code() == canary_core::ExitCode::BadInput,
+                    });
+                }
+            }
         }
-        Ok(())
+        Ok(Event::PreflightPassed { canary_generation })
     }
 
     async fn promote(
@@ -228,7 +232,7 @@ impl Driver<'_> {
                 }
                 Err(err)
                     if matches!(
-                        rollout.phase,
+                        rollout.phase(),
                         canary_core::rollout::Phase::RollingBack { .. }
                     ) =>
                 {
@@ -271,7 +275,7 @@ impl Driver<'_> {
                 return Event::Interrupted;
             }
             match self.store.take_request().await {
-                Ok(Some(request)) => return request.into(),
+                Ok(Some(request)) => return Event::Control(request),
                 Ok(None) => {}
                 // A request that cannot be read is not worth stopping a rollout for.
                 Err(err) => self
@@ -300,7 +304,10 @@ impl Driver<'_> {
                     metrics.record_query_duration(started.elapsed());
                 }
                 match result {
-                    Ok(tick) => Event::Observed(tick),
+                    Ok(tick) => Event::Observed {
+                        tick,
+                        checkpoint: self.source.checkpoint().await,
+                    },
                     Err(err) => Event::ReadFailed(error_chain(&err)),
                 }
             }

@@ -48,12 +48,30 @@ pub(crate) fn init(settings: Settings) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| RedactingStderr)
         .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("CI").is_none());
     let _ = match settings.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Plain => builder.try_init(),
     };
+}
+
+/// stderr for `tracing`, each line redacted of every secret the process holds on its way
+/// out: a log line's fields may quote outside text (an error's cause, a retried answer).
+struct RedactingStderr;
+
+impl std::io::Write for RedactingStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // The formatter hands over one whole event per call, so a secret is never split
+        // between two calls.
+        let text = String::from_utf8_lossy(buf);
+        std::io::stderr().write_all(canary_core::secret::redact(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 fn settings() -> Settings {
@@ -71,6 +89,9 @@ pub(crate) struct Progress {
     verbose: bool,
     /// The policy's step duration, for the live view's bar.
     step: Duration,
+    /// Criteria whose judge warning (totals that fell) was printed: once each, the report
+    /// has the final counts.
+    warned: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -105,6 +126,7 @@ impl Progress {
             mode,
             verbose: settings.verbose,
             step: Duration::from_secs(60),
+            warned: Vec::new(),
         }
     }
 
@@ -125,6 +147,33 @@ impl Progress {
                     bar.println(plain_line(notice));
                 }
                 update_live(bar, rollout, self.step);
+            }
+        }
+        self.judge_warnings(rollout);
+    }
+
+    /// The judge's warnings, each criterion's the first time it has one (the JSON lines carry
+    /// them on every tick).
+    fn judge_warnings(&mut self, rollout: &Rollout) {
+        let Some(assessment) = rollout.last_assessment() else {
+            return;
+        };
+        for warning in &assessment.warnings {
+            let criterion = warning.split(':').next().unwrap_or_default().to_owned();
+            if self.warned.contains(&criterion) {
+                continue;
+            }
+            self.warned.push(criterion);
+            let line = format!(
+                "{} {} warning: {}",
+                Timestamp::now().strftime("%H:%M:%S"),
+                rollout.service(),
+                strip_control(warning)
+            );
+            match &self.mode {
+                Mode::Plain | Mode::Quiet => eprintln!("{line}"),
+                Mode::Live(bar) => bar.println(line),
+                Mode::Json => {}
             }
         }
     }
@@ -179,13 +228,16 @@ fn json_line(notice: &Notice, rollout: &Rollout) -> String {
         "service": notice.service,
         "kind": notice.kind,
         "weight": notice.weight,
-        "phase": rollout.phase.name(),
+        "phase": rollout.phase().name(),
         "message": notice.message,
     });
     if notice.kind == "tick"
-        && let Some(assessment) = &rollout.last_assessment
+        && let Some(assessment) = rollout.last_assessment()
     {
         value["canary_requests_in_step"] = serde_json::json!(assessment.canary_requests_in_step);
+        if !assessment.warnings.is_empty() {
+            value["warnings"] = serde_json::json!(assessment.warnings);
+        }
         value["checks"] = serde_json::Value::Array(
             assessment
                 .checks
@@ -208,8 +260,8 @@ fn json_line(notice: &Notice, rollout: &Rollout) -> String {
 /// The live view: step, weight, time left, requests, standings.
 fn update_live(bar: &ProgressBar, rollout: &Rollout, step: Duration) {
     let weight = rollout.current_weight();
-    let standings = standings(rollout.last_assessment.as_ref());
-    match &rollout.phase {
+    let standings = standings(rollout.last_assessment());
+    match rollout.phase() {
         Phase::Step {
             index,
             started_at: Some(started),
@@ -252,6 +304,9 @@ fn standings(assessment: Option<&Assessment>) -> String {
             _ => {}
         }
         parts.push(part);
+    }
+    for warning in &assessment.warnings {
+        parts.push(format!("warning: {warning}"));
     }
     parts.join(" | ")
 }

@@ -13,6 +13,7 @@
 //! | `canary_rollbacks_total` | counter | rollbacks completed by this process |
 //! | `canary_promotions_total` | counter | promotions completed by this process |
 //! | `canary_query_errors_total` | counter | reads of the metrics source that failed |
+//! | `canary_weight_drifts_total` | counter | times the gateway served another weight than the one set |
 //! | `canary_query_duration_seconds` | histogram | how long a read of the metrics source took |
 //!
 //! Every series carries `service` (and `rollout_id` when `--id` is given). Counters count
@@ -111,6 +112,7 @@ struct Inner {
     rollbacks: Counter,
     promotions: Counter,
     query_errors: Counter,
+    weight_drifts: Counter,
     query_duration: Histogram,
     seen: Mutex<Seen>,
 }
@@ -125,6 +127,8 @@ struct Seen {
     phase: Option<&'static str>,
     /// Consecutive failed reads then.
     failed_reads: Option<u32>,
+    /// The drifts the state had counted then.
+    weight_drifts: Option<u32>,
     /// The phases with a series.
     phases: HashSet<&'static str>,
 }
@@ -186,6 +190,12 @@ impl SelfMetrics {
             "Reads of the metrics source that failed",
             query_errors.clone(),
         );
+        let weight_drifts = Counter::default();
+        registry.register(
+            "weight_drifts",
+            "Times the gateway was found serving another canary weight than the one set (each is set again)",
+            weight_drifts.clone(),
+        );
         // 5 ms to about 41 s.
         let query_duration = Histogram::new(exponential_buckets(0.005, 2.0, 14));
         registry.register(
@@ -207,6 +217,7 @@ impl SelfMetrics {
                 rollbacks,
                 promotions,
                 query_errors,
+                weight_drifts,
                 query_duration,
                 seen: Mutex::new(Seen {
                     phases: PHASES.into_iter().collect(),
@@ -225,11 +236,11 @@ impl SelfMetrics {
         inner.weight.set(i64::from(rollout.current_weight()));
         inner.step.set(
             rollout
-                .steps
+                .steps()
                 .last()
                 .map_or(0, |s| i64::try_from(s.index + 1).unwrap_or(i64::MAX)),
         );
-        let phase = rollout.phase.name();
+        let phase = rollout.phase().name();
         let mut seen = inner.seen.lock().unwrap_or_else(|e| e.into_inner());
         seen.phases.insert(phase);
         for &name in &seen.phases {
@@ -238,7 +249,7 @@ impl SelfMetrics {
                 .get_or_create(&PhaseLabels { phase: name })
                 .set(i64::from(name == phase));
         }
-        if let Some(assessment) = &rollout.last_assessment {
+        if let Some(assessment) = rollout.last_assessment() {
             for check in &assessment.checks {
                 for verdict in VERDICTS {
                     inner
@@ -251,20 +262,27 @@ impl SelfMetrics {
                 }
             }
         }
-        let ticks = rollout.judge.ticks;
+        let ticks = rollout.judge().ticks;
         if let Some(before) = seen.ticks {
             inner.ticks.inc_by(ticks.saturating_sub(before));
         }
         seen.ticks = Some(ticks);
         // `failed_reads` counts consecutive failures and drops to 0 on a good read: each
         // rise is that many failed reads.
-        let failed = rollout.failed_reads;
+        let failed = rollout.failed_reads();
         if let Some(before) = seen.failed_reads
             && failed > before
         {
             inner.query_errors.inc_by(u64::from(failed - before));
         }
         seen.failed_reads = Some(failed);
+        let drifts = rollout.weight_drifts();
+        if let Some(before) = seen.weight_drifts {
+            inner
+                .weight_drifts
+                .inc_by(u64::from(drifts.saturating_sub(before)));
+        }
+        seen.weight_drifts = Some(drifts);
         if let Some(before) = seen.phase
             && before != phase
         {
@@ -445,11 +463,9 @@ impl StateStore for MeteredStore {
 
 #[cfg(test)]
 mod tests {
-    use canary_core::analysis;
-    use canary_core::policy::Policy;
+    use canary_core::policy::{HookEvent, Policy};
     use canary_core::recording::Recording;
-    use canary_core::report::{StepRecord, WeightPoint};
-    use canary_core::rollout::{Machine, Phase, RollbackCause};
+    use canary_core::rollout::{Event, Machine, Phase};
     use jiff::Timestamp;
 
     use super::*;
@@ -473,12 +489,26 @@ mod tests {
 
     const LABELS: &str = "service=\"checkout\",rollout_id=\"pipeline-42\"";
 
+    /// Feeds `events` to the machine at `at`, one after the other.
+    fn feed(machine: &Machine, rollout: &mut Rollout, at: Timestamp, events: Vec<Event>) {
+        for event in events {
+            machine.handle(rollout, event, at);
+        }
+    }
+
     #[test]
     fn the_state_sets_the_gauges_and_counts_what_changed_once() {
         let policy = policy();
         let metrics = SelfMetrics::new("checkout", Some("pipeline-42"));
-        let now = Timestamp::now();
-        let mut rollout = Machine::new(policy.clone()).unwrap().start(now);
+        // The recording's ticks are the metrics source's answers, in its own time.
+        let recording = Recording::from_json(
+            include_str!("../../../examples/recordings/errors-3x.json"),
+            "errors-3x.json",
+        )
+        .unwrap();
+        let start = recording.started_at;
+        let machine = Machine::new(policy).unwrap();
+        let mut rollout = machine.start(start, None);
         metrics.record_state(&rollout);
         let text = metrics.encode_text();
         assert_eq!(
@@ -498,36 +528,29 @@ mod tests {
             0.0
         );
 
-        // Three ticks into the first step, two failed reads in a row, one criterion failed.
-        let recording = Recording::from_json(
-            include_str!("../../../examples/recordings/errors-3x.json"),
-            "errors-3x.json",
-        )
-        .unwrap();
-        let judged = analysis::analyze(&policy, &recording.ticks).unwrap();
-        rollout.weights.push(WeightPoint {
-            at: now,
-            weight: 10,
-        });
-        rollout.steps.push(StepRecord {
-            index: 0,
-            weight: 10,
-            started_at: now,
-            ended_at: None,
-            decision: "running".to_owned(),
-            reason: String::new(),
-            canary_requests: None,
-        });
-        rollout.phase = Phase::Step {
-            index: 0,
-            weight: 10,
-            weight_set: true,
-            started_at: Some(now),
-            extended: false,
+        // The first step under way, two failed reads in a row.
+        let hooks_ran = |event| Event::HooksRan {
+            event,
+            failed: Vec::new(),
         };
-        rollout.judge.ticks = 3;
-        rollout.failed_reads = 2;
-        rollout.last_assessment = Some(judged.assessment);
+        feed(
+            &machine,
+            &mut rollout,
+            start,
+            vec![
+                Event::Resume,
+                Event::PreflightPassed {
+                    canary_generation: None,
+                },
+                hooks_ran(HookEvent::Before),
+                Event::WeightSet(10),
+                hooks_ran(HookEvent::Step),
+                Event::TimerFired,
+                Event::ReadFailed("down".to_owned()),
+                Event::TimerFired,
+                Event::ReadFailed("down".to_owned()),
+            ],
+        );
         metrics.record_state(&rollout);
         metrics.record_state(&rollout);
         let text = metrics.encode_text();
@@ -536,10 +559,6 @@ mod tests {
             10.0
         );
         assert_eq!(sample(&text, &format!("canary_step{{{LABELS}}}")), 1.0);
-        assert_eq!(
-            sample(&text, &format!("canary_ticks_total{{{LABELS}}}")),
-            3.0
-        );
         assert_eq!(
             sample(&text, &format!("canary_query_errors_total{{{LABELS}}}")),
             2.0
@@ -555,6 +574,35 @@ mod tests {
             ),
             0.0
         );
+
+        // Ticks until a criterion fails (a good read resets the streak: no more errors).
+        let mut ticks = 0;
+        for tick in recording.ticks {
+            let at = tick.at;
+            feed(
+                &machine,
+                &mut rollout,
+                at,
+                vec![
+                    Event::TimerFired,
+                    Event::Observed {
+                        tick,
+                        checkpoint: None,
+                    },
+                ],
+            );
+            ticks += 1;
+            metrics.record_state(&rollout);
+            if matches!(rollout.phase(), Phase::RollingBack { .. }) {
+                break;
+            }
+        }
+        assert!(matches!(rollout.phase(), Phase::RollingBack { .. }));
+        let text = metrics.encode_text();
+        assert_eq!(
+            sample(&text, &format!("canary_ticks_total{{{LABELS}}}")),
+            f64::from(ticks)
+        );
         let verdict = |check: &str, verdict: &str| {
             sample(
                 &text,
@@ -565,23 +613,17 @@ mod tests {
         };
         assert_eq!(verdict("errors/baseline", "fail"), 1.0);
         assert_eq!(verdict("errors/baseline", "pass"), 0.0);
-        assert_eq!(verdict("latency/slo", "pass"), 1.0);
-
-        // A good read resets the streak: nothing more is counted.
-        rollout.failed_reads = 0;
-        metrics.record_state(&rollout);
-        rollout.phase = Phase::RolledBack {
-            cause: RollbackCause::Failed,
-            reason: "errors/baseline failed".to_owned(),
-        };
-        rollout.weights.push(WeightPoint { at: now, weight: 0 });
-        metrics.record_state(&rollout);
-        metrics.record_state(&rollout);
-        let text = metrics.encode_text();
         assert_eq!(
             sample(&text, &format!("canary_query_errors_total{{{LABELS}}}")),
             2.0
         );
+
+        // Rolled back: counted once, however often the state is saved.
+        let at = rollout.decided_at().unwrap();
+        feed(&machine, &mut rollout, at, vec![Event::WeightSet(0)]);
+        metrics.record_state(&rollout);
+        metrics.record_state(&rollout);
+        let text = metrics.encode_text();
         assert_eq!(
             sample(&text, &format!("canary_rollbacks_total{{{LABELS}}}")),
             1.0
@@ -600,12 +642,30 @@ mod tests {
     fn a_resumed_rollout_counts_only_what_this_process_saw() {
         let policy = policy();
         let metrics = SelfMetrics::new("checkout", None);
-        let mut rollout = Machine::new(policy).unwrap().start(Timestamp::now());
-        rollout.judge.ticks = 40;
-        rollout.phase = Phase::RolledBack {
-            cause: RollbackCause::Failed,
-            reason: "before".to_owned(),
-        };
+        let machine = Machine::new(policy).unwrap();
+        let now = Timestamp::now();
+        let mut rollout = machine.start(now, None);
+        // Loaded by a rerun: rolled back, after ticks another process counted.
+        feed(
+            &machine,
+            &mut rollout,
+            now,
+            vec![
+                Event::Resume,
+                Event::PreflightPassed {
+                    canary_generation: None,
+                },
+                Event::HooksRan {
+                    event: HookEvent::Before,
+                    failed: Vec::new(),
+                },
+                Event::WeightSet(10),
+                Event::TimerFired,
+                Event::ManualAbort("before".to_owned()),
+                Event::WeightSet(0),
+            ],
+        );
+        assert!(matches!(rollout.phase(), Phase::RolledBack { .. }));
         metrics.record_state(&rollout);
         let text = metrics.encode_text();
         assert_eq!(

@@ -69,11 +69,12 @@ fn tick(policy: &Policy, k: u64) -> Tick {
                     baseline: RequestCounts {
                         requests: baseline,
                         errors: (baseline * 0.01).floor(),
-                    },
+                    }
+                    .into(),
                 },
                 CheckKind::Latency(_) => CheckObservation::Histogram {
                     canary: histogram(canary),
-                    baseline: histogram(baseline),
+                    baseline: histogram(baseline).into(),
                 },
                 CheckKind::Samples(_) => CheckObservation::Samples {
                     canary: Some(1.0 + (k % 7) as f64 / 100.0),

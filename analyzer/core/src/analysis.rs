@@ -57,6 +57,12 @@ pub fn analyze(policy: &Policy, ticks: &[Tick]) -> Result<Analysis> {
     if decided_at.is_none() && assessment.verdict == Verdict::Fail {
         decided_at = ticks.last().map(|t| t.at);
     }
+    // The judge's own warnings (totals that fell) after the source's.
+    for warning in &assessment.warnings {
+        if !warnings.contains(warning) {
+            warnings.push(warning.clone());
+        }
+    }
     Ok(Analysis {
         assessment,
         decided_at,

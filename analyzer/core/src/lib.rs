@@ -19,6 +19,7 @@ pub mod recording;
 pub mod report;
 pub mod retry;
 pub mod rollout;
+pub mod secret;
 pub mod stats;
 
 mod serde_float;

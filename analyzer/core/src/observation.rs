@@ -5,6 +5,11 @@
 //! `sum by (version) (increase(…[since start]))` query returns them. The judge takes the
 //! differences between ticks itself, so a missed tick, or a restart that resumes from
 //! persisted state, loses no evidence: the next tick's totals cover the gap.
+//!
+//! The baseline's half of a reading may be missing while the canary's is there (stable pods
+//! labelled differently, or scaled away): [`BaselineData::Missing`] says so, with the
+//! selector that matched nothing, and only the criteria that compare with the baseline go
+//! without data; the canary's absolute bounds are judged as usual.
 
 use std::collections::BTreeMap;
 
@@ -77,6 +82,69 @@ mod le_format {
     }
 }
 
+/// The baseline's half of an observation: its data, or why the source had none.
+///
+/// In JSON, the data as it is, or `{"missing": "why"}`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BaselineData<T> {
+    /// The baseline's data.
+    Observed(T),
+    /// The source had no baseline series; the reason names the selector that matched
+    /// nothing.
+    Missing(String),
+}
+
+impl<T> BaselineData<T> {
+    /// The data, if the baseline had any.
+    pub fn observed(&self) -> Option<&T> {
+        match self {
+            BaselineData::Observed(data) => Some(data),
+            BaselineData::Missing(_) => None,
+        }
+    }
+}
+
+impl<T> From<T> for BaselineData<T> {
+    fn from(data: T) -> Self {
+        BaselineData::Observed(data)
+    }
+}
+
+impl<T: Serialize> Serialize for BaselineData<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            BaselineData::Observed(data) => data.serialize(serializer),
+            BaselineData::Missing(reason) => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("missing", reason)?;
+                map.end()
+            }
+        }
+    }
+}
+
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for BaselineData<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Read as a JSON value first: `{"missing": …}` is the one shape that is not data.
+        let value = serde_json::Value::deserialize(deserializer)?;
+        if let serde_json::Value::Object(map) = &value
+            && map.len() == 1
+            && let Some(reason) = map.get("missing")
+        {
+            return match reason {
+                serde_json::Value::String(reason) => Ok(BaselineData::Missing(reason.clone())),
+                other => Err(serde::de::Error::custom(format!(
+                    "`missing` must say why the baseline has no data, found {other}"
+                ))),
+            };
+        }
+        T::deserialize(value)
+            .map(BaselineData::Observed)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// What one check observed at one tick, for both versions.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -85,15 +153,15 @@ pub enum CheckObservation {
     Counts {
         /// The canary's.
         canary: RequestCounts,
-        /// The baseline's.
-        baseline: RequestCounts,
+        /// The baseline's, or why there are none.
+        baseline: BaselineData<RequestCounts>,
     },
     /// Latency checks: cumulative histogram buckets.
     Histogram {
         /// The canary's.
         canary: Vec<HistogramBucket>,
-        /// The baseline's.
-        baseline: Vec<HistogramBucket>,
+        /// The baseline's, or why there are none.
+        baseline: BaselineData<Vec<HistogramBucket>>,
     },
     /// Samples checks: this tick's value for each version (`None` when a version had no
     /// series this tick).

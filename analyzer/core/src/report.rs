@@ -128,8 +128,11 @@ pub fn timeline_point(
         });
         let value = match (&check.kind, now, before) {
             (CheckKind::ErrorRate(_), CheckObservation::Counts { canary, baseline }, before) => {
+                // A version without an earlier reading counts from the start.
                 let (c0, b0) = match before {
-                    Some(CheckObservation::Counts { canary, baseline }) => (*canary, *baseline),
+                    Some(CheckObservation::Counts { canary, baseline }) => {
+                        (*canary, baseline.observed().copied().unwrap_or_default())
+                    }
                     _ => Default::default(),
                 };
                 let rate = |now: f64, then: f64, e_now: f64, e_then: f64| {
@@ -139,7 +142,9 @@ pub fn timeline_point(
                 SeriesValue {
                     measure: "error rate".to_owned(),
                     canary: rate(canary.requests, c0.requests, canary.errors, c0.errors),
-                    baseline: rate(baseline.requests, b0.requests, baseline.errors, b0.errors),
+                    baseline: baseline.observed().and_then(|baseline| {
+                        rate(baseline.requests, b0.requests, baseline.errors, b0.errors)
+                    }),
                 }
             }
             (
@@ -149,7 +154,7 @@ pub fn timeline_point(
             ) => {
                 let (c0, b0) = match before {
                     Some(CheckObservation::Histogram { canary, baseline }) => {
-                        (Some(canary), Some(baseline))
+                        (Some(canary), baseline.observed())
                     }
                     _ => (None, None),
                 };
@@ -164,7 +169,9 @@ pub fn timeline_point(
                 SeriesValue {
                     measure: format!("p{} (s)", crate::judge::fmt_num(latency.quantile * 100.0)),
                     canary: quantile(canary, c0),
-                    baseline: quantile(baseline, b0),
+                    baseline: baseline
+                        .observed()
+                        .and_then(|baseline| quantile(baseline, b0)),
                 }
             }
             (CheckKind::Samples(_), CheckObservation::Samples { canary, baseline }, _) => {

@@ -39,6 +39,22 @@ fn from_number<E: serde::de::Error>(number: Number) -> Result<f64, E> {
     }
 }
 
+/// For `f64` fields.
+pub(crate) mod plain {
+    use super::*;
+
+    pub(crate) fn serialize<S: Serializer>(x: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+        match to_text(*x) {
+            Some(text) => serializer.serialize_str(text),
+            None => serializer.serialize_f64(*x),
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+        from_number(Number::deserialize(deserializer)?)
+    }
+}
+
 /// For `Option<f64>` fields.
 pub(crate) mod option {
     use super::*;

@@ -185,7 +185,8 @@ fn error_ticks(trace: &[Increment]) -> Vec<Tick> {
                 baseline: RequestCounts {
                     requests: total[2] as f64,
                     errors: total[3] as f64,
-                },
+                }
+                .into(),
             });
             tick_at(i, reading, "errors")
         })
@@ -240,7 +241,7 @@ fn latency_ticks(trace: &[LatencyIncrement]) -> Vec<Tick> {
             }
             let reading = Reading::Observed(CheckObservation::Histogram {
                 canary: cumulative_buckets(&canary),
-                baseline: cumulative_buckets(&baseline),
+                baseline: cumulative_buckets(&baseline).into(),
             });
             tick_at(i, reading, "latency")
         })

@@ -7,7 +7,10 @@ use canary_core::ExitCode;
 use canary_core::judge::Verdict;
 use canary_core::observation::{CheckObservation, Reading, RequestCounts, Tick};
 use canary_core::policy::{HookEvent, Policy};
-use canary_core::rollout::{Effect, Event, Machine, Phase, PromotionStage, RollbackCause, Rollout};
+use canary_core::rollout::{
+    ControlAction, ControlRequest, Effect, Event, Machine, Phase, PromotionStage, RollbackCause,
+    Rollout,
+};
 use jiff::{SignedDuration, Timestamp};
 
 const BASE: &str = r#"
@@ -63,7 +66,8 @@ fn mk_tick(seconds: i64, canary: (f64, f64), baseline: (f64, f64)) -> Tick {
             baseline: RequestCounts {
                 requests: baseline.0,
                 errors: baseline.1,
-            },
+            }
+            .into(),
         }),
     );
     Tick {
@@ -99,11 +103,54 @@ fn kinds(effects: &[Effect]) -> Vec<String> {
             Effect::RunHooks { event, .. } => format!("hooks:{event:?}"),
             Effect::SetWeight(w) => format!("set:{w}"),
             Effect::Wait(_) => "wait".to_owned(),
+            Effect::ReadWeight => "read-weight".to_owned(),
             Effect::Read { .. } => "read".to_owned(),
-            Effect::Promote(stage) => format!("promote:{stage:?}"),
+            Effect::Preflight => "preflight".to_owned(),
+            Effect::Promote { stage, .. } => format!("promote:{stage:?}"),
             Effect::Finish(o) => format!("finish:{}", o.exit.code()),
         })
         .collect()
+}
+
+/// The pre-flight passed (no Kubernetes promotion to learn about).
+fn preflight_ok() -> Event {
+    Event::PreflightPassed {
+        canary_generation: None,
+    }
+}
+
+/// The metrics read for a tick.
+fn observed(tick: Tick) -> Event {
+    Event::Observed {
+        tick,
+        checkpoint: None,
+    }
+}
+
+/// The rollout with its saved JSON changed by `edit`: what a state file edited by hand (or
+/// written by another version) looks like when it is loaded.
+fn edited(rollout: &Rollout, edit: impl FnOnce(&mut serde_json::Value)) -> Rollout {
+    let mut json = serde_json::to_value(rollout).unwrap();
+    edit(&mut json);
+    Rollout::from_json(json.to_string().as_bytes()).unwrap()
+}
+
+/// `rollout` saved in `phase`.
+fn in_phase(rollout: &Rollout, phase: Phase) -> Rollout {
+    edited(rollout, |json| {
+        json["phase"] = serde_json::to_value(phase).unwrap();
+    })
+}
+
+/// The timer fires at `now` and the router reads back the weight the rollout set: the
+/// machine then asks for the metrics.
+fn timer(machine: &Machine, rollout: &mut Rollout, now: Timestamp) -> Vec<Effect> {
+    let effects = machine.handle(rollout, Event::TimerFired, now);
+    if effects != vec![Effect::ReadWeight] {
+        return effects;
+    }
+    let weight = rollout.current_weight();
+    machine.handle(rollout, Event::WeightRead(weight), now)
 }
 
 fn hooks_ok(event: HookEvent) -> Event {
@@ -116,8 +163,9 @@ fn hooks_ok(event: HookEvent) -> Event {
 /// A machine and a rollout brought to the first analysed tick of step 0 (weight 10).
 fn mk_running(extra: &str) -> (Machine, Rollout) {
     let machine = Machine::new(mk_policy(extra)).unwrap();
-    let mut rollout = machine.start(t0());
+    let mut rollout = machine.start(t0(), None);
     machine.handle(&mut rollout, Event::Resume, t0());
+    machine.handle(&mut rollout, preflight_ok(), t0());
     machine.handle(&mut rollout, hooks_ok(HookEvent::Before), t0());
     machine.handle(&mut rollout, Event::WeightSet(10), t0());
     machine.handle(&mut rollout, hooks_ok(HookEvent::Step), t0());
@@ -141,8 +189,8 @@ fn feed_healthy(
         base.0 += 30.0 * 20.0 * share;
         base.1 += 30.0 * 20.0 * (1.0 - share);
         let tick = mk_tick(t, (base.0, base.0 * 0.01), (base.1, base.1 * 0.01));
-        machine.handle(rollout, Event::TimerFired, at(t));
-        last = machine.handle(rollout, Event::Observed(tick), at(t));
+        timer(machine, rollout, at(t));
+        last = machine.handle(rollout, observed(tick), at(t));
         t += 30;
     }
     last
@@ -151,8 +199,14 @@ fn feed_healthy(
 #[test]
 fn starting_runs_the_before_hooks_then_sets_the_first_weight() {
     let machine = Machine::new(mk_policy("")).unwrap();
-    let mut rollout = machine.start(t0());
+    let mut rollout = machine.start(t0(), None);
     let effects = machine.handle(&mut rollout, Event::Resume, t0());
+    assert_eq!(
+        kinds(&effects),
+        ["preflight"],
+        "nothing changes before the pre-flight"
+    );
+    let effects = machine.handle(&mut rollout, preflight_ok(), t0());
     assert_eq!(
         kinds(&effects),
         ["persist", "notify:started", "hooks:Before"]
@@ -160,7 +214,7 @@ fn starting_runs_the_before_hooks_then_sets_the_first_weight() {
     let effects = machine.handle(&mut rollout, hooks_ok(HookEvent::Before), t0());
     assert_eq!(kinds(&effects), ["persist", "set:10"]);
     assert!(matches!(
-        rollout.phase,
+        rollout.phase(),
         Phase::Step {
             index: 0,
             weight: 10,
@@ -173,15 +227,16 @@ fn starting_runs_the_before_hooks_then_sets_the_first_weight() {
 #[test]
 fn a_confirmed_weight_starts_the_step_and_its_clock() {
     let machine = Machine::new(mk_policy("")).unwrap();
-    let mut rollout = machine.start(t0());
+    let mut rollout = machine.start(t0(), None);
     machine.handle(&mut rollout, Event::Resume, t0());
+    machine.handle(&mut rollout, preflight_ok(), t0());
     machine.handle(&mut rollout, hooks_ok(HookEvent::Before), t0());
     let effects = machine.handle(&mut rollout, Event::WeightSet(10), at(2));
     assert_eq!(kinds(&effects), ["persist", "notify:step", "hooks:Step"]);
     assert!(
-        matches!(rollout.phase, Phase::Step { weight_set: true, started_at: Some(s), .. } if s == at(2))
+        matches!(rollout.phase(), Phase::Step { weight_set: true, started_at: Some(s), .. } if *s == at(2))
     );
-    assert_eq!(rollout.steps.len(), 1);
+    assert_eq!(rollout.steps().len(), 1);
     let effects = machine.handle(&mut rollout, hooks_ok(HookEvent::Step), at(2));
     assert_eq!(effects.last(), Some(&Effect::Wait(at(32))));
 }
@@ -190,6 +245,12 @@ fn a_confirmed_weight_starts_the_step_and_its_clock() {
 fn a_timer_asks_for_a_read_since_the_rollout_started() {
     let (machine, mut rollout) = mk_running("");
     let effects = machine.handle(&mut rollout, Event::TimerFired, at(30));
+    assert_eq!(
+        effects,
+        vec![Effect::ReadWeight],
+        "the weight is read back first"
+    );
+    let effects = machine.handle(&mut rollout, Event::WeightRead(10), at(30));
     assert_eq!(effects, vec![Effect::Read { since: t0() }]);
 }
 
@@ -198,11 +259,11 @@ fn a_healthy_tick_mid_step_waits_for_the_next() {
     let (machine, mut rollout) = mk_running("");
     let effects = machine.handle(
         &mut rollout,
-        Event::Observed(mk_tick(30, (60.0, 0.0), (540.0, 5.0))),
+        observed(mk_tick(30, (60.0, 0.0), (540.0, 5.0))),
         at(30),
     );
     assert_eq!(kinds(&effects), ["notify:tick", "persist", "wait"]);
-    assert_eq!(rollout.timeline.len(), 1);
+    assert_eq!(rollout.timeline().len(), 1);
 }
 
 #[test]
@@ -211,7 +272,7 @@ fn a_failing_tick_rolls_back_mid_step_and_exits_1() {
     // 30 % canary errors against 1 % baseline: far past 5 % and far past the baseline.
     let effects = machine.handle(
         &mut rollout,
-        Event::Observed(mk_tick(60, (200.0, 60.0), (1800.0, 18.0))),
+        observed(mk_tick(60, (200.0, 60.0), (1800.0, 18.0))),
         at(60),
     );
     assert_eq!(
@@ -219,14 +280,14 @@ fn a_failing_tick_rolls_back_mid_step_and_exits_1() {
         ["notify:tick", "persist", "notify:rolling-back", "set:0"]
     );
     assert!(matches!(
-        rollout.phase,
+        rollout.phase(),
         Phase::RollingBack {
             cause: RollbackCause::Failed,
             ..
         }
     ));
-    assert_eq!(rollout.decided_at, Some(at(60)));
-    assert_eq!(rollout.steps[0].decision, "rollback");
+    assert_eq!(rollout.decided_at(), Some(at(60)));
+    assert_eq!(rollout.steps()[0].decision, "rollback");
     let effects = machine.handle(&mut rollout, Event::WeightSet(0), at(61));
     assert_eq!(
         kinds(&effects),
@@ -234,7 +295,7 @@ fn a_failing_tick_rolls_back_mid_step_and_exits_1() {
     );
     let effects = machine.handle(&mut rollout, hooks_ok(HookEvent::Rollback), at(61));
     assert_eq!(kinds(&effects), ["persist", "finish:1"]);
-    assert_eq!(rollout.outcome.as_ref().unwrap().verdict, Verdict::Fail);
+    assert_eq!(rollout.outcome().unwrap().verdict, Verdict::Fail);
 }
 
 #[test]
@@ -255,7 +316,7 @@ fn a_healthy_canary_advances_through_every_step_and_is_promoted() {
         ["notify:tick", "persist", "set:100"],
         "reaching 100 is the promotion"
     );
-    assert!(matches!(rollout.phase, Phase::Promoting));
+    assert!(matches!(rollout.phase(), Phase::Promoting));
     let effects = machine.handle(&mut rollout, Event::WeightSet(100), at(903));
     assert_eq!(
         kinds(&effects),
@@ -263,9 +324,13 @@ fn a_healthy_canary_advances_through_every_step_and_is_promoted() {
     );
     let effects = machine.handle(&mut rollout, hooks_ok(HookEvent::Promote), at(903));
     assert_eq!(kinds(&effects), ["persist", "finish:0"]);
-    let weights: Vec<u8> = rollout.weights.iter().map(|w| w.weight).collect();
+    let weights: Vec<u8> = rollout.weights().iter().map(|w| w.weight).collect();
     assert_eq!(weights, [10, 25, 50, 100]);
-    let decisions: Vec<&str> = rollout.steps.iter().map(|s| s.decision.as_str()).collect();
+    let decisions: Vec<&str> = rollout
+        .steps()
+        .iter()
+        .map(|s| s.decision.as_str())
+        .collect();
     assert_eq!(decisions, ["advance", "advance", "promote"]);
 }
 
@@ -275,8 +340,8 @@ fn missing_data_at_the_step_end_extends_then_rolls_back_with_exit_3() {
     let mut t = 30;
     let mut saw_extension = false;
     loop {
-        machine.handle(&mut rollout, Event::TimerFired, at(t));
-        let effects = machine.handle(&mut rollout, Event::Observed(mk_nodata_tick(t)), at(t));
+        timer(&machine, &mut rollout, at(t));
+        let effects = machine.handle(&mut rollout, observed(mk_nodata_tick(t)), at(t));
         let k = kinds(&effects);
         assert!(
             !k.contains(&"set:25".to_owned()),
@@ -292,7 +357,7 @@ fn missing_data_at_the_step_end_extends_then_rolls_back_with_exit_3() {
     assert!(saw_extension);
     assert!(t >= 600, "not before the limit: {t}");
     assert!(matches!(
-        rollout.phase,
+        rollout.phase(),
         Phase::RollingBack {
             cause: RollbackCause::Inconclusive,
             ..
@@ -318,18 +383,22 @@ fn hold_stops_where_it_stands_and_a_manual_promote_finishes_it() {
     let (machine, mut rollout) = mk_running("  on-inconclusive: hold\n");
     let mut t = 30;
     let effects = loop {
-        machine.handle(&mut rollout, Event::TimerFired, at(t));
-        let effects = machine.handle(&mut rollout, Event::Observed(mk_nodata_tick(t)), at(t));
+        timer(&machine, &mut rollout, at(t));
+        let effects = machine.handle(&mut rollout, observed(mk_nodata_tick(t)), at(t));
         if effects.iter().any(|e| matches!(e, Effect::Finish(_))) {
             break effects;
         }
         t += 30;
     };
     assert_eq!(kinds(&effects).last().unwrap(), "finish:3");
-    assert!(matches!(rollout.phase, Phase::Held { weight: 10, .. }));
-    // A rerun of `canary rollout` reports the hold again, changing nothing.
+    assert!(matches!(rollout.phase(), Phase::Held { weight: 10, .. }));
+    // A rerun of `canary rollout` checks the gateway, then reports the hold again.
     assert_eq!(
         kinds(&machine.handle(&mut rollout, Event::Resume, at(t + 5))),
+        ["read-weight"]
+    );
+    assert_eq!(
+        kinds(&machine.handle(&mut rollout, Event::WeightRead(10), at(t + 5))),
         ["finish:3"]
     );
     let effects = machine.handle(&mut rollout, Event::ManualPromote, at(t + 10));
@@ -341,7 +410,7 @@ fn unreadable_metrics_wait_then_fail_with_exit_4_and_resume_where_they_were() {
     let (machine, mut rollout) = mk_running("  max-failed-ticks: 2\n");
     machine.handle(
         &mut rollout,
-        Event::Observed(mk_tick(30, (60.0, 0.0), (540.0, 5.0))),
+        observed(mk_tick(30, (60.0, 0.0), (540.0, 5.0))),
         at(30),
     );
     let effects = machine.handle(
@@ -356,20 +425,20 @@ fn unreadable_metrics_wait_then_fail_with_exit_4_and_resume_where_they_were() {
         at(90),
     );
     assert_eq!(kinds(&effects), ["persist", "notify:failed", "finish:4"]);
-    assert!(matches!(rollout.phase, Phase::Failed { .. }));
+    assert!(matches!(rollout.phase(), Phase::Failed { .. }));
     // A rerun picks the step up again, with its evidence.
-    let ticks_before = rollout.judge.ticks;
+    let ticks_before = rollout.judge().ticks;
     let effects = machine.handle(&mut rollout, Event::Resume, at(200));
     assert_eq!(kinds(&effects), ["persist", "wait"]);
     assert!(matches!(
-        rollout.phase,
+        rollout.phase(),
         Phase::Step {
             index: 0,
             weight_set: true,
             ..
         }
     ));
-    assert_eq!(rollout.judge.ticks, ticks_before);
+    assert_eq!(rollout.judge().ticks, ticks_before);
 }
 
 #[test]
@@ -391,7 +460,7 @@ fn unreadable_metrics_roll_back_with_exit_4_when_the_policy_says_so() {
     machine.handle(&mut rollout, Event::WeightSet(0), at(61));
     let effects = machine.handle(&mut rollout, hooks_ok(HookEvent::Rollback), at(61));
     assert_eq!(kinds(&effects), ["persist", "finish:4"]);
-    let outcome = rollout.outcome.as_ref().unwrap();
+    let outcome = rollout.outcome().unwrap();
     assert_eq!(
         outcome.verdict,
         Verdict::Error,
@@ -406,7 +475,7 @@ fn unreadable_metrics_roll_back_with_exit_4_when_the_policy_says_so() {
         outcome.reason
     );
     assert!(matches!(
-        rollout.phase,
+        rollout.phase(),
         Phase::RolledBack {
             cause: RollbackCause::MetricsUnavailable,
             ..
@@ -417,8 +486,9 @@ fn unreadable_metrics_roll_back_with_exit_4_when_the_policy_says_so() {
 #[test]
 fn a_router_failure_stops_with_exit_4_and_a_rerun_sets_the_weight_again() {
     let machine = Machine::new(mk_policy("")).unwrap();
-    let mut rollout = machine.start(t0());
+    let mut rollout = machine.start(t0(), None);
     machine.handle(&mut rollout, Event::Resume, t0());
+    machine.handle(&mut rollout, preflight_ok(), t0());
     machine.handle(&mut rollout, hooks_ok(HookEvent::Before), t0());
     let effects = machine.handle(
         &mut rollout,
@@ -433,8 +503,9 @@ fn a_router_failure_stops_with_exit_4_and_a_rerun_sets_the_weight_again() {
 #[test]
 fn a_failing_before_hook_rolls_back() {
     let machine = Machine::new(mk_policy("")).unwrap();
-    let mut rollout = machine.start(t0());
+    let mut rollout = machine.start(t0(), None);
     machine.handle(&mut rollout, Event::Resume, t0());
+    machine.handle(&mut rollout, preflight_ok(), t0());
     let effects = machine.handle(
         &mut rollout,
         Event::HooksRan {
@@ -445,7 +516,7 @@ fn a_failing_before_hook_rolls_back() {
     );
     assert_eq!(kinds(&effects), ["persist", "notify:rolling-back", "set:0"]);
     assert!(matches!(
-        rollout.phase,
+        rollout.phase(),
         Phase::RollingBack {
             cause: RollbackCause::Hook,
             ..
@@ -456,13 +527,13 @@ fn a_failing_before_hook_rolls_back() {
 #[test]
 fn an_interrupt_leaves_the_weight_by_default_and_exits_130() {
     let (machine, mut rollout) = mk_running("");
-    let before = rollout.phase.clone();
+    let before = rollout.phase().clone();
     let effects = machine.handle(&mut rollout, Event::Interrupted, at(40));
     assert_eq!(
         kinds(&effects),
         ["persist", "notify:interrupted", "finish:130"]
     );
-    assert_eq!(rollout.phase, before, "left where it stands");
+    assert_eq!(rollout.phase(), &before, "left where it stands");
 }
 
 #[test]
@@ -485,45 +556,56 @@ fn abort_rolls_back_with_exit_1() {
     );
     assert_eq!(kinds(&effects), ["persist", "notify:rolling-back", "set:0"]);
     machine.handle(&mut rollout, Event::WeightSet(0), at(41));
-    assert_eq!(rollout.outcome.as_ref().unwrap().exit, ExitCode::Failed);
+    assert_eq!(rollout.outcome().unwrap().exit, ExitCode::Failed);
 }
 
 #[test]
 fn resume_reissues_what_each_phase_waits_for() {
     let machine = Machine::new(mk_policy("")).unwrap();
-    let mut rollout = machine.start(t0());
-    rollout.phase = Phase::Step {
-        index: 1,
-        weight: 25,
-        weight_set: false,
-        started_at: None,
-        extended: false,
-    };
+    let rollout = machine.start(t0(), None);
+    let mut rollout = in_phase(
+        &rollout,
+        Phase::Step {
+            index: 1,
+            weight: 25,
+            weight_set: false,
+            started_at: None,
+            extended: false,
+        },
+    );
     assert_eq!(
         kinds(&machine.handle(&mut rollout, Event::Resume, t0())),
         ["set:25"]
     );
-    rollout.phase = Phase::Promoting;
+    let mut rollout = in_phase(&rollout, Phase::Promoting);
     assert_eq!(
         kinds(&machine.handle(&mut rollout, Event::Resume, t0())),
         ["set:100"]
     );
-    rollout.phase = Phase::RollingBack {
-        cause: RollbackCause::Failed,
-        reason: "x".to_owned(),
-    };
+    let mut rollout = in_phase(
+        &rollout,
+        Phase::RollingBack {
+            cause: RollbackCause::Failed,
+            reason: "x".to_owned(),
+        },
+    );
     assert_eq!(
         kinds(&machine.handle(&mut rollout, Event::Resume, t0())),
         ["set:0"]
     );
-    rollout.phase = Phase::Step {
-        index: 1,
-        weight: 25,
-        weight_set: true,
-        started_at: Some(t0()),
-        extended: false,
-    };
-    rollout.next_tick_at = Some(at(30));
+    let rollout = in_phase(
+        &rollout,
+        Phase::Step {
+            index: 1,
+            weight: 25,
+            weight_set: true,
+            started_at: Some(t0()),
+            extended: false,
+        },
+    );
+    let mut rollout = edited(&rollout, |json| {
+        json["next_tick_at"] = serde_json::to_value(at(30)).unwrap();
+    });
     assert_eq!(
         machine.handle(&mut rollout, Event::Resume, at(10)),
         vec![Effect::Wait(at(30))]
@@ -538,6 +620,10 @@ fn a_finished_rollout_reports_its_outcome_again() {
     machine.handle(&mut rollout, hooks_ok(HookEvent::Rollback), at(41));
     assert_eq!(
         kinds(&machine.handle(&mut rollout, Event::Resume, at(100))),
+        ["read-weight"]
+    );
+    assert_eq!(
+        kinds(&machine.handle(&mut rollout, Event::WeightRead(0), at(100))),
         ["finish:1"]
     );
     assert_eq!(
@@ -549,9 +635,9 @@ fn a_finished_rollout_reports_its_outcome_again() {
 #[test]
 fn a_changed_policy_cannot_resume_a_rollout() {
     let (machine, rollout) = mk_running("");
-    machine.check_resumable(&rollout).unwrap();
+    machine.validate(&rollout, at(1000)).unwrap();
     let other = Machine::new(mk_policy("  min-requests: 5\n")).unwrap();
-    let err = other.check_resumable(&rollout).unwrap_err();
+    let err = other.validate(&rollout, at(1000)).unwrap_err();
     assert!(err.to_string().contains("policy changed"), "{err}");
 }
 
@@ -560,7 +646,7 @@ fn the_state_survives_a_round_trip_through_json() {
     let (machine, mut rollout) = mk_running("");
     machine.handle(
         &mut rollout,
-        Event::Observed(mk_tick(30, (60.0, 1.0), (540.0, 5.0))),
+        observed(mk_tick(30, (60.0, 1.0), (540.0, 5.0))),
         at(30),
     );
     let json = serde_json::to_string_pretty(&rollout).unwrap();
@@ -581,7 +667,7 @@ fn the_final_soak_judges_absolute_bounds_then_promotes() {
     feed_healthy(&machine, &mut rollout, 632, 902, 0.50, &mut totals);
     let effects = machine.handle(&mut rollout, Event::WeightSet(100), at(903));
     assert_eq!(kinds(&effects), ["persist", "notify:step", "wait"]);
-    assert!(matches!(rollout.phase, Phase::Soak { .. }));
+    assert!(matches!(rollout.phase(), Phase::Soak { .. }));
     let effects = feed_healthy(&machine, &mut rollout, 933, 1023, 1.0, &mut totals);
     assert_eq!(
         kinds(&effects),
@@ -616,8 +702,8 @@ fn a_kubernetes_promotion_copies_the_template_routes_back_and_scales_the_canary_
         ["persist", "notify:finalizing", "promote:CopyToStable"],
         "passed at 100%: the stable Deployment gets the canary's template first"
     );
-    assert_eq!(rollout.phase.name(), "finalizing");
-    assert!(rollout.outcome.is_none(), "not finished yet");
+    assert_eq!(rollout.phase().name(), "finalizing");
+    assert!(rollout.outcome().is_none(), "not finished yet");
     let effects = machine.handle(
         &mut rollout,
         Event::PromotionDone(PromotionStage::CopyToStable),
@@ -637,19 +723,23 @@ fn a_kubernetes_promotion_copies_the_template_routes_back_and_scales_the_canary_
     );
     let effects = machine.handle(&mut rollout, hooks_ok(HookEvent::Promote), at(962));
     assert_eq!(kinds(&effects), ["persist", "finish:0"]);
-    assert_eq!(rollout.phase, Phase::Promoted);
-    let weights: Vec<u8> = rollout.weights.iter().map(|w| w.weight).collect();
+    assert_eq!(rollout.phase(), &Phase::Promoted);
+    let weights: Vec<u8> = rollout.weights().iter().map(|w| w.weight).collect();
     assert_eq!(
         weights,
         [10, 25, 50, 100, 0],
         "all traffic back on the stable Deployment"
     );
     assert_eq!(
-        rollout.decided_at,
+        rollout.decided_at(),
         Some(at(903)),
         "decided when 100% passed"
     );
-    let decisions: Vec<&str> = rollout.steps.iter().map(|s| s.decision.as_str()).collect();
+    let decisions: Vec<&str> = rollout
+        .steps()
+        .iter()
+        .map(|s| s.decision.as_str())
+        .collect();
     assert_eq!(decisions, ["advance", "advance", "promote"]);
 }
 
@@ -679,13 +769,12 @@ fn a_failed_promotion_stage_exits_4_and_a_rerun_redoes_that_stage() {
     assert_eq!(kinds(&effects), ["persist", "notify:failed", "finish:4"]);
     assert!(
         rollout
-            .outcome
-            .as_ref()
+            .outcome()
             .unwrap()
             .reason
             .contains("the Kubernetes promotion failed: Deployment shop/checkout-stable"),
         "{:?}",
-        rollout.outcome
+        rollout.outcome()
     );
     let effects = machine.handle(&mut rollout, Event::Resume, at(1600));
     assert_eq!(kinds(&effects), ["persist", "promote:CopyToStable"]);
@@ -723,7 +812,7 @@ fn once_the_promotion_has_begun_nothing_rolls_back() {
         ["persist", "notify:interrupted", "finish:130"]
     );
     assert!(matches!(
-        rollout.phase,
+        rollout.phase(),
         Phase::Finalizing {
             stage: PromotionStage::CopyToStable
         }
@@ -774,8 +863,9 @@ fn without_a_promotion_section_nothing_changes() {
 #[test]
 fn hooks_asked_for_before_a_crash_run_again_on_resume() {
     let machine = Machine::new(mk_policy("")).unwrap();
-    let mut rollout = machine.start(t0());
+    let mut rollout = machine.start(t0(), None);
     machine.handle(&mut rollout, Event::Resume, t0());
+    machine.handle(&mut rollout, preflight_ok(), t0());
     machine.handle(&mut rollout, hooks_ok(HookEvent::Before), t0());
     let effects = machine.handle(&mut rollout, Event::WeightSet(10), at(1));
     assert_eq!(kinds(&effects).last().unwrap(), "hooks:Step");
@@ -788,7 +878,7 @@ fn hooks_asked_for_before_a_crash_run_again_on_resume() {
     );
     let effects = machine.handle(&mut resumed, hooks_ok(HookEvent::Step), at(51));
     assert_eq!(kinds(&effects), ["persist", "wait"]);
-    assert_eq!(resumed.hooks_pending, None);
+    assert_eq!(resumed.hooks_pending(), None);
 }
 
 #[test]
@@ -815,6 +905,10 @@ fn promote_hooks_run_even_when_the_process_died_after_the_promotion() {
     );
     assert_eq!(
         kinds(&machine.handle(&mut rollout, Event::Resume, at(999))),
+        ["read-weight"]
+    );
+    assert_eq!(
+        kinds(&machine.handle(&mut rollout, Event::WeightRead(100), at(999))),
         ["finish:0"]
     );
 }
@@ -837,8 +931,8 @@ fn a_soak_without_canary_traffic_never_promotes() {
         (totals.0, totals.0 * 0.01),
         (totals.1, totals.1 * 0.01),
     );
-    machine.handle(&mut rollout, Event::TimerFired, at(1030));
-    let effects = machine.handle(&mut rollout, Event::Observed(frozen), at(1030));
+    timer(&machine, &mut rollout, at(1030));
+    let effects = machine.handle(&mut rollout, observed(frozen), at(1030));
     let k = kinds(&effects);
     assert!(
         !k.contains(&"notify:promoted".to_owned()),
@@ -850,14 +944,20 @@ fn a_soak_without_canary_traffic_never_promotes() {
 #[test]
 fn a_state_without_its_outcome_reports_what_its_phase_says() {
     let machine = Machine::new(mk_policy("")).unwrap();
-    let mut rollout = machine.start(t0());
-    rollout.phase = Phase::RolledBack {
-        cause: RollbackCause::Failed,
-        reason: "x".to_owned(),
-    };
-    rollout.outcome = None;
+    let rollout = machine.start(t0(), None);
+    let mut rollout = in_phase(
+        &rollout,
+        Phase::RolledBack {
+            cause: RollbackCause::Failed,
+            reason: "x".to_owned(),
+        },
+    );
     assert_eq!(
         kinds(&machine.handle(&mut rollout, Event::Resume, t0())),
+        ["read-weight"]
+    );
+    assert_eq!(
+        kinds(&machine.handle(&mut rollout, Event::WeightRead(0), t0())),
         ["finish:1"]
     );
 }
@@ -903,7 +1003,7 @@ checks:
         "p95".to_owned(),
         Reading::Observed(CheckObservation::Histogram {
             canary: buckets(500.0),
-            baseline: buckets(5000.0),
+            baseline: buckets(5000.0).into(),
         }),
     );
     let tick = Tick {
@@ -934,4 +1034,248 @@ fn new_options_left_at_their_defaults_keep_the_digest_of_an_unchanged_policy() {
     let text = std::fs::read_to_string(path).unwrap();
     let policy = Policy::from_yaml(&text, "checkout.yaml").unwrap();
     assert_eq!(policy.digest(), "fnv1a64:5e57a185e3c4685b");
+}
+
+// ---------------------------------------------------------------------------------------
+// Control requests are bound to one rollout and expire (issue 12, item 1).
+
+/// A request for `rollout` made at `when`.
+fn request_for(action: ControlAction, rollout: &Rollout, when: Timestamp) -> Event {
+    Event::Control(ControlRequest::for_rollout(action, rollout, when))
+}
+
+#[test]
+fn a_leftover_promote_for_another_rollout_is_dropped_not_applied() {
+    let (machine, mut rollout) = mk_running("");
+    // Left by `canary promote` for the previous rollout (another start, another id).
+    let previous = machine.start(at(-600), Some("rel-1".to_owned()));
+    let effects = machine.handle(
+        &mut rollout,
+        request_for(ControlAction::Promote, &previous, at(-590)),
+        at(10),
+    );
+    let k = kinds(&effects);
+    assert!(!k.contains(&"set:100".to_owned()), "applied: {k:?}");
+    assert_eq!(k, ["notify:ignored-request", "wait"]);
+    assert!(matches!(rollout.phase(), Phase::Step { index: 0, .. }));
+    assert!(rollout.promoted_by_hand().is_none());
+
+    // Same start, another id: also another rollout.
+    let mut other = serde_json::to_value(&rollout).unwrap();
+    other["id"] = serde_json::json!("rel-2");
+    let other = Rollout::from_json(other.to_string().as_bytes()).unwrap();
+    let effects = machine.handle(
+        &mut rollout,
+        request_for(ControlAction::Promote, &other, at(5)),
+        at(10),
+    );
+    assert_eq!(kinds(&effects), ["notify:ignored-request", "wait"]);
+}
+
+#[test]
+fn a_request_older_than_its_time_to_live_is_dropped() {
+    let (machine, mut rollout) = mk_running("");
+    let ttl = canary_core::rollout::CONTROL_REQUEST_TTL.as_secs() as i64;
+    let stale = request_for(
+        ControlAction::Abort {
+            reason: "x".to_owned(),
+        },
+        &rollout,
+        at(0),
+    );
+    let effects = machine.handle(&mut rollout, stale, at(ttl + 1));
+    assert_eq!(kinds(&effects), ["notify:ignored-request", "wait"]);
+    let fresh = request_for(
+        ControlAction::Abort {
+            reason: "x".to_owned(),
+        },
+        &rollout,
+        at(ttl),
+    );
+    let effects = machine.handle(&mut rollout, fresh, at(ttl + 1));
+    assert_eq!(kinds(&effects), ["persist", "notify:rolling-back", "set:0"]);
+}
+
+#[test]
+fn a_finished_rollout_drops_a_request_and_keeps_its_outcome() {
+    let (machine, mut rollout) = mk_running("");
+    machine.handle(&mut rollout, Event::ManualAbort("x".to_owned()), at(40));
+    machine.handle(&mut rollout, Event::WeightSet(0), at(41));
+    machine.handle(&mut rollout, hooks_ok(HookEvent::Rollback), at(41));
+    assert!(matches!(rollout.phase(), Phase::RolledBack { .. }));
+    let request = request_for(ControlAction::Promote, &rollout, at(42));
+    let effects = machine.handle(&mut rollout, request, at(42));
+    assert_eq!(kinds(&effects), ["notify:ignored-request", "finish:1"]);
+}
+
+#[test]
+fn a_promotion_by_hand_says_where_and_what_was_undecided() {
+    let (machine, mut rollout) = mk_running("");
+    let request = request_for(ControlAction::Promote, &rollout, at(70));
+    let effects = machine.handle(&mut rollout, request, at(70));
+    assert_eq!(kinds(&effects), ["persist", "notify:promoting", "set:100"]);
+    machine.handle(&mut rollout, Event::WeightSet(100), at(71));
+    let effects = machine.handle(&mut rollout, hooks_ok(HookEvent::Promote), at(71));
+    assert_eq!(kinds(&effects), ["persist", "finish:0"]);
+    let reason = &rollout.outcome().unwrap().reason;
+    assert!(
+        reason
+            == "promoted by hand at step 1/3; not decided by the analysis: no check assessed yet",
+        "{reason}"
+    );
+    assert!(!reason.contains("every step passed"), "{reason}");
+    assert_eq!(rollout.promoted_by_hand().unwrap().step, Some(0));
+}
+
+// ---------------------------------------------------------------------------------------
+// A saved state is validated against the policy (issue 12, item 2).
+
+fn invalid(machine: &Machine, rollout: &Rollout) -> String {
+    let err = machine.validate(rollout, at(1000)).unwrap_err();
+    assert_eq!(err.exit_code(), ExitCode::BadInput, "{err}");
+    err.to_string()
+}
+
+#[test]
+fn a_step_index_past_the_policy_is_refused_naming_the_field() {
+    let (machine, rollout) = mk_running("");
+    let forged = edited(&rollout, |json| {
+        json["phase"]["index"] = serde_json::json!(99)
+    });
+    let err = invalid(&machine, &forged);
+    assert!(err.contains("`phase.index` is 99"), "{err}");
+}
+
+#[test]
+fn a_weight_that_is_no_step_s_weight_is_refused() {
+    let (machine, rollout) = mk_running("");
+    let forged = edited(&rollout, |json| {
+        json["phase"]["weight"] = serde_json::json!(30)
+    });
+    assert!(invalid(&machine, &forged).contains("`phase.weight` is 30"));
+    let forged = edited(&rollout, |json| {
+        json["weights"][0]["weight"] = serde_json::json!(200);
+    });
+    assert!(invalid(&machine, &forged).contains("`weights[0].weight` is 200"));
+    // Step 2 at 25 % without step 1 passed: a forged step index.
+    let forged = edited(&rollout, |json| {
+        json["phase"]["index"] = serde_json::json!(1);
+        json["phase"]["weight"] = serde_json::json!(25);
+        json["weights"][0]["weight"] = serde_json::json!(25);
+    });
+    assert!(invalid(&machine, &forged).contains("do not show step 1 passed"));
+}
+
+#[test]
+fn a_forged_promoting_or_promoted_phase_is_refused() {
+    let (machine, rollout) = mk_running("");
+    let err = invalid(&machine, &in_phase(&rollout, Phase::Promoting));
+    assert!(err.contains("`steps` do not show step 1 passed"), "{err}");
+    let err = invalid(&machine, &in_phase(&rollout, Phase::Promoted));
+    assert!(err.contains("`steps`"), "{err}");
+    // Even with every step recorded as passed, a promoted rollout ends at 100 %.
+    let forged = edited(&in_phase(&rollout, Phase::Promoted), |json| {
+        let step = json["steps"][0].clone();
+        let mut steps = Vec::new();
+        for (index, weight, decision) in
+            [(0, 10, "advance"), (1, 25, "advance"), (2, 50, "promote")]
+        {
+            let mut s = step.clone();
+            s["index"] = serde_json::json!(index);
+            s["weight"] = serde_json::json!(weight);
+            s["decision"] = serde_json::json!(decision);
+            steps.push(s);
+        }
+        json["steps"] = serde_json::Value::Array(steps);
+    });
+    let err = invalid(&machine, &forged);
+    assert!(
+        err.contains("`weights` end at 10%, yet the phase is promoted"),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_state_the_machine_writes_is_valid() {
+    let (machine, mut rollout) = mk_running("");
+    machine.validate(&rollout, at(0)).unwrap();
+    let mut totals = (0.0, 0.0);
+    feed_healthy(&machine, &mut rollout, 30, 300, 0.10, &mut totals);
+    machine.validate(&rollout, at(300)).unwrap();
+    machine.handle(&mut rollout, Event::WeightSet(25), at(301));
+    machine.validate(&rollout, at(301)).unwrap();
+}
+
+#[test]
+fn a_state_that_is_not_utf8_or_json_is_bad_input() {
+    for bytes in [&b"\xff\xfe{"[..], b"{ not json", b""] {
+        let err = Rollout::from_json(bytes).unwrap_err();
+        assert_eq!(err.exit_code(), ExitCode::BadInput, "{err}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Weights are read back at every tick (issue 12, item 3).
+
+#[test]
+fn drift_in_a_step_sets_the_weight_again_and_starts_the_step_over() {
+    let (machine, mut rollout) = mk_running("");
+    let mut totals = (0.0, 0.0);
+    feed_healthy(&machine, &mut rollout, 30, 240, 0.10, &mut totals);
+    // HAProxy restarted: the canary gets nothing.
+    let effects = machine.handle(&mut rollout, Event::TimerFired, at(270));
+    assert_eq!(effects, vec![Effect::ReadWeight]);
+    let effects = machine.handle(&mut rollout, Event::WeightRead(0), at(270));
+    assert_eq!(kinds(&effects), ["persist", "notify:drift", "set:10"]);
+    assert_eq!(rollout.weight_drifts(), 1);
+    assert!(
+        rollout
+            .warnings()
+            .iter()
+            .any(|w| w.contains("weight drift"))
+    );
+    machine.validate(&rollout, at(270)).unwrap();
+    machine.handle(&mut rollout, Event::WeightSet(10), at(271));
+    machine.handle(&mut rollout, hooks_ok(HookEvent::Step), at(271));
+    // The step's clock starts again: the evidence before the drift does not pass it.
+    let effects = feed_healthy(&machine, &mut rollout, 301, 541, 0.10, &mut totals);
+    assert!(
+        !kinds(&effects).contains(&"set:25".to_owned()),
+        "passed a step on evidence from before the drift"
+    );
+    let effects = feed_healthy(&machine, &mut rollout, 571, 571, 0.10, &mut totals);
+    assert_eq!(kinds(&effects), ["notify:tick", "persist", "set:25"]);
+    let decisions: Vec<&str> = rollout
+        .steps()
+        .iter()
+        .map(|s| s.decision.as_str())
+        .collect();
+    assert_eq!(decisions, ["drift", "advance"]);
+}
+
+#[test]
+fn a_rerun_of_a_finished_rollout_checks_the_gateway_before_reporting() {
+    let (machine, mut rollout) = mk_running("");
+    machine.handle(&mut rollout, Event::ManualPromote, at(10));
+    machine.handle(&mut rollout, Event::WeightSet(100), at(11));
+    machine.handle(&mut rollout, hooks_ok(HookEvent::Promote), at(11));
+    assert!(matches!(rollout.phase(), Phase::Promoted));
+    // The rerun: the gateway serves 10 %.
+    let effects = machine.handle(&mut rollout, Event::Resume, at(500));
+    assert_eq!(
+        effects,
+        vec![Effect::ReadWeight],
+        "no verdict before looking"
+    );
+    let effects = machine.handle(&mut rollout, Event::WeightRead(10), at(500));
+    assert_eq!(kinds(&effects), ["persist", "notify:drift", "set:100"]);
+    let effects = machine.handle(&mut rollout, Event::WeightSet(100), at(501));
+    assert_eq!(kinds(&effects), ["persist", "read-weight"]);
+    let effects = machine.handle(&mut rollout, Event::WeightRead(100), at(501));
+    assert_eq!(kinds(&effects), ["finish:0"]);
+    // A gateway that cannot be read is no promotion.
+    let effects = machine.handle(&mut rollout, Event::Resume, at(600));
+    assert_eq!(effects, vec![Effect::ReadWeight]);
+    let effects = machine.handle(&mut rollout, Event::RouterFailed("gone".into()), at(600));
+    assert_eq!(kinds(&effects), ["persist", "notify:failed", "finish:4"]);
 }

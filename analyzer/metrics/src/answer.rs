@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use canary_core::observation::{CheckObservation, HistogramBucket, Reading, RequestCounts};
+use canary_core::observation::{
+    BaselineData, CheckObservation, HistogramBucket, Reading, RequestCounts,
+};
 use canary_core::policy::{TrafficSelector, Version};
 use serde::Deserialize;
 
@@ -99,6 +101,9 @@ struct RawAnswer {
     error: Option<String>,
     #[serde(default)]
     warnings: Option<Vec<String>>,
+    /// VictoriaMetrics' mark of an answer from some of its storage nodes only.
+    #[serde(default, rename = "isPartial")]
+    is_partial: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -131,9 +136,16 @@ pub fn parse_answer(body: &[u8]) -> Result<ApiAnswer, AnswerError> {
             let data = raw.data.ok_or_else(|| {
                 AnswerError::Malformed("`status: success` without `data`".to_owned())
             })?;
+            let mut warnings = raw.warnings.unwrap_or_default();
+            if raw.is_partial == Some(true) {
+                warnings.push(
+                    "partial response: the answer is marked isPartial (some storage nodes did not answer)"
+                        .to_owned(),
+                );
+            }
             Ok(ApiAnswer::Success {
                 result: parse_result(&data.result_type, data.result)?,
-                warnings: raw.warnings.unwrap_or_default(),
+                warnings,
             })
         }
         "error" => Ok(ApiAnswer::Error {
@@ -325,7 +337,9 @@ pub fn error_rate_reading(
         .filter(|v| requests[*v as usize].is_none())
         .map(|v| version_matcher(traffic, v))
         .collect();
-    if !missing.is_empty() {
+    // Without the canary there is nothing to judge; without the baseline only the
+    // comparison goes without data, and says which selector matched nothing.
+    if requests[Version::Canary as usize].is_none() {
         return no_data(format!(
             "no {metric} series for {} in the window",
             missing.join(" nor ")
@@ -335,9 +349,17 @@ pub fn error_rate_reading(
         requests: requests[v as usize].unwrap_or(0.0),
         errors: errors[v as usize].unwrap_or(0.0),
     };
+    let baseline = if requests[Version::Baseline as usize].is_some() {
+        BaselineData::Observed(counts(Version::Baseline))
+    } else {
+        BaselineData::Missing(format!(
+            "no {metric} series for {} in the window",
+            version_matcher(traffic, Version::Baseline)
+        ))
+    };
     Reading::Observed(CheckObservation::Counts {
         canary: counts(Version::Canary),
-        baseline: counts(Version::Baseline),
+        baseline,
     })
 }
 
@@ -403,13 +425,21 @@ pub fn latency_reading(
             })
             .collect();
     }
-    if !missing.is_empty() {
+    let [canary, baseline] = out;
+    if canary.is_empty() {
         return no_data(format!(
             "no {histogram}_bucket series for {} in the window",
             missing.join(" nor ")
         ));
     }
-    let [canary, baseline] = out;
+    let baseline = if baseline.is_empty() {
+        BaselineData::Missing(format!(
+            "no {histogram}_bucket series for {} in the window",
+            version_matcher(traffic, Version::Baseline)
+        ))
+    } else {
+        BaselineData::Observed(baseline)
+    };
     Reading::Observed(CheckObservation::Histogram { canary, baseline })
 }
 
@@ -658,7 +688,31 @@ mod tests {
                 baseline: RequestCounts {
                     requests: 900.0,
                     errors: 9.0
+                }
+                .into(),
+            })
+        );
+    }
+
+    #[test]
+    fn error_rate_without_baseline_series_keeps_the_canary_and_names_the_selector() {
+        let r = success(&vector(&[
+            (
+                &[("version", "canary"), ("canary_series", "requests")],
+                "100",
+            ),
+            (&[("version", "canary"), ("canary_series", "errors")], "2"),
+        ]));
+        assert_eq!(
+            error_rate_reading(&r, &traffic(), "reqs"),
+            Reading::Observed(CheckObservation::Counts {
+                canary: RequestCounts {
+                    requests: 100.0,
+                    errors: 2.0
                 },
+                baseline: BaselineData::Missing(
+                    "no reqs series for version=\"stable\" in the window".to_owned()
+                ),
             })
         );
     }
@@ -732,7 +786,7 @@ mod tests {
             vec![(0.1, 5.0), (0.5, 9.0), (f64::INFINITY, 10.0)]
         );
         // Made monotonic, as histogram_quantile does.
-        assert_eq!(baseline[1].count, 60.0);
+        assert_eq!(baseline.observed().unwrap()[1].count, 60.0);
         let no_inf = success(&vector(&[
             (&[("version", "canary"), ("le", "0.5")], "9"),
             (&[("version", "stable"), ("le", "0.5")], "9"),
@@ -746,6 +800,19 @@ mod tests {
             panic!()
         };
         assert!(reason.contains("version=\"canary\""), "{reason}");
+        let no_baseline = success(&vector(&[(&[("version", "canary"), ("le", "+Inf")], "9")]));
+        let Reading::Observed(CheckObservation::Histogram { canary, baseline }) =
+            latency_reading(&no_baseline, &traffic(), "h")
+        else {
+            panic!()
+        };
+        assert_eq!(canary.len(), 1);
+        assert_eq!(
+            baseline,
+            BaselineData::Missing(
+                "no h_bucket series for version=\"stable\" in the window".to_owned()
+            )
+        );
         let bad_le = success(&vector(&[(&[("version", "canary"), ("le", "fast")], "9")]));
         assert!(matches!(
             latency_reading(&bad_le, &traffic(), "h"),

@@ -119,6 +119,37 @@ pub enum Error {
         message: String,
     },
 
+    /// The server answered with a redirect, which canary never follows (it would send the
+    /// query, and to the same host the credentials, where the policy does not say). The
+    /// target is shown without credentials or query.
+    #[error(
+        "HTTP {status}: a redirect to {location}, not followed (canary follows no redirect: set the Prometheus URL to the address that answers)"
+    )]
+    Redirect {
+        /// Where, without credentials.
+        address: String,
+        /// The 3xx status.
+        status: u16,
+        /// The `Location`, without credentials, query or fragment.
+        location: String,
+    },
+
+    /// The server asked, with `Retry-After`, for a wait longer than what is left of the
+    /// call's bound: canary gave up at once rather than retry too late.
+    #[error(
+        "the server asks to retry after {wait:?} (Retry-After), more than the {left:?} left of this call's bound; gave up: {last}"
+    )]
+    RetryAfterTooLong {
+        /// Where, without credentials.
+        address: String,
+        /// The wait asked for.
+        wait: Duration,
+        /// What was left of the bound on the call.
+        left: Duration,
+        /// The answer that came with it.
+        last: Box<Error>,
+    },
+
     /// A `/metrics` endpoint could not be scraped or its page is not the text format.
     #[error("{message}")]
     Scrape {
@@ -155,6 +186,8 @@ impl Error {
             | Error::NotJson { address, .. }
             | Error::Malformed { address, .. }
             | Error::Api { address, .. }
+            | Error::Redirect { address, .. }
+            | Error::RetryAfterTooLong { address, .. }
             | Error::Scrape { address, .. } => Some(address),
             Error::Secret(_) | Error::Config(_) => None,
         }
@@ -188,13 +221,11 @@ impl From<Error> for canary_core::Error {
 }
 
 /// At most `limit` bytes of `body`, as text, quoted and with control characters escaped, so
-/// that an HTML page shows as one readable line. Every one of `secrets` that occurs is
-/// replaced (a proxy's error page may echo the request's headers back).
-pub(crate) fn excerpt(body: &[u8], limit: usize, secrets: &[&str]) -> String {
-    let mut text = String::from_utf8_lossy(body).into_owned();
-    for secret in secrets.iter().filter(|s| !s.is_empty()) {
-        text = text.replace(secret, "[redacted]");
-    }
+/// that an HTML page shows as one readable line. Redacted of every secret the process holds
+/// before it is cut (a proxy's error page may echo the request's headers back, and a cut
+/// could split a secret).
+pub(crate) fn excerpt(body: &[u8], limit: usize) -> String {
+    let text = canary_core::secret::redacted(&String::from_utf8_lossy(body));
     let mut cut = text.len().min(limit);
     while !text.is_char_boundary(cut) {
         cut -= 1;
@@ -227,8 +258,9 @@ mod tests {
 
     #[test]
     fn excerpts_are_short_quoted_and_redacted() {
+        let _ = canary_core::secret::Secret::new("s3cr3t");
         let body = "<html>\n<p>token s3cr3t</p></html>".repeat(20);
-        let shown = excerpt(body.as_bytes(), 40, &["s3cr3t"]);
+        let shown = excerpt(body.as_bytes(), 40);
         assert!(
             shown.starts_with("\"<html>\\n<p>token [redacted]"),
             "{shown}"
@@ -236,7 +268,7 @@ mod tests {
         assert!(shown.ends_with('…'));
         assert!(!shown.contains("s3cr3t"));
         // Never cuts a character in half.
-        let shown = excerpt("ééééé".as_bytes(), 3, &[]);
+        let shown = excerpt("ééééé".as_bytes(), 3);
         assert_eq!(shown, "\"é\"…");
     }
 }

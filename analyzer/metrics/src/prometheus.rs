@@ -2,11 +2,20 @@
 //! Mimir, Cortex, VictoriaMetrics) as a [`MetricsSource`].
 //!
 //! Queries are POSTed as forms (`/api/v1/query`, `/api/v1/query_range`) so that long
-//! queries fit. Each request has a timeout; timeouts, connection errors and 5xx answers are
-//! retried with exponential backoff (4xx never: the same request would fail the same way),
-//! and one call with all its retries is bounded too. Secrets are read from their file or
-//! environment variable on every tick (tokens rotate), sent as sensitive headers, and never
-//! appear in `Debug` output, logs or error messages.
+//! queries fit, with `partial_response=false` (Thanos then fails a query rather than answer
+//! it from some stores only; Prometheus, Mimir, Cortex and VictoriaMetrics ignore the
+//! parameter). Each request has a timeout; timeouts, connection errors, 429 and 5xx answers
+//! are retried with exponential backoff, or after the server's `Retry-After` when that fits
+//! in what is left of the call's bound (4xx never: the same request would fail the same
+//! way), and one call with all its retries is bounded too. Redirects are never followed: a
+//! redirect is an error naming its target. An answer is read as it streams in, and cut off
+//! at the policy's `max-answer-size`; one with more than `max-series` series, or with
+//! warnings (a partial answer) unless the policy says `accept-warnings`, is an invalid
+//! reading (an `error` verdict for its check), never judged.
+//!
+//! Secrets are [`canary_core::secret::Secret`]s, read from their file or environment
+//! variable on every tick (tokens rotate), sent as sensitive headers; everything an answer
+//! says is redacted of every secret the process holds before it is kept in a message.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -16,10 +25,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use canary_core::observation::{Reading, Tick};
 use canary_core::policy::{
-    CheckKind, CheckSpec, MetricsSourceSpec, Policy, PrometheusAuth, PrometheusSpec, SecretSource,
-    TrafficSelector,
+    CheckKind, CheckSpec, DEFAULT_MAX_ANSWER_BYTES, DEFAULT_MAX_SERIES, HeaderValueSpec,
+    MetricsSourceSpec, Policy, PrometheusAuth, PrometheusSpec, TrafficSelector, size_as_written,
 };
 use canary_core::ports::MetricsSource;
+use canary_core::secret::{Secret, redacted};
 use jiff::Timestamp;
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 
@@ -41,16 +51,22 @@ pub struct PrometheusConfig {
     pub url: String,
     /// Authentication.
     pub auth: PrometheusAuth,
-    /// Extra headers.
-    pub headers: Vec<(String, String)>,
+    /// Extra headers (a secret one read at every tick).
+    pub headers: Vec<(String, HeaderValueSpec)>,
     /// A PEM bundle of extra certificate authorities.
     pub ca_file: Option<PathBuf>,
     /// TLS verification off (warned about).
     pub insecure_skip_tls_verify: bool,
     /// Timeout of one request.
     pub timeout: Duration,
-    /// Retries after a timeout, a connection error or a 5xx answer.
+    /// Retries after a timeout, a connection error, a 429 or a 5xx answer.
     pub retries: u32,
+    /// Largest answer read, in bytes.
+    pub max_answer_bytes: u64,
+    /// Most series one answer may hold.
+    pub max_series: u32,
+    /// Whether answers with warnings are judged (their warnings passed on).
+    pub accept_warnings: bool,
     /// The first wait before a retry (doubled each time, at most 4 s).
     pub backoff: Duration,
     /// Bound on one call with all its retries; `None`: every attempt's timeout plus the
@@ -69,6 +85,9 @@ impl std::fmt::Debug for PrometheusConfig {
             .field("insecure_skip_tls_verify", &self.insecure_skip_tls_verify)
             .field("timeout", &self.timeout)
             .field("retries", &self.retries)
+            .field("max_answer_bytes", &self.max_answer_bytes)
+            .field("max_series", &self.max_series)
+            .field("accept_warnings", &self.accept_warnings)
             .field("backoff", &self.backoff)
             .field("call_timeout", &self.call_timeout)
             .finish()
@@ -93,6 +112,9 @@ impl PrometheusConfig {
             insecure_skip_tls_verify: spec.insecure_skip_tls_verify,
             timeout: spec.timeout,
             retries: spec.retries,
+            max_answer_bytes: spec.max_answer_bytes,
+            max_series: spec.max_series,
+            accept_warnings: spec.accept_warnings,
             backoff: FIRST_BACKOFF,
             call_timeout: None,
         })
@@ -108,6 +130,9 @@ impl PrometheusConfig {
             insecure_skip_tls_verify: false,
             timeout: Duration::from_secs(10),
             retries: 3,
+            max_answer_bytes: DEFAULT_MAX_ANSWER_BYTES,
+            max_series: DEFAULT_MAX_SERIES,
+            accept_warnings: false,
             backoff: FIRST_BACKOFF,
             call_timeout: None,
         }
@@ -126,41 +151,11 @@ impl PrometheusConfig {
     }
 }
 
-/// A secret's value. Its `Debug` shows nothing of it.
-#[derive(Clone)]
-struct Secret(String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
-
-fn read_secret(source: &SecretSource) -> Result<Secret> {
-    let value = match source {
-        SecretSource::File(path) => std::fs::read_to_string(path)
-            .map_err(|e| Error::Secret(format!("cannot read the secret file {}: {e}", path.display())))?,
-        SecretSource::Env(name) => std::env::var(name).map_err(|_| {
-            Error::Secret(format!(
-                "the environment variable {name} (named by the policy for a secret) is not set or not UTF-8"
-            ))
-        })?,
-    };
-    let value = value.trim().to_owned();
-    if value.is_empty() {
-        let what = match source {
-            SecretSource::File(path) => format!("the secret file {}", path.display()),
-            SecretSource::Env(name) => format!("the environment variable {name}"),
-        };
-        return Err(Error::Secret(format!("{what} is empty")));
-    }
-    Ok(Secret(value))
-}
-
-/// The `Authorization` header of one tick, and the secret to keep out of messages.
+/// The `Authorization` header of one tick and the secret headers' values (each read as a
+/// [`Secret`], so every one is redacted wherever it is echoed).
 struct Credentials {
     header: Option<HeaderValue>,
-    secret: Option<Secret>,
+    headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// A query the source sends, and the answer's outcome.
@@ -179,6 +174,11 @@ pub enum QueryOutcome {
         error_type: String,
         /// Prometheus' message.
         message: String,
+    },
+    /// The answer was larger than the policy's `max-answer-size`: cut off unread.
+    TooLarge {
+        /// The limit, in bytes.
+        limit: u64,
     },
 }
 
@@ -245,7 +245,7 @@ impl PrometheusSource {
             let password = url.password().unwrap_or_default().to_owned();
             let _ = url.set_username("");
             let _ = url.set_password(None);
-            Some((user, Secret(password)))
+            Some((user, Secret::new(password)))
         };
         url.set_query(None);
         url.set_fragment(None);
@@ -255,11 +255,10 @@ impl PrometheusSource {
 
         let mut headers = HeaderMap::new();
         for (name, value) in &config.headers {
-            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                Error::Config(format!(
-                    "metrics.prometheus.headers: {name:?} is not a header name"
-                ))
-            })?;
+            let HeaderValueSpec::Plain(value) = value else {
+                continue;
+            };
+            let name = header_name(name)?;
             let mut value = HeaderValue::from_str(value).map_err(|_| {
                 Error::Config(format!(
                     "metrics.prometheus.headers.{name}: not a valid header value"
@@ -272,6 +271,10 @@ impl PrometheusSource {
             .default_headers(headers)
             .user_agent(concat!("canary/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(config.timeout)
+            // A redirect is an error naming its target, never followed: following one sends
+            // the query (and, to the same host, the credentials) where the policy did not
+            // say, and a 302/303 turns the POST into a bodiless GET.
+            .redirect(reqwest::redirect::Policy::none())
             .no_proxy();
         if let Some(path) = &config.ca_file {
             let pem = std::fs::read(path).map_err(|e| {
@@ -331,29 +334,34 @@ impl PrometheusSource {
     }
 
     fn credentials(&self) -> Result<Credentials> {
-        let basic = |user: &str, password: &Secret| {
-            use std::io::Write as _;
-            let mut raw = Vec::new();
-            let _ = write!(raw, "{user}:{}", password.0);
-            format!("Basic {}", base64(&raw))
-        };
-        let (value, secret) = match &self.config.auth {
-            PrometheusAuth::None => match &self.url_credentials {
-                Some((user, password)) => (Some(basic(user, password)), Some(password.clone())),
-                None => (None, None),
-            },
-            PrometheusAuth::Bearer(source) => {
-                let token = read_secret(source)?;
-                (Some(format!("Bearer {}", token.0)), Some(token))
-            }
+        let value = match &self.config.auth {
+            PrometheusAuth::None => self
+                .url_credentials
+                .as_ref()
+                .map(|(user, password)| password.basic_auth(user)),
+            PrometheusAuth::Bearer(source) => Some(read_secret(source)?.header_value("Bearer")),
             PrometheusAuth::Basic { username, password } => {
-                let password = read_secret(password)?;
-                (Some(basic(username, &password)), Some(password))
+                Some(read_secret(password)?.basic_auth(username))
             }
         };
+        let mut headers = Vec::new();
+        for (name, value) in &self.config.headers {
+            let HeaderValueSpec::Secret(source) = value else {
+                continue;
+            };
+            let secret = read_secret(source)?;
+            let mut value = HeaderValue::from_str(secret.expose()).map_err(|_| {
+                Error::Secret(format!(
+                    "{} holds characters an HTTP header cannot carry",
+                    source.describe()
+                ))
+            })?;
+            value.set_sensitive(true);
+            headers.push((header_name(name)?, value));
+        }
         let header = match value {
             Some(value) => {
-                let mut value = HeaderValue::from_str(&value).map_err(|_| {
+                let mut value = HeaderValue::from_str(value.expose()).map_err(|_| {
                     Error::Secret(
                         "the credentials hold characters an HTTP header cannot carry".to_owned(),
                     )
@@ -363,7 +371,7 @@ impl PrometheusSource {
             }
             None => None,
         };
-        Ok(Credentials { header, secret })
+        Ok(Credentials { header, headers })
     }
 
     /// One instant query evaluated at `at`.
@@ -378,7 +386,11 @@ impl PrometheusSource {
         promql: &str,
         at: Timestamp,
     ) -> Result<QueryOutcome> {
-        let form = [("query", promql.to_owned()), ("time", unix_seconds(at))];
+        let form = [
+            ("query", promql.to_owned()),
+            ("time", unix_seconds(at)),
+            ("partial_response", "false".to_owned()),
+        ];
         self.call(credentials, "query", &form).await
     }
 
@@ -396,6 +408,7 @@ impl PrometheusSource {
             ("start", unix_seconds(start)),
             ("end", unix_seconds(end)),
             ("step", format!("{}", step.as_secs_f64())),
+            ("partial_response", "false".to_owned()),
         ];
         self.call(&credentials, "query_range", &form).await
     }
@@ -408,7 +421,13 @@ impl PrometheusSource {
         form: &[(&str, String)],
     ) -> Result<QueryOutcome> {
         let bound = self.config.call_bound();
-        match tokio::time::timeout(bound, self.attempts(credentials, endpoint, form)).await {
+        let deadline = tokio::time::Instant::now() + bound;
+        match tokio::time::timeout_at(
+            deadline,
+            self.attempts(credentials, endpoint, form, deadline),
+        )
+        .await
+        {
             Ok(outcome) => outcome,
             Err(_) => Err(Error::Deadline {
                 address: self.address.clone(),
@@ -422,30 +441,12 @@ impl PrometheusSource {
         credentials: &Credentials,
         endpoint: &str,
         form: &[(&str, String)],
+        deadline: tokio::time::Instant,
     ) -> Result<QueryOutcome> {
         let url = self
             .api
             .join(endpoint)
             .map_err(|e| Error::Config(format!("{}: {e}", self.address)))?;
-        // Everything secret this request carries, raw and as sent, so that no echo of it in
-        // an error page reaches a message.
-        let mut secret_texts: Vec<String> = Vec::new();
-        if let Some(secret) = &credentials.secret {
-            secret_texts.push(secret.0.clone());
-        }
-        if let Some(value) = credentials.header.as_ref().and_then(|h| h.to_str().ok()) {
-            secret_texts.push(value.to_owned());
-            if let Some((_, encoded)) = value.split_once(' ') {
-                secret_texts.push(encoded.to_owned());
-            }
-        }
-        secret_texts.extend(self.config.headers.iter().map(|(_, value)| value.clone()));
-        let secrets: Vec<&str> = secret_texts
-            .iter()
-            .map(String::as_str)
-            .filter(|s| s.len() >= 4)
-            .collect();
-        let secret = secrets.as_slice();
         let attempts = self.config.retries + 1;
         let mut attempt = 0;
         loop {
@@ -459,8 +460,12 @@ impl PrometheusSource {
             if let Some(auth) = &credentials.header {
                 request = request.header(header::AUTHORIZATION, auth.clone());
             }
+            for (name, value) in &credentials.headers {
+                request = request.header(name.clone(), value.clone());
+            }
+            let mut retry_after = None;
             let failure = match request.send().await {
-                Ok(response) => {
+                Ok(mut response) => {
                     let status = response.status().as_u16();
                     let content_type = response
                         .headers()
@@ -468,23 +473,69 @@ impl PrometheusSource {
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("no content type")
                         .to_owned();
-                    match response.bytes().await {
-                        Ok(body) if status >= 500 => Error::ServerError {
+                    if (300..400).contains(&status) {
+                        return Err(Error::Redirect {
+                            address: self.address.clone(),
+                            status,
+                            location: response
+                                .headers()
+                                .get(header::LOCATION)
+                                .map(|l| shown_location(&String::from_utf8_lossy(l.as_bytes())))
+                                .unwrap_or_else(|| "nowhere (no Location header)".to_owned()),
+                        });
+                    }
+                    retry_after = response
+                        .headers()
+                        .get(header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| retry_after_wait(v, Timestamp::now()));
+                    match read_bounded(&mut response, self.config.max_answer_bytes).await {
+                        Ok(Some(body)) if status >= 500 || status == 429 => Error::ServerError {
                             address: self.address.clone(),
                             status,
                             attempts: attempt,
-                            body: excerpt(&body, EXCERPT_BYTES, secret),
+                            body: excerpt(&body, EXCERPT_BYTES),
                         },
-                        Ok(body) => return self.interpret(status, &content_type, &body, secret),
+                        Ok(Some(body)) => return self.interpret(status, &content_type, &body),
+                        Ok(None) if (200..300).contains(&status) => {
+                            return Ok(QueryOutcome::TooLarge {
+                                limit: self.config.max_answer_bytes,
+                            });
+                        }
+                        Ok(None) => Error::UnexpectedStatus {
+                            address: self.address.clone(),
+                            status,
+                            body: format!(
+                                "an answer larger than {}, cut off unread",
+                                size_as_written(self.config.max_answer_bytes)
+                            ),
+                        },
                         Err(e) => self.transport_error(e, attempt),
                     }
                 }
                 Err(e) => self.transport_error(e, attempt),
             };
-            if attempt >= attempts {
+            let retryable = !matches!(failure, Error::UnexpectedStatus { .. });
+            if attempt >= attempts || !retryable {
                 return Err(failure);
             }
-            let wait = self.config.backoff_after(attempt - 1);
+            let wait = match retry_after {
+                Some(wait) => {
+                    // The server's wait, when it leaves time for one more attempt within the
+                    // call's bound; otherwise giving up now beats a retry that cannot finish.
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    if wait + self.config.timeout > left {
+                        return Err(Error::RetryAfterTooLong {
+                            address: self.address.clone(),
+                            wait,
+                            left,
+                            last: Box::new(failure),
+                        });
+                    }
+                    wait
+                }
+                None => self.config.backoff_after(attempt - 1),
+            };
             tracing::debug!(address = %self.address, attempt, error = %failure, ?wait, "retrying");
             tokio::time::sleep(wait).await;
         }
@@ -507,15 +558,9 @@ impl PrometheusSource {
     }
 
     /// What one HTTP answer means: a result, a refused query, or an error naming this
-    /// source's address, with every one of `secret` kept out of the excerpts of the body.
-    /// Public so that the fuzz targets (`tests/fuzz`) feed it hostile answers.
-    pub fn interpret(
-        &self,
-        status: u16,
-        content_type: &str,
-        body: &[u8],
-        secret: &[&str],
-    ) -> Result<QueryOutcome> {
+    /// source's address; every text from the answer redacted of every secret the process
+    /// holds. Public so that the fuzz targets (`tests/fuzz`) feed it hostile answers.
+    pub fn interpret(&self, status: u16, content_type: &str, body: &[u8]) -> Result<QueryOutcome> {
         if status == 401 || status == 403 {
             return Err(Error::Unauthorized {
                 address: self.address.clone(),
@@ -531,8 +576,8 @@ impl PrometheusSource {
                 message,
             }) if status == 400 || status == 422 || error_type == "bad_data" => {
                 Ok(QueryOutcome::Refused {
-                    error_type,
-                    message,
+                    error_type: redacted(&error_type),
+                    message: redacted(&message),
                 })
             }
             Ok(ApiAnswer::Error {
@@ -540,28 +585,28 @@ impl PrometheusSource {
                 message,
             }) => Err(Error::Api {
                 address: self.address.clone(),
-                error_type,
-                message,
+                error_type: redacted(&error_type),
+                message: redacted(&message),
             }),
             Ok(ApiAnswer::Success { .. }) => Err(Error::UnexpectedStatus {
                 address: self.address.clone(),
                 status,
-                body: excerpt(body, EXCERPT_BYTES, secret),
+                body: excerpt(body, EXCERPT_BYTES),
             }),
             Err(AnswerError::NotJson) if (200..300).contains(&status) => Err(Error::NotJson {
                 address: self.address.clone(),
                 status,
                 content_type: content_type.to_owned(),
-                first_bytes: excerpt(body, EXCERPT_BYTES, secret),
+                first_bytes: excerpt(body, EXCERPT_BYTES),
             }),
             Err(AnswerError::NotJson) => Err(Error::UnexpectedStatus {
                 address: self.address.clone(),
                 status,
-                body: excerpt(body, EXCERPT_BYTES, secret),
+                body: excerpt(body, EXCERPT_BYTES),
             }),
             Err(AnswerError::Malformed(message)) => Err(Error::Malformed {
                 address: self.address.clone(),
-                message,
+                message: redacted(&message),
             }),
         }
     }
@@ -579,8 +624,33 @@ impl PrometheusSource {
                     result,
                     warnings: w,
                 } => {
-                    warnings.extend(w.into_iter().map(|w| format!("{}: {w}", check.name)));
-                    reading_of(check, &self.traffic, &result)
+                    let w: Vec<String> = w.iter().map(|w| redacted(w)).collect();
+                    warnings.extend(w.iter().map(|w| format!("{}: {w}", check.name)));
+                    let series = match &result {
+                        QueryResult::Vector(series) => series.len(),
+                        QueryResult::Matrix(series) => series.len(),
+                        QueryResult::Scalar(_) | QueryResult::String(_) => 1,
+                    };
+                    if series > self.config.max_series as usize {
+                        Reading::Invalid {
+                            reason: format!(
+                                "the answer holds {series} series, more than the {} series allowed \
+                                 (metrics.prometheus.max-series); the query was: {promql}",
+                                self.config.max_series
+                            ),
+                        }
+                    } else if !w.is_empty() && !self.config.accept_warnings {
+                        Reading::Invalid {
+                            reason: format!(
+                                "the answer came with warnings, so it may be partial, and a partial \
+                                 answer is never judged (set metrics.prometheus.accept-warnings: true \
+                                 to judge such answers): {}; the query was: {promql}",
+                                w.join("; ")
+                            ),
+                        }
+                    } else {
+                        reading_of(check, &self.traffic, &result)
+                    }
                 }
                 QueryOutcome::Refused {
                     error_type,
@@ -588,6 +658,13 @@ impl PrometheusSource {
                 } => Reading::Invalid {
                     reason: format!(
                         "Prometheus refused the query ({error_type}): {message}; the query was: {promql}"
+                    ),
+                },
+                QueryOutcome::TooLarge { limit } => Reading::Invalid {
+                    reason: format!(
+                        "the answer is larger than {} (metrics.prometheus.max-answer-size), cut \
+                         off unread; the query was: {promql}",
+                        size_as_written(limit)
                     ),
                 },
             };
@@ -648,26 +725,72 @@ pub fn strip_userinfo(url: &str) -> String {
     }
 }
 
-/// Standard base64 (RFC 4648), for the basic-auth header.
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
+/// A secret named by the policy, read (and so learnt by the process's redactor).
+fn read_secret(source: &canary_core::policy::SecretSource) -> Result<Secret> {
+    source.read().map_err(|e| Error::Secret(e.to_string()))
+}
+
+/// A configured header's name, checked.
+fn header_name(name: &str) -> Result<HeaderName> {
+    HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+        Error::Config(format!(
+            "metrics.prometheus.headers: {name:?} is not a header name"
+        ))
+    })
+}
+
+/// A redirect's target as messages show it: no credentials, no query or fragment (a login
+/// redirect may carry a token there), redacted, at most 200 characters.
+fn shown_location(location: &str) -> String {
+    let mut shown = strip_userinfo(location);
+    if let Some(cut) = shown.find(['?', '#']) {
+        shown.truncate(cut);
+        shown.push_str("?…");
     }
-    out
+    excerpt(shown.as_bytes(), EXCERPT_BYTES)
+}
+
+/// How long a `Retry-After` value asks to wait (RFC 9110 §10.2.3): delay-seconds or an
+/// HTTP-date, from `now`; `None` for anything else. A date in the past is no wait.
+pub fn retry_after_wait(value: &str, now: Timestamp) -> Option<Duration> {
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
+    }
+    let date = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
+    Some(
+        date.duration_since(now)
+            .try_into()
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// The body of `response`, read as it streams in; `None` as soon as it is larger than
+/// `limit` bytes (what was read is dropped, the connection closed), so an answer of any size
+/// costs at most `limit` bytes of memory.
+pub(crate) async fn read_bounded(
+    response: &mut reqwest::Response,
+    limit: u64,
+) -> std::result::Result<Option<Vec<u8>>, reqwest::Error> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit)
+    {
+        return Ok(None);
+    }
+    // Room for the whole answer reserved once (the length said, or the limit): a growing
+    // Vec would hold its old and new buffers at once while it reallocates, and the
+    // transport's chunks may pin buffers larger than themselves. Reserved pages the answer
+    // does not fill are never touched, so cost no memory.
+    let expected = response.content_length().unwrap_or(limit).min(limit);
+    let mut body = Vec::with_capacity(usize::try_from(expected).unwrap_or(usize::MAX));
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() as u64 + chunk.len() as u64 > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }
 
 #[cfg(test)]
@@ -678,18 +801,6 @@ mod tests {
     use tokio::net::TcpListener;
 
     use super::*;
-
-    #[test]
-    fn base64_matches_rfc_4648() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(
-            base64(b"Aladdin:open sesame"),
-            "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
-        );
-    }
 
     #[test]
     fn times_are_unix_seconds_and_urls_lose_their_credentials() {
@@ -715,12 +826,6 @@ mod tests {
             config.call_bound(),
             Duration::from_millis(4000 + 250 + 500 + 1000 + 1000)
         );
-    }
-
-    #[test]
-    fn secrets_never_show_in_debug() {
-        let secret = Secret("hunter2".to_owned());
-        assert!(!format!("{secret:?}").contains("hunter2"));
     }
 
     fn policy(extra: &str) -> Policy {
@@ -815,7 +920,10 @@ mod tests {
             (200, "application/json", OK.to_owned()),
         ])
         .await;
-        let tick = source(&url, "").read_tick(now(), now()).await.unwrap();
+        let tick = source(&url, "    accept-warnings: true\n")
+            .read_tick(now(), now())
+            .await
+            .unwrap();
         assert_eq!(count.load(Ordering::SeqCst), 2);
         assert_eq!(tick.warnings, vec!["restarts: w1".to_owned()]);
         assert!(matches!(tick.readings["restarts"], Reading::Observed(_)));
@@ -966,7 +1074,9 @@ mod tests {
             "{request}"
         );
         assert!(
-            request.ends_with("query=up&start=1767225600.000&end=1767225630.000&step=30"),
+            request.ends_with(
+                "query=up&start=1767225600.000&end=1767225630.000&step=30&partial_response=false"
+            ),
             "{request}"
         );
     }
@@ -1003,9 +1113,10 @@ mod tests {
     #[test]
     fn the_configuration_debug_shows_no_header_values() {
         let mut config = PrometheusConfig::new("http://u:pw@h:9090");
-        config
-            .headers
-            .push(("X-Api-Key".to_owned(), "k3y-value".to_owned()));
+        config.headers.push((
+            "X-Api-Key".to_owned(),
+            HeaderValueSpec::Plain("k3y-value".to_owned()),
+        ));
         let shown = format!("{config:?}");
         assert!(
             shown.contains("X-Api-Key") && shown.contains("http://h:9090"),
@@ -1064,7 +1175,45 @@ mod tests {
         let credentials = source.credentials().unwrap();
         assert_eq!(
             credentials.header.unwrap().to_str().unwrap(),
-            format!("Basic {}", base64(b"user:pw"))
+            format!(
+                "Basic {}",
+                canary_core::secret::base64(
+                    b"user:pw",
+                    canary_core::secret::Alphabet::Standard,
+                    true
+                )
+            )
         );
+    }
+
+    #[tokio::test]
+    async fn an_answer_with_warnings_is_invalid_unless_they_are_accepted() {
+        let (url, _, requests) = server(vec![(200, "application/json", OK.to_owned())]).await;
+        let tick = source(&url, "").read_tick(now(), now()).await.unwrap();
+        let Reading::Invalid { reason } = &tick.readings["restarts"] else {
+            panic!("{tick:?}")
+        };
+        assert!(
+            reason.contains("w1") && reason.contains("accept-warnings"),
+            "{reason}"
+        );
+        let request = requests.lock().unwrap()[0].clone();
+        assert!(request.contains("&partial_response=false"), "{request}");
+    }
+
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date() {
+        let now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        assert_eq!(retry_after_wait("30", now), Some(Duration::from_secs(30)));
+        assert_eq!(
+            retry_after_wait("Thu, 01 Jan 2026 00:01:00 GMT", now),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            retry_after_wait("Wed, 31 Dec 2025 23:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after_wait("soon", now), None);
+        assert_eq!(retry_after_wait("-5", now), None);
     }
 }

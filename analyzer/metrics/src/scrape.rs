@@ -15,7 +15,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use canary_core::observation::{CheckObservation, HistogramBucket, Reading, RequestCounts, Tick};
+use canary_core::observation::{
+    BaselineData, CheckObservation, HistogramBucket, Reading, RequestCounts, Tick,
+};
 use canary_core::policy::{CheckKind, LabelMatcher, MatchOp, MetricsSourceSpec, Policy, Version};
 use canary_core::ports::MetricsSource;
 use jiff::Timestamp;
@@ -266,6 +268,8 @@ impl ScrapeSource {
         }
         let client = reqwest::Client::builder()
             .connect_timeout(timeout)
+            // A redirect is reported (see `fetch`), never followed: the policy names the pages.
+            .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .user_agent(concat!("canary/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -339,7 +343,7 @@ impl ScrapeSource {
                 address: endpoint.url.clone(),
                 message: format!(
                     "not the Prometheus text format; it begins: {}",
-                    excerpt(body.as_bytes(), 200, &[])
+                    excerpt(body.as_bytes(), 200)
                 ),
                 source: None,
             });
@@ -569,19 +573,31 @@ impl ScrapeSource {
             }
         };
         let selected = |key: &SeriesKey| key.0 == *metric && all_match(common, &key.1);
-        // Missing data: an endpoint whose latest page has none of the series.
-        let missing: Vec<String> = self
-            .endpoints
-            .iter()
-            .zip(current)
-            .filter(|(_, keys)| !keys.iter().any(selected))
-            .map(|(endpoint, _)| format!("{} ({})", endpoint.url, version_name(endpoint.version)))
-            .collect();
-        if !missing.is_empty() {
+        // Missing data: an endpoint whose latest page has none of the series. A canary
+        // endpoint without them leaves nothing to judge; baseline endpoints without them
+        // leave only the comparison without data (a partial baseline is no baseline).
+        let missing_on = |version: Version| -> Vec<String> {
+            self.endpoints
+                .iter()
+                .zip(current)
+                .filter(|(endpoint, keys)| {
+                    endpoint.version == version && !keys.iter().any(selected)
+                })
+                .map(|(endpoint, _)| {
+                    format!("{} ({})", endpoint.url, version_name(endpoint.version))
+                })
+                .collect()
+        };
+        let missing_canary = missing_on(Version::Canary);
+        let missing_baseline = missing_on(Version::Baseline);
+        if !missing_canary.is_empty() {
+            let missing: Vec<String> = missing_canary.into_iter().chain(missing_baseline).collect();
             return Reading::NoData {
                 reason: format!("no {shown} series on {}", missing.join(", ")),
             };
         }
+        let baseline_missing = (!missing_baseline.is_empty())
+            .then(|| format!("no {shown} series on {}", missing_baseline.join(", ")));
         let of_version = |version: Version| {
             self.endpoints
                 .iter()
@@ -604,12 +620,18 @@ impl ScrapeSource {
                 };
                 Reading::Observed(CheckObservation::Counts {
                     canary: counts(Version::Canary),
-                    baseline: counts(Version::Baseline),
+                    baseline: match baseline_missing {
+                        Some(reason) => BaselineData::Missing(reason),
+                        None => BaselineData::Observed(counts(Version::Baseline)),
+                    },
                 })
             }
             ScrapeCheck::Latency { .. } => {
                 let mut out = [Vec::new(), Vec::new()];
                 for (i, version) in [Version::Canary, Version::Baseline].into_iter().enumerate() {
+                    if version == Version::Baseline && baseline_missing.is_some() {
+                        continue;
+                    }
                     let mut by_le: Vec<(f64, f64)> = Vec::new();
                     for (key, value) in of_version(version) {
                         let Some(le) = key
@@ -642,7 +664,13 @@ impl ScrapeSource {
                         .collect();
                 }
                 let [canary, baseline] = out;
-                Reading::Observed(CheckObservation::Histogram { canary, baseline })
+                Reading::Observed(CheckObservation::Histogram {
+                    canary,
+                    baseline: match baseline_missing {
+                        Some(reason) => BaselineData::Missing(reason),
+                        None => BaselineData::Observed(baseline),
+                    },
+                })
             }
             // Returned above.
             ScrapeCheck::Unsupported { kind } => Reading::Invalid {
@@ -665,7 +693,7 @@ async fn fetch(client: &reqwest::Client, url: &str, timeout: Duration) -> Result
         message,
         source: source.map(|e| Box::new(e.without_url()) as canary_core::error::BoxError),
     };
-    let response = client
+    let mut response = client
         .get(url)
         .timeout(timeout)
         .header(
@@ -682,19 +710,47 @@ async fn fetch(client: &reqwest::Client, url: &str, timeout: Duration) -> Result
             }
         })?;
     let status = response.status();
-    let body = response.bytes().await.map_err(|e| {
-        if e.is_timeout() {
-            fail(format!("no complete page within {timeout:?}"), None)
-        } else {
-            fail("the page was cut off".to_owned(), Some(e))
-        }
-    })?;
+    if status.is_redirection() {
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .map(|l| crate::prometheus::strip_userinfo(&String::from_utf8_lossy(l.as_bytes())))
+            .unwrap_or_default();
+        return Err(fail(
+            format!(
+                "HTTP {}: a redirect to {}, not followed (canary follows no redirect)",
+                status.as_u16(),
+                excerpt(location.as_bytes(), 200)
+            ),
+            None,
+        ));
+    }
+    // The same ceiling as a Prometheus answer's default: a page is read as it streams in.
+    let limit = canary_core::policy::DEFAULT_MAX_ANSWER_BYTES;
+    let body = crate::prometheus::read_bounded(&mut response, limit)
+        .await
+        .map_err(|e| {
+            if e.is_timeout() {
+                fail(format!("no complete page within {timeout:?}"), None)
+            } else {
+                fail("the page was cut off".to_owned(), Some(e))
+            }
+        })?
+        .ok_or_else(|| {
+            fail(
+                format!(
+                    "the page is larger than {}, cut off unread",
+                    canary_core::policy::size_as_written(limit)
+                ),
+                None,
+            )
+        })?;
     if !status.is_success() {
         return Err(fail(
             format!(
                 "HTTP {} from the metrics page: {}",
                 status.as_u16(),
-                excerpt(&body, 200, &[])
+                excerpt(&body, 200)
             ),
             None,
         ));
@@ -1025,7 +1081,8 @@ mod tests {
                 baseline: RequestCounts {
                     requests: 41.0 + 10.0,
                     errors: 1.0
-                },
+                }
+                .into(),
             })
         );
         let Reading::Observed(CheckObservation::Histogram { canary, baseline }) =
@@ -1046,17 +1103,38 @@ mod tests {
                 }
             ]
         );
-        assert_eq!(baseline[0].count, 35.0 + 8.0);
+        assert_eq!(baseline.observed().unwrap()[0].count, 35.0 + 8.0);
 
-        // A page without the series is missing data, naming the endpoint.
+        // A baseline page without the series leaves the baseline missing, naming the
+        // endpoint; the canary's data is still there for its absolute bounds.
         set(
             "/b2",
             "# nothing here\nprocess_start_time_seconds 1\n".to_owned(),
         );
         let tick = source.read_tick(t0, t0).await.unwrap();
+        let Reading::Observed(CheckObservation::Counts {
+            canary,
+            baseline: BaselineData::Missing(reason),
+        }) = &tick.readings["errors"]
+        else {
+            panic!("{tick:?}")
+        };
+        assert_eq!(canary.requests, 52.0);
+        assert!(reason.contains(&format!("{url}/b2 (baseline)")), "{reason}");
+        let Reading::Observed(CheckObservation::Histogram {
+            baseline: BaselineData::Missing(_),
+            ..
+        }) = &tick.readings["latency"]
+        else {
+            panic!("{tick:?}")
+        };
+        // A canary page without them is missing data for every criterion.
+        set("/c", "# nothing here\n".to_owned());
+        let tick = source.read_tick(t0, t0).await.unwrap();
         let Reading::NoData { reason } = &tick.readings["errors"] else {
             panic!("{tick:?}")
         };
+        assert!(reason.contains(&format!("{url}/c (canary)")), "{reason}");
         assert!(reason.contains(&format!("{url}/b2 (baseline)")), "{reason}");
 
         // HTML is refused, an error status too, both naming the endpoint; nothing is counted.

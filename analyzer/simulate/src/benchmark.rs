@@ -1,5 +1,5 @@
 //! The decision-quality benchmark: canary's rollout against the peers' rules
-//! ([`crate::baselines`]) on the same simulated traffic, seed for seed.
+//! ([`crate::peers`]) on the same simulated traffic, seed for seed.
 //!
 //! The scenarios: healthy canaries at 5, 50 and 500 requests/s; error-rate regressions ×1.5
 //! and ×2; latency regressions +20 % and +50 % (every quantile, p95 included); a global
@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 use canary_core::policy::Policy;
 use serde::Serialize;
 
-use crate::baselines::{
-    Argo, Flagger, Kayenta, NaiveZ, Rule, Schedule, SprtOracle, comparison_criteria, run_rule_many,
+use crate::peers::{
+    Argo, Flagger, Kayenta, NaiveZ, Rule, Schedule, SprtHistogramOracle, SprtOracle,
+    comparison_criteria, run_rule_many,
 };
 use crate::simulate::{SEED_STRIDE, SimulateOptions, simulate_policy};
 use crate::{Incident, Regression, Scenario, Summary, Traffic, run_many};
@@ -445,9 +446,13 @@ pub fn run_benchmark(options: &BenchmarkOptions, progress: &mut dyn FnMut(&str))
         });
         let mut rows = vec![canary_row];
         let oracle = SprtOracle::for_scenario(&policy, &scenario);
+        let histogram_oracle = SprtHistogramOracle::for_scenario(&policy, &scenario);
         let mut rules = peers.clone();
+        if let Some(oracle) = &histogram_oracle {
+            rules.insert(0, oracle);
+        }
         if let Some(oracle) = &oracle {
-            rules.insert(1, oracle);
+            rules.insert(0, oracle);
         }
         for rule in rules {
             let started = Instant::now();
@@ -521,7 +526,7 @@ pub fn render_markdown(benchmark: &Benchmark) -> String {
             t.rule, t.setting, t.false_rollbacks
         ));
     }
-    out.push_str("\n**At equal false-rollback rate.** Detection probability and the bad version's requests served before the rollout stopped it (mean over all runs: to the rollback, or to the promotion when the regression was missed), with each peer's requests as a multiple of canary's (above 1: canary served fewer). The SPRT oracle is told the true effect; canary's mean requests to a rollback over the oracle's is its expected-sample-size ratio.\n\n");
+    out.push_str("\n**At equal false-rollback rate.** Detection probability and the bad version's requests served before the rollout stopped it (mean over all runs: to the rollback, or to the promotion when the regression was missed), with each peer's requests as a multiple of canary's (above 1: canary served fewer). The SPRT oracles are told the true effect: one tests the one bucket bound below the baseline's true quantile, the whole-histogram one every bucket at once (canary's latency comparison looks at several bounds); canary's mean requests to a rollback over an oracle's is its expected-sample-size ratio.\n\n");
     let peers = [
         "Flagger (tuned)",
         "Argo Rollouts (tuned)",
@@ -531,8 +536,8 @@ pub fn render_markdown(benchmark: &Benchmark) -> String {
     for p in peers {
         out.push_str(&format!("{p}: detected, requests (× canary) | "));
     }
-    out.push_str("SPRT oracle: detected, requests to rollback | canary ÷ oracle |\n|---|---|");
-    out.push_str(&"---|".repeat(peers.len() + 2));
+    out.push_str("SPRT oracle: detected, requests to rollback | canary ÷ oracle | whole-histogram SPRT oracle: detected, requests to rollback | canary ÷ it |\n|---|---|");
+    out.push_str(&"---|".repeat(peers.len() + 4));
     out.push('\n');
     if let Some(healthy) = benchmark.scenarios.iter().find(|t| {
         t.kind == Kind::Healthy
@@ -554,7 +559,7 @@ pub fn render_markdown(benchmark: &Benchmark) -> String {
         for p in peers {
             out.push_str(&format!("{} | ", frr(p)));
         }
-        out.push_str("— | — |\n");
+        out.push_str("— | — | — | — |\n");
     }
     for table in benchmark
         .scenarios
@@ -580,22 +585,26 @@ pub fn render_markdown(benchmark: &Benchmark) -> String {
                 None => out.push_str("— | "),
             }
         }
-        match row("SPRT oracle") {
-            Some(r) => {
-                let oracle = r.summary.mean_canary_requests_to_rollback;
-                let ratio = match (canary.mean_canary_requests_to_rollback, oracle) {
-                    (Some(c), Some(s)) if s > 0.0 => format!("{:.2}", c / s),
-                    _ => "—".to_owned(),
-                };
-                out.push_str(&format!(
-                    "{}, {} | {} |\n",
-                    pct(r.summary.rollback_rate),
-                    opt(oracle, 0),
-                    ratio
-                ));
+        for oracle in ["SPRT oracle", "Whole-histogram SPRT oracle"] {
+            match row(oracle) {
+                Some(r) => {
+                    let oracle = r.summary.mean_canary_requests_to_rollback;
+                    let ratio = match (canary.mean_canary_requests_to_rollback, oracle) {
+                        (Some(c), Some(s)) if s > 0.0 => format!("{:.2}", c / s),
+                        _ => "—".to_owned(),
+                    };
+                    out.push_str(&format!(
+                        "{}, {} | {} | ",
+                        pct(r.summary.rollback_rate),
+                        opt(oracle, 0),
+                        ratio
+                    ));
+                }
+                None => out.push_str("— | — | "),
             }
-            None => out.push_str("— | — |\n"),
         }
+        out.truncate(out.trim_end().len());
+        out.push('\n');
     }
     out.push('\n');
     for table in &benchmark.scenarios {

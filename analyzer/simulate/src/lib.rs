@@ -13,13 +13,13 @@
 //! false-rollback rate with its Wilson interval, detection probability, time and requests to
 //! detection.
 //!
-//! The same worlds feed the peers' decision rules in [`baselines`] (Flagger, Argo Rollouts,
+//! The same worlds feed the peers' decision rules in [`peers`] (Flagger, Argo Rollouts,
 //! Kayenta, a naive repeated z-test and Wald's SPRT as an oracle), so the [`benchmark`]
 //! compares them with canary on the same requests. `canary simulate` ([`simulate`]) and the
 //! benchmark harness call the same code, so their numbers come from the same path.
 
-pub mod baselines;
 pub mod benchmark;
+pub mod peers;
 mod samples;
 mod scenario;
 pub mod simulate;
@@ -84,9 +84,10 @@ pub fn run_with(machine: &Machine, scenario: &Scenario, seed: u64) -> RunResult 
     let policy = machine.policy();
     let bounds = &scenario.traffic.buckets;
     let mut world = World::new(scenario, seed);
-    let mut rollout = machine.start(world.start());
+    let mut rollout = machine.start(world.start(), None);
     let limit = world.start() + SignedDuration::from_secs(budget_seconds(policy));
     let mut event = Event::Resume;
+    let mut weight_set = 0;
     loop {
         let effects = machine.handle(&mut rollout, event, world.clock());
         let mut next = None;
@@ -101,20 +102,31 @@ pub fn run_with(machine: &Machine, scenario: &Scenario, seed: u64) -> RunResult 
                 }
                 Effect::SetWeight(weight) => {
                     world.set_weight(weight);
+                    weight_set = weight;
                     next = Some(Event::WeightSet(weight));
                 }
+                // The simulated gateway keeps the weight it was given: no drift.
+                Effect::ReadWeight => next = Some(Event::WeightRead(weight_set)),
                 Effect::Wait(until) => {
                     world.advance_to(until.max(world.clock()));
                     next = Some(Event::TimerFired);
                 }
                 // The Kubernetes promotion's stages (copy the pod template, scale the canary
                 // down) succeed at once in simulation.
-                Effect::Promote(stage) => next = Some(Event::PromotionDone(stage)),
+                Effect::Promote { stage, .. } => next = Some(Event::PromotionDone(stage)),
+                Effect::Preflight => {
+                    next = Some(Event::PreflightPassed {
+                        canary_generation: None,
+                    })
+                }
                 Effect::Read { .. } => {
-                    next = Some(Event::Observed(world.read().tick(policy, bounds)));
+                    next = Some(Event::Observed {
+                        tick: world.read().tick(policy, bounds),
+                        checkpoint: None,
+                    });
                 }
                 Effect::Finish(outcome) => {
-                    let outcome = match (&rollout.phase, outcome.exit) {
+                    let outcome = match (rollout.phase(), outcome.exit) {
                         (Phase::Promoted, _) => RunOutcome::Promoted,
                         (
                             Phase::RolledBack {
@@ -127,10 +139,9 @@ pub fn run_with(machine: &Machine, scenario: &Scenario, seed: u64) -> RunResult 
                         (Phase::RolledBack { .. }, _) => RunOutcome::RolledBack,
                         _ => RunOutcome::Failed,
                     };
-                    let decided = rollout.decided_at.unwrap_or(world.clock());
+                    let decided = rollout.decided_at().unwrap_or(world.clock());
                     let failed_check = rollout
-                        .last_assessment
-                        .as_ref()
+                        .last_assessment()
                         .and_then(|a| a.failures().next().map(|c| c.name.clone()));
                     let decided_after = Duration::try_from(decided.duration_since(world.start()))
                         .unwrap_or_default();
@@ -138,7 +149,7 @@ pub fn run_with(machine: &Machine, scenario: &Scenario, seed: u64) -> RunResult 
                         &world,
                         outcome,
                         decided_after,
-                        rollout.judge.ticks,
+                        rollout.judge().ticks,
                         failed_check,
                     );
                 }
@@ -150,7 +161,7 @@ pub fn run_with(machine: &Machine, scenario: &Scenario, seed: u64) -> RunResult 
                 &world,
                 RunOutcome::Failed,
                 world.elapsed(),
-                rollout.judge.ticks,
+                rollout.judge().ticks,
                 None,
             );
         }

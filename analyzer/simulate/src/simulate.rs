@@ -8,7 +8,8 @@
 
 use std::time::{Duration, Instant};
 
-use canary_core::policy::{CheckKind, Policy, SamplesMethod};
+use canary_core::judge::fmt_num;
+use canary_core::policy::{CheckKind, Criterion, Policy, SamplesMethod};
 use canary_core::rollout::Machine;
 use canary_core::stats::autocorrelated_mean::DEFAULT_MAX_AUTOCORRELATION;
 use serde::Serialize;
@@ -62,14 +63,48 @@ enum Seen {
 }
 
 /// The regressions `canary simulate` tries by default: name, what it is, which check sees it.
-fn default_regressions() -> [(&'static str, Regression, Seen); 4] {
+/// Latency regressions slow every request by the same factor, so every quantile moves by it:
+/// they are named after the quantile the policy's first latency check uses ("p99 +20 %").
+fn default_regressions(policy: &Policy) -> [(String, Regression, Seen); 4] {
+    let quantile = policy
+        .checks
+        .iter()
+        .find_map(|check| match &check.kind {
+            CheckKind::Latency(latency) => Some(latency.quantile),
+            _ => None,
+        })
+        .unwrap_or(0.95);
+    let p = format!("p{}", fmt_num(quantile * 100.0));
     [
-        ("errors ×1.5", Regression::errors_times(1.5), Seen::Errors),
-        ("errors ×2", Regression::errors_times(2.0), Seen::Errors),
-        ("p95 +20 %", Regression::latency_times(1.2), Seen::Latency),
-        ("p95 +50 %", Regression::latency_times(1.5), Seen::Latency),
+        (
+            "errors ×1.5".to_owned(),
+            Regression::errors_times(1.5),
+            Seen::Errors,
+        ),
+        (
+            REGRESSION_ERRORS_TWICE.to_owned(),
+            Regression::errors_times(2.0),
+            Seen::Errors,
+        ),
+        (
+            format!("{p} +20 %"),
+            Regression::latency_times(1.2),
+            Seen::Latency,
+        ),
+        (
+            format!("{p} +50 %"),
+            Regression::latency_times(1.5),
+            Seen::Latency,
+        ),
     ]
 }
+
+/// The name of the ×2 errors regression.
+const REGRESSION_ERRORS_TWICE: &str = "errors ×2";
+
+/// A regression a user would care about should be caught at least this often; below, the
+/// report warns and says how to catch it.
+pub const DETECTION_TO_WARN_BELOW: f64 = 0.8;
 
 /// How much a samples check's per-interval values move in the samples regressions: the
 /// canary's are this much higher (the traffic's samples have mean 1 and standard deviation
@@ -133,6 +168,9 @@ pub struct SimulateReport {
     pub regressions: Vec<ScenarioResult>,
     /// The default regressions not simulated, and why.
     pub skipped: Vec<Skipped>,
+    /// Regressions a user would care about (errors ×2, latency +20 %) caught in fewer than
+    /// [`DETECTION_TO_WARN_BELOW`] of the runs, each with what would catch them.
+    pub warnings: Vec<String>,
 }
 
 /// The scenarios of a simulation, each with its first seed: the healthy canary first, then
@@ -164,13 +202,13 @@ pub fn scenarios(
         options.seed,
     )];
     let mut skipped = Vec::new();
-    for (k, (name, regression, seen)) in default_regressions().into_iter().enumerate() {
+    for (k, (name, regression, seen)) in default_regressions(policy).into_iter().enumerate() {
         if has(seen) {
             let seed = options.seed.wrapping_add((k as u64 + 1) * SEED_STRIDE);
             run.push((Scenario::new(name, traffic.clone(), regression), seed));
         } else {
             skipped.push(Skipped {
-                scenario: name.to_owned(),
+                scenario: name,
                 reason: match seen {
                     Seen::Errors => "the policy has no error-rate check to see it",
                     Seen::Latency => "the policy has no latency check to see it",
@@ -180,7 +218,7 @@ pub fn scenarios(
         }
     }
     if let Some(phi) = autocorrelation {
-        let first = default_regressions().len() as u64 + 1;
+        let first = default_regressions(policy).len() as u64 + 1;
         for (k, (name, shift)) in SAMPLES_REGRESSIONS.into_iter().enumerate() {
             let seed = options.seed.wrapping_add((first + k as u64) * SEED_STRIDE);
             let regression = Regression {
@@ -206,12 +244,14 @@ pub fn simulate_policy(policy: &Policy, options: &SimulateOptions) -> SimulateRe
         }
     });
     let healthy = results.next().expect("the healthy scenario comes first");
+    let regressions: Vec<ScenarioResult> = results.collect();
     SimulateReport {
         service: policy.service.clone(),
         alpha: policy.rollout.alpha,
         options: options.clone(),
         healthy,
-        regressions: results.collect(),
+        warnings: missed_regressions(policy, options, &regressions),
+        regressions,
         skipped,
     }
 }
@@ -265,13 +305,93 @@ pub fn simulate_policy_within(
     }
     let mut results = results.into_iter();
     let healthy = results.next().expect("the healthy scenario comes first");
+    let regressions: Vec<ScenarioResult> = results.collect();
     SimulateReport {
         service: policy.service.clone(),
         alpha: policy.rollout.alpha,
         options: options.clone(),
         healthy,
-        regressions: results.collect(),
+        warnings: missed_regressions(policy, options, &regressions),
+        regressions,
         skipped,
+    }
+}
+
+/// The warnings for the regressions a user would care about — errors ×2 and latency +20 % —
+/// when they are caught in fewer than [`DETECTION_TO_WARN_BELOW`] of the runs, each saying
+/// how much evidence a rollout gathers at this traffic and what would catch them.
+fn missed_regressions(
+    policy: &Policy,
+    options: &SimulateOptions,
+    regressions: &[ScenarioResult],
+) -> Vec<String> {
+    let rollout = &policy.rollout;
+    let steps = rollout.analysed_steps();
+    let step_seconds = rollout.step_duration.as_secs_f64();
+    let canary_requests: f64 = steps
+        .iter()
+        .map(|&w| options.rps * f64::from(w) / 100.0 * step_seconds)
+        .sum();
+    let compares = |errors: bool| {
+        policy.checks.iter().any(|check| {
+            check.criteria().contains(&Criterion::Baseline)
+                && matches!(
+                    (&check.kind, errors),
+                    (CheckKind::ErrorRate(_), true) | (CheckKind::Latency(_), false)
+                )
+        })
+    };
+    let weights: Vec<String> = steps.iter().map(|w| format!("{w} %")).collect();
+    let mut warnings = Vec::new();
+    for result in regressions {
+        let name = &result.scenario.name;
+        // Told by what the regression is, not its name (the samples regressions are "+20 %"
+        // too).
+        let regression = &result.scenario.canary;
+        let errors = name == REGRESSION_ERRORS_TWICE;
+        let latency = (regression.latency_factor - 1.2).abs() < 1e-9;
+        let caught = result.summary.rollback_rate;
+        if !(errors || latency) || caught >= DETECTION_TO_WARN_BELOW {
+            continue;
+        }
+        let evidence = if errors {
+            format!(
+                "about {} canary requests with {} errors at ×2",
+                fmt_num(canary_requests.round()),
+                fmt_num((canary_requests * options.error_rate * 2.0).round())
+            )
+        } else {
+            format!("about {} canary requests", fmt_num(canary_requests.round()))
+        };
+        let fix = if compares(errors) {
+            format!(
+                "more evidence per rollout catches it: longer steps (step-duration, now {}), larger canary weights in steps, or a higher alpha (now {}%)",
+                humantime_secs(step_seconds),
+                fmt_num(rollout.alpha * 100.0)
+            )
+        } else {
+            format!(
+                "the policy has no `baseline` comparison for {}, and its absolute bound allows this regression: add `baseline: {{max-increase: …}}` to the check to compare with the stable version",
+                if errors { "errors" } else { "latency" }
+            )
+        };
+        warnings.push(format!(
+            "{name} is caught in only {}% of rollouts (fewer than {}%): at {} req/s the analysed steps ({}) serve {evidence}; {fix}. Simulate again with --rps, --error-rate and --latency at your real traffic.",
+            fmt_num(caught * 100.0),
+            fmt_num(DETECTION_TO_WARN_BELOW * 100.0),
+            fmt_num(options.rps),
+            weights.join(", ")
+        ));
+    }
+    warnings
+}
+
+/// `5m`, `90s`: a duration for a sentence.
+fn humantime_secs(seconds: f64) -> String {
+    if seconds >= 60.0 && (seconds % 60.0).abs() < 1e-9 {
+        format!("{}m", fmt_num(seconds / 60.0))
+    } else {
+        format!("{}s", fmt_num(seconds))
     }
 }
 

@@ -2,7 +2,7 @@
 //! reads from it.
 //!
 //! One [`World`] is one rollout's traffic. Whoever decides — canary's real rollout machine,
-//! or one of the peers' rules in [`crate::baselines`] — moves the canary's weight with
+//! or one of the peers' rules in [`crate::peers`] — moves the canary's weight with
 //! [`World::set_weight`], lets time pass with [`World::advance_to`], and reads cumulative
 //! counters with [`World::read`], exactly as a metrics source would return them (stale
 //! reads and counter resets included).
@@ -13,7 +13,7 @@
 //! with the same weights at the same times see exactly the same requests, errors and
 //! latencies up to the moment their decisions differ, however many reads each makes. That is
 //! what makes "the same traffic, the same seeds" comparisons between canary and the
-//! baselines exact, not merely equal in distribution.
+//! peers' rules exact, not merely equal in distribution.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -143,11 +143,11 @@ impl Snapshot {
             let observation = match &check.kind {
                 CheckKind::ErrorRate(_) => CheckObservation::Counts {
                     canary: counts(&self.canary),
-                    baseline: counts(&self.baseline),
+                    baseline: counts(&self.baseline).into(),
                 },
                 CheckKind::Latency(_) => CheckObservation::Histogram {
                     canary: self.canary.histogram(bounds),
-                    baseline: self.baseline.histogram(bounds),
+                    baseline: self.baseline.histogram(bounds).into(),
                 },
                 CheckKind::Samples(_) => CheckObservation::Samples {
                     canary: self.canary_sample,

@@ -11,8 +11,8 @@
 //! criterion, no correction for looking again — rolls back far more than α.
 
 use canary_core::policy::Policy;
-use canary_simulate::baselines::{NaiveZ, Schedule, run_rule_many};
 use canary_simulate::benchmark::benchmark_policy;
+use canary_simulate::peers::{NaiveZ, Schedule, run_rule_many};
 use canary_simulate::{DEFAULT_BUCKETS, Regression, RunOutcome, Scenario, Traffic, run_many};
 
 /// One error-rate check judged both ways (absolute bound and comparison), so α = 1 % is

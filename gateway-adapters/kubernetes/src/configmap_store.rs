@@ -429,16 +429,16 @@ impl StateStore for ConfigMapStateStore {
         let Some(text) = map.data.as_ref().and_then(|d| d.get(ROLLOUT_KEY)) else {
             return Ok(None);
         };
-        serde_json::from_str(text).map(Some).map_err(|err| {
+        Rollout::from_json(text.as_bytes()).map(Some).map_err(|err| {
             Error::Usage(format!(
-                "{}, key {ROLLOUT_KEY}: the saved rollout state does not parse ({err}); inspect it with kubectl, then delete the key to start over",
+                "{}, key {ROLLOUT_KEY}: {err}; inspect it with kubectl, then delete the key to start over",
                 self.object(namespace)
             ))
         })
     }
 
     async fn save(&self, rollout: &Rollout) -> Result<()> {
-        let json = serde_json::to_string(rollout).map_err(|e| Error::Usage(e.to_string()))?;
+        let json = rollout.to_json(false)?;
         let (api, namespace) = self.api().await?;
         let (api, namespace) = (&api, namespace.as_str());
         if json.len() > MAX_STATE_BYTES {
@@ -496,9 +496,9 @@ impl StateStore for ConfigMapStateStore {
     async fn archive(&self, rollout: &Rollout) -> Result<String> {
         let (api, namespace) = self.api().await?;
         let (api, namespace) = (&api, namespace.as_str());
-        let stamp = rollout.started_at.strftime("%Y%m%d-%H%M%S").to_string();
+        let stamp = rollout.started_at().strftime("%Y%m%d-%H%M%S").to_string();
         let archive = format!("{}-{stamp}", self.name);
-        let json = serde_json::to_string(rollout).map_err(|e| Error::Usage(e.to_string()))?;
+        let json = rollout.to_json(false)?;
         let data = BTreeMap::from([(ROLLOUT_KEY.to_owned(), json)]);
         if !self.create(api, namespace, &archive, data).await? {
             return Err(Error::Mismatch {

@@ -9,7 +9,10 @@
 use canary_core::policy::{NotificationChannel, NotificationSpec};
 use canary_core::rollout::Notice;
 
+use canary_core::secret::Secret;
+
 use crate::error::{GatewayError, Result};
+
 use crate::hooks::{SignedPost, post_signed_json, read_secret};
 
 /// Sends notices to the policy's notification channels.
@@ -47,7 +50,8 @@ impl Notifier {
         let mut failures = Vec::new();
         for channel in self.channels.iter().filter(|c| c.on.contains(&notice.kind)) {
             if let Err(failure) = self.send_one(channel, notice, at).await {
-                failures.push(failure);
+                // A receiver's answer is outside text: redacted before it goes anywhere.
+                failures.push(canary_core::secret::redacted(&failure));
             }
         }
         failures
@@ -63,7 +67,11 @@ impl Notifier {
             NotificationChannel::Webhook { url, secret } => {
                 (url.clone(), webhook_body(notice, at), secret.as_ref())
             }
-            NotificationChannel::Slack { url } => (read_secret(url)?, slack_body(notice), None),
+            NotificationChannel::Slack { url } => {
+                // The whole URL is the credential; its path alone is learnt too.
+                let url = Secret::url(read_secret(url)?.expose());
+                (url.expose().to_owned(), slack_body(notice), None)
+            }
         };
         post_signed_json(
             &self.client,

@@ -26,6 +26,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use canary_core::policy::{HookAction, HookEvent, HookSpec, SecretSource};
+use canary_core::secret::Secret;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
@@ -143,7 +144,11 @@ impl HookRunner {
             event: context.event,
             outcome: match result {
                 Ok(()) => HookOutcome::Ok,
-                Err(reason) => HookOutcome::Failed { reason },
+                // The one point where a hook's outside text (a command's output, a
+                // receiver's answer) enters: redacted of every secret the process holds.
+                Err(reason) => HookOutcome::Failed {
+                    reason: canary_core::secret::redacted(&reason),
+                },
             },
             elapsed: started.elapsed(),
             rollback_on_failure: hook.rollback_on_failure,
@@ -233,22 +238,10 @@ pub fn signature(key: &[u8], body: &[u8]) -> String {
     hex
 }
 
-/// Reads a secret from its source; the message names the variable or file, never a value.
-pub(crate) fn read_secret(source: &SecretSource) -> std::result::Result<String, String> {
-    let value = match source {
-        SecretSource::Env(var) => std::env::var(var)
-            .map_err(|_| format!("the secret's environment variable {var} is not set"))?,
-        SecretSource::File(path) => std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read the secret file {}: {e}", path.display()))?,
-    };
-    let value = value.trim().to_owned();
-    if value.is_empty() {
-        return Err(match source {
-            SecretSource::Env(var) => format!("the secret's environment variable {var} is empty"),
-            SecretSource::File(path) => format!("the secret file {} is empty", path.display()),
-        });
-    }
-    Ok(value)
+/// Reads a secret from its source with the one reader every adapter uses (which teaches the
+/// process's redactor its value); the message names the variable or file, never a value.
+pub(crate) fn read_secret(source: &SecretSource) -> std::result::Result<Secret, String> {
+    source.read().map_err(|e| e.to_string())
 }
 
 /// A JSON POST to a webhook: hooks and notifications send them alike.
@@ -279,7 +272,10 @@ pub(crate) async fn post_signed_json(
         .header("X-Canary-Event", post.event);
     if let Some(secret) = post.secret {
         let key = read_secret(secret)?;
-        request = request.header("X-Canary-Signature", signature(key.as_bytes(), &post.body));
+        request = request.header(
+            "X-Canary-Signature",
+            signature(key.expose().as_bytes(), &post.body),
+        );
     }
     let response = request.body(post.body).send().await.map_err(|e| {
         if e.is_timeout() {

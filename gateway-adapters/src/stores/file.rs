@@ -18,6 +18,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use canary_core::ports::StateStore;
+#[cfg(test)]
+use canary_core::rollout::ControlAction;
 use canary_core::rollout::{ControlRequest, Rollout};
 use canary_core::{Error, Result};
 
@@ -59,6 +61,25 @@ impl FileStateStore {
             address: path.display().to_string(),
             message: format!("cannot {what}"),
             source: Some(Box::new(err)),
+        }
+    }
+
+    /// Removes the temporary files a writer killed between write and rename left behind
+    /// (`.SERVICE.json.PID.tmp`, [`write_durably`]). Only under the claim: no other process
+    /// writes this service's files then. Best effort: a file that cannot be removed stays.
+    fn remove_stale_temporaries(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let prefixes = [
+            format!(".{}.json.", self.service),
+            format!(".{}.control.json.", self.service),
+        ];
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".tmp") && prefixes.iter().any(|p| name.starts_with(p.as_str())) {
+                let _ = std::fs::remove_file(entry.path());
+            }
         }
     }
 
@@ -107,6 +128,7 @@ impl StateStore for FileStateStore {
             .and_then(|()| file.sync_all())
             .map_err(|e| self.io_error("write", &path, e))?;
         *self.lock.lock().expect("the lock mutex is never poisoned") = Some(file);
+        self.remove_stale_temporaries();
         Ok(())
     }
 
@@ -128,14 +150,15 @@ impl StateStore for FileStateStore {
 
     async fn load(&self) -> Result<Option<Rollout>> {
         let path = self.path();
-        let text = match std::fs::read_to_string(&path) {
+        // Bytes, not text: a state that is not UTF-8 is bad input for the parser to name.
+        let text = match std::fs::read(&path) {
             Ok(text) => text,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(err) => return Err(self.io_error("read", &path, err)),
         };
-        serde_json::from_str(&text).map(Some).map_err(|err| {
+        Rollout::from_json(&text).map(Some).map_err(|err| {
             Error::Usage(format!(
-                "{}: the saved rollout state does not parse ({err}); inspect it, then move it away to start over",
+                "{}: {err}; inspect it, then move it away to start over",
                 path.display()
             ))
         })
@@ -143,12 +166,12 @@ impl StateStore for FileStateStore {
 
     async fn save(&self, rollout: &Rollout) -> Result<()> {
         let path = self.path();
-        let json = serde_json::to_vec_pretty(rollout).map_err(|e| Error::Usage(e.to_string()))?;
-        write_durably(&path, &json).map_err(|e| self.io_error("save", &path, e))
+        let json = rollout.to_json(true)?;
+        write_durably(&path, json.as_bytes()).map_err(|e| self.io_error("save", &path, e))
     }
 
     async fn archive(&self, rollout: &Rollout) -> Result<String> {
-        let stamp = rollout.started_at.strftime("%Y%m%dT%H%M%SZ").to_string();
+        let stamp = rollout.started_at().strftime("%Y%m%dT%H%M%SZ").to_string();
         let target = self.dir.join(format!("{}.{stamp}.json", self.service));
         std::fs::rename(self.path(), &target)
             .map_err(|e| self.io_error("archive", &self.path(), e))?;
@@ -227,12 +250,38 @@ mod tests {
     }
 
     #[test]
+    fn a_claim_removes_the_temporary_files_a_killed_writer_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStateStore::new(dir.path(), "checkout");
+        std::fs::write(dir.path().join(".checkout.json.4242.tmp"), "{").unwrap();
+        std::fs::write(dir.path().join(".checkout.control.json.17.tmp"), "{").unwrap();
+        std::fs::write(dir.path().join(".other.json.4242.tmp"), "{").unwrap();
+        block_on(store.claim(false)).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [".other.json.4242.tmp"],
+            "another service's files stay"
+        );
+    }
+
+    #[test]
     fn requests_are_taken_once() {
         let dir = tempfile::tempdir().unwrap();
         let store = FileStateStore::new(dir.path(), "checkout");
         assert_eq!(block_on(store.take_request()).unwrap(), None);
-        let abort = ControlRequest::Abort {
-            reason: "x".to_owned(),
+        let abort = ControlRequest {
+            action: ControlAction::Abort {
+                reason: "x".to_owned(),
+            },
+            rollout_id: Some("rel-1".to_owned()),
+            rollout_started_at: jiff::Timestamp::UNIX_EPOCH,
+            requested_at: jiff::Timestamp::UNIX_EPOCH,
         };
         block_on(store.request(&abort)).unwrap();
         assert_eq!(block_on(store.take_request()).unwrap(), Some(abort));

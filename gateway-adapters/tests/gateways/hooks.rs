@@ -119,6 +119,36 @@ async fn failing_and_hanging_command_hooks_fail_with_a_reason() {
     assert!(!run.demands_rollback());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hook_printing_a_secret_fails_with_it_redacted() {
+    // A secret the process has read (a webhook's signing key, a bearer token): a command
+    // that prints it, raw and base64-encoded, as a failing smoke test might dump its env.
+    let key = "hook-signing-key/never+print";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("key");
+    fs::write(&file, format!("{key}\n")).unwrap();
+    let _ = SecretSource::File(file).read().unwrap();
+    let printing = hook(
+        "dump",
+        &[HookEvent::Step],
+        HookAction::Command(vec![
+            "sh".to_owned(),
+            "-c".to_owned(),
+            format!("echo 'key {key}' >&2; printf 'x:{key}' | base64 >&2; exit 1"),
+        ]),
+        Duration::from_secs(30),
+    );
+    let runner = HookRunner::new().unwrap();
+    let run = runner.run(&printing, &context(HookEvent::Step)).await;
+    let why = reason(&run.outcome);
+    assert!(why.contains("key [redacted]"), "{why}");
+    assert!(!why.contains(key), "{why}");
+    assert!(
+        !why.contains("ob29rLXNpZ25pbmcta2V5L25ldmVyK3ByaW50"),
+        "{why}"
+    );
+}
+
 /// What the test webhook server received.
 type Received = (HeaderMap, Bytes);
 

@@ -38,8 +38,8 @@ fn main() {
         for state in states {
             let key = format!(
                 "{}-{}",
-                state.phase.name(),
-                serde_json::to_value(&state.phase).expect("a phase")["index"]
+                state.phase().name(),
+                serde_json::to_value(state.phase()).expect("a phase")["index"]
             );
             if seen.contains(&key) {
                 continue;
@@ -57,7 +57,7 @@ fn run(script: Script) -> Vec<Rollout> {
     let machine = machine();
     let policy = prometheus_policy();
     let mut now = epoch();
-    let mut rollout = machine.start(now);
+    let mut rollout = machine.start(now, None);
     let mut event = Event::Resume;
     let mut saved = Vec::new();
     let mut tick = 0;
@@ -88,9 +88,16 @@ fn run(script: Script) -> Vec<Rollout> {
                 tick += 1;
                 let failing = matches!(script, Script::Failing) && tick > 3;
                 let missing = matches!(script, Script::NoData).then_some(0);
-                Event::Observed(synthetic_tick(policy, *since, now, tick, failing, missing))
+                Event::Observed {
+                    tick: synthetic_tick(policy, *since, now, tick, failing, missing),
+                    checkpoint: None,
+                }
             }
-            Some(Effect::Promote(stage)) => Event::PromotionDone(*stage),
+            Some(Effect::Promote { stage, .. }) => Event::PromotionDone(*stage),
+            Some(Effect::Preflight) => Event::PreflightPassed {
+                canary_generation: None,
+            },
+            Some(Effect::ReadWeight) => Event::WeightRead(rollout.current_weight()),
             _ => break,
         };
     }

@@ -191,11 +191,15 @@ pub fn check_reading(check: &str, reading: &Reading) {
         match observation {
             CheckObservation::Counts { canary, baseline } => {
                 counts(canary, "canary");
-                counts(baseline, "baseline");
+                if let Some(baseline) = baseline.observed() {
+                    counts(baseline, "baseline");
+                }
             }
             CheckObservation::Histogram { canary, baseline } => {
                 buckets(canary, "canary");
-                buckets(baseline, "baseline");
+                if let Some(baseline) = baseline.observed() {
+                    buckets(baseline, "baseline");
+                }
             }
             CheckObservation::Samples { canary, baseline } => {
                 for value in [canary, baseline].into_iter().flatten() {
@@ -327,7 +331,7 @@ pub fn policy_yaml(data: &[u8]) {
     let machine = Machine::new(policy.clone())
         .unwrap_or_else(|e| panic!("a valid policy has no rollout machine: {e}"));
     let now = epoch();
-    let mut rollout = machine.start(now);
+    let mut rollout = machine.start(now, None);
     check_effects(&machine.handle(&mut rollout, Event::Resume, now));
     Judge::new(
         &policy,
@@ -401,20 +405,23 @@ pub fn recording(data: &[u8]) {
 }
 
 /// A rollout state file, as `canary rollout`, `status`, `promote` and `abort` read it
-/// (`serde_json` into [`Rollout`], then [`Machine::check_resumable`]). One that is accepted
+/// ([`Rollout::from_json`], then [`Machine::validate`]). One that is accepted
 /// is resumed and driven for up to 48 events, the driver's answers chosen from the input:
 /// every batch of effects keeps the protocol ([`check_effects`]), and every state the machine
 /// persists must read back as it was written (a crash right after must be resumable).
 pub fn rollout_state(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    let Ok(rollout) = serde_json::from_str::<Rollout>(text) else {
-        return;
+    let rollout = match Rollout::from_json(data) {
+        Ok(rollout) => rollout,
+        Err(err) => {
+            assert_eq!(err.exit_code(), ExitCode::BadInput, "{err}");
+            return;
+        }
     };
     rollout.current_weight();
     let machine = machine();
-    if machine.check_resumable(&rollout).is_err() {
+    let now = rollout.started_at().max(epoch());
+    if let Err(err) = machine.validate(&rollout, now) {
+        assert_eq!(err.exit_code(), ExitCode::BadInput, "{err}");
         return;
     }
     drive(
@@ -436,7 +443,7 @@ fn drive(
     events: usize,
 ) {
     let policy = machine.policy();
-    let mut now = rollout.started_at.max(epoch());
+    let mut now = rollout.started_at().max(epoch());
     let mut event = first;
     let mut tick = 0u32;
     for _ in 0..events {
@@ -452,7 +459,7 @@ fn drive(
                 "a persisted state changes when read back"
             );
             machine
-                .check_resumable(&loaded)
+                .validate(&loaded, now)
                 .unwrap_or_else(|e| panic!("a persisted state is not resumable: {e}"));
         }
         rollout.current_weight();
@@ -486,12 +493,27 @@ fn drive(
                 tick += 1;
                 let failing = choices.one_in(4);
                 let missing = choices.one_in(10).then(|| choices.next() as usize);
-                Event::Observed(synthetic_tick(policy, *since, now, tick, failing, missing))
+                Event::Observed {
+                    tick: synthetic_tick(policy, *since, now, tick, failing, missing),
+                    checkpoint: None,
+                }
             }
-            Effect::Promote(stage) if choices.one_in(8) => {
+            Effect::Promote { stage, .. } if choices.one_in(8) => {
                 Event::PromotionFailed(format!("{stage:?} failed"))
             }
-            Effect::Promote(stage) => Event::PromotionDone(*stage),
+            Effect::Promote { stage, .. } => Event::PromotionDone(*stage),
+            Effect::Preflight if choices.one_in(8) => Event::PreflightFailed {
+                error: "fuzz".to_owned(),
+                bad_input: choices.one_in(2),
+            },
+            Effect::Preflight => Event::PreflightPassed {
+                canary_generation: None,
+            },
+            // The gateway drifted (restarted, changed by hand) now and then.
+            Effect::ReadWeight if choices.one_in(6) => {
+                Event::WeightRead(u8::try_from(choices.next() % 101).unwrap_or(0))
+            }
+            Effect::ReadWeight => Event::WeightRead(rollout.current_weight()),
             Effect::Persist | Effect::Notify(_) | Effect::Finish(_) => return,
         };
     }
@@ -538,11 +560,12 @@ pub fn synthetic_tick(
                 baseline: RequestCounts {
                     requests: n * 0.9,
                     errors: n * 0.0009,
-                },
+                }
+                .into(),
             },
             "latency" => CheckObservation::Histogram {
                 canary: buckets(n * 0.1),
-                baseline: buckets(n * 0.9),
+                baseline: buckets(n * 0.9).into(),
             },
             "samples" => CheckObservation::Samples {
                 canary: Some(0.2 + f64::from(tick % 3) * 0.01),
@@ -574,7 +597,7 @@ fn rollouts_awaiting_requests() -> &'static [Rollout; 2] {
     ROLLOUTS.get_or_init(|| {
         let machine = machine();
         let now = epoch();
-        let mut rollout = machine.start(now);
+        let mut rollout = machine.start(now, None);
         let mut event = Event::Resume;
         // Before-hooks, then weight 10, then the first wait: the step is under way.
         for _ in 0..8 {
@@ -585,25 +608,31 @@ fn rollouts_awaiting_requests() -> &'static [Rollout; 2] {
                     failed: Vec::new(),
                 },
                 Some(Effect::SetWeight(weight)) => Event::WeightSet(*weight),
+                Some(Effect::Preflight) => Event::PreflightPassed {
+                    canary_generation: None,
+                },
                 _ => break,
             };
         }
         assert!(
             matches!(
-                rollout.phase,
+                rollout.phase(),
                 canary_core::rollout::Phase::Step {
                     weight_set: true,
                     ..
                 }
             ),
             "the fuzz rollout reached {:?}",
-            rollout.phase
+            rollout.phase()
         );
-        let mut held = rollout.clone();
-        held.phase = canary_core::rollout::Phase::Held {
+        // Held as a saved state says it (the machine alone writes a rollout's fields).
+        let mut json = serde_json::to_value(&rollout).expect("a rollout serializes");
+        json["phase"] = serde_json::to_value(canary_core::rollout::Phase::Held {
             weight: 10,
             reason: "inconclusive".to_owned(),
-        };
+        })
+        .expect("a phase serializes");
+        let held = Rollout::from_json(json.to_string().as_bytes()).expect("a held rollout");
         [rollout, held]
     })
 }
@@ -615,14 +644,22 @@ pub fn control_request(data: &[u8]) {
     let Ok(request) = serde_json::from_slice::<ControlRequest>(data) else {
         return;
     };
+    let mut choices = Choices::from(data);
     for rollout in rollouts_awaiting_requests() {
-        drive(
-            machine(),
-            rollout.clone(),
-            request.clone().into(),
-            &mut Choices::from(data),
-            12,
-        );
+        // As read, the request is for whatever rollout it names (most often none of these,
+        // and then dropped); bound to this one, it is applied.
+        for request in [
+            request.clone(),
+            ControlRequest::for_rollout(request.action.clone(), rollout, epoch()),
+        ] {
+            drive(
+                machine(),
+                rollout.clone(),
+                Event::Control(request),
+                &mut choices,
+                12,
+            );
+        }
     }
 }
 
@@ -648,7 +685,7 @@ pub fn prometheus_answer(data: &[u8]) {
         Some((first, rest)) => (STATUSES[usize::from(*first) % STATUSES.len()], rest),
         None => (200, data),
     };
-    let outcome = match source.interpret(status, "application/json", body, &["fuzz-s3cr3t"]) {
+    let outcome = match source.interpret(status, "application/json", body) {
         Ok(outcome) => outcome,
         Err(err) => {
             let err: canary_core::Error = err.into();

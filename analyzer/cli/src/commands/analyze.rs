@@ -266,10 +266,16 @@ fn tick_summary(tick: &Tick) -> String {
         .readings
         .iter()
         .map(|(name, reading)| match reading {
-            Reading::Observed(CheckObservation::Counts { canary, baseline }) => format!(
-                "{name}: canary {:.0}/{:.0}, baseline {:.0}/{:.0}",
-                canary.errors, canary.requests, baseline.errors, baseline.requests
-            ),
+            Reading::Observed(CheckObservation::Counts { canary, baseline }) => {
+                let baseline = match baseline.observed() {
+                    Some(b) => format!("{:.0}/{:.0}", b.errors, b.requests),
+                    None => "missing".to_owned(),
+                };
+                format!(
+                    "{name}: canary {:.0}/{:.0}, baseline {baseline}",
+                    canary.errors, canary.requests
+                )
+            }
             Reading::Observed(_) => format!("{name}: observed"),
             Reading::NoData { .. } => format!("{name}: no data"),
             Reading::Invalid { .. } => format!("{name}: invalid"),

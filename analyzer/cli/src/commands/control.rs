@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use canary_core::ExitCode;
 use canary_core::policy::Policy;
 use canary_core::ports::StateStore;
-use canary_core::rollout::{ControlRequest, Machine};
+use canary_core::rollout::{CONTROL_WAIT, ControlAction, ControlRequest, Event, Machine, Rollout};
 use clap::Args;
 use jiff::Timestamp;
 
@@ -69,7 +69,7 @@ impl PromoteCommand {
             &self.policy,
             &self.state,
             self.prometheus.as_deref(),
-            ControlRequest::Promote,
+            ControlAction::Promote,
         )
     }
 }
@@ -80,7 +80,7 @@ impl AbortCommand {
             &self.policy,
             &self.state,
             self.prometheus.as_deref(),
-            ControlRequest::Abort {
+            ControlAction::Abort {
                 reason: self.reason,
             },
         )
@@ -91,7 +91,7 @@ fn act(
     policy_path: &Path,
     state: &StateArgs,
     prometheus: Option<&str>,
-    request: ControlRequest,
+    action: ControlAction,
 ) -> anyhow::Result<ExitCode> {
     let policy = super::load_policy(policy_path)?;
     let store = state.open(&policy.service)?;
@@ -100,17 +100,21 @@ fn act(
         if let Err(err) = store.claim(false).await {
             // Someone drives the rollout: leave the request for them, and wait for the end.
             if matches!(err, canary_core::Error::Mismatch { .. }) {
+                // The request is bound to the rollout under way, so that it can never be
+                // applied to another one; there must be one.
+                let rollout = running(&policy, store.as_ref()).await?;
+                let request = ControlRequest::for_rollout(action, &rollout, Timestamp::now());
                 store.request(&request).await?;
                 println!(
                     "asked the process driving the rollout of {} to act ({err})",
                     policy.service
                 );
-                return wait_for_the_driver(store.as_ref(), &policy.service).await;
+                return wait_for_the_driver(store.as_ref(), &policy.service, &request).await;
             }
             return Err(err.into());
         }
         // Whatever happens, the claim is given back.
-        let result = act_claimed(&policy, store.as_ref(), prometheus, request).await;
+        let result = act_claimed(&policy, store.as_ref(), prometheus, action).await;
         if let Err(err) = store.release().await {
             eprintln!("warning: could not release the rollout's claim: {err}");
         }
@@ -123,26 +127,14 @@ async fn act_claimed(
     policy: &Policy,
     store: &dyn StateStore,
     prometheus: Option<&str>,
-    request: ControlRequest,
+    action: ControlAction,
 ) -> anyhow::Result<ExitCode> {
-    let Some(mut rollout) = store.load().await? else {
-        return Err(canary_core::Error::Usage(format!(
-            "no rollout of {} ({})",
-            policy.service,
-            store.describe()
-        ))
-        .into());
-    };
-    if rollout.phase.is_terminal() {
-        return Err(canary_core::Error::Usage(format!(
-            "the rollout of {} already finished ({})",
-            policy.service,
-            rollout.phase.name()
-        ))
-        .into());
-    }
+    let mut rollout = running(policy, store).await?;
     let machine = Machine::new(policy.clone())?;
-    machine.check_resumable(&rollout)?;
+    machine
+        .validate(&rollout, Timestamp::now())
+        .map_err(|e| super::rollout::in_store(e, store))?;
+    let request = ControlRequest::for_rollout(action, &rollout, Timestamp::now());
     let mut progress = Progress::new(false);
     let driven = drive(
         &machine,
@@ -150,7 +142,7 @@ async fn act_claimed(
         &mut rollout,
         &mut progress,
         Drive {
-            first: request.into(),
+            first: Event::Control(request),
             prometheus,
             router: None,
             metrics: None,
@@ -166,29 +158,70 @@ async fn act_claimed(
     Ok(driven.outcome.exit)
 }
 
-/// How long `promote`/`abort` wait for the process driving the rollout to finish acting.
-const DRIVER_WAIT: Duration = Duration::from_secs(60);
+/// The rollout a request is for: one that exists and has not finished, else exit 2.
+async fn running(policy: &Policy, store: &dyn StateStore) -> anyhow::Result<Rollout> {
+    let Some(rollout) = store.load().await? else {
+        return Err(canary_core::Error::Usage(format!(
+            "no rollout of {} is running ({}): nothing to act on",
+            policy.service,
+            store.describe()
+        ))
+        .into());
+    };
+    if rollout.phase().is_terminal() {
+        return Err(canary_core::Error::Usage(format!(
+            "the rollout of {} (id {}, started {}) already finished ({}): nothing to act on",
+            policy.service,
+            rollout.id().unwrap_or("none"),
+            rollout.started_at(),
+            rollout.phase().name()
+        ))
+        .into());
+    }
+    Ok(rollout)
+}
 
 /// Waits until the rollout another process drives has finished, and exits as it did. A
-/// driver that does not get there in time (gone, or stuck in a long hook) is exit 4, with
-/// the request left for it.
-async fn wait_for_the_driver(store: &dyn StateStore, service: &str) -> anyhow::Result<ExitCode> {
-    let deadline = Instant::now() + DRIVER_WAIT;
+/// driver that does not get there in time (gone, or stuck in a long hook) is exit 4, and
+/// the request is withdrawn: nothing acts on it after its asker has given up.
+async fn wait_for_the_driver(
+    store: &dyn StateStore,
+    service: &str,
+    request: &ControlRequest,
+) -> anyhow::Result<ExitCode> {
+    let deadline = Instant::now() + CONTROL_WAIT;
     loop {
         if let Some(rollout) = store.load().await?
-            && let Some(outcome) = &rollout.outcome
-            && rollout.hooks_pending.is_none()
-            && !matches!(rollout.phase, canary_core::rollout::Phase::Step { .. })
+            && let Some(outcome) = rollout.outcome()
+            && rollout.hooks_pending().is_none()
+            && !matches!(rollout.phase(), canary_core::rollout::Phase::Step { .. })
         {
+            // Finished without taking the request (it ended for its own reasons first):
+            // clear it, so that nothing is left behind to act on.
+            if let Some(left) = store.take_request().await?
+                && &left != request
+            {
+                store.request(&left).await?;
+            }
             println!("{service}: {}", outcome.reason);
             return Ok(outcome.exit);
         }
         if Instant::now() >= deadline {
+            // Withdraw the request, unless the driver took it meanwhile (or someone else's
+            // replaced it: that one is put back).
+            let withdrawn = match store.take_request().await? {
+                Some(left) if &left == request => "the request was withdrawn",
+                Some(other) => {
+                    store.request(&other).await?;
+                    "the request was replaced by another"
+                }
+                None => "the driver took the request and is still acting on it",
+            };
             return Err(canary_core::Error::Mismatch {
                 component: "state",
                 message: format!(
-                    "the rollout of {service} has not finished acting within {}s; the request stays for its driver (`canary status` shows where it is; if that driver is gone, `canary rollout --take-over` resumes it)",
-                    DRIVER_WAIT.as_secs()
+                    "the rollout of {service} has not finished acting within {}s; {withdrawn} (`canary status` shows where it is; if that driver is gone, `canary rollout --take-over` resumes it)",
+                    CONTROL_WAIT.as_secs()
                 ),
             }
             .into());

@@ -186,7 +186,7 @@ impl DemoCommand {
             control: stack.proxy().weight_control(),
             address: stack.proxy().base_url(),
         };
-        let mut rollout = machine.start(Timestamp::now());
+        let mut rollout = machine.start(Timestamp::now(), None);
         let driven = drive(
             &machine,
             &store,
@@ -213,6 +213,7 @@ impl DemoCommand {
             &policy_path.display().to_string(),
             "direct /metrics scrapes of the demo services",
             Timestamp::now(),
+            Some(&outcome),
         );
         let html = self.dir.join("report.html");
         render::write_all(

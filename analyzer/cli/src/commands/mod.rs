@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use canary_core::policy::Policy;
 use canary_core::ports::StateStore;
+use canary_core::secret::Redacted;
 use clap::Args;
 
 use canary_gateways::FileStateStore;
@@ -35,12 +36,14 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// The policy's metrics source, with `--prometheus` overriding its URL.
+/// The policy's metrics source, with `--prometheus` overriding its URL; everything it hands
+/// in redacted of every secret the process holds.
 pub(crate) fn metrics_source(
     policy: &Policy,
     prometheus: Option<&str>,
 ) -> anyhow::Result<Box<dyn canary_core::ports::MetricsSource>> {
-    Ok(canary_metrics::source_for(policy, prometheus)?)
+    let source = canary_metrics::source_for(policy, prometheus)?;
+    Ok(Box::new(Redacted::new(source)))
 }
 
 /// Where rollout state is kept: the flags `rollout`, `status`, `promote` and `abort` share.
@@ -89,9 +92,10 @@ pub(crate) enum StateStoreKind {
 }
 
 impl StateArgs {
-    /// The state store of `service`.
+    /// The state store of `service`: what it saves and what it hands in redacted of every
+    /// secret the process holds.
     pub(crate) fn open(&self, service: &str) -> anyhow::Result<Box<dyn StateStore>> {
-        Ok(match self.state_store {
+        let store: Box<dyn StateStore> = match self.state_store {
             StateStoreKind::File => Box::new(FileStateStore::new(&self.state_dir, service)),
             StateStoreKind::Configmap => crate::adapters::configmap_store(
                 self.kube_context.clone(),
@@ -99,6 +103,7 @@ impl StateArgs {
                 service,
                 self.state_configmap.clone(),
             )?,
-        })
+        };
+        Ok(Box::new(Redacted::new(store)))
     }
 }

@@ -100,44 +100,42 @@ impl RolloutCommand {
                 ));
             }
             let machine = Machine::new(policy.clone())?;
-            let fresh = |now| {
-                let mut rollout = machine.start(now);
-                rollout.id = self.id.clone();
-                rollout
-            };
+            let fresh = |now| machine.start(now, self.id.clone());
             let (mut rollout, first) = match store.load().await? {
                 Some(saved) => {
-                    let other_id = self.id.is_some() && saved.id != self.id;
-                    if saved.phase.is_terminal() && (self.restart || other_id) {
+                    let other_id = self.id.is_some() && saved.id() != self.id.as_deref();
+                    if saved.phase().is_terminal() && (self.restart || other_id) {
                         let archived = store.archive(&saved).await?;
                         progress.line(&format!("archived the finished rollout to {archived}"));
                         (fresh(Timestamp::now()), Event::Resume)
-                    } else if !saved.phase.is_terminal() && (self.restart || other_id) {
+                    } else if !saved.phase().is_terminal() && (self.restart || other_id) {
                         return Err(canary_core::Error::Usage(format!(
                             "a rollout of {} (id {}) is in progress (phase {}): resume it, or `canary abort` it first",
                             policy.service,
-                            saved.id.as_deref().unwrap_or("none"),
-                            saved.phase.name()
+                            saved.id().unwrap_or("none"),
+                            saved.phase().name()
                         ))
                         .into());
-                    } else if saved.phase.is_terminal() && self.id.is_none() {
+                    } else if saved.phase().is_terminal() && self.id.is_none() {
                         // Without an id, a new version's rollout cannot be told from a rerun of
                         // the finished one: never answer a new canary with an old verdict.
                         return Err(canary_core::Error::Usage(format!(
                             "the last rollout of {} finished ({}, started {}); pass --id to tell a rerun from a new rollout, or --restart to start a new one",
                             policy.service,
-                            saved.phase.name(),
-                            saved.started_at
+                            saved.phase().name(),
+                            saved.started_at()
                         ))
                         .into());
                     } else {
-                        machine.check_resumable(&saved)?;
-                        if !saved.phase.is_terminal() {
+                        machine
+                            .validate(&saved, Timestamp::now())
+                            .map_err(|e| in_store(e, store))?;
+                        if !saved.phase().is_terminal() {
                             progress.line(&format!(
                                 "resuming the rollout of {} started {} (phase {}, canary at {}%)",
-                                saved.service,
-                                saved.started_at,
-                                saved.phase.name(),
+                                saved.service(),
+                                saved.started_at(),
+                                saved.phase().name(),
                                 saved.current_weight()
                             ));
                         }
@@ -164,6 +162,7 @@ impl RolloutCommand {
                 &self.policy.display().to_string(),
                 &driven.source,
                 Timestamp::now(),
+                Some(&driven.outcome),
             );
             if !self.quiet {
                 print!("{}", render::summary(&report));
@@ -174,6 +173,16 @@ impl RolloutCommand {
             }
             Ok(driven.outcome.exit)
         }
+    }
+}
+
+/// A saved state's problem, with where the state is kept.
+pub(crate) fn in_store(err: canary_core::Error, store: &dyn StateStore) -> canary_core::Error {
+    match err {
+        canary_core::Error::Usage(message) => {
+            canary_core::Error::Usage(format!("{}: {message}", store.describe()))
+        }
+        other => other,
     }
 }
 
@@ -218,7 +227,7 @@ pub(crate) async fn drive(
             built.as_ref()
         }
     };
-    if let Some(checkpoint) = &rollout.source_checkpoint {
+    if let Some(checkpoint) = rollout.source_checkpoint() {
         source.restore(checkpoint).await?;
     }
     let hooks = canary_gateways::HookRunner::new().map_err(|e| e.into_core())?;

@@ -175,8 +175,12 @@ fn render(report: &SimulateReport, elapsed: f64) -> String {
         pct(h.rollback_rate_interval[0]),
         pct(h.rollback_rate_interval[1]),
         pct(report.alpha),
-        if h.rollback_rate <= report.alpha {
+        // "Within" only when the whole interval is: a rate under α whose interval reaches
+        // above it has not shown that it is.
+        if h.rollback_rate_interval[1] <= report.alpha {
             "within alpha"
+        } else if h.rollback_rate <= report.alpha {
+            "not shown to be within alpha (the interval reaches above it; more --runs narrow it)"
         } else {
             "ABOVE alpha"
         }
@@ -221,6 +225,9 @@ fn render(report: &SimulateReport, elapsed: f64) -> String {
             .collect();
         out.push_str(&table(&header, &rows));
         out.push_str("bad requests: canary requests served until the rollback, or until promotion when the regression was missed\n");
+    }
+    for warning in &report.warnings {
+        out.push_str(&format!("warning: {warning}\n"));
     }
     for skipped in &report.skipped {
         out.push_str(&format!(

@@ -28,11 +28,21 @@ pub(crate) struct StatusCommand {
 
 impl StatusCommand {
     pub(crate) fn exec(self) -> anyhow::Result<ExitCode> {
-        let service = match (&self.service, &self.policy) {
+        let policy = match &self.policy {
+            Some(path) => Some(super::load_policy(path)?),
+            None => None,
+        };
+        let service = match (&self.service, &policy) {
             (Some(service), _) => service.clone(),
-            (None, Some(path)) => super::load_policy(path)?.service,
+            (None, Some(policy)) => policy.service.clone(),
             (None, None) => unreachable!("clap requires one"),
         };
+        // How many analysed steps there are is the policy's to say (the state only has
+        // the steps run so far).
+        let of_steps = policy
+            .as_ref()
+            .map(|p| format!(" of {}", p.rollout.analysed_steps().len()))
+            .unwrap_or_default();
         let store = self.state.open(&service)?;
         let runtime = super::runtime()?;
         let Some(rollout) = runtime.block_on(store.load())? else {
@@ -40,7 +50,7 @@ impl StatusCommand {
             return Ok(ExitCode::Passed);
         };
         if self.json {
-            println!("{}", serde_json::to_string_pretty(&rollout)?);
+            println!("{}", rollout.to_json(true)?);
             return Ok(ExitCode::Passed);
         }
         let driving = match runtime.block_on(store.holder())? {
@@ -49,11 +59,11 @@ impl StatusCommand {
         };
         println!(
             "{service}: phase {}, canary at {}% ({driving})",
-            rollout.phase.name(),
+            rollout.phase().name(),
             rollout.current_weight()
         );
-        println!("  started {}", rollout.started_at);
-        match &rollout.phase {
+        println!("  started {}", rollout.started_at());
+        match rollout.phase() {
             Phase::Step {
                 index,
                 weight,
@@ -61,9 +71,8 @@ impl StatusCommand {
                 extended,
                 ..
             } => println!(
-                "  step {} of {} at {weight}%{}{}",
+                "  step {}{of_steps} at {weight}%{}{}",
                 index + 1,
-                rollout.steps.len().max(index + 1),
                 started_at
                     .map(|t| format!(", since {t}"))
                     .unwrap_or_default(),
@@ -77,7 +86,7 @@ impl StatusCommand {
             Phase::Failed { error, .. } => println!("  {error}"),
             _ => {}
         }
-        for step in &rollout.steps {
+        for step in rollout.steps() {
             println!(
                 "  step {} {:>3}%  {}  {}{}",
                 step.index + 1,
@@ -89,7 +98,7 @@ impl StatusCommand {
                     .unwrap_or_default()
             );
         }
-        if let Some(assessment) = &rollout.last_assessment {
+        if let Some(assessment) = rollout.last_assessment() {
             println!(
                 "  latest assessment: {} — {}",
                 assessment.verdict, assessment.reason
@@ -103,7 +112,7 @@ impl StatusCommand {
                 );
             }
         }
-        if let Some(outcome) = &rollout.outcome {
+        if let Some(outcome) = rollout.outcome() {
             println!(
                 "  outcome: {} (exit {})",
                 outcome.reason,

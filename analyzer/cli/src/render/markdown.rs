@@ -96,7 +96,40 @@ fn samples(e: &Evidence) -> String {
     )
 }
 
-/// Text safe inside a table cell: no pipes or newlines.
-fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
+/// Outside text as literal markdown text, safe in a table cell or a line of its own: HTML's
+/// `<`, `>` and `&` as entities (no tag, comment or entity of the text's reaches the page),
+/// every character markdown gives a meaning to backslash-escaped (no link, image, emphasis,
+/// code span, heading or table column), and line breaks and other control characters as
+/// spaces (no new block: a heading, a code fence, a list).
+pub(super) fn cell(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')' | '{' | '}' | '!' | '#' | '|' | '~'
+            | '+' | '-' | '=' | ':' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cell;
+
+    #[test]
+    fn outside_text_is_literal_text_in_markdown() {
+        assert_eq!(
+            cell("<img src=x> ![t](http://e/) | a\n# b `c`"),
+            "&lt;img src\\=x&gt; \\!\\[t\\]\\(http\\://e/\\) \\| a \\# b \\`c\\`"
+        );
+        assert_eq!(cell("plain words, 42 ok"), "plain words, 42 ok");
+    }
 }

@@ -11,6 +11,7 @@ use std::str::FromStr;
 use anyhow::Context;
 use canary_core::judge::fmt_num;
 use canary_core::report::Report;
+use canary_core::secret::{redact_value, redacted};
 
 /// A report format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,13 +58,18 @@ impl FromStr for OutputSpec {
 }
 
 /// Writes a report in the format asked, atomically (a reader never sees half a file).
+/// Every text in it is redacted of every secret the process holds first, and the rendered
+/// text again (the last pass before a file: nothing written can carry a secret, whatever
+/// path its text took).
 pub(crate) fn write(report: &Report, spec: &OutputSpec) -> anyhow::Result<()> {
+    let report = &redact_value(report);
     let text = match spec.format {
         Format::Json => serde_json::to_string_pretty(report)? + "\n",
         Format::Markdown => markdown::render(report),
         Format::Junit => junit::render(report),
         Format::Html => html::render(report),
     };
+    let text = redacted(&text);
     canary_gateways::write_durably(&spec.path, text.as_bytes())
         .with_context(|| format!("writing the report {}", spec.path.display()))
 }
@@ -97,7 +103,7 @@ fn append_step_summary(report: &Report, path: &Path) -> std::io::Result<()> {
         .create(true)
         .append(true)
         .open(path)?;
-    let text = markdown::render(report);
+    let text = redacted(&markdown::render(&redact_value(report)));
     file.write_all(format!("\n{text}\n").as_bytes())
 }
 
@@ -112,13 +118,14 @@ fn sample_count(n: Option<u64>, events: Option<u64>) -> String {
 
 /// The short human summary printed at the end of `analyze` and `rollout`.
 pub(crate) fn summary(report: &Report) -> String {
+    let report = &redact_value(report);
     let mut out = format!(
         "{} {}: {} (exit {}) — {}\n",
         report.command,
         report.service,
         report.verdict.as_str().to_uppercase(),
         report.exit_code,
-        report.reason
+        one_line(&report.reason)
     );
     let width = report
         .checks
@@ -131,7 +138,7 @@ pub(crate) fn summary(report: &Report) -> String {
             "  {:width$}  {:12}  {}\n",
             check.name,
             check.verdict.as_str(),
-            check.reason,
+            one_line(&check.reason),
         ));
         let e = &check.evidence;
         let mut numbers = Vec::new();
@@ -167,9 +174,18 @@ pub(crate) fn summary(report: &Report) -> String {
         out.push_str(&format!("decided at {at}\n"));
     }
     for warning in &report.warnings {
-        out.push_str(&format!("warning: {warning}\n"));
+        out.push_str(&format!("warning: {}\n", one_line(warning)));
     }
     out
+}
+
+/// Outside text on one terminal line: line breaks and other control characters become
+/// spaces, so that no line of it can pose as canary's own output, a heading or a CI
+/// workflow command (`::set-output`), and no escape sequence reaches the terminal.
+pub(crate) fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 #[cfg(test)]

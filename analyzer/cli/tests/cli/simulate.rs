@@ -141,3 +141,97 @@ fn bad_input_is_refused_with_exit_code_2() {
     assert_eq!(run.code, 2, "{}", run.all());
     assert!(run.stderr.contains("no-such-policy.yaml"), "{}", run.all());
 }
+
+#[test]
+fn a_regression_users_care_about_that_is_rarely_caught_is_warned_about_with_the_fix() {
+    // checkout.yaml at 50 requests/s and 0.1 % errors: a step sees too few errors for ×2.
+    let run = canary(&[
+        "simulate",
+        "--policy",
+        "policies/checkout.yaml",
+        "--rps",
+        "50",
+        "--error-rate",
+        "0.1%",
+        "--runs",
+        "200",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let warning = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("warning: errors ×2 is caught in only"))
+        .unwrap_or_else(|| panic!("no warning for errors ×2:\n{}", run.all()));
+    assert!(warning.contains("fewer than 80%"), "{warning}");
+    assert!(
+        warning.contains("longer steps (step-duration, now 5m)") && warning.contains("alpha"),
+        "{warning}"
+    );
+    assert!(warning.contains("about 12750 canary requests"), "{warning}");
+}
+
+#[test]
+fn scenario_names_carry_the_quantile_the_policy_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p99.yaml");
+    std::fs::write(
+        &policy,
+        r#"service: p99
+traffic: {label: version, canary: canary, baseline: stable}
+metrics: {prometheus: {url: "http://localhost:9090"}}
+rollout: {steps: [10, 50, 100], step-duration: 2m, interval: 30s, min-requests: 10}
+checks:
+  - name: latency
+    latency: {histogram: http_request_duration_seconds, quantile: 0.99}
+    baseline: {max-increase: 10%}
+"#,
+    )
+    .unwrap();
+    let run = canary(&[
+        "simulate",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--runs",
+        "30",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("p99 +20 %"), "{}", run.all());
+    assert!(run.stdout.contains("p99 +50 %"), "{}", run.all());
+    assert!(!run.stdout.contains("p95"), "{}", run.all());
+}
+
+#[test]
+fn within_alpha_only_when_the_whole_interval_is() {
+    // 100 healthy runs with no false rollback: 0 %, but the Wilson interval reaches 3.7 %,
+    // above α = 1 %.
+    let run = canary(&[
+        "simulate",
+        "--policy",
+        "analyzer/simulate/benchmark-policy.yaml",
+        "--runs",
+        "100",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let healthy = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("healthy canary:"))
+        .unwrap();
+    assert!(
+        healthy.contains("not shown to be within alpha"),
+        "{healthy}"
+    );
+    let run = canary(&[
+        "simulate",
+        "--policy",
+        "analyzer/simulate/benchmark-policy.yaml",
+        "--runs",
+        "2000",
+    ]);
+    let healthy = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("healthy canary:"))
+        .unwrap();
+    assert!(healthy.ends_with("— within alpha"), "{healthy}");
+}

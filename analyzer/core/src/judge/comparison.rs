@@ -1,33 +1,26 @@
-//! The verdict both count comparisons share (errors, and requests slower than a bound): the
-//! conditional-binomial mixture e-value of [`crate::stats::rate_ratio`] against `1/α`.
+//! The verdict of the error-rate comparison: the conditional-binomial mixture e-value of
+//! [`crate::stats::rate_ratio`] against `1/α`, with the counts the e-value was computed from.
 
 use super::evaluator::Subject;
-use super::memory::Totals;
 use super::verdict::{CheckResult, Evidence, Verdict, fmt_num};
-use crate::stats::rate_ratio::{RateRatioState, RateRatioTest};
+use crate::stats::rate_ratio::{EventCounts, RateRatioState, RateRatioTest};
 
 /// A comparison of event rates with the conditional-binomial mixture e-value: fails when the
 /// e-value reaches `1/α`; `nodata` while a version has no requests; otherwise a pass (no
-/// evidence the canary is worse). `state` is `None` while the test has not started.
+/// evidence the canary is worse). The counts shown are the test's own.
 pub(crate) fn assess_comparison(
     subject: &Subject,
     test: &RateRatioTest,
-    canary: Totals,
-    baseline: Totals,
-    state: Option<&RateRatioState>,
+    state: &RateRatioState,
     measure: &str,
 ) -> CheckResult {
     let alpha = subject.alpha;
     let null_ratio = test.null_ratio();
-    let rate = |t: Totals| (t.trials > 0).then(|| t.events as f64 / t.trials as f64);
-    let (e_value, lower, estimate) = match state {
-        Some(state) => (
-            test.e_value(state),
-            test.lower_bound(state, alpha).unwrap_or(0.0),
-            test.estimate(state),
-        ),
-        None => (1.0, 0.0, None),
-    };
+    let rate = |t: EventCounts| (t.trials > 0).then(|| t.events as f64 / t.trials as f64);
+    let (canary, baseline) = (state.canary(), state.baseline());
+    let e_value = test.e_value(state);
+    let lower = test.lower_bound(state, alpha).unwrap_or(0.0);
+    let estimate = test.estimate(state);
     let evidence = Evidence {
         test: "conditional-binomial mixture e-value (Lindon & Malek 2022), anytime-valid"
             .to_owned(),

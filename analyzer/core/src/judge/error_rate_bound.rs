@@ -3,12 +3,14 @@
 //!
 //! Fails once the whole confidence sequence is above the fail-fast bound (`rollback-above`,
 //! or `max`), and at a step's end once it is above `max`; passes when the estimate is within
-//! `max`; otherwise inconclusive (above `max`, not yet with confidence).
+//! `max`; otherwise inconclusive (above `max`, not yet with confidence). An absolute bound is
+//! about the canary alone: the baseline's half of the reading is not looked at.
 
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::evaluator::{Evaluate, Subject, unexpected};
-use super::memory::Totals;
+use super::evaluator::{Evaluate, Subject, Unusable, unexpected};
+use super::memory::{Decreases, Totals};
 use super::verdict::{CheckResult, Evidence, Moment, Verdict, fmt_num};
 use crate::observation::CheckObservation;
 use crate::policy::AbsoluteBound;
@@ -24,6 +26,7 @@ pub(crate) struct ErrorRateBound {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ErrorRateBoundMemory {
     canary: Totals,
+    decreases: Decreases,
 }
 
 impl Evaluate for ErrorRateBound {
@@ -37,13 +40,14 @@ impl Evaluate for ErrorRateBound {
         &self,
         memory: &mut ErrorRateBoundMemory,
         observation: &CheckObservation,
-    ) -> Result<Option<f64>, String> {
-        let CheckObservation::Counts { canary, baseline } = observation else {
+        _at: Timestamp,
+    ) -> Result<Option<f64>, Unusable> {
+        let CheckObservation::Counts { canary, .. } = observation else {
             return Err(unexpected("error-rate", observation));
         };
-        let canary_next = Totals::from_counts(canary)?;
-        Totals::from_counts(baseline)?;
-        memory.canary.advance(canary_next);
+        let next = Totals::from_counts(canary)?;
+        memory.decreases.record(&[(memory.canary, next)]);
+        memory.canary.advance(next);
         Ok(Some(canary.requests))
     }
 
@@ -53,13 +57,15 @@ impl Evaluate for ErrorRateBound {
         memory: &mut ErrorRateBoundMemory,
         moment: Moment,
     ) -> CheckResult {
-        assess_rate_bound(
+        let mut result = assess_rate_bound(
             subject,
             self.bound,
             moment,
             memory.canary,
             "canary error rate",
-        )
+        );
+        result.evidence.counter_decreases = memory.decreases.reported();
+        result
     }
 }
 
@@ -139,7 +145,7 @@ fn assess_rate_bound(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observation::RequestCounts;
+    use crate::observation::{BaselineData, RequestCounts};
     use crate::policy::Criterion;
 
     fn subject() -> Subject {
@@ -158,8 +164,13 @@ mod tests {
             baseline: RequestCounts {
                 requests: 1000.0,
                 errors: 1.0,
-            },
+            }
+            .into(),
         }
+    }
+
+    fn at() -> Timestamp {
+        Timestamp::from_second(1_800_000_000).unwrap()
     }
 
     fn judge(bound: AbsoluteBound, readings: &[(f64, f64)], moment: Moment) -> CheckResult {
@@ -167,7 +178,7 @@ mod tests {
         let mut memory = evaluator.start();
         for &(requests, errors) in readings {
             evaluator
-                .observe(&mut memory, &counts(requests, errors))
+                .observe(&mut memory, &counts(requests, errors), at())
                 .unwrap();
         }
         evaluator.assess(&subject(), &mut memory, moment)
@@ -224,8 +235,43 @@ mod tests {
         let evaluator = ErrorRateBound { bound: max(0.01) };
         let mut memory = evaluator.start();
         let err = evaluator
-            .observe(&mut memory, &CheckObservation::Value { value: 1.0 })
+            .observe(&mut memory, &CheckObservation::Value { value: 1.0 }, at())
             .unwrap_err();
-        assert!(err.contains("error-rate"), "{err}");
+        assert!(
+            matches!(&err, Unusable::Invalid(reason) if reason.contains("error-rate")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn the_bound_is_judged_without_the_baseline() {
+        let evaluator = ErrorRateBound { bound: max(0.01) };
+        let mut memory = evaluator.start();
+        for k in 1..=10 {
+            let observation = CheckObservation::Counts {
+                canary: RequestCounts {
+                    requests: 300.0 * f64::from(k),
+                    errors: 9.0 * f64::from(k),
+                },
+                baseline: BaselineData::Missing(
+                    "no http_requests_total series for version=\"stable\"".to_owned(),
+                ),
+            };
+            evaluator.observe(&mut memory, &observation, at()).unwrap();
+        }
+        let result = evaluator.assess(&subject(), &mut memory, Moment::MidStep);
+        assert_eq!(result.verdict, Verdict::Fail, "{}", result.reason);
+    }
+
+    #[test]
+    fn falling_totals_are_reported_with_the_evidence() {
+        let result = judge(
+            max(0.01),
+            &[(1000.0, 1.0), (900.0, 1.0), (2000.0, 2.0)],
+            Moment::MidStep,
+        );
+        let decreases = result.evidence.counter_decreases.unwrap();
+        assert_eq!((decreases.ticks, decreases.requests), (1, 100));
+        assert_eq!(result.evidence.canary_n, Some(2000));
     }
 }

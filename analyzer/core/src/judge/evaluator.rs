@@ -11,6 +11,7 @@
 //! [`Evaluate`], a variant in [`Evaluator`], [`Memory`] and [`Paired`], and a line in
 //! [`Judge::new`](super::Judge::new).
 
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::error_rate_bound::{ErrorRateBound, ErrorRateBoundMemory};
@@ -55,6 +56,7 @@ impl Subject {
             verdict,
             reason: reason.into(),
             evidence,
+            decided_at: None,
         }
     }
 
@@ -67,6 +69,21 @@ impl Subject {
     }
 }
 
+/// Why an observation could not be taken in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Unusable {
+    /// Nothing to judge this criterion on (the baseline's half is missing): `nodata`.
+    NoData(String),
+    /// The data cannot be used: `error`.
+    Invalid(String),
+}
+
+impl From<String> for Unusable {
+    fn from(reason: String) -> Self {
+        Unusable::Invalid(reason)
+    }
+}
+
 /// What every evaluator does: start its memory, take a tick's observation into it, and judge.
 pub(crate) trait Evaluate {
     /// What it remembers between ticks.
@@ -75,13 +92,15 @@ pub(crate) trait Evaluate {
     /// The memory before the first tick.
     fn start(&self) -> Self::Memory;
 
-    /// Takes one tick's observation in. Returns the canary's cumulative request count when
-    /// the observation carries one; an error (in words) when the observation is unusable.
+    /// Takes in one tick's observation, made at `at`. Returns the canary's cumulative request
+    /// count when the observation carries one; why not, when it cannot be used. An
+    /// observation that cannot be used leaves the memory as it was.
     fn observe(
         &self,
         memory: &mut Self::Memory,
         observation: &CheckObservation,
-    ) -> Result<Option<f64>, String>;
+        at: Timestamp,
+    ) -> Result<Option<f64>, Unusable>;
 
     /// Judges the criterion on what it has observed (at least one usable observation).
     fn assess(&self, subject: &Subject, memory: &mut Self::Memory, moment: Moment) -> CheckResult;
@@ -217,15 +236,16 @@ impl Paired<'_> {
     pub(crate) fn observe(
         &mut self,
         observation: &CheckObservation,
-    ) -> Result<Option<f64>, String> {
+        at: Timestamp,
+    ) -> Result<Option<f64>, Unusable> {
         match self {
-            Paired::ErrorRateBound(e, m) => e.observe(m, observation),
-            Paired::ErrorRateComparison(e, m) => e.observe(m, observation),
-            Paired::LatencyBound(e, m) => e.observe(m, observation),
-            Paired::LatencyComparison(e, m) => e.observe(m, observation),
-            Paired::SamplesSequential(e, m) => e.observe(m, observation),
-            Paired::SamplesMannWhitney(e, m) => e.observe(m, observation),
-            Paired::QueryBound(e, m) => e.observe(m, observation),
+            Paired::ErrorRateBound(e, m) => e.observe(m, observation, at),
+            Paired::ErrorRateComparison(e, m) => e.observe(m, observation, at),
+            Paired::LatencyBound(e, m) => e.observe(m, observation, at),
+            Paired::LatencyComparison(e, m) => e.observe(m, observation, at),
+            Paired::SamplesSequential(e, m) => e.observe(m, observation, at),
+            Paired::SamplesMannWhitney(e, m) => e.observe(m, observation, at),
+            Paired::QueryBound(e, m) => e.observe(m, observation, at),
         }
     }
 
@@ -270,8 +290,8 @@ impl Paired<'_> {
 }
 
 /// The error for an observation of the wrong kind.
-pub(crate) fn unexpected(kind: &str, observation: &CheckObservation) -> String {
-    format!(
+pub(crate) fn unexpected(kind: &str, observation: &CheckObservation) -> Unusable {
+    Unusable::Invalid(format!(
         "expected data for a {kind} check, got {}",
         match observation {
             CheckObservation::Counts { .. } => "request counts",
@@ -279,5 +299,5 @@ pub(crate) fn unexpected(kind: &str, observation: &CheckObservation) -> String {
             CheckObservation::Samples { .. } => "samples",
             CheckObservation::Value { .. } => "a single value",
         }
-    )
+    ))
 }

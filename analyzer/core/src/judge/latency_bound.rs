@@ -4,11 +4,13 @@
 //! requests above the smallest bucket bound at or above the latency bound is held to `1 − q`
 //! with the beta-binomial confidence sequence (if that share is above `1 − q` with confidence,
 //! the quantile is above the bound with confidence): that fails fast. The promotion gate is the
-//! `histogram_quantile` estimate itself, as the team's dashboards compute it.
+//! `histogram_quantile` estimate itself, as the team's dashboards compute it. An absolute
+//! bound is about the canary alone: the baseline's half of the reading is not looked at.
 
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::evaluator::{Evaluate, Subject, unexpected};
+use super::evaluator::{Evaluate, Subject, Unusable, unexpected};
 use super::memory::{Totals, check_buckets, total};
 use super::verdict::{CheckResult, Evidence, Moment, Verdict, fmt_num};
 use crate::observation::{CheckObservation, HistogramBucket};
@@ -41,12 +43,12 @@ impl Evaluate for LatencyBound {
         &self,
         memory: &mut LatencyBoundMemory,
         observation: &CheckObservation,
-    ) -> Result<Option<f64>, String> {
-        let CheckObservation::Histogram { canary, baseline } = observation else {
+        _at: Timestamp,
+    ) -> Result<Option<f64>, Unusable> {
+        let CheckObservation::Histogram { canary, .. } = observation else {
             return Err(unexpected("latency", observation));
         };
         check_buckets("canary", canary)?;
-        check_buckets("baseline", baseline)?;
         memory.canary.clone_from(canary);
         Ok(Some(total(canary)))
     }
@@ -167,6 +169,7 @@ impl Evaluate for LatencyBound {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::observation::BaselineData;
     use crate::policy::Criterion;
 
     const BOUNDS: [f64; 6] = [0.05, 0.1, 0.25, 0.5, 1.0, f64::INFINITY];
@@ -200,10 +203,12 @@ mod tests {
         };
         let mut memory = evaluator.start();
         let observation = CheckObservation::Histogram {
-            baseline: canary.clone(),
+            baseline: BaselineData::Missing("no baseline series".to_owned()),
             canary,
         };
-        evaluator.observe(&mut memory, &observation).unwrap();
+        evaluator
+            .observe(&mut memory, &observation, Timestamp::UNIX_EPOCH)
+            .unwrap();
         evaluator.assess(&subject(), &mut memory, moment)
     }
 
@@ -263,8 +268,12 @@ mod tests {
         }];
         let observation = CheckObservation::Histogram {
             canary: bad.clone(),
-            baseline: bad,
+            baseline: bad.into(),
         };
-        assert!(evaluator.observe(&mut memory, &observation).is_err());
+        assert!(
+            evaluator
+                .observe(&mut memory, &observation, Timestamp::UNIX_EPOCH)
+                .is_err()
+        );
     }
 }

@@ -3,7 +3,15 @@
 //!
 //! Sources hand the judge totals cumulative since the analysis started (see
 //! [`crate::observation`]); the tests want what happened since the previous tick. A
-//! [`Totals`] remembers the latest whole-number totals and yields each tick's increment.
+//! [`Totals`] remembers the highest whole-number totals seen and yields each tick's
+//! increment; [`Decreases`] counts the ticks at which totals fell.
+//!
+//! Totals fall when a counter resets and the source does not make up for it, or when
+//! Prometheus' `increase()` extrapolates a bursty series over scrapes that do not line up
+//! with the window (a total computed a little high, then the next a little lower). The judge
+//! never turns a fall into negative evidence: increments count from the highest total seen,
+//! so after a fall the evidence waits until the new total passes the old one. That is
+//! conservative (at most the fallen requests go unused), and it is reported, never silent.
 
 use serde::{Deserialize, Serialize};
 
@@ -62,6 +70,50 @@ impl Totals {
         self.trials = self.trials.max(next.trials);
         self.events = self.events.max(next.events);
         EventCounts { trials, events }
+    }
+}
+
+/// What the falls of a pair of cumulative totals cost: at how many ticks they fell, and by
+/// how much in all.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decreases {
+    /// Ticks at which a total fell below the highest seen.
+    pub ticks: u64,
+    /// Requests (trials) by which the totals fell, summed over those ticks: at most this many
+    /// requests were not used as evidence.
+    pub requests: u64,
+    /// Events by which the event totals fell, summed.
+    pub events: u64,
+}
+
+impl Decreases {
+    /// Takes one tick's readings of some cumulative totals, each against the highest seen
+    /// before: a tick at which any of them fell counts once, and by how much they fell in
+    /// all.
+    pub(crate) fn record(&mut self, readings: &[(Totals, Totals)]) {
+        let mut fell = false;
+        for (highest, next) in readings {
+            let requests = highest.trials.saturating_sub(next.trials);
+            let events = highest.events.saturating_sub(next.events);
+            if requests > 0 || events > 0 {
+                fell = true;
+                self.requests = self.requests.saturating_add(requests);
+                self.events = self.events.saturating_add(events);
+            }
+        }
+        if fell {
+            self.ticks = self.ticks.saturating_add(1);
+        }
+    }
+
+    /// Whether nothing fell.
+    pub fn is_none(&self) -> bool {
+        self.ticks == 0
+    }
+
+    /// Itself when something fell, for a report.
+    pub(crate) fn reported(self) -> Option<Decreases> {
+        (!self.is_none()).then_some(self)
     }
 }
 
@@ -161,6 +213,28 @@ mod tests {
             }),
             EventCounts::new(50, 3)
         );
+    }
+
+    #[test]
+    fn falls_are_counted_once_per_tick_with_what_they_leave_unused() {
+        let mut decreases = Decreases::default();
+        let at = |trials, events| Totals { trials, events };
+        decreases.record(&[(at(0, 0), at(1000, 10)), (at(0, 0), at(9000, 90))]);
+        assert!(decreases.is_none());
+        // Extrapolation jitter in both versions at one tick: one tick.
+        decreases.record(&[(at(1000, 10), at(960, 9)), (at(9000, 90), at(8990, 90))]);
+        // A reset the source did not make up for.
+        decreases.record(&[(at(1000, 10), at(100, 1)), (at(9000, 90), at(9500, 95))]);
+        assert_eq!(
+            decreases,
+            Decreases {
+                ticks: 2,
+                requests: 40 + 10 + 900,
+                events: 1 + 9
+            }
+        );
+        assert_eq!(decreases.reported(), Some(decreases));
+        assert_eq!(Decreases::default().reported(), None);
     }
 
     #[test]

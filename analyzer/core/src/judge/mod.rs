@@ -12,7 +12,7 @@
 //! | check | `slo` | `baseline` |
 //! |---|---|---|
 //! | error rate | [`error_rate_bound`]: beta-binomial confidence sequence on the canary's error rate | [`error_rate_comparison`]: conditional-binomial mixture e-value on canary vs baseline errors |
-//! | latency | [`latency_bound`]: confidence sequence on the share of canary requests above the bound's bucket; the promotion gate is the `histogram_quantile` estimate | [`latency_comparison`]: e-value on requests slower than a fixed bucket bound |
+//! | latency | [`latency_bound`]: confidence sequence on the share of canary requests above the bound's bucket; the promotion gate is the `histogram_quantile` estimate | [`latency_comparison`]: an average of e-values on requests slower than each shared bucket bound |
 //! | samples | — | [`samples_sequential`] (default): anytime-valid e-process on the per-tick difference, allowing for autocorrelated series; [`samples_mann_whitney`] (`method: mann-whitney`): Mann–Whitney U / Hodges–Lehmann, once per step, assumes independent samples |
 //! | query | [`query_bound`]: the value against the bound | — |
 //!
@@ -20,7 +20,10 @@
 //! pairs each evaluator with its memory; [`verdict`] holds what the judge answers.
 //!
 //! A failure is final (latched): an anytime-valid test that rejected stays rejected. Missing
-//! or unusable data is `nodata` or `error`, never `pass`.
+//! or unusable data is `nodata` or `error`, never `pass`. Absolute bounds read the canary's
+//! half of a reading only; a missing baseline leaves only the comparisons without data.
+//! Every number a result shows is one its test used, and each result carries the time it
+//! was decided.
 
 mod comparison;
 mod error_rate_bound;
@@ -39,19 +42,19 @@ pub use error_rate_bound::ErrorRateBoundMemory;
 pub use error_rate_comparison::ErrorRateComparisonMemory;
 pub use evaluator::Memory;
 pub use latency_bound::LatencyBoundMemory;
-pub use latency_comparison::{
-    LatencyComparisonMemory, REQUESTS_TO_FIX_SLOW_THRESHOLD, SlowRequests,
-};
-pub use memory::Totals;
+pub use latency_comparison::{BoundTest, Combination, LatencyComparisonMemory, REQUESTS_TO_FOCUS};
+pub use memory::{Decreases, Totals};
 pub use query_bound::QueryBoundMemory;
 pub use samples_mann_whitney::SamplesMannWhitneyMemory;
 pub use samples_sequential::SamplesSequentialMemory;
 pub use state::{CriterionState, JUDGE_STATE_FORMAT, JudgeState, LatestReading};
-pub use verdict::{Assessment, CheckResult, Evidence, Moment, Verdict, fmt_num, overall};
+pub use verdict::{
+    Assessment, BoundEvidence, CheckResult, Evidence, Moment, Verdict, fmt_num, overall,
+};
 
 use error_rate_bound::ErrorRateBound;
 use error_rate_comparison::ErrorRateComparison;
-use evaluator::{Evaluator, Paired, Subject};
+use evaluator::{Evaluator, Paired, Subject, Unusable};
 use latency_bound::LatencyBound;
 use latency_comparison::LatencyComparison;
 use query_bound::QueryBound;
@@ -129,6 +132,7 @@ impl Judge {
             step_start_requests: None,
             canary_requests: None,
             ticks: 0,
+            latest_at: None,
         }
     }
 
@@ -161,9 +165,12 @@ impl Judge {
                 )),
                 Some(Reading::NoData { reason }) => Err(LatestReading::NoData(reason.clone())),
                 Some(Reading::Invalid { reason }) => Err(LatestReading::Invalid(reason.clone())),
-                Some(Reading::Observed(observation)) => {
-                    paired.observe(observation).map_err(LatestReading::Invalid)
-                }
+                Some(Reading::Observed(observation)) => paired
+                    .observe(observation, tick.at)
+                    .map_err(|unusable| match unusable {
+                        Unusable::NoData(reason) => LatestReading::NoData(reason),
+                        Unusable::Invalid(reason) => LatestReading::Invalid(reason),
+                    }),
             };
             if outcome.is_err() {
                 paired.gap();
@@ -179,6 +186,7 @@ impl Judge {
             };
         }
         state.ticks += 1;
+        state.latest_at = Some(tick.at);
         if let Some(requests) = canary_requests {
             state.canary_requests = Some(
                 state
@@ -195,6 +203,7 @@ impl Judge {
     /// Judges every criterion as of now. Mutable because failures latch and because a
     /// samples test, once run in a step, is kept for that step.
     pub fn assess(&self, state: &mut JudgeState, moment: Moment) -> Result<Assessment> {
+        let state_latest_at = state.latest_at;
         let mut checks = Vec::with_capacity(self.criteria.len());
         for Binding {
             subject,
@@ -206,7 +215,7 @@ impl Judge {
             let result = match failed {
                 Some(failed) => failed.clone(),
                 None => {
-                    let result = match latest {
+                    let mut result = match latest {
                         LatestReading::Nothing => {
                             subject.result(Verdict::NoData, "no reading yet", subject.no_evidence())
                         }
@@ -218,6 +227,10 @@ impl Judge {
                         }
                         LatestReading::Observed => paired.assess(subject, moment),
                     };
+                    // A verdict is as of the tick it was judged on; a failure keeps its date.
+                    if matches!(result.verdict, Verdict::Pass | Verdict::Fail) {
+                        result.decided_at = result.decided_at.or(state_latest_at);
+                    }
                     if result.verdict == Verdict::Fail {
                         *failed = Some(result.clone());
                     }
@@ -232,11 +245,13 @@ impl Judge {
         };
         let (verdict, reason) =
             overall(&checks, moment, canary_requests_in_step, self.min_requests);
+        let warnings = checks.iter().filter_map(fallen_totals_warning).collect();
         Ok(Assessment {
             verdict,
             reason,
             canary_requests_in_step,
             checks,
+            warnings,
         })
     }
 
@@ -288,6 +303,24 @@ struct Binding<'a> {
     paired: Paired<'a>,
     latest: &'a mut LatestReading,
     failed: &'a mut Option<CheckResult>,
+}
+
+/// The warning for a criterion whose cumulative totals fell at some ticks.
+fn fallen_totals_warning(check: &CheckResult) -> Option<String> {
+    let fell = check.evidence.counter_decreases?;
+    let events = if fell.events > 0 {
+        format!(" and {} events", fell.events)
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "{}: the cumulative totals fell at {} {} (by {} requests{events} in all); the evidence counts from the highest total seen, so up to {} requests were not used (a counter reset the source did not make up for, or increase() extrapolating a bursty series)",
+        check.name,
+        fell.ticks,
+        if fell.ticks == 1 { "tick" } else { "ticks" },
+        fell.requests,
+        fell.requests
+    ))
 }
 
 /// The evaluator of one criterion of `check`.

@@ -1,9 +1,10 @@
 //! `query` with `slo`: the query's latest value against an absolute bound ("container
 //! restarts of canary pods stay 0"). No statistics: the value is what it is.
 
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::evaluator::{Evaluate, Subject, unexpected};
+use super::evaluator::{Evaluate, Subject, Unusable, unexpected};
 use super::verdict::{CheckResult, Evidence, Moment, Verdict, fmt_num};
 use crate::observation::CheckObservation;
 use crate::policy::AbsoluteBound;
@@ -31,14 +32,15 @@ impl Evaluate for QueryBound {
         &self,
         memory: &mut QueryBoundMemory,
         observation: &CheckObservation,
-    ) -> Result<Option<f64>, String> {
+        _at: Timestamp,
+    ) -> Result<Option<f64>, Unusable> {
         let CheckObservation::Value { value } = observation else {
             return Err(unexpected("query", observation));
         };
         if !value.is_finite() {
-            return Err(format!(
+            return Err(Unusable::Invalid(format!(
                 "the query's value is not a finite number ({value})"
-            ));
+            )));
         }
         memory.last = Some(*value);
         Ok(None)
@@ -109,7 +111,11 @@ mod tests {
         let evaluator = QueryBound { bound };
         let mut memory = evaluator.start();
         evaluator
-            .observe(&mut memory, &CheckObservation::Value { value })
+            .observe(
+                &mut memory,
+                &CheckObservation::Value { value },
+                Timestamp::UNIX_EPOCH,
+            )
             .unwrap();
         let subject = Subject {
             name: "restarts/slo".to_owned(),
@@ -152,7 +158,11 @@ mod tests {
         let mut memory = evaluator.start();
         assert!(
             evaluator
-                .observe(&mut memory, &CheckObservation::Value { value: f64::NAN })
+                .observe(
+                    &mut memory,
+                    &CheckObservation::Value { value: f64::NAN },
+                    Timestamp::UNIX_EPOCH
+                )
                 .is_err()
         );
     }

@@ -8,9 +8,10 @@
 //! (`docs/statistics.md`), which is why the sequential method is the default and every
 //! result of this one says "not anytime-valid; assumes independent samples".
 
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::evaluator::{Evaluate, Subject, unexpected};
+use super::evaluator::{Evaluate, Subject, Unusable, unexpected};
 use super::verdict::{CheckResult, Evidence, Moment, Verdict, fmt_num};
 use crate::observation::CheckObservation;
 use crate::stats::{Alternative, mann_whitney};
@@ -52,17 +53,22 @@ impl Evaluate for SamplesMannWhitney {
         &self,
         memory: &mut SamplesMannWhitneyMemory,
         observation: &CheckObservation,
-    ) -> Result<Option<f64>, String> {
+        _at: Timestamp,
+    ) -> Result<Option<f64>, Unusable> {
         let CheckObservation::Samples { canary, baseline } = observation else {
             return Err(unexpected("samples", observation));
         };
         for value in [canary, baseline].into_iter().flatten() {
             if !value.is_finite() {
-                return Err(format!("a sample is not a finite number ({value})"));
+                return Err(Unusable::Invalid(format!(
+                    "a sample is not a finite number ({value})"
+                )));
             }
         }
         if canary.is_none() && baseline.is_none() {
-            return Err("the query returned neither version".to_owned());
+            return Err(Unusable::Invalid(
+                "the query returned neither version".to_owned(),
+            ));
         }
         memory.canary.extend(*canary);
         memory.baseline.extend(*baseline);
@@ -233,7 +239,9 @@ mod tests {
                 canary: Some(canary),
                 baseline: Some(baseline),
             };
-            evaluator.observe(memory, &observation).unwrap();
+            evaluator
+                .observe(memory, &observation, Timestamp::UNIX_EPOCH)
+                .unwrap();
         }
     }
 
@@ -282,11 +290,19 @@ mod tests {
             canary: Some(f64::NAN),
             baseline: Some(1.0),
         };
-        assert!(evaluator.observe(&mut memory, &nan).is_err());
+        assert!(
+            evaluator
+                .observe(&mut memory, &nan, Timestamp::UNIX_EPOCH)
+                .is_err()
+        );
         let neither = CheckObservation::Samples {
             canary: None,
             baseline: None,
         };
-        assert!(evaluator.observe(&mut memory, &neither).is_err());
+        assert!(
+            evaluator
+                .observe(&mut memory, &neither, Timestamp::UNIX_EPOCH)
+                .is_err()
+        );
     }
 }

@@ -14,9 +14,10 @@
 //! passes at a step's end when the step had `min-samples` ticks with both versions sampled
 //! and the e-value stayed below 1/α.
 
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::evaluator::{Evaluate, Subject, unexpected};
+use super::evaluator::{Evaluate, Subject, Unusable, unexpected};
 use super::verdict::{CheckResult, Evidence, Moment, Verdict, fmt_num};
 use crate::observation::CheckObservation;
 use crate::stats::autocorrelated_mean::{self, AutocorrelatedMeanState, AutocorrelatedMeanTest};
@@ -94,24 +95,30 @@ impl Evaluate for SamplesSequential {
         &self,
         memory: &mut SamplesSequentialMemory,
         observation: &CheckObservation,
-    ) -> Result<Option<f64>, String> {
+        _at: Timestamp,
+    ) -> Result<Option<f64>, Unusable> {
         let CheckObservation::Samples { canary, baseline } = observation else {
             return Err(unexpected("samples", observation));
         };
         for value in [canary, baseline].into_iter().flatten() {
             if !value.is_finite() {
-                return Err(format!("a sample is not a finite number ({value})"));
+                return Err(format!("a sample is not a finite number ({value})").into());
             }
         }
         let excess = match (canary, baseline) {
-            (None, None) => return Err("the query returned neither version".to_owned()),
+            (None, None) => {
+                return Err(Unusable::Invalid(
+                    "the query returned neither version".to_owned(),
+                ));
+            }
             (Some(x), Some(y)) => {
                 let excess =
                     autocorrelated_mean::excess(*x, *y, self.max_increase, self.higher_is_worse);
                 if !excess.is_finite() {
                     return Err(format!(
                         "the samples are too large to compare (canary {x}, baseline {y})"
-                    ));
+                    )
+                    .into());
                 }
                 Some(excess)
             }
@@ -276,7 +283,11 @@ mod tests {
         baseline: Option<f64>,
     ) {
         evaluator
-            .observe(memory, &CheckObservation::Samples { canary, baseline })
+            .observe(
+                memory,
+                &CheckObservation::Samples { canary, baseline },
+                Timestamp::UNIX_EPOCH,
+            )
             .unwrap();
     }
 
@@ -401,7 +412,12 @@ mod tests {
             },
             CheckObservation::Value { value: 1.0 },
         ] {
-            assert!(evaluator.observe(&mut memory, &bad).is_err(), "{bad:?}");
+            assert!(
+                evaluator
+                    .observe(&mut memory, &bad, Timestamp::UNIX_EPOCH)
+                    .is_err(),
+                "{bad:?}"
+            );
         }
         assert_eq!(memory, evaluator.start());
     }

@@ -5,14 +5,16 @@
 //! remembered other things is refused with a message saying so (a rollout's state file then
 //! does not load, exit 2), never misread.
 
+use jiff::Timestamp;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::evaluator::Memory;
 use super::verdict::CheckResult;
 
 /// The version of [`JudgeState`]'s shape. Version 1 (no `format` field) kept one memory per
-/// kind of check; version 2 keeps one per evaluator.
-pub const JUDGE_STATE_FORMAT: u32 = 2;
+/// kind of check; version 2 one per evaluator; version 3 several bucket bounds per latency
+/// comparison, and the falls of cumulative totals.
+pub const JUDGE_STATE_FORMAT: u32 = 3;
 
 /// What the judge remembers between ticks. Serializable: it is part of a rollout's
 /// persisted state.
@@ -28,6 +30,8 @@ pub struct JudgeState {
     pub canary_requests: Option<f64>,
     /// Ticks observed so far.
     pub ticks: u64,
+    /// When the latest tick was observed.
+    pub latest_at: Option<Timestamp>,
 }
 
 /// What one criterion remembers.
@@ -67,6 +71,8 @@ struct JudgeStateRepr {
     step_start_requests: Option<f64>,
     canary_requests: Option<f64>,
     ticks: u64,
+    #[serde(default)]
+    latest_at: Option<Timestamp>,
 }
 
 impl<'de> Deserialize<'de> for JudgeState {
@@ -86,6 +92,7 @@ impl<'de> Deserialize<'de> for JudgeState {
             step_start_requests: repr.step_start_requests,
             canary_requests: repr.canary_requests,
             ticks: repr.ticks,
+            latest_at: repr.latest_at,
         })
     }
 }

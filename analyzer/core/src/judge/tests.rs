@@ -73,14 +73,15 @@ fn mk_tick(k: u32, canary_errors_per_tick: f64) -> Tick {
             baseline: RequestCounts {
                 requests: 900.0 * kf,
                 errors: 9.0 * kf,
-            },
+            }
+            .into(),
         }),
     );
     readings.insert(
         "latency".to_owned(),
         Reading::Observed(CheckObservation::Histogram {
             canary: histogram(100.0 * kf),
-            baseline: histogram(900.0 * kf),
+            baseline: histogram(900.0 * kf).into(),
         }),
     );
     readings.insert(
@@ -319,6 +320,7 @@ fn overall_orders_fail_then_error_then_missing_evidence() {
         verdict,
         reason: "why".to_owned(),
         evidence: Evidence::default(),
+        decided_at: None,
     };
     let all = [
         result("a", Verdict::Pass),

@@ -2,8 +2,10 @@
 //! [`Assessment`] at one [`Moment`], and the rule ([`overall`]) that turns the criteria's
 //! verdicts into one.
 
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::memory::Decreases;
 use crate::policy::Criterion;
 
 /// The outcome of one criterion, or of a whole judgement.
@@ -101,6 +103,40 @@ pub struct Evidence {
     pub threshold: Option<f64>,
     /// This criterion's share of the policy's α.
     pub alpha: f64,
+    /// Latency comparisons: every bucket bound the test averages over, with its own counts
+    /// and e-value. The counts above (`canary_n` …) are those of the bound with the most
+    /// evidence.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bounds: Vec<BoundEvidence>,
+    /// When the cumulative totals this criterion reads fell at some ticks: how often and by
+    /// how much (the requests not used as evidence, at most).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counter_decreases: Option<Decreases>,
+}
+
+/// One bucket bound of a latency comparison: the canary's and the baseline's requests and
+/// the requests slower than the bound, counted since the bound's test started — the very
+/// numbers its e-value is computed from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BoundEvidence {
+    /// The bucket bound, seconds: a request above it is slow.
+    pub bound: f64,
+    /// When counting started for this bound; `None` for the start of the analysis.
+    pub since: Option<Timestamp>,
+    /// Canary requests since then.
+    pub canary_n: u64,
+    /// Of which slower than the bound.
+    pub canary_events: u64,
+    /// Baseline requests since then.
+    pub baseline_n: u64,
+    /// Of which slower than the bound.
+    pub baseline_events: u64,
+    /// This bound's own e-value against "the canary's share above the bound is at most
+    /// `threshold` times the baseline's".
+    #[serde(with = "crate::serde_float::plain")]
+    pub e_value: f64,
+    /// Its weight in the average, now (0 for a bound no longer looked at).
+    pub weight: f64,
 }
 
 /// One criterion's verdict and evidence.
@@ -120,6 +156,11 @@ pub struct CheckResult {
     pub reason: String,
     /// The numbers.
     pub evidence: Evidence,
+    /// When this criterion reached its verdict: the tick whose evidence decided a `fail`, or
+    /// the tick a `pass` was judged on. `None` for verdicts that decide nothing (`nodata`,
+    /// `error`, `inconclusive`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<Timestamp>,
 }
 
 /// A judgement of all criteria at one moment.
@@ -133,6 +174,10 @@ pub struct Assessment {
     pub canary_requests_in_step: Option<u64>,
     /// One result per criterion, in policy order.
     pub checks: Vec<CheckResult>,
+    /// What the judge warns about: cumulative totals that fell, so that some evidence went
+    /// unused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl Assessment {

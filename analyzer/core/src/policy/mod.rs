@@ -24,7 +24,7 @@ pub use matchers::{
     LabelMatcher, MatchOp, QueryTemplate, TemplatePart, TemplateVariable, escape_string,
     is_label_name, is_metric_name, parse_matchers,
 };
-pub use units::duration_as_written;
+pub use units::{duration_as_written, size_as_written};
 
 /// A validated policy.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -153,16 +153,41 @@ pub struct PrometheusSpec {
     pub url: Option<String>,
     /// How requests authenticate.
     pub auth: PrometheusAuth,
-    /// Extra headers (tenant IDs and the like).
-    pub headers: Vec<(String, String)>,
+    /// Extra headers (tenant IDs, API keys).
+    pub headers: Vec<(String, HeaderValueSpec)>,
     /// Extra certificate authorities (PEM file).
     pub ca_file: Option<PathBuf>,
     /// TLS verification turned off (warned about loudly).
     pub insecure_skip_tls_verify: bool,
     /// Timeout of one request.
     pub timeout: Duration,
-    /// Retries after a timeout, connection error or 5xx.
+    /// Retries after a timeout, connection error, 429 or 5xx.
     pub retries: u32,
+    /// Largest answer read, in bytes; more is an `error` verdict for the check.
+    pub max_answer_bytes: u64,
+    /// Most series one answer may hold; more is an `error` verdict for the check.
+    pub max_series: u32,
+    /// Whether an answer with warnings (a partial answer) is judged as usual, the warnings
+    /// passed on; otherwise it is an `error` verdict for the check.
+    pub accept_warnings: bool,
+}
+
+/// The default of [`PrometheusSpec::max_answer_bytes`]: 32 MiB, hundreds of times what
+/// canary's queries return, small enough for a CI pod's memory.
+pub const DEFAULT_MAX_ANSWER_BYTES: u64 = 32 * 1024 * 1024;
+
+/// The default of [`PrometheusSpec::max_series`]. canary's queries return a few series per
+/// version (a histogram: one per bucket); ten thousand is a query gone wrong.
+pub const DEFAULT_MAX_SERIES: u32 = 10_000;
+
+/// An extra header's value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HeaderValueSpec {
+    /// Written in the policy (a tenant ID): not a secret.
+    Plain(String),
+    /// A credential, read at run time and handled as a secret.
+    Secret(SecretSource),
 }
 
 impl std::fmt::Debug for PrometheusSpec {
@@ -177,6 +202,9 @@ impl std::fmt::Debug for PrometheusSpec {
             .field("insecure_skip_tls_verify", &self.insecure_skip_tls_verify)
             .field("timeout", &self.timeout)
             .field("retries", &self.retries)
+            .field("max_answer_bytes", &self.max_answer_bytes)
+            .field("max_series", &self.max_series)
+            .field("accept_warnings", &self.accept_warnings)
             .finish()
     }
 }

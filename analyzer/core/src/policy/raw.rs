@@ -92,9 +92,11 @@ pub(crate) struct RawPrometheus {
     /// HTTP basic authentication.
     #[serde(default)]
     pub(crate) basic_auth: Option<RawBasicAuth>,
-    /// Extra request headers, e.g. `X-Scope-OrgID` for Mimir or Cortex tenants.
+    /// Extra request headers, e.g. `X-Scope-OrgID` for Mimir or Cortex tenants. A value that
+    /// is a credential is read at run time, never written here: `{file: PATH}` or
+    /// `{env: VARIABLE}` (it is then a secret: never shown, redacted from every output).
     #[serde(default)]
-    pub(crate) headers: BTreeMap<String, String>,
+    pub(crate) headers: BTreeMap<String, RawHeaderValue>,
     /// PEM bundle of certificate authorities to trust in addition to the system's.
     #[serde(default)]
     pub(crate) ca_file: Option<String>,
@@ -105,9 +107,43 @@ pub(crate) struct RawPrometheus {
     #[serde(default)]
     #[schemars(with = "Option<RawDuration>")]
     pub(crate) timeout: Option<At<RawDuration>>,
-    /// Retries after a timeout, connection error or 5xx answer (default 3).
+    /// Retries after a timeout, connection error, 429 or 5xx answer (default 3).
     #[serde(default)]
     pub(crate) retries: Option<u32>,
+    /// Largest answer read (default `32MiB`); a larger one is an `error` verdict for its
+    /// check, cut off while it streams in.
+    #[serde(default)]
+    #[schemars(with = "Option<RawScalar>")]
+    pub(crate) max_answer_size: Option<At<RawScalar>>,
+    /// Most series one answer may hold (default 10000); more is an `error` verdict.
+    #[serde(default)]
+    pub(crate) max_series: Option<u32>,
+    /// Judge answers that carry warnings (a partial answer from Thanos, VictoriaMetrics'
+    /// `isPartial`) as usual, passing the warnings on, instead of as `error` (default false).
+    #[serde(default)]
+    pub(crate) accept_warnings: bool,
+}
+
+/// An extra header's value: written in the policy, or a secret read at run time.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub(crate) enum RawHeaderValue {
+    /// The value itself (not a secret: it is in the policy for all to read).
+    Plain(String),
+    /// A secret value, read from a file or an environment variable.
+    Secret(RawSecretRef),
+}
+
+/// Where a secret header value is read from: exactly one of `file` and `env`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSecretRef {
+    /// A file whose content (trimmed) is the value.
+    #[serde(default)]
+    pub(crate) file: Option<String>,
+    /// An environment variable holding the value.
+    #[serde(default)]
+    pub(crate) env: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

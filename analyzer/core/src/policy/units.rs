@@ -12,6 +12,8 @@ pub(crate) const LATENCY_EXPECTED: &str =
     "expected a latency like \"500ms\" or \"1s\", or a number of seconds like 0.5";
 pub(crate) const QUANTILE_EXPECTED: &str = "expected a quantile like 0.95 or \"p95\"";
 pub(crate) const NUMBER_EXPECTED: &str = "expected a number like 0 or 2.5";
+pub(crate) const SIZE_EXPECTED: &str =
+    "expected a size like \"32MiB\", \"512KiB\" or \"1GiB\", or a number of bytes";
 
 /// `0.01`, `"1%"`, `"0.1 %"` → 0.01, 0.01, 0.001. Numbers above 1 are refused with a hint,
 /// because `alpha: 5` almost certainly meant 5 %.
@@ -50,6 +52,54 @@ pub(crate) fn duration(scalar: &RawScalar) -> Result<Duration, String> {
         RawScalar::Number(x) => Err(format!(
             "{DURATION_EXPECTED}; a bare number ({x}) has no unit"
         )),
+    }
+}
+
+/// `"32MiB"`, `"512 KiB"`, `"1GiB"`, `"100MB"`, `"2048B"` or a whole number of bytes. KiB, MiB
+/// and GiB are powers of 1024; kB, MB and GB powers of 1000.
+pub(crate) fn size_bytes(scalar: &RawScalar) -> Result<u64, String> {
+    let bytes = match scalar {
+        RawScalar::Number(x) if x.fract() == 0.0 && *x >= 0.0 => *x,
+        RawScalar::Number(x) => return Err(format!("{SIZE_EXPECTED}, not {x}")),
+        RawScalar::Text(text) => {
+            let trimmed = text.trim();
+            let split = trimmed
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .unwrap_or(trimmed.len());
+            let (number, unit) = trimmed.split_at(split);
+            let factor: f64 = match unit.trim() {
+                "" | "B" => 1.0,
+                "kB" | "KB" => 1e3,
+                "MB" => 1e6,
+                "GB" => 1e9,
+                "KiB" => 1024.0,
+                "MiB" => 1024.0 * 1024.0,
+                "GiB" => 1024.0 * 1024.0 * 1024.0,
+                _ => return Err(format!("{SIZE_EXPECTED}, not {text:?}")),
+            };
+            let number: f64 = number
+                .parse()
+                .map_err(|_| format!("{SIZE_EXPECTED}, not {text:?}"))?;
+            (number * factor).round()
+        }
+    };
+    if !bytes.is_finite() || bytes > u64::MAX as f64 {
+        return Err(format!("{SIZE_EXPECTED}; this one is too large"));
+    }
+    Ok(bytes as u64)
+}
+
+/// A size as people read it: `32 MiB`, `512 KiB`, `100 bytes`.
+pub fn size_as_written(bytes: u64) -> String {
+    const KIB: u64 = 1024;
+    const MIB: u64 = 1024 * KIB;
+    const GIB: u64 = 1024 * MIB;
+    match bytes {
+        b if b >= GIB && b % GIB == 0 => format!("{} GiB", b / GIB),
+        b if b >= MIB && b % MIB == 0 => format!("{} MiB", b / MIB),
+        b if b >= KIB && b % KIB == 0 => format!("{} KiB", b / KIB),
+        b if b >= MIB => format!("{:.1} MiB", b as f64 / MIB as f64),
+        b => format!("{b} bytes"),
     }
 }
 

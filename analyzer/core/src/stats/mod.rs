@@ -19,7 +19,10 @@
 //!   independent samples), kept for `method: mann-whitney`.
 //! - [`fisher`]: Fisher's exact test for a 2×2 table (a fixed-sample cross-check).
 //! - [`wilson`]: the Wilson score interval, used to report simulated false-rollback rates.
-//! - [`normal`]: the normal distribution functions the others share.
+//! - [`normal`]: the normal distribution functions the others share (the quantile is
+//!   statrs').
+//! - [`special`]: log-gamma, log-beta and log-probabilities written for accuracy at large
+//!   counts, where statrs' naive forms lose digits.
 
 pub mod autocorrelated_mean;
 pub mod binomial_cs;
@@ -28,7 +31,7 @@ pub mod histogram;
 pub mod mann_whitney;
 pub mod normal;
 pub mod rate_ratio;
-mod special;
+pub mod special;
 pub mod wilson;
 
 pub use autocorrelated_mean::{AutocorrelatedMeanState, AutocorrelatedMeanTest};

@@ -4,7 +4,7 @@
 //! naming that rule's verb, resource, API group and namespace.
 
 use canary_core::ports::{StateStore, set_and_verify};
-use canary_core::rollout::ControlRequest;
+use canary_core::rollout::{ControlAction, ControlRequest};
 use canary_kubernetes::{ConfigMapStateStore, KubeConnection};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
@@ -115,7 +115,13 @@ async fn run_state_store(fake: &FakeApiServer) -> canary_core::Result<()> {
     store.claim(false).await?;
     store.save(&rollout).await?;
     store.load().await?;
-    store.request(&ControlRequest::Promote).await?;
+    store
+        .request(&ControlRequest::for_rollout(
+            ControlAction::Promote,
+            &rollout,
+            jiff::Timestamp::now(),
+        ))
+        .await?;
     store.take_request().await?;
     store.archive(&rollout).await?;
     store.release().await

@@ -3,7 +3,7 @@
 //! taking over, requests taken once, conflicts retried, archives.
 
 use canary_core::ports::StateStore;
-use canary_core::rollout::{ControlRequest, Machine, Rollout};
+use canary_core::rollout::{ControlAction, ControlRequest, Machine, Rollout};
 use canary_core::{Error, ExitCode};
 use canary_kubernetes::{ConfigMapStateStore, Holder, KubeConnection, OWNER_KEY, ROLLOUT_KEY};
 use jiff::Timestamp;
@@ -18,7 +18,7 @@ pub(crate) fn a_rollout() -> Rollout {
     let policy = canary_core::policy::Policy::from_yaml(&text, "policy.yaml").unwrap();
     Machine::new(policy)
         .unwrap()
-        .start(Timestamp::from_second(1_790_000_000).unwrap())
+        .start(Timestamp::from_second(1_790_000_000).unwrap(), None)
 }
 
 fn holder(identity: &str, pid: u32) -> Holder {
@@ -154,9 +154,13 @@ async fn requests_are_taken_once_and_conflicts_retried() {
 
     // `canary abort` from another shell: its claim is refused, so it leaves a request.
     assert!(shell.claim(false).await.is_err());
-    let abort = ControlRequest::Abort {
-        reason: "bad deploy".to_owned(),
-    };
+    let abort = ControlRequest::for_rollout(
+        ControlAction::Abort {
+            reason: "bad deploy".to_owned(),
+        },
+        &a_rollout(),
+        Timestamp::from_second(1_790_000_030).unwrap(),
+    );
     shell.request(&abort).await.unwrap();
     // The driver asks the API server at most once a second.
     tokio::time::sleep(std::time::Duration::from_millis(1050)).await;

@@ -67,26 +67,65 @@ impl Validator {
                 return None;
             }
         };
-        for name in raw.headers.keys() {
+        let mut headers = Vec::new();
+        for (name, value) in &raw.headers {
+            let field = format!("metrics.prometheus.headers.{name}");
             if name.eq_ignore_ascii_case("authorization") {
                 self.problem::<()>(
-                    format!("metrics.prometheus.headers.{name}"),
+                    field,
                     None,
                     "credentials do not belong in the policy: use `bearer-token-file`, `bearer-token-env` or `basic-auth`",
                 );
                 ok = false;
+                continue;
             } else if name.is_empty()
                 || !name
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
             {
                 self.problem::<()>(
-                    format!("metrics.prometheus.headers.{name}"),
+                    field,
                     None,
                     format!("{name:?} is not a valid HTTP header name"),
                 );
                 ok = false;
+                continue;
             }
+            let value = match value {
+                RawHeaderValue::Plain(text) => {
+                    // What an HTTP header value may hold: visible ASCII, spaces and tabs
+                    // (obsolete non-ASCII text is refused rather than sent mangled).
+                    if text
+                        .bytes()
+                        .any(|b| !(b == b'\t' || (b' '..=b'~').contains(&b)))
+                    {
+                        self.problem::<()>(
+                            field,
+                            None,
+                            "a header value holds a character HTTP headers cannot carry (a control character or non-ASCII)",
+                        );
+                        ok = false;
+                        continue;
+                    }
+                    HeaderValueSpec::Plain(text.clone())
+                }
+                RawHeaderValue::Secret(secret) => match (&secret.file, &secret.env) {
+                    (Some(file), None) => {
+                        HeaderValueSpec::Secret(SecretSource::File(PathBuf::from(file)))
+                    }
+                    (None, Some(var)) => HeaderValueSpec::Secret(SecretSource::Env(var.clone())),
+                    _ => {
+                        self.problem::<()>(
+                            field,
+                            None,
+                            "expected the value, or exactly one of `file` or `env` holding it",
+                        );
+                        ok = false;
+                        continue;
+                    }
+                },
+            };
+            headers.push((name.clone(), value));
         }
         let timeout = self.positive_duration(
             "metrics.prometheus.timeout",
@@ -102,21 +141,50 @@ impl Validator {
             );
             ok = false;
         }
+        let max_answer_bytes = match &raw.max_answer_size {
+            None => DEFAULT_MAX_ANSWER_BYTES,
+            Some(size) => match units::size_bytes(&size.value) {
+                // Below a kibibyte not even an error answer fits.
+                Ok(bytes) if bytes >= 1024 => bytes,
+                Ok(_) => {
+                    self.problem(
+                        "metrics.prometheus.max-answer-size",
+                        Some(size),
+                        "expected at least 1KiB",
+                    );
+                    ok = false;
+                    DEFAULT_MAX_ANSWER_BYTES
+                }
+                Err(message) => {
+                    self.problem("metrics.prometheus.max-answer-size", Some(size), message);
+                    ok = false;
+                    DEFAULT_MAX_ANSWER_BYTES
+                }
+            },
+        };
+        let max_series = raw.max_series.unwrap_or(DEFAULT_MAX_SERIES);
+        if max_series == 0 {
+            self.problem::<()>(
+                "metrics.prometheus.max-series",
+                None,
+                "expected at least 1 series",
+            );
+            ok = false;
+        }
         Some(PrometheusSpec {
             url: raw
                 .url
                 .as_ref()
                 .map(|u| u.value.trim_end_matches('/').to_owned()),
             auth,
-            headers: raw
-                .headers
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            headers,
             ca_file: raw.ca_file.as_ref().map(PathBuf::from),
             insecure_skip_tls_verify: raw.insecure_skip_tls_verify,
             timeout: timeout?,
             retries,
+            max_answer_bytes,
+            max_series,
+            accept_warnings: raw.accept_warnings,
         })
         .filter(|_| ok)
     }

@@ -1,380 +1,28 @@
-//! The rollout as a pure state machine: `(state, event, now) -> (state, effects)`.
-//!
-//! [`Machine::handle`] takes the persisted [`Rollout`], one [`Event`] and the time, updates
-//! the rollout and returns the [`Effect`]s the driver must carry out, in order. Effects are
-//! data: set a weight, run hooks, read the metrics, persist, notify, wait, finish. At most
-//! one effect in a batch produces a result (setting a weight, running hooks, reading, waiting),
-//! and it is always the last; its result is the next event. So the driver is a loop, every
-//! transition is a plain unit test, the simulator runs the very same machine in virtual
-//! time, and a crash anywhere resumes from the last persisted state: every effect is
-//! idempotent, and [`Event::Resume`] re-issues whatever the state was waiting for.
-//!
-//! The phases: `Starting` (before-hooks) → `Step` i (weight set, then analysed tick by tick)
-//! → … → `Promoting` (weight 100) → optional `Soak` → (with a Kubernetes promotion:
-//! `Finalizing`: the stable Deployment gets the canary's template, weight 0, the canary is
-//! scaled down) → `Promoted`; or, from any step,
-//! `RollingBack` (weight 0) → `RolledBack`; or `Held` (inconclusive, the policy says hold);
-//! or `Failed` (the gateway or the metrics source is unusable; a rerun resumes).
+//! The machine: [`Machine::handle`] takes a [`Rollout`], one [`Event`] and the time, updates
+//! the rollout and returns the [`Effect`]s the driver must carry out, in order.
 
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use serde::{Deserialize, Serialize};
 
+use super::protocol::{ControlAction, ControlRequest};
+use super::protocol::{Effect, Event, Notice};
+use super::state::{
+    ManualPromotion, Outcome, PendingHooks, Phase, PromotionStage, RollbackCause, Rollout,
+    STATE_FORMAT,
+};
+use crate::Result;
 use crate::error::ExitCode;
-use crate::judge::{Assessment, Judge, JudgeConfig, JudgeState, Moment, Verdict, overall};
+use crate::judge::{Judge, JudgeConfig, Moment, Verdict, overall};
 use crate::observation::Tick;
 use crate::policy::{Criterion, HookEvent, InconclusiveAction, Policy, StopAction};
-use crate::report::{StepRecord, TimelinePoint, WeightPoint, timeline_point};
-use crate::{Error, Result};
-
-/// The version of the persisted state's shape.
-pub const STATE_FORMAT: u32 = 1;
+use crate::report::{StepRecord, WeightPoint, timeline_point};
 
 /// Timeline points kept in the state (older ones are thinned out past this).
 const MAX_TIMELINE_POINTS: usize = 600;
 
 /// Distinct source warnings kept for the report.
 const MAX_WARNINGS: usize = 50;
-
-/// A rollout: everything needed to resume it, and to report on it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Rollout {
-    /// Always [`STATE_FORMAT`].
-    pub format: u32,
-    /// The service.
-    pub service: String,
-    /// An identifier the caller gave this rollout (a CI pipeline id, the canary's version),
-    /// so that a rerun of the same job resumes it and a new job starts a new one.
-    #[serde(default)]
-    pub id: Option<String>,
-    /// The digest of the policy the rollout started with ([`Policy::digest`]).
-    pub policy_digest: String,
-    /// When it started; every reading is cumulative since then.
-    pub started_at: Timestamp,
-    /// Where it is.
-    pub phase: Phase,
-    /// The judge's memory.
-    pub judge: JudgeState,
-    /// Consecutive ticks whose metrics could not be read.
-    pub failed_reads: u32,
-    /// When the next tick is due.
-    pub next_tick_at: Option<Timestamp>,
-    /// The latest assessment, for progress and reports.
-    pub last_assessment: Option<Assessment>,
-    /// The steps as they happened.
-    pub steps: Vec<StepRecord>,
-    /// Every weight set, as verified.
-    pub weights: Vec<WeightPoint>,
-    /// Per tick, what the charts plot.
-    pub timeline: Vec<TimelinePoint>,
-    /// The previous tick (its readings turn the next one's cumulative values into rates).
-    pub previous_tick: Option<Tick>,
-    /// When the verdict was reached.
-    pub decided_at: Option<Timestamp>,
-    /// How it ended, once it has.
-    pub outcome: Option<Outcome>,
-    /// Hooks asked for and not yet reported as run: a rollout resumed after a crash runs
-    /// them again rather than skipping them.
-    #[serde(default)]
-    pub hooks_pending: Option<PendingHooks>,
-    /// Every warning the metrics source passed on, deduplicated, for the report.
-    #[serde(default)]
-    pub warnings: Vec<String>,
-    /// The canary Deployment's generation when the analysis started (Kubernetes
-    /// promotion): the promotion refuses a canary that changed since.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub promotion_canary_generation: Option<i64>,
-    /// What the metrics source needs to carry on after a restart
-    /// ([`crate::ports::MetricsSource::checkpoint`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source_checkpoint: Option<serde_json::Value>,
-}
-
-/// Hooks the machine asked for and has not heard back about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PendingHooks {
-    /// Which event's hooks.
-    pub event: HookEvent,
-    /// The weight they run with.
-    pub weight: u8,
-    /// The step index they run with.
-    pub step: Option<usize>,
-}
-
-/// Where a rollout is.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "phase")]
-pub enum Phase {
-    /// Running the before-hooks; no weight changed yet.
-    Starting,
-    /// An analysed step.
-    Step {
-        /// Index in the policy's steps.
-        index: usize,
-        /// Its canary weight.
-        weight: u8,
-        /// Whether the router has confirmed the weight (until then, analysis waits).
-        weight_set: bool,
-        /// When the weight was confirmed (the step's clock starts then).
-        started_at: Option<Timestamp>,
-        /// Whether the step was extended for lack of evidence.
-        extended: bool,
-    },
-    /// Setting 100 %.
-    Promoting,
-    /// At 100 %, judged by absolute bounds only, until the soak ends.
-    Soak {
-        /// When the soak started.
-        started_at: Timestamp,
-    },
-    /// Promoting the Flagger way (the policy's `promotion.kubernetes`): the canary has been
-    /// judged good at 100 %; now the stable Deployment takes over its pod template.
-    Finalizing {
-        /// The stage in progress.
-        stage: PromotionStage,
-    },
-    /// Done: the canary has all the traffic (or, after `Finalizing`, the stable Deployment
-    /// runs the canary's version and has it).
-    Promoted,
-    /// Setting 0 %.
-    RollingBack {
-        /// Why.
-        cause: RollbackCause,
-        /// In words.
-        reason: String,
-    },
-    /// Done: the canary has no traffic.
-    RolledBack {
-        /// Why.
-        cause: RollbackCause,
-        /// In words.
-        reason: String,
-    },
-    /// Stopped where it stands, waiting for a person (`canary promote` or `canary abort`).
-    Held {
-        /// The canary's weight now.
-        weight: u8,
-        /// Why.
-        reason: String,
-    },
-    /// The gateway or the metrics source failed; a rerun resumes `during`.
-    Failed {
-        /// What it was doing.
-        during: Box<Phase>,
-        /// What went wrong.
-        error: String,
-    },
-}
-
-impl Phase {
-    /// A short name for logs.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Phase::Starting => "starting",
-            Phase::Step { .. } => "step",
-            Phase::Promoting => "promoting",
-            Phase::Finalizing { .. } => "finalizing",
-            Phase::Soak { .. } => "soak",
-            Phase::Promoted => "promoted",
-            Phase::RollingBack { .. } => "rolling-back",
-            Phase::RolledBack { .. } => "rolled-back",
-            Phase::Held { .. } => "held",
-            Phase::Failed { .. } => "failed",
-        }
-    }
-
-    /// Whether the rollout is over (promoted or rolled back).
-    pub fn is_terminal(&self) -> bool {
-        matches!(self, Phase::Promoted | Phase::RolledBack { .. })
-    }
-}
-
-/// The stages of a Kubernetes promotion, in order. Each is idempotent, so a resume redoes
-/// the one in progress.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PromotionStage {
-    /// Copy the canary Deployment's pod template to the stable one and wait for its rollout.
-    CopyToStable,
-    /// Route all traffic back to the stable version (canary weight 0).
-    RouteToStable,
-    /// Scale the canary Deployment to 0.
-    ScaleDownCanary,
-}
-
-/// Why a rollout was rolled back.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RollbackCause {
-    /// A criterion failed with evidence (exit 1).
-    Failed,
-    /// A step ran out of time without enough evidence and the policy says roll back (exit 3).
-    Inconclusive,
-    /// A before- or step-hook failed (exit 1).
-    Hook,
-    /// `canary abort` (exit 1).
-    Aborted,
-    /// A signal, with `on-interrupt: rollback` (exit 130).
-    Interrupted,
-    /// The metrics could not be read `max-failed-ticks` times in a row, with
-    /// `on-metrics-unavailable: rollback` (exit 4).
-    MetricsUnavailable,
-}
-
-impl RollbackCause {
-    fn exit_code(self) -> ExitCode {
-        match self {
-            RollbackCause::Failed | RollbackCause::Hook | RollbackCause::Aborted => {
-                ExitCode::Failed
-            }
-            RollbackCause::Inconclusive => ExitCode::Inconclusive,
-            RollbackCause::Interrupted => ExitCode::Interrupted,
-            RollbackCause::MetricsUnavailable => ExitCode::Infrastructure,
-        }
-    }
-
-    /// The verdict a rollback for this cause reports: `fail` only when the canary was
-    /// judged, or stopped by a hook or by hand.
-    fn verdict(self) -> Verdict {
-        match self {
-            RollbackCause::Failed | RollbackCause::Hook | RollbackCause::Aborted => Verdict::Fail,
-            RollbackCause::Inconclusive | RollbackCause::Interrupted => Verdict::Inconclusive,
-            RollbackCause::MetricsUnavailable => Verdict::Error,
-        }
-    }
-}
-
-/// How a run of the rollout ended.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Outcome {
-    /// The exit code.
-    pub exit: ExitCode,
-    /// The report's verdict.
-    pub verdict: Verdict,
-    /// Why.
-    pub reason: String,
-}
-
-/// A request from another shell to the process driving a rollout (`canary promote`,
-/// `canary abort`), passed through the [`crate::ports::StateStore`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "action")]
-pub enum ControlRequest {
-    /// Skip to 100 %.
-    Promote,
-    /// Roll back now.
-    Abort {
-        /// Why, for the report.
-        reason: String,
-    },
-}
-
-impl From<ControlRequest> for Event {
-    fn from(request: ControlRequest) -> Event {
-        match request {
-            ControlRequest::Promote => Event::ManualPromote,
-            ControlRequest::Abort { reason } => Event::ManualAbort(reason),
-        }
-    }
-}
-
-/// What happened, as the machine is told.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Event {
-    /// Start, or resume after a restart: re-issue whatever the state is waiting for.
-    Resume,
-    /// The hooks of an event ran; `failed` holds the ones that failed and ask for a
-    /// rollback (failures of hooks with `on-failure: ignore` are not reported here).
-    HooksRan {
-        /// Which event's hooks.
-        event: HookEvent,
-        /// Failures that ask for a rollback: hook name and error.
-        failed: Vec<(String, String)>,
-    },
-    /// The router confirmed a weight (set and read back).
-    WeightSet(u8),
-    /// The router could not set or confirm a weight.
-    RouterFailed(String),
-    /// The wait ended: time for a tick.
-    TimerFired,
-    /// The metrics were read.
-    Observed(Tick),
-    /// The metrics could not be read.
-    ReadFailed(String),
-    /// `canary promote`: go to 100 % now.
-    ManualPromote,
-    /// `canary abort`: roll back now.
-    ManualAbort(String),
-    /// SIGINT or SIGTERM.
-    Interrupted,
-    /// A stage of the Kubernetes promotion is done.
-    PromotionDone(PromotionStage),
-    /// A stage of the Kubernetes promotion failed.
-    PromotionFailed(String),
-}
-
-/// What the driver must do.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Effect {
-    /// Write the state (atomically) before anything else happens.
-    Persist,
-    /// Tell people (log line, webhooks).
-    Notify(Notice),
-    /// Run the hooks of an event; answer with [`Event::HooksRan`].
-    RunHooks {
-        /// Which event.
-        event: HookEvent,
-        /// The weight at the time.
-        weight: u8,
-        /// The step index at the time.
-        step: Option<usize>,
-    },
-    /// Set the canary's weight and read it back; answer with [`Event::WeightSet`] or
-    /// [`Event::RouterFailed`].
-    SetWeight(u8),
-    /// Wait until the time; answer with [`Event::TimerFired`] (or [`Event::Interrupted`]).
-    Wait(Timestamp),
-    /// Read the metrics, cumulative since `since`; answer with [`Event::Observed`] or
-    /// [`Event::ReadFailed`].
-    Read {
-        /// The start of the analysis (the rollout's start).
-        since: Timestamp,
-    },
-    /// Carry out a stage of the Kubernetes promotion (`CopyToStable` or `ScaleDownCanary`);
-    /// answer with [`Event::PromotionDone`] or [`Event::PromotionFailed`].
-    Promote(PromotionStage),
-    /// Stop with this outcome (the state is persisted before).
-    Finish(Outcome),
-}
-
-impl Effect {
-    /// Whether the driver must answer this effect with an event.
-    pub fn awaits_result(&self) -> bool {
-        matches!(
-            self,
-            Effect::RunHooks { .. }
-                | Effect::SetWeight(_)
-                | Effect::Wait(_)
-                | Effect::Read { .. }
-                | Effect::Promote(_)
-        )
-    }
-}
-
-/// Something worth telling people.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Notice {
-    /// What kind: `started`, `step`, `extended`, `promoted`, `rolling-back`, `rolled-back`,
-    /// `held`, `failed`, `interrupted`, `tick`.
-    pub kind: String,
-    /// The service.
-    pub service: String,
-    /// The canary's weight.
-    pub weight: Option<u8>,
-    /// One line for people.
-    pub message: String,
-}
 
 /// The rollout machine of one policy.
 #[derive(Clone, Debug)]
@@ -401,12 +49,12 @@ impl Machine {
         &self.policy
     }
 
-    /// A new rollout, not started.
-    pub fn start(&self, now: Timestamp) -> Rollout {
+    /// A new rollout, not started, with the identifier the caller gave it (`--id`).
+    pub fn start(&self, now: Timestamp, id: Option<String>) -> Rollout {
         Rollout {
             format: STATE_FORMAT,
             service: self.policy.service.clone(),
-            id: None,
+            id,
             policy_digest: self.policy.digest(),
             started_at: now,
             phase: Phase::Starting,
@@ -424,30 +72,9 @@ impl Machine {
             warnings: Vec::new(),
             source_checkpoint: None,
             promotion_canary_generation: None,
+            weight_drifts: 0,
+            promoted_by_hand: None,
         }
-    }
-
-    /// Checks that a persisted rollout belongs to this policy as it is now.
-    pub fn check_resumable(&self, rollout: &Rollout) -> Result<()> {
-        if rollout.format != STATE_FORMAT {
-            return Err(Error::Usage(format!(
-                "the saved rollout has state format {}, this canary reads {STATE_FORMAT}",
-                rollout.format
-            )));
-        }
-        if rollout.service != self.policy.service {
-            return Err(Error::Usage(format!(
-                "the saved rollout is for service {:?}, the policy for {:?}",
-                rollout.service, self.policy.service
-            )));
-        }
-        if rollout.policy_digest != self.policy.digest() {
-            return Err(Error::Usage(
-                "the policy changed since this rollout started; restore it, or start over with --restart"
-                    .to_owned(),
-            ));
-        }
-        Ok(())
     }
 
     /// Handles one event at `now`: updates `rollout`, returns the effects to carry out.
@@ -456,29 +83,75 @@ impl Machine {
             && (rollout.phase.is_terminal() || matches!(rollout.phase, Phase::Held { .. }))
             && rollout.hooks_pending.is_none()
         {
-            // Finished rollouts only answer manual commands from a hold.
-            let manual = matches!(event, Event::ManualPromote | Event::ManualAbort(_));
-            if !(manual && matches!(rollout.phase, Phase::Held { .. })) {
-                return vec![Effect::Finish(outcome.clone())];
+            // A finished rollout checks that the gateway still serves what it left (a rerun
+            // reports nothing it has not seen), and answers manual commands from a hold.
+            let held = matches!(rollout.phase, Phase::Held { .. });
+            match event {
+                Event::Resume => return vec![Effect::ReadWeight],
+                Event::WeightRead(weight) => return self.final_weight_read(rollout, weight, now),
+                Event::WeightSet(weight) => {
+                    rollout.weights.push(WeightPoint { at: now, weight });
+                    return vec![Effect::Persist, Effect::ReadWeight];
+                }
+                Event::RouterFailed(error) | Event::WeightUnreadable(error) => {
+                    return self.fail(rollout, format!("the gateway failed: {error}"));
+                }
+                Event::ManualPromote | Event::ManualAbort(_) | Event::Control(_) if held => {}
+                Event::Control(request) => return self.ignore_request(rollout, &request, now),
+                _ => return vec![Effect::Finish(outcome.clone())],
             }
         }
         match event {
+            Event::Control(request) => match request.refusal(rollout, now) {
+                Some(_) => self.ignore_request(rollout, &request, now),
+                None => match request.action {
+                    ControlAction::Promote => self.manual_promote(rollout, now),
+                    ControlAction::Abort { reason } => self.roll_back(
+                        rollout,
+                        RollbackCause::Aborted,
+                        format!("aborted: {reason}"),
+                        now,
+                    ),
+                },
+            },
+            Event::WeightRead(weight) => self.weight_read(rollout, weight, now),
+            Event::WeightUnreadable(error) => match rollout.phase {
+                Phase::Step {
+                    weight_set: true, ..
+                }
+                | Phase::Soak { .. } => self.read_failed(
+                    rollout,
+                    format!("the gateway's weight could not be read back: {error}"),
+                    now,
+                ),
+                _ => self.fail(rollout, format!("the gateway failed: {error}")),
+            },
             Event::Resume => self.resume(rollout, now),
             Event::HooksRan { event, failed } => self.hooks_ran(rollout, event, failed, now),
             Event::WeightSet(weight) => self.weight_set(rollout, weight, now),
             Event::RouterFailed(error) => {
                 self.fail(rollout, format!("the gateway failed: {error}"))
             }
+            // Every tick reads the weight back first: a gateway that restarted or was changed
+            // by hand is caught before its evidence counts.
             Event::TimerFired => match &rollout.phase {
                 Phase::Step {
                     weight_set: true, ..
                 }
-                | Phase::Soak { .. } => vec![Effect::Read {
-                    since: rollout.started_at,
-                }],
+                | Phase::Soak { .. } => vec![Effect::ReadWeight],
                 _ => self.resume(rollout, now),
             },
-            Event::Observed(tick) => self.observed(rollout, tick, now),
+            Event::Observed { tick, checkpoint } => {
+                // Saved with the state that takes this tick in.
+                rollout.source_checkpoint = checkpoint;
+                self.observed(rollout, tick, now)
+            }
+            Event::PreflightPassed { canary_generation } => {
+                self.preflight_passed(rollout, canary_generation, now)
+            }
+            Event::PreflightFailed { error, bad_input } => {
+                self.preflight_failed(rollout, error, bad_input)
+            }
             Event::ReadFailed(error) => self.read_failed(rollout, error, now),
             Event::ManualPromote => self.manual_promote(rollout, now),
             Event::ManualAbort(reason) => self.roll_back(
@@ -513,22 +186,9 @@ impl Machine {
         }
         let phase = rollout.phase.clone();
         match phase {
-            Phase::Starting => {
-                let hooks = self.run_hooks(rollout, HookEvent::Before, 0, None);
-                vec![
-                    Effect::Persist,
-                    self.notice(
-                        rollout,
-                        "started",
-                        None,
-                        format!(
-                            "rollout of {} started: steps {:?}",
-                            self.policy.service, self.policy.rollout.steps
-                        ),
-                    ),
-                    hooks,
-                ]
-            }
+            // Nothing has changed yet: check first that the rollout can be carried out.
+            Phase::Starting => vec![Effect::Preflight],
+            Phase::Promoting => vec![Effect::SetWeight(100)],
             Phase::Step {
                 weight,
                 weight_set: false,
@@ -538,11 +198,10 @@ impl Machine {
                 let due = rollout.next_tick_at.unwrap_or(now);
                 vec![Effect::Wait(due)]
             }
-            Phase::Promoting => vec![Effect::SetWeight(100)],
             Phase::Finalizing {
                 stage: PromotionStage::RouteToStable,
             } => vec![Effect::SetWeight(0)],
-            Phase::Finalizing { stage } => vec![Effect::Promote(stage)],
+            Phase::Finalizing { stage } => vec![self.promote_effect(rollout, stage)],
             Phase::RollingBack { .. } => vec![Effect::SetWeight(0)],
             Phase::Failed { during, .. } => {
                 rollout.phase = *during;
@@ -554,12 +213,12 @@ impl Machine {
             }
             Phase::Promoted | Phase::RolledBack { .. } | Phase::Held { .. } => {
                 // A state without its outcome (written by hand, or by an older canary): say
-                // what the phase says, never more.
+                // what the phase says, never more — once the gateway has been checked.
                 let outcome = rollout.outcome.clone().unwrap_or_else(|| match &phase {
                     Phase::Promoted => Outcome {
                         exit: ExitCode::Passed,
                         verdict: Verdict::Pass,
-                        reason: "promoted".to_owned(),
+                        reason: self.promoted_reason(rollout),
                     },
                     Phase::RolledBack { cause, reason } => Outcome {
                         exit: cause.exit_code(),
@@ -572,8 +231,62 @@ impl Machine {
                         reason: "held".to_owned(),
                     },
                 });
-                vec![Effect::Finish(outcome)]
+                rollout.outcome = Some(outcome);
+                vec![Effect::ReadWeight]
             }
+        }
+    }
+
+    /// The pre-flight passed: remember what it learnt, announce the start, run the
+    /// before-hooks.
+    fn preflight_passed(
+        &self,
+        rollout: &mut Rollout,
+        canary_generation: Option<i64>,
+        now: Timestamp,
+    ) -> Vec<Effect> {
+        if rollout.phase != Phase::Starting {
+            return self.resume(rollout, now);
+        }
+        if rollout.promotion_canary_generation.is_none() {
+            rollout.promotion_canary_generation = canary_generation;
+        }
+        let hooks = self.run_hooks(rollout, HookEvent::Before, 0, None);
+        vec![
+            Effect::Persist,
+            self.notice(
+                rollout,
+                "started",
+                None,
+                format!(
+                    "rollout of {} started: steps {:?}",
+                    self.policy.service, self.policy.rollout.steps
+                ),
+            ),
+            hooks,
+        ]
+    }
+
+    /// The pre-flight failed: nothing was changed; a rerun tries again.
+    fn preflight_failed(
+        &self,
+        rollout: &mut Rollout,
+        error: String,
+        bad_input: bool,
+    ) -> Vec<Effect> {
+        if bad_input {
+            let reason = format!("pre-flight: {error}; nothing was changed");
+            self.stop_failed(rollout, error, ExitCode::BadInput, reason)
+        } else {
+            self.fail(rollout, format!("pre-flight: {error}"))
+        }
+    }
+
+    /// A stage of the Kubernetes promotion, with the generation the analysis judged.
+    fn promote_effect(&self, rollout: &Rollout, stage: PromotionStage) -> Effect {
+        Effect::Promote {
+            stage,
+            analysed_generation: rollout.promotion_canary_generation,
         }
     }
 
@@ -614,8 +327,8 @@ impl Machine {
     }
 
     fn enter_step(&self, rollout: &mut Rollout, index: usize) -> Vec<Effect> {
-        let steps = &self.policy.rollout.steps;
-        let weight = steps[index];
+        // Past the last analysed step (or at a step of 100 %) is the promotion.
+        let weight = self.policy.rollout.steps.get(index).copied().unwrap_or(100);
         if weight >= 100 {
             rollout.phase = Phase::Promoting;
             return vec![Effect::Persist, Effect::SetWeight(100)];
@@ -703,7 +416,7 @@ impl Machine {
                 };
                 vec![
                     Effect::Persist,
-                    Effect::Promote(PromotionStage::ScaleDownCanary),
+                    self.promote_effect(rollout, PromotionStage::ScaleDownCanary),
                 ]
             }
             Phase::RollingBack { cause, reason } if weight == 0 => {
@@ -757,7 +470,7 @@ impl Machine {
         vec![
             Effect::Persist,
             self.notice(rollout, "finalizing", Some(100), message),
-            Effect::Promote(PromotionStage::CopyToStable),
+            self.promote_effect(rollout, PromotionStage::CopyToStable),
         ]
     }
 
@@ -803,7 +516,7 @@ impl Machine {
     fn promoted(&self, rollout: &mut Rollout, now: Timestamp) -> Vec<Effect> {
         rollout.phase = Phase::Promoted;
         rollout.decided_at.get_or_insert(now);
-        let reason = "promoted: every step passed".to_owned();
+        let reason = self.promoted_reason(rollout);
         if let Some(step) = rollout.steps.last_mut()
             && step.ended_at.is_none()
         {
@@ -1101,6 +814,27 @@ impl Machine {
         }
         match &rollout.phase {
             Phase::Step { .. } | Phase::Held { .. } | Phase::Starting => {
+                let step = match &rollout.phase {
+                    Phase::Step { index, .. } => Some(*index),
+                    Phase::Held { .. } => self.step_index(rollout),
+                    _ => None,
+                };
+                let undecided = rollout
+                    .last_assessment
+                    .as_ref()
+                    .map(|a| {
+                        a.checks
+                            .iter()
+                            .filter(|c| c.verdict != Verdict::Pass)
+                            .map(|c| format!("{} {}", c.name, c.verdict.as_str()))
+                            .collect()
+                    })
+                    .unwrap_or_else(|| vec!["no check assessed yet".to_owned()]);
+                rollout.promoted_by_hand = Some(ManualPromotion {
+                    at: now,
+                    step,
+                    undecided,
+                });
                 self.close_step(rollout, now, "promote", "promoted by hand", None);
                 rollout.decided_at.get_or_insert(now);
                 rollout.outcome = None;
@@ -1202,19 +936,29 @@ impl Machine {
         ]
     }
 
+    /// Stops on an infrastructure failure (exit 4); a rerun resumes what was under way.
     fn fail(&self, rollout: &mut Rollout, error: String) -> Vec<Effect> {
+        let reason = format!("{error}; state saved, `canary rollout` resumes");
+        self.stop_failed(rollout, error, ExitCode::Infrastructure, reason)
+    }
+
+    /// Stops in [`Phase::Failed`] with `exit`; a rerun resumes what was under way.
+    fn stop_failed(
+        &self,
+        rollout: &mut Rollout,
+        error: String,
+        exit: ExitCode,
+        reason: String,
+    ) -> Vec<Effect> {
         let during = match &rollout.phase {
             Phase::Failed { during, .. } => during.clone(),
             other => Box::new(other.clone()),
         };
-        rollout.phase = Phase::Failed {
-            during,
-            error: error.clone(),
-        };
+        rollout.phase = Phase::Failed { during, error };
         let outcome = Outcome {
-            exit: ExitCode::Infrastructure,
+            exit,
             verdict: Verdict::Error,
-            reason: format!("{error}; state saved, `canary rollout` resumes"),
+            reason,
         };
         rollout.outcome = Some(outcome.clone());
         vec![
@@ -1227,6 +971,147 @@ impl Machine {
             ),
             Effect::Finish(outcome),
         ]
+    }
+
+    /// Why the rollout was promoted, in words: by its evidence, or by hand (and where, and
+    /// what was still undecided then).
+    fn promoted_reason(&self, rollout: &Rollout) -> String {
+        match &rollout.promoted_by_hand {
+            None => "promoted: every step passed".to_owned(),
+            Some(manual) => {
+                let at = match manual.step {
+                    Some(step) => format!(
+                        "at step {}/{}",
+                        step + 1,
+                        self.policy.rollout.analysed_steps().len()
+                    ),
+                    None => "before the first step".to_owned(),
+                };
+                if manual.undecided.is_empty() {
+                    format!("promoted by hand {at}")
+                } else {
+                    format!(
+                        "promoted by hand {at}; not decided by the analysis: {}",
+                        manual.undecided.join(", ")
+                    )
+                }
+            }
+        }
+    }
+
+    /// A control request that is not for this rollout, or too old: dropped (the store has
+    /// already removed it), said out loud, and the rollout goes on as it was.
+    fn ignore_request(
+        &self,
+        rollout: &mut Rollout,
+        request: &ControlRequest,
+        now: Timestamp,
+    ) -> Vec<Effect> {
+        let why = request
+            .refusal(rollout, now)
+            .unwrap_or_else(|| "the rollout has finished".to_owned());
+        let mut effects = vec![self.notice(
+            rollout,
+            "ignored-request",
+            rollout.weights.last().map(|w| w.weight),
+            format!(
+                "ignored a `canary {}` request made {}: {why}",
+                request.action.name(),
+                request.requested_at
+            ),
+        )];
+        if let Some(outcome) = &rollout.outcome
+            && rollout.phase.is_terminal()
+        {
+            effects.push(Effect::Finish(outcome.clone()));
+        } else {
+            effects.extend(self.resume(rollout, now));
+        }
+        effects
+    }
+
+    /// The weight the router serves, read back at a tick: the one the phase set, or drift.
+    /// Drift is recorded and counted, the weight set again, and the step starts over from
+    /// its weight: evidence gathered while the canary had another share does not count
+    /// towards passing it.
+    fn weight_read(&self, rollout: &mut Rollout, read: u8, now: Timestamp) -> Vec<Effect> {
+        let (expected, started) = match &rollout.phase {
+            Phase::Step {
+                weight,
+                weight_set: true,
+                ..
+            } => (*weight, true),
+            Phase::Soak { .. } => (100, true),
+            _ => return self.resume(rollout, now),
+        };
+        if read == expected {
+            return vec![Effect::Read {
+                since: rollout.started_at,
+            }];
+        }
+        debug_assert!(started);
+        let message = self.record_drift(rollout, read, expected, now);
+        match rollout.phase.clone() {
+            Phase::Step { index, weight, .. } => {
+                self.close_step(rollout, now, "drift", &message, None);
+                rollout.phase = Phase::Step {
+                    index,
+                    weight,
+                    weight_set: false,
+                    started_at: None,
+                    extended: false,
+                };
+            }
+            _ => rollout.phase = Phase::Promoting,
+        }
+        vec![
+            Effect::Persist,
+            self.notice(rollout, "drift", Some(read), message),
+            Effect::SetWeight(expected),
+        ]
+    }
+
+    /// A finished rollout's weight, read back on a rerun: the outcome stands only once the
+    /// gateway serves what the rollout left; otherwise it is set back first.
+    fn final_weight_read(&self, rollout: &mut Rollout, read: u8, now: Timestamp) -> Vec<Effect> {
+        let expected = match &rollout.phase {
+            Phase::Promoted if self.policy.promotion.is_some() => 0,
+            Phase::Promoted => 100,
+            Phase::Held { weight, .. } => *weight,
+            _ => 0,
+        };
+        let Some(outcome) = rollout.outcome.clone() else {
+            return self.resume(rollout, now);
+        };
+        if read == expected {
+            return vec![Effect::Finish(outcome)];
+        }
+        let message = self.record_drift(rollout, read, expected, now);
+        vec![
+            Effect::Persist,
+            self.notice(rollout, "drift", Some(read), message),
+            Effect::SetWeight(expected),
+        ]
+    }
+
+    /// Counts a drift and keeps it for the report; returns it in words.
+    fn record_drift(
+        &self,
+        rollout: &mut Rollout,
+        read: u8,
+        expected: u8,
+        now: Timestamp,
+    ) -> String {
+        rollout.weight_drifts += 1;
+        let message = format!(
+            "weight drift: the gateway served the canary {read}% where the rollout set {expected}% (phase {}); setting {expected}% again",
+            rollout.phase.name()
+        );
+        let warning = format!("{now}: {message}");
+        if rollout.warnings.len() < MAX_WARNINGS {
+            rollout.warnings.push(warning);
+        }
+        message
     }
 
     fn close_step(
@@ -1299,61 +1184,4 @@ fn is_finalizing(phase: &Phase) -> bool {
 
 fn to_signed(duration: Duration) -> SignedDuration {
     SignedDuration::try_from(duration).unwrap_or(SignedDuration::MAX)
-}
-
-impl Rollout {
-    /// The report of this rollout as it stands: its verdict (or `inconclusive` while it
-    /// runs), the latest assessment's checks, the steps, the weights and the timeline.
-    pub fn report(
-        &self,
-        policy: &Policy,
-        policy_file: &str,
-        source: &str,
-        now: Timestamp,
-    ) -> crate::report::Report {
-        let (verdict, reason, exit_code) = match &self.outcome {
-            Some(outcome) => (outcome.verdict, outcome.reason.clone(), outcome.exit.code()),
-            None => (
-                Verdict::Inconclusive,
-                format!("in progress (phase {})", self.phase.name()),
-                ExitCode::Inconclusive.code(),
-            ),
-        };
-        let checks = self
-            .last_assessment
-            .as_ref()
-            .map(|a| a.checks.clone())
-            .unwrap_or_default();
-        let warnings = self.warnings.clone();
-        crate::report::Report {
-            verdict: verdict.overall(),
-            reason,
-            exit_code,
-            command: "rollout".to_owned(),
-            service: self.service.clone(),
-            policy: policy_file.to_owned(),
-            source: source.to_owned(),
-            alpha: policy.rollout.alpha,
-            alpha_per_check: policy.alpha_per_criterion(),
-            started_at: self.started_at,
-            ended_at: if self.outcome.is_some() {
-                self.weights
-                    .last()
-                    .map_or(now, |w| w.at.max(self.decided_at.unwrap_or(w.at)))
-            } else {
-                now
-            },
-            decided_at: self.decided_at,
-            checks,
-            steps: self.steps.clone(),
-            weights: self.weights.clone(),
-            timeline: self.timeline.clone(),
-            warnings,
-        }
-    }
-
-    /// The canary's weight as last confirmed by the router (0 before any).
-    pub fn current_weight(&self) -> u8 {
-        self.weights.last().map_or(0, |w| w.weight)
-    }
 }

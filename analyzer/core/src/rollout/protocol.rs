@@ -1,0 +1,246 @@
+//! What the machine and its driver say to each other: the [`Event`]s the driver reports, the
+//! [`Effect`]s the machine asks for, the [`Notice`]s it wants told, and the
+//! [`ControlRequest`]s another shell leaves for the driver.
+//!
+//! Everything the driver learns that the rollout must remember travels inside an event (the
+//! metrics source's checkpoint in [`Event::Observed`], the canary Deployment's generation in
+//! [`Event::PreflightPassed`]), so the machine alone writes the state.
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use super::state::{Outcome, PromotionStage, Rollout};
+use crate::observation::Tick;
+use crate::policy::HookEvent;
+
+/// How long a control request stays valid after it was made: a request the driving process
+/// has not taken by then (it was stuck in a long hook, or gone) is dropped rather than acted
+/// on later, when nobody expects it. `canary promote`/`abort` wait at most
+/// [`CONTROL_WAIT`] for the driver, so a request outlives its asker by a margin only.
+pub const CONTROL_REQUEST_TTL: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// How long `canary promote`/`abort` wait for the process driving the rollout to act.
+pub const CONTROL_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A request from another shell to the process driving a rollout (`canary promote`,
+/// `canary abort`), passed through the [`crate::ports::StateStore`]. It is bound to one
+/// rollout (its id and start time) and carries when it was made: the machine applies it to
+/// that rollout only, within [`CONTROL_REQUEST_TTL`], and drops it otherwise.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlRequest {
+    /// What to do.
+    #[serde(flatten)]
+    pub action: ControlAction,
+    /// The `--id` of the rollout it is for.
+    pub rollout_id: Option<String>,
+    /// When the rollout it is for started: with the id, names one rollout.
+    pub rollout_started_at: Timestamp,
+    /// When the request was made.
+    pub requested_at: Timestamp,
+}
+
+/// What a [`ControlRequest`] asks for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "action")]
+pub enum ControlAction {
+    /// Skip to 100 %.
+    Promote,
+    /// Roll back now.
+    Abort {
+        /// Why, for the report.
+        reason: String,
+    },
+}
+
+impl ControlAction {
+    /// The command's name, for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ControlAction::Promote => "promote",
+            ControlAction::Abort { .. } => "abort",
+        }
+    }
+}
+
+impl ControlRequest {
+    /// A request for `rollout`, made at `now`.
+    pub fn for_rollout(action: ControlAction, rollout: &Rollout, now: Timestamp) -> Self {
+        ControlRequest {
+            action,
+            rollout_id: rollout.id.clone(),
+            rollout_started_at: rollout.started_at,
+            requested_at: now,
+        }
+    }
+
+    /// Why this request must not be applied to `rollout` at `now`, if it must not: it is
+    /// for another rollout, or older than [`CONTROL_REQUEST_TTL`], or made in the future.
+    pub fn refusal(&self, rollout: &Rollout, now: Timestamp) -> Option<String> {
+        if self.rollout_id != rollout.id || self.rollout_started_at != rollout.started_at {
+            return Some(format!(
+                "it is for the rollout {} started {}, not this one ({} started {})",
+                self.rollout_id.as_deref().unwrap_or("without an id"),
+                self.rollout_started_at,
+                rollout.id.as_deref().unwrap_or("without an id"),
+                rollout.started_at
+            ));
+        }
+        let age = now.duration_since(self.requested_at);
+        let ttl = SignedDuration::try_from(CONTROL_REQUEST_TTL).unwrap_or(SignedDuration::MAX);
+        if age > ttl {
+            return Some(format!(
+                "it was made {} ago, longer than its time to live ({}s)",
+                humantime::format_duration(std::time::Duration::from_secs(
+                    u64::try_from(age.as_secs()).unwrap_or(0)
+                )),
+                CONTROL_REQUEST_TTL.as_secs()
+            ));
+        }
+        if -age > ttl {
+            return Some(format!(
+                "it is dated {}, in the future (clocks apart?)",
+                self.requested_at
+            ));
+        }
+        None
+    }
+}
+
+/// What happened, as the machine is told.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// Start, or resume after a restart: re-issue whatever the state is waiting for.
+    Resume,
+    /// The pre-flight passed: the rollout may start. Carries what it learnt.
+    PreflightPassed {
+        /// The canary Deployment's generation, when the policy promotes on Kubernetes.
+        canary_generation: Option<i64>,
+    },
+    /// The pre-flight failed: nothing was changed.
+    PreflightFailed {
+        /// What went wrong.
+        error: String,
+        /// Whether it is the user's input (exit 2) rather than the infrastructure (exit 4).
+        bad_input: bool,
+    },
+    /// The hooks of an event ran; `failed` holds the ones that failed and ask for a
+    /// rollback (failures of hooks with `on-failure: ignore` are not reported here).
+    HooksRan {
+        /// Which event's hooks.
+        event: HookEvent,
+        /// Failures that ask for a rollback: hook name and error.
+        failed: Vec<(String, String)>,
+    },
+    /// The router confirmed a weight (set and read back).
+    WeightSet(u8),
+    /// The router could not set or confirm a weight.
+    RouterFailed(String),
+    /// The wait ended: time for a tick.
+    TimerFired,
+    /// The metrics were read.
+    Observed {
+        /// The readings.
+        tick: Tick,
+        /// What the source must remember to carry on after a restart
+        /// ([`crate::ports::MetricsSource::checkpoint`]), saved with the state that takes
+        /// this tick in.
+        checkpoint: Option<serde_json::Value>,
+    },
+    /// The metrics could not be read.
+    ReadFailed(String),
+    /// A request from `canary promote`/`abort`, applied only if it is for this rollout and
+    /// still valid ([`ControlRequest::refusal`]).
+    Control(ControlRequest),
+    /// The router's weight as read back at a tick (or when a finished rollout is rerun).
+    WeightRead(u8),
+    /// The router's weight could not be read back: at a tick it counts as a tick that
+    /// could not be read (a gateway restarting is a moment's gap, not the rollout's end).
+    WeightUnreadable(String),
+    /// `canary promote`: go to 100 % now.
+    ManualPromote,
+    /// `canary abort`: roll back now.
+    ManualAbort(String),
+    /// SIGINT or SIGTERM.
+    Interrupted,
+    /// A stage of the Kubernetes promotion is done.
+    PromotionDone(PromotionStage),
+    /// A stage of the Kubernetes promotion failed.
+    PromotionFailed(String),
+}
+
+/// What the driver must do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// Write the state (atomically) before anything else happens.
+    Persist,
+    /// Tell people (log line, webhooks).
+    Notify(Notice),
+    /// Check, before anything changes, that the rollout can be carried out (and read the
+    /// canary Deployment's generation when the policy promotes on Kubernetes); answer with
+    /// [`Event::PreflightPassed`] or [`Event::PreflightFailed`].
+    Preflight,
+    /// Run the hooks of an event; answer with [`Event::HooksRan`].
+    RunHooks {
+        /// Which event.
+        event: HookEvent,
+        /// The weight at the time.
+        weight: u8,
+        /// The step index at the time.
+        step: Option<usize>,
+    },
+    /// Read the canary's weight from the router, to catch drift; answer with
+    /// [`Event::WeightRead`] or [`Event::WeightUnreadable`].
+    ReadWeight,
+    /// Set the canary's weight and read it back; answer with [`Event::WeightSet`] or
+    /// [`Event::RouterFailed`].
+    SetWeight(u8),
+    /// Wait until the time; answer with [`Event::TimerFired`] (or [`Event::Interrupted`]).
+    Wait(Timestamp),
+    /// Read the metrics, cumulative since `since`; answer with [`Event::Observed`] or
+    /// [`Event::ReadFailed`].
+    Read {
+        /// The start of the analysis (the rollout's start).
+        since: Timestamp,
+    },
+    /// Carry out a stage of the Kubernetes promotion (`CopyToStable` or `ScaleDownCanary`);
+    /// answer with [`Event::PromotionDone`] or [`Event::PromotionFailed`].
+    Promote {
+        /// The stage.
+        stage: PromotionStage,
+        /// The canary Deployment's generation the analysis judged: the promotion refuses a
+        /// canary that changed since.
+        analysed_generation: Option<i64>,
+    },
+    /// Stop with this outcome (the state is persisted before).
+    Finish(Outcome),
+}
+
+impl Effect {
+    /// Whether the driver must answer this effect with an event.
+    pub fn awaits_result(&self) -> bool {
+        matches!(
+            self,
+            Effect::Preflight
+                | Effect::RunHooks { .. }
+                | Effect::SetWeight(_)
+                | Effect::ReadWeight
+                | Effect::Wait(_)
+                | Effect::Read { .. }
+                | Effect::Promote { .. }
+        )
+    }
+}
+
+/// Something worth telling people.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Notice {
+    /// What kind: `started`, `step`, `extended`, `promoted`, `rolling-back`, `rolled-back`,
+    /// `held`, `failed`, `interrupted`, `tick`.
+    pub kind: String,
+    /// The service.
+    pub service: String,
+    /// The canary's weight.
+    pub weight: Option<u8>,
+    /// One line for people.
+    pub message: String,
+}

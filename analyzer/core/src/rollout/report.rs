@@ -1,0 +1,68 @@
+//! The report of a rollout as it stands: [`Rollout::report`].
+
+use jiff::Timestamp;
+
+use super::state::{Outcome, Rollout};
+use crate::error::ExitCode;
+use crate::judge::Verdict;
+use crate::policy::Policy;
+
+impl Rollout {
+    /// The report of this rollout as it stands: its verdict (or `inconclusive` while it
+    /// runs), the latest assessment's checks, the steps, the weights and the timeline.
+    /// `ended` is how this run ended when it differs from what the state records (an
+    /// interrupt that left the rollout where it stood is exit 130, though the rollout
+    /// itself goes on at the next run).
+    pub fn report(
+        &self,
+        policy: &Policy,
+        policy_file: &str,
+        source: &str,
+        now: Timestamp,
+        ended: Option<&Outcome>,
+    ) -> crate::report::Report {
+        let (verdict, reason, exit_code) = match ended.or(self.outcome.as_ref()) {
+            Some(outcome) => (outcome.verdict, outcome.reason.clone(), outcome.exit.code()),
+            None => (
+                Verdict::Inconclusive,
+                format!("in progress (phase {})", self.phase.name()),
+                ExitCode::Inconclusive.code(),
+            ),
+        };
+        let checks = self
+            .last_assessment
+            .as_ref()
+            .map(|a| a.checks.clone())
+            .unwrap_or_default();
+        let mut warnings = self.warnings.clone();
+        // The judge's own warnings (cumulative totals that fell), as of the last assessment.
+        if let Some(assessment) = &self.last_assessment {
+            warnings.extend(assessment.warnings.iter().cloned());
+        }
+        crate::report::Report {
+            verdict: verdict.overall(),
+            reason,
+            exit_code,
+            command: "rollout".to_owned(),
+            service: self.service.clone(),
+            policy: policy_file.to_owned(),
+            source: source.to_owned(),
+            alpha: policy.rollout.alpha,
+            alpha_per_check: policy.alpha_per_criterion(),
+            started_at: self.started_at,
+            ended_at: if self.outcome.is_some() {
+                self.weights
+                    .last()
+                    .map_or(now, |w| w.at.max(self.decided_at.unwrap_or(w.at)))
+            } else {
+                now
+            },
+            decided_at: self.decided_at,
+            checks,
+            steps: self.steps.clone(),
+            weights: self.weights.clone(),
+            timeline: self.timeline.clone(),
+            warnings,
+        }
+    }
+}

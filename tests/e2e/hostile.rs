@@ -1,0 +1,859 @@
+//! A hostile metrics server and hostile outside text, against the `canary` binary: a
+//! Prometheus (or a proxy in front of one) that echoes the request's credentials back in
+//! its error text, answers 200 MB, warns of a partial answer, redirects to another host, asks
+//! for a pause with `Retry-After`, or carries markup; and a report that must show none of it
+//! raw. Every output is searched: stdout, stderr, the JSON, markdown, HTML and JUnit reports,
+//! `$GITHUB_STEP_SUMMARY`, the state file and `canary status --json`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use canary_tests::fake_http::{FakeServer, body_of, header_of, http};
+
+use crate::canary_run::{Run, canary, read_json, write_policy};
+
+/// The bearer token: characters that URL-encoding, base64 alignment and HTML escaping all
+/// change, so that each encoded form differs from the raw one.
+const TOKEN: &str = "tok/9f8e+7d6c=5b4a-never<print>me";
+/// A basic-auth password (the user name is not secret).
+const PASSWORD: &str = "pw-Zq81&wX/3c+never-print";
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Standard base64 (RFC 4648), with or without padding, or with the URL-safe alphabet.
+fn base64(bytes: &[u8], url_safe: bool, pad: bool) -> String {
+    let alphabet: &[u8; 64] = if url_safe {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    } else {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    };
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(alphabet[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else if pad {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Percent-encoding of every byte outside the URL's unreserved set.
+fn percent(text: &str, lower: bool) -> String {
+    let mut out = String::new();
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else if lower {
+            out.push_str(&format!("%{byte:02x}"));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// Every form of `secret` a server could echo and a leak could carry: as is, base64 (both
+/// alphabets, padded or not, and at each of the three alignments inside a longer base64
+/// text, cut to the characters that depend on the secret alone), URL-encoded, and
+/// HTML- and JSON-escaped.
+fn forms(secret: &str) -> Vec<(String, String)> {
+    let mut forms = vec![
+        ("raw".to_owned(), secret.to_owned()),
+        ("url-encoded".to_owned(), percent(secret, false)),
+        ("url-encoded lowercase".to_owned(), percent(secret, true)),
+        (
+            "html-escaped".to_owned(),
+            secret
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;"),
+        ),
+    ];
+    for url_safe in [false, true] {
+        for offset in 0..3usize {
+            let mut bytes = vec![b'x'; offset];
+            bytes.extend_from_slice(secret.as_bytes());
+            let encoded = base64(&bytes, url_safe, false);
+            // Characters that depend on the padding before, or on what follows after.
+            let skip = [0, 2, 3][offset];
+            let tail = (offset + secret.len()) % 3;
+            let keep_last = [0, 1, 2][tail];
+            let full_groups = (offset + secret.len()) / 3 * 4;
+            let end = full_groups + keep_last;
+            forms.push((
+                format!(
+                    "base64{} at offset {offset}",
+                    if url_safe { "url" } else { "" }
+                ),
+                encoded[skip..end.min(encoded.len())].to_owned(),
+            ));
+        }
+    }
+    forms
+}
+
+/// Panics if any output holds any form of any secret.
+fn assert_no_secret(outputs: &[(String, String)], secrets: &[&str]) {
+    let mut leaks = Vec::new();
+    for (where_, text) in outputs {
+        for secret in secrets {
+            for (form, value) in forms(secret) {
+                if text.contains(&value) {
+                    leaks.push(format!("{where_}: {form} of {secret:?} ({value:?})"));
+                }
+            }
+        }
+    }
+    assert!(
+        leaks.is_empty(),
+        "secrets leaked:\n{}\n\nthe outputs:\n{}",
+        leaks.join("\n"),
+        outputs
+            .iter()
+            .map(|(w, t)| format!("===== {w}\n{t}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// The outputs of a run: its streams and every file in `dir` (reports, step summary, state).
+fn outputs_of(run: &Run, dir: &Path) -> Vec<(String, String)> {
+    let mut outputs = vec![
+        ("stdout".to_owned(), run.stdout.clone()),
+        ("stderr".to_owned(), run.stderr.clone()),
+    ];
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path
+                .file_name()
+                .is_some_and(|n| n != "token" && n != "password")
+                && path.extension().is_none_or(|e| e != "yaml" && e != "sh")
+            {
+                let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+                outputs.push((path.display().to_string(), text));
+            }
+        }
+    }
+    outputs
+}
+
+/// What a proxy that echoes the request gives back: the head as received, the credential
+/// decoded and re-encoded every way (base64, URL-encoded), in a JSON error text.
+fn echo_of(request: &str) -> String {
+    let head = request.split("\r\n\r\n").next().unwrap_or_default();
+    let mut echo = format!("request was: {head}");
+    if let Some(auth) = header_of(request, "authorization") {
+        let credential = auth.split_once(' ').map_or(auth, |(_, c)| c);
+        echo.push_str(&format!(
+            " | credential {credential} | base64 {} | url {} | body {}",
+            base64(credential.as_bytes(), false, true),
+            percent(credential, false),
+            body_of(request)
+        ));
+    }
+    // JSON string escaping of the echo.
+    serde_json::to_string(&echo).unwrap()
+}
+
+/// `status: error` answers that quote the request, as some gateways do.
+fn echoing_bad_data(request: &str) -> String {
+    let body = format!(
+        r#"{{"status":"error","errorType":"bad_data","error":{}}}"#,
+        echo_of(request)
+    );
+    http("400 Bad Request", "application/json", &body)
+}
+
+fn echoing_unprocessable(request: &str) -> String {
+    let body = format!(
+        r#"{{"status":"error","errorType":"execution","error":{}}}"#,
+        echo_of(request)
+    );
+    http("422 Unprocessable Entity", "application/json", &body)
+}
+
+/// The policy every test here analyses with: an error-rate and a query check, reading from
+/// `auth` (YAML lines under `metrics.prometheus`).
+fn policy_yaml(auth: &str, rollout: &str, extra: &str) -> String {
+    format!(
+        r#"service: checkout
+traffic:
+  label: version
+  canary: canary
+  baseline: stable
+metrics:
+  prometheus:
+    timeout: 2s
+    retries: 1
+{auth}rollout:
+  interval: 1s
+{rollout}{extra}checks:
+  - name: errors
+    error-rate:
+      requests: http_requests_total
+      errors: 'code=~"5.."'
+    slo:
+      max: 1%
+  - name: no-restarts
+    query:
+      promql: 'sum(increase(restarts_total{{ {{{{canary_selector}}}} }}[{{{{window}}}}])) or vector(0)'
+    slo:
+      max: 0
+"#
+    )
+}
+
+/// `canary analyze` of the last 5 seconds against `url`, writing every report format into
+/// `dir` and the step summary too.
+fn analyze(dir: &Path, url: &str, policy: &str, envs: &[(&str, &str)]) -> Run {
+    let policy = write_policy(dir, "policy.yaml", policy);
+    let (start, end) = ((now() - 5).to_string(), now().to_string());
+    let summary = dir.join("step-summary.md");
+    let mut envs = envs.to_vec();
+    let summary_text = summary.display().to_string();
+    envs.push(("GITHUB_STEP_SUMMARY", &summary_text));
+    let out = |format: &str, file: &str| format!("{format}:{}", dir.join(file).display());
+    canary(
+        &[
+            "analyze",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--prometheus",
+            url,
+            "--start",
+            &start,
+            "--end",
+            &end,
+            "--output",
+            &out("json", "report.json"),
+            "--output",
+            &out("markdown", "report.md"),
+            "--output",
+            &out("html", "report.html"),
+            "--output",
+            &out("junit", "report.xml"),
+        ],
+        &envs,
+    )
+}
+
+#[test]
+fn a_gateway_echoing_the_bearer_token_in_a_400_or_422_leaks_it_nowhere() {
+    for answer in [
+        echoing_bad_data as fn(&str) -> String,
+        echoing_unprocessable,
+    ] {
+        let server = FakeServer::start(answer);
+        let dir = tempfile::tempdir().unwrap();
+        let run = analyze(
+            dir.path(),
+            &format!("http://{}", server.address),
+            &policy_yaml("    bearer-token-env: CANARY_E2E_TOKEN\n", "", ""),
+            &[("CANARY_E2E_TOKEN", TOKEN)],
+        );
+        assert!(
+            header_of(&server.requests()[0], "authorization").is_some_and(|a| a.ends_with(TOKEN)),
+            "the token was sent"
+        );
+        assert!(
+            run.stderr.contains("request was: POST /api/v1/query")
+                || run.stdout.contains("request was: POST /api/v1/query"),
+            "the echo is shown, redacted:\n{}",
+            run.all()
+        );
+        assert!(dir.path().join("report.json").exists(), "{}", run.all());
+        assert_no_secret(&outputs_of(&run, dir.path()), &[TOKEN]);
+    }
+}
+
+#[test]
+fn a_gateway_echoing_basic_auth_leaks_neither_the_password_nor_its_header() {
+    let server = FakeServer::start(echoing_bad_data);
+    let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("password");
+    std::fs::write(&password, format!("{PASSWORD}\n")).unwrap();
+    let run = analyze(
+        dir.path(),
+        &format!("http://{}", server.address),
+        &policy_yaml(
+            &format!(
+                "    basic-auth:\n      username: ci-user\n      password-file: {}\n",
+                password.display()
+            ),
+            "",
+            "",
+        ),
+        &[],
+    );
+    let header = format!(
+        "Basic {}",
+        base64(format!("ci-user:{PASSWORD}").as_bytes(), false, true)
+    );
+    assert_eq!(
+        header_of(&server.requests()[0], "authorization"),
+        Some(header.as_str())
+    );
+    assert!(dir.path().join("report.json").exists(), "{}", run.all());
+    assert_no_secret(
+        &outputs_of(&run, dir.path()),
+        &[PASSWORD, &format!("ci-user:{PASSWORD}")],
+    );
+}
+
+/// A command gateway: `set` writes the weight to a file, `get` reads it.
+fn command_gateway(dir: &Path) -> String {
+    let weight = dir.join("weight");
+    std::fs::write(&weight, "0").unwrap();
+    let set = dir.join("set.sh");
+    std::fs::write(
+        &set,
+        format!("#!/bin/sh\nprintf '%s' \"$1\" > {}\n", weight.display()),
+    )
+    .unwrap();
+    make_executable(&set);
+    format!(
+        "gateway:\n  command:\n    set: [\"{}\", \"{{weight}}\"]\n    get: [cat, \"{}\"]\n    timeout: 5s\n",
+        set.display(),
+        weight.display()
+    )
+}
+
+fn make_executable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn a_rollout_against_an_echoing_gateway_leaks_nothing_into_its_state_or_status() {
+    let server = FakeServer::start(echoing_bad_data);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let policy = write_policy(
+        dir.path(),
+        "policy.yaml",
+        &policy_yaml(
+            "    bearer-token-env: CANARY_E2E_TOKEN\n",
+            "  steps: [50, 100]\n  step-duration: 2s\n  max-step-duration: 3s\n  min-requests: 0\n",
+            &command_gateway(dir.path()),
+        ),
+    );
+    let summary = dir.path().join("step-summary.md").display().to_string();
+    let out = |format: &str, file: &str| format!("{format}:{}", dir.path().join(file).display());
+    let url = format!("http://{}", server.address);
+    let envs = [
+        ("CANARY_E2E_TOKEN", TOKEN),
+        ("GITHUB_STEP_SUMMARY", summary.as_str()),
+    ];
+    let run = canary(
+        &[
+            "rollout",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--prometheus",
+            &url,
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--output",
+            &out("json", "report.json"),
+            "--output",
+            &out("markdown", "report.md"),
+            "--output",
+            &out("html", "report.html"),
+            "--output",
+            &out("junit", "report.xml"),
+        ],
+        &envs,
+    );
+    assert!(
+        state.join("checkout.json").exists(),
+        "the state was saved:\n{}",
+        run.all()
+    );
+    let status = canary(
+        &[
+            "status",
+            "--service",
+            "checkout",
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(status.code, 0, "{}", status.all());
+    let mut outputs = outputs_of(&run, dir.path());
+    outputs.push(("status --json".to_owned(), status.stdout.clone()));
+    assert_no_secret(&outputs, &[TOKEN]);
+}
+
+/// A healthy answer for both checks of [`policy_yaml`]: 100 000 requests each, no errors,
+/// no restarts.
+fn healthy(request: &str) -> String {
+    let at = now();
+    let body = if body_of(request).contains("canary_series") {
+        format!(
+            r#"{{"status":"success","data":{{"resultType":"vector","result":[{{"metric":{{"version":"canary","canary_series":"requests"}},"value":[{at},"100000"]}},{{"metric":{{"version":"stable","canary_series":"requests"}},"value":[{at},"100000"]}}]}}}}"#
+        )
+    } else {
+        format!(
+            r#"{{"status":"success","data":{{"resultType":"vector","result":[{{"metric":{{}},"value":[{at},"0"]}}]}}}}"#
+        )
+    };
+    http("200 OK", "application/json", &body)
+}
+
+#[test]
+fn the_healthy_fake_passes() {
+    // The other tests' fakes differ from this one by one hostile thing each.
+    let server = FakeServer::start(healthy);
+    let dir = tempfile::tempdir().unwrap();
+    let run = analyze(
+        dir.path(),
+        &format!("http://{}", server.address),
+        &policy_yaml("", "", ""),
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+}
+
+/// Thanos' answer when a store did not answer and partial responses are allowed: the data
+/// of the stores that did, and a warning.
+fn thanos_partial(request: &str) -> String {
+    let healthy = healthy(request);
+    let body = body_of(&healthy).replacen(
+        r#"{"status":"success","#,
+        r#"{"status":"success","warnings":["partial response: fetch series for {version=~\"canary|stable\"}: receive 10.0.3.7:10901: rpc error: code = Unavailable desc = store unavailable"],"#,
+        1,
+    );
+    http("200 OK", "application/json", &body)
+}
+
+#[test]
+fn a_thanos_answer_warning_of_a_partial_response_is_an_error_unless_warnings_are_accepted() {
+    let server = FakeServer::start(thanos_partial);
+    let dir = tempfile::tempdir().unwrap();
+    let run = analyze(
+        dir.path(),
+        &format!("http://{}", server.address),
+        &policy_yaml("", "", ""),
+        &[],
+    );
+    let request = &server.requests()[0];
+    assert!(
+        body_of(request).contains("partial_response=false"),
+        "Thanos is asked for a whole answer or an error: {request}"
+    );
+    assert_ne!(run.code, 0, "a partial answer never passes:\n{}", run.all());
+    let report = read_json(&dir.path().join("report.json"));
+    assert_eq!(report["verdict"], "error", "{report:#}");
+    for check in report["checks"].as_array().unwrap() {
+        assert_eq!(check["verdict"], "error", "{check:#}");
+        let reason = check["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("partial response") && reason.contains("accept-warnings"),
+            "the reason names the warning and the way out: {reason}"
+        );
+    }
+
+    // Said to accept warnings, the same answer passes, its warning in the report.
+    let dir = tempfile::tempdir().unwrap();
+    let run = analyze(
+        dir.path(),
+        &format!("http://{}", server.address),
+        &policy_yaml("    accept-warnings: true\n", "", ""),
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    let report = read_json(&dir.path().join("report.json"));
+    assert!(
+        report["warnings"].to_string().contains("partial response"),
+        "{report:#}"
+    );
+}
+
+/// One request's head and body, read from a raw stream (the fakes below answer by hand).
+fn read_request(stream: &mut TcpStream) -> String {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut reader = BufReader::new(stream);
+    let mut head = String::new();
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = value.trim().parse().unwrap_or(0);
+        }
+        head.push_str(&line);
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let mut body = vec![0; length];
+    let _ = reader.read_exact(&mut body);
+    head + &String::from_utf8_lossy(&body)
+}
+
+/// A server answering every request with a vector of `series` series, about `bytes` bytes
+/// in all, written as it goes (never held whole).
+fn huge_answer_server(series: usize) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                read_request(&mut stream);
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n",
+                );
+                let _ = stream
+                    .write_all(br#"{"status":"success","data":{"resultType":"vector","result":["#);
+                let mut chunk = String::new();
+                for i in 0..series {
+                    if i > 0 {
+                        chunk.push(',');
+                    }
+                    chunk.push_str(&format!(
+                        r#"{{"metric":{{"__name__":"http_requests_total","version":"canary","pod":"checkout-canary-{i:08}","instance":"10.1.{}.{}:8080","path":"/api/v1/orders/{i}/items","job":"checkout"}},"value":[1767225600,"{i}"]}}"#,
+                        i / 256 % 256,
+                        i % 256
+                    ));
+                    if chunk.len() > 64 * 1024 {
+                        if stream.write_all(chunk.as_bytes()).is_err() {
+                            return;
+                        }
+                        chunk.clear();
+                    }
+                }
+                chunk.push_str("]}}");
+                let _ = stream.write_all(chunk.as_bytes());
+            });
+        }
+    });
+    address
+}
+
+/// The peak resident memory of a command in KiB, as GNU time measures it.
+fn peak_rss_kib(stderr: &str) -> u64 {
+    stderr
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Maximum resident set size (kbytes): ")
+        })
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no peak RSS in:\n{stderr}"))
+}
+
+#[test]
+fn a_200_mb_answer_is_an_error_naming_its_size_and_query_within_64_mib() {
+    // About 200 MB: 212,477 series, as in the issue.
+    let address = huge_answer_server(212_477);
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write_policy(dir.path(), "policy.yaml", &policy_yaml("", "", ""));
+    let time = canary_tests::require_program("time", "time");
+    let report = dir.path().join("report.json");
+    let (start, end) = ((now() - 2).to_string(), now().to_string());
+    let output = std::process::Command::new(time)
+        .arg("-v")
+        .arg(canary_tests::binary("canary"))
+        .args([
+            "analyze",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--prometheus",
+            &format!("http://{address}"),
+            "--start",
+            &start,
+            "--end",
+            &end,
+            "--output",
+            &format!("json:{}", report.display()),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let peak = peak_rss_kib(&stderr);
+    eprintln!("peak RSS {peak} KiB");
+    let report = read_json(&report);
+    let check = &report["checks"][0];
+    assert_eq!(check["verdict"], "error", "{report:#}");
+    let reason = check["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("32 MiB") && reason.contains("http_requests_total"),
+        "the reason names the limit and the query: {reason}"
+    );
+    assert!(
+        peak < 64 * 1024,
+        "peak RSS {peak} KiB is over 64 MiB:\n{stderr}"
+    );
+}
+
+#[test]
+fn too_many_series_is_an_error_naming_the_count_and_the_query() {
+    // 20 001 small series: under the size limit, over the series limit.
+    let address = huge_answer_server(20_001);
+    let dir = tempfile::tempdir().unwrap();
+    let run = analyze(
+        dir.path(),
+        &format!("http://{address}"),
+        &policy_yaml("", "", ""),
+        &[],
+    );
+    let report = read_json(&dir.path().join("report.json"));
+    let reason = report["checks"][0]["reason"].as_str().unwrap().to_owned();
+    assert_eq!(report["checks"][0]["verdict"], "error", "{}", run.all());
+    assert!(
+        reason.contains("10000 series") && reason.contains("http_requests_total"),
+        "{reason}"
+    );
+}
+
+static REDIRECT_TARGET: Mutex<String> = Mutex::new(String::new());
+
+fn redirecting(_: &str) -> String {
+    let target = REDIRECT_TARGET.lock().unwrap().clone();
+    format!(
+        "HTTP/1.1 307 Temporary Redirect\r\nlocation: {target}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    )
+}
+
+#[test]
+fn a_redirect_to_another_host_is_not_followed_and_is_named() {
+    let elsewhere = FakeServer::start(healthy);
+    // The target carries a token in its query, as a login redirect may: it is shown scrubbed.
+    *REDIRECT_TARGET.lock().unwrap() = format!(
+        "http://user:hunter2-pass@{}/api/v1/query?sso_token={}",
+        elsewhere.address,
+        percent(TOKEN, false)
+    );
+    let server = FakeServer::start(redirecting);
+    let dir = tempfile::tempdir().unwrap();
+    let run = analyze(
+        dir.path(),
+        &format!("http://{}", server.address),
+        &policy_yaml("    bearer-token-env: CANARY_E2E_TOKEN\n", "", ""),
+        &[("CANARY_E2E_TOKEN", TOKEN)],
+    );
+    assert!(
+        elsewhere.requests().is_empty(),
+        "the other host was never asked:\n{}",
+        run.all()
+    );
+    assert_eq!(run.code, 4, "{}", run.all());
+    assert!(
+        run.stderr.contains("redirect") && run.stderr.contains(&elsewhere.address),
+        "the error names the redirect's target:\n{}",
+        run.all()
+    );
+    assert!(
+        !run.stderr.contains("hunter2-pass"),
+        "credentials in the target are not shown:\n{}",
+        run.all()
+    );
+    assert_no_secret(&outputs_of(&run, dir.path()), &[TOKEN]);
+}
+
+static BUSY_THEN_HEALTHY: AtomicUsize = AtomicUsize::new(0);
+
+fn busy_once(request: &str) -> String {
+    if BUSY_THEN_HEALTHY.fetch_add(1, Ordering::SeqCst) == 0 {
+        "HTTP/1.1 503 Service Unavailable\r\nretry-after: 2\r\ncontent-length: 4\r\nconnection: close\r\n\r\nbusy"
+            .to_owned()
+    } else {
+        healthy(request)
+    }
+}
+
+/// A server that records when each request came in.
+fn timed_server(answer: fn(&str) -> String) -> (String, Arc<Mutex<Vec<Instant>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let times = Arc::new(Mutex::new(Vec::new()));
+    let kept = Arc::clone(&times);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let request = read_request(&mut stream);
+            kept.lock().unwrap().push(Instant::now());
+            let _ = stream.write_all(answer(&request).as_bytes());
+        }
+    });
+    (address, times)
+}
+
+#[test]
+fn retry_after_in_seconds_is_waited_for_within_the_retry_budget() {
+    let (address, times) = timed_server(busy_once);
+    let dir = tempfile::tempdir().unwrap();
+    let run = analyze(
+        dir.path(),
+        &format!("http://{address}"),
+        &policy_yaml("", "", ""),
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    let times = times.lock().unwrap();
+    assert!(
+        times[1].duration_since(times[0]) >= Duration::from_secs(2),
+        "the retry came {:?} after the 503 that asked for 2 s",
+        times[1].duration_since(times[0])
+    );
+}
+
+static BUSY_FOR_LONG: AtomicUsize = AtomicUsize::new(0);
+
+fn busy_for_an_hour(_: &str) -> String {
+    BUSY_FOR_LONG.fetch_add(1, Ordering::SeqCst);
+    let later = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3600);
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\nretry-after: {}\r\ncontent-length: 4\r\nconnection: close\r\n\r\nbusy",
+        later.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    )
+}
+
+#[test]
+fn retry_after_beyond_the_budget_gives_up_at_once_saying_so() {
+    let server = FakeServer::start(busy_for_an_hour);
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let run = analyze(
+        dir.path(),
+        &format!("http://{}", server.address),
+        &policy_yaml("", "", ""),
+        &[],
+    );
+    assert_eq!(run.code, 4, "{}", run.all());
+    assert_eq!(
+        server.requests().len(),
+        1,
+        "no retry when the server asks for an hour"
+    );
+    assert!(
+        run.stderr.contains("Retry-After"),
+        "the message says why it gave up:\n{}",
+        run.all()
+    );
+    eprintln!("gave up after {:?}", started.elapsed());
+}
+
+/// A recording whose readings carry markup: an HTML tag, a markdown image and link, a
+/// table-breaking pipe, a heading and a code fence.
+fn hostile_recording(dir: &Path) -> PathBuf {
+    let reason = "<img src=x onerror=alert(1)> ![tracker](http://evil.example/t.png) \
+                  [click](http://evil.example/) | cell\n# heading\n```\n<script>alert(2)</script>";
+    let recording = serde_json::json!({
+        "format": "canary-recording/1",
+        "service": "checkout",
+        "started_at": "2026-11-22T10:00:00Z",
+        "source": "a <b>bold</b> source",
+        "ticks": [{
+            "at": "2026-11-22T10:00:30Z",
+            "window_seconds": 30,
+            "readings": {
+                "errors": {"reading": "invalid", "reason": reason},
+                "no-restarts": {"reading": "no_data", "reason": reason}
+            },
+            "warnings": [reason]
+        }]
+    });
+    let path = dir.join("hostile.json");
+    std::fs::write(&path, recording.to_string()).unwrap();
+    path
+}
+
+#[test]
+fn markup_from_outside_is_escaped_in_every_report_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = hostile_recording(dir.path());
+    let policy = write_policy(dir.path(), "policy.yaml", &policy_yaml("", "", ""));
+    let summary = dir.path().join("summary.md").display().to_string();
+    let out = |format: &str, file: &str| format!("{format}:{}", dir.path().join(file).display());
+    let run = canary(
+        &[
+            "analyze",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            &out("markdown", "report.md"),
+            "--output",
+            &out("html", "report.html"),
+            "--output",
+            &out("junit", "report.xml"),
+            "--output",
+            &out("json", "report.json"),
+        ],
+        &[("GITHUB_STEP_SUMMARY", summary.as_str())],
+    );
+    assert!(
+        dir.path().join("report.md").exists(),
+        "the reports were written:\n{}",
+        run.all()
+    );
+    for file in ["report.md", "summary.md"] {
+        let markdown = std::fs::read_to_string(dir.path().join(file)).unwrap();
+        for raw in [
+            "<img",
+            "<script",
+            "<b>",
+            "![tracker](",
+            "[click](",
+            "\n# heading",
+            "\n```",
+        ] {
+            assert!(
+                !markdown.contains(raw),
+                "{file} passes {raw:?} through raw:\n{markdown}"
+            );
+        }
+        // Every table row still has its 8 columns: a pipe in the text did not add one.
+        for row in markdown.lines().filter(|l| l.starts_with("| `")) {
+            let cells = row.replace("\\|", "").matches('|').count();
+            assert_eq!(cells, 9, "a pipe broke the table: {row}");
+        }
+    }
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    for raw in ["<img", "<script", "<b>"] {
+        assert!(!html.contains(raw), "the HTML report passes {raw:?}");
+    }
+    let junit = std::fs::read_to_string(dir.path().join("report.xml")).unwrap();
+    for raw in ["<img", "<script", "<b>"] {
+        assert!(!junit.contains(raw), "the JUnit report passes {raw:?}");
+    }
+    // The terminal summary carries no newline from the text: no line of it can pose as a
+    // heading or a CI workflow command.
+    assert!(
+        !run.stdout.lines().any(|l| l.starts_with("# heading")),
+        "{}",
+        run.all()
+    );
+    // The JSON report keeps the text as it was (JSON escapes it): it is data.
+    let report = read_json(&dir.path().join("report.json"));
+    assert!(report.to_string().contains("onerror"), "{report:#}");
+}
