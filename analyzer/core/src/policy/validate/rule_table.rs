@@ -215,6 +215,37 @@ const ROWS: &[Row] = &[
         "is not a valid HTTP header name",
     ),
     row(
+        &[(
+            "metrics",
+            "metrics: {prometheus: {headers: {X-Team: \"a\\u0007b\"}}}",
+        )],
+        "metrics.prometheus.headers.X-Team",
+        "a character HTTP headers cannot carry",
+    ),
+    row(
+        &[(
+            "metrics",
+            "metrics: {prometheus: {headers: {X-Key: {file: /k, env: K}}}}",
+        )],
+        "metrics.prometheus.headers.X-Key",
+        "exactly one of `file` or `env`",
+    ),
+    row(
+        &[("metrics", "metrics: {prometheus: {max-answer-size: 100B}}")],
+        "metrics.prometheus.max-answer-size",
+        "expected at least 1KiB",
+    ),
+    row(
+        &[("metrics", "metrics: {prometheus: {max-answer-size: lots}}")],
+        "metrics.prometheus.max-answer-size",
+        "not \"lots\"",
+    ),
+    row(
+        &[("metrics", "metrics: {prometheus: {max-series: 0}}")],
+        "metrics.prometheus.max-series",
+        "expected at least 1 series",
+    ),
+    row(
         &[("metrics", "metrics: {prometheus: {retries: 11}}")],
         "metrics.prometheus.retries",
         "at most 10 retries",
