@@ -158,6 +158,9 @@ mod tests {
         text
     }
 
+    /// Builds the error afresh: it is shown twice and `into_core` takes it by value.
+    type MakeError = fn() -> KubernetesError;
+
     fn permission() -> crate::Permission {
         crate::Permission {
             verb: "patch",
@@ -172,7 +175,7 @@ mod tests {
     fn each_error_reads_the_same_alone_and_as_the_core_error() {
         let route = || "HTTPRoute shop/checkout".to_owned();
         let forbidden = "forbidden: the RBAC rule `patch` on httproutes in API group \"gateway.networking.k8s.io\" (name \"checkout\") in namespace \"shop\" is missing; grant {apiGroups: [\"gateway.networking.k8s.io\"], resources: [\"httproutes\"], verbs: [\"patch\"], resourceNames: [\"checkout\"]} in a Role of namespace shop (examples/kubernetes/ has least-privilege Roles). The API server said: no";
-        let cases: Vec<(fn() -> KubernetesError, String, String)> = vec![
+        let cases: Vec<(MakeError, String, String)> = vec![
             (
                 || KubernetesError::Config {
                     context: Some("prod".to_owned()),
