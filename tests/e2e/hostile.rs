@@ -716,7 +716,8 @@ fn unauthorized(request: &str) -> String {
 /// Issue 13.3: an infrastructure failure (exit 4) used to write no report at all.
 #[test]
 fn an_unusable_metrics_source_still_writes_every_requested_report_with_exit_4() {
-    let answers: [(&str, fn(&str) -> String); 4] = [
+    type Answer = fn(&str) -> String;
+    let answers: [(&str, Answer); 4] = [
         ("500", internal_error),
         ("an HTML page", html_page),
         ("truncated JSON", truncated_json),
