@@ -678,6 +678,94 @@ fn a_redirect_to_another_host_is_not_followed_and_is_named() {
     assert_no_secret(&outputs_of(&run, dir.path()), &[TOKEN]);
 }
 
+fn internal_error(request: &str) -> String {
+    http(
+        "500 Internal Server Error",
+        "text/plain",
+        &format!("upstream failed; {}", echo_of(request)),
+    )
+}
+
+fn html_page(_: &str) -> String {
+    http(
+        "200 OK",
+        "text/html",
+        "<html><body><h1>Sign in</h1><script>alert(1)</script></body></html>",
+    )
+}
+
+fn truncated_json(_: &str) -> String {
+    http(
+        "200 OK",
+        "application/json",
+        r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"versi"#,
+    )
+}
+
+fn unauthorized(request: &str) -> String {
+    http(
+        "401 Unauthorized",
+        "application/json",
+        &format!(
+            r#"{{"status":"error","errorType":"unauthorized","error":{}}}"#,
+            echo_of(request)
+        ),
+    )
+}
+
+/// Issue 13.3: an infrastructure failure (exit 4) used to write no report at all.
+#[test]
+fn an_unusable_metrics_source_still_writes_every_requested_report_with_exit_4() {
+    type Answer = fn(&str) -> String;
+    let answers: [(&str, Answer); 4] = [
+        ("500", internal_error),
+        ("an HTML page", html_page),
+        ("truncated JSON", truncated_json),
+        ("401", unauthorized),
+    ];
+    for (what, answer) in answers {
+        let server = FakeServer::start(answer);
+        let dir = tempfile::tempdir().unwrap();
+        let run = analyze(
+            dir.path(),
+            &format!("http://{}", server.address),
+            &policy_yaml("    bearer-token-env: CANARY_E2E_TOKEN\n", "", ""),
+            &[("CANARY_E2E_TOKEN", TOKEN)],
+        );
+        assert_eq!(run.code, 4, "{what}: {}", run.all());
+        let report = read_json(&dir.path().join("report.json"));
+        assert_eq!(report["exit_code"], 4, "{what}: {report:#}");
+        assert_eq!(report["verdict"], "error", "{what}: {report:#}");
+        let reason = report["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("the metrics could not be read: "),
+            "{what}: {reason}"
+        );
+        let checks = report["checks"].as_array().unwrap();
+        assert_eq!(
+            checks.len(),
+            2,
+            "{what}: every criterion is listed: {report:#}"
+        );
+        assert!(
+            checks.iter().all(|c| c["verdict"] != "pass"),
+            "{what}: nothing passes: {report:#}"
+        );
+        for file in ["report.md", "report.html", "report.xml", "step-summary.md"] {
+            let text = std::fs::read_to_string(dir.path().join(file))
+                .unwrap_or_else(|err| panic!("{what}: {file} was not written: {err}"));
+            assert!(!text.is_empty(), "{what}: {file} is empty");
+        }
+        assert!(
+            !std::fs::read_to_string(dir.path().join("report.html"))
+                .unwrap()
+                .contains("<script>"),
+            "{what}: outside markup is escaped in the HTML report"
+        );
+        assert_no_secret(&outputs_of(&run, dir.path()), &[TOKEN]);
+    }
+}
+
 static BUSY_THEN_HEALTHY: AtomicUsize = AtomicUsize::new(0);
 
 fn busy_once(request: &str) -> String {

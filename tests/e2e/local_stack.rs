@@ -177,7 +177,9 @@ fn the_local_stack_script_passes_a_term_on_to_the_rollout_and_stops_everything()
     run.assert_nothing_left_running();
     assert_eq!(status.code(), Some(130), "{all}");
     // The design says an exit 130 reports the verdict `interrupted`; canary writes
-    // `inconclusive` today (a finding for the reports' owners), so this checks only that the
-    // interrupted rollout is not reported as passed.
+    // `inconclusive` today (a finding for the reports' owners), so this checks that the
+    // interrupted rollout is not reported as passed and that its report says exit 130.
     assert_reports(run.out.path(), None, &all);
+    let report = read_json(&run.out.path().join("report.json"));
+    assert_eq!(report["exit_code"], 130, "{all}");
 }

@@ -106,7 +106,7 @@ pub fn run() -> ExitCode {
 /// The exit code of an error: the core's own errors know theirs (bad input is always one of
 /// them); anything else failed outside the process's control (a file that cannot be written,
 /// a port that cannot be bound): an infrastructure failure.
-fn exit_code_of(err: &anyhow::Error) -> Code {
+pub(crate) fn exit_code_of(err: &anyhow::Error) -> Code {
     err.chain()
         .find_map(|cause| cause.downcast_ref::<canary_core::Error>())
         .map(canary_core::Error::exit_code)

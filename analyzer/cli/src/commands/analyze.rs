@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use canary_core::ExitCode;
 use canary_core::analysis;
+use canary_core::judge::Verdict;
 use canary_core::observation::Tick;
 use canary_core::policy::{MetricsSourceSpec, Policy};
 use canary_core::recording::Recording;
@@ -80,7 +81,10 @@ impl AnalyzeCommand {
         let policy = super::load_policy(&self.policy)?;
         let evidence = match &self.input {
             Some(input) => recorded(&policy, input)?,
-            None => self.live(&policy)?,
+            None => match self.live(&policy) {
+                Ok(evidence) => evidence,
+                Err(err) => return Err(self.report_failure(&policy, err)),
+            },
         };
         let outcome = analysis::analyze(&policy, &evidence.ticks)
             .with_context(|| format!("judging {}", evidence.origin))?;
@@ -109,6 +113,49 @@ impl AnalyzeCommand {
         }
         render::write_all(&report, &self.outputs)?;
         Ok(code)
+    }
+
+    /// When reading the evidence failed outside canary's control (exit 4: the metrics source
+    /// is down, answers with an error or an HTML page, hangs), the requested reports are
+    /// still written — verdict `error`, the failure as the reason, every criterion `nodata`
+    /// — so a CI job's artifacts say what happened. Bad input (exit 2) writes none: there is
+    /// no analysis to report. Returns the error, for the exit code and the message.
+    fn report_failure(&self, policy: &Policy, err: anyhow::Error) -> anyhow::Error {
+        let code = crate::app::exit_code_of(&err);
+        if code != ExitCode::Infrastructure {
+            return err;
+        }
+        let now = Timestamp::now();
+        let checks = analysis::analyze(policy, &[])
+            .map(|outcome| outcome.assessment.checks)
+            .unwrap_or_default();
+        let report = Report {
+            verdict: Verdict::Error,
+            reason: format!("the metrics could not be read: {err:#}"),
+            exit_code: code.code(),
+            command: "analyze".to_owned(),
+            service: policy.service.clone(),
+            policy: self.policy.display().to_string(),
+            source: super::describe_metrics_source(policy, self.prometheus.as_deref()),
+            alpha: policy.rollout.alpha,
+            alpha_per_check: policy.alpha_per_criterion(),
+            started_at: self.start.unwrap_or(now),
+            ended_at: now,
+            decided_at: None,
+            checks,
+            steps: Vec::new(),
+            weights: Vec::new(),
+            timeline: Vec::new(),
+            warnings: Vec::new(),
+        };
+        // The run has already failed; a report that cannot be written is said, not raised.
+        if let Err(write_err) = render::write_all(&report, &self.outputs) {
+            eprintln!(
+                "warning: {}",
+                canary_core::secret::redacted(&format!("{write_err:#}"))
+            );
+        }
+        err
     }
 
     /// Reads the ticks from the policy's source (or `--prometheus`).

@@ -46,6 +46,14 @@ pub(crate) fn metrics_source(
     Ok(Box::new(Redacted::new(source)))
 }
 
+/// The metrics source described without secrets, for a report written after a failure
+/// (where no source may have been built).
+pub(crate) fn describe_metrics_source(policy: &Policy, prometheus: Option<&str>) -> String {
+    metrics_source(policy, prometheus)
+        .map(|source| source.describe())
+        .unwrap_or_else(|_| "the policy's metrics source".to_owned())
+}
+
 /// Where rollout state is kept: the flags `rollout`, `status`, `promote` and `abort` share.
 #[derive(Clone, Debug, Args)]
 pub(crate) struct StateArgs {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use canary_core::ExitCode;
+use canary_core::judge::Verdict;
 use canary_core::policy::Policy;
 use canary_core::ports::{StateStore, SystemClock, TrafficRouter};
 use canary_core::rollout::{Event, Machine, Outcome, Rollout};
@@ -144,7 +145,7 @@ impl RolloutCommand {
                 }
                 None => (fresh(Timestamp::now()), Event::Resume),
             };
-            let driven = drive(
+            let driven = match drive(
                 &machine,
                 store,
                 &mut rollout,
@@ -156,7 +157,11 @@ impl RolloutCommand {
                     metrics: Some(metrics),
                 },
             )
-            .await?;
+            .await
+            {
+                Ok(driven) => driven,
+                Err(err) => return Err(self.report_failure(policy, &rollout, err)),
+            };
             let report = rollout.report(
                 policy,
                 &self.policy.display().to_string(),
@@ -173,6 +178,43 @@ impl RolloutCommand {
             }
             Ok(driven.outcome.exit)
         }
+    }
+}
+
+impl RolloutCommand {
+    /// A drive that stopped on an infrastructure failure (exit 4: the state store, the
+    /// metrics source or the gateway failing where the machine could not decide) still
+    /// writes the requested reports, with the rollout as it stood, verdict `error` and the
+    /// failure as the reason. Bad input (exit 2) writes none. Returns the error.
+    fn report_failure(
+        &self,
+        policy: &Policy,
+        rollout: &Rollout,
+        err: anyhow::Error,
+    ) -> anyhow::Error {
+        let code = crate::app::exit_code_of(&err);
+        if code != ExitCode::Infrastructure {
+            return err;
+        }
+        let stopped = Outcome {
+            exit: code,
+            verdict: Verdict::Error,
+            reason: format!("the rollout stopped on an infrastructure failure: {err:#}"),
+        };
+        let report = rollout.report(
+            policy,
+            &self.policy.display().to_string(),
+            &super::describe_metrics_source(policy, self.prometheus.as_deref()),
+            Timestamp::now(),
+            Some(&stopped),
+        );
+        if let Err(write_err) = render::write_all(&report, &self.outputs) {
+            eprintln!(
+                "warning: {}",
+                canary_core::secret::redacted(&format!("{write_err:#}"))
+            );
+        }
+        err
     }
 }
 
