@@ -1,19 +1,24 @@
-//! The one error type of `canary-gateways`, and how it becomes a [`canary_core::Error`] at the
+//! The one error type of `canary-gateways`: which adapter failed and where, with the adapter's
+//! own error ([`HaproxyError`], [`NginxError`], [`CommandRouterError`]) as its source; and
+//! how it becomes a [`canary_core::Error`] at the
 //! [`TrafficRouter`](canary_core::ports::TrafficRouter) boundary.
+//!
+//! Each adapter's error says what happened in its own words, once; the address (socket,
+//! upstream file, program) is said here, once, so the core error reads
+//! `haproxy at unix:/run/haproxy.sock: cannot connect to the runtime API: …`.
 
-use std::io;
 use std::path::PathBuf;
-use std::time::Duration;
-
-use canary_core::error::BoxError;
 
 pub use crate::process::CommandFailure;
+pub use crate::routers::command::CommandRouterError;
+pub use crate::routers::haproxy::HaproxyError;
+pub use crate::routers::nginx::NginxError;
 
 /// `Result` with [`GatewayError`] as the default error.
 pub type Result<T, E = GatewayError> = std::result::Result<T, E>;
 
-/// Everything that can go wrong while moving traffic. Messages name the socket, file or
-/// program involved; they never quote a command's environment or a secret.
+/// Everything that can go wrong while moving traffic or running hooks. Messages name the
+/// socket, file or program involved; they never quote a command's environment or a secret.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum GatewayError {
@@ -30,128 +35,34 @@ pub enum GatewayError {
         rule: &'static str,
     },
 
-    /// The HAProxy runtime API socket could not be connected to (HAProxy not running, wrong
-    /// path or port, no permission).
-    #[error("cannot connect to the HAProxy runtime API at {address}")]
-    Connect {
+    /// The HAProxy runtime API failed or answered what canary did not ask for.
+    #[error("HAProxy runtime API at {address}")]
+    Haproxy {
         /// The socket, e.g. `unix:/run/haproxy/admin.sock`.
         address: String,
-        /// The connection error.
+        /// What happened.
         #[source]
-        source: io::Error,
+        error: HaproxyError,
     },
 
-    /// The connection to the runtime API broke while a command was sent or its answer read.
-    #[error("HAProxy runtime API at {address}: `{command}` failed on the connection")]
-    Socket {
-        /// The socket.
-        address: String,
-        /// The command that was being sent.
-        command: String,
-        /// The I/O error.
-        #[source]
-        source: io::Error,
-    },
-
-    /// The runtime API did not accept the connection or did not answer within the timeout.
-    #[error("HAProxy runtime API at {address}: no answer to `{command}` within {}", canary_core::policy::duration_as_written(*timeout))]
-    SocketTimeout {
-        /// The socket.
-        address: String,
-        /// The command that got no answer.
-        command: String,
-        /// The timeout that passed.
-        timeout: Duration,
-    },
-
-    /// HAProxy answered a command with an error, e.g. `No such server.` or `No such backend.`.
-    #[error("HAProxy runtime API at {address} refused `{command}`: {answer}")]
-    Refused {
-        /// The socket.
-        address: String,
-        /// The command, which names the backend and server.
-        command: String,
-        /// HAProxy's answer, trimmed.
-        answer: String,
-    },
-
-    /// HAProxy answered something that does not have the expected shape (for `get weight`:
-    /// `N (initial M)`).
-    #[error("HAProxy runtime API at {address}: unexpected answer to `{command}`: {answer:?}")]
-    UnexpectedAnswer {
-        /// The socket.
-        address: String,
-        /// The command.
-        command: String,
-        /// The answer, trimmed.
-        answer: String,
-    },
-
-    /// Both servers have weight 0 (or are marked down): the router sends the service's traffic
-    /// nowhere, which canary never sets, so someone else changed it.
-    #[error("{location}: {detail}")]
-    NoTraffic {
-        /// `haproxy` or `nginx`.
-        component: &'static str,
-        /// Where it was read: the socket and backend, or the upstream file.
-        location: String,
-        /// What was read.
-        detail: String,
-    },
-
-    /// Reading, writing, syncing or renaming the NGINX upstream file (or its temporary
-    /// sibling) failed.
-    #[error("cannot {action} {}", path.display())]
-    File {
-        /// What was being done, e.g. `write`, `rename into place`.
-        action: &'static str,
-        /// The file.
+    /// The NGINX router's upstream file, configuration test or reload failed.
+    #[error("NGINX upstream file {}", path.display())]
+    Nginx {
+        /// The upstream file canary rewrites.
         path: PathBuf,
-        /// The I/O error.
+        /// What happened.
         #[source]
-        source: io::Error,
+        error: NginxError,
     },
 
-    /// The NGINX upstream file does not hold what canary writes: no `upstream NAME` block, a
-    /// server missing, a weight that is not a number.
-    #[error("{}: {message}", path.display())]
-    Upstream {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong with it.
-        message: String,
-    },
-
-    /// A command (the NGINX reload, the command router's `set` or `get`) could not be started,
-    /// exited non-zero, or ran past its timeout and was killed. The message quotes the first
-    /// lines of its stderr, never its environment.
-    #[error("`{program}` {failure}")]
-    Command {
-        /// `nginx` (the reload) or `command` (the command router).
-        component: &'static str,
+    /// The command router's `set` or `get` command failed.
+    #[error("command router `{program}`")]
+    CommandRouter {
         /// The program (argv\[0\]); its arguments are left out of messages.
         program: String,
         /// What happened.
-        failure: CommandFailure,
-    },
-
-    /// The command router's `get` command printed something that is not a weight.
-    #[error("`{program}` printed {output:?}, expected a whole number of percent from 0 to 100")]
-    BadWeightOutput {
-        /// The `get` program.
-        program: String,
-        /// What it printed (trimmed, cut to a readable length).
-        output: String,
-    },
-
-    /// The command router has no `get` command and has not set a weight yet in this process,
-    /// so there is nothing it can honestly report.
-    #[error(
-        "no `get` command is configured and `{program}` has not set a weight yet in this process, so the canary weight is unknown"
-    )]
-    Unverifiable {
-        /// The `set` program.
-        program: String,
+        #[source]
+        error: CommandRouterError,
     },
 
     /// The HTTP client that sends webhooks could not be built (its TLS set-up failed).
@@ -160,156 +71,23 @@ pub enum GatewayError {
         /// The client builder's error, with its sources.
         message: String,
     },
-
-    /// The NGINX reload failed after the upstream file was rewritten. The previous content
-    /// is put back so that the file matches what NGINX runs.
-    #[error(
-        "reloading NGINX after rewriting {} failed; {}",
-        path.display(),
-        match restore_error { None => "its previous content was put back".to_owned(), Some(e) => format!("putting its previous content back failed too: {e}") }
-    )]
-    ReloadFailed {
-        /// The upstream file.
-        path: PathBuf,
-        /// Why restoring the previous content failed, if it did.
-        restore_error: Option<String>,
-        /// The reload's (or the configuration test's) failure.
-        #[source]
-        source: Box<GatewayError>,
-    },
 }
 
 impl GatewayError {
     /// Converts into the core's error: unreachable sockets, failed commands and file errors
-    /// are [`canary_core::Error::Unavailable`], routers whose state differs from what canary
-    /// set are [`canary_core::Error::Mismatch`], invalid names are
-    /// [`canary_core::Error::Usage`]. The address is the socket, file or program; the message
-    /// says what happened without repeating it, and the underlying error is kept as `source`.
+    /// are [`canary_core::Error::Unavailable`] (the address is the socket, file or program),
+    /// routers whose state differs from what canary set are
+    /// [`canary_core::Error::Mismatch`], invalid names are [`canary_core::Error::Usage`].
+    /// The message is the adapter's error, and what that error wraps stays its `source`.
     pub fn into_core(self) -> canary_core::Error {
-        use canary_core::Error;
-        let unavailable = |component: &'static str,
-                           address: String,
-                           message: String,
-                           source: Option<BoxError>| {
-            Error::Unavailable {
-                component,
-                address,
-                message,
-                source,
-            }
-        };
         match self {
-            e @ GatewayError::InvalidName { .. } => Error::Usage(e.to_string()),
-            GatewayError::Connect { address, source } => unavailable(
-                "haproxy",
-                address,
-                "cannot connect to the runtime API".to_owned(),
-                Some(Box::new(source)),
-            ),
-            GatewayError::Socket {
-                address,
-                command,
-                source,
-            } => unavailable(
-                "haproxy",
-                address,
-                format!("`{command}` failed on the connection"),
-                Some(Box::new(source)),
-            ),
-            GatewayError::SocketTimeout {
-                address,
-                command,
-                timeout,
-            } => unavailable(
-                "haproxy",
-                address,
-                format!(
-                    "no answer to `{command}` within {}",
-                    canary_core::policy::duration_as_written(timeout)
-                ),
-                None,
-            ),
-            GatewayError::Refused {
-                address,
-                command,
-                answer,
-            } => unavailable(
-                "haproxy",
-                address,
-                format!("`{command}` was refused: {answer}"),
-                None,
-            ),
-            GatewayError::UnexpectedAnswer {
-                address,
-                command,
-                answer,
-            } => unavailable(
-                "haproxy",
-                address,
-                format!("unexpected answer to `{command}`: {answer:?}"),
-                None,
-            ),
-            GatewayError::NoTraffic {
-                component,
-                location,
-                detail,
-            } => Error::Mismatch {
-                component,
-                message: format!("{location}: {detail}"),
-            },
-            GatewayError::File {
-                action,
-                path,
-                source,
-            } => unavailable(
-                "nginx",
-                path.display().to_string(),
-                format!("cannot {action} the file"),
-                Some(Box::new(source)),
-            ),
-            e @ GatewayError::Upstream { .. } => Error::Mismatch {
-                component: "nginx",
-                message: e.to_string(),
-            },
-            GatewayError::Command {
-                component,
-                program,
-                failure,
-            } => unavailable(component, format!("`{program}`"), failure.to_string(), None),
-            GatewayError::BadWeightOutput { program, output } => unavailable(
-                "command",
-                format!("`{program}`"),
-                format!("printed {output:?}, expected a whole number of percent from 0 to 100"),
-                None,
-            ),
-            GatewayError::Unverifiable { program } => unavailable(
-                "command",
-                format!("`{program}`"),
-                "no `get` command is configured and no weight was set yet in this process, \
-                 so the canary weight is unknown"
-                    .to_owned(),
-                None,
-            ),
+            e @ GatewayError::InvalidName { .. } => canary_core::Error::Usage(e.to_string()),
+            GatewayError::Haproxy { address, error } => error.into_core(address),
+            GatewayError::Nginx { path, error } => error.into_core(&path),
+            GatewayError::CommandRouter { program, error } => error.into_core(&program),
             GatewayError::HttpClient { message } => {
-                unavailable("hook", "webhook HTTP client".to_owned(), message, None)
+                canary_core::Error::unavailable("hook", "webhook HTTP client", message)
             }
-            GatewayError::ReloadFailed {
-                path,
-                restore_error,
-                source,
-            } => unavailable(
-                "nginx",
-                path.display().to_string(),
-                match restore_error {
-                    None => "reload failed; the file's previous content was put back".to_owned(),
-                    Some(e) => {
-                        format!(
-                            "reload failed, and putting the file's previous content back failed too: {e}"
-                        )
-                    }
-                },
-                Some(source),
-            ),
         }
     }
 }
@@ -318,4 +96,216 @@ impl From<GatewayError> for canary_core::Error {
     fn from(e: GatewayError) -> Self {
         e.into_core()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The messages a user sees: every gateway error, as the core error it becomes, with its
+    //! whole `source` chain (what `canary` prints).
+
+    use std::io;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn shown(error: impl Into<canary_core::Error>) -> String {
+        let error: canary_core::Error = error.into();
+        let mut text = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(e) = source {
+            text.push_str(": ");
+            text.push_str(&e.to_string());
+            source = e.source();
+        }
+        text
+    }
+
+    fn haproxy(error: HaproxyError) -> GatewayError {
+        GatewayError::Haproxy {
+            address: "127.0.0.1:9999".to_owned(),
+            error,
+        }
+    }
+
+    fn nginx(error: NginxError) -> GatewayError {
+        GatewayError::Nginx {
+            path: PathBuf::from("/etc/nginx/upstream.conf"),
+            error,
+        }
+    }
+
+    fn refused() -> io::Error {
+        io::Error::new(io::ErrorKind::ConnectionRefused, "Connection refused")
+    }
+
+    #[test]
+    fn haproxy_errors_name_the_socket_and_the_command() {
+        let cases: Vec<(GatewayError, &str)> = vec![
+            (
+                GatewayError::InvalidName {
+                    what: "HAProxy backend",
+                    value: "a b".to_owned(),
+                    rule: "letters only",
+                },
+                "HAProxy backend \"a b\" is not a valid name: letters only",
+            ),
+            (
+                GatewayError::Haproxy {
+                    address: "unix:/run/h.sock".to_owned(),
+                    error: HaproxyError::Connect(refused()),
+                },
+                "haproxy at unix:/run/h.sock: cannot connect to the runtime API: Connection refused",
+            ),
+            (
+                haproxy(HaproxyError::Socket {
+                    command: "get weight b/c".to_owned(),
+                    source: refused(),
+                }),
+                "haproxy at 127.0.0.1:9999: `get weight b/c` failed on the connection: Connection refused",
+            ),
+            (
+                haproxy(HaproxyError::Timeout {
+                    command: "get weight b/c".to_owned(),
+                    timeout: Duration::from_millis(300),
+                }),
+                "haproxy at 127.0.0.1:9999: no answer to `get weight b/c` within 300ms",
+            ),
+            (
+                haproxy(HaproxyError::Refused {
+                    command: "set server b/c weight 10".to_owned(),
+                    answer: "No such server.".to_owned(),
+                }),
+                "haproxy at 127.0.0.1:9999: `set server b/c weight 10` was refused: No such server.",
+            ),
+            (
+                haproxy(HaproxyError::UnexpectedAnswer {
+                    command: "get weight b/c".to_owned(),
+                    answer: "??".to_owned(),
+                }),
+                "haproxy at 127.0.0.1:9999: unexpected answer to `get weight b/c`: \"??\"",
+            ),
+            (
+                haproxy(HaproxyError::NoTraffic {
+                    backend: "b".to_owned(),
+                    canary: "c".to_owned(),
+                    stable: "s".to_owned(),
+                }),
+                "haproxy: HAProxy runtime API at 127.0.0.1:9999: backend b has both c and s at weight 0, so it sends traffic nowhere",
+            ),
+        ];
+        for (error, expected) in cases {
+            assert_eq!(shown(error), expected);
+        }
+    }
+
+    fn exited(code: i32, stderr: &str) -> CommandFailure {
+        use std::os::unix::process::ExitStatusExt;
+        CommandFailure::Exit {
+            status: std::process::ExitStatus::from_raw(code << 8),
+            stderr: stderr.to_owned(),
+        }
+    }
+
+    #[test]
+    fn nginx_errors_name_the_upstream_file() {
+        let file = PathBuf::from("/etc/nginx/upstream.conf");
+        let cases: Vec<(GatewayError, &str)> = vec![
+            (
+                nginx(NginxError::Upstream(
+                    "no `upstream web { … }` block".to_owned(),
+                )),
+                "nginx: /etc/nginx/upstream.conf: no `upstream web { … }` block",
+            ),
+            (
+                nginx(NginxError::NoTraffic {
+                    upstream: "web".to_owned(),
+                    canary: "a".to_owned(),
+                    stable: "b".to_owned(),
+                }),
+                "nginx: /etc/nginx/upstream.conf: upstream web has both a and b down, so it sends traffic nowhere",
+            ),
+            (
+                nginx(NginxError::File {
+                    action: "read",
+                    path: file.clone(),
+                    source: io::Error::new(io::ErrorKind::PermissionDenied, "Permission denied"),
+                }),
+                FILE_ERROR,
+            ),
+            (
+                nginx(NginxError::Command {
+                    program: "nginx".to_owned(),
+                    failure: exited(1, "bad config"),
+                }),
+                RELOAD_ERROR,
+            ),
+            (
+                nginx(NginxError::ReloadFailed {
+                    restore_error: None,
+                    source: Box::new(NginxError::Command {
+                        program: "nginx".to_owned(),
+                        failure: CommandFailure::Timeout(Duration::from_millis(300)),
+                    }),
+                }),
+                "nginx at /etc/nginx/upstream.conf: reload failed; the file's previous content was put back: `nginx` did not finish within 300ms and was killed",
+            ),
+            (
+                nginx(NginxError::ReloadFailed {
+                    restore_error: Some("cannot write /etc/nginx/upstream.conf".to_owned()),
+                    source: Box::new(NginxError::Command {
+                        program: "nginx".to_owned(),
+                        failure: exited(1, "bad config"),
+                    }),
+                }),
+                "nginx at /etc/nginx/upstream.conf: reload failed, and putting the file's previous content back failed too: cannot write /etc/nginx/upstream.conf: `nginx` exited with code 1: bad config",
+            ),
+        ];
+        for (error, expected) in cases {
+            assert_eq!(shown(error), expected);
+        }
+    }
+
+    #[test]
+    fn command_router_and_hook_errors_name_the_program() {
+        let cases: Vec<(GatewayError, &str)> = vec![
+            (
+                GatewayError::CommandRouter {
+                    program: "set-weight".to_owned(),
+                    error: CommandRouterError::Failed(exited(3, "no route")),
+                },
+                "command at `set-weight`: exited with code 3: no route",
+            ),
+            (
+                GatewayError::CommandRouter {
+                    program: "get-weight".to_owned(),
+                    error: CommandRouterError::BadWeightOutput("ten".to_owned()),
+                },
+                "command at `get-weight`: printed \"ten\", expected a whole number of percent from 0 to 100",
+            ),
+            (
+                GatewayError::CommandRouter {
+                    program: "set-weight".to_owned(),
+                    error: CommandRouterError::Unverifiable,
+                },
+                "command at `set-weight`: no `get` command is configured and no weight was set yet in this process, so the canary weight is unknown",
+            ),
+            (
+                GatewayError::HttpClient {
+                    message: "no TLS provider".to_owned(),
+                },
+                "hook at webhook HTTP client: no TLS provider",
+            ),
+        ];
+        for (error, expected) in cases {
+            assert_eq!(shown(error), expected);
+        }
+    }
+
+    /// Was `cannot read the file`: the file is named now, since it may be the upstream
+    /// file's temporary sibling rather than the upstream file itself.
+    const FILE_ERROR: &str = "nginx at /etc/nginx/upstream.conf: cannot read /etc/nginx/upstream.conf: Permission denied";
+    /// Was `nginx at `nginx`: exited with code 1: …`: the address is now the upstream file
+    /// (which router), and the message names the program.
+    const RELOAD_ERROR: &str =
+        "nginx at /etc/nginx/upstream.conf: `nginx` exited with code 1: bad config";
 }

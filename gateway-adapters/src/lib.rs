@@ -28,7 +28,9 @@ mod process;
 pub mod routers;
 pub mod stores;
 
-pub use error::{CommandFailure, GatewayError, Result};
+pub use error::{
+    CommandFailure, CommandRouterError, GatewayError, HaproxyError, NginxError, Result,
+};
 pub use hooks::{HookContext, HookOutcome, HookRun, HookRunner, Notifier};
 pub use routers::{CommandRouter, HaproxyRouter, NginxRouter, ServerWeights, router_for};
 pub use stores::{FileStateStore, write_durably};

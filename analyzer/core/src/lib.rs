@@ -17,6 +17,7 @@ pub mod policy;
 pub mod ports;
 pub mod recording;
 pub mod report;
+pub mod retry;
 pub mod rollout;
 pub mod secret;
 pub mod stats;

@@ -28,7 +28,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::KubernetesError;
-use crate::{FIELD_MANAGER, KubeConnection, MAX_ATTEMPTS, Permission, api_error, backoff};
+use crate::{CONFLICT_BACKOFF, FIELD_MANAGER, KubeConnection, Permission, api_error};
+use canary_core::retry::{Failure, retry};
 
 /// The key of the rollout.
 pub const ROLLOUT_KEY: &str = "rollout.json";
@@ -336,7 +337,7 @@ impl ConfigMapStateStore {
     fn conflicted(&self, namespace: &str) -> Error {
         KubernetesError::Conflict {
             object: self.object(namespace),
-            attempts: MAX_ATTEMPTS,
+            attempts: CONFLICT_BACKOFF.attempts(),
         }
         .into()
     }
@@ -347,13 +348,14 @@ impl ConfigMapStateStore {
         F: FnMut(u32) -> Fut,
         Fut: std::future::Future<Output = Result<Option<T>>>,
     {
-        for attempt in 1..=MAX_ATTEMPTS {
-            if let Some(value) = step(attempt).await? {
-                return Ok(value);
+        retry(CONFLICT_BACKOFF, tokio::time::sleep, |attempt| {
+            let step = step(attempt);
+            async move {
+                step.await?
+                    .ok_or_else(|| Failure::Retryable(self.conflicted(namespace)))
             }
-            tokio::time::sleep(backoff(attempt)).await;
-        }
-        Err(self.conflicted(namespace))
+        })
+        .await
     }
 }
 

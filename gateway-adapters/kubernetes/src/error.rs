@@ -13,7 +13,7 @@ pub type Result<T, E = KubernetesError> = std::result::Result<T, E>;
 pub enum KubernetesError {
     /// The Kubernetes configuration could not be loaded: no kubeconfig and not in a pod, an
     /// unknown context, or a client that could not be built from it.
-    #[error("Kubernetes configuration{}: {message}", context.as_ref().map(|c| format!(" (context {c})")).unwrap_or_default())]
+    #[error("{}", self.detail())]
     Config {
         /// The context asked for, if any.
         context: Option<String>,
@@ -23,7 +23,7 @@ pub enum KubernetesError {
 
     /// The API server refused a request for lack of permission (403). The message names the
     /// RBAC rule that would grant it.
-    #[error("{object}: forbidden: the RBAC rule {permission} is missing; grant {} (examples/kubernetes/ has least-privilege Roles). The API server said: {message}", permission.rule())]
+    #[error("{object}: {}", self.detail())]
     Forbidden {
         /// The object, e.g. `HTTPRoute shop/checkout`.
         object: String,
@@ -34,9 +34,7 @@ pub enum KubernetesError {
     },
 
     /// The object does not exist (404), or its kind is not served (a CRD not installed).
-    #[error(
-        "{object} does not exist (or its CustomResourceDefinition is not installed): {message}"
-    )]
+    #[error("{object} {}", self.detail())]
     NotFound {
         /// The object.
         object: String,
@@ -45,7 +43,7 @@ pub enum KubernetesError {
     },
 
     /// Any other failed API request: the server could not be reached or answered an error.
-    #[error("{object}: `{action}` failed")]
+    #[error("{object}: {}", self.detail())]
     Api {
         /// The object.
         object: String,
@@ -57,9 +55,7 @@ pub enum KubernetesError {
     },
 
     /// Writes kept meeting 409 Conflict: something else changes the object all the time.
-    #[error(
-        "{object}: still conflicting after {attempts} fresh reads: something else keeps changing it"
-    )]
+    #[error("{object}: {}", self.detail())]
     Conflict {
         /// The object.
         object: String,
@@ -69,7 +65,7 @@ pub enum KubernetesError {
 
     /// The object does not hold what canary changes: a backend missing, a rule ambiguous,
     /// an annotation that is not a number, or not the kind's shape at all.
-    #[error("{object}: {message}")]
+    #[error("{object}: {}", self.detail())]
     Object {
         /// The object.
         object: String,
@@ -79,58 +75,61 @@ pub enum KubernetesError {
 }
 
 impl KubernetesError {
-    /// Converts into the core's error: a cluster that cannot be reached or refuses a request
-    /// is [`canary_core::Error::Unavailable`] (the address is the object), an object that
-    /// does not hold what canary changes is [`canary_core::Error::Mismatch`]; the underlying
-    /// error is kept as `source`.
-    pub fn into_core(self) -> canary_core::Error {
-        let unavailable = |address: String, message: String, source: Option<BoxError>| {
-            canary_core::Error::Unavailable {
-                component: "kubernetes",
-                address,
-                message,
-                source,
-            }
-        };
+    /// What happened, in the one wording each failure has: the message of
+    /// [`Display`](std::fmt::Display) after the object, and of the core's error, whose
+    /// address is the object.
+    fn detail(&self) -> String {
         match self {
-            e @ KubernetesError::Config { .. } => {
-                unavailable("kubeconfig".to_owned(), e.to_string(), None)
-            }
+            KubernetesError::Config { context, message } => format!(
+                "Kubernetes configuration{}: {message}",
+                context
+                    .as_ref()
+                    .map(|c| format!(" (context {c})"))
+                    .unwrap_or_default()
+            ),
             KubernetesError::Forbidden {
-                object,
                 permission,
                 message,
-            } => unavailable(
-                object,
-                format!(
-                    "forbidden: the RBAC rule {permission} is missing; grant {} (examples/kubernetes/ has least-privilege Roles). The API server said: {message}",
-                    permission.rule()
-                ),
-                None,
+                ..
+            } => format!(
+                "forbidden: the RBAC rule {permission} is missing; grant {} (examples/kubernetes/ has least-privilege Roles). The API server said: {message}",
+                permission.rule()
             ),
-            KubernetesError::NotFound { object, message } => unavailable(
-                object,
-                format!(
-                    "does not exist (or its CustomResourceDefinition is not installed): {message}"
-                ),
-                None,
+            KubernetesError::NotFound { message, .. } => format!(
+                "does not exist (or its CustomResourceDefinition is not installed): {message}"
             ),
-            KubernetesError::Api {
-                object,
-                action,
-                source,
-            } => unavailable(object, format!("`{action}` failed"), Some(source)),
-            KubernetesError::Conflict { object, attempts } => unavailable(
-                object,
-                format!(
-                    "still conflicting after {attempts} fresh reads: something else keeps changing it"
-                ),
-                None,
+            KubernetesError::Api { action, .. } => format!("`{action}` failed"),
+            KubernetesError::Conflict { attempts, .. } => format!(
+                "still conflicting after {attempts} fresh reads: something else keeps changing it"
             ),
-            e @ KubernetesError::Object { .. } => canary_core::Error::Mismatch {
-                component: "kubernetes",
-                message: e.to_string(),
-            },
+            KubernetesError::Object { message, .. } => message.clone(),
+        }
+    }
+
+    /// Converts into the core's error: a cluster that cannot be reached or refuses a request
+    /// is [`canary_core::Error::Unavailable`] (the address is the object, or `kubeconfig`),
+    /// an object that does not hold what canary changes is
+    /// [`canary_core::Error::Mismatch`]; the underlying error is kept as `source`.
+    pub fn into_core(self) -> canary_core::Error {
+        let message = self.detail();
+        let (address, source): (String, Option<BoxError>) = match self {
+            e @ KubernetesError::Object { .. } => {
+                return canary_core::Error::Mismatch {
+                    component: "kubernetes",
+                    message: e.to_string(),
+                };
+            }
+            KubernetesError::Config { .. } => ("kubeconfig".to_owned(), None),
+            KubernetesError::Api { object, source, .. } => (object, Some(source)),
+            KubernetesError::Forbidden { object, .. }
+            | KubernetesError::NotFound { object, .. }
+            | KubernetesError::Conflict { object, .. } => (object, None),
+        };
+        canary_core::Error::Unavailable {
+            component: "kubernetes",
+            address,
+            message,
+            source,
         }
     }
 }
@@ -138,5 +137,100 @@ impl KubernetesError {
 impl From<KubernetesError> for canary_core::Error {
     fn from(e: KubernetesError) -> Self {
         e.into_core()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The messages a user sees: every Kubernetes error on its own, and as the core error it
+    //! becomes with its whole `source` chain (what `canary` prints).
+
+    use super::*;
+
+    fn chain(error: &dyn std::error::Error) -> String {
+        let mut text = error.to_string();
+        let mut source = error.source();
+        while let Some(e) = source {
+            text.push_str(": ");
+            text.push_str(&e.to_string());
+            source = e.source();
+        }
+        text
+    }
+
+    /// Builds the error afresh: it is shown twice and `into_core` takes it by value.
+    type MakeError = fn() -> KubernetesError;
+
+    fn permission() -> crate::Permission {
+        crate::Permission {
+            verb: "patch",
+            api_group: "gateway.networking.k8s.io".to_owned(),
+            resource: "httproutes".to_owned(),
+            namespace: "shop".to_owned(),
+            name: Some("checkout".to_owned()),
+        }
+    }
+
+    #[test]
+    fn each_error_reads_the_same_alone_and_as_the_core_error() {
+        let route = || "HTTPRoute shop/checkout".to_owned();
+        let forbidden = "forbidden: the RBAC rule `patch` on httproutes in API group \"gateway.networking.k8s.io\" (name \"checkout\") in namespace \"shop\" is missing; grant {apiGroups: [\"gateway.networking.k8s.io\"], resources: [\"httproutes\"], verbs: [\"patch\"], resourceNames: [\"checkout\"]} in a Role of namespace shop (examples/kubernetes/ has least-privilege Roles). The API server said: no";
+        let cases: Vec<(MakeError, String, String)> = vec![
+            (
+                || KubernetesError::Config {
+                    context: Some("prod".to_owned()),
+                    message: "no such context".to_owned(),
+                },
+                "Kubernetes configuration (context prod): no such context".to_owned(),
+                "kubernetes at kubeconfig: Kubernetes configuration (context prod): no such context"
+                    .to_owned(),
+            ),
+            (
+                || KubernetesError::Forbidden {
+                    object: "HTTPRoute shop/checkout".to_owned(),
+                    permission: Box::new(permission()),
+                    message: "no".to_owned(),
+                },
+                format!("{}: {forbidden}", route()),
+                format!("kubernetes at {}: {forbidden}", route()),
+            ),
+            (
+                || KubernetesError::NotFound {
+                    object: "HTTPRoute shop/checkout".to_owned(),
+                    message: "httproutes \"checkout\" not found".to_owned(),
+                },
+                format!("{} does not exist (or its CustomResourceDefinition is not installed): httproutes \"checkout\" not found", route()),
+                format!("kubernetes at {}: does not exist (or its CustomResourceDefinition is not installed): httproutes \"checkout\" not found", route()),
+            ),
+            (
+                || KubernetesError::Api {
+                    object: "HTTPRoute shop/checkout".to_owned(),
+                    action: "patch",
+                    source: Box::new(kube::Error::LinesCodecMaxLineLengthExceeded),
+                },
+                format!("{}: `patch` failed: Error finding newline character", route()),
+                format!("kubernetes at {}: `patch` failed: Error finding newline character", route()),
+            ),
+            (
+                || KubernetesError::Conflict {
+                    object: "HTTPRoute shop/checkout".to_owned(),
+                    attempts: 5,
+                },
+                format!("{}: still conflicting after 5 fresh reads: something else keeps changing it", route()),
+                format!("kubernetes at {}: still conflicting after 5 fresh reads: something else keeps changing it", route()),
+            ),
+            (
+                || KubernetesError::Object {
+                    object: "HTTPRoute shop/checkout".to_owned(),
+                    message: "no backend named web-canary".to_owned(),
+                },
+                format!("{}: no backend named web-canary", route()),
+                format!("kubernetes: {}: no backend named web-canary", route()),
+            ),
+        ];
+        for (error, alone, core) in cases {
+            assert_eq!(chain(&error()), alone);
+            assert_eq!(chain(&error().into_core()), core);
+        }
     }
 }

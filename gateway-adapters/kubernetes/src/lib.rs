@@ -23,6 +23,9 @@ mod promotion;
 pub mod routers;
 
 use std::fmt;
+use std::time::Duration;
+
+use canary_core::retry::Backoff;
 
 use kube::core::Status;
 
@@ -122,14 +125,11 @@ pub(crate) fn is_not_found(err: &kube::Error) -> bool {
     matches!(err, kube::Error::Api(status) if status.code == 404)
 }
 
-/// How many times a write is tried when it keeps meeting 409 Conflict, each after a fresh
-/// read: enough for a few concurrent writers, few enough to give up while the rollout waits.
-pub(crate) const MAX_ATTEMPTS: u32 = 5;
-
-/// The pause before the `attempt`-th retry: 50 ms, doubling, at most 800 ms.
-pub(crate) fn backoff(attempt: u32) -> std::time::Duration {
-    std::time::Duration::from_millis(50 << attempt.min(4))
-}
+/// How writes that meet 409 Conflict are retried, each after a fresh read: five attempts
+/// (enough for a few concurrent writers, few enough to give up while the rollout waits),
+/// pausing 100 ms, doubling, at most 800 ms.
+pub(crate) const CONFLICT_BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(100), Duration::from_millis(800), 4);
 
 /// Escapes one JSON-pointer token (RFC 6901): `~` as `~0`, `/` as `~1`.
 pub(crate) fn pointer_token(token: &str) -> String {

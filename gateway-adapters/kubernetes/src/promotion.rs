@@ -18,8 +18,9 @@ use serde_json::Value;
 
 use crate::KubernetesError;
 use crate::routers::weights::pointer;
-use crate::{FIELD_MANAGER, KubeConnection, MAX_ATTEMPTS, Permission, api_error, backoff};
+use crate::{CONFLICT_BACKOFF, FIELD_MANAGER, KubeConnection, Permission, api_error};
 use canary_core::policy::duration_as_written;
+use canary_core::retry::{Failure, retry};
 
 /// How often the stable Deployment's rollout is looked at.
 const POLL: Duration = Duration::from_secs(2);
@@ -167,20 +168,21 @@ impl DeploymentPromoter {
     /// needs kept as they are (the canary's selector labels would not match it).
     async fn copy_to_stable(&self, analysed: Option<i64>) -> Result<(), KubernetesError> {
         let (api, namespace) = self.api().await?;
-        for attempt in 1..=MAX_ATTEMPTS {
-            let canary = self.read(&api, &namespace, &self.canary).await?;
+        let (api, namespace) = (&api, namespace.as_str());
+        retry(CONFLICT_BACKOFF, tokio::time::sleep, |attempt| async move {
+            let canary = self.read(api, namespace, &self.canary).await?;
             let generation = canary.metadata.generation.unwrap_or(0);
             if let Some(analysed) = analysed
                 && generation != analysed
             {
-                return Err(KubernetesError::Object {
+                return Err(Failure::Final(KubernetesError::Object {
                     object: format!("Deployment {namespace}/{}", self.canary),
                     message: format!(
                         "it changed since the analysis started (generation {generation}, analysed {analysed}): refusing to promote a version that was not analysed"
                     ),
-                });
+                }));
             }
-            let stable = self.read(&api, &namespace, &self.stable).await?;
+            let stable = self.read(api, namespace, &self.stable).await?;
             let object = |name: &str| format!("Deployment {namespace}/{name}");
             let template =
                 promoted_template(&stable, &canary).map_err(|message| KubernetesError::Object {
@@ -201,8 +203,8 @@ impl DeploymentPromoter {
             })];
             if self
                 .patch(
-                    &api,
-                    &namespace,
+                    api,
+                    namespace,
                     &self.stable,
                     stable.metadata.resource_version,
                     ops,
@@ -211,12 +213,12 @@ impl DeploymentPromoter {
             {
                 return Ok(());
             }
-            tokio::time::sleep(backoff(attempt)).await;
-        }
-        Err(KubernetesError::Conflict {
-            object: format!("Deployment {namespace}/{}", self.stable),
-            attempts: MAX_ATTEMPTS,
+            Err(Failure::Retryable(KubernetesError::Conflict {
+                object: object(&self.stable),
+                attempts: attempt,
+            }))
         })
+        .await
     }
 
     /// Waits until the stable Deployment has rolled out, as `kubectl rollout status` does.
@@ -252,8 +254,9 @@ impl DeploymentPromoter {
 
     async fn scale_down_canary(&self) -> Result<(), KubernetesError> {
         let (api, namespace) = self.api().await?;
-        for attempt in 1..=MAX_ATTEMPTS {
-            let canary = self.read(&api, &namespace, &self.canary).await?;
+        let (api, namespace) = (&api, namespace.as_str());
+        retry(CONFLICT_BACKOFF, tokio::time::sleep, |attempt| async move {
+            let canary = self.read(api, namespace, &self.canary).await?;
             if canary.spec.as_ref().and_then(|s| s.replicas) == Some(0) {
                 return Ok(());
             }
@@ -263,8 +266,8 @@ impl DeploymentPromoter {
             })];
             if self
                 .patch(
-                    &api,
-                    &namespace,
+                    api,
+                    namespace,
                     &self.canary,
                     canary.metadata.resource_version,
                     ops,
@@ -273,12 +276,12 @@ impl DeploymentPromoter {
             {
                 return Ok(());
             }
-            tokio::time::sleep(backoff(attempt)).await;
-        }
-        Err(KubernetesError::Conflict {
-            object: format!("Deployment {namespace}/{}", self.canary),
-            attempts: MAX_ATTEMPTS,
+            Err(Failure::Retryable(KubernetesError::Conflict {
+                object: format!("Deployment {namespace}/{}", self.canary),
+                attempts: attempt,
+            }))
         })
+        .await
     }
 }
 

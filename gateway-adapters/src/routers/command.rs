@@ -21,7 +21,37 @@ use canary_core::ports::TrafficRouter;
 use tokio::sync::Mutex;
 
 use crate::error::{GatewayError, Result};
-use crate::process;
+use crate::process::{self, CommandFailure};
+
+/// What went wrong with the command router's `set` or `get` command. The messages leave the
+/// program out: [`GatewayError::CommandRouter`] names it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandRouterError {
+    /// The command could not be started, exited non-zero, or ran past its timeout and was
+    /// killed. The message quotes the first lines of its stderr, never its environment.
+    #[error("{0}")]
+    Failed(CommandFailure),
+
+    /// The `get` command printed something that is not a weight.
+    #[error("printed {0:?}, expected a whole number of percent from 0 to 100")]
+    BadWeightOutput(String),
+
+    /// There is no `get` command and the `set` command has not succeeded yet in this
+    /// process, so there is nothing the router can honestly report.
+    #[error(
+        "no `get` command is configured and no weight was set yet in this process, so the canary weight is unknown"
+    )]
+    Unverifiable,
+}
+
+impl CommandRouterError {
+    /// The core's error for this one about `program`: always
+    /// [`Unavailable`](canary_core::Error::Unavailable), at the program.
+    pub(crate) fn into_core(self, program: &str) -> canary_core::Error {
+        canary_core::Error::unavailable("command", format!("`{program}`"), self.to_string())
+    }
+}
 
 /// Moves traffic by running a user's `set` command; reads it back with the `get` command.
 #[derive(Debug)]
@@ -67,11 +97,7 @@ impl CommandRouter {
         *last_set = None;
         process::run(&argv, &env, self.timeout)
             .await
-            .map_err(|failure| GatewayError::Command {
-                component: "command",
-                program: program(&self.set),
-                failure,
-            })?;
+            .map_err(|failure| error(&self.set, CommandRouterError::Failed(failure)))?;
         *last_set = Some(canary);
         Ok(())
     }
@@ -81,17 +107,11 @@ impl CommandRouter {
     pub async fn read_weight(&self) -> Result<u8> {
         let last_set = self.last_set.lock().await;
         let Some(get) = &self.get else {
-            return last_set.ok_or_else(|| GatewayError::Unverifiable {
-                program: program(&self.set),
-            });
+            return last_set.ok_or_else(|| error(&self.set, CommandRouterError::Unverifiable));
         };
         let finished = process::run(get, &[], self.timeout)
             .await
-            .map_err(|failure| GatewayError::Command {
-                component: "command",
-                program: program(get),
-                failure,
-            })?;
+            .map_err(|failure| error(get, CommandRouterError::Failed(failure)))?;
         self.weight_from_output(&finished.stdout)
     }
 
@@ -100,9 +120,12 @@ impl CommandRouter {
     /// hostile output.
     pub fn weight_from_output(&self, stdout: &[u8]) -> Result<u8> {
         let output = String::from_utf8_lossy(stdout);
-        parse_weight(&output).ok_or_else(|| GatewayError::BadWeightOutput {
-            program: self.get.as_deref().map(program).unwrap_or_default(),
-            output: shorten(output.trim()),
+        parse_weight(&output).ok_or_else(|| {
+            let get = self.get.as_deref().unwrap_or_default();
+            error(
+                get,
+                CommandRouterError::BadWeightOutput(shorten(output.trim())),
+            )
         })
     }
 
@@ -114,6 +137,14 @@ impl CommandRouter {
 
 fn program(argv: &[String]) -> String {
     argv.first().cloned().unwrap_or_default()
+}
+
+/// `error`, about the program of `argv`.
+fn error(argv: &[String], error: CommandRouterError) -> GatewayError {
+    GatewayError::CommandRouter {
+        program: program(argv),
+        error,
+    }
 }
 
 /// `42`, `42%` or ` 42 \n` → 42; anything else, or above 100, is not a weight.

@@ -35,6 +35,96 @@ use tokio::time::Instant;
 
 use crate::error::{GatewayError, Result};
 
+/// What went wrong at the HAProxy runtime API. The messages leave the socket out:
+/// [`GatewayError::Haproxy`] names it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HaproxyError {
+    /// The socket could not be connected to (HAProxy not running, wrong path or port, no
+    /// permission).
+    #[error("cannot connect to the runtime API")]
+    Connect(#[source] std::io::Error),
+
+    /// The connection broke while a command was sent or its answer read.
+    #[error("`{command}` failed on the connection")]
+    Socket {
+        /// The command that was being sent.
+        command: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The runtime API did not accept the connection or did not answer within the timeout.
+    #[error("no answer to `{command}` within {}", canary_core::policy::duration_as_written(*timeout))]
+    Timeout {
+        /// The command that got no answer.
+        command: String,
+        /// The timeout that passed.
+        timeout: Duration,
+    },
+
+    /// HAProxy answered a command with an error, e.g. `No such server.` or `No such backend.`.
+    #[error("`{command}` was refused: {answer}")]
+    Refused {
+        /// The command, which names the backend and server.
+        command: String,
+        /// HAProxy's answer, on one line.
+        answer: String,
+    },
+
+    /// HAProxy answered something that does not have the expected shape (for `get weight`:
+    /// `N (initial M)`).
+    #[error("unexpected answer to `{command}`: {answer:?}")]
+    UnexpectedAnswer {
+        /// The command.
+        command: String,
+        /// The answer, trimmed.
+        answer: String,
+    },
+
+    /// Both servers have weight 0 (or are marked down): the backend sends the service's
+    /// traffic nowhere, which canary never sets, so someone else changed it.
+    #[error(
+        "backend {backend} has both {canary} and {stable} at weight 0, so it sends traffic nowhere"
+    )]
+    NoTraffic {
+        /// The backend.
+        backend: String,
+        /// The canary server.
+        canary: String,
+        /// The stable server.
+        stable: String,
+    },
+}
+
+impl HaproxyError {
+    /// The core's error for this one at `address`: a backend sending traffic nowhere is a
+    /// [`Mismatch`](canary_core::Error::Mismatch), the rest
+    /// [`Unavailable`](canary_core::Error::Unavailable).
+    pub(crate) fn into_core(self, address: String) -> canary_core::Error {
+        let message = self.to_string();
+        let source: Option<canary_core::error::BoxError> = match self {
+            HaproxyError::NoTraffic { .. } => {
+                return canary_core::Error::Mismatch {
+                    component: "haproxy",
+                    message: format!("HAProxy runtime API at {address}: {message}"),
+                };
+            }
+            HaproxyError::Connect(source) | HaproxyError::Socket { source, .. } => {
+                Some(Box::new(source))
+            }
+            _ => None,
+        };
+        canary_core::Error::Unavailable {
+            component: "haproxy",
+            address,
+            message,
+            source,
+        }
+    }
+}
+
 /// The longest answer read from the runtime API; weight commands answer a few bytes, and an
 /// endless answer (a wrong port) must not fill memory.
 const ANSWER_LIMIT: u64 = 64 * 1024;
@@ -140,11 +230,10 @@ impl HaproxyRouter {
         let get_stable = format!("get weight {}/{}", self.backend, self.stable);
         let answers = split_answers(answer);
         if answers.len() != 2 {
-            return Err(GatewayError::UnexpectedAnswer {
-                address: self.socket.to_string(),
+            return Err(self.error(HaproxyError::UnexpectedAnswer {
                 command: format!("{get_canary};{get_stable}"),
                 answer: answer.trim().to_owned(),
-            });
+            }));
         }
         let canary = self.parse_weight(get_canary, &answers[0])?;
         let stable = self.parse_weight(get_stable, &answers[1])?;
@@ -154,16 +243,13 @@ impl HaproxyRouter {
     /// The canary's share as HAProxy has it, in percent.
     pub async fn read_weight(&self) -> Result<u8> {
         let weights = self.server_weights().await?;
-        weights
-            .canary_percent()
-            .ok_or_else(|| GatewayError::NoTraffic {
-                component: "haproxy",
-                location: format!("HAProxy runtime API at {}", self.socket),
-                detail: format!(
-                    "backend {} has both {} and {} at weight 0, so it sends traffic nowhere",
-                    self.backend, self.canary, self.stable
-                ),
+        weights.canary_percent().ok_or_else(|| {
+            self.error(HaproxyError::NoTraffic {
+                backend: self.backend.clone(),
+                canary: self.canary.clone(),
+                stable: self.stable.clone(),
             })
+        })
     }
 
     fn parse_weight(&self, command: String, answer: &str) -> Result<u32> {
@@ -176,19 +262,25 @@ impl HaproxyRouter {
                 // Not a number first: HAProxy's error, e.g. `No such server.`.
                 Err(self.refused(command, answer))
             }
-            _ => Err(GatewayError::UnexpectedAnswer {
-                address: self.socket.to_string(),
+            _ => Err(self.error(HaproxyError::UnexpectedAnswer {
                 command,
                 answer: answer.to_owned(),
-            }),
+            })),
         }
     }
 
     fn refused(&self, command: String, answer: &str) -> GatewayError {
-        GatewayError::Refused {
-            address: self.socket.to_string(),
+        self.error(HaproxyError::Refused {
             command,
             answer: answer.lines().collect::<Vec<_>>().join(" "),
+        })
+    }
+
+    /// `error`, at this router's socket.
+    fn error(&self, error: HaproxyError) -> GatewayError {
+        GatewayError::Haproxy {
+            address: self.socket.to_string(),
+            error,
         }
     }
 
@@ -196,20 +288,18 @@ impl HaproxyRouter {
     /// stream, all within the timeout.
     async fn exchange(&self, command: &str) -> Result<String> {
         let deadline = Instant::now() + self.timeout;
-        let address = self.socket.to_string();
-        let timed_out = || GatewayError::SocketTimeout {
-            address: address.clone(),
-            command: command.to_owned(),
-            timeout: self.timeout,
+        let timed_out = || {
+            self.error(HaproxyError::Timeout {
+                command: command.to_owned(),
+                timeout: self.timeout,
+            })
         };
-        let connect_error = |source| GatewayError::Connect {
-            address: address.clone(),
-            source,
-        };
-        let socket_error = |source| GatewayError::Socket {
-            address: address.clone(),
-            command: command.to_owned(),
-            source,
+        let connect_error = |source| self.error(HaproxyError::Connect(source));
+        let socket_error = |source| {
+            self.error(HaproxyError::Socket {
+                command: command.to_owned(),
+                source,
+            })
         };
         let answer = match &self.socket {
             SocketAddress::Unix(path) => {

@@ -47,7 +47,99 @@ use canary_core::ports::TrafficRouter;
 use tokio::sync::Mutex;
 
 use crate::error::{GatewayError, Result};
-use crate::process;
+use crate::process::{self, CommandFailure};
+
+/// What went wrong with the NGINX router's upstream file, configuration test or reload. The
+/// messages leave the upstream file out: [`GatewayError::Nginx`] names it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NginxError {
+    /// Reading, writing, syncing or renaming the upstream file (or its temporary sibling)
+    /// failed.
+    #[error("cannot {action} {}", path.display())]
+    File {
+        /// What was being done, e.g. `write`, `rename into place`.
+        action: &'static str,
+        /// The file: the upstream file or its temporary sibling.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The file does not hold what canary writes: no `upstream NAME` block, a server missing,
+    /// a weight that is not a number.
+    #[error("{0}")]
+    Upstream(String),
+
+    /// Both servers are `down`: the upstream sends the service's traffic nowhere, which
+    /// canary never writes, so someone else changed it.
+    #[error("upstream {upstream} has both {canary} and {stable} down, so it sends traffic nowhere")]
+    NoTraffic {
+        /// The upstream.
+        upstream: String,
+        /// The canary server.
+        canary: String,
+        /// The stable server.
+        stable: String,
+    },
+
+    /// The configuration test or the reload could not be started, exited non-zero, or ran
+    /// past its timeout and was killed. The message quotes the first lines of its stderr.
+    #[error("`{program}` {failure}")]
+    Command {
+        /// The program (argv\[0\]); its arguments are left out of messages.
+        program: String,
+        /// What happened.
+        failure: CommandFailure,
+    },
+
+    /// The configuration test or the reload failed after the file was rewritten. The
+    /// previous content is put back so that the file matches what NGINX runs.
+    #[error(
+        "reload failed{}",
+        match restore_error {
+            None => "; the file's previous content was put back".to_owned(),
+            Some(e) => format!(", and putting the file's previous content back failed too: {e}"),
+        }
+    )]
+    ReloadFailed {
+        /// Why restoring the previous content failed, if it did.
+        restore_error: Option<String>,
+        /// The test's or the reload's failure.
+        #[source]
+        source: Box<NginxError>,
+    },
+}
+
+impl NginxError {
+    /// The core's error for this one about the upstream file `path`: a file that does not
+    /// hold what canary wrote is a [`Mismatch`](canary_core::Error::Mismatch), the rest
+    /// [`Unavailable`](canary_core::Error::Unavailable).
+    pub(crate) fn into_core(self, path: &Path) -> canary_core::Error {
+        let message = self.to_string();
+        let source: Option<canary_core::error::BoxError> = match self {
+            NginxError::Upstream(_) | NginxError::NoTraffic { .. } => {
+                return canary_core::Error::Mismatch {
+                    component: "nginx",
+                    message: format!("{}: {message}", path.display()),
+                };
+            }
+            NginxError::File { source, .. } => Some(Box::new(source)),
+            NginxError::ReloadFailed { source, .. } => Some(source),
+            NginxError::Command { .. } => None,
+        };
+        canary_core::Error::Unavailable {
+            component: "nginx",
+            address: path.display().to_string(),
+            message,
+            source,
+        }
+    }
+}
+
+/// `Result` with [`NginxError`], for the steps inside one of the router's operations.
+type NginxResult<T> = std::result::Result<T, NginxError>;
 
 /// Moves traffic by rewriting a weighted NGINX upstream include file and reloading NGINX.
 /// See the module documentation for the file's shape and the steps of a change.
@@ -153,6 +245,12 @@ impl NginxRouter {
     /// Gives the canary `weight` percent: rewrites the file, tests and reloads NGINX, and puts
     /// the previous content back if the test or the reload fails.
     pub async fn set_weight(&self, weight: u8) -> Result<()> {
+        self.set_weight_steps(weight)
+            .await
+            .map_err(|e| self.error(e))
+    }
+
+    async fn set_weight_steps(&self, weight: u8) -> NginxResult<()> {
         let _busy = self.busy.lock().await;
         let previous = read_optional(self.file.clone()).await?;
         write_atomically(self.file.clone(), self.render(weight).into_bytes()).await?;
@@ -173,8 +271,7 @@ impl NginxRouter {
             Some(bytes) => write_atomically(self.file.clone(), bytes).await,
             None => remove(self.file.clone()).await,
         };
-        Err(GatewayError::ReloadFailed {
-            path: self.file.clone(),
+        Err(NginxError::ReloadFailed {
             restore_error: restored.err().map(|e| e.to_string()),
             source: Box::new(failure),
         })
@@ -184,12 +281,15 @@ impl NginxRouter {
     pub async fn read_weight(&self) -> Result<u8> {
         let _busy = self.busy.lock().await;
         let path = self.file.clone();
-        let Some(bytes) = read_optional(path.clone()).await? else {
-            return Err(GatewayError::File {
+        let Some(bytes) = read_optional(path.clone())
+            .await
+            .map_err(|e| self.error(e))?
+        else {
+            return Err(self.error(NginxError::File {
                 action: "read",
                 path,
                 source: io::Error::new(io::ErrorKind::NotFound, "the file does not exist"),
-            });
+            }));
         };
         self.weight_from_file(&bytes)
     }
@@ -198,20 +298,19 @@ impl NginxRouter {
     /// [`NginxRouter::read_weight`] does with what it read. Public so that the fuzz targets
     /// (`tests/fuzz`) feed it hostile files.
     pub fn weight_from_file(&self, bytes: &[u8]) -> Result<u8> {
-        let text = String::from_utf8_lossy(bytes);
-        let servers =
-            parse_upstream(&text, &self.upstream).map_err(|message| GatewayError::Upstream {
-                path: self.file.clone(),
-                message,
-            })?;
+        self.weight_from_text(&String::from_utf8_lossy(bytes))
+            .map_err(|e| self.error(e))
+    }
+
+    fn weight_from_text(&self, text: &str) -> NginxResult<u8> {
+        let servers = parse_upstream(text, &self.upstream).map_err(NginxError::Upstream)?;
         let weight_of = |address: &str| {
             servers
                 .iter()
                 .find(|(a, _)| a == address)
                 .map(|(_, w)| *w)
-                .ok_or_else(|| GatewayError::Upstream {
-                    path: self.file.clone(),
-                    message: format!(
+                .ok_or_else(|| {
+                    NginxError::Upstream(format!(
                         "upstream {} has no server {address}; it lists {}",
                         self.upstream,
                         servers
@@ -219,30 +318,34 @@ impl NginxRouter {
                             .map(|(a, _)| a.as_str())
                             .collect::<Vec<_>>()
                             .join(", ")
-                    ),
+                    ))
                 })
         };
         let canary = weight_of(&self.canary)?;
         let stable = weight_of(&self.stable)?;
-        canary_core::ports::canary_share(canary, stable).ok_or_else(|| GatewayError::NoTraffic {
-            component: "nginx",
-            location: self.file.display().to_string(),
-            detail: format!(
-                "upstream {} has both {} and {} down, so it sends traffic nowhere",
-                self.upstream, self.canary, self.stable
-            ),
+        canary_core::ports::canary_share(canary, stable).ok_or_else(|| NginxError::NoTraffic {
+            upstream: self.upstream.clone(),
+            canary: self.canary.clone(),
+            stable: self.stable.clone(),
         })
     }
 
-    async fn run(&self, argv: &[String]) -> Result<()> {
+    async fn run(&self, argv: &[String]) -> NginxResult<()> {
         process::run(argv, &[], self.timeout)
             .await
             .map(drop)
-            .map_err(|failure| GatewayError::Command {
-                component: "nginx",
+            .map_err(|failure| NginxError::Command {
                 program: argv.first().cloned().unwrap_or_default(),
                 failure,
             })
+    }
+
+    /// `error`, about this router's upstream file.
+    fn error(&self, error: NginxError) -> GatewayError {
+        GatewayError::Nginx {
+            path: self.file.clone(),
+            error,
+        }
     }
 }
 
@@ -323,11 +426,11 @@ fn tokenize(text: &str) -> Vec<String> {
     tokens
 }
 
-async fn read_optional(path: PathBuf) -> Result<Option<Vec<u8>>> {
+async fn read_optional(path: PathBuf) -> NginxResult<Option<Vec<u8>>> {
     match tokio::fs::read(&path).await {
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(GatewayError::File {
+        Err(source) => Err(NginxError::File {
             action: "read",
             path,
             source,
@@ -335,11 +438,11 @@ async fn read_optional(path: PathBuf) -> Result<Option<Vec<u8>>> {
     }
 }
 
-async fn remove(path: PathBuf) -> Result<()> {
+async fn remove(path: PathBuf) -> NginxResult<()> {
     match tokio::fs::remove_file(&path).await {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(GatewayError::File {
+        Err(source) => Err(NginxError::File {
             action: "remove",
             path,
             source,
@@ -351,21 +454,21 @@ async fn remove(path: PathBuf) -> Result<()> {
 /// content or the new, never a mix: a temporary file in the same directory (a rename is only
 /// atomic within a file system), fsync, rename over, fsync the directory so the rename
 /// itself survives a power loss. The file keeps the old file's permissions.
-async fn write_atomically(path: PathBuf, bytes: Vec<u8>) -> Result<()> {
+async fn write_atomically(path: PathBuf, bytes: Vec<u8>) -> NginxResult<()> {
     let target = path.clone();
     tokio::task::spawn_blocking(move || write_atomically_blocking(&target, &bytes))
         .await
-        .map_err(|e| GatewayError::File {
+        .map_err(|e| NginxError::File {
             action: "write",
             path,
             source: io::Error::other(e.to_string()),
         })?
 }
 
-fn write_atomically_blocking(path: &Path, bytes: &[u8]) -> Result<()> {
+fn write_atomically_blocking(path: &Path, bytes: &[u8]) -> NginxResult<()> {
     let file_error = |action, path: &Path| {
         let path = path.to_owned();
-        move |source| GatewayError::File {
+        move |source| NginxError::File {
             action,
             path,
             source,
@@ -377,7 +480,7 @@ fn write_atomically_blocking(path: &Path, bytes: &[u8]) -> Result<()> {
     };
     let name = path
         .file_name()
-        .ok_or_else(|| GatewayError::File {
+        .ok_or_else(|| NginxError::File {
             action: "write",
             path: path.to_owned(),
             source: io::Error::new(io::ErrorKind::InvalidInput, "not a file name"),
@@ -385,7 +488,7 @@ fn write_atomically_blocking(path: &Path, bytes: &[u8]) -> Result<()> {
         .to_string_lossy()
         .into_owned();
     let temp = dir.join(format!(".{name}.canary-{}.tmp", std::process::id()));
-    let write = || -> Result<()> {
+    let write = || -> NginxResult<()> {
         let mut file = std::fs::File::create(&temp).map_err(file_error("create", &temp))?;
         file.write_all(bytes).map_err(file_error("write", &temp))?;
         if let Ok(meta) = std::fs::metadata(path) {

@@ -6,8 +6,9 @@ use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, ValidationD
 use serde_json::Value;
 
 use crate::KubernetesError;
-use crate::{FIELD_MANAGER, KubeConnection, MAX_ATTEMPTS, Permission, api_error, backoff};
+use crate::{CONFLICT_BACKOFF, FIELD_MANAGER, KubeConnection, Permission, api_error};
 use canary_core::ports::canary_share;
+use canary_core::retry::{Failure, retry};
 
 /// Where one weight is in the object, and what it is now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -161,10 +162,9 @@ impl<K: WeightedKind> WeightRouter<K> {
     /// Sets the weights; returns the patch that was sent, or `None` when they already held.
     pub(crate) async fn set(&self, percent: u8) -> Result<Option<JsonPatch>, KubernetesError> {
         let (api, namespace) = self.api().await?;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let (object, weights) = self.weights(&api, &namespace).await?;
+        let (api, namespace) = (&api, namespace.as_str());
+        retry(CONFLICT_BACKOFF, tokio::time::sleep, |attempt| async move {
+            let (object, weights) = self.weights(api, namespace).await?;
             let Some(patch) = weight_patch(&object, &weights, percent) else {
                 return Ok(None);
             };
@@ -177,25 +177,21 @@ impl<K: WeightedKind> WeightRouter<K> {
                 .patch(&self.name, &params, &Patch::Json::<()>(patch.clone()))
                 .await
             {
-                Ok(_) => return Ok(Some(patch)),
-                Err(err) if crate::is_conflict(&err) && attempt < MAX_ATTEMPTS => {
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
+                Ok(_) => Ok(Some(patch)),
                 Err(err) if crate::is_conflict(&err) => {
-                    return Err(KubernetesError::Conflict {
-                        object: self.object(&namespace),
+                    Err(Failure::Retryable(KubernetesError::Conflict {
+                        object: self.object(namespace),
                         attempts: attempt,
-                    });
+                    }))
                 }
-                Err(err) => {
-                    return Err(api_error(
-                        &self.object(&namespace),
-                        self.permission("patch", &namespace),
-                        err,
-                    ));
-                }
+                Err(err) => Err(Failure::Final(api_error(
+                    &self.object(namespace),
+                    self.permission("patch", namespace),
+                    err,
+                ))),
             }
-        }
+        })
+        .await
     }
 
     /// Reads the canary's share back from the object.

@@ -15,6 +15,8 @@ mod hooks;
 mod kubernetes;
 mod metrics;
 mod rollout;
+#[cfg(test)]
+mod rule_table;
 mod traffic;
 
 use std::cell::RefCell;
@@ -51,9 +53,7 @@ const DEFAULT_PROMOTION_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
 pub(super) fn parse(text: &str, origin: &str) -> Result<Policy, PolicyError> {
     let raw = deserialize(text, origin)?;
-    let mut validator = Validator {
-        problems: Vec::new(),
-    };
+    let mut validator = Validator::default();
     let policy = validator.policy(raw);
     match policy {
         Some(policy) if validator.problems.is_empty() => Ok(policy),
@@ -111,17 +111,27 @@ fn bare_message(err: &serde_saphyr::Error) -> String {
     }
 }
 
+#[derive(Default)]
 struct Validator {
     problems: Vec<Problem>,
+    /// Where in this module each problem was raised: the rule table test
+    /// ([`rule_table`]) checks that its rows reach every `self.problem` and `self.read`.
+    #[cfg(test)]
+    sites: Vec<&'static std::panic::Location<'static>>,
 }
 
 impl Validator {
+    /// Records a problem. Every call is one rule: `#[track_caller]` lets the rule table test
+    /// see which call raised it.
+    #[track_caller]
     pub(super) fn problem<T>(
         &mut self,
         path: impl Display,
         at: Option<&At<T>>,
         message: impl Into<String>,
     ) {
+        #[cfg(test)]
+        self.sites.push(std::panic::Location::caller());
         let location = at.map(|a| a.referenced);
         self.problems.push(Problem {
             line: location.map(|l| l.line()).filter(|&l| l > 0),
@@ -132,6 +142,7 @@ impl Validator {
     }
 
     /// Records a problem found by a unit reader, and gives back the value when there is none.
+    #[track_caller]
     pub(super) fn read<T, R>(
         &mut self,
         path: impl Display,
