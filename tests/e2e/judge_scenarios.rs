@@ -17,9 +17,10 @@ use canary_tests::prometheus::Prometheus;
 use serde_json::Value;
 
 use crate::canary_run::{Run, canary, read_json, verdict_of, write_policy};
+// The same hour of 15-second samples, and the same normal CDF, as the scenarios of
+// `metrics_scenarios`.
+use crate::metrics_scenarios::{FROM, SAMPLES, STEP_SECONDS, TO, normal_cdf};
 
-const STEP_SECONDS: i64 = 15;
-const SAMPLES: i64 = 240;
 const DEFAULT_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
@@ -30,8 +31,6 @@ const STABLE_FROM_25MS: &[f64] = &[0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 1
 /// A layout that shares 25, 50 and 100 ms with the defaults.
 const DOUBLING_FROM_25MS: &[f64] = &[0.025, 0.05, 0.1, 0.2, 0.4, 0.8];
 /// The analysed range, in seconds after the data's start: 30 minutes, a tick every 30 s.
-const FROM: i64 = 10 * 60;
-const TO: i64 = 40 * 60;
 
 #[derive(Clone, Copy)]
 struct Version {
@@ -119,22 +118,6 @@ const SCENARIOS: [Scenario; 6] = [
         },
     },
 ];
-
-/// Φ, by Abramowitz & Stegun 7.1.26 (error < 1.5e-7): plenty for making test data.
-fn normal_cdf(x: f64) -> f64 {
-    let z = x.abs() / std::f64::consts::SQRT_2;
-    let t = 1.0 / (1.0 + 0.327_591_1 * z);
-    let poly = t
-        * (0.254_829_592
-            + t * (-0.284_496_736
-                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
-    let erf = 1.0 - poly * (-z * z).exp();
-    if x >= 0.0 {
-        0.5 * (1.0 + erf)
-    } else {
-        0.5 * (1.0 - erf)
-    }
-}
 
 /// Requests served by sample `k`.
 fn requests(version: Version, k: i64) -> f64 {

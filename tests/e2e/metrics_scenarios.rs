@@ -18,14 +18,14 @@ use serde_json::Value;
 
 use crate::canary_run::{Run, canary, read_json, verdict_of, write_policy};
 
-const STEP_SECONDS: i64 = 15;
-const SAMPLES: i64 = 240;
+pub(super) const STEP_SECONDS: i64 = 15;
+pub(super) const SAMPLES: i64 = 240;
 const BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 /// The analysed range, in seconds after the data's start: 30 minutes.
-const FROM: i64 = 10 * 60;
-const TO: i64 = 40 * 60;
+pub(super) const FROM: i64 = 10 * 60;
+pub(super) const TO: i64 = 40 * 60;
 /// The policy's interval, so 60 ticks.
 const INTERVAL: i64 = 30;
 const TICKS: i64 = (TO - FROM) / INTERVAL;
@@ -80,7 +80,7 @@ const SCENARIOS: [Scenario; 4] = [
 ];
 
 /// Φ, the standard normal CDF, by Abramowitz & Stegun 7.1.26 (error < 1.5e-7).
-fn normal_cdf(x: f64) -> f64 {
+pub(super) fn normal_cdf(x: f64) -> f64 {
     let z = x.abs() / std::f64::consts::SQRT_2;
     let t = 1.0 / (1.0 + 0.327_591_1 * z);
     let poly = t
