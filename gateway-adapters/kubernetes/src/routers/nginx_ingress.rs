@@ -28,7 +28,7 @@ pub const CANARY_WEIGHT_ANNOTATION: &str = "nginx.ingress.kubernetes.io/canary-w
 /// What the weight is out of (default 100).
 pub const CANARY_WEIGHT_TOTAL_ANNOTATION: &str = "nginx.ingress.kubernetes.io/canary-weight-total";
 /// The total ingress-nginx applies when `canary-weight-total` is not set.
-pub const DEFAULT_WEIGHT_TOTAL: u32 = 100;
+pub(crate) const DEFAULT_WEIGHT_TOTAL: u32 = 100;
 /// Annotations not copied from the stable Ingress to the canary one.
 const NOT_COPIED: &[&str] = &["kubectl.kubernetes.io/last-applied-configuration"];
 
