@@ -355,6 +355,40 @@ async fn an_ingress_without_the_canary_annotation_is_not_touched() {
     assert!(fake.requests_with("PATCH").is_empty());
 }
 
+/// An HTTPRoute using experimental-channel features (an `ExternalAuth` filter, fields this
+/// version of the Gateway API types does not know) has its weights set like any other, and
+/// everything canary does not change passes through untouched (issue 18.4: the typed read
+/// refused it with `unknown variant 'ExternalAuth'`).
+#[tokio::test]
+async fn an_experimental_channel_httproute_is_weighted_and_its_unknown_parts_kept() {
+    let case = crate::support::http_route_case();
+    let mut route = case.objects[0].clone();
+    route["spec"]["rules"][0]["filters"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({
+            "type": "ExternalAuth",
+            "externalAuth": {"protocol": "HTTP", "backendRef": {"name": "auth", "port": 9000}}
+        }));
+    route["spec"]["rules"][1]["sessionPersistence"] = json!({"type": "Cookie", "sessionName": "s"});
+    route["spec"]["rules"][0]["backendRefs"][1]["someFutureField"] = json!({"x": 1});
+    let fake = canary_fake_kube_api::FakeApiServer::start().await;
+    fake.insert(route);
+    let router = case.router(&fake);
+    let before = case.stored(&fake);
+    for weight in [10u8, 25, 100, 0] {
+        set_and_verify(router.as_ref(), weight)
+            .await
+            .unwrap_or_else(|e| panic!("set {weight}%: {}", chain(&e)));
+        let after = case.stored(&fake);
+        assert_eq!(
+            after,
+            same_version(&case.with_weights(&before, u64::from(weight)), &after),
+            "only the two weights changed at {weight}%"
+        );
+    }
+}
+
 /// ingress-nginx reads a missing `canary-weight-total` as 100. A policy with another total
 /// must write that total with the first weight, and a weight found without the annotation is
 /// read out of 100, as ingress-nginx serves it (issue 18.1: 10 % of 1000 written as
