@@ -29,6 +29,7 @@ use canary_core::policy::{
     MetricsSourceSpec, Policy, PrometheusAuth, PrometheusSpec, TrafficSelector, size_as_written,
 };
 use canary_core::ports::MetricsSource;
+use canary_core::retry::{Backoff, Failure, retry};
 use canary_core::secret::{Secret, redacted};
 use jiff::Timestamp;
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -138,15 +139,17 @@ impl PrometheusConfig {
         }
     }
 
-    fn backoff_after(&self, attempt: u32) -> Duration {
-        let factor = 1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX);
-        self.backoff.saturating_mul(factor).min(MAX_BACKOFF)
+    /// The retries and the pauses between them.
+    fn backoff(&self) -> Backoff {
+        Backoff::new(self.backoff, MAX_BACKOFF, self.retries)
     }
 
     fn call_bound(&self) -> Duration {
         self.call_timeout.unwrap_or_else(|| {
-            let waits: Duration = (0..self.retries).map(|a| self.backoff_after(a)).sum();
-            self.timeout.saturating_mul(self.retries + 1) + waits + Duration::from_secs(1)
+            let backoff = self.backoff();
+            self.timeout.saturating_mul(backoff.attempts())
+                + backoff.total_pause()
+                + Duration::from_secs(1)
         })
     }
 }
@@ -447,97 +450,111 @@ impl PrometheusSource {
             .api
             .join(endpoint)
             .map_err(|e| Error::Config(format!("{}: {e}", self.address)))?;
-        let attempts = self.config.retries + 1;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut request = self
-                .client
-                .post(url.clone())
-                .timeout(self.config.timeout)
-                .header(header::ACCEPT, "application/json")
-                .form(form);
-            if let Some(auth) = &credentials.header {
-                request = request.header(header::AUTHORIZATION, auth.clone());
-            }
-            for (name, value) in &credentials.headers {
-                request = request.header(name.clone(), value.clone());
-            }
-            let mut retry_after = None;
-            let failure = match request.send().await {
-                Ok(mut response) => {
-                    let status = response.status().as_u16();
-                    let content_type = response
-                        .headers()
-                        .get(header::CONTENT_TYPE)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("no content type")
-                        .to_owned();
-                    if (300..400).contains(&status) {
-                        return Err(Error::Redirect {
-                            address: self.address.clone(),
-                            status,
-                            location: response
-                                .headers()
-                                .get(header::LOCATION)
-                                .map(|l| shown_location(&String::from_utf8_lossy(l.as_bytes())))
-                                .unwrap_or_else(|| "nowhere (no Location header)".to_owned()),
+        retry(self.config.backoff(), tokio::time::sleep, |number| {
+            self.attempt(credentials, &url, form, number, deadline)
+        })
+        .await
+    }
+
+    /// Attempt `number` (from 1) of a call: an outcome, or an error and whether to retry it
+    /// (a timeout, a connection error, a 429 or a 5xx; after the server's `Retry-After`
+    /// when it names one).
+    async fn attempt(
+        &self,
+        credentials: &Credentials,
+        url: &reqwest::Url,
+        form: &[(&str, String)],
+        number: u32,
+        deadline: tokio::time::Instant,
+    ) -> std::result::Result<QueryOutcome, Failure<Error>> {
+        let mut request = self
+            .client
+            .post(url.clone())
+            .timeout(self.config.timeout)
+            .header(header::ACCEPT, "application/json")
+            .form(form);
+        if let Some(auth) = &credentials.header {
+            request = request.header(header::AUTHORIZATION, auth.clone());
+        }
+        for (name, value) in &credentials.headers {
+            request = request.header(name.clone(), value.clone());
+        }
+        let mut retry_after = None;
+        let failure = match request.send().await {
+            Ok(mut response) => {
+                let status = response.status().as_u16();
+                let content_type = response
+                    .headers()
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("no content type")
+                    .to_owned();
+                if (300..400).contains(&status) {
+                    return Err(Failure::Final(Error::Redirect {
+                        address: self.address.clone(),
+                        status,
+                        location: response
+                            .headers()
+                            .get(header::LOCATION)
+                            .map(|l| shown_location(&String::from_utf8_lossy(l.as_bytes())))
+                            .unwrap_or_else(|| "nowhere (no Location header)".to_owned()),
+                    }));
+                }
+                retry_after = response
+                    .headers()
+                    .get(header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| retry_after_wait(v, Timestamp::now()));
+                match read_bounded(&mut response, self.config.max_answer_bytes).await {
+                    Ok(Some(body)) if status >= 500 || status == 429 => Error::ServerError {
+                        address: self.address.clone(),
+                        status,
+                        attempts: number,
+                        body: excerpt(&body, EXCERPT_BYTES),
+                    },
+                    Ok(Some(body)) => {
+                        return self
+                            .interpret(status, &content_type, &body)
+                            .map_err(Failure::Final);
+                    }
+                    Ok(None) if (200..300).contains(&status) => {
+                        return Ok(QueryOutcome::TooLarge {
+                            limit: self.config.max_answer_bytes,
                         });
                     }
-                    retry_after = response
-                        .headers()
-                        .get(header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| retry_after_wait(v, Timestamp::now()));
-                    match read_bounded(&mut response, self.config.max_answer_bytes).await {
-                        Ok(Some(body)) if status >= 500 || status == 429 => Error::ServerError {
-                            address: self.address.clone(),
-                            status,
-                            attempts: attempt,
-                            body: excerpt(&body, EXCERPT_BYTES),
-                        },
-                        Ok(Some(body)) => return self.interpret(status, &content_type, &body),
-                        Ok(None) if (200..300).contains(&status) => {
-                            return Ok(QueryOutcome::TooLarge {
-                                limit: self.config.max_answer_bytes,
-                            });
-                        }
-                        Ok(None) => Error::UnexpectedStatus {
+                    Ok(None) => {
+                        return Err(Failure::Final(Error::UnexpectedStatus {
                             address: self.address.clone(),
                             status,
                             body: format!(
                                 "an answer larger than {}, cut off unread",
                                 size_as_written(self.config.max_answer_bytes)
                             ),
-                        },
-                        Err(e) => self.transport_error(e, attempt),
+                        }));
                     }
+                    Err(e) => self.transport_error(e, number),
                 }
-                Err(e) => self.transport_error(e, attempt),
-            };
-            let retryable = !matches!(failure, Error::UnexpectedStatus { .. });
-            if attempt >= attempts || !retryable {
-                return Err(failure);
             }
-            let wait = match retry_after {
-                Some(wait) => {
-                    // The server's wait, when it leaves time for one more attempt within the
-                    // call's bound; otherwise giving up now beats a retry that cannot finish.
-                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                    if wait + self.config.timeout > left {
-                        return Err(Error::RetryAfterTooLong {
-                            address: self.address.clone(),
-                            wait,
-                            left,
-                            last: Box::new(failure),
-                        });
-                    }
-                    wait
+            Err(e) => self.transport_error(e, number),
+        };
+        tracing::debug!(address = %self.address, attempt = number, error = %failure, ?retry_after, "attempt failed");
+        match retry_after {
+            // The server's wait, when it leaves time for one more attempt within the call's
+            // bound; otherwise giving up now beats a retry that cannot finish. (After the
+            // last attempt there is no retry to give up on: its own error says more.)
+            Some(wait) if number < self.config.backoff().attempts() => {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                if wait + self.config.timeout > left {
+                    return Err(Failure::Final(Error::RetryAfterTooLong {
+                        address: self.address.clone(),
+                        wait,
+                        left,
+                        last: Box::new(failure),
+                    }));
                 }
-                None => self.config.backoff_after(attempt - 1),
-            };
-            tracing::debug!(address = %self.address, attempt, error = %failure, ?wait, "retrying");
-            tokio::time::sleep(wait).await;
+                Err(Failure::RetryAfter(failure, wait))
+            }
+            _ => Err(Failure::Retryable(failure)),
         }
     }
 
@@ -819,9 +836,9 @@ mod tests {
         let mut config = PrometheusConfig::new("http://x");
         config.retries = 3;
         config.timeout = Duration::from_secs(1);
-        assert_eq!(config.backoff_after(0), Duration::from_millis(250));
-        assert_eq!(config.backoff_after(2), Duration::from_secs(1));
-        assert_eq!(config.backoff_after(10), MAX_BACKOFF);
+        assert_eq!(config.backoff().pause(1), Duration::from_millis(250));
+        assert_eq!(config.backoff().pause(3), Duration::from_secs(1));
+        assert_eq!(config.backoff().pause(11), MAX_BACKOFF);
         assert_eq!(
             config.call_bound(),
             Duration::from_millis(4000 + 250 + 500 + 1000 + 1000)
