@@ -27,7 +27,7 @@ pub(crate) struct Weights {
     pub(crate) stable: Slot,
     /// The canary's weight.
     pub(crate) canary: Slot,
-    /// What the two add up to after a write.
+    /// What the two add up to after a write (reads use the slots' values as found).
     pub(crate) total: u32,
     /// Whether weights are written as strings (annotations) rather than numbers.
     pub(crate) as_strings: bool,
@@ -38,10 +38,9 @@ pub(crate) struct Weights {
 impl Weights {
     /// The canary's share in percent, or why there is none.
     pub(crate) fn canary_percent(&self) -> Result<u8, String> {
-        let stable = match self.stable.pointer {
-            Some(_) => self.stable.value,
-            None => u64::from(self.total).saturating_sub(self.canary.value),
-        };
+        // An implied stable weight (no pointer) was already worked out by the kind from the
+        // total its controller applies, which is not always the total written (`total`).
+        let stable = self.stable.value;
         let (Ok(canary), Ok(stable)) = (u32::try_from(self.canary.value), u32::try_from(stable))
         else {
             return Err(format!(
