@@ -128,16 +128,52 @@ impl<K: WeightedKind> WeightRouter<K> {
         api: &Api<DynamicObject>,
         namespace: &str,
     ) -> Result<Value, KubernetesError> {
-        let object = api.get(&self.name).await.map_err(|err| {
-            api_error(
-                &self.object(namespace),
-                self.permission("get", namespace),
-                err,
-            )
-        })?;
+        let object = match api.get(&self.name).await {
+            Ok(object) => object,
+            Err(err) => {
+                let error = api_error(
+                    &self.object(namespace),
+                    self.permission("get", namespace),
+                    err,
+                );
+                if let KubernetesError::NotFound { .. } = error
+                    && let Some(not_served) = self.not_served(namespace).await
+                {
+                    return Err(not_served);
+                }
+                return Err(error);
+            }
+        };
         serde_json::to_value(&object).map_err(|err| KubernetesError::Object {
             object: self.object(namespace),
             message: format!("cannot re-encode the object read: {err}"),
+        })
+    }
+
+    /// After a 404: whether the cluster does not serve the object's API version at all, by
+    /// discovery (`GET /apis`, which every authenticated user may read). `None` when it does,
+    /// for the core group, or when discovery itself fails (the 404 then stands as it was).
+    async fn not_served(&self, namespace: &str) -> Option<KubernetesError> {
+        let resource = self.kind.resource();
+        if resource.group.is_empty() {
+            return None;
+        }
+        let (client, _) = self.connection.client().await.ok()?;
+        let groups = client.list_api_groups().await.ok()?;
+        let mut served: Vec<String> = groups
+            .groups
+            .iter()
+            .find(|group| group.name == resource.group)
+            .map(|group| group.versions.iter().map(|v| v.version.clone()).collect())
+            .unwrap_or_default();
+        if served.contains(&resource.version) {
+            return None;
+        }
+        served.sort();
+        Some(KubernetesError::NotServed {
+            object: self.object(namespace),
+            api_version: resource.api_version,
+            served,
         })
     }
 

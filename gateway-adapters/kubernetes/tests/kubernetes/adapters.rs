@@ -274,6 +274,8 @@ async fn endless_conflicts_give_up_after_a_bounded_number_of_reads() {
 async fn missing_objects_and_backends_are_clear_errors() {
     let case = crate::support::http_route_case();
     let fake = canary_fake_kube_api::FakeApiServer::start().await;
+    // The CRD is installed; the route is not there.
+    fake.serve("gateway.networking.k8s.io", &["v1", "v1beta1"]);
     let router = case.router(&fake);
     let err = router.set_canary_weight(10).await.unwrap_err();
     assert_eq!(err.exit_code(), canary_core::ExitCode::Infrastructure);
@@ -353,6 +355,47 @@ async fn an_ingress_without_the_canary_annotation_is_not_touched() {
         "{message}"
     );
     assert!(fake.requests_with("PATCH").is_empty());
+}
+
+/// A policy asking for an API version the cluster does not serve is told which versions it
+/// does serve, and one naming a router whose CRDs are not installed is told that — not "the
+/// object does not exist" (issue 18.5: linkerd-smi serves only v1alpha1 and v1alpha2).
+#[tokio::test]
+async fn an_api_version_the_cluster_does_not_serve_names_the_ones_it_does() {
+    use canary_core::policy::GatewaySpec;
+    let mut case = crate::support::traffic_split_case();
+    if let GatewaySpec::SmiTrafficSplit(spec) = &mut case.spec {
+        spec.api_version = "split.smi-spec.io/v1alpha4".to_owned();
+    }
+    let fake = case.fake().await;
+    fake.serve("split.smi-spec.io", &["v1alpha1", "v1alpha2"]);
+    let router = case.router(&fake);
+    let message = chain(&router.set_canary_weight(10).await.unwrap_err());
+    assert!(
+        message.contains("TrafficSplit shop/checkout: the cluster serves split.smi-spec.io in v1alpha1, v1alpha2, not split.smi-spec.io/v1alpha4: set `api-version`"),
+        "{message}"
+    );
+    assert!(fake.requests_with("PATCH").is_empty());
+
+    // No CRD at all: the group is not served.
+    let case = crate::support::virtual_service_case();
+    let fake = canary_fake_kube_api::FakeApiServer::start().await;
+    fake.serve("networking.istio.io", &[]);
+    let router = case.router(&fake);
+    let message = chain(&router.canary_weight().await.unwrap_err());
+    assert!(
+        message.contains(
+            "the cluster serves no networking.istio.io API: install its CustomResourceDefinitions"
+        ),
+        "{message}"
+    );
+
+    // A served version and a missing object is still "does not exist".
+    let case = crate::support::traffic_split_case();
+    let fake = canary_fake_kube_api::FakeApiServer::start().await;
+    fake.serve("split.smi-spec.io", &["v1alpha2"]);
+    let message = chain(&case.router(&fake).canary_weight().await.unwrap_err());
+    assert!(message.contains("does not exist"), "{message}");
 }
 
 /// An HTTPRoute using experimental-channel features (an `ExternalAuth` filter, fields this
