@@ -103,6 +103,7 @@ pub(crate) fn haproxy_gateway(haproxy: &Haproxy) -> String {
 struct WeightWatcher {
     seen: Arc<Mutex<Vec<u32>>>,
     stop: Arc<AtomicBool>,
+    poller: std::thread::JoinHandle<()>,
 }
 
 impl WeightWatcher {
@@ -111,7 +112,7 @@ impl WeightWatcher {
         let stop = Arc::new(AtomicBool::new(false));
         let socket = haproxy.socket();
         let (seen2, stop2) = (seen.clone(), stop.clone());
-        std::thread::spawn(move || {
+        let poller = std::thread::spawn(move || {
             while !stop2.load(Ordering::SeqCst) {
                 if let Some(percent) = canary_percent_at(&socket) {
                     let mut seen = seen2.lock().unwrap();
@@ -122,13 +123,15 @@ impl WeightWatcher {
                 std::thread::sleep(Duration::from_millis(100));
             }
         });
-        WeightWatcher { seen, stop }
+        WeightWatcher { seen, stop, poller }
     }
 
     /// Stops polling and takes one last reading, so a change made just before the end counts.
     fn finish(self, haproxy: &Haproxy) -> Vec<u32> {
         self.stop.store(true, Ordering::SeqCst);
-        std::thread::sleep(Duration::from_millis(150));
+        self.poller
+            .join()
+            .expect("the weight poller does not panic");
         let mut seen = self.seen.lock().unwrap().clone();
         if let Some(last) = haproxy.canary_percent()
             && seen.last() != Some(&last)
