@@ -453,6 +453,48 @@ async fn the_policys_api_version_and_annotation_prefix_are_the_ones_used() {
     );
 }
 
+/// An HTTPRoute its gateway does not apply — a backend that does not resolve, a route not
+/// accepted — is an error naming the parent and the condition, not a confirmed weight; the
+/// conditions of an older generation (the controller not caught up yet) are not held
+/// against it (issue 18.2).
+#[tokio::test]
+async fn an_httproute_its_gateway_does_not_apply_is_an_error_not_a_weight() {
+    let case = crate::support::http_route_case();
+    let status = |observed: i64| {
+        json!({"parents": [{
+            "parentRef": {"name": "web", "namespace": "infra"},
+            "controllerName": "example.com/gateway",
+            "conditions": [
+                {"type": "Accepted", "status": "True", "reason": "Accepted", "observedGeneration": observed,
+                 "lastTransitionTime": "2026-01-01T00:00:00Z", "message": ""},
+                {"type": "ResolvedRefs", "status": "False", "reason": "BackendNotFound", "observedGeneration": observed,
+                 "lastTransitionTime": "2026-01-01T00:00:00Z", "message": "Service checkout-canary not found"}
+            ]
+        }]})
+    };
+    let fake = canary_fake_kube_api::FakeApiServer::start().await;
+    let mut route = case.objects[0].clone();
+    route["status"] = status(1);
+    fake.insert(route);
+    let router = case.router(&fake);
+    let message = chain(&router.set_canary_weight(10).await.unwrap_err());
+    assert!(
+        message.contains("its gateway does not apply it: parent web: ResolvedRefs is False (BackendNotFound: Service checkout-canary not found)"),
+        "{message}"
+    );
+    assert!(fake.requests_with("PATCH").is_empty());
+    assert!(router.canary_weight().await.is_err(), "no weight read back");
+
+    // Conditions of generation 0 while the route is at 1: not yet reported, not held.
+    let fake = canary_fake_kube_api::FakeApiServer::start().await;
+    let mut route = case.objects[0].clone();
+    route["status"] = status(0);
+    fake.insert(route);
+    set_and_verify(case.router(&fake).as_ref(), 10)
+        .await
+        .unwrap_or_else(|e| panic!("stale conditions: {}", chain(&e)));
+}
+
 /// An HTTPRoute using experimental-channel features (an `ExternalAuth` filter, fields this
 /// version of the Gateway API types does not know) has its weights set like any other, and
 /// everything canary does not change passes through untouched (issue 18.4: the typed read
