@@ -8,6 +8,7 @@
 //! asks for it.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use canary_core::policy::{CreateCanaryIngress, NginxIngressSpec};
@@ -74,6 +75,9 @@ pub struct NginxIngressRouter {
 pub(crate) struct NginxIngressKind {
     total: u32,
     keys: AnnotationKeys,
+    stable_name: String,
+    /// The stable Ingress' routes as last read (before every write and read-back).
+    stable: Arc<Mutex<Option<Routes>>>,
 }
 
 impl NginxIngressRouter {
@@ -84,6 +88,8 @@ impl NginxIngressRouter {
                 NginxIngressKind {
                     total: spec.weight_total,
                     keys: AnnotationKeys::new(&spec.annotation_prefix),
+                    stable_name: spec.stable_ingress.clone(),
+                    stable: Arc::default(),
                 },
                 connection,
                 &spec.object.name,
@@ -92,6 +98,34 @@ impl NginxIngressRouter {
             stable_ingress: spec.stable_ingress.clone(),
             create: spec.create_canary.clone(),
         }
+    }
+
+    /// Reads the stable Ingress' class and routes, for [`NginxIngressKind::locate`] to check
+    /// that ingress-nginx pairs the canary Ingress with it.
+    async fn load_stable(&self) -> Result<(), KubernetesError> {
+        let (client, default_namespace) = self.inner.connection.client().await?;
+        let namespace = self.inner.namespace.clone().unwrap_or(default_namespace);
+        let api: Api<Ingress> = Api::namespaced(client, &namespace);
+        let stable = api.get(&self.stable_ingress).await.map_err(|err| {
+            api_error(
+                &format!("Ingress {namespace}/{}", self.stable_ingress),
+                Permission {
+                    verb: "get",
+                    api_group: "networking.k8s.io".to_owned(),
+                    resource: "ingresses".to_owned(),
+                    namespace: namespace.clone(),
+                    name: Some(self.stable_ingress.clone()),
+                },
+                err,
+            )
+        })?;
+        *self
+            .inner
+            .kind
+            .stable
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(routes(&stable));
+        Ok(())
     }
 
     /// Creates the canary Ingress from the stable one, at `percent`.
@@ -144,6 +178,59 @@ impl NginxIngressRouter {
             )),
         }
     }
+}
+
+/// An Ingress' class and the `(host, path)` pairs of its rules: what ingress-nginx pairs a
+/// canary Ingress with the main one by.
+type Routes = (Option<String>, Vec<(String, String)>);
+
+fn routes(ingress: &Ingress) -> Routes {
+    let spec = ingress.spec.as_ref();
+    let mut routes = Vec::new();
+    for rule in spec.and_then(|s| s.rules.as_ref()).into_iter().flatten() {
+        let host = rule.host.clone().unwrap_or_default();
+        for path in rule.http.iter().flat_map(|http| http.paths.iter()) {
+            routes.push((
+                host.clone(),
+                path.path.clone().unwrap_or_else(|| "/".to_owned()),
+            ));
+        }
+    }
+    (spec.and_then(|s| s.ingress_class_name.clone()), routes)
+}
+
+/// Why ingress-nginx would not apply `canary` as the canary of `stable`: it only splits the
+/// traffic of a host and path the main Ingress serves, within one ingress class; a canary
+/// rule without its main rule is ignored, whatever its weight says.
+fn not_paired(stable: &Routes, stable_name: &str, canary: &Ingress) -> Option<String> {
+    let (stable_class, stable_routes) = stable;
+    let (canary_class, canary_routes) = routes(canary);
+    if *stable_class != canary_class {
+        return Some(format!(
+            "its ingressClassName is {}, Ingress {stable_name}'s is {}: ingress-nginx pairs a canary only within one class",
+            canary_class.as_deref().unwrap_or("unset"),
+            stable_class.as_deref().unwrap_or("unset")
+        ));
+    }
+    if canary_routes.is_empty() {
+        return Some("has no rules with paths, so ingress-nginx sends it nothing".to_owned());
+    }
+    let unpaired: Vec<String> = canary_routes
+        .iter()
+        .filter(|route| !stable_routes.contains(route))
+        .map(|(host, path)| {
+            format!(
+                "{}{path}",
+                if host.is_empty() { "(any host)" } else { host }
+            )
+        })
+        .collect();
+    (!unpaired.is_empty()).then(|| {
+        format!(
+            "serves {} that Ingress {stable_name} does not: ingress-nginx ignores a canary's host and path without the same in the main Ingress, so its weight would not be applied",
+            unpaired.join(", ")
+        )
+    })
 }
 
 /// The canary Ingress made from the stable one: the same spec with the stable Service's
@@ -232,12 +319,22 @@ impl WeightedKind for NginxIngressKind {
     fn locate(&self, object: &Value) -> Result<Weights, String> {
         let ingress: Ingress = serde_json::from_value(object.clone())
             .map_err(|err| format!("does not read as a networking.k8s.io/v1 Ingress: {err}"))?;
-        let annotations = ingress.metadata.annotations.unwrap_or_default();
+        let annotations = ingress.metadata.annotations.clone().unwrap_or_default();
         if annotations.get(&self.keys.canary).map(String::as_str) != Some("true") {
             return Err(format!(
                 "is not a canary Ingress: it lacks the annotation {}: \"true\" (canary does not add it to an Ingress it did not create)",
                 self.keys.canary
             ));
+        }
+        let stable = self
+            .stable
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let Some(stable) = stable
+            && let Some(problem) = not_paired(&stable, &self.stable_name, &ingress)
+        {
+            return Err(problem);
         }
         let number = |key: &str| -> Result<Option<u64>, String> {
             annotations
@@ -307,6 +404,7 @@ impl WeightedKind for NginxIngressKind {
 impl TrafficRouter for NginxIngressRouter {
     async fn set_canary_weight(&self, weight: u8) -> canary_core::Result<()> {
         canary_core::ports::check_canary_weight(weight)?;
+        self.load_stable().await?;
         match (self.inner.set(weight).await, &self.create) {
             (Err(KubernetesError::NotFound { .. }), Some(create)) => {
                 self.create_canary(create, weight).await?;
@@ -327,6 +425,7 @@ impl TrafficRouter for NginxIngressRouter {
     }
 
     async fn canary_weight(&self) -> canary_core::Result<u8> {
+        self.load_stable().await?;
         Ok(self.inner.get().await?)
     }
 

@@ -84,9 +84,15 @@ async fn exercise(case: Case, first_patch: Value) {
     set_and_verify(router.as_ref(), 25)
         .await
         .unwrap_or_else(|e| panic!("{}: set 25% through a conflict: {}", case.name, chain(&e)));
+    // The requests for the weighted object (ingress-nginx's router also reads the stable
+    // Ingress, to check the pair).
     let trace: Vec<(String, u16)> = fake
         .requests()
         .iter()
+        .filter(|r| {
+            r.path
+                .ends_with(&format!("/{}/{}", case.resource, case.object_name))
+        })
         .map(|r| (r.method.clone(), r.status))
         .collect();
     assert_eq!(
@@ -348,6 +354,7 @@ async fn an_ingress_without_the_canary_annotation_is_not_touched() {
         .unwrap()
         .remove("nginx.ingress.kubernetes.io/canary");
     fake.insert(canary);
+    fake.insert(crate::support::stable_ingress());
     let router = case.router(&fake);
     let message = chain(&router.set_canary_weight(10).await.unwrap_err());
     assert!(
@@ -435,6 +442,7 @@ async fn the_policys_api_version_and_annotation_prefix_are_the_ones_used() {
     annotations.insert("ingress.example.com/canary-weight".to_owned(), json!("0"));
     let fake = canary_fake_kube_api::FakeApiServer::start().await;
     fake.insert(canary);
+    fake.insert(crate::support::stable_ingress());
     let router = case.router(&fake);
     set_and_verify(router.as_ref(), 10)
         .await
@@ -495,6 +503,43 @@ async fn an_httproute_its_gateway_does_not_apply_is_an_error_not_a_weight() {
         .unwrap_or_else(|e| panic!("stale conditions: {}", chain(&e)));
 }
 
+/// A canary Ingress that ingress-nginx would not pair with the stable one — a path the
+/// stable Ingress does not serve, another ingress class — is an error saying so, before any
+/// weight is written and at every read-back (issue 18.2: ingress-nginx ignores it silently).
+#[tokio::test]
+async fn a_canary_ingress_ingress_nginx_would_not_pair_is_an_error() {
+    let case = crate::support::nginx_ingress_case();
+    for (pointer, value, expected) in [
+        (
+            "/spec/rules/0/http/paths/0/path",
+            json!("/api/v2"),
+            "serves shop.example/api/v2 that Ingress checkout does not",
+        ),
+        (
+            "/spec/rules/0/host",
+            json!("beta.shop.example"),
+            "serves beta.shop.example/api that Ingress checkout does not",
+        ),
+        (
+            "/spec/ingressClassName",
+            json!("internal"),
+            "its ingressClassName is internal, Ingress checkout's is nginx",
+        ),
+    ] {
+        let fake = canary_fake_kube_api::FakeApiServer::start().await;
+        let mut canary = crate::support::canary_ingress();
+        *canary.pointer_mut(pointer).unwrap() = value;
+        fake.insert(canary);
+        fake.insert(crate::support::stable_ingress());
+        let router = case.router(&fake);
+        let message = chain(&router.set_canary_weight(10).await.unwrap_err());
+        assert!(message.contains(expected), "{pointer}: {message}");
+        assert!(fake.requests_with("PATCH").is_empty(), "{pointer}");
+        let message = chain(&router.canary_weight().await.unwrap_err());
+        assert!(message.contains(expected), "{pointer}: {message}");
+    }
+}
+
 /// An HTTPRoute using experimental-channel features (an `ExternalAuth` filter, fields this
 /// version of the Gateway API types does not know) has its weights set like any other, and
 /// everything canary does not change passes through untouched (issue 18.4: the typed read
@@ -548,6 +593,7 @@ async fn a_canary_ingress_without_a_weight_total_is_read_out_of_100_and_given_th
     let mut canary = crate::support::canary_ingress();
     canary["metadata"]["annotations"][WEIGHT] = json!("100");
     fake.insert(canary);
+    fake.insert(crate::support::stable_ingress());
     let router = case.router(&fake);
     assert_eq!(
         router.canary_weight().await.unwrap(),
@@ -589,6 +635,7 @@ async fn a_canary_ingress_without_a_weight_total_is_read_out_of_100_and_given_th
     let mut canary = crate::support::canary_ingress();
     canary["metadata"]["annotations"][TOTAL] = json!("10000");
     fake.insert(canary);
+    fake.insert(crate::support::stable_ingress());
     let router = case.router(&fake);
     let message = chain(&router.set_canary_weight(10).await.unwrap_err());
     assert!(
