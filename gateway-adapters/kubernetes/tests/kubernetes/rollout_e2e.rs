@@ -306,3 +306,56 @@ fn a_bad_canary_is_rolled_back_from_10_to_0() {
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(report["verdict"], "fail", "{report}");
 }
+
+/// A GitOps controller's self-heal (Argo CD, Flux) puts the route back as Git has it while
+/// the canary is at 25 %: the rollout's read-back at the next tick sees the weight it did not
+/// set, counts the drift, sets 25 % again, does not pass that step on the evidence gathered
+/// meanwhile, and still promotes (issue 18.3; docs/kubernetes.md shows how to keep GitOps
+/// off the weights).
+#[test]
+fn a_gitops_revert_of_the_route_is_caught_repaired_and_counted() {
+    let world = World::start(&[]);
+    let policy = world.policy();
+    let report = world.dir.path().join("report.json");
+    let mut rollout = Running::spawn(&mut world.canary(
+        &[
+            "rollout",
+            "--policy",
+            path(&policy),
+            "--output",
+            &format!("json:{}", report.display()),
+        ],
+        "runner-1 job 61",
+    ));
+    assert!(
+        wait_until(Duration::from_secs(60), || world.canary_weights().last()
+            == Some(&25)),
+        "the rollout reached 25%: weights {:?}\n{}",
+        world.canary_weights(),
+        rollout.stderr()
+    );
+    // Self-heal: the route as Git has it (stable 100, canary 0).
+    world.fake.insert(http_route());
+    let status = rollout.child.wait().unwrap();
+    let stderr = rollout.stderr();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("weight drift: the gateway served the canary 0% where the rollout set 25%"),
+        "{stderr}"
+    );
+    let weights = world.canary_weights();
+    assert_eq!(
+        weights.iter().filter(|w| **w == 25).count(),
+        2,
+        "25% set again after the revert: {weights:?}"
+    );
+    assert_eq!(weights.last(), Some(&100), "{weights:?}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(report["verdict"], "pass", "{report}");
+    let rollout_state: Value =
+        serde_json::from_str(world.state()["rollout.json"].as_str().unwrap()).unwrap();
+    assert!(
+        rollout_state["weight_drifts"].as_u64() >= Some(1),
+        "{rollout_state}"
+    );
+}
