@@ -255,15 +255,44 @@ impl Driver<'_> {
             step: step.map_or(0, |s| s + 1),
             weight,
         };
-        let runs = self.hooks.run_event(&policy.hooks, &context).await;
+        // A signal stops the running hooks at once (their process groups get SIGTERM, then
+        // SIGKILL after a grace; see canary_gateways::STOP_GRACE) and the machine gets the
+        // interrupt: `on-interrupt` acts now, not when a long hook would have ended. The
+        // hooks stay pending in the state, so a rerun runs them again.
+        let notified = self.interrupts.notify.notified();
+        let runs = tokio::select! {
+            runs = self.hooks.run_event(&policy.hooks, &context) => runs,
+            _ = notified => {
+                self.interrupts.take();
+                self.progress.line(&format!(
+                    "interrupted: stopping the running hooks (SIGTERM, SIGKILL after {} ms)",
+                    canary_gateways::STOP_GRACE.as_millis()
+                ));
+                return Event::Interrupted;
+            }
+        };
         let mut failed = Vec::new();
+        let mut unstartable = Vec::new();
         for run in runs {
             self.progress.line(&run.to_string());
-            if run.demands_rollback()
-                && let canary_gateways::HookOutcome::Failed { reason } = &run.outcome
-            {
-                failed.push((run.hook.clone(), reason.clone()));
+            if !run.demands_rollback() {
+                continue;
             }
+            match &run.outcome {
+                canary_gateways::HookOutcome::Failed { reason } => {
+                    failed.push((run.hook.clone(), reason.clone()));
+                }
+                canary_gateways::HookOutcome::Unstartable { reason } => {
+                    unstartable.push((run.hook.clone(), reason.clone()));
+                }
+                canary_gateways::HookOutcome::Ok => {}
+            }
+        }
+        if !unstartable.is_empty() {
+            return Event::HookUnstartable {
+                event,
+                hooks: unstartable,
+            };
         }
         Event::HooksRan { event, failed }
     }

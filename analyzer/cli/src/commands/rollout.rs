@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use canary_core::ExitCode;
-use canary_core::judge::Verdict;
 use canary_core::policy::Policy;
 use canary_core::ports::{StateStore, SystemClock, TrafficRouter};
 use canary_core::rollout::{Event, Machine, Outcome, Rollout};
@@ -173,9 +172,7 @@ impl RolloutCommand {
                 print!("{}", render::summary(&report));
             }
             // The rollout has ended; a report that cannot be written does not change how.
-            if let Err(err) = render::write_all(&report, &self.outputs) {
-                eprintln!("warning: {err:#}");
-            }
+            render::write_all_or_warn(&report, &self.outputs);
             Ok(driven.outcome.exit)
         }
     }
@@ -198,7 +195,7 @@ impl RolloutCommand {
         }
         let stopped = Outcome {
             exit: code,
-            verdict: Verdict::Error,
+            verdict: canary_core::report::RunVerdict::Error,
             reason: format!("the rollout stopped on an infrastructure failure: {err:#}"),
         };
         let report = rollout.report(
@@ -208,12 +205,7 @@ impl RolloutCommand {
             Timestamp::now(),
             Some(&stopped),
         );
-        if let Err(write_err) = render::write_all(&report, &self.outputs) {
-            eprintln!(
-                "warning: {}",
-                canary_core::secret::redacted(&format!("{write_err:#}"))
-            );
-        }
+        render::write_all_or_warn(&report, &self.outputs);
         err
     }
 }

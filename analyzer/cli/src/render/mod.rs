@@ -78,11 +78,15 @@ pub(crate) fn write(report: &Report, spec: &OutputSpec) -> anyhow::Result<()> {
 const STEP_SUMMARY: &str = "GITHUB_STEP_SUMMARY";
 
 /// Writes every report asked for with `--output`, and appends the markdown report to
-/// `$GITHUB_STEP_SUMMARY` when that is set (whether or not markdown was asked for).
+/// `$GITHUB_STEP_SUMMARY` when that is set (whether or not markdown was asked for). One
+/// report that cannot be written does not keep the others from being written; the error
+/// names every one that failed.
 pub(crate) fn write_all(report: &Report, outputs: &[OutputSpec]) -> anyhow::Result<()> {
-    for output in outputs {
-        write(report, output)?;
-    }
+    let failed: Vec<String> = outputs
+        .iter()
+        .filter_map(|output| write(report, output).err())
+        .map(|err| format!("{err:#}"))
+        .collect();
     if let Some(path) = std::env::var_os(STEP_SUMMARY).filter(|p| !p.is_empty()) {
         // The summary is a courtesy: failing to write it must not change the verdict.
         if let Err(err) = append_step_summary(report, Path::new(&path)) {
@@ -92,7 +96,20 @@ pub(crate) fn write_all(report: &Report, outputs: &[OutputSpec]) -> anyhow::Resu
             );
         }
     }
-    Ok(())
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!(failed.join("; ")))
+    }
+}
+
+/// Writes every report asked for after a run has decided: a report that cannot be written
+/// is a warning on stderr, never a change of the run's exit code (the decision stands and
+/// the gateway is where the decision put it).
+pub(crate) fn write_all_or_warn(report: &Report, outputs: &[OutputSpec]) {
+    if let Err(err) = write_all(report, outputs) {
+        eprintln!("warning: {}", redacted(&format!("{err:#}")));
+    }
 }
 
 /// Appends the markdown report to a step summary file (other steps may have written to it

@@ -477,3 +477,35 @@ fn markdown_is_appended_to_the_github_step_summary() {
         run.all()
     );
 }
+
+#[test]
+fn a_report_that_cannot_be_written_is_a_warning_and_the_verdicts_exit_code_stands() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = dir.path().join("report.json");
+    // A path under a regular file can never be created, whoever runs the test (root too).
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, "").unwrap();
+    let unwritable = blocker.join("report.md");
+    let run = analyze_to(
+        "examples/recordings/errors-3x.json",
+        &[
+            format!("markdown:{}", unwritable.display()),
+            format!("json:{}", written.display()),
+        ],
+    );
+    assert_eq!(
+        run.code,
+        1,
+        "the canary failed, not the report: {}",
+        run.all()
+    );
+    assert!(
+        run.stderr.contains("warning:") && run.stderr.contains("report.md"),
+        "{}",
+        run.all()
+    );
+    // The report after the one that failed is written all the same.
+    let report: serde_json::Value = serde_json::from_str(&read(&written)).unwrap();
+    assert_eq!(report["verdict"], "fail");
+    assert_eq!(report["exit_code"], 1);
+}
