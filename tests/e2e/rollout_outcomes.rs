@@ -274,3 +274,61 @@ fn a_hook_that_ignores_sigterm_is_killed_after_the_grace() {
         "the hook outlived its SIGKILL: {to_hook_end} s"
     );
 }
+
+#[test]
+fn a_dry_run_prints_the_plan_and_changes_nothing() {
+    let (stack, haproxy, policy) = haproxy_stack("");
+    let dry = run("rollout", &policy, &stack, &["--dry-run"]);
+    assert_eq!(dry.code, 0, "{}", dry.all());
+    for wanted in [
+        "10% → 25% → 50% → 100%",
+        "errors/slo",
+        "latency/baseline",
+        "http_requests_total",
+        "pre-flight passed",
+    ] {
+        assert!(dry.stdout.contains(wanted), "{wanted}: {}", dry.all());
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(haproxy.canary_percent(), Some(0), "no weight moved");
+    assert!(
+        !stack.state_dir().join("e2e.json").exists(),
+        "no state written"
+    );
+}
+
+#[test]
+fn a_preflight_that_cannot_read_the_metrics_is_exit_4_with_nothing_moved() {
+    let (stack, haproxy, policy) = haproxy_stack("");
+    // A port nobody listens on: the metrics source cannot be read at all.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let url = format!("http://{closed}");
+    let report_path = stack.report_path("report.json");
+    let output = format!("json:{}", report_path.display());
+    let dry = run(
+        "rollout",
+        &policy,
+        &stack,
+        &["--dry-run", "--prometheus", &url],
+    );
+    assert_eq!(dry.code, 4, "{}", dry.all());
+    assert!(dry.stderr.contains("pre-flight failed"), "{}", dry.all());
+    let rollout = run(
+        "rollout",
+        &policy,
+        &stack,
+        &["--id", "r", "--prometheus", &url, "--output", &output],
+    );
+    assert_eq!(rollout.code, 4, "{}", rollout.all());
+    assert_eq!(haproxy.canary_percent(), Some(0), "nothing moved");
+    let report = read_json(&report_path);
+    assert_eq!(report["verdict"], "error", "{report}");
+    let reason = report["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("pre-flight") && reason.contains("nothing was changed"),
+        "{reason}"
+    );
+}

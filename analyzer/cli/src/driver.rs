@@ -179,6 +179,15 @@ impl Driver<'_> {
     /// which canary the analysis is about when the policy promotes on Kubernetes: a rollout
     /// that cannot read its canary Deployment stops before any traffic moves.
     async fn preflight(&mut self) -> anyhow::Result<Event> {
+        // One read of the gateway and of every check before the first weight change: a
+        // metrics source that refuses us (bad TLS, 401) or a gateway that cannot be read
+        // stops the rollout here, with nothing moved, not after the canary serves traffic.
+        if let Err(error) = preflight_reads(self.router, self.source, self.clock.now()).await {
+            return Ok(Event::PreflightFailed {
+                error,
+                bad_input: false,
+            });
+        }
         let mut canary_generation = None;
         if let Some(promoter) = self.promoter() {
             match promoter.canary_generation().await {
@@ -346,6 +355,32 @@ impl Driver<'_> {
             }
         }
     }
+}
+
+/// The pre-flight's reads: the gateway's weight, and every check of the metrics source over
+/// the last minute (a window with data in it whatever the source; what is read is thrown
+/// away). Returns what failed, in words.
+pub(crate) async fn preflight_reads(
+    router: &dyn TrafficRouter,
+    source: &dyn MetricsSource,
+    now: Timestamp,
+) -> Result<(), String> {
+    router.canary_weight().await.map_err(|err| {
+        format!(
+            "reading the canary's weight from {}: {}",
+            router.describe(),
+            error_chain(&err)
+        )
+    })?;
+    let since = now - jiff::SignedDuration::from_secs(60);
+    source.read(since, now).await.map_err(|err| {
+        format!(
+            "reading the checks from {}: {}",
+            source.describe(),
+            error_chain(&err)
+        )
+    })?;
+    Ok(())
 }
 
 /// An error and its causes on one line.

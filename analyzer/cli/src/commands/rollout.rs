@@ -59,11 +59,20 @@ pub(crate) struct RolloutCommand {
     /// No progress lines, only decisions and errors.
     #[arg(long, short)]
     quiet: bool,
+
+    /// Change nothing: run the pre-flight (one read of the gateway's weight and of every
+    /// check) and print the plan — steps, queries, bounds. Exit 0 when the rollout could
+    /// start, 4 when the pre-flight fails, 2 for a policy it cannot run.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 impl RolloutCommand {
     pub(crate) fn exec(self) -> anyhow::Result<ExitCode> {
         let policy = super::load_policy(&self.policy)?;
+        if self.dry_run {
+            return super::runtime()?.block_on(self.dry_run(&policy));
+        }
         let metrics = SelfMetrics::new(&policy.service, self.id.as_deref());
         let store = metrics.meter_store(self.state.open(&policy.service)?);
         let runtime = super::runtime()?;
@@ -179,6 +188,69 @@ impl RolloutCommand {
 }
 
 impl RolloutCommand {
+    /// `--dry-run`: the plan and the pre-flight, with no claim, no state and no weight
+    /// written.
+    async fn dry_run(&self, policy: &Policy) -> anyhow::Result<ExitCode> {
+        use std::fmt::Write as _;
+        let source = super::metrics_source(policy, self.prometheus.as_deref())?;
+        let gateway = policy.gateway.as_ref().ok_or_else(|| {
+            canary_core::Error::Usage(format!(
+                "the policy of {} has no `gateway`: `canary rollout` needs one (see docs/policy-reference.md)",
+                policy.service
+            ))
+        })?;
+        let router = crate::adapters::router_for(gateway)?;
+        let rollout = &policy.rollout;
+        let mut plan = format!(
+            "# dry run of the rollout of {}: nothing is changed
+# Gateway: {}
+# Steps (canary weight): ",
+            policy.service,
+            router.describe()
+        );
+        let steps: Vec<String> = rollout.steps.iter().map(|w| format!("{w}%")).collect();
+        let _ = writeln!(plan, "{}", steps.join(" → "));
+        let _ = writeln!(
+            plan,
+            "# Each step: at least {}, at most {}, a tick every {}; α {} split over {} criteria",
+            humantime::format_duration(rollout.step_duration),
+            humantime::format_duration(rollout.max_step_duration),
+            humantime::format_duration(rollout.interval),
+            rollout.alpha,
+            policy.criteria_count()
+        );
+        let _ = writeln!(plan, "# Bounds:");
+        if let Ok(nothing_yet) = canary_core::analysis::analyze(policy, &[]) {
+            for check in nothing_yet.assessment.checks {
+                let threshold = check
+                    .evidence
+                    .threshold
+                    .map_or_else(|| "—".to_owned(), canary_core::judge::fmt_num);
+                let _ = writeln!(
+                    plan,
+                    "#   {}: {} ≤ {threshold}",
+                    check.name, check.evidence.measure
+                );
+            }
+        }
+        plan.push_str(&super::policy::explain(policy, None));
+        print!("{plan}");
+        let now = Timestamp::now();
+        match crate::driver::preflight_reads(router.as_ref(), source.as_ref(), now).await {
+            Ok(()) => {
+                println!(
+                    "
+pre-flight passed: the gateway and every check could be read; nothing was changed"
+                );
+                Ok(ExitCode::Passed)
+            }
+            Err(error) => {
+                eprintln!("pre-flight failed: {error}; nothing was changed");
+                Ok(ExitCode::Infrastructure)
+            }
+        }
+    }
+
     /// A drive that stopped on an infrastructure failure (exit 4: the state store, the
     /// metrics source or the gateway failing where the machine could not decide) still
     /// writes the requested reports, with the rollout as it stood, verdict `error` and the

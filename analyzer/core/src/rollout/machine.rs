@@ -282,7 +282,13 @@ impl Machine {
             let reason = format!("pre-flight: {error}; nothing was changed");
             self.stop_failed(rollout, error, ExitCode::BadInput, reason)
         } else {
-            self.fail(rollout, format!("pre-flight: {error}"))
+            let reason = format!("pre-flight: {error}; nothing was changed");
+            self.stop_failed(
+                rollout,
+                format!("pre-flight: {error}"),
+                ExitCode::Infrastructure,
+                reason,
+            )
         }
     }
 
