@@ -69,6 +69,33 @@ fn an_interrupted_rollout_is_reported_interrupted_with_exit_130_in_every_report(
         html.contains("id=\"verdict\">INTERRUPTED<"),
         "the HTML badge"
     );
+
+    // `canary status` into a reader that has gone (`| head -1`, `| true`): exit 0, no panic.
+    let status = args("status", &policy, &stack, &[]);
+    let line = format!(
+        "set -o pipefail; {} {} | true",
+        canary_tests::binary("canary").display(),
+        status.join(" ")
+    );
+    let piped = std::process::Command::new("bash")
+        .args(["-c", &line])
+        .output()
+        .unwrap();
+    assert!(
+        piped.status.success(),
+        "{:?}: {}",
+        piped.status,
+        String::from_utf8_lossy(&piped.stderr)
+    );
+    // A forged step index is shown as it is, never an overflow panic.
+    let state_path = crate::rollout_safety::state_file(&stack);
+    let mut state = crate::rollout_safety::saved(&stack);
+    state["phase"]["index"] = serde_json::json!(u64::MAX);
+    state["steps"][0]["index"] = serde_json::json!(u64::MAX);
+    std::fs::write(&state_path, state.to_string()).unwrap();
+    let forged = run("status", &policy, &stack, &[]);
+    assert_eq!(forged.code, 0, "{}", forged.all());
+    assert!(forged.stdout.contains("out of range"), "{}", forged.all());
 }
 
 #[test]
