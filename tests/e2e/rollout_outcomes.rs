@@ -359,3 +359,98 @@ fn a_preflight_that_cannot_read_the_metrics_is_exit_4_with_nothing_moved() {
         "{reason}"
     );
 }
+
+/// A command gateway whose `set` fails while `down` exists; the weight lives in `weight`.
+fn flaky_command_gateway(stack: &Stack) -> (String, std::path::PathBuf, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = stack.dir.path();
+    let down = dir.join("router-down");
+    let weight = dir.join("weight");
+    std::fs::write(&weight, "0\n").unwrap();
+    let set = dir.join("set-weight.sh");
+    std::fs::write(
+        &set,
+        format!(
+            "#!/bin/sh\nif [ -e '{}' ]; then echo 'router API answered 503' >&2; exit 3; fi\necho \"$1\" > '{}'\n",
+            down.display(),
+            weight.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&set, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let gateway = format!(
+        "  command:\n    set: [\"{}\", \"{{weight}}\"]\n    get: [cat, \"{}\"]\n    timeout: 5s",
+        set.display(),
+        weight.display()
+    );
+    (gateway, down, weight)
+}
+
+fn weight_is(path: &Path, wanted: &str) -> bool {
+    canary_tests::wait_until(Duration::from_secs(30), || {
+        std::fs::read_to_string(path).is_ok_and(|w| w.trim() == wanted)
+    })
+}
+
+#[test]
+fn a_rollback_keeps_setting_weight_0_through_a_gateway_outage_and_reports_the_exposure() {
+    let stack = Stack::services(&[]);
+    let (gateway, down, weight) = flaky_command_gateway(&stack);
+    let policy = stack.policy(&gateway, crate::rollout_safety::SLOW);
+    let report_path = stack.report_path("report.json");
+    let output = format!("json:{}", report_path.display());
+    let (mut process, _stderr) = spawn(
+        "rollout",
+        &policy,
+        &stack,
+        &["--id", "r", "--output", &output],
+    );
+    assert!(weight_is(&weight, "10"), "the first step started");
+    std::fs::write(&down, "").unwrap();
+    let (abort, _abort_stderr) = spawn("abort", &policy, &stack, &[]);
+    // The gateway refuses for a few seconds; the rollback keeps trying, then gets through.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(std::fs::read_to_string(&weight).unwrap().trim(), "10");
+    std::fs::remove_file(&down).unwrap();
+    assert!(
+        weight_is(&weight, "0"),
+        "rolled back once the gateway answered"
+    );
+    assert_eq!(process.wait_exit(Duration::from_secs(30)).code(), Some(1));
+    drop(abort);
+    let report = read_json(&report_path);
+    assert_eq!(report["verdict"], "fail", "{report}");
+    let exposed = report["canary_exposed_seconds"]
+        .as_f64()
+        .expect("the exposure");
+    assert!(exposed >= 4.0, "exposed {exposed} s: {report}");
+}
+
+#[test]
+fn a_rollback_gives_up_after_its_bound_with_exit_4() {
+    let stack = Stack::services(&[]);
+    let (gateway, down, weight) = flaky_command_gateway(&stack);
+    let policy = stack.policy(&gateway, crate::rollout_safety::SLOW);
+    let (mut process, stderr) = spawn(
+        "rollout",
+        &policy,
+        &stack,
+        &["--id", "r", "--rollback-retry-for", "3s"],
+    );
+    assert!(weight_is(&weight, "10"), "the first step started");
+    std::fs::write(&down, "").unwrap();
+    let abort = run("abort", &policy, &stack, &[]);
+    assert_eq!(abort.code, 4, "{}", abort.all());
+    assert_eq!(process.wait_exit(Duration::from_secs(60)).code(), Some(4));
+    let lines: Vec<String> = stderr.try_iter().collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("setting weight 0 failed (attempt 2)")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("--rollback-retry-for")),
+        "{lines:?}"
+    );
+}

@@ -41,6 +41,8 @@ pub(crate) struct Driver<'a> {
     pub(crate) notifier: Notifier,
     /// The time (the system clock; tests may bring their own).
     pub(crate) clock: &'a dyn Clock,
+    /// How long a rollback retries setting weight 0 before it gives up (exit 4).
+    pub(crate) rollback_retry_for: Duration,
 }
 
 /// SIGINT/SIGTERM, as a flag the driver looks at between effects.
@@ -139,9 +141,21 @@ impl Driver<'_> {
                             "setting canary weight to {weight}% via {}",
                             self.router.describe()
                         ));
-                        next = Some(match set_and_verify(self.router, weight).await {
+                        let rolling_back = weight == 0
+                            && matches!(
+                                rollout.phase(),
+                                canary_core::rollout::Phase::RollingBack { .. }
+                            );
+                        let result = if rolling_back {
+                            self.set_zero_retrying().await
+                        } else {
+                            set_and_verify(self.router, weight)
+                                .await
+                                .map_err(|err| error_chain(&err))
+                        };
+                        next = Some(match result {
                             Ok(()) => Event::WeightSet(weight),
-                            Err(err) => Event::RouterFailed(error_chain(&err)),
+                            Err(err) => Event::RouterFailed(err),
                         });
                     }
                     Effect::ReadWeight => {
@@ -304,6 +318,50 @@ impl Driver<'_> {
             };
         }
         Event::HooksRan { event, failed }
+    }
+
+    /// Sets weight 0 for a rollback, retrying a failing gateway with a doubling pause
+    /// (canary_core::retry: 0.5 s, up to 10 s) for at most `rollback_retry_for`: a bad canary
+    /// must not stay exposed because the gateway hiccupped once. Each failed attempt is said;
+    /// after the last one the error names how long it tried.
+    async fn set_zero_retrying(&mut self) -> Result<(), String> {
+        use canary_core::retry::{Backoff, Failure, retry};
+        let started = std::time::Instant::now();
+        let bound = self.rollback_retry_for;
+        let backoff = Backoff::new(
+            Duration::from_millis(500),
+            Duration::from_secs(10),
+            u32::MAX,
+        );
+        let router = self.router;
+        let failures = std::cell::RefCell::new(Vec::new());
+        let result = retry(backoff, tokio::time::sleep, |attempt| {
+            let failures = &failures;
+            async move {
+                match set_and_verify(router, 0).await {
+                    Ok(()) => Ok(()),
+                    Err(err) => {
+                        let text = error_chain(&err);
+                        failures.borrow_mut().push(format!(
+                            "warning: rolling back: setting weight 0 failed (attempt {attempt}): {text}"
+                        ));
+                        if started.elapsed() + backoff.pause(attempt) > bound {
+                            Err(Failure::Final(format!(
+                                "{text} (weight 0 tried {attempt} times over {:.1} s, the bound of --rollback-retry-for)",
+                                started.elapsed().as_secs_f64()
+                            )))
+                        } else {
+                            Err(Failure::Retryable(text))
+                        }
+                    }
+                }
+            }
+        })
+        .await;
+        for line in failures.into_inner() {
+            self.progress.line(&line);
+        }
+        result
     }
 
     /// Waits until `until`, or until an interrupt or a request from another shell.

@@ -112,6 +112,11 @@ pub struct Report {
     /// then (absent when the evidence promoted it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promoted_by_hand: Option<crate::rollout::ManualPromotion>,
+    /// Rollouts that were not promoted: how long the canary served traffic, in seconds,
+    /// from its first weight above 0 until a weight of 0 was confirmed (or until the report,
+    /// when it still serves: a rollback the gateway refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_exposed_seconds: Option<f64>,
 }
 
 /// One step of a rollout, as it happened.

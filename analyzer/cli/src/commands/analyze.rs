@@ -108,6 +108,7 @@ impl AnalyzeCommand {
             timeline: outcome.timeline,
             warnings: outcome.warnings,
             promoted_by_hand: None,
+            canary_exposed_seconds: None,
         };
         if !self.quiet {
             print!("{}", render::summary(&report));
@@ -150,6 +151,7 @@ impl AnalyzeCommand {
             timeline: Vec::new(),
             warnings: Vec::new(),
             promoted_by_hand: None,
+            canary_exposed_seconds: None,
         };
         // The run has already failed; a report that cannot be written is said, not raised.
         render::write_all_or_warn(&report, &self.outputs);
@@ -329,7 +331,7 @@ fn tick_summary(tick: &Tick) -> String {
     parts.join("; ")
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     match humantime::parse_duration(text) {
         Ok(d) if !d.is_zero() => Ok(d),
         Ok(_) => Err("must be more than zero".to_owned()),

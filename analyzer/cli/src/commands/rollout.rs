@@ -60,6 +60,11 @@ pub(crate) struct RolloutCommand {
     #[arg(long, short)]
     quiet: bool,
 
+    /// How long a rollback keeps trying to set the canary's weight to 0 when the gateway
+    /// fails (with a doubling pause, 0.5 s up to 10 s) before it gives up with exit 4.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = super::analyze::parse_duration, env = "CANARY_ROLLBACK_RETRY_FOR")]
+    rollback_retry_for: std::time::Duration,
+
     /// Change nothing: run the pre-flight (one read of the gateway's weight and of every
     /// check) and print the plan — steps, queries, bounds. Exit 0 when the rollout could
     /// start, 4 when the pre-flight fails, 2 for a policy it cannot run.
@@ -163,6 +168,7 @@ impl RolloutCommand {
                     prometheus: self.prometheus.as_deref(),
                     router: None,
                     metrics: Some(metrics),
+                    rollback_retry_for: self.rollback_retry_for,
                 },
             )
             .await
@@ -300,7 +306,12 @@ pub(crate) struct Drive<'a> {
     /// A router instead of the policy's gateway (the demo's in-process proxy).
     pub(crate) router: Option<&'a dyn TrafficRouter>,
     pub(crate) metrics: Option<&'a SelfMetrics>,
+    /// How long setting weight 0 in a rollback is retried.
+    pub(crate) rollback_retry_for: std::time::Duration,
 }
+
+/// How long a rollback retries setting weight 0 unless told otherwise (`--rollback-retry-for`).
+pub(crate) const ROLLBACK_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// What a drive ended with.
 pub(crate) struct Driven {
@@ -350,6 +361,7 @@ pub(crate) async fn drive(
         notifier: canary_gateways::Notifier::new(&policy.notifications)
             .map_err(|e| e.into_core())?,
         clock: &SystemClock,
+        rollback_retry_for: how.rollback_retry_for,
     };
     let outcome = driver
         .run(rollout, how.first)

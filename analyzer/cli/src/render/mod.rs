@@ -190,6 +190,9 @@ pub(crate) fn summary(report: &Report) -> String {
     if let Some(at) = report.decided_at {
         out.push_str(&format!("decided at {at}\n"));
     }
+    if let Some(seconds) = report.canary_exposed_seconds {
+        out.push_str(&format!("the canary served traffic for {seconds:.1} s\n"));
+    }
     for warning in &report.warnings {
         out.push_str(&format!("warning: {}\n", one_line(warning)));
     }

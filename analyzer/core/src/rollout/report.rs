@@ -2,7 +2,7 @@
 
 use jiff::Timestamp;
 
-use super::state::{Outcome, Rollout};
+use super::state::{Outcome, Phase, Rollout};
 use crate::error::ExitCode;
 use crate::policy::Policy;
 use crate::report::RunVerdict;
@@ -67,6 +67,23 @@ impl Rollout {
             timeline: self.timeline.clone(),
             warnings,
             promoted_by_hand: self.promoted_by_hand.clone(),
+            canary_exposed_seconds: if matches!(self.phase, Phase::Promoted) {
+                None
+            } else {
+                self.exposed_seconds(now)
+            },
         }
+    }
+
+    /// How long the canary served traffic: from the first weight above 0 to the next
+    /// confirmed 0 (or `now`).
+    fn exposed_seconds(&self, now: Timestamp) -> Option<f64> {
+        let first = self.weights.iter().position(|w| w.weight > 0)?;
+        let start = self.weights[first].at;
+        let end = self.weights[first..]
+            .iter()
+            .find(|w| w.weight == 0)
+            .map_or(now, |w| w.at);
+        Some(end.duration_since(start).as_secs_f64().max(0.0))
     }
 }
