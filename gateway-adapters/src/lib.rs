@@ -34,7 +34,7 @@ pub use error::{
 pub use hooks::{HookContext, HookOutcome, HookRun, HookRunner, Notifier};
 pub use process::{STOP_GRACE, finish_stopping_commands};
 pub use routers::{CommandRouter, HaproxyRouter, NginxRouter, ServerWeights, router_for};
-pub use stores::{FileStateStore, write_durably};
+pub use stores::{FileStateStore, write_durably, write_durably_with_mode};
 
 /// Installs ring as the process's TLS crypto provider, which the webhook client needs (the
 /// workspace builds reqwest without one, to keep aws-lc out of the build). Installing it

@@ -70,8 +70,27 @@ pub(crate) fn write(report: &Report, spec: &OutputSpec) -> anyhow::Result<()> {
         Format::Html => html::render(report),
     };
     let text = redacted(&text);
-    canary_gateways::write_durably(&spec.path, text.as_bytes())
+    canary_gateways::write_durably_with_mode(&spec.path, text.as_bytes(), report_mode()?)
         .with_context(|| format!("writing the report {}", spec.path.display()))
+}
+
+/// The variable that gives reports other permission bits than the default 0600, in octal
+/// (`CANARY_REPORT_MODE=0644` for reports a CI system uploads or other users read).
+const REPORT_MODE: &str = "CANARY_REPORT_MODE";
+
+/// The permission bits of report files: 0600, or `$CANARY_REPORT_MODE`.
+fn report_mode() -> anyhow::Result<u32> {
+    match std::env::var(REPORT_MODE) {
+        Err(_) => Ok(0o600),
+        Ok(text) => u32::from_str_radix(text.trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|mode| *mode <= 0o777)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "${REPORT_MODE} is {text:?}; expected octal permission bits such as 0644"
+                )
+            }),
+    }
 }
 
 /// The variable GitHub Actions sets to the file whose markdown it shows on the job's page.
