@@ -33,5 +33,6 @@ pub use error::{
     CommandFailure, CommandRouterError, GatewayError, HaproxyError, NginxError, Result,
 };
 pub use hooks::{HookContext, HookOutcome, HookRun, HookRunner, Notifier};
+pub use process::{STOP_GRACE, finish_stopping_commands};
 pub use routers::{CommandRouter, HaproxyRouter, NginxRouter, ServerWeights, router_for};
-pub use stores::{FileStateStore, write_durably};
+pub use stores::{FileStateStore, write_durably, write_durably_with_mode};

@@ -73,12 +73,12 @@ pub(crate) async fn run(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
-        .kill_on_drop(true)
         .spawn()
         .map_err(CommandFailure::Spawn)?;
     let pid = child.id();
-    // If this future is dropped mid-run (the rollout was interrupted), the guard kills the
-    // whole group; `kill_on_drop` alone would reach the direct child only.
+    // If this future is dropped mid-run (the rollout was interrupted), the guard stops the
+    // whole group: SIGTERM at once, SIGKILL after [`STOP_GRACE`] (`kill_on_drop` would reach
+    // the direct child only, and with SIGKILL at once; tokio reaps the dropped child).
     let mut guard = GroupGuard(pid);
     let stdout = tokio::spawn(read_capped(child.stdout.take()));
     let stderr = tokio::spawn(read_capped(child.stderr.take()));
@@ -120,12 +120,67 @@ pub(crate) async fn run(
     }
 }
 
-/// Kills the process group it holds when dropped, unless emptied first.
+/// How long a command stopped mid-run (the rollout was interrupted while it ran) has to
+/// end after SIGTERM before its process group gets SIGKILL. Short, so that the rollout's
+/// `on-interrupt` action comes within 2 s of the signal: the rollout does not wait for it.
+pub const STOP_GRACE: Duration = Duration::from_secs(1);
+
+/// Stops the process group it holds when dropped (SIGTERM, then SIGKILL after
+/// [`STOP_GRACE`]), unless emptied first.
 struct GroupGuard(Option<u32>);
 
 impl Drop for GroupGuard {
     fn drop(&mut self) {
-        kill_group(self.0.take());
+        let Some(pid) = self.0.take().and_then(|p| i32::try_from(p).ok()) else {
+            return;
+        };
+        let group = Pid::from_raw(pid);
+        // A group that is already gone is fine: nothing to stop.
+        if killpg(group, Signal::SIGTERM).is_err() {
+            return;
+        }
+        // Dropping cannot wait: a thread delivers the SIGKILL after the grace, to whatever
+        // of the group ignored SIGTERM or is still cleaning up; and since a process that
+        // exits takes its threads with it, the group is also listed for
+        // [`finish_stopping_commands`], which the process calls before it exits.
+        let deadline = std::time::Instant::now() + STOP_GRACE;
+        stopping().push((pid, deadline));
+        let _ = std::thread::Builder::new()
+            .name("stop-command".to_owned())
+            .spawn(move || {
+                std::thread::sleep(STOP_GRACE);
+                kill_stopping(pid);
+            });
+    }
+}
+
+/// The process groups sent SIGTERM and not yet SIGKILL, with when they get it.
+fn stopping() -> std::sync::MutexGuard<'static, Vec<(i32, std::time::Instant)>> {
+    static STOPPING: std::sync::Mutex<Vec<(i32, std::time::Instant)>> =
+        std::sync::Mutex::new(Vec::new());
+    STOPPING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// SIGKILL to a stopping group, once.
+fn kill_stopping(pid: i32) {
+    let mut list = stopping();
+    if let Some(at) = list.iter().position(|(p, _)| *p == pid) {
+        list.remove(at);
+        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+}
+
+/// Waits out the grace of every command stopped mid-run and kills what is left of their
+/// process groups: called before the process exits, so that a command that ignored
+/// SIGTERM does not outlive the rollout that started it. Returns at once when none is.
+pub fn finish_stopping_commands() {
+    loop {
+        let next = stopping().first().copied();
+        let Some((pid, deadline)) = next else { return };
+        std::thread::sleep(deadline.saturating_duration_since(std::time::Instant::now()));
+        kill_stopping(pid);
     }
 }
 

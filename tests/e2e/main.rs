@@ -14,4 +14,5 @@ mod reports;
 mod rollout;
 mod rollout_crash;
 mod rollout_faults;
+mod rollout_outcomes;
 mod rollout_safety;

@@ -282,6 +282,8 @@ fn a_rollout_serves_its_metrics_while_it_runs_and_writes_its_reports() {
     ];
     let dir = tempfile::tempdir().unwrap();
     let weight_file = dir.path().join("weight");
+    // The router serves the stable version before the rollout (the pre-flight reads it).
+    std::fs::write(&weight_file, "0\n").unwrap();
     let set = dir.path().join("set-weight.sh");
     std::fs::write(
         &set,

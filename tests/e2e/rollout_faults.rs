@@ -211,6 +211,8 @@ fn a_failing_command_adapter_exits_4_a_rerun_resumes_and_abort_reaches_it() {
     let flag = dir.join("router-down");
     let weight_file = dir.join("weight");
     std::fs::write(&flag, "").unwrap();
+    // The router serves the stable version before the rollout (the pre-flight reads it).
+    std::fs::write(&weight_file, "0\n").unwrap();
     let set = dir.join("set-weight.sh");
     executable(
         &set,

@@ -20,19 +20,24 @@ use crate::rollout::{Stack, haproxy_gateway};
 type Forgery = dyn Fn(&mut serde_json::Value);
 
 /// Long steps: nothing advances on its own while a test looks.
-const SLOW: &str = "  step-duration: 60s\n  max-step-duration: 120s\n  interval: 1s\n  min-requests: 20\n  on-interrupt: leave";
+pub(crate) const SLOW: &str = "  step-duration: 60s\n  max-step-duration: 120s\n  interval: 1s\n  min-requests: 20\n  on-interrupt: leave";
 
-fn state_file(stack: &Stack) -> PathBuf {
+pub(crate) fn state_file(stack: &Stack) -> PathBuf {
     stack.state_dir().join("e2e.json")
 }
 
-fn saved(stack: &Stack) -> serde_json::Value {
+pub(crate) fn saved(stack: &Stack) -> serde_json::Value {
     let text = std::fs::read_to_string(state_file(stack)).expect("a state file");
     serde_json::from_str(&text).expect("the state parses")
 }
 
 /// `canary SUBCOMMAND --policy P --state-dir S` with more arguments.
-fn args<'a>(command: &'a str, policy: &'a Path, stack: &'a Stack, more: &[&'a str]) -> Vec<String> {
+pub(crate) fn args<'a>(
+    command: &'a str,
+    policy: &'a Path,
+    stack: &'a Stack,
+    more: &[&'a str],
+) -> Vec<String> {
     let mut all = vec![
         command.to_owned(),
         "--policy".to_owned(),
@@ -44,7 +49,7 @@ fn args<'a>(command: &'a str, policy: &'a Path, stack: &'a Stack, more: &[&'a st
     all
 }
 
-fn run(command: &str, policy: &Path, stack: &Stack, more: &[&str]) -> Run {
+pub(crate) fn run(command: &str, policy: &Path, stack: &Stack, more: &[&str]) -> Run {
     let all = args(command, policy, stack, more);
     let refs: Vec<&str> = all.iter().map(String::as_str).collect();
     canary(&refs, &[])
@@ -52,7 +57,7 @@ fn run(command: &str, policy: &Path, stack: &Stack, more: &[&str]) -> Run {
 
 /// Starts `canary COMMAND …`; its stderr lines arrive on the receiver, which must be kept
 /// (a dropped one closes the pipe, and the process's next line fails).
-fn spawn(
+pub(crate) fn spawn(
     command: &str,
     policy: &Path,
     stack: &Stack,
@@ -64,7 +69,7 @@ fn spawn(
 }
 
 /// A stack behind HAProxy, with a policy of slow steps and `extra` top-level YAML.
-fn haproxy_stack(extra: &str) -> (Stack, Haproxy, PathBuf) {
+pub(crate) fn haproxy_stack(extra: &str) -> (Stack, Haproxy, PathBuf) {
     let mut stack = Stack::services(&[]);
     let haproxy = Haproxy::start(&stack.stable.address, &stack.canary.address);
     stack.load_through(&haproxy.url());
@@ -72,14 +77,14 @@ fn haproxy_stack(extra: &str) -> (Stack, Haproxy, PathBuf) {
     (stack, haproxy, policy)
 }
 
-fn at_percent(haproxy: &Haproxy, percent: u32) -> bool {
+pub(crate) fn at_percent(haproxy: &Haproxy, percent: u32) -> bool {
     wait_until(Duration::from_secs(30), || {
         haproxy.canary_percent() == Some(percent)
     })
 }
 
 /// Stops a rollout with SIGTERM (`on-interrupt: leave`): the state stays where it was.
-fn interrupt((mut process, _stderr): (ChildGuard, Receiver<String>)) {
+pub(crate) fn interrupt((mut process, _stderr): (ChildGuard, Receiver<String>)) {
     process.signal("TERM");
     let status = process.wait_exit(Duration::from_secs(30));
     assert_eq!(status.code(), Some(130));

@@ -94,6 +94,9 @@ pub fn run() -> ExitCode {
         Command::Simulate(command) => command.exec(),
         Command::Completions(command) => command.exec(),
     };
+    // A hook stopped by a signal got SIGTERM; what of it ignored that gets SIGKILL after
+    // its grace, before this process exits and can no longer send it.
+    canary_gateways::finish_stopping_commands();
     match outcome {
         Ok(code) => ExitCode::from(code.code()),
         Err(err) => {

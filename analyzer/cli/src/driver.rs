@@ -43,6 +43,8 @@ pub(crate) struct Driver<'a> {
     pub(crate) notifier: Notifier,
     /// The time (the system clock; tests may bring their own).
     pub(crate) clock: &'a dyn Clock,
+    /// How long a rollback retries setting weight 0 before it gives up (exit 4).
+    pub(crate) rollback_retry_for: Duration,
 }
 
 /// SIGINT/SIGTERM, as a flag the driver looks at between effects.
@@ -141,9 +143,21 @@ impl Driver<'_> {
                             "setting canary weight to {weight}% via {}",
                             self.router.describe()
                         ));
-                        next = Some(match set_and_verify(self.router, weight).await {
+                        let rolling_back = weight == 0
+                            && matches!(
+                                rollout.phase(),
+                                canary_core::rollout::Phase::RollingBack { .. }
+                            );
+                        let result = if rolling_back {
+                            self.set_zero_retrying().await
+                        } else {
+                            set_and_verify(self.router, weight)
+                                .await
+                                .map_err(|err| error_chain(&err))
+                        };
+                        next = Some(match result {
                             Ok(()) => Event::WeightSet(weight),
-                            Err(err) => Event::RouterFailed(error_chain(&err)),
+                            Err(err) => Event::RouterFailed(err),
                         });
                     }
                     Effect::ReadWeight => {
@@ -181,6 +195,15 @@ impl Driver<'_> {
     /// which canary the analysis is about when the policy promotes on Kubernetes: a rollout
     /// that cannot read its canary Deployment stops before any traffic moves.
     async fn preflight(&mut self) -> anyhow::Result<Event> {
+        // One read of the gateway and of every check before the first weight change: a
+        // metrics source that refuses us (bad TLS, 401) or a gateway that cannot be read
+        // stops the rollout here, with nothing moved, not after the canary serves traffic.
+        if let Err(error) = preflight_reads(self.router, self.source, self.clock.now()).await {
+            return Ok(Event::PreflightFailed {
+                error,
+                bad_input: false,
+            });
+        }
         let mut canary_generation = None;
         if let Some(promoter) = self.promoter() {
             match promoter.canary_generation().await {
@@ -262,17 +285,90 @@ impl Driver<'_> {
             step: step.map_or(0, |s| s + 1),
             weight,
         };
-        let runs = self.hooks.run_event(&policy.hooks, &context).await;
+        // A signal stops the running hooks at once (their process groups get SIGTERM, then
+        // SIGKILL after a grace; see canary_gateways::STOP_GRACE) and the machine gets the
+        // interrupt: `on-interrupt` acts now, not when a long hook would have ended. The
+        // hooks stay pending in the state, so a rerun runs them again.
+        let notified = self.interrupts.notify.notified();
+        let runs = tokio::select! {
+            runs = self.hooks.run_event(&policy.hooks, &context) => runs,
+            _ = notified => {
+                self.interrupts.take();
+                self.progress.line(&format!(
+                    "interrupted: stopping the running hooks (SIGTERM, SIGKILL after {} ms)",
+                    canary_gateways::STOP_GRACE.as_millis()
+                ));
+                return Event::Interrupted;
+            }
+        };
         let mut failed = Vec::new();
+        let mut unstartable = Vec::new();
         for run in runs {
             self.progress.line(&run.to_string());
-            if run.demands_rollback()
-                && let canary_gateways::HookOutcome::Failed { reason } = &run.outcome
-            {
-                failed.push((run.hook.clone(), reason.clone()));
+            if !run.demands_rollback() {
+                continue;
+            }
+            match &run.outcome {
+                canary_gateways::HookOutcome::Failed { reason } => {
+                    failed.push((run.hook.clone(), reason.clone()));
+                }
+                canary_gateways::HookOutcome::Unstartable { reason } => {
+                    unstartable.push((run.hook.clone(), reason.clone()));
+                }
+                canary_gateways::HookOutcome::Ok => {}
             }
         }
+        if !unstartable.is_empty() {
+            return Event::HookUnstartable {
+                event,
+                hooks: unstartable,
+            };
+        }
         Event::HooksRan { event, failed }
+    }
+
+    /// Sets weight 0 for a rollback, retrying a failing gateway with a doubling pause
+    /// (canary_core::retry: 0.5 s, up to 10 s) for at most `rollback_retry_for`: a bad canary
+    /// must not stay exposed because the gateway hiccupped once. Each failed attempt is said;
+    /// after the last one the error names how long it tried.
+    async fn set_zero_retrying(&mut self) -> Result<(), String> {
+        use canary_core::retry::{Backoff, Failure, retry};
+        let started = std::time::Instant::now();
+        let bound = self.rollback_retry_for;
+        let backoff = Backoff::new(
+            Duration::from_millis(500),
+            Duration::from_secs(10),
+            u32::MAX,
+        );
+        let router = self.router;
+        let failures = std::cell::RefCell::new(Vec::new());
+        let result = retry(backoff, tokio::time::sleep, |attempt| {
+            let failures = &failures;
+            async move {
+                match set_and_verify(router, 0).await {
+                    Ok(()) => Ok(()),
+                    Err(err) => {
+                        let text = error_chain(&err);
+                        failures.borrow_mut().push(format!(
+                            "warning: rolling back: setting weight 0 failed (attempt {attempt}): {text}"
+                        ));
+                        if started.elapsed() + backoff.pause(attempt) > bound {
+                            Err(Failure::Final(format!(
+                                "{text} (weight 0 tried {attempt} times over {:.1} s, the bound of --rollback-retry-for)",
+                                started.elapsed().as_secs_f64()
+                            )))
+                        } else {
+                            Err(Failure::Retryable(text))
+                        }
+                    }
+                }
+            }
+        })
+        .await;
+        for line in failures.into_inner() {
+            self.progress.line(&line);
+        }
+        result
     }
 
     /// Waits until `until`, or until an interrupt or a request from another shell.
@@ -324,6 +420,32 @@ impl Driver<'_> {
             }
         }
     }
+}
+
+/// The pre-flight's reads: the gateway's weight, and every check of the metrics source over
+/// the last minute (a window with data in it whatever the source; what is read is thrown
+/// away). Returns what failed, in words.
+pub(crate) async fn preflight_reads(
+    router: &dyn TrafficRouter,
+    source: &dyn MetricsSource,
+    now: Timestamp,
+) -> Result<(), String> {
+    router.canary_weight().await.map_err(|err| {
+        format!(
+            "reading the canary's weight from {}: {}",
+            router.describe(),
+            error_chain(&err)
+        )
+    })?;
+    let since = now - jiff::SignedDuration::from_secs(60);
+    source.read(since, now).await.map_err(|err| {
+        format!(
+            "reading the checks from {}: {}",
+            source.describe(),
+            error_chain(&err)
+        )
+    })?;
+    Ok(())
 }
 
 /// An error and its causes on one line.

@@ -1,7 +1,8 @@
 //! The report every command writes: the contract of `--output json:PATH`, and the data the
 //! markdown, JUnit and HTML renderers draw from.
 //!
-//! Top level: `verdict` (`pass`, `fail`, `inconclusive`, `error`) and `checks`, one object per
+//! Top level: `verdict` (`pass`, `fail`, `inconclusive`, `error`, `interrupted`: a
+//! [`RunVerdict`]) and `checks`, one object per
 //! judged criterion with `name`, `verdict` and its `evidence` (test, sample sizes, estimate,
 //! interval, p-value or e-value, threshold). A rollout adds `steps` and `weights`. The
 //! `timeline` carries, per tick, what the charts plot: each check's canary and baseline value
@@ -17,11 +18,61 @@ use crate::observation::{CheckObservation, HistogramBucket, Reading, Tick};
 use crate::policy::{CheckKind, Policy};
 use crate::stats::histogram;
 
+/// The verdict of a whole run, the report's top level: a check's [`Verdict`] says what the
+/// evidence showed, this says how the run ended, and a run can end without a judgement (a
+/// signal stopped it: `interrupted`, exit 130).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunVerdict {
+    /// Passed, or promoted (exit 0).
+    Pass,
+    /// The canary was judged worse, or stopped by a hook or by hand (exit 1).
+    Fail,
+    /// Not enough evidence either way (exit 3).
+    Inconclusive,
+    /// The run could not be carried out: the metrics source, the gateway or a hook's
+    /// configuration failed (exit 4, or 2 for a hook that cannot start).
+    Error,
+    /// A signal stopped the run (exit 130), whatever the evidence showed until then.
+    Interrupted,
+}
+
+impl RunVerdict {
+    /// The name used in reports and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunVerdict::Pass => "pass",
+            RunVerdict::Fail => "fail",
+            RunVerdict::Inconclusive => "inconclusive",
+            RunVerdict::Error => "error",
+            RunVerdict::Interrupted => "interrupted",
+        }
+    }
+}
+
+impl From<Verdict> for RunVerdict {
+    /// The run's verdict when the judgement decided it: `nodata` counts as `inconclusive`.
+    fn from(verdict: Verdict) -> Self {
+        match verdict {
+            Verdict::Pass => RunVerdict::Pass,
+            Verdict::Fail => RunVerdict::Fail,
+            Verdict::Inconclusive | Verdict::NoData => RunVerdict::Inconclusive,
+            Verdict::Error => RunVerdict::Error,
+        }
+    }
+}
+
+impl std::fmt::Display for RunVerdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A report of an analysis or a rollout.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Report {
-    /// `pass`, `fail`, `inconclusive` or `error`.
-    pub verdict: Verdict,
+    /// `pass`, `fail`, `inconclusive`, `error` or `interrupted`.
+    pub verdict: RunVerdict,
     /// Why, in one sentence.
     pub reason: String,
     /// The process exit code this outcome maps to.
@@ -57,6 +108,15 @@ pub struct Report {
     /// Warnings passed on from the source, deduplicated.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Rollouts promoted by `canary promote`: where, and what the analysis had not decided
+    /// then (absent when the evidence promoted it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promoted_by_hand: Option<crate::rollout::ManualPromotion>,
+    /// Rollouts that were not promoted: how long the canary served traffic, in seconds,
+    /// from its first weight above 0 until a weight of 0 was confirmed (or until the report,
+    /// when it still serves: a rollback the gateway refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_exposed_seconds: Option<f64>,
 }
 
 /// One step of a rollout, as it happened.

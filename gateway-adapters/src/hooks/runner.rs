@@ -56,6 +56,12 @@ pub enum HookOutcome {
         /// What went wrong, in words.
         reason: String,
     },
+    /// The command could not be started at all (no such program, not executable): the
+    /// policy's configuration is wrong, which says nothing about the canary.
+    Unstartable {
+        /// What went wrong, in words.
+        reason: String,
+    },
 }
 
 /// One hook's run.
@@ -94,6 +100,9 @@ impl fmt::Display for HookRun {
         match &self.outcome {
             HookOutcome::Ok => write!(f, "hook {} ok", self.hook),
             HookOutcome::Failed { reason } => write!(f, "hook {} failed: {reason}", self.hook),
+            HookOutcome::Unstartable { reason } => {
+                write!(f, "hook {} cannot be started: {reason}", self.hook)
+            }
         }
     }
 }
@@ -146,7 +155,10 @@ impl HookRunner {
                 Ok(()) => HookOutcome::Ok,
                 // The one point where a hook's outside text (a command's output, a
                 // receiver's answer) enters: redacted of every secret the process holds.
-                Err(reason) => HookOutcome::Failed {
+                Err(HookError::Failed(reason)) => HookOutcome::Failed {
+                    reason: canary_core::secret::redacted(&reason),
+                },
+                Err(HookError::Unstartable(reason)) => HookOutcome::Unstartable {
                     reason: canary_core::secret::redacted(&reason),
                 },
             },
@@ -161,7 +173,7 @@ impl HookRunner {
         url: &str,
         secret: Option<&SecretSource>,
         context: &HookContext,
-    ) -> std::result::Result<(), String> {
+    ) -> std::result::Result<(), HookError> {
         let body = webhook_body(&hook.name, context);
         post_signed_json(
             &self.client,
@@ -175,14 +187,21 @@ impl HookRunner {
             },
         )
         .await
+        .map_err(HookError::Failed)
     }
+}
+
+/// Why a hook did not succeed, before it becomes a [`HookOutcome`].
+enum HookError {
+    Failed(String),
+    Unstartable(String),
 }
 
 async fn run_command(
     hook: &HookSpec,
     argv: &[String],
     context: &HookContext,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), HookError> {
     let values = [
         ("service", context.service.clone()),
         ("step", context.step.to_string()),
@@ -203,10 +222,14 @@ async fn run_command(
         .await
         .map(drop)
         .map_err(|failure| {
-            format!(
+            let reason = format!(
                 "`{}` {failure}",
                 argv.first().map(String::as_str).unwrap_or_default()
-            )
+            );
+            match failure {
+                process::CommandFailure::Spawn(_) => HookError::Unstartable(reason),
+                _ => HookError::Failed(reason),
+            }
         })
 }
 

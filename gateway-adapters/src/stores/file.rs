@@ -201,7 +201,16 @@ impl StateStore for FileStateStore {
 /// Writes `bytes` to `path` so that a reader sees the old file or the new one, never half
 /// of one, and the new one survives a crash: a temporary file in the same directory,
 /// synced, renamed over `path`, and the directory synced. For state files and reports.
+/// The file is readable by its owner only (0600): state and reports name the service,
+/// its gateway and its evidence; [`write_durably_with_mode`] writes with another mode.
 pub fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_durably_with_mode(path, bytes, 0o600)
+}
+
+/// [`write_durably`] with the file's permission bits (less the process's umask), e.g.
+/// 0o644 for a report a CI system uploads.
+pub fn write_durably_with_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -213,7 +222,13 @@ pub fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .unwrap_or_default();
     let temporary = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     {
-        let mut file = File::create(&temporary)?;
+        // A temporary file left by a killed run may exist with other bits: start afresh.
+        let _ = std::fs::remove_file(&temporary);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&temporary)?;
         file.write_all(bytes)?;
         file.sync_all()?;
     }
@@ -231,6 +246,32 @@ mod tests {
             .build()
             .unwrap()
             .block_on(future)
+    }
+
+    #[test]
+    fn files_are_written_0600_unless_asked_otherwise() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let private = dir.path().join("state.json");
+        std::fs::write(&private, "old").unwrap();
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_durably(&private, b"{}").unwrap();
+        let mode = std::fs::metadata(&private).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{mode:o}");
+        let shared = dir.path().join("report.json");
+        write_durably_with_mode(&shared, b"{}", 0o644).unwrap();
+        let mode = std::fs::metadata(&shared).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & 0o600, 0o600, "{mode:o}");
+        assert_eq!(mode & 0o044, 0o044 & !umask(), "{mode:o}");
+    }
+
+    /// The process's umask, as the bits a plain `std::fs::write` (mode 0666) leaves out.
+    fn umask() -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let probe = dir.path().join("probe");
+        std::fs::write(&probe, "").unwrap();
+        !std::fs::metadata(&probe).unwrap().permissions().mode() & 0o666
     }
 
     #[test]

@@ -3,4 +3,4 @@
 
 pub mod file;
 
-pub use file::{FileStateStore, write_durably};
+pub use file::{FileStateStore, write_durably, write_durably_with_mode};

@@ -38,7 +38,7 @@ fn context(event: HookEvent) -> HookContext {
 fn reason(outcome: &HookOutcome) -> &str {
     match outcome {
         HookOutcome::Ok => panic!("the hook succeeded"),
-        HookOutcome::Failed { reason } => reason,
+        HookOutcome::Failed { reason } | HookOutcome::Unstartable { reason } => reason,
     }
 }
 
@@ -386,4 +386,30 @@ async fn webhook_failures_have_reasons_without_secrets() {
         "{why}"
     );
     assert!(!why.contains("secret-token"), "{why}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_that_cannot_start_is_unstartable_not_failed() {
+    let runner = HookRunner::new().unwrap();
+    let missing = hook(
+        "smoke",
+        &[HookEvent::Step],
+        HookAction::Command(vec!["./scripts/no-such-smoke-test.sh".to_owned()]),
+        Duration::from_secs(5),
+    );
+    let run = runner.run(&missing, &context(HookEvent::Step)).await;
+    assert!(
+        matches!(&run.outcome, HookOutcome::Unstartable { reason } if reason.contains("no-such-smoke-test.sh")),
+        "{run}"
+    );
+    assert!(run.to_string().contains("cannot be started"), "{run}");
+    // A command that starts and fails is a failure, as before.
+    let failing = hook(
+        "smoke",
+        &[HookEvent::Step],
+        HookAction::Command(vec!["false".to_owned()]),
+        Duration::from_secs(5),
+    );
+    let run = runner.run(&failing, &context(HookEvent::Step)).await;
+    assert!(matches!(run.outcome, HookOutcome::Failed { .. }), "{run}");
 }

@@ -12,11 +12,11 @@ use std::time::Duration;
 use anyhow::Context;
 use canary_core::ExitCode;
 use canary_core::analysis;
-use canary_core::judge::Verdict;
 use canary_core::observation::Tick;
 use canary_core::policy::{MetricsSourceSpec, Policy};
 use canary_core::recording::Recording;
 use canary_core::report::Report;
+use canary_core::report::RunVerdict;
 use clap::Args;
 use jiff::Timestamp;
 
@@ -90,7 +90,7 @@ impl AnalyzeCommand {
             .with_context(|| format!("judging {}", evidence.origin))?;
         let code = analysis::exit_code(outcome.assessment.verdict);
         let report = Report {
-            verdict: outcome.assessment.verdict.overall(),
+            verdict: outcome.assessment.verdict.into(),
             reason: outcome.assessment.reason.clone(),
             exit_code: code.code(),
             command: "analyze".to_owned(),
@@ -107,11 +107,14 @@ impl AnalyzeCommand {
             weights: Vec::new(),
             timeline: outcome.timeline,
             warnings: outcome.warnings,
+            promoted_by_hand: None,
+            canary_exposed_seconds: None,
         };
         if !self.quiet {
             print!("{}", render::summary(&report));
         }
-        render::write_all(&report, &self.outputs)?;
+        // The analysis has decided; a report that cannot be written does not change that.
+        render::write_all_or_warn(&report, &self.outputs);
         Ok(code)
     }
 
@@ -130,7 +133,7 @@ impl AnalyzeCommand {
             .map(|outcome| outcome.assessment.checks)
             .unwrap_or_default();
         let report = Report {
-            verdict: Verdict::Error,
+            verdict: RunVerdict::Error,
             reason: format!("the metrics could not be read: {err:#}"),
             exit_code: code.code(),
             command: "analyze".to_owned(),
@@ -147,14 +150,11 @@ impl AnalyzeCommand {
             weights: Vec::new(),
             timeline: Vec::new(),
             warnings: Vec::new(),
+            promoted_by_hand: None,
+            canary_exposed_seconds: None,
         };
         // The run has already failed; a report that cannot be written is said, not raised.
-        if let Err(write_err) = render::write_all(&report, &self.outputs) {
-            eprintln!(
-                "warning: {}",
-                canary_core::secret::redacted(&format!("{write_err:#}"))
-            );
-        }
+        render::write_all_or_warn(&report, &self.outputs);
         err
     }
 
@@ -331,7 +331,7 @@ fn tick_summary(tick: &Tick) -> String {
     parts.join("; ")
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     match humantime::parse_duration(text) {
         Ok(d) if !d.is_zero() => Ok(d),
         Ok(_) => Err("must be more than zero".to_owned()),

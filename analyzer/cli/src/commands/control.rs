@@ -146,6 +146,7 @@ async fn act_claimed(
             prometheus,
             router: None,
             metrics: None,
+            rollback_retry_for: super::rollout::ROLLBACK_RETRY_FOR,
         },
     )
     .await?;

@@ -197,6 +197,7 @@ impl DemoCommand {
                 prometheus: None,
                 router: Some(&router),
                 metrics: None,
+                rollback_retry_for: super::rollout::ROLLBACK_RETRY_FOR,
             },
         )
         .await?;

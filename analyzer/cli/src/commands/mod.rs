@@ -115,3 +115,18 @@ impl StateArgs {
         Ok(Box::new(Redacted::new(store)))
     }
 }
+
+/// Writes `text` to stdout. A reader that went away (`canary status | head -1`: a closed
+/// pipe) is not an error: the output was wanted only so far, and the command's exit code
+/// stands (SIGPIPE is ignored by Rust programs, so `println!` would panic instead).
+pub(crate) fn print_stdout(text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}

@@ -78,7 +78,7 @@ fn lint(files: &[PathBuf]) -> ExitCode {
 
 /// What each check queries, as PromQL comments (`#`) and queries, so the output can be
 /// pasted into Prometheus as it stands.
-fn explain(policy: &Policy, window: Option<std::time::Duration>) -> String {
+pub(crate) fn explain(policy: &Policy, window: Option<std::time::Duration>) -> String {
     use canary_metrics::queries::{self, QueryWindow};
     use std::fmt::Write as _;
 

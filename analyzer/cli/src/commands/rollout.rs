@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use canary_core::ExitCode;
-use canary_core::judge::Verdict;
 use canary_core::policy::Policy;
 use canary_core::ports::{StateStore, SystemClock, TrafficRouter};
 use canary_core::rollout::{Event, Machine, Outcome, Rollout};
@@ -60,11 +59,25 @@ pub(crate) struct RolloutCommand {
     /// No progress lines, only decisions and errors.
     #[arg(long, short)]
     quiet: bool,
+
+    /// How long a rollback keeps trying to set the canary's weight to 0 when the gateway
+    /// fails (with a doubling pause, 0.5 s up to 10 s) before it gives up with exit 4.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = super::analyze::parse_duration, env = "CANARY_ROLLBACK_RETRY_FOR")]
+    rollback_retry_for: std::time::Duration,
+
+    /// Change nothing: run the pre-flight (one read of the gateway's weight and of every
+    /// check) and print the plan — steps, queries, bounds. Exit 0 when the rollout could
+    /// start, 4 when the pre-flight fails, 2 for a policy it cannot run.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 impl RolloutCommand {
     pub(crate) fn exec(self) -> anyhow::Result<ExitCode> {
         let policy = super::load_policy(&self.policy)?;
+        if self.dry_run {
+            return super::runtime()?.block_on(self.dry_run(&policy));
+        }
         let metrics = SelfMetrics::new(&policy.service, self.id.as_deref());
         let store = metrics.meter_store(self.state.open(&policy.service)?);
         let runtime = super::runtime()?;
@@ -155,6 +168,7 @@ impl RolloutCommand {
                     prometheus: self.prometheus.as_deref(),
                     router: None,
                     metrics: Some(metrics),
+                    rollback_retry_for: self.rollback_retry_for,
                 },
             )
             .await
@@ -173,15 +187,76 @@ impl RolloutCommand {
                 print!("{}", render::summary(&report));
             }
             // The rollout has ended; a report that cannot be written does not change how.
-            if let Err(err) = render::write_all(&report, &self.outputs) {
-                eprintln!("warning: {err:#}");
-            }
+            render::write_all_or_warn(&report, &self.outputs);
             Ok(driven.outcome.exit)
         }
     }
 }
 
 impl RolloutCommand {
+    /// `--dry-run`: the plan and the pre-flight, with no claim, no state and no weight
+    /// written.
+    async fn dry_run(&self, policy: &Policy) -> anyhow::Result<ExitCode> {
+        use std::fmt::Write as _;
+        let source = super::metrics_source(policy, self.prometheus.as_deref())?;
+        let gateway = policy.gateway.as_ref().ok_or_else(|| {
+            canary_core::Error::Usage(format!(
+                "the policy of {} has no `gateway`: `canary rollout` needs one (see docs/policy-reference.md)",
+                policy.service
+            ))
+        })?;
+        let router = crate::adapters::router_for(gateway)?;
+        let rollout = &policy.rollout;
+        let mut plan = format!(
+            "# dry run of the rollout of {}: nothing is changed
+# Gateway: {}
+# Steps (canary weight): ",
+            policy.service,
+            router.describe()
+        );
+        let steps: Vec<String> = rollout.steps.iter().map(|w| format!("{w}%")).collect();
+        let _ = writeln!(plan, "{}", steps.join(" → "));
+        let _ = writeln!(
+            plan,
+            "# Each step: at least {}, at most {}, a tick every {}; α {} split over {} criteria",
+            humantime::format_duration(rollout.step_duration),
+            humantime::format_duration(rollout.max_step_duration),
+            humantime::format_duration(rollout.interval),
+            rollout.alpha,
+            policy.criteria_count()
+        );
+        let _ = writeln!(plan, "# Bounds:");
+        if let Ok(nothing_yet) = canary_core::analysis::analyze(policy, &[]) {
+            for check in nothing_yet.assessment.checks {
+                let threshold = check
+                    .evidence
+                    .threshold
+                    .map_or_else(|| "—".to_owned(), canary_core::judge::fmt_num);
+                let _ = writeln!(
+                    plan,
+                    "#   {}: {} ≤ {threshold}",
+                    check.name, check.evidence.measure
+                );
+            }
+        }
+        plan.push_str(&super::policy::explain(policy, None));
+        print!("{plan}");
+        let now = Timestamp::now();
+        match crate::driver::preflight_reads(router.as_ref(), source.as_ref(), now).await {
+            Ok(()) => {
+                println!(
+                    "
+pre-flight passed: the gateway and every check could be read; nothing was changed"
+                );
+                Ok(ExitCode::Passed)
+            }
+            Err(error) => {
+                eprintln!("pre-flight failed: {error}; nothing was changed");
+                Ok(ExitCode::Infrastructure)
+            }
+        }
+    }
+
     /// A drive that stopped on an infrastructure failure (exit 4: the state store, the
     /// metrics source or the gateway failing where the machine could not decide) still
     /// writes the requested reports, with the rollout as it stood, verdict `error` and the
@@ -198,7 +273,7 @@ impl RolloutCommand {
         }
         let stopped = Outcome {
             exit: code,
-            verdict: Verdict::Error,
+            verdict: canary_core::report::RunVerdict::Error,
             reason: format!("the rollout stopped on an infrastructure failure: {err:#}"),
         };
         let report = rollout.report(
@@ -208,12 +283,7 @@ impl RolloutCommand {
             Timestamp::now(),
             Some(&stopped),
         );
-        if let Err(write_err) = render::write_all(&report, &self.outputs) {
-            eprintln!(
-                "warning: {}",
-                canary_core::secret::redacted(&format!("{write_err:#}"))
-            );
-        }
+        render::write_all_or_warn(&report, &self.outputs);
         err
     }
 }
@@ -236,7 +306,12 @@ pub(crate) struct Drive<'a> {
     /// A router instead of the policy's gateway (the demo's in-process proxy).
     pub(crate) router: Option<&'a dyn TrafficRouter>,
     pub(crate) metrics: Option<&'a SelfMetrics>,
+    /// How long setting weight 0 in a rollback is retried.
+    pub(crate) rollback_retry_for: std::time::Duration,
 }
+
+/// How long a rollback retries setting weight 0 unless told otherwise (`--rollback-retry-for`).
+pub(crate) const ROLLBACK_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// What a drive ended with.
 pub(crate) struct Driven {
@@ -286,6 +361,7 @@ pub(crate) async fn drive(
         notifier: canary_gateways::Notifier::new(&policy.notifications)
             .map_err(|e| e.into_core())?,
         clock: &SystemClock,
+        rollback_retry_for: how.rollback_retry_for,
     };
     let outcome = driver
         .run(rollout, how.first)

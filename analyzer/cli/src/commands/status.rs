@@ -1,5 +1,6 @@
 //! `canary status`: where a service's rollout stands, from its state file.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use canary_core::ExitCode;
@@ -46,23 +47,25 @@ impl StatusCommand {
         let store = self.state.open(&service)?;
         let runtime = super::runtime()?;
         let Some(rollout) = runtime.block_on(store.load())? else {
-            println!("{service}: no rollout ({})", store.describe());
+            super::print_stdout(&format!("{service}: no rollout ({})\n", store.describe()))?;
             return Ok(ExitCode::Passed);
         };
         if self.json {
-            println!("{}", rollout.to_json(true)?);
+            super::print_stdout(&format!("{}\n", rollout.to_json(true)?))?;
             return Ok(ExitCode::Passed);
         }
+        let mut out = String::new();
         let driving = match runtime.block_on(store.holder())? {
             Some(holder) => format!("driven by {holder}"),
             None => "no process is driving it".to_owned(),
         };
-        println!(
+        let _ = writeln!(
+            out,
             "{service}: phase {}, canary at {}% ({driving})",
             rollout.phase().name(),
             rollout.current_weight()
         );
-        println!("  started {}", rollout.started_at());
+        let _ = writeln!(out, "  started {}", rollout.started_at());
         match rollout.phase() {
             Phase::Step {
                 index,
@@ -70,26 +73,32 @@ impl StatusCommand {
                 started_at,
                 extended,
                 ..
-            } => println!(
-                "  step {}{of_steps} at {weight}%{}{}",
-                index + 1,
-                started_at
-                    .map(|t| format!(", since {t}"))
-                    .unwrap_or_default(),
-                if *extended { ", extended" } else { "" }
-            ),
+            } => {
+                let _ = writeln!(
+                    out,
+                    "  step {}{of_steps} at {weight}%{}{}",
+                    ordinal(*index),
+                    started_at
+                        .map(|t| format!(", since {t}"))
+                        .unwrap_or_default(),
+                    if *extended { ", extended" } else { "" }
+                );
+            }
             Phase::RollingBack { reason, .. }
             | Phase::RolledBack { reason, .. }
             | Phase::Held { reason, .. } => {
-                println!("  {reason}")
+                let _ = writeln!(out, "  {reason}");
             }
-            Phase::Failed { error, .. } => println!("  {error}"),
+            Phase::Failed { error, .. } => {
+                let _ = writeln!(out, "  {error}");
+            }
             _ => {}
         }
         for step in rollout.steps() {
-            println!(
+            let _ = writeln!(
+                out,
                 "  step {} {:>3}%  {}  {}{}",
-                step.index + 1,
+                ordinal(step.index),
                 step.weight,
                 step.decision,
                 step.reason,
@@ -99,12 +108,14 @@ impl StatusCommand {
             );
         }
         if let Some(assessment) = rollout.last_assessment() {
-            println!(
+            let _ = writeln!(
+                out,
                 "  latest assessment: {} — {}",
                 assessment.verdict, assessment.reason
             );
             for check in &assessment.checks {
-                println!(
+                let _ = writeln!(
+                    out,
                     "    {:24} {:12} {}",
                     check.name,
                     check.verdict.as_str(),
@@ -113,12 +124,35 @@ impl StatusCommand {
             }
         }
         if let Some(outcome) = rollout.outcome() {
-            println!(
+            let _ = writeln!(
+                out,
                 "  outcome: {} (exit {})",
                 outcome.reason,
                 outcome.exit.code()
             );
         }
+        super::print_stdout(&out)?;
         Ok(ExitCode::Passed)
+    }
+}
+
+/// A step's number for people (its index + 1), computed without overflow: `status` shows a
+/// saved state as it is, before any validation, and a forged index must not panic it.
+fn ordinal(index: usize) -> String {
+    index.checked_add(1).map_or_else(
+        || format!("{index} (0-based, out of range)"),
+        |n| n.to_string(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ordinal;
+
+    #[test]
+    fn a_forged_step_index_is_shown_without_overflow() {
+        assert_eq!(ordinal(0), "1");
+        assert_eq!(ordinal(2), "3");
+        assert!(ordinal(usize::MAX).contains("out of range"));
     }
 }

@@ -1,7 +1,7 @@
 //! Markdown: a report that fits a pull-request comment or `$GITHUB_STEP_SUMMARY`.
 
 use canary_core::judge::{Evidence, Verdict, fmt_num};
-use canary_core::report::Report;
+use canary_core::report::{Report, RunVerdict};
 
 pub(super) fn render(report: &Report) -> String {
     let icon = |v: Verdict| match v {
@@ -10,14 +10,33 @@ pub(super) fn render(report: &Report) -> String {
         Verdict::Inconclusive | Verdict::NoData => "⚠️",
         Verdict::Error => "🛑",
     };
+    let run_icon = match report.verdict {
+        RunVerdict::Pass => "✅",
+        RunVerdict::Fail => "❌",
+        RunVerdict::Inconclusive => "⚠️",
+        RunVerdict::Error => "🛑",
+        RunVerdict::Interrupted => "⏹️",
+    };
     let mut out = format!(
-        "## {} canary {} `{}`: **{}**\n\n{}\n\n",
-        icon(report.verdict),
+        "## {} canary {} `{}`: **{}** (exit {})\n\n{}\n\n",
+        run_icon,
         report.command,
         report.service,
         report.verdict.as_str(),
+        report.exit_code,
         cell(&report.reason)
     );
+    if let Some(manual) = &report.promoted_by_hand {
+        out.push_str(&format!(
+            "**Promoted by hand** (`canary promote`) at {}, not by the analysis{}\n\n",
+            manual.at,
+            if manual.undecided.is_empty() {
+                String::new()
+            } else {
+                format!("; still undecided: {}", cell(&manual.undecided.join(", ")))
+            }
+        ));
+    }
     out.push_str(&format!(
         "Policy `{}` · source {} · α {} ({} per check) · {} → {}{}\n\n",
         report.policy,

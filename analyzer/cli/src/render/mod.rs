@@ -70,19 +70,42 @@ pub(crate) fn write(report: &Report, spec: &OutputSpec) -> anyhow::Result<()> {
         Format::Html => html::render(report),
     };
     let text = redacted(&text);
-    canary_gateways::write_durably(&spec.path, text.as_bytes())
+    canary_gateways::write_durably_with_mode(&spec.path, text.as_bytes(), report_mode()?)
         .with_context(|| format!("writing the report {}", spec.path.display()))
+}
+
+/// The variable that gives reports other permission bits than the default 0600, in octal
+/// (`CANARY_REPORT_MODE=0644` for reports a CI system uploads or other users read).
+const REPORT_MODE: &str = "CANARY_REPORT_MODE";
+
+/// The permission bits of report files: 0600, or `$CANARY_REPORT_MODE`.
+fn report_mode() -> anyhow::Result<u32> {
+    match std::env::var(REPORT_MODE) {
+        Err(_) => Ok(0o600),
+        Ok(text) => u32::from_str_radix(text.trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|mode| *mode <= 0o777)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "${REPORT_MODE} is {text:?}; expected octal permission bits such as 0644"
+                )
+            }),
+    }
 }
 
 /// The variable GitHub Actions sets to the file whose markdown it shows on the job's page.
 const STEP_SUMMARY: &str = "GITHUB_STEP_SUMMARY";
 
 /// Writes every report asked for with `--output`, and appends the markdown report to
-/// `$GITHUB_STEP_SUMMARY` when that is set (whether or not markdown was asked for).
+/// `$GITHUB_STEP_SUMMARY` when that is set (whether or not markdown was asked for). One
+/// report that cannot be written does not keep the others from being written; the error
+/// names every one that failed.
 pub(crate) fn write_all(report: &Report, outputs: &[OutputSpec]) -> anyhow::Result<()> {
-    for output in outputs {
-        write(report, output)?;
-    }
+    let failed: Vec<String> = outputs
+        .iter()
+        .filter_map(|output| write(report, output).err())
+        .map(|err| format!("{err:#}"))
+        .collect();
     if let Some(path) = std::env::var_os(STEP_SUMMARY).filter(|p| !p.is_empty()) {
         // The summary is a courtesy: failing to write it must not change the verdict.
         if let Err(err) = append_step_summary(report, Path::new(&path)) {
@@ -92,7 +115,20 @@ pub(crate) fn write_all(report: &Report, outputs: &[OutputSpec]) -> anyhow::Resu
             );
         }
     }
-    Ok(())
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!(failed.join("; ")))
+    }
+}
+
+/// Writes every report asked for after a run has decided: a report that cannot be written
+/// is a warning on stderr, never a change of the run's exit code (the decision stands and
+/// the gateway is where the decision put it).
+pub(crate) fn write_all_or_warn(report: &Report, outputs: &[OutputSpec]) {
+    if let Err(err) = write_all(report, outputs) {
+        eprintln!("warning: {}", redacted(&format!("{err:#}")));
+    }
 }
 
 /// Appends the markdown report to a step summary file (other steps may have written to it
@@ -172,6 +208,9 @@ pub(crate) fn summary(report: &Report) -> String {
     }
     if let Some(at) = report.decided_at {
         out.push_str(&format!("decided at {at}\n"));
+    }
+    if let Some(seconds) = report.canary_exposed_seconds {
+        out.push_str(&format!("the canary served traffic for {seconds:.1} s\n"));
     }
     for warning in &report.warnings {
         out.push_str(&format!("warning: {}\n", one_line(warning)));

@@ -477,3 +477,73 @@ fn markdown_is_appended_to_the_github_step_summary() {
         run.all()
     );
 }
+
+#[test]
+fn a_report_that_cannot_be_written_is_a_warning_and_the_verdicts_exit_code_stands() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = dir.path().join("report.json");
+    // A path under a regular file can never be created, whoever runs the test (root too).
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, "").unwrap();
+    let unwritable = blocker.join("report.md");
+    let run = analyze_to(
+        "examples/recordings/errors-3x.json",
+        &[
+            format!("markdown:{}", unwritable.display()),
+            format!("json:{}", written.display()),
+        ],
+    );
+    assert_eq!(
+        run.code,
+        1,
+        "the canary failed, not the report: {}",
+        run.all()
+    );
+    assert!(
+        run.stderr.contains("warning:") && run.stderr.contains("report.md"),
+        "{}",
+        run.all()
+    );
+    // The report after the one that failed is written all the same.
+    let report: serde_json::Value = serde_json::from_str(&read(&written)).unwrap();
+    assert_eq!(report["verdict"], "fail");
+    assert_eq!(report["exit_code"], 1);
+}
+
+#[test]
+fn reports_are_written_0600_and_0644_when_canary_report_mode_says_so() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let private = dir.path().join("private.json");
+    let run = analyze_to(
+        "examples/recordings/errors-3x.json",
+        &[format!("json:{}", private.display())],
+    );
+    assert_eq!(run.code, 1, "{}", run.all());
+    let mode = std::fs::metadata(&private).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{mode:o}");
+
+    let shared = dir.path().join("shared.json");
+    let output = format!("json:{}", shared.display());
+    let args = [
+        "analyze",
+        "--policy",
+        POLICY,
+        "--input",
+        "examples/recordings/errors-3x.json",
+        "--quiet",
+        "--output",
+        &output,
+    ];
+    let status = Command::new(env!("CARGO_BIN_EXE_canary"))
+        .args(args)
+        .current_dir(root())
+        .env("CANARY_REPORT_MODE", "0644")
+        .env("HOME", dir.path())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(1));
+    let mode = std::fs::metadata(&shared).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode & 0o600, 0o600, "{mode:o}");
+    assert_ne!(mode, 0o600, "group/other may read: {mode:o}");
+}

@@ -16,6 +16,7 @@ use crate::error::ExitCode;
 use crate::judge::{Judge, JudgeConfig, Moment, Verdict, overall};
 use crate::observation::Tick;
 use crate::policy::{Criterion, HookEvent, InconclusiveAction, Policy, StopAction};
+use crate::report::RunVerdict;
 use crate::report::{StepRecord, WeightPoint, timeline_point};
 
 /// Timeline points kept in the state (older ones are thinned out past this).
@@ -128,6 +129,9 @@ impl Machine {
             },
             Event::Resume => self.resume(rollout, now),
             Event::HooksRan { event, failed } => self.hooks_ran(rollout, event, failed, now),
+            Event::HookUnstartable { event, hooks } => {
+                self.hook_unstartable(rollout, event, hooks, now)
+            }
             Event::WeightSet(weight) => self.weight_set(rollout, weight, now),
             Event::RouterFailed(error) => {
                 self.fail(rollout, format!("the gateway failed: {error}"))
@@ -217,7 +221,7 @@ impl Machine {
                 let outcome = rollout.outcome.clone().unwrap_or_else(|| match &phase {
                     Phase::Promoted => Outcome {
                         exit: ExitCode::Passed,
-                        verdict: Verdict::Pass,
+                        verdict: RunVerdict::Pass,
                         reason: self.promoted_reason(rollout),
                     },
                     Phase::RolledBack { cause, reason } => Outcome {
@@ -227,7 +231,7 @@ impl Machine {
                     },
                     _ => Outcome {
                         exit: ExitCode::Inconclusive,
-                        verdict: Verdict::Inconclusive,
+                        verdict: RunVerdict::Inconclusive,
                         reason: "held".to_owned(),
                     },
                 });
@@ -278,7 +282,13 @@ impl Machine {
             let reason = format!("pre-flight: {error}; nothing was changed");
             self.stop_failed(rollout, error, ExitCode::BadInput, reason)
         } else {
-            self.fail(rollout, format!("pre-flight: {error}"))
+            let reason = format!("pre-flight: {error}; nothing was changed");
+            self.stop_failed(
+                rollout,
+                format!("pre-flight: {error}"),
+                ExitCode::Infrastructure,
+                reason,
+            )
         }
     }
 
@@ -323,6 +333,36 @@ impl Machine {
                 None => self.resume(rollout, now),
             },
             _ => self.resume(rollout, now),
+        }
+    }
+
+    /// A hook that cannot be started is the policy's mistake, never "the canary failed":
+    /// a `before` hook stops the rollout before any weight moves (exit 2, a rerun after the
+    /// fix starts it); a step hook, with the canary already serving, rolls back (exit 4).
+    /// Promotion and rollback hooks are not acted on (see [`Event::HooksRan`]).
+    fn hook_unstartable(
+        &self,
+        rollout: &mut Rollout,
+        event: HookEvent,
+        hooks: Vec<(String, String)>,
+        now: Timestamp,
+    ) -> Vec<Effect> {
+        let names: Vec<_> = hooks.iter().map(|(n, e)| format!("{n}: {e}")).collect();
+        let what = format!(
+            "hook cannot be started, a configuration error ({})",
+            names.join("; ")
+        );
+        match (event, &rollout.phase) {
+            (HookEvent::Before, Phase::Starting) => {
+                rollout.hooks_pending = None;
+                let reason = format!("{what}; nothing was changed");
+                self.stop_failed(rollout, what, ExitCode::BadInput, reason)
+            }
+            (HookEvent::Step, Phase::Step { .. }) => {
+                rollout.hooks_pending = None;
+                self.roll_back(rollout, RollbackCause::HookUnstartable, what, now)
+            }
+            _ => self.hooks_ran(rollout, event, Vec::new(), now),
         }
     }
 
@@ -525,7 +565,7 @@ impl Machine {
         }
         rollout.outcome = Some(Outcome {
             exit: ExitCode::Passed,
-            verdict: Verdict::Pass,
+            verdict: RunVerdict::Pass,
             reason: reason.clone(),
         });
         let hooks = self.run_hooks(rollout, HookEvent::Promote, 100, None);
@@ -687,7 +727,7 @@ impl Machine {
                 rollout.decided_at.get_or_insert(now);
                 let outcome = Outcome {
                     exit: ExitCode::Inconclusive,
-                    verdict: Verdict::Inconclusive,
+                    verdict: RunVerdict::Inconclusive,
                     reason: format!("held at {weight}%: {reason}"),
                 };
                 rollout.outcome = Some(outcome.clone());
@@ -869,7 +909,7 @@ impl Machine {
             _ => {
                 let outcome = Outcome {
                     exit: ExitCode::Interrupted,
-                    verdict: Verdict::Inconclusive,
+                    verdict: RunVerdict::Interrupted,
                     reason: format!(
                         "interrupted in phase {}; state saved, `canary rollout` resumes it",
                         rollout.phase.name()
@@ -957,7 +997,7 @@ impl Machine {
         rollout.phase = Phase::Failed { during, error };
         let outcome = Outcome {
             exit,
-            verdict: Verdict::Error,
+            verdict: RunVerdict::Error,
             reason,
         };
         rollout.outcome = Some(outcome.clone());

@@ -131,6 +131,15 @@ pub enum Event {
         /// Failures that ask for a rollback: hook name and error.
         failed: Vec<(String, String)>,
     },
+    /// A hook of an event that asks for a rollback on failure could not be started at all
+    /// (no such program, not executable): a configuration error, not the canary's. Before
+    /// any weight moved it stops the rollout with exit 2; later it rolls back, exit 4.
+    HookUnstartable {
+        /// Which event's hooks.
+        event: HookEvent,
+        /// The hooks that could not be started: name and error.
+        hooks: Vec<(String, String)>,
+    },
     /// The router confirmed a weight (set and read back).
     WeightSet(u8),
     /// The router could not set or confirm a weight.

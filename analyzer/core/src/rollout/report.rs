@@ -2,10 +2,10 @@
 
 use jiff::Timestamp;
 
-use super::state::{Outcome, Rollout};
+use super::state::{Outcome, Phase, Rollout};
 use crate::error::ExitCode;
-use crate::judge::Verdict;
 use crate::policy::Policy;
+use crate::report::RunVerdict;
 
 impl Rollout {
     /// The report of this rollout as it stands: its verdict (or `inconclusive` while it
@@ -24,23 +24,26 @@ impl Rollout {
         let (verdict, reason, exit_code) = match ended.or(self.outcome.as_ref()) {
             Some(outcome) => (outcome.verdict, outcome.reason.clone(), outcome.exit.code()),
             None => (
-                Verdict::Inconclusive,
+                RunVerdict::Inconclusive,
                 format!("in progress (phase {})", self.phase.name()),
                 ExitCode::Inconclusive.code(),
             ),
         };
-        let checks = self
-            .last_assessment
-            .as_ref()
-            .map(|a| a.checks.clone())
-            .unwrap_or_default();
+        // Before the first assessment (a rollout stopped early), every check of the policy
+        // is listed as not judged yet: a report of no checks at all reads as nothing to fail.
+        let checks = match &self.last_assessment {
+            Some(assessment) => assessment.checks.clone(),
+            None => crate::analysis::analyze(policy, &[])
+                .map(|outcome| outcome.assessment.checks)
+                .unwrap_or_default(),
+        };
         let mut warnings = self.warnings.clone();
         // The judge's own warnings (cumulative totals that fell), as of the last assessment.
         if let Some(assessment) = &self.last_assessment {
             warnings.extend(assessment.warnings.iter().cloned());
         }
         crate::report::Report {
-            verdict: verdict.overall(),
+            verdict,
             reason,
             exit_code,
             command: "rollout".to_owned(),
@@ -63,6 +66,24 @@ impl Rollout {
             weights: self.weights.clone(),
             timeline: self.timeline.clone(),
             warnings,
+            promoted_by_hand: self.promoted_by_hand.clone(),
+            canary_exposed_seconds: if matches!(self.phase, Phase::Promoted) {
+                None
+            } else {
+                self.exposed_seconds(now)
+            },
         }
+    }
+
+    /// How long the canary served traffic: from the first weight above 0 to the next
+    /// confirmed 0 (or `now`).
+    fn exposed_seconds(&self, now: Timestamp) -> Option<f64> {
+        let first = self.weights.iter().position(|w| w.weight > 0)?;
+        let start = self.weights[first].at;
+        let end = self.weights[first..]
+            .iter()
+            .find(|w| w.weight == 0)
+            .map_or(now, |w| w.at);
+        Some(end.duration_since(start).as_secs_f64().max(0.0))
     }
 }

@@ -9,9 +9,10 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ExitCode;
-use crate::judge::{Assessment, JudgeState, Verdict};
+use crate::judge::{Assessment, JudgeState};
 use crate::observation::Tick;
 use crate::policy::HookEvent;
+use crate::report::RunVerdict;
 use crate::report::{StepRecord, TimelinePoint, WeightPoint};
 use crate::{Error, Result};
 
@@ -222,6 +223,8 @@ pub enum RollbackCause {
     Aborted,
     /// A signal, with `on-interrupt: rollback` (exit 130).
     Interrupted,
+    /// A step hook could not be started: the policy's configuration, not the canary (exit 4).
+    HookUnstartable,
     /// The metrics could not be read `max-failed-ticks` times in a row, with
     /// `on-metrics-unavailable: rollback` (exit 4).
     MetricsUnavailable,
@@ -236,17 +239,22 @@ impl RollbackCause {
             }
             RollbackCause::Inconclusive => ExitCode::Inconclusive,
             RollbackCause::Interrupted => ExitCode::Interrupted,
-            RollbackCause::MetricsUnavailable => ExitCode::Infrastructure,
+            RollbackCause::MetricsUnavailable | RollbackCause::HookUnstartable => {
+                ExitCode::Infrastructure
+            }
         }
     }
 
     /// The verdict a rollback for this cause reports: `fail` only when the canary was
     /// judged, or stopped by a hook or by hand.
-    pub(crate) fn verdict(self) -> Verdict {
+    pub(crate) fn verdict(self) -> RunVerdict {
         match self {
-            RollbackCause::Failed | RollbackCause::Hook | RollbackCause::Aborted => Verdict::Fail,
-            RollbackCause::Inconclusive | RollbackCause::Interrupted => Verdict::Inconclusive,
-            RollbackCause::MetricsUnavailable => Verdict::Error,
+            RollbackCause::Failed | RollbackCause::Hook | RollbackCause::Aborted => {
+                RunVerdict::Fail
+            }
+            RollbackCause::Inconclusive => RunVerdict::Inconclusive,
+            RollbackCause::Interrupted => RunVerdict::Interrupted,
+            RollbackCause::MetricsUnavailable | RollbackCause::HookUnstartable => RunVerdict::Error,
         }
     }
 }
@@ -257,7 +265,7 @@ pub struct Outcome {
     /// The exit code.
     pub exit: ExitCode,
     /// The report's verdict.
-    pub verdict: Verdict,
+    pub verdict: RunVerdict,
     /// Why.
     pub reason: String,
 }

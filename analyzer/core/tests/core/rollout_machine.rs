@@ -7,6 +7,7 @@ use canary_core::ExitCode;
 use canary_core::judge::Verdict;
 use canary_core::observation::{CheckObservation, Reading, RequestCounts, Tick};
 use canary_core::policy::{HookEvent, Policy};
+use canary_core::report::RunVerdict;
 use canary_core::rollout::{
     ControlAction, ControlRequest, Effect, Event, Machine, Phase, PromotionStage, RollbackCause,
     Rollout,
@@ -295,7 +296,7 @@ fn a_failing_tick_rolls_back_mid_step_and_exits_1() {
     );
     let effects = machine.handle(&mut rollout, hooks_ok(HookEvent::Rollback), at(61));
     assert_eq!(kinds(&effects), ["persist", "finish:1"]);
-    assert_eq!(rollout.outcome().unwrap().verdict, Verdict::Fail);
+    assert_eq!(rollout.outcome().unwrap().verdict, RunVerdict::Fail);
 }
 
 #[test]
@@ -463,7 +464,7 @@ fn unreadable_metrics_roll_back_with_exit_4_when_the_policy_says_so() {
     let outcome = rollout.outcome().unwrap();
     assert_eq!(
         outcome.verdict,
-        Verdict::Error,
+        RunVerdict::Error,
         "not judged worse: not seen"
     );
     assert!(
@@ -544,6 +545,68 @@ fn an_interrupt_rolls_back_when_the_policy_says_so() {
     machine.handle(&mut rollout, Event::WeightSet(0), at(41));
     let effects = machine.handle(&mut rollout, hooks_ok(HookEvent::Rollback), at(41));
     assert_eq!(kinds(&effects), ["persist", "finish:130"]);
+    assert_eq!(rollout.outcome().unwrap().verdict, RunVerdict::Interrupted);
+}
+
+#[test]
+fn an_interrupt_is_the_verdict_interrupted_not_inconclusive() {
+    let (machine, mut rollout) = mk_running("");
+    let effects = machine.handle(&mut rollout, Event::Interrupted, at(40));
+    let Some(Effect::Finish(outcome)) = effects.last() else {
+        panic!("{effects:?}");
+    };
+    assert_eq!(outcome.exit, ExitCode::Interrupted);
+    assert_eq!(outcome.verdict, RunVerdict::Interrupted);
+}
+
+#[test]
+fn a_before_hook_that_cannot_start_stops_with_exit_2_before_any_weight() {
+    let machine = Machine::new(mk_policy("")).unwrap();
+    let mut rollout = machine.start(t0(), None);
+    machine.handle(&mut rollout, Event::Resume, t0());
+    machine.handle(&mut rollout, preflight_ok(), t0());
+    let effects = machine.handle(
+        &mut rollout,
+        Event::HookUnstartable {
+            event: HookEvent::Before,
+            hooks: vec![("smoke".to_owned(), "no such file".to_owned())],
+        },
+        t0(),
+    );
+    assert_eq!(kinds(&effects), ["persist", "notify:failed", "finish:2"]);
+    let outcome = rollout.outcome().unwrap();
+    assert_eq!(outcome.verdict, RunVerdict::Error);
+    assert!(
+        outcome.reason.contains("configuration error"),
+        "{}",
+        outcome.reason
+    );
+    assert!(rollout.weights().is_empty(), "no weight moved");
+}
+
+#[test]
+fn a_step_hook_that_cannot_start_rolls_back_with_exit_4() {
+    let machine = Machine::new(mk_policy("")).unwrap();
+    let mut rollout = machine.start(t0(), None);
+    machine.handle(&mut rollout, Event::Resume, t0());
+    machine.handle(&mut rollout, preflight_ok(), t0());
+    machine.handle(&mut rollout, hooks_ok(HookEvent::Before), t0());
+    machine.handle(&mut rollout, Event::WeightSet(10), t0());
+    let effects = machine.handle(
+        &mut rollout,
+        Event::HookUnstartable {
+            event: HookEvent::Step,
+            hooks: vec![("smoke".to_owned(), "no such file".to_owned())],
+        },
+        t0(),
+    );
+    assert_eq!(kinds(&effects), ["persist", "notify:rolling-back", "set:0"]);
+    machine.handle(&mut rollout, Event::WeightSet(0), at(1));
+    let effects = machine.handle(&mut rollout, hooks_ok(HookEvent::Rollback), at(1));
+    assert_eq!(kinds(&effects), ["persist", "finish:4"]);
+    let outcome = rollout.outcome().unwrap();
+    assert_eq!(outcome.verdict, RunVerdict::Error, "not a failed canary");
+    assert_eq!(outcome.exit, ExitCode::Infrastructure);
 }
 
 #[test]
