@@ -132,6 +132,7 @@ fn evidence_text(check: &CheckResult) -> String {
     let mut lines = vec![
         format!("verdict: {}", check.verdict.as_str()),
         format!("reason: {}", check.reason),
+        format!("statistics: {}", check.statistics),
         format!("test: {}", e.test),
         format!("measure: {}", e.measure),
     ];

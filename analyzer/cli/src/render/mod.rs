@@ -140,34 +140,14 @@ pub(crate) fn summary(report: &Report) -> String {
             check.verdict.as_str(),
             one_line(&check.reason),
         ));
-        let e = &check.evidence;
-        let mut numbers = Vec::new();
-        if let (Some(n), Some(events)) = (e.canary_n, e.canary_events) {
-            numbers.push(format!("canary {events}/{n}"));
-        } else if let Some(n) = e.canary_n {
-            numbers.push(format!("canary n={n}"));
-        }
-        if let (Some(n), Some(events)) = (e.baseline_n, e.baseline_events) {
-            numbers.push(format!("baseline {events}/{n}"));
-        } else if let Some(n) = e.baseline_n {
-            numbers.push(format!("baseline n={n}"));
-        }
-        if let Some([lo, hi]) = e.interval {
-            numbers.push(format!("interval [{}, {}]", fmt_num(lo), fmt_num(hi)));
-        }
-        if let Some(ev) = e.e_value {
-            numbers.push(format!("e-value {}", fmt_num(ev)));
-        }
-        if let Some(p) = e.p_value {
-            numbers.push(format!("p {}", fmt_num(p)));
-        }
-        if !numbers.is_empty() {
-            out.push_str(&format!(
-                "  {:width$}  {:12}  {}\n",
-                "",
-                "",
-                numbers.join(", ")
-            ));
+        // The statistics one line below the plain reason, for who wants them.
+        let statistics = if check.statistics.is_empty() {
+            evidence_numbers(&check.evidence)
+        } else {
+            one_line(&check.statistics)
+        };
+        if !statistics.is_empty() {
+            out.push_str(&format!("  {:width$}  {:12}  {}\n", "", "", statistics));
         }
     }
     if let Some(at) = report.decided_at {
@@ -178,6 +158,35 @@ pub(crate) fn summary(report: &Report) -> String {
     }
     out
 }
+
+/// The numbers of a result without a statistics sentence: its counts, interval, e-value or
+/// p-value.
+fn evidence_numbers(e: &canary_core::judge::Evidence) -> String {
+    let mut numbers = Vec::new();
+    if let (Some(n), Some(events)) = (e.canary_n, e.canary_events) {
+        numbers.push(format!("canary {events}/{n}"));
+    } else if let Some(n) = e.canary_n {
+        numbers.push(format!("canary n={n}"));
+    }
+    if let (Some(n), Some(events)) = (e.baseline_n, e.baseline_events) {
+        numbers.push(format!("baseline {events}/{n}"));
+    } else if let Some(n) = e.baseline_n {
+        numbers.push(format!("baseline n={n}"));
+    }
+    if let Some([lo, hi]) = e.interval {
+        numbers.push(format!("interval [{}, {}]", fmt_num(lo), fmt_num(hi)));
+    }
+    if let Some(ev) = e.e_value {
+        numbers.push(format!("e-value {}", fmt_num(ev)));
+    }
+    if let Some(p) = e.p_value {
+        numbers.push(format!("p {}", fmt_num(p)));
+    }
+    numbers.join(", ")
+}
+
+/// What an e-value is and why its threshold is what it is, said once in every report.
+pub(crate) const E_VALUE_HELP: &str = "An e-value measures the evidence that the canary is worse than the policy allows: it stays near 1 or below for a healthy canary, and a criterion fails when it reaches 1/α of that criterion (α split evenly across criteria; e.g. 400 for α 0.0025). Checked at every tick, this keeps the chance of rolling back a healthy canary under α however often it is looked at.";
 
 /// Outside text on one terminal line: line breaks and other control characters become
 /// spaces, so that no line of it can pose as canary's own output, a heading or a CI
