@@ -74,7 +74,10 @@ pub(super) fn render(report: &Report) -> String {
         out.push_str(&format!("\n> warning: {}\n", cell(warning)));
     }
     if report.checks.iter().any(|c| c.evidence.e_value.is_some()) {
-        out.push_str(&format!("\n<sub>{}</sub>\n", cell(super::E_VALUE_HELP)));
+        out.push_str(&format!(
+            "\n<sub>{}</sub>\n",
+            cell(&super::e_value_help(report))
+        ));
     }
     out
 }

@@ -185,8 +185,20 @@ fn evidence_numbers(e: &canary_core::judge::Evidence) -> String {
     numbers.join(", ")
 }
 
-/// What an e-value is and why its threshold is what it is, said once in every report.
-pub(crate) const E_VALUE_HELP: &str = "An e-value measures the evidence that the canary is worse than the policy allows: it stays near 1 or below for a healthy canary, and a criterion fails when it reaches 1/α of that criterion (α split evenly across criteria; e.g. 400 for α 0.0025). Checked at every tick, this keeps the chance of rolling back a healthy canary under α however often it is looked at.";
+/// What an e-value is and why its threshold is what it is, said once in every report that
+/// shows one (docs/statistics.md says it at length).
+pub(crate) fn e_value_help(report: &Report) -> String {
+    format!(
+        "An e-value measures the evidence that the canary is worse than the policy allows: it \
+         stays around 1 or below for a healthy canary and grows when the canary is worse. A \
+         criterion fails when its e-value reaches 1/α, α being that criterion's share of the \
+         policy's false-rollback budget: here 1/{} = {}. Checked at every tick, this keeps the \
+         chance of rolling back a healthy canary under {} however often it is looked at.",
+        fmt_num(report.alpha_per_check),
+        canary_core::judge::plain_num(1.0 / report.alpha_per_check),
+        fmt_num(report.alpha)
+    )
+}
 
 /// Outside text on one terminal line: line breaks and other control characters become
 /// spaces, so that no line of it can pose as canary's own output, a heading or a CI

@@ -64,10 +64,7 @@ pub(crate) fn reword(mut result: CheckResult, wording: &Wording) -> CheckResult 
     let e = &result.evidence;
     let plain = match (result.kind.as_str(), result.criterion) {
         ("error-rate", Criterion::Slo) => error_rate_slo(result.verdict, e),
-        ("error-rate", Criterion::Baseline) => {
-            let counts = labelled_pair(e, "failed");
-            comparison(result.verdict, e, "errors", None).map(|s| (s, counts))
-        }
+        ("error-rate", Criterion::Baseline) => error_rate_comparison(result.verdict, e),
         ("latency", Criterion::Slo) => latency_slo(result.verdict, e, wording),
         ("latency", Criterion::Baseline) => latency_comparison(result.verdict, e, wording),
         ("query", Criterion::Slo) => query_slo(result.verdict, e, &result.check),
@@ -157,16 +154,23 @@ fn latency_slo(verdict: Verdict, e: &Evidence, wording: &Wording) -> Said {
 
 fn latency_comparison(verdict: Verdict, e: &Evidence, wording: &Wording) -> Said {
     let lead = leading_bound(e)?;
-    let what = format!("requests slower than {}", wording.latency(lead.bound));
+    let slower = format!("slower than {}", wording.latency(lead.bound));
     let counts = format!(
-        "{} of {} canary and {} of {} baseline {what}",
+        "{} of {} canary and {} of {} baseline requests {slower}",
         count(lead.canary_events),
         count(lead.canary_n),
         count(lead.baseline_events),
         count(lead.baseline_n),
     );
-    let said = comparison(verdict, e, &what, Some(lead))?;
-    Some((said, Some(counts)))
+    let canary = share(lead.canary_events, lead.canary_n)?;
+    let baseline = share(lead.baseline_events, lead.baseline_n)?;
+    let head = format!(
+        "{} of canary requests {slower} vs {} of baseline requests{}",
+        pct(canary),
+        pct(baseline),
+        ratio(canary, baseline)
+    );
+    Some((comparison(verdict, e, head)?, Some(counts)))
 }
 
 /// The bound whose counts the evidence shows (the one with the most evidence).
@@ -179,50 +183,37 @@ fn leading_bound(e: &Evidence) -> Option<&BoundEvidence> {
     })
 }
 
-/// `errors 6.7 % vs baseline 0.18 % (≈36×); the policy allows no increase; at least 1.09×
-/// with 99.75 % confidence`.
-fn comparison(
-    verdict: Verdict,
-    e: &Evidence,
-    what: &str,
-    lead: Option<&BoundEvidence>,
-) -> Option<String> {
-    let (canary, baseline) = match lead {
-        Some(b) => (
-            share(b.canary_events, b.canary_n)?,
-            share(b.baseline_events, b.baseline_n)?,
-        ),
-        None => (share(e.canary_events?, e.canary_n?)?, e.baseline_estimate?),
-    };
-    let ratio = if baseline > 0.0 {
+/// ` (≈36×)`, or what stands for it when the baseline had none.
+fn ratio(canary: f64, baseline: f64) -> String {
+    if baseline > 0.0 {
         format!(" (≈{}×)", plain_num(canary / baseline))
     } else if canary > 0.0 {
         " (the baseline had none)".to_owned()
     } else {
         String::new()
-    };
+    }
+}
+
+/// `HEAD; the policy allows no increase; at least 1.09× with 99.75 % confidence`, where
+/// HEAD says the two rates, e.g. `errors 6.7 % vs baseline 0.18 % (≈36×)`.
+fn comparison(verdict: Verdict, e: &Evidence, head: String) -> Option<String> {
     let increase = e.threshold? - 1.0;
     let allows = if increase <= 1e-9 {
         "the policy allows no increase".to_owned()
     } else {
         format!("the policy allows up to {} more", pct(increase))
     };
-    let head = format!(
-        "{what} {} vs baseline {}{ratio}; {allows}",
-        pct(canary),
-        pct(baseline)
-    );
-    let needed = 1.0 / e.alpha;
+    let needed = plain_num(1.0 / e.alpha);
     Some(match verdict {
         Verdict::Fail => format!(
-            "{head}; at least {}×{}",
+            "{head}; {allows}; at least {}×{}",
             plain_num(e.interval?[0]),
             with_confidence(e)
         ),
+        _ if e.e_value? < 1.0 => format!("{head}; {allows}; no evidence of more"),
         _ => format!(
-            "{head}; no evidence of more yet (evidence {} of the {} needed to fail)",
+            "{head}; {allows}; no proof of more yet (evidence {} of the {needed} needed to fail)",
             plain_num(e.e_value?),
-            plain_num(needed)
         ),
     })
 }
@@ -249,15 +240,25 @@ fn query_slo(verdict: Verdict, e: &Evidence, check: &str) -> Said {
     Some((said, None))
 }
 
-/// `170 of 2,537 canary and 18 of 10,021 baseline requests failed`.
-fn labelled_pair(e: &Evidence, what: &str) -> Option<String> {
-    Some(format!(
-        "{} of {} canary and {} of {} baseline requests {what}",
+/// `errors 6.7 % vs baseline 0.18 % (≈36×); …`, the counts (`170 of 2,537 canary and 18 of
+/// 10,021 baseline requests failed`) for the statistics.
+fn error_rate_comparison(verdict: Verdict, e: &Evidence) -> Said {
+    let canary = share(e.canary_events?, e.canary_n?)?;
+    let baseline = e.baseline_estimate?;
+    let head = format!(
+        "errors {} vs baseline {}{}",
+        pct(canary),
+        pct(baseline),
+        ratio(canary, baseline)
+    );
+    let counts = format!(
+        "{} of {} canary and {} of {} baseline requests failed",
         count(e.canary_events?),
         count(e.canary_n?),
         count(e.baseline_events?),
         count(e.baseline_n?)
-    ))
+    );
+    Some((comparison(verdict, e, head)?, Some(counts)))
 }
 
 fn with_confidence(e: &Evidence) -> String {

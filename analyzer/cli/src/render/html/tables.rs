@@ -47,7 +47,7 @@ pub(super) fn evidence_table(out: &mut String, report: &Report) {
         let _ = writeln!(
             out,
             "<p class=\"note\" id=\"e-value-help\">{}</p>",
-            esc(crate::render::E_VALUE_HELP)
+            esc(&crate::render::e_value_help(report))
         );
     }
     out.push_str("</section>\n");
