@@ -57,7 +57,9 @@ pub(crate) struct AnalyzeCommand {
     #[arg(long, value_name = "FILE")]
     record: Option<PathBuf>,
 
-    /// Write a report: FORMAT:PATH with FORMAT one of json, markdown, junit, html. Repeatable.
+    /// Write a report: FORMAT:PATH with FORMAT one of json, markdown, junit, html; PATH `-`
+    /// is standard output (one report at most; the summary then goes to standard error).
+    /// Repeatable.
     /// The markdown report is also appended to $GITHUB_STEP_SUMMARY when that is set.
     #[arg(long = "output", value_name = "FORMAT:PATH")]
     outputs: Vec<OutputSpec>,
@@ -78,6 +80,7 @@ struct Evidence {
 
 impl AnalyzeCommand {
     pub(crate) fn exec(self) -> anyhow::Result<ExitCode> {
+        render::check_outputs(&self.outputs)?;
         let policy = super::load_policy(&self.policy)?;
         let evidence = match &self.input {
             Some(input) => recorded(&policy, input)?,
@@ -109,7 +112,7 @@ impl AnalyzeCommand {
             warnings: outcome.warnings,
         };
         if !self.quiet {
-            print!("{}", render::summary(&report));
+            render::print_summary(&report, &self.outputs);
         }
         render::write_all(&report, &self.outputs)?;
         Ok(code)

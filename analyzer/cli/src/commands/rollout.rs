@@ -52,7 +52,9 @@ pub(crate) struct RolloutCommand {
     #[arg(long, value_name = "ADDR", env = "CANARY_METRICS_ADDR")]
     metrics_addr: Option<std::net::SocketAddr>,
 
-    /// Write a report: FORMAT:PATH with FORMAT one of json, markdown, junit, html. Repeatable.
+    /// Write a report: FORMAT:PATH with FORMAT one of json, markdown, junit, html; PATH `-`
+    /// is standard output (one report at most; the summary then goes to standard error).
+    /// Repeatable.
     /// The markdown report is also appended to $GITHUB_STEP_SUMMARY when that is set.
     #[arg(long = "output", value_name = "FORMAT:PATH")]
     outputs: Vec<OutputSpec>,
@@ -64,6 +66,7 @@ pub(crate) struct RolloutCommand {
 
 impl RolloutCommand {
     pub(crate) fn exec(self) -> anyhow::Result<ExitCode> {
+        render::check_outputs(&self.outputs)?;
         let policy = super::load_policy(&self.policy)?;
         let metrics = SelfMetrics::new(&policy.service, self.id.as_deref());
         let store = metrics.meter_store(self.state.open(&policy.service)?);
@@ -170,7 +173,7 @@ impl RolloutCommand {
                 Some(&driven.outcome),
             );
             if !self.quiet {
-                print!("{}", render::summary(&report));
+                render::print_summary(&report, &self.outputs);
             }
             // The rollout has ended; a report that cannot be written does not change how.
             if let Err(err) = render::write_all(&report, &self.outputs) {

@@ -22,7 +22,7 @@ pub(crate) enum Format {
     Html,
 }
 
-/// `FORMAT:PATH`, as `--output` takes it.
+/// `FORMAT:PATH`, as `--output` takes it; the path `-` is standard output.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct OutputSpec {
     pub(crate) format: Format,
@@ -57,6 +57,73 @@ impl FromStr for OutputSpec {
     }
 }
 
+impl OutputSpec {
+    /// Whether this report goes to standard output (`FORMAT:-`; a file named `-` is `./-`).
+    pub(crate) fn is_stdout(&self) -> bool {
+        self.path.as_os_str() == "-"
+    }
+}
+
+/// Refuses more than one report on standard output: two documents in one stream are neither
+/// (checked before anything runs, so nothing was changed).
+pub(crate) fn check_outputs(outputs: &[OutputSpec]) -> Result<(), canary_core::Error> {
+    let on_stdout: Vec<String> = outputs
+        .iter()
+        .filter(|o| o.is_stdout())
+        .map(|o| format!("{}:-", o.format.name()))
+        .collect();
+    if on_stdout.len() > 1 {
+        return Err(canary_core::Error::Usage(format!(
+            "{} all ask for standard output; at most one report can go there: write the others to files (e.g. --output {}:report.{})",
+            on_stdout.join(", "),
+            outputs
+                .iter()
+                .filter(|o| o.is_stdout())
+                .nth(1)
+                .map_or("json", |o| o.format.name()),
+            outputs
+                .iter()
+                .filter(|o| o.is_stdout())
+                .nth(1)
+                .map_or("json", |o| o.format.extension()),
+        )));
+    }
+    Ok(())
+}
+
+/// Prints the terminal summary: on standard output, or on standard error when a report
+/// takes standard output (which then carries nothing but that report, so it parses).
+pub(crate) fn print_summary(report: &Report, outputs: &[OutputSpec]) {
+    let text = summary(report);
+    if outputs.iter().any(OutputSpec::is_stdout) {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+}
+
+impl Format {
+    /// The name `--output` takes.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Markdown => "markdown",
+            Format::Junit => "junit",
+            Format::Html => "html",
+        }
+    }
+
+    /// The usual file extension.
+    fn extension(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Markdown => "md",
+            Format::Junit => "xml",
+            Format::Html => "html",
+        }
+    }
+}
+
 /// Writes a report in the format asked, atomically (a reader never sees half a file).
 /// Every text in it is redacted of every secret the process holds first, and the rendered
 /// text again (the last pass before a file: nothing written can carry a secret, whatever
@@ -70,6 +137,14 @@ pub(crate) fn write(report: &Report, spec: &OutputSpec) -> anyhow::Result<()> {
         Format::Html => html::render(report),
     };
     let text = redacted(&text);
+    if spec.is_stdout() {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        return out
+            .write_all(text.as_bytes())
+            .and_then(|()| out.flush())
+            .context("writing the report to standard output");
+    }
     canary_gateways::write_durably(&spec.path, text.as_bytes())
         .with_context(|| format!("writing the report {}", spec.path.display()))
 }
@@ -223,5 +298,21 @@ mod tests {
         assert!("pdf:x".parse::<OutputSpec>().is_err());
         assert!("json".parse::<OutputSpec>().is_err());
         assert!("json:".parse::<OutputSpec>().is_err());
+        let spec: OutputSpec = "junit:-".parse().unwrap();
+        assert!(spec.is_stdout());
+        assert!(!"json:./-".parse::<OutputSpec>().unwrap().is_stdout());
+    }
+
+    #[test]
+    fn at_most_one_report_goes_to_standard_output() {
+        let specs = |list: &[&str]| -> Vec<OutputSpec> {
+            list.iter().map(|s| s.parse().unwrap()).collect()
+        };
+        assert!(check_outputs(&specs(&["json:-", "html:r.html", "junit:r.xml"])).is_ok());
+        let err = check_outputs(&specs(&["json:-", "junit:-"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("json:-, junit:-"), "{err}");
+        assert!(err.contains("--output junit:report.xml"), "{err}");
     }
 }

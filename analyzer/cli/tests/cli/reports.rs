@@ -562,3 +562,86 @@ fn markdown_html_and_junit_say_why_in_plain_words_and_the_policys_units() {
         run.all()
     );
 }
+
+/// `--output FORMAT:-` writes the report to standard output, for every format, and nothing
+/// else goes there (the summary moves to standard error), so the output parses as it stands.
+#[test]
+fn every_format_can_go_to_standard_output_and_stdout_then_holds_only_it() {
+    for format in ["json", "markdown", "junit", "html"] {
+        let run = canary(&[
+            "analyze",
+            "--policy",
+            POLICY,
+            "--input",
+            "examples/recordings/errors-3x.json",
+            "--output",
+            &format!("{format}:-"),
+        ]);
+        assert_eq!(run.code, 1, "{format}: {}", run.all());
+        assert!(
+            !root().join("-").exists(),
+            "{format}: a file named - was written"
+        );
+        // The summary went to stderr.
+        assert!(
+            run.stderr.contains("analyze checkout: FAIL (exit 1)"),
+            "{format}: {}",
+            run.all()
+        );
+        let out = &run.stdout;
+        match format {
+            "json" => {
+                let report: serde_json::Value =
+                    serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"));
+                assert_eq!(report["verdict"], "fail");
+            }
+            "markdown" => {
+                assert!(out.starts_with("## ❌ canary analyze `checkout`"), "{out}");
+                assert!(!out.contains("analyze checkout: FAIL"), "{out}");
+            }
+            "junit" => {
+                let root = parse_xml(out);
+                assert_eq!(root.name, "testsuites", "{out}");
+            }
+            _ => {
+                assert!(out.starts_with("<!DOCTYPE html>"), "{out}");
+                assert!(out.trim_end().ends_with("</html>"), "{out}");
+            }
+        }
+    }
+    // Without `-`, the summary stays on stdout.
+    let run = canary(&[
+        "analyze",
+        "--policy",
+        POLICY,
+        "--input",
+        "examples/recordings/errors-3x.json",
+    ]);
+    assert!(
+        run.stdout.contains("analyze checkout: FAIL (exit 1)"),
+        "{}",
+        run.all()
+    );
+}
+
+#[test]
+fn two_reports_on_standard_output_are_refused_before_anything_runs() {
+    for command in [
+        &["analyze", "--input", "examples/recordings/errors-3x.json"][..],
+        &["rollout"][..],
+    ] {
+        let mut args: Vec<&str> = command.to_vec();
+        args.extend([
+            "--policy", POLICY, "--output", "json:-", "--output", "junit:-",
+        ]);
+        let run = canary(&args);
+        assert_eq!(run.code, 2, "{}", run.all());
+        assert!(run.stdout.is_empty(), "{}", run.all());
+        assert!(
+            run.stderr.contains("json:-, junit:-")
+                && run.stderr.contains("at most one report can go there"),
+            "{}",
+            run.all()
+        );
+    }
+}
