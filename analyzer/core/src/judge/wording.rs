@@ -83,7 +83,9 @@ pub(crate) fn reword(mut result: CheckResult, wording: &Wording) -> CheckResult 
 /// How far an e-value is towards the `1/α` that fails its criterion, 0 to 1, on the log
 /// scale the test accumulates evidence on (an e-value below 1 is no evidence at all).
 pub fn evidence_progress(e_value: f64, alpha: f64) -> f64 {
-    if !(e_value > 1.0) || !(alpha > 0.0 && alpha < 1.0) {
+    // NaN compares false both ways: it is no evidence.
+    let evidence = e_value > 1.0 && alpha > 0.0 && alpha < 1.0;
+    if !evidence {
         return 0.0;
     }
     (e_value.ln() / (1.0 / alpha).ln()).clamp(0.0, 1.0)
@@ -281,7 +283,7 @@ pub fn count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
