@@ -423,8 +423,15 @@ fn a_policy_without_a_gateway_lints_with_a_warning_that_rollout_refuses_it() {
         "{}",
         run.all()
     );
-    // And rollout does refuse it, before touching anything.
-    let run = canary(&["rollout", "--policy", file]);
+    // And rollout does refuse it, before touching anything (its state kept in the tempdir).
+    let state = dir.path().join("state");
+    let run = canary(&[
+        "rollout",
+        "--policy",
+        file,
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
     assert_eq!(run.code, 2, "{}", run.all());
     assert!(run.stderr.contains("has no `gateway`"), "{}", run.all());
 }
