@@ -9,6 +9,7 @@ pub mod demo;
 pub mod fake_http;
 pub mod haproxy;
 pub mod nginx;
+pub mod policy;
 pub mod process;
 pub mod prometheus;
 

@@ -21,12 +21,41 @@ use crate::KubernetesError;
 use crate::routers::weights::{Slot, WeightRouter, WeightedKind, Weights};
 use crate::{FIELD_MANAGER, KubeConnection, Permission, api_error, pointer_token};
 
-/// Marks an Ingress as ingress-nginx's canary of the Ingress with the same host and path.
+/// Marks an Ingress as ingress-nginx's canary of the Ingress with the same host and path
+/// (this and the two below with the default prefix; a policy's `annotation-prefix` replaces
+/// `nginx.ingress.kubernetes.io`).
 pub const CANARY_ANNOTATION: &str = "nginx.ingress.kubernetes.io/canary";
 /// The canary's weight, a decimal string.
 pub const CANARY_WEIGHT_ANNOTATION: &str = "nginx.ingress.kubernetes.io/canary-weight";
 /// What the weight is out of (default 100).
 pub const CANARY_WEIGHT_TOTAL_ANNOTATION: &str = "nginx.ingress.kubernetes.io/canary-weight-total";
+/// The canary annotations' keys under one prefix.
+#[derive(Clone, Debug)]
+pub(crate) struct AnnotationKeys {
+    prefix: String,
+    canary: String,
+    weight: String,
+    total: String,
+}
+
+impl AnnotationKeys {
+    pub(crate) fn new(prefix: &str) -> AnnotationKeys {
+        AnnotationKeys {
+            prefix: prefix.to_owned(),
+            canary: format!("{prefix}/canary"),
+            weight: format!("{prefix}/canary-weight"),
+            total: format!("{prefix}/canary-weight-total"),
+        }
+    }
+
+    /// Whether `key` is one of ingress-nginx's canary annotations (`canary`, `canary-by-*`,
+    /// `canary-weight*`), which a created canary Ingress does not copy from the stable one.
+    fn is_canary_key(&self, key: &str) -> bool {
+        key.strip_prefix(&self.prefix)
+            .is_some_and(|rest| rest.starts_with("/canary"))
+    }
+}
+
 /// The total ingress-nginx applies when `canary-weight-total` is not set.
 pub(crate) const DEFAULT_WEIGHT_TOTAL: u32 = 100;
 /// Annotations not copied from the stable Ingress to the canary one.
@@ -44,6 +73,7 @@ pub struct NginxIngressRouter {
 #[derive(Clone, Debug)]
 pub(crate) struct NginxIngressKind {
     total: u32,
+    keys: AnnotationKeys,
 }
 
 impl NginxIngressRouter {
@@ -53,6 +83,7 @@ impl NginxIngressRouter {
             inner: WeightRouter::with_kind(
                 NginxIngressKind {
                     total: spec.weight_total,
+                    keys: AnnotationKeys::new(&spec.annotation_prefix),
                 },
                 connection,
                 &spec.object.name,
@@ -86,17 +117,12 @@ impl NginxIngressRouter {
                 err,
             )
         })?;
-        let canary = canary_from_stable(
-            &stable,
-            &self.inner.name,
-            create,
-            self.inner.kind.total,
-            percent,
-        )
-        .map_err(|message| KubernetesError::Object {
-            object: stable_object,
-            message,
-        })?;
+        let canary =
+            canary_from_stable(&stable, &self.inner.name, create, &self.inner.kind, percent)
+                .map_err(|message| KubernetesError::Object {
+                    object: stable_object,
+                    message,
+                })?;
         let params = PostParams {
             field_manager: Some(FIELD_MANAGER.to_owned()),
             ..PostParams::default()
@@ -127,9 +153,10 @@ pub(crate) fn canary_from_stable(
     stable: &Ingress,
     name: &str,
     create: &CreateCanaryIngress,
-    total: u32,
+    kind: &NginxIngressKind,
     percent: u8,
 ) -> Result<Ingress, String> {
+    let (total, keys) = (kind.total, &kind.keys);
     let mut spec = stable
         .spec
         .clone()
@@ -163,16 +190,13 @@ pub(crate) fn canary_from_stable(
         .clone()
         .unwrap_or_default()
         .into_iter()
-        .filter(|(key, _)| {
-            !NOT_COPIED.contains(&key.as_str())
-                && !key.starts_with("nginx.ingress.kubernetes.io/canary")
-        })
+        .filter(|(key, _)| !NOT_COPIED.contains(&key.as_str()) && !keys.is_canary_key(key))
         .collect();
     let (weight, _) = crate::routers::weights::split(percent, total);
-    annotations.insert(CANARY_ANNOTATION.to_owned(), "true".to_owned());
-    annotations.insert(CANARY_WEIGHT_ANNOTATION.to_owned(), weight.to_string());
+    annotations.insert(keys.canary.clone(), "true".to_owned());
+    annotations.insert(keys.weight.clone(), weight.to_string());
     if total != DEFAULT_WEIGHT_TOTAL {
-        annotations.insert(CANARY_WEIGHT_TOTAL_ANNOTATION.to_owned(), total.to_string());
+        annotations.insert(keys.total.clone(), total.to_string());
     }
     let mut labels = stable.metadata.labels.clone().unwrap_or_default();
     labels.insert(
@@ -202,16 +226,17 @@ impl WeightedKind for NginxIngressKind {
     }
 
     fn what(&self) -> String {
-        "annotation canary-weight".to_owned()
+        format!("annotation {}", self.keys.weight)
     }
 
     fn locate(&self, object: &Value) -> Result<Weights, String> {
         let ingress: Ingress = serde_json::from_value(object.clone())
             .map_err(|err| format!("does not read as a networking.k8s.io/v1 Ingress: {err}"))?;
         let annotations = ingress.metadata.annotations.unwrap_or_default();
-        if annotations.get(CANARY_ANNOTATION).map(String::as_str) != Some("true") {
+        if annotations.get(&self.keys.canary).map(String::as_str) != Some("true") {
             return Err(format!(
-                "is not a canary Ingress: it lacks the annotation {CANARY_ANNOTATION}: \"true\" (canary does not add it to an Ingress it did not create)"
+                "is not a canary Ingress: it lacks the annotation {}: \"true\" (canary does not add it to an Ingress it did not create)",
+                self.keys.canary
             ));
         }
         let number = |key: &str| -> Result<Option<u64>, String> {
@@ -226,14 +251,14 @@ impl WeightedKind for NginxIngressKind {
         };
         // What ingress-nginx applies now (a missing total is its default), and the patch
         // that makes it the policy's when they differ only by that default.
-        let (applied_total, prepare) = match number(CANARY_WEIGHT_TOTAL_ANNOTATION)? {
+        let (applied_total, prepare) = match number(&self.keys.total)? {
             None if self.total == DEFAULT_WEIGHT_TOTAL => (self.total, Vec::new()),
             None => (
                 DEFAULT_WEIGHT_TOTAL,
                 vec![PatchOperation::Add(AddOperation {
                     path: crate::routers::weights::pointer(&format!(
                         "/metadata/annotations/{}",
-                        pointer_token(CANARY_WEIGHT_TOTAL_ANNOTATION)
+                        pointer_token(&self.keys.total)
                     )),
                     value: Value::String(self.total.to_string()),
                 })],
@@ -241,15 +266,16 @@ impl WeightedKind for NginxIngressKind {
             Some(total) if total == u64::from(self.total) => (self.total, Vec::new()),
             Some(total) => {
                 return Err(format!(
-                    "annotation {CANARY_WEIGHT_TOTAL_ANNOTATION} is {total}, the policy's weight-total is {}",
-                    self.total
+                    "annotation {} is {total}, the policy's weight-total is {}",
+                    self.keys.total, self.total
                 ));
             }
         };
-        let weight = number(CANARY_WEIGHT_ANNOTATION)?.unwrap_or(0);
+        let weight = number(&self.keys.weight)?.unwrap_or(0);
         if weight > u64::from(applied_total) {
             return Err(format!(
-                "annotation {CANARY_WEIGHT_ANNOTATION} is {weight}, more than the total {applied_total}{}",
+                "annotation {} is {weight}, more than the total {applied_total}{}",
+                self.keys.weight,
                 if prepare.is_empty() {
                     ""
                 } else {
@@ -266,7 +292,7 @@ impl WeightedKind for NginxIngressKind {
             canary: Slot {
                 pointer: Some(format!(
                     "/metadata/annotations/{}",
-                    pointer_token(CANARY_WEIGHT_ANNOTATION)
+                    pointer_token(&self.keys.weight)
                 )),
                 value: weight,
             },

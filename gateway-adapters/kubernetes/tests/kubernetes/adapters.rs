@@ -398,6 +398,103 @@ async fn an_api_version_the_cluster_does_not_serve_names_the_ones_it_does() {
     assert!(message.contains("does not exist"), "{message}");
 }
 
+/// The versions and prefixes the policy names are the ones used: an Istio VirtualService
+/// asked in `v1beta1` (Istio before 1.22), and ingress-nginx annotations under the
+/// controller's own `--annotations-prefix`.
+#[tokio::test]
+async fn the_policys_api_version_and_annotation_prefix_are_the_ones_used() {
+    use canary_core::policy::GatewaySpec;
+    let mut case = crate::support::virtual_service_case();
+    if let GatewaySpec::IstioVirtualService(spec) = &mut case.spec {
+        spec.api_version = "networking.istio.io/v1beta1".to_owned();
+    }
+    let mut service = case.objects[0].clone();
+    service["apiVersion"] = json!("networking.istio.io/v1beta1");
+    let fake = canary_fake_kube_api::FakeApiServer::start().await;
+    fake.insert(service);
+    let router = case.router(&fake);
+    set_and_verify(router.as_ref(), 25)
+        .await
+        .unwrap_or_else(|e| panic!("v1beta1: {}", chain(&e)));
+    assert!(
+        fake.requests()
+            .iter()
+            .all(|r| r.path.starts_with("/apis/networking.istio.io/v1beta1/")),
+        "{:#?}",
+        fake.requests()
+    );
+
+    let mut case = crate::support::nginx_ingress_case();
+    if let GatewaySpec::NginxIngress(spec) = &mut case.spec {
+        spec.annotation_prefix = "ingress.example.com".to_owned();
+    }
+    let mut canary = crate::support::canary_ingress();
+    let annotations = canary["metadata"]["annotations"].as_object_mut().unwrap();
+    annotations.clear();
+    annotations.insert("ingress.example.com/canary".to_owned(), json!("true"));
+    annotations.insert("ingress.example.com/canary-weight".to_owned(), json!("0"));
+    let fake = canary_fake_kube_api::FakeApiServer::start().await;
+    fake.insert(canary);
+    let router = case.router(&fake);
+    set_and_verify(router.as_ref(), 10)
+        .await
+        .unwrap_or_else(|e| panic!("prefix: {}", chain(&e)));
+    let annotations = case.stored(&fake)["metadata"]["annotations"].clone();
+    assert_eq!(
+        annotations,
+        json!({"ingress.example.com/canary": "true", "ingress.example.com/canary-weight": "10"})
+    );
+    // An Ingress marked only under the default prefix is not a canary for this controller.
+    let fake = case.fake().await;
+    let message = chain(&case.router(&fake).set_canary_weight(10).await.unwrap_err());
+    assert!(
+        message.contains("lacks the annotation ingress.example.com/canary: \"true\""),
+        "{message}"
+    );
+}
+
+/// An HTTPRoute its gateway does not apply — a backend that does not resolve, a route not
+/// accepted — is an error naming the parent and the condition, not a confirmed weight; the
+/// conditions of an older generation (the controller not caught up yet) are not held
+/// against it (issue 18.2).
+#[tokio::test]
+async fn an_httproute_its_gateway_does_not_apply_is_an_error_not_a_weight() {
+    let case = crate::support::http_route_case();
+    let status = |observed: i64| {
+        json!({"parents": [{
+            "parentRef": {"name": "web", "namespace": "infra"},
+            "controllerName": "example.com/gateway",
+            "conditions": [
+                {"type": "Accepted", "status": "True", "reason": "Accepted", "observedGeneration": observed,
+                 "lastTransitionTime": "2026-01-01T00:00:00Z", "message": ""},
+                {"type": "ResolvedRefs", "status": "False", "reason": "BackendNotFound", "observedGeneration": observed,
+                 "lastTransitionTime": "2026-01-01T00:00:00Z", "message": "Service checkout-canary not found"}
+            ]
+        }]})
+    };
+    let fake = canary_fake_kube_api::FakeApiServer::start().await;
+    let mut route = case.objects[0].clone();
+    route["status"] = status(1);
+    fake.insert(route);
+    let router = case.router(&fake);
+    let message = chain(&router.set_canary_weight(10).await.unwrap_err());
+    assert!(
+        message.contains("its gateway does not apply it: parent web: ResolvedRefs is False (BackendNotFound: Service checkout-canary not found)"),
+        "{message}"
+    );
+    assert!(fake.requests_with("PATCH").is_empty());
+    assert!(router.canary_weight().await.is_err(), "no weight read back");
+
+    // Conditions of generation 0 while the route is at 1: not yet reported, not held.
+    let fake = canary_fake_kube_api::FakeApiServer::start().await;
+    let mut route = case.objects[0].clone();
+    route["status"] = status(0);
+    fake.insert(route);
+    set_and_verify(case.router(&fake).as_ref(), 10)
+        .await
+        .unwrap_or_else(|e| panic!("stale conditions: {}", chain(&e)));
+}
+
 /// An HTTPRoute using experimental-channel features (an `ExternalAuth` filter, fields this
 /// version of the Gateway API types does not know) has its weights set like any other, and
 /// everything canary does not change passes through untouched (issue 18.4: the typed read
