@@ -1003,11 +1003,11 @@ mod tests {
     async fn a_version_with_no_series_is_told_the_label_values_that_exist() {
         let counts = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"version":"stable","canary_series":"requests"},"value":[1,"900"]}]}}"#;
         let existing = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"version":"stable"},"value":[1,"1"]},{"metric":{"version":"v2-canary"},"value":[1,"1"]}]}}"#;
-        let (url, count, requests) = server(vec![
+        let server = fake_prometheus(vec![
             (200, "application/json", counts.to_owned()),
             (200, "application/json", existing.to_owned()),
-        ])
-        .await;
+        ]);
+        let url = server.url();
         let policy = Policy::from_yaml(
             "service: s\ntraffic: {label: version, canary: canary, baseline: stable, selector: 'job=\"web\"'}\n\
              metrics:\n  prometheus:\n    timeout: 1s\n\
@@ -1041,8 +1041,8 @@ mod tests {
             ),
             "{reason}"
         );
-        assert_eq!(count.load(Ordering::SeqCst), 2);
-        let second = requests.lock().unwrap()[1].clone();
+        assert_eq!(server.requests().len(), 2);
+        let second = server.requests()[1].clone();
         assert!(
             second.contains("group+by+%28version%29") || second.contains("group by (version)"),
             "{second}"
