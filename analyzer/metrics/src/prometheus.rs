@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use canary_core::observation::{Reading, Tick};
+use canary_core::observation::{BaselineData, CheckObservation, Reading, Tick};
 use canary_core::policy::{
     CheckKind, CheckSpec, DEFAULT_MAX_ANSWER_BYTES, DEFAULT_MAX_SERIES, HeaderValueSpec,
     MetricsSourceSpec, Policy, PrometheusAuth, PrometheusSpec, TrafficSelector, size_as_written,
@@ -678,7 +678,9 @@ impl PrometheusSource {
                             ),
                         }
                     } else {
-                        reading_of(check, &self.traffic, &result)
+                        let reading = reading_of(check, &self.traffic, &result);
+                        self.with_values_that_exist(reading, check, &credentials, window, at)
+                            .await
                     }
                 }
                 QueryOutcome::Refused {
@@ -705,6 +707,108 @@ impl PrometheusSource {
             readings,
             warnings,
         })
+    }
+}
+
+impl PrometheusSource {
+    /// A reading that found no series for a version, told which values of the version label
+    /// the check's metric does have under the policy's selector: one more query, on this
+    /// path only. (A failing extra query adds nothing; the reading stands as it was.)
+    async fn with_values_that_exist(
+        &self,
+        reading: Reading,
+        check: &CheckSpec,
+        credentials: &Credentials,
+        window: QueryWindow,
+        at: Timestamp,
+    ) -> Reading {
+        let metric = match &check.kind {
+            CheckKind::ErrorRate(e) => e.requests_metric.clone(),
+            CheckKind::Latency(l) => format!("{}_bucket", l.histogram),
+            CheckKind::Samples(_) | CheckKind::Query(_) => return reading,
+        };
+        let missing_version =
+            |reason: &str| reason.starts_with("no ") && reason.contains(" series for ");
+        let wants = match &reading {
+            Reading::NoData { reason } => missing_version(reason),
+            Reading::Observed(CheckObservation::Counts {
+                baseline: BaselineData::Missing(reason),
+                ..
+            })
+            | Reading::Observed(CheckObservation::Histogram {
+                baseline: BaselineData::Missing(reason),
+                ..
+            }) => missing_version(reason),
+            _ => false,
+        };
+        if !wants {
+            return reading;
+        }
+        let label = &self.traffic.label;
+        let selected = if self.traffic.matchers.is_empty() {
+            metric.clone()
+        } else {
+            format!("{metric}{}", queries::selector(&self.traffic.matchers))
+        };
+        let promql = format!(
+            "group by ({label}) (last_over_time({selected}[{}s]))",
+            window.window_seconds
+        );
+        let Ok(QueryOutcome::Answer {
+            result: QueryResult::Vector(series),
+            ..
+        }) = self.instant_with(credentials, &promql, at).await
+        else {
+            return reading;
+        };
+        let mut values: Vec<String> = series
+            .iter()
+            .map(|s| s.labels.get(label).cloned().unwrap_or_default())
+            .collect();
+        values.sort();
+        values.dedup();
+        const SHOWN: usize = 10;
+        let more = values.len().saturating_sub(SHOWN);
+        let listed: Vec<String> = values
+            .iter()
+            .take(SHOWN)
+            .map(|v| format!("{label}={:?}", redacted(v)))
+            .collect();
+        let existing = if values.is_empty() {
+            format!(
+                "; there is no {selected} series at all in the window: check the metric name and traffic.selector"
+            )
+        } else {
+            format!(
+                "; {selected} has series with {}{} (traffic.canary and traffic.baseline must be among them)",
+                listed.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            )
+        };
+        match reading {
+            Reading::NoData { reason } => Reading::NoData {
+                reason: format!("{reason}{existing}"),
+            },
+            Reading::Observed(CheckObservation::Counts {
+                canary,
+                baseline: BaselineData::Missing(reason),
+            }) => Reading::Observed(CheckObservation::Counts {
+                canary,
+                baseline: BaselineData::Missing(format!("{reason}{existing}")),
+            }),
+            Reading::Observed(CheckObservation::Histogram {
+                canary,
+                baseline: BaselineData::Missing(reason),
+            }) => Reading::Observed(CheckObservation::Histogram {
+                canary,
+                baseline: BaselineData::Missing(format!("{reason}{existing}")),
+            }),
+            other => other,
+        }
     }
 }
 
@@ -892,6 +996,58 @@ mod tests {
     }
 
     const OK: &str = r#"{"status":"success","warnings":["w1"],"data":{"resultType":"vector","result":[{"metric":{},"value":[1,"0"]}]}}"#;
+
+    /// A version whose selector matches nothing is told which values of the version label
+    /// exist for the check's metric under the policy's selector (one more query, only then).
+    #[tokio::test]
+    async fn a_version_with_no_series_is_told_the_label_values_that_exist() {
+        let counts = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"version":"stable","canary_series":"requests"},"value":[1,"900"]}]}}"#;
+        let existing = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"version":"stable"},"value":[1,"1"]},{"metric":{"version":"v2-canary"},"value":[1,"1"]}]}}"#;
+        let server = fake_prometheus(vec![
+            (200, "application/json", counts.to_owned()),
+            (200, "application/json", existing.to_owned()),
+        ]);
+        let url = server.url();
+        let policy = Policy::from_yaml(
+            "service: s\ntraffic: {label: version, canary: canary, baseline: stable, selector: 'job=\"web\"'}\n\
+             metrics:\n  prometheus:\n    timeout: 1s\n\
+             checks:\n  - name: errors\n    error-rate: {requests: http_requests_total, errors: 'code=~\"5..\"'}\n    slo: {max: 1%}\n",
+            "test.yaml",
+        )
+        .unwrap();
+        let config = PrometheusConfig::from_spec(
+            match &policy.metrics {
+                MetricsSourceSpec::Prometheus(p) => p,
+                MetricsSourceSpec::Scrape(_) => unreachable!(),
+            },
+            Some(&url),
+        )
+        .unwrap();
+        let source = PrometheusSource::new(config, &policy).unwrap();
+        let tick = source
+            .read_tick(now() - jiff::SignedDuration::from_secs(300), now())
+            .await
+            .unwrap();
+        let Some(Reading::NoData { reason }) = tick.readings.get("errors") else {
+            panic!("{tick:?}")
+        };
+        assert!(
+            reason.starts_with("no http_requests_total series for version=\"canary\""),
+            "{reason}"
+        );
+        assert!(
+            reason.contains(
+                "; http_requests_total{job=\"web\"} has series with version=\"stable\", version=\"v2-canary\""
+            ),
+            "{reason}"
+        );
+        assert_eq!(server.requests().len(), 2);
+        let second = server.requests()[1].clone();
+        assert!(
+            second.contains("group+by+%28version%29") || second.contains("group by (version)"),
+            "{second}"
+        );
+    }
 
     fn source(url: &str, extra: &str) -> PrometheusSource {
         let policy = policy(extra);

@@ -257,7 +257,8 @@ impl ConfigMapStateStore {
         Error::Mismatch {
             component: "state",
             message: format!(
-                "a rollout of {} is in progress, owned by {holder}; use `canary status`, `canary promote` or `canary abort`, or `canary rollout --take-over` if that driver is gone",
+                // What to do next beyond taking over depends on the command that asked.
+                "a rollout of {} is in progress, owned by {holder}; `canary rollout --take-over` resumes it if that driver is gone",
                 self.service
             ),
         }

@@ -116,7 +116,9 @@ impl StateStore for FileStateStore {
                 return Err(Error::Mismatch {
                     component: "state",
                     message: format!(
-                        "a rollout of {} is in progress, driven by another process (pid {pid}); use `canary status`, `canary promote` or `canary abort`",
+                        // The fact only: what to do next depends on the command that asked
+                        // (`promote` and `abort` leave a request; `rollout` says how to act).
+                        "a rollout of {} is in progress, driven by another process (pid {pid})",
                         self.service
                     ),
                 });
@@ -284,6 +286,12 @@ mod tests {
         assert!(
             err.to_string()
                 .contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
+        // No advice that would send `canary promote` or `canary abort` back to themselves.
+        assert!(
+            !err.to_string().contains("canary promote")
+                && !err.to_string().contains("canary abort"),
             "{err}"
         );
         block_on(first.release()).unwrap();

@@ -57,7 +57,9 @@ pub(crate) struct AnalyzeCommand {
     #[arg(long, value_name = "FILE")]
     record: Option<PathBuf>,
 
-    /// Write a report: FORMAT:PATH with FORMAT one of json, markdown, junit, html. Repeatable.
+    /// Write a report: FORMAT:PATH with FORMAT one of json, markdown, junit, html; PATH `-`
+    /// is standard output (one report at most; the summary then goes to standard error).
+    /// Repeatable.
     /// The markdown report is also appended to $GITHUB_STEP_SUMMARY when that is set.
     #[arg(long = "output", value_name = "FORMAT:PATH")]
     outputs: Vec<OutputSpec>,
@@ -78,6 +80,7 @@ struct Evidence {
 
 impl AnalyzeCommand {
     pub(crate) fn exec(self) -> anyhow::Result<ExitCode> {
+        render::check_outputs(&self.outputs)?;
         let policy = super::load_policy(&self.policy)?;
         let evidence = match &self.input {
             Some(input) => recorded(&policy, input)?,
@@ -111,7 +114,7 @@ impl AnalyzeCommand {
             canary_exposed_seconds: None,
         };
         if !self.quiet {
-            print!("{}", render::summary(&report));
+            render::print_summary(&report, &self.outputs);
         }
         // The analysis has decided; a report that cannot be written does not change that.
         render::write_all_or_warn(&report, &self.outputs);

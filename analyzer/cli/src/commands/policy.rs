@@ -1,15 +1,16 @@
 //! `canary policy lint | schema | explain`: check policy files, give editors their schema,
 //! and show the exact PromQL a policy runs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use canary_core::ExitCode;
-use canary_core::policy::{CheckKind, MetricsSourceSpec, Policy};
+use canary_core::policy::{CheckKind, GatewaySpec, HookAction, MetricsSourceSpec, Policy};
 use clap::Subcommand;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum PolicyCommand {
-    /// Check policy files; every problem is printed as FILE:LINE:COLUMN: FIELD: MESSAGE.
+    /// Check policy files; every problem is printed as FILE:LINE:COLUMN: FIELD: MESSAGE,
+    /// and what `canary rollout` would refuse or fail on as FILE: warning: FIELD: MESSAGE.
     Lint {
         /// The policy files.
         #[arg(required = true)]
@@ -55,13 +56,19 @@ fn lint(files: &[PathBuf]) -> ExitCode {
             .map_err(|err| format!("{origin}: cannot read: {err}"))
             .and_then(|text| Policy::from_yaml(&text, &origin).map_err(|err| err.to_string()));
         match result {
-            Ok(policy) => println!(
-                "ok {origin}: service {}, {} checks ({} criteria), steps {:?}",
-                policy.service,
-                policy.checks.len(),
-                policy.criteria_count(),
-                policy.rollout.steps
-            ),
+            Ok(policy) => {
+                println!(
+                    "ok {origin}: service {}, {} checks ({} criteria), steps {:?}",
+                    policy.service,
+                    policy.checks.len(),
+                    policy.criteria_count(),
+                    policy.rollout.steps
+                );
+                let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+                for warning in warnings(&policy, &cwd) {
+                    eprintln!("{origin}: warning: {warning}");
+                }
+            }
             Err(problems) => {
                 bad += 1;
                 eprintln!("{problems}");
@@ -74,6 +81,82 @@ fn lint(files: &[PathBuf]) -> ExitCode {
         eprintln!("{bad} of {} policy files have problems", files.len());
         ExitCode::BadInput
     }
+}
+
+/// What a valid policy still cannot do: what `canary rollout` would refuse (no gateway) or
+/// fail on at run time (a command that does not resolve). Warnings, not problems: the
+/// policy is fine for `canary analyze`, and a command may exist only where the rollout runs.
+fn warnings(policy: &Policy, cwd: &Path) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if policy.gateway.is_none() {
+        warnings.push(
+            "gateway: none: `canary rollout` refuses this policy (nothing to shift traffic \
+             with); `canary analyze` can use it. Add a `gateway` section to roll out \
+             (docs/policy-reference.md)."
+                .to_owned(),
+        );
+    }
+    let mut commands: Vec<(String, &[String])> = Vec::new();
+    for (i, hook) in policy.hooks.iter().enumerate() {
+        if let HookAction::Command(argv) = &hook.action {
+            commands.push((format!("hooks[{i}].command"), argv));
+        }
+    }
+    match &policy.gateway {
+        Some(GatewaySpec::Command(spec)) => {
+            commands.push(("gateway.command.set".to_owned(), &spec.set));
+            if let Some(get) = &spec.get {
+                commands.push(("gateway.command.get".to_owned(), get));
+            }
+        }
+        Some(GatewaySpec::Nginx(spec)) => {
+            commands.push(("gateway.nginx.reload".to_owned(), &spec.reload));
+        }
+        _ => {}
+    }
+    for (field, argv) in commands {
+        if let Some(program) = argv.first()
+            && let Err(why) = resolve_program(program, cwd)
+        {
+            warnings.push(format!("{field}: {why}"));
+        }
+    }
+    warnings
+}
+
+/// Finds `program` as `canary rollout` will when it runs it: a name with a `/` relative to
+/// the working directory the rollout is started in (hooks are not run from the policy
+/// file's directory), a bare name on `$PATH`. Says why not when it cannot.
+fn resolve_program(program: &str, cwd: &Path) -> Result<PathBuf, String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let executable = |path: &Path| {
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let path = cwd.join(program);
+        return if executable(&path) {
+            Ok(path)
+        } else if path.exists() {
+            Err(format!(
+                "`{program}` is not an executable file (commands run from the working directory, here {}; chmod +x it or run it through a shell)",
+                cwd.display()
+            ))
+        } else {
+            Err(format!(
+                "`{program}` does not exist relative to the working directory ({}); commands run from the directory `canary rollout` is started in, not the policy's: give a path from there or an absolute one",
+                cwd.display()
+            ))
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| executable(candidate))
+        .ok_or_else(|| {
+            format!(
+                "`{program}` is not on $PATH here; install it where the rollout runs, or give its path"
+            )
+        })
 }
 
 /// What each check queries, as PromQL comments (`#`) and queries, so the output can be

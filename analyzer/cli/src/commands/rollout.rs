@@ -51,7 +51,9 @@ pub(crate) struct RolloutCommand {
     #[arg(long, value_name = "ADDR", env = "CANARY_METRICS_ADDR")]
     metrics_addr: Option<std::net::SocketAddr>,
 
-    /// Write a report: FORMAT:PATH with FORMAT one of json, markdown, junit, html. Repeatable.
+    /// Write a report: FORMAT:PATH with FORMAT one of json, markdown, junit, html; PATH `-`
+    /// is standard output (one report at most; the summary then goes to standard error).
+    /// Repeatable.
     /// The markdown report is also appended to $GITHUB_STEP_SUMMARY when that is set.
     #[arg(long = "output", value_name = "FORMAT:PATH")]
     outputs: Vec<OutputSpec>,
@@ -74,6 +76,7 @@ pub(crate) struct RolloutCommand {
 
 impl RolloutCommand {
     pub(crate) fn exec(self) -> anyhow::Result<ExitCode> {
+        render::check_outputs(&self.outputs)?;
         let policy = super::load_policy(&self.policy)?;
         if self.dry_run {
             return super::runtime()?.block_on(self.dry_run(&policy));
@@ -86,7 +89,10 @@ impl RolloutCommand {
                 Some(addr) => Some(metrics.serve(addr).await?),
                 None => None,
             };
-            store.claim(self.take_over).await?;
+            store
+                .claim(self.take_over)
+                .await
+                .map_err(|err| claimed_elsewhere(err, &self.policy))?;
             // Whatever happens next, the claim is given back: a rerun on another runner must
             // not find it held by a process that has already stopped.
             let result = self
@@ -184,7 +190,7 @@ impl RolloutCommand {
                 Some(&driven.outcome),
             );
             if !self.quiet {
-                print!("{}", render::summary(&report));
+                render::print_summary(&report, &self.outputs);
             }
             // The rollout has ended; a report that cannot be written does not change how.
             render::write_all_or_warn(&report, &self.outputs);
@@ -298,6 +304,21 @@ pub(crate) fn in_store(err: canary_core::Error, store: &dyn StateStore) -> canar
     }
 }
 
+/// A claim refused because another process drives the rollout, with what `canary rollout`
+/// can do about it (other commands that claim say their own next step).
+fn claimed_elsewhere(err: canary_core::Error, policy: &std::path::Path) -> canary_core::Error {
+    let policy = policy.display();
+    match err {
+        canary_core::Error::Mismatch { component, message } => canary_core::Error::Mismatch {
+            component,
+            message: format!(
+                "{message}. `canary status --policy {policy}` shows where it is; `canary promote --policy {policy}` or `canary abort --policy {policy}` act on it"
+            ),
+        },
+        other => other,
+    }
+}
+
 /// How a rollout is driven: where it starts and what it talks to.
 pub(crate) struct Drive<'a> {
     pub(crate) first: Event,
@@ -371,4 +392,34 @@ pub(crate) async fn drive(
         outcome,
         source: source.describe(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `canary rollout` refused a claim: it says what to do next, none of it `canary rollout`
+    /// again.
+    #[test]
+    fn a_claim_held_elsewhere_leads_to_status_promote_and_abort() {
+        let err = claimed_elsewhere(
+            canary_core::Error::Mismatch {
+                component: "state",
+                message: "a rollout of checkout is in progress, driven by another process (pid 7)"
+                    .to_owned(),
+            },
+            std::path::Path::new("policies/checkout.yaml"),
+        )
+        .to_string();
+        assert!(err.contains("pid 7"), "{err}");
+        assert!(
+            err.contains("`canary status --policy policies/checkout.yaml`"),
+            "{err}"
+        );
+        assert!(
+            err.contains("`canary abort --policy policies/checkout.yaml`"),
+            "{err}"
+        );
+        assert!(!err.contains("canary rollout"), "{err}");
+    }
 }

@@ -9,16 +9,36 @@
 //! time) with at most one of `failure`, `error`, `skipped` (message, type) and its evidence
 //! in `system-out`. The timestamp has no zone, as Ant's schema wants; it is UTC.
 
+//!
+//! The XML is written with quick-xml's writer, which escapes every attribute value and text;
+//! what it cannot know — the control characters XML 1.0 cannot carry at all — is dropped
+//! first ([`xml_text`]), and line breaks in attributes become `&#10;` so that a message keeps
+//! its lines.
+
+use std::io;
+
 use canary_core::judge::{CheckResult, Verdict, fmt_num};
 use canary_core::report::Report;
+use quick_xml::Writer;
+use quick_xml::events::{BytesDecl, BytesText, Event};
 
 pub(super) fn render(report: &Report) -> String {
+    let mut writer = Writer::new_with_indent(Vec::new(), b' ', 2);
+    // Writing to a Vec cannot fail.
+    write_report(&mut writer, report).expect("writing XML to memory");
+    let mut out = String::from_utf8(writer.into_inner()).expect("the XML is UTF-8");
+    out.push('\n');
+    out
+}
+
+fn write_report(writer: &mut Writer<Vec<u8>>, report: &Report) -> io::Result<()> {
     let count = |v: &[Verdict]| {
         report
             .checks
             .iter()
             .filter(|c| v.contains(&c.verdict))
             .count()
+            .to_string()
     };
     // The run's length, in seconds (a decimal, as the schema's time wants).
     let seconds = report
@@ -27,28 +47,47 @@ pub(super) fn render(report: &Report) -> String {
         .as_secs_f64()
         .max(0.0);
     let time = format!("{seconds:.3}");
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    out.push_str(&format!(
-        "<testsuites name=\"canary\" tests=\"{}\" failures=\"{}\" errors=\"{}\" time=\"{time}\">\n",
-        report.checks.len(),
-        count(&[Verdict::Fail]),
-        count(&[Verdict::Error]),
-    ));
-    out.push_str(&format!(
-        "  <testsuite name=\"canary {} {}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{time}\" timestamp=\"{}\" hostname=\"{}\" id=\"0\" package=\"canary.{}\">\n",
-        escape(&report.command),
-        escape(&report.service),
-        report.checks.len(),
-        count(&[Verdict::Fail]),
-        count(&[Verdict::Error]),
-        count(&[Verdict::Inconclusive, Verdict::NoData]),
-        report.started_at.strftime("%Y-%m-%dT%H:%M:%S"),
-        escape(&hostname()),
-        escape(&report.service),
-    ));
-    out.push_str("    <properties>\n");
+    let tests = report.checks.len().to_string();
+    let (failures, errors) = (count(&[Verdict::Fail]), count(&[Verdict::Error]));
+    writer.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
+    writer
+        .create_element("testsuites")
+        .with_attributes([
+            ("name", "canary"),
+            ("tests", tests.as_str()),
+            ("failures", failures.as_str()),
+            ("errors", errors.as_str()),
+            ("time", time.as_str()),
+        ])
+        .write_inner_content(|writer| {
+            let name = attribute(&format!("canary {} {}", report.command, report.service));
+            let timestamp = report.started_at.strftime("%Y-%m-%dT%H:%M:%S").to_string();
+            let hostname = attribute(&hostname());
+            let package = attribute(&format!("canary.{}", report.service));
+            let skipped = count(&[Verdict::Inconclusive, Verdict::NoData]);
+            writer
+                .create_element("testsuite")
+                .with_attributes([
+                    ("name", name.as_str()),
+                    ("tests", tests.as_str()),
+                    ("failures", failures.as_str()),
+                    ("errors", errors.as_str()),
+                    ("skipped", skipped.as_str()),
+                    ("time", time.as_str()),
+                    ("timestamp", timestamp.as_str()),
+                    ("hostname", hostname.as_str()),
+                    ("id", "0"),
+                    ("package", package.as_str()),
+                ])
+                .write_inner_content(|writer| write_suite(writer, report))?;
+            Ok(())
+        })?;
+    Ok(())
+}
+
+fn write_suite(writer: &mut Writer<Vec<u8>>, report: &Report) -> io::Result<()> {
     let decided = report.decided_at.map(|t| t.to_string()).unwrap_or_default();
-    for (name, value) in [
+    let properties = [
         ("verdict", report.verdict.as_str().to_owned()),
         ("exit_code", report.exit_code.to_string()),
         ("command", report.command.clone()),
@@ -60,43 +99,29 @@ pub(super) fn render(report: &Report) -> String {
         ("started_at", report.started_at.to_string()),
         ("ended_at", report.ended_at.to_string()),
         ("decided_at", decided),
-    ] {
-        out.push_str(&format!(
-            "      <property name=\"{name}\" value=\"{}\"/>\n",
-            escape(&value)
-        ));
-    }
-    out.push_str("    </properties>\n");
+    ];
+    writer
+        .create_element("properties")
+        .write_inner_content(|writer| {
+            for (name, value) in &properties {
+                writer
+                    .create_element("property")
+                    .with_attributes([("name", *name), ("value", attribute(value).as_str())])
+                    .write_empty()?;
+            }
+            Ok(())
+        })?;
     for check in &report.checks {
-        out.push_str(&format!(
-            "    <testcase classname=\"canary.{}\" name=\"{}\" time=\"0\">\n",
-            escape(&report.service),
-            escape(&check.name)
-        ));
-        let body = evidence_text(check);
-        match check.verdict {
-            Verdict::Pass => {}
-            Verdict::Fail => out.push_str(&format!(
-                "      <failure message=\"{}\" type=\"fail\">{}</failure>\n",
-                escape(&check.reason),
-                escape(&body)
-            )),
-            Verdict::Error => out.push_str(&format!(
-                "      <error message=\"{}\" type=\"error\">{}</error>\n",
-                escape(&check.reason),
-                escape(&body)
-            )),
-            Verdict::Inconclusive | Verdict::NoData => out.push_str(&format!(
-                "      <skipped message=\"{}: {}\"/>\n",
-                check.verdict.as_str(),
-                escape(&check.reason)
-            )),
-        }
-        out.push_str(&format!(
-            "      <system-out>{}</system-out>\n",
-            escape(&body)
-        ));
-        out.push_str("    </testcase>\n");
+        let service = attribute(&format!("canary.{}", report.service));
+        let name = attribute(&check.name);
+        writer
+            .create_element("testcase")
+            .with_attributes([
+                ("classname", service.as_str()),
+                ("name", name.as_str()),
+                ("time", "0"),
+            ])
+            .write_inner_content(|writer| write_case(writer, check))?;
     }
     let mut summary = format!(
         "{} {}: {} (exit {}): {}",
@@ -109,12 +134,40 @@ pub(super) fn render(report: &Report) -> String {
     for warning in &report.warnings {
         summary.push_str(&format!("\nwarning: {warning}"));
     }
-    out.push_str(&format!(
-        "    <system-out>{}</system-out>\n",
-        escape(&summary)
-    ));
-    out.push_str("  </testsuite>\n</testsuites>\n");
-    out
+    writer
+        .create_element("system-out")
+        .write_text_content(BytesText::new(&xml_text(&summary)))?;
+    Ok(())
+}
+
+fn write_case(writer: &mut Writer<Vec<u8>>, check: &CheckResult) -> io::Result<()> {
+    let body = xml_text(&evidence_text(check));
+    let reason = attribute(&check.reason);
+    let outcome = match check.verdict {
+        Verdict::Pass => None,
+        Verdict::Fail => Some(("failure", "fail", reason, true)),
+        Verdict::Error => Some(("error", "error", reason, true)),
+        Verdict::Inconclusive | Verdict::NoData => Some((
+            "skipped",
+            check.verdict.as_str(),
+            attribute(&format!("{}: {}", check.verdict.as_str(), check.reason)),
+            false,
+        )),
+    };
+    if let Some((element, kind, message, with_body)) = outcome {
+        let element = writer
+            .create_element(element)
+            .with_attributes([("message", message.as_str()), ("type", kind)]);
+        if with_body {
+            element.write_text_content(BytesText::new(&body))?;
+        } else {
+            element.write_empty()?;
+        }
+    }
+    writer
+        .create_element("system-out")
+        .write_text_content(BytesText::new(&body))?;
+    Ok(())
 }
 
 /// This machine's name, for the suite's `hostname` (`localhost` if it cannot be read).
@@ -132,6 +185,7 @@ fn evidence_text(check: &CheckResult) -> String {
     let mut lines = vec![
         format!("verdict: {}", check.verdict.as_str()),
         format!("reason: {}", check.reason),
+        format!("statistics: {}", check.statistics),
         format!("test: {}", e.test),
         format!("measure: {}", e.measure),
     ];
@@ -159,32 +213,30 @@ fn evidence_text(check: &CheckResult) -> String {
     lines.join("\n")
 }
 
-/// Escapes text for XML attributes and content; drops the control characters XML 1.0
-/// cannot carry at all.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for ch in text.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\n' => out.push_str("&#10;"),
-            '\t' | '\r' => out.push(ch),
-            c if (c as u32) < 0x20 => {}
-            c => out.push(c),
-        }
-    }
-    out
+/// Text XML 1.0 can carry: the control characters it cannot carry at all dropped (tab, line
+/// feed and carriage return stay).
+fn xml_text(text: &str) -> String {
+    text.chars()
+        .filter(|&c| matches!(c, '\t' | '\n' | '\r') || (c as u32) >= 0x20)
+        .collect()
+}
+
+/// An attribute value: [`xml_text`], its line breaks and tabs as spaces (a parser would
+/// normalise them to spaces anyway).
+fn attribute(text: &str) -> String {
+    xml_text(text)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::escape;
+    use super::{attribute, xml_text};
 
     #[test]
-    fn escapes_markup_and_drops_control_characters() {
-        assert_eq!(escape("a<b & \"c\"\u{1}"), "a&lt;b &amp; &quot;c&quot;");
+    fn drops_what_xml_cannot_carry() {
+        assert_eq!(xml_text("a<b & \"c\"\u{1}\n"), "a<b & \"c\"\n");
+        assert_eq!(attribute("a\nb\u{1}"), "a b");
     }
 }

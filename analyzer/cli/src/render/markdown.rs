@@ -38,7 +38,7 @@ pub(super) fn render(report: &Report) -> String {
         ));
     }
     out.push_str(&format!(
-        "Policy `{}` · source {} · α {} ({} per check) · {} → {}{}\n\n",
+        "Policy `{}` · source {} · α {} ({} per criterion) · {} → {}{}\n\n",
         report.policy,
         cell(&report.source),
         fmt_num(report.alpha),
@@ -68,7 +68,7 @@ pub(super) fn render(report: &Report) -> String {
             statistic(e),
             opt(e.threshold),
             samples(e),
-            cell(&check.reason)
+            reason_cell(check)
         ));
     }
     if !report.steps.is_empty() {
@@ -92,7 +92,26 @@ pub(super) fn render(report: &Report) -> String {
     for warning in &report.warnings {
         out.push_str(&format!("\n> warning: {}\n", cell(warning)));
     }
+    if report.checks.iter().any(|c| c.evidence.e_value.is_some()) {
+        out.push_str(&format!(
+            "\n<sub>{}</sub>\n",
+            cell(&super::e_value_help(report))
+        ));
+    }
     out
+}
+
+/// The plain reason, and the statistics below it in small print.
+fn reason_cell(check: &canary_core::judge::CheckResult) -> String {
+    if check.statistics.is_empty() {
+        cell(&check.reason)
+    } else {
+        format!(
+            "{}<br><sub>{}</sub>",
+            cell(&check.reason),
+            cell(&check.statistics)
+        )
+    }
 }
 
 fn opt(x: Option<f64>) -> String {

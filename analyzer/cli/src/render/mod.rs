@@ -22,7 +22,7 @@ pub(crate) enum Format {
     Html,
 }
 
-/// `FORMAT:PATH`, as `--output` takes it.
+/// `FORMAT:PATH`, as `--output` takes it; the path `-` is standard output.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct OutputSpec {
     pub(crate) format: Format,
@@ -57,6 +57,73 @@ impl FromStr for OutputSpec {
     }
 }
 
+impl OutputSpec {
+    /// Whether this report goes to standard output (`FORMAT:-`; a file named `-` is `./-`).
+    pub(crate) fn is_stdout(&self) -> bool {
+        self.path.as_os_str() == "-"
+    }
+}
+
+/// Refuses more than one report on standard output: two documents in one stream are neither
+/// (checked before anything runs, so nothing was changed).
+pub(crate) fn check_outputs(outputs: &[OutputSpec]) -> Result<(), canary_core::Error> {
+    let on_stdout: Vec<String> = outputs
+        .iter()
+        .filter(|o| o.is_stdout())
+        .map(|o| format!("{}:-", o.format.name()))
+        .collect();
+    if on_stdout.len() > 1 {
+        return Err(canary_core::Error::Usage(format!(
+            "{} all ask for standard output; at most one report can go there: write the others to files (e.g. --output {}:report.{})",
+            on_stdout.join(", "),
+            outputs
+                .iter()
+                .filter(|o| o.is_stdout())
+                .nth(1)
+                .map_or("json", |o| o.format.name()),
+            outputs
+                .iter()
+                .filter(|o| o.is_stdout())
+                .nth(1)
+                .map_or("json", |o| o.format.extension()),
+        )));
+    }
+    Ok(())
+}
+
+/// Prints the terminal summary: on standard output, or on standard error when a report
+/// takes standard output (which then carries nothing but that report, so it parses).
+pub(crate) fn print_summary(report: &Report, outputs: &[OutputSpec]) {
+    let text = summary(report);
+    if outputs.iter().any(OutputSpec::is_stdout) {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+}
+
+impl Format {
+    /// The name `--output` takes.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Markdown => "markdown",
+            Format::Junit => "junit",
+            Format::Html => "html",
+        }
+    }
+
+    /// The usual file extension.
+    fn extension(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Markdown => "md",
+            Format::Junit => "xml",
+            Format::Html => "html",
+        }
+    }
+}
+
 /// Writes a report in the format asked, atomically (a reader never sees half a file).
 /// Every text in it is redacted of every secret the process holds first, and the rendered
 /// text again (the last pass before a file: nothing written can carry a secret, whatever
@@ -70,6 +137,14 @@ pub(crate) fn write(report: &Report, spec: &OutputSpec) -> anyhow::Result<()> {
         Format::Html => html::render(report),
     };
     let text = redacted(&text);
+    if spec.is_stdout() {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        return out
+            .write_all(text.as_bytes())
+            .and_then(|()| out.flush())
+            .context("writing the report to standard output");
+    }
     canary_gateways::write_durably_with_mode(&spec.path, text.as_bytes(), report_mode()?)
         .with_context(|| format!("writing the report {}", spec.path.display()))
 }
@@ -176,34 +251,14 @@ pub(crate) fn summary(report: &Report) -> String {
             check.verdict.as_str(),
             one_line(&check.reason),
         ));
-        let e = &check.evidence;
-        let mut numbers = Vec::new();
-        if let (Some(n), Some(events)) = (e.canary_n, e.canary_events) {
-            numbers.push(format!("canary {events}/{n}"));
-        } else if let Some(n) = e.canary_n {
-            numbers.push(format!("canary n={n}"));
-        }
-        if let (Some(n), Some(events)) = (e.baseline_n, e.baseline_events) {
-            numbers.push(format!("baseline {events}/{n}"));
-        } else if let Some(n) = e.baseline_n {
-            numbers.push(format!("baseline n={n}"));
-        }
-        if let Some([lo, hi]) = e.interval {
-            numbers.push(format!("interval [{}, {}]", fmt_num(lo), fmt_num(hi)));
-        }
-        if let Some(ev) = e.e_value {
-            numbers.push(format!("e-value {}", fmt_num(ev)));
-        }
-        if let Some(p) = e.p_value {
-            numbers.push(format!("p {}", fmt_num(p)));
-        }
-        if !numbers.is_empty() {
-            out.push_str(&format!(
-                "  {:width$}  {:12}  {}\n",
-                "",
-                "",
-                numbers.join(", ")
-            ));
+        // The statistics one line below the plain reason, for who wants them.
+        let statistics = if check.statistics.is_empty() {
+            evidence_numbers(&check.evidence)
+        } else {
+            one_line(&check.statistics)
+        };
+        if !statistics.is_empty() {
+            out.push_str(&format!("  {:width$}  {:12}  {}\n", "", "", statistics));
         }
     }
     if let Some(at) = report.decided_at {
@@ -216,6 +271,47 @@ pub(crate) fn summary(report: &Report) -> String {
         out.push_str(&format!("warning: {}\n", one_line(warning)));
     }
     out
+}
+
+/// The numbers of a result without a statistics sentence: its counts, interval, e-value or
+/// p-value.
+fn evidence_numbers(e: &canary_core::judge::Evidence) -> String {
+    let mut numbers = Vec::new();
+    if let (Some(n), Some(events)) = (e.canary_n, e.canary_events) {
+        numbers.push(format!("canary {events}/{n}"));
+    } else if let Some(n) = e.canary_n {
+        numbers.push(format!("canary n={n}"));
+    }
+    if let (Some(n), Some(events)) = (e.baseline_n, e.baseline_events) {
+        numbers.push(format!("baseline {events}/{n}"));
+    } else if let Some(n) = e.baseline_n {
+        numbers.push(format!("baseline n={n}"));
+    }
+    if let Some([lo, hi]) = e.interval {
+        numbers.push(format!("interval [{}, {}]", fmt_num(lo), fmt_num(hi)));
+    }
+    if let Some(ev) = e.e_value {
+        numbers.push(format!("e-value {}", fmt_num(ev)));
+    }
+    if let Some(p) = e.p_value {
+        numbers.push(format!("p {}", fmt_num(p)));
+    }
+    numbers.join(", ")
+}
+
+/// What an e-value is and why its threshold is what it is, said once in every report that
+/// shows one (docs/statistics.md says it at length).
+pub(crate) fn e_value_help(report: &Report) -> String {
+    format!(
+        "An e-value measures the evidence that the canary is worse than the policy allows: it \
+         stays around 1 or below for a healthy canary and grows when the canary is worse. A \
+         criterion fails when its e-value reaches 1/α, α being that criterion's share of the \
+         policy's false-rollback budget: here 1/{} = {}. Checked at every tick, this keeps the \
+         chance of rolling back a healthy canary under {} however often it is looked at.",
+        fmt_num(report.alpha_per_check),
+        canary_core::judge::plain_num(1.0 / report.alpha_per_check),
+        fmt_num(report.alpha)
+    )
 }
 
 /// Outside text on one terminal line: line breaks and other control characters become
@@ -241,5 +337,21 @@ mod tests {
         assert!("pdf:x".parse::<OutputSpec>().is_err());
         assert!("json".parse::<OutputSpec>().is_err());
         assert!("json:".parse::<OutputSpec>().is_err());
+        let spec: OutputSpec = "junit:-".parse().unwrap();
+        assert!(spec.is_stdout());
+        assert!(!"json:./-".parse::<OutputSpec>().unwrap().is_stdout());
+    }
+
+    #[test]
+    fn at_most_one_report_goes_to_standard_output() {
+        let specs = |list: &[&str]| -> Vec<OutputSpec> {
+            list.iter().map(|s| s.parse().unwrap()).collect()
+        };
+        assert!(check_outputs(&specs(&["json:-", "html:r.html", "junit:r.xml"])).is_ok());
+        let err = check_outputs(&specs(&["json:-", "junit:-"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("json:-, junit:-"), "{err}");
+        assert!(err.contains("--output junit:report.xml"), "{err}");
     }
 }

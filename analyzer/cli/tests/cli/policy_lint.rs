@@ -229,6 +229,22 @@ const MISTAKES: &[Mistake] = &[
         message: "0 or more",
     },
     Mistake {
+        what: "latency bound without a unit",
+        find: "max: 500ms",
+        replace: "max: 300",
+        line: 27,
+        field: "checks[1].slo.max",
+        message: "no unit (did you mean \"300ms\"?)",
+    },
+    Mistake {
+        what: "regex the scrape source cannot compile",
+        find: "errors: 'code=~\"5..\"'",
+        replace: "errors: 'code=~\"5..{{\"'",
+        line: 18,
+        field: "checks[0].error-rate.errors",
+        message: "not a valid regular expression",
+    },
+    Mistake {
         what: "YAML syntax error",
         find: "steps: [10, 25, 50, 100]",
         replace: "steps: [10, 25, 50, 100",
@@ -240,21 +256,29 @@ const MISTAKES: &[Mistake] = &[
 
 #[test]
 fn every_shipped_policy_lints_clean() {
-    let mut files: Vec<String> = std::fs::read_dir(root().join("policies"))
-        .unwrap()
+    let mut files: Vec<String> = ["policies", "examples/kubernetes"]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(root().join(dir)).unwrap())
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .filter(|p| {
+            // Policies only: the Kubernetes manifests next to them are not.
+            let text = std::fs::read_to_string(p).unwrap();
+            text.lines().any(|l| l.starts_with("service:"))
+        })
         .map(|p| p.strip_prefix(root()).unwrap().display().to_string())
         .collect();
     files.sort();
     assert!(
-        files.len() >= 3,
+        files.len() >= 6,
         "expected the shipped policies, found {files:?}"
     );
     for file in &files {
         let run = canary(&["policy", "lint", file]);
         assert_eq!(run.code, 0, "{file} should lint clean:\n{}", run.all());
         assert!(run.stdout.contains(&format!("ok {file}")), "{}", run.all());
+        // Clean means no warning either: every command resolves, every policy can roll out.
+        assert!(!run.stderr.contains("warning"), "{file}:\n{}", run.all());
     }
 }
 
@@ -343,6 +367,100 @@ fn lint_reports_every_file_and_every_problem() {
         "{}",
         run.all()
     );
+}
+
+/// serde stops at the first type error; lint does not: every parse-level problem of the file
+/// and every validation problem come in one run, each once, with its line and field.
+#[test]
+fn every_problem_of_a_file_comes_in_one_run_parse_errors_included() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("many-problems.yaml");
+    let text = BASE
+        .replacen("steps: [10, 25, 50, 100]", "steps: ten", 1)
+        .replacen("step-duration: 5m", "step-durations: 5m", 1)
+        .replacen("alpha: 1%", "alpha: 90%", 1)
+        .replacen("max: 500ms", "max: 300", 1)
+        .replacen("max-increase: 20%", "max-increase: lots", 1)
+        .replacen("baseline: stable", "baseline: canary", 1);
+    std::fs::write(&bad, text).unwrap();
+    let file = bad.to_str().unwrap();
+    let run = canary(&["policy", "lint", file]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    for (line, field) in [
+        (5, "traffic.baseline"),
+        (10, "rollout.steps"),
+        (11, "rollout.step-durations"),
+        (13, "rollout.alpha"),
+        (22, "checks[0].baseline.max-increase"),
+        (27, "checks[1].slo.max"),
+    ] {
+        let expected = format!("{file}:{line}:");
+        assert!(
+            run.stderr
+                .lines()
+                .any(|l| l.starts_with(&expected) && l.contains(&format!(" {field}: "))),
+            "expected a problem at line {line} naming {field}:\n{}",
+            run.all()
+        );
+    }
+    // Each once, nothing about the blanked entries' parents.
+    let problems = run.stderr.lines().filter(|l| l.starts_with(file)).count();
+    assert_eq!(problems, 6, "{}", run.all());
+}
+
+#[test]
+fn a_policy_without_a_gateway_lints_with_a_warning_that_rollout_refuses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("analysis-only.yaml");
+    std::fs::write(&path, BASE).unwrap();
+    let file = path.to_str().unwrap();
+    let run = canary(&["policy", "lint", file]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stderr.contains(&format!(
+            "{file}: warning: gateway: none: `canary rollout` refuses this policy"
+        )),
+        "{}",
+        run.all()
+    );
+    // And rollout does refuse it, before touching anything (its state kept in the tempdir).
+    let state = dir.path().join("state");
+    let run = canary(&[
+        "rollout",
+        "--policy",
+        file,
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(run.stderr.contains("has no `gateway`"), "{}", run.all());
+}
+
+#[test]
+fn a_hook_command_that_does_not_resolve_is_a_warning_naming_where_it_was_looked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hooked.yaml");
+    let hooks = "gateway:\n  command:\n    set: [sh, -c, 'true']\nhooks:\n  - name: smoke\n    on: [before]\n    command: [./scripts/no-such-smoke-test.sh]\n  - name: tool\n    on: [before]\n    command: [no-such-tool-anywhere, --flag]\n  - name: fine\n    on: [before]\n    command: [sh, -c, 'true']\n";
+    std::fs::write(&path, format!("{BASE}{hooks}")).unwrap();
+    let file = path.to_str().unwrap();
+    let run = canary(&["policy", "lint", file]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stderr.contains(&format!(
+            "{file}: warning: hooks[0].command: `./scripts/no-such-smoke-test.sh` does not exist relative to the working directory"
+        )),
+        "{}",
+        run.all()
+    );
+    assert!(
+        run.stderr.contains(&format!(
+            "{file}: warning: hooks[1].command: `no-such-tool-anywhere` is not on $PATH"
+        )),
+        "{}",
+        run.all()
+    );
+    assert!(!run.stderr.contains("hooks[2]"), "{}", run.all());
+    assert!(!run.stderr.contains("gateway"), "{}", run.all());
 }
 
 #[test]

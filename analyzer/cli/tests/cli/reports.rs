@@ -288,11 +288,14 @@ fn junit_has_the_shape_ci_systems_read_with_one_case_per_criterion() {
     assert_eq!(kind, "failure", "{xml}");
     let failure = failure.unwrap();
     assert!(
-        failure.attr("message").contains("worse than 1.2× baseline"),
+        failure
+            .attr("message")
+            .contains("errors 0.798 % vs baseline 0.231 % (≈3.46×)"),
         "{xml}"
     );
     // The failure carries the evidence, one fact a line.
     for fact in [
+        "statistics: 36 of 4,512 canary and 31 of 13,437 baseline requests failed; the canary is worse than 1.2× baseline",
         "e-value: 1900",
         "canary n: 4512",
         "baseline events: 31",
@@ -546,4 +549,169 @@ fn reports_are_written_0600_and_0644_when_canary_report_mode_says_so() {
     let mode = std::fs::metadata(&shared).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode & 0o600, 0o600, "{mode:o}");
     assert_ne!(mode, 0o600, "group/other may read: {mode:o}");
+}
+
+/// Every report says why in plain words and the policy's units (%, ms, p95, labelled counts,
+/// the comparison as a ratio), with the statistics one line below, α called per criterion and
+/// the e-value threshold explained once.
+#[test]
+fn markdown_html_and_junit_say_why_in_plain_words_and_the_policys_units() {
+    let dir = tempfile::tempdir().unwrap();
+    let (md, html, junit) = (
+        dir.path().join("report.md"),
+        dir.path().join("report.html"),
+        dir.path().join("report.xml"),
+    );
+    let run = analyze_to(
+        "examples/recordings/errors-3x.json",
+        &[
+            format!("markdown:{}", md.display()),
+            format!("html:{}", html.display()),
+            format!("junit:{}", junit.display()),
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.all());
+    let (md, html, junit) = (read(&md), read(&html), read(&junit));
+
+    let comparison = "errors 0.798 % vs baseline 0.231 % (≈3.46×); the policy allows up to 20 % more; at least 1.31× with 99.8 % confidence";
+    let slo = "errors 0.683 % (82 of 11,999 canary requests failed); the policy allows at most 0.5 %; above it, but not yet with confidence (it may be as low as 0.387 %)";
+    let latency = "p95 218 ms (11,999 canary requests); the policy allows at most 300 ms";
+    let counts = "36 of 4,512 canary and 31 of 13,437 baseline requests failed";
+    let slower = "2,400 of 11,999 canary and 7,006 of 35,769 baseline requests slower than 100 ms";
+    // Markdown escapes its punctuation; read it back as a reader sees it.
+    let md_text = md.replace('\\', "");
+    for said in [comparison, slo, latency, counts, slower] {
+        assert!(md_text.contains(said), "markdown lacks {said:?}:\n{md}");
+        let escaped = said.replace('&', "&amp;");
+        assert!(html.contains(&escaped), "HTML lacks {said:?}");
+    }
+    // The statistics come below the reason, in small print.
+    assert!(
+        md_text.contains(&format!(
+            "{comparison}<br><sub>{counts}; the canary is worse than 1.2× baseline"
+        )),
+        "{md}"
+    );
+    assert!(
+        html.contains(&format!(
+            "{comparison}<br><small class=\"statistics\">{counts}; "
+        )),
+        "{html}"
+    );
+    // α per criterion, and the threshold explained once, with this report's numbers.
+    assert!(md_text.contains("α 0.01 (0.002 per criterion)"), "{md}");
+    assert!(html.contains("0.01 (0.002 per criterion)"), "{html}");
+    let help = "A criterion fails when its e-value reaches 1/α, α being that criterion's share of the policy's false-rollback budget: here 1/0.002 = 500.";
+    assert_eq!(md_text.matches(help).count(), 1, "{md}");
+    assert_eq!(
+        html.matches(&help.replace('\'', "&#39;")).count(),
+        1,
+        "{html}"
+    );
+    // JUnit: the plain reason is the failure's message.
+    assert!(
+        junit.contains(&format!("<failure message=\"{comparison}\"")),
+        "{junit}"
+    );
+    // The terminal summary too.
+    let run = canary(&[
+        "analyze",
+        "--policy",
+        POLICY,
+        "--input",
+        "examples/recordings/errors-3x.json",
+    ]);
+    assert!(
+        run.stdout.contains(comparison) || run.stderr.contains(comparison),
+        "{}",
+        run.all()
+    );
+    assert!(
+        run.stdout.contains(counts) || run.stderr.contains(counts),
+        "{}",
+        run.all()
+    );
+}
+
+/// `--output FORMAT:-` writes the report to standard output, for every format, and nothing
+/// else goes there (the summary moves to standard error), so the output parses as it stands.
+#[test]
+fn every_format_can_go_to_standard_output_and_stdout_then_holds_only_it() {
+    for format in ["json", "markdown", "junit", "html"] {
+        let run = canary(&[
+            "analyze",
+            "--policy",
+            POLICY,
+            "--input",
+            "examples/recordings/errors-3x.json",
+            "--output",
+            &format!("{format}:-"),
+        ]);
+        assert_eq!(run.code, 1, "{format}: {}", run.all());
+        assert!(
+            !root().join("-").exists(),
+            "{format}: a file named - was written"
+        );
+        // The summary went to stderr.
+        assert!(
+            run.stderr.contains("analyze checkout: FAIL (exit 1)"),
+            "{format}: {}",
+            run.all()
+        );
+        let out = &run.stdout;
+        match format {
+            "json" => {
+                let report: serde_json::Value =
+                    serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"));
+                assert_eq!(report["verdict"], "fail");
+            }
+            "markdown" => {
+                assert!(out.starts_with("## ❌ canary analyze `checkout`"), "{out}");
+                assert!(!out.contains("analyze checkout: FAIL"), "{out}");
+            }
+            "junit" => {
+                let root = parse_xml(out);
+                assert_eq!(root.name, "testsuites", "{out}");
+            }
+            _ => {
+                assert!(out.starts_with("<!DOCTYPE html>"), "{out}");
+                assert!(out.trim_end().ends_with("</html>"), "{out}");
+            }
+        }
+    }
+    // Without `-`, the summary stays on stdout.
+    let run = canary(&[
+        "analyze",
+        "--policy",
+        POLICY,
+        "--input",
+        "examples/recordings/errors-3x.json",
+    ]);
+    assert!(
+        run.stdout.contains("analyze checkout: FAIL (exit 1)"),
+        "{}",
+        run.all()
+    );
+}
+
+#[test]
+fn two_reports_on_standard_output_are_refused_before_anything_runs() {
+    for command in [
+        &["analyze", "--input", "examples/recordings/errors-3x.json"][..],
+        &["rollout"][..],
+    ] {
+        let mut args: Vec<&str> = command.to_vec();
+        args.extend([
+            "--policy", POLICY, "--output", "json:-", "--output", "junit:-",
+        ]);
+        let run = canary(&args);
+        assert_eq!(run.code, 2, "{}", run.all());
+        assert!(run.stdout.is_empty(), "{}", run.all());
+        assert!(
+            run.stderr.contains("json:-, junit:-")
+                && run.stderr.contains("at most one report can go there"),
+            "{}",
+            run.all()
+        );
+    }
 }

@@ -55,6 +55,7 @@ impl Subject {
             kind: self.kind.to_owned(),
             verdict,
             reason: reason.into(),
+            statistics: String::new(),
             evidence,
             decided_at: None,
         }

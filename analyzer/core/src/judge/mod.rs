@@ -37,6 +37,7 @@ mod samples_mann_whitney;
 mod samples_sequential;
 mod state;
 mod verdict;
+mod wording;
 
 pub use error_rate_bound::ErrorRateBoundMemory;
 pub use error_rate_comparison::ErrorRateComparisonMemory;
@@ -51,6 +52,7 @@ pub use state::{CriterionState, JUDGE_STATE_FORMAT, JudgeState, LatestReading};
 pub use verdict::{
     Assessment, BoundEvidence, CheckResult, Evidence, Moment, Verdict, fmt_num, overall,
 };
+pub use wording::{count, evidence_progress, pct, plain_num};
 
 use error_rate_bound::ErrorRateBound;
 use error_rate_comparison::ErrorRateComparison;
@@ -60,6 +62,7 @@ use latency_comparison::LatencyComparison;
 use query_bound::QueryBound;
 use samples_mann_whitney::SamplesMannWhitney;
 use samples_sequential::SamplesSequential;
+use wording::Wording;
 
 use crate::observation::{Reading, Tick};
 use crate::policy::{CheckKind, CheckSpec, Criterion, Policy, SamplesMethod};
@@ -88,6 +91,8 @@ pub struct Judge {
 struct Judged {
     subject: Subject,
     evaluator: Evaluator,
+    /// How its results are said in plain words.
+    wording: Wording,
 }
 
 impl Judge {
@@ -106,7 +111,11 @@ impl Judge {
                     alpha,
                 };
                 let evaluator = evaluator(check, criterion, alpha, config)?;
-                Ok(Judged { subject, evaluator })
+                Ok(Judged {
+                    subject,
+                    evaluator,
+                    wording: Wording::for_check(check),
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Judge {
@@ -210,6 +219,7 @@ impl Judge {
             mut paired,
             latest,
             failed,
+            wording,
         } in self.bind(&mut state.criteria)?
         {
             let result = match failed {
@@ -225,7 +235,9 @@ impl Judge {
                         LatestReading::Invalid(reason) => {
                             subject.result(Verdict::Error, reason.clone(), subject.no_evidence())
                         }
-                        LatestReading::Observed => paired.assess(subject, moment),
+                        LatestReading::Observed => {
+                            wording::reword(paired.assess(subject, moment), wording)
+                        }
                     };
                     // A verdict is as of the tick it was judged on; a failure keeps its date.
                     if matches!(result.verdict, Verdict::Pass | Verdict::Fail) {
@@ -291,6 +303,7 @@ impl Judge {
                     paired,
                     latest,
                     failed,
+                    wording: &judged.wording,
                 })
             })
             .collect()
@@ -303,6 +316,7 @@ struct Binding<'a> {
     paired: Paired<'a>,
     latest: &'a mut LatestReading,
     failed: &'a mut Option<CheckResult>,
+    wording: &'a Wording,
 }
 
 /// The warning for a criterion whose cumulative totals fell at some ticks.

@@ -319,6 +319,7 @@ fn overall_orders_fail_then_error_then_missing_evidence() {
         kind: "query".to_owned(),
         verdict,
         reason: "why".to_owned(),
+        statistics: String::new(),
         evidence: Evidence::default(),
         decided_at: None,
     };
@@ -359,4 +360,80 @@ fn numbers_in_sentences_have_four_significant_digits() {
     assert_eq!(fmt_num(1e-7), "1.000e-7");
     assert_eq!(fmt_num(f64::INFINITY), "+Inf");
     assert_eq!(fmt_num(f64::NAN), "NaN");
+}
+
+/// The judge's reasons, for every criterion with numbers, in plain words and the policy's
+/// units; the statistics one line below (in `statistics`).
+#[test]
+fn reasons_are_plain_words_in_the_policys_units() {
+    let judge = mk_judge();
+    let mut state = judge.start();
+    judge.begin_step(&mut state);
+    for k in 1..=10 {
+        judge.observe(&mut state, &mk_tick(k, 1.0)).unwrap();
+    }
+    let healthy = judge.assess(&mut state, Moment::StepEnd).unwrap();
+    let reason = |a: &Assessment, name: &str| {
+        let c = a.checks.iter().find(|c| c.name == name).unwrap();
+        (c.reason.clone(), c.statistics.clone())
+    };
+    let (errors, stats) = reason(&healthy, "errors/slo");
+    assert_eq!(
+        errors,
+        "errors 1 % (10 of 1,000 canary requests failed); the policy allows at most 5 %"
+    );
+    assert!(stats.contains("within"), "{stats}");
+    let (errors, stats) = reason(&healthy, "errors/baseline");
+    assert!(
+        errors == "errors 1 % vs baseline 1 % (≈1×); the policy allows no increase; no evidence of more"
+            || (errors.starts_with("errors 1 % vs baseline 1 % (≈1×); the policy allows no increase; no proof of more yet (evidence ")
+                && errors.ends_with(" of the 600 needed to fail)")),
+        "{errors}"
+    );
+    assert!(
+        stats.starts_with("10 of 1,000 canary and 90 of 9,000 baseline requests failed; "),
+        "{stats}"
+    );
+    let (latency, _) = reason(&healthy, "latency/slo");
+    assert_eq!(
+        latency,
+        "p95 183 ms (1,000 canary requests); the policy allows at most 500 ms"
+    );
+    let (latency, stats) = reason(&healthy, "latency/baseline");
+    assert!(
+        latency.contains(" of canary requests slower than "),
+        "{latency}"
+    );
+    assert!(latency.contains(" ms vs "), "{latency}");
+    assert!(
+        latency.contains("the policy allows up to 10 % more"),
+        "{latency}"
+    );
+    assert!(stats.contains("canary and"), "{stats}");
+    let (restarts, _) = reason(&healthy, "restarts/slo");
+    assert_eq!(restarts, "restarts is 0; the policy allows at most 0");
+
+    // A canary with ten times the baseline's errors fails, said as people say it.
+    let mut state = judge.start();
+    judge.begin_step(&mut state);
+    for k in 1..=10 {
+        judge.observe(&mut state, &mk_tick(k, 10.0)).unwrap();
+    }
+    let failed = judge.assess(&mut state, Moment::MidStep).unwrap();
+    let (errors, stats) = reason(&failed, "errors/baseline");
+    assert!(
+        errors.starts_with(
+            "errors 10 % vs baseline 1 % (≈10×); the policy allows no increase; at least "
+        ),
+        "{errors}"
+    );
+    assert!(
+        errors.ends_with(&format!(
+            "× with {} % confidence",
+            fmt_num((1.0 - 0.01 / 6.0) * 100.0)
+        )),
+        "{errors}"
+    );
+    assert!(stats.contains("e-value"), "{stats}");
+    assert!(failed.reason.contains(&errors), "{}", failed.reason);
 }

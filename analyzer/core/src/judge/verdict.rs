@@ -152,8 +152,12 @@ pub struct CheckResult {
     pub kind: String,
     /// The verdict.
     pub verdict: Verdict,
-    /// One sentence saying why.
+    /// Why, in plain words and the policy's units (%, ms).
     pub reason: String,
+    /// The statistics behind `reason`, in one line: the counts and the test's own sentence
+    /// (e-value against its threshold, confidence bound). Empty when `reason` says it all.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub statistics: String,
     /// The numbers.
     pub evidence: Evidence,
     /// When this criterion reached its verdict: the tick whose evidence decided a `fail`, or

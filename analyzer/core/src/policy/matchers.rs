@@ -121,7 +121,9 @@ pub fn parse_matchers(text: &str) -> Result<Vec<LabelMatcher>, String> {
     };
     let mut matchers = Vec::new();
     while !parser.rest.is_empty() {
-        matchers.push(parser.matcher()?);
+        let matcher = parser.matcher()?;
+        check_regex(&matcher)?;
+        matchers.push(matcher);
         parser.skip_space();
         if parser.rest.is_empty() {
             break;
@@ -130,6 +132,34 @@ pub fn parse_matchers(text: &str) -> Result<Vec<LabelMatcher>, String> {
         parser.skip_space();
     }
     Ok(matchers)
+}
+
+/// Refuses a regex matcher whose pattern does not compile. Prometheus reads RE2 and the
+/// `/metrics` scrape source the `regex` crate, both anchored; the two mostly agree, and where
+/// they differ (RE2 takes a stray `{` as a literal, `regex` does not) the policy must work
+/// with either source, so the stricter one decides — at lint time, not at the first tick.
+fn check_regex(matcher: &LabelMatcher) -> Result<(), String> {
+    if !matches!(matcher.op, MatchOp::Regex | MatchOp::NotRegex) {
+        return Ok(());
+    }
+    match regex::Regex::new(&format!("^(?:{})$", matcher.value)) {
+        Ok(_) => Ok(()),
+        Err(err) => {
+            let text = err.to_string();
+            // The crate's message draws the pattern with a caret over several lines; its
+            // last line says what is wrong.
+            let why = text
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim()
+                .trim_start_matches("error: ");
+            Err(format!(
+                "the matcher {matcher} is not a valid regular expression: {why} (escape a literal {{ or }} as \\{{ or \\}})"
+            ))
+        }
+    }
 }
 
 struct Parser<'a> {
@@ -355,6 +385,16 @@ impl QueryTemplate {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_regex_the_scrape_source_cannot_compile_is_refused() {
+        let err = parse_matchers(r#"code=~"5..{{""#).unwrap_err();
+        assert!(err.contains("not a valid regular expression"), "{err}");
+        assert!(err.contains("code=~"), "{err}");
+        let err = parse_matchers(r#"job="a", path!~"(unclosed""#).unwrap_err();
+        assert!(err.contains("not a valid regular expression"), "{err}");
+        assert!(parse_matchers(r#"code=~"5..", path!~"/health.*""#).is_ok());
+    }
+
     use super::*;
 
     #[test]

@@ -8,8 +8,7 @@ use super::raw::RawScalar;
 pub(crate) const FRACTION_EXPECTED: &str = "expected a percentage like \"1%\" or 0.01";
 pub(crate) const DURATION_EXPECTED: &str =
     "expected a duration like \"30s\", \"10m\" or \"1h 30m\"";
-pub(crate) const LATENCY_EXPECTED: &str =
-    "expected a latency like \"500ms\" or \"1s\", or a number of seconds like 0.5";
+pub(crate) const LATENCY_EXPECTED: &str = "expected a latency like \"500ms\" or \"1s\"";
 pub(crate) const QUANTILE_EXPECTED: &str = "expected a quantile like 0.95 or \"p95\"";
 pub(crate) const NUMBER_EXPECTED: &str = "expected a number like 0 or 2.5";
 pub(crate) const SIZE_EXPECTED: &str =
@@ -115,11 +114,21 @@ pub fn duration_as_written(d: Duration) -> String {
     }
 }
 
-/// A latency bound in seconds: `"500ms"`, `"1s"`, or a number of seconds (Prometheus
-/// histograms are in seconds by convention).
+/// A latency bound in seconds: `"500ms"`, `"1s"`. A bare number is refused, like a bare
+/// duration: `max: 300` would be 300 seconds where the writer almost certainly meant 300 ms.
+/// The hint guesses milliseconds from 1 up and seconds below (`0.5` → `500ms`).
 pub(crate) fn latency_seconds(scalar: &RawScalar) -> Result<f64, String> {
     let seconds = match scalar {
-        RawScalar::Number(x) => *x,
+        RawScalar::Number(x) => {
+            let guess = if *x >= 1.0 {
+                format!("{x}ms")
+            } else {
+                format!("{}ms", x * 1000.0)
+            };
+            return Err(format!(
+                "{LATENCY_EXPECTED}; a bare number ({x}) has no unit (did you mean \"{guess}\"?)"
+            ));
+        }
         RawScalar::Text(text) => humantime::parse_duration(text.trim())
             .map_err(|_| format!("{LATENCY_EXPECTED}, not {text:?}"))?
             .as_secs_f64(),
@@ -200,8 +209,13 @@ mod tests {
     #[test]
     fn latencies_are_seconds() {
         assert_eq!(latency_seconds(&text("500ms")).unwrap(), 0.5);
-        assert_eq!(latency_seconds(&RawScalar::Number(1.5)).unwrap(), 1.5);
-        assert!(latency_seconds(&RawScalar::Number(0.0)).is_err());
+        assert_eq!(latency_seconds(&text("1500ms")).unwrap(), 1.5);
+        assert!(latency_seconds(&text("0s")).is_err());
+        // A bare number has no unit: refused, with the likely meaning as a hint.
+        let err = latency_seconds(&RawScalar::Number(300.0)).unwrap_err();
+        assert!(err.contains("did you mean \"300ms\"?"), "{err}");
+        let err = latency_seconds(&RawScalar::Number(0.5)).unwrap_err();
+        assert!(err.contains("did you mean \"500ms\"?"), "{err}");
     }
 
     #[test]

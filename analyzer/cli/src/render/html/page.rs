@@ -97,7 +97,7 @@ fn header(out: &mut String, report: &Report) {
         "alpha (false-rollback budget)",
         "alpha",
         format!(
-            "{} ({} per check)",
+            "{} ({} per criterion)",
             fmt_num(report.alpha),
             fmt_num(report.alpha_per_check)
         ),

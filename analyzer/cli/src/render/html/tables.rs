@@ -39,10 +39,18 @@ pub(super) fn evidence_table(out: &mut String, report: &Report) {
             statistic(e),
             e.threshold.map_or_else(|| "—".to_owned(), fmt_num),
             samples(e),
-            esc(&check.reason),
+            reason(check),
         );
     }
-    out.push_str("</tbody>\n</table></div>\n</section>\n");
+    out.push_str("</tbody>\n</table></div>\n");
+    if report.checks.iter().any(|c| c.evidence.e_value.is_some()) {
+        let _ = writeln!(
+            out,
+            "<p class=\"note\" id=\"e-value-help\">{}</p>",
+            esc(&crate::render::e_value_help(report))
+        );
+    }
+    out.push_str("</section>\n");
 }
 
 pub(super) fn steps_table(out: &mut String, report: &Report) {
@@ -72,6 +80,19 @@ pub(super) fn steps_table(out: &mut String, report: &Report) {
         );
     }
     out.push_str("</tbody>\n</table></div>\n</section>\n");
+}
+
+/// The plain reason, and the statistics below it in small print.
+fn reason(check: &canary_core::judge::CheckResult) -> String {
+    if check.statistics.is_empty() {
+        esc(&check.reason)
+    } else {
+        format!(
+            "{}<br><small class=\"statistics\">{}</small>",
+            esc(&check.reason),
+            esc(&check.statistics)
+        )
+    }
 }
 
 /// The test and what it measured, under the check's name.

@@ -52,25 +52,175 @@ const DEFAULT_MIN_SAMPLES: usize = 10;
 const DEFAULT_PROMOTION_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
 pub(super) fn parse(text: &str, origin: &str) -> Result<Policy, PolicyError> {
-    let raw = deserialize(text, origin)?;
-    let mut validator = Validator::default();
-    let policy = validator.policy(raw);
-    match policy {
-        Some(policy) if validator.problems.is_empty() => Ok(policy),
-        _ => {
-            validator
-                .problems
-                .sort_by_key(|p| (p.line.unwrap_or(u64::MAX), p.column.unwrap_or(0)));
-            Err(PolicyError {
-                file: origin.to_owned(),
-                problems: validator.problems,
-            })
+    let Parsed {
+        raw,
+        mut problems,
+        blanked,
+    } = deserialize(text);
+    if let Some(raw) = raw {
+        let mut validator = Validator::default();
+        let policy = validator.policy(raw);
+        if let Some(policy) = policy
+            && problems.is_empty()
+            && validator.problems.is_empty()
+        {
+            return Ok(policy);
         }
+        // What validation says about a blanked entry, or about the entry holding it, is
+        // about the blanking, not the file.
+        problems.extend(validator.problems.into_iter().filter(|problem| {
+            !blanked
+                .iter()
+                .any(|b| b.starts_with(&problem.path) || problem.path.starts_with(b.as_str()))
+        }));
+    }
+    problems.sort_by_key(|p| (p.line.unwrap_or(u64::MAX), p.column.unwrap_or(0)));
+    Err(PolicyError {
+        file: origin.to_owned(),
+        problems,
+    })
+}
+
+/// What reading a file as YAML into the raw types found.
+struct Parsed {
+    /// The raw policy, once the entries with problems were blanked out; `None` when the file
+    /// could not be read that far (a syntax error).
+    raw: Option<RawPolicy>,
+    /// Every type problem, unknown field and syntax error found, in the order found.
+    problems: Vec<Problem>,
+    /// The field paths of the entries blanked out.
+    blanked: Vec<String>,
+}
+
+/// At most this many parse problems per file: past them, more of the same help no one.
+const MAX_PARSE_PROBLEMS: usize = 50;
+
+/// Reads the file into the raw types, finding every type problem and unknown field in one
+/// run. serde stops at the first one, so the entry it is about is blanked out — overwritten
+/// with spaces, so that every other line and column stays where it was — and the text read
+/// again, until it reads or a problem cannot be stepped over (a syntax error, no location,
+/// no progress). A problem the blanking itself causes (the entry's parent left empty, a
+/// required field now missing) is not reported.
+fn deserialize(text: &str) -> Parsed {
+    let mut problems: Vec<Problem> = Vec::new();
+    let mut blanked: Vec<String> = Vec::new();
+    let mut current = text.to_owned();
+    let mut rounds = 0;
+    loop {
+        let problem = match deserialize_once(&current) {
+            Ok(raw) => {
+                return Parsed {
+                    raw: Some(raw),
+                    problems,
+                    blanked,
+                };
+            }
+            Err(problem) => problem,
+        };
+        // The parent of a blanked entry left empty, or a required field blanked out.
+        let emptied_parent = !problem.path.is_empty()
+            && blanked
+                .iter()
+                .any(|b| b.len() > problem.path.len() && b.starts_with(&problem.path));
+        let blanked_required = problem.message.starts_with("missing field")
+            && blanked.iter().any(|b| {
+                last_segment(b).is_some_and(|key| problem.message.contains(&format!("`{key}`")))
+            });
+        // Nothing left but blanks and comments: the file was all problems.
+        let nothing_left = !blanked.is_empty()
+            && current.lines().all(|l| {
+                let l = l.trim();
+                l.is_empty() || l.starts_with('#') || l == "---"
+            });
+        let caused_by_blanking = emptied_parent || blanked_required || nothing_left;
+        if caused_by_blanking {
+            // Not the file's problem; step over it too, so that the rest is still read.
+            let next = match (problem.line, problem.path.is_empty(), nothing_left) {
+                (Some(line), false, false) => blank_entry(&current, line as usize),
+                _ => None,
+            };
+            rounds += 1;
+            match next {
+                Some(next) if rounds < 2 * MAX_PARSE_PROBLEMS => {
+                    blanked.push(problem.path);
+                    current = next;
+                    continue;
+                }
+                _ => break,
+            }
+        }
+        let repeated = problems
+            .iter()
+            .any(|p| p.line == problem.line && p.column == problem.column);
+        if repeated {
+            break;
+        }
+        let next = match (problem.line, problem.path.is_empty()) {
+            (Some(line), false) => blank_entry(&current, line as usize),
+            _ => None,
+        };
+        let path = problem.path.clone();
+        problems.push(problem);
+        match next {
+            Some(next) if problems.len() < MAX_PARSE_PROBLEMS => {
+                blanked.push(path);
+                current = next;
+            }
+            _ => break,
+        }
+    }
+    Parsed {
+        raw: None,
+        problems,
+        blanked,
     }
 }
 
+/// `max` of `checks[1].slo.max`.
+fn last_segment(path: &str) -> Option<&str> {
+    path.rsplit('.')
+        .next()
+        .map(|s| s.split('[').next().unwrap_or(s))
+        .filter(|s| !s.is_empty())
+}
+
+/// `text` with the mapping entry on 1-based `line` blanked out: from its key to the end of
+/// the line, and the lines below indented deeper than the key (its value). A `- ` in front
+/// of the key stays, so the list item it starts stays one. `None` when the line holds no
+/// entry to blank.
+fn blank_entry(text: &str, line: usize) -> Option<String> {
+    let mut lines: Vec<String> = text.split('\n').map(str::to_owned).collect();
+    let index = line.checked_sub(1)?;
+    let target = lines.get(index)?;
+    let indent = target.len() - target.trim_start().len();
+    let mut key = indent;
+    while target[key..].starts_with("- ") {
+        key += 2;
+        key += target[key..].len() - target[key..].trim_start().len();
+    }
+    if key >= target.trim_end().len() {
+        return None;
+    }
+    let blank = |line: &str, from: usize| {
+        let mut out: String = line[..from].to_owned();
+        out.extend(line[from..].chars().map(|_| ' '));
+        out
+    };
+    lines[index] = blank(target, key);
+    for below in lines.iter_mut().skip(index + 1) {
+        let content = below.trim_start();
+        let depth = below.len() - content.len();
+        if content.is_empty() || content.starts_with('#') || depth > key {
+            *below = blank(below, 0);
+        } else {
+            break;
+        }
+    }
+    Some(lines.join("\n"))
+}
+
 /// Runs serde with path tracking, so that a type error names its field as well as its line.
-fn deserialize(text: &str, origin: &str) -> Result<RawPolicy, PolicyError> {
+fn deserialize_once(text: &str) -> Result<RawPolicy, Problem> {
     let path = RefCell::new(String::new());
     let result = serde_saphyr::with_deserializer_from_str(text, |deserializer| {
         serde_path_to_error::deserialize(deserializer).map_err(|err| {
@@ -80,14 +230,11 @@ fn deserialize(text: &str, origin: &str) -> Result<RawPolicy, PolicyError> {
     });
     result.map_err(|err| {
         let location = err.location();
-        PolicyError {
-            file: origin.to_owned(),
-            problems: vec![Problem {
-                line: location.map(|l| l.line()).filter(|&l| l > 0),
-                column: location.map(|l| l.column()).filter(|&c| c > 0),
-                path: path.into_inner(),
-                message: bare_message(&err),
-            }],
+        Problem {
+            line: location.map(|l| l.line()).filter(|&l| l > 0),
+            column: location.map(|l| l.column()).filter(|&c| c > 0),
+            path: path.into_inner(),
+            message: bare_message(&err),
         }
     })
 }

@@ -862,9 +862,15 @@ fn policy_text(edits: &[(&str, &str)]) -> String {
 
 /// Validates `text` as `parse` does, and also gives back where each problem was raised.
 fn validate(text: &str) -> (Vec<Problem>, Vec<&'static std::panic::Location<'static>>) {
-    let raw = match deserialize(text, "row.yaml") {
-        Ok(raw) => raw,
-        Err(err) => panic!("the row does not parse, so it reaches no rule: {err}\n{text}"),
+    let raw = match deserialize(text) {
+        Parsed {
+            raw: Some(raw),
+            problems,
+            ..
+        } if problems.is_empty() => raw,
+        Parsed { problems, .. } => {
+            panic!("the row does not parse, so it reaches no rule: {problems:?}\n{text}")
+        }
     };
     let mut validator = Validator::default();
     validator.policy(raw);
