@@ -52,7 +52,8 @@ use crate::{Error, Result};
 pub const REDACTED: &str = "[redacted]";
 
 /// The shortest secret worth finding in text: a shorter one would match ordinary words and
-/// numbers everywhere (and a credential that short is no credential).
+/// numbers everywhere (and a credential that short is no credential). A shorter secret is
+/// refused where it is read ([`check_long_enough`]).
 pub const MIN_SECRET_LEN: usize = 4;
 
 /// The shortest encoded form (a base64 piece) that is looked for.
@@ -156,6 +157,7 @@ impl SecretSource {
         if value.is_empty() {
             return Err(Error::Usage(format!("{} is empty", self.describe())));
         }
+        check_long_enough(value, &self.describe())?;
         Ok(Secret::new(value))
     }
 
@@ -166,6 +168,23 @@ impl SecretSource {
             SecretSource::Env(name) => format!("the environment variable {name}"),
         }
     }
+}
+
+/// Refuses a secret shorter than [`MIN_SECRET_LEN`]: the redactor could not look for it
+/// (it would match ordinary words and numbers everywhere), so an echo of it could reach an
+/// output. Refused where it is read, before anything is sent with it (exit 2), naming where
+/// it came from (`what`) and its length, never its value.
+pub fn check_long_enough(value: &str, what: &str) -> Result<()> {
+    let length = value.chars().count();
+    if length < MIN_SECRET_LEN {
+        return Err(Error::Usage(format!(
+            "{what} holds a secret of {length} character{}; canary needs at least \
+             {MIN_SECRET_LEN}, as a shorter one cannot be told apart from ordinary text and \
+             so could not be kept out of logs and reports",
+            if length == 1 { "" } else { "s" }
+        )));
+    }
+    Ok(())
 }
 
 /// Finds secrets in text and replaces them with [`REDACTED`].
@@ -869,6 +888,32 @@ mod tests {
             .read()
             .unwrap_err();
         assert!(err.to_string().contains("CANARY_CORE_TEST_UNSET"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Issue 13: a secret too short to be looked for in text is refused where it is read,
+    /// naming where it is and its length, never its value.
+    #[test]
+    fn a_secret_shorter_than_four_characters_is_refused_when_read() {
+        let dir = std::env::temp_dir().join(format!("canary-short-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("token");
+        for (value, length) in [("Zq9\n", "3 characters"), ("é", "1 character")] {
+            std::fs::write(&file, value).unwrap();
+            let err = SecretSource::File(file.clone()).read().unwrap_err();
+            assert_eq!(err.exit_code(), crate::ExitCode::BadInput);
+            let message = err.to_string();
+            assert!(
+                message.starts_with(&format!(
+                    "the secret file {} holds a secret of {length}; canary needs at least 4",
+                    file.display()
+                )),
+                "{message}"
+            );
+            assert!(!message.contains(value.trim()), "{message}");
+        }
+        std::fs::write(&file, "Zq9x").unwrap();
+        assert_eq!(SecretSource::File(file).read().unwrap().expose(), "Zq9x");
         std::fs::remove_dir_all(dir).unwrap();
     }
 
