@@ -170,6 +170,56 @@ impl SecretSource {
     }
 }
 
+/// Reads every secret `policy` names and so teaches the process's redactor each of them
+/// (a Slack URL with its path), before anything runs: an echo must be redacted even when
+/// it comes before the secret's own first use — a `before` hook's output quoting the
+/// Slack URL the first notification will read, a scrape page quoting a webhook's key. A
+/// secret that cannot be read is left to fail where it is used, saying so there.
+pub fn learn_secrets_of(policy: &crate::policy::Policy) {
+    use crate::policy::{
+        HeaderValueSpec, HookAction, MetricsSourceSpec, NotificationChannel, PrometheusAuth,
+    };
+    let mut sources: Vec<&SecretSource> = Vec::new();
+    if let MetricsSourceSpec::Prometheus(spec) = &policy.metrics {
+        match &spec.auth {
+            PrometheusAuth::None => {}
+            PrometheusAuth::Bearer(source) => sources.push(source),
+            PrometheusAuth::Basic { password, .. } => sources.push(password),
+        }
+        for (_, value) in &spec.headers {
+            if let HeaderValueSpec::Secret(source) = value {
+                sources.push(source);
+            }
+        }
+    }
+    for hook in &policy.hooks {
+        if let HookAction::Webhook {
+            secret: Some(source),
+            ..
+        } = &hook.action
+        {
+            sources.push(source);
+        }
+    }
+    for notification in &policy.notifications {
+        match &notification.channel {
+            NotificationChannel::Webhook {
+                secret: Some(source),
+                ..
+            } => sources.push(source),
+            NotificationChannel::Webhook { secret: None, .. } => {}
+            NotificationChannel::Slack { url } => {
+                if let Ok(secret) = url.read() {
+                    let _ = Secret::url(secret.expose());
+                }
+            }
+        }
+    }
+    for source in sources {
+        let _ = source.read();
+    }
+}
+
 /// Refuses a secret shorter than [`MIN_SECRET_LEN`]: the redactor could not look for it
 /// (it would match ordinary words and numbers everywhere), so an echo of it could reach an
 /// output. Refused where it is read, before anything is sent with it (exit 2), naming where

@@ -1,4 +1,5 @@
-//! JUnit XML: one test case per check criterion, so CI systems list them natively. Failures
+//! JUnit XML: one test case per check criterion, so CI systems list them natively (and one
+//! for the run's verdict when it failed or erred where no check did). Failures
 //! carry the evidence; `error` verdicts are errors; `inconclusive` and `nodata` are skipped
 //! with their reason (they are not passes, and CI shows them as such).
 //!
@@ -27,20 +28,26 @@ pub(super) fn render(report: &Report) -> String {
         .as_secs_f64()
         .max(0.0);
     let time = format!("{seconds:.3}");
+    // A run that failed or erred where no check did (the metrics or the gateway failing
+    // mid-rollout, after every check passed so far) gets a test case of its own: a suite of
+    // passes only would show green in CI for a run that exited 3 or 4.
+    let overall = match report.verdict {
+        Verdict::Fail | Verdict::Error if count(&[Verdict::Fail, Verdict::Error]) == 0 => {
+            Some(report.verdict)
+        }
+        _ => None,
+    };
+    let tests = report.checks.len() + usize::from(overall.is_some());
+    let failures = count(&[Verdict::Fail]) + usize::from(overall == Some(Verdict::Fail));
+    let errors = count(&[Verdict::Error]) + usize::from(overall == Some(Verdict::Error));
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     out.push_str(&format!(
-        "<testsuites name=\"canary\" tests=\"{}\" failures=\"{}\" errors=\"{}\" time=\"{time}\">\n",
-        report.checks.len(),
-        count(&[Verdict::Fail]),
-        count(&[Verdict::Error]),
+        "<testsuites name=\"canary\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{time}\">\n",
     ));
     out.push_str(&format!(
-        "  <testsuite name=\"canary {} {}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{time}\" timestamp=\"{}\" hostname=\"{}\" id=\"0\" package=\"canary.{}\">\n",
+        "  <testsuite name=\"canary {} {}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{}\" time=\"{time}\" timestamp=\"{}\" hostname=\"{}\" id=\"0\" package=\"canary.{}\">\n",
         escape(&report.command),
         escape(&report.service),
-        report.checks.len(),
-        count(&[Verdict::Fail]),
-        count(&[Verdict::Error]),
         count(&[Verdict::Inconclusive, Verdict::NoData]),
         report.started_at.strftime("%Y-%m-%dT%H:%M:%S"),
         escape(&hostname()),
@@ -97,6 +104,21 @@ pub(super) fn render(report: &Report) -> String {
             escape(&body)
         ));
         out.push_str("    </testcase>\n");
+    }
+    if let Some(verdict) = overall {
+        let element = if verdict == Verdict::Fail {
+            "failure"
+        } else {
+            "error"
+        };
+        out.push_str(&format!(
+            "    <testcase classname=\"canary.{}\" name=\"{} verdict\" time=\"0\">\n      <{element} message=\"{}\" type=\"{}\">exit {}</{element}>\n    </testcase>\n",
+            escape(&report.service),
+            escape(&report.command),
+            escape(&report.reason),
+            verdict.as_str(),
+            report.exit_code,
+        ));
     }
     let mut summary = format!(
         "{} {}: {} (exit {}): {}",
