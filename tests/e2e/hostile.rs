@@ -1426,3 +1426,48 @@ fn a_31_mib_answer_under_the_cap_is_read_up_to_max_series_only() {
         "31 MiB answer, max-series 1000000 (every series read): peak RSS {peak_all} KiB; {reason}"
     );
 }
+
+/// Issue 13: a secret too short to be redacted (under 4 characters) is refused before
+/// anything is sent or changed, exit 2, naming the variable and the length — by
+/// `analyze`, by `rollout` before the first weight, and by `policy lint` in the same
+/// environment.
+#[test]
+fn a_secret_shorter_than_four_characters_is_refused_before_anything_runs() {
+    let server = FakeServer::start(healthy);
+    let dir = tempfile::tempdir().unwrap();
+    let message = "the environment variable CANARY_E2E_TOKEN holds a secret of 3 characters; canary needs at least 4";
+    let run = analyze(
+        dir.path(),
+        &format!("http://{}", server.address),
+        &policy_yaml("    bearer-token-env: CANARY_E2E_TOKEN\n", "", ""),
+        &[("CANARY_E2E_TOKEN", "Zq9")],
+    );
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(run.stderr.contains(message), "{}", run.all());
+    assert!(!run.all().contains("Zq9"), "{}", run.all());
+    let (run, _) = rollout_with_reports_and_env(
+        dir.path(),
+        &format!("http://{}", server.address),
+        "  steps: [50, 100]\n  step-duration: 2s\n  min-requests: 0\n",
+        &command_gateway(dir.path()),
+        &[("CANARY_E2E_TOKEN", "Zq9")],
+    );
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(run.stderr.contains(message), "{}", run.all());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("weight")).unwrap(),
+        "0",
+        "no weight was set"
+    );
+    assert!(server.requests().is_empty(), "nothing was sent");
+    let lint = canary(
+        &[
+            "policy",
+            "lint",
+            dir.path().join("policy.yaml").to_str().unwrap(),
+        ],
+        &[("CANARY_E2E_TOKEN", "Zq9")],
+    );
+    assert_eq!(lint.code, 2, "{}", lint.all());
+    assert!(lint.all().contains(message), "{}", lint.all());
+}

@@ -140,6 +140,13 @@ impl SecretSource {
     /// [`Error::Usage`](crate::Error::Usage) naming the file or the variable, never a value.
     /// The secret is learnt by the process's redactor as it is read.
     pub fn read(&self) -> Result<Secret> {
+        let value = self.read_unchecked()?;
+        check_long_enough(&value, &self.describe())?;
+        Ok(Secret::new(value))
+    }
+
+    /// The value, trimmed, not yet checked nor learnt.
+    fn read_unchecked(&self) -> Result<String> {
         let value = match self {
             SecretSource::File(path) => std::fs::read_to_string(path).map_err(|e| {
                 Error::Usage(format!(
@@ -157,8 +164,7 @@ impl SecretSource {
         if value.is_empty() {
             return Err(Error::Usage(format!("{} is empty", self.describe())));
         }
-        check_long_enough(value, &self.describe())?;
-        Ok(Secret::new(value))
+        Ok(value.to_owned())
     }
 
     /// Where the secret is, in words: `the secret file F`, `the environment variable V`.
@@ -174,8 +180,10 @@ impl SecretSource {
 /// (a Slack URL with its path), before anything runs: an echo must be redacted even when
 /// it comes before the secret's own first use — a `before` hook's output quoting the
 /// Slack URL the first notification will read, a scrape page quoting a webhook's key. A
-/// secret that cannot be read is left to fail where it is used, saying so there.
-pub fn learn_secrets_of(policy: &crate::policy::Policy) {
+/// secret too short to be redacted is refused here, before anything is changed
+/// ([`check_long_enough`]: exit 2, also from `policy lint`); one that cannot be read at all
+/// is left to fail where it is used, saying so there (a lint without the CI's secrets).
+pub fn learn_secrets_of(policy: &crate::policy::Policy) -> Result<()> {
     use crate::policy::{
         HeaderValueSpec, HookAction, MetricsSourceSpec, NotificationChannel, PrometheusAuth,
     };
@@ -209,15 +217,20 @@ pub fn learn_secrets_of(policy: &crate::policy::Policy) {
             } => sources.push(source),
             NotificationChannel::Webhook { secret: None, .. } => {}
             NotificationChannel::Slack { url } => {
-                if let Ok(secret) = url.read() {
-                    let _ = Secret::url(secret.expose());
+                if let Ok(value) = url.read_unchecked() {
+                    check_long_enough(&value, &url.describe())?;
+                    let _ = Secret::url(value);
                 }
             }
         }
     }
     for source in sources {
-        let _ = source.read();
+        if let Ok(value) = source.read_unchecked() {
+            check_long_enough(&value, &source.describe())?;
+            let _ = Secret::new(value);
+        }
     }
+    Ok(())
 }
 
 /// Refuses a secret shorter than [`MIN_SECRET_LEN`]: the redactor could not look for it

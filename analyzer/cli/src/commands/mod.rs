@@ -27,7 +27,7 @@ pub(crate) fn load_policy(path: &Path) -> anyhow::Result<Policy> {
     })?;
     let policy =
         Policy::from_yaml(&text, &path.display().to_string()).map_err(canary_core::Error::from)?;
-    canary_core::secret::learn_secrets_of(&policy);
+    canary_core::secret::learn_secrets_of(&policy)?;
     Ok(policy)
 }
 
