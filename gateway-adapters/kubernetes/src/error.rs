@@ -42,6 +42,19 @@ pub enum KubernetesError {
         message: String,
     },
 
+    /// The API server does not serve the API version the object is asked in: its group is
+    /// served in other versions, or not at all (its CustomResourceDefinition is not
+    /// installed). Found by discovery after a 404.
+    #[error("{object}: {}", self.detail())]
+    NotServed {
+        /// The object.
+        object: String,
+        /// The API version asked for, e.g. `split.smi-spec.io/v1alpha4`.
+        api_version: String,
+        /// The versions the cluster serves of that group, oldest name first (empty: none).
+        served: Vec<String>,
+    },
+
     /// Any other failed API request: the server could not be reached or answered an error.
     #[error("{object}: {}", self.detail())]
     Api {
@@ -98,6 +111,23 @@ impl KubernetesError {
             KubernetesError::NotFound { message, .. } => format!(
                 "does not exist (or its CustomResourceDefinition is not installed): {message}"
             ),
+            KubernetesError::NotServed {
+                api_version,
+                served,
+                ..
+            } => {
+                let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+                if served.is_empty() {
+                    format!(
+                        "the cluster serves no {group} API: install its CustomResourceDefinitions, or choose the gateway the cluster runs in the policy"
+                    )
+                } else {
+                    format!(
+                        "the cluster serves {group} in {}, not {api_version}: set `api-version` in the policy's gateway to one of them",
+                        served.join(", ")
+                    )
+                }
+            }
             KubernetesError::Api { action, .. } => format!("`{action}` failed"),
             KubernetesError::Conflict { attempts, .. } => format!(
                 "still conflicting after {attempts} fresh reads: something else keeps changing it"
@@ -123,6 +153,7 @@ impl KubernetesError {
             KubernetesError::Api { object, source, .. } => (object, Some(source)),
             KubernetesError::Forbidden { object, .. }
             | KubernetesError::NotFound { object, .. }
+            | KubernetesError::NotServed { object, .. }
             | KubernetesError::Conflict { object, .. } => (object, None),
         };
         canary_core::Error::Unavailable {
@@ -201,6 +232,15 @@ mod tests {
                 },
                 format!("{} does not exist (or its CustomResourceDefinition is not installed): httproutes \"checkout\" not found", route()),
                 format!("kubernetes at {}: does not exist (or its CustomResourceDefinition is not installed): httproutes \"checkout\" not found", route()),
+            ),
+            (
+                || KubernetesError::NotServed {
+                    object: "TrafficSplit shop/checkout".to_owned(),
+                    api_version: "split.smi-spec.io/v1alpha4".to_owned(),
+                    served: vec!["v1alpha1".to_owned(), "v1alpha2".to_owned()],
+                },
+                "TrafficSplit shop/checkout: the cluster serves split.smi-spec.io in v1alpha1, v1alpha2, not split.smi-spec.io/v1alpha4: set `api-version` in the policy's gateway to one of them".to_owned(),
+                "kubernetes at TrafficSplit shop/checkout: the cluster serves split.smi-spec.io in v1alpha1, v1alpha2, not split.smi-spec.io/v1alpha4: set `api-version` in the policy's gateway to one of them".to_owned(),
             ),
             (
                 || KubernetesError::Api {

@@ -13,7 +13,10 @@
 //! server's message. RBAC is enforced from `Role`/`ClusterRole` objects (verbs × apiGroups ×
 //! resources × resourceNames, in the Role's namespace) once any is granted; with none, all
 //! is allowed. Verbs: get, list, create (POST), update (PUT), patch (JSON patch and JSON
-//! merge patch), delete. Every request is recorded, with its body, for assertions. A test
+//! merge patch), delete. Like the real server it serves each API group only in its versions —
+//! those of the objects inserted, or what [`FakeApiServer::serve`] declares — answering any
+//! other version with 404 "the server could not find the requested resource", and lists the
+//! groups and versions it serves at `GET /apis` (discovery, which every user may read). Every request is recorded, with its body, for assertions. A test
 //! can make another writer change an object right before the next writes, to provoke
 //! conflicts.
 //!
@@ -21,7 +24,7 @@
 
 pub mod fixtures;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -83,6 +86,8 @@ struct Store {
     /// An authenticating proxy in front that refuses every write, quoting the request's
     /// `Authorization` header in its message.
     echo_credentials_on_writes: bool,
+    /// The versions each named API group is served in (the core group is always served).
+    served: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// The fake API server; stops when dropped.
@@ -141,9 +146,28 @@ impl FakeApiServer {
     pub fn insert(&self, object: Value) -> Value {
         let mut store = self.lock();
         let key = key_of(&object).expect("an object with apiVersion, kind, namespace and name");
+        if let Some((group, version)) = object["apiVersion"]
+            .as_str()
+            .and_then(|v| v.rsplit_once('/'))
+        {
+            store
+                .served
+                .entry(group.to_owned())
+                .or_default()
+                .insert(version.to_owned());
+        }
         let object = store.created(object);
         store.objects.insert(key, object.clone());
         object
+    }
+
+    /// Serves `group` in exactly `versions` from now on (an empty list: not at all, as when
+    /// its CustomResourceDefinition is not installed).
+    pub fn serve(&self, group: &str, versions: &[&str]) {
+        self.lock().served.insert(
+            group.to_owned(),
+            versions.iter().map(|v| (*v).to_owned()).collect(),
+        );
     }
 
     /// The object, as stored now.
@@ -370,6 +394,36 @@ fn qualified(key: &Key) -> String {
     }
 }
 
+/// The discovery answer `GET /apis`: every named group served, its versions in order.
+fn api_group_list(store: &Store) -> Value {
+    let groups: Vec<Value> = store
+        .served
+        .iter()
+        .filter(|(_, versions)| !versions.is_empty())
+        .map(|(group, versions)| {
+            let versions: Vec<Value> = versions
+                .iter()
+                .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
+                .collect();
+            json!({
+                "name": group,
+                "versions": versions,
+                "preferredVersion": versions.last().cloned().unwrap_or(Value::Null),
+            })
+        })
+        .collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+/// The group and version of `/apis/GROUP/VERSION/…`.
+fn group_version(path: &str) -> Option<(&str, &str)> {
+    let mut parts = path.trim_matches('/').split('/');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some("apis"), Some(group), Some(version)) => Some((group, version)),
+        _ => None,
+    }
+}
+
 /// Parses `/api/v1/namespaces/NS/RESOURCE[/NAME]` and
 /// `/apis/GROUP/VERSION/namespaces/NS/RESOURCE[/NAME]`.
 fn parse_path(path: &str) -> Option<Key> {
@@ -466,6 +520,26 @@ fn answer(
     content_type: &str,
     body: Option<Value>,
 ) -> Response {
+    if method == Method::GET && path.trim_end_matches('/') == "/apis" {
+        return ok(StatusCode::OK, &api_group_list(store));
+    }
+    if let Some((group, version)) = group_version(path)
+        && let Some(versions) = store.served.get(group)
+        && !versions.contains(version)
+    {
+        // What the real server answers for a group or version it does not serve.
+        let body = json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": "the server could not find the requested resource",
+            "reason": "NotFound", "details": {}, "code": 404,
+        });
+        return (
+            StatusCode::NOT_FOUND,
+            [("content-type", "application/json")],
+            body.to_string(),
+        )
+            .into_response();
+    }
     let Some(mut key) = parse_path(path) else {
         return (StatusCode::NOT_FOUND, format!("the fake serves no {path}")).into_response();
     };

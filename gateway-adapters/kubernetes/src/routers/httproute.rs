@@ -1,9 +1,13 @@
 //! [`HttpRouteRouter`]: the weights of two `backendRefs` of one rule of a Gateway API
-//! `HTTPRoute` (`gateway.networking.k8s.io/v1`), read through the typed `gateway-api` crate.
+//! `HTTPRoute` (`gateway.networking.k8s.io/v1`). Only what canary needs is read, into
+//! private types that ignore everything else: filters, matches and fields of the
+//! experimental channel or of a newer Gateway API than the `gateway-api` crate knows pass
+//! through untouched, since the JSON patch writes nothing but the two weights.
 
 use canary_core::policy::{HttpRouteSpec, RuleRef};
-use gateway_api::httproutes::{HttpRoute, HttpRouteRulesBackendRefs};
+use gateway_api::httproutes::HttpRoute;
 use kube::api::ApiResource;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::KubeConnection;
@@ -41,9 +45,43 @@ impl HttpRouteRouter {
     }
 }
 
+/// The part of an HTTPRoute canary reads: its rules' backendRefs.
+#[derive(Deserialize)]
+struct RouteRead {
+    spec: SpecRead,
+}
+
+#[derive(Deserialize)]
+struct SpecRead {
+    #[serde(default)]
+    rules: Option<Vec<RuleRead>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RuleRead {
+    #[serde(default)]
+    backend_refs: Option<Vec<BackendRead>>,
+}
+
+/// A backendRef as the Gateway API defines it: `weight` an int32 (unset is 1), `group` ""
+/// and `kind` "Service" by default, `namespace` the route's by default.
+#[derive(Clone, Deserialize)]
+struct BackendRead {
+    name: String,
+    #[serde(default)]
+    group: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    weight: Option<i32>,
+}
+
 /// Whether a backendRef names the Service `name` (in the route's namespace: a backend of
 /// the same name in another namespace is another backend).
-fn is_service(backend: &HttpRouteRulesBackendRefs, name: &str) -> bool {
+fn is_service(backend: &BackendRead, name: &str) -> bool {
     backend.name == name
         && backend.group.as_deref().unwrap_or("").is_empty()
         && backend.kind.as_deref().unwrap_or("Service") == "Service"
@@ -71,9 +109,9 @@ impl WeightedKind for HttpRouteKind {
     }
 
     fn locate(&self, object: &Value) -> Result<Weights, String> {
-        // The typed read is the schema check: an object that is not an HTTPRoute as
-        // gateway-api defines it is refused before anything is written.
-        let route: HttpRoute = serde_json::from_value(object.clone()).map_err(|err| {
+        // The typed read checks what canary relies on (names and int32 weights of every
+        // backendRef) and nothing else.
+        let route: RouteRead = serde_json::from_value(object.clone()).map_err(|err| {
             format!("does not read as a gateway.networking.k8s.io/v1 HTTPRoute: {err}")
         })?;
         let rules = route.spec.rules.unwrap_or_default();

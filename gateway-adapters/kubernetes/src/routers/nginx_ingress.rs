@@ -1,14 +1,18 @@
 //! [`NginxIngressRouter`]: ingress-nginx's canary Ingress. The controller sends
 //! `canary-weight` out of `canary-weight-total` (default 100) of the requests for the stable
 //! Ingress' hosts and paths to the Ingress annotated `canary: "true"`; the rest go to the
-//! stable one. Only the `canary-weight` annotation is ever written; the canary Ingress can be
-//! created from the stable one when the policy asks for it.
+//! stable one. canary writes the `canary-weight` annotation, and `canary-weight-total` when the
+//! policy's total is not ingress-nginx's default of 100 and the annotation is missing, in the
+//! same patch; a weight is always read out of the total ingress-nginx applies (a missing
+//! annotation is 100). The canary Ingress can be created from the stable one when the policy
+//! asks for it.
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use canary_core::policy::{CreateCanaryIngress, NginxIngressSpec};
 use canary_core::ports::TrafficRouter;
+use json_patch::{AddOperation, PatchOperation};
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
 use kube::api::{Api, ApiResource, ObjectMeta, PostParams};
 use serde_json::Value;
@@ -23,6 +27,8 @@ pub const CANARY_ANNOTATION: &str = "nginx.ingress.kubernetes.io/canary";
 pub const CANARY_WEIGHT_ANNOTATION: &str = "nginx.ingress.kubernetes.io/canary-weight";
 /// What the weight is out of (default 100).
 pub const CANARY_WEIGHT_TOTAL_ANNOTATION: &str = "nginx.ingress.kubernetes.io/canary-weight-total";
+/// The total ingress-nginx applies when `canary-weight-total` is not set.
+pub(crate) const DEFAULT_WEIGHT_TOTAL: u32 = 100;
 /// Annotations not copied from the stable Ingress to the canary one.
 const NOT_COPIED: &[&str] = &["kubectl.kubernetes.io/last-applied-configuration"];
 
@@ -165,7 +171,7 @@ pub(crate) fn canary_from_stable(
     let (weight, _) = crate::routers::weights::split(percent, total);
     annotations.insert(CANARY_ANNOTATION.to_owned(), "true".to_owned());
     annotations.insert(CANARY_WEIGHT_ANNOTATION.to_owned(), weight.to_string());
-    if total != 100 {
+    if total != DEFAULT_WEIGHT_TOTAL {
         annotations.insert(CANARY_WEIGHT_TOTAL_ANNOTATION.to_owned(), total.to_string());
     }
     let mut labels = stable.metadata.labels.clone().unwrap_or_default();
@@ -218,9 +224,21 @@ impl WeightedKind for NginxIngressKind {
                 })
                 .transpose()
         };
-        let total = match number(CANARY_WEIGHT_TOTAL_ANNOTATION)? {
-            None => self.total,
-            Some(total) if total == u64::from(self.total) => self.total,
+        // What ingress-nginx applies now (a missing total is its default), and the patch
+        // that makes it the policy's when they differ only by that default.
+        let (applied_total, prepare) = match number(CANARY_WEIGHT_TOTAL_ANNOTATION)? {
+            None if self.total == DEFAULT_WEIGHT_TOTAL => (self.total, Vec::new()),
+            None => (
+                DEFAULT_WEIGHT_TOTAL,
+                vec![PatchOperation::Add(AddOperation {
+                    path: crate::routers::weights::pointer(&format!(
+                        "/metadata/annotations/{}",
+                        pointer_token(CANARY_WEIGHT_TOTAL_ANNOTATION)
+                    )),
+                    value: Value::String(self.total.to_string()),
+                })],
+            ),
+            Some(total) if total == u64::from(self.total) => (self.total, Vec::new()),
             Some(total) => {
                 return Err(format!(
                     "annotation {CANARY_WEIGHT_TOTAL_ANNOTATION} is {total}, the policy's weight-total is {}",
@@ -229,15 +247,21 @@ impl WeightedKind for NginxIngressKind {
             }
         };
         let weight = number(CANARY_WEIGHT_ANNOTATION)?.unwrap_or(0);
-        if weight > u64::from(total) {
+        if weight > u64::from(applied_total) {
             return Err(format!(
-                "annotation {CANARY_WEIGHT_ANNOTATION} is {weight}, more than the total {total}"
+                "annotation {CANARY_WEIGHT_ANNOTATION} is {weight}, more than the total {applied_total}{}",
+                if prepare.is_empty() {
+                    ""
+                } else {
+                    " ingress-nginx applies while the canary-weight-total annotation is missing"
+                }
             ));
         }
         Ok(Weights {
+            // The stable share is implied: what the canary does not take of the applied total.
             stable: Slot {
                 pointer: None,
-                value: u64::from(total) - weight,
+                value: u64::from(applied_total) - weight,
             },
             canary: Slot {
                 pointer: Some(format!(
@@ -246,9 +270,9 @@ impl WeightedKind for NginxIngressKind {
                 )),
                 value: weight,
             },
-            total,
+            total: self.total,
             as_strings: true,
-            prepare: Vec::new(),
+            prepare,
         })
     }
 }

@@ -27,7 +27,7 @@ pub(crate) struct Weights {
     pub(crate) stable: Slot,
     /// The canary's weight.
     pub(crate) canary: Slot,
-    /// What the two add up to after a write.
+    /// What the two add up to after a write (reads use the slots' values as found).
     pub(crate) total: u32,
     /// Whether weights are written as strings (annotations) rather than numbers.
     pub(crate) as_strings: bool,
@@ -38,10 +38,9 @@ pub(crate) struct Weights {
 impl Weights {
     /// The canary's share in percent, or why there is none.
     pub(crate) fn canary_percent(&self) -> Result<u8, String> {
-        let stable = match self.stable.pointer {
-            Some(_) => self.stable.value,
-            None => u64::from(self.total).saturating_sub(self.canary.value),
-        };
+        // An implied stable weight (no pointer) was already worked out by the kind from the
+        // total its controller applies, which is not always the total written (`total`).
+        let stable = self.stable.value;
         let (Ok(canary), Ok(stable)) = (u32::try_from(self.canary.value), u32::try_from(stable))
         else {
             return Err(format!(
@@ -129,16 +128,52 @@ impl<K: WeightedKind> WeightRouter<K> {
         api: &Api<DynamicObject>,
         namespace: &str,
     ) -> Result<Value, KubernetesError> {
-        let object = api.get(&self.name).await.map_err(|err| {
-            api_error(
-                &self.object(namespace),
-                self.permission("get", namespace),
-                err,
-            )
-        })?;
+        let object = match api.get(&self.name).await {
+            Ok(object) => object,
+            Err(err) => {
+                let error = api_error(
+                    &self.object(namespace),
+                    self.permission("get", namespace),
+                    err,
+                );
+                if let KubernetesError::NotFound { .. } = error
+                    && let Some(not_served) = self.not_served(namespace).await
+                {
+                    return Err(not_served);
+                }
+                return Err(error);
+            }
+        };
         serde_json::to_value(&object).map_err(|err| KubernetesError::Object {
             object: self.object(namespace),
             message: format!("cannot re-encode the object read: {err}"),
+        })
+    }
+
+    /// After a 404: whether the cluster does not serve the object's API version at all, by
+    /// discovery (`GET /apis`, which every authenticated user may read). `None` when it does,
+    /// for the core group, or when discovery itself fails (the 404 then stands as it was).
+    async fn not_served(&self, namespace: &str) -> Option<KubernetesError> {
+        let resource = self.kind.resource();
+        if resource.group.is_empty() {
+            return None;
+        }
+        let (client, _) = self.connection.client().await.ok()?;
+        let groups = client.list_api_groups().await.ok()?;
+        let mut served: Vec<String> = groups
+            .groups
+            .iter()
+            .find(|group| group.name == resource.group)
+            .map(|group| group.versions.iter().map(|v| v.version.clone()).collect())
+            .unwrap_or_default();
+        if served.contains(&resource.version) {
+            return None;
+        }
+        served.sort();
+        Some(KubernetesError::NotServed {
+            object: self.object(namespace),
+            api_version: resource.api_version,
+            served,
         })
     }
 

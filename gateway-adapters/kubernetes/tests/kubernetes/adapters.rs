@@ -274,6 +274,8 @@ async fn endless_conflicts_give_up_after_a_bounded_number_of_reads() {
 async fn missing_objects_and_backends_are_clear_errors() {
     let case = crate::support::http_route_case();
     let fake = canary_fake_kube_api::FakeApiServer::start().await;
+    // The CRD is installed; the route is not there.
+    fake.serve("gateway.networking.k8s.io", &["v1", "v1beta1"]);
     let router = case.router(&fake);
     let err = router.set_canary_weight(10).await.unwrap_err();
     assert_eq!(err.exit_code(), canary_core::ExitCode::Infrastructure);
@@ -350,6 +352,150 @@ async fn an_ingress_without_the_canary_annotation_is_not_touched() {
     let message = chain(&router.set_canary_weight(10).await.unwrap_err());
     assert!(
         message.contains("is not a canary Ingress: it lacks the annotation nginx.ingress.kubernetes.io/canary: \"true\""),
+        "{message}"
+    );
+    assert!(fake.requests_with("PATCH").is_empty());
+}
+
+/// A policy asking for an API version the cluster does not serve is told which versions it
+/// does serve, and one naming a router whose CRDs are not installed is told that — not "the
+/// object does not exist" (issue 18.5: linkerd-smi serves only v1alpha1 and v1alpha2).
+#[tokio::test]
+async fn an_api_version_the_cluster_does_not_serve_names_the_ones_it_does() {
+    use canary_core::policy::GatewaySpec;
+    let mut case = crate::support::traffic_split_case();
+    if let GatewaySpec::SmiTrafficSplit(spec) = &mut case.spec {
+        spec.api_version = "split.smi-spec.io/v1alpha4".to_owned();
+    }
+    let fake = case.fake().await;
+    fake.serve("split.smi-spec.io", &["v1alpha1", "v1alpha2"]);
+    let router = case.router(&fake);
+    let message = chain(&router.set_canary_weight(10).await.unwrap_err());
+    assert!(
+        message.contains("TrafficSplit shop/checkout: the cluster serves split.smi-spec.io in v1alpha1, v1alpha2, not split.smi-spec.io/v1alpha4: set `api-version`"),
+        "{message}"
+    );
+    assert!(fake.requests_with("PATCH").is_empty());
+
+    // No CRD at all: the group is not served.
+    let case = crate::support::virtual_service_case();
+    let fake = canary_fake_kube_api::FakeApiServer::start().await;
+    fake.serve("networking.istio.io", &[]);
+    let router = case.router(&fake);
+    let message = chain(&router.canary_weight().await.unwrap_err());
+    assert!(
+        message.contains(
+            "the cluster serves no networking.istio.io API: install its CustomResourceDefinitions"
+        ),
+        "{message}"
+    );
+
+    // A served version and a missing object is still "does not exist".
+    let case = crate::support::traffic_split_case();
+    let fake = canary_fake_kube_api::FakeApiServer::start().await;
+    fake.serve("split.smi-spec.io", &["v1alpha2"]);
+    let message = chain(&case.router(&fake).canary_weight().await.unwrap_err());
+    assert!(message.contains("does not exist"), "{message}");
+}
+
+/// An HTTPRoute using experimental-channel features (an `ExternalAuth` filter, fields this
+/// version of the Gateway API types does not know) has its weights set like any other, and
+/// everything canary does not change passes through untouched (issue 18.4: the typed read
+/// refused it with `unknown variant 'ExternalAuth'`).
+#[tokio::test]
+async fn an_experimental_channel_httproute_is_weighted_and_its_unknown_parts_kept() {
+    let case = crate::support::http_route_case();
+    let mut route = case.objects[0].clone();
+    route["spec"]["rules"][0]["filters"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({
+            "type": "ExternalAuth",
+            "externalAuth": {"protocol": "HTTP", "backendRef": {"name": "auth", "port": 9000}}
+        }));
+    route["spec"]["rules"][1]["sessionPersistence"] = json!({"type": "Cookie", "sessionName": "s"});
+    route["spec"]["rules"][0]["backendRefs"][1]["someFutureField"] = json!({"x": 1});
+    let fake = canary_fake_kube_api::FakeApiServer::start().await;
+    fake.insert(route);
+    let router = case.router(&fake);
+    let before = case.stored(&fake);
+    for weight in [10u8, 25, 100, 0] {
+        set_and_verify(router.as_ref(), weight)
+            .await
+            .unwrap_or_else(|e| panic!("set {weight}%: {}", chain(&e)));
+        let after = case.stored(&fake);
+        assert_eq!(
+            after,
+            same_version(&case.with_weights(&before, u64::from(weight)), &after),
+            "only the two weights changed at {weight}%"
+        );
+    }
+}
+
+/// ingress-nginx reads a missing `canary-weight-total` as 100. A policy with another total
+/// must write that total with the first weight, and a weight found without the annotation is
+/// read out of 100, as ingress-nginx serves it (issue 18.1: 10 % of 1000 written as
+/// `canary-weight: "100"` alone sent every request to the canary while canary read 10 %).
+#[tokio::test]
+async fn a_canary_ingress_without_a_weight_total_is_read_out_of_100_and_given_the_policys_total() {
+    use canary_core::policy::GatewaySpec;
+    const TOTAL: &str = "nginx.ingress.kubernetes.io/canary-weight-total";
+    const WEIGHT: &str = "nginx.ingress.kubernetes.io/canary-weight";
+    let mut case = crate::support::nginx_ingress_case();
+    if let GatewaySpec::NginxIngress(spec) = &mut case.spec {
+        spec.weight_total = 1000;
+    }
+
+    // A weight left by hand, without the total: ingress-nginx sends 100 of 100 to the canary.
+    let fake = canary_fake_kube_api::FakeApiServer::start().await;
+    let mut canary = crate::support::canary_ingress();
+    canary["metadata"]["annotations"][WEIGHT] = json!("100");
+    fake.insert(canary);
+    let router = case.router(&fake);
+    assert_eq!(
+        router.canary_weight().await.unwrap(),
+        100,
+        "read out of 100"
+    );
+
+    // Setting 10 % writes the policy's total beside the weight, and reads back 10 %.
+    set_and_verify(router.as_ref(), 10)
+        .await
+        .unwrap_or_else(|e| panic!("set 10%: {}", chain(&e)));
+    let annotations = case.stored(&fake)["metadata"]["annotations"].clone();
+    assert_eq!(annotations[TOTAL], json!("1000"), "{annotations:#}");
+    assert_eq!(annotations[WEIGHT], json!("100"), "{annotations:#}");
+    // From then on only the weight changes, and a weight already held sends nothing.
+    set_and_verify(router.as_ref(), 25).await.unwrap();
+    set_and_verify(router.as_ref(), 25).await.unwrap();
+    let patches = fake.requests_with("PATCH");
+    assert_eq!(patches.len(), 2, "{patches:#?}");
+    assert_eq!(
+        patches[1].body.as_ref().unwrap()[1],
+        json!({"op": "add", "path": "/metadata/annotations/nginx.ingress.kubernetes.io~1canary-weight", "value": "250"})
+    );
+
+    // With the default total of 100 nothing but the weight is ever written.
+    let case = crate::support::nginx_ingress_case();
+    let fake = case.fake().await;
+    let router = case.router(&fake);
+    set_and_verify(router.as_ref(), 10).await.unwrap();
+    let annotations = case.stored(&fake)["metadata"]["annotations"].clone();
+    assert!(annotations.get(TOTAL).is_none(), "{annotations:#}");
+
+    // A total that disagrees with the policy's is refused, untouched.
+    let mut case = crate::support::nginx_ingress_case();
+    if let GatewaySpec::NginxIngress(spec) = &mut case.spec {
+        spec.weight_total = 1000;
+    }
+    let fake = canary_fake_kube_api::FakeApiServer::start().await;
+    let mut canary = crate::support::canary_ingress();
+    canary["metadata"]["annotations"][TOTAL] = json!("10000");
+    fake.insert(canary);
+    let router = case.router(&fake);
+    let message = chain(&router.set_canary_weight(10).await.unwrap_err());
+    assert!(
+        message.contains("canary-weight-total is 10000, the policy's weight-total is 1000"),
         "{message}"
     );
     assert!(fake.requests_with("PATCH").is_empty());
