@@ -25,7 +25,7 @@ fn healthy(request: &str) -> String {
             r#"{{"status":"success","data":{{"resultType":"vector","result":[{{"metric":{{"version":"canary","canary_series":"requests"}},"value":[{at},"1000"]}},{{"metric":{{"version":"stable","canary_series":"requests"}},"value":[{at},"1000"]}}]}}}}"#
         )
     } else {
-        format!(r#"{{"status":"success","data":{{"resultType":"vector","result":[]}}}}"#)
+        r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#.to_owned()
     };
     http("200 OK", "application/json", &body)
 }
