@@ -1,22 +1,25 @@
-//! A loopback HTTP server for tests that need something to talk to: a webhook receiver, a
-//! server answering 500 or an HTML page where Prometheus should be. It answers every request
-//! with `response(request)` and keeps the raw requests it got.
+//! The one loopback HTTP server of the tests, for those that need something to talk to: a
+//! webhook receiver, a Prometheus answering 503 then 200, an HTML page where Prometheus
+//! should be. It answers every request with `response(request)` and keeps the raw requests
+//! it got. It is a plain thread, so async and blocking tests use it alike.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A running fake server (its thread lives as long as the test process).
 pub struct FakeServer {
     /// `127.0.0.1:PORT`.
     pub address: String,
-    requests: Arc<Mutex<Vec<String>>>,
+    requests: Arc<Mutex<Vec<(Instant, String)>>>,
 }
 
 impl FakeServer {
-    /// Starts answering each request with `response(request)` (a whole HTTP response).
-    pub fn start(response: fn(&str) -> String) -> FakeServer {
+    /// Starts answering each request with `response(request)` (a whole HTTP response, see
+    /// [`http`]), one connection at a time.
+    pub fn start(response: impl Fn(&str) -> String + Send + 'static) -> FakeServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         let address = listener.local_addr().expect("its address").to_string();
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -25,16 +28,45 @@ impl FakeServer {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
                 let request = read_request(&mut stream);
+                // Kept before answering: a client that has its answer finds its request here.
+                kept.lock()
+                    .expect("not poisoned")
+                    .push((Instant::now(), request.clone()));
                 let _ = stream.write_all(response(&request).as_bytes());
-                kept.lock().expect("not poisoned").push(request);
             }
         });
         FakeServer { address, requests }
     }
 
+    /// Answers the first request with `answers[0]`, the second with `answers[1]`, and every
+    /// one after the last with the last.
+    pub fn answering(answers: Vec<String>) -> FakeServer {
+        assert!(!answers.is_empty(), "a fake server needs an answer");
+        let next = AtomicUsize::new(0);
+        FakeServer::start(move |_| {
+            let i = next.fetch_add(1, Ordering::SeqCst);
+            answers[i.min(answers.len() - 1)].clone()
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
     /// The raw requests so far (head and body).
     pub fn requests(&self) -> Vec<String> {
-        self.requests.lock().expect("not poisoned").clone()
+        let requests = self.requests.lock().expect("not poisoned");
+        requests
+            .iter()
+            .map(|(_, request)| request.clone())
+            .collect()
+    }
+
+    /// When each request so far came in.
+    pub fn arrivals(&self) -> Vec<Instant> {
+        let requests = self.requests.lock().expect("not poisoned");
+        requests.iter().map(|(at, _)| *at).collect()
     }
 }
 

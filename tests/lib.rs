@@ -10,6 +10,7 @@ pub mod fake_http;
 pub mod haproxy;
 pub mod leaks;
 pub mod nginx;
+pub mod policy;
 pub mod process;
 pub mod prometheus;
 

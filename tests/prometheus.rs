@@ -156,6 +156,29 @@ impl Prometheus {
             .sum()
     }
 
+    /// The values of an instant query's vector (empty when it has none, or on any error):
+    /// what a test polls for before it relies on what Prometheus holds.
+    pub fn instant_values(&self, promql: &str) -> Vec<f64> {
+        let query: String = promql
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    char::from(b).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let Some((200, body)) = http_get(&self.address(), &format!("/api/v1/query?query={query}"))
+        else {
+            return Vec::new();
+        };
+        // `"value":[<time>,"<value>"]`, once per series.
+        body.split("\"value\":[")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').nth(1)?.parse().ok())
+            .collect()
+    }
+
     /// How many of its targets are up.
     pub fn targets_up(&self) -> usize {
         http_get(&self.address(), "/api/v1/targets")

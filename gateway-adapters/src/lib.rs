@@ -16,7 +16,8 @@
 //! The Kubernetes routers, the ConfigMap state store and the Deployment promotion live in a
 //! crate of their own, `canary-kubernetes` (`gateway-adapters/kubernetes/`), so that a build
 //! without them compiles no Kubernetes client. The two never depend on each other; both
-//! depend on `canary-core` only.
+//! depend on `canary-core` (and this one on `canary-metrics` for the process's one TLS
+//! provider installer, [`canary_metrics::install_crypto_provider`]).
 //!
 //! Every external call has a timeout, and every failure becomes a [`canary_core::Error`] that
 //! names the socket, file or program involved (`Unavailable`, or `Mismatch` when the router
@@ -34,10 +35,3 @@ pub use error::{
 pub use hooks::{HookContext, HookOutcome, HookRun, HookRunner, Notifier};
 pub use routers::{CommandRouter, HaproxyRouter, NginxRouter, ServerWeights, router_for};
 pub use stores::{FileStateStore, write_durably};
-
-/// Installs ring as the process's TLS crypto provider, which the webhook client needs (the
-/// workspace builds reqwest without one, to keep aws-lc out of the build). Installing it
-/// again, or after another crate of the process installed one, changes nothing.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}

@@ -72,6 +72,21 @@ pub(crate) fn spawn_canary(args: &[&str], envs: &[(&str, &str)]) -> (ChildGuard,
     (guard, receiver)
 }
 
+/// Every stderr line of an exited `canary` from [`spawn_canary`]: waits for the reader to
+/// reach the end of the pipe (the sender is dropped then), at most 10 s (a child of canary's
+/// holding the pipe open must not hang the test), rather than sleeping and hoping.
+pub(crate) fn all_lines(stderr: &Receiver<String>) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut lines = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match stderr.recv_timeout(left) {
+            Ok(line) => lines.push(line),
+            Err(_) => return lines.join("\n"),
+        }
+    }
+}
+
 /// Writes a policy file into `dir`.
 pub(crate) fn write_policy(dir: &Path, name: &str, yaml: &str) -> PathBuf {
     let path = dir.join(name);

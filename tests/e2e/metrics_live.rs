@@ -135,8 +135,17 @@ fn prometheus_and_the_scrape_source_agree_on_live_demo_services() {
     );
     let _load_stable = load(&stable);
     let _load_canary = load(&canary_address);
-    // Let the load settle and Prometheus take a few samples first.
-    std::thread::sleep(Duration::from_secs(3));
+    // Prometheus has seen the load on both versions (a rate needs two samples of it) before
+    // the first tick, so that both sources count from the same start.
+    let both_loaded = || {
+        let rates = prometheus.instant_values("sum by (version) (rate(http_requests_total[3s]))");
+        rates.len() == 2 && rates.iter().all(|&rate| rate > 0.0)
+    };
+    assert!(
+        canary_tests::wait_until(Duration::from_secs(30), both_loaded),
+        "Prometheus never saw the load on both versions:\n{}",
+        prometheus.log()
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let scrape_policy = write_policy(
@@ -162,8 +171,26 @@ fn prometheus_and_the_scrape_source_agree_on_live_demo_services() {
     assert!(matches!(run.code, 0 | 1 | 3), "{}", run.all());
     let scraped = read_json(&scrape_recording);
 
-    // The same range from Prometheus, once it has scraped past its end.
-    std::thread::sleep(Duration::from_secs_f64(2.5 * SCRAPE_SECONDS));
+    // The same range from Prometheus, once it has scraped both services past its end.
+    let end_seconds = scraped["ticks"].as_array().unwrap().last().unwrap()["at"]
+        .as_str()
+        .unwrap()
+        .parse::<jiff::Timestamp>()
+        .unwrap()
+        .as_millisecond() as f64
+        / 1000.0;
+    let scraped_past_end = || {
+        let newest = prometheus.instant_values("timestamp(up{job=\"demo\"})");
+        newest.len() == 2
+            && newest
+                .iter()
+                .all(|&at| at > end_seconds + 2.0 * SCRAPE_SECONDS)
+    };
+    assert!(
+        canary_tests::wait_until(Duration::from_secs(30), scraped_past_end),
+        "Prometheus did not scrape past the recording's end:\n{}",
+        prometheus.log()
+    );
     let prom_policy = write_policy(
         dir.path(),
         "prometheus.yaml",

@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 use canary_tests::demo::{DemoService, Load};
 use canary_tests::haproxy::Haproxy;
 use canary_tests::nginx::Nginx;
+use canary_tests::policy::TestPolicy;
 use canary_tests::prometheus::Prometheus;
 
-use crate::canary_run::{canary, read_json, write_policy};
+use crate::canary_run::{canary, read_json};
 
 /// Requests per second through the proxy.
 const RPS: u32 = 200;
@@ -65,45 +66,15 @@ impl Stack {
 
     /// [`Stack::policy`] with more top-level YAML (e.g. `hooks:`).
     pub(crate) fn policy_with(&self, gateway: &str, timing: &str, extra: &str) -> PathBuf {
-        let yaml = format!(
-            r#"service: e2e
-traffic:
-  label: version
-  canary: canary
-  baseline: stable
-  selector: 'job="demo"'
-metrics:
-  prometheus:
-    url: {url}
-    timeout: 5s
-rollout:
-  steps: [10, 25, 50, 100]
-{timing}
-  alpha: 1%
-gateway:
-{gateway}
-{extra}
-checks:
-  - name: errors
-    error-rate:
-      requests: http_requests_total
-      errors: 'code=~"5.."'
-    slo:
-      max: 1%
-    baseline:
-      max-increase: 0%
-  - name: latency
-    latency:
-      histogram: http_request_duration_seconds
-      quantile: p95
-    slo:
-      max: 100ms
-    baseline:
-      max-increase: 25%
-"#,
-            url = self.prometheus.url()
-        );
-        write_policy(self.dir.path(), "e2e.yaml", &yaml)
+        TestPolicy::new("e2e")
+            .selector(r#"job="demo""#)
+            .prometheus(&self.prometheus.url(), "    timeout: 5s\n")
+            .rollout(&format!(
+                "  steps: [10, 25, 50, 100]\n{timing}\n  alpha: 1%\n"
+            ))
+            .gateway(gateway)
+            .extra(extra)
+            .write(self.dir.path(), "e2e.yaml")
     }
 
     pub(crate) fn state_dir(&self) -> PathBuf {
@@ -132,6 +103,7 @@ pub(crate) fn haproxy_gateway(haproxy: &Haproxy) -> String {
 struct WeightWatcher {
     seen: Arc<Mutex<Vec<u32>>>,
     stop: Arc<AtomicBool>,
+    poller: std::thread::JoinHandle<()>,
 }
 
 impl WeightWatcher {
@@ -140,7 +112,7 @@ impl WeightWatcher {
         let stop = Arc::new(AtomicBool::new(false));
         let socket = haproxy.socket();
         let (seen2, stop2) = (seen.clone(), stop.clone());
-        std::thread::spawn(move || {
+        let poller = std::thread::spawn(move || {
             while !stop2.load(Ordering::SeqCst) {
                 if let Some(percent) = canary_percent_at(&socket) {
                     let mut seen = seen2.lock().unwrap();
@@ -151,13 +123,15 @@ impl WeightWatcher {
                 std::thread::sleep(Duration::from_millis(100));
             }
         });
-        WeightWatcher { seen, stop }
+        WeightWatcher { seen, stop, poller }
     }
 
     /// Stops polling and takes one last reading, so a change made just before the end counts.
     fn finish(self, haproxy: &Haproxy) -> Vec<u32> {
         self.stop.store(true, Ordering::SeqCst);
-        std::thread::sleep(Duration::from_millis(150));
+        self.poller
+            .join()
+            .expect("the weight poller does not panic");
         let mut seen = self.seen.lock().unwrap().clone();
         if let Some(last) = haproxy.canary_percent()
             && seen.last() != Some(&last)

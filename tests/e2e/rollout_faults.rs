@@ -15,7 +15,7 @@ use canary_tests::nginx::Nginx;
 use canary_tests::process::ChildGuard;
 use canary_tests::wait_until;
 
-use crate::canary_run::{Run, canary, spawn_canary};
+use crate::canary_run::{Run, all_lines, canary, spawn_canary};
 use crate::rollout::{Stack, haproxy_gateway};
 
 const TIMING: &str =
@@ -79,9 +79,7 @@ fn haproxy_gone_mid_rollout_exits_4_and_a_rerun_resumes() {
     );
     haproxy.stop();
     let output = process.wait_exit(Duration::from_secs(60));
-    std::thread::sleep(Duration::from_millis(200));
-    let stderr: Vec<String> = stderr.try_iter().collect();
-    let stderr = stderr.join("\n");
+    let stderr = all_lines(&stderr);
     assert_eq!(
         output.code(),
         Some(4),
@@ -137,8 +135,7 @@ fn prometheus_gone_mid_rollout_rolls_back_and_exits_4_when_the_policy_says_so() 
     let prometheus_url = stack.prometheus.url();
     stack.prometheus.stop();
     let status = process.wait_exit(Duration::from_secs(60));
-    std::thread::sleep(Duration::from_millis(200));
-    let stderr = stderr.try_iter().collect::<Vec<String>>().join("\n");
+    let stderr = all_lines(&stderr);
     assert_eq!(status.code(), Some(4), "exit 4 without metrics:\n{stderr}");
     assert_eq!(
         haproxy.canary_percent(),
@@ -306,7 +303,17 @@ fn interrupted_rollout(
             == Some(10)),
         "the first step's weight reached HAProxy"
     );
-    std::thread::sleep(Duration::from_secs(2));
+    // Mid-step: the driver has judged the step once and is waiting for the next tick.
+    let state = stack.state_dir().join("e2e.json");
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            std::fs::read_to_string(&state)
+                .ok()
+                .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+                .is_some_and(|s| s["last_assessment"].is_object())
+        }),
+        "the first step was judged once"
+    );
     process.signal(signal);
     let code = process.wait_exit(Duration::from_secs(30)).code();
     (stack, haproxy, policy, code)

@@ -138,7 +138,19 @@ fn a_promote_left_behind_never_promotes_the_next_rollout() {
     // rel-2: a new rollout, analysed from its first step whatever was left behind.
     let (second, stderr) = spawn("rollout", &policy, &stack, &["--id", "rel-2"]);
     assert!(at_percent(&haproxy, 10), "rel-2 reached its first step");
-    std::thread::sleep(Duration::from_secs(4));
+    // The driver finds the leftover (it looks every 250 ms) and reports it ignored.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut lines: Vec<String> = Vec::new();
+    while !lines
+        .iter()
+        .any(|l| l.contains("ignored a `canary promote` request"))
+    {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match stderr.recv_timeout(left) {
+            Ok(line) => lines.push(line),
+            Err(_) => panic!("the leftover request is reported as ignored: {lines:?}"),
+        }
+    }
     assert_eq!(
         haproxy.canary_percent(),
         Some(10),
@@ -149,13 +161,6 @@ fn a_promote_left_behind_never_promotes_the_next_rollout() {
     assert_eq!(state["phase"]["phase"], "step");
     assert!(state.get("promoted_by_hand").is_none(), "{state}");
     interrupt((second, std::sync::mpsc::channel().1));
-    let lines: Vec<String> = stderr.try_iter().collect();
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.contains("ignored a `canary promote` request")),
-        "the leftover request is reported as ignored: {lines:?}"
-    );
     assert!(!stack.state_dir().join("e2e.control.json").exists());
 
     // A request for a rollout that is not running is refused.

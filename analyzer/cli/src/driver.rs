@@ -5,13 +5,14 @@
 //! effects, never inside one: a weight change always completes and is recorded before an
 //! interrupt is handled, so weights are never left half-set.
 
+use std::cell::RefCell;
 use std::sync::Arc;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use canary_core::policy::HookEvent;
 use canary_core::ports::{Clock, MetricsSource, StateStore, TrafficRouter, set_and_verify};
+use canary_core::retry::{Backoff, Failure, retry};
 use canary_core::rollout::{Effect, Event, Machine, Outcome, Rollout};
 use canary_gateways::{HookContext, HookRunner, Notifier};
 use jiff::Timestamp;
@@ -23,8 +24,9 @@ use crate::self_metrics::SelfMetrics;
 /// How often a wait looks for signals and for requests from `canary promote` / `abort`.
 const POLL: Duration = Duration::from_millis(250);
 
-/// Attempts at saving the state before giving up.
-const PERSIST_ATTEMPTS: u32 = 3;
+/// Saving the state: three attempts, 200 ms and 400 ms apart.
+const PERSIST_BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(200), Duration::from_millis(400), 2);
 
 /// What the driver needs from the outside world.
 pub(crate) struct Driver<'a> {
@@ -216,34 +218,39 @@ impl Driver<'_> {
     /// the rollback goes on (setting weight 0 is safe and idempotent; the next save, or a
     /// rerun, records it); otherwise the rollout stops with the error (exit 4).
     async fn persist(&mut self, rollout: &Rollout) -> anyhow::Result<()> {
-        let mut delay = Duration::from_millis(200);
-        let mut attempt = 1;
-        loop {
-            match self.store.save(rollout).await {
-                Ok(()) => return Ok(()),
-                Err(err) if attempt < PERSIST_ATTEMPTS => {
-                    self.progress.line(&format!(
-                        "warning: saving the state failed (attempt {attempt} of {PERSIST_ATTEMPTS}): {}",
-                        error_chain(&err)
-                    ));
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                    attempt += 1;
-                }
-                Err(err)
-                    if matches!(
-                        rollout.phase(),
-                        canary_core::rollout::Phase::RollingBack { .. }
-                    ) =>
-                {
-                    self.progress.line(&format!(
-                        "warning: the state could not be saved ({}); rolling back anyway",
-                        error_chain(&err)
-                    ));
-                    return Ok(());
-                }
-                Err(err) => return Err(err.into()),
+        let store = self.store;
+        let progress = RefCell::new(&mut *self.progress);
+        let saved = retry(PERSIST_BACKOFF, tokio::time::sleep, |attempt| {
+            let progress = &progress;
+            async move {
+                store.save(rollout).await.map_err(|err| {
+                    if attempt < PERSIST_BACKOFF.attempts() {
+                        progress.borrow_mut().line(&format!(
+                            "warning: saving the state failed (attempt {attempt} of {}): {}",
+                            PERSIST_BACKOFF.attempts(),
+                            error_chain(&err)
+                        ));
+                    }
+                    Failure::Retryable(err)
+                })
             }
+        })
+        .await;
+        match saved {
+            Ok(()) => Ok(()),
+            Err(err)
+                if matches!(
+                    rollout.phase(),
+                    canary_core::rollout::Phase::RollingBack { .. }
+                ) =>
+            {
+                self.progress.line(&format!(
+                    "warning: the state could not be saved ({}); rolling back anyway",
+                    error_chain(&err)
+                ));
+                Ok(())
+            }
+            Err(err) => Err(err.into()),
         }
     }
 

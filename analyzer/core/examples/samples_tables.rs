@@ -7,7 +7,7 @@
 //! cargo run --release -p canary-core --example samples_tables        # about a minute
 //! ```
 
-#[path = "../tests/samples_simulation/mod.rs"]
+#[path = "../tests/core/samples_simulation/mod.rs"]
 mod samples_simulation;
 
 use canary_core::stats::autocorrelated_mean::DEFAULT_MAX_AUTOCORRELATION;

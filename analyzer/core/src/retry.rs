@@ -56,6 +56,10 @@ pub enum Failure<E> {
     /// Worth another attempt (a conflict, a timeout, a 5xx). If none is left, [`retry`]
     /// returns this error.
     Retryable(E),
+    /// Worth another attempt after `wait` rather than the backoff's pause: the server said
+    /// how long to wait (HTTP's `Retry-After`). If no attempt is left, [`retry`] returns
+    /// this error.
+    RetryAfter(E, Duration),
     /// The same attempt would fail the same way (a 4xx, a refused permission): stop now.
     Final(E),
 }
@@ -71,7 +75,8 @@ impl<E> From<E> for Failure<E> {
 /// Runs `attempt` (given its number, from 1) until it succeeds or fails with
 /// [`Failure::Final`], pausing with `sleep` as `backoff` says between attempts; after
 /// `backoff.attempts()` retryable failures, returns the last one's error. No pause follows
-/// the last attempt.
+/// the last attempt. A [`Failure::RetryAfter`] pauses for its own wait instead of the
+/// backoff's (an attempt that finds the wait too long says [`Failure::Final`]).
 pub async fn retry<T, E, Attempt, AttemptFuture, Sleep, SleepFuture>(
     backoff: Backoff,
     mut sleep: Sleep,
@@ -88,9 +93,17 @@ where
         match attempt(number).await {
             Ok(value) => return Ok(value),
             Err(Failure::Final(error)) => return Err(error),
-            Err(Failure::Retryable(error)) if number >= backoff.attempts() => return Err(error),
+            Err(Failure::Retryable(error) | Failure::RetryAfter(error, _))
+                if number >= backoff.attempts() =>
+            {
+                return Err(error);
+            }
             Err(Failure::Retryable(_)) => {
                 sleep(backoff.pause(number)).await;
+                number += 1;
+            }
+            Err(Failure::RetryAfter(_, wait)) => {
+                sleep(wait).await;
                 number += 1;
             }
         }
@@ -175,6 +188,27 @@ mod tests {
             },
         ));
         assert_eq!(result, Ok(3));
+    }
+
+    #[test]
+    fn a_wait_the_server_names_replaces_the_backoffs_pause_but_not_the_attempt_count() {
+        let slept = RefCell::new(Vec::new());
+        let result: Result<(), u32> = run(retry(
+            Backoff::new(10 * MS, 10 * MS, 2),
+            |pause| {
+                slept.borrow_mut().push(pause);
+                ready(())
+            },
+            |n| {
+                ready(Err(if n == 1 {
+                    Failure::RetryAfter(n, 2000 * MS)
+                } else {
+                    Failure::RetryAfter(n, 3000 * MS)
+                }))
+            },
+        ));
+        assert_eq!(result, Err(3), "three attempts, the last one's error");
+        assert_eq!(*slept.borrow(), [2000 * MS, 3000 * MS]);
     }
 
     #[test]

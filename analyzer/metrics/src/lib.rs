@@ -26,9 +26,11 @@ pub use prometheus::{PrometheusConfig, PrometheusSource, QueryOutcome};
 pub use scrape::ScrapeSource;
 
 /// Installs rustls' `ring` crypto provider as the process default unless one is installed
-/// already. reqwest is built without a provider of its own (aws-lc is heavy to build), and
-/// needs one before any client is made.
-pub(crate) fn ensure_crypto_provider() {
+/// already. The workspace builds reqwest without a provider of its own (aws-lc is heavy to
+/// build), and it needs one before any client is made: every crate of canary that makes a
+/// reqwest client (this one, the webhooks and notifications of `canary-gateways`) calls this
+/// first, so the process has one installer whichever client comes first.
+pub fn install_crypto_provider() {
     static INSTALLED: std::sync::Once = std::sync::Once::new();
     INSTALLED.call_once(|| {
         if rustls::crypto::CryptoProvider::get_default().is_none() {

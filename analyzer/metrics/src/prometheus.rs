@@ -29,6 +29,7 @@ use canary_core::policy::{
     MetricsSourceSpec, Policy, PrometheusAuth, PrometheusSpec, TrafficSelector, size_as_written,
 };
 use canary_core::ports::MetricsSource;
+use canary_core::retry::{Backoff, Failure, retry};
 use canary_core::secret::{Secret, redacted};
 use jiff::Timestamp;
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -138,24 +139,36 @@ impl PrometheusConfig {
         }
     }
 
-    fn backoff_after(&self, attempt: u32) -> Duration {
-        let factor = 1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX);
-        self.backoff.saturating_mul(factor).min(MAX_BACKOFF)
+    /// The retries and the pauses between them.
+    fn backoff(&self) -> Backoff {
+        Backoff::new(self.backoff, MAX_BACKOFF, self.retries)
     }
 
     fn call_bound(&self) -> Duration {
         self.call_timeout.unwrap_or_else(|| {
-            let waits: Duration = (0..self.retries).map(|a| self.backoff_after(a)).sum();
-            self.timeout.saturating_mul(self.retries + 1) + waits + Duration::from_secs(1)
+            let backoff = self.backoff();
+            self.timeout.saturating_mul(backoff.attempts())
+                + backoff.total_pause()
+                + Duration::from_secs(1)
         })
     }
 }
 
-/// The `Authorization` header of one tick and the secret headers' values (each read as a
+/// How one tick's requests authenticate, and the secret headers' values (each read as a
 /// [`Secret`], so every one is redacted wherever it is echoed).
 struct Credentials {
-    header: Option<HeaderValue>,
+    authorization: Authorization,
     headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// The `Authorization` header of one tick's requests.
+enum Authorization {
+    /// No header.
+    None,
+    /// `Bearer <token>`, a sensitive header.
+    Bearer(HeaderValue),
+    /// Basic authentication (RFC 7617), encoded by reqwest as a sensitive header.
+    Basic { username: String, password: Secret },
 }
 
 /// A query the source sends, and the answer's outcome.
@@ -230,7 +243,7 @@ impl PrometheusSource {
     /// A source with this configuration for the policy's checks. Reads the secrets once to
     /// fail early (they are read again at every tick).
     pub fn new(config: PrometheusConfig, policy: &Policy) -> Result<Self> {
-        crate::ensure_crypto_provider();
+        crate::install_crypto_provider();
         let mut url = reqwest::Url::parse(config.url.trim()).map_err(|e| {
             Error::Config(format!(
                 "the Prometheus URL {:?} is not a URL: {e}",
@@ -343,15 +356,22 @@ impl PrometheusSource {
     }
 
     fn credentials(&self) -> Result<Credentials> {
-        let value = match &self.config.auth {
-            PrometheusAuth::None => self
-                .url_credentials
-                .as_ref()
-                .map(|(user, password)| password.basic_auth(user)),
-            PrometheusAuth::Bearer(source) => Some(read_secret(source)?.header_value("Bearer")),
-            PrometheusAuth::Basic { username, password } => {
-                Some(read_secret(password)?.basic_auth(username))
+        let authorization = match &self.config.auth {
+            PrometheusAuth::None => match &self.url_credentials {
+                Some((username, password)) => basic(username, password.clone()),
+                None => Authorization::None,
+            },
+            PrometheusAuth::Bearer(source) => {
+                let header = read_secret(source)?.header_value("Bearer");
+                let mut value = HeaderValue::from_str(header.expose()).map_err(|_| {
+                    Error::Secret(
+                        "the credentials hold characters an HTTP header cannot carry".to_owned(),
+                    )
+                })?;
+                value.set_sensitive(true);
+                Authorization::Bearer(value)
             }
+            PrometheusAuth::Basic { username, password } => basic(username, read_secret(password)?),
         };
         let mut headers = Vec::new();
         for (name, value) in &self.config.headers {
@@ -368,19 +388,10 @@ impl PrometheusSource {
             value.set_sensitive(true);
             headers.push((header_name(name)?, value));
         }
-        let header = match value {
-            Some(value) => {
-                let mut value = HeaderValue::from_str(value.expose()).map_err(|_| {
-                    Error::Secret(
-                        "the credentials hold characters an HTTP header cannot carry".to_owned(),
-                    )
-                })?;
-                value.set_sensitive(true);
-                Some(value)
-            }
-            None => None,
-        };
-        Ok(Credentials { header, headers })
+        Ok(Credentials {
+            authorization,
+            headers,
+        })
     }
 
     /// One instant query evaluated at `at`.
@@ -456,97 +467,115 @@ impl PrometheusSource {
             .api
             .join(endpoint)
             .map_err(|e| Error::Config(format!("{}: {e}", self.address)))?;
-        let attempts = self.config.retries + 1;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut request = self
-                .client
-                .post(url.clone())
-                .timeout(self.config.timeout)
-                .header(header::ACCEPT, "application/json")
-                .form(form);
-            if let Some(auth) = &credentials.header {
-                request = request.header(header::AUTHORIZATION, auth.clone());
+        retry(self.config.backoff(), tokio::time::sleep, |number| {
+            self.attempt(credentials, &url, form, number, deadline)
+        })
+        .await
+    }
+
+    /// Attempt `number` (from 1) of a call: an outcome, or an error and whether to retry it
+    /// (a timeout, a connection error, a 429 or a 5xx; after the server's `Retry-After`
+    /// when it names one).
+    async fn attempt(
+        &self,
+        credentials: &Credentials,
+        url: &reqwest::Url,
+        form: &[(&str, String)],
+        number: u32,
+        deadline: tokio::time::Instant,
+    ) -> std::result::Result<QueryOutcome, Failure<Error>> {
+        let mut request = self
+            .client
+            .post(url.clone())
+            .timeout(self.config.timeout)
+            .header(header::ACCEPT, "application/json")
+            .form(form);
+        request = match &credentials.authorization {
+            Authorization::None => request,
+            Authorization::Bearer(value) => request.header(header::AUTHORIZATION, value.clone()),
+            Authorization::Basic { username, password } => {
+                request.basic_auth(username, Some(password.expose()))
             }
-            for (name, value) in &credentials.headers {
-                request = request.header(name.clone(), value.clone());
-            }
-            let mut retry_after = None;
-            let failure = match request.send().await {
-                Ok(mut response) => {
-                    let status = response.status().as_u16();
-                    let content_type = response
-                        .headers()
-                        .get(header::CONTENT_TYPE)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("no content type")
-                        .to_owned();
-                    if (300..400).contains(&status) {
-                        return Err(Error::Redirect {
-                            address: self.address.clone(),
-                            status,
-                            location: response
-                                .headers()
-                                .get(header::LOCATION)
-                                .map(|l| shown_location(&String::from_utf8_lossy(l.as_bytes())))
-                                .unwrap_or_else(|| "nowhere (no Location header)".to_owned()),
+        };
+        for (name, value) in &credentials.headers {
+            request = request.header(name.clone(), value.clone());
+        }
+        let mut retry_after = None;
+        let failure = match request.send().await {
+            Ok(mut response) => {
+                let status = response.status().as_u16();
+                let content_type = response
+                    .headers()
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("no content type")
+                    .to_owned();
+                if (300..400).contains(&status) {
+                    return Err(Failure::Final(Error::Redirect {
+                        address: self.address.clone(),
+                        status,
+                        location: response
+                            .headers()
+                            .get(header::LOCATION)
+                            .map(|l| shown_location(&String::from_utf8_lossy(l.as_bytes())))
+                            .unwrap_or_else(|| "nowhere (no Location header)".to_owned()),
+                    }));
+                }
+                retry_after = response
+                    .headers()
+                    .get(header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| retry_after_wait(v, Timestamp::now()));
+                match read_bounded(&mut response, self.config.max_answer_bytes).await {
+                    Ok(Some(body)) if status >= 500 || status == 429 => Error::ServerError {
+                        address: self.address.clone(),
+                        status,
+                        attempts: number,
+                        body: excerpt(&body, EXCERPT_BYTES),
+                    },
+                    Ok(Some(body)) => {
+                        return self
+                            .interpret(status, &content_type, &body)
+                            .map_err(Failure::Final);
+                    }
+                    Ok(None) if (200..300).contains(&status) => {
+                        return Ok(QueryOutcome::TooLarge {
+                            limit: self.config.max_answer_bytes,
                         });
                     }
-                    retry_after = response
-                        .headers()
-                        .get(header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| retry_after_wait(v, Timestamp::now()));
-                    match read_bounded(&mut response, self.config.max_answer_bytes).await {
-                        Ok(Some(body)) if status >= 500 || status == 429 => Error::ServerError {
-                            address: self.address.clone(),
-                            status,
-                            attempts: attempt,
-                            body: excerpt(&body, EXCERPT_BYTES),
-                        },
-                        Ok(Some(body)) => return self.interpret(status, &content_type, &body),
-                        Ok(None) if (200..300).contains(&status) => {
-                            return Ok(QueryOutcome::TooLarge {
-                                limit: self.config.max_answer_bytes,
-                            });
-                        }
-                        Ok(None) => Error::UnexpectedStatus {
+                    Ok(None) => {
+                        return Err(Failure::Final(Error::UnexpectedStatus {
                             address: self.address.clone(),
                             status,
                             body: format!(
                                 "an answer larger than {}, cut off unread",
                                 size_as_written(self.config.max_answer_bytes)
                             ),
-                        },
-                        Err(e) => self.transport_error(e, attempt),
+                        }));
                     }
+                    Err(e) => self.transport_error(e, number),
                 }
-                Err(e) => self.transport_error(e, attempt),
-            };
-            let retryable = !matches!(failure, Error::UnexpectedStatus { .. });
-            if attempt >= attempts || !retryable {
-                return Err(failure);
             }
-            let wait = match retry_after {
-                Some(wait) => {
-                    // The server's wait, when it leaves time for one more attempt within the
-                    // call's bound; otherwise giving up now beats a retry that cannot finish.
-                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                    if wait + self.config.timeout > left {
-                        return Err(Error::RetryAfterTooLong {
-                            address: self.address.clone(),
-                            wait,
-                            left,
-                            last: Box::new(failure),
-                        });
-                    }
-                    wait
+            Err(e) => self.transport_error(e, number),
+        };
+        tracing::debug!(address = %self.address, attempt = number, error = %failure, ?retry_after, "attempt failed");
+        match retry_after {
+            // The server's wait, when it leaves time for one more attempt within the call's
+            // bound; otherwise giving up now beats a retry that cannot finish. (After the
+            // last attempt there is no retry to give up on: its own error says more.)
+            Some(wait) if number < self.config.backoff().attempts() => {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                if wait + self.config.timeout > left {
+                    return Err(Failure::Final(Error::RetryAfterTooLong {
+                        address: self.address.clone(),
+                        wait,
+                        left,
+                        last: Box::new(failure),
+                    }));
                 }
-                None => self.config.backoff_after(attempt - 1),
-            };
-            tracing::debug!(address = %self.address, attempt, error = %failure, ?wait, "retrying");
-            tokio::time::sleep(wait).await;
+                Err(Failure::RetryAfter(failure, wait))
+            }
+            _ => Err(Failure::Retryable(failure)),
         }
     }
 
@@ -735,6 +764,17 @@ pub fn strip_userinfo(url: &str) -> String {
     }
 }
 
+/// Basic authentication as `username` with `password`. reqwest encodes the header; the
+/// redactor learns that encoded form whole here (besides the password's own base64 forms),
+/// so an echo of the header is redacted entirely, not only the password's part of it.
+fn basic(username: &str, password: Secret) -> Authorization {
+    let _learnt = password.basic_auth(username);
+    Authorization::Basic {
+        username: username.to_owned(),
+        password,
+    }
+}
+
 /// A secret named by the policy, read (and so learnt by the process's redactor).
 fn read_secret(source: &canary_core::policy::SecretSource) -> Result<Secret> {
     source.read().map_err(|e| Error::Secret(e.to_string()))
@@ -805,10 +845,10 @@ pub(crate) async fn read_bounded(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
+
+    use canary_tests::fake_http::{FakeServer, http};
 
     use super::*;
     use canary_core::observation::CheckObservation;
@@ -830,9 +870,9 @@ mod tests {
         let mut config = PrometheusConfig::new("http://x");
         config.retries = 3;
         config.timeout = Duration::from_secs(1);
-        assert_eq!(config.backoff_after(0), Duration::from_millis(250));
-        assert_eq!(config.backoff_after(2), Duration::from_secs(1));
-        assert_eq!(config.backoff_after(10), MAX_BACKOFF);
+        assert_eq!(config.backoff().pause(1), Duration::from_millis(250));
+        assert_eq!(config.backoff().pause(3), Duration::from_secs(1));
+        assert_eq!(config.backoff().pause(11), MAX_BACKOFF);
         assert_eq!(
             config.call_bound(),
             Duration::from_millis(4000 + 250 + 500 + 1000 + 1000)
@@ -849,59 +889,17 @@ mod tests {
         Policy::from_yaml(&yaml, "test.yaml").unwrap()
     }
 
-    /// A one-connection-at-a-time HTTP server answering each request with the next of
-    /// `answers` (the last one repeats); returns its URL and a request counter.
-    async fn server(
-        answers: Vec<(u16, &'static str, String)>,
-    ) -> (String, Arc<AtomicUsize>, Arc<std::sync::Mutex<Vec<String>>>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let count = Arc::new(AtomicUsize::new(0));
-        let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (count2, requests2) = (Arc::clone(&count), Arc::clone(&requests));
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut socket, _)) = listener.accept().await else {
-                    return;
-                };
-                let mut buf = vec![0u8; 65536];
-                let mut read = 0;
-                // Read the head and the (small) form body.
-                while let Ok(n) = socket.read(&mut buf[read..]).await {
-                    if n == 0 {
-                        break;
-                    }
-                    read += n;
-                    let text = String::from_utf8_lossy(&buf[..read]).to_string();
-                    if let Some(head_end) = text.find("\r\n\r\n") {
-                        let length = text[..head_end]
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                            })
-                            .unwrap_or(0);
-                        if read >= head_end + 4 + length {
-                            break;
-                        }
-                    }
-                }
-                requests2
-                    .lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&buf[..read]).to_string());
-                let i = count2.fetch_add(1, Ordering::SeqCst);
-                let (status, content_type, body) = answers[i.min(answers.len() - 1)].clone();
-                let response = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = socket.write_all(response.as_bytes()).await;
-                let _ = socket.shutdown().await;
-            }
-        });
-        (url, count, requests)
+    /// A fake Prometheus answering each request with the next of `answers` (the last one
+    /// repeats).
+    fn fake_prometheus(answers: Vec<(u16, &'static str, String)>) -> FakeServer {
+        FakeServer::answering(
+            answers
+                .into_iter()
+                .map(|(status, content_type, body)| {
+                    http(&format!("{status} X"), content_type, &body)
+                })
+                .collect(),
+        )
     }
 
     const OK: &str = r#"{"status":"success","warnings":["w1"],"data":{"resultType":"vector","result":[{"metric":{},"value":[1,"0"]}]}}"#;
@@ -926,19 +924,19 @@ mod tests {
 
     #[tokio::test]
     async fn a_5xx_is_retried_then_succeeds_and_warnings_reach_the_tick() {
-        let (url, count, requests) = server(vec![
+        let server = fake_prometheus(vec![
             (503, "text/plain", "busy".to_owned()),
             (200, "application/json", OK.to_owned()),
-        ])
-        .await;
+        ]);
+        let url = server.url();
         let tick = source(&url, "    accept-warnings: true\n")
             .read_tick(now(), now())
             .await
             .unwrap();
-        assert_eq!(count.load(Ordering::SeqCst), 2);
+        assert_eq!(server.requests().len(), 2);
         assert_eq!(tick.warnings, vec!["restarts: w1".to_owned()]);
         assert!(matches!(tick.readings["restarts"], Reading::Observed(_)));
-        let request = requests.lock().unwrap()[1].clone();
+        let request = server.requests()[1].clone();
         assert!(
             request.starts_with("POST /api/v1/query HTTP/1.1"),
             "{request}"
@@ -952,9 +950,10 @@ mod tests {
 
     #[tokio::test]
     async fn persistent_5xx_is_an_error_after_every_retry() {
-        let (url, count, _) = server(vec![(500, "text/plain", "boom".to_owned())]).await;
+        let server = fake_prometheus(vec![(500, "text/plain", "boom".to_owned())]);
+        let url = server.url();
         let err = source(&url, "").read_tick(now(), now()).await.unwrap_err();
-        assert_eq!(count.load(Ordering::SeqCst), 3, "1 attempt + 2 retries");
+        assert_eq!(server.requests().len(), 3, "1 attempt + 2 retries");
         assert_eq!(err.to_string(), "HTTP 500 after 3 attempts: \"boom\"");
         assert_eq!(err.address(), Some(url.as_str()));
     }
@@ -963,9 +962,10 @@ mod tests {
     async fn a_4xx_is_not_retried_and_a_bad_query_is_an_invalid_reading() {
         let refused =
             r#"{"status":"error","errorType":"bad_data","error":"parse error at char 5"}"#;
-        let (url, count, _) = server(vec![(400, "application/json", refused.to_owned())]).await;
+        let server = fake_prometheus(vec![(400, "application/json", refused.to_owned())]);
+        let url = server.url();
         let tick = source(&url, "").read_tick(now(), now()).await.unwrap();
-        assert_eq!(count.load(Ordering::SeqCst), 1);
+        assert_eq!(server.requests().len(), 1);
         let Reading::Invalid { reason } = &tick.readings["restarts"] else {
             panic!("{tick:?}")
         };
@@ -974,10 +974,10 @@ mod tests {
             "{reason}"
         );
 
-        let (url, count, _) =
-            server(vec![(404, "text/plain", "404 page not found".to_owned())]).await;
+        let server = fake_prometheus(vec![(404, "text/plain", "404 page not found".to_owned())]);
+        let url = server.url();
         let err = source(&url, "").read_tick(now(), now()).await.unwrap_err();
-        assert_eq!(count.load(Ordering::SeqCst), 1);
+        assert_eq!(server.requests().len(), 1);
         assert!(
             err.to_string()
                 .starts_with("HTTP 404, not a Prometheus API answer"),
@@ -992,7 +992,8 @@ mod tests {
             "x".repeat(8),
             " ".repeat(500)
         );
-        let (url, _, requests) = server(vec![(200, "text/html", html)]).await;
+        let server = fake_prometheus(vec![(200, "text/html", html)]);
+        let url = server.url();
         let dir = std::env::temp_dir().join(format!("canary-metrics-token-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("token");
@@ -1011,7 +1012,7 @@ mod tests {
         assert!(message.contains("[redacted]"), "{message}");
         assert!(!message.contains("tok-xxxxxxxx"), "{message}");
         assert!(
-            requests.lock().unwrap()[0]
+            server.requests()[0]
                 .to_ascii_lowercase()
                 .contains("authorization: bearer tok-xxxxxxxx")
         );
@@ -1022,9 +1023,10 @@ mod tests {
 
     #[tokio::test]
     async fn auth_failures_say_so_without_the_credentials() {
-        let (url, count, _) = server(vec![(401, "text/plain", "no".to_owned())]).await;
+        let server = fake_prometheus(vec![(401, "text/plain", "no".to_owned())]);
+        let url = server.url();
         let err = source(&url, "").read_tick(now(), now()).await.unwrap_err();
-        assert_eq!(count.load(Ordering::SeqCst), 1);
+        assert_eq!(server.requests().len(), 1);
         assert!(
             err.to_string().contains("HTTP 401: authentication failed"),
             "{err}"
@@ -1063,7 +1065,8 @@ mod tests {
     #[tokio::test]
     async fn range_queries_post_their_range_and_read_a_matrix() {
         let matrix = r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"version":"canary"},"values":[[1767225600,"1"],[1767225630,"NaN"]]}]}}"#;
-        let (url, _, requests) = server(vec![(200, "application/json", matrix.to_owned())]).await;
+        let server = fake_prometheus(vec![(200, "application/json", matrix.to_owned())]);
+        let url = server.url();
         let start: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         let end: Timestamp = "2026-01-01T00:00:30Z".parse().unwrap();
         let outcome = source(&url, "")
@@ -1079,7 +1082,7 @@ mod tests {
         };
         assert_eq!(series[0].values[0], (1_767_225_600.0, 1.0));
         assert!(series[0].values[1].1.is_nan());
-        let request = requests.lock().unwrap()[0].clone();
+        let request = server.requests()[0].clone();
         assert!(
             request.starts_with("POST /api/v1/query_range HTTP/1.1"),
             "{request}"
@@ -1175,26 +1178,21 @@ mod tests {
         assert_eq!(core.exit_code(), canary_core::ExitCode::BadInput);
     }
 
-    #[test]
-    fn credentials_in_the_url_move_into_a_header() {
-        let policy = policy("");
-        let source =
-            PrometheusSource::from_policy(&policy, Some("http://user:pw-Zq81@127.0.0.1:9/prom/"))
-                .unwrap();
-        assert_eq!(source.address(), "http://127.0.0.1:9/prom");
+    #[tokio::test]
+    async fn credentials_in_the_url_move_into_a_basic_auth_header() {
+        let server = fake_prometheus(vec![(200, "application/json", OK.to_owned())]);
+        let address = server.url().replace("http://", "http://user:pw-Zq81@") + "/prom/";
+        let source = PrometheusSource::from_policy(&policy(""), Some(&address)).unwrap();
+        assert_eq!(source.address(), format!("{}/prom", server.url()));
         assert!(!format!("{source:?}").contains("pw-Zq81"));
-        let credentials = source.credentials().unwrap();
-        assert_eq!(
-            credentials.header.unwrap().to_str().unwrap(),
-            format!(
-                "Basic {}",
-                canary_core::secret::base64(
-                    b"user:pw-Zq81",
-                    canary_core::secret::Alphabet::Standard,
-                    true
-                )
-            )
+        source.read_tick(now(), now()).await.unwrap();
+        let request = server.requests()[0].to_ascii_lowercase();
+        // base64("user:pw-Zq81"), RFC 7617.
+        assert!(
+            request.contains("\r\nauthorization: basic dxnlcjpwdy1actgx\r\n"),
+            "{request}"
         );
+        assert!(!request.contains("pw-Zq81@"), "{request}");
     }
 
     /// Issue 13: a password in the URL too short to be redacted is refused, naming neither
@@ -1218,7 +1216,8 @@ mod tests {
 
     #[tokio::test]
     async fn an_answer_with_warnings_is_invalid_unless_they_are_accepted() {
-        let (url, _, requests) = server(vec![(200, "application/json", OK.to_owned())]).await;
+        let server = fake_prometheus(vec![(200, "application/json", OK.to_owned())]);
+        let url = server.url();
         let tick = source(&url, "").read_tick(now(), now()).await.unwrap();
         let Reading::Invalid { reason } = &tick.readings["restarts"] else {
             panic!("{tick:?}")
@@ -1227,7 +1226,7 @@ mod tests {
             reason.contains("w1") && reason.contains("accept-warnings"),
             "{reason}"
         );
-        let request = requests.lock().unwrap()[0].clone();
+        let request = server.requests()[0].clone();
         assert!(request.contains("&partial_response=false"), "{request}");
     }
 
@@ -1341,12 +1340,11 @@ mod tests {
         for (name, status, content_type, body, by_default, accepting) in cases {
             for (extra, expected) in [("", by_default), ("    accept-warnings: true\n", accepting)]
             {
-                let (url, _, requests) =
-                    server(vec![(status, content_type, body.to_owned())]).await;
-                let outcome = source(&url, extra).read_tick(now(), now()).await;
+                let server = fake_prometheus(vec![(status, content_type, body.to_owned())]);
+                let outcome = source(&server.url(), extra).read_tick(now(), now()).await;
                 let what = format!("{name} (accept-warnings: {})", !extra.is_empty());
                 assert!(
-                    requests.lock().unwrap()[0].contains("&partial_response=false"),
+                    server.requests()[0].contains("&partial_response=false"),
                     "{what}: partial responses are refused up front"
                 );
                 match (expected, outcome) {

@@ -223,7 +223,7 @@ impl ScrapeSource {
     }
 
     fn new(policy: &Policy, endpoints: Vec<Endpoint>, timeout: Duration) -> Result<Self> {
-        crate::ensure_crypto_provider();
+        crate::install_crypto_provider();
         let common: Vec<Matcher> = policy
             .traffic
             .matchers
@@ -885,8 +885,7 @@ fn normal_label_set(rest: &str) -> std::result::Result<Option<String>, String> {
 mod tests {
     use std::sync::Arc;
 
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
+    use canary_tests::fake_http::{FakeServer, http, path_of};
 
     use super::*;
 
@@ -967,33 +966,17 @@ mod tests {
     }
 
     /// Serves whatever `pages` currently holds for a path (`/c`, `/b`); 404 otherwise.
-    async fn serve(pages: Arc<std::sync::Mutex<HashMap<String, (u16, String)>>>) -> String {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                let pages = Arc::clone(&pages);
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 8192];
-                    let n = socket.read(&mut buf).await.unwrap_or(0);
-                    let head = String::from_utf8_lossy(&buf[..n]).to_string();
-                    let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
-                    let (status, body) = pages
-                        .lock()
-                        .unwrap()
-                        .get(&path)
-                        .cloned()
-                        .unwrap_or((404, "not found".to_owned()));
-                    let response = format!(
-                        "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = socket.write_all(response.as_bytes()).await;
-                    let _ = socket.shutdown().await;
-                });
-            }
-        });
-        url
+    fn serve(pages: Arc<std::sync::Mutex<HashMap<String, (u16, String)>>>) -> String {
+        FakeServer::start(move |request| {
+            let (status, body) = pages
+                .lock()
+                .unwrap()
+                .get(path_of(request))
+                .cloned()
+                .unwrap_or((404, "not found".to_owned()));
+            http(&format!("{status} X"), "text/plain; version=0.0.4", &body)
+        })
+        .url()
     }
 
     fn policy(selector: &str) -> Policy {
@@ -1047,7 +1030,7 @@ mod tests {
     #[tokio::test]
     async fn sums_instances_and_counts_since_the_first_scrape() {
         let pages = Arc::new(std::sync::Mutex::new(HashMap::new()));
-        let url = serve(Arc::clone(&pages)).await;
+        let url = serve(Arc::clone(&pages));
         let set = |path: &str, body: String| {
             pages.lock().unwrap().insert(path.to_owned(), (200, body));
         };
@@ -1162,7 +1145,7 @@ mod tests {
     #[tokio::test]
     async fn a_restored_source_counts_on_from_where_the_saved_one_left_off() {
         let pages = Arc::new(std::sync::Mutex::new(HashMap::new()));
-        let url = serve(Arc::clone(&pages)).await;
+        let url = serve(Arc::clone(&pages));
         let set = |path: &str, body: String| {
             pages.lock().unwrap().insert(path.to_owned(), (200, body));
         };
@@ -1323,7 +1306,7 @@ mod tests {
     #[tokio::test]
     async fn common_matchers_select_series_on_the_page() {
         let pages = Arc::new(std::sync::Mutex::new(HashMap::new()));
-        let url = serve(Arc::clone(&pages)).await;
+        let url = serve(Arc::clone(&pages));
         pages
             .lock()
             .unwrap()

@@ -25,7 +25,7 @@ pub struct Notifier {
 impl Notifier {
     /// A notifier for the policy's channels (none: it sends nothing).
     pub fn new(channels: &[NotificationSpec]) -> Result<Self> {
-        crate::install_crypto_provider();
+        canary_metrics::install_crypto_provider();
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("canary/", env!("CARGO_PKG_VERSION")))

@@ -108,7 +108,7 @@ impl HookRunner {
     /// A runner with an HTTP client that verifies TLS certificates with the system's roots
     /// and follows no redirects.
     pub fn new() -> Result<Self> {
-        crate::install_crypto_provider();
+        canary_metrics::install_crypto_provider();
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("canary/", env!("CARGO_PKG_VERSION")))

@@ -418,6 +418,19 @@ pub struct NginxIngressSpec {
     pub create_canary: Option<CreateCanaryIngress>,
     /// The `canary-weight-total` the controller uses.
     pub weight_total: u32,
+    /// The prefix of ingress-nginx's annotations (its `--annotations-prefix`). Left out of the
+    /// serialized form at its default, so that policies written before it keep their digest.
+    #[serde(skip_serializing_if = "NginxIngressSpec::is_default_prefix")]
+    pub annotation_prefix: String,
+}
+
+impl NginxIngressSpec {
+    /// ingress-nginx's default `--annotations-prefix`.
+    pub const DEFAULT_ANNOTATION_PREFIX: &'static str = "nginx.ingress.kubernetes.io";
+
+    fn is_default_prefix(prefix: &str) -> bool {
+        prefix == Self::DEFAULT_ANNOTATION_PREFIX
+    }
 }
 
 /// How the canary Ingress is made from the stable one.
@@ -440,6 +453,23 @@ pub struct IstioVirtualServiceSpec {
     pub stable: IstioDestination,
     /// The canary's destination.
     pub canary: IstioDestination,
+    /// `networking.istio.io/v1` (Istio 1.22 and later), `v1beta1` or `v1alpha3` (older
+    /// releases). Left out of the serialized form at its default (digest).
+    #[serde(skip_serializing_if = "IstioVirtualServiceSpec::is_default_api_version")]
+    pub api_version: String,
+}
+
+impl IstioVirtualServiceSpec {
+    /// The API versions a VirtualService can be asked in, the default first.
+    pub const API_VERSIONS: [&'static str; 3] = [
+        "networking.istio.io/v1",
+        "networking.istio.io/v1beta1",
+        "networking.istio.io/v1alpha3",
+    ];
+
+    fn is_default_api_version(version: &str) -> bool {
+        version == Self::API_VERSIONS[0]
+    }
 }
 
 /// An Istio route destination: a host, and a DestinationRule subset for subset routing.

@@ -323,6 +323,11 @@ pub(crate) struct RawNginxIngress {
     #[serde(default)]
     #[schemars(with = "Option<u32>")]
     pub(crate) weight_total: Option<At<i64>>,
+    /// The prefix of the controller's annotations, as its `--annotations-prefix` flag sets it
+    /// (default `nginx.ingress.kubernetes.io`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) annotation_prefix: Option<At<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -358,6 +363,11 @@ pub(crate) struct RawIstioVirtualService {
     pub(crate) stable: RawIstioDestination,
     /// The canary's destination.
     pub(crate) canary: RawIstioDestination,
+    /// The API version: `networking.istio.io/v1` (default; Istio 1.22 and later),
+    /// `networking.istio.io/v1beta1` or `networking.istio.io/v1alpha3` (older releases).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) api_version: Option<At<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -384,8 +394,9 @@ pub(crate) struct RawSmiTrafficSplit {
     /// The kubeconfig context to use (default: the current context; ignored in a cluster).
     #[serde(default)]
     pub(crate) context: Option<String>,
-    /// The API version: `split.smi-spec.io/v1alpha2` (default; Linkerd's SMI extension),
-    /// `v1alpha3` or `v1alpha4` (integer weights; v1alpha1's quantities are not supported).
+    /// The API version: `split.smi-spec.io/v1alpha2` (default; Linkerd's SMI extension
+    /// serves v1alpha1 and v1alpha2), `v1alpha3` or `v1alpha4` (Open Service Mesh); integer
+    /// weights only: v1alpha1's quantities are not supported.
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub(crate) api_version: Option<At<String>>,

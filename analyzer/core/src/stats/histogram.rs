@@ -5,7 +5,7 @@
 //! team's dashboards, so the quantile is not "improved" here: the interpolation, the
 //! special cases and the repair of inconsistent buckets follow `bucketQuantile` in
 //! Prometheus' `promql/quantile.go` (v2.42). The golden test
-//! `tests/golden_histogram_quantile.rs` compares against a real Prometheus 2.42.
+//! `tests/core/golden_histogram_quantile.rs` compares against a real Prometheus 2.42.
 
 use std::cmp::Ordering;
 

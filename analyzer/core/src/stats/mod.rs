@@ -1,6 +1,6 @@
 //! The statistics canary decides with. Each routine names its source in its doc comment and
 //! is checked against golden values computed by scipy, R or an independent formula
-//! (`analyzer/core/tests/golden/`).
+//! (`analyzer/core/tests/core/golden/`).
 //!
 //! What is here, and what each is for:
 //!

@@ -79,6 +79,57 @@ struct BackendRead {
     weight: Option<i32>,
 }
 
+/// Why the route's gateways do not apply this generation of it, from `status.parents[]`: a
+/// parent whose `Accepted` or `ResolvedRefs` condition is `False` for the route's current
+/// generation (a backend that does not resolve is served as 500s, whatever the weights say).
+/// Conditions of an older generation are the controller not having caught up yet, and are
+/// not held against the route; a route no controller has reported on passes too.
+fn not_applied(object: &Value) -> Option<String> {
+    let generation = object
+        .pointer("/metadata/generation")
+        .and_then(Value::as_i64);
+    let parents = object.pointer("/status/parents")?.as_array()?;
+    let mut problems = Vec::new();
+    for parent in parents {
+        let name = parent
+            .pointer("/parentRef/name")
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        for condition in parent
+            .get("conditions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let kind = condition.get("type").and_then(Value::as_str);
+            if !matches!(kind, Some("Accepted" | "ResolvedRefs"))
+                || condition.get("status").and_then(Value::as_str) != Some("False")
+            {
+                continue;
+            }
+            let observed = condition.get("observedGeneration").and_then(Value::as_i64);
+            if let (Some(observed), Some(generation)) = (observed, generation)
+                && observed < generation
+            {
+                continue;
+            }
+            let field = |key: &str| condition.get(key).and_then(Value::as_str).unwrap_or("");
+            problems.push(format!(
+                "parent {name}: {} is False ({}: {})",
+                field("type"),
+                field("reason"),
+                field("message")
+            ));
+        }
+    }
+    (!problems.is_empty()).then(|| {
+        format!(
+            "its gateway does not apply it: {} (fix the route or its backends; canary sets no weight on a route that is not served as written)",
+            problems.join("; ")
+        )
+    })
+}
+
 /// Whether a backendRef names the Service `name` (in the route's namespace: a backend of
 /// the same name in another namespace is another backend).
 fn is_service(backend: &BackendRead, name: &str) -> bool {
@@ -170,6 +221,9 @@ impl WeightedKind for HttpRouteKind {
                 "spec.rules[{index}].backendRefs has no Service {name} in the route's namespace (add it, with weight 0 for the canary, before the rollout)"
             )
         };
+        if let Some(problem) = not_applied(object) {
+            return Err(problem);
+        }
         Ok(Weights {
             stable: stable.ok_or_else(|| missing(&self.stable))?,
             canary: canary.ok_or_else(|| missing(&self.canary))?,

@@ -8,6 +8,7 @@
 //! asks for it.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use canary_core::policy::{CreateCanaryIngress, NginxIngressSpec};
@@ -21,12 +22,41 @@ use crate::KubernetesError;
 use crate::routers::weights::{Slot, WeightRouter, WeightedKind, Weights};
 use crate::{FIELD_MANAGER, KubeConnection, Permission, api_error, pointer_token};
 
-/// Marks an Ingress as ingress-nginx's canary of the Ingress with the same host and path.
+/// Marks an Ingress as ingress-nginx's canary of the Ingress with the same host and path
+/// (this and the two below with the default prefix; a policy's `annotation-prefix` replaces
+/// `nginx.ingress.kubernetes.io`).
 pub const CANARY_ANNOTATION: &str = "nginx.ingress.kubernetes.io/canary";
 /// The canary's weight, a decimal string.
 pub const CANARY_WEIGHT_ANNOTATION: &str = "nginx.ingress.kubernetes.io/canary-weight";
 /// What the weight is out of (default 100).
 pub const CANARY_WEIGHT_TOTAL_ANNOTATION: &str = "nginx.ingress.kubernetes.io/canary-weight-total";
+/// The canary annotations' keys under one prefix.
+#[derive(Clone, Debug)]
+pub(crate) struct AnnotationKeys {
+    prefix: String,
+    canary: String,
+    weight: String,
+    total: String,
+}
+
+impl AnnotationKeys {
+    pub(crate) fn new(prefix: &str) -> AnnotationKeys {
+        AnnotationKeys {
+            prefix: prefix.to_owned(),
+            canary: format!("{prefix}/canary"),
+            weight: format!("{prefix}/canary-weight"),
+            total: format!("{prefix}/canary-weight-total"),
+        }
+    }
+
+    /// Whether `key` is one of ingress-nginx's canary annotations (`canary`, `canary-by-*`,
+    /// `canary-weight*`), which a created canary Ingress does not copy from the stable one.
+    fn is_canary_key(&self, key: &str) -> bool {
+        key.strip_prefix(&self.prefix)
+            .is_some_and(|rest| rest.starts_with("/canary"))
+    }
+}
+
 /// The total ingress-nginx applies when `canary-weight-total` is not set.
 pub(crate) const DEFAULT_WEIGHT_TOTAL: u32 = 100;
 /// Annotations not copied from the stable Ingress to the canary one.
@@ -44,6 +74,10 @@ pub struct NginxIngressRouter {
 #[derive(Clone, Debug)]
 pub(crate) struct NginxIngressKind {
     total: u32,
+    keys: AnnotationKeys,
+    stable_name: String,
+    /// The stable Ingress' routes as last read (before every write and read-back).
+    stable: Arc<Mutex<Option<Routes>>>,
 }
 
 impl NginxIngressRouter {
@@ -53,6 +87,9 @@ impl NginxIngressRouter {
             inner: WeightRouter::with_kind(
                 NginxIngressKind {
                     total: spec.weight_total,
+                    keys: AnnotationKeys::new(&spec.annotation_prefix),
+                    stable_name: spec.stable_ingress.clone(),
+                    stable: Arc::default(),
                 },
                 connection,
                 &spec.object.name,
@@ -61,6 +98,34 @@ impl NginxIngressRouter {
             stable_ingress: spec.stable_ingress.clone(),
             create: spec.create_canary.clone(),
         }
+    }
+
+    /// Reads the stable Ingress' class and routes, for [`NginxIngressKind::locate`] to check
+    /// that ingress-nginx pairs the canary Ingress with it.
+    async fn load_stable(&self) -> Result<(), KubernetesError> {
+        let (client, default_namespace) = self.inner.connection.client().await?;
+        let namespace = self.inner.namespace.clone().unwrap_or(default_namespace);
+        let api: Api<Ingress> = Api::namespaced(client, &namespace);
+        let stable = api.get(&self.stable_ingress).await.map_err(|err| {
+            api_error(
+                &format!("Ingress {namespace}/{}", self.stable_ingress),
+                Permission {
+                    verb: "get",
+                    api_group: "networking.k8s.io".to_owned(),
+                    resource: "ingresses".to_owned(),
+                    namespace: namespace.clone(),
+                    name: Some(self.stable_ingress.clone()),
+                },
+                err,
+            )
+        })?;
+        *self
+            .inner
+            .kind
+            .stable
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(routes(&stable));
+        Ok(())
     }
 
     /// Creates the canary Ingress from the stable one, at `percent`.
@@ -86,17 +151,12 @@ impl NginxIngressRouter {
                 err,
             )
         })?;
-        let canary = canary_from_stable(
-            &stable,
-            &self.inner.name,
-            create,
-            self.inner.kind.total,
-            percent,
-        )
-        .map_err(|message| KubernetesError::Object {
-            object: stable_object,
-            message,
-        })?;
+        let canary =
+            canary_from_stable(&stable, &self.inner.name, create, &self.inner.kind, percent)
+                .map_err(|message| KubernetesError::Object {
+                    object: stable_object,
+                    message,
+                })?;
         let params = PostParams {
             field_manager: Some(FIELD_MANAGER.to_owned()),
             ..PostParams::default()
@@ -120,6 +180,59 @@ impl NginxIngressRouter {
     }
 }
 
+/// An Ingress' class and the `(host, path)` pairs of its rules: what ingress-nginx pairs a
+/// canary Ingress with the main one by.
+type Routes = (Option<String>, Vec<(String, String)>);
+
+fn routes(ingress: &Ingress) -> Routes {
+    let spec = ingress.spec.as_ref();
+    let mut routes = Vec::new();
+    for rule in spec.and_then(|s| s.rules.as_ref()).into_iter().flatten() {
+        let host = rule.host.clone().unwrap_or_default();
+        for path in rule.http.iter().flat_map(|http| http.paths.iter()) {
+            routes.push((
+                host.clone(),
+                path.path.clone().unwrap_or_else(|| "/".to_owned()),
+            ));
+        }
+    }
+    (spec.and_then(|s| s.ingress_class_name.clone()), routes)
+}
+
+/// Why ingress-nginx would not apply `canary` as the canary of `stable`: it only splits the
+/// traffic of a host and path the main Ingress serves, within one ingress class; a canary
+/// rule without its main rule is ignored, whatever its weight says.
+fn not_paired(stable: &Routes, stable_name: &str, canary: &Ingress) -> Option<String> {
+    let (stable_class, stable_routes) = stable;
+    let (canary_class, canary_routes) = routes(canary);
+    if *stable_class != canary_class {
+        return Some(format!(
+            "its ingressClassName is {}, Ingress {stable_name}'s is {}: ingress-nginx pairs a canary only within one class",
+            canary_class.as_deref().unwrap_or("unset"),
+            stable_class.as_deref().unwrap_or("unset")
+        ));
+    }
+    if canary_routes.is_empty() {
+        return Some("has no rules with paths, so ingress-nginx sends it nothing".to_owned());
+    }
+    let unpaired: Vec<String> = canary_routes
+        .iter()
+        .filter(|route| !stable_routes.contains(route))
+        .map(|(host, path)| {
+            format!(
+                "{}{path}",
+                if host.is_empty() { "(any host)" } else { host }
+            )
+        })
+        .collect();
+    (!unpaired.is_empty()).then(|| {
+        format!(
+            "serves {} that Ingress {stable_name} does not: ingress-nginx ignores a canary's host and path without the same in the main Ingress, so its weight would not be applied",
+            unpaired.join(", ")
+        )
+    })
+}
+
 /// The canary Ingress made from the stable one: the same spec with the stable Service's
 /// backends pointed at the canary's, the stable one's labels and annotations (less
 /// kubectl's last-applied copy), the canary annotations, and nothing of its identity.
@@ -127,9 +240,10 @@ pub(crate) fn canary_from_stable(
     stable: &Ingress,
     name: &str,
     create: &CreateCanaryIngress,
-    total: u32,
+    kind: &NginxIngressKind,
     percent: u8,
 ) -> Result<Ingress, String> {
+    let (total, keys) = (kind.total, &kind.keys);
     let mut spec = stable
         .spec
         .clone()
@@ -163,16 +277,13 @@ pub(crate) fn canary_from_stable(
         .clone()
         .unwrap_or_default()
         .into_iter()
-        .filter(|(key, _)| {
-            !NOT_COPIED.contains(&key.as_str())
-                && !key.starts_with("nginx.ingress.kubernetes.io/canary")
-        })
+        .filter(|(key, _)| !NOT_COPIED.contains(&key.as_str()) && !keys.is_canary_key(key))
         .collect();
     let (weight, _) = crate::routers::weights::split(percent, total);
-    annotations.insert(CANARY_ANNOTATION.to_owned(), "true".to_owned());
-    annotations.insert(CANARY_WEIGHT_ANNOTATION.to_owned(), weight.to_string());
+    annotations.insert(keys.canary.clone(), "true".to_owned());
+    annotations.insert(keys.weight.clone(), weight.to_string());
     if total != DEFAULT_WEIGHT_TOTAL {
-        annotations.insert(CANARY_WEIGHT_TOTAL_ANNOTATION.to_owned(), total.to_string());
+        annotations.insert(keys.total.clone(), total.to_string());
     }
     let mut labels = stable.metadata.labels.clone().unwrap_or_default();
     labels.insert(
@@ -202,17 +313,28 @@ impl WeightedKind for NginxIngressKind {
     }
 
     fn what(&self) -> String {
-        "annotation canary-weight".to_owned()
+        format!("annotation {}", self.keys.weight)
     }
 
     fn locate(&self, object: &Value) -> Result<Weights, String> {
         let ingress: Ingress = serde_json::from_value(object.clone())
             .map_err(|err| format!("does not read as a networking.k8s.io/v1 Ingress: {err}"))?;
-        let annotations = ingress.metadata.annotations.unwrap_or_default();
-        if annotations.get(CANARY_ANNOTATION).map(String::as_str) != Some("true") {
+        let annotations = ingress.metadata.annotations.clone().unwrap_or_default();
+        if annotations.get(&self.keys.canary).map(String::as_str) != Some("true") {
             return Err(format!(
-                "is not a canary Ingress: it lacks the annotation {CANARY_ANNOTATION}: \"true\" (canary does not add it to an Ingress it did not create)"
+                "is not a canary Ingress: it lacks the annotation {}: \"true\" (canary does not add it to an Ingress it did not create)",
+                self.keys.canary
             ));
+        }
+        let stable = self
+            .stable
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let Some(stable) = stable
+            && let Some(problem) = not_paired(&stable, &self.stable_name, &ingress)
+        {
+            return Err(problem);
         }
         let number = |key: &str| -> Result<Option<u64>, String> {
             annotations
@@ -226,14 +348,14 @@ impl WeightedKind for NginxIngressKind {
         };
         // What ingress-nginx applies now (a missing total is its default), and the patch
         // that makes it the policy's when they differ only by that default.
-        let (applied_total, prepare) = match number(CANARY_WEIGHT_TOTAL_ANNOTATION)? {
+        let (applied_total, prepare) = match number(&self.keys.total)? {
             None if self.total == DEFAULT_WEIGHT_TOTAL => (self.total, Vec::new()),
             None => (
                 DEFAULT_WEIGHT_TOTAL,
                 vec![PatchOperation::Add(AddOperation {
                     path: crate::routers::weights::pointer(&format!(
                         "/metadata/annotations/{}",
-                        pointer_token(CANARY_WEIGHT_TOTAL_ANNOTATION)
+                        pointer_token(&self.keys.total)
                     )),
                     value: Value::String(self.total.to_string()),
                 })],
@@ -241,15 +363,16 @@ impl WeightedKind for NginxIngressKind {
             Some(total) if total == u64::from(self.total) => (self.total, Vec::new()),
             Some(total) => {
                 return Err(format!(
-                    "annotation {CANARY_WEIGHT_TOTAL_ANNOTATION} is {total}, the policy's weight-total is {}",
-                    self.total
+                    "annotation {} is {total}, the policy's weight-total is {}",
+                    self.keys.total, self.total
                 ));
             }
         };
-        let weight = number(CANARY_WEIGHT_ANNOTATION)?.unwrap_or(0);
+        let weight = number(&self.keys.weight)?.unwrap_or(0);
         if weight > u64::from(applied_total) {
             return Err(format!(
-                "annotation {CANARY_WEIGHT_ANNOTATION} is {weight}, more than the total {applied_total}{}",
+                "annotation {} is {weight}, more than the total {applied_total}{}",
+                self.keys.weight,
                 if prepare.is_empty() {
                     ""
                 } else {
@@ -266,7 +389,7 @@ impl WeightedKind for NginxIngressKind {
             canary: Slot {
                 pointer: Some(format!(
                     "/metadata/annotations/{}",
-                    pointer_token(CANARY_WEIGHT_ANNOTATION)
+                    pointer_token(&self.keys.weight)
                 )),
                 value: weight,
             },
@@ -281,6 +404,7 @@ impl WeightedKind for NginxIngressKind {
 impl TrafficRouter for NginxIngressRouter {
     async fn set_canary_weight(&self, weight: u8) -> canary_core::Result<()> {
         canary_core::ports::check_canary_weight(weight)?;
+        self.load_stable().await?;
         match (self.inner.set(weight).await, &self.create) {
             (Err(KubernetesError::NotFound { .. }), Some(create)) => {
                 self.create_canary(create, weight).await?;
@@ -301,6 +425,7 @@ impl TrafficRouter for NginxIngressRouter {
     }
 
     async fn canary_weight(&self) -> canary_core::Result<u8> {
+        self.load_stable().await?;
         Ok(self.inner.get().await?)
     }
 

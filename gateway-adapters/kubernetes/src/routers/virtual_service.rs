@@ -1,5 +1,6 @@
 //! [`VirtualServiceRouter`]: the weights of two destinations of one HTTP route of an Istio
-//! `VirtualService` (`networking.istio.io/v1`), as a dynamic object: no maintained crate
+//! `VirtualService` (`networking.istio.io/v1` by default; `v1beta1` or `v1alpha3` as the
+//! policy's `api-version` says, for Istio before 1.22), as a dynamic object: no maintained crate
 //! types Istio's API. The shape relied on, from Istio's CRD (`networking.istio.io`,
 //! `VirtualService`, schema of `spec.http[].route[]`):
 //!
@@ -37,6 +38,7 @@ pub(crate) struct VirtualServiceKind {
     route: Option<RuleRef>,
     stable: IstioDestination,
     canary: IstioDestination,
+    api_version: String,
 }
 
 impl VirtualServiceRouter {
@@ -47,6 +49,7 @@ impl VirtualServiceRouter {
                 route: spec.route.clone(),
                 stable: spec.stable.clone(),
                 canary: spec.canary.clone(),
+                api_version: spec.api_version.clone(),
             },
             connection,
             &spec.object.name,
@@ -55,10 +58,13 @@ impl VirtualServiceRouter {
     }
 }
 
-/// The ApiResource of `networking.istio.io/v1` VirtualServices.
-pub(crate) fn virtual_service_resource() -> ApiResource {
+/// The ApiResource of VirtualServices in `api_version` (`networking.istio.io/v1`, …).
+pub(crate) fn virtual_service_resource(api_version: &str) -> ApiResource {
+    let (group, version) = api_version
+        .split_once('/')
+        .unwrap_or(("networking.istio.io", "v1"));
     ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("networking.istio.io", "v1", "VirtualService"),
+        &GroupVersionKind::gvk(group, version, "VirtualService"),
         "virtualservices",
     )
 }
@@ -77,7 +83,7 @@ impl WeightedKind for VirtualServiceKind {
     }
 
     fn resource(&self) -> ApiResource {
-        virtual_service_resource()
+        virtual_service_resource(&self.api_version)
     }
 
     fn what(&self) -> String {

@@ -84,9 +84,15 @@ async fn exercise(case: Case, first_patch: Value) {
     set_and_verify(router.as_ref(), 25)
         .await
         .unwrap_or_else(|e| panic!("{}: set 25% through a conflict: {}", case.name, chain(&e)));
+    // The requests for the weighted object (ingress-nginx's router also reads the stable
+    // Ingress, to check the pair).
     let trace: Vec<(String, u16)> = fake
         .requests()
         .iter()
+        .filter(|r| {
+            r.path
+                .ends_with(&format!("/{}/{}", case.resource, case.object_name))
+        })
         .map(|r| (r.method.clone(), r.status))
         .collect();
     assert_eq!(
@@ -348,6 +354,7 @@ async fn an_ingress_without_the_canary_annotation_is_not_touched() {
         .unwrap()
         .remove("nginx.ingress.kubernetes.io/canary");
     fake.insert(canary);
+    fake.insert(crate::support::stable_ingress());
     let router = case.router(&fake);
     let message = chain(&router.set_canary_weight(10).await.unwrap_err());
     assert!(
@@ -396,6 +403,141 @@ async fn an_api_version_the_cluster_does_not_serve_names_the_ones_it_does() {
     fake.serve("split.smi-spec.io", &["v1alpha2"]);
     let message = chain(&case.router(&fake).canary_weight().await.unwrap_err());
     assert!(message.contains("does not exist"), "{message}");
+}
+
+/// The versions and prefixes the policy names are the ones used: an Istio VirtualService
+/// asked in `v1beta1` (Istio before 1.22), and ingress-nginx annotations under the
+/// controller's own `--annotations-prefix`.
+#[tokio::test]
+async fn the_policys_api_version_and_annotation_prefix_are_the_ones_used() {
+    use canary_core::policy::GatewaySpec;
+    let mut case = crate::support::virtual_service_case();
+    if let GatewaySpec::IstioVirtualService(spec) = &mut case.spec {
+        spec.api_version = "networking.istio.io/v1beta1".to_owned();
+    }
+    let mut service = case.objects[0].clone();
+    service["apiVersion"] = json!("networking.istio.io/v1beta1");
+    let fake = canary_fake_kube_api::FakeApiServer::start().await;
+    fake.insert(service);
+    let router = case.router(&fake);
+    set_and_verify(router.as_ref(), 25)
+        .await
+        .unwrap_or_else(|e| panic!("v1beta1: {}", chain(&e)));
+    assert!(
+        fake.requests()
+            .iter()
+            .all(|r| r.path.starts_with("/apis/networking.istio.io/v1beta1/")),
+        "{:#?}",
+        fake.requests()
+    );
+
+    let mut case = crate::support::nginx_ingress_case();
+    if let GatewaySpec::NginxIngress(spec) = &mut case.spec {
+        spec.annotation_prefix = "ingress.example.com".to_owned();
+    }
+    let mut canary = crate::support::canary_ingress();
+    let annotations = canary["metadata"]["annotations"].as_object_mut().unwrap();
+    annotations.clear();
+    annotations.insert("ingress.example.com/canary".to_owned(), json!("true"));
+    annotations.insert("ingress.example.com/canary-weight".to_owned(), json!("0"));
+    let fake = canary_fake_kube_api::FakeApiServer::start().await;
+    fake.insert(canary);
+    fake.insert(crate::support::stable_ingress());
+    let router = case.router(&fake);
+    set_and_verify(router.as_ref(), 10)
+        .await
+        .unwrap_or_else(|e| panic!("prefix: {}", chain(&e)));
+    let annotations = case.stored(&fake)["metadata"]["annotations"].clone();
+    assert_eq!(
+        annotations,
+        json!({"ingress.example.com/canary": "true", "ingress.example.com/canary-weight": "10"})
+    );
+    // An Ingress marked only under the default prefix is not a canary for this controller.
+    let fake = case.fake().await;
+    let message = chain(&case.router(&fake).set_canary_weight(10).await.unwrap_err());
+    assert!(
+        message.contains("lacks the annotation ingress.example.com/canary: \"true\""),
+        "{message}"
+    );
+}
+
+/// An HTTPRoute its gateway does not apply — a backend that does not resolve, a route not
+/// accepted — is an error naming the parent and the condition, not a confirmed weight; the
+/// conditions of an older generation (the controller not caught up yet) are not held
+/// against it (issue 18.2).
+#[tokio::test]
+async fn an_httproute_its_gateway_does_not_apply_is_an_error_not_a_weight() {
+    let case = crate::support::http_route_case();
+    let status = |observed: i64| {
+        json!({"parents": [{
+            "parentRef": {"name": "web", "namespace": "infra"},
+            "controllerName": "example.com/gateway",
+            "conditions": [
+                {"type": "Accepted", "status": "True", "reason": "Accepted", "observedGeneration": observed,
+                 "lastTransitionTime": "2026-01-01T00:00:00Z", "message": ""},
+                {"type": "ResolvedRefs", "status": "False", "reason": "BackendNotFound", "observedGeneration": observed,
+                 "lastTransitionTime": "2026-01-01T00:00:00Z", "message": "Service checkout-canary not found"}
+            ]
+        }]})
+    };
+    let fake = canary_fake_kube_api::FakeApiServer::start().await;
+    let mut route = case.objects[0].clone();
+    route["status"] = status(1);
+    fake.insert(route);
+    let router = case.router(&fake);
+    let message = chain(&router.set_canary_weight(10).await.unwrap_err());
+    assert!(
+        message.contains("its gateway does not apply it: parent web: ResolvedRefs is False (BackendNotFound: Service checkout-canary not found)"),
+        "{message}"
+    );
+    assert!(fake.requests_with("PATCH").is_empty());
+    assert!(router.canary_weight().await.is_err(), "no weight read back");
+
+    // Conditions of generation 0 while the route is at 1: not yet reported, not held.
+    let fake = canary_fake_kube_api::FakeApiServer::start().await;
+    let mut route = case.objects[0].clone();
+    route["status"] = status(0);
+    fake.insert(route);
+    set_and_verify(case.router(&fake).as_ref(), 10)
+        .await
+        .unwrap_or_else(|e| panic!("stale conditions: {}", chain(&e)));
+}
+
+/// A canary Ingress that ingress-nginx would not pair with the stable one — a path the
+/// stable Ingress does not serve, another ingress class — is an error saying so, before any
+/// weight is written and at every read-back (issue 18.2: ingress-nginx ignores it silently).
+#[tokio::test]
+async fn a_canary_ingress_ingress_nginx_would_not_pair_is_an_error() {
+    let case = crate::support::nginx_ingress_case();
+    for (pointer, value, expected) in [
+        (
+            "/spec/rules/0/http/paths/0/path",
+            json!("/api/v2"),
+            "serves shop.example/api/v2 that Ingress checkout does not",
+        ),
+        (
+            "/spec/rules/0/host",
+            json!("beta.shop.example"),
+            "serves beta.shop.example/api that Ingress checkout does not",
+        ),
+        (
+            "/spec/ingressClassName",
+            json!("internal"),
+            "its ingressClassName is internal, Ingress checkout's is nginx",
+        ),
+    ] {
+        let fake = canary_fake_kube_api::FakeApiServer::start().await;
+        let mut canary = crate::support::canary_ingress();
+        *canary.pointer_mut(pointer).unwrap() = value;
+        fake.insert(canary);
+        fake.insert(crate::support::stable_ingress());
+        let router = case.router(&fake);
+        let message = chain(&router.set_canary_weight(10).await.unwrap_err());
+        assert!(message.contains(expected), "{pointer}: {message}");
+        assert!(fake.requests_with("PATCH").is_empty(), "{pointer}");
+        let message = chain(&router.canary_weight().await.unwrap_err());
+        assert!(message.contains(expected), "{pointer}: {message}");
+    }
 }
 
 /// An HTTPRoute using experimental-channel features (an `ExternalAuth` filter, fields this
@@ -451,6 +593,7 @@ async fn a_canary_ingress_without_a_weight_total_is_read_out_of_100_and_given_th
     let mut canary = crate::support::canary_ingress();
     canary["metadata"]["annotations"][WEIGHT] = json!("100");
     fake.insert(canary);
+    fake.insert(crate::support::stable_ingress());
     let router = case.router(&fake);
     assert_eq!(
         router.canary_weight().await.unwrap(),
@@ -492,6 +635,7 @@ async fn a_canary_ingress_without_a_weight_total_is_read_out_of_100_and_given_th
     let mut canary = crate::support::canary_ingress();
     canary["metadata"]["annotations"][TOTAL] = json!("10000");
     fake.insert(canary);
+    fake.insert(crate::support::stable_ingress());
     let router = case.router(&fake);
     let message = chain(&router.set_canary_weight(10).await.unwrap_err());
     assert!(

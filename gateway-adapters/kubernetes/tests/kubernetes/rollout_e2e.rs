@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use canary_tests::demo::{DemoService, Load};
+use canary_tests::policy::TestPolicy;
 use canary_tests::prometheus::Prometheus;
 use canary_tests::{binary, wait_until};
 use serde_json::Value;
@@ -77,47 +78,14 @@ impl World {
 
     /// The policy: the HTTPRoute `checkout`'s rule `api` (its namespace is the context's).
     fn policy(&self) -> PathBuf {
-        let yaml = format!(
-            r#"service: e2e
-traffic:
-  label: version
-  canary: canary
-  baseline: stable
-  selector: 'job="demo"'
-metrics:
-  prometheus:
-    url: {url}
-    timeout: 5s
-rollout:
-  steps: [10, 25, 50, 100]
-{TIMING}
-gateway:
-  http-route:
-    name: checkout
-    rule: api
-    stable: checkout-stable
-    canary: checkout-canary
-checks:
-  - name: errors
-    error-rate:
-      requests: http_requests_total
-      errors: 'code=~"5.."'
-    slo:
-      max: 1%
-    baseline:
-      max-increase: 0%
-  - name: latency
-    latency:
-      histogram: http_request_duration_seconds
-      quantile: p95
-    slo:
-      max: 100ms
-"#,
-            url = self.prometheus.url()
-        );
-        let path = self.dir.path().join("e2e.yaml");
-        std::fs::write(&path, yaml).unwrap();
-        path
+        TestPolicy::new("e2e")
+            .selector(r#"job="demo""#)
+            .prometheus(&self.prometheus.url(), "    timeout: 5s\n")
+            .rollout(&format!("  steps: [10, 25, 50, 100]\n{TIMING}\n"))
+            .gateway(
+                "  http-route:\n    name: checkout\n    rule: api\n    stable: checkout-stable\n    canary: checkout-canary\n",
+            )
+            .write(self.dir.path(), "e2e.yaml")
     }
 
     /// `canary ARGS… --state-store configmap`, as CI job `holder`.

@@ -128,6 +128,7 @@ pub(crate) fn nginx_ingress_spec(create: bool) -> GatewaySpec {
             canary_service: "checkout-canary".to_owned(),
         }),
         weight_total: 100,
+        annotation_prefix: NginxIngressSpec::DEFAULT_ANNOTATION_PREFIX.to_owned(),
     })
 }
 
@@ -161,6 +162,7 @@ pub(crate) fn virtual_service_case() -> Case {
                 host: "checkout".to_owned(),
                 subset: Some("canary".to_owned()),
             },
+            api_version: IstioVirtualServiceSpec::API_VERSIONS[0].to_owned(),
         }),
         group: "networking.istio.io",
         resource: "virtualservices",

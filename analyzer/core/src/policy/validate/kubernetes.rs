@@ -123,6 +123,10 @@ impl Validator {
                 &format!("{path}.weight-total"),
                 ingress.weight_total.as_ref(),
             );
+            let prefix = self.annotation_prefix(
+                &format!("{path}.annotation-prefix"),
+                ingress.annotation_prefix.as_ref(),
+            );
             if let (Some(stable), Some(canary)) = (&stable, &canary_name)
                 && stable == canary
             {
@@ -143,6 +147,7 @@ impl Validator {
                     stable_ingress: stable?,
                     create_canary: create?,
                     weight_total: total?,
+                    annotation_prefix: prefix?,
                 }))
             })());
         }
@@ -152,6 +157,11 @@ impl Validator {
             let route = self.rule_ref(&format!("{path}.route"), vs.route.as_ref());
             let stable = self.istio_destination(&format!("{path}.stable"), &vs.stable);
             let canary = self.istio_destination(&format!("{path}.canary"), &vs.canary);
+            let api_version = self.api_version(
+                &format!("{path}.api-version"),
+                vs.api_version.as_ref(),
+                &IstioVirtualServiceSpec::API_VERSIONS,
+            );
             if let (Some(s), Some(c)) = (&stable, &canary)
                 && s == c
             {
@@ -168,6 +178,7 @@ impl Validator {
                     route: route?,
                     stable: stable?,
                     canary: canary?,
+                    api_version: api_version?,
                 }))
             })());
         }
@@ -421,6 +432,38 @@ impl Validator {
                 );
                 None
             }
+        }
+    }
+
+    /// An annotation prefix: a DNS subdomain (lower-case labels of letters, digits and `-`,
+    /// joined by dots), as Kubernetes requires of an annotation key's prefix.
+    fn annotation_prefix(&mut self, path: &str, raw: Option<&At<String>>) -> Option<String> {
+        let Some(at) = raw else {
+            return Some(NginxIngressSpec::DEFAULT_ANNOTATION_PREFIX.to_owned());
+        };
+        let prefix = at.value.trim();
+        let label_ok = |label: &str| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        };
+        if prefix.len() <= 253 && prefix.split('.').all(label_ok) {
+            Some(prefix.to_owned())
+        } else {
+            self.problem(
+                path,
+                Some(at),
+                format!(
+                    "expected an annotation prefix such as {:?} (lower-case DNS labels joined by dots, no slash), not {:?}",
+                    NginxIngressSpec::DEFAULT_ANNOTATION_PREFIX,
+                    at.value
+                ),
+            );
+            None
         }
     }
 

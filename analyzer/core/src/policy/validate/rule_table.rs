@@ -542,6 +542,24 @@ const ROWS: &[Row] = &[
     row(
         &[(
             "gateway",
+            gateway!(
+                "istio-virtual-service: {name: vs, api-version: networking.istio.io/v2, stable: {host: a}, canary: {host: c}}"
+            ),
+        )],
+        "gateway.istio-virtual-service.api-version",
+        "expected one of networking.istio.io/v1, networking.istio.io/v1beta1",
+    ),
+    row(
+        &[(
+            "gateway",
+            gateway!("nginx-ingress: {ingress: shop, annotation-prefix: 'Nginx/ingress'}"),
+        )],
+        "gateway.nginx-ingress.annotation-prefix",
+        "expected an annotation prefix such as",
+    ),
+    row(
+        &[(
+            "gateway",
             gateway!("istio-virtual-service: {name: vs, stable: {host: 'a b'}, canary: {host: c}}"),
         )],
         "gateway.istio-virtual-service.stable.host",

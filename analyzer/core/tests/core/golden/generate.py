@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Golden values for canary-core's statistics, checked by analyzer/core/tests/golden_*.rs.
+"""Golden values for canary-core's statistics, checked by analyzer/core/tests/core/golden_*.rs.
 
 Re-run from the repository root (about ten seconds):
 
-    python3 analyzer/core/tests/golden/generate.py
+    python3 analyzer/core/tests/core/golden/generate.py
 
 It rewrites mann_whitney.json, rate_ratio.json, binomial_cs.json, fisher.json and
 wilson.json next to this script. (histogram_quantile.json comes from a real Prometheus:

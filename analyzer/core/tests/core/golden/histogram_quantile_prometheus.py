@@ -4,7 +4,7 @@
 Re-run from the repository root (needs `prometheus` and `promtool`, Debian package
 `prometheus`, 2.42; a few seconds):
 
-    python3 analyzer/core/tests/golden/histogram_quantile_prometheus.py
+    python3 analyzer/core/tests/core/golden/histogram_quantile_prometheus.py
 
 What it does: writes every bucket set below as one series per bucket,
 `golden_hq_bucket{case="<name>", le="<bound>"} <count> <timestamp>`, into an OpenMetrics

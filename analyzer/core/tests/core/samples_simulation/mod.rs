@@ -1,7 +1,7 @@
 //! Seeded simulation of `samples` criteria: two versions' per-interval series (AR(1) noise
 //! around a level, optionally with white measurement noise or heavy-tailed innovations),
 //! a common component that hits both (trend, step), missing ticks, and a canary shift.
-//! Shared by `tests/samples_validity.rs` (the fast assertions) and
+//! Shared by `tests/core/samples_validity.rs` (the fast assertions) and
 //! `examples/samples_tables.rs` (the full tables of `docs/statistics.md`).
 
 #![allow(dead_code)]

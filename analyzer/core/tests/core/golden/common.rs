@@ -1,4 +1,4 @@
-//! Helpers shared by the golden tests (`tests/golden_*.rs` include this file by path).
+//! Helpers shared by the golden tests (the `golden_*` modules of the core test binary).
 
 #![allow(dead_code)]
 

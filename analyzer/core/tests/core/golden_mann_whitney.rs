@@ -1,8 +1,7 @@
 //! Mann–Whitney U p-values against scipy and Hodges–Lehmann estimates and intervals
 //! against R, on the cases `golden/generate.py` drew (`golden/mann_whitney.json`).
 
-#[path = "golden/common.rs"]
-mod common;
+use crate::golden::common;
 
 use canary_core::stats::Alternative;
 use canary_core::stats::mann_whitney::{hodges_lehmann, mann_whitney_u};

@@ -2,8 +2,7 @@
 //! `golden/histogram_quantile_prometheus.py` got from its HTTP API
 //! (`golden/histogram_quantile.json`). The values must be the same doubles, not merely close.
 
-#[path = "golden/common.rs"]
-mod common;
+use crate::golden::common;
 
 use canary_core::stats::histogram::{Bucket, count_above, histogram_quantile};
 use common::Deviations;

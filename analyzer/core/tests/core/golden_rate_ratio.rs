@@ -1,8 +1,7 @@
 //! The rate-ratio e-value and its confidence bounds against the design's formula evaluated
 //! independently in numpy (`golden/generate.py`, `golden/rate_ratio.json`).
 
-#[path = "golden/common.rs"]
-mod common;
+use crate::golden::common;
 
 use canary_core::stats::rate_ratio::{EventCounts, RateRatioTest};
 use common::Deviations;

@@ -4,7 +4,7 @@
 //! bound), whatever the autocorrelation up to 0.9; the Kayenta method, now an explicit
 //! opt-in, says in its evidence that it does not promise that.
 
-mod samples_simulation;
+use crate::samples_simulation;
 
 use std::collections::BTreeMap;
 

@@ -1,8 +1,7 @@
 //! Fisher's exact test against scipy's `fisher_exact` and against the same p-values summed
 //! in 50-digit arithmetic (`golden/fisher.json`).
 
-#[path = "golden/common.rs"]
-mod common;
+use crate::golden::common;
 
 use canary_core::stats::Alternative;
 use canary_core::stats::fisher::fisher_exact;

@@ -5,8 +5,7 @@
 //! variable least squares) for the constrained maximum likelihood, where the Rust code keeps
 //! running moments and solves the constraints' active sets in closed form.
 
-#[path = "golden/common.rs"]
-mod common;
+use crate::golden::common;
 
 use canary_core::stats::autocorrelated_mean::{self, AutocorrelatedMeanTest};
 use common::Deviations;

@@ -14,7 +14,7 @@
 //! The full tables of `docs/statistics.md` (more runs, more series, the design comparison)
 //! come from `cargo run --release -p canary-core --example samples_tables`.
 
-mod samples_simulation;
+use crate::samples_simulation;
 
 use canary_core::stats::autocorrelated_mean::DEFAULT_MAX_AUTOCORRELATION;
 use canary_core::stats::wilson_interval;

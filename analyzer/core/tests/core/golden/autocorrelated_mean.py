@@ -2,11 +2,11 @@
 """The prototype of canary's test for `samples` checks, and its golden values.
 
 canary-core's `stats::autocorrelated_mean` (analyzer/core/src/stats/autocorrelated_mean.rs)
-is checked against this file's output by analyzer/core/tests/golden_autocorrelated_mean.rs.
+is checked against this file's output by analyzer/core/tests/core/golden_autocorrelated_mean.rs.
 Re-run from the repository root:
 
-    python3 analyzer/core/tests/golden/autocorrelated_mean.py            # ~10 s: rewrites autocorrelated_mean.json
-    python3 analyzer/core/tests/golden/autocorrelated_mean.py --explore  # ~15 min: the design comparison
+    python3 analyzer/core/tests/core/golden/autocorrelated_mean.py            # ~10 s: rewrites autocorrelated_mean.json
+    python3 analyzer/core/tests/core/golden/autocorrelated_mean.py --explore  # ~15 min: the design comparison
 
 Made with Python 3.11.7, numpy 2.4.6, scipy 1.17.1 (`pip install numpy==2.4.6 scipy==1.17.1`).
 Every case is drawn from a seeded numpy Generator: a re-run reproduces the file.

@@ -1,8 +1,7 @@
 //! The beta-binomial confidence sequence against mpmath (log M) and scipy's brentq (the
 //! interval ends), `golden/binomial_cs.json`.
 
-#[path = "golden/common.rs"]
-mod common;
+use crate::golden::common;
 
 use canary_core::stats::binomial_cs;
 use common::Deviations;

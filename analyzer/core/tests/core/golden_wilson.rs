@@ -1,8 +1,7 @@
 //! The Wilson score interval against scipy's `binomtest(...).proportion_ci(method="wilson")`
 //! (`golden/wilson.json`).
 
-#[path = "golden/common.rs"]
-mod common;
+use crate::golden::common;
 
 use canary_core::stats::wilson_interval;
 use common::Deviations;
