@@ -8,6 +8,7 @@
 pub mod demo;
 pub mod fake_http;
 pub mod haproxy;
+pub mod leaks;
 pub mod nginx;
 pub mod policy;
 pub mod process;

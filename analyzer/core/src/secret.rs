@@ -52,7 +52,8 @@ use crate::{Error, Result};
 pub const REDACTED: &str = "[redacted]";
 
 /// The shortest secret worth finding in text: a shorter one would match ordinary words and
-/// numbers everywhere (and a credential that short is no credential).
+/// numbers everywhere (and a credential that short is no credential). A shorter secret is
+/// refused where it is read ([`check_long_enough`]).
 pub const MIN_SECRET_LEN: usize = 4;
 
 /// The shortest encoded form (a base64 piece) that is looked for.
@@ -139,6 +140,13 @@ impl SecretSource {
     /// [`Error::Usage`](crate::Error::Usage) naming the file or the variable, never a value.
     /// The secret is learnt by the process's redactor as it is read.
     pub fn read(&self) -> Result<Secret> {
+        let value = self.read_unchecked()?;
+        check_long_enough(&value, &self.describe())?;
+        Ok(Secret::new(value))
+    }
+
+    /// The value, trimmed, not yet checked nor learnt.
+    fn read_unchecked(&self) -> Result<String> {
         let value = match self {
             SecretSource::File(path) => std::fs::read_to_string(path).map_err(|e| {
                 Error::Usage(format!(
@@ -156,7 +164,7 @@ impl SecretSource {
         if value.is_empty() {
             return Err(Error::Usage(format!("{} is empty", self.describe())));
         }
-        Ok(Secret::new(value))
+        Ok(value.to_owned())
     }
 
     /// Where the secret is, in words: `the secret file F`, `the environment variable V`.
@@ -166,6 +174,80 @@ impl SecretSource {
             SecretSource::Env(name) => format!("the environment variable {name}"),
         }
     }
+}
+
+/// Reads every secret `policy` names and so teaches the process's redactor each of them
+/// (a Slack URL with its path), before anything runs: an echo must be redacted even when
+/// it comes before the secret's own first use — a `before` hook's output quoting the
+/// Slack URL the first notification will read, a scrape page quoting a webhook's key. A
+/// secret too short to be redacted is refused here, before anything is changed
+/// ([`check_long_enough`]: exit 2, also from `policy lint`); one that cannot be read at all
+/// is left to fail where it is used, saying so there (a lint without the CI's secrets).
+pub fn learn_secrets_of(policy: &crate::policy::Policy) -> Result<()> {
+    use crate::policy::{
+        HeaderValueSpec, HookAction, MetricsSourceSpec, NotificationChannel, PrometheusAuth,
+    };
+    let mut sources: Vec<&SecretSource> = Vec::new();
+    if let MetricsSourceSpec::Prometheus(spec) = &policy.metrics {
+        match &spec.auth {
+            PrometheusAuth::None => {}
+            PrometheusAuth::Bearer(source) => sources.push(source),
+            PrometheusAuth::Basic { password, .. } => sources.push(password),
+        }
+        for (_, value) in &spec.headers {
+            if let HeaderValueSpec::Secret(source) = value {
+                sources.push(source);
+            }
+        }
+    }
+    for hook in &policy.hooks {
+        if let HookAction::Webhook {
+            secret: Some(source),
+            ..
+        } = &hook.action
+        {
+            sources.push(source);
+        }
+    }
+    for notification in &policy.notifications {
+        match &notification.channel {
+            NotificationChannel::Webhook {
+                secret: Some(source),
+                ..
+            } => sources.push(source),
+            NotificationChannel::Webhook { secret: None, .. } => {}
+            NotificationChannel::Slack { url } => {
+                if let Ok(value) = url.read_unchecked() {
+                    check_long_enough(&value, &url.describe())?;
+                    let _ = Secret::url(value);
+                }
+            }
+        }
+    }
+    for source in sources {
+        if let Ok(value) = source.read_unchecked() {
+            check_long_enough(&value, &source.describe())?;
+            let _ = Secret::new(value);
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a secret shorter than [`MIN_SECRET_LEN`]: the redactor could not look for it
+/// (it would match ordinary words and numbers everywhere), so an echo of it could reach an
+/// output. Refused where it is read, before anything is sent with it (exit 2), naming where
+/// it came from (`what`) and its length, never its value.
+pub fn check_long_enough(value: &str, what: &str) -> Result<()> {
+    let length = value.chars().count();
+    if length < MIN_SECRET_LEN {
+        return Err(Error::Usage(format!(
+            "{what} holds a secret of {length} character{}; canary needs at least \
+             {MIN_SECRET_LEN}, as a shorter one cannot be told apart from ordinary text and \
+             so could not be kept out of logs and reports",
+            if length == 1 { "" } else { "s" }
+        )));
+    }
+    Ok(())
 }
 
 /// Finds secrets in text and replaces them with [`REDACTED`].
@@ -869,6 +951,32 @@ mod tests {
             .read()
             .unwrap_err();
         assert!(err.to_string().contains("CANARY_CORE_TEST_UNSET"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Issue 13: a secret too short to be looked for in text is refused where it is read,
+    /// naming where it is and its length, never its value.
+    #[test]
+    fn a_secret_shorter_than_four_characters_is_refused_when_read() {
+        let dir = std::env::temp_dir().join(format!("canary-short-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("token");
+        for (value, length) in [("Zq9\n", "3 characters"), ("é", "1 character")] {
+            std::fs::write(&file, value).unwrap();
+            let err = SecretSource::File(file.clone()).read().unwrap_err();
+            assert_eq!(err.exit_code(), crate::ExitCode::BadInput);
+            let message = err.to_string();
+            assert!(
+                message.starts_with(&format!(
+                    "the secret file {} holds a secret of {length}; canary needs at least 4",
+                    file.display()
+                )),
+                "{message}"
+            );
+            assert!(!message.contains(value.trim()), "{message}");
+        }
+        std::fs::write(&file, "Zq9x").unwrap();
+        assert_eq!(SecretSource::File(file).read().unwrap().expose(), "Zq9x");
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -5,6 +5,8 @@
 //! where one was expected (invalid, naming them), `status: error` (the query's fault or the
 //! server's), and `warnings`. Answer format: <https://prometheus.io/docs/prometheus/latest/querying/api/>.
 
+use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -13,6 +15,7 @@ use canary_core::observation::{
 };
 use canary_core::policy::{TrafficSelector, Version};
 use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::queries::{ERRORS_SERIES, REQUESTS_SERIES, SERIES_LABEL};
 
@@ -88,29 +91,27 @@ pub enum AnswerError {
     NotJson,
     /// JSON of another shape.
     Malformed(String),
+    /// More series than allowed: reading stopped at the first one over the limit.
+    TooManySeries {
+        /// The limit (`max-series`).
+        limit: usize,
+    },
 }
 
-#[derive(Deserialize)]
+/// The fields of an answer canary reads; any other field (`stats`, `infos`, …) is skipped.
 struct RawAnswer {
     status: String,
-    #[serde(default)]
     data: Option<RawData>,
-    #[serde(default, rename = "errorType")]
     error_type: Option<String>,
-    #[serde(default)]
     error: Option<String>,
-    #[serde(default)]
     warnings: Option<Vec<String>>,
     /// VictoriaMetrics' mark of an answer from some of its storage nodes only.
-    #[serde(default, rename = "isPartial")]
     is_partial: Option<bool>,
 }
 
-#[derive(Deserialize)]
 struct RawData {
-    #[serde(rename = "resultType")]
     result_type: String,
-    result: serde_json::Value,
+    result: Vec<ResultItem>,
 }
 
 #[derive(Deserialize)]
@@ -121,16 +122,53 @@ struct RawSeries {
     value: Option<(f64, String)>,
     #[serde(default)]
     values: Option<Vec<(f64, String)>>,
+    /// Only whether it is there matters (native histograms are not read), so it is skipped
+    /// unread.
     #[serde(default)]
-    histogram: Option<serde_json::Value>,
+    histogram: Option<IgnoredAny>,
 }
 
-/// Parses an API answer body.
+/// One element of a `result` array: a series (vector, matrix), or one half of the
+/// `[time, "value"]` pair of a scalar or a string (the time, a number, is not used).
+enum ResultItem {
+    Series(RawSeries),
+    Number,
+    Text(String),
+}
+
+/// Parses an API answer body, however many series it holds.
 pub fn parse_answer(body: &[u8]) -> Result<ApiAnswer, AnswerError> {
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|_| AnswerError::NotJson)?;
-    let raw: RawAnswer = serde_json::from_value(value)
-        .map_err(|e| AnswerError::Malformed(format!("not a Prometheus API answer: {e}")))?;
+    parse_answer_bounded(body, usize::MAX)
+}
+
+/// Parses an API answer body straight into typed series, as it reads the JSON — no
+/// intermediate JSON tree, whose size is many times the body's — and stops at the first
+/// series over `max_series`, so that what an answer can make canary hold is bounded by the
+/// body (itself bounded by `max-answer-size`) and `max_series` series.
+pub fn parse_answer_bounded(body: &[u8], max_series: usize) -> Result<ApiAnswer, AnswerError> {
+    let too_many = Cell::new(false);
+    let seed = AnswerSeed {
+        max_series,
+        too_many: &too_many,
+    };
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let parsed = seed
+        .deserialize(&mut deserializer)
+        .and_then(|raw| deserializer.end().map(|()| raw));
+    let raw = match parsed {
+        Ok(raw) => raw,
+        Err(_) if too_many.get() => {
+            return Err(AnswerError::TooManySeries { limit: max_series });
+        }
+        // JSON of another shape, or no JSON at all (`404 page not found` begins like a
+        // number): told apart by a second reading that builds nothing.
+        Err(e) if e.is_data() && serde_json::from_slice::<IgnoredAny>(body).is_ok() => {
+            return Err(AnswerError::Malformed(format!(
+                "not a Prometheus API answer: {e}"
+            )));
+        }
+        Err(_) => return Err(AnswerError::NotJson),
+    };
     match raw.status.as_str() {
         "success" => {
             let data = raw.data.ok_or_else(|| {
@@ -158,12 +196,230 @@ pub fn parse_answer(body: &[u8]) -> Result<ApiAnswer, AnswerError> {
     }
 }
 
-fn parse_result(result_type: &str, result: serde_json::Value) -> Result<QueryResult, AnswerError> {
-    let malformed =
-        |e: serde_json::Error| AnswerError::Malformed(format!("{result_type} result: {e}"));
+/// Reads a whole answer, handing `data.result` to a [`ResultSeed`].
+struct AnswerSeed<'a> {
+    max_series: usize,
+    too_many: &'a Cell<bool>,
+}
+
+impl<'de> DeserializeSeed<'de> for AnswerSeed<'_> {
+    type Value = RawAnswer;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<RawAnswer, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for AnswerSeed<'_> {
+    type Value = RawAnswer;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a Prometheus API answer (a JSON object with a status)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawAnswer, A::Error> {
+        let mut status = None;
+        let mut answer = RawAnswer {
+            status: String::new(),
+            data: None,
+            error_type: None,
+            error: None,
+            warnings: None,
+            is_partial: None,
+        };
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match key.as_ref() {
+                "status" => status = Some(map.next_value::<String>()?),
+                "data" => {
+                    answer.data = map.next_value_seed(DataSeed {
+                        max_series: self.max_series,
+                        too_many: self.too_many,
+                    })?;
+                }
+                "errorType" => answer.error_type = map.next_value()?,
+                "error" => answer.error = map.next_value()?,
+                "warnings" => answer.warnings = map.next_value()?,
+                "isPartial" => answer.is_partial = map.next_value()?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        answer.status = status.ok_or_else(|| de::Error::missing_field("status"))?;
+        Ok(answer)
+    }
+}
+
+/// Reads `data` (or its absence: `null`).
+struct DataSeed<'a> {
+    max_series: usize,
+    too_many: &'a Cell<bool>,
+}
+
+impl<'de> DeserializeSeed<'de> for DataSeed<'_> {
+    type Value = Option<RawData>;
+
+    fn deserialize<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Option<RawData>, D::Error> {
+        deserializer.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DataSeed<'_> {
+    type Value = Option<RawData>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("`data`: an object with resultType and result")
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Option<RawData>, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Option<RawData>, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Option<RawData>, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<RawData>, A::Error> {
+        let mut result_type = None;
+        let mut result = None;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match key.as_ref() {
+                "resultType" => result_type = Some(map.next_value::<String>()?),
+                "result" => {
+                    result = Some(map.next_value_seed(ResultSeed {
+                        max_series: self.max_series,
+                        too_many: self.too_many,
+                    })?);
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Some(RawData {
+            result_type: result_type.ok_or_else(|| de::Error::missing_field("resultType"))?,
+            result: result.ok_or_else(|| de::Error::missing_field("result"))?,
+        }))
+    }
+}
+
+/// Reads `data.result`, element by element, stopping at the first series over the limit.
+struct ResultSeed<'a> {
+    max_series: usize,
+    too_many: &'a Cell<bool>,
+}
+
+impl<'de> DeserializeSeed<'de> for ResultSeed<'_> {
+    type Value = Vec<ResultItem>;
+
+    fn deserialize<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Vec<ResultItem>, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ResultSeed<'_> {
+    type Value = Vec<ResultItem>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("`result`: an array")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<ResultItem>, A::Error> {
+        let mut items = Vec::new();
+        let mut series = 0usize;
+        while let Some(item) = seq.next_element::<ResultItem>()? {
+            if matches!(item, ResultItem::Series(_)) {
+                series += 1;
+                if series > self.max_series {
+                    self.too_many.set(true);
+                    return Err(de::Error::custom(format!(
+                        "more than {} series",
+                        self.max_series
+                    )));
+                }
+            }
+            items.push(item);
+        }
+        Ok(items)
+    }
+}
+
+impl<'de> Deserialize<'de> for ResultItem {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ResultItem, D::Error> {
+        struct ItemVisitor;
+
+        impl<'de> Visitor<'de> for ItemVisitor {
+            type Value = ResultItem;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a series, a timestamp or a value")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ResultItem, A::Error> {
+                RawSeries::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(ResultItem::Series)
+            }
+
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<ResultItem, E> {
+                Ok(ResultItem::Number)
+            }
+
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<ResultItem, E> {
+                Ok(ResultItem::Number)
+            }
+
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<ResultItem, E> {
+                Ok(ResultItem::Number)
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ResultItem, E> {
+                Ok(ResultItem::Text(v.to_owned()))
+            }
+
+            fn visit_string<E: de::Error>(self, v: String) -> Result<ResultItem, E> {
+                Ok(ResultItem::Text(v))
+            }
+        }
+
+        deserializer.deserialize_any(ItemVisitor)
+    }
+}
+
+fn parse_result(result_type: &str, items: Vec<ResultItem>) -> Result<QueryResult, AnswerError> {
+    let malformed = |what: &str| AnswerError::Malformed(format!("{result_type} result: {what}"));
+    let series_of = |items: Vec<ResultItem>| -> Result<Vec<RawSeries>, AnswerError> {
+        items
+            .into_iter()
+            .map(|item| match item {
+                ResultItem::Series(s) => Ok(s),
+                ResultItem::Number | ResultItem::Text(_) => {
+                    Err(malformed("expected an array of series"))
+                }
+            })
+            .collect()
+    };
+    let pair_of = |items: Vec<ResultItem>| -> Result<String, AnswerError> {
+        match <[ResultItem; 2]>::try_from(items) {
+            Ok([ResultItem::Number, ResultItem::Text(value)]) => Ok(value),
+            _ => Err(malformed("expected [time, \"value\"]")),
+        }
+    };
     match result_type {
         "vector" => {
-            let raw: Vec<RawSeries> = serde_json::from_value(result).map_err(malformed)?;
+            let raw = series_of(items)?;
             let mut series = Vec::with_capacity(raw.len());
             for s in raw {
                 let Some((_, value)) = s.value else {
@@ -184,12 +440,9 @@ fn parse_result(result_type: &str, result: serde_json::Value) -> Result<QueryRes
             }
             Ok(QueryResult::Vector(series))
         }
-        "scalar" => {
-            let (_, value): (f64, String) = serde_json::from_value(result).map_err(malformed)?;
-            Ok(QueryResult::Scalar(parse_value(&value)?))
-        }
+        "scalar" => Ok(QueryResult::Scalar(parse_value(&pair_of(items)?)?)),
         "matrix" => {
-            let raw: Vec<RawSeries> = serde_json::from_value(result).map_err(malformed)?;
+            let raw = series_of(items)?;
             let mut series = Vec::with_capacity(raw.len());
             for s in raw {
                 let mut values = Vec::new();
@@ -203,10 +456,7 @@ fn parse_result(result_type: &str, result: serde_json::Value) -> Result<QueryRes
             }
             Ok(QueryResult::Matrix(series))
         }
-        "string" => {
-            let (_, value): (f64, String) = serde_json::from_value(result).map_err(malformed)?;
-            Ok(QueryResult::String(value))
-        }
+        "string" => Ok(QueryResult::String(pair_of(items)?)),
         other => Err(AnswerError::Malformed(format!(
             "unknown resultType {other:?}"
         ))),
@@ -625,6 +875,46 @@ mod tests {
         assert_eq!(success(&vector(&[])), QueryResult::Vector(Vec::new()));
     }
 
+    /// Issue 13: an answer is read straight into typed series, and reading stops at the
+    /// first series over the limit, however much follows (even what would not parse).
+    #[test]
+    fn reading_stops_at_the_first_series_over_the_limit() {
+        let three = vector(&[
+            (&[("a", "1")], "1"),
+            (&[("a", "2")], "2"),
+            (&[("a", "3")], "3"),
+        ]);
+        assert!(matches!(
+            parse_answer_bounded(three.as_bytes(), 3),
+            Ok(ApiAnswer::Success { .. })
+        ));
+        assert_eq!(
+            parse_answer_bounded(three.as_bytes(), 2),
+            Err(AnswerError::TooManySeries { limit: 2 })
+        );
+        let cut_after_the_third = format!("{}, this is no JSON", &three[..three.len() - 3]);
+        assert_eq!(
+            parse_answer_bounded(cut_after_the_third.as_bytes(), 2),
+            Err(AnswerError::TooManySeries { limit: 2 })
+        );
+        // A scalar's pair is not two series.
+        let scalar =
+            r#"{"status":"success","data":{"resultType":"scalar","result":[1700000000,"3"]}}"#;
+        assert!(parse_answer_bounded(scalar.as_bytes(), 1).is_ok());
+        // Fields canary does not read are skipped, whatever they hold; `data` may come first.
+        let odd = r#"{"data":{"result":[{"metric":{},"value":[1,"4"]}],"resultType":"vector","x":[{}]},"stats":{"seriesFetched":"1"},"infos":["i"],"status":"success"}"#;
+        assert_eq!(
+            parse_answer_bounded(odd.as_bytes(), 1).unwrap(),
+            ApiAnswer::Success {
+                result: QueryResult::Vector(vec![Series {
+                    labels: Labels::new(),
+                    value: 4.0
+                }]),
+                warnings: Vec::new(),
+            }
+        );
+    }
+
     #[test]
     fn warnings_are_kept() {
         let body = r#"{"status":"success","warnings":["partial response: store down"],"data":{"resultType":"vector","result":[]}}"#;
@@ -649,6 +939,10 @@ mod tests {
             Err(AnswerError::NotJson)
         );
         assert_eq!(parse_answer(b""), Err(AnswerError::NotJson));
+        assert_eq!(
+            parse_answer(b"404 page not found"),
+            Err(AnswerError::NotJson)
+        );
         for bad in [
             r#"{"hello":"world"}"#,
             r#"{"status":"success"}"#,

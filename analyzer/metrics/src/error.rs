@@ -64,14 +64,18 @@ pub enum Error {
     },
 
     /// The server refused the credentials (401) or their permissions (403). Not retried.
+    /// The server's own words are shown: a Mimir or Cortex without `X-Scope-OrgID` answers
+    /// 401 `no org id`, which is not a bad token.
     #[error(
-        "HTTP {status}: authentication failed; check the policy's bearer-token-file/-env or basic-auth (the credentials are not shown)"
+        "HTTP {status}: authentication failed, the server said {body}; check the policy's bearer-token-file/-env, basic-auth or headers (X-Scope-OrgID for a Mimir or Cortex tenant) (the credentials are not shown)"
     )]
     Unauthorized {
         /// Where, without credentials.
         address: String,
         /// 401 or 403.
         status: u16,
+        /// The first bytes of the answer, redacted.
+        body: String,
     },
 
     /// Another status that is not a Prometheus API answer, e.g. 404 for a wrong path prefix.

@@ -193,6 +193,11 @@ pub enum QueryOutcome {
         /// The limit, in bytes.
         limit: u64,
     },
+    /// The answer held more series than the policy's `max-series`: read no further.
+    TooManySeries {
+        /// The limit.
+        limit: u32,
+    },
 }
 
 /// The Prometheus HTTP API as a metrics source: one instant query per check per tick.
@@ -256,6 +261,10 @@ impl PrometheusSource {
         } else {
             let user = url.username().to_owned();
             let password = url.password().unwrap_or_default().to_owned();
+            if !password.is_empty() {
+                canary_core::secret::check_long_enough(&password, "the Prometheus URL's password")
+                    .map_err(|e| Error::Secret(e.to_string()))?;
+            }
             let _ = url.set_username("");
             let _ = url.set_password(None);
             Some((user, Secret::new(password)))
@@ -594,11 +603,17 @@ impl PrometheusSource {
             return Err(Error::Unauthorized {
                 address: self.address.clone(),
                 status,
+                body: excerpt(body, EXCERPT_BYTES),
             });
         }
-        match answer::parse_answer(body) {
+        match answer::parse_answer_bounded(body, self.config.max_series as usize) {
             Ok(ApiAnswer::Success { result, warnings }) if (200..300).contains(&status) => {
                 Ok(QueryOutcome::Answer { result, warnings })
+            }
+            Err(AnswerError::TooManySeries { .. }) if (200..300).contains(&status) => {
+                Ok(QueryOutcome::TooManySeries {
+                    limit: self.config.max_series,
+                })
             }
             Ok(ApiAnswer::Error {
                 error_type,
@@ -628,11 +643,13 @@ impl PrometheusSource {
                 content_type: content_type.to_owned(),
                 first_bytes: excerpt(body, EXCERPT_BYTES),
             }),
-            Err(AnswerError::NotJson) => Err(Error::UnexpectedStatus {
-                address: self.address.clone(),
-                status,
-                body: excerpt(body, EXCERPT_BYTES),
-            }),
+            Err(AnswerError::NotJson | AnswerError::TooManySeries { .. }) => {
+                Err(Error::UnexpectedStatus {
+                    address: self.address.clone(),
+                    status,
+                    body: excerpt(body, EXCERPT_BYTES),
+                })
+            }
             Err(AnswerError::Malformed(message)) => Err(Error::Malformed {
                 address: self.address.clone(),
                 message: redacted(&message),
@@ -655,20 +672,7 @@ impl PrometheusSource {
                 } => {
                     let w: Vec<String> = w.iter().map(|w| redacted(w)).collect();
                     warnings.extend(w.iter().map(|w| format!("{}: {w}", check.name)));
-                    let series = match &result {
-                        QueryResult::Vector(series) => series.len(),
-                        QueryResult::Matrix(series) => series.len(),
-                        QueryResult::Scalar(_) | QueryResult::String(_) => 1,
-                    };
-                    if series > self.config.max_series as usize {
-                        Reading::Invalid {
-                            reason: format!(
-                                "the answer holds {series} series, more than the {} series allowed \
-                                 (metrics.prometheus.max-series); the query was: {promql}",
-                                self.config.max_series
-                            ),
-                        }
-                    } else if !w.is_empty() && !self.config.accept_warnings {
+                    if !w.is_empty() && !self.config.accept_warnings {
                         Reading::Invalid {
                             reason: format!(
                                 "the answer came with warnings, so it may be partial, and a partial \
@@ -689,6 +693,12 @@ impl PrometheusSource {
                 } => Reading::Invalid {
                     reason: format!(
                         "Prometheus refused the query ({error_type}): {message}; the query was: {promql}"
+                    ),
+                },
+                QueryOutcome::TooManySeries { limit } => Reading::Invalid {
+                    reason: format!(
+                        "the answer holds more than the {limit} series allowed \
+                         (metrics.prometheus.max-series), read no further; the query was: {promql}"
                     ),
                 },
                 QueryOutcome::TooLarge { limit } => Reading::Invalid {
@@ -945,6 +955,7 @@ mod tests {
     use canary_tests::fake_http::{FakeServer, http};
 
     use super::*;
+    use canary_core::observation::CheckObservation;
 
     #[test]
     fn times_are_unix_seconds_and_urls_lose_their_credentials() {
@@ -1326,18 +1337,37 @@ mod tests {
     #[tokio::test]
     async fn credentials_in_the_url_move_into_a_basic_auth_header() {
         let server = fake_prometheus(vec![(200, "application/json", OK.to_owned())]);
-        let address = server.url().replace("http://", "http://user:pw@") + "/prom/";
+        let address = server.url().replace("http://", "http://user:pw-Zq81@") + "/prom/";
         let source = PrometheusSource::from_policy(&policy(""), Some(&address)).unwrap();
         assert_eq!(source.address(), format!("{}/prom", server.url()));
-        assert!(!format!("{source:?}").contains("pw"));
+        assert!(!format!("{source:?}").contains("pw-Zq81"));
         source.read_tick(now(), now()).await.unwrap();
         let request = server.requests()[0].to_ascii_lowercase();
-        // base64("user:pw"), RFC 7617.
+        // base64("user:pw-Zq81"), RFC 7617.
         assert!(
-            request.contains("\r\nauthorization: basic dxnlcjpwdw==\r\n"),
+            request.contains("\r\nauthorization: basic dxnlcjpwdy1actgx\r\n"),
             "{request}"
         );
-        assert!(!request.contains("pw@"), "{request}");
+        assert!(!request.contains("pw-Zq81@"), "{request}");
+    }
+
+    /// Issue 13: a password in the URL too short to be redacted is refused, naming neither
+    /// it nor the URL's userinfo.
+    #[test]
+    fn a_url_password_shorter_than_four_characters_is_refused() {
+        let policy = policy("");
+        let err = PrometheusSource::from_policy(&policy, Some("http://user:Zq9@127.0.0.1:9/"))
+            .unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.starts_with(
+                "the Prometheus URL's password holds a secret of 3 characters; canary needs at least 4"
+            ),
+            "{message}"
+        );
+        assert!(!message.contains("Zq9"), "{message}");
+        let core: canary_core::Error = err.into();
+        assert_eq!(core.exit_code(), canary_core::ExitCode::BadInput);
     }
 
     #[tokio::test]
@@ -1354,6 +1384,155 @@ mod tests {
         );
         let request = server.requests()[0].clone();
         assert!(request.contains("&partial_response=false"), "{request}");
+    }
+
+    /// What a recorded answer must become: a reading that reaches the judge, one refused as
+    /// `invalid` (so the check's verdict is `error`, never a pass) naming a text, or an
+    /// error of the source (exit 4) naming a text.
+    enum Judged {
+        Observed,
+        Invalid(&'static str),
+        Failed(&'static str),
+    }
+
+    /// Issue 13: Thanos', Mimir's, Cortex' and VictoriaMetrics' answers, as those systems give
+    /// them (`fixtures/answers/README.md` says where each shape comes from), with and without
+    /// `accept-warnings`.
+    #[tokio::test]
+    async fn recorded_answers_of_each_system_are_judged_right() {
+        use Judged::{Failed, Invalid, Observed};
+        macro_rules! answer {
+            ($file:literal) => {
+                include_str!(concat!("../fixtures/answers/", $file))
+            };
+        }
+        let json = "application/json";
+        let text = "text/plain; charset=utf-8";
+        // (file, status, content type, body, judged by default, judged with accept-warnings)
+        let cases: [(&str, u16, &'static str, &str, Judged, Judged); 10] = [
+            (
+                "thanos-partial-response",
+                200,
+                json,
+                answer!("thanos-partial-response.json"),
+                Invalid("partial response: fetch series"),
+                Observed,
+            ),
+            (
+                "victoriametrics-complete",
+                200,
+                json,
+                answer!("victoriametrics-complete.json"),
+                Observed,
+                Observed,
+            ),
+            (
+                "victoriametrics-partial",
+                200,
+                json,
+                answer!("victoriametrics-partial.json"),
+                Invalid("isPartial"),
+                Observed,
+            ),
+            (
+                "victoriametrics-422",
+                422,
+                json,
+                answer!("victoriametrics-422.json"),
+                Invalid("refused the query (422): error when executing query="),
+                Invalid("cannot obtain data from 1 out of 2 vmstorage nodes"),
+            ),
+            (
+                "mimir-422-max-series",
+                422,
+                json,
+                answer!("mimir-422-max-series.json"),
+                Invalid(
+                    "(execution): expanding series: the query exceeded the maximum number of series (limit: 3 series) (err-mimir-max-series-per-query)",
+                ),
+                Invalid("err-mimir-max-series-per-query"),
+            ),
+            (
+                "mimir-warning",
+                200,
+                json,
+                answer!("mimir-warning.json"),
+                Invalid("PromQL warning: encountered a mix of histograms and floats"),
+                Observed,
+            ),
+            (
+                "mimir-success-with-infos",
+                200,
+                json,
+                answer!("mimir-success-with-infos.json"),
+                Observed,
+                Observed,
+            ),
+            (
+                "mimir-401-no-org-id",
+                401,
+                text,
+                answer!("mimir-401-no-org-id.txt"),
+                Failed("HTTP 401: authentication failed, the server said \"no org id\\n\""),
+                Failed("X-Scope-OrgID"),
+            ),
+            (
+                "cortex-422-max-series",
+                422,
+                json,
+                answer!("cortex-422-max-series.json"),
+                Invalid("The query hit the max number of series limit while fetching chunks"),
+                Invalid("(limit: 100000)"),
+            ),
+            (
+                "cortex-429-too-many-outstanding-requests",
+                429,
+                text,
+                answer!("cortex-429-too-many-outstanding-requests.txt"),
+                Failed("HTTP 429 after 3 attempts: \"too many outstanding requests"),
+                Failed("HTTP 429 after 3 attempts"),
+            ),
+        ];
+        for (name, status, content_type, body, by_default, accepting) in cases {
+            for (extra, expected) in [("", by_default), ("    accept-warnings: true\n", accepting)]
+            {
+                let server = fake_prometheus(vec![(status, content_type, body.to_owned())]);
+                let outcome = source(&server.url(), extra).read_tick(now(), now()).await;
+                let what = format!("{name} (accept-warnings: {})", !extra.is_empty());
+                assert!(
+                    server.requests()[0].contains("&partial_response=false"),
+                    "{what}: partial responses are refused up front"
+                );
+                match (expected, outcome) {
+                    (Observed, Ok(tick)) => {
+                        assert_eq!(
+                            tick.readings["restarts"],
+                            Reading::Observed(CheckObservation::Value { value: 0.0 }),
+                            "{what}"
+                        );
+                        let warned =
+                            body.contains("\"warnings\"") || body.contains("\"isPartial\":true");
+                        assert_eq!(
+                            !tick.warnings.is_empty(),
+                            warned,
+                            "{what}: a judged answer's warnings are passed on: {:?}",
+                            tick.warnings
+                        );
+                    }
+                    (Invalid(text), Ok(tick)) => {
+                        let Reading::Invalid { reason } = &tick.readings["restarts"] else {
+                            panic!("{what}: {tick:?}")
+                        };
+                        assert!(reason.contains(text), "{what}: {reason}");
+                        assert!(reason.contains("the query was: sum(x)"), "{what}: {reason}");
+                    }
+                    (Failed(text), Err(err)) => {
+                        assert!(err.to_string().contains(text), "{what}: {err}");
+                    }
+                    (_, outcome) => panic!("{what}: {outcome:?}"),
+                }
+            }
+        }
     }
 
     #[test]

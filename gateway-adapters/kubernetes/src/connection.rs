@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use canary_core::secret::Secret;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use tokio::sync::OnceCell;
@@ -62,6 +63,7 @@ impl KubeConnection {
             .client
             .get_or_try_init(|| async {
                 let mut config = self.config().await?;
+                learn_credentials(&config.auth_info);
                 if let Some(namespace) = &self.inner.namespace {
                     config.default_namespace = namespace.clone();
                 }
@@ -125,6 +127,30 @@ impl KubeConnection {
         match &self.inner.context {
             Some(context) => format!("context {context}"),
             None => "the current kubeconfig context".to_owned(),
+        }
+    }
+}
+
+/// The kubeconfig's (or the service account's) credentials are secrets this process holds:
+/// each is learnt by the process's redactor, with the `Authorization` header made of it, so
+/// that an API server, an admission webhook or an authenticating proxy in front of them
+/// that echoes a request's credentials is redacted like any other echo. A token an exec
+/// plugin hands out at request time is not known here (see docs/reliability.md).
+fn learn_credentials(auth: &kube::config::AuthInfo) {
+    use secrecy::ExposeSecret;
+    if let Some(token) = &auth.token {
+        let _ = Secret::new(token.expose_secret().trim()).header_value("Bearer");
+    }
+    if let Some(file) = &auth.token_file
+        && let Ok(token) = std::fs::read_to_string(file)
+        && !token.trim().is_empty()
+    {
+        let _ = Secret::new(token.trim()).header_value("Bearer");
+    }
+    if let Some(password) = &auth.password {
+        let password = Secret::new(password.expose_secret());
+        if let Some(username) = &auth.username {
+            let _ = password.basic_auth(username);
         }
     }
 }

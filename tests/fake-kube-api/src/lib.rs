@@ -83,6 +83,9 @@ struct Store {
     deployment_controller: Option<u32>,
     /// Reads left before each Deployment in progress is rolled out.
     rolling_out: BTreeMap<Key, u32>,
+    /// An authenticating proxy in front that refuses every write, quoting the request's
+    /// `Authorization` header in its message.
+    echo_credentials_on_writes: bool,
     /// The versions each named API group is served in (the core group is always served).
     served: BTreeMap<String, BTreeSet<String>>,
 }
@@ -232,6 +235,14 @@ impl FakeApiServer {
     /// `resource` written from now on to `value` (something that overrides canary's weights).
     pub fn force_on_write(&self, resource: &str, pointer: &str, value: Value) {
         self.lock().admission = Some((resource.to_owned(), pointer.to_owned(), value));
+    }
+
+    /// Acts as an authenticating proxy in front of the API server that refuses every write
+    /// (POST, PUT, PATCH, DELETE) with 403, its message quoting the request's
+    /// `Authorization` header, as a misconfigured proxy may: a hostile answer for the
+    /// redaction tests.
+    pub fn refuse_writes_echoing_credentials(&self) {
+        self.lock().echo_credentials_on_writes = true;
     }
 
     /// Before each of the next `writes` PATCH or PUT requests, another writer changes the
@@ -462,13 +473,26 @@ async fn handle(
     let mut store = store
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let response = answer(
-        &mut store,
-        &method,
-        uri.path(),
-        &content_type,
-        parsed_body.clone(),
-    );
+    let response = if store.echo_credentials_on_writes && method != Method::GET {
+        let authorization = headers
+            .get("authorization")
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default();
+        let status = json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": format!("proxy: write refused for the request with Authorization: {authorization}"),
+            "reason": "Forbidden", "code": 403,
+        });
+        ok(StatusCode::FORBIDDEN, &status)
+    } else {
+        answer(
+            &mut store,
+            &method,
+            uri.path(),
+            &content_type,
+            parsed_body.clone(),
+        )
+    };
     store.requests.push(Recorded {
         method: method.to_string(),
         path: uri.path().to_owned(),

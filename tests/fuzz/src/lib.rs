@@ -32,11 +32,71 @@ use canary_core::policy::{GatewaySpec, MetricsSourceSpec, Policy};
 use canary_core::ports::MetricsSource;
 use canary_core::recording::Recording;
 use canary_core::rollout::{ControlRequest, Effect, Event, Machine, Rollout};
+use canary_core::secret::{Alphabet, Secret, base64};
 use canary_gateways::{CommandRouter, HaproxyRouter, NginxRouter};
 use canary_metrics::prometheus::reading_of;
 use canary_metrics::queries::{self, QueryWindow};
 use canary_metrics::{PrometheusConfig, PrometheusSource, QueryOutcome, ScrapeSource};
 use jiff::{SignedDuration, Timestamp};
+
+/// A secret the process holds while the targets run, as a bearer token read from a file
+/// would be. Seeds carry it, raw and encoded (`corpus/*/secret-*`); whatever a target makes
+/// of an input — readings, warnings, errors — must hold it in no form once through the
+/// product's redaction choke points (`Tick::redacted` and `Error::redacted`, which the
+/// `Redacted` decorator around every adapter applies).
+pub const SECRET: &str = "fz/Q7w9+x2Lp4=Zt8-secret";
+
+/// Makes the process hold [`SECRET`] (once).
+pub fn hold_secret() {
+    static HELD: OnceLock<Secret> = OnceLock::new();
+    HELD.get_or_init(|| Secret::new(SECRET));
+}
+
+/// Panics if `text` holds [`SECRET`] raw, base64-encoded (either alphabet, padded or not)
+/// or URL-encoded.
+pub fn check_no_secret(what: &str, text: &str) {
+    let mut forms = vec![SECRET.to_owned()];
+    for alphabet in [Alphabet::Standard, Alphabet::Url] {
+        forms.push(base64(SECRET.as_bytes(), alphabet, false));
+    }
+    forms.push(
+        SECRET
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect(),
+    );
+    for form in forms {
+        assert!(
+            !text.contains(&form),
+            "{what} holds the secret ({form:?}): {text}"
+        );
+    }
+}
+
+/// An adapter's error as the rest of the program gets it (redacted, as the `Redacted`
+/// decorator hands it on): neither its message, nor its `Debug`, nor any cause holds the
+/// secret.
+fn check_error(err: canary_core::Error) {
+    let err = err.redacted();
+    check_no_secret("an error", &format!("{err} / {err:?}"));
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        check_no_secret("an error's cause", &cause.to_string());
+        source = cause.source();
+    }
+}
+
+/// A tick as the rest of the program gets it: no reason or warning holds the secret.
+fn check_tick_redacted(tick: &Tick) {
+    let tick = tick.clone().redacted();
+    check_no_secret("a tick", &format!("{tick:?}"));
+}
 
 /// A fuzz target: takes any bytes, panics only on a bug.
 pub type Target = fn(&[u8]);
@@ -681,6 +741,7 @@ pub fn prometheus_answer(data: &[u8]) {
         )
         .expect("the fuzz Prometheus source")
     });
+    hold_secret();
     let (status, body) = match data.split_first() {
         Some((first, rest)) => (STATUSES[usize::from(*first) % STATUSES.len()], rest),
         None => (200, data),
@@ -688,13 +749,20 @@ pub fn prometheus_answer(data: &[u8]) {
     let outcome = match source.interpret(status, "application/json", body) {
         Ok(outcome) => outcome,
         Err(err) => {
-            let err: canary_core::Error = err.into();
-            err.to_string();
+            check_error(err.into());
             return;
         }
     };
-    let QueryOutcome::Answer { result, .. } = outcome else {
-        return;
+    let (result, warnings) = match outcome {
+        QueryOutcome::Answer { result, warnings } => (result, warnings),
+        QueryOutcome::Refused {
+            error_type,
+            message,
+        } => {
+            check_no_secret("a refusal", &format!("{error_type}: {message}"));
+            return;
+        }
+        QueryOutcome::TooLarge { .. } | QueryOutcome::TooManySeries { .. } => return,
     };
     let policy = prometheus_policy();
     let mut readings = BTreeMap::new();
@@ -707,8 +775,9 @@ pub fn prometheus_answer(data: &[u8]) {
         at: epoch() + SignedDuration::from_secs(30),
         window_seconds: 30.0,
         readings,
-        warnings: Vec::new(),
+        warnings,
     };
+    check_tick_redacted(&first);
     let second = Tick {
         at: epoch() + SignedDuration::from_secs(60),
         window_seconds: 60.0,
@@ -736,6 +805,7 @@ pub fn exposition_page(data: &[u8]) {
         let fresh = ready(source.checkpoint()).expect("a scrape source has a checkpoint");
         (source, restored, fresh)
     });
+    hold_secret();
     ready(source.restore(fresh)).expect("a fresh checkpoint restores");
     let pages: Vec<&str> = text.split('\0').collect();
     let mut ticks = Vec::new();
@@ -747,12 +817,10 @@ pub fn exposition_page(data: &[u8]) {
                 for (name, reading) in &tick.readings {
                     check_reading(name, reading);
                 }
+                check_tick_redacted(&tick);
                 ticks.push(tick);
             }
-            Err(err) => {
-                let err: canary_core::Error = err.into();
-                err.to_string();
-            }
+            Err(err) => check_error(err.into()),
         }
     }
     judge_ticks(policy, &ticks);
@@ -779,6 +847,7 @@ fn haproxy_router() -> &'static HaproxyRouter {
 /// [`HaproxyRouter::weights_from_answer`] reads what the socket sent (decoded as
 /// `read_weight` decodes it, lossily). Weights it accepts give a share of at most 100 %.
 pub fn haproxy_answer(data: &[u8]) {
+    hold_secret();
     let answer = String::from_utf8_lossy(data);
     match haproxy_router().weights_from_answer(&answer) {
         Ok(weights) => {
@@ -786,10 +855,7 @@ pub fn haproxy_answer(data: &[u8]) {
                 assert!(percent <= 100, "{weights:?} gives {percent} %");
             }
         }
-        Err(err) => {
-            let err: canary_core::Error = err.into();
-            err.to_string();
-        }
+        Err(err) => check_error(err.into()),
     }
 }
 
@@ -810,12 +876,10 @@ pub fn nginx_upstream(data: &[u8]) {
         };
         NginxRouter::new(spec).expect("the fuzz NGINX router")
     });
+    hold_secret();
     match router.weight_from_file(data) {
         Ok(weight) => assert!(weight <= 100, "weight {weight} from the file"),
-        Err(err) => {
-            let err: canary_core::Error = err.into();
-            err.to_string();
-        }
+        Err(err) => check_error(err.into()),
     }
     let weight = data.first().map_or(0, |b| b % 101);
     let written = router.render(weight);
@@ -841,11 +905,9 @@ pub fn command_output(data: &[u8]) {
         };
         CommandRouter::new(spec)
     });
+    hold_secret();
     match router.weight_from_output(data) {
         Ok(weight) => assert!(weight <= 100, "weight {weight} from the output"),
-        Err(err) => {
-            let err: canary_core::Error = err.into();
-            err.to_string();
-        }
+        Err(err) => check_error(err.into()),
     }
 }

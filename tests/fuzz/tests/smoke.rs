@@ -134,8 +134,11 @@ fn dictionary(target: &str) -> &'static [&'static str] {
             "\"string\"",
             "\"success\"",
             "\"error\"",
+            // The secret the targets hold: mutations move it into every field.
+            canary_fuzz::SECRET,
         ],
         "exposition_page" => &[
+            canary_fuzz::SECRET,
             "\0",
             "\n",
             " ",

@@ -19,12 +19,16 @@ use clap::Args;
 
 use canary_gateways::FileStateStore;
 
-/// Reads and validates a policy file.
+/// Reads and validates a policy file, and teaches the redactor every secret it names (see
+/// [`learn_secrets_of`](canary_core::secret::learn_secrets_of)).
 pub(crate) fn load_policy(path: &Path) -> anyhow::Result<Policy> {
     let text = std::fs::read_to_string(path).map_err(|err| {
         canary_core::Error::Usage(format!("cannot read policy {}: {err}", path.display()))
     })?;
-    Ok(Policy::from_yaml(&text, &path.display().to_string()).map_err(canary_core::Error::from)?)
+    let policy =
+        Policy::from_yaml(&text, &path.display().to_string()).map_err(canary_core::Error::from)?;
+    canary_core::secret::learn_secrets_of(&policy)?;
+    Ok(policy)
 }
 
 /// The async runtime the commands that talk to the world run on. Two worker threads: the

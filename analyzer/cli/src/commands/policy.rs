@@ -54,7 +54,13 @@ fn lint(files: &[PathBuf]) -> ExitCode {
         let origin = file.display().to_string();
         let result = std::fs::read_to_string(file)
             .map_err(|err| format!("{origin}: cannot read: {err}"))
-            .and_then(|text| Policy::from_yaml(&text, &origin).map_err(|err| err.to_string()));
+            .and_then(|text| Policy::from_yaml(&text, &origin).map_err(|err| err.to_string()))
+            // A secret this environment holds that is too short to be redacted (issue 13).
+            .and_then(|policy| {
+                canary_core::secret::learn_secrets_of(&policy)
+                    .map(|()| policy)
+                    .map_err(|err| format!("{origin}: {err}"))
+            });
         match result {
             Ok(policy) => {
                 println!(

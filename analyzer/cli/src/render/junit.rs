@@ -18,7 +18,7 @@
 use std::io;
 
 use canary_core::judge::{CheckResult, Verdict, fmt_num};
-use canary_core::report::Report;
+use canary_core::report::{Report, RunVerdict};
 use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesText, Event};
 
@@ -38,7 +38,6 @@ fn write_report(writer: &mut Writer<Vec<u8>>, report: &Report) -> io::Result<()>
             .iter()
             .filter(|c| v.contains(&c.verdict))
             .count()
-            .to_string()
     };
     // The run's length, in seconds (a decimal, as the schema's time wants).
     let seconds = report
@@ -47,8 +46,24 @@ fn write_report(writer: &mut Writer<Vec<u8>>, report: &Report) -> io::Result<()>
         .as_secs_f64()
         .max(0.0);
     let time = format!("{seconds:.3}");
-    let tests = report.checks.len().to_string();
-    let (failures, errors) = (count(&[Verdict::Fail]), count(&[Verdict::Error]));
+    // A run that failed or erred where no check's own case shows it (the metrics or the
+    // gateway failing mid-rollout after every check passed so far) gets a test case of its
+    // own: a suite of passes and skips would show green in CI for a run that exited 1 or 4.
+    // (An interrupted run says so in its `verdict` property; CI shows the job cancelled.)
+    let failing_cases = report
+        .checks
+        .iter()
+        .filter(|c| matches!(c.verdict, Verdict::Fail | Verdict::Error))
+        .count();
+    let overall = match report.verdict {
+        RunVerdict::Fail | RunVerdict::Error if failing_cases == 0 => Some(report.verdict),
+        _ => None,
+    };
+    let tests = (report.checks.len() + usize::from(overall.is_some())).to_string();
+    let failures =
+        (count(&[Verdict::Fail]) + usize::from(overall == Some(RunVerdict::Fail))).to_string();
+    let errors =
+        (count(&[Verdict::Error]) + usize::from(overall == Some(RunVerdict::Error))).to_string();
     writer.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
     writer
         .create_element("testsuites")
@@ -64,7 +79,7 @@ fn write_report(writer: &mut Writer<Vec<u8>>, report: &Report) -> io::Result<()>
             let timestamp = report.started_at.strftime("%Y-%m-%dT%H:%M:%S").to_string();
             let hostname = attribute(&hostname());
             let package = attribute(&format!("canary.{}", report.service));
-            let skipped = count(&[Verdict::Inconclusive, Verdict::NoData]);
+            let skipped = count(&[Verdict::Inconclusive, Verdict::NoData]).to_string();
             writer
                 .create_element("testsuite")
                 .with_attributes([
@@ -79,13 +94,17 @@ fn write_report(writer: &mut Writer<Vec<u8>>, report: &Report) -> io::Result<()>
                     ("id", "0"),
                     ("package", package.as_str()),
                 ])
-                .write_inner_content(|writer| write_suite(writer, report))?;
+                .write_inner_content(|writer| write_suite(writer, report, overall))?;
             Ok(())
         })?;
     Ok(())
 }
 
-fn write_suite(writer: &mut Writer<Vec<u8>>, report: &Report) -> io::Result<()> {
+fn write_suite(
+    writer: &mut Writer<Vec<u8>>,
+    report: &Report,
+    overall: Option<RunVerdict>,
+) -> io::Result<()> {
     let decided = report.decided_at.map(|t| t.to_string()).unwrap_or_default();
     let properties = [
         ("verdict", report.verdict.as_str().to_owned()),
@@ -122,6 +141,31 @@ fn write_suite(writer: &mut Writer<Vec<u8>>, report: &Report) -> io::Result<()> 
                 ("time", "0"),
             ])
             .write_inner_content(|writer| write_case(writer, check))?;
+    }
+    if let Some(verdict) = overall {
+        let service = attribute(&format!("canary.{}", report.service));
+        let name = attribute(&format!("{} verdict", report.command));
+        let element = if verdict == RunVerdict::Fail {
+            "failure"
+        } else {
+            "error"
+        };
+        let reason = attribute(&report.reason);
+        let exit = format!("exit {}", report.exit_code);
+        writer
+            .create_element("testcase")
+            .with_attributes([
+                ("classname", service.as_str()),
+                ("name", name.as_str()),
+                ("time", "0"),
+            ])
+            .write_inner_content(|writer| {
+                writer
+                    .create_element(element)
+                    .with_attributes([("message", reason.as_str()), ("type", verdict.as_str())])
+                    .write_text_content(BytesText::new(&exit))?;
+                Ok(())
+            })?;
     }
     let mut summary = format!(
         "{} {}: {} (exit {}): {}",

@@ -8,6 +8,7 @@ mod adapters;
 mod examples;
 mod promotion;
 mod rbac;
+mod redaction;
 mod rollout_e2e;
 mod schemas;
 mod state_store;
