@@ -1178,8 +1178,26 @@ fn accepting_receiver(_: &str) -> String {
 /// Issue 13: `/metrics` pages (the scrape source) quoting a loaded secret leak it nowhere.
 #[test]
 fn scrape_pages_quoting_a_secret_leak_it_nowhere() {
-    let pages = FakeServer::start(scrape_page_quoting_the_key);
-    let receiver = FakeServer::start(accepting_receiver);
+    // The pages are healthy until the `started` webhook (which carries the key) has gone out,
+    // so that the pre-flight passes and the key is in use when the pages start quoting it.
+    let notified = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = notified.clone();
+    let pages = FakeServer::start(move |request| {
+        if seen.load(std::sync::atomic::Ordering::SeqCst) {
+            scrape_page_quoting_the_key(request)
+        } else {
+            http(
+                "200 OK",
+                "text/plain; version=0.0.4",
+                "# TYPE http_requests_total counter\nhttp_requests_total{version=\"canary\",code=\"200\"} 1\nhttp_requests_total{version=\"stable\",code=\"200\"} 1\n",
+            )
+        }
+    });
+    let heard = notified.clone();
+    let receiver = FakeServer::start(move |request| {
+        heard.store(true, std::sync::atomic::Ordering::SeqCst);
+        accepting_receiver(request)
+    });
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let policy = write_policy(
