@@ -117,11 +117,19 @@ pub(crate) fn exit_code_of(err: &anyhow::Error) -> Code {
 }
 
 /// Prints the error and its causes, redacted (the last pass before stderr: an error from
-/// any adapter, hook or file may quote outside text).
+/// any adapter, hook or file may quote outside text). A cause whose words are already on a
+/// line printed above (a wrapper that shows its cause's message, as the core's
+/// `Error::Policy` does) is not printed again.
 fn print_error(err: &anyhow::Error) {
     use canary_core::secret::redacted;
-    eprintln!("error: {}", redacted(&err.to_string()));
+    let mut printed = vec![err.to_string()];
+    eprintln!("error: {}", redacted(&printed[0]));
     for cause in err.chain().skip(1) {
-        eprintln!("  caused by: {}", redacted(&cause.to_string()));
+        let text = cause.to_string();
+        if printed.iter().any(|line| line.contains(&text)) {
+            continue;
+        }
+        eprintln!("  caused by: {}", redacted(&text));
+        printed.push(text);
     }
 }

@@ -256,3 +256,31 @@ fn usage_errors_exit_2() {
     ]);
     assert_eq!(run.code, 2, "{}", run.all());
 }
+
+/// Issue 12.8: an error is printed once. A wrapper whose message is its cause's (the core's
+/// `Error::Policy` around a `PolicyError`) printed the same line twice, as `error:` and as
+/// `caused by:`.
+#[test]
+fn an_error_is_printed_once_however_it_is_wrapped() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("bad.yaml");
+    std::fs::write(
+        &policy,
+        "service: x\ntraffic: {label: version, canary: c, baseline: b}\n",
+    )
+    .unwrap();
+    let run = canary(&[
+        "analyze",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--input",
+        "examples/recordings/errors-3x.json",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert_eq!(
+        run.stderr.matches("missing field `metrics`").count(),
+        1,
+        "{}",
+        run.all()
+    );
+}
