@@ -19,6 +19,10 @@ use crate::observation::{HistogramBucket, RequestCounts};
 use crate::stats::histogram;
 use crate::stats::rate_ratio::EventCounts;
 
+/// The largest count a reading may carry: 2^53, the last integer every smaller one of which
+/// an `f64` holds exactly.
+const MAX_EXACT_COUNT: f64 = 9_007_199_254_740_992.0;
+
 /// Whole-number cumulative totals of trials and events, never decreasing.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Totals {
@@ -40,6 +44,14 @@ impl Totals {
         if trials < 0.0 || events < 0.0 {
             return Err(format!(
                 "negative count (requests {trials}, events {events})"
+            ));
+        }
+        // Above 2^53 a float no longer holds every whole number, and no service has served
+        // that many requests: such a count is a broken series, not evidence (and summing two
+        // of them would overflow the tests' integer counts).
+        if trials > MAX_EXACT_COUNT || events > MAX_EXACT_COUNT {
+            return Err(format!(
+                "a count too large to be real (requests {trials:e}, events {events:e}; counts above 2^53 are not exact)"
             ));
         }
         let trials_whole = trials.round() as u64;
@@ -164,6 +176,20 @@ mod tests {
             .iter()
             .map(|&(le, count)| HistogramBucket { le, count })
             .collect()
+    }
+
+    /// Found by the fuzz campaign (target `prometheus_answer`): a bucket count of 1.5e27 was
+    /// taken as u64::MAX and the latency test's sum of two such counts overflowed (a panic
+    /// with overflow checks, a wrong e-value without).
+    #[test]
+    fn a_count_beyond_exact_floats_is_refused_as_data() {
+        let message = Totals::from_reading(1.466e27, 0.0).unwrap_err();
+        assert!(
+            message.contains("a count too large to be real"),
+            "{message}"
+        );
+        assert!(Totals::from_reading(100.0, 2e16).is_err());
+        assert!(Totals::from_reading(9_007_199_254_740_992.0, 0.0).is_ok());
     }
 
     #[test]

@@ -304,11 +304,19 @@ impl RateRatioTest {
                 ),
             ));
         }
+        let Some(events) = canary.events.checked_add(baseline.events) else {
+            return Err(invalid(
+                TEST,
+                format!(
+                    "{} canary and {} baseline events in one tick overflow a count",
+                    canary.events, baseline.events
+                ),
+            ));
+        };
         state.canary.add(canary);
         state.baseline.add(baseline);
         state.ticks = state.ticks.saturating_add(1);
 
-        let events = canary.events + baseline.events;
         if canary.trials == 0 || baseline.trials == 0 || events == 0 {
             return Ok(());
         }
@@ -466,6 +474,15 @@ mod tests {
 
     fn counts(trials: u64, events: u64) -> EventCounts {
         EventCounts::new(trials, events)
+    }
+
+    #[test]
+    fn counts_whose_sum_overflows_are_an_error_not_a_wrap() {
+        let test = RateRatioTest::new(1.2).unwrap();
+        let mut state = test.start();
+        let huge = counts(u64::MAX, u64::MAX);
+        assert!(test.update(&mut state, huge, huge).is_err());
+        assert_eq!(state.ticks, 0, "nothing was counted");
     }
 
     #[test]
