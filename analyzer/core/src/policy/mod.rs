@@ -626,7 +626,7 @@ pub enum HookAction {
 
 /// The kinds of rollout notice a notification can be sent for (the `kind` of a
 /// [`crate::rollout::Notice`]; `tick` is never sent).
-pub const NOTICE_KINDS: [&str; 11] = [
+pub const NOTICE_KINDS: [&str; 12] = [
     "started",
     "step",
     "extended",
@@ -638,6 +638,7 @@ pub const NOTICE_KINDS: [&str; 11] = [
     "held",
     "failed",
     "interrupted",
+    "drift",
 ];
 
 /// Where people are told about the rollout.

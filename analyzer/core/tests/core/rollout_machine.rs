@@ -1342,3 +1342,24 @@ fn a_rerun_of_a_finished_rollout_checks_the_gateway_before_reporting() {
     let effects = machine.handle(&mut rollout, Event::RouterFailed("gone".into()), at(600));
     assert_eq!(kinds(&effects), ["persist", "notify:failed", "finish:4"]);
 }
+
+/// Every kind of notice the machine emits by name can be subscribed to (and is sent by
+/// default): a kind missing from `NOTICE_KINDS` never reaches a webhook or Slack (issue 12:
+/// `drift` was emitted and never sent). `tick` is the progress line, never a notification.
+#[test]
+fn every_notice_kind_the_machine_emits_can_be_notified() {
+    let source = include_str!("../../src/rollout/machine.rs");
+    let mut found = Vec::new();
+    for (at, _) in source.match_indices("notice(rollout, \"") {
+        let rest = &source[at + "notice(rollout, \"".len()..];
+        let kind = &rest[..rest.find('"').expect("a closing quote")];
+        found.push(kind.to_owned());
+        if kind != "tick" {
+            assert!(
+                canary_core::policy::NOTICE_KINDS.contains(&kind),
+                "the machine emits notice kind {kind:?}, which NOTICE_KINDS lacks"
+            );
+        }
+    }
+    assert!(found.iter().any(|k| k == "drift"), "{found:?}");
+}
