@@ -21,7 +21,7 @@ use std::io::IsTerminal;
 use std::sync::{Arc, OnceLock};
 
 use canary_core::policy::Policy;
-use canary_core::rollout::{Notice, Rollout};
+use canary_core::rollout::{Notice, NoticeKind, Rollout};
 use jiff::Timestamp;
 
 pub(crate) use screen::end_active as end_live_view;
@@ -157,7 +157,7 @@ impl Progress {
 
     /// A notice from the machine.
     pub(crate) fn notice(&mut self, notice: &Notice, rollout: &Rollout) {
-        let is_tick = notice.kind == "tick";
+        let is_tick = notice.kind == NoticeKind::Tick;
         match &self.mode {
             Mode::Quiet if is_tick => {}
             Mode::Quiet | Mode::Plain => eprintln!("{}", plain_line(notice)),
@@ -268,7 +268,7 @@ impl Drop for Progress {
 /// says it twice.)
 fn short_line(notice: &Notice) -> String {
     let message = strip_control(&notice.message);
-    let kind = notice.kind.to_string().replace('-', " ");
+    let kind = notice.kind.as_str().replace('-', " ");
     let said = message
         .get(..kind.len())
         .is_some_and(|start| start.eq_ignore_ascii_case(&kind));
@@ -348,7 +348,7 @@ fn json_line(notice: &Notice, rollout: &Rollout) -> String {
         "phase": rollout.phase().name(),
         "message": notice.message,
     });
-    if notice.kind == "tick"
+    if notice.kind == NoticeKind::Tick
         && let Some(assessment) = rollout.last_assessment()
     {
         value["canary_requests_in_step"] = serde_json::json!(assessment.canary_requests_in_step);
