@@ -24,8 +24,8 @@ use canary_core::policy::Policy;
 use canary_core::rollout::{Notice, NoticeKind, Rollout};
 use jiff::Timestamp;
 
-pub(crate) use screen::end_active as end_live_view;
 use screen::LiveScreen;
+pub(crate) use screen::end_active as end_live_view;
 
 /// How progress and logs are written; set once from the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -191,7 +191,13 @@ pub(crate) fn cut(text: &str, width: usize) -> String {
 
 /// A line of parts joined by `separator`: gives up detail in `order` (indexes of parts; each
 /// mention shortens that part once) until it fits, then cuts as a last resort.
-fn fit_line(parts: &mut [Part], separator: &str, order: &[usize], width: usize, colour: bool) -> String {
+fn fit_line(
+    parts: &mut [Part],
+    separator: &str,
+    order: &[usize],
+    width: usize,
+    colour: bool,
+) -> String {
     let plain = |parts: &[Part]| join(parts, separator, None, false);
     let mut steps = order.iter();
     while columns(&plain(parts)) > width {
@@ -354,7 +360,8 @@ fn title(snapshot: &Snapshot, width: usize, colour: bool) -> String {
             format!(
                 "finalizing the promotion: {}",
                 match stage {
-                    PromotionStage::CopyToStable => "the stable Deployment takes the canary's template",
+                    PromotionStage::CopyToStable =>
+                        "the stable Deployment takes the canary's template",
                     PromotionStage::RouteToStable => "traffic goes back to the stable Deployment",
                     PromotionStage::ScaleDownCanary => "the canary Deployment scales down",
                 }
@@ -426,7 +433,10 @@ fn weight_and_time(snapshot: &Snapshot, width: usize, colour: bool) -> Option<St
             format!("weight {set} % being set"),
             format!("weight → {set} %"),
         ],
-        (None, Some(read)) => vec![format!("weight {read} % read back"), format!("weight {read} %")],
+        (None, Some(read)) => vec![
+            format!("weight {read} % read back"),
+            format!("weight {read} %"),
+        ],
         (None, None) => vec![String::new()],
     };
     let (elapsed, length) = step_clock(snapshot);
@@ -442,10 +452,7 @@ fn weight_and_time(snapshot: &Snapshot, width: usize, colour: bool) -> Option<St
             ],
         ),
         (Some(elapsed), None) => (
-            vec![
-                format!("{} into the step", clock(elapsed)),
-                clock(elapsed),
-            ],
+            vec![format!("{} into the step", clock(elapsed)), clock(elapsed)],
             vec![String::new()],
         ),
         _ => (vec![String::new()], vec![String::new()]),
@@ -574,7 +581,12 @@ fn requests(snapshot: &Snapshot, width: usize, colour: bool) -> Option<String> {
 }
 
 /// One line per criterion: mark, name, state, measurement, evidence.
-fn criteria(snapshot: &Snapshot, checks: &[CheckResult], width: usize, colour: bool) -> Vec<String> {
+fn criteria(
+    snapshot: &Snapshot,
+    checks: &[CheckResult],
+    width: usize,
+    colour: bool,
+) -> Vec<String> {
     let mut rows: Vec<Vec<Part>> = checks
         .iter()
         .map(|check| {
@@ -628,7 +640,12 @@ fn evidence(check: &CheckResult) -> Vec<String> {
 fn measurement(check: &CheckResult, spec: Option<&CheckSpec>) -> Vec<String> {
     let e = &check.evidence;
     let latency = Latency::of(spec);
-    let forms = match (check.kind.as_str(), check.criterion, e.estimate, e.threshold) {
+    let forms = match (
+        check.kind.as_str(),
+        check.criterion,
+        e.estimate,
+        e.threshold,
+    ) {
         (_, _, None, _) => return vec![String::new()],
         ("error-rate", Criterion::Slo, Some(rate), Some(max)) => vec![
             format!("errors {} (max {})", pct(rate), pct(max)),
@@ -671,7 +688,12 @@ fn measurement(check: &CheckResult, spec: Option<&CheckSpec>) -> Vec<String> {
                         pct(baseline),
                         latency.say(bound)
                     ),
-                    format!("{} vs {} >{}", pct(canary), pct(baseline), latency.say(bound)),
+                    format!(
+                        "{} vs {} >{}",
+                        pct(canary),
+                        pct(baseline),
+                        latency.say(bound)
+                    ),
                 ],
                 None => vec![String::new()],
             }
@@ -729,7 +751,10 @@ mod tests {
     #[test]
     fn a_cut_ends_at_a_word_with_an_ellipsis() {
         assert_eq!(cut("short", 10), "short");
-        assert_eq!(cut("rolling back: errors 6.7 % vs baseline", 20), "rolling back:…");
+        assert_eq!(
+            cut("rolling back: errors 6.7 % vs baseline", 20),
+            "rolling back:…"
+        );
         assert_eq!(columns(&cut("abcdefghijklmnopqrstuvwxyz", 10)), 10);
         assert_eq!(cut("abcdefghijklmnopqrstuvwxyz", 10), "abcdefghi…");
     }

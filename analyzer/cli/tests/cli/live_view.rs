@@ -44,14 +44,24 @@ struct OnTerminal {
 /// Runs `canary ARGS…` on a pseudo-terminal `cols` wide, with `env` set (and `CI`, `NO_COLOR`
 /// unset unless given).
 fn on_terminal(cols: u16, rows: u16, env: &[(&str, &str)], args: &[&str]) -> OnTerminal {
-    let mut line = format!("stty cols {cols} rows {rows}; exec {}", quote(env!("CARGO_BIN_EXE_canary")));
+    let mut line = format!(
+        "stty cols {cols} rows {rows}; exec {}",
+        quote(env!("CARGO_BIN_EXE_canary"))
+    );
     for arg in args {
         line.push(' ');
         line.push_str(&quote(arg));
     }
     let mut command = Command::new(script());
     command
-        .args(["--quiet", "--flush", "--return", "--command", &line, "/dev/null"])
+        .args([
+            "--quiet",
+            "--flush",
+            "--return",
+            "--command",
+            &line,
+            "/dev/null",
+        ])
         .current_dir(root())
         .env_remove("CI")
         .env_remove("NO_COLOR")
@@ -89,7 +99,8 @@ struct Replay {
 /// Feeds the output to a terminal emulator of the same size, stopping before each erase
 /// of the view (`ESC [ n A` after a carriage return) to look at the n rows it erases.
 fn replay(run: &OnTerminal) -> Replay {
-    let mut parser = vt100::Parser::new(run.rows, run.cols, 0);
+    let size = |n: u16| std::num::NonZeroU16::new(n).expect("a terminal has rows and columns");
+    let mut parser = vt100::Parser::new(size(run.rows), size(run.cols), 0);
     let bytes = &run.bytes;
     let mut frames = Vec::new();
     let mut fed = 0;
@@ -203,7 +214,9 @@ fn demo_fits(cols: u16, env: &[(&str, &str)]) -> OnTerminal {
         .unwrap_or_else(|| panic!("no frame of step 2 with its criteria:\n{text}"));
     assert_every_criterion_shown(&mid.rows, "a frame of step 2");
     assert!(
-        mid.rows.iter().any(|r| r.contains("weight 25 %") && r.contains("read")),
+        mid.rows
+            .iter()
+            .any(|r| r.contains("weight 25 %") && r.contains("read")),
         "the weight set and read back:\n{}",
         mid.rows.join("\n")
     );
@@ -241,7 +254,10 @@ fn demo_fits(cols: u16, env: &[(&str, &str)]) -> OnTerminal {
 fn the_live_view_fits_80_columns_in_colour() {
     let run = demo_fits(80, &[]);
     let text = String::from_utf8_lossy(&run.bytes);
-    assert!(text.contains("\x1b[32m"), "passing criteria are green:\n{text}");
+    assert!(
+        text.contains("\x1b[32m"),
+        "passing criteria are green:\n{text}"
+    );
 }
 
 #[test]
@@ -283,7 +299,10 @@ fn a_dumb_terminal_gets_the_plain_lines() {
     );
     let text = String::from_utf8_lossy(&run.bytes);
     assert_eq!(run.code, 1, "{text}");
-    assert!(!text.contains('\x1b'), "escape codes on a dumb terminal:\n{text:?}");
+    assert!(
+        !text.contains('\x1b'),
+        "escape codes on a dumb terminal:\n{text:?}"
+    );
     assert!(text.contains(" demo tick: "), "one line per tick:\n{text}");
     assert!(text.contains(" demo rolled-back: "), "{text}");
 }
@@ -359,7 +378,11 @@ fn status_watch_shows_the_live_view_of_a_rollout_run_elsewhere_and_exits_with_it
     let steps: Vec<&Frame> = replay
         .frames
         .iter()
-        .filter(|f| f.rows.first().is_some_and(|r| r.starts_with("demo · ") && r.contains("step ")))
+        .filter(|f| {
+            f.rows
+                .first()
+                .is_some_and(|r| r.starts_with("demo · ") && r.contains("step "))
+        })
         .collect();
     assert!(!steps.is_empty(), "frames of the steps:\n{text}");
     for frame in &steps {
@@ -381,7 +404,13 @@ fn status_watch_shows_the_live_view_of_a_rollout_run_elsewhere_and_exits_with_it
         .iter()
         .position(|r| r.starts_with("demo: promoted") && r.contains("(exit 0)"))
         .unwrap_or_else(|| panic!("the outcome on a row of its own:\n{}", trimmed(screen)));
-    assert!(screen[..end].iter().any(|r| r.starts_with("demo · promoted")), "{}", trimmed(screen));
+    assert!(
+        screen[..end]
+            .iter()
+            .any(|r| r.starts_with("demo · promoted")),
+        "{}",
+        trimmed(screen)
+    );
     capture("live-view-status-watch-80.txt", &trimmed(screen));
 }
 
@@ -411,11 +440,16 @@ fn status_watch_in_a_pipeline_prints_changes_and_exits_1_after_a_rollback() {
     );
     assert_eq!(demo.0.wait().unwrap().code(), Some(1));
     assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
-    assert!(!stderr.contains('\x1b') && !stdout.contains('\x1b'), "{stderr}");
+    assert!(
+        !stderr.contains('\x1b') && !stdout.contains('\x1b'),
+        "{stderr}"
+    );
     assert!(stdout.starts_with("demo: rolled back: "), "{stdout}");
     assert!(stdout.trim_end().ends_with("(exit 1)"), "{stdout}");
     assert!(
-        stderr.lines().any(|l| l.contains(" demo rolled-back weight 0%")),
+        stderr
+            .lines()
+            .any(|l| l.contains(" demo rolled-back weight 0%")),
         "a line per change, the last one the rollback:\n{stderr}"
     );
 }
