@@ -179,6 +179,7 @@ impl Progress {
         match &self.mode {
             Mode::Live(screen) => {
                 screen.set_driver(driver);
+                screen.set_recent(recorded_steps(rollout));
                 screen.show(rollout);
             }
             Mode::Quiet => {}
@@ -278,6 +279,26 @@ fn short_line(notice: &Notice) -> String {
     } else {
         format!("{stamp} {kind}: {message}")
     }
+}
+
+/// The steps a state recorded as decided, as `status --watch`'s view lists them in place
+/// of the notices it did not see: `12:00:03 step 1 at 10 %: advance — all criteria passed`.
+fn recorded_steps(rollout: &Rollout) -> Vec<String> {
+    rollout
+        .steps()
+        .iter()
+        .filter_map(|step| {
+            let ended = step.ended_at?;
+            Some(format!(
+                "{} step {} at {} %: {} — {}",
+                ended.strftime("%H:%M:%S"),
+                step.index.saturating_add(1),
+                step.weight,
+                strip_control(&step.decision),
+                strip_control(&step.reason)
+            ))
+        })
+        .collect()
 }
 
 /// What `status --watch` prints in a pipeline when the state changed: the phase, the

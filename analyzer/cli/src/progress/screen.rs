@@ -103,6 +103,16 @@ impl LiveScreen {
         lock(&self.state).driver = driver;
     }
 
+    /// Replaces the recent notices (a view of a rollout run elsewhere has none: it lists
+    /// what the state recorded instead).
+    pub(crate) fn set_recent(&self, lines: Vec<String>) {
+        let mut state = lock(&self.state);
+        state.recent = lines.into_iter().collect();
+        while state.recent.len() > RECENT_NOTICES {
+            state.recent.pop_front();
+        }
+    }
+
     /// Shows `rollout` as it stands now.
     pub(crate) fn show(&self, rollout: &Rollout) {
         let mut state = lock(&self.state);

@@ -399,6 +399,13 @@ fn status_watch_shows_the_live_view_of_a_rollout_run_elsewhere_and_exits_with_it
         .find(|f| f.rows.iter().any(|r| r.contains("errors/slo")))
         .unwrap_or_else(|| panic!("a frame with the criteria:\n{text}"));
     assert_every_criterion_shown(&with_criteria.rows, "a frame of status --watch");
+    assert!(
+        replay
+            .frames
+            .iter()
+            .any(|f| f.rows.iter().any(|r| r.contains(" step 1 at 10 %: "))),
+        "the view lists the steps the state recorded:\n{text}"
+    );
     let screen = &replay.screen;
     let end = screen
         .iter()
