@@ -198,6 +198,11 @@ fn criterion_sentences(check: &canary_core::policy::CheckSpec) -> Vec<String> {
                 say(slo.max),
                 say(above)
             ),
+            // A query's value is read, not estimated: above the bound is enough.
+            None if matches!(check.kind, CheckKind::Query(_)) => format!(
+                "{subject} must stay at or below {}; it is rolled back at the tick it is above.",
+                say(slo.max)
+            ),
             None => format!(
                 "{subject} must stay at or below {}; it is rolled back once it is above with confidence.",
                 say(slo.max)

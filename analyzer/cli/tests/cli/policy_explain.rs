@@ -16,7 +16,7 @@ fn explain_prints_one_query_per_check_with_the_window_said() {
     for sentence in [
         "# errors: The canary's error rate must not be higher than the baseline's",
         "# latency: The canary's p95 latency must stay at or below ",
-        "# no-restarts: The query's value for the canary must stay at or below 0 ",
+        "# no-restarts: The query's value for the canary must stay at or below 0; it is rolled back at the tick it is above.",
     ] {
         assert!(out.contains(sentence), "{sentence}\n{out}");
     }
