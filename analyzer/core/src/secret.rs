@@ -193,6 +193,10 @@ pub fn learn_secrets_of(policy: &crate::policy::Policy) -> Result<()> {
             PrometheusAuth::None => {}
             PrometheusAuth::Bearer(source) => sources.push(source),
             PrometheusAuth::Basic { password, .. } => sources.push(password),
+            PrometheusAuth::OAuth2(oauth2) => sources.push(&oauth2.client_secret),
+            // The AWS credentials are found at run time (environment, shared file, web
+            // identity) and learnt as they are read.
+            PrometheusAuth::SigV4(_) => {}
         }
         for (_, value) in &spec.headers {
             if let HeaderValueSpec::Secret(source) = value {
