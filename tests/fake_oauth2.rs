@@ -30,10 +30,9 @@ impl FakeOAuth2 {
     pub fn start(client_id: &str, client_secret: &str, lifetime: Duration) -> FakeOAuth2 {
         let issued = Arc::new(Mutex::new(Issued::default()));
         let kept = Arc::clone(&issued);
-        let expected = format!(
-            "Basic {}",
-            base64(format!("{client_id}:{client_secret}").as_bytes())
-        );
+        // RFC 6749 §2.3.1: the id and the secret are form-urlencoded, then joined by `:`
+        // and base64-encoded; the server decodes them so.
+        let expected = basic_of(client_id, client_secret);
         let server = FakeServer::start(move |request| {
             if header_of(request, "authorization") != Some(expected.as_str()) {
                 return http(
@@ -98,32 +97,36 @@ impl FakeOAuth2 {
     }
 }
 
-/// Standard base64 with padding.
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+/// The `Authorization` a client sends (RFC 6749 §2.3.1): the id and the secret
+/// form-urlencoded, joined by `:`, base64-encoded.
+fn basic_of(client_id: &str, client_secret: &str) -> String {
+    let credentials = format!("{}:{}", form_encode(client_id), form_encode(client_secret));
+    format!(
+        "Basic {}",
+        crate::leaks::base64(credentials.as_bytes(), false, true)
+    )
+}
+
+/// `application/x-www-form-urlencoded` encoding of a text (WHATWG URL standard): ASCII
+/// letters, digits and `*-._` kept, a space as `+`, every other byte as `%XX`.
+fn form_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b' ' => "+".to_owned(),
+            b if b.is_ascii_alphanumeric() || b"*-._".contains(&b) => (b as char).to_string(),
+            b => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn base64_is_rfc_4648() {
-        assert_eq!(super::base64(b"client:secret"), "Y2xpZW50OnNlY3JldA==");
-        assert_eq!(super::base64(b"ab"), "YWI=");
-        assert_eq!(super::base64(b"abc"), "YWJj");
+    fn client_credentials_are_form_encoded_as_rfc_6749_says() {
+        assert_eq!(super::form_encode("a b/c+d=e*f~"), "a+b%2Fc%2Bd%3De*f%7E");
+        assert_eq!(
+            super::basic_of("canary-e2e", "oauth2/client+secret=never-print"),
+            "Basic Y2FuYXJ5LWUyZTpvYXV0aDIlMkZjbGllbnQlMkJzZWNyZXQlM0RuZXZlci1wcmludA=="
+        );
     }
 }
