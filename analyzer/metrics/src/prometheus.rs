@@ -985,6 +985,45 @@ impl MetricsSource for PrometheusSource {
     }
 }
 
+/// How a policy's requests authenticate and travel, in words, for `canary policy explain`:
+/// SigV4, OAuth2, a client certificate, a proxy (nothing for the plain ways: a token, basic
+/// auth). `None` when there is nothing of these to say.
+pub fn describe_transport(spec: &PrometheusSpec) -> Option<String> {
+    let mut said = Vec::new();
+    match &spec.auth {
+        PrometheusAuth::SigV4(sigv4) => said.push(format!(
+            "every request signed with AWS SigV4 for service {} in {} (credentials from \
+             AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, else profile {} of the shared \
+             credentials file, else the web identity of AWS_WEB_IDENTITY_TOKEN_FILE and \
+             AWS_ROLE_ARN)",
+            sigv4.service,
+            sigv4.region,
+            sigv4.profile.as_deref().unwrap_or("$AWS_PROFILE or default"),
+        )),
+        PrometheusAuth::OAuth2(oauth2) => said.push(format!(
+            "a bearer token from the OAuth2 token endpoint {} (client {:?}{}), kept until it expires",
+            strip_userinfo(&oauth2.token_url),
+            oauth2.client_id,
+            if oauth2.scopes.is_empty() {
+                String::new()
+            } else {
+                format!(", scopes {}", oauth2.scopes.join(" "))
+            }
+        )),
+        PrometheusAuth::None | PrometheusAuth::Bearer(_) | PrometheusAuth::Basic { .. } => {}
+    }
+    if let Some(cert) = &spec.client_cert {
+        said.push(format!(
+            "the client certificate {} (mutual TLS)",
+            cert.cert_file.display()
+        ));
+    }
+    if let Some(proxy) = &spec.proxy_url {
+        said.push(format!("through the proxy {}", strip_userinfo(proxy)));
+    }
+    (!said.is_empty()).then(|| said.join("; "))
+}
+
 /// The content type of the queries' bodies.
 const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
 
