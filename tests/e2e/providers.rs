@@ -157,3 +157,32 @@ fn an_oauth2_client_secret_and_its_access_token_echoed_leak_nowhere() {
         &[CLIENT_SECRET, &token],
     );
 }
+
+#[test]
+fn aws_secrets_in_the_environment_are_read_when_a_sigv4_policy_is_loaded() {
+    // Learnt at load (so that a hook's output quoting them is redacted before the first
+    // query): one too short to be redacted is refused then, by `policy lint` too.
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write_policy(
+        dir.path(),
+        "policy.yaml",
+        &policy("    sigv4: {region: eu-west-1}\n"),
+    );
+    let run = canary(
+        &["policy", "lint", policy.to_str().unwrap()],
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIDSHORT"),
+            ("AWS_SECRET_ACCESS_KEY", "abc"),
+        ],
+    );
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(run.all().contains("AWS_SECRET_ACCESS_KEY"), "{}", run.all());
+    let run = canary(
+        &["policy", "lint", policy.to_str().unwrap()],
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIDLONG"),
+            ("AWS_SECRET_ACCESS_KEY", AWS_SECRET),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+}
