@@ -266,6 +266,9 @@ pub(crate) fn explain(policy: &Policy, window: Option<std::time::Duration>) -> S
                 "# Source: Prometheus at {url}. Every {interval}, one instant query per check\n\
                  # (POST /api/v1/query, time = the tick), each returning both versions."
             );
+            if let Some(transport) = canary_metrics::prometheus::describe_transport(spec) {
+                let _ = writeln!(out, "# Requests: {transport}.");
+            }
             let _ = writeln!(
                 out,
                 "# Counts are cumulative since the analysis started. The window [{seconds}s] below is\n\
