@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use canary_tests::fake_http::{FakeServer, body_of, header_of, http};
 use canary_tests::leaks::{self, assert_no_secret, base64, percent};
 
-use crate::canary_run::{Run, canary, read_json, write_policy};
+use crate::canary_run::{Run, analyze_last_5s_with_every_report, canary, read_json, write_policy};
 
 /// The bearer token: characters that URL-encoding, base64 alignment and HTML escaping all
 /// change, so that each encoded form differs from the raw one.
@@ -101,38 +101,8 @@ metrics:
     )
 }
 
-/// `canary analyze` of the last 5 seconds against `url`, writing every report format into
-/// `dir` and the step summary too.
 fn analyze(dir: &Path, url: &str, policy: &str, envs: &[(&str, &str)]) -> Run {
-    let policy = write_policy(dir, "policy.yaml", policy);
-    let (start, end) = ((now() - 5).to_string(), now().to_string());
-    let summary = dir.join("step-summary.md");
-    let mut envs = envs.to_vec();
-    let summary_text = summary.display().to_string();
-    envs.push(("GITHUB_STEP_SUMMARY", &summary_text));
-    let out = |format: &str, file: &str| format!("{format}:{}", dir.join(file).display());
-    canary(
-        &[
-            "analyze",
-            "--policy",
-            policy.to_str().unwrap(),
-            "--prometheus",
-            url,
-            "--start",
-            &start,
-            "--end",
-            &end,
-            "--output",
-            &out("json", "report.json"),
-            "--output",
-            &out("markdown", "report.md"),
-            "--output",
-            &out("html", "report.html"),
-            "--output",
-            &out("junit", "report.xml"),
-        ],
-        &envs,
-    )
+    analyze_last_5s_with_every_report(dir, url, policy, envs)
 }
 
 #[test]

@@ -5,14 +5,14 @@
 //! the four report formats, the step summary).
 
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use canary_tests::fake_aws::{self, AwsKey};
 use canary_tests::fake_http::{FakeServer, header_of, http};
 use canary_tests::fake_oauth2::FakeOAuth2;
 use canary_tests::leaks::{self, assert_no_secret};
 
-use crate::canary_run::{Run, canary, write_policy};
+use crate::canary_run::{Run, analyze_last_5s_with_every_report, canary, write_policy};
 
 /// An AWS secret access key with characters every encoding changes.
 const AWS_SECRET: &str = "wJal/rXUtn+FEMI=K7MD&ENG-never<print>me";
@@ -20,13 +20,6 @@ const AWS_SECRET: &str = "wJal/rXUtn+FEMI=K7MD&ENG-never<print>me";
 const SESSION_TOKEN: &str = "FwoGZXIvYXdzEB/session+token=never-print";
 /// An OAuth2 client secret.
 const CLIENT_SECRET: &str = "oauth2/client+secret=never-print";
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
 
 /// A 400 `bad_data` quoting the whole request head, as some gateways do.
 fn echoing(request: &str) -> String {
@@ -47,36 +40,8 @@ fn policy(auth: &str) -> String {
     )
 }
 
-/// `canary analyze` of the last 5 seconds, every report format written into `dir`.
 fn analyze(dir: &Path, url: &str, policy: &str, envs: &[(&str, &str)]) -> Run {
-    let policy = write_policy(dir, "policy.yaml", policy);
-    let (start, end) = ((now() - 5).to_string(), now().to_string());
-    let summary = dir.join("step-summary.md").display().to_string();
-    let mut envs = envs.to_vec();
-    envs.push(("GITHUB_STEP_SUMMARY", &summary));
-    let out = |format: &str, file: &str| format!("{format}:{}", dir.join(file).display());
-    canary(
-        &[
-            "analyze",
-            "--policy",
-            policy.to_str().unwrap(),
-            "--prometheus",
-            url,
-            "--start",
-            &start,
-            "--end",
-            &end,
-            "--output",
-            &out("json", "report.json"),
-            "--output",
-            &out("markdown", "report.md"),
-            "--output",
-            &out("html", "report.html"),
-            "--output",
-            &out("junit", "report.xml"),
-        ],
-        &envs,
-    )
+    analyze_last_5s_with_every_report(dir, url, policy, envs)
 }
 
 #[test]
