@@ -430,6 +430,18 @@ impl StateStore for MeteredStore {
         self.store.release().await
     }
 
+    async fn heartbeat(&self) -> canary_core::Result<()> {
+        self.store.heartbeat().await
+    }
+
+    async fn check_claim(&self) -> canary_core::Result<()> {
+        self.store.check_claim().await
+    }
+
+    fn heartbeat_period(&self) -> Option<std::time::Duration> {
+        self.store.heartbeat_period()
+    }
+
     async fn load(&self) -> canary_core::Result<Option<Rollout>> {
         let loaded = self.store.load().await?;
         if let Some(rollout) = &loaded {
