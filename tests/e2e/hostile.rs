@@ -639,8 +639,12 @@ fn a_preflight_reading_an_unusable_answer_is_exit_4_with_nothing_moved() {
         let server = FakeServer::start(answer);
         let dir = tempfile::tempdir().unwrap();
         let gateway = command_gateway(dir.path());
-        let (run, status) =
-            rollout_with_reports(dir.path(), &format!("http://{}", server.address), "", &gateway);
+        let (run, status) = rollout_with_reports(
+            dir.path(),
+            &format!("http://{}", server.address),
+            "",
+            &gateway,
+        );
         assert_error_reports(dir.path(), &run, &status, "pre-flight");
         let reason = read_json(&dir.path().join("report.json"))["reason"]
             .as_str()

@@ -118,11 +118,10 @@ fn killed_at_random_points_every_rollout_still_ends_safely() {
                 _ => None,
             };
             // The disturbance comes shortly before the first kill.
-            let mut disturb_at =
-                (attempt == 0 && disturbance != Disturbance::None).then(|| {
-                    let kill = kill_after.expect("the first life is killed");
-                    kill.saturating_sub(random.millis(20, 1500))
-                });
+            let mut disturb_at = (attempt == 0 && disturbance != Disturbance::None).then(|| {
+                let kill = kill_after.expect("the first life is killed");
+                kill.saturating_sub(random.millis(20, 1500))
+            });
             let spawned = Instant::now();
             let deadline = spawned + Duration::from_secs(120);
             let mut killed = false;

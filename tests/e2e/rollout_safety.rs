@@ -331,7 +331,9 @@ fn a_paused_driver_loses_its_claim_and_touches_nothing_when_it_resumes() {
     let second = canary(&refs, &ttl);
     assert_eq!(second.code, 4, "{}", second.all());
     assert!(
-        second.stderr.contains("in progress, driven by another process"),
+        second
+            .stderr
+            .contains("in progress, driven by another process"),
         "{}",
         second.all()
     );
@@ -344,7 +346,12 @@ fn a_paused_driver_loses_its_claim_and_touches_nothing_when_it_resumes() {
         "abort did not take the stale claim over: {}",
         abort.all()
     );
-    assert_eq!(saved(&stack)["phase"]["phase"], "rolled-back", "{}", abort.all());
+    assert_eq!(
+        saved(&stack)["phase"]["phase"],
+        "rolled-back",
+        "{}",
+        abort.all()
+    );
     let after_abort = std::fs::read_to_string(state_file(&stack)).unwrap();
 
     owner.signal("CONT");

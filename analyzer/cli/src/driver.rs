@@ -163,8 +163,11 @@ impl Driver<'_> {
                             );
                         let result = if rolling_back {
                             // Since the first weight above 0: how long the canary served.
-                            let exposed_since =
-                                rollout.weights().iter().find(|w| w.weight > 0).map(|w| w.at);
+                            let exposed_since = rollout
+                                .weights()
+                                .iter()
+                                .find(|w| w.weight > 0)
+                                .map(|w| w.at);
                             self.set_zero_retrying(exposed_since).await
                         } else {
                             set_and_verify(self.router, weight)
@@ -283,9 +286,9 @@ impl Driver<'_> {
             Err(err)
                 if !matches!(err, canary_core::Error::ClaimLost(_))
                     && matches!(
-                    rollout.phase(),
-                    canary_core::rollout::Phase::RollingBack { .. }
-                ) =>
+                        rollout.phase(),
+                        canary_core::rollout::Phase::RollingBack { .. }
+                    ) =>
             {
                 self.progress.line(&format!(
                     "warning: the state could not be saved ({}); rolling back anyway",

@@ -919,7 +919,10 @@ mod tests {
             let mut rest = Vec::new();
             let closed =
                 tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
-            assert!(matches!(closed, Ok(Ok(0))), "an idle connection stayed open");
+            assert!(
+                matches!(closed, Ok(Ok(0))),
+                "an idle connection stayed open"
+            );
         }
         let text = get(
             addr,

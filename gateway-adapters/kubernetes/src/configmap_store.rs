@@ -550,7 +550,10 @@ impl StateStore for ConfigMapStateStore {
                 if claimed {
                     data.insert(OWNER_KEY.to_owned(), self.owner_json());
                 }
-                return Ok(self.create(api, namespace, &self.name, data).await?.then_some(()));
+                return Ok(self
+                    .create(api, namespace, &self.name, data)
+                    .await?
+                    .then_some(()));
             };
             let owner = self.owner_of(&map, namespace)?;
             if let Some(owner) = &owner

@@ -205,15 +205,16 @@ pub fn hook_environment(
     context: &HookContext,
     lookup: impl Fn(&str) -> Option<std::ffi::OsString>,
 ) -> Vec<(String, String)> {
-    let mut env: std::collections::BTreeMap<String, String> = canary_core::policy::HOOK_BASE_ENVIRONMENT
-        .iter()
-        .copied()
-        .chain(hook.env.pass.iter().map(String::as_str))
-        .filter_map(|name| {
-            let value = lookup(name)?.into_string().ok()?;
-            Some((name.to_owned(), value))
-        })
-        .collect();
+    let mut env: std::collections::BTreeMap<String, String> =
+        canary_core::policy::HOOK_BASE_ENVIRONMENT
+            .iter()
+            .copied()
+            .chain(hook.env.pass.iter().map(String::as_str))
+            .filter_map(|name| {
+                let value = lookup(name)?.into_string().ok()?;
+                Some((name.to_owned(), value))
+            })
+            .collect();
     env.extend(hook.env.set.clone());
     for (name, value) in [
         ("CANARY_SERVICE", context.service.clone()),

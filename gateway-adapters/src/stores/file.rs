@@ -569,7 +569,10 @@ mod tests {
         // Its process lives (it is this one) and its heartbeat is 29 s old: alive.
         age_claim(&first, 29);
         let refused = block_on(second.claim(false)).unwrap_err();
-        assert!(refused.to_string().contains("last heartbeat 29 s ago"), "{refused}");
+        assert!(
+            refused.to_string().contains("last heartbeat 29 s ago"),
+            "{refused}"
+        );
         // A heartbeat renews it.
         block_on(first.heartbeat()).unwrap();
         assert!(block_on(second.claim(false)).is_err());
@@ -601,7 +604,10 @@ mod tests {
         first.write_claim(&record).unwrap();
         let second = FileStateStore::new(dir.path(), "checkout");
         block_on(second.claim(false)).unwrap();
-        assert_eq!(second.read_claim().unwrap().unwrap().token, record.token + 1);
+        assert_eq!(
+            second.read_claim().unwrap().unwrap().token,
+            record.token + 1
+        );
     }
 
     fn a_rollout() -> Rollout {

@@ -60,16 +60,31 @@ async fn command_hooks_get_a_minimal_environment_and_what_the_policy_passes() {
         ]),
         Duration::from_secs(30),
     );
-    spec.env.pass = vec!["CARGO_PKG_NAME".to_owned(), "NOT_SET_ANYWHERE_42".to_owned()];
-    spec.env.set.insert("DEPLOY_ENV".to_owned(), "staging".to_owned());
+    spec.env.pass = vec![
+        "CARGO_PKG_NAME".to_owned(),
+        "NOT_SET_ANYWHERE_42".to_owned(),
+    ];
+    spec.env
+        .set
+        .insert("DEPLOY_ENV".to_owned(), "staging".to_owned());
     let runs = HookRunner::new()
         .unwrap()
         .run_event(&[spec.clone()], &context(HookEvent::Step))
         .await;
     assert!(runs[0].is_ok(), "{}", runs[0]);
     let env = fs::read_to_string(&out).unwrap();
-    let names: Vec<&str> = env.lines().filter_map(|l| l.split_once('=')).map(|(n, _)| n).collect();
-    for wanted in ["PATH", "CARGO_PKG_NAME", "DEPLOY_ENV", "CANARY_SERVICE", "CANARY_HOOK"] {
+    let names: Vec<&str> = env
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(n, _)| n)
+        .collect();
+    for wanted in [
+        "PATH",
+        "CARGO_PKG_NAME",
+        "DEPLOY_ENV",
+        "CANARY_SERVICE",
+        "CANARY_HOOK",
+    ] {
         assert!(names.contains(&wanted), "{wanted} missing: {env}");
     }
     assert!(env.contains("DEPLOY_ENV=staging\n"), "{env}");
@@ -92,7 +107,11 @@ async fn command_hooks_get_a_minimal_environment_and_what_the_policy_passes() {
     );
     assert!(context_first.contains(&("PATH".to_owned(), "/bin".to_owned())));
     assert!(context_first.contains(&("CANARY_STEP".to_owned(), "2".to_owned())));
-    assert!(!context_first.iter().any(|(n, _)| n == "NOT_SET_ANYWHERE_42"));
+    assert!(
+        !context_first
+            .iter()
+            .any(|(n, _)| n == "NOT_SET_ANYWHERE_42")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -172,7 +172,10 @@ async fn a_claim_without_heartbeats_is_taken_over_and_its_holder_finds_out() {
         first.save(&a_rollout()).await.unwrap_err(),
     ] {
         assert!(matches!(lost, Error::ClaimLost(_)), "{lost:?}");
-        assert!(lost.to_string().contains("taken over by runner-2"), "{lost}");
+        assert!(
+            lost.to_string().contains("taken over by runner-2"),
+            "{lost}"
+        );
         assert_eq!(lost.exit_code(), ExitCode::Infrastructure);
     }
     second.check_claim().await.unwrap();

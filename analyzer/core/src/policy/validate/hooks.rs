@@ -158,7 +158,13 @@ impl Validator {
             .pass
             .iter()
             .enumerate()
-            .map(|(i, name)| (format!("{path}.env.pass[{i}]"), Some(name), name.value.as_str()))
+            .map(|(i, name)| {
+                (
+                    format!("{path}.env.pass[{i}]"),
+                    Some(name),
+                    name.value.as_str(),
+                )
+            })
             .chain(
                 raw.set
                     .keys()
