@@ -4,7 +4,8 @@
 //! The ConfigMap (`canary-rollout-SERVICE` unless named otherwise) holds up to three keys:
 //! - `rollout.json` — the [`Rollout`], compact JSON;
 //! - `owner.json` — the [`Holder`] driving it (host or CI job, pid, start time) and when it
-//!   last saved; absent when nobody drives it;
+//!   last renewed its claim (a heartbeat every `ttl/6`, see [`canary_core::claim`]); absent
+//!   when nobody drives it;
 //! - `request.json` — a [`ControlRequest`] left by `canary promote` or `canary abort`.
 //!
 //! Every write is a JSON merge patch carrying the `metadata.resourceVersion` just read, so a

@@ -111,7 +111,7 @@ async fn a_second_driver_is_refused_unless_it_takes_over() {
     let message = err.to_string();
     assert!(
         message.contains("a rollout of checkout is in progress, owned by runner-1 (GitHub Actions run 99 canary) pid 100, started 2026-")
-            && message.contains("last saved")
+            && message.contains("last heartbeat")
             && message.contains("--take-over"),
         "{message}"
     );
@@ -121,7 +121,7 @@ async fn a_second_driver_is_refused_unless_it_takes_over() {
     let err = first.save(&a_rollout()).await.unwrap_err();
     assert!(
         err.to_string()
-            .contains("the rollout of checkout was taken over by runner-2 pid 200"),
+            .contains("the claim on the rollout of checkout was taken over by runner-2 pid 200"),
         "{err}"
     );
     second.save(&a_rollout()).await.unwrap();
