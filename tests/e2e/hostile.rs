@@ -583,6 +583,55 @@ fn an_unusable_metrics_source_still_writes_every_requested_report_with_exit_4() 
     }
 }
 
+/// [`healthy`], but the error-rate check's canary count is `NaN`.
+fn nan_counts(request: &str) -> String {
+    let healthy = healthy(request);
+    if !body_of(request).contains("canary_series") {
+        return healthy;
+    }
+    let body = body_of(&healthy).replacen(r#""100000""#, r#""NaN""#, 1);
+    http("200 OK", "application/json", &body)
+}
+
+/// Issue 12 (pre-flight): an answer that is there but unusable — refused as bad data, a
+/// count that is `NaN`, a partial answer — used to pass the pre-flight, so the canary got
+/// 10 % and then every tick was an `error`. Each is exit 4 now, before any weight moves,
+/// every report written, the check and its problem named.
+#[test]
+fn a_preflight_reading_an_unusable_answer_is_exit_4_with_nothing_moved() {
+    type Answer = fn(&str) -> String;
+    let answers: [(&str, Answer, &str); 3] = [
+        ("400 bad_data", echoing_bad_data, "refused the query"),
+        ("a NaN count", nan_counts, "errors"),
+        ("a partial answer", thanos_partial, "partial response"),
+    ];
+    for (what, answer, named) in answers {
+        let server = FakeServer::start(answer);
+        let dir = tempfile::tempdir().unwrap();
+        let gateway = command_gateway(dir.path());
+        let (run, status) = rollout_with_reports(
+            dir.path(),
+            &format!("http://{}", server.address),
+            "",
+            &gateway,
+        );
+        assert_error_reports(dir.path(), &run, &status, "pre-flight");
+        let reason = read_json(&dir.path().join("report.json"))["reason"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            reason.contains(named) && reason.contains("nothing was changed"),
+            "{what}: {reason}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("weight")).unwrap(),
+            "0",
+            "{what}: the canary's weight moved"
+        );
+    }
+}
+
 static BUSY_THEN_HEALTHY: AtomicUsize = AtomicUsize::new(0);
 
 fn busy_once(request: &str) -> String {

@@ -678,6 +678,7 @@ impl Error {
                 message: redacted(&message),
             },
             Error::Usage(message) => Error::Usage(redacted(&message)),
+            Error::ClaimLost(message) => Error::ClaimLost(redacted(&message)),
         }
     }
 }
@@ -770,6 +771,18 @@ impl StateStore for Redacted<dyn StateStore> {
 
     async fn release(&self) -> Result<()> {
         self.inner.release().await.map_err(Error::redacted)
+    }
+
+    async fn heartbeat(&self) -> Result<()> {
+        self.inner.heartbeat().await.map_err(Error::redacted)
+    }
+
+    async fn check_claim(&self) -> Result<()> {
+        self.inner.check_claim().await.map_err(Error::redacted)
+    }
+
+    fn heartbeat_period(&self) -> Option<std::time::Duration> {
+        self.inner.heartbeat_period()
     }
 
     async fn holder(&self) -> Result<Option<String>> {

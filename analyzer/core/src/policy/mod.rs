@@ -692,6 +692,31 @@ pub enum HookEvent {
     Rollback,
 }
 
+/// The environment a command hook gets beyond its minimal one
+/// ([`HOOK_BASE_ENVIRONMENT`] from canary's own, and the `CANARY_*` context).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct HookEnv {
+    /// Variables passed from canary's environment by name (left out when unset there).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pass: Vec<String>,
+    /// Variables set to a value given in the policy.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub set: std::collections::BTreeMap<String, String>,
+}
+
+impl HookEnv {
+    /// Whether nothing is added.
+    pub fn is_empty(&self) -> bool {
+        self.pass.is_empty() && self.set.is_empty()
+    }
+}
+
+/// The variables of canary's own environment every command hook gets (when set): what a
+/// program needs to run at all. Everything else — tokens, cloud credentials, the CI's
+/// secrets — stays out unless the policy passes it by name (`env.pass`).
+pub const HOOK_BASE_ENVIRONMENT: [&str; 7] =
+    ["PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "TMPDIR"];
+
 /// A hook.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct HookSpec {
@@ -705,6 +730,9 @@ pub struct HookSpec {
     pub timeout: Duration,
     /// Whether a failure of a `before` or `step` hook rolls back.
     pub rollback_on_failure: bool,
+    /// A command hook's environment beyond the minimal one.
+    #[serde(skip_serializing_if = "HookEnv::is_empty")]
+    pub env: HookEnv,
 }
 
 /// What a hook does.

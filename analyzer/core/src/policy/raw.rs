@@ -622,6 +622,23 @@ pub(crate) struct RawHook {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub(crate) on_failure: Option<At<String>>,
+    /// More environment for a command hook than the minimal one it gets (PATH, HOME, USER,
+    /// LANG, LC_ALL, TZ, TMPDIR and the CANARY_* context).
+    #[serde(default)]
+    pub(crate) env: Option<RawHookEnv>,
+}
+
+/// A command hook's extra environment.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawHookEnv {
+    /// Variables passed from canary's own environment, by name (left out when unset).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub(crate) pass: Vec<At<String>>,
+    /// Variables set to these values.
+    #[serde(default)]
+    pub(crate) set: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -708,6 +708,22 @@ const ROWS: &[Row] = &[
         "expected one or more of before",
     ),
     row(
+        &[(
+            "hooks",
+            "hooks: [{name: h, on: [before], webhook: {url: 'http://h'}, env: {pass: [HOME]}}]",
+        )],
+        "hooks[0].env",
+        "only a command hook has an environment",
+    ),
+    row(
+        &[(
+            "hooks",
+            "hooks: [{name: h, on: [before], command: [true], env: {pass: [CANARY_WEIGHT]}}]",
+        )],
+        "hooks[0].env.pass[0]",
+        "set by canary itself",
+    ),
+    row(
         &[("hooks", "hooks: [{name: h, on: [after], command: [true]}]")],
         "hooks[0].on[0]",
         "not \"after\"",
