@@ -18,7 +18,9 @@
 //! Order of changes: a canary that grows is scaled up and ready before the stable version
 //! shrinks, so serving capacity never drops; a canary that shrinks (the next step never
 //! does; a rollback does) goes down at once with the stable version scaled up beside it,
-//! since taking a bad canary out of the Service is the point.
+//! since taking a bad canary out of the Service is the point — unless no stable pod is ready
+//! (back from 100 %: the Kubernetes promotion routing traffic to the stable Deployment that
+//! took the canary's template), where the stable pods are ready before the canary goes.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -229,19 +231,21 @@ impl ReplicaCountRouter {
         Ok((canary, stable, asked))
     }
 
-    /// Waits until both Deployments want and have exactly `canary` and `stable` ready pods.
+    /// Waits until the Deployments have exactly `canary` and `stable` ready pods (`None`:
+    /// that one is not waited for).
     async fn wait_ready(
         &self,
         api: &Api<Deployment>,
         namespace: &str,
-        canary: u32,
-        stable: u32,
+        canary: Option<u32>,
+        stable: Option<u32>,
     ) -> Result<(), KubernetesError> {
         let started = Instant::now();
         loop {
             let (c, s, _) = self.observe(api, namespace).await?;
             let short = [(&self.canary, c, canary), (&self.stable, s, stable)]
                 .into_iter()
+                .filter_map(|(name, pods, wanted)| Some((name, pods, wanted?)))
                 .find(|(_, pods, wanted)| pods.ready != *wanted);
             let Some((name, pods, wanted)) = short else {
                 return Ok(());
@@ -264,18 +268,33 @@ impl ReplicaCountRouter {
         let (api, namespace) = self.api().await?;
         let (canary, stable) = replica_split(weight, self.replicas);
         let (now_canary, now_stable, _) = self.observe(&api, &namespace).await?;
-        self.scale(&api, &namespace, &self.canary, canary, Some(weight))
-            .await?;
         if canary >= now_canary.wanted {
             // Growing (or holding): the new canary pods serve before stable ones go.
-            self.wait_ready(&api, &namespace, canary, now_stable.wanted)
+            self.scale(&api, &namespace, &self.canary, canary, Some(weight))
+                .await?;
+            self.wait_ready(&api, &namespace, Some(canary), Some(now_stable.wanted))
+                .await?;
+            self.scale(&api, &namespace, &self.stable, stable, None)
+                .await?;
+        } else if now_stable.ready == 0 {
+            // Back from 100 % (a promotion routing to the stable Deployment, or a rollback
+            // from the soak): nothing else serves, so the stable pods come first.
+            self.scale(&api, &namespace, &self.stable, stable, None)
+                .await?;
+            self.wait_ready(&api, &namespace, None, Some(stable))
+                .await?;
+            self.scale(&api, &namespace, &self.canary, canary, Some(weight))
+                .await?;
+        } else {
+            // Shrinking (a rollback): the canary leaves the Service at once; the stable
+            // version, still serving, grows back beside it.
+            self.scale(&api, &namespace, &self.canary, canary, Some(weight))
+                .await?;
+            self.scale(&api, &namespace, &self.stable, stable, None)
                 .await?;
         }
-        // Shrinking (a rollback): the canary left the Service at once; the stable version
-        // grows back beside it.
-        self.scale(&api, &namespace, &self.stable, stable, None)
-            .await?;
-        self.wait_ready(&api, &namespace, canary, stable).await
+        self.wait_ready(&api, &namespace, Some(canary), Some(stable))
+            .await
     }
 
     async fn get(&self) -> Result<u8, KubernetesError> {

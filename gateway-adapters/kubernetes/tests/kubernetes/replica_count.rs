@@ -122,6 +122,29 @@ async fn ten_percent_of_eight_pods_is_one_canary_pod_and_reported_as_12_5_percen
 }
 
 #[tokio::test]
+async fn back_from_100_percent_the_stable_pods_are_ready_before_the_canary_goes() {
+    let fake = mk_fake().await;
+    let router = router(&fake, Duration::from_secs(5));
+    set_and_verify(&router, 100).await.unwrap();
+    assert_eq!(replicas(&fake, "checkout-canary"), (8, 8));
+    assert_eq!(replicas(&fake, "checkout-stable"), (0, 0));
+    fake.clear_requests();
+    set_and_verify(&router, 0).await.unwrap();
+    let patched: Vec<String> = fake
+        .requests_with("PATCH")
+        .iter()
+        .map(|r| r.path.rsplit('/').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        patched,
+        ["checkout-stable", "checkout-canary"],
+        "stable first"
+    );
+    assert_eq!(replicas(&fake, "checkout-stable"), (8, 8));
+    assert_eq!(replicas(&fake, "checkout-canary"), (0, 0));
+}
+
+#[tokio::test]
 async fn canary_pods_that_never_become_ready_are_an_error_not_a_silent_zero() {
     let fake = mk_fake().await;
     fake.pods_never_ready("checkout-canary");

@@ -324,6 +324,19 @@ impl Validator {
         {
             self.replica_steps(raw_replicas, spec, &rollout.steps);
         }
+        if let (Some(GatewaySpec::ReplicaCount(spec)), Some(Some(promotion))) =
+            (&gateway, &promotion)
+            && (promotion.stable.name != spec.stable.name
+                || promotion.canary_deployment != spec.canary_deployment
+                || promotion.stable.namespace != spec.stable.namespace
+                || promotion.stable.context != spec.stable.context)
+        {
+            self.problem::<()>(
+                "promotion.kubernetes",
+                None,
+                "with `gateway.replica-count` the promotion copies between the same two Deployments: name the same stable and canary Deployments, namespace and context",
+            );
+        }
         let hooks = self.hooks(&raw.hooks);
         let notifications = self.notifications(&raw.notify);
         let checks = self.checks(&raw.checks, traffic.as_ref());
