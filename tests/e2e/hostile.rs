@@ -1368,9 +1368,14 @@ fn huge_answer_size(series: usize) -> usize {
 
 /// Peak RSS (KiB) of `canary analyze` of [`policy_yaml`] with `extra` under
 /// `metrics.prometheus`, against `address` (GNU time); and the report's first check.
+/// The query timeout is a minute, not the usual 2 s: these tests are about the size of an
+/// answer, and on a loaded machine the fake takes seconds to write 200 MB (the suite saw a
+/// 2 s timeout end the read first, and the report then named no size).
 fn analyze_peak_rss(address: &str, extra: &str) -> (u64, serde_json::Value) {
     let dir = tempfile::tempdir().unwrap();
-    let policy = write_policy(dir.path(), "policy.yaml", &policy_yaml(extra, "", ""));
+    let yaml = policy_yaml(extra, "", "").replace("    timeout: 2s\n", "    timeout: 60s\n");
+    assert!(yaml.contains("timeout: 60s"), "{yaml}");
+    let policy = write_policy(dir.path(), "policy.yaml", &yaml);
     let time = canary_tests::require_program("time", "time");
     let report = dir.path().join("report.json");
     let (start, end) = ((now() - 2).to_string(), now().to_string());
