@@ -5,8 +5,8 @@
 //! effects, never inside one: a weight change always completes and is recorded before an
 //! interrupt is handled, so weights are never left half-set.
 
-use std::cell::RefCell;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -242,17 +242,22 @@ impl Driver<'_> {
     /// rerun, records it); otherwise the rollout stops with the error (exit 4).
     async fn persist(&mut self, rollout: &Rollout) -> anyhow::Result<()> {
         let store = self.store;
-        let progress = RefCell::new(&mut *self.progress);
+        // A Mutex rather than a RefCell: the drive must be Send (the controller runs many on
+        // a multi-threaded runtime).
+        let progress = Mutex::new(&mut *self.progress);
         let saved = retry(PERSIST_BACKOFF, tokio::time::sleep, |attempt| {
             let progress = &progress;
             async move {
                 store.save(rollout).await.map_err(|err| {
                     if attempt < PERSIST_BACKOFF.attempts() {
-                        progress.borrow_mut().line(&format!(
-                            "warning: saving the state failed (attempt {attempt} of {}): {}",
-                            PERSIST_BACKOFF.attempts(),
-                            error_chain(&err)
-                        ));
+                        progress
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .line(&format!(
+                                "warning: saving the state failed (attempt {attempt} of {}): {}",
+                                PERSIST_BACKOFF.attempts(),
+                                error_chain(&err)
+                            ));
                     }
                     Failure::Retryable(err)
                 })
@@ -341,7 +346,7 @@ impl Driver<'_> {
             u32::MAX,
         );
         let router = self.router;
-        let failures = std::cell::RefCell::new(Vec::new());
+        let failures = Mutex::new(Vec::new());
         let result = retry(backoff, tokio::time::sleep, |attempt| {
             let failures = &failures;
             async move {
@@ -349,7 +354,10 @@ impl Driver<'_> {
                     Ok(()) => Ok(()),
                     Err(err) => {
                         let text = error_chain(&err);
-                        failures.borrow_mut().push(format!(
+                        failures
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .push(format!(
                             "warning: rolling back: setting weight 0 failed (attempt {attempt}): {text}"
                         ));
                         if started.elapsed() + backoff.pause(attempt) > bound {
@@ -365,7 +373,10 @@ impl Driver<'_> {
             }
         })
         .await;
-        for line in failures.into_inner() {
+        for line in failures
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
             self.progress.line(&line);
         }
         result

@@ -3,6 +3,8 @@
 pub(crate) mod analyze;
 pub(crate) mod completions;
 pub(crate) mod control;
+#[cfg(feature = "kubernetes")]
+pub(crate) mod controller;
 #[cfg(feature = "demo")]
 pub(crate) mod demo;
 pub(crate) mod policy;

@@ -1,0 +1,240 @@
+//! `canary controller run` end to end through the API fake (no API server can run here),
+//! with the world of `rollout_e2e.rs`: a Gateway API HTTPRoute in the fake, a stable and a
+//! canary demo service under load, a real Prometheus judging them. A `CanaryRollout` holds
+//! the same policy inline; the controller drives it with the same machine as `canary
+//! rollout`: a healthy canary is promoted (10/25/50/100), a bad one rolled back (10 → 0),
+//! and a controller killed mid-rollout (SIGKILL) is resumed by the next one at its step.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use canary_tests::{binary, wait_until};
+use serde_json::{Value, json};
+
+use crate::rollout_e2e::{Running, World};
+use crate::support::NS;
+
+const GROUP: &str = "canary.dev";
+const RESOURCE: &str = "canaryrollouts";
+const NAME: &str = "checkout";
+
+/// The CanaryRollout `checkout` with the world's policy inline, rolling out `revision`.
+fn install(world: &World, revision: &str) {
+    let text = std::fs::read_to_string(world.policy()).unwrap();
+    let policy: Value = serde_saphyr::from_str(&text).unwrap();
+    world.fake.serve_status_subresource(GROUP, RESOURCE);
+    world.fake.insert(json!({
+        "apiVersion": "canary.dev/v1alpha1",
+        "kind": "CanaryRollout",
+        "metadata": {"name": NAME, "namespace": NS},
+        "spec": {"revision": revision, "policy": policy},
+    }));
+}
+
+/// `canary controller run` for the namespace, as `holder`.
+fn controller(world: &World, holder: &str) -> Command {
+    let mut command = Command::new(binary("canary"));
+    command
+        .args([
+            "controller",
+            "run",
+            "--namespace",
+            NS,
+            "--retry-after",
+            "1s",
+        ])
+        .env("KUBECONFIG", world.dir.path().join("kubeconfig"))
+        .env("CANARY_HOLDER", holder)
+        .env("CANARY_LOG", "canary=info,warn")
+        .stdin(Stdio::null());
+    command
+}
+
+fn resource(world: &World) -> Value {
+    world
+        .fake
+        .object(GROUP, RESOURCE, NS, NAME)
+        .expect("the CanaryRollout")
+}
+
+fn status(world: &World) -> Value {
+    resource(world)["status"].clone()
+}
+
+/// The reasons of the Events recorded about the resource, in order of creation.
+fn event_reasons(world: &World) -> Vec<String> {
+    world
+        .fake
+        .requests_with("POST")
+        .iter()
+        .filter(|r| r.path.ends_with("/events") && r.status == 201)
+        .filter_map(|r| {
+            let body = r.body.as_ref()?;
+            (body["involvedObject"]["name"] == NAME)
+                .then(|| body["reason"].as_str().map(str::to_owned))?
+        })
+        .collect()
+}
+
+/// The size of the rollout's stored state (the ConfigMap's data), in bytes.
+fn stored_bytes(world: &World) -> usize {
+    let configmap = world
+        .fake
+        .object("", "configmaps", NS, "canaryrollout-checkout")
+        .expect("the state ConfigMap");
+    configmap["data"].as_object().map_or(0, |data| {
+        data.values().map(|v| v.as_str().map_or(0, str::len)).sum()
+    })
+}
+
+fn status_writes(world: &World) -> usize {
+    world
+        .fake
+        .requests_with("PATCH")
+        .iter()
+        .filter(|r| r.path.ends_with("/canaryrollouts/checkout/status") && r.status == 200)
+        .count()
+}
+
+#[test]
+fn the_controller_promotes_a_healthy_canary_and_says_so_in_status_and_events() {
+    let world = World::start(&[]);
+    install(&world, "v1");
+    let running = Running::spawn(&mut controller(&world, "controller-a"));
+    assert!(
+        wait_until(Duration::from_secs(90), || status(&world)["phase"]
+            == "Promoted"),
+        "promoted: status {}\nweights {:?}\n{}",
+        status(&world),
+        world.canary_weights(),
+        running.stderr()
+    );
+    assert_eq!(world.canary_weights(), [10, 25, 50, 100]);
+    let status = status(&world);
+    assert_eq!(status["revision"], "v1", "{status}");
+    assert_eq!(status["exitCode"], 0, "{status}");
+    assert_eq!(status["weight"], 100, "{status}");
+    assert_eq!(status["observedGeneration"], 1, "{status}");
+    assert_eq!(
+        status["stateConfigMap"], "canaryrollout-checkout",
+        "{status}"
+    );
+    assert!(
+        status.get("step").is_none(),
+        "no step once promoted: {status}"
+    );
+    let condition = |kind: &str| {
+        status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == kind)
+            .unwrap_or_else(|| panic!("a {kind} condition: {status}"))["status"]
+            .clone()
+    };
+    assert_eq!(condition("Promoted"), "True");
+    assert_eq!(condition("Progressing"), "False");
+    assert_eq!(condition("RolledBack"), "False");
+    let criteria = status["criteria"]
+        .as_array()
+        .expect("per-criterion verdicts");
+    assert!(!criteria.is_empty(), "{status}");
+    assert!(criteria.iter().all(|c| c["verdict"] == "pass"), "{status}");
+    // The spec was never written by the controller: its generation is still 1.
+    assert_eq!(resource(&world)["metadata"]["generation"], 1);
+
+    let reasons = event_reasons(&world);
+    assert_eq!(
+        reasons.iter().filter(|r| *r == "StepStarted").count(),
+        3,
+        "an Event per analysed step: {reasons:?}"
+    );
+    assert_eq!(
+        reasons.last().map(String::as_str),
+        Some("Promoted"),
+        "{reasons:?}"
+    );
+
+    // Measured for docs/kubernetes.md: what a finished rollout keeps in the cluster, and
+    // how many status writes it took (coalesced to at most one per tick).
+    let ticks = 3 * 3 + 3; // about: 3 analysed steps of ≥ 3 ticks of 1 s, plus transitions
+    let writes = status_writes(&world);
+    eprintln!(
+        "measured: stored state {} bytes; status {} bytes; {writes} status writes",
+        stored_bytes(&world),
+        status.to_string().len()
+    );
+    assert!(writes <= 2 * ticks + 4, "status writes coalesced: {writes}");
+}
+
+#[test]
+fn the_controller_rolls_a_bad_canary_back() {
+    let world = World::start(&["--error-rate", "0.2"]);
+    install(&world, "v2");
+    let running = Running::spawn(&mut controller(&world, "controller-a"));
+    assert!(
+        wait_until(Duration::from_secs(90), || status(&world)["phase"]
+            == "RolledBack"),
+        "rolled back: status {}\nweights {:?}\n{}",
+        status(&world),
+        world.canary_weights(),
+        running.stderr()
+    );
+    assert_eq!(world.canary_weights(), [10, 0]);
+    let status = status(&world);
+    assert_eq!(status["exitCode"], 1, "{status}");
+    assert_eq!(status["weight"], 0, "{status}");
+    assert!(
+        status["criteria"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["verdict"] == "fail"),
+        "{status}"
+    );
+    let reasons = event_reasons(&world);
+    assert!(reasons.contains(&"RolledBack".to_owned()), "{reasons:?}");
+}
+
+#[test]
+fn a_controller_killed_mid_rollout_is_resumed_at_its_step_by_the_next_one() {
+    let world = World::start(&[]);
+    install(&world, "v3");
+    let mut first = Running::spawn(&mut controller(&world, "controller-a"));
+    assert!(
+        wait_until(Duration::from_secs(60), || world.canary_weights().last()
+            == Some(&25)),
+        "the first controller reached 25%: weights {:?}\n{}",
+        world.canary_weights(),
+        first.stderr()
+    );
+    // SIGKILL: no chance to release anything.
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    let second = Running::spawn(&mut controller(&world, "controller-b"));
+    assert!(
+        wait_until(Duration::from_secs(90), || status(&world)["phase"]
+            == "Promoted"),
+        "promoted by the second controller: status {}\nweights {:?}\n{}",
+        status(&world),
+        world.canary_weights(),
+        second.stderr()
+    );
+    let weights = world.canary_weights();
+    assert_eq!(
+        weights.iter().filter(|w| **w == 10).count(),
+        1,
+        "resumed at its step, not restarted: {weights:?}"
+    );
+    assert_eq!(weights.last(), Some(&100), "{weights:?}");
+    let owner = world
+        .fake
+        .object("", "configmaps", NS, "canaryrollout-checkout")
+        .unwrap()["data"]
+        .get("owner.json")
+        .cloned();
+    assert!(
+        owner.is_none(),
+        "the second controller released its claim: {owner:?}"
+    );
+}
