@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use canary_core::judge::{Assessment, fmt_num};
-use canary_core::rollout::{Notice, Phase, Rollout};
+use canary_core::rollout::{Notice, NoticeKind, Phase, Rollout};
 use indicatif::{ProgressBar, ProgressStyle};
 use jiff::Timestamp;
 
@@ -137,7 +137,7 @@ impl Progress {
 
     /// A notice from the machine.
     pub(crate) fn notice(&mut self, notice: &Notice, rollout: &Rollout) {
-        let is_tick = notice.kind == "tick";
+        let is_tick = notice.kind == NoticeKind::Tick;
         match &self.mode {
             Mode::Quiet if is_tick => {}
             Mode::Quiet | Mode::Plain => eprintln!("{}", plain_line(notice)),
@@ -231,7 +231,7 @@ fn json_line(notice: &Notice, rollout: &Rollout) -> String {
         "phase": rollout.phase().name(),
         "message": notice.message,
     });
-    if notice.kind == "tick"
+    if notice.kind == NoticeKind::Tick
         && let Some(assessment) = rollout.last_assessment()
     {
         value["canary_requests_in_step"] = serde_json::json!(assessment.canary_requests_in_step);

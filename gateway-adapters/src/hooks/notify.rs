@@ -7,7 +7,7 @@
 //! send time and never appears in messages, which name only the receiver's host.
 
 use canary_core::policy::{NotificationChannel, NotificationSpec};
-use canary_core::rollout::Notice;
+use canary_core::rollout::{Notice, NoticeKind};
 
 use canary_core::secret::Secret;
 
@@ -79,7 +79,7 @@ impl Notifier {
                 url: &url,
                 body: body.into_bytes(),
                 secret,
-                event: &notice.kind,
+                event: notice.kind.as_str(),
                 timeout: spec.timeout,
                 what: "notification",
             },
@@ -102,11 +102,20 @@ fn webhook_body(notice: &Notice, at: jiff::Timestamp) -> String {
 
 /// A Slack message: one line, with an emoji that says how it went.
 fn slack_body(notice: &Notice) -> String {
-    let icon = match notice.kind.as_str() {
-        "promoted" => ":white_check_mark:",
-        "rolled-back" | "failed" => ":rotating_light:",
-        "held" | "extended" | "interrupted" => ":warning:",
-        _ => ":hatching_chick:",
+    let icon = match notice.kind {
+        NoticeKind::Promoted => ":white_check_mark:",
+        NoticeKind::RolledBack | NoticeKind::Failed => ":rotating_light:",
+        NoticeKind::Held
+        | NoticeKind::Extended
+        | NoticeKind::Interrupted
+        | NoticeKind::Drift
+        | NoticeKind::IgnoredRequest => ":warning:",
+        NoticeKind::Started
+        | NoticeKind::Step
+        | NoticeKind::Promoting
+        | NoticeKind::Finalizing
+        | NoticeKind::RollingBack
+        | NoticeKind::Tick => ":hatching_chick:",
     };
     let weight = notice
         .weight
@@ -122,9 +131,9 @@ fn slack_body(notice: &Notice) -> String {
 mod tests {
     use super::*;
 
-    fn notice(kind: &str) -> Notice {
+    fn notice(kind: NoticeKind) -> Notice {
         Notice {
-            kind: kind.to_owned(),
+            kind,
             service: "checkout".to_owned(),
             weight: Some(25),
             message: "step 2/3: canary at 25%".to_owned(),
@@ -135,12 +144,12 @@ mod tests {
     fn bodies_are_json_with_what_happened() {
         let at: jiff::Timestamp = "2026-11-22T10:00:00Z".parse().unwrap();
         let body: serde_json::Value =
-            serde_json::from_str(&webhook_body(&notice("step"), at)).unwrap();
+            serde_json::from_str(&webhook_body(&notice(NoticeKind::Step), at)).unwrap();
         assert_eq!(body["event"], "step");
         assert_eq!(body["weight"], 25);
         assert_eq!(body["timestamp"], "2026-11-22T10:00:00Z");
         let slack: serde_json::Value =
-            serde_json::from_str(&slack_body(&notice("rolled-back"))).unwrap();
+            serde_json::from_str(&slack_body(&notice(NoticeKind::RolledBack))).unwrap();
         let text = slack["text"].as_str().unwrap();
         assert!(
             text.starts_with(":rotating_light: *checkout* rolled-back (canary at 25%)"),
@@ -155,11 +164,11 @@ mod tests {
                 url: "http://127.0.0.1:1/".to_owned(),
                 secret: None,
             },
-            on: vec!["promoted".to_owned()],
+            on: vec![NoticeKind::Promoted],
             timeout: std::time::Duration::from_secs(1),
         }])
         .unwrap();
-        assert!(notifier.wants(&notice("promoted")));
-        assert!(!notifier.wants(&notice("step")));
+        assert!(notifier.wants(&notice(NoticeKind::Promoted)));
+        assert!(!notifier.wants(&notice(NoticeKind::Step)));
     }
 }

@@ -19,6 +19,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::rollout::NoticeKind;
+
 pub use error::{PolicyError, Problem};
 pub use matchers::{
     LabelMatcher, MatchOp, QueryTemplate, TemplatePart, TemplateVariable, escape_string,
@@ -624,30 +626,14 @@ pub enum HookAction {
     },
 }
 
-/// The kinds of rollout notice a notification can be sent for (the `kind` of a
-/// [`crate::rollout::Notice`]; `tick` is never sent).
-pub const NOTICE_KINDS: [&str; 12] = [
-    "started",
-    "step",
-    "extended",
-    "promoting",
-    "finalizing",
-    "promoted",
-    "rolling-back",
-    "rolled-back",
-    "held",
-    "failed",
-    "interrupted",
-    "drift",
-];
-
 /// Where people are told about the rollout.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct NotificationSpec {
     /// Where it goes.
     pub channel: NotificationChannel,
-    /// Which notice kinds are sent (from [`NOTICE_KINDS`]).
-    pub on: Vec<String>,
+    /// Which notice kinds are sent (all of [`NoticeKind::NOTIFIABLE`] unless the policy
+    /// names some).
+    pub on: Vec<NoticeKind>,
     /// Timeout of one notification.
     pub timeout: Duration,
 }

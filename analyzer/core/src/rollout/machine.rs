@@ -6,7 +6,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 
 use super::protocol::{ControlAction, ControlRequest};
-use super::protocol::{Effect, Event, Notice};
+use super::protocol::{Effect, Event, Notice, NoticeKind};
 use super::state::{
     ManualPromotion, Outcome, PendingHooks, Phase, PromotionStage, RollbackCause, Rollout,
     STATE_FORMAT,
@@ -260,7 +260,7 @@ impl Machine {
             Effect::Persist,
             self.notice(
                 rollout,
-                "started",
+                NoticeKind::Started,
                 None,
                 format!(
                     "rollout of {} started: steps {:?}",
@@ -414,7 +414,7 @@ impl Machine {
                     Effect::Persist,
                     self.notice(
                         rollout,
-                        "step",
+                        NoticeKind::Step,
                         Some(weight),
                         format!(
                             "step {}/{}: canary at {weight}%",
@@ -436,7 +436,7 @@ impl Machine {
                         Effect::Persist,
                         self.notice(
                             rollout,
-                            "step",
+                            NoticeKind::Step,
                             Some(100),
                             format!(
                                 "canary at 100%: soaking for {} (absolute bounds only)",
@@ -475,7 +475,7 @@ impl Machine {
                     Effect::Persist,
                     self.notice(
                         rollout,
-                        "rolled-back",
+                        NoticeKind::RolledBack,
                         Some(0),
                         format!("rolled back: {reason}"),
                     ),
@@ -509,7 +509,7 @@ impl Machine {
         );
         vec![
             Effect::Persist,
-            self.notice(rollout, "finalizing", Some(100), message),
+            self.notice(rollout, NoticeKind::Finalizing, Some(100), message),
             self.promote_effect(rollout, PromotionStage::CopyToStable),
         ]
     }
@@ -534,7 +534,7 @@ impl Machine {
                     Effect::Persist,
                     self.notice(
                         rollout,
-                        "finalizing",
+                        NoticeKind::Finalizing,
                         Some(100),
                         "the stable Deployment runs the canary's version: routing all traffic to it"
                             .to_owned(),
@@ -571,7 +571,7 @@ impl Machine {
         let hooks = self.run_hooks(rollout, HookEvent::Promote, 100, None);
         vec![
             Effect::Persist,
-            self.notice(rollout, "promoted", Some(100), reason),
+            self.notice(rollout, NoticeKind::Promoted, Some(100), reason),
             hooks,
         ]
     }
@@ -698,7 +698,7 @@ impl Machine {
                 };
                 effects.push(self.notice(
                     rollout,
-                    "extended",
+                    NoticeKind::Extended,
                     Some(weight),
                     format!(
                         "step {} extended (up to {}): {reason}",
@@ -734,7 +734,12 @@ impl Machine {
                 vec![
                     tick_notice,
                     Effect::Persist,
-                    self.notice(rollout, "held", Some(weight), outcome.reason.clone()),
+                    self.notice(
+                        rollout,
+                        NoticeKind::Held,
+                        Some(weight),
+                        outcome.reason.clone(),
+                    ),
                     Effect::Finish(outcome),
                 ]
             }
@@ -838,7 +843,7 @@ impl Machine {
         let weight = rollout.weights.last().map(|w| w.weight);
         let notice = self.notice(
             rollout,
-            "tick",
+            NoticeKind::Tick,
             weight,
             format!(
                 "metrics unreadable ({}/{}): {error}",
@@ -883,7 +888,7 @@ impl Machine {
                     Effect::Persist,
                     self.notice(
                         rollout,
-                        "promoting",
+                        NoticeKind::Promoting,
                         None,
                         "promoted by hand (canary promote)".to_owned(),
                     ),
@@ -919,7 +924,7 @@ impl Machine {
                     Effect::Persist,
                     self.notice(
                         rollout,
-                        "interrupted",
+                        NoticeKind::Interrupted,
                         rollout.weights.last().map(|w| w.weight),
                         outcome.reason.clone(),
                     ),
@@ -944,7 +949,7 @@ impl Machine {
             // version left to roll back to. The promotion goes on.
             let mut effects = vec![self.notice(
                 rollout,
-                "finalizing",
+                NoticeKind::Finalizing,
                 rollout.weights.last().map(|w| w.weight),
                 format!("not rolling back ({reason}): the Kubernetes promotion has begun"),
             )];
@@ -968,7 +973,7 @@ impl Machine {
             Effect::Persist,
             self.notice(
                 rollout,
-                "rolling-back",
+                NoticeKind::RollingBack,
                 Some(0),
                 format!("rolling back: {reason}"),
             ),
@@ -1005,7 +1010,7 @@ impl Machine {
             Effect::Persist,
             self.notice(
                 rollout,
-                "failed",
+                NoticeKind::Failed,
                 rollout.weights.last().map(|w| w.weight),
                 outcome.reason.clone(),
             ),
@@ -1052,7 +1057,7 @@ impl Machine {
             .unwrap_or_else(|| "the rollout has finished".to_owned());
         let mut effects = vec![self.notice(
             rollout,
-            "ignored-request",
+            NoticeKind::IgnoredRequest,
             rollout.weights.last().map(|w| w.weight),
             format!(
                 "ignored a `canary {}` request made {}: {why}",
@@ -1106,7 +1111,7 @@ impl Machine {
         }
         vec![
             Effect::Persist,
-            self.notice(rollout, "drift", Some(read), message),
+            self.notice(rollout, NoticeKind::Drift, Some(read), message),
             Effect::SetWeight(expected),
         ]
     }
@@ -1129,7 +1134,7 @@ impl Machine {
         let message = self.record_drift(rollout, read, expected, now);
         vec![
             Effect::Persist,
-            self.notice(rollout, "drift", Some(read), message),
+            self.notice(rollout, NoticeKind::Drift, Some(read), message),
             Effect::SetWeight(expected),
         ]
     }
@@ -1179,12 +1184,12 @@ impl Machine {
     fn notice(
         &self,
         _rollout: &Rollout,
-        kind: &str,
+        kind: NoticeKind,
         weight: Option<u8>,
         message: String,
     ) -> Effect {
         Effect::Notify(Notice {
-            kind: kind.to_owned(),
+            kind,
             service: self.policy.service.clone(),
             weight,
             message,
@@ -1209,7 +1214,7 @@ impl Machine {
                 message.push_str(&format!(" {}={}", check.name, check.verdict.as_str()));
             }
         }
-        self.notice(rollout, "tick", Some(weight), message)
+        self.notice(rollout, NoticeKind::Tick, Some(weight), message)
     }
 }
 

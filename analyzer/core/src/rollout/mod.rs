@@ -32,6 +32,7 @@ mod validate;
 pub use machine::Machine;
 pub use protocol::{
     CONTROL_REQUEST_TTL, CONTROL_WAIT, ControlAction, ControlRequest, Effect, Event, Notice,
+    NoticeKind,
 };
 pub use state::{
     ManualPromotion, Outcome, PendingHooks, Phase, PromotionStage, RollbackCause, Rollout,

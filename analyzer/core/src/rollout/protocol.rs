@@ -243,13 +243,124 @@ impl Effect {
 /// Something worth telling people.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Notice {
-    /// What kind: `started`, `step`, `extended`, `promoted`, `rolling-back`, `rolled-back`,
-    /// `held`, `failed`, `interrupted`, `tick`.
-    pub kind: String,
+    /// What kind of news it is.
+    pub kind: NoticeKind,
     /// The service.
     pub service: String,
     /// The canary's weight.
     pub weight: Option<u8>,
     /// One line for people.
     pub message: String,
+}
+
+/// What kind of news a [`Notice`] carries. Its kebab-case name (`rolling-back`) is what the
+/// progress lines, webhooks and Slack messages say and what a policy's `notifications[].on`
+/// lists; [`NoticeKind::Tick`] is the live progress line and is never sent anywhere else.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NoticeKind {
+    /// The rollout began (or resumed) and the canary got its first weight.
+    Started,
+    /// A step passed and the canary moved to the next weight.
+    Step,
+    /// A step's evidence was not enough yet, so the step was made longer.
+    Extended,
+    /// Every step passed: promotion begins.
+    Promoting,
+    /// Promotion's last stage: the stable version is being replaced.
+    Finalizing,
+    /// The canary is the new stable version.
+    Promoted,
+    /// A check failed or an operator aborted: traffic is going back to stable.
+    RollingBack,
+    /// Traffic is back on stable.
+    RolledBack,
+    /// The evidence stayed inconclusive: the rollout stopped where it was.
+    Held,
+    /// The rollout could not go on (infrastructure, configuration).
+    Failed,
+    /// A signal stopped the rollout.
+    Interrupted,
+    /// The weight read back from the router is not the one set.
+    Drift,
+    /// A `canary promote` or `canary abort` was not acted on (meant for another rollout, too
+    /// old, or the rollout had already ended).
+    IgnoredRequest,
+    /// One line of live progress; never a notification.
+    Tick,
+}
+
+impl NoticeKind {
+    /// Every kind a policy's notifications can be sent for, in the order the documentation
+    /// lists them: all but [`NoticeKind::Tick`].
+    pub const NOTIFIABLE: [NoticeKind; 13] = [
+        NoticeKind::Started,
+        NoticeKind::Step,
+        NoticeKind::Extended,
+        NoticeKind::Promoting,
+        NoticeKind::Finalizing,
+        NoticeKind::Promoted,
+        NoticeKind::RollingBack,
+        NoticeKind::RolledBack,
+        NoticeKind::Held,
+        NoticeKind::Failed,
+        NoticeKind::Interrupted,
+        NoticeKind::Drift,
+        NoticeKind::IgnoredRequest,
+    ];
+
+    /// The name people and policies use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoticeKind::Started => "started",
+            NoticeKind::Step => "step",
+            NoticeKind::Extended => "extended",
+            NoticeKind::Promoting => "promoting",
+            NoticeKind::Finalizing => "finalizing",
+            NoticeKind::Promoted => "promoted",
+            NoticeKind::RollingBack => "rolling-back",
+            NoticeKind::RolledBack => "rolled-back",
+            NoticeKind::Held => "held",
+            NoticeKind::Failed => "failed",
+            NoticeKind::Interrupted => "interrupted",
+            NoticeKind::Drift => "drift",
+            NoticeKind::IgnoredRequest => "ignored-request",
+            NoticeKind::Tick => "tick",
+        }
+    }
+
+    /// Whether a policy can ask for it: every kind but the progress line. A new kind has to
+    /// be placed here before it compiles, so none is emitted that nobody can hear (issue 12:
+    /// `drift` and `ignored-request` once were).
+    pub fn is_notifiable(self) -> bool {
+        match self {
+            NoticeKind::Tick => false,
+            NoticeKind::Started
+            | NoticeKind::Step
+            | NoticeKind::Extended
+            | NoticeKind::Promoting
+            | NoticeKind::Finalizing
+            | NoticeKind::Promoted
+            | NoticeKind::RollingBack
+            | NoticeKind::RolledBack
+            | NoticeKind::Held
+            | NoticeKind::Failed
+            | NoticeKind::Interrupted
+            | NoticeKind::Drift
+            | NoticeKind::IgnoredRequest => true,
+        }
+    }
+
+    /// The notifiable kind with this name, if there is one.
+    pub fn notifiable_named(name: &str) -> Option<NoticeKind> {
+        NoticeKind::NOTIFIABLE
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for NoticeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }

@@ -187,19 +187,19 @@ impl Validator {
                 }
             };
             let on = match &notification.on {
-                None => NOTICE_KINDS.iter().map(|k| (*k).to_owned()).collect(),
+                None => NoticeKind::NOTIFIABLE.to_vec(),
                 Some(at) => {
                     let mut kinds = Vec::new();
                     for (j, kind) in at.value.iter().enumerate() {
-                        if NOTICE_KINDS.contains(&kind.value.as_str()) {
-                            kinds.push(kind.value.clone());
+                        if let Some(known) = NoticeKind::notifiable_named(&kind.value) {
+                            kinds.push(known);
                         } else {
                             self.problem(
                                 format!("{path}.on[{j}]"),
                                 Some(kind),
                                 format!(
                                     "expected one of {}, not {:?}",
-                                    NOTICE_KINDS.join(", "),
+                                    NoticeKind::NOTIFIABLE.map(NoticeKind::as_str).join(", "),
                                     kind.value
                                 ),
                             );
