@@ -16,6 +16,8 @@ use crate::commands::policy::PolicyCommand;
 use crate::commands::rollout::RolloutCommand;
 use crate::commands::simulate::SimulateCommand;
 use crate::commands::status::StatusCommand;
+#[cfg(feature = "kubernetes")]
+use crate::commands::wait::WaitCommand;
 use crate::progress::{self, LogFormat, Settings};
 
 /// canary: shifts traffic to a new version in steps, compares it with the baseline with
@@ -60,6 +62,9 @@ enum Command {
     /// Check, describe and explain policy files.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Wait for a CanaryRollout's rollout to end (the CI stage with `canary controller`).
+    #[cfg(feature = "kubernetes")]
+    Wait(WaitCommand),
     /// Operator mode: the CanaryRollout custom resource, carried out in the cluster.
     #[cfg(feature = "kubernetes")]
     #[command(subcommand)]
@@ -101,6 +106,8 @@ pub fn run() -> ExitCode {
         Command::Completions(command) => command.exec(),
         #[cfg(feature = "kubernetes")]
         Command::Controller(command) => command.exec(),
+        #[cfg(feature = "kubernetes")]
+        Command::Wait(command) => command.exec(),
     };
     // A hook stopped by a signal got SIGTERM; what of it ignored that gets SIGKILL after
     // its grace, before this process exits and can no longer send it.

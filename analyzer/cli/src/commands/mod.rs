@@ -11,6 +11,8 @@ pub(crate) mod policy;
 pub(crate) mod rollout;
 pub(crate) mod simulate;
 pub(crate) mod status;
+#[cfg(feature = "kubernetes")]
+pub(crate) mod wait;
 
 use std::path::{Path, PathBuf};
 

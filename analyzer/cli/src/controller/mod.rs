@@ -32,6 +32,8 @@ use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use tokio::sync::Semaphore;
 
+pub(crate) use task::state_config_map;
+
 /// What the controller is told on its command line.
 #[derive(Clone, Debug)]
 pub(crate) struct Settings {
@@ -223,33 +225,7 @@ async fn prepare(resource: &CanaryRollout, context: &Context) -> Result<Prepared
     let namespace = resource.namespace().unwrap_or_default();
     let invalid =
         |problem: &dyn std::fmt::Display| NotPrepared::Invalid(format!("{origin}: {problem}"));
-    let policy = match resource.spec.policy_origin().map_err(|p| invalid(&p))? {
-        PolicyOrigin::Inline(value) => resource::inline_policy(value, &origin)
-            .map_err(|err| NotPrepared::Invalid(err.to_string()))?,
-        PolicyOrigin::ConfigMap { name, key } => {
-            let api: Api<ConfigMap> = Api::namespaced(context.client.clone(), &namespace);
-            let configmap = match api.get_opt(name).await {
-                Ok(Some(configmap)) => configmap,
-                Ok(None) => {
-                    return Err(invalid(&format!(
-                        "spec.policyFrom.configMapKeyRef: ConfigMap {namespace}/{name} does not exist"
-                    )));
-                }
-                Err(err) => {
-                    return Err(NotPrepared::Unavailable(format!(
-                        "{origin}: reading ConfigMap {namespace}/{name}: {err}"
-                    )));
-                }
-            };
-            let Some(text) = configmap.data.as_ref().and_then(|data| data.get(key)) else {
-                return Err(invalid(&format!(
-                    "spec.policyFrom.configMapKeyRef: ConfigMap {namespace}/{name} has no key {key:?}"
-                )));
-            };
-            resource::configmap_policy(text, &format!("ConfigMap {namespace}/{name} key {key}"))
-                .map_err(|err| NotPrepared::Invalid(err.to_string()))?
-        }
-    };
+    let policy = policy_of(&context.client, resource).await?;
     canary_core::secret::learn_secrets_of(&policy)
         .map_err(|err| NotPrepared::Invalid(format!("{origin}: {err}")))?;
     let revision = match resource.spec.rolled().map_err(|p| invalid(&p))? {
@@ -277,6 +253,57 @@ async fn prepare(resource: &CanaryRollout, context: &Context) -> Result<Prepared
         }
     };
     Ok(Prepared { policy, revision })
+}
+
+/// The resource's policy, inline or from its ConfigMap, through the policy validator.
+async fn policy_of(client: &Client, resource: &CanaryRollout) -> Result<Policy, NotPrepared> {
+    let origin = resource::describe(resource);
+    let namespace = resource.namespace().unwrap_or_default();
+    let invalid =
+        |problem: &dyn std::fmt::Display| NotPrepared::Invalid(format!("{origin}: {problem}"));
+    Ok(
+        match resource.spec.policy_origin().map_err(|p| invalid(&p))? {
+            PolicyOrigin::Inline(value) => resource::inline_policy(value, &origin)
+                .map_err(|err| NotPrepared::Invalid(err.to_string()))?,
+            PolicyOrigin::ConfigMap { name, key } => {
+                let api: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
+                let configmap = match api.get_opt(name).await {
+                    Ok(Some(configmap)) => configmap,
+                    Ok(None) => {
+                        return Err(invalid(&format!(
+                            "spec.policyFrom.configMapKeyRef: ConfigMap {namespace}/{name} does not exist"
+                        )));
+                    }
+                    Err(err) => {
+                        return Err(NotPrepared::Unavailable(format!(
+                            "{origin}: reading ConfigMap {namespace}/{name}: {err}"
+                        )));
+                    }
+                };
+                let Some(text) = configmap.data.as_ref().and_then(|data| data.get(key)) else {
+                    return Err(invalid(&format!(
+                        "spec.policyFrom.configMapKeyRef: ConfigMap {namespace}/{name} has no key {key:?}"
+                    )));
+                };
+                resource::configmap_policy(text, &format!("ConfigMap {namespace}/{name} key {key}"))
+                    .map_err(|err| NotPrepared::Invalid(err.to_string()))?
+            }
+        },
+    )
+}
+
+/// The resource's policy, for `canary wait`: a problem with it is bad input (exit 2),
+/// one reading it an infrastructure error (exit 4).
+pub(crate) async fn resource_policy(
+    client: &Client,
+    resource: &CanaryRollout,
+) -> Result<Policy, canary_core::Error> {
+    policy_of(client, resource).await.map_err(|err| match err {
+        NotPrepared::Invalid(problem) => canary_core::Error::Usage(problem),
+        NotPrepared::Unavailable(problem) => {
+            canary_core::Error::unavailable("kubernetes", "the API server", problem)
+        }
+    })
 }
 
 /// A digest of a pod template (FNV-1a over its JSON: typed fields in their declared order,

@@ -27,6 +27,9 @@ use super::{Context, Prepared};
 use crate::driver::{Driver, Interrupts, error_chain};
 use crate::progress::Progress;
 
+/// How a controller names itself in a state ConfigMap's `owner.json`.
+const CONTROLLER_HOLDER: &str = "canary controller";
+
 /// The ConfigMap that holds a resource's rollout state (its own name, apart from the
 /// `canary-rollout-SERVICE` of `canary rollout --state-store configmap`).
 pub(crate) fn state_config_map(resource_name: &str) -> String {
@@ -94,7 +97,7 @@ async fn run_once(
     let connection = KubeConnection::from_client(context.client.clone(), namespace.clone());
     let configmap = state_config_map(&name);
     let holder = Holder {
-        identity: format!("canary controller {}", context.settings.identity),
+        identity: format!("{CONTROLLER_HOLDER} {}", context.settings.identity),
         ..Holder::this_process()
     };
     let store = ConfigMapStateStore::new(
@@ -160,7 +163,21 @@ async fn drive(
         return Ok(());
     }
     // The controller is the one driver of its resources' rollouts: a claim left by an
-    // earlier controller process (a restart, a crash) is taken over.
+    // earlier controller process (a restart, a crash) is taken over — but never one of
+    // `canary promote|abort` driving a held rollout to its end from a shell.
+    match store.holder().await {
+        Ok(Some(holder)) if !holder.starts_with(CONTROLLER_HOLDER) => {
+            publisher.finish().await;
+            return Err(Stop::Failed(format!(
+                "{configmap} is driven by {holder}, not a controller; waiting for it to end"
+            )));
+        }
+        Ok(_) => {}
+        Err(err) => {
+            publisher.finish().await;
+            return Err(failed(err));
+        }
+    }
     if let Err(err) = store.claim(true).await {
         publisher.finish().await;
         return Err(failed(err));

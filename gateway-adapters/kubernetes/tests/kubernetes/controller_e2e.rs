@@ -4,6 +4,7 @@
 //! the same policy inline; the controller drives it with the same machine as `canary
 //! rollout`: a healthy canary is promoted (10/25/50/100), a bad one rolled back (10 → 0),
 //! and a controller killed mid-rollout (SIGKILL) is resumed by the next one at its step.
+//! `canary wait --kube` blocks on each until it ends and exits with its code and reports.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -11,7 +12,7 @@ use std::time::Duration;
 use canary_tests::{binary, wait_until};
 use serde_json::{Value, json};
 
-use crate::rollout_e2e::{Running, World};
+use crate::rollout_e2e::{Running, World, finish};
 use crate::support::NS;
 
 const GROUP: &str = "canary.dev";
@@ -48,6 +49,31 @@ fn controller(world: &World, holder: &str) -> Command {
         .env("CANARY_LOG", "canary=info,warn")
         .stdin(Stdio::null());
     command
+}
+
+/// `canary wait --kube shop/checkout`, writing the JSON report into the world's directory.
+fn wait(world: &World, timeout: &str) -> (Option<i32>, String, Value) {
+    let report = world.dir.path().join("wait-report.json");
+    let mut command = Command::new(binary("canary"));
+    command
+        .args([
+            "wait",
+            "--kube",
+            &format!("{NS}/{NAME}"),
+            "--timeout",
+            timeout,
+        ])
+        .arg("--output")
+        .arg(format!("json:{}", report.display()))
+        .env("KUBECONFIG", world.dir.path().join("kubeconfig"))
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .stdin(Stdio::null());
+    let run = finish(&mut command);
+    let report = std::fs::read_to_string(&report)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or(Value::Null);
+    (run.code, format!("{}\n{}", run.stdout, run.stderr), report)
 }
 
 fn resource(world: &World) -> Value {
@@ -101,14 +127,16 @@ fn the_controller_promotes_a_healthy_canary_and_says_so_in_status_and_events() {
     let world = World::start(&[]);
     install(&world, "v1");
     let running = Running::spawn(&mut controller(&world, "controller-a"));
+    // The CI stage: blocks until the rollout ends, exits 0, writes the report.
+    let (code, output, report) = wait(&world, "120s");
+    assert_eq!(code, Some(0), "{output}\n{}", running.stderr());
+    assert_eq!(report["verdict"], "pass", "{report}");
+    assert_eq!(report["exit_code"], 0, "{report}");
     assert!(
-        wait_until(Duration::from_secs(90), || status(&world)["phase"]
-            == "Promoted"),
-        "promoted: status {}\nweights {:?}\n{}",
-        status(&world),
-        world.canary_weights(),
-        running.stderr()
+        output.contains("Progressing"),
+        "wait said where the rollout stood: {output}"
     );
+    assert_eq!(status(&world)["phase"], "Promoted");
     assert_eq!(world.canary_weights(), [10, 25, 50, 100]);
     let status = status(&world);
     assert_eq!(status["revision"], "v1", "{status}");
@@ -172,14 +200,10 @@ fn the_controller_rolls_a_bad_canary_back() {
     let world = World::start(&["--error-rate", "0.2"]);
     install(&world, "v2");
     let running = Running::spawn(&mut controller(&world, "controller-a"));
-    assert!(
-        wait_until(Duration::from_secs(90), || status(&world)["phase"]
-            == "RolledBack"),
-        "rolled back: status {}\nweights {:?}\n{}",
-        status(&world),
-        world.canary_weights(),
-        running.stderr()
-    );
+    let (code, output, report) = wait(&world, "120s");
+    assert_eq!(code, Some(1), "{output}\n{}", running.stderr());
+    assert_eq!(report["verdict"], "fail", "{report}");
+    assert_eq!(status(&world)["phase"], "RolledBack");
     assert_eq!(world.canary_weights(), [10, 0]);
     let status = status(&world);
     assert_eq!(status["exitCode"], 1, "{status}");
@@ -237,4 +261,56 @@ fn a_controller_killed_mid_rollout_is_resumed_at_its_step_by_the_next_one() {
         owner.is_none(),
         "the second controller released its claim: {owner:?}"
     );
+}
+
+/// `canary wait` on a resource no controller carries out: it gives up at `--timeout` with
+/// exit 4, saying so, rather than answer with the outcome of the revision before (the status
+/// still says v1 was promoted; v2 is asked for); a name that does not exist, or is not
+/// NAMESPACE/NAME, is bad input (exit 2).
+#[test]
+fn wait_gives_up_at_its_timeout_and_never_answers_with_an_older_revisions_outcome() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let fake = runtime.block_on(canary_fake_kube_api::FakeApiServer::start());
+    fake.serve_status_subresource(GROUP, RESOURCE);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("kubeconfig"), fake.kubeconfig(NS)).unwrap();
+    fake.insert(json!({
+        "apiVersion": "canary.dev/v1alpha1",
+        "kind": "CanaryRollout",
+        "metadata": {"name": NAME, "namespace": NS},
+        "spec": {"revision": "v2", "policy": {"service": NAME}},
+        "status": {"observedGeneration": 1, "revision": "v1", "phase": "Promoted", "exitCode": 0},
+    }));
+    let run = |args: &[&str]| {
+        let mut command = Command::new(binary("canary"));
+        command
+            .args(args)
+            .env("KUBECONFIG", dir.path().join("kubeconfig"))
+            .stdin(Stdio::null());
+        finish(&mut command)
+    };
+    let started = std::time::Instant::now();
+    let timed_out = run(&["wait", "--kube", "shop/checkout", "--timeout", "3s"]);
+    assert_eq!(timed_out.code, Some(4), "{}", timed_out.stderr);
+    assert!(
+        timed_out.stderr.contains("did not end within 3s"),
+        "{}",
+        timed_out.stderr
+    );
+    assert!(started.elapsed() >= Duration::from_secs(3));
+    let missing = run(&["wait", "--kube", "shop/nothing", "--timeout", "3s"]);
+    assert_eq!(missing.code, Some(2), "{}", missing.stderr);
+    assert!(
+        missing
+            .stderr
+            .contains("CanaryRollout shop/nothing does not exist"),
+        "{}",
+        missing.stderr
+    );
+    let malformed = run(&["wait", "--kube", "checkout"]);
+    assert_eq!(malformed.code, Some(2), "{}", malformed.stderr);
 }

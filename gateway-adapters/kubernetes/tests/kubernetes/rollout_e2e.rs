@@ -140,13 +140,13 @@ impl World {
 }
 
 /// A finished run.
-struct Run {
-    code: Option<i32>,
-    stderr: String,
-    stdout: String,
+pub(crate) struct Run {
+    pub(crate) code: Option<i32>,
+    pub(crate) stderr: String,
+    pub(crate) stdout: String,
 }
 
-fn finish(command: &mut Command) -> Run {
+pub(crate) fn finish(command: &mut Command) -> Run {
     let output = command.output().expect("run canary");
     let run = Run {
         code: output.status.code(),
