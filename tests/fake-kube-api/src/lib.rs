@@ -140,6 +140,9 @@ struct Store {
     echo_credentials_on_writes: bool,
     /// The versions each named API group is served in (the core group is always served).
     served: BTreeMap<String, BTreeSet<String>>,
+    /// linkerd-smi's adaptor, with the cluster domain it names Services in: `Some` mirrors
+    /// every TrafficSplit written into its apex Service's ServiceProfile.
+    linkerd_smi: Option<String>,
 }
 
 /// The fake API server; stops when dropped.
@@ -214,6 +217,7 @@ impl FakeApiServer {
         } else {
             "ADDED"
         };
+        store.apply_traffic_split(&key, &object);
         store.objects.insert(key.clone(), object.clone());
         store.record(kind, &key, &object);
         object
@@ -352,6 +356,22 @@ impl FakeApiServer {
     /// progress until done).
     pub fn run_deployment_controller(&self, reads: u32) {
         self.lock().deployment_controller = Some(reads);
+    }
+
+    /// Acts as linkerd-smi's adaptor (`linkerd/linkerd-smi`, `pkg/adaptor`): after every
+    /// write of a TrafficSplit, the ServiceProfile `SERVICE.NAMESPACE.svc.DOMAIN` of its
+    /// `spec.service` gets one `dstOverrides` entry per backend (authority the backend's
+    /// FQDN, weight its weight), created when missing, left alone when it carries the
+    /// annotation `smi.linkerd.io/skip`. The fake applies it in the same request; the real
+    /// adaptor lags by its work queue.
+    pub fn run_linkerd_smi_adaptor(&self, cluster_domain: &str) {
+        self.lock().linkerd_smi = Some(cluster_domain.to_owned());
+    }
+
+    /// Stops the adaptor of [`FakeApiServer::run_linkerd_smi_adaptor`] (as when its pod is
+    /// gone): TrafficSplit writes are no longer applied.
+    pub fn stop_linkerd_smi_adaptor(&self) {
+        self.lock().linkerd_smi = None;
     }
 
     /// Acts as a mutating admission controller that forces `pointer` of every object of
@@ -505,6 +525,67 @@ impl Store {
                 "availableReplicas": replicas,
             });
         }
+    }
+
+    /// What linkerd-smi's adaptor does after `object` (of `key`) was written.
+    fn apply_traffic_split(&mut self, key: &Key, object: &Value) {
+        let Some(domain) = self.linkerd_smi.clone() else {
+            return;
+        };
+        if key.resource != "trafficsplits" {
+            return;
+        }
+        let Some(service) = object.pointer("/spec/service").and_then(Value::as_str) else {
+            return;
+        };
+        let fqdn = |name: &str| format!("{name}.{}.svc.{domain}", key.namespace);
+        let overrides: Vec<Value> = object
+            .pointer("/spec/backends")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|backend| {
+                let name = backend.get("service")?.as_str()?;
+                // A Kubernetes quantity, as the adaptor's Go type serialises it.
+                let weight = match backend.get("weight")? {
+                    Value::Number(n) => n.to_string(),
+                    Value::String(s) => s.clone(),
+                    _ => return None,
+                };
+                Some(json!({"authority": fqdn(name), "weight": weight}))
+            })
+            .collect();
+        let profile_key = Key {
+            group: "linkerd.io".to_owned(),
+            resource: "serviceprofiles".to_owned(),
+            namespace: key.namespace.clone(),
+            name: fqdn(service),
+        };
+        let mut profile = match self.objects.get(&profile_key) {
+            Some(existing) => {
+                if existing
+                    .pointer("/metadata/annotations/smi.linkerd.io~1skip")
+                    .is_some()
+                {
+                    return;
+                }
+                let mut profile = existing.clone();
+                profile["metadata"]["resourceVersion"] = json!(self.next_version());
+                profile
+            }
+            None => self.created(json!({
+                "apiVersion": "linkerd.io/v1alpha2",
+                "kind": "ServiceProfile",
+                "metadata": {"name": profile_key.name, "namespace": key.namespace},
+                "spec": {},
+            })),
+        };
+        profile["spec"]["dstOverrides"] = Value::Array(overrides);
+        self.served
+            .entry("linkerd.io".to_owned())
+            .or_default()
+            .insert("v1alpha2".to_owned());
+        self.objects.insert(profile_key, profile);
     }
 
     fn next_version(&mut self) -> String {
@@ -1078,6 +1159,7 @@ fn answer(
                     map.remove("status");
                 }
             }
+            store.apply_traffic_split(&key, &object);
             store.objects.insert(key.clone(), object.clone());
             store.record("ADDED", &key, &object);
             ok(StatusCode::CREATED, &object)
@@ -1102,6 +1184,7 @@ fn answer(
             }
             let version = store.next_version();
             object["metadata"]["resourceVersion"] = json!(version);
+            store.apply_traffic_split(&key, &object);
             store.objects.insert(key.clone(), object.clone());
             store.record("MODIFIED", &key, &object);
             ok(StatusCode::OK, &object)
@@ -1175,6 +1258,7 @@ fn answer(
             if object["spec"] != current["spec"] {
                 store.spec_changed(&key, &mut object);
             }
+            store.apply_traffic_split(&key, &object);
             store.objects.insert(key.clone(), object.clone());
             store.record("MODIFIED", &key, &object);
             ok(StatusCode::OK, &object)

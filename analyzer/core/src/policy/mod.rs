@@ -505,6 +505,49 @@ pub struct SmiTrafficSplitSpec {
     pub canary: String,
     /// What the two weights add up to.
     pub weight_total: u32,
+    /// Where the mesh shows what it applied: with Linkerd, the ServiceProfile linkerd-smi
+    /// makes from the TrafficSplit. Left out of the serialized form at the API version's
+    /// default, so that policies written before it keep their digest.
+    #[serde(skip_serializing_if = "AppliedBy::is_default")]
+    pub applied_by: AppliedBy,
+}
+
+/// What shows that a mesh applied a TrafficSplit's weights.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AppliedBy {
+    /// Nothing is read beyond the TrafficSplit (`service-profile: false`; the default with
+    /// `v1alpha3`/`v1alpha4`, which other SMI implementations serve).
+    TrafficSplit {
+        /// Whether this is the API version's default.
+        #[serde(skip)]
+        default: bool,
+    },
+    /// Linkerd: the `dstOverrides` of the ServiceProfile `SERVICE.NAMESPACE.svc.DOMAIN` that
+    /// linkerd-smi writes from the TrafficSplit (the default with `v1alpha2`).
+    LinkerdServiceProfile {
+        /// The cluster domain (`cluster.local`).
+        cluster_domain: String,
+        /// How long a weight written may take to show there.
+        apply_timeout: Duration,
+        /// Whether this is the API version's default.
+        #[serde(skip)]
+        default: bool,
+    },
+}
+
+impl AppliedBy {
+    /// Linkerd's cluster domain unless a policy says otherwise.
+    pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
+    /// How long linkerd-smi may take to apply a weight unless a policy says otherwise.
+    pub const DEFAULT_APPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+    fn is_default(&self) -> bool {
+        match self {
+            AppliedBy::TrafficSplit { default }
+            | AppliedBy::LinkerdServiceProfile { default, .. } => *default,
+        }
+    }
 }
 
 /// The weights of two services of a weighted Traefik `TraefikService`.

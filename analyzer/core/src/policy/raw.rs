@@ -410,6 +410,21 @@ pub(crate) struct RawSmiTrafficSplit {
     #[serde(default)]
     #[schemars(with = "Option<u32>")]
     pub(crate) weight_total: Option<At<i64>>,
+    /// Whether a weight counts only once Linkerd applies it: the `dstOverrides` of the
+    /// ServiceProfile linkerd-smi makes from the TrafficSplit (default: true with
+    /// `split.smi-spec.io/v1alpha2`, which is Linkerd's; false with v1alpha3/v1alpha4).
+    #[serde(default)]
+    #[schemars(with = "Option<bool>")]
+    pub(crate) service_profile: Option<At<bool>>,
+    /// The cluster domain the ServiceProfile's name and authorities end in (default
+    /// `cluster.local`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) cluster_domain: Option<At<String>>,
+    /// How long to wait for linkerd-smi to apply a weight written (default 10s).
+    #[serde(default)]
+    #[schemars(with = "Option<RawDuration>")]
+    pub(crate) apply_timeout: Option<At<RawDuration>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

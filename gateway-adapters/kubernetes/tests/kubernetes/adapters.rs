@@ -95,16 +95,21 @@ async fn exercise(case: Case, first_patch: Value) {
         })
         .map(|r| (r.method.clone(), r.status))
         .collect();
+    let mut expected: Vec<(String, u16)> = [
+        ("GET", 200),
+        ("PATCH", 409),
+        ("GET", 200),
+        ("PATCH", 200),
+        ("GET", 200),
+    ]
+    .map(|(m, s)| (m.to_owned(), s))
+    .to_vec();
+    if case.group == "split.smi-spec.io" {
+        // Waiting for Linkerd to apply the weight reads the split's apex Service once.
+        expected.insert(4, ("GET".to_owned(), 200));
+    }
     assert_eq!(
-        trace,
-        [
-            ("GET", 200),
-            ("PATCH", 409),
-            ("GET", 200),
-            ("PATCH", 200),
-            ("GET", 200)
-        ]
-        .map(|(m, s)| (m.to_owned(), s)),
+        trace, expected,
         "{}: get, stale patch, fresh get, patch, read-back",
         case.name
     );
@@ -712,4 +717,82 @@ async fn the_canary_ingress_is_created_from_the_stable_one_when_asked() {
             && message.contains("set `create-canary`"),
         "{message}"
     );
+}
+
+/// With Linkerd, a TrafficSplit's weights reach the proxies only through the ServiceProfile
+/// linkerd-smi writes from it (issue 18.2). A weight counts once that profile shows it: an
+/// adaptor that is not running, a profile it skips, or one that still shows the old weights
+/// is an error or a drifted weight, never a confirmed one.
+#[tokio::test]
+async fn a_traffic_split_linkerd_has_not_applied_is_not_a_confirmed_weight() {
+    use canary_core::policy::{AppliedBy, GatewaySpec};
+    let case = crate::support::traffic_split_case();
+    let profile = |fake: &canary_fake_kube_api::FakeApiServer| {
+        fake.object(
+            "linkerd.io",
+            "serviceprofiles",
+            "shop",
+            "checkout.shop.svc.cluster.local",
+        )
+    };
+
+    // The adaptor applies: the profile's share is the weight, in the adaptor's terms.
+    let fake = case.fake().await;
+    let router = case.router(&fake);
+    set_and_verify(router.as_ref(), 10).await.unwrap();
+    let applied = profile(&fake).expect("linkerd-smi made the profile");
+    assert_eq!(
+        applied["spec"]["dstOverrides"][2],
+        json!({"authority": "checkout-canary.shop.svc.cluster.local", "weight": "10"})
+    );
+
+    // The adaptor stops (its pod is gone): the next weight is written to the TrafficSplit
+    // but never applied, so setting it fails after the wait and the weight read back is the
+    // one Linkerd still serves — drift for the driver to see.
+    fake.stop_linkerd_smi_adaptor();
+    let message = chain(&router.set_canary_weight(25).await.unwrap_err());
+    assert!(
+        message.contains("Linkerd did not apply the canary's 25% within 1s")
+            && message.contains("it still gives the canary 10%"),
+        "{message}"
+    );
+    assert_eq!(case.stored(&fake)["spec"]["backends"][2]["weight"], 25);
+    assert_eq!(router.canary_weight().await.unwrap(), 10);
+
+    // No adaptor at all: no profile, and the message says what makes one.
+    let fake = canary_fake_kube_api::FakeApiServer::start().await;
+    fake.insert(case.objects[0].clone());
+    let message = chain(&case.router(&fake).set_canary_weight(10).await.unwrap_err());
+    assert!(
+        message.contains("ServiceProfile shop/checkout.shop.svc.cluster.local")
+            && message.contains("is the SMI extension installed"),
+        "{message}"
+    );
+    assert!(case.router(&fake).canary_weight().await.is_err());
+
+    // A profile the adaptor skips.
+    let fake = case.fake().await;
+    fake.insert(json!({
+        "apiVersion": "linkerd.io/v1alpha2",
+        "kind": "ServiceProfile",
+        "metadata": {"name": "checkout.shop.svc.cluster.local", "namespace": "shop",
+                     "annotations": {"smi.linkerd.io/skip": "true"}},
+        "spec": {"dstOverrides": [
+            {"authority": "checkout-stable.shop.svc.cluster.local", "weight": "100"}
+        ]}
+    }));
+    let message = chain(&case.router(&fake).set_canary_weight(10).await.unwrap_err());
+    assert!(message.contains("smi.linkerd.io/skip"), "{message}");
+
+    // `service-profile: false` (another SMI implementation): the TrafficSplit alone counts.
+    let mut spec = case.spec.clone();
+    if let GatewaySpec::SmiTrafficSplit(split) = &mut spec {
+        split.applied_by = AppliedBy::TrafficSplit { default: false };
+    }
+    let fake = canary_fake_kube_api::FakeApiServer::start().await;
+    fake.insert(case.objects[0].clone());
+    let connection = canary_kubernetes::KubeConnection::from_client(fake.client("shop"), "shop");
+    let router = canary_kubernetes::kubernetes_router(&spec, connection).unwrap();
+    set_and_verify(router.as_ref(), 10).await.unwrap();
+    assert!(profile(&fake).is_none());
 }

@@ -3,8 +3,9 @@
 //! weights are and the Role that should be all they need; and small helpers.
 
 use canary_core::policy::{
-    CreateCanaryIngress, GatewaySpec, HttpRouteSpec, IstioDestination, IstioVirtualServiceSpec,
-    KubeObjectRef, NginxIngressSpec, RuleRef, SmiTrafficSplitSpec, TraefikServiceSpec,
+    AppliedBy, CreateCanaryIngress, GatewaySpec, HttpRouteSpec, IstioDestination,
+    IstioVirtualServiceSpec, KubeObjectRef, NginxIngressSpec, RuleRef, SmiTrafficSplitSpec,
+    TraefikServiceSpec,
 };
 use canary_core::ports::TrafficRouter;
 use canary_fake_kube_api::FakeApiServer;
@@ -62,6 +63,9 @@ impl Case {
     /// A fake holding this case's objects.
     pub(crate) async fn fake(&self) -> FakeApiServer {
         let fake = FakeApiServer::start().await;
+        if self.group == "split.smi-spec.io" {
+            fake.run_linkerd_smi_adaptor(AppliedBy::DEFAULT_CLUSTER_DOMAIN);
+        }
         for object in &self.objects {
             fake.insert(object.clone());
         }
@@ -184,6 +188,13 @@ pub(crate) fn traffic_split_case() -> Case {
             stable: "checkout-stable".to_owned(),
             canary: "checkout-canary".to_owned(),
             weight_total: 100,
+            // What a v1alpha2 policy gets by default, with a short wait: the fake's linkerd-smi
+            // adaptor (started by `Case::fake`) applies in the same request.
+            applied_by: AppliedBy::LinkerdServiceProfile {
+                cluster_domain: AppliedBy::DEFAULT_CLUSTER_DOMAIN.to_owned(),
+                apply_timeout: std::time::Duration::from_secs(1),
+                default: false,
+            },
         }),
         group: "split.smi-spec.io",
         resource: "trafficsplits",

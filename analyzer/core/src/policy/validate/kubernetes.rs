@@ -203,6 +203,9 @@ impl Validator {
             );
             let total =
                 self.weight_total(&format!("{path}.weight-total"), split.weight_total.as_ref());
+            let applied_by = api_version
+                .as_deref()
+                .and_then(|version| self.applied_by(path, split, version));
             return Some((|| {
                 let (stable, canary) = backends?;
                 Some(GatewaySpec::SmiTrafficSplit(SmiTrafficSplitSpec {
@@ -211,6 +214,7 @@ impl Validator {
                     stable,
                     canary,
                     weight_total: total?,
+                    applied_by: applied_by?,
                 }))
             })());
         }
@@ -395,6 +399,63 @@ impl Validator {
         }
     }
 
+    /// Where a TrafficSplit's weights show as applied: Linkerd's ServiceProfile unless the
+    /// policy or the API version (v1alpha3/v1alpha4 are other meshes') says otherwise.
+    fn applied_by(
+        &mut self,
+        path: &str,
+        split: &RawSmiTrafficSplit,
+        api_version: &str,
+    ) -> Option<AppliedBy> {
+        let linkerd_default = api_version == "split.smi-spec.io/v1alpha2";
+        let as_written = split.service_profile.is_none()
+            && split.cluster_domain.is_none()
+            && split.apply_timeout.is_none();
+        let linkerd = split
+            .service_profile
+            .as_ref()
+            .map_or(linkerd_default, |at| at.value);
+        if !linkerd {
+            const NOT_READ: &str = "is about Linkerd's ServiceProfile, which is not read: set `service-profile: true` or remove it";
+            if let Some(at) = &split.cluster_domain {
+                self.problem(format!("{path}.cluster-domain"), Some(at), NOT_READ);
+                return None;
+            }
+            if let Some(at) = &split.apply_timeout {
+                self.problem(format!("{path}.apply-timeout"), Some(at), NOT_READ);
+                return None;
+            }
+            return Some(AppliedBy::TrafficSplit {
+                default: as_written,
+            });
+        }
+        let cluster_domain = match &split.cluster_domain {
+            None => AppliedBy::DEFAULT_CLUSTER_DOMAIN.to_owned(),
+            Some(at) if is_dns_domain(&at.value) => at.value.clone(),
+            Some(at) => {
+                self.problem(
+                    format!("{path}.cluster-domain"),
+                    Some(at),
+                    format!(
+                        "expected a DNS domain such as cluster.local, not {:?}",
+                        at.value
+                    ),
+                );
+                return None;
+            }
+        };
+        let apply_timeout = self.positive_duration(
+            &format!("{path}.apply-timeout"),
+            split.apply_timeout.as_ref(),
+            AppliedBy::DEFAULT_APPLY_TIMEOUT,
+        )?;
+        Some(AppliedBy::LinkerdServiceProfile {
+            cluster_domain,
+            apply_timeout,
+            default: as_written,
+        })
+    }
+
     fn weight_total(&mut self, path: &str, raw: Option<&At<i64>>) -> Option<u32> {
         match raw {
             None => Some(100),
@@ -523,5 +584,20 @@ fn is_dns_subdomain(name: &str) -> bool {
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
                 && !part.starts_with('-')
                 && !part.ends_with('-')
+        })
+}
+
+/// Lowercase DNS labels (letters, digits, inner hyphens; 1–63 characters) joined by dots.
+fn is_dns_domain(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 253
+        && text.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         })
 }

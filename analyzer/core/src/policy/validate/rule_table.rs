@@ -543,6 +543,36 @@ const ROWS: &[Row] = &[
         &[(
             "gateway",
             gateway!(
+                "smi-traffic-split: {name: s, stable: a, canary: b, cluster-domain: Cluster.Local}"
+            ),
+        )],
+        "gateway.smi-traffic-split.cluster-domain",
+        "expected a DNS domain such as cluster.local",
+    ),
+    row(
+        &[(
+            "gateway",
+            gateway!(
+                "smi-traffic-split: {name: s, stable: a, canary: b, service-profile: false, cluster-domain: example.org}"
+            ),
+        )],
+        "gateway.smi-traffic-split.cluster-domain",
+        "Linkerd's ServiceProfile, which is not read",
+    ),
+    row(
+        &[(
+            "gateway",
+            gateway!(
+                "smi-traffic-split: {name: s, api-version: split.smi-spec.io/v1alpha4, stable: a, canary: b, apply-timeout: 5s}"
+            ),
+        )],
+        "gateway.smi-traffic-split.apply-timeout",
+        "Linkerd's ServiceProfile, which is not read",
+    ),
+    row(
+        &[(
+            "gateway",
+            gateway!(
                 "istio-virtual-service: {name: vs, api-version: networking.istio.io/v2, stable: {host: a}, canary: {host: c}}"
             ),
         )],
