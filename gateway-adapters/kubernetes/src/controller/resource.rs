@@ -29,6 +29,8 @@ pub const DEFAULT_POLICY_KEY: &str = "policy.yaml";
 /// A canary rollout that `canary controller` carries out: the policy that says how (steps,
 /// checks, gateway), and what is rolled out. A new `revision` (or a new pod template of the
 /// `targetRef` Deployment) starts a new rollout; the last one's state is archived.
+// Each printer column says `type_ = "string"` again, which clippy takes for a repeat.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[kube(
     group = "canary.dev",
