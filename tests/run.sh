@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The one test command: installs what the tests need when it is missing (Debian packages:
-# prometheus, haproxy, nginx-light, chromium, python3; pinned Python linters), then checks
-# formatting and lints, lints the files canary ships (tests/lint-dist.sh) and runs the whole
-# suite. `.ci/run` calls exactly this.
+# prometheus, haproxy, nginx-light, chromium, python3; pinned Python linters; cargo-machete),
+# then checks formatting, unused dependencies and lints, lints the files canary ships
+# (tests/lint-dist.sh) and runs the whole suite. `.ci/run` calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,6 +46,13 @@ disk_report "before the build"
 trap 'disk_report "at the end"' EXIT
 
 cargo fmt --all -- --check
+# No dependency a crate does not use (issue 14): cargo-machete, pinned, built once into
+# target/tools (about 3 CPU-minutes; it reads the sources, so it needs no nightly).
+machete=target/tools/bin/cargo-machete
+if ! "$machete" --version 2>/dev/null | grep -qx '0.9.2'; then
+  cargo install --quiet --locked cargo-machete@0.9.2 --root target/tools
+fi
+"$machete"
 tests/lint-dist.sh "$tools/bin"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The binary without its default features (`kubernetes`, `demo`): it must lint clean too, and
