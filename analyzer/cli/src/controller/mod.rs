@@ -181,7 +181,7 @@ pub(crate) async fn reconcile(
                     &status,
                 )
                 .await
-                .map_err(ReconcileError)?;
+                .map_err(|err| ReconcileError(err.to_string()))?;
                 task::event(&context, &resource, "Warning", "Invalid", &problem).await;
             }
             return Ok(Action::await_change());

@@ -45,6 +45,7 @@ pub(crate) async fn run(context: Arc<Context>, resource: Arc<CanaryRollout>, pre
         match run_once(&context, &resource, &prepared).await {
             Ok(()) => return,
             Err(Stop::Invalid(problem)) => {
+                tracing::warn!("{problem}");
                 let status = invalid_status(
                     &problem,
                     resource.metadata.generation,
@@ -183,14 +184,15 @@ async fn drive(
         return Err(failed(err));
     }
     let result = drive_claimed(context, policy, store, &machine, &mut rollout, &publisher).await;
-    publisher.publish(&rollout);
-    publisher.finish().await;
+    // The claim first, then the last status: whoever sees the rollout ended finds it free.
     if let Err(err) = store.release().await {
         tracing::warn!(
             "{}: releasing the claim: {err}",
             resource::describe(resource)
         );
     }
+    publisher.publish(&rollout);
+    publisher.finish().await;
     tracing::info!(
         "{namespace}/{name}: {} ({})",
         rollout.phase().name(),
@@ -367,6 +369,16 @@ impl StateStore for PublishingStore<'_> {
     }
 
     async fn save(&self, rollout: &Rollout) -> canary_core::Result<()> {
+        if self.publisher.is_gone() {
+            // The CanaryRollout was deleted: its rollout stops where it stands (the state
+            // stays in its ConfigMap), as `canary rollout` stops when its state cannot be
+            // saved. A rollback in progress goes on (the driver sets weight 0 anyway).
+            return Err(canary_core::Error::Usage(format!(
+                "{} was deleted: its rollout stops where it stands (state in {})",
+                resource::describe(&self.publisher.resource),
+                self.publisher.configmap
+            )));
+        }
         self.inner.save(rollout).await?;
         self.publisher.publish(rollout);
         Ok(())
@@ -399,6 +411,8 @@ struct StatusPublisher {
     latest: watch::Sender<Option<CanaryRolloutStatus>>,
     events: tokio::sync::mpsc::UnboundedSender<Announcement>,
     finished: Arc<tokio::sync::Notify>,
+    /// Set when the resource turned out deleted.
+    gone: Arc<std::sync::atomic::AtomicBool>,
     writer: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     resource: Arc<CanaryRollout>,
     configmap: String,
@@ -416,9 +430,11 @@ impl StatusPublisher {
         let (latest, mut receiver) = watch::channel::<Option<CanaryRolloutStatus>>(None);
         let (events, mut announcements) = tokio::sync::mpsc::unbounded_channel::<Announcement>();
         let finished = Arc::new(tokio::sync::Notify::new());
+        let gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let writer = tokio::spawn({
             let resource = resource.clone();
             let finished = finished.clone();
+            let gone = gone.clone();
             async move {
                 let namespace = resource.namespace().unwrap_or_default();
                 let name = resource.name_any();
@@ -442,6 +458,13 @@ impl StatusPublisher {
                             .await
                         {
                             Ok(()) => written = Some(status),
+                            Err(StatusWriteError::Gone(message)) => {
+                                // Deleted: the rollout stops at its next save (see
+                                // PublishingStore), where it stands.
+                                gone.store(true, std::sync::atomic::Ordering::SeqCst);
+                                tracing::warn!("{message}");
+                                return;
+                            }
                             Err(err) => tracing::warn!("{namespace}/{name}: {err}"),
                         }
                     }
@@ -460,6 +483,7 @@ impl StatusPublisher {
             latest,
             events,
             finished,
+            gone,
             writer: tokio::sync::Mutex::new(Some(writer)),
             resource,
             configmap,
@@ -490,6 +514,11 @@ impl StatusPublisher {
             let _ = self.events.send(announcement);
         }
         self.latest.send_replace(Some(status));
+    }
+
+    /// Whether the resource turned out deleted when its status was written.
+    fn is_gone(&self) -> bool {
+        self.gone.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Writes what was handed over last, now, and stops.
@@ -549,8 +578,9 @@ pub(crate) async fn write_status(
     name: &str,
     previous: Option<&CanaryRolloutStatus>,
     status: &CanaryRolloutStatus,
-) -> Result<(), String> {
-    let mut value = serde_json::to_value(status).map_err(|e| e.to_string())?;
+) -> Result<(), StatusWriteError> {
+    let mut value =
+        serde_json::to_value(status).map_err(|e| StatusWriteError::Failed(e.to_string()))?;
     if let (Some(previous), Some(map)) = (
         previous.and_then(|p| serde_json::to_value(p).ok()),
         value.as_object_mut(),
@@ -568,7 +598,34 @@ pub(crate) async fn write_status(
     )
     .await
     .map(|_| ())
-    .map_err(|err| format!("writing the status of CanaryRollout {namespace}/{name}: {err}"))
+    .map_err(|err| {
+        let gone = matches!(&err, kube::Error::Api(status) if status.code == 404);
+        let message = format!("writing the status of CanaryRollout {namespace}/{name}: {err}");
+        if gone {
+            StatusWriteError::Gone(message)
+        } else {
+            StatusWriteError::Failed(message)
+        }
+    })
+}
+
+/// Why a status could not be written.
+#[derive(Debug)]
+pub(crate) enum StatusWriteError {
+    /// The resource is gone (deleted).
+    Gone(String),
+    /// Any other failure.
+    Failed(String),
+}
+
+impl std::fmt::Display for StatusWriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StatusWriteError::Gone(message) | StatusWriteError::Failed(message) => {
+                f.write_str(message)
+            }
+        }
+    }
 }
 
 /// Records a Kubernetes Event about the resource (`kubectl describe` shows them). An Event

@@ -314,3 +314,32 @@ fn wait_gives_up_at_its_timeout_and_never_answers_with_an_older_revisions_outcom
     let malformed = run(&["wait", "--kube", "checkout"]);
     assert_eq!(malformed.code, Some(2), "{}", malformed.stderr);
 }
+
+/// A CanaryRollout deleted mid-rollout: its rollout stops where it stands (no finalizer yet,
+/// so the weight is left as it is, like a `canary rollout` whose state cannot be saved);
+/// the controller does not go on moving traffic for a resource that no longer exists.
+#[test]
+fn a_rollout_whose_resource_is_deleted_stops_where_it_stands() {
+    let world = World::start(&[]);
+    install(&world, "v4");
+    let running = Running::spawn(&mut controller(&world, "controller-a"));
+    assert!(
+        wait_until(Duration::from_secs(60), || world.canary_weights().last()
+            == Some(&25)),
+        "reached 25%: weights {:?}\n{}",
+        world.canary_weights(),
+        running.stderr()
+    );
+    world.fake.remove(GROUP, RESOURCE, NS, NAME);
+    assert!(
+        wait_until(Duration::from_secs(20), || running
+            .stderr()
+            .contains("was deleted: its rollout stops where it stands")),
+        "the controller noticed: {}",
+        running.stderr()
+    );
+    let stopped_at = world.canary_weights();
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(world.canary_weights(), stopped_at, "{}", running.stderr());
+    assert!(!stopped_at.contains(&100), "{stopped_at:?}");
+}
