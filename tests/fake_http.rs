@@ -4,7 +4,7 @@
 //! it got. It is a plain thread, so async and blocking tests use it alike.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,6 +27,7 @@ impl FakeServer {
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
                 let request = read_request(&mut stream);
                 // Kept before answering: a client that has its answer finds its request here.
                 kept.lock()
@@ -70,9 +71,9 @@ impl FakeServer {
     }
 }
 
-/// Reads one request's head and its body (by `content-length`).
-fn read_request(stream: &mut TcpStream) -> String {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+/// Reads one request's head and its body (by `content-length`), from a plain or a TLS
+/// stream (whose read timeout is set already).
+pub(crate) fn read_request(stream: &mut impl Read) -> String {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     while let Ok(n) = stream.read(&mut chunk) {

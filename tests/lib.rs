@@ -6,7 +6,10 @@
 //! silent skip: `tests/run.sh` installs them.
 
 pub mod demo;
+pub mod fake_aws;
 pub mod fake_http;
+pub mod fake_oauth2;
+pub mod fake_tls;
 pub mod haproxy;
 pub mod leaks;
 pub mod nginx;

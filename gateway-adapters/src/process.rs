@@ -52,11 +52,28 @@ pub enum CommandFailure {
     Wait(io::Error),
 }
 
-/// Runs `argv` with the extra environment variables `env` and kills it (with its whole
-/// process group) when it runs longer than `timeout`.
+/// Runs `argv` with canary's environment plus the variables `env`, and kills it (with its
+/// whole process group) when it runs longer than `timeout`.
 pub(crate) async fn run(
     argv: &[String],
     env: &[(&str, String)],
+    timeout: Duration,
+) -> Result<Finished, CommandFailure> {
+    run_in(argv, Environment::Inherited(env), timeout).await
+}
+
+/// The environment a command runs with.
+pub(crate) enum Environment<'a> {
+    /// canary's own, plus these.
+    Inherited(&'a [(&'a str, String)]),
+    /// These only (a hook's minimal environment: nothing of canary's leaks in unasked).
+    Only(&'a [(String, String)]),
+}
+
+/// [`run`] with the environment spelled out.
+pub(crate) async fn run_in(
+    argv: &[String],
+    environment: Environment<'_>,
     timeout: Duration,
 ) -> Result<Finished, CommandFailure> {
     let Some((program, args)) = argv.split_first() else {
@@ -66,9 +83,17 @@ pub(crate) async fn run(
         )));
     };
     let deadline = Instant::now() + timeout;
-    let mut child = Command::new(program)
+    let mut command = Command::new(program);
+    match environment {
+        Environment::Inherited(env) => {
+            command.envs(env.iter().map(|(k, v)| (k, v)));
+        }
+        Environment::Only(env) => {
+            command.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
+        }
+    }
+    let mut child = command
         .args(args)
-        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -113,3 +113,46 @@ pub(crate) fn verdict_of(report: &serde_json::Value, name: &str) -> String {
         .expect("a verdict")
         .to_owned()
 }
+
+/// `canary analyze` of the last 5 seconds against the Prometheus API at `url`, with `policy`
+/// written into `dir` and every report format (and the step summary) written there too: what
+/// the redaction tests search.
+pub(crate) fn analyze_last_5s_with_every_report(
+    dir: &Path,
+    url: &str,
+    policy: &str,
+    envs: &[(&str, &str)],
+) -> Run {
+    let policy = write_policy(dir, "policy.yaml", policy);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_secs();
+    let (start, end) = ((now - 5).to_string(), now.to_string());
+    let summary = dir.join("step-summary.md").display().to_string();
+    let mut envs = envs.to_vec();
+    envs.push(("GITHUB_STEP_SUMMARY", &summary));
+    let out = |format: &str, file: &str| format!("{format}:{}", dir.join(file).display());
+    canary(
+        &[
+            "analyze",
+            "--policy",
+            policy.to_str().expect("a UTF-8 path"),
+            "--prometheus",
+            url,
+            "--start",
+            &start,
+            "--end",
+            &end,
+            "--output",
+            &out("json", "report.json"),
+            "--output",
+            &out("markdown", "report.md"),
+            "--output",
+            &out("html", "report.html"),
+            "--output",
+            &out("junit", "report.xml"),
+        ],
+        &envs,
+    )
+}

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use canary_tests::fake_http::{FakeServer, body_of, header_of, http};
 use canary_tests::leaks::{self, assert_no_secret, base64, percent};
 
-use crate::canary_run::{Run, canary, read_json, write_policy};
+use crate::canary_run::{Run, analyze_last_5s_with_every_report, canary, read_json, write_policy};
 
 /// The bearer token: characters that URL-encoding, base64 alignment and HTML escaping all
 /// change, so that each encoded form differs from the raw one.
@@ -101,38 +101,8 @@ metrics:
     )
 }
 
-/// `canary analyze` of the last 5 seconds against `url`, writing every report format into
-/// `dir` and the step summary too.
 fn analyze(dir: &Path, url: &str, policy: &str, envs: &[(&str, &str)]) -> Run {
-    let policy = write_policy(dir, "policy.yaml", policy);
-    let (start, end) = ((now() - 5).to_string(), now().to_string());
-    let summary = dir.join("step-summary.md");
-    let mut envs = envs.to_vec();
-    let summary_text = summary.display().to_string();
-    envs.push(("GITHUB_STEP_SUMMARY", &summary_text));
-    let out = |format: &str, file: &str| format!("{format}:{}", dir.join(file).display());
-    canary(
-        &[
-            "analyze",
-            "--policy",
-            policy.to_str().unwrap(),
-            "--prometheus",
-            url,
-            "--start",
-            &start,
-            "--end",
-            &end,
-            "--output",
-            &out("json", "report.json"),
-            "--output",
-            &out("markdown", "report.md"),
-            "--output",
-            &out("html", "report.html"),
-            "--output",
-            &out("junit", "report.xml"),
-        ],
-        &envs,
-    )
+    analyze_last_5s_with_every_report(dir, url, policy, envs)
 }
 
 #[test]
@@ -610,6 +580,55 @@ fn an_unusable_metrics_source_still_writes_every_requested_report_with_exit_4() 
             "{what}: outside markup is escaped in the HTML report"
         );
         assert_no_secret(&outputs_of(&run, dir.path()), &[TOKEN]);
+    }
+}
+
+/// [`healthy`], but the error-rate check's canary count is `NaN`.
+fn nan_counts(request: &str) -> String {
+    let healthy = healthy(request);
+    if !body_of(request).contains("canary_series") {
+        return healthy;
+    }
+    let body = body_of(&healthy).replacen(r#""100000""#, r#""NaN""#, 1);
+    http("200 OK", "application/json", &body)
+}
+
+/// Issue 12 (pre-flight): an answer that is there but unusable — refused as bad data, a
+/// count that is `NaN`, a partial answer — used to pass the pre-flight, so the canary got
+/// 10 % and then every tick was an `error`. Each is exit 4 now, before any weight moves,
+/// every report written, the check and its problem named.
+#[test]
+fn a_preflight_reading_an_unusable_answer_is_exit_4_with_nothing_moved() {
+    type Answer = fn(&str) -> String;
+    let answers: [(&str, Answer, &str); 3] = [
+        ("400 bad_data", echoing_bad_data, "refused the query"),
+        ("a NaN count", nan_counts, "errors"),
+        ("a partial answer", thanos_partial, "partial response"),
+    ];
+    for (what, answer, named) in answers {
+        let server = FakeServer::start(answer);
+        let dir = tempfile::tempdir().unwrap();
+        let gateway = command_gateway(dir.path());
+        let (run, status) = rollout_with_reports(
+            dir.path(),
+            &format!("http://{}", server.address),
+            "",
+            &gateway,
+        );
+        assert_error_reports(dir.path(), &run, &status, "pre-flight");
+        let reason = read_json(&dir.path().join("report.json"))["reason"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            reason.contains(named) && reason.contains("nothing was changed"),
+            "{what}: {reason}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("weight")).unwrap(),
+            "0",
+            "{what}: the canary's weight moved"
+        );
     }
 }
 

@@ -10,6 +10,7 @@ mod metrics_faults;
 mod metrics_live;
 mod metrics_scenarios;
 mod notifications;
+mod providers;
 mod reports;
 mod rollout;
 mod rollout_crash;

@@ -399,7 +399,7 @@ fn a_rollback_keeps_setting_weight_0_through_a_gateway_outage_and_reports_the_ex
     let policy = stack.policy(&gateway, crate::rollout_safety::SLOW);
     let report_path = stack.report_path("report.json");
     let output = format!("json:{}", report_path.display());
-    let (mut process, _stderr) = spawn(
+    let (mut process, stderr) = spawn(
         "rollout",
         &policy,
         &stack,
@@ -411,6 +411,23 @@ fn a_rollback_keeps_setting_weight_0_through_a_gateway_outage_and_reports_the_ex
     // The gateway refuses for a few seconds; the rollback keeps trying, then gets through.
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(std::fs::read_to_string(&weight).unwrap().trim(), "10");
+    // Each failed attempt is said while the retrying goes on (it used to be said only once
+    // it had ended), with how long the canary has been exposed so far.
+    let live: Vec<String> = stderr.try_iter().collect();
+    let warned = live
+        .iter()
+        .filter(|l| l.contains("rolling back: setting weight 0 failed (attempt "))
+        .collect::<Vec<_>>();
+    assert!(
+        warned.len() >= 2,
+        "no failed attempt was said while retrying: {live:#?}"
+    );
+    assert!(
+        warned
+            .iter()
+            .all(|l| l.contains("the canary has served traffic for") && l.contains("503")),
+        "{warned:#?}"
+    );
     std::fs::remove_file(&down).unwrap();
     assert!(
         weight_is(&weight, "0"),
@@ -446,7 +463,7 @@ fn a_rollback_gives_up_after_its_bound_with_exit_4() {
     assert!(
         lines
             .iter()
-            .any(|l| l.contains("setting weight 0 failed (attempt 2)")),
+            .any(|l| l.contains("setting weight 0 failed (attempt 2,")),
         "{lines:?}"
     );
     assert!(

@@ -2,7 +2,8 @@
 //! a leftover `canary promote` never promotes another rollout; a saved state that the
 //! policy could not have produced is refused (exit 2) with the gateway untouched; a weight
 //! lost by an HAProxy restart is caught at the next tick and set again; a rerun of a
-//! finished rollout looks at the gateway before it reports.
+//! finished rollout looks at the gateway before it reports; a paused driver loses its claim
+//! and touches nothing once resumed.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -308,5 +309,64 @@ fn a_rerun_of_a_promoted_rollout_puts_the_final_weight_back() {
         haproxy.canary_percent(),
         Some(100),
         "reported promoted while HAProxy served 10%"
+    );
+}
+
+/// A driver is alive while it renews its claim (a heartbeat every sixth of the claim's time
+/// to live): a second `canary rollout` is refused after longer than the time to live. Paused
+/// (SIGSTOP) for longer than that, it is no longer alive: `canary abort` takes the claim
+/// over without `--take-over` and rolls back. Resumed (SIGCONT), the old driver finds it
+/// lost the claim before its next write and stops with exit 4, leaving HAProxy at 0 %
+/// and the state as the new holder left it.
+#[test]
+fn a_paused_driver_loses_its_claim_and_touches_nothing_when_it_resumes() {
+    let (stack, haproxy, policy) = haproxy_stack("");
+    let ttl = [("CANARY_CLAIM_TTL", "3s")];
+    let all = args("rollout", &policy, &stack, &["--id", "paused"]);
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    let (mut owner, owner_stderr) = spawn_canary(&refs, &ttl);
+    assert!(at_percent(&haproxy, 10));
+    // Longer than the time to live: only the heartbeat keeps the claim.
+    std::thread::sleep(Duration::from_secs(5));
+    let second = canary(&refs, &ttl);
+    assert_eq!(second.code, 4, "{}", second.all());
+    assert!(
+        second
+            .stderr
+            .contains("in progress, driven by another process"),
+        "{}",
+        second.all()
+    );
+
+    owner.signal("STOP");
+    std::thread::sleep(Duration::from_millis(4500));
+    let abort = run("abort", &policy, &stack, &["--reason", "the driver hangs"]);
+    assert!(
+        at_percent(&haproxy, 0),
+        "abort did not take the stale claim over: {}",
+        abort.all()
+    );
+    assert_eq!(
+        saved(&stack)["phase"]["phase"],
+        "rolled-back",
+        "{}",
+        abort.all()
+    );
+    let after_abort = std::fs::read_to_string(state_file(&stack)).unwrap();
+
+    owner.signal("CONT");
+    let status = owner.wait_exit(Duration::from_secs(30));
+    let stderr = crate::canary_run::all_lines(&owner_stderr);
+    assert_eq!(status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("taken over by pid"), "{stderr}");
+    assert_eq!(
+        haproxy.canary_percent(),
+        Some(0),
+        "the resumed driver wrote a weight: {stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(state_file(&stack)).unwrap(),
+        after_abort,
+        "the resumed driver wrote the state: {stderr}"
     );
 }

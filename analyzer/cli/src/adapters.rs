@@ -42,11 +42,13 @@ pub(crate) fn configmap_store(
     namespace: Option<String>,
     service: &str,
     name: Option<String>,
+    claim_ttl: std::time::Duration,
 ) -> canary_core::Result<Box<dyn StateStore>> {
     let connection = canary_kubernetes::KubeConnection::infer(context, namespace.clone());
-    Ok(Box::new(canary_kubernetes::ConfigMapStateStore::new(
-        connection, namespace, service, name,
-    )?))
+    Ok(Box::new(
+        canary_kubernetes::ConfigMapStateStore::new(connection, namespace, service, name)?
+            .with_claim_ttl(claim_ttl),
+    ))
 }
 
 #[cfg(not(feature = "kubernetes"))]
@@ -55,6 +57,7 @@ pub(crate) fn configmap_store(
     _namespace: Option<String>,
     _service: &str,
     _name: Option<String>,
+    _claim_ttl: std::time::Duration,
 ) -> canary_core::Result<Box<dyn StateStore>> {
     Err(without_kubernetes("`--state-store configmap`"))
 }

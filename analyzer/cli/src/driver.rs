@@ -92,7 +92,15 @@ impl Driver<'_> {
         // Notifications go out in the background (a slow receiver never holds the rollout
         // up); the ones under way are waited for, within their timeouts, before returning.
         let mut sending = tokio::task::JoinSet::new();
-        let outcome = self.run_effects(rollout, first, &mut sending).await;
+        // The claim's heartbeat beats beside the effects, on this task: a process that is
+        // paused, or stuck without reaching the scheduler, stops renewing it (that is what
+        // "alive" means, see canary_core::claim). A heartbeat that finds the claim taken
+        // over stops the rollout at once; before that, every write checks the claim.
+        let store = self.store;
+        let outcome = tokio::select! {
+            outcome = self.run_effects(rollout, first, &mut sending) => outcome,
+            lost = heartbeat(store) => Err(lost.into()),
+        };
         while let Some(result) = sending.join_next().await {
             if let Ok(failures) = result {
                 for failure in failures {
@@ -118,6 +126,11 @@ impl Driver<'_> {
                     // Between effects: hand the interrupt to the machine instead.
                     next = Some(Event::Interrupted);
                     break;
+                }
+                if effect.writes() {
+                    // The fence: a driver that lost its claim (paused while another took
+                    // over) touches nothing more.
+                    self.store.check_claim().await?;
                 }
                 match effect {
                     Effect::Persist => self.persist(rollout).await?,
@@ -149,7 +162,13 @@ impl Driver<'_> {
                                 canary_core::rollout::Phase::RollingBack { .. }
                             );
                         let result = if rolling_back {
-                            self.set_zero_retrying().await
+                            // Since the first weight above 0: how long the canary served.
+                            let exposed_since = rollout
+                                .weights()
+                                .iter()
+                                .find(|w| w.weight > 0)
+                                .map(|w| w.at);
+                            self.set_zero_retrying(exposed_since).await
                         } else {
                             set_and_verify(self.router, weight)
                                 .await
@@ -249,6 +268,9 @@ impl Driver<'_> {
             let progress = &progress;
             async move {
                 store.save(rollout).await.map_err(|err| {
+                    if matches!(err, canary_core::Error::ClaimLost(_)) {
+                        return Failure::Final(err);
+                    }
                     if attempt < PERSIST_BACKOFF.attempts() {
                         progress
                             .lock()
@@ -267,10 +289,11 @@ impl Driver<'_> {
         match saved {
             Ok(()) => Ok(()),
             Err(err)
-                if matches!(
-                    rollout.phase(),
-                    canary_core::rollout::Phase::RollingBack { .. }
-                ) =>
+                if !matches!(err, canary_core::Error::ClaimLost(_))
+                    && matches!(
+                        rollout.phase(),
+                        canary_core::rollout::Phase::RollingBack { .. }
+                    ) =>
             {
                 self.progress.line(&format!(
                     "warning: the state could not be saved ({}); rolling back anyway",
@@ -334,9 +357,11 @@ impl Driver<'_> {
 
     /// Sets weight 0 for a rollback, retrying a failing gateway with a doubling pause
     /// (canary_core::retry: 0.5 s, up to 10 s) for at most `rollback_retry_for`: a bad canary
-    /// must not stay exposed because the gateway hiccupped once. Each failed attempt is said;
-    /// after the last one the error names how long it tried.
-    async fn set_zero_retrying(&mut self) -> Result<(), String> {
+    /// must not stay exposed because the gateway hiccupped once. Each failed attempt is said
+    /// as it happens, with how long the canary has served traffic so far (a person watching
+    /// must not learn of a minute of retries only at its end); after the last one the error
+    /// names how long it tried.
+    async fn set_zero_retrying(&mut self, exposed_since: Option<Timestamp>) -> Result<(), String> {
         use canary_core::retry::{Backoff, Failure, retry};
         let started = std::time::Instant::now();
         let bound = self.rollback_retry_for;
@@ -346,21 +371,43 @@ impl Driver<'_> {
             u32::MAX,
         );
         let router = self.router;
-        let failures = Mutex::new(Vec::new());
-        let result = retry(backoff, tokio::time::sleep, |attempt| {
-            let failures = &failures;
+        let store = self.store;
+        let clock = self.clock;
+        // A Mutex rather than a RefCell: the drive must be Send (the controller runs many).
+        let progress = Mutex::new(&mut *self.progress);
+        retry(backoff, tokio::time::sleep, |attempt| {
+            let progress = &progress;
             async move {
+                if let Err(lost) = store.check_claim().await
+                    && matches!(lost, canary_core::Error::ClaimLost(_))
+                {
+                    return Err(Failure::Final(error_chain(&lost)));
+                }
                 match set_and_verify(router, 0).await {
                     Ok(()) => Ok(()),
                     Err(err) => {
                         let text = error_chain(&err);
-                        failures
+                        let exposed = exposed_since.map_or_else(String::new, |since| {
+                            format!(
+                                "; the canary has served traffic for {:.1} s",
+                                clock.now().duration_since(since).as_secs_f64().max(0.0)
+                            )
+                        });
+                        let pause = backoff.pause(attempt);
+                        let gives_up = started.elapsed() + pause > bound;
+                        let next = if gives_up {
+                            "giving up".to_owned()
+                        } else {
+                            format!("trying again in {:.1} s", pause.as_secs_f64())
+                        };
+                        progress
                             .lock()
                             .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .push(format!(
-                            "warning: rolling back: setting weight 0 failed (attempt {attempt}): {text}"
+                            .line(&format!(
+                            "warning: rolling back: setting weight 0 failed (attempt {attempt}, {:.1} s into the rollback{exposed}; {next}): {text}",
+                            started.elapsed().as_secs_f64()
                         ));
-                        if started.elapsed() + backoff.pause(attempt) > bound {
+                        if gives_up {
                             Err(Failure::Final(format!(
                                 "{text} (weight 0 tried {attempt} times over {:.1} s, the bound of --rollback-retry-for)",
                                 started.elapsed().as_secs_f64()
@@ -372,14 +419,7 @@ impl Driver<'_> {
                 }
             }
         })
-        .await;
-        for line in failures
-            .into_inner()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-        {
-            self.progress.line(&line);
-        }
-        result
+        .await
     }
 
     /// Waits until `until`, or until an interrupt or a request from another shell.
@@ -433,9 +473,29 @@ impl Driver<'_> {
     }
 }
 
+/// Renews the store's claim every heartbeat period, for as long as it is polled; returns
+/// only when the claim turns out to be lost. Other failures to renew are let be: a claim
+/// that goes stale meanwhile is found lost by the check before the next write.
+async fn heartbeat(store: &dyn StateStore) -> canary_core::Error {
+    let Some(period) = store.heartbeat_period() else {
+        return std::future::pending().await;
+    };
+    loop {
+        tokio::time::sleep(period).await;
+        if let Err(err) = store.heartbeat().await
+            && matches!(err, canary_core::Error::ClaimLost(_))
+        {
+            return err;
+        }
+    }
+}
+
 /// The pre-flight's reads: the gateway's weight, and every check of the metrics source over
 /// the last minute (a window with data in it whatever the source; what is read is thrown
-/// away). Returns what failed, in words.
+/// away). A check whose answer is unusable ([`Reading::Invalid`]) fails it; one with no data
+/// does not. Returns what failed, in words.
+///
+/// [`Reading::Invalid`]: canary_core::observation::Reading::Invalid
 pub(crate) async fn preflight_reads(
     router: &dyn TrafficRouter,
     source: &dyn MetricsSource,
@@ -449,13 +509,33 @@ pub(crate) async fn preflight_reads(
         )
     })?;
     let since = now - jiff::SignedDuration::from_secs(60);
-    source.read(since, now).await.map_err(|err| {
+    let tick = source.read(since, now).await.map_err(|err| {
         format!(
             "reading the checks from {}: {}",
             source.describe(),
             error_chain(&err)
         )
     })?;
+    // An answer that is there but unusable (refused as bad PromQL, NaN, several series, a
+    // partial answer, too many series) would be an `error` at every tick: not a rollout
+    // to start. No data is fine here: a canary that has served nothing yet has none.
+    let unusable: Vec<String> = tick
+        .readings
+        .iter()
+        .filter_map(|(check, reading)| match reading {
+            canary_core::observation::Reading::Invalid { reason } => {
+                Some(format!("check {check}: {reason}"))
+            }
+            _ => None,
+        })
+        .collect();
+    if !unusable.is_empty() {
+        return Err(format!(
+            "reading the checks from {}: {}",
+            source.describe(),
+            unusable.join("; ")
+        ));
+    }
     Ok(())
 }
 

@@ -77,9 +77,90 @@ const VERDICTS: [Verdict; 5] = [
     Verdict::Fail,
 ];
 
-/// How long a client may take to send a request's head (and an idle keep-alive connection
-/// may stay open) before the metrics server closes the connection.
+/// How long a client may take to send a request's head before the metrics server closes
+/// the connection.
 const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a connection may carry nothing, in either direction, before the metrics server
+/// closes it (a scraper reconnects; a client that only holds a connection open is let go).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The most connections the metrics server keeps open at once; one more is closed as soon
+/// as it is accepted. Each holds a file descriptor, and a rollout that runs out of them
+/// cannot reach its gateway (issue 12: 1,100 idle connections made a rollout exit 4).
+const MAX_CONNECTIONS: usize = 64;
+
+/// What the metrics server allows a connection.
+#[derive(Clone, Copy, Debug)]
+struct ConnectionLimits {
+    head_timeout: Duration,
+    idle_timeout: Duration,
+    max_connections: usize,
+}
+
+const CONNECTION_LIMITS: ConnectionLimits = ConnectionLimits {
+    head_timeout: REQUEST_HEAD_TIMEOUT,
+    idle_timeout: IDLE_TIMEOUT,
+    max_connections: MAX_CONNECTIONS,
+};
+
+/// A connection that remembers when it last carried a byte, for the idle timeout.
+struct IdleTracked<S> {
+    inner: S,
+    last_active: Arc<Mutex<tokio::time::Instant>>,
+}
+
+impl<S> IdleTracked<S> {
+    fn touch(&self) {
+        *self
+            .last_active
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = tokio::time::Instant::now();
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for IdleTracked<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.touch();
+        }
+        polled
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for IdleTracked<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_write(cx, data);
+        if matches!(polled, std::task::Poll::Ready(Ok(n)) if n > 0) {
+            self.touch();
+        }
+        polled
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
 
 /// OpenMetrics, for scrapers that ask for it in `Accept`.
 const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -330,13 +411,13 @@ impl SelfMetrics {
     /// bound (port 0 picks a free one). An address that cannot be bound is bad input
     /// (exit 2), before anything is changed.
     pub(crate) async fn serve(&self, addr: SocketAddr) -> anyhow::Result<SocketAddr> {
-        self.serve_with(addr, REQUEST_HEAD_TIMEOUT).await
+        self.serve_with(addr, CONNECTION_LIMITS).await
     }
 
     async fn serve_with(
         &self,
         addr: SocketAddr,
-        head_timeout: Duration,
+        limits: ConnectionLimits,
     ) -> anyhow::Result<SocketAddr> {
         let listener = TcpListener::bind(addr)
             .await
@@ -359,7 +440,10 @@ impl SelfMetrics {
             })
             .with_state(self.clone());
         // axum::serve sets no timer, so a client that never finishes its request would hold
-        // its connection for good; hyper's own HTTP/1 server, given one, closes it.
+        // its connection for good; hyper's own HTTP/1 server, given one, closes it. A
+        // connection idle for longer than the idle timeout is closed too, and there are never
+        // more than `max_connections` open: file descriptors are the rollout's too.
+        let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -367,14 +451,42 @@ impl SelfMetrics {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 };
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    // Over the limit: closed at once (dropped), not queued.
+                    continue;
+                };
                 let service = TowerToHyperService::new(router.clone());
                 tokio::spawn(async move {
-                    // A scraper that goes away mid-answer is its own business.
-                    let _ = hyper::server::conn::http1::Builder::new()
+                    let _slot = slot;
+                    let last_active = Arc::new(Mutex::new(tokio::time::Instant::now()));
+                    let stream = IdleTracked {
+                        inner: stream,
+                        last_active: last_active.clone(),
+                    };
+                    let connection = hyper::server::conn::http1::Builder::new()
                         .timer(TokioTimer::new())
-                        .header_read_timeout(head_timeout)
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                        .header_read_timeout(limits.head_timeout)
+                        .serve_connection(TokioIo::new(stream), service);
+                    tokio::pin!(connection);
+                    loop {
+                        let idle_until = *last_active
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            + limits.idle_timeout;
+                        tokio::select! {
+                            // A scraper that goes away mid-answer is its own business.
+                            _ = &mut connection => break,
+                            () = tokio::time::sleep_until(idle_until) => {
+                                let idle_since = *last_active
+                                    .lock()
+                                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                                if idle_since.elapsed() >= limits.idle_timeout {
+                                    // Dropping the connection closes it.
+                                    break;
+                                }
+                            }
+                        }
+                    }
                 });
             }
         });
@@ -428,6 +540,18 @@ impl StateStore for MeteredStore {
 
     async fn release(&self) -> canary_core::Result<()> {
         self.store.release().await
+    }
+
+    async fn heartbeat(&self) -> canary_core::Result<()> {
+        self.store.heartbeat().await
+    }
+
+    async fn check_claim(&self) -> canary_core::Result<()> {
+        self.store.check_claim().await
+    }
+
+    fn heartbeat_period(&self) -> Option<std::time::Duration> {
+        self.store.heartbeat_period()
     }
 
     async fn load(&self) -> canary_core::Result<Option<Rollout>> {
@@ -729,7 +853,13 @@ mod tests {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let metrics = SelfMetrics::new("checkout", None);
         let addr = metrics
-            .serve_with("127.0.0.1:0".parse().unwrap(), Duration::from_millis(200))
+            .serve_with(
+                "127.0.0.1:0".parse().unwrap(),
+                ConnectionLimits {
+                    head_timeout: Duration::from_millis(200),
+                    ..CONNECTION_LIMITS
+                },
+            )
             .await
             .unwrap();
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -748,6 +878,58 @@ mod tests {
             !String::from_utf8_lossy(&answer).contains("canary_ticks_total"),
             "no metrics for half a request"
         );
+    }
+
+    /// Issue 12: ≈1,100 idle connections to `--metrics-addr` used up the rollout's file
+    /// descriptors. Connections over the limit are closed at once, idle ones after the idle
+    /// timeout, and then a scrape is answered.
+    #[tokio::test]
+    async fn idle_connections_are_bounded_and_closed_and_scrapes_still_answered() {
+        use tokio::io::AsyncReadExt;
+        let limits = ConnectionLimits {
+            head_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_millis(700),
+            max_connections: 8,
+        };
+        let metrics = SelfMetrics::new("checkout", None);
+        let addr = metrics
+            .serve_with("127.0.0.1:0".parse().unwrap(), limits)
+            .await
+            .unwrap();
+        let mut idle = Vec::new();
+        for _ in 0..40 {
+            idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        }
+        // Those over the limit are closed at once (before the idle timeout).
+        let mut closed_at_once = 0;
+        for stream in &mut idle {
+            let mut byte = [0u8; 1];
+            if let Ok(Ok(0)) =
+                tokio::time::timeout(Duration::from_millis(300), stream.read(&mut byte)).await
+            {
+                closed_at_once += 1;
+            }
+        }
+        assert!(
+            closed_at_once >= 40 - 8,
+            "{closed_at_once} of 40 closed at once, with a limit of 8"
+        );
+        // The rest are closed once idle for longer than the idle timeout.
+        for stream in &mut idle {
+            let mut rest = Vec::new();
+            let closed =
+                tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
+            assert!(
+                matches!(closed, Ok(Ok(0))),
+                "an idle connection stayed open"
+            );
+        }
+        let text = get(
+            addr,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
     }
 
     #[tokio::test]

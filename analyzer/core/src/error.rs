@@ -61,6 +61,13 @@ pub enum Error {
         message: String,
     },
 
+    /// This process's claim on the rollout was taken over (its heartbeat went stale, or
+    /// someone used `--take-over`) or released by someone else: it must stop driving
+    /// without another write to the gateway or the state. Exit code 4. See
+    /// [`crate::claim`].
+    #[error("{0}")]
+    ClaimLost(String),
+
     /// Bad input given on the command line or in a data file, other than a policy or a
     /// recording (those have their own variants). Exit code 2.
     #[error("{0}")]
@@ -87,7 +94,9 @@ impl Error {
         match self {
             Error::Policy(_) | Error::Recording { .. } | Error::Usage(_) => ExitCode::BadInput,
             Error::Statistics { .. } => ExitCode::BadInput,
-            Error::Unavailable { .. } | Error::Mismatch { .. } => ExitCode::Infrastructure,
+            Error::Unavailable { .. } | Error::Mismatch { .. } | Error::ClaimLost(_) => {
+                ExitCode::Infrastructure
+            }
         }
     }
 }

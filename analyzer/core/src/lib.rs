@@ -10,6 +10,7 @@
 //! test and the simulator can run the real judge in virtual time.
 
 pub mod analysis;
+pub mod claim;
 pub mod error;
 pub mod judge;
 pub mod observation;

@@ -102,13 +102,38 @@ pub fn canary_share(canary: u32, stable: u32) -> Option<u8> {
 #[async_trait]
 pub trait StateStore: Send + Sync {
     /// Claims the exclusive right to drive this service's rollout, for as long as this store
-    /// lives (or until [`release`](StateStore::release)). Another driver holding it is an
-    /// [`Error::Mismatch`] that names it, unless `take_over` is set (only for a driver known
-    /// to be gone).
+    /// lives and renews it (or until [`release`](StateStore::release)). Another driver
+    /// holding it is an [`Error::Mismatch`] that names it, unless its claim is stale (no
+    /// heartbeat within its time to live, or its process is known to be gone: see
+    /// [`crate::claim`]) or `take_over` is set (only for a driver known to be gone).
     async fn claim(&self, take_over: bool) -> Result<()>;
 
-    /// Gives the claim up.
+    /// Gives the claim up (only if this store still holds it: a claim taken over is the new
+    /// holder's).
     async fn release(&self) -> Result<()>;
+
+    /// Renews this store's claim: the heartbeat that tells other drivers the holder is alive
+    /// (see [`crate::claim`]). The driver calls it every
+    /// [`heartbeat_period`](crate::claim::heartbeat_period) while it holds the claim. A claim
+    /// another driver took over is [`Error::ClaimLost`]. Stores without heartbeats do
+    /// nothing.
+    async fn heartbeat(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Confirms this store still holds the claim, before a write to the world: the fence
+    /// that keeps a driver that was paused, and lost its claim meanwhile, from setting a
+    /// weight, running a hook or saving a state after someone else took over.
+    /// [`Error::ClaimLost`] when it does not.
+    async fn check_claim(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// How often [`heartbeat`](StateStore::heartbeat) must be called; `None` for a store
+    /// without heartbeats.
+    fn heartbeat_period(&self) -> Option<std::time::Duration> {
+        None
+    }
 
     /// Who drives the rollout now, if someone other than this store does: a read only,
     /// for `canary status` (it never takes or changes the claim).

@@ -193,6 +193,18 @@ pub fn learn_secrets_of(policy: &crate::policy::Policy) -> Result<()> {
             PrometheusAuth::None => {}
             PrometheusAuth::Bearer(source) => sources.push(source),
             PrometheusAuth::Basic { password, .. } => sources.push(password),
+            PrometheusAuth::OAuth2(oauth2) => sources.push(&oauth2.client_secret),
+            // The AWS credentials are found at run time (environment, shared file, web
+            // identity) and learnt as they are read; those in the environment are learnt now
+            // too, so that a hook's output quoting them before the first query is redacted.
+            PrometheusAuth::SigV4(_) => {
+                for name in ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {
+                    if let Ok(value) = SecretSource::Env(name.to_owned()).read_unchecked() {
+                        check_long_enough(&value, name)?;
+                        let _ = Secret::new(value);
+                    }
+                }
+            }
         }
         for (_, value) in &spec.headers {
             if let HeaderValueSpec::Secret(source) = value {
@@ -666,6 +678,7 @@ impl Error {
                 message: redacted(&message),
             },
             Error::Usage(message) => Error::Usage(redacted(&message)),
+            Error::ClaimLost(message) => Error::ClaimLost(redacted(&message)),
         }
     }
 }
@@ -758,6 +771,18 @@ impl StateStore for Redacted<dyn StateStore> {
 
     async fn release(&self) -> Result<()> {
         self.inner.release().await.map_err(Error::redacted)
+    }
+
+    async fn heartbeat(&self) -> Result<()> {
+        self.inner.heartbeat().await.map_err(Error::redacted)
+    }
+
+    async fn check_claim(&self) -> Result<()> {
+        self.inner.check_claim().await.map_err(Error::redacted)
+    }
+
+    fn heartbeat_period(&self) -> Option<std::time::Duration> {
+        self.inner.heartbeat_period()
     }
 
     async fn holder(&self) -> Result<Option<String>> {

@@ -67,7 +67,7 @@ pub enum Error {
     /// The server's own words are shown: a Mimir or Cortex without `X-Scope-OrgID` answers
     /// 401 `no org id`, which is not a bad token.
     #[error(
-        "HTTP {status}: authentication failed, the server said {body}; check the policy's bearer-token-file/-env, basic-auth or headers (X-Scope-OrgID for a Mimir or Cortex tenant) (the credentials are not shown)"
+        "HTTP {status}: authentication failed, the server said {body}; check the policy's bearer-token-file/-env, basic-auth, oauth2, the AWS credentials of sigv4 (and the role's aps:QueryMetrics permission), client certificate or headers (X-Scope-OrgID for a Mimir or Cortex tenant) (the credentials are not shown)"
     )]
     Unauthorized {
         /// Where, without credentials.
@@ -166,6 +166,19 @@ pub enum Error {
         source: Option<BoxError>,
     },
 
+    /// Credentials could not be obtained from where the policy says they come from: an
+    /// OAuth2 token endpoint or AWS STS refused them or could not be reached. The message
+    /// names the endpoint and what was refused, never a credential.
+    #[error("{message}")]
+    Credentials {
+        /// What was asked: `oauth2 token endpoint`, `aws sts`.
+        what: &'static str,
+        /// The endpoint, without credentials.
+        address: String,
+        /// What happened, redacted.
+        message: String,
+    },
+
     /// A secret named by the policy could not be read. The message names the file or the
     /// environment variable, never the value.
     #[error("{0}")]
@@ -192,6 +205,7 @@ impl Error {
             | Error::Api { address, .. }
             | Error::Redirect { address, .. }
             | Error::RetryAfterTooLong { address, .. }
+            | Error::Credentials { address, .. }
             | Error::Scrape { address, .. } => Some(address),
             Error::Secret(_) | Error::Config(_) => None,
         }
@@ -204,6 +218,7 @@ impl From<Error> for canary_core::Error {
     fn from(err: Error) -> Self {
         let component = match err {
             Error::Scrape { .. } => "scrape",
+            Error::Credentials { what, .. } => what,
             _ => "prometheus",
         };
         let Some(address) = err.address().map(str::to_owned) else {

@@ -15,6 +15,7 @@
 //! address) at the port.
 
 pub mod answer;
+pub mod auth;
 mod error;
 pub mod exposition;
 pub mod prometheus;

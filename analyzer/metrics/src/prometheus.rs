@@ -25,8 +25,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use canary_core::observation::{BaselineData, CheckObservation, Reading, Tick};
 use canary_core::policy::{
-    CheckKind, CheckSpec, DEFAULT_MAX_ANSWER_BYTES, DEFAULT_MAX_SERIES, HeaderValueSpec,
-    MetricsSourceSpec, Policy, PrometheusAuth, PrometheusSpec, TrafficSelector, size_as_written,
+    CheckKind, CheckSpec, ClientCertSpec, DEFAULT_MAX_ANSWER_BYTES, DEFAULT_MAX_SERIES,
+    HeaderValueSpec, MetricsSourceSpec, Policy, PrometheusAuth, PrometheusSpec, TrafficSelector,
+    size_as_written,
 };
 use canary_core::ports::MetricsSource;
 use canary_core::retry::{Backoff, Failure, retry};
@@ -35,6 +36,9 @@ use jiff::Timestamp;
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::answer::{self, AnswerError, ApiAnswer, QueryResult};
+use crate::auth::Environment;
+use crate::auth::aws::{AwsCredentialProvider, AwsCredentials};
+use crate::auth::oauth2::OAuth2Client;
 use crate::error::{Error, Result, excerpt};
 use crate::queries::{self, QueryWindow};
 
@@ -73,6 +77,12 @@ pub struct PrometheusConfig {
     /// Bound on one call with all its retries; `None`: every attempt's timeout plus the
     /// waits between them, plus a second.
     pub call_timeout: Option<Duration>,
+    /// A client certificate and key for mutual TLS.
+    pub client_cert: Option<ClientCertSpec>,
+    /// The HTTP(S) proxy every request goes through.
+    pub proxy_url: Option<String>,
+    /// Where AWS settings are read from (SigV4): the process's environment, except in tests.
+    pub environment: Environment,
 }
 
 impl std::fmt::Debug for PrometheusConfig {
@@ -91,6 +101,8 @@ impl std::fmt::Debug for PrometheusConfig {
             .field("accept_warnings", &self.accept_warnings)
             .field("backoff", &self.backoff)
             .field("call_timeout", &self.call_timeout)
+            .field("client_cert", &self.client_cert)
+            .field("proxy_url", &self.proxy_url.as_deref().map(strip_userinfo))
             .finish()
     }
 }
@@ -118,6 +130,9 @@ impl PrometheusConfig {
             accept_warnings: spec.accept_warnings,
             backoff: FIRST_BACKOFF,
             call_timeout: None,
+            client_cert: spec.client_cert.clone(),
+            proxy_url: spec.proxy_url.clone(),
+            environment: Environment::process(),
         })
     }
 
@@ -136,6 +151,9 @@ impl PrometheusConfig {
             accept_warnings: false,
             backoff: FIRST_BACKOFF,
             call_timeout: None,
+            client_cert: None,
+            proxy_url: None,
+            environment: Environment::process(),
         }
     }
 
@@ -169,6 +187,8 @@ enum Authorization {
     Bearer(HeaderValue),
     /// Basic authentication (RFC 7617), encoded by reqwest as a sensitive header.
     Basic { username: String, password: Secret },
+    /// AWS Signature Version 4 with these credentials, signed per attempt.
+    SigV4(AwsCredentials),
 }
 
 /// A query the source sends, and the answer's outcome.
@@ -213,6 +233,10 @@ pub struct PrometheusSource {
     traffic: TrafficSelector,
     checks: Vec<CheckSpec>,
     interval: Duration,
+    /// The token endpoint of `oauth2` auth, with its cached token.
+    oauth2: Option<OAuth2Client>,
+    /// The credentials of `sigv4` auth.
+    aws: Option<AwsCredentialProvider>,
 }
 
 impl std::fmt::Debug for PrometheusSource {
@@ -298,6 +322,18 @@ impl PrometheusSource {
             // say, and a 302/303 turns the POST into a bodiless GET.
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy();
+        if let Some(proxy) = &config.proxy_url {
+            let proxy = reqwest::Proxy::all(proxy.as_str()).map_err(|e| {
+                Error::Config(format!(
+                    "metrics.prometheus.proxy-url {:?} is not a proxy URL: {e}",
+                    strip_userinfo(proxy)
+                ))
+            })?;
+            builder = builder.proxy(proxy);
+        }
+        if let Some(cert) = &config.client_cert {
+            builder = builder.identity(client_identity(cert)?);
+        }
         if let Some(path) = &config.ca_file {
             let pem = std::fs::read(path).map_err(|e| {
                 Error::Config(format!("cannot read the CA bundle {}: {e}", path.display()))
@@ -323,15 +359,26 @@ impl PrometheusSource {
 
         let source = PrometheusSource {
             client,
-            config: Arc::new(config),
             api,
             address,
             url_credentials,
             traffic: policy.traffic.clone(),
             checks: policy.checks.clone(),
             interval: policy.rollout.interval,
+            oauth2: match &config.auth {
+                PrometheusAuth::OAuth2(spec) => Some(OAuth2Client::new(spec.clone())),
+                _ => None,
+            },
+            aws: match &config.auth {
+                PrometheusAuth::SigV4(spec) => Some(AwsCredentialProvider::new(
+                    spec.clone(),
+                    config.environment.clone(),
+                )),
+                _ => None,
+            },
+            config: Arc::new(config),
         };
-        source.credentials()?;
+        source.check_credentials()?;
         Ok(source)
     }
 
@@ -355,7 +402,54 @@ impl PrometheusSource {
             .collect()
     }
 
-    fn credentials(&self) -> Result<Credentials> {
+    /// Reads every secret the source will send, without sending anything: a missing file or
+    /// variable is found when the source starts (exit 2), not at the first tick. SigV4
+    /// credentials from the environment or the shared file are read here too; a web identity
+    /// only needs its variables set (its exchange is a network call, made at the first tick).
+    fn check_credentials(&self) -> Result<()> {
+        self.static_credentials()?;
+        if let Some(oauth2) = &self.oauth2 {
+            oauth2.check_secret()?;
+        }
+        if let Some(aws) = &self.aws
+            && aws.static_credentials()?.is_none()
+        {
+            let env = &self.config.environment;
+            if env.get("AWS_WEB_IDENTITY_TOKEN_FILE").is_none() || env.get("AWS_ROLE_ARN").is_none()
+            {
+                return Err(Error::Secret(
+                    "no AWS credentials for metrics.prometheus.sigv4: set AWS_ACCESS_KEY_ID and \
+                     AWS_SECRET_ACCESS_KEY, give a profile of the shared credentials file \
+                     (AWS_SHARED_CREDENTIALS_FILE, ~/.aws/credentials), or a web identity \
+                     (AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN, as EKS IRSA sets them)"
+                        .to_owned(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// One tick's credentials: the static ones, then a token of the OAuth2 endpoint (kept
+    /// until it expires) or the AWS credentials to sign with.
+    async fn credentials(&self) -> Result<Credentials> {
+        let mut credentials = self.static_credentials()?;
+        if let Some(oauth2) = &self.oauth2 {
+            let header = oauth2
+                .authorization(&self.client, self.config.timeout, self.config.backoff())
+                .await?;
+            credentials.authorization = Authorization::Bearer(header);
+        }
+        if let Some(aws) = &self.aws {
+            let found = aws
+                .credentials(&self.client, self.config.timeout, self.config.backoff())
+                .await?;
+            credentials.authorization = Authorization::SigV4(found);
+        }
+        Ok(credentials)
+    }
+
+    /// The credentials read from files and the environment: bearer, basic, secret headers.
+    fn static_credentials(&self) -> Result<Credentials> {
         let authorization = match &self.config.auth {
             PrometheusAuth::None => match &self.url_credentials {
                 Some((username, password)) => basic(username, password.clone()),
@@ -372,6 +466,8 @@ impl PrometheusSource {
                 Authorization::Bearer(value)
             }
             PrometheusAuth::Basic { username, password } => basic(username, read_secret(password)?),
+            // Filled in by `credentials`, which may ask the network.
+            PrometheusAuth::OAuth2(_) | PrometheusAuth::SigV4(_) => Authorization::None,
         };
         let mut headers = Vec::new();
         for (name, value) in &self.config.headers {
@@ -396,7 +492,7 @@ impl PrometheusSource {
 
     /// One instant query evaluated at `at`.
     pub async fn instant_query(&self, promql: &str, at: Timestamp) -> Result<QueryOutcome> {
-        let credentials = self.credentials()?;
+        let credentials = self.credentials().await?;
         self.instant_with(&credentials, promql, at).await
     }
 
@@ -422,7 +518,7 @@ impl PrometheusSource {
         end: Timestamp,
         step: Duration,
     ) -> Result<QueryOutcome> {
-        let credentials = self.credentials()?;
+        let credentials = self.credentials().await?;
         let form = [
             ("query", promql.to_owned()),
             ("start", unix_seconds(start)),
@@ -484,17 +580,57 @@ impl PrometheusSource {
         number: u32,
         deadline: tokio::time::Instant,
     ) -> std::result::Result<QueryOutcome, Failure<Error>> {
+        // The form encoded here rather than by reqwest: a SigV4 signature covers the exact
+        // bytes sent.
+        let body = form_body(form);
         let mut request = self
             .client
             .post(url.clone())
             .timeout(self.config.timeout)
             .header(header::ACCEPT, "application/json")
-            .form(form);
+            .header(header::CONTENT_TYPE, FORM_CONTENT_TYPE)
+            .body(body.clone());
         request = match &credentials.authorization {
             Authorization::None => request,
             Authorization::Bearer(value) => request.header(header::AUTHORIZATION, value.clone()),
             Authorization::Basic { username, password } => {
                 request.basic_auth(username, Some(password.expose()))
+            }
+            Authorization::SigV4(aws) => {
+                let spec = self.aws.as_ref().map(|a| a.spec()).ok_or_else(|| {
+                    Failure::Final(Error::Config(
+                        "SigV4 credentials without a SigV4 policy".to_owned(),
+                    ))
+                })?;
+                let signed = crate::auth::sigv4::sign_request(
+                    aws,
+                    spec,
+                    crate::auth::sigv4::Unsigned {
+                        method: "POST",
+                        url: url.as_str(),
+                        headers: &[("content-type", FORM_CONTENT_TYPE)],
+                        body: body.as_bytes(),
+                    },
+                    std::time::SystemTime::now(),
+                )
+                .map_err(Failure::Final)?;
+                for added in signed {
+                    let name = HeaderName::from_bytes(added.name.as_bytes()).map_err(|_| {
+                        Failure::Final(Error::Config(format!(
+                            "SigV4 gave a bad header name {:?}",
+                            added.name
+                        )))
+                    })?;
+                    let mut value = HeaderValue::from_str(&added.value).map_err(|_| {
+                        Failure::Final(Error::Secret(
+                            "the AWS credentials hold characters an HTTP header cannot carry"
+                                .to_owned(),
+                        ))
+                    })?;
+                    value.set_sensitive(added.sensitive || name == header::AUTHORIZATION);
+                    request = request.header(name, value);
+                }
+                request
             }
         };
         for (name, value) in &credentials.headers {
@@ -526,6 +662,12 @@ impl PrometheusSource {
                     .get(header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| retry_after_wait(v, Timestamp::now()));
+                if (status == 401 || status == 403)
+                    && let Some(oauth2) = &self.oauth2
+                {
+                    // Revoked or expired early: the next tick asks for a new token.
+                    oauth2.forget().await;
+                }
                 match read_bounded(&mut response, self.config.max_answer_bytes).await {
                     Ok(Some(body)) if status >= 500 || status == 429 => Error::ServerError {
                         address: self.address.clone(),
@@ -659,7 +801,7 @@ impl PrometheusSource {
 
     /// Reads every check at `at`, cumulative since `since`: one query per check.
     pub async fn read_tick(&self, since: Timestamp, at: Timestamp) -> Result<Tick> {
-        let credentials = self.credentials()?;
+        let credentials = self.credentials().await?;
         let window = QueryWindow::new(since, at, self.interval);
         let mut readings = BTreeMap::new();
         let mut warnings = Vec::new();
@@ -841,6 +983,87 @@ impl MetricsSource for PrometheusSource {
     fn describe(&self) -> String {
         format!("prometheus {}", self.address)
     }
+}
+
+/// How a policy's requests authenticate and travel, in words, for `canary policy explain`:
+/// SigV4, OAuth2, a client certificate, a proxy (nothing for the plain ways: a token, basic
+/// auth). `None` when there is nothing of these to say.
+pub fn describe_transport(spec: &PrometheusSpec) -> Option<String> {
+    let mut said = Vec::new();
+    match &spec.auth {
+        PrometheusAuth::SigV4(sigv4) => said.push(format!(
+            "every request signed with AWS SigV4 for service {} in {} (credentials from \
+             AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, else profile {} of the shared \
+             credentials file, else the web identity of AWS_WEB_IDENTITY_TOKEN_FILE and \
+             AWS_ROLE_ARN)",
+            sigv4.service,
+            sigv4.region,
+            sigv4.profile.as_deref().unwrap_or("$AWS_PROFILE or default"),
+        )),
+        PrometheusAuth::OAuth2(oauth2) => said.push(format!(
+            "a bearer token from the OAuth2 token endpoint {} (client {:?}{}), kept until it expires",
+            strip_userinfo(&oauth2.token_url),
+            oauth2.client_id,
+            if oauth2.scopes.is_empty() {
+                String::new()
+            } else {
+                format!(", scopes {}", oauth2.scopes.join(" "))
+            }
+        )),
+        PrometheusAuth::None | PrometheusAuth::Bearer(_) | PrometheusAuth::Basic { .. } => {}
+    }
+    if let Some(cert) = &spec.client_cert {
+        said.push(format!(
+            "the client certificate {} (mutual TLS)",
+            cert.cert_file.display()
+        ));
+    }
+    if let Some(proxy) = &spec.proxy_url {
+        said.push(format!("through the proxy {}", strip_userinfo(proxy)));
+    }
+    (!said.is_empty()).then(|| said.join("; "))
+}
+
+/// The content type of the queries' bodies.
+const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
+
+/// A form as `application/x-www-form-urlencoded` text.
+fn form_body(form: &[(&str, String)]) -> String {
+    let mut body = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in form {
+        body.append_pair(name, value);
+    }
+    body.finish()
+}
+
+/// The client certificate and key of mutual TLS, read from their PEM files. The key is a
+/// secret: learnt by the redactor as it is read, and never shown.
+fn client_identity(cert: &ClientCertSpec) -> Result<reqwest::Identity> {
+    let certificate = std::fs::read(&cert.cert_file).map_err(|e| {
+        Error::Config(format!(
+            "cannot read the client certificate {}: {e}",
+            cert.cert_file.display()
+        ))
+    })?;
+    let key = std::fs::read_to_string(&cert.key_file).map_err(|e| {
+        Error::Secret(format!(
+            "cannot read the client key {}: {e}",
+            cert.key_file.display()
+        ))
+    })?;
+    let key = Secret::new(key.trim());
+    let mut pem = certificate;
+    pem.push(b'\n');
+    pem.extend_from_slice(key.expose().as_bytes());
+    pem.push(b'\n');
+    reqwest::Identity::from_pem(&pem).map_err(|e| {
+        Error::Config(format!(
+            "the client certificate {} and key {} are not a PEM certificate and its private key: {}",
+            cert.cert_file.display(),
+            cert.key_file.display(),
+            redacted(&e.to_string())
+        ))
+    })
 }
 
 /// `at` as unix seconds with milliseconds, as the API takes it.

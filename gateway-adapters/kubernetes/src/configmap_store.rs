@@ -4,7 +4,8 @@
 //! The ConfigMap (`canary-rollout-SERVICE` unless named otherwise) holds up to three keys:
 //! - `rollout.json` — the [`Rollout`], compact JSON;
 //! - `owner.json` — the [`Holder`] driving it (host or CI job, pid, start time) and when it
-//!   last saved; absent when nobody drives it;
+//!   last renewed its claim (a heartbeat every `ttl/6`, see [`canary_core::claim`]); absent
+//!   when nobody drives it;
 //! - `request.json` — a [`ControlRequest`] left by `canary promote` or `canary abort`.
 //!
 //! Every write is a JSON merge patch carrying the `metadata.resourceVersion` just read, so a
@@ -18,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use canary_core::claim::{DEFAULT_CLAIM_TTL, heartbeat_period, is_stale};
 use canary_core::ports::StateStore;
 use canary_core::rollout::{ControlRequest, Rollout};
 use canary_core::{Error, Result};
@@ -53,9 +55,14 @@ pub struct Holder {
     pub pid: u32,
     /// When the process started driving.
     pub started_at: Timestamp,
-    /// When it last saved the rollout (a driver saves at every tick).
+    /// Its last heartbeat (renewed every `ttl/6`, and with every save; see
+    /// [`canary_core::claim`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renewed_at: Option<Timestamp>,
+    /// How long its claim lives without a heartbeat, in seconds, as it promised (absent in
+    /// records of older versions: [`DEFAULT_CLAIM_TTL`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds: Option<u64>,
 }
 
 impl Holder {
@@ -77,7 +84,19 @@ impl Holder {
             pid: std::process::id(),
             started_at: Timestamp::now(),
             renewed_at: None,
+            ttl_seconds: None,
         }
+    }
+
+    /// Whether this holder no longer counts as alive at `now`: no heartbeat within its time
+    /// to live (since it started, if it never renewed), or a process of this host that is
+    /// gone.
+    fn is_gone(&self, now: Timestamp) -> bool {
+        let ttl = self
+            .ttl_seconds
+            .map_or(DEFAULT_CLAIM_TTL, Duration::from_secs);
+        is_stale(self.renewed_at.unwrap_or(self.started_at), ttl, now)
+            || self.is_dead_local_process()
     }
 
     /// Whether two records name the same driver.
@@ -93,7 +112,14 @@ impl Holder {
         if !self.identity.starts_with(&host_name()) || self.pid == std::process::id() {
             return false;
         }
-        !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
+        // A zombie (killed, not yet reaped) is gone too.
+        match std::fs::read_to_string(format!("/proc/{}/stat", self.pid)) {
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next())
+                .is_some_and(|state| matches!(state, 'Z' | 'X')),
+            Err(_) => true,
+        }
     }
 }
 
@@ -105,7 +131,7 @@ impl std::fmt::Display for Holder {
             self.identity, self.pid, self.started_at
         )?;
         if let Some(at) = self.renewed_at {
-            write!(f, ", last saved {at}")?;
+            write!(f, ", last heartbeat {at}")?;
         }
         Ok(())
     }
@@ -146,6 +172,8 @@ pub struct ConfigMapStateStore {
     name: String,
     service: String,
     holder: Holder,
+    /// How long this store's claim lives without a heartbeat.
+    ttl: Duration,
     claimed: AtomicBool,
     last_request_check: Mutex<Option<Instant>>,
 }
@@ -184,6 +212,7 @@ impl ConfigMapStateStore {
             name,
             service: service.to_owned(),
             holder: Holder::this_process(),
+            ttl: DEFAULT_CLAIM_TTL,
             claimed: AtomicBool::new(false),
             last_request_check: Mutex::new(None),
         })
@@ -192,6 +221,13 @@ impl ConfigMapStateStore {
     /// The same store, driven as `holder` (tests make two drivers in one process).
     pub fn with_holder(mut self, holder: Holder) -> ConfigMapStateStore {
         self.holder = holder;
+        self
+    }
+
+    /// The same store, whose claims live `ttl` without a heartbeat
+    /// ([`DEFAULT_CLAIM_TTL`] otherwise).
+    pub fn with_claim_ttl(mut self, ttl: Duration) -> ConfigMapStateStore {
+        self.ttl = ttl;
         self
     }
 
@@ -268,6 +304,7 @@ impl ConfigMapStateStore {
     fn owner_json(&self) -> String {
         let mut holder = self.holder.clone();
         holder.renewed_at = Some(Timestamp::now());
+        holder.ttl_seconds = Some(self.ttl.as_secs().max(1));
         serde_json::to_string(&holder).unwrap_or_default()
     }
 
@@ -335,6 +372,18 @@ impl ConfigMapStateStore {
         }
     }
 
+    /// The lost-claim error: who holds it now (`None`: nobody, released by someone else).
+    fn lost(&self, owner: Option<&Holder>) -> Error {
+        let by = owner.map_or_else(
+            || format!("released by someone else (no {OWNER_KEY})"),
+            |owner| format!("taken over by {owner}"),
+        );
+        Error::ClaimLost(format!(
+            "the claim on the rollout of {} was {by}; this process stops driving it and touches nothing more",
+            self.service
+        ))
+    }
+
     fn conflicted(&self, namespace: &str) -> Error {
         KubernetesError::Conflict {
             object: self.object(namespace),
@@ -376,7 +425,7 @@ impl StateStore for ConfigMapStateStore {
             if let Some(owner) = self.owner_of(&map, namespace)?
                 && !owner.same(&self.holder)
                 && !take_over
-                && !owner.is_dead_local_process()
+                && !owner.is_gone(Timestamp::now())
             {
                 return Err(self.in_progress(&owner));
             }
@@ -408,6 +457,48 @@ impl StateStore for ConfigMapStateStore {
             }
         })
         .await
+    }
+
+    async fn heartbeat(&self) -> Result<()> {
+        if !self.claimed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let (api, namespace) = self.api().await?;
+        let (api, namespace) = (&api, namespace.as_str());
+        self.retrying(namespace, move |_| async move {
+            let map = self.read(api, namespace).await?;
+            let owner = match &map {
+                Some(map) => self.owner_of(map, namespace)?,
+                None => None,
+            };
+            match (map, owner) {
+                (Some(map), Some(owner)) if owner.same(&self.holder) => {
+                    let data = json!({ OWNER_KEY: self.owner_json() });
+                    Ok(self.patch(api, namespace, &map, data).await?.then_some(()))
+                }
+                (_, owner) => Err(self.lost(owner.as_ref())),
+            }
+        })
+        .await
+    }
+
+    async fn check_claim(&self) -> Result<()> {
+        if !self.claimed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let (api, namespace) = self.api().await?;
+        let owner = match self.read(&api, &namespace).await? {
+            Some(map) => self.owner_of(&map, &namespace)?,
+            None => None,
+        };
+        match owner {
+            Some(owner) if owner.same(&self.holder) => Ok(()),
+            owner => Err(self.lost(owner.as_ref())),
+        }
+    }
+
+    fn heartbeat_period(&self) -> Option<Duration> {
+        Some(heartbeat_period(self.ttl))
     }
 
     async fn holder(&self) -> Result<Option<String>> {
@@ -460,29 +551,19 @@ impl StateStore for ConfigMapStateStore {
                 if claimed {
                     data.insert(OWNER_KEY.to_owned(), self.owner_json());
                 }
-                return Ok(self.create(api, namespace, &self.name, data).await?.then_some(()));
+                return Ok(self
+                    .create(api, namespace, &self.name, data)
+                    .await?
+                    .then_some(()));
             };
             let owner = self.owner_of(&map, namespace)?;
             if let Some(owner) = &owner
                 && !owner.same(&self.holder)
             {
-                return Err(Error::Mismatch {
-                    component: "state",
-                    message: format!(
-                        "the rollout of {} was taken over by {owner}; this process stops driving it",
-                        self.service
-                    ),
-                });
+                return Err(self.lost(Some(owner)));
             }
             if claimed && owner.is_none() {
-                return Err(Error::Mismatch {
-                    component: "state",
-                    message: format!(
-                        "the claim on the rollout of {} was released by someone else ({} has no {OWNER_KEY}); this process stops driving it",
-                        self.service,
-                        self.object(namespace)
-                    ),
-                });
+                return Err(self.lost(None));
             }
             let data = if claimed {
                 json!({ ROLLOUT_KEY: json, OWNER_KEY: self.owner_json() })

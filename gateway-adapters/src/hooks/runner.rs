@@ -1,10 +1,12 @@
 //! Hooks: a user's command or an HTTP webhook, run before the rollout, at each step, on
 //! promotion and on rollback, each with a timeout and a typed outcome.
 //!
-//! A **command** hook runs its argv with `{service}`, `{step}` and `{weight}` replaced, and
-//! with `CANARY_SERVICE`, `CANARY_EVENT`, `CANARY_STEP`, `CANARY_WEIGHT` and `CANARY_HOOK` in
-//! its environment; it succeeds when it exits 0 within the timeout (on timeout its whole
-//! process group is killed).
+//! A **command** hook runs its argv with `{service}`, `{step}` and `{weight}` replaced, in a
+//! minimal environment ([`hook_environment`]): `PATH`, `HOME`, `USER`, `LANG`, `LC_ALL`, `TZ`
+//! and `TMPDIR` from canary's own, what the policy's `env` passes or sets, and
+//! `CANARY_SERVICE`, `CANARY_EVENT`, `CANARY_STEP`, `CANARY_WEIGHT` and `CANARY_HOOK` — never
+//! the rest of canary's environment, where a CI keeps its tokens. It succeeds when it exits 0
+//! within the timeout (on timeout its whole process group is killed).
 //!
 //! A **webhook** is an HTTP POST of a JSON object:
 //!
@@ -192,6 +194,40 @@ impl HookRunner {
 }
 
 /// Why a hook did not succeed, before it becomes a [`HookOutcome`].
+/// A command hook's whole environment: the variables of [`HOOK_BASE_ENVIRONMENT`] and those
+/// the policy passes by name, as `lookup` (canary's environment) has them; those the policy
+/// sets; and the `CANARY_*` context, last, so nothing overrides it. Values that are not
+/// UTF-8 are left out.
+///
+/// [`HOOK_BASE_ENVIRONMENT`]: canary_core::policy::HOOK_BASE_ENVIRONMENT
+pub fn hook_environment(
+    hook: &HookSpec,
+    context: &HookContext,
+    lookup: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> Vec<(String, String)> {
+    let mut env: std::collections::BTreeMap<String, String> =
+        canary_core::policy::HOOK_BASE_ENVIRONMENT
+            .iter()
+            .copied()
+            .chain(hook.env.pass.iter().map(String::as_str))
+            .filter_map(|name| {
+                let value = lookup(name)?.into_string().ok()?;
+                Some((name.to_owned(), value))
+            })
+            .collect();
+    env.extend(hook.env.set.clone());
+    for (name, value) in [
+        ("CANARY_SERVICE", context.service.clone()),
+        ("CANARY_EVENT", event_name(context.event).to_owned()),
+        ("CANARY_STEP", context.step.to_string()),
+        ("CANARY_WEIGHT", context.weight.to_string()),
+        ("CANARY_HOOK", hook.name.clone()),
+    ] {
+        env.insert(name.to_owned(), value);
+    }
+    env.into_iter().collect()
+}
+
 enum HookError {
     Failed(String),
     Unstartable(String),
@@ -211,14 +247,8 @@ async fn run_command(
         .iter()
         .map(|arg| process::substitute(arg, &values))
         .collect();
-    let env = [
-        ("CANARY_SERVICE", context.service.clone()),
-        ("CANARY_EVENT", event_name(context.event).to_owned()),
-        ("CANARY_STEP", context.step.to_string()),
-        ("CANARY_WEIGHT", context.weight.to_string()),
-        ("CANARY_HOOK", hook.name.clone()),
-    ];
-    process::run(&argv, &env, hook.timeout)
+    let env = hook_environment(hook, context, |name| std::env::var_os(name));
+    process::run_in(&argv, process::Environment::Only(&env), hook.timeout)
         .await
         .map(drop)
         .map_err(|failure| {

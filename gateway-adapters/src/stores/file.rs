@@ -5,8 +5,14 @@
 //! Layout of the state directory (default `.canary/`, or `$CANARY_STATE_DIR`):
 //! - `SERVICE.json` — the [`Rollout`], written as temp file + fsync + rename + fsync(dir),
 //!   so a reader (or a crash) only ever sees a whole file, the old or the new;
-//! - `SERVICE.lock` — held (advisory `flock`) by the process driving the rollout, with its pid
-//!   inside for messages; the kernel drops it when the process dies, however it dies;
+//! - `SERVICE.claim.json` — the claim: which process drives the rollout (host, pid
+//!   namespace, pid), a token that grows with every new claim (the fence), and its heartbeat
+//!   (`renewed_at`, renewed every `ttl/6`; stale after `ttl_seconds`, see
+//!   [`canary_core::claim`]). A claim whose heartbeat is stale, or whose process is gone
+//!   from this host, is taken over by the next claimant; the old holder finds out before
+//!   its next write ([`StateStore::check_claim`]) and stops;
+//! - `SERVICE.lock` — an advisory `flock` held only while the claim is read and rewritten
+//!   (claim, heartbeat, release), so that two claimants never both take a stale claim;
 //! - `SERVICE.control.json` — a request from `canary promote` or `canary abort` in another
 //!   shell, picked up by the driving process at its next wake-up;
 //! - `SERVICE.DATE.json` — finished rollouts archived by `--restart`.
@@ -15,21 +21,127 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use canary_core::claim::{DEFAULT_CLAIM_TTL, age_seconds, heartbeat_period, is_stale};
 use canary_core::ports::StateStore;
 #[cfg(test)]
 use canary_core::rollout::ControlAction;
 use canary_core::rollout::{ControlRequest, Rollout};
 use canary_core::{Error, Result};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// How long a claimant waits for the lock that guards the claim record (held for the
+/// moment of a read and a write by whoever changes the claim) before it gives up.
+const GUARD_WAIT: Duration = Duration::from_secs(3);
+
+/// The claim record, `SERVICE.claim.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct ClaimRecord {
+    /// The host the holder runs on.
+    host: String,
+    /// Its pid namespace (`/proc/self/ns/pid`), so that a pid is looked up only where it
+    /// means the same process (containers sharing a state volume have their own).
+    pid_namespace: String,
+    /// Its process id.
+    pid: u32,
+    /// Grows by one with every new claim: a holder whose token is no longer the record's
+    /// has lost the claim.
+    token: u64,
+    /// The holder's last heartbeat, by its clock.
+    renewed_at: Timestamp,
+    /// How long the claim lives without a heartbeat, as the holder promised.
+    ttl_seconds: u64,
+    /// The holder gave the claim up: anyone may claim it. The record stays, so that a
+    /// holder that lost the claim meanwhile can still be told who took it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    released: bool,
+}
+
+impl ClaimRecord {
+    fn ttl(&self) -> Duration {
+        Duration::from_secs(self.ttl_seconds)
+    }
+
+    /// Whether the holder no longer counts as alive: no heartbeat within its time to live,
+    /// or a process of this host (and pid namespace) that is gone.
+    fn is_gone(&self, now: Timestamp) -> bool {
+        self.released
+            || is_stale(self.renewed_at, self.ttl(), now)
+            || (self.host == host_name()
+                && self.pid_namespace == pid_namespace()
+                && process_is_gone(self.pid))
+    }
+
+    /// Whether `other` is the same claim (holder and token), still held.
+    fn same(&self, other: &ClaimRecord) -> bool {
+        !self.released
+            && !other.released
+            && self.token == other.token
+            && self.pid == other.pid
+            && self.host == other.host
+            && self.pid_namespace == other.pid_namespace
+    }
+
+    /// The holder, for messages.
+    fn describe(&self, now: Timestamp) -> String {
+        if self.released {
+            return format!(
+                "pid {} on {}, which has released it since",
+                self.pid, self.host
+            );
+        }
+        format!(
+            "pid {} on {}, last heartbeat {} s ago; its claim lapses after {} s without one",
+            self.pid,
+            self.host,
+            age_seconds(self.renewed_at, now),
+            self.ttl_seconds
+        )
+    }
+}
+
+/// This host's name (`/proc/sys/kernel/hostname`, else `$HOSTNAME`).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".to_owned())
+}
+
+/// This process's pid namespace, as the kernel names it (`pid:[4026531836]`).
+fn pid_namespace() -> String {
+    std::fs::read_link("/proc/self/ns/pid")
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
+
+/// Whether process `pid` of this pid namespace is gone: no such process, or a zombie
+/// (killed, not yet reaped by its parent). A pid taken again by another process looks
+/// alive: then the claim's heartbeat decides, which only takes longer.
+fn process_is_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| matches!(state, 'Z' | 'X')),
+        Err(err) => err.kind() == std::io::ErrorKind::NotFound,
+    }
+}
 
 /// The state directory of one service.
 #[derive(Debug)]
 pub struct FileStateStore {
     dir: PathBuf,
     service: String,
-    /// The lock file, while this store holds the claim.
-    lock: Mutex<Option<File>>,
+    /// How long this store's claim lives without a heartbeat.
+    ttl: Duration,
+    /// The claim this store holds, as written.
+    held: Mutex<Option<ClaimRecord>>,
 }
 
 impl FileStateStore {
@@ -38,8 +150,16 @@ impl FileStateStore {
         FileStateStore {
             dir: dir.to_path_buf(),
             service: service.to_owned(),
-            lock: Mutex::new(None),
+            ttl: DEFAULT_CLAIM_TTL,
+            held: Mutex::new(None),
         }
+    }
+
+    /// The same store, whose claims live `ttl` without a heartbeat
+    /// ([`canary_core::claim::DEFAULT_CLAIM_TTL`] otherwise).
+    pub fn with_claim_ttl(mut self, ttl: Duration) -> FileStateStore {
+        self.ttl = ttl;
+        self
     }
 
     /// The state file.
@@ -49,6 +169,77 @@ impl FileStateStore {
 
     fn lock_path(&self) -> PathBuf {
         self.dir.join(format!("{}.lock", self.service))
+    }
+
+    fn claim_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.claim.json", self.service))
+    }
+
+    /// The claim record; `None` when there is none, or one that does not parse (only a
+    /// hand-made one can: it is written whole or not at all).
+    fn read_claim(&self) -> Result<Option<ClaimRecord>> {
+        let path = self.claim_path();
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(self.io_error("read", &path, err)),
+        }
+    }
+
+    fn write_claim(&self, record: &ClaimRecord) -> Result<()> {
+        let path = self.claim_path();
+        let json = serde_json::to_vec(record).map_err(|e| Error::Usage(e.to_string()))?;
+        write_durably(&path, &json).map_err(|e| self.io_error("write", &path, e))
+    }
+
+    fn held(&self) -> Option<ClaimRecord> {
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_held(&self, record: Option<ClaimRecord>) {
+        *self
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = record;
+    }
+
+    /// The lost-claim error: who holds it now.
+    fn lost(&self, now_holder: Option<&ClaimRecord>) -> Error {
+        let by = now_holder.map_or_else(
+            || "removed by someone else (no claim record)".to_owned(),
+            |r| format!("taken over by {}", r.describe(Timestamp::now())),
+        );
+        Error::ClaimLost(format!(
+            "the claim on the rollout of {} was {by}; this process stops driving it and touches nothing more",
+            self.service
+        ))
+    }
+
+    /// Takes the lock that guards the claim record, waiting at most [`GUARD_WAIT`] (it is
+    /// held only for a read and a write).
+    fn guard(&self) -> Result<File> {
+        let started = std::time::Instant::now();
+        loop {
+            match self.try_lock()? {
+                Ok(file) => return Ok(file),
+                Err(_) if started.elapsed() < GUARD_WAIT => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(pid) => {
+                    return Err(Error::Mismatch {
+                        component: "state",
+                        message: format!(
+                            "the claim on the rollout of {} is being changed by another process (pid {pid}) for more than {} s; try again",
+                            self.service,
+                            GUARD_WAIT.as_secs()
+                        ),
+                    });
+                }
+            }
+        }
     }
 
     fn control_path(&self) -> PathBuf {
@@ -74,6 +265,7 @@ impl FileStateStore {
         let prefixes = [
             format!(".{}.json.", self.service),
             format!(".{}.control.json.", self.service),
+            format!(".{}.claim.json.", self.service),
         ];
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -108,46 +300,106 @@ impl FileStateStore {
 
 #[async_trait]
 impl StateStore for FileStateStore {
-    async fn claim(&self, _take_over: bool) -> Result<()> {
-        // A flock dies with its process, so there is never a stale holder to take over from.
-        let mut file = match self.try_lock()? {
-            Ok(file) => file,
-            Err(pid) => {
-                return Err(Error::Mismatch {
-                    component: "state",
-                    message: format!(
-                        // The fact only: what to do next depends on the command that asked
-                        // (`promote` and `abort` leave a request; `rollout` says how to act).
-                        "a rollout of {} is in progress, driven by another process (pid {pid})",
-                        self.service
-                    ),
-                });
-            }
-        };
+    async fn claim(&self, take_over: bool) -> Result<()> {
+        let mut guard = self.guard()?;
         let path = self.lock_path();
-        file.set_len(0)
-            .and_then(|()| write!(file, "{}", std::process::id()))
-            .and_then(|()| file.sync_all())
+        // The pid in the guard file is for the message of a claimant who finds it locked.
+        guard
+            .set_len(0)
+            .and_then(|()| write!(guard, "{}", std::process::id()))
             .map_err(|e| self.io_error("write", &path, e))?;
-        *self.lock.lock().expect("the lock mutex is never poisoned") = Some(file);
+        let now = Timestamp::now();
+        let previous = self.read_claim()?;
+        if let Some(previous) = &previous
+            && !take_over
+            && !previous.is_gone(now)
+        {
+            return Err(Error::Mismatch {
+                component: "state",
+                message: format!(
+                    // The fact only: what to do next depends on the command that asked
+                    // (`promote` and `abort` leave a request; `rollout` says how to act).
+                    "a rollout of {} is in progress, driven by another process ({})",
+                    self.service,
+                    previous.describe(now)
+                ),
+            });
+        }
+        let record = ClaimRecord {
+            host: host_name(),
+            pid_namespace: pid_namespace(),
+            pid: std::process::id(),
+            token: previous.as_ref().map_or(1, |p| p.token.saturating_add(1)),
+            renewed_at: now,
+            ttl_seconds: self.ttl.as_secs().max(1),
+            released: false,
+        };
+        self.write_claim(&record)?;
+        self.set_held(Some(record));
         self.remove_stale_temporaries();
         Ok(())
     }
 
     async fn release(&self) -> Result<()> {
-        self.lock
-            .lock()
-            .expect("the lock mutex is never poisoned")
-            .take();
+        let Some(held) = self.held() else {
+            return Ok(());
+        };
+        let _guard = self.guard()?;
+        self.set_held(None);
+        // A claim taken over is the new holder's: it stays as it is.
+        if self.read_claim()?.is_some_and(|now| now.same(&held)) {
+            self.write_claim(&ClaimRecord {
+                released: true,
+                renewed_at: Timestamp::now(),
+                ..held
+            })?;
+        }
         Ok(())
     }
 
+    async fn heartbeat(&self) -> Result<()> {
+        let Some(held) = self.held() else {
+            return Ok(());
+        };
+        let _guard = self.guard()?;
+        let current = self.read_claim()?;
+        match current {
+            Some(current) if current.same(&held) => {
+                let renewed = ClaimRecord {
+                    renewed_at: Timestamp::now(),
+                    ..held
+                };
+                self.write_claim(&renewed)?;
+                self.set_held(Some(renewed));
+                Ok(())
+            }
+            other => Err(self.lost(other.as_ref())),
+        }
+    }
+
+    async fn check_claim(&self) -> Result<()> {
+        let Some(held) = self.held() else {
+            return Ok(());
+        };
+        match self.read_claim()? {
+            Some(current) if current.same(&held) => Ok(()),
+            other => Err(self.lost(other.as_ref())),
+        }
+    }
+
+    fn heartbeat_period(&self) -> Option<Duration> {
+        Some(heartbeat_period(self.ttl))
+    }
+
     async fn holder(&self) -> Result<Option<String>> {
-        if self.lock.lock().map(|l| l.is_some()).unwrap_or(false) {
+        if self.held().is_some() {
             return Ok(None);
         }
-        // Probing the lock takes and drops it at once; the file is not written.
-        Ok(self.try_lock()?.err().map(|pid| format!("pid {pid}")))
+        let now = Timestamp::now();
+        Ok(self
+            .read_claim()?
+            .filter(|record| !record.is_gone(now))
+            .map(|record| record.describe(now)))
     }
 
     async fn load(&self) -> Result<Option<Rollout>> {
@@ -167,6 +419,9 @@ impl StateStore for FileStateStore {
     }
 
     async fn save(&self, rollout: &Rollout) -> Result<()> {
+        // A holder that lost its claim (paused while another took over) must not overwrite
+        // the new holder's state.
+        self.check_claim().await?;
         let path = self.path();
         let json = rollout.to_json(true)?;
         write_durably(&path, json.as_bytes()).map_err(|e| self.io_error("save", &path, e))
@@ -296,6 +551,74 @@ mod tests {
         );
         block_on(first.release()).unwrap();
         block_on(second.claim(false)).unwrap();
+    }
+
+    /// The claim `store` holds, renewed `age` ago as its holder wrote it.
+    fn age_claim(store: &FileStateStore, age: i64) {
+        let mut record = store.read_claim().unwrap().expect("a claim");
+        record.renewed_at = Timestamp::now() - jiff::SignedDuration::from_secs(age);
+        store.write_claim(&record).unwrap();
+    }
+
+    #[test]
+    fn a_claim_whose_heartbeat_is_stale_is_taken_over_and_its_holder_finds_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = FileStateStore::new(dir.path(), "checkout");
+        let second = FileStateStore::new(dir.path(), "checkout");
+        block_on(first.claim(false)).unwrap();
+        // Its process lives (it is this one) and its heartbeat is 29 s old: alive.
+        age_claim(&first, 29);
+        let refused = block_on(second.claim(false)).unwrap_err();
+        assert!(
+            refused.to_string().contains("last heartbeat 29 s ago"),
+            "{refused}"
+        );
+        // A heartbeat renews it.
+        block_on(first.heartbeat()).unwrap();
+        assert!(block_on(second.claim(false)).is_err());
+        // Silent for longer than its time to live (a paused process): taken over.
+        age_claim(&first, 31);
+        block_on(second.claim(false)).unwrap();
+        for lost in [
+            block_on(first.check_claim()).unwrap_err(),
+            block_on(first.heartbeat()).unwrap_err(),
+            block_on(first.save(&a_rollout())).unwrap_err(),
+        ] {
+            assert!(matches!(lost, Error::ClaimLost(_)), "{lost:?}");
+            assert!(lost.to_string().contains("taken over by pid"), "{lost}");
+        }
+        // The old holder's release leaves the new claim alone.
+        block_on(first.release()).unwrap();
+        block_on(second.check_claim()).unwrap();
+        block_on(second.save(&a_rollout())).unwrap();
+    }
+
+    #[test]
+    fn a_claim_of_a_process_gone_from_this_host_is_taken_over_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = FileStateStore::new(dir.path(), "checkout");
+        block_on(first.claim(false)).unwrap();
+        // A pid above the kernel's pid_max is never alive.
+        let mut record = first.read_claim().unwrap().unwrap();
+        record.pid = 4_194_304 + 1;
+        first.write_claim(&record).unwrap();
+        let second = FileStateStore::new(dir.path(), "checkout");
+        block_on(second.claim(false)).unwrap();
+        assert_eq!(
+            second.read_claim().unwrap().unwrap().token,
+            record.token + 1
+        );
+    }
+
+    fn a_rollout() -> Rollout {
+        let policy = canary_core::policy::Policy::from_yaml(
+            include_str!("../../../policies/ml-api.yaml"),
+            "ml-api.yaml",
+        )
+        .unwrap();
+        canary_core::rollout::Machine::new(policy)
+            .unwrap()
+            .start(Timestamp::now(), None)
     }
 
     #[test]

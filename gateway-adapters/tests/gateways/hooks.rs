@@ -23,6 +23,7 @@ fn hook(name: &str, on: &[HookEvent], action: HookAction, timeout: Duration) -> 
         action,
         timeout,
         rollback_on_failure: true,
+        env: canary_core::policy::HookEnv::default(),
     }
 }
 
@@ -40,6 +41,77 @@ fn reason(outcome: &HookOutcome) -> &str {
         HookOutcome::Ok => panic!("the hook succeeded"),
         HookOutcome::Failed { reason } | HookOutcome::Unstartable { reason } => reason,
     }
+}
+
+/// Issue 12.8: hooks inherited every variable of canary's environment (a CI's tokens among
+/// them). A hook gets the minimal environment, what its policy passes or sets, and the
+/// context; nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_hooks_get_a_minimal_environment_and_what_the_policy_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("env");
+    let mut spec = hook(
+        "env",
+        &[HookEvent::Step],
+        HookAction::Command(vec![
+            "sh".to_owned(),
+            "-c".to_owned(),
+            format!("env > {}", out.display()),
+        ]),
+        Duration::from_secs(30),
+    );
+    spec.env.pass = vec![
+        "CARGO_PKG_NAME".to_owned(),
+        "NOT_SET_ANYWHERE_42".to_owned(),
+    ];
+    spec.env
+        .set
+        .insert("DEPLOY_ENV".to_owned(), "staging".to_owned());
+    let runs = HookRunner::new()
+        .unwrap()
+        .run_event(&[spec.clone()], &context(HookEvent::Step))
+        .await;
+    assert!(runs[0].is_ok(), "{}", runs[0]);
+    let env = fs::read_to_string(&out).unwrap();
+    let names: Vec<&str> = env
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(n, _)| n)
+        .collect();
+    for wanted in [
+        "PATH",
+        "CARGO_PKG_NAME",
+        "DEPLOY_ENV",
+        "CANARY_SERVICE",
+        "CANARY_HOOK",
+    ] {
+        assert!(names.contains(&wanted), "{wanted} missing: {env}");
+    }
+    assert!(env.contains("DEPLOY_ENV=staging\n"), "{env}");
+    // The test runner's own variables (CARGO_MANIFEST_DIR, NEXTEST_*, RUST_*) stand for a
+    // CI's secrets: none reaches the hook unless passed.
+    for name in &names {
+        assert!(
+            canary_core::policy::HOOK_BASE_ENVIRONMENT.contains(name)
+                || ["CARGO_PKG_NAME", "DEPLOY_ENV", "PWD", "SHLVL", "_"].contains(name)
+                || name.starts_with("CANARY_"),
+            "{name} leaked into the hook: {env}"
+        );
+    }
+    assert!(!names.contains(&"CARGO_MANIFEST_DIR"), "{env}");
+    // The context wins over what the policy sets or passes.
+    let context_first = canary_gateways::hooks::runner::hook_environment(
+        &spec,
+        &context(HookEvent::Step),
+        |name| (name == "PATH").then(|| "/bin".into()),
+    );
+    assert!(context_first.contains(&("PATH".to_owned(), "/bin".to_owned())));
+    assert!(context_first.contains(&("CANARY_STEP".to_owned(), "2".to_owned())));
+    assert!(
+        !context_first
+            .iter()
+            .any(|(n, _)| n == "NOT_SET_ANYWHERE_42")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -96,6 +96,22 @@ pub(crate) struct StateArgs {
     /// The state ConfigMap's name (default: canary-rollout-SERVICE).
     #[arg(long, value_name = "NAME", env = "CANARY_STATE_CONFIGMAP")]
     pub(crate) state_configmap: Option<String>,
+
+    /// How long this process's claim on the rollout lives without a heartbeat (one every
+    /// sixth of it): a driver silent for longer (dead, or paused) is taken over by the next
+    /// `canary rollout`, `promote` or `abort` without --take-over. At least 3s.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "CANARY_CLAIM_TTL",
+        default_value = "30s",
+        value_parser = parse_claim_ttl
+    )]
+    pub(crate) claim_ttl: std::time::Duration,
+}
+
+fn parse_claim_ttl(text: &str) -> Result<std::time::Duration, String> {
+    canary_core::claim::parse_claim_ttl(text).map_err(|err| err.to_string())
 }
 
 /// The kinds of state store.
@@ -112,12 +128,15 @@ impl StateArgs {
     /// secret the process holds.
     pub(crate) fn open(&self, service: &str) -> anyhow::Result<Box<dyn StateStore>> {
         let store: Box<dyn StateStore> = match self.state_store {
-            StateStoreKind::File => Box::new(FileStateStore::new(&self.state_dir, service)),
+            StateStoreKind::File => Box::new(
+                FileStateStore::new(&self.state_dir, service).with_claim_ttl(self.claim_ttl),
+            ),
             StateStoreKind::Configmap => crate::adapters::configmap_store(
                 self.kube_context.clone(),
                 self.namespace.clone(),
                 service,
                 self.state_configmap.clone(),
+                self.claim_ttl,
             )?,
         };
         Ok(Box::new(Redacted::new(store)))

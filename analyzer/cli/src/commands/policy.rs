@@ -165,6 +165,81 @@ fn resolve_program(program: &str, cwd: &Path) -> Result<PathBuf, String> {
         })
 }
 
+/// What each of a check's criteria asks, as a sentence in the policy's units: `The canary's
+/// p95 latency must stay at or below 300 ms; above 1 s it is rolled back at once.`
+fn criterion_sentences(check: &canary_core::policy::CheckSpec) -> Vec<String> {
+    use canary_core::judge::{pct, plain_num};
+
+    let latency_seconds = check.slo.is_some_and(|slo| slo.max >= 1.0);
+    let latency = |seconds: f64| {
+        if latency_seconds {
+            format!("{} s", plain_num(seconds))
+        } else {
+            format!("{} ms", plain_num(seconds * 1000.0))
+        }
+    };
+    let (subject, say): (String, Box<dyn Fn(f64) -> String>) = match &check.kind {
+        CheckKind::ErrorRate(_) => ("The canary's error rate".to_owned(), Box::new(pct)),
+        CheckKind::Latency(l) => (
+            format!("The canary's p{} latency", plain_num(l.quantile * 100.0)),
+            Box::new(latency),
+        ),
+        CheckKind::Query(_) => (
+            "The query's value for the canary".to_owned(),
+            Box::new(plain_num),
+        ),
+        CheckKind::Samples(_) => ("The canary's samples".to_owned(), Box::new(plain_num)),
+    };
+    let mut sentences = Vec::new();
+    if let Some(slo) = check.slo {
+        sentences.push(match slo.rollback_above {
+            Some(above) => format!(
+                "{subject} must stay at or below {} (judged at each step's end); above {} it is rolled back at once.",
+                say(slo.max),
+                say(above)
+            ),
+            // A query's value is read, not estimated: above the bound is enough.
+            None if matches!(check.kind, CheckKind::Query(_)) => format!(
+                "{subject} must stay at or below {}; it is rolled back at the tick it is above.",
+                say(slo.max)
+            ),
+            None => format!(
+                "{subject} must stay at or below {}; it is rolled back once it is above with confidence.",
+                say(slo.max)
+            ),
+        });
+    }
+    if let Some(baseline) = check.baseline {
+        let by = if baseline.max_increase <= 1e-9 {
+            "at all".to_owned()
+        } else {
+            format!("by more than {}", pct(baseline.max_increase))
+        };
+        let sentence = match &check.kind {
+            CheckKind::ErrorRate(_) => format!(
+                "The canary's error rate must not be higher than the baseline's {by}; it is rolled back at the tick the evidence says so, in any step."
+            ),
+            CheckKind::Latency(l) => format!(
+                "The share of canary requests slower than {} must not be higher than the baseline's {by}; it is rolled back at the tick the evidence says so, in any step.",
+                match baseline.slow_above {
+                    Some(bound) => latency(bound),
+                    None => format!("the baseline's p{}", plain_num(l.quantile * 100.0)),
+                }
+            ),
+            CheckKind::Samples(s) => format!(
+                "The canary's samples must not be {} than the baseline's by more than {} of the baseline's level.",
+                if s.higher_is_worse { "higher" } else { "lower" },
+                pct(baseline.max_increase)
+            ),
+            CheckKind::Query(_) => {
+                format!("The query's value must not be worse than the baseline's {by}.")
+            }
+        };
+        sentences.push(sentence);
+    }
+    sentences
+}
+
 /// What each check queries, as PromQL comments (`#`) and queries, so the output can be
 /// pasted into Prometheus as it stands.
 pub(crate) fn explain(policy: &Policy, window: Option<std::time::Duration>) -> String {
@@ -191,6 +266,9 @@ pub(crate) fn explain(policy: &Policy, window: Option<std::time::Duration>) -> S
                 "# Source: Prometheus at {url}. Every {interval}, one instant query per check\n\
                  # (POST /api/v1/query, time = the tick), each returning both versions."
             );
+            if let Some(transport) = canary_metrics::prometheus::describe_transport(spec) {
+                let _ = writeln!(out, "# Requests: {transport}.");
+            }
             let _ = writeln!(
                 out,
                 "# Counts are cumulative since the analysis started. The window [{seconds}s] below is\n\
@@ -200,9 +278,13 @@ pub(crate) fn explain(policy: &Policy, window: Option<std::time::Duration>) -> S
             );
             let window = query_window;
             for check in &policy.checks {
+                let _ = writeln!(out);
+                for sentence in criterion_sentences(check) {
+                    let _ = writeln!(out, "# {}: {sentence}", check.name);
+                }
                 let _ = writeln!(
                     out,
-                    "\n# {}: {}",
+                    "# {}: {}",
                     check.name,
                     queries::describe(check, &policy.traffic)
                 );
@@ -247,7 +329,11 @@ pub(crate) fn explain(policy: &Policy, window: Option<std::time::Duration>) -> S
                     }
                     other => format!("a {} check cannot be read from a scrape", other.name()),
                 };
-                let _ = writeln!(out, "\n# {}: {line}", check.name);
+                let _ = writeln!(out);
+                for sentence in criterion_sentences(check) {
+                    let _ = writeln!(out, "# {}: {sentence}", check.name);
+                }
+                let _ = writeln!(out, "# {}: {line}", check.name);
             }
         }
     }

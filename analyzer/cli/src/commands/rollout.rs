@@ -369,7 +369,7 @@ pub(crate) async fn drive(
         source.restore(checkpoint).await?;
     }
     let hooks = canary_gateways::HookRunner::new().map_err(|e| e.into_core())?;
-    progress.set_step_duration(policy.rollout.step_duration);
+    progress.set_policy(policy);
     let mut driver = Driver {
         machine,
         store,
@@ -384,10 +384,11 @@ pub(crate) async fn drive(
         clock: &SystemClock,
         rollback_retry_for: how.rollback_retry_for,
     };
-    let outcome = driver
-        .run(rollout, how.first)
-        .await
-        .context("driving the rollout")?;
+    let outcome = driver.run(rollout, how.first).await;
+    // The rollout has ended: the live view's last frame stays, and whatever the command
+    // prints next (the summary, an error) comes below it.
+    driver.progress.finish();
+    let outcome = outcome.context("driving the rollout")?;
     Ok(Driven {
         outcome,
         source: source.describe(),

@@ -1,13 +1,27 @@
-//! `canary status`: where a service's rollout stands, from its state file.
+//! `canary status`: where a service's rollout stands, from its state file; with `--watch`,
+//! the live view of a rollout another process drives, redrawn until it ends.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use canary_core::ExitCode;
+use canary_core::policy::Policy;
+use canary_core::ports::StateStore;
 use canary_core::rollout::Phase;
 use clap::Args;
 
 use super::StateArgs;
+use crate::progress::Progress;
+
+/// How often `--watch` asks who drives the rollout. The file store answers by probing the
+/// rollout's lock, so it is asked seldom: a rollout starting in the same instant as a probe
+/// would find its lock taken.
+const HOLDER_EVERY: Duration = Duration::from_secs(5);
+
+/// How many answers in a row of "no process drives it", with no outcome saved, before
+/// `--watch` concludes the rollout was stopped (interrupted or killed).
+const UNDRIVEN_ANSWERS: u32 = 2;
 
 #[derive(Debug, Args)]
 pub(crate) struct StatusCommand {
@@ -23,8 +37,30 @@ pub(crate) struct StatusCommand {
     state: StateArgs,
 
     /// Print the whole saved state as JSON.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "watch")]
     json: bool,
+
+    /// Follow the rollout as it goes (the live view `canary rollout` shows on a terminal;
+    /// one line per change elsewhere) until it ends, then exit with the rollout's exit code.
+    #[arg(long)]
+    watch: bool,
+
+    /// How often `--watch` reads the state.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval, requires = "watch")]
+    interval: Duration,
+}
+
+/// A watch interval: a duration from 100 ms to 1 h (a tighter loop would only load the
+/// state store).
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let interval = humantime::parse_duration(text)
+        .map_err(|err| format!("{err}; expected a duration such as 1s or 500ms"))?;
+    if interval < Duration::from_millis(100) || interval > Duration::from_secs(3600) {
+        return Err(format!(
+            "{text} is out of range; give a duration from 100ms to 1h"
+        ));
+    }
+    Ok(interval)
 }
 
 impl StatusCommand {
@@ -46,6 +82,14 @@ impl StatusCommand {
             .unwrap_or_default();
         let store = self.state.open(&service)?;
         let runtime = super::runtime()?;
+        if self.watch {
+            return runtime.block_on(watch(
+                &service,
+                policy.as_ref(),
+                store.as_ref(),
+                self.interval,
+            ));
+        }
         let Some(rollout) = runtime.block_on(store.load())? else {
             super::print_stdout(&format!("{service}: no rollout ({})\n", store.describe()))?;
             return Ok(ExitCode::Passed);
@@ -133,6 +177,68 @@ impl StatusCommand {
         }
         super::print_stdout(&out)?;
         Ok(ExitCode::Passed)
+    }
+}
+
+/// `--watch`: the live view of the rollout in `store` until it ends; its exit code then.
+///
+/// It ends when the state carries an outcome (promoted, rolled back, held, stopped on an
+/// error), or when no process has driven it for two answers in a row and it has none (the
+/// driving process was interrupted or killed: exit 130, as that process's own; `canary
+/// rollout` resumes it). With no rollout saved yet it waits for one.
+async fn watch(
+    service: &str,
+    policy: Option<&Policy>,
+    store: &dyn StateStore,
+    interval: Duration,
+) -> anyhow::Result<ExitCode> {
+    let mut progress = Progress::new(false);
+    if let Some(policy) = policy {
+        progress.set_policy(policy);
+    }
+    let mut waiting_said = false;
+    let mut undriven = 0;
+    let mut holder: Option<String> = None;
+    let mut holder_asked: Option<Instant> = None;
+    loop {
+        match store.load().await? {
+            None => {
+                if !waiting_said {
+                    eprintln!(
+                        "{service}: no rollout yet ({}); waiting for one to start",
+                        store.describe()
+                    );
+                    waiting_said = true;
+                }
+            }
+            Some(rollout) => {
+                if let Some(outcome) = rollout.outcome() {
+                    progress.watch(&rollout, holder.clone());
+                    progress.finish();
+                    super::print_stdout(&format!(
+                        "{service}: {} (exit {})\n",
+                        crate::render::one_line(&outcome.reason),
+                        outcome.exit.code()
+                    ))?;
+                    return Ok(outcome.exit);
+                }
+                if holder_asked.is_none_or(|at| at.elapsed() >= HOLDER_EVERY) {
+                    holder = store.holder().await?.map(|h| format!("driven by {h}"));
+                    holder_asked = Some(Instant::now());
+                    undriven = if holder.is_none() { undriven + 1 } else { 0 };
+                }
+                progress.watch(&rollout, holder.clone());
+                if undriven >= UNDRIVEN_ANSWERS {
+                    progress.finish();
+                    super::print_stdout(&format!(
+                        "{service}: no process drives the rollout and it has not ended (phase {}): it was interrupted or its process stopped; `canary rollout` resumes it (exit 130)\n",
+                        rollout.phase().name()
+                    ))?;
+                    return Ok(ExitCode::Interrupted);
+                }
+            }
+        }
+        tokio::time::sleep(interval).await;
     }
 }
 

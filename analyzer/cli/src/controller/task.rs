@@ -234,7 +234,6 @@ async fn drive_claimed(
     let notifier = canary_gateways::Notifier::new(&policy.notifications)
         .map_err(|e| Stop::Invalid(e.into_core().to_string()))?;
     let mut progress = Progress::new(true);
-    progress.set_step_duration(policy.rollout.step_duration);
     let mut driver = Driver {
         machine,
         store: &publishing,
@@ -358,6 +357,20 @@ impl StateStore for PublishingStore<'_> {
 
     async fn release(&self) -> canary_core::Result<()> {
         self.inner.release().await
+    }
+
+    // The claim's heartbeat and fence pass through: the trait's defaults (no heartbeat, a
+    // claim always held) would let a controller that lost its claim go on writing weights.
+    async fn heartbeat(&self) -> canary_core::Result<()> {
+        self.inner.heartbeat().await
+    }
+
+    async fn check_claim(&self) -> canary_core::Result<()> {
+        self.inner.check_claim().await
+    }
+
+    fn heartbeat_period(&self) -> Option<Duration> {
+        self.inner.heartbeat_period()
     }
 
     async fn holder(&self) -> canary_core::Result<Option<String>> {
@@ -672,5 +685,102 @@ pub(crate) async fn event(
     let _permit = context.writes.acquire().await;
     if let Err(err) = api.create(&PostParams::default(), &event).await {
         tracing::warn!("an Event for {namespace}/{name}: {err}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store whose claim was taken over: its heartbeat and fence say so.
+    struct LostClaim;
+
+    #[async_trait]
+    impl StateStore for LostClaim {
+        async fn claim(&self, _: bool) -> canary_core::Result<()> {
+            Ok(())
+        }
+        async fn release(&self) -> canary_core::Result<()> {
+            Ok(())
+        }
+        async fn heartbeat(&self) -> canary_core::Result<()> {
+            Err(canary_core::Error::ClaimLost("taken over".to_owned()))
+        }
+        async fn check_claim(&self) -> canary_core::Result<()> {
+            Err(canary_core::Error::ClaimLost("taken over".to_owned()))
+        }
+        fn heartbeat_period(&self) -> Option<Duration> {
+            Some(Duration::from_secs(5))
+        }
+        async fn holder(&self) -> canary_core::Result<Option<String>> {
+            Ok(None)
+        }
+        async fn load(&self) -> canary_core::Result<Option<Rollout>> {
+            Ok(None)
+        }
+        async fn save(&self, _: &Rollout) -> canary_core::Result<()> {
+            Ok(())
+        }
+        async fn archive(&self, _: &Rollout) -> canary_core::Result<String> {
+            Ok(String::new())
+        }
+        async fn request(&self, _: &ControlRequest) -> canary_core::Result<()> {
+            Ok(())
+        }
+        async fn take_request(&self) -> canary_core::Result<Option<ControlRequest>> {
+            Ok(None)
+        }
+        fn describe(&self) -> String {
+            "a lost claim".to_owned()
+        }
+    }
+
+    /// The store the driver sees keeps the claim's heartbeat and fence: a controller whose
+    /// claim was taken over finds out before its next write (it did not: the trait's
+    /// defaults answered "held" and "no heartbeat").
+    #[tokio::test]
+    async fn the_publishing_store_passes_the_claims_heartbeat_and_fence_through() {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let client = kube::Client::try_from(config).unwrap();
+        let context = Arc::new(Context::new(
+            client,
+            super::super::Settings {
+                namespace: None,
+                prometheus: None,
+                max_queries: 1,
+                max_writes: 1,
+                rollback_retry_for: Duration::from_secs(1),
+                retry_after: Duration::from_secs(1),
+                identity: "test".to_owned(),
+            },
+        ));
+        let resource: CanaryRollout = serde_json::from_value(json!({
+            "apiVersion": "canary.dev/v1alpha1",
+            "kind": "CanaryRollout",
+            "metadata": {"name": "checkout", "namespace": "shop"},
+            "spec": {"revision": "v1", "policy": {"service": "checkout"}},
+        }))
+        .unwrap();
+        let publisher = StatusPublisher::start(
+            context,
+            Arc::new(resource),
+            "canaryrollout-checkout".to_owned(),
+            3,
+            Duration::from_secs(1),
+        );
+        let store = PublishingStore {
+            inner: &LostClaim,
+            publisher: &publisher,
+        };
+        assert!(matches!(
+            store.check_claim().await,
+            Err(canary_core::Error::ClaimLost(_))
+        ));
+        assert!(matches!(
+            store.heartbeat().await,
+            Err(canary_core::Error::ClaimLost(_))
+        ));
+        assert_eq!(store.heartbeat_period(), Some(Duration::from_secs(5)));
+        publisher.finish().await;
     }
 }

@@ -94,6 +94,8 @@ pub(crate) fn check_outputs(outputs: &[OutputSpec]) -> Result<(), canary_core::E
 /// Prints the terminal summary: on standard output, or on standard error when a report
 /// takes standard output (which then carries nothing but that report, so it parses).
 pub(crate) fn print_summary(report: &Report, outputs: &[OutputSpec]) {
+    // A live view still up would be glued to the summary's first line, or erase it.
+    crate::progress::end_live_view();
     let text = summary(report);
     if outputs.iter().any(OutputSpec::is_stdout) {
         eprint!("{text}");

@@ -8,6 +8,7 @@ mod ci_examples;
 mod completions;
 mod demo;
 mod distribution;
+mod live_view;
 mod policy_explain;
 mod policy_lint;
 mod readme;

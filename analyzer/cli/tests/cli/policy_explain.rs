@@ -12,6 +12,18 @@ fn explain_prints_one_query_per_check_with_the_window_said() {
         "{out}"
     );
     assert!(out.contains("one instant query per check"), "{out}");
+    // Each criterion as a sentence in the policy's units, before its query.
+    for sentence in [
+        "# errors: The canary's error rate must not be higher than the baseline's",
+        "# latency: The canary's p95 latency must stay at or below ",
+        "# no-restarts: The query's value for the canary must stay at or below 0; it is rolled back at the tick it is above.",
+    ] {
+        assert!(out.contains(sentence), "{sentence}\n{out}");
+    }
+    assert!(
+        !out.contains("0.3s") && !out.contains("0.01 "),
+        "fractions and seconds:\n{out}"
+    );
     let queries: Vec<&str> = out
         .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())

@@ -185,14 +185,24 @@ fn leading_bound(e: &Evidence) -> Option<&BoundEvidence> {
     })
 }
 
-/// ` (≈36×)`, or what stands for it when the baseline had none.
+/// ` (≈36×)`, or words where a number would read wrong: `≈0×` when the canary had none,
+/// an infinite ratio when the baseline had none, `0.00001×` when it is tiny.
 fn ratio(canary: f64, baseline: f64) -> String {
-    if baseline > 0.0 {
-        format!(" (≈{}×)", plain_num(canary / baseline))
-    } else if canary > 0.0 {
-        " (the baseline had none)".to_owned()
+    match (canary > 0.0, baseline > 0.0) {
+        (false, false) => " (neither had any)".to_owned(),
+        (false, true) => " (none in the canary)".to_owned(),
+        (true, false) => " (none in the baseline)".to_owned(),
+        (true, true) if canary / baseline < 0.01 => " (under 0.01×)".to_owned(),
+        (true, true) => format!(" (≈{}×)", plain_num(canary / baseline)),
+    }
+}
+
+/// A ratio's confidence bound: `1.09×`, or words when it is too large to be a number.
+fn at_least(bound: f64) -> String {
+    if bound.is_finite() && bound < 1e6 {
+        format!("at least {}×", plain_num(bound))
     } else {
-        String::new()
+        "many times more".to_owned()
     }
 }
 
@@ -208,8 +218,8 @@ fn comparison(verdict: Verdict, e: &Evidence, head: String) -> Option<String> {
     let needed = plain_num(1.0 / e.alpha);
     Some(match verdict {
         Verdict::Fail => format!(
-            "{head}; {allows}; at least {}×{}",
-            plain_num(e.interval?[0]),
+            "{head}; {allows}; {}{}",
+            at_least(e.interval?[0]),
             with_confidence(e)
         ),
         _ if e.e_value? < 1.0 => format!("{head}; {allows}; no evidence of more"),
@@ -334,6 +344,97 @@ mod tests {
         assert_eq!(count(999), "999");
         assert_eq!(count(1_000_000), "1,000,000");
         assert_eq!(pct(0.067), "6.7 %");
+    }
+
+    /// An error-rate comparison's result as the evaluator gives it, `canary` and `baseline`
+    /// being (errors, requests), for `reword` to say in words.
+    fn comparison_result(
+        verdict: Verdict,
+        canary: (u64, u64),
+        baseline: (u64, u64),
+        e_value: f64,
+        lower: f64,
+    ) -> CheckResult {
+        CheckResult {
+            name: "errors/baseline".to_owned(),
+            check: "errors".to_owned(),
+            criterion: Criterion::Baseline,
+            kind: "error-rate".to_owned(),
+            verdict,
+            reason: "the evaluator's sentence".to_owned(),
+            statistics: String::new(),
+            evidence: Evidence {
+                canary_events: Some(canary.0),
+                canary_n: Some(canary.1),
+                baseline_events: Some(baseline.0),
+                baseline_n: Some(baseline.1),
+                baseline_estimate: Some(baseline.0 as f64 / baseline.1 as f64),
+                e_value: Some(e_value),
+                interval: Some([lower, f64::INFINITY]),
+                confidence: Some(0.9975),
+                threshold: Some(1.0),
+                alpha: 0.0025,
+                ..Evidence::default()
+            },
+            decided_at: None,
+        }
+    }
+
+    fn reworded(result: CheckResult) -> String {
+        let wording = Wording {
+            quantile: None,
+            seconds: false,
+        };
+        reword(result, &wording).reason
+    }
+
+    /// A ratio with nothing on one side is said in words, never as `≈0×` or `∞×`.
+    #[test]
+    fn ratios_with_zero_or_infinity_are_said_in_words() {
+        let none_in_canary = reworded(comparison_result(
+            Verdict::Pass,
+            (0, 2_537),
+            (18, 10_021),
+            0.2,
+            0.0,
+        ));
+        assert_eq!(
+            none_in_canary,
+            "errors 0 % vs baseline 0.18 % (none in the canary); the policy allows no increase; no evidence of more"
+        );
+        let none_in_baseline = reworded(comparison_result(
+            Verdict::Fail,
+            (170, 2_537),
+            (0, 10_021),
+            1e6,
+            f64::INFINITY,
+        ));
+        assert_eq!(
+            none_in_baseline,
+            "errors 6.7 % vs baseline 0 % (none in the baseline); the policy allows no increase; many times more with 99.75 % confidence"
+        );
+        let tiny = reworded(comparison_result(
+            Verdict::Pass,
+            (1, 1_000_000),
+            (500, 10_000),
+            0.01,
+            0.0,
+        ));
+        assert!(tiny.contains("(under 0.01×)"), "{tiny}");
+        let neither = reworded(comparison_result(
+            Verdict::Pass,
+            (0, 100),
+            (0, 100),
+            1.0,
+            0.0,
+        ));
+        assert!(neither.contains("(neither had any)"), "{neither}");
+        for said in [&none_in_canary, &none_in_baseline, &tiny, &neither] {
+            assert!(
+                !said.contains("≈0×") && !said.contains("inf") && !said.contains('∞'),
+                "{said}"
+            );
+        }
     }
 
     #[test]

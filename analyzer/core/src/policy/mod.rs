@@ -142,8 +142,9 @@ pub enum Version {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum MetricsSourceSpec {
-    /// A Prometheus-compatible HTTP API.
-    Prometheus(PrometheusSpec),
+    /// A Prometheus-compatible HTTP API (boxed: its auth and transport settings make it
+    /// several times the size of the other variants).
+    Prometheus(Box<PrometheusSpec>),
     /// Direct scrapes of the versions' `/metrics` endpoints.
     Scrape(ScrapeSpec),
 }
@@ -172,6 +173,22 @@ pub struct PrometheusSpec {
     /// Whether an answer with warnings (a partial answer) is judged as usual, the warnings
     /// passed on; otherwise it is an `error` verdict for the check.
     pub accept_warnings: bool,
+    /// A client certificate and key presented to the server (mutual TLS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<ClientCertSpec>,
+    /// An HTTP(S) proxy every request goes through; `None`: none (the environment's
+    /// `HTTP_PROXY` is never used).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_url: Option<String>,
+}
+
+/// A client certificate for mutual TLS: PEM files, the key read as a secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ClientCertSpec {
+    /// The certificate (and any intermediates), PEM.
+    pub cert_file: PathBuf,
+    /// Its private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
 }
 
 /// The default of [`PrometheusSpec::max_answer_bytes`]: 32 MiB, hundreds of times what
@@ -207,6 +224,8 @@ impl std::fmt::Debug for PrometheusSpec {
             .field("max_answer_bytes", &self.max_answer_bytes)
             .field("max_series", &self.max_series)
             .field("accept_warnings", &self.accept_warnings)
+            .field("client_cert", &self.client_cert)
+            .field("proxy_url", &self.proxy_url)
             .finish()
     }
 }
@@ -226,6 +245,40 @@ pub enum PrometheusAuth {
         /// Where the password is.
         password: SecretSource,
     },
+    /// AWS Signature Version 4 (Amazon Managed Service for Prometheus), with credentials
+    /// from the environment, a shared credentials file or a web-identity token (EKS IRSA).
+    SigV4(SigV4Spec),
+    /// OAuth2 client credentials (RFC 6749 §4.4): a bearer token from a token endpoint,
+    /// cached until it expires.
+    OAuth2(OAuth2Spec),
+}
+
+/// How requests are signed with AWS Signature Version 4.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SigV4Spec {
+    /// The AWS region, e.g. `us-east-1`.
+    pub region: String,
+    /// The service the signature is for: `aps` for Amazon Managed Service for Prometheus.
+    pub service: String,
+    /// The profile of the shared credentials file; `None`: `AWS_PROFILE`, else `default`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+}
+
+/// The default of [`SigV4Spec::service`]: Amazon Managed Service for Prometheus.
+pub const DEFAULT_SIGV4_SERVICE: &str = "aps";
+
+/// OAuth2 client credentials.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OAuth2Spec {
+    /// The token endpoint.
+    pub token_url: String,
+    /// The client's identifier (not secret).
+    pub client_id: String,
+    /// Where the client secret is.
+    pub client_secret: SecretSource,
+    /// Scopes asked for (none: the server's default).
+    pub scopes: Vec<String>,
 }
 
 /// Where a secret is read from at run time.
@@ -639,6 +692,31 @@ pub enum HookEvent {
     Rollback,
 }
 
+/// The environment a command hook gets beyond its minimal one
+/// ([`HOOK_BASE_ENVIRONMENT`] from canary's own, and the `CANARY_*` context).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct HookEnv {
+    /// Variables passed from canary's environment by name (left out when unset there).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pass: Vec<String>,
+    /// Variables set to a value given in the policy.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub set: std::collections::BTreeMap<String, String>,
+}
+
+impl HookEnv {
+    /// Whether nothing is added.
+    pub fn is_empty(&self) -> bool {
+        self.pass.is_empty() && self.set.is_empty()
+    }
+}
+
+/// The variables of canary's own environment every command hook gets (when set): what a
+/// program needs to run at all. Everything else — tokens, cloud credentials, the CI's
+/// secrets — stays out unless the policy passes it by name (`env.pass`).
+pub const HOOK_BASE_ENVIRONMENT: [&str; 7] =
+    ["PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "TMPDIR"];
+
 /// A hook.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct HookSpec {
@@ -652,6 +730,9 @@ pub struct HookSpec {
     pub timeout: Duration,
     /// Whether a failure of a `before` or `step` hook rolls back.
     pub rollback_on_failure: bool,
+    /// A command hook's environment beyond the minimal one.
+    #[serde(skip_serializing_if = "HookEnv::is_empty")]
+    pub env: HookEnv,
 }
 
 /// What a hook does.

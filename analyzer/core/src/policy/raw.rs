@@ -122,6 +122,64 @@ pub(crate) struct RawPrometheus {
     /// `isPartial`) as usual, passing the warnings on, instead of as `error` (default false).
     #[serde(default)]
     pub(crate) accept_warnings: bool,
+    /// Sign every request with AWS Signature Version 4 (Amazon Managed Service for
+    /// Prometheus). Credentials come from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`
+    /// (`AWS_SESSION_TOKEN`), else the shared credentials file's profile, else a web-identity
+    /// token (`AWS_WEB_IDENTITY_TOKEN_FILE` and `AWS_ROLE_ARN`, as EKS IRSA sets them).
+    #[serde(default)]
+    pub(crate) sigv4: Option<RawSigV4>,
+    /// OAuth2 client credentials: a bearer token from a token endpoint, cached until it
+    /// expires.
+    #[serde(default)]
+    pub(crate) oauth2: Option<RawOAuth2>,
+    /// PEM file of a client certificate presented to the server (mutual TLS); needs
+    /// `client-key-file`.
+    #[serde(default)]
+    pub(crate) client_cert_file: Option<String>,
+    /// PEM file of the client certificate's private key (read as a secret).
+    #[serde(default)]
+    pub(crate) client_key_file: Option<String>,
+    /// An HTTP(S) proxy for every request, e.g. `http://proxy:3128` (the environment's
+    /// `HTTP_PROXY` is never used).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) proxy_url: Option<At<String>>,
+}
+
+/// AWS Signature Version 4.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawSigV4 {
+    /// The AWS region, e.g. `us-east-1`.
+    #[schemars(with = "String")]
+    pub(crate) region: At<String>,
+    /// The service signed for (default `aps`, Amazon Managed Service for Prometheus).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) service: Option<At<String>>,
+    /// The shared credentials file's profile (default: `AWS_PROFILE`, else `default`).
+    #[serde(default)]
+    pub(crate) profile: Option<String>,
+}
+
+/// OAuth2 client credentials.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawOAuth2 {
+    /// The token endpoint, e.g. `https://login.example.com/oauth2/token`.
+    #[schemars(with = "String")]
+    pub(crate) token_url: At<String>,
+    /// The client's identifier.
+    pub(crate) client_id: String,
+    /// File holding the client secret.
+    #[serde(default)]
+    pub(crate) client_secret_file: Option<String>,
+    /// Environment variable holding the client secret.
+    #[serde(default)]
+    pub(crate) client_secret_env: Option<String>,
+    /// Scopes to ask for.
+    #[serde(default)]
+    pub(crate) scopes: Vec<String>,
 }
 
 /// An extra header's value: written in the policy, or a secret read at run time.
@@ -564,6 +622,23 @@ pub(crate) struct RawHook {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub(crate) on_failure: Option<At<String>>,
+    /// More environment for a command hook than the minimal one it gets (PATH, HOME, USER,
+    /// LANG, LC_ALL, TZ, TMPDIR and the CANARY_* context).
+    #[serde(default)]
+    pub(crate) env: Option<RawHookEnv>,
+}
+
+/// A command hook's extra environment.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawHookEnv {
+    /// Variables passed from canary's own environment, by name (left out when unset).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub(crate) pass: Vec<At<String>>,
+    /// Variables set to these values.
+    #[serde(default)]
+    pub(crate) set: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

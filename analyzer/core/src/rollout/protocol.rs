@@ -238,6 +238,17 @@ impl Effect {
                 | Effect::Promote { .. }
         )
     }
+
+    /// Whether carrying this effect out changes the world outside the state store (the
+    /// gateway, a hook's target, the Deployments): the driver confirms its claim first
+    /// ([`crate::ports::StateStore::check_claim`]). Saves are fenced by the stores
+    /// themselves.
+    pub fn writes(&self) -> bool {
+        matches!(
+            self,
+            Effect::SetWeight(_) | Effect::RunHooks { .. } | Effect::Promote { .. }
+        )
+    }
 }
 
 /// Something worth telling people.

@@ -27,6 +27,7 @@ fn holder(identity: &str, pid: u32) -> Holder {
         pid,
         started_at: Timestamp::from_second(1_790_000_000).unwrap(),
         renewed_at: None,
+        ttl_seconds: None,
     }
 }
 
@@ -110,7 +111,7 @@ async fn a_second_driver_is_refused_unless_it_takes_over() {
     let message = err.to_string();
     assert!(
         message.contains("a rollout of checkout is in progress, owned by runner-1 (GitHub Actions run 99 canary) pid 100, started 2026-")
-            && message.contains("last saved")
+            && message.contains("last heartbeat")
             && message.contains("--take-over"),
         "{message}"
     );
@@ -120,7 +121,7 @@ async fn a_second_driver_is_refused_unless_it_takes_over() {
     let err = first.save(&a_rollout()).await.unwrap_err();
     assert!(
         err.to_string()
-            .contains("the rollout of checkout was taken over by runner-2 pid 200"),
+            .contains("the claim on the rollout of checkout was taken over by runner-2 pid 200"),
         "{err}"
     );
     second.save(&a_rollout()).await.unwrap();
@@ -142,6 +143,42 @@ async fn a_claim_of_a_dead_process_on_this_host_is_stale() {
     };
     store(&fake, dead).claim(false).await.unwrap();
     store(&fake, this).claim(false).await.unwrap();
+}
+
+/// A holder that stops renewing its claim (a paused or dead pod on another node, so no
+/// process to look up) loses it once the time to live it promised has passed without a
+/// heartbeat, and finds out before its next write; one that keeps renewing never does.
+#[tokio::test]
+async fn a_claim_without_heartbeats_is_taken_over_and_its_holder_finds_out() {
+    let ttl = std::time::Duration::from_secs(3);
+    let fake = FakeApiServer::start().await;
+    let first = store(&fake, holder("runner-1", 1)).with_claim_ttl(ttl);
+    let second = store(&fake, holder("runner-2", 2));
+    first.claim(false).await.unwrap();
+    first.save(&a_rollout()).await.unwrap();
+    // Alive: a heartbeat a second, for longer than the time to live.
+    for _ in 0..4 {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        first.heartbeat().await.unwrap();
+        let refused = second.claim(false).await.unwrap_err();
+        assert!(refused.to_string().contains("runner-1"), "{refused}");
+    }
+    // Silent for longer than its time to live: stale, taken over without --take-over.
+    tokio::time::sleep(ttl + std::time::Duration::from_millis(500)).await;
+    second.claim(false).await.unwrap();
+    for lost in [
+        first.check_claim().await.unwrap_err(),
+        first.heartbeat().await.unwrap_err(),
+        first.save(&a_rollout()).await.unwrap_err(),
+    ] {
+        assert!(matches!(lost, Error::ClaimLost(_)), "{lost:?}");
+        assert!(
+            lost.to_string().contains("taken over by runner-2"),
+            "{lost}"
+        );
+        assert_eq!(lost.exit_code(), ExitCode::Infrastructure);
+    }
+    second.check_claim().await.unwrap();
 }
 
 #[tokio::test]

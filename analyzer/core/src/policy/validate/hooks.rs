@@ -116,6 +116,8 @@ impl Validator {
                 hook.timeout.as_ref(),
                 DEFAULT_COMMAND_TIMEOUT,
             );
+            let env = self.hook_env(&path, hook);
+            ok &= env.is_some();
             if let (Some(action), Some(timeout)) = (action, timeout) {
                 hooks.push(HookSpec {
                     name: hook.name.value.clone(),
@@ -123,12 +125,71 @@ impl Validator {
                     action,
                     timeout,
                     rollback_on_failure,
+                    env: env.unwrap_or_default(),
                 });
             } else {
                 ok = false;
             }
         }
         ok.then_some(hooks)
+    }
+
+    /// A hook's `env`: names a shell would take, none of the `CANARY_` context ones, each
+    /// once, and for command hooks only.
+    fn hook_env(&mut self, path: &str, hook: &RawHook) -> Option<HookEnv> {
+        let Some(raw) = &hook.env else {
+            return Some(HookEnv::default());
+        };
+        let mut ok = true;
+        if hook.command.is_none() {
+            self.problem::<()>(
+                format!("{path}.env"),
+                None,
+                "only a command hook has an environment (a webhook gets none)",
+            );
+            ok = false;
+        }
+        let valid = |name: &str| {
+            name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        let mut seen = HashSet::new();
+        let named: Vec<(String, Option<&At<String>>, &str)> = raw
+            .pass
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                (
+                    format!("{path}.env.pass[{i}]"),
+                    Some(name),
+                    name.value.as_str(),
+                )
+            })
+            .chain(
+                raw.set
+                    .keys()
+                    .map(|name| (format!("{path}.env.set.{name}"), None, name.as_str())),
+            )
+            .collect();
+        for (field, at, name) in named {
+            let problem = if !valid(name) {
+                format!(
+                    "{name:?} is not a variable name (letters, digits and `_`, not starting with a digit)"
+                )
+            } else if name.starts_with("CANARY_") {
+                format!("{name} is set by canary itself (CANARY_ names are the hook's context)")
+            } else if !seen.insert(name.to_owned()) {
+                format!("{name} is named more than once")
+            } else {
+                continue;
+            };
+            self.problem(field, at, problem);
+            ok = false;
+        }
+        ok.then(|| HookEnv {
+            pass: raw.pass.iter().map(|n| n.value.clone()).collect(),
+            set: raw.set.clone(),
+        })
     }
 
     pub(super) fn notifications(

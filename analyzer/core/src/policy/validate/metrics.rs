@@ -8,7 +8,7 @@ impl Validator {
         match (&raw.prometheus, &raw.scrape) {
             (Some(prometheus), None) => self
                 .prometheus(prometheus)
-                .map(MetricsSourceSpec::Prometheus),
+                .map(|spec| MetricsSourceSpec::Prometheus(Box::new(spec))),
             (None, Some(scrape)) => self.scrape(scrape).map(MetricsSourceSpec::Scrape),
             (None, None) => {
                 self.problem::<()>("metrics", None, "expected one of `prometheus` or `scrape`");
@@ -30,43 +30,7 @@ impl Validator {
         if let Some(url) = &raw.url {
             ok &= self.http_url("metrics.prometheus.url", url);
         }
-        let auth = match (
-            &raw.bearer_token_file,
-            &raw.bearer_token_env,
-            &raw.basic_auth,
-        ) {
-            (None, None, None) => PrometheusAuth::None,
-            (Some(file), None, None) => {
-                PrometheusAuth::Bearer(SecretSource::File(PathBuf::from(file)))
-            }
-            (None, Some(var), None) => PrometheusAuth::Bearer(SecretSource::Env(var.clone())),
-            (None, None, Some(basic)) => {
-                let password = match (&basic.password_file, &basic.password_env) {
-                    (Some(file), None) => SecretSource::File(PathBuf::from(file)),
-                    (None, Some(var)) => SecretSource::Env(var.clone()),
-                    _ => {
-                        self.problem::<()>(
-                            "metrics.prometheus.basic-auth",
-                            None,
-                            "expected exactly one of `password-file` or `password-env` (passwords are never written in the policy)",
-                        );
-                        return None;
-                    }
-                };
-                PrometheusAuth::Basic {
-                    username: basic.username.clone(),
-                    password,
-                }
-            }
-            _ => {
-                self.problem::<()>(
-                    "metrics.prometheus",
-                    None,
-                    "expected at most one of `bearer-token-file`, `bearer-token-env` and `basic-auth`",
-                );
-                return None;
-            }
-        };
+        let auth = self.prometheus_auth(raw)?;
         let mut headers = Vec::new();
         for (name, value) in &raw.headers {
             let field = format!("metrics.prometheus.headers.{name}");
@@ -74,7 +38,7 @@ impl Validator {
                 self.problem::<()>(
                     field,
                     None,
-                    "credentials do not belong in the policy: use `bearer-token-file`, `bearer-token-env` or `basic-auth`",
+                    "credentials do not belong in the policy: use `bearer-token-file`, `bearer-token-env`, `basic-auth`, `oauth2` or `sigv4`",
                 );
                 ok = false;
                 continue;
@@ -171,6 +135,37 @@ impl Validator {
             );
             ok = false;
         }
+        let client_cert = match (&raw.client_cert_file, &raw.client_key_file) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(ClientCertSpec {
+                cert_file: PathBuf::from(cert),
+                key_file: PathBuf::from(key),
+            }),
+            (Some(_), None) | (None, Some(_)) => {
+                self.problem::<()>(
+                    "metrics.prometheus",
+                    None,
+                    "`client-cert-file` and `client-key-file` go together: a client certificate is presented with its key",
+                );
+                ok = false;
+                None
+            }
+        };
+        let proxy_url = match &raw.proxy_url {
+            None => None,
+            Some(url) => {
+                ok &= self.http_url("metrics.prometheus.proxy-url", url);
+                if has_userinfo(&url.value) {
+                    self.problem(
+                        "metrics.prometheus.proxy-url",
+                        Some(url),
+                        "credentials do not belong in the policy: a proxy that asks for them is not supported yet",
+                    );
+                    ok = false;
+                }
+                Some(url.value.trim_end_matches('/').to_owned())
+            }
+        };
         Some(PrometheusSpec {
             url: raw
                 .url
@@ -185,6 +180,172 @@ impl Validator {
             max_answer_bytes,
             max_series,
             accept_warnings: raw.accept_warnings,
+            client_cert,
+            proxy_url,
+        })
+        .filter(|_| ok)
+    }
+
+    /// At most one way to authenticate: a bearer token, basic auth, OAuth2 or SigV4.
+    fn prometheus_auth(&mut self, raw: &RawPrometheus) -> Option<PrometheusAuth> {
+        let given = [
+            raw.bearer_token_file.is_some(),
+            raw.bearer_token_env.is_some(),
+            raw.basic_auth.is_some(),
+            raw.oauth2.is_some(),
+            raw.sigv4.is_some(),
+        ];
+        if given.iter().filter(|&&g| g).count() > 1 {
+            self.problem::<()>(
+                "metrics.prometheus",
+                None,
+                "expected at most one of `bearer-token-file`, `bearer-token-env`, `basic-auth`, `oauth2` and `sigv4`",
+            );
+            return None;
+        }
+        if let Some(file) = &raw.bearer_token_file {
+            return Some(PrometheusAuth::Bearer(SecretSource::File(PathBuf::from(
+                file,
+            ))));
+        }
+        if let Some(var) = &raw.bearer_token_env {
+            return Some(PrometheusAuth::Bearer(SecretSource::Env(var.clone())));
+        }
+        if let Some(basic) = &raw.basic_auth {
+            let password = match (&basic.password_file, &basic.password_env) {
+                (Some(file), None) => SecretSource::File(PathBuf::from(file)),
+                (None, Some(var)) => SecretSource::Env(var.clone()),
+                _ => {
+                    self.problem::<()>(
+                        "metrics.prometheus.basic-auth",
+                        None,
+                        "expected exactly one of `password-file` or `password-env` (passwords are never written in the policy)",
+                    );
+                    return None;
+                }
+            };
+            return Some(PrometheusAuth::Basic {
+                username: basic.username.clone(),
+                password,
+            });
+        }
+        if let Some(oauth2) = &raw.oauth2 {
+            return self.oauth2(oauth2).map(PrometheusAuth::OAuth2);
+        }
+        if let Some(sigv4) = &raw.sigv4 {
+            return self.sigv4(sigv4).map(PrometheusAuth::SigV4);
+        }
+        Some(PrometheusAuth::None)
+    }
+
+    fn oauth2(&mut self, raw: &RawOAuth2) -> Option<OAuth2Spec> {
+        let mut ok = self.http_url("metrics.prometheus.oauth2.token-url", &raw.token_url);
+        if has_userinfo(&raw.token_url.value) {
+            self.problem(
+                "metrics.prometheus.oauth2.token-url",
+                Some(&raw.token_url),
+                "credentials do not belong in the URL: the client secret goes in `client-secret-file` or `client-secret-env`",
+            );
+            ok = false;
+        }
+        if raw.client_id.trim().is_empty() || raw.client_id.chars().any(char::is_control) {
+            self.problem::<()>(
+                "metrics.prometheus.oauth2.client-id",
+                None,
+                "expected the client's identifier (not empty, no control characters)",
+            );
+            ok = false;
+        }
+        let client_secret = match (&raw.client_secret_file, &raw.client_secret_env) {
+            (Some(file), None) => Some(SecretSource::File(PathBuf::from(file))),
+            (None, Some(var)) => Some(SecretSource::Env(var.clone())),
+            _ => {
+                self.problem::<()>(
+                    "metrics.prometheus.oauth2",
+                    None,
+                    "expected exactly one of `client-secret-file` or `client-secret-env` (secrets are never written in the policy)",
+                );
+                None
+            }
+        };
+        for (i, scope) in raw.scopes.iter().enumerate() {
+            // RFC 6749 §3.3: a scope token is visible ASCII other than `"` and `\`.
+            if scope.is_empty()
+                || !scope
+                    .bytes()
+                    .all(|b| b == b'!' || (b'#'..=b'[').contains(&b) || (b']'..=b'~').contains(&b))
+            {
+                self.problem::<()>(
+                    format!("metrics.prometheus.oauth2.scopes[{i}]"),
+                    None,
+                    format!("{scope:?} is not an OAuth2 scope (visible ASCII without spaces, `\"` or `\\`)"),
+                );
+                ok = false;
+            }
+        }
+        Some(OAuth2Spec {
+            token_url: raw.token_url.value.clone(),
+            client_id: raw.client_id.clone(),
+            client_secret: client_secret?,
+            scopes: raw.scopes.clone(),
+        })
+        .filter(|_| ok)
+    }
+
+    fn sigv4(&mut self, raw: &RawSigV4) -> Option<SigV4Spec> {
+        let mut ok = true;
+        // Region and service names are lowercase letters, digits and dashes
+        // (`us-east-1`, `aps`): they are part of the signature's scope.
+        let aws_name = |name: &str| {
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        };
+        if !aws_name(&raw.region.value) {
+            self.problem(
+                "metrics.prometheus.sigv4.region",
+                Some(&raw.region),
+                format!(
+                    "expected an AWS region such as `us-east-1`, not {:?}",
+                    raw.region.value
+                ),
+            );
+            ok = false;
+        }
+        let service = match &raw.service {
+            None => DEFAULT_SIGV4_SERVICE.to_owned(),
+            Some(service) => {
+                if !aws_name(&service.value) {
+                    self.problem(
+                        "metrics.prometheus.sigv4.service",
+                        Some(service),
+                        format!(
+                            "expected an AWS service signing name such as `aps`, not {:?}",
+                            service.value
+                        ),
+                    );
+                    ok = false;
+                }
+                service.value.clone()
+            }
+        };
+        if raw
+            .profile
+            .as_ref()
+            .is_some_and(|p| p.trim().is_empty() || p.contains([']', '[', '\n']))
+        {
+            self.problem::<()>(
+                "metrics.prometheus.sigv4.profile",
+                None,
+                "expected the name of a profile of the shared credentials file",
+            );
+            ok = false;
+        }
+        Some(SigV4Spec {
+            region: raw.region.value.clone(),
+            service,
+            profile: raw.profile.clone(),
         })
         .filter(|_| ok)
     }
@@ -223,4 +384,11 @@ impl Validator {
         })
         .filter(|_| ok)
     }
+}
+
+/// Whether an http(s) URL carries `user@` or `user:password@` in its authority.
+fn has_userinfo(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    authority.contains('@')
 }

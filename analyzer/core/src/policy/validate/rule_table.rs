@@ -231,6 +231,86 @@ const ROWS: &[Row] = &[
         "exactly one of `file` or `env`",
     ),
     row(
+        &[(
+            "metrics",
+            "metrics: {prometheus: {bearer-token-env: T, sigv4: {region: us-east-1}}}",
+        )],
+        "metrics.prometheus",
+        "`oauth2` and `sigv4`",
+    ),
+    row(
+        &[(
+            "metrics",
+            "metrics: {prometheus: {oauth2: {token-url: 'https://u:p@idp/token', client-id: c, client-secret-env: S}}}",
+        )],
+        "metrics.prometheus.oauth2.token-url",
+        "credentials do not belong in the URL",
+    ),
+    row(
+        &[(
+            "metrics",
+            "metrics: {prometheus: {oauth2: {token-url: 'https://idp/token', client-id: ' ', client-secret-env: S}}}",
+        )],
+        "metrics.prometheus.oauth2.client-id",
+        "expected the client's identifier",
+    ),
+    row(
+        &[(
+            "metrics",
+            "metrics: {prometheus: {oauth2: {token-url: 'https://idp/token', client-id: c}}}",
+        )],
+        "metrics.prometheus.oauth2",
+        "exactly one of `client-secret-file` or `client-secret-env`",
+    ),
+    row(
+        &[(
+            "metrics",
+            "metrics: {prometheus: {oauth2: {token-url: 'https://idp/token', client-id: c, client-secret-env: S, scopes: ['read write']}}}",
+        )],
+        "metrics.prometheus.oauth2.scopes[0]",
+        "is not an OAuth2 scope",
+    ),
+    row(
+        &[(
+            "metrics",
+            "metrics: {prometheus: {sigv4: {region: US East}}}",
+        )],
+        "metrics.prometheus.sigv4.region",
+        "expected an AWS region",
+    ),
+    row(
+        &[(
+            "metrics",
+            "metrics: {prometheus: {sigv4: {region: us-east-1, service: 'A P S'}}}",
+        )],
+        "metrics.prometheus.sigv4.service",
+        "expected an AWS service signing name",
+    ),
+    row(
+        &[(
+            "metrics",
+            "metrics: {prometheus: {sigv4: {region: us-east-1, profile: ''}}}",
+        )],
+        "metrics.prometheus.sigv4.profile",
+        "expected the name of a profile",
+    ),
+    row(
+        &[(
+            "metrics",
+            "metrics: {prometheus: {client-cert-file: /c.pem}}",
+        )],
+        "metrics.prometheus",
+        "`client-cert-file` and `client-key-file` go together",
+    ),
+    row(
+        &[(
+            "metrics",
+            "metrics: {prometheus: {proxy-url: 'http://user:pw@proxy:3128'}}",
+        )],
+        "metrics.prometheus.proxy-url",
+        "a proxy that asks for them is not supported yet",
+    ),
+    row(
         &[("metrics", "metrics: {prometheus: {max-answer-size: 100B}}")],
         "metrics.prometheus.max-answer-size",
         "expected at least 1KiB",
@@ -626,6 +706,22 @@ const ROWS: &[Row] = &[
         &[("hooks", "hooks: [{name: h, on: [], command: [true]}]")],
         "hooks[0].on",
         "expected one or more of before",
+    ),
+    row(
+        &[(
+            "hooks",
+            "hooks: [{name: h, on: [before], webhook: {url: 'http://h'}, env: {pass: [HOME]}}]",
+        )],
+        "hooks[0].env",
+        "only a command hook has an environment",
+    ),
+    row(
+        &[(
+            "hooks",
+            "hooks: [{name: h, on: [before], command: [true], env: {pass: [CANARY_WEIGHT]}}]",
+        )],
+        "hooks[0].env.pass[0]",
+        "set by canary itself",
     ),
     row(
         &[("hooks", "hooks: [{name: h, on: [after], command: [true]}]")],
