@@ -48,7 +48,7 @@ pub(crate) struct WaitCommand {
 }
 
 /// `NAMESPACE/NAME`, checked.
-fn namespaced_name(text: &str) -> Result<(String, String), canary_core::Error> {
+pub(crate) fn namespaced_name(text: &str) -> Result<(String, String), canary_core::Error> {
     match text.split_once('/') {
         Some((namespace, name))
             if !namespace.is_empty() && !name.is_empty() && !name.contains('/') =>

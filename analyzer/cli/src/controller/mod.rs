@@ -32,7 +32,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use tokio::sync::Semaphore;
 
-pub(crate) use task::state_config_map;
+pub(crate) use task::{router_for, state_config_map};
 
 /// What the controller is told on its command line.
 #[derive(Clone, Debug)]

@@ -272,7 +272,7 @@ fn connection_for(context: &Context, namespace: &str) -> KubeConnection {
 
 /// The policy's router: a Kubernetes gateway through the controller's own client (its
 /// namespace the policy's, else the resource's), any other as `canary rollout` builds it.
-fn router_for(
+pub(crate) fn router_for(
     policy: &canary_core::policy::Policy,
     connection: &KubeConnection,
 ) -> canary_core::Result<Box<dyn TrafficRouter>> {

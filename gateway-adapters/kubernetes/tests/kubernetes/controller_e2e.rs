@@ -343,3 +343,184 @@ fn a_rollout_whose_resource_is_deleted_stops_where_it_stands() {
     assert_eq!(world.canary_weights(), stopped_at, "{}", running.stderr());
     assert!(!stopped_at.contains(&100), "{stopped_at:?}");
 }
+
+/// `canary status|promote --kube NS/NAME` on a rollout the controller drives: a request
+/// bound to another rollout (an older revision) is consumed and refused, the rollout goes
+/// on; `status` says where it stands and who drives it; `promote` leaves its request for
+/// the controller, which takes it once and promotes, and the command exits 0 with it.
+#[test]
+fn status_and_promote_with_kube_act_on_the_controllers_rollout_and_a_stale_request_is_refused() {
+    let world = World::start(&[]);
+    install(&world, "v5");
+    let running = Running::spawn(&mut controller(&world, "controller-a"));
+    assert!(
+        wait_until(Duration::from_secs(60), || world.canary_weights().last()
+            == Some(&10)),
+        "the controller started the rollout: weights {:?}\n{}",
+        world.canary_weights(),
+        running.stderr()
+    );
+    // A promotion asked for the rollout of v4 (another revision): never applied to v5's.
+    let mut state = world
+        .fake
+        .object("", "configmaps", NS, "canaryrollout-checkout")
+        .expect("the state ConfigMap");
+    let started = state["data"]["rollout.json"]
+        .as_str()
+        .and_then(|text| serde_json::from_str::<Value>(text).ok())
+        .expect("the saved rollout");
+    let stale = json!({
+        "action": "promote",
+        "rollout_id": "v4",
+        "rollout_started_at": started["started_at"],
+        "requested_at": jiff::Timestamp::now().to_string(),
+    });
+    state["data"]["request.json"] = Value::String(stale.to_string());
+    world.fake.replace(state);
+    let request_left = || {
+        world
+            .fake
+            .object("", "configmaps", NS, "canaryrollout-checkout")
+            .is_some_and(|c| c["data"].get("request.json").is_some())
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), || !request_left()),
+        "the controller took the request\n{}",
+        running.stderr()
+    );
+    let weights = world.canary_weights();
+    assert!(
+        !weights.contains(&100),
+        "a request for another rollout promoted this one: {weights:?}"
+    );
+
+    let run = |args: &[&str]| {
+        let mut command = Command::new(binary("canary"));
+        command
+            .args(args)
+            .env("KUBECONFIG", world.dir.path().join("kubeconfig"))
+            .stdin(Stdio::null());
+        finish(&mut command)
+    };
+    let status_run = run(&["status", "--kube", "shop/checkout"]);
+    assert_eq!(status_run.code, Some(0), "{}", status_run.stderr);
+    assert!(
+        status_run.stdout.contains(": phase step, canary at"),
+        "{}",
+        status_run.stdout
+    );
+    assert!(
+        status_run
+            .stdout
+            .contains("driven by canary controller controller-a"),
+        "{}",
+        status_run.stdout
+    );
+
+    let promoted = run(&["promote", "--kube", "shop/checkout", "--yes"]);
+    assert_eq!(
+        promoted.code,
+        Some(0),
+        "{}\n{}\n{}",
+        promoted.stdout,
+        promoted.stderr,
+        running.stderr()
+    );
+    assert!(
+        promoted.stdout.contains("asked the process driving"),
+        "left for the controller: {}",
+        promoted.stdout
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || status(&world)["phase"]
+            == "Promoted"),
+        "status {}",
+        status(&world)
+    );
+    let status = status(&world);
+    assert!(
+        status["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("by hand")),
+        "a manual promotion is said as one: {status}"
+    );
+    assert_eq!(world.canary_weights().last(), Some(&100));
+    assert!(!request_left(), "the request was consumed");
+    // Asked again, after the end: nothing to act on (exit 2), nothing written.
+    let again = run(&["promote", "--kube", "shop/checkout", "--yes"]);
+    assert_eq!(again.code, Some(2), "{}", again.stderr);
+    assert!(
+        again.stderr.contains("already finished"),
+        "{}",
+        again.stderr
+    );
+}
+
+/// `--kube` with a resource that does not exist is bad input (exit 2, naming it); an API
+/// server that refuses the read (403, RBAC) is an infrastructure error (exit 4) naming the
+/// rule to grant; a malformed name is bad input. Nothing is written in any case.
+#[test]
+fn kube_control_commands_refuse_a_missing_resource_and_say_which_rbac_rule_is_missing() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let fake = runtime.block_on(canary_fake_kube_api::FakeApiServer::start());
+    fake.serve_status_subresource(GROUP, RESOURCE);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("kubeconfig"), fake.kubeconfig(NS)).unwrap();
+    let run = |args: &[&str]| {
+        let mut command = Command::new(binary("canary"));
+        command
+            .args(args)
+            .env("KUBECONFIG", dir.path().join("kubeconfig"))
+            .stdin(Stdio::null());
+        finish(&mut command)
+    };
+    for command in ["status", "promote", "abort"] {
+        let mut args = vec![command, "--kube", "shop/nothing"];
+        if command == "promote" {
+            args.push("--yes");
+        }
+        let missing = run(&args);
+        assert_eq!(missing.code, Some(2), "{command}: {}", missing.stderr);
+        assert!(
+            missing
+                .stderr
+                .contains("CanaryRollout shop/nothing does not exist"),
+            "{command}: {}",
+            missing.stderr
+        );
+        let malformed = run(&[command, "--kube", "nothing"]);
+        assert_eq!(malformed.code, Some(2), "{command}: {}", malformed.stderr);
+    }
+    fake.insert(json!({
+        "apiVersion": "canary.dev/v1alpha1",
+        "kind": "CanaryRollout",
+        "metadata": {"name": NAME, "namespace": NS},
+        "spec": {"revision": "v1", "policy": {"service": NAME}},
+    }));
+    // Only ConfigMaps may be read: the CanaryRollout may not.
+    let role: k8s_openapi::api::rbac::v1::Role = serde_json::from_value(json!({
+        "metadata": {"name": "configmaps-only", "namespace": NS},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}],
+    }))
+    .unwrap();
+    fake.grant(&[role], &[]);
+    let forbidden = run(&["abort", "--kube", "shop/checkout"]);
+    assert_eq!(forbidden.code, Some(4), "{}", forbidden.stderr);
+    assert!(
+        forbidden
+            .stderr
+            .contains("grant `get` on canaryrollouts.canary.dev in namespace shop"),
+        "{}",
+        forbidden.stderr
+    );
+    assert!(
+        fake.requests()
+            .iter()
+            .all(|r| r.method == "GET" || r.status >= 400),
+        "nothing written"
+    );
+}
