@@ -193,6 +193,10 @@ fn the_controller_promotes_a_healthy_canary_and_says_so_in_status_and_events() {
         status.to_string().len()
     );
     assert!(writes <= 2 * ticks + 4, "status writes coalesced: {writes}");
+    // The state keeps a bounded timeline (the core test
+    // a_machine_with_a_timeline_bound_saves_a_state_that_does_not_grow_with_the_rollout
+    // shows it does not grow with the rollout's length).
+    assert!(stored_bytes(&world) < 16 * 1024, "{}", stored_bytes(&world));
 }
 
 #[test]
