@@ -32,6 +32,16 @@ fn install(world: &World, revision: &str) {
     }));
 }
 
+/// The ClusterRole of examples/kubernetes/controller/controller.yaml.
+fn shipped_cluster_role() -> k8s_openapi::api::rbac::v1::ClusterRole {
+    let documents = crate::support::example_documents("controller/controller.yaml");
+    let role = documents
+        .into_iter()
+        .find(|d| d["kind"] == "ClusterRole")
+        .expect("a ClusterRole in controller.yaml");
+    serde_json::from_value(role).expect("an rbac.authorization.k8s.io/v1 ClusterRole")
+}
+
 /// `canary controller run` for the namespace, as `holder`.
 fn controller(world: &World, holder: &str) -> Command {
     let mut command = Command::new(binary("canary"));
@@ -126,6 +136,9 @@ fn status_writes(world: &World) -> usize {
 fn the_controller_promotes_a_healthy_canary_and_says_so_in_status_and_events() {
     let world = World::start(&[]);
     install(&world, "v1");
+    // With only the shipped ClusterRole granted (examples/kubernetes/controller/): enough
+    // for the whole rollout, its status, Events and state, and for `canary wait`.
+    world.fake.grant(&[], &[shipped_cluster_role()]);
     let running = Running::spawn(&mut controller(&world, "controller-a"));
     // The CI stage: blocks until the rollout ends, exits 0, writes the report.
     let (code, output, report) = wait(&world, "120s");
@@ -197,6 +210,17 @@ fn the_controller_promotes_a_healthy_canary_and_says_so_in_status_and_events() {
     // a_machine_with_a_timeline_bound_saves_a_state_that_does_not_grow_with_the_rollout
     // shows it does not grow with the rollout's length).
     assert!(stored_bytes(&world) < 16 * 1024, "{}", stored_bytes(&world));
+    let refused: Vec<String> = world
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| r.status == 403)
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "the shipped ClusterRole lacks: {refused:?}"
+    );
 }
 
 #[test]
