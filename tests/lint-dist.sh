@@ -17,7 +17,7 @@ bin="${1:-target/python-tools/bin}"
 # The Kubernetes versions the manifests are for: the oldest is the first with the Job's
 # podFailurePolicy generally available, the newest the newest kubernetes-validate knows.
 kubernetes_versions=(1.31 1.32 1.33 1.34 1.35 1.36 1.37)
-custom_kinds='HTTPRoute|VirtualService|TrafficSplit|TraefikService|IngressRoute'
+custom_kinds='HTTPRoute|VirtualService|TrafficSplit|TraefikService|IngressRoute|CanaryRollout'
 
 claim="Kubernetes ${kubernetes_versions[0]} to ${kubernetes_versions[-1]}"
 grep -qF "$claim" examples/kubernetes/README.md || {

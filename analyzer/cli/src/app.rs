@@ -8,12 +8,16 @@ use clap::{Parser, Subcommand};
 use crate::commands::analyze::AnalyzeCommand;
 use crate::commands::completions::CompletionsCommand;
 use crate::commands::control::{AbortCommand, PromoteCommand};
+#[cfg(feature = "kubernetes")]
+use crate::commands::controller::ControllerCommand;
 #[cfg(feature = "demo")]
 use crate::commands::demo::DemoCommand;
 use crate::commands::policy::PolicyCommand;
 use crate::commands::rollout::RolloutCommand;
 use crate::commands::simulate::SimulateCommand;
 use crate::commands::status::StatusCommand;
+#[cfg(feature = "kubernetes")]
+use crate::commands::wait::WaitCommand;
 use crate::progress::{self, LogFormat, Settings};
 
 /// canary: shifts traffic to a new version in steps, compares it with the baseline with
@@ -58,6 +62,13 @@ enum Command {
     /// Check, describe and explain policy files.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Wait for a CanaryRollout's rollout to end (the CI stage with `canary controller`).
+    #[cfg(feature = "kubernetes")]
+    Wait(WaitCommand),
+    /// Operator mode: the CanaryRollout custom resource, carried out in the cluster.
+    #[cfg(feature = "kubernetes")]
+    #[command(subcommand)]
+    Controller(ControllerCommand),
     /// Print the shell completion script (bash, zsh, fish, powershell, elvish).
     Completions(CompletionsCommand),
 }
@@ -93,6 +104,10 @@ pub fn run() -> ExitCode {
         Command::Policy(command) => command.exec(),
         Command::Simulate(command) => command.exec(),
         Command::Completions(command) => command.exec(),
+        #[cfg(feature = "kubernetes")]
+        Command::Controller(command) => command.exec(),
+        #[cfg(feature = "kubernetes")]
+        Command::Wait(command) => command.exec(),
     };
     // A hook stopped by a signal got SIGTERM; what of it ignored that gets SIGKILL after
     // its grace, before this process exits and can no longer send it.

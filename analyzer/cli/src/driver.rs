@@ -5,8 +5,8 @@
 //! effects, never inside one: a weight change always completes and is recorded before an
 //! interrupt is handled, so weights are never left half-set.
 
-use std::cell::RefCell;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -267,7 +267,9 @@ impl Driver<'_> {
     /// rerun, records it); otherwise the rollout stops with the error (exit 4).
     async fn persist(&mut self, rollout: &Rollout) -> anyhow::Result<()> {
         let store = self.store;
-        let progress = RefCell::new(&mut *self.progress);
+        // A Mutex rather than a RefCell: the drive must be Send (the controller runs many on
+        // a multi-threaded runtime).
+        let progress = Mutex::new(&mut *self.progress);
         let saved = retry(PERSIST_BACKOFF, tokio::time::sleep, |attempt| {
             let progress = &progress;
             async move {
@@ -276,11 +278,14 @@ impl Driver<'_> {
                         return Failure::Final(err);
                     }
                     if attempt < PERSIST_BACKOFF.attempts() {
-                        progress.borrow_mut().line(&format!(
-                            "warning: saving the state failed (attempt {attempt} of {}): {}",
-                            PERSIST_BACKOFF.attempts(),
-                            error_chain(&err)
-                        ));
+                        progress
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .line(&format!(
+                                "warning: saving the state failed (attempt {attempt} of {}): {}",
+                                PERSIST_BACKOFF.attempts(),
+                                error_chain(&err)
+                            ));
                     }
                     Failure::Retryable(err)
                 })
@@ -374,7 +379,8 @@ impl Driver<'_> {
         let router = self.router;
         let store = self.store;
         let clock = self.clock;
-        let progress = RefCell::new(&mut *self.progress);
+        // A Mutex rather than a RefCell: the drive must be Send (the controller runs many).
+        let progress = Mutex::new(&mut *self.progress);
         retry(backoff, tokio::time::sleep, |attempt| {
             let progress = &progress;
             async move {
@@ -400,7 +406,10 @@ impl Driver<'_> {
                         } else {
                             format!("trying again in {:.1} s", pause.as_secs_f64())
                         };
-                        progress.borrow_mut().line(&format!(
+                        progress
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .line(&format!(
                             "warning: rolling back: setting weight 0 failed (attempt {attempt}, {:.1} s into the rollback{exposed}; {next}): {text}",
                             started.elapsed().as_secs_f64()
                         ));

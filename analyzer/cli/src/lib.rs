@@ -3,10 +3,14 @@
 //! adapters in `canary-metrics`, `canary-gateways` and (with the default `kubernetes` feature)
 //! `canary-kubernetes`. Each subcommand is one file under
 //! `commands/` with an `exec` method; errors are printed once, whole chain, in [`run`].
+//! `controller/` is operator mode (`canary controller`): the same driver, for every
+//! `CanaryRollout` of a cluster.
 
 mod adapters;
 mod app;
 mod commands;
+#[cfg(feature = "kubernetes")]
+mod controller;
 mod driver;
 mod progress;
 mod render;

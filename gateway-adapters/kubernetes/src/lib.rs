@@ -13,12 +13,15 @@
 //! - [`DeploymentPromoter`] carries out the policy's optional Kubernetes promotion (the
 //!   Flagger model: the stable Deployment takes the canary's pod template).
 //! - [`KubeConnection`] is how all of them reach the API server.
+//! - [`controller`] holds the `CanaryRollout` custom resource of `canary controller` and
+//!   how a rollout's state becomes its status.
 //!
 //! A refused request (403) becomes an error naming the RBAC rule that is missing: verb, API
 //! group, resource and namespace, as `examples/kubernetes/` grants them.
 
 mod configmap_store;
 mod connection;
+pub mod controller;
 pub mod error;
 mod promotion;
 pub mod routers;

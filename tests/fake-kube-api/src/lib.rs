@@ -20,13 +20,33 @@
 //! can make another writer change an object right before the next writes, to provoke
 //! conflicts.
 //!
+//! For controllers (kube-runtime's watcher, `canary controller`) it also serves, as the API
+//! server documents them:
+//! - **watch** (`?watch=true`, namespaced or across all namespaces): a stream of `ADDED`,
+//!   `MODIFIED` and `DELETED` events with each object's resourceVersion, starting after the
+//!   resourceVersion asked for (none or `"0"`: the objects there are now, as `ADDED`, then
+//!   what follows); `BOOKMARK` events carrying the latest resourceVersion when
+//!   `allowWatchBookmarks=true`; an `ERROR` event with a 410 `Expired` status when the
+//!   resourceVersion asked for is older than the history kept ([`FakeApiServer::compact`]);
+//!   the stream ends after `timeoutSeconds`;
+//! - the **status subresource** of the resources declared with
+//!   [`FakeApiServer::serve_status_subresource`]: writes to the object leave its `status` as
+//!   it was, writes to `…/status` change nothing but the `status`, and `metadata.generation`
+//!   grows only when something other than metadata and status changed;
+//! - `metadata.generateName` on create, as the Events recorders use it.
+//!
+//! Leases (`coordination.k8s.io`) and Events (`v1` and `events.k8s.io`) are objects like any
+//! other. Label and field selectors are not served (a request with one is answered as if
+//! it had none).
+//!
 //! [`fixtures`] holds the objects the adapters are tested on.
 
 pub mod fixtures;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -65,9 +85,41 @@ struct Key {
     name: String,
 }
 
+/// One change, as a watch reports it.
+#[derive(Clone, Debug)]
+struct Change {
+    /// The resourceVersion the change made.
+    version: u64,
+    /// `ADDED`, `MODIFIED` or `DELETED`.
+    kind: &'static str,
+    key: Key,
+    object: Value,
+}
+
+/// How many changes the fake remembers for watches (the API server's watch cache keeps a
+/// window too); older resourceVersions get 410 Gone.
+const DEFAULT_HISTORY: usize = 100_000;
+
+/// How often a watch that asked for bookmarks gets one, unless a test says otherwise.
+const DEFAULT_BOOKMARK_INTERVAL: Duration = Duration::from_secs(1);
+
 #[derive(Default)]
 struct Store {
     objects: BTreeMap<Key, Value>,
+    /// The changes watches are served from, oldest first.
+    history: VecDeque<Change>,
+    /// Changes up to this resourceVersion are forgotten: a watch from before it gets 410.
+    compacted_to: u64,
+    /// How many changes are kept (0: the default).
+    history_limit: usize,
+    /// Woken at every change, for the watches.
+    changed: Arc<tokio::sync::Notify>,
+    /// Bookmark interval (`None`: the default).
+    bookmark_interval: Option<Duration>,
+    /// The (group, resource) pairs served with a status subresource.
+    status_subresources: BTreeSet<(String, String)>,
+    /// apiVersion and kind of each (group, resource) seen, for bookmarks.
+    kinds: BTreeMap<(String, String), (String, String)>,
     last_version: u64,
     requests: Vec<Recorded>,
     /// `None`: everything is allowed. Otherwise (namespace or None for cluster-wide, rule).
@@ -164,9 +216,80 @@ impl FakeApiServer {
                 .insert(version.to_owned());
         }
         let object = store.created(object);
+        let kind = if store.objects.contains_key(&key) {
+            "MODIFIED"
+        } else {
+            "ADDED"
+        };
         store.apply_traffic_split(&key, &object);
-        store.objects.insert(key, object.clone());
+        store.objects.insert(key.clone(), object.clone());
+        store.record(kind, &key, &object);
         object
+    }
+
+    /// Serves `resource` of `group` with a status subresource (as a CustomResourceDefinition
+    /// with `subresources: {status: {}}` does): see the crate's documentation.
+    pub fn serve_status_subresource(&self, group: &str, resource: &str) {
+        self.lock()
+            .status_subresources
+            .insert((group.to_owned(), resource.to_owned()));
+    }
+
+    /// Forgets every change so far, as the API server's watch cache does with time: a watch
+    /// from a resourceVersion before now gets an `ERROR` event with 410 Gone.
+    pub fn compact(&self) {
+        let mut store = self.lock();
+        store.compacted_to = store.last_version;
+        store.history.clear();
+    }
+
+    /// Keeps at most `changes` changes for watches from now on.
+    pub fn keep_history(&self, changes: usize) {
+        self.lock().history_limit = changes.max(1);
+    }
+
+    /// Sends bookmarks to the watches that ask for them this often.
+    pub fn bookmark_every(&self, interval: Duration) {
+        self.lock().bookmark_interval = Some(interval);
+    }
+
+    /// The latest resourceVersion given out.
+    pub fn resource_version(&self) -> u64 {
+        self.lock().last_version
+    }
+
+    /// Changes `object` as another writer would (a controller, a user): the stored object
+    /// is replaced by it with a new resourceVersion (its metadata kept), and watches see it.
+    pub fn replace(&self, object: Value) -> Value {
+        let mut store = self.lock();
+        let key = key_of(&object).expect("an object with apiVersion, kind, namespace and name");
+        let mut object = object;
+        if let Some(current) = store.objects.get(&key) {
+            for field in ["uid", "creationTimestamp", "generation"] {
+                object["metadata"][field] = current["metadata"][field].clone();
+            }
+        }
+        let version = store.next_version();
+        object["metadata"]["resourceVersion"] = json!(version);
+        store.objects.insert(key.clone(), object.clone());
+        store.record("MODIFIED", &key, &object);
+        object
+    }
+
+    /// Deletes an object as another client would; watches see it.
+    pub fn remove(&self, group: &str, resource: &str, namespace: &str, name: &str) {
+        let mut store = self.lock();
+        let key = Key {
+            group: group.to_owned(),
+            resource: resource.to_owned(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        };
+        if let Some(mut object) = store.objects.remove(&key) {
+            let version = store.next_version();
+            object["metadata"]["resourceVersion"] = json!(version);
+            store.record("DELETED", &key, &object);
+        }
     }
 
     /// Serves `group` in exactly `versions` from now on (an empty list: not at all, as when
@@ -291,6 +414,88 @@ impl Drop for FakeApiServer {
 }
 
 impl Store {
+    /// Remembers a change for the watches and wakes them.
+    fn record(&mut self, kind: &'static str, key: &Key, object: &Value) {
+        if let (Some(api_version), Some(object_kind)) =
+            (object["apiVersion"].as_str(), object["kind"].as_str())
+        {
+            self.kinds.insert(
+                (key.group.clone(), key.resource.clone()),
+                (api_version.to_owned(), object_kind.to_owned()),
+            );
+        }
+        let version = object
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(self.last_version);
+        self.history.push_back(Change {
+            version,
+            kind,
+            key: key.clone(),
+            object: object.clone(),
+        });
+        let limit = if self.history_limit == 0 {
+            DEFAULT_HISTORY
+        } else {
+            self.history_limit
+        };
+        while self.history.len() > limit {
+            if let Some(dropped) = self.history.pop_front() {
+                self.compacted_to = dropped.version;
+            }
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// The status subresource's rules for a write that would make `written` of `current`:
+    /// through the object, the status stays as it was; through `…/status`, only the status
+    /// changes. Then `metadata.generation` grows if anything but metadata and status changed
+    /// (for the resources served with a status subresource; the others keep the fake's
+    /// older behaviour).
+    fn subresource_rules(
+        &self,
+        key: &Key,
+        status_write: bool,
+        current: &Value,
+        mut written: Value,
+    ) -> Value {
+        if !self.has_status(key) {
+            return written;
+        }
+        if status_write {
+            let mut object = current.clone();
+            object["status"] = written["status"].clone();
+            if object["status"].is_null()
+                && let Some(map) = object.as_object_mut()
+            {
+                map.remove("status");
+            }
+            // The precondition stays the writer's.
+            object["metadata"]["resourceVersion"] = written["metadata"]["resourceVersion"].clone();
+            return object;
+        }
+        match current.get("status") {
+            Some(status) => written["status"] = status.clone(),
+            None => {
+                if let Some(map) = written.as_object_mut() {
+                    map.remove("status");
+                }
+            }
+        }
+        if without_metadata_and_status(&written) != without_metadata_and_status(current) {
+            let generation = current["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
+            written["metadata"]["generation"] = json!(generation);
+        }
+        written
+    }
+
+    /// Whether `resource` of `group` has a status subresource.
+    fn has_status(&self, key: &Key) -> bool {
+        self.status_subresources
+            .contains(&(key.group.clone(), key.resource.clone()))
+    }
+
     /// What a Deployment controller sees of a spec change: a new generation, a rollout
     /// in progress.
     fn spec_changed(&mut self, key: &Key, object: &mut Value) {
@@ -539,34 +744,190 @@ fn group_version(path: &str) -> Option<(&str, &str)> {
     }
 }
 
-/// Parses `/api/v1/namespaces/NS/RESOURCE[/NAME]` and
-/// `/apis/GROUP/VERSION/namespaces/NS/RESOURCE[/NAME]`.
-fn parse_path(path: &str) -> Option<Key> {
+/// Parses `/api/v1/namespaces/NS/RESOURCE[/NAME[/SUBRESOURCE]]`,
+/// `/apis/GROUP/VERSION/namespaces/NS/RESOURCE[/NAME[/SUBRESOURCE]]` and the lists across
+/// all namespaces, `/api/v1/RESOURCE` and `/apis/GROUP/VERSION/RESOURCE` (namespace empty).
+fn parse_path(path: &str) -> Option<(Key, Option<String>)> {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (group, rest) = match parts.as_slice() {
         ["api", _version, rest @ ..] => ("", rest),
         ["apis", group, _version, rest @ ..] => (*group, rest),
         _ => return None,
     };
+    let key = |namespace: &str, resource: &str, name: &str| Key {
+        group: group.to_owned(),
+        resource: resource.to_owned(),
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+    };
     match rest {
-        ["namespaces", namespace, resource] => Some(Key {
-            group: group.to_owned(),
-            resource: (*resource).to_owned(),
-            namespace: (*namespace).to_owned(),
-            name: String::new(),
-        }),
-        ["namespaces", namespace, resource, name] => Some(Key {
-            group: group.to_owned(),
-            resource: (*resource).to_owned(),
-            namespace: (*namespace).to_owned(),
-            name: (*name).to_owned(),
-        }),
+        [resource] => Some((key("", resource, ""), None)),
+        ["namespaces", namespace, resource] => Some((key(namespace, resource, ""), None)),
+        ["namespaces", namespace, resource, name] => Some((key(namespace, resource, name), None)),
+        ["namespaces", namespace, resource, name, subresource] => Some((
+            key(namespace, resource, name),
+            Some((*subresource).to_owned()),
+        )),
         _ => None,
     }
 }
 
+/// One query parameter's value.
+fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+/// The whole object without what the API server does not count as a change of its spec
+/// (metadata and status): a change of the rest bumps `metadata.generation`.
+fn without_metadata_and_status(object: &Value) -> Value {
+    let mut rest = object.clone();
+    if let Some(map) = rest.as_object_mut() {
+        map.remove("metadata");
+        map.remove("status");
+    }
+    rest
+}
+
+/// Whether a watch of `watched` (namespace empty: all) sees a change of `key`.
+fn watches(watched: &Key, key: &Key) -> bool {
+    watched.group == key.group
+        && watched.resource == key.resource
+        && (watched.namespace.is_empty() || watched.namespace == key.namespace)
+}
+
+/// A watch's stream: the changes after `from` (or the objects there are now, then the
+/// changes after them), bookmarks if asked, until `timeout` or the client goes away.
+fn watch(
+    shared: Shared,
+    watched: Key,
+    from: Option<u64>,
+    bookmarks: bool,
+    timeout: Duration,
+) -> Response {
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        let line = |kind: &str, object: &Value| {
+            let mut text = json!({"type": kind, "object": object}).to_string();
+            text.push('\n');
+            Bytes::from(text)
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        let (mut seen, initial, gone, interval, changed, kind_of) = {
+            let store = shared
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let gone = from.is_some_and(|from| from < store.compacted_to);
+            let initial: Vec<Value> = if from.is_none() {
+                store
+                    .objects
+                    .iter()
+                    .filter(|(k, _)| watches(&watched, k))
+                    .map(|(_, v)| v.clone())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            (
+                from.unwrap_or(store.last_version),
+                initial,
+                gone,
+                store.bookmark_interval.unwrap_or(DEFAULT_BOOKMARK_INTERVAL),
+                store.changed.clone(),
+                store
+                    .kinds
+                    .get(&(watched.group.clone(), watched.resource.clone()))
+                    .cloned(),
+            )
+        };
+        if gone {
+            // What the API server sends for a resourceVersion its watch cache no longer has.
+            let status = json!({
+                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": format!("too old resource version: {} ({})", from.unwrap_or(0), seen),
+                "reason": "Expired", "code": 410,
+            });
+            let _ = sender.send(line("ERROR", &status)).await;
+            return;
+        }
+        for object in initial {
+            if sender.send(line("ADDED", &object)).await.is_err() {
+                return;
+            }
+        }
+        let mut next_bookmark = tokio::time::Instant::now() + interval;
+        loop {
+            let notified = changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let (changes, latest, expired) = {
+                let store = shared
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let changes: Vec<Change> = store
+                    .history
+                    .iter()
+                    .filter(|c| c.version > seen && watches(&watched, &c.key))
+                    .cloned()
+                    .collect();
+                (changes, store.last_version, seen < store.compacted_to)
+            };
+            if expired {
+                // Changes this watch has not been sent were forgotten: as the API server,
+                // end the watch; the client lists again.
+                return;
+            }
+            for change in changes {
+                seen = change.version;
+                if sender
+                    .send(line(change.kind, &change.object))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            if bookmarks && tokio::time::Instant::now() >= next_bookmark {
+                next_bookmark = tokio::time::Instant::now() + interval;
+                seen = seen.max(latest);
+                let (api_version, kind) = kind_of
+                    .clone()
+                    .unwrap_or_else(|| ("v1".to_owned(), "Object".to_owned()));
+                let bookmark = json!({
+                    "kind": kind, "apiVersion": api_version,
+                    "metadata": {"resourceVersion": seen.to_string()},
+                });
+                if sender.send(line("BOOKMARK", &bookmark)).await.is_err() {
+                    return;
+                }
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep_until(next_bookmark), if bookmarks => {}
+                _ = tokio::time::sleep_until(deadline) => return,
+                _ = sender.closed() => return,
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver
+            .recv()
+            .await
+            .map(|bytes| (Ok::<_, std::convert::Infallible>(bytes), receiver))
+    });
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response()
+}
+
 async fn handle(
-    State(store): State<Shared>,
+    State(shared): State<Shared>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -585,7 +946,7 @@ async fn handle(
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned())),
         )
     };
-    let mut store = store
+    let mut store = shared
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let response = if store.echo_credentials_on_writes && method != Method::GET {
@@ -602,8 +963,10 @@ async fn handle(
     } else {
         answer(
             &mut store,
+            &shared,
             &method,
             uri.path(),
+            uri.query().unwrap_or(""),
             &content_type,
             parsed_body.clone(),
         )
@@ -628,10 +991,13 @@ fn ok(code: StatusCode, object: &Value) -> Response {
         .into_response()
 }
 
+#[allow(clippy::too_many_arguments)] // one request's parts, as the handler has them
 fn answer(
     store: &mut Store,
+    shared: &Shared,
     method: &Method,
     path: &str,
+    query: &str,
     content_type: &str,
     body: Option<Value>,
 ) -> Response {
@@ -655,12 +1021,26 @@ fn answer(
         )
             .into_response();
     }
-    let Some(mut key) = parse_path(path) else {
+    let Some((mut key, subresource)) = parse_path(path) else {
         return (StatusCode::NOT_FOUND, format!("the fake serves no {path}")).into_response();
     };
+    let status_write = match subresource.as_deref() {
+        None => false,
+        Some("status") if store.has_status(&key) => true,
+        Some(other) => {
+            return status(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!("the server could not find the requested resource ({other})"),
+                &key,
+            );
+        }
+    };
     let named = !key.name.is_empty();
+    let watching = matches!(query_param(query, "watch"), Some("true" | "1"));
     let verb = match (method.as_str(), named) {
         ("GET", true) => "get",
+        ("GET", false) if watching => "watch",
         ("GET", false) => "list",
         ("POST", false) => "create",
         ("PUT", true) => "update",
@@ -668,6 +1048,19 @@ fn answer(
         ("DELETE", true) => "delete",
         _ => return (StatusCode::METHOD_NOT_ALLOWED, "not served").into_response(),
     };
+    let mut body = body;
+    if verb == "create"
+        && let Some(object) = body.as_mut().filter(|b| b.is_object())
+        && object.pointer("/metadata/name").is_none()
+        && let Some(prefix) = object
+            .pointer("/metadata/generateName")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    {
+        // generateName: the prefix and five characters, as the API server makes them.
+        let suffix = format!("{:05x}", (store.last_version + 1) * 7919 % 0xfffff);
+        object["metadata"]["name"] = json!(format!("{prefix}{suffix}"));
+    }
     if verb == "create"
         && let Some(name) = body
             .as_ref()
@@ -676,7 +1069,12 @@ fn answer(
     {
         key.name = name.to_owned();
     }
-    if !store.allows(verb, &key, named) {
+    // RBAC names a subresource as `resource/subresource`.
+    let mut checked = key.clone();
+    if let Some(subresource) = &subresource {
+        checked.resource = format!("{}/{subresource}", key.resource);
+    }
+    if !store.allows(verb, &checked, named) {
         let object = if named {
             format!("{} \"{}\" is forbidden", qualified(&key), key.name)
         } else {
@@ -686,8 +1084,14 @@ fn answer(
             StatusCode::FORBIDDEN,
             "Forbidden",
             format!(
-                "{object}: User \"{USER}\" cannot {verb} resource \"{}\" in API group \"{}\" in the namespace \"{}\"",
-                key.resource, key.group, key.namespace
+                "{object}: User \"{USER}\" cannot {verb} resource \"{}\" in API group \"{}\" {}",
+                checked.resource,
+                key.group,
+                if key.namespace.is_empty() {
+                    "at the cluster scope".to_owned()
+                } else {
+                    format!("in the namespace \"{}\"", key.namespace)
+                }
             ),
             &key,
         );
@@ -734,15 +1138,36 @@ fn answer(
                 None => not_found(&key),
             }
         }
+        "watch" => {
+            let from = match query_param(query, "resourceVersion") {
+                None | Some("" | "0") => None,
+                Some(version) => match version.parse::<u64>() {
+                    Ok(version) => Some(version),
+                    Err(_) => {
+                        return status(
+                            StatusCode::BAD_REQUEST,
+                            "BadRequest",
+                            format!("invalid resource version: {version}"),
+                            &key,
+                        );
+                    }
+                },
+            };
+            let bookmarks = matches!(
+                query_param(query, "allowWatchBookmarks"),
+                Some("true" | "1")
+            );
+            // The API server's default is a random time of 30 to 60 minutes; an hour here.
+            let timeout = query_param(query, "timeoutSeconds")
+                .and_then(|t| t.parse().ok())
+                .map_or(Duration::from_secs(3600), Duration::from_secs);
+            watch(shared.clone(), key, from, bookmarks, timeout)
+        }
         "list" => {
             let items: Vec<Value> = store
                 .objects
                 .iter()
-                .filter(|(k, _)| {
-                    k.group == key.group
-                        && k.resource == key.resource
-                        && k.namespace == key.namespace
-                })
+                .filter(|(k, _)| watches(&key, k))
                 .map(|(_, v)| v.clone())
                 .collect();
             let list = json!({"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": store.last_version.to_string()}, "items": items});
@@ -761,9 +1186,16 @@ fn answer(
                 );
             }
             object["metadata"]["namespace"] = json!(key.namespace);
-            let object = store.created(object);
+            let mut object = store.created(object);
+            if store.has_status(&key) {
+                // Status is the controller's, written through the subresource only.
+                if let Some(map) = object.as_object_mut() {
+                    map.remove("status");
+                }
+            }
             store.apply_traffic_split(&key, &object);
-            store.objects.insert(key, object.clone());
+            store.objects.insert(key.clone(), object.clone());
+            store.record("ADDED", &key, &object);
             ok(StatusCode::CREATED, &object)
         }
         "update" => {
@@ -777,13 +1209,18 @@ fn answer(
             if sent.is_some() && sent.as_ref() != current.pointer("/metadata/resourceVersion") {
                 return conflict(&key);
             }
-            let version = store.next_version();
-            object["metadata"]["resourceVersion"] = json!(version);
             for field in ["uid", "creationTimestamp", "generation"] {
                 object["metadata"][field] = current["metadata"][field].clone();
             }
+            let mut object = store.subresource_rules(&key, status_write, &current, object);
+            if object == current {
+                return ok(StatusCode::OK, &object);
+            }
+            let version = store.next_version();
+            object["metadata"]["resourceVersion"] = json!(version);
             store.apply_traffic_split(&key, &object);
-            store.objects.insert(key, object.clone());
+            store.objects.insert(key.clone(), object.clone());
+            store.record("MODIFIED", &key, &object);
             ok(StatusCode::OK, &object)
         }
         "patch" => {
@@ -840,6 +1277,7 @@ fn answer(
                     &key,
                 );
             }
+            let mut object = store.subresource_rules(&key, status_write, &current, object);
             if object == current {
                 return ok(StatusCode::OK, &object);
             }
@@ -855,14 +1293,20 @@ fn answer(
                 store.spec_changed(&key, &mut object);
             }
             store.apply_traffic_split(&key, &object);
-            store.objects.insert(key, object.clone());
+            store.objects.insert(key.clone(), object.clone());
+            store.record("MODIFIED", &key, &object);
             ok(StatusCode::OK, &object)
         }
         "delete" => match store.objects.remove(&key) {
-            Some(_) => ok(
-                StatusCode::OK,
-                &json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
-            ),
+            Some(mut object) => {
+                let version = store.next_version();
+                object["metadata"]["resourceVersion"] = json!(version);
+                store.record("DELETED", &key, &object);
+                ok(
+                    StatusCode::OK,
+                    &json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+                )
+            }
             None => not_found(&key),
         },
         _ => unreachable!("every verb is handled"),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use canary_core::ExitCode;
 use canary_core::policy::Policy;
-use canary_core::ports::StateStore;
+use canary_core::ports::{StateStore, TrafficRouter};
 use canary_core::rollout::{CONTROL_WAIT, ControlAction, ControlRequest, Event, Machine, Rollout};
 use clap::Args;
 use jiff::Timestamp;
@@ -19,9 +19,14 @@ use crate::progress::Progress;
 
 #[derive(Debug, Args)]
 pub(crate) struct PromoteCommand {
-    /// The service's policy file.
-    #[arg(long, value_name = "FILE")]
-    policy: PathBuf,
+    /// The service's policy file (or give `--kube`).
+    #[arg(long, value_name = "FILE", required_unless_present = "kube")]
+    policy: Option<PathBuf>,
+
+    /// A `CanaryRollout` that `canary controller` carries out, as NAMESPACE/NAME: act on its
+    /// rollout (its policy and state are the resource's).
+    #[arg(long, value_name = "NAMESPACE/NAME", conflicts_with = "policy")]
+    kube: Option<String>,
 
     /// Do not ask for confirmation.
     #[arg(long, short)]
@@ -37,9 +42,14 @@ pub(crate) struct PromoteCommand {
 
 #[derive(Debug, Args)]
 pub(crate) struct AbortCommand {
-    /// The service's policy file.
-    #[arg(long, value_name = "FILE")]
-    policy: PathBuf,
+    /// The service's policy file (or give `--kube`).
+    #[arg(long, value_name = "FILE", required_unless_present = "kube")]
+    policy: Option<PathBuf>,
+
+    /// A `CanaryRollout` that `canary controller` carries out, as NAMESPACE/NAME: act on its
+    /// rollout (its policy and state are the resource's).
+    #[arg(long, value_name = "NAMESPACE/NAME", conflicts_with = "policy")]
+    kube: Option<String>,
 
     /// Why, for the report.
     #[arg(long, default_value = "aborted by hand")]
@@ -55,19 +65,25 @@ pub(crate) struct AbortCommand {
 
 impl PromoteCommand {
     pub(crate) fn exec(self) -> anyhow::Result<ExitCode> {
-        let policy = super::load_policy(&self.policy)?;
+        let runtime = super::runtime()?;
+        let target = target(
+            self.policy.as_deref(),
+            self.kube.as_deref(),
+            &self.state,
+            &runtime,
+        )?;
         if !self.yes
             && !confirm(&format!(
                 "Promote {} to 100% now, skipping the remaining analysis?",
-                policy.service
+                target.policy.service
             ))?
         {
             println!("not promoted");
             return Ok(ExitCode::BadInput);
         }
         act(
-            &self.policy,
-            &self.state,
+            &runtime,
+            target,
             self.prometheus.as_deref(),
             ControlAction::Promote,
         )
@@ -76,9 +92,16 @@ impl PromoteCommand {
 
 impl AbortCommand {
     pub(crate) fn exec(self) -> anyhow::Result<ExitCode> {
-        act(
-            &self.policy,
+        let runtime = super::runtime()?;
+        let target = target(
+            self.policy.as_deref(),
+            self.kube.as_deref(),
             &self.state,
+            &runtime,
+        )?;
+        act(
+            &runtime,
+            target,
             self.prometheus.as_deref(),
             ControlAction::Abort {
                 reason: self.reason,
@@ -87,15 +110,62 @@ impl AbortCommand {
     }
 }
 
-fn act(
-    policy_path: &Path,
+/// What a control command acts on: the rollout of a policy file (its state where
+/// `--state-store` says), or a `CanaryRollout`'s (`--kube`).
+struct Target {
+    policy: Policy,
+    store: Box<dyn StateStore>,
+    /// The gateway, when it is not the policy's as `canary rollout` reaches it (a
+    /// CanaryRollout's is reached in the resource's namespace, as the controller does).
+    router: Option<Box<dyn TrafficRouter>>,
+}
+
+fn target(
+    policy: Option<&Path>,
+    kube: Option<&str>,
     state: &StateArgs,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<Target> {
+    match (policy, kube) {
+        (_, Some(kube)) => {
+            let rollout = runtime.block_on(super::open_kube_rollout(
+                kube,
+                state.kube_context.clone(),
+                state.claim_ttl,
+            ))?;
+            Ok(Target {
+                policy: rollout.policy,
+                store: rollout.store,
+                router: Some(rollout.router),
+            })
+        }
+        (Some(path), None) => {
+            let policy = super::load_policy(path)?;
+            let store = state.open(&policy.service)?;
+            Ok(Target {
+                policy,
+                store,
+                router: None,
+            })
+        }
+        (None, None) => Err(canary_core::Error::Usage(
+            "give --policy FILE or --kube NAMESPACE/NAME".to_owned(),
+        )
+        .into()),
+    }
+}
+
+fn act(
+    runtime: &tokio::runtime::Runtime,
+    target: Target,
     prometheus: Option<&str>,
     action: ControlAction,
 ) -> anyhow::Result<ExitCode> {
-    let policy = super::load_policy(policy_path)?;
-    let store = state.open(&policy.service)?;
-    let runtime = super::runtime()?;
+    let Target {
+        policy,
+        store,
+        router,
+    } = target;
     runtime.block_on(async {
         if let Err(err) = store.claim(false).await {
             // Someone drives the rollout: leave the request for them, and wait for the end.
@@ -114,7 +184,14 @@ fn act(
             return Err(err.into());
         }
         // Whatever happens, the claim is given back.
-        let result = act_claimed(&policy, store.as_ref(), prometheus, action).await;
+        let result = act_claimed(
+            &policy,
+            store.as_ref(),
+            router.as_deref(),
+            prometheus,
+            action,
+        )
+        .await;
         if let Err(err) = store.release().await {
             eprintln!("warning: could not release the rollout's claim: {err}");
         }
@@ -126,6 +203,7 @@ fn act(
 async fn act_claimed(
     policy: &Policy,
     store: &dyn StateStore,
+    router: Option<&dyn TrafficRouter>,
     prometheus: Option<&str>,
     action: ControlAction,
 ) -> anyhow::Result<ExitCode> {
@@ -144,7 +222,7 @@ async fn act_claimed(
         Drive {
             first: Event::Control(request),
             prometheus,
-            router: None,
+            router,
             metrics: None,
             rollback_retry_for: super::rollout::ROLLBACK_RETRY_FOR,
         },

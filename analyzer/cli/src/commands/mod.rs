@@ -3,12 +3,18 @@
 pub(crate) mod analyze;
 pub(crate) mod completions;
 pub(crate) mod control;
+#[cfg(feature = "kubernetes")]
+pub(crate) mod controller;
 #[cfg(feature = "demo")]
 pub(crate) mod demo;
+#[cfg(feature = "kubernetes")]
+pub(crate) mod kube_target;
 pub(crate) mod policy;
 pub(crate) mod rollout;
 pub(crate) mod simulate;
 pub(crate) mod status;
+#[cfg(feature = "kubernetes")]
+pub(crate) mod wait;
 
 use std::path::{Path, PathBuf};
 
@@ -136,6 +142,36 @@ impl StateArgs {
             )?,
         };
         Ok(Box::new(Redacted::new(store)))
+    }
+}
+
+/// A `CanaryRollout` named by `--kube NAMESPACE/NAME`: its policy, its rollout's state
+/// store and its gateway (reached in the resource's namespace, as the controller does).
+pub(crate) struct KubeRollout {
+    pub(crate) policy: Policy,
+    pub(crate) store: Box<dyn StateStore>,
+    pub(crate) router: Box<dyn canary_core::ports::TrafficRouter>,
+}
+
+/// Opens the `CanaryRollout` named by `--kube NAMESPACE/NAME` (see [`kube_target`]).
+pub(crate) async fn open_kube_rollout(
+    kube: &str,
+    context: Option<String>,
+    claim_ttl: std::time::Duration,
+) -> anyhow::Result<KubeRollout> {
+    #[cfg(feature = "kubernetes")]
+    {
+        kube_target::open(kube, context, claim_ttl).await
+    }
+    #[cfg(not(feature = "kubernetes"))]
+    {
+        let _ = (kube, context, claim_ttl);
+        Err(canary_core::Error::Usage(
+            "`--kube` needs Kubernetes support, and this canary was built without it (cargo \
+             feature `kubernetes`, on by default): build it with default features"
+                .to_owned(),
+        )
+        .into())
     }
 }
 

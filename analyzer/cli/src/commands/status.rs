@@ -25,13 +25,18 @@ const UNDRIVEN_ANSWERS: u32 = 2;
 
 #[derive(Debug, Args)]
 pub(crate) struct StatusCommand {
-    /// The service's policy file (or give `--service`).
-    #[arg(long, value_name = "FILE", required_unless_present = "service")]
+    /// The service's policy file (or give `--service` or `--kube`).
+    #[arg(long, value_name = "FILE", required_unless_present_any = ["service", "kube"])]
     policy: Option<PathBuf>,
 
     /// The service's name.
     #[arg(long, conflicts_with = "policy")]
     service: Option<String>,
+
+    /// A `CanaryRollout` that `canary controller` carries out, as NAMESPACE/NAME: its
+    /// rollout (its policy and state are the resource's).
+    #[arg(long, value_name = "NAMESPACE/NAME", conflicts_with_all = ["policy", "service"])]
+    kube: Option<String>,
 
     #[command(flatten)]
     state: StateArgs,
@@ -65,13 +70,24 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
 
 impl StatusCommand {
     pub(crate) fn exec(self) -> anyhow::Result<ExitCode> {
-        let policy = match &self.policy {
-            Some(path) => Some(super::load_policy(path)?),
-            None => None,
+        let runtime = super::runtime()?;
+        let (policy, store) = match &self.kube {
+            Some(kube) => {
+                let rollout = runtime.block_on(super::open_kube_rollout(
+                    kube,
+                    self.state.kube_context.clone(),
+                    self.state.claim_ttl,
+                ))?;
+                (Some(rollout.policy), Some(rollout.store))
+            }
+            None => match &self.policy {
+                Some(path) => (Some(super::load_policy(path)?), None),
+                None => (None, None),
+            },
         };
         let service = match (&self.service, &policy) {
-            (Some(service), _) => service.clone(),
-            (None, Some(policy)) => policy.service.clone(),
+            (_, Some(policy)) => policy.service.clone(),
+            (Some(service), None) => service.clone(),
             (None, None) => unreachable!("clap requires one"),
         };
         // How many analysed steps there are is the policy's to say (the state only has
@@ -80,8 +96,10 @@ impl StatusCommand {
             .as_ref()
             .map(|p| format!(" of {}", p.rollout.analysed_steps().len()))
             .unwrap_or_default();
-        let store = self.state.open(&service)?;
-        let runtime = super::runtime()?;
+        let store = match store {
+            Some(store) => store,
+            None => self.state.open(&service)?,
+        };
         if self.watch {
             return runtime.block_on(watch(
                 &service,

@@ -20,8 +20,12 @@ use crate::ports::AchievedShare;
 use crate::report::RunVerdict;
 use crate::report::{StepRecord, WeightPoint, timeline_point};
 
-/// Timeline points kept in the state (older ones are thinned out past this).
+/// Timeline points kept in the state unless the driver asks for fewer (older ones are
+/// thinned out past this).
 const MAX_TIMELINE_POINTS: usize = 600;
+
+/// The fewest timeline points a machine keeps (the first and the latest).
+const MIN_TIMELINE_POINTS: usize = 2;
 
 /// Distinct source warnings kept for the report.
 const MAX_WARNINGS: usize = 50;
@@ -31,6 +35,8 @@ const MAX_WARNINGS: usize = 50;
 pub struct Machine {
     policy: Policy,
     judge: Judge,
+    /// How many timeline points the state keeps at most.
+    timeline_points: usize,
 }
 
 impl Machine {
@@ -43,7 +49,20 @@ impl Machine {
                 sample_test_looks: looks,
             },
         )?;
-        Ok(Machine { policy, judge })
+        Ok(Machine {
+            policy,
+            judge,
+            timeline_points: MAX_TIMELINE_POINTS,
+        })
+    }
+
+    /// The same machine, keeping at most `points` timeline points in the state (at least
+    /// 2): a driver that stores many rollouts (the controller, in ConfigMaps) keeps each
+    /// rollout's state small and independent of the rollout's length. The timeline only
+    /// feeds the reports' charts; nothing is decided from it.
+    pub fn with_timeline_points(mut self, points: usize) -> Machine {
+        self.timeline_points = points.max(MIN_TIMELINE_POINTS);
+        self
     }
 
     /// The policy.
@@ -628,7 +647,7 @@ impl Machine {
         ));
         // The timeline is for charts: past a bound, every other point of its older half goes,
         // so a long rollout's saved state stays small (a ConfigMap holds under 1 MiB).
-        if rollout.timeline.len() > MAX_TIMELINE_POINTS {
+        if rollout.timeline.len() > self.timeline_points {
             let half = rollout.timeline.len() / 2;
             let mut index = 0;
             rollout.timeline.retain(|_| {

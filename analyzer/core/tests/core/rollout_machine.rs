@@ -1414,3 +1414,54 @@ fn every_notice_kind_but_the_progress_line_can_be_notified_by_its_documented_nam
     let policy = Policy::from_yaml(&text, "test.yaml").unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(policy.notifications[0].on, NoticeKind::NOTIFIABLE.to_vec());
 }
+
+/// The saved state's size after `ticks` healthy ticks a second apart, all within the first
+/// step (so nothing but the ticks changes it).
+fn state_bytes_after(machine: &Machine, ticks: i64) -> usize {
+    let mut rollout = machine.start(t0(), None);
+    machine.handle(&mut rollout, Event::Resume, t0());
+    machine.handle(&mut rollout, preflight_ok(), t0());
+    machine.handle(&mut rollout, hooks_ok(HookEvent::Before), t0());
+    machine.handle(&mut rollout, Event::WeightSet(10), t0());
+    machine.handle(&mut rollout, hooks_ok(HookEvent::Step), t0());
+    for second in 1..=ticks {
+        let n = second as f64;
+        machine.handle(
+            &mut rollout,
+            observed(mk_tick(second, (10.0 * n, 0.0), (90.0 * n, 0.0))),
+            at(second),
+        );
+        assert!(
+            matches!(rollout.phase(), Phase::Step { index: 0, .. }),
+            "still in the first step at {second} s: {:?}",
+            rollout.phase()
+        );
+    }
+    rollout.to_json(false).unwrap().len()
+}
+
+/// A machine told to keep few timeline points (the controller, which keeps thousands of
+/// rollouts' states in ConfigMaps) saves a state whose size does not grow with the
+/// rollout's length; the default machine's grows with each tick (up to 600 points).
+#[test]
+fn a_machine_with_a_timeline_bound_saves_a_state_that_does_not_grow_with_the_rollout() {
+    let bounded = Machine::new(mk_policy(""))
+        .unwrap()
+        .with_timeline_points(12);
+    let short = state_bytes_after(&bounded, 30);
+    let long = state_bytes_after(&bounded, 290);
+    assert!(
+        long <= short + 256,
+        "grew from {short} to {long} bytes between 30 and 290 ticks"
+    );
+    assert!(long < 16 * 1024, "{long} bytes");
+    let default = Machine::new(mk_policy("")).unwrap();
+    let unbounded = state_bytes_after(&default, 290);
+    eprintln!(
+        "measured: 12 points: {short} bytes after 30 ticks, {long} after 290; default: {unbounded} after 290"
+    );
+    assert!(
+        unbounded > 4 * long,
+        "the default machine keeps the long timeline: {unbounded} vs {long} bytes"
+    );
+}

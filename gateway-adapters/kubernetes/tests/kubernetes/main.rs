@@ -2,10 +2,14 @@
 //! `FakeApiServer` (crate `canary-fake-kube-api`), an in-process Kubernetes API fake that
 //! `kube::Client` reaches over loopback HTTP (no API server can run here); the RBAC, Job and
 //! custom-resource manifests of `examples/`; and a whole `canary rollout` through the fake with a
-//! real Prometheus judging it.
+//! real Prometheus judging it; the `CanaryRollout` resource and its checked-in CRD; and the
+//! fake's own behaviour where controllers rely on it (watch, status subresource).
 
 mod adapters;
+mod controller_e2e;
+mod controller_resource;
 mod examples;
+mod fake_api;
 mod promotion;
 mod rbac;
 mod redaction;

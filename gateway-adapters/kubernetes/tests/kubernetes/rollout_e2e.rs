@@ -21,24 +21,25 @@ use crate::support::{NS, http_route};
 use canary_fake_kube_api::FakeApiServer;
 
 /// Requests per second to each version.
-const RPS: u32 = 150;
+pub(crate) const RPS: u32 = 150;
 /// Short steps, a tick a second: evidence at 150 requests/s comes quickly.
-const TIMING: &str =
+pub(crate) const TIMING: &str =
     "  step-duration: 3s\n  max-step-duration: 15s\n  interval: 1s\n  min-requests: 50";
-const ROUTE: &str = "/apis/gateway.networking.k8s.io/v1/namespaces/shop/httproutes/checkout";
+pub(crate) const ROUTE: &str =
+    "/apis/gateway.networking.k8s.io/v1/namespaces/shop/httproutes/checkout";
 
 /// The cluster (the API fake, on a runtime of its own), the services, Prometheus, the load.
-struct World {
-    fake: FakeApiServer,
+pub(crate) struct World {
+    pub(crate) fake: FakeApiServer,
     _runtime: tokio::runtime::Runtime,
     _services: (DemoService, DemoService),
     _load: (Load, Load),
-    prometheus: Prometheus,
-    dir: tempfile::TempDir,
+    pub(crate) prometheus: Prometheus,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl World {
-    fn start(canary_flags: &[&str]) -> World {
+    pub(crate) fn start(canary_flags: &[&str]) -> World {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -77,7 +78,7 @@ impl World {
     }
 
     /// The policy: the HTTPRoute `checkout`'s rule `api` (its namespace is the context's).
-    fn policy(&self) -> PathBuf {
+    pub(crate) fn policy(&self) -> PathBuf {
         TestPolicy::new("e2e")
             .selector(r#"job="demo""#)
             .prometheus(&self.prometheus.url(), "    timeout: 5s\n")
@@ -102,7 +103,7 @@ impl World {
     }
 
     /// The canary's weight of each successful PATCH of the route, in order.
-    fn canary_weights(&self) -> Vec<u64> {
+    pub(crate) fn canary_weights(&self) -> Vec<u64> {
         self.fake
             .requests_with("PATCH")
             .iter()
@@ -139,13 +140,13 @@ impl World {
 }
 
 /// A finished run.
-struct Run {
-    code: Option<i32>,
-    stderr: String,
-    stdout: String,
+pub(crate) struct Run {
+    pub(crate) code: Option<i32>,
+    pub(crate) stderr: String,
+    pub(crate) stdout: String,
 }
 
-fn finish(command: &mut Command) -> Run {
+pub(crate) fn finish(command: &mut Command) -> Run {
     let output = command.output().expect("run canary");
     let run = Run {
         code: output.status.code(),
@@ -161,13 +162,13 @@ fn finish(command: &mut Command) -> Run {
 }
 
 /// A running `canary`, its stderr collected as it comes.
-struct Running {
-    child: Child,
+pub(crate) struct Running {
+    pub(crate) child: Child,
     stderr: Arc<Mutex<String>>,
 }
 
 impl Running {
-    fn spawn(command: &mut Command) -> Running {
+    pub(crate) fn spawn(command: &mut Command) -> Running {
         let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -186,7 +187,7 @@ impl Running {
         Running { child, stderr }
     }
 
-    fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
 }

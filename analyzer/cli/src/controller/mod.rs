@@ -1,0 +1,319 @@
+//! `canary controller`'s engine: kube-rs' runtime [`Controller`] watches every
+//! `CanaryRollout` and calls [`reconcile`]; each resource whose rollout has to run gets a
+//! task of its own ([`task`]) that drives the SAME rollout machine and judge as `canary
+//! rollout`, through the same [`Driver`](crate::driver::Driver) — nothing about deciding
+//! is here.
+//!
+//! Reconciling is idempotent: it reads the resource, checks its spec and policy (a problem
+//! becomes the status `Invalid`, with the field path), works out the revision, and makes
+//! sure one task runs for a rollout that has not ended. The task keeps the rollout's state
+//! in a ConfigMap of its own (`canaryrollout-NAME`), so a restarted controller resumes every
+//! rollout at its step; it writes the status (coalesced: at most one write per tick) and an
+//! Event at each transition.
+//!
+//! Many rollouts share one process: metrics queries and API writes go through semaphores
+//! (`--max-concurrent-queries`, `--max-concurrent-writes`), and each rollout's waits are
+//! tokio timers.
+
+mod task;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use canary_core::policy::Policy;
+use canary_kubernetes::controller::resource::{self, PolicyOrigin, Rolled};
+use canary_kubernetes::controller::{CanaryRollout, CanaryRolloutStatus, invalid_status};
+use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use kube::{Api, Client, ResourceExt};
+use tokio::sync::Semaphore;
+
+pub(crate) use task::{router_for, state_config_map};
+
+/// What the controller is told on its command line.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    /// Only this namespace's resources (default: all).
+    pub(crate) namespace: Option<String>,
+    /// `--prometheus`: overrides every policy's Prometheus URL.
+    pub(crate) prometheus: Option<String>,
+    /// How many metrics queries run at once, across all rollouts.
+    pub(crate) max_queries: usize,
+    /// How many gateway and status writes run at once, across all rollouts.
+    pub(crate) max_writes: usize,
+    /// How long a rollback retries setting weight 0.
+    pub(crate) rollback_retry_for: Duration,
+    /// How long a rollout that stopped on an infrastructure failure waits before resuming.
+    pub(crate) retry_after: Duration,
+    /// Who this controller is, in the state ConfigMaps' `owner.json`.
+    pub(crate) identity: String,
+}
+
+/// What every reconcile and every rollout task shares.
+pub(crate) struct Context {
+    pub(crate) client: Client,
+    pub(crate) settings: Settings,
+    /// The rollouts under way, by namespace and name.
+    running: Mutex<HashMap<(String, String), Running>>,
+    /// Metrics queries in flight, across all rollouts.
+    pub(crate) queries: Arc<Semaphore>,
+    /// API writes in flight (weights, status, Events), across all rollouts.
+    pub(crate) writes: Arc<Semaphore>,
+}
+
+/// A rollout's task.
+struct Running {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Context {
+    /// A context for `client`.
+    pub(crate) fn new(client: Client, settings: Settings) -> Context {
+        Context {
+            client,
+            queries: Arc::new(Semaphore::new(settings.max_queries.max(1))),
+            writes: Arc::new(Semaphore::new(settings.max_writes.max(1))),
+            settings,
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Running>> {
+        self.running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Why a reconcile could not finish; the runtime retries it.
+#[derive(Debug)]
+pub(crate) struct ReconcileError(String);
+
+impl std::fmt::Display for ReconcileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ReconcileError {}
+
+/// Runs the controller until the watch stream ends (a signal stops it). The rollout tasks
+/// stop with the process, as in a crash: each resumes from its saved state when a
+/// controller runs again (every effect is idempotent).
+pub(crate) async fn run(context: Arc<Context>) -> anyhow::Result<()> {
+    let api: Api<CanaryRollout> = match &context.settings.namespace {
+        Some(namespace) => Api::namespaced(context.client.clone(), namespace),
+        None => Api::all(context.client.clone()),
+    };
+    // Watches end within the client's read timeout and are renewed; bookmarks keep the
+    // resourceVersion fresh so a renewal seldom needs a new list.
+    let config = watcher::Config::default().timeout(25);
+    Controller::new(api, config)
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            if let Err(err) = result {
+                tracing::warn!("reconcile: {err}");
+            }
+        })
+        .await;
+    Ok(())
+}
+
+/// What the runtime does after a failed reconcile: try again soon.
+fn error_policy(_: Arc<CanaryRollout>, err: &ReconcileError, _: Arc<Context>) -> Action {
+    tracing::warn!("reconcile failed: {err}");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// What a resource asks for, once read and checked.
+pub(crate) struct Prepared {
+    pub(crate) policy: Policy,
+    pub(crate) revision: String,
+}
+
+/// Why a resource cannot be prepared.
+enum NotPrepared {
+    /// Its spec or policy is wrong: the user must change it (status `Invalid`).
+    Invalid(String),
+    /// Something it refers to could not be read now: retry.
+    Unavailable(String),
+}
+
+/// Makes sure the resource's rollout runs (or has ended). Idempotent: a second call while
+/// the rollout runs, or after it ended, changes nothing.
+pub(crate) async fn reconcile(
+    resource: Arc<CanaryRollout>,
+    context: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    let namespace = resource.namespace().unwrap_or_default();
+    let name = resource.name_any();
+    let key = (namespace.clone(), name.clone());
+    {
+        let mut running = context.running();
+        if let Some(rollout) = running.get(&key) {
+            if !rollout.task.is_finished() {
+                // The task writes the status; a new revision waits for it to end.
+                return Ok(Action::requeue(Duration::from_secs(60)));
+            }
+            running.remove(&key);
+        }
+    }
+    let prepared = match prepare(&resource, &context).await {
+        Ok(prepared) => prepared,
+        Err(NotPrepared::Invalid(problem)) => {
+            let status = invalid_status(
+                &problem,
+                resource.metadata.generation,
+                resource.status.as_ref(),
+                jiff::Timestamp::now(),
+            );
+            if resource.status.as_ref() != Some(&status) || !same_problem(&resource, &problem) {
+                task::write_status(
+                    &context,
+                    &namespace,
+                    &name,
+                    resource.status.as_ref(),
+                    &status,
+                )
+                .await
+                .map_err(|err| ReconcileError(err.to_string()))?;
+                task::event(&context, &resource, "Warning", "Invalid", &problem).await;
+            }
+            return Ok(Action::await_change());
+        }
+        Err(NotPrepared::Unavailable(problem)) => return Err(ReconcileError(problem)),
+    };
+    if let Some(status) = &resource.status
+        && status.revision.as_deref() == Some(prepared.revision.as_str())
+        && matches!(
+            status.phase.as_deref(),
+            Some(canary_kubernetes::controller::status::phase::PROMOTED)
+                | Some(canary_kubernetes::controller::status::phase::ROLLED_BACK)
+        )
+    {
+        // This revision's rollout has ended: nothing to do until the spec changes.
+        return Ok(Action::await_change());
+    }
+    let task = tokio::spawn(task::run(context.clone(), resource.clone(), prepared));
+    context.running().insert(key, Running { task });
+    Ok(Action::requeue(Duration::from_secs(60)))
+}
+
+/// Whether the resource's status already says this problem (so it is not written again).
+fn same_problem(resource: &CanaryRollout, problem: &str) -> bool {
+    resource
+        .status
+        .as_ref()
+        .is_some_and(|s: &CanaryRolloutStatus| {
+            s.phase.as_deref() == Some(canary_kubernetes::controller::status::phase::INVALID)
+                && s.observed_generation == resource.metadata.generation
+                && s.conditions
+                    .iter()
+                    .any(|c| c.message == problem.lines().next().unwrap_or(""))
+        })
+}
+
+/// Reads the resource's policy (inline, or from its ConfigMap) through the policy
+/// validator, and works out what is rolled out.
+async fn prepare(resource: &CanaryRollout, context: &Context) -> Result<Prepared, NotPrepared> {
+    let origin = resource::describe(resource);
+    let namespace = resource.namespace().unwrap_or_default();
+    let invalid =
+        |problem: &dyn std::fmt::Display| NotPrepared::Invalid(format!("{origin}: {problem}"));
+    let policy = policy_of(&context.client, resource).await?;
+    canary_core::secret::learn_secrets_of(&policy)
+        .map_err(|err| NotPrepared::Invalid(format!("{origin}: {err}")))?;
+    let revision = match resource.spec.rolled().map_err(|p| invalid(&p))? {
+        Rolled::Revision(revision) => revision.to_owned(),
+        Rolled::Deployment(name) => {
+            let api: Api<Deployment> = Api::namespaced(context.client.clone(), &namespace);
+            let deployment = match api.get_opt(name).await {
+                Ok(Some(deployment)) => deployment,
+                Ok(None) => {
+                    return Err(invalid(&format!(
+                        "spec.targetRef: Deployment {namespace}/{name} does not exist"
+                    )));
+                }
+                Err(err) => {
+                    return Err(NotPrepared::Unavailable(format!(
+                        "{origin}: reading Deployment {namespace}/{name}: {err}"
+                    )));
+                }
+            };
+            let template = deployment
+                .spec
+                .map(|spec| serde_json::to_value(spec.template).unwrap_or_default())
+                .unwrap_or_default();
+            format!("{name}@{}", template_digest(&template))
+        }
+    };
+    Ok(Prepared { policy, revision })
+}
+
+/// The resource's policy, inline or from its ConfigMap, through the policy validator.
+async fn policy_of(client: &Client, resource: &CanaryRollout) -> Result<Policy, NotPrepared> {
+    let origin = resource::describe(resource);
+    let namespace = resource.namespace().unwrap_or_default();
+    let invalid =
+        |problem: &dyn std::fmt::Display| NotPrepared::Invalid(format!("{origin}: {problem}"));
+    Ok(
+        match resource.spec.policy_origin().map_err(|p| invalid(&p))? {
+            PolicyOrigin::Inline(value) => resource::inline_policy(value, &origin)
+                .map_err(|err| NotPrepared::Invalid(err.to_string()))?,
+            PolicyOrigin::ConfigMap { name, key } => {
+                let api: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
+                let configmap = match api.get_opt(name).await {
+                    Ok(Some(configmap)) => configmap,
+                    Ok(None) => {
+                        return Err(invalid(&format!(
+                            "spec.policyFrom.configMapKeyRef: ConfigMap {namespace}/{name} does not exist"
+                        )));
+                    }
+                    Err(err) => {
+                        return Err(NotPrepared::Unavailable(format!(
+                            "{origin}: reading ConfigMap {namespace}/{name}: {err}"
+                        )));
+                    }
+                };
+                let Some(text) = configmap.data.as_ref().and_then(|data| data.get(key)) else {
+                    return Err(invalid(&format!(
+                        "spec.policyFrom.configMapKeyRef: ConfigMap {namespace}/{name} has no key {key:?}"
+                    )));
+                };
+                resource::configmap_policy(text, &format!("ConfigMap {namespace}/{name} key {key}"))
+                    .map_err(|err| NotPrepared::Invalid(err.to_string()))?
+            }
+        },
+    )
+}
+
+/// The resource's policy, for `canary wait`: a problem with it is bad input (exit 2),
+/// one reading it an infrastructure error (exit 4).
+pub(crate) async fn resource_policy(
+    client: &Client,
+    resource: &CanaryRollout,
+) -> Result<Policy, canary_core::Error> {
+    policy_of(client, resource).await.map_err(|err| match err {
+        NotPrepared::Invalid(problem) => canary_core::Error::Usage(problem),
+        NotPrepared::Unavailable(problem) => {
+            canary_core::Error::unavailable("kubernetes", "the API server", problem)
+        }
+    })
+}
+
+/// A digest of a pod template (FNV-1a over its JSON: typed fields in their declared order,
+/// labels and annotations sorted): the same template gives the same revision, a changed one
+/// a new revision.
+fn template_digest(template: &serde_json::Value) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in template.to_string().bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{:010x}", hash & 0xff_ffff_ffff)
+}

@@ -1,0 +1,793 @@
+//! One `CanaryRollout`'s rollout, carried out by the CLI's own [`Driver`] with the same
+//! [`Machine`]: its state in the ConfigMap `canaryrollout-NAME`, its gateway reached with
+//! the controller's client (the resource's namespace by default), its metrics queries and
+//! writes bounded by the controller's semaphores, and every saved state turned into the
+//! resource's status (coalesced) and an Event when the rollout moves on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use canary_core::ports::{MetricsSource, StateStore, TrafficRouter};
+use canary_core::rollout::{ControlRequest, Event, Machine, Phase, Rollout};
+use canary_core::secret::Redacted;
+use canary_kubernetes::controller::resource;
+use canary_kubernetes::controller::{
+    CanaryRollout, CanaryRolloutStatus, StatusContext, invalid_status, status_of,
+};
+use canary_kubernetes::{ConfigMapStateStore, Holder, KubeConnection};
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Event as KubeEvent;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::{Resource, ResourceExt};
+use serde_json::{Value, json};
+use tokio::sync::{Semaphore, watch};
+
+use super::{Context, Prepared};
+use crate::driver::{Driver, Interrupts, error_chain};
+use crate::progress::Progress;
+
+/// How many timeline points (the reports' charts) a rollout's saved state keeps: with
+/// thousands of rollouts in ConfigMaps, each state stays the same size however long its
+/// rollout runs (issue 16: under 16 KiB, measured in docs/kubernetes.md).
+pub(crate) const TIMELINE_POINTS: usize = 12;
+
+/// How a controller names itself in a state ConfigMap's `owner.json`.
+const CONTROLLER_HOLDER: &str = "canary controller";
+
+/// The ConfigMap that holds a resource's rollout state (its own name, apart from the
+/// `canary-rollout-SERVICE` of `canary rollout --state-store configmap`).
+pub(crate) fn state_config_map(resource_name: &str) -> String {
+    format!("canaryrollout-{resource_name}")
+}
+
+/// Runs the resource's rollout to its end, resuming it after an infrastructure failure
+/// (after `retry_after`); a problem with the input ends it with the status `Invalid`.
+pub(crate) async fn run(context: Arc<Context>, resource: Arc<CanaryRollout>, prepared: Prepared) {
+    let namespace = resource.namespace().unwrap_or_default();
+    let name = resource.name_any();
+    loop {
+        match run_once(&context, &resource, &prepared).await {
+            Ok(()) => return,
+            Err(Stop::Invalid(problem)) => {
+                tracing::warn!("{problem}");
+                let status = invalid_status(
+                    &problem,
+                    resource.metadata.generation,
+                    resource.status.as_ref(),
+                    Timestamp::now(),
+                );
+                if let Err(err) = write_status(
+                    &context,
+                    &namespace,
+                    &name,
+                    resource.status.as_ref(),
+                    &status,
+                )
+                .await
+                {
+                    tracing::warn!("{}: {err}", resource::describe(&resource));
+                }
+                event(&context, &resource, "Warning", "Invalid", &problem).await;
+                return;
+            }
+            Err(Stop::Failed(problem)) => {
+                tracing::warn!(
+                    "{}: {problem}; resuming in {}",
+                    resource::describe(&resource),
+                    humantime::format_duration(context.settings.retry_after)
+                );
+                event(&context, &resource, "Warning", "Failed", &problem).await;
+                tokio::time::sleep(context.settings.retry_after).await;
+            }
+        }
+    }
+}
+
+/// How a run of the driver stopped short of an outcome.
+enum Stop {
+    /// Bad input (exit 2): the resource or its saved state must change first.
+    Invalid(String),
+    /// The gateway, the metrics source or the API failed (exit 4): resume later.
+    Failed(String),
+}
+
+async fn run_once(
+    context: &Arc<Context>,
+    resource: &Arc<CanaryRollout>,
+    prepared: &Prepared,
+) -> Result<(), Stop> {
+    let namespace = resource.namespace().unwrap_or_default();
+    let name = resource.name_any();
+    let policy = &prepared.policy;
+    let connection = KubeConnection::from_client(context.client.clone(), namespace.clone());
+    let configmap = state_config_map(&name);
+    let holder = Holder {
+        identity: format!("{CONTROLLER_HOLDER} {}", context.settings.identity),
+        ..Holder::this_process()
+    };
+    let store = ConfigMapStateStore::new(
+        connection.clone(),
+        Some(namespace.clone()),
+        &policy.service,
+        Some(configmap.clone()),
+    )
+    .map_err(|err| Stop::Invalid(err.to_string()))?
+    .with_holder(holder);
+    let store: Box<dyn StateStore> = Box::new(store);
+    let store = Redacted::new(store);
+    drive(context, resource, prepared, &store, &configmap).await
+}
+
+async fn drive(
+    context: &Arc<Context>,
+    resource: &Arc<CanaryRollout>,
+    prepared: &Prepared,
+    store: &dyn StateStore,
+    configmap: &str,
+) -> Result<(), Stop> {
+    let namespace = resource.namespace().unwrap_or_default();
+    let name = resource.name_any();
+    let policy = &prepared.policy;
+    let machine = Machine::new(policy.clone())
+        .map_err(|err| Stop::Invalid(err.to_string()))?
+        .with_timeline_points(TIMELINE_POINTS);
+    let now = Timestamp::now();
+    let fresh = || machine.start(now, Some(prepared.revision.clone()));
+    let mut rollout = match store.load().await.map_err(failed)? {
+        None => fresh(),
+        Some(saved) if saved.id() == Some(prepared.revision.as_str()) => {
+            machine
+                .validate(&saved, now)
+                .map_err(|err| Stop::Invalid(format!("{configmap}: {err}")))?;
+            saved
+        }
+        Some(saved) if saved.phase().is_terminal() => {
+            store.archive(&saved).await.map_err(failed)?;
+            fresh()
+        }
+        Some(saved) => {
+            // Another revision's rollout is under way (the spec changed while no controller
+            // ran): it ends first, as `canary rollout` would insist; the new revision's
+            // rollout starts at the next reconcile.
+            machine
+                .validate(&saved, now)
+                .map_err(|err| Stop::Invalid(format!("{configmap}: {err}")))?;
+            saved
+        }
+    };
+    let publisher = StatusPublisher::start(
+        context.clone(),
+        resource.clone(),
+        configmap.to_owned(),
+        policy.rollout.analysed_steps().len(),
+        policy.rollout.interval,
+    );
+    publisher.publish(&rollout);
+    if rollout.phase().is_terminal() || matches!(rollout.phase(), Phase::Held { .. }) {
+        // Ended, or held for a person: `canary promote|abort --kube` act on it (and drive
+        // it themselves); the status says where it stands. Nothing is claimed.
+        publisher.finish().await;
+        return Ok(());
+    }
+    // The controller is the one driver of its resources' rollouts: a claim left by an
+    // earlier controller process (a restart, a crash) is taken over — but never one of
+    // `canary promote|abort` driving a held rollout to its end from a shell.
+    match store.holder().await {
+        Ok(Some(holder)) if !holder.starts_with(CONTROLLER_HOLDER) => {
+            publisher.finish().await;
+            return Err(Stop::Failed(format!(
+                "{configmap} is driven by {holder}, not a controller; waiting for it to end"
+            )));
+        }
+        Ok(_) => {}
+        Err(err) => {
+            publisher.finish().await;
+            return Err(failed(err));
+        }
+    }
+    if let Err(err) = store.claim(true).await {
+        publisher.finish().await;
+        return Err(failed(err));
+    }
+    let result = drive_claimed(context, policy, store, &machine, &mut rollout, &publisher).await;
+    // The claim first, then the last status: whoever sees the rollout ended finds it free.
+    if let Err(err) = store.release().await {
+        tracing::warn!(
+            "{}: releasing the claim: {err}",
+            resource::describe(resource)
+        );
+    }
+    publisher.publish(&rollout);
+    publisher.finish().await;
+    tracing::info!(
+        "{namespace}/{name}: {} ({})",
+        rollout.phase().name(),
+        rollout.outcome().map_or("", |o| o.reason.as_str())
+    );
+    result
+}
+
+/// Drives a claimed rollout until the machine finishes it.
+async fn drive_claimed(
+    context: &Arc<Context>,
+    policy: &canary_core::policy::Policy,
+    store: &dyn StateStore,
+    machine: &Machine,
+    rollout: &mut Rollout,
+    publisher: &StatusPublisher,
+) -> Result<(), Stop> {
+    let namespace = publisher.resource.namespace().unwrap_or_default();
+    let source = crate::commands::metrics_source(policy, context.settings.prometheus.as_deref())
+        .map_err(|err| Stop::Invalid(format!("{err:#}")))?;
+    if let Some(checkpoint) = rollout.source_checkpoint() {
+        source.restore(checkpoint).await.map_err(failed)?;
+    }
+    let source = BoundedSource {
+        inner: source,
+        permits: context.queries.clone(),
+    };
+    let router = router_for(policy, &connection_for(context, &namespace))
+        .map_err(|err| Stop::Invalid(err.to_string()))?;
+    let router = BoundedRouter {
+        inner: router,
+        permits: context.writes.clone(),
+    };
+    let publishing = PublishingStore {
+        inner: store,
+        publisher,
+    };
+    let hooks = canary_gateways::HookRunner::new().map_err(|e| failed(e.into_core()))?;
+    let notifier = canary_gateways::Notifier::new(&policy.notifications)
+        .map_err(|e| Stop::Invalid(e.into_core().to_string()))?;
+    let mut progress = Progress::new(true);
+    let mut driver = Driver {
+        machine,
+        store: &publishing,
+        source: &source,
+        router: &router,
+        hooks: &hooks,
+        progress: &mut progress,
+        // The controller stops its rollouts as a crash would (each resumes from its saved
+        // state): a pod restart is not a reason to act on the policy's `on-interrupt`.
+        interrupts: Interrupts::default(),
+        metrics: None,
+        notifier,
+        clock: &canary_core::ports::SystemClock,
+        rollback_retry_for: context.settings.rollback_retry_for,
+    };
+    match driver.run(rollout, Event::Resume).await {
+        Ok(outcome) if outcome.exit == canary_core::ExitCode::Infrastructure => {
+            Err(Stop::Failed(outcome.reason))
+        }
+        Ok(_) => Ok(()),
+        Err(err) => match crate::app::exit_code_of(&err) {
+            canary_core::ExitCode::BadInput => Err(Stop::Invalid(format!("{err:#}"))),
+            _ => Err(Stop::Failed(format!("{err:#}"))),
+        },
+    }
+}
+
+fn failed(err: canary_core::Error) -> Stop {
+    Stop::Failed(error_chain(&err))
+}
+
+/// The controller's client, with the resource's namespace as the default one.
+fn connection_for(context: &Context, namespace: &str) -> KubeConnection {
+    KubeConnection::from_client(context.client.clone(), namespace.to_owned())
+}
+
+/// The policy's router: a Kubernetes gateway through the controller's own client (its
+/// namespace the policy's, else the resource's), any other as `canary rollout` builds it.
+pub(crate) fn router_for(
+    policy: &canary_core::policy::Policy,
+    connection: &KubeConnection,
+) -> canary_core::Result<Box<dyn TrafficRouter>> {
+    let gateway = policy.gateway.as_ref().ok_or_else(|| {
+        canary_core::Error::Usage(format!(
+            "the policy of {} has no `gateway`: a CanaryRollout needs one",
+            policy.service
+        ))
+    })?;
+    let router = match canary_gateways::router_for(gateway)? {
+        Some(router) => router,
+        None => canary_kubernetes::kubernetes_router(gateway, connection.clone())
+            .ok_or_else(|| canary_core::Error::Usage("not a Kubernetes gateway".to_owned()))?,
+    };
+    Ok(Box::new(Redacted::new(router)))
+}
+
+/// A metrics source whose reads wait for one of the controller's query permits.
+struct BoundedSource {
+    inner: Box<dyn MetricsSource>,
+    permits: Arc<Semaphore>,
+}
+
+#[async_trait]
+impl MetricsSource for BoundedSource {
+    async fn read(
+        &self,
+        since: Timestamp,
+        at: Timestamp,
+    ) -> canary_core::Result<canary_core::observation::Tick> {
+        let _permit = self.permits.acquire().await;
+        self.inner.read(since, at).await
+    }
+
+    async fn checkpoint(&self) -> Option<Value> {
+        self.inner.checkpoint().await
+    }
+
+    async fn restore(&self, checkpoint: &Value) -> canary_core::Result<()> {
+        self.inner.restore(checkpoint).await
+    }
+
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+/// A router whose writes wait for one of the controller's write permits.
+struct BoundedRouter {
+    inner: Box<dyn TrafficRouter>,
+    permits: Arc<Semaphore>,
+}
+
+#[async_trait]
+impl TrafficRouter for BoundedRouter {
+    async fn set_canary_weight(&self, weight: u8) -> canary_core::Result<()> {
+        let _permit = self.permits.acquire().await;
+        self.inner.set_canary_weight(weight).await
+    }
+
+    async fn canary_weight(&self) -> canary_core::Result<u8> {
+        self.inner.canary_weight().await
+    }
+
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+/// The state store the driver saves through: every save is also handed to the status
+/// publisher (which writes it coalesced, off the rollout's path).
+struct PublishingStore<'a> {
+    inner: &'a dyn StateStore,
+    publisher: &'a StatusPublisher,
+}
+
+#[async_trait]
+impl StateStore for PublishingStore<'_> {
+    async fn claim(&self, take_over: bool) -> canary_core::Result<()> {
+        self.inner.claim(take_over).await
+    }
+
+    async fn release(&self) -> canary_core::Result<()> {
+        self.inner.release().await
+    }
+
+    // The claim's heartbeat and fence pass through: the trait's defaults (no heartbeat, a
+    // claim always held) would let a controller that lost its claim go on writing weights.
+    async fn heartbeat(&self) -> canary_core::Result<()> {
+        self.inner.heartbeat().await
+    }
+
+    async fn check_claim(&self) -> canary_core::Result<()> {
+        self.inner.check_claim().await
+    }
+
+    fn heartbeat_period(&self) -> Option<Duration> {
+        self.inner.heartbeat_period()
+    }
+
+    async fn holder(&self) -> canary_core::Result<Option<String>> {
+        self.inner.holder().await
+    }
+
+    async fn load(&self) -> canary_core::Result<Option<Rollout>> {
+        self.inner.load().await
+    }
+
+    async fn save(&self, rollout: &Rollout) -> canary_core::Result<()> {
+        if self.publisher.is_gone() {
+            // The CanaryRollout was deleted: its rollout stops where it stands (the state
+            // stays in its ConfigMap), as `canary rollout` stops when its state cannot be
+            // saved. A rollback in progress goes on (the driver sets weight 0 anyway).
+            return Err(canary_core::Error::Usage(format!(
+                "{} was deleted: its rollout stops where it stands (state in {})",
+                resource::describe(&self.publisher.resource),
+                self.publisher.configmap
+            )));
+        }
+        self.inner.save(rollout).await?;
+        self.publisher.publish(rollout);
+        Ok(())
+    }
+
+    async fn archive(&self, rollout: &Rollout) -> canary_core::Result<String> {
+        self.inner.archive(rollout).await
+    }
+
+    async fn request(&self, request: &ControlRequest) -> canary_core::Result<()> {
+        self.inner.request(request).await
+    }
+
+    async fn take_request(&self) -> canary_core::Result<Option<ControlRequest>> {
+        self.inner.take_request().await
+    }
+
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+/// An Event to record: its type (`Normal`, `Warning`), reason and message.
+type Announcement = (&'static str, &'static str, String);
+
+/// Writes a rollout's status and Events, off the rollout's path: the latest state handed
+/// to it, at most once per `gap` (the policy's tick interval), and an Event for each
+/// transition (a new phase or step) in the order they happened.
+struct StatusPublisher {
+    latest: watch::Sender<Option<CanaryRolloutStatus>>,
+    events: tokio::sync::mpsc::UnboundedSender<Announcement>,
+    finished: Arc<tokio::sync::Notify>,
+    /// Set when the resource turned out deleted.
+    gone: Arc<std::sync::atomic::AtomicBool>,
+    writer: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    resource: Arc<CanaryRollout>,
+    configmap: String,
+    analysed_steps: usize,
+}
+
+impl StatusPublisher {
+    fn start(
+        context: Arc<Context>,
+        resource: Arc<CanaryRollout>,
+        configmap: String,
+        analysed_steps: usize,
+        gap: Duration,
+    ) -> StatusPublisher {
+        let (latest, mut receiver) = watch::channel::<Option<CanaryRolloutStatus>>(None);
+        let (events, mut announcements) = tokio::sync::mpsc::unbounded_channel::<Announcement>();
+        let finished = Arc::new(tokio::sync::Notify::new());
+        let gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = tokio::spawn({
+            let resource = resource.clone();
+            let finished = finished.clone();
+            let gone = gone.clone();
+            async move {
+                let namespace = resource.namespace().unwrap_or_default();
+                let name = resource.name_any();
+                let mut written = resource.status.clone();
+                let mut ending = false;
+                loop {
+                    if !ending {
+                        tokio::select! {
+                            changed = receiver.changed() => if changed.is_err() { ending = true },
+                            () = finished.notified() => ending = true,
+                        }
+                    }
+                    while let Ok((kind, reason, message)) = announcements.try_recv() {
+                        event(&context, &resource, kind, reason, &message).await;
+                    }
+                    let status = receiver.borrow_and_update().clone();
+                    if let Some(status) = status
+                        && written.as_ref() != Some(&status)
+                    {
+                        match write_status(&context, &namespace, &name, written.as_ref(), &status)
+                            .await
+                        {
+                            Ok(()) => written = Some(status),
+                            Err(StatusWriteError::Gone(message)) => {
+                                // Deleted: the rollout stops at its next save (see
+                                // PublishingStore), where it stands.
+                                gone.store(true, std::sync::atomic::Ordering::SeqCst);
+                                tracing::warn!("{message}");
+                                return;
+                            }
+                            Err(err) => tracing::warn!("{namespace}/{name}: {err}"),
+                        }
+                    }
+                    if ending {
+                        return;
+                    }
+                    // Coalesce: what is published during the gap is written once, after it.
+                    tokio::select! {
+                        () = tokio::time::sleep(gap) => {}
+                        () = finished.notified() => ending = true,
+                    }
+                }
+            }
+        });
+        StatusPublisher {
+            latest,
+            events,
+            finished,
+            gone,
+            writer: tokio::sync::Mutex::new(Some(writer)),
+            resource,
+            configmap,
+            analysed_steps,
+        }
+    }
+
+    /// Hands over the rollout as it stands now.
+    fn publish(&self, rollout: &Rollout) {
+        let previous = self
+            .latest
+            .borrow()
+            .clone()
+            .or_else(|| self.resource.status.clone());
+        let status = status_of(
+            rollout,
+            &StatusContext {
+                generation: self.resource.metadata.generation,
+                revision: rollout.id().unwrap_or(""),
+                state_config_map: &self.configmap,
+                analysed_steps: self.analysed_steps,
+                weight_read_back: None,
+                previous: previous.as_ref(),
+                now: Timestamp::now(),
+            },
+        );
+        if let Some(announcement) = transition(previous.as_ref(), &status) {
+            let _ = self.events.send(announcement);
+        }
+        self.latest.send_replace(Some(status));
+    }
+
+    /// Whether the resource turned out deleted when its status was written.
+    fn is_gone(&self) -> bool {
+        self.gone.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Writes what was handed over last, now, and stops.
+    async fn finish(&self) {
+        self.finished.notify_one();
+        if let Some(writer) = self.writer.lock().await.take() {
+            let _ = writer.await;
+        }
+    }
+}
+
+/// The Event for a status that moved on from `before` (a new phase, step or revision).
+fn transition(
+    before: Option<&CanaryRolloutStatus>,
+    after: &CanaryRolloutStatus,
+) -> Option<Announcement> {
+    let moved = before.is_none_or(|before| {
+        before.machine_phase != after.machine_phase
+            || before.step != after.step
+            || before.revision != after.revision
+    });
+    if !moved {
+        return None;
+    }
+    let (kind, reason) = match after.phase.as_deref() {
+        Some("RolledBack") => ("Warning", "RolledBack"),
+        Some("Failed") => ("Warning", "Failed"),
+        Some("Promoted") => ("Normal", "Promoted"),
+        Some("Paused") => ("Normal", "Paused"),
+        _ => match after.machine_phase.as_deref() {
+            Some("step") => ("Normal", "StepStarted"),
+            Some("rolling-back") => ("Warning", "RollingBack"),
+            Some("starting") => ("Normal", "Started"),
+            _ => ("Normal", "Progressing"),
+        },
+    };
+    let weight = after
+        .weight
+        .map_or_else(String::new, |w| format!(" at {w}%"));
+    let step = after
+        .step
+        .as_deref()
+        .map_or_else(String::new, |s| format!(", step {s}"));
+    let message = format!(
+        "{}{weight}{step}: {}",
+        after.machine_phase.as_deref().unwrap_or("?"),
+        after.reason.as_deref().unwrap_or("")
+    );
+    Some((kind, reason, message))
+}
+
+/// Writes `status` through the status subresource: a JSON merge patch, with `null` for
+/// what the previous status had and this one has not (so nothing stale stays).
+pub(crate) async fn write_status(
+    context: &Context,
+    namespace: &str,
+    name: &str,
+    previous: Option<&CanaryRolloutStatus>,
+    status: &CanaryRolloutStatus,
+) -> Result<(), StatusWriteError> {
+    let mut value =
+        serde_json::to_value(status).map_err(|e| StatusWriteError::Failed(e.to_string()))?;
+    if let (Some(previous), Some(map)) = (
+        previous.and_then(|p| serde_json::to_value(p).ok()),
+        value.as_object_mut(),
+    ) {
+        for key in previous.as_object().into_iter().flat_map(|o| o.keys()) {
+            map.entry(key.clone()).or_insert(Value::Null);
+        }
+    }
+    let api: Api<CanaryRollout> = Api::namespaced(context.client.clone(), namespace);
+    let _permit = context.writes.acquire().await;
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": value })),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|err| {
+        let gone = matches!(&err, kube::Error::Api(status) if status.code == 404);
+        let message = format!("writing the status of CanaryRollout {namespace}/{name}: {err}");
+        if gone {
+            StatusWriteError::Gone(message)
+        } else {
+            StatusWriteError::Failed(message)
+        }
+    })
+}
+
+/// Why a status could not be written.
+#[derive(Debug)]
+pub(crate) enum StatusWriteError {
+    /// The resource is gone (deleted).
+    Gone(String),
+    /// Any other failure.
+    Failed(String),
+}
+
+impl std::fmt::Display for StatusWriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StatusWriteError::Gone(message) | StatusWriteError::Failed(message) => {
+                f.write_str(message)
+            }
+        }
+    }
+}
+
+/// Records a Kubernetes Event about the resource (`kubectl describe` shows them). An Event
+/// that cannot be written is logged, never a reason to stop.
+pub(crate) async fn event(
+    context: &Context,
+    resource: &CanaryRollout,
+    kind: &str,
+    reason: &str,
+    message: &str,
+) {
+    let namespace = resource.namespace().unwrap_or_default();
+    let name = resource.name_any();
+    let now = Timestamp::now().to_string();
+    let message: String = message.chars().take(1024).collect();
+    let object = json!({
+        "metadata": {"generateName": format!("{name}."), "namespace": namespace},
+        "involvedObject": {
+            "apiVersion": CanaryRollout::api_version(&()),
+            "kind": CanaryRollout::kind(&()),
+            "name": name,
+            "namespace": namespace,
+            "uid": resource.metadata.uid,
+            "resourceVersion": resource.metadata.resource_version,
+        },
+        "reason": reason,
+        "message": canary_core::secret::redact(&message),
+        "type": kind,
+        "source": {"component": "canary-controller"},
+        "reportingComponent": "canary.dev/controller",
+        "reportingInstance": context.settings.identity,
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    });
+    let event: KubeEvent = match serde_json::from_value(object) {
+        Ok(event) => event,
+        Err(err) => {
+            tracing::warn!("an Event for {namespace}/{name}: {err}");
+            return;
+        }
+    };
+    let api: Api<KubeEvent> = Api::namespaced(context.client.clone(), &namespace);
+    let _permit = context.writes.acquire().await;
+    if let Err(err) = api.create(&PostParams::default(), &event).await {
+        tracing::warn!("an Event for {namespace}/{name}: {err}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store whose claim was taken over: its heartbeat and fence say so.
+    struct LostClaim;
+
+    #[async_trait]
+    impl StateStore for LostClaim {
+        async fn claim(&self, _: bool) -> canary_core::Result<()> {
+            Ok(())
+        }
+        async fn release(&self) -> canary_core::Result<()> {
+            Ok(())
+        }
+        async fn heartbeat(&self) -> canary_core::Result<()> {
+            Err(canary_core::Error::ClaimLost("taken over".to_owned()))
+        }
+        async fn check_claim(&self) -> canary_core::Result<()> {
+            Err(canary_core::Error::ClaimLost("taken over".to_owned()))
+        }
+        fn heartbeat_period(&self) -> Option<Duration> {
+            Some(Duration::from_secs(5))
+        }
+        async fn holder(&self) -> canary_core::Result<Option<String>> {
+            Ok(None)
+        }
+        async fn load(&self) -> canary_core::Result<Option<Rollout>> {
+            Ok(None)
+        }
+        async fn save(&self, _: &Rollout) -> canary_core::Result<()> {
+            Ok(())
+        }
+        async fn archive(&self, _: &Rollout) -> canary_core::Result<String> {
+            Ok(String::new())
+        }
+        async fn request(&self, _: &ControlRequest) -> canary_core::Result<()> {
+            Ok(())
+        }
+        async fn take_request(&self) -> canary_core::Result<Option<ControlRequest>> {
+            Ok(None)
+        }
+        fn describe(&self) -> String {
+            "a lost claim".to_owned()
+        }
+    }
+
+    /// The store the driver sees keeps the claim's heartbeat and fence: a controller whose
+    /// claim was taken over finds out before its next write (it did not: the trait's
+    /// defaults answered "held" and "no heartbeat").
+    #[tokio::test]
+    async fn the_publishing_store_passes_the_claims_heartbeat_and_fence_through() {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let client = kube::Client::try_from(config).unwrap();
+        let context = Arc::new(Context::new(
+            client,
+            super::super::Settings {
+                namespace: None,
+                prometheus: None,
+                max_queries: 1,
+                max_writes: 1,
+                rollback_retry_for: Duration::from_secs(1),
+                retry_after: Duration::from_secs(1),
+                identity: "test".to_owned(),
+            },
+        ));
+        let resource: CanaryRollout = serde_json::from_value(json!({
+            "apiVersion": "canary.dev/v1alpha1",
+            "kind": "CanaryRollout",
+            "metadata": {"name": "checkout", "namespace": "shop"},
+            "spec": {"revision": "v1", "policy": {"service": "checkout"}},
+        }))
+        .unwrap();
+        let publisher = StatusPublisher::start(
+            context,
+            Arc::new(resource),
+            "canaryrollout-checkout".to_owned(),
+            3,
+            Duration::from_secs(1),
+        );
+        let store = PublishingStore {
+            inner: &LostClaim,
+            publisher: &publisher,
+        };
+        assert!(matches!(
+            store.check_claim().await,
+            Err(canary_core::Error::ClaimLost(_))
+        ));
+        assert!(matches!(
+            store.heartbeat().await,
+            Err(canary_core::Error::ClaimLost(_))
+        ));
+        assert_eq!(store.heartbeat_period(), Some(Duration::from_secs(5)));
+        publisher.finish().await;
+    }
+}

@@ -1,0 +1,554 @@
+//! `canary controller run` end to end through the API fake (no API server can run here),
+//! with the world of `rollout_e2e.rs`: a Gateway API HTTPRoute in the fake, a stable and a
+//! canary demo service under load, a real Prometheus judging them. A `CanaryRollout` holds
+//! the same policy inline; the controller drives it with the same machine as `canary
+//! rollout`: a healthy canary is promoted (10/25/50/100), a bad one rolled back (10 → 0),
+//! and a controller killed mid-rollout (SIGKILL) is resumed by the next one at its step.
+//! `canary wait --kube` blocks on each until it ends and exits with its code and reports.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use canary_tests::{binary, wait_until};
+use serde_json::{Value, json};
+
+use crate::rollout_e2e::{Running, World, finish};
+use crate::support::NS;
+
+const GROUP: &str = "canary.dev";
+const RESOURCE: &str = "canaryrollouts";
+const NAME: &str = "checkout";
+
+/// The CanaryRollout `checkout` with the world's policy inline, rolling out `revision`.
+fn install(world: &World, revision: &str) {
+    let text = std::fs::read_to_string(world.policy()).unwrap();
+    let policy: Value = serde_saphyr::from_str(&text).unwrap();
+    world.fake.serve_status_subresource(GROUP, RESOURCE);
+    world.fake.insert(json!({
+        "apiVersion": "canary.dev/v1alpha1",
+        "kind": "CanaryRollout",
+        "metadata": {"name": NAME, "namespace": NS},
+        "spec": {"revision": revision, "policy": policy},
+    }));
+}
+
+/// The ClusterRole of examples/kubernetes/controller/controller.yaml.
+fn shipped_cluster_role() -> k8s_openapi::api::rbac::v1::ClusterRole {
+    let documents = crate::support::example_documents("controller/controller.yaml");
+    let role = documents
+        .into_iter()
+        .find(|d| d["kind"] == "ClusterRole")
+        .expect("a ClusterRole in controller.yaml");
+    serde_json::from_value(role).expect("an rbac.authorization.k8s.io/v1 ClusterRole")
+}
+
+/// `canary controller run` for the namespace, as `holder`.
+fn controller(world: &World, holder: &str) -> Command {
+    let mut command = Command::new(binary("canary"));
+    command
+        .args([
+            "controller",
+            "run",
+            "--namespace",
+            NS,
+            "--retry-after",
+            "1s",
+        ])
+        .env("KUBECONFIG", world.dir.path().join("kubeconfig"))
+        .env("CANARY_HOLDER", holder)
+        .env("CANARY_LOG", "canary=info,warn")
+        .stdin(Stdio::null());
+    command
+}
+
+/// `canary wait --kube shop/checkout`, writing the JSON report into the world's directory.
+fn wait(world: &World, timeout: &str) -> (Option<i32>, String, Value) {
+    let report = world.dir.path().join("wait-report.json");
+    let mut command = Command::new(binary("canary"));
+    command
+        .args([
+            "wait",
+            "--kube",
+            &format!("{NS}/{NAME}"),
+            "--timeout",
+            timeout,
+        ])
+        .arg("--output")
+        .arg(format!("json:{}", report.display()))
+        .env("KUBECONFIG", world.dir.path().join("kubeconfig"))
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .stdin(Stdio::null());
+    let run = finish(&mut command);
+    let report = std::fs::read_to_string(&report)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or(Value::Null);
+    (run.code, format!("{}\n{}", run.stdout, run.stderr), report)
+}
+
+fn resource(world: &World) -> Value {
+    world
+        .fake
+        .object(GROUP, RESOURCE, NS, NAME)
+        .expect("the CanaryRollout")
+}
+
+fn status(world: &World) -> Value {
+    resource(world)["status"].clone()
+}
+
+/// The reasons of the Events recorded about the resource, in order of creation.
+fn event_reasons(world: &World) -> Vec<String> {
+    world
+        .fake
+        .requests_with("POST")
+        .iter()
+        .filter(|r| r.path.ends_with("/events") && r.status == 201)
+        .filter_map(|r| {
+            let body = r.body.as_ref()?;
+            (body["involvedObject"]["name"] == NAME)
+                .then(|| body["reason"].as_str().map(str::to_owned))?
+        })
+        .collect()
+}
+
+/// The size of the rollout's stored state (the ConfigMap's data), in bytes.
+fn stored_bytes(world: &World) -> usize {
+    let configmap = world
+        .fake
+        .object("", "configmaps", NS, "canaryrollout-checkout")
+        .expect("the state ConfigMap");
+    configmap["data"].as_object().map_or(0, |data| {
+        data.values().map(|v| v.as_str().map_or(0, str::len)).sum()
+    })
+}
+
+fn status_writes(world: &World) -> usize {
+    world
+        .fake
+        .requests_with("PATCH")
+        .iter()
+        .filter(|r| r.path.ends_with("/canaryrollouts/checkout/status") && r.status == 200)
+        .count()
+}
+
+#[test]
+fn the_controller_promotes_a_healthy_canary_and_says_so_in_status_and_events() {
+    let world = World::start(&[]);
+    install(&world, "v1");
+    // With only the shipped ClusterRole granted (examples/kubernetes/controller/): enough
+    // for the whole rollout, its status, Events and state, and for `canary wait`.
+    world.fake.grant(&[], &[shipped_cluster_role()]);
+    let running = Running::spawn(&mut controller(&world, "controller-a"));
+    // The CI stage: blocks until the rollout ends, exits 0, writes the report.
+    let (code, output, report) = wait(&world, "120s");
+    assert_eq!(code, Some(0), "{output}\n{}", running.stderr());
+    assert_eq!(report["verdict"], "pass", "{report}");
+    assert_eq!(report["exit_code"], 0, "{report}");
+    assert!(
+        output.contains("Progressing"),
+        "wait said where the rollout stood: {output}"
+    );
+    assert_eq!(status(&world)["phase"], "Promoted");
+    assert_eq!(world.canary_weights(), [10, 25, 50, 100]);
+    let status = status(&world);
+    assert_eq!(status["revision"], "v1", "{status}");
+    assert_eq!(status["exitCode"], 0, "{status}");
+    assert_eq!(status["weight"], 100, "{status}");
+    assert_eq!(status["observedGeneration"], 1, "{status}");
+    assert_eq!(
+        status["stateConfigMap"], "canaryrollout-checkout",
+        "{status}"
+    );
+    assert!(
+        status.get("step").is_none(),
+        "no step once promoted: {status}"
+    );
+    let condition = |kind: &str| {
+        status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == kind)
+            .unwrap_or_else(|| panic!("a {kind} condition: {status}"))["status"]
+            .clone()
+    };
+    assert_eq!(condition("Promoted"), "True");
+    assert_eq!(condition("Progressing"), "False");
+    assert_eq!(condition("RolledBack"), "False");
+    let criteria = status["criteria"]
+        .as_array()
+        .expect("per-criterion verdicts");
+    assert!(!criteria.is_empty(), "{status}");
+    assert!(criteria.iter().all(|c| c["verdict"] == "pass"), "{status}");
+    // The spec was never written by the controller: its generation is still 1.
+    assert_eq!(resource(&world)["metadata"]["generation"], 1);
+
+    let reasons = event_reasons(&world);
+    assert_eq!(
+        reasons.iter().filter(|r| *r == "StepStarted").count(),
+        3,
+        "an Event per analysed step: {reasons:?}"
+    );
+    assert_eq!(
+        reasons.last().map(String::as_str),
+        Some("Promoted"),
+        "{reasons:?}"
+    );
+
+    // Measured for docs/kubernetes.md: what a finished rollout keeps in the cluster, and
+    // how many status writes it took (coalesced to at most one per tick).
+    let ticks = 3 * 3 + 3; // about: 3 analysed steps of ≥ 3 ticks of 1 s, plus transitions
+    let writes = status_writes(&world);
+    eprintln!(
+        "measured: stored state {} bytes; status {} bytes; {writes} status writes",
+        stored_bytes(&world),
+        status.to_string().len()
+    );
+    assert!(writes <= 2 * ticks + 4, "status writes coalesced: {writes}");
+    // The state keeps a bounded timeline (the core test
+    // a_machine_with_a_timeline_bound_saves_a_state_that_does_not_grow_with_the_rollout
+    // shows it does not grow with the rollout's length).
+    assert!(stored_bytes(&world) < 16 * 1024, "{}", stored_bytes(&world));
+    let refused: Vec<String> = world
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| r.status == 403)
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "the shipped ClusterRole lacks: {refused:?}"
+    );
+}
+
+#[test]
+fn the_controller_rolls_a_bad_canary_back() {
+    let world = World::start(&["--error-rate", "0.2"]);
+    install(&world, "v2");
+    let running = Running::spawn(&mut controller(&world, "controller-a"));
+    let (code, output, report) = wait(&world, "120s");
+    assert_eq!(code, Some(1), "{output}\n{}", running.stderr());
+    assert_eq!(report["verdict"], "fail", "{report}");
+    assert_eq!(status(&world)["phase"], "RolledBack");
+    assert_eq!(world.canary_weights(), [10, 0]);
+    let status = status(&world);
+    assert_eq!(status["exitCode"], 1, "{status}");
+    assert_eq!(status["weight"], 0, "{status}");
+    assert!(
+        status["criteria"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["verdict"] == "fail"),
+        "{status}"
+    );
+    let reasons = event_reasons(&world);
+    assert!(reasons.contains(&"RolledBack".to_owned()), "{reasons:?}");
+}
+
+#[test]
+fn a_controller_killed_mid_rollout_is_resumed_at_its_step_by_the_next_one() {
+    let world = World::start(&[]);
+    install(&world, "v3");
+    let mut first = Running::spawn(&mut controller(&world, "controller-a"));
+    assert!(
+        wait_until(Duration::from_secs(60), || world.canary_weights().last()
+            == Some(&25)),
+        "the first controller reached 25%: weights {:?}\n{}",
+        world.canary_weights(),
+        first.stderr()
+    );
+    // SIGKILL: no chance to release anything.
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    let second = Running::spawn(&mut controller(&world, "controller-b"));
+    assert!(
+        wait_until(Duration::from_secs(90), || status(&world)["phase"]
+            == "Promoted"),
+        "promoted by the second controller: status {}\nweights {:?}\n{}",
+        status(&world),
+        world.canary_weights(),
+        second.stderr()
+    );
+    let weights = world.canary_weights();
+    assert_eq!(
+        weights.iter().filter(|w| **w == 10).count(),
+        1,
+        "resumed at its step, not restarted: {weights:?}"
+    );
+    assert_eq!(weights.last(), Some(&100), "{weights:?}");
+    let owner = world
+        .fake
+        .object("", "configmaps", NS, "canaryrollout-checkout")
+        .unwrap()["data"]
+        .get("owner.json")
+        .cloned();
+    assert!(
+        owner.is_none(),
+        "the second controller released its claim: {owner:?}"
+    );
+}
+
+/// `canary wait` on a resource no controller carries out: it gives up at `--timeout` with
+/// exit 4, saying so, rather than answer with the outcome of the revision before (the status
+/// still says v1 was promoted; v2 is asked for); a name that does not exist, or is not
+/// NAMESPACE/NAME, is bad input (exit 2).
+#[test]
+fn wait_gives_up_at_its_timeout_and_never_answers_with_an_older_revisions_outcome() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let fake = runtime.block_on(canary_fake_kube_api::FakeApiServer::start());
+    fake.serve_status_subresource(GROUP, RESOURCE);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("kubeconfig"), fake.kubeconfig(NS)).unwrap();
+    fake.insert(json!({
+        "apiVersion": "canary.dev/v1alpha1",
+        "kind": "CanaryRollout",
+        "metadata": {"name": NAME, "namespace": NS},
+        "spec": {"revision": "v2", "policy": {"service": NAME}},
+        "status": {"observedGeneration": 1, "revision": "v1", "phase": "Promoted", "exitCode": 0},
+    }));
+    let run = |args: &[&str]| {
+        let mut command = Command::new(binary("canary"));
+        command
+            .args(args)
+            .env("KUBECONFIG", dir.path().join("kubeconfig"))
+            .stdin(Stdio::null());
+        finish(&mut command)
+    };
+    let started = std::time::Instant::now();
+    let timed_out = run(&["wait", "--kube", "shop/checkout", "--timeout", "3s"]);
+    assert_eq!(timed_out.code, Some(4), "{}", timed_out.stderr);
+    assert!(
+        timed_out.stderr.contains("did not end within 3s"),
+        "{}",
+        timed_out.stderr
+    );
+    assert!(started.elapsed() >= Duration::from_secs(3));
+    let missing = run(&["wait", "--kube", "shop/nothing", "--timeout", "3s"]);
+    assert_eq!(missing.code, Some(2), "{}", missing.stderr);
+    assert!(
+        missing
+            .stderr
+            .contains("CanaryRollout shop/nothing does not exist"),
+        "{}",
+        missing.stderr
+    );
+    let malformed = run(&["wait", "--kube", "checkout"]);
+    assert_eq!(malformed.code, Some(2), "{}", malformed.stderr);
+}
+
+/// A CanaryRollout deleted mid-rollout: its rollout stops where it stands (no finalizer yet,
+/// so the weight is left as it is, like a `canary rollout` whose state cannot be saved);
+/// the controller does not go on moving traffic for a resource that no longer exists.
+#[test]
+fn a_rollout_whose_resource_is_deleted_stops_where_it_stands() {
+    let world = World::start(&[]);
+    install(&world, "v4");
+    let running = Running::spawn(&mut controller(&world, "controller-a"));
+    assert!(
+        wait_until(Duration::from_secs(60), || world.canary_weights().last()
+            == Some(&25)),
+        "reached 25%: weights {:?}\n{}",
+        world.canary_weights(),
+        running.stderr()
+    );
+    world.fake.remove(GROUP, RESOURCE, NS, NAME);
+    assert!(
+        wait_until(Duration::from_secs(20), || running
+            .stderr()
+            .contains("was deleted: its rollout stops where it stands")),
+        "the controller noticed: {}",
+        running.stderr()
+    );
+    let stopped_at = world.canary_weights();
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(world.canary_weights(), stopped_at, "{}", running.stderr());
+    assert!(!stopped_at.contains(&100), "{stopped_at:?}");
+}
+
+/// `canary status|promote --kube NS/NAME` on a rollout the controller drives: a request
+/// bound to another rollout (an older revision) is consumed and refused, the rollout goes
+/// on; `status` says where it stands and who drives it; `promote` leaves its request for
+/// the controller, which takes it once and promotes, and the command exits 0 with it.
+#[test]
+fn status_and_promote_with_kube_act_on_the_controllers_rollout_and_a_stale_request_is_refused() {
+    let world = World::start(&[]);
+    install(&world, "v5");
+    let running = Running::spawn(&mut controller(&world, "controller-a"));
+    assert!(
+        wait_until(Duration::from_secs(60), || world.canary_weights().last()
+            == Some(&10)),
+        "the controller started the rollout: weights {:?}\n{}",
+        world.canary_weights(),
+        running.stderr()
+    );
+    // A promotion asked for the rollout of v4 (another revision): never applied to v5's.
+    let mut state = world
+        .fake
+        .object("", "configmaps", NS, "canaryrollout-checkout")
+        .expect("the state ConfigMap");
+    let started = state["data"]["rollout.json"]
+        .as_str()
+        .and_then(|text| serde_json::from_str::<Value>(text).ok())
+        .expect("the saved rollout");
+    let stale = json!({
+        "action": "promote",
+        "rollout_id": "v4",
+        "rollout_started_at": started["started_at"],
+        "requested_at": jiff::Timestamp::now().to_string(),
+    });
+    state["data"]["request.json"] = Value::String(stale.to_string());
+    world.fake.replace(state);
+    let request_left = || {
+        world
+            .fake
+            .object("", "configmaps", NS, "canaryrollout-checkout")
+            .is_some_and(|c| c["data"].get("request.json").is_some())
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), || !request_left()),
+        "the controller took the request\n{}",
+        running.stderr()
+    );
+    let weights = world.canary_weights();
+    assert!(
+        !weights.contains(&100),
+        "a request for another rollout promoted this one: {weights:?}"
+    );
+
+    let run = |args: &[&str]| {
+        let mut command = Command::new(binary("canary"));
+        command
+            .args(args)
+            .env("KUBECONFIG", world.dir.path().join("kubeconfig"))
+            .stdin(Stdio::null());
+        finish(&mut command)
+    };
+    let status_run = run(&["status", "--kube", "shop/checkout"]);
+    assert_eq!(status_run.code, Some(0), "{}", status_run.stderr);
+    assert!(
+        status_run.stdout.contains(": phase step, canary at"),
+        "{}",
+        status_run.stdout
+    );
+    assert!(
+        status_run
+            .stdout
+            .contains("driven by canary controller controller-a"),
+        "{}",
+        status_run.stdout
+    );
+
+    let promoted = run(&["promote", "--kube", "shop/checkout", "--yes"]);
+    assert_eq!(
+        promoted.code,
+        Some(0),
+        "{}\n{}\n{}",
+        promoted.stdout,
+        promoted.stderr,
+        running.stderr()
+    );
+    assert!(
+        promoted.stdout.contains("asked the process driving"),
+        "left for the controller: {}",
+        promoted.stdout
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || status(&world)["phase"]
+            == "Promoted"),
+        "status {}",
+        status(&world)
+    );
+    let status = status(&world);
+    assert!(
+        status["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("by hand")),
+        "a manual promotion is said as one: {status}"
+    );
+    assert_eq!(world.canary_weights().last(), Some(&100));
+    assert!(!request_left(), "the request was consumed");
+    // Asked again, after the end: nothing to act on (exit 2), nothing written.
+    let again = run(&["promote", "--kube", "shop/checkout", "--yes"]);
+    assert_eq!(again.code, Some(2), "{}", again.stderr);
+    assert!(
+        again.stderr.contains("already finished"),
+        "{}",
+        again.stderr
+    );
+}
+
+/// `--kube` with a resource that does not exist is bad input (exit 2, naming it); an API
+/// server that refuses the read (403, RBAC) is an infrastructure error (exit 4) naming the
+/// rule to grant; a malformed name is bad input. Nothing is written in any case.
+#[test]
+fn kube_control_commands_refuse_a_missing_resource_and_say_which_rbac_rule_is_missing() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let fake = runtime.block_on(canary_fake_kube_api::FakeApiServer::start());
+    fake.serve_status_subresource(GROUP, RESOURCE);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("kubeconfig"), fake.kubeconfig(NS)).unwrap();
+    let run = |args: &[&str]| {
+        let mut command = Command::new(binary("canary"));
+        command
+            .args(args)
+            .env("KUBECONFIG", dir.path().join("kubeconfig"))
+            .stdin(Stdio::null());
+        finish(&mut command)
+    };
+    for command in ["status", "promote", "abort"] {
+        let mut args = vec![command, "--kube", "shop/nothing"];
+        if command == "promote" {
+            args.push("--yes");
+        }
+        let missing = run(&args);
+        assert_eq!(missing.code, Some(2), "{command}: {}", missing.stderr);
+        assert!(
+            missing
+                .stderr
+                .contains("CanaryRollout shop/nothing does not exist"),
+            "{command}: {}",
+            missing.stderr
+        );
+        let malformed = run(&[command, "--kube", "nothing"]);
+        assert_eq!(malformed.code, Some(2), "{command}: {}", malformed.stderr);
+    }
+    fake.insert(json!({
+        "apiVersion": "canary.dev/v1alpha1",
+        "kind": "CanaryRollout",
+        "metadata": {"name": NAME, "namespace": NS},
+        "spec": {"revision": "v1", "policy": {"service": NAME}},
+    }));
+    // Only ConfigMaps may be read: the CanaryRollout may not.
+    let role: k8s_openapi::api::rbac::v1::Role = serde_json::from_value(json!({
+        "metadata": {"name": "configmaps-only", "namespace": NS},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}],
+    }))
+    .unwrap();
+    fake.grant(&[role], &[]);
+    let forbidden = run(&["abort", "--kube", "shop/checkout"]);
+    assert_eq!(forbidden.code, Some(4), "{}", forbidden.stderr);
+    assert!(
+        forbidden
+            .stderr
+            .contains("grant `get` on canaryrollouts.canary.dev in namespace shop"),
+        "{}",
+        forbidden.stderr
+    );
+    assert!(
+        fake.requests()
+            .iter()
+            .all(|r| r.method == "GET" || r.status >= 400),
+        "nothing written"
+    );
+}
