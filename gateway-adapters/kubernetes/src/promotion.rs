@@ -57,8 +57,8 @@ impl DeploymentPromoter {
     /// The canary Deployment's `metadata.generation` now: recorded when a rollout starts, so
     /// that the promotion copies the version that was analysed and nothing newer.
     pub async fn canary_generation(&self) -> Result<i64, KubernetesError> {
-        let (api, namespace) = self.api().await?;
-        let canary = self.read(&api, &namespace, &self.canary).await?;
+        let (api, namespace) = deployments_api(&self.connection, self.namespace.as_deref()).await?;
+        let canary = read_deployment(&api, &namespace, &self.canary).await?;
         Ok(canary.metadata.generation.unwrap_or(0))
     }
 
@@ -100,37 +100,6 @@ impl DeploymentPromoter {
         }
     }
 
-    async fn api(&self) -> Result<(Api<Deployment>, String), KubernetesError> {
-        let (client, default_namespace) = self.connection.client().await?;
-        let namespace = self.namespace.clone().unwrap_or(default_namespace);
-        Ok((Api::namespaced(client, &namespace), namespace))
-    }
-
-    fn permission(verb: &'static str, namespace: &str, name: &str) -> Permission {
-        Permission {
-            verb,
-            api_group: "apps".to_owned(),
-            resource: "deployments".to_owned(),
-            namespace: namespace.to_owned(),
-            name: Some(name.to_owned()),
-        }
-    }
-
-    async fn read(
-        &self,
-        api: &Api<Deployment>,
-        namespace: &str,
-        name: &str,
-    ) -> Result<Deployment, KubernetesError> {
-        api.get(name).await.map_err(|err| {
-            api_error(
-                &format!("Deployment {namespace}/{name}"),
-                Self::permission("get", namespace, name),
-                err,
-            )
-        })
-    }
-
     /// Patches `name` with `ops` after a `replace` of the resourceVersion it was read at;
     /// `false` on a conflict.
     async fn patch(
@@ -158,7 +127,7 @@ impl DeploymentPromoter {
             Err(err) if crate::is_conflict(&err) => Ok(false),
             Err(err) => Err(api_error(
                 &format!("Deployment {namespace}/{name}"),
-                Self::permission("patch", namespace, name),
+                deployment_permission("patch", namespace, name),
                 err,
             )),
         }
@@ -167,10 +136,10 @@ impl DeploymentPromoter {
     /// The stable Deployment's template becomes the canary's, with the labels its selector
     /// needs kept as they are (the canary's selector labels would not match it).
     async fn copy_to_stable(&self, analysed: Option<i64>) -> Result<(), KubernetesError> {
-        let (api, namespace) = self.api().await?;
+        let (api, namespace) = deployments_api(&self.connection, self.namespace.as_deref()).await?;
         let (api, namespace) = (&api, namespace.as_str());
         retry(CONFLICT_BACKOFF, tokio::time::sleep, |attempt| async move {
-            let canary = self.read(api, namespace, &self.canary).await?;
+            let canary = read_deployment(api, namespace, &self.canary).await?;
             let generation = canary.metadata.generation.unwrap_or(0);
             if let Some(analysed) = analysed
                 && generation != analysed
@@ -182,7 +151,7 @@ impl DeploymentPromoter {
                     ),
                 }));
             }
-            let stable = self.read(api, namespace, &self.stable).await?;
+            let stable = read_deployment(api, namespace, &self.stable).await?;
             let object = |name: &str| format!("Deployment {namespace}/{name}");
             let template =
                 promoted_template(&stable, &canary).map_err(|message| KubernetesError::Object {
@@ -223,10 +192,10 @@ impl DeploymentPromoter {
 
     /// Waits until the stable Deployment has rolled out, as `kubectl rollout status` does.
     async fn wait_rolled_out(&self) -> Result<(), KubernetesError> {
-        let (api, namespace) = self.api().await?;
+        let (api, namespace) = deployments_api(&self.connection, self.namespace.as_deref()).await?;
         let started = Instant::now();
         loop {
-            let stable = self.read(&api, &namespace, &self.stable).await?;
+            let stable = read_deployment(&api, &namespace, &self.stable).await?;
             match rollout_status(&stable) {
                 Ok(true) => return Ok(()),
                 Ok(false) if started.elapsed() < self.timeout => {
@@ -253,10 +222,10 @@ impl DeploymentPromoter {
     }
 
     async fn scale_down_canary(&self) -> Result<(), KubernetesError> {
-        let (api, namespace) = self.api().await?;
+        let (api, namespace) = deployments_api(&self.connection, self.namespace.as_deref()).await?;
         let (api, namespace) = (&api, namespace.as_str());
         retry(CONFLICT_BACKOFF, tokio::time::sleep, |attempt| async move {
-            let canary = self.read(api, namespace, &self.canary).await?;
+            let canary = read_deployment(api, namespace, &self.canary).await?;
             if canary.spec.as_ref().and_then(|s| s.replicas) == Some(0) {
                 return Ok(());
             }
@@ -371,4 +340,41 @@ fn progress(deployment: &Deployment) -> String {
         status.updated_replicas.unwrap_or(0),
         status.available_replicas.unwrap_or(0)
     )
+}
+
+/// The Deployments API of `namespace` (or the connection's default namespace), with the
+/// namespace used: the promoter and the replica-count router read and patch the same kind.
+pub(crate) async fn deployments_api(
+    connection: &KubeConnection,
+    namespace: Option<&str>,
+) -> Result<(Api<Deployment>, String), KubernetesError> {
+    let (client, default_namespace) = connection.client().await?;
+    let namespace = namespace.map_or(default_namespace, str::to_owned);
+    Ok((Api::namespaced(client, &namespace), namespace))
+}
+
+/// The RBAC rule a `verb` on Deployment `namespace/name` needs, for error messages.
+pub(crate) fn deployment_permission(verb: &'static str, namespace: &str, name: &str) -> Permission {
+    Permission {
+        verb,
+        api_group: "apps".to_owned(),
+        resource: "deployments".to_owned(),
+        namespace: namespace.to_owned(),
+        name: Some(name.to_owned()),
+    }
+}
+
+/// Reads Deployment `namespace/name`; an API error names it and the rule it needs.
+pub(crate) async fn read_deployment(
+    api: &Api<Deployment>,
+    namespace: &str,
+    name: &str,
+) -> Result<Deployment, KubernetesError> {
+    api.get(name).await.map_err(|err| {
+        api_error(
+            &format!("Deployment {namespace}/{name}"),
+            deployment_permission("get", namespace, name),
+            err,
+        )
+    })
 }

@@ -33,10 +33,10 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 
+use crate::promotion::{deployment_permission, deployments_api, read_deployment};
 use crate::routers::weights::pointer;
 use crate::{
-    CONFLICT_BACKOFF, FIELD_MANAGER, KubeConnection, KubernetesError, Permission, api_error,
-    pointer_token,
+    CONFLICT_BACKOFF, FIELD_MANAGER, KubeConnection, KubernetesError, api_error, pointer_token,
 };
 
 /// The annotation on the canary Deployment holding the weight last asked for, in percent.
@@ -88,37 +88,6 @@ impl ReplicaCountRouter {
         self
     }
 
-    async fn api(&self) -> Result<(Api<Deployment>, String), KubernetesError> {
-        let (client, default_namespace) = self.connection.client().await?;
-        let namespace = self.namespace.clone().unwrap_or(default_namespace);
-        Ok((Api::namespaced(client, &namespace), namespace))
-    }
-
-    fn permission(verb: &'static str, namespace: &str, name: &str) -> Permission {
-        Permission {
-            verb,
-            api_group: "apps".to_owned(),
-            resource: "deployments".to_owned(),
-            namespace: namespace.to_owned(),
-            name: Some(name.to_owned()),
-        }
-    }
-
-    async fn read(
-        &self,
-        api: &Api<Deployment>,
-        namespace: &str,
-        name: &str,
-    ) -> Result<Deployment, KubernetesError> {
-        api.get(name).await.map_err(|err| {
-            api_error(
-                &format!("Deployment {namespace}/{name}"),
-                Self::permission("get", namespace, name),
-                err,
-            )
-        })
-    }
-
     /// Sets `spec.replicas` of `name` (and, for the canary, the weight asked for), guarded
     /// by the resourceVersion read, retried on conflict; nothing is written when both hold.
     async fn scale(
@@ -132,7 +101,7 @@ impl ReplicaCountRouter {
         let object = format!("Deployment {namespace}/{name}");
         let object = object.as_str();
         retry(CONFLICT_BACKOFF, tokio::time::sleep, |attempt| async move {
-            let deployment = self.read(api, namespace, name).await?;
+            let deployment = read_deployment(api, namespace, name).await?;
             let annotations = deployment.metadata.annotations.as_ref();
             let asked_now = annotations.and_then(|a| a.get(ASKED_WEIGHT_ANNOTATION));
             let mut ops = vec![PatchOperation::Replace(ReplaceOperation {
@@ -188,7 +157,7 @@ impl ReplicaCountRouter {
                 }
                 Err(err) => Err(Failure::Final(api_error(
                     object,
-                    Self::permission("patch", namespace, name),
+                    deployment_permission("patch", namespace, name),
                     err,
                 ))),
             }
@@ -203,8 +172,8 @@ impl ReplicaCountRouter {
         api: &Api<Deployment>,
         namespace: &str,
     ) -> Result<(Pods, Pods, Option<u8>), KubernetesError> {
-        let canary = self.read(api, namespace, &self.canary).await?;
-        let stable = self.read(api, namespace, &self.stable).await?;
+        let canary = read_deployment(api, namespace, &self.canary).await?;
+        let stable = read_deployment(api, namespace, &self.stable).await?;
         for deployment in [&canary, &stable] {
             if let Some(message) = progress_deadline_exceeded(deployment) {
                 return Err(KubernetesError::Object {
@@ -265,7 +234,7 @@ impl ReplicaCountRouter {
     }
 
     async fn set(&self, weight: u8) -> Result<(), KubernetesError> {
-        let (api, namespace) = self.api().await?;
+        let (api, namespace) = deployments_api(&self.connection, self.namespace.as_deref()).await?;
         let (canary, stable) = replica_split(weight, self.replicas);
         let (now_canary, now_stable, _) = self.observe(&api, &namespace).await?;
         if canary >= now_canary.wanted {
@@ -298,7 +267,7 @@ impl ReplicaCountRouter {
     }
 
     async fn get(&self) -> Result<u8, KubernetesError> {
-        let (api, namespace) = self.api().await?;
+        let (api, namespace) = deployments_api(&self.connection, self.namespace.as_deref()).await?;
         let (canary, stable, asked) = self.observe(&api, &namespace).await?;
         if let Some(asked) = asked {
             let (c, s) = replica_split(asked, self.replicas);
