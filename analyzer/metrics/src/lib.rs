@@ -21,6 +21,7 @@ pub mod exposition;
 pub mod prometheus;
 pub mod queries;
 pub mod scrape;
+pub mod window;
 
 pub use error::{Error, Result};
 pub use prometheus::{PrometheusConfig, PrometheusSource, QueryOutcome};

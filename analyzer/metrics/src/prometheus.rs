@@ -41,6 +41,7 @@ use crate::auth::aws::{AwsCredentialProvider, AwsCredentials};
 use crate::auth::oauth2::OAuth2Client;
 use crate::error::{Error, Result, excerpt};
 use crate::queries::{self, QueryWindow};
+use crate::window::{self, ErrorMatchers, RawSeries, TickRange};
 
 /// How many bytes of a bad answer an error shows.
 const EXCERPT_BYTES: usize = 200;
@@ -806,51 +807,9 @@ impl PrometheusSource {
         let mut readings = BTreeMap::new();
         let mut warnings = Vec::new();
         for check in &self.checks {
-            let promql = queries::check_query(check, &self.traffic, window);
-            let reading = match self.instant_with(&credentials, &promql, at).await? {
-                QueryOutcome::Answer {
-                    result,
-                    warnings: w,
-                } => {
-                    let w: Vec<String> = w.iter().map(|w| redacted(w)).collect();
-                    warnings.extend(w.iter().map(|w| format!("{}: {w}", check.name)));
-                    if !w.is_empty() && !self.config.accept_warnings {
-                        Reading::Invalid {
-                            reason: format!(
-                                "the answer came with warnings, so it may be partial, and a partial \
-                                 answer is never judged (set metrics.prometheus.accept-warnings: true \
-                                 to judge such answers): {}; the query was: {promql}",
-                                w.join("; ")
-                            ),
-                        }
-                    } else {
-                        let reading = reading_of(check, &self.traffic, &result);
-                        self.with_values_that_exist(reading, check, &credentials, window, at)
-                            .await
-                    }
-                }
-                QueryOutcome::Refused {
-                    error_type,
-                    message,
-                } => Reading::Invalid {
-                    reason: format!(
-                        "Prometheus refused the query ({error_type}): {message}; the query was: {promql}"
-                    ),
-                },
-                QueryOutcome::TooManySeries { limit } => Reading::Invalid {
-                    reason: format!(
-                        "the answer holds more than the {limit} series allowed \
-                         (metrics.prometheus.max-series), read no further; the query was: {promql}"
-                    ),
-                },
-                QueryOutcome::TooLarge { limit } => Reading::Invalid {
-                    reason: format!(
-                        "the answer is larger than {} (metrics.prometheus.max-answer-size), cut \
-                         off unread; the query was: {promql}",
-                        size_as_written(limit)
-                    ),
-                },
-            };
+            let reading = self
+                .read_check(&credentials, check, window, at, &mut warnings)
+                .await?;
             readings.insert(check.name.clone(), reading);
         }
         Ok(Tick {
@@ -860,9 +819,218 @@ impl PrometheusSource {
             warnings,
         })
     }
+
+    /// Reads one check at `at` with its instant query; its warnings go into `warnings`.
+    async fn read_check(
+        &self,
+        credentials: &Credentials,
+        check: &CheckSpec,
+        window: QueryWindow,
+        at: Timestamp,
+        warnings: &mut Vec<String>,
+    ) -> Result<Reading> {
+        let promql = queries::check_query(check, &self.traffic, window);
+        let outcome = self.instant_with(credentials, &promql, at).await?;
+        let reading = match self.accepted(check, &promql, outcome, warnings) {
+            Ok(result) => {
+                let reading = reading_of(check, &self.traffic, &result);
+                self.with_values_that_exist(reading, check, credentials, window, at)
+                    .await
+            }
+            Err(reading) => reading,
+        };
+        Ok(reading)
+    }
+
+    /// The result of an answer to `promql`, or the reading it makes when it cannot be judged:
+    /// warnings not accepted (a partial answer), a refused query, too many series, too big.
+    /// Accepted warnings go into `warnings`, named after the check.
+    fn accepted(
+        &self,
+        check: &CheckSpec,
+        promql: &str,
+        outcome: QueryOutcome,
+        warnings: &mut Vec<String>,
+    ) -> std::result::Result<QueryResult, Reading> {
+        match outcome {
+            QueryOutcome::Answer {
+                result,
+                warnings: w,
+            } => {
+                let w: Vec<String> = w.iter().map(|w| redacted(w)).collect();
+                warnings.extend(w.iter().map(|w| format!("{}: {w}", check.name)));
+                if !w.is_empty() && !self.config.accept_warnings {
+                    Err(Reading::Invalid {
+                        reason: format!(
+                            "the answer came with warnings, so it may be partial, and a partial \
+                             answer is never judged (set metrics.prometheus.accept-warnings: true \
+                             to judge such answers): {}; the query was: {promql}",
+                            w.join("; ")
+                        ),
+                    })
+                } else {
+                    Ok(result)
+                }
+            }
+            QueryOutcome::Refused {
+                error_type,
+                message,
+            } => Err(Reading::Invalid {
+                reason: format!(
+                    "Prometheus refused the query ({error_type}): {message}; the query was: {promql}"
+                ),
+            }),
+            QueryOutcome::TooManySeries { limit } => Err(Reading::Invalid {
+                reason: format!(
+                    "the answer holds more than the {limit} series allowed \
+                     (metrics.prometheus.max-series), read no further; the query was: {promql}"
+                ),
+            }),
+            QueryOutcome::TooLarge { limit } => Err(Reading::Invalid {
+                reason: format!(
+                    "the answer is larger than {} (metrics.prometheus.max-answer-size), cut \
+                     off unread; the query was: {promql}",
+                    size_as_written(limit)
+                ),
+            }),
+        }
+    }
+
+    /// Reads the ticks at `times` (in order, all in the past) of an analysis that started
+    /// at `since`, giving exactly the ticks [`read_tick`](Self::read_tick) gives, with one
+    /// query per error-rate or latency check for the whole window — its raw samples, from
+    /// which each tick's `increase()` is computed as Prometheus computes it (see
+    /// [`crate::window`]) — instead of one per tick. `samples` and `query` checks, whose
+    /// PromQL is the policy's own, are still read with one instant query per tick.
+    ///
+    /// A raw answer over `max-answer-size` or `max-series` is an error (exit 4) naming the
+    /// check, the limit and the query, and what to do about it: the window's samples are
+    /// not the aggregated values the limits were set for.
+    pub async fn read_past(&self, since: Timestamp, times: &[Timestamp]) -> Result<Vec<Tick>> {
+        let Some(&end) = times.last() else {
+            return Ok(Vec::new());
+        };
+        let credentials = self.credentials().await?;
+        let windows: Vec<QueryWindow> = times
+            .iter()
+            .map(|&at| QueryWindow::new(since, at, self.interval))
+            .collect();
+        let ranges: Vec<TickRange> = times
+            .iter()
+            .zip(&windows)
+            .map(|(at, window)| TickRange {
+                at_ms: at.as_millisecond(),
+                window_seconds: window.window_seconds,
+            })
+            .collect();
+        let mut ticks: Vec<Tick> = times
+            .iter()
+            .zip(&windows)
+            .map(|(&at, window)| Tick {
+                at,
+                window_seconds: window.window_seconds as f64,
+                readings: BTreeMap::new(),
+                warnings: Vec::new(),
+            })
+            .collect();
+        for check in &self.checks {
+            let Some((promql, raw)) = self
+                .read_raw(&credentials, check, end, &ranges)
+                .await?
+            else {
+                // The policy's own PromQL: one instant query per tick.
+                for (tick, window) in ticks.iter_mut().zip(&windows) {
+                    let reading = self
+                        .read_check(&credentials, check, *window, tick.at, &mut tick.warnings)
+                        .await?;
+                    tick.readings.insert(check.name.clone(), reading);
+                }
+                continue;
+            };
+            let mut warnings = Vec::new();
+            let raw: std::result::Result<Vec<RawSeries>, Reading> =
+                match self.accepted(check, &promql, raw, &mut warnings) {
+                    Ok(QueryResult::Matrix(series)) => {
+                        Ok(series.into_iter().map(RawSeries::from_range).collect())
+                    }
+                    Ok(other) => Err(Reading::Invalid {
+                        reason: format!(
+                            "the answer is a {}, not the matrix of samples asked for; the query was: {promql}",
+                            other.type_name()
+                        ),
+                    }),
+                    Err(reading) => Err(reading),
+                };
+            let error_matchers = match &check.kind {
+                CheckKind::ErrorRate(e) => Some(ErrorMatchers::new(&e.error_matchers)?),
+                _ => None,
+            };
+            for ((tick, range), window) in ticks.iter_mut().zip(&ranges).zip(&windows) {
+                tick.warnings.extend(warnings.iter().cloned());
+                let reading = match &raw {
+                    Ok(series) => {
+                        let vector = match &error_matchers {
+                            Some(errors) => {
+                                window::error_rate_at(series, &self.traffic, errors, *range)
+                            }
+                            None => window::latency_at(series, &self.traffic, *range),
+                        };
+                        let reading = reading_of(check, &self.traffic, &vector);
+                        self.with_values_that_exist(reading, check, &credentials, *window, tick.at)
+                            .await
+                    }
+                    Err(reading) => reading.clone(),
+                };
+                tick.readings.insert(check.name.clone(), reading);
+            }
+        }
+        Ok(ticks)
+    }
 }
 
 impl PrometheusSource {
+    /// The raw samples an error-rate or latency check reads a past window from: one
+    /// instant query of `METRIC{SEL}[Dms]` at the last tick, `D` reaching back to the
+    /// earliest tick's window start. `None` for the checks that run the policy's own PromQL.
+    /// An answer over `max-answer-size` or `max-series` is an error (exit 4).
+    async fn read_raw(
+        &self,
+        credentials: &Credentials,
+        check: &CheckSpec,
+        end: Timestamp,
+        ranges: &[TickRange],
+    ) -> Result<Option<(String, QueryOutcome)>> {
+        let metric = match &check.kind {
+            CheckKind::ErrorRate(e) => e.requests_metric.clone(),
+            CheckKind::Latency(l) => format!("{}_bucket", l.histogram),
+            CheckKind::Samples(_) | CheckKind::Query(_) => return Ok(None),
+        };
+        let end_ms = end.as_millisecond();
+        let from_ms = ranges
+            .iter()
+            .map(|r| r.start_ms())
+            .min()
+            .unwrap_or(end_ms);
+        let promql = queries::raw_samples_query(&metric, &self.traffic, end_ms - from_ms);
+        let outcome = self.instant_with(credentials, &promql, end).await?;
+        let over = match &outcome {
+            QueryOutcome::TooLarge { limit } => format!(
+                "larger than {} (metrics.prometheus.max-answer-size), cut off unread",
+                size_as_written(*limit)
+            ),
+            QueryOutcome::TooManySeries { limit } => format!(
+                "more than the {limit} series allowed (metrics.prometheus.max-series), read no further"
+            ),
+            _ => return Ok(Some((promql, outcome))),
+        };
+        Err(Error::WindowTooLarge {
+            address: self.address.clone(),
+            check: check.name.clone(),
+            over,
+            query: promql,
+        })
+    }
+
     /// A reading that found no series for a version, told which values of the version label
     /// the check's metric does have under the policy's selector: one more query, on this
     /// path only. (A failing extra query adds nothing; the reading stands as it was.)
@@ -978,6 +1146,14 @@ pub fn reading_of(check: &CheckSpec, traffic: &TrafficSelector, result: &QueryRe
 impl MetricsSource for PrometheusSource {
     async fn read(&self, since: Timestamp, at: Timestamp) -> canary_core::Result<Tick> {
         Ok(self.read_tick(since, at).await?)
+    }
+
+    async fn read_past(
+        &self,
+        since: Timestamp,
+        times: &[Timestamp],
+    ) -> canary_core::Result<Vec<Tick>> {
+        Ok(PrometheusSource::read_past(self, since, times).await?)
     }
 
     fn describe(&self) -> String {
