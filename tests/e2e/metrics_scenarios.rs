@@ -372,7 +372,13 @@ fn a_past_window_is_read_with_one_query_per_counter_check_giving_the_numbers_of_
             &[],
             Some(2 + TICKS),
         );
-        assert_eq!(per_tick.code, window.code, "{scenario}\n{}\n{}", per_tick.all(), window.all());
+        assert_eq!(
+            per_tick.code,
+            window.code,
+            "{scenario}\n{}\n{}",
+            per_tick.all(),
+            window.all()
+        );
         assert_eq!(
             per_tick_report["verdict"], window_report["verdict"],
             "{scenario}"
@@ -393,7 +399,11 @@ fn a_past_window_is_read_with_one_query_per_counter_check_giving_the_numbers_of_
         if scenario == "no-canary" {
             // Plus, on both paths, the query that names the label values that exist, at
             // every tick, for the two counter checks.
-            assert_eq!(per_tick_queries, (CHECKS * TICKS + 2 * TICKS) as f64, "{scenario}");
+            assert_eq!(
+                per_tick_queries,
+                (CHECKS * TICKS + 2 * TICKS) as f64,
+                "{scenario}"
+            );
             assert_eq!(window_queries, (2 + TICKS + 2 * TICKS) as f64, "{scenario}");
         } else {
             assert_eq!(

@@ -934,9 +934,7 @@ impl PrometheusSource {
             })
             .collect();
         for check in &self.checks {
-            let Some((promql, raw)) = self
-                .read_raw(&credentials, check, end, &ranges)
-                .await?
+            let Some((promql, raw)) = self.read_raw(&credentials, check, end, &ranges).await?
             else {
                 // The policy's own PromQL: one instant query per tick.
                 for (tick, window) in ticks.iter_mut().zip(&windows) {
@@ -948,19 +946,23 @@ impl PrometheusSource {
                 continue;
             };
             let mut warnings = Vec::new();
-            let raw: std::result::Result<Vec<RawSeries>, Reading> =
-                match self.accepted(check, &promql, raw, &mut warnings) {
-                    Ok(QueryResult::Matrix(series)) => {
-                        Ok(series.into_iter().map(RawSeries::from_range).collect())
-                    }
-                    Ok(other) => Err(Reading::Invalid {
-                        reason: format!(
-                            "the answer is a {}, not the matrix of samples asked for; the query was: {promql}",
-                            other.type_name()
-                        ),
-                    }),
-                    Err(reading) => Err(reading),
-                };
+            let raw: std::result::Result<Vec<RawSeries>, Reading> = match self.accepted(
+                check,
+                &promql,
+                raw,
+                &mut warnings,
+            ) {
+                Ok(QueryResult::Matrix(series)) => {
+                    Ok(series.into_iter().map(RawSeries::from_range).collect())
+                }
+                Ok(other) => Err(Reading::Invalid {
+                    reason: format!(
+                        "the answer is a {}, not the matrix of samples asked for; the query was: {promql}",
+                        other.type_name()
+                    ),
+                }),
+                Err(reading) => Err(reading),
+            };
             let error_matchers = match &check.kind {
                 CheckKind::ErrorRate(e) => Some(ErrorMatchers::new(&e.error_matchers)?),
                 _ => None,
@@ -1006,11 +1008,7 @@ impl PrometheusSource {
             CheckKind::Samples(_) | CheckKind::Query(_) => return Ok(None),
         };
         let end_ms = end.as_millisecond();
-        let from_ms = ranges
-            .iter()
-            .map(|r| r.start_ms())
-            .min()
-            .unwrap_or(end_ms);
+        let from_ms = ranges.iter().map(|r| r.start_ms()).min().unwrap_or(end_ms);
         let promql = queries::raw_samples_query(&metric, &self.traffic, end_ms - from_ms);
         let outcome = self.instant_with(credentials, &promql, end).await?;
         let over = match &outcome {
@@ -1351,7 +1349,7 @@ mod tests {
 
     use tokio::net::TcpListener;
 
-    use canary_tests::fake_http::{FakeServer, http};
+    use canary_tests::fake_http::{FakeServer, body_of, http};
 
     use super::*;
     use canary_core::observation::CheckObservation;
@@ -1456,6 +1454,152 @@ mod tests {
         assert!(
             second.contains("group+by+%28version%29") || second.contains("group by (version)"),
             "{second}"
+        );
+    }
+
+    /// An error-rate policy (no `query` check), with `extra` under `metrics.prometheus`.
+    fn window_source(url: &str, extra: &str) -> PrometheusSource {
+        let policy = Policy::from_yaml(
+            &format!(
+                "service: s\ntraffic: {{label: version, canary: canary, baseline: stable}}\n\
+                 metrics:\n  prometheus:\n    timeout: 1s\n    retries: 0\n{extra}\
+                 rollout: {{interval: 30s}}\n\
+                 checks:\n  - name: errors\n    error-rate: {{requests: http_requests_total, errors: 'code=~\"5..\"'}}\n    slo: {{max: 1%}}\n"
+            ),
+            "test.yaml",
+        )
+        .unwrap();
+        PrometheusSource::from_policy(&policy, Some(url)).unwrap()
+    }
+
+    /// A raw answer: one series per (version, code), ten requests (one error on 500) per 15 s.
+    fn raw_answer(start: i64, warnings: &str) -> String {
+        let series: Vec<String> = [("canary", "200"), ("canary", "500"), ("stable", "200")]
+            .iter()
+            .map(|(version, code)| {
+                let per_step = if *code == "500" { 1 } else { 10 };
+                let values: Vec<String> = (0..=8)
+                    .map(|k| format!("[{},\"{}\"]", start + 15 * k, per_step * k))
+                    .collect();
+                format!(
+                    r#"{{"metric":{{"__name__":"http_requests_total","version":"{version}","code":"{code}"}},"values":[{}]}}"#,
+                    values.join(",")
+                )
+            })
+            .collect();
+        format!(
+            r#"{{"status":"success",{warnings}"data":{{"resultType":"matrix","result":[{}]}}}}"#,
+            series.join(",")
+        )
+    }
+
+    #[tokio::test]
+    async fn a_past_window_is_one_raw_query_per_counter_check_and_its_limits_are_exit_4() {
+        let start = Timestamp::from_second(1_800_000_000).unwrap();
+        let times: Vec<Timestamp> = (1..=4)
+            .map(|k| start + jiff::SignedDuration::from_secs(30 * k))
+            .collect();
+
+        let server = fake_prometheus(vec![(
+            200,
+            "application/json",
+            raw_answer(1_800_000_000, ""),
+        )]);
+        let ticks = window_source(&server.url(), "")
+            .read_past(start, &times)
+            .await
+            .unwrap();
+        assert_eq!(server.requests().len(), 1, "one query for four ticks");
+        let request = server.requests()[0].clone();
+        let body = body_of(&request);
+        assert!(body.contains("time=1800000120.000"), "{body}");
+        assert!(
+            body.contains(
+                "query=http_requests_total%7Bversion%3D%7E%22canary%7Cstable%22%7D%5B120s%5D"
+            ),
+            "{body}"
+        );
+        assert_eq!(ticks.len(), 4);
+        let Some(Reading::Observed(CheckObservation::Counts { canary, baseline })) =
+            ticks[3].readings.get("errors")
+        else {
+            panic!("{ticks:?}")
+        };
+        assert_eq!((canary.requests, canary.errors), (88.0, 8.0));
+        assert_eq!(baseline.observed().map(|b| b.requests), Some(80.0));
+        assert_eq!(ticks[0].window_seconds, 30.0);
+
+        // Warnings: invalid at every tick unless accepted, as on the per-tick path.
+        let warned = raw_answer(1_800_000_000, r#""warnings":["partial response"],"#);
+        let server = fake_prometheus(vec![(200, "application/json", warned.clone())]);
+        let ticks = window_source(&server.url(), "")
+            .read_past(start, &times)
+            .await
+            .unwrap();
+        assert!(
+            ticks.iter().all(|t| matches!(t.readings.get("errors"), Some(Reading::Invalid { reason }) if reason.contains("partial response"))),
+            "{ticks:?}"
+        );
+        let server = fake_prometheus(vec![(200, "application/json", warned)]);
+        let ticks = window_source(&server.url(), "    accept-warnings: true\n")
+            .read_past(start, &times)
+            .await
+            .unwrap();
+        assert!(matches!(
+            ticks[3].readings.get("errors"),
+            Some(Reading::Observed(_))
+        ));
+        assert_eq!(
+            ticks[3].warnings,
+            vec!["errors: partial response".to_owned()]
+        );
+
+        // A refused query: invalid at every tick, naming it.
+        let refused = r#"{"status":"error","errorType":"bad_data","error":"parse error"}"#;
+        let server = fake_prometheus(vec![(400, "application/json", refused.to_owned())]);
+        let ticks = window_source(&server.url(), "")
+            .read_past(start, &times)
+            .await
+            .unwrap();
+        assert!(
+            ticks.iter().all(|t| matches!(t.readings.get("errors"), Some(Reading::Invalid { reason }) if reason.contains("parse error") && reason.contains("[120s]"))),
+            "{ticks:?}"
+        );
+
+        // Over max-series or max-answer-size: exit 4, saying what to do.
+        let server = fake_prometheus(vec![(
+            200,
+            "application/json",
+            raw_answer(1_800_000_000, ""),
+        )]);
+        let err = window_source(&server.url(), "    max-series: 2\n")
+            .read_past(start, &times)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::WindowTooLarge { .. }), "{err:?}");
+        let message = err.to_string();
+        assert!(message.contains("check `errors`"), "{message}");
+        assert!(
+            message.contains("more than the 2 series allowed (metrics.prometheus.max-series)"),
+            "{message}"
+        );
+        assert!(message.contains("--query-per-tick"), "{message}");
+        let core: canary_core::Error = err.into();
+        assert_eq!(core.exit_code(), canary_core::ExitCode::Infrastructure);
+        let long = format!(r#""warnings":["{}"],"#, "x".repeat(2000));
+        let server = fake_prometheus(vec![(
+            200,
+            "application/json",
+            raw_answer(1_800_000_000, &long),
+        )]);
+        let err = window_source(&server.url(), "    max-answer-size: 1KiB\n")
+            .read_past(start, &times)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("larger than 1 KiB (metrics.prometheus.max-answer-size)"),
+            "{err}"
         );
     }
 

@@ -261,7 +261,12 @@ mod tests {
         // Samples every 15 s from 5 s after the window opens: 10 per 15 s. The window is 60 s,
         // the samples cover 45 s (30 counted), 5 s at each end are within 1.1 intervals, so
         // the increase is extrapolated to 55 s of the 60: 30 · 55/45.
-        let samples = [(5_000, 100.0), (20_000, 110.0), (35_000, 120.0), (50_000, 130.0)];
+        let samples = [
+            (5_000, 100.0),
+            (20_000, 110.0),
+            (35_000, 120.0),
+            (50_000, 130.0),
+        ];
         let got = increase(&samples, 0, 55_000).unwrap();
         assert_eq!(got, 30.0 * ((45.0 + 5.0 + 5.0) / 45.0));
         // Far from the start (more than 1.1 intervals): half an interval only.
