@@ -1002,10 +1002,8 @@ impl PrometheusSource {
         end: Timestamp,
         ranges: &[TickRange],
     ) -> Result<Option<(String, QueryOutcome)>> {
-        let metric = match &check.kind {
-            CheckKind::ErrorRate(e) => e.requests_metric.clone(),
-            CheckKind::Latency(l) => format!("{}_bucket", l.histogram),
-            CheckKind::Samples(_) | CheckKind::Query(_) => return Ok(None),
+        let Some(metric) = queries::raw_samples_metric(check) else {
+            return Ok(None);
         };
         let end_ms = end.as_millisecond();
         let from_ms = ranges.iter().map(|r| r.start_ms()).min().unwrap_or(end_ms);

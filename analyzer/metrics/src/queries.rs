@@ -85,6 +85,16 @@ pub fn check_query(check: &CheckSpec, traffic: &TrafficSelector, window: QueryWi
     }
 }
 
+/// The counter a check reads raw samples of over a past window (error-rate: its requests;
+/// latency: its buckets), `None` for checks that run the policy's own PromQL.
+pub fn raw_samples_metric(check: &CheckSpec) -> Option<String> {
+    match &check.kind {
+        CheckKind::ErrorRate(e) => Some(e.requests_metric.clone()),
+        CheckKind::Latency(l) => Some(format!("{}_bucket", l.histogram)),
+        CheckKind::Samples(_) | CheckKind::Query(_) => None,
+    }
+}
+
 /// The raw samples of `metric` for both versions over the `range_ms` milliseconds before
 /// the evaluation time: `METRIC{SEL}[Dms]` (whole seconds written as `s`), a matrix, from
 /// which [`crate::window`] computes each tick's answer for `canary analyze` over a past
