@@ -155,8 +155,9 @@ pub enum Error {
     },
 
     /// The raw samples of a check over a past window (`canary analyze` reads a window with
-    /// one query per check) were over the answer's size or series limit. Those limits are
-    /// set for aggregated answers; the message says what to change.
+    /// one query per check) were over the answer's size or series limit, or the server
+    /// refused to load that many samples. Those limits are set for aggregated answers; the
+    /// message says what to change.
     #[error(
         "the samples of check `{check}` over the window are {over}: shorten the window, raise the limit, or read the window one aggregated query per tick with --query-per-tick; the query was: {query}"
     )]

@@ -903,9 +903,10 @@ impl PrometheusSource {
     /// [`crate::window`]) — instead of one per tick. `samples` and `query` checks, whose
     /// PromQL is the policy's own, are still read with one instant query per tick.
     ///
-    /// A raw answer over `max-answer-size` or `max-series` is an error (exit 4) naming the
-    /// check, the limit and the query, and what to do about it: the window's samples are
-    /// not the aggregated values the limits were set for.
+    /// A raw answer over `max-answer-size` or `max-series`, or one the server refuses (its
+    /// own limit on samples), is an error (exit 4) naming the check, the limit and the
+    /// query, and what to do about it: the window's samples are not the aggregated values
+    /// the limits were set for.
     pub async fn read_past(&self, since: Timestamp, times: &[Timestamp]) -> Result<Vec<Tick>> {
         let Some(&end) = times.last() else {
             return Ok(Vec::new());
@@ -994,7 +995,8 @@ impl PrometheusSource {
     /// The raw samples an error-rate or latency check reads a past window from: one
     /// instant query of `METRIC{SEL}[Dms]` at the last tick, `D` reaching back to the
     /// earliest tick's window start. `None` for the checks that run the policy's own PromQL.
-    /// An answer over `max-answer-size` or `max-series` is an error (exit 4).
+    /// An answer over `max-answer-size` or `max-series`, or refused (the server's own limit
+    /// on samples), is an error (exit 4).
     async fn read_raw(
         &self,
         credentials: &Credentials,
@@ -1017,7 +1019,13 @@ impl PrometheusSource {
             QueryOutcome::TooManySeries { limit } => format!(
                 "more than the {limit} series allowed (metrics.prometheus.max-series), read no further"
             ),
-            _ => return Ok(Some((promql, outcome))),
+            // Canary's own selector, escaped: refused, it is the server's limit on samples
+            // (Prometheus' `query.max-samples`, Mimir's and Thanos' own), not the policy.
+            QueryOutcome::Refused {
+                error_type,
+                message,
+            } => format!("refused by the server ({error_type}: {message})"),
+            QueryOutcome::Answer { .. } => return Ok(Some((promql, outcome))),
         };
         Err(Error::WindowTooLarge {
             address: self.address.clone(),
@@ -1552,16 +1560,23 @@ mod tests {
             vec!["errors: partial response".to_owned()]
         );
 
-        // A refused query: invalid at every tick, naming it.
-        let refused = r#"{"status":"error","errorType":"bad_data","error":"parse error"}"#;
-        let server = fake_prometheus(vec![(400, "application/json", refused.to_owned())]);
-        let ticks = window_source(&server.url(), "")
+        // Refused (Prometheus' query.max-samples: 422 execution): exit 4, saying what to do.
+        let refused = r#"{"status":"error","errorType":"execution","error":"query processing would load too many samples into memory in query execution"}"#;
+        let server = fake_prometheus(vec![(422, "application/json", refused.to_owned())]);
+        let err = window_source(&server.url(), "")
             .read_past(start, &times)
             .await
-            .unwrap();
+            .unwrap_err();
+        let message = err.to_string();
         assert!(
-            ticks.iter().all(|t| matches!(t.readings.get("errors"), Some(Reading::Invalid { reason }) if reason.contains("parse error") && reason.contains("[120s]"))),
-            "{ticks:?}"
+            message.contains(
+                "refused by the server (execution: query processing would load too many samples"
+            ),
+            "{message}"
+        );
+        assert!(
+            message.contains("--query-per-tick") && message.contains("[120s]"),
+            "{message}"
         );
 
         // Over max-series or max-answer-size: exit 4, saying what to do.
