@@ -175,7 +175,13 @@ impl Driver<'_> {
                                 .map_err(|err| error_chain(&err))
                         };
                         next = Some(match result {
-                            Ok(()) => Event::WeightSet(weight),
+                            // A router that approximates weights (replica counts) says what
+                            // it achieved; that is what the step's record and notice show.
+                            Ok(()) => match self.router.achieved_share().await {
+                                Ok(Some(achieved)) => Event::WeightAchieved { weight, achieved },
+                                Ok(None) => Event::WeightSet(weight),
+                                Err(err) => Event::RouterFailed(error_chain(&err)),
+                            },
                             Err(err) => Event::RouterFailed(err),
                         });
                     }

@@ -63,8 +63,63 @@ pub trait TrafficRouter: Send + Sync {
     /// Reads the canary's share back from the router itself, in percent.
     async fn canary_weight(&self) -> Result<u8>;
 
+    /// The canary's share as the router actually achieved it, when it can only approximate
+    /// the weight asked for (a replica-count router: 10 % of 8 pods is 1 pod, 12.5 %);
+    /// `None` for routers that split traffic exactly as asked. Read after a weight was set
+    /// and confirmed, for progress and reports.
+    async fn achieved_share(&self) -> Result<Option<AchievedShare>> {
+        Ok(None)
+    }
+
     /// Says what the router is, for logs (no secrets).
     fn describe(&self) -> String;
+}
+
+/// The share a router achieved in units it can count: ready canary and stable pods behind
+/// one Service (kube-proxy spreads connections evenly over ready endpoints).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AchievedShare {
+    /// Ready canary pods.
+    pub canary_ready: u32,
+    /// Ready stable pods.
+    pub stable_ready: u32,
+}
+
+impl AchievedShare {
+    /// The canary's share, percent (0 when nothing is ready).
+    pub fn percent(&self) -> f64 {
+        let total = f64::from(self.canary_ready) + f64::from(self.stable_ready);
+        if total == 0.0 {
+            0.0
+        } else {
+            100.0 * f64::from(self.canary_ready) / total
+        }
+    }
+}
+
+impl std::fmt::Display for AchievedShare {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let total = self.canary_ready + self.stable_ready;
+        let percent = crate::judge::plain_num(self.percent());
+        write!(
+            f,
+            "{} of {total} ready pods = {percent} %",
+            self.canary_ready
+        )
+    }
+}
+
+/// How many of `replicas` pods the canary gets at `weight` percent, and how many the stable
+/// version: the nearest whole number of pods, a tie rounded up — the rule of Argo Rollouts'
+/// canary without traffic management (<https://argoproj.github.io/argo-rollouts/features/canary/>:
+/// 10 % of 10 replicas is 1 canary and 9 stable pods; 41 % of 10 is 4).
+pub fn replica_split(weight: u8, replicas: u32) -> (u32, u32) {
+    let weight = u64::from(weight.min(100));
+    // round(weight · replicas / 100), half up, in integers.
+    let canary = (2 * weight * u64::from(replicas) + 100) / 200;
+    let canary = u32::try_from(canary).unwrap_or(replicas).min(replicas);
+    (canary, replicas - canary)
 }
 
 /// Sets a weight and reads it back: a router that reports another weight than the one just

@@ -136,6 +136,10 @@ pub struct StepRecord {
     pub reason: String,
     /// Canary requests seen in the step.
     pub canary_requests: Option<u64>,
+    /// The share the router achieved of `weight`, when it can only approximate it (ready
+    /// pods of a replica-count router); absent for routers that split exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub achieved: Option<crate::ports::AchievedShare>,
 }
 
 /// A weight change.

@@ -6,7 +6,8 @@
 //!   resource: Gateway API `HTTPRoute` ([`HttpRouteRouter`]), ingress-nginx canary `Ingress`
 //!   ([`NginxIngressRouter`]), Istio `VirtualService` ([`VirtualServiceRouter`]), SMI
 //!   `TrafficSplit` ([`TrafficSplitRouter`]), Traefik `TraefikService`
-//!   ([`TraefikServiceRouter`]); [`kubernetes_router`] builds the one a policy asks for.
+//!   ([`TraefikServiceRouter`]); for clusters with nothing that splits traffic, the ready pods
+//!   of two Deployments ([`ReplicaCountRouter`]); [`kubernetes_router`] builds the one a policy asks for.
 //! - [`ConfigMapStateStore`] keeps a rollout in the cluster, so that a CI job that dies and is
 //!   rerun on another runner resumes the same rollout, and two jobs can't drive it at once.
 //! - [`DeploymentPromoter`] carries out the policy's optional Kubernetes promotion (the
@@ -34,9 +35,9 @@ pub use connection::KubeConnection;
 pub use error::{KubernetesError, Result};
 pub use promotion::DeploymentPromoter;
 pub use routers::{
-    CANARY_ANNOTATION, CANARY_WEIGHT_ANNOTATION, CANARY_WEIGHT_TOTAL_ANNOTATION, HttpRouteRouter,
-    NginxIngressRouter, TraefikServiceRouter, TrafficSplitRouter, VirtualServiceRouter,
-    kubernetes_router,
+    ASKED_WEIGHT_ANNOTATION, CANARY_ANNOTATION, CANARY_WEIGHT_ANNOTATION,
+    CANARY_WEIGHT_TOTAL_ANNOTATION, HttpRouteRouter, NginxIngressRouter, ReplicaCountRouter,
+    TraefikServiceRouter, TrafficSplitRouter, VirtualServiceRouter, kubernetes_router,
 };
 
 /// The field manager canary writes as (`metadata.managedFields` shows it on the weights).

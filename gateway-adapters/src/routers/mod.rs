@@ -25,6 +25,7 @@ pub fn router_for(spec: &GatewaySpec) -> canary_core::Result<Option<Box<dyn Traf
         | GatewaySpec::NginxIngress(_)
         | GatewaySpec::IstioVirtualService(_)
         | GatewaySpec::SmiTrafficSplit(_)
-        | GatewaySpec::TraefikService(_) => return Ok(None),
+        | GatewaySpec::TraefikService(_)
+        | GatewaySpec::ReplicaCount(_) => return Ok(None),
     }))
 }

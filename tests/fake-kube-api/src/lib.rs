@@ -83,6 +83,10 @@ struct Store {
     deployment_controller: Option<u32>,
     /// Reads left before each Deployment in progress is rolled out.
     rolling_out: BTreeMap<Key, u32>,
+    /// Deployments (by name) whose pods never become ready (an image that cannot be
+    /// pulled, a readiness probe that always fails): their rollout never completes and
+    /// `status.readyReplicas` stays 0.
+    never_ready: BTreeSet<String>,
     /// An authenticating proxy in front that refuses every write, quoting the request's
     /// `Authorization` header in its message.
     echo_credentials_on_writes: bool,
@@ -235,6 +239,14 @@ impl FakeApiServer {
         self.lock().deployment_controller = Some(reads);
     }
 
+    /// Makes the pods of the Deployment `name` (in any namespace) never become ready from
+    /// now on, as with an image that cannot be pulled: the Deployment controller of
+    /// [`FakeApiServer::run_deployment_controller`] creates them but keeps
+    /// `status.readyReplicas` and `availableReplicas` at 0.
+    pub fn pods_never_ready(&self, name: &str) {
+        self.lock().never_ready.insert(name.to_owned());
+    }
+
     /// Acts as linkerd-smi's adaptor (`linkerd/linkerd-smi`, `pkg/adaptor`): after every
     /// write of a TrafficSplit, the ServiceProfile `SERVICE.NAMESPACE.svc.DOMAIN` of its
     /// `spec.service` gets one `dstOverrides` entry per backend (authority the backend's
@@ -291,10 +303,18 @@ impl Store {
         let generation = object["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
         object["metadata"]["generation"] = json!(generation);
         let replicas = object["status"]["replicas"].clone();
+        // Pods already ready stay ready while the new ones start (a scale-down removes the
+        // extra ones at once): what a rollout with maxUnavailable 0 shows.
+        let wanted = object["spec"]["replicas"].as_i64().unwrap_or(1);
+        let ready = object["status"]["readyReplicas"]
+            .as_i64()
+            .unwrap_or(0)
+            .min(wanted);
         object["status"] = json!({
             "observedGeneration": generation,
             "replicas": replicas,
             "updatedReplicas": 0,
+            "readyReplicas": ready,
             "availableReplicas": replicas,
         });
         self.rolling_out.insert(key.clone(), reads);
@@ -307,6 +327,20 @@ impl Store {
         };
         *left = left.saturating_sub(1);
         if *left > 0 {
+            return;
+        }
+        if self.never_ready.contains(&key.name) {
+            // Pods that never become ready: the rollout stays in progress, nothing ready.
+            if let Some(object) = self.objects.get_mut(key) {
+                let replicas = object["spec"]["replicas"].as_i64().unwrap_or(1);
+                object["status"] = json!({
+                    "observedGeneration": object["metadata"]["generation"],
+                    "replicas": replicas,
+                    "updatedReplicas": replicas,
+                    "readyReplicas": 0,
+                    "availableReplicas": 0,
+                });
+            }
             return;
         }
         self.rolling_out.remove(key);

@@ -255,6 +255,26 @@ pub(crate) fn explain(policy: &Policy, window: Option<std::time::Duration>) -> S
     let interval = humantime::format_duration(policy.rollout.interval);
     let mut out = String::new();
     let _ = writeln!(out, "# {}: {} checks", policy.service, policy.checks.len());
+    if let Some(GatewaySpec::ReplicaCount(spec)) = &policy.gateway {
+        // Whole pods approximate the weights: say what each step will really get.
+        let _ = writeln!(
+            out,
+            "# Traffic: ready pods of Deployments {} (stable) and {} (canary), {} in all; each step\n\
+             # is the nearest whole number of pods, and the share achieved is what is reported:",
+            spec.stable.name, spec.canary_deployment, spec.replicas
+        );
+        for &weight in &policy.rollout.steps {
+            let (canary, stable) = canary_core::ports::replica_split(weight, spec.replicas);
+            let achieved = canary_core::ports::AchievedShare {
+                canary_ready: canary,
+                stable_ready: stable,
+            };
+            let _ = writeln!(
+                out,
+                "#   {weight}% asked: {canary} canary and {stable} stable pods, {achieved}"
+            );
+        }
+    }
     match &policy.metrics {
         MetricsSourceSpec::Prometheus(spec) => {
             let url = spec.url.as_deref().map_or_else(

@@ -75,9 +75,13 @@ pub(super) fn render(report: &Report) -> String {
         out.push_str("\n| step | weight | started | ended | decision | canary requests |\n|---|---|---|---|---|---|\n");
         for step in &report.steps {
             out.push_str(&format!(
-                "| {} | {}% | {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} |\n",
                 step.index + 1,
-                step.weight,
+                // A router that approximates the weight (replica counts) says what it got.
+                match &step.achieved {
+                    Some(achieved) => format!("{}% asked, {achieved} achieved", step.weight),
+                    None => format!("{}%", step.weight),
+                },
                 step.started_at,
                 step.ended_at
                     .map(|t| t.to_string())

@@ -83,3 +83,34 @@ fn explain_of_every_shipped_policy_works() {
     let run = canary(&["policy", "explain", "policies/nope.yaml"]);
     assert_eq!(run.code, 2, "{}", run.all());
 }
+
+/// With `gateway.replica-count`, explain says what each step gets in whole pods.
+#[test]
+fn explain_says_the_pods_each_step_of_a_replica_count_gateway_gets() {
+    let text = std::fs::read_to_string(crate::util::root().join("policies/checkout.yaml"))
+        .expect("policies/checkout.yaml");
+    let start = text.find("\ngateway:").expect("a gateway section");
+    let end = text[start + 1..]
+        .find("\n\n")
+        .map_or(text.len(), |i| start + 1 + i);
+    let policy = format!(
+        "{}\ngateway:\n  replica-count:\n    stable-deployment: checkout-stable\n    canary-deployment: checkout-canary\n    replicas: 8\n    namespace: shop\n{}",
+        &text[..start],
+        &text[end..]
+    );
+    let path = std::env::temp_dir().join(format!(
+        "canary-explain-replicas-{}.yaml",
+        std::process::id()
+    ));
+    std::fs::write(&path, policy).unwrap();
+    let run = canary(&["policy", "explain", path.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(run.code, 0, "{}", run.all());
+    for line in [
+        "#   10% asked: 1 canary and 7 stable pods, 1 of 8 ready pods = 12.5 %",
+        "#   25% asked: 2 canary and 6 stable pods, 2 of 8 ready pods = 25 %",
+        "#   100% asked: 8 canary and 0 stable pods, 8 of 8 ready pods = 100 %",
+    ] {
+        assert!(run.stdout.contains(line), "{line}\n{}", run.stdout);
+    }
+}

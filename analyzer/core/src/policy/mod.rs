@@ -388,6 +388,9 @@ pub enum GatewaySpec {
     SmiTrafficSplit(SmiTrafficSplitSpec),
     /// A Traefik weighted `TraefikService` (Kubernetes).
     TraefikService(TraefikServiceSpec),
+    /// Nothing splits traffic: two Deployments behind one Service, the canary's share
+    /// approximated by their ready pods (Kubernetes).
+    ReplicaCount(ReplicaCountSpec),
 }
 
 impl GatewaySpec {
@@ -400,6 +403,7 @@ impl GatewaySpec {
             GatewaySpec::IstioVirtualService(spec) => Some(&spec.object),
             GatewaySpec::SmiTrafficSplit(spec) => Some(&spec.object),
             GatewaySpec::TraefikService(spec) => Some(&spec.object),
+            GatewaySpec::ReplicaCount(spec) => Some(&spec.stable),
         }
     }
 }
@@ -616,6 +620,23 @@ pub struct TraefikServiceSpec {
     pub canary: String,
     /// What the two weights add up to.
     pub weight_total: u32,
+}
+
+/// Two Deployments behind one Service, for clusters with nothing that can split traffic:
+/// the canary's share is its ready pods among all the ready pods, as kube-proxy spreads
+/// connections evenly over a Service's ready endpoints. The weight asked for is
+/// approximated by [`replica_split`](crate::ports::replica_split) (Argo Rollouts' rule for
+/// a canary without traffic management); what was achieved is what reports show.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ReplicaCountSpec {
+    /// The stable version's Deployment (the canary's is in the same namespace and cluster).
+    pub stable: KubeObjectRef,
+    /// The canary's Deployment.
+    pub canary_deployment: String,
+    /// The pods of both together, kept through the rollout.
+    pub replicas: u32,
+    /// How long the pods of a new split may take to become ready.
+    pub ready_timeout: Duration,
 }
 
 /// HAProxy's runtime API.

@@ -313,6 +313,35 @@ pub(crate) struct RawGateway {
     /// Traefik: the weights of two services of a weighted `TraefikService`.
     #[serde(default)]
     pub(crate) traefik_service: Option<RawTraefikService>,
+    /// No traffic splitter: two Deployments behind one Service, the canary's share set by
+    /// their replica counts and measured by their ready pods.
+    #[serde(default)]
+    pub(crate) replica_count: Option<RawReplicaCount>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawReplicaCount {
+    /// The stable version's Deployment.
+    #[schemars(with = "String")]
+    pub(crate) stable_deployment: At<String>,
+    /// The canary's Deployment (scaled to 0 before the first step and after a rollback).
+    #[schemars(with = "String")]
+    pub(crate) canary_deployment: At<String>,
+    /// The pods of both Deployments together, kept through the rollout (from 2).
+    #[schemars(with = "u32")]
+    pub(crate) replicas: At<i64>,
+    /// Their namespace (default: the kubeconfig context's, or the pod's own).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) namespace: Option<At<String>>,
+    /// The kubeconfig context to use (default: the current context; ignored in a cluster).
+    #[serde(default)]
+    pub(crate) context: Option<String>,
+    /// How long the pods of a new split may take to become ready (default 5m).
+    #[serde(default)]
+    #[schemars(with = "Option<RawDuration>")]
+    pub(crate) ready_timeout: Option<At<RawDuration>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -16,6 +16,7 @@ use crate::error::ExitCode;
 use crate::judge::{Judge, JudgeConfig, Moment, Verdict, overall};
 use crate::observation::Tick;
 use crate::policy::{Criterion, HookEvent, InconclusiveAction, Policy, StopAction};
+use crate::ports::AchievedShare;
 use crate::report::RunVerdict;
 use crate::report::{StepRecord, WeightPoint, timeline_point};
 
@@ -90,7 +91,7 @@ impl Machine {
             match event {
                 Event::Resume => return vec![Effect::ReadWeight],
                 Event::WeightRead(weight) => return self.final_weight_read(rollout, weight, now),
-                Event::WeightSet(weight) => {
+                Event::WeightSet(weight) | Event::WeightAchieved { weight, .. } => {
                     rollout.weights.push(WeightPoint { at: now, weight });
                     return vec![Effect::Persist, Effect::ReadWeight];
                 }
@@ -132,7 +133,10 @@ impl Machine {
             Event::HookUnstartable { event, hooks } => {
                 self.hook_unstartable(rollout, event, hooks, now)
             }
-            Event::WeightSet(weight) => self.weight_set(rollout, weight, now),
+            Event::WeightSet(weight) => self.weight_set(rollout, weight, None, now),
+            Event::WeightAchieved { weight, achieved } => {
+                self.weight_set(rollout, weight, Some(achieved), now)
+            }
             Event::RouterFailed(error) => {
                 self.fail(rollout, format!("the gateway failed: {error}"))
             }
@@ -383,7 +387,15 @@ impl Machine {
         vec![Effect::Persist, Effect::SetWeight(weight)]
     }
 
-    fn weight_set(&self, rollout: &mut Rollout, weight: u8, now: Timestamp) -> Vec<Effect> {
+    /// A weight was confirmed; `achieved` is what a router that approximates weights made
+    /// of it, which the step's record and notice say beside the weight asked for.
+    fn weight_set(
+        &self,
+        rollout: &mut Rollout,
+        weight: u8,
+        achieved: Option<AchievedShare>,
+        now: Timestamp,
+    ) -> Vec<Effect> {
         rollout.weights.push(WeightPoint { at: now, weight });
         match rollout.phase.clone() {
             Phase::Step {
@@ -408,7 +420,12 @@ impl Machine {
                     decision: "running".to_owned(),
                     reason: String::new(),
                     canary_requests: None,
+                    achieved,
                 });
+                let share = match achieved {
+                    Some(achieved) => format!("{weight}% asked, {achieved} achieved"),
+                    None => format!("{weight}%"),
+                };
                 let hooks = self.run_hooks(rollout, HookEvent::Step, weight, Some(index));
                 vec![
                     Effect::Persist,
@@ -417,7 +434,7 @@ impl Machine {
                         NoticeKind::Step,
                         Some(weight),
                         format!(
-                            "step {}/{}: canary at {weight}%",
+                            "step {}/{}: canary at {share}",
                             index + 1,
                             self.policy.rollout.analysed_steps().len()
                         ),

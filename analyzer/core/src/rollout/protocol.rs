@@ -142,6 +142,15 @@ pub enum Event {
     },
     /// The router confirmed a weight (set and read back).
     WeightSet(u8),
+    /// The router confirmed a weight it can only approximate, and says what it achieved
+    /// ([`crate::ports::TrafficRouter::achieved_share`]): handled as [`Event::WeightSet`],
+    /// with the achieved share recorded for progress and reports.
+    WeightAchieved {
+        /// The weight asked for and confirmed.
+        weight: u8,
+        /// What the router achieved of it.
+        achieved: crate::ports::AchievedShare,
+    },
     /// The router could not set or confirm a weight.
     RouterFailed(String),
     /// The wait ended: time for a tick.

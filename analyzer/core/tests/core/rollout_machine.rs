@@ -242,6 +242,46 @@ fn a_confirmed_weight_starts_the_step_and_its_clock() {
     assert_eq!(effects.last(), Some(&Effect::Wait(at(32))));
 }
 
+/// A router that can only approximate the weight (replica counts) says what it achieved:
+/// the step is the weight asked for, and its record and notice carry the achieved share.
+#[test]
+fn an_approximated_weight_records_and_announces_the_share_achieved() {
+    use canary_core::ports::AchievedShare;
+    let machine = Machine::new(mk_policy("")).unwrap();
+    let mut rollout = machine.start(t0(), None);
+    machine.handle(&mut rollout, Event::Resume, t0());
+    machine.handle(&mut rollout, preflight_ok(), t0());
+    machine.handle(&mut rollout, hooks_ok(HookEvent::Before), t0());
+    let achieved = AchievedShare {
+        canary_ready: 1,
+        stable_ready: 7,
+    };
+    let effects = machine.handle(
+        &mut rollout,
+        Event::WeightAchieved {
+            weight: 10,
+            achieved,
+        },
+        at(2),
+    );
+    assert_eq!(kinds(&effects), ["persist", "notify:step", "hooks:Step"]);
+    let Some(Effect::Notify(notice)) = effects.get(1) else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(
+        notice.message,
+        "step 1/3: canary at 10% asked, 1 of 8 ready pods = 12.5 % achieved"
+    );
+    assert_eq!(rollout.steps()[0].weight, 10);
+    assert_eq!(rollout.steps()[0].achieved, Some(achieved));
+    let json = serde_json::to_value(&rollout.steps()[0]).unwrap();
+    assert_eq!(json["achieved"]["canaryReady"], 1);
+    // Routers that split exactly leave the record as it always was.
+    let (_, running) = mk_running("");
+    let json = serde_json::to_value(&running.steps()[0]).unwrap();
+    assert!(json.get("achieved").is_none(), "{json}");
+}
+
 #[test]
 fn a_timer_asks_for_a_read_since_the_rollout_started() {
     let (machine, mut rollout) = mk_running("");

@@ -1,5 +1,6 @@
 //! The routers ([`HttpRouteRouter`], [`NginxIngressRouter`], [`VirtualServiceRouter`],
-//! [`TrafficSplitRouter`], [`TraefikServiceRouter`]) share one engine: read the object, find
+//! [`TrafficSplitRouter`], [`TraefikServiceRouter`]) share one engine (the
+//! [`ReplicaCountRouter`], for clusters where nothing splits traffic, scales Deployments instead): read the object, find
 //! the two weights (typed with `gateway-api` and `k8s-openapi` where a maintained crate
 //! exists, as JSON where none does), and write them with a JSON patch (RFC 6902) that holds
 //! one `add` per weight and one `replace` of `metadata.resourceVersion` with the version
@@ -17,6 +18,7 @@
 
 mod httproute;
 mod nginx_ingress;
+mod replica_count;
 mod traefik;
 mod traffic_split;
 mod virtual_service;
@@ -30,6 +32,7 @@ pub use httproute::HttpRouteRouter;
 pub use nginx_ingress::{
     CANARY_ANNOTATION, CANARY_WEIGHT_ANNOTATION, CANARY_WEIGHT_TOTAL_ANNOTATION, NginxIngressRouter,
 };
+pub use replica_count::{ASKED_WEIGHT_ANNOTATION, ReplicaCountRouter};
 pub use traefik::TraefikServiceRouter;
 pub use traffic_split::TrafficSplitRouter;
 pub use virtual_service::VirtualServiceRouter;
@@ -48,6 +51,7 @@ pub fn kubernetes_router(
         }
         GatewaySpec::SmiTrafficSplit(spec) => Box::new(TrafficSplitRouter::new(spec, connection)),
         GatewaySpec::TraefikService(spec) => Box::new(TraefikServiceRouter::new(spec, connection)),
+        GatewaySpec::ReplicaCount(spec) => Box::new(ReplicaCountRouter::new(spec, connection)),
         GatewaySpec::Haproxy(_) | GatewaySpec::Nginx(_) | GatewaySpec::Command(_) => return None,
     })
 }

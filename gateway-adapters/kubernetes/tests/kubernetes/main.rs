@@ -1,4 +1,4 @@
-//! The Kubernetes routers, the ConfigMap state store and the Deployment promotion against
+//! The Kubernetes routers (the replica-count one with the fake as a Deployment controller), the ConfigMap state store and the Deployment promotion against
 //! `FakeApiServer` (crate `canary-fake-kube-api`), an in-process Kubernetes API fake that
 //! `kube::Client` reaches over loopback HTTP (no API server can run here); the RBAC, Job and
 //! custom-resource manifests of `examples/`; and a whole `canary rollout` through the fake with a
@@ -9,6 +9,7 @@ mod examples;
 mod promotion;
 mod rbac;
 mod redaction;
+mod replica_count;
 mod rollout_e2e;
 mod schemas;
 mod state_store;

@@ -14,13 +14,15 @@ impl Validator {
             raw.istio_virtual_service.is_some(),
             raw.smi_traffic_split.is_some(),
             raw.traefik_service.is_some(),
+            raw.replica_count.is_some(),
         ];
         if set.iter().filter(|&&s| s).count() != 1 {
             self.problem::<()>(
                 "gateway",
                 None,
                 "expected exactly one of `haproxy`, `nginx`, `command`, `http-route`, \
-                 `nginx-ingress`, `istio-virtual-service`, `smi-traffic-split` or `traefik-service`",
+                 `nginx-ingress`, `istio-virtual-service`, `smi-traffic-split`, `traefik-service` or \
+                 `replica-count`",
             );
             return None;
         }

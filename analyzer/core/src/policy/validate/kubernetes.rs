@@ -252,7 +252,100 @@ impl Validator {
                 }))
             })());
         }
+        if let Some(replicas) = &raw.replica_count {
+            return Some(self.replica_count(replicas));
+        }
         None
+    }
+
+    /// `gateway.replica-count`: two Deployments, a total of pods, how long they may take to
+    /// be ready. Whether every step can be approximated by those pods is checked against the
+    /// steps, in [`Validator::replica_steps`].
+    fn replica_count(&mut self, raw: &RawReplicaCount) -> Option<GatewaySpec> {
+        let path = "gateway.replica-count";
+        let stable_name =
+            self.kube_name(&format!("{path}.stable-deployment"), &raw.stable_deployment);
+        let canary = self.kube_name(&format!("{path}.canary-deployment"), &raw.canary_deployment);
+        let namespace = self.namespace(&format!("{path}.namespace"), raw.namespace.as_ref());
+        let distinct = if raw.stable_deployment.value.trim() == raw.canary_deployment.value.trim() {
+            self.problem(
+                format!("{path}.canary-deployment"),
+                Some(&raw.canary_deployment),
+                "the canary and stable Deployments must differ",
+            );
+            None
+        } else {
+            Some(())
+        };
+        if let Some(context) = &raw.context
+            && context.trim().is_empty()
+        {
+            self.problem::<()>(
+                format!("{path}.context"),
+                None,
+                "expected a kubeconfig context name",
+            );
+            return None;
+        }
+        let replicas = match u32::try_from(raw.replicas.value) {
+            Ok(n) if (2..=10_000).contains(&n) => Some(n),
+            _ => {
+                self.problem(
+                    format!("{path}.replicas"),
+                    Some(&raw.replicas),
+                    format!(
+                        "expected the pods of both Deployments together, from 2 (one canary, one stable) to 10000, not {}",
+                        raw.replicas.value
+                    ),
+                );
+                None
+            }
+        };
+        let ready_timeout = self.positive_duration(
+            &format!("{path}.ready-timeout"),
+            raw.ready_timeout.as_ref(),
+            DEFAULT_READY_TIMEOUT,
+        );
+        distinct?;
+        Some(GatewaySpec::ReplicaCount(ReplicaCountSpec {
+            stable: KubeObjectRef {
+                name: stable_name?,
+                namespace: namespace?,
+                context: raw.context.clone(),
+            },
+            canary_deployment: canary?,
+            replicas: replicas?,
+            ready_timeout: ready_timeout?,
+        }))
+    }
+
+    /// With `gateway.replica-count`, every analysed step must give the canary at least one
+    /// pod and leave the stable version at least one (the baseline it is compared with):
+    /// 5 % of 10 pods is 1 pod (10 %), but 2 % of 10 is none, and 96 % of 10 leaves none.
+    pub(super) fn replica_steps(
+        &mut self,
+        raw: &RawReplicaCount,
+        spec: &ReplicaCountSpec,
+        steps: &[u8],
+    ) {
+        for &weight in steps.iter().filter(|&&w| w < 100) {
+            let (canary, stable) = crate::ports::replica_split(weight, spec.replicas);
+            if canary == 0 || stable == 0 {
+                let who = if canary == 0 {
+                    "no canary pod"
+                } else {
+                    "no stable pod to compare with"
+                };
+                self.problem(
+                    "gateway.replica-count.replicas",
+                    Some(&raw.replicas),
+                    format!(
+                        "the step at {weight} % of {} pods gives {who} ({canary} canary, {stable} stable, to the nearest pod); raise `replicas` or change the step",
+                        spec.replicas
+                    ),
+                );
+            }
+        }
     }
 
     fn kube_object(

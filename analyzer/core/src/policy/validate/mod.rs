@@ -50,6 +50,9 @@ const DEFAULT_RETRIES: u32 = 3;
 const DEFAULT_QUANTILE: f64 = 0.95;
 const DEFAULT_MIN_SAMPLES: usize = 10;
 const DEFAULT_PROMOTION_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// How long a replica-count split's pods may take to be ready: half of a Deployment's
+/// default `progressDeadlineSeconds` (600), so a stuck rollout is reported before it.
+const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 pub(super) fn parse(text: &str, origin: &str) -> Result<Policy, PolicyError> {
     let Parsed {
@@ -315,6 +318,25 @@ impl Validator {
             None => Some(None),
             Some(promotion) => self.promotion(promotion, raw.gateway.is_some()),
         };
+        if let (Some(GatewaySpec::ReplicaCount(spec)), Some(rollout), Some(raw_gateway)) =
+            (&gateway, &rollout, &raw.gateway)
+            && let Some(raw_replicas) = &raw_gateway.replica_count
+        {
+            self.replica_steps(raw_replicas, spec, &rollout.steps);
+        }
+        if let (Some(GatewaySpec::ReplicaCount(spec)), Some(Some(promotion))) =
+            (&gateway, &promotion)
+            && (promotion.stable.name != spec.stable.name
+                || promotion.canary_deployment != spec.canary_deployment
+                || promotion.stable.namespace != spec.stable.namespace
+                || promotion.stable.context != spec.stable.context)
+        {
+            self.problem::<()>(
+                "promotion.kubernetes",
+                None,
+                "with `gateway.replica-count` the promotion copies between the same two Deployments: name the same stable and canary Deployments, namespace and context",
+            );
+        }
         let hooks = self.hooks(&raw.hooks);
         let notifications = self.notifications(&raw.notify);
         let checks = self.checks(&raw.checks, traffic.as_ref());

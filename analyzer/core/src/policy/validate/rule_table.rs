@@ -570,6 +570,61 @@ const ROWS: &[Row] = &[
     row(
         &[(
             "gateway",
+            gateway!("replica-count: {stable-deployment: a, canary-deployment: a, replicas: 4}"),
+        )],
+        "gateway.replica-count.canary-deployment",
+        "Deployments must differ",
+    ),
+    row(
+        &[(
+            "gateway",
+            gateway!("replica-count: {stable-deployment: a, canary-deployment: b, replicas: 1}"),
+        )],
+        "gateway.replica-count.replicas",
+        "from 2 (one canary, one stable)",
+    ),
+    row(
+        &[(
+            "gateway",
+            gateway!(
+                "replica-count: {stable-deployment: a, canary-deployment: b, replicas: 4, context: ''}"
+            ),
+        )],
+        "gateway.replica-count.context",
+        "expected a kubeconfig context name",
+    ),
+    row(
+        &[
+            (
+                "gateway",
+                gateway!(
+                    "replica-count: {stable-deployment: a, canary-deployment: b, replicas: 10}"
+                ),
+            ),
+            ("rollout", "rollout: {steps: [2, 50, 100]}"),
+        ],
+        "gateway.replica-count.replicas",
+        "the step at 2 % of 10 pods gives no canary pod (0 canary, 10 stable",
+    ),
+    row(
+        &[
+            (
+                "gateway",
+                gateway!(
+                    "replica-count: {stable-deployment: a, canary-deployment: b, replicas: 4}"
+                ),
+            ),
+            (
+                "promotion",
+                "promotion: {kubernetes: {stable-deployment: x, canary-deployment: b}}",
+            ),
+        ],
+        "promotion.kubernetes",
+        "the same stable and canary Deployments",
+    ),
+    row(
+        &[(
+            "gateway",
             gateway!("traefik-service: {name: t, stable: 'a/b', canary: c}"),
         )],
         "gateway.traefik-service.stable",
