@@ -116,7 +116,9 @@ pub(crate) fn verdict_of(report: &serde_json::Value, name: &str) -> String {
 
 /// `canary analyze` of the last 5 seconds against the Prometheus API at `url`, with `policy`
 /// written into `dir` and every report format (and the step summary) written there too: what
-/// the redaction tests search.
+/// the redaction tests search. With `--query-per-tick`: the fakes of these tests answer the
+/// per-tick queries (aggregated vectors), which is the path a rollout takes; the one-query
+/// window path has its own tests (`metrics_scenarios`, `prometheus::tests`).
 pub(crate) fn analyze_last_5s_with_every_report(
     dir: &Path,
     url: &str,
@@ -144,6 +146,7 @@ pub(crate) fn analyze_last_5s_with_every_report(
             &start,
             "--end",
             &end,
+            "--query-per-tick",
             "--output",
             &out("json", "report.json"),
             "--output",

@@ -1392,6 +1392,9 @@ fn analyze_peak_rss(address: &str, extra: &str) -> (u64, serde_json::Value) {
             &start,
             "--end",
             &end,
+            // The fake answers the per-tick (aggregated) query; the window path's limits
+            // are exit 4 (`prometheus::tests::a_past_window_…_limits_are_exit_4`).
+            "--query-per-tick",
             "--output",
             &format!("json:{}", report.display()),
         ])

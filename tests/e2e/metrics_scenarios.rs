@@ -1,7 +1,9 @@
 //! `canary analyze` against a real Prometheus over backfilled, deterministic data: a healthy
 //! canary passes, one with 3× the errors fails, one with p95 +50 % fails, one with no traffic
-//! has no data; one query per check per tick, as Prometheus counts them; a recorded live
-//! analysis replays to the same verdict; hostile label values cannot change a query.
+//! has no data; a past window read with one query per counter check gives the very ticks
+//! (counts, buckets, e-values) one query per check per tick gives, with the queries counted
+//! by Prometheus itself; a recorded live analysis replays to the same verdict; hostile label
+//! values cannot change a query.
 //!
 //! The data: an hour of 15-second samples, three to two hours ago (within retention, clear
 //! of the head block), of `http_requests_total{scenario, version, code}` and
@@ -319,29 +321,107 @@ fn backfilled_scenarios_give_pass_fail_fail_and_nodata_with_their_exit_codes() {
     assert_eq!(verdict_of(&report, "latency/slo"), "nodata", "{report}");
 }
 
-#[test]
-fn one_query_per_check_per_tick_as_prometheus_counts_them() {
-    let (prometheus, dir) = backfilled();
-    let before = prometheus.query_requests();
-    let (run, _) = analyze(&prometheus, dir.path(), "healthy", "canary", &[]);
-    assert_eq!(run.code, 0, "{}", run.all());
-    let expected = before + (CHECKS * TICKS) as f64;
-    // Prometheus counts a request just after answering it; give it a moment.
+/// Queries Prometheus has served so far, once its own counter has caught up with `expected`
+/// (it counts a request just after answering it).
+fn served(prometheus: &Prometheus, expected: f64) -> f64 {
     canary_tests::wait_until(std::time::Duration::from_secs(5), || {
         prometheus.query_requests() >= expected
     });
-    let after = prometheus.query_requests();
-    assert_eq!(
-        after - before,
-        (CHECKS * TICKS) as f64,
-        "{CHECKS} checks × {TICKS} ticks should be {} queries; Prometheus served {}",
-        CHECKS * TICKS,
-        after - before
-    );
-    eprintln!(
-        "queries served by Prometheus: {} ({CHECKS} checks × {TICKS} ticks)",
-        after - before
-    );
+    prometheus.query_requests()
+}
+
+/// `analyze` of one scenario, recorded: the run, its report, its recording and the queries
+/// Prometheus served for it.
+fn analyze_counted(
+    prometheus: &Prometheus,
+    dir: &Path,
+    scenario: &str,
+    name: &str,
+    extra: &[&str],
+    expected_queries: Option<i64>,
+) -> (Run, Value, Value, f64) {
+    let recording = dir.join(format!("{scenario}.{name}.recording.json"));
+    let record = recording.to_str().unwrap().to_owned();
+    let before = prometheus.query_requests();
+    let mut args = vec!["--record", record.as_str()];
+    args.extend_from_slice(extra);
+    let (run, report) = analyze(prometheus, dir, scenario, "canary", &args);
+    let expected = before + expected_queries.unwrap_or(1) as f64;
+    let queries = served(prometheus, expected) - before;
+    (run, report, read_json(&recording), queries)
+}
+
+#[test]
+fn a_past_window_is_read_with_one_query_per_counter_check_giving_the_numbers_of_one_per_tick() {
+    let (prometheus, dir) = backfilled();
+    for scenario in ["healthy", "errors-3x", "latency-p95-up", "no-canary"] {
+        let (per_tick, per_tick_report, per_tick_ticks, per_tick_queries) = analyze_counted(
+            &prometheus,
+            dir.path(),
+            scenario,
+            "per-tick",
+            &["--query-per-tick"],
+            Some(CHECKS * TICKS),
+        );
+        // Two counter checks: one query each; the `query` check: one per tick.
+        let (window, window_report, window_ticks, window_queries) = analyze_counted(
+            &prometheus,
+            dir.path(),
+            scenario,
+            "window",
+            &[],
+            Some(2 + TICKS),
+        );
+        assert_eq!(
+            per_tick.code,
+            window.code,
+            "{scenario}\n{}\n{}",
+            per_tick.all(),
+            window.all()
+        );
+        assert_eq!(
+            per_tick_report["verdict"], window_report["verdict"],
+            "{scenario}"
+        );
+        assert_eq!(
+            per_tick_report["decided_at"], window_report["decided_at"],
+            "{scenario}"
+        );
+        // Every count, bucket, estimate, interval and e-value, to the last bit.
+        assert_eq!(
+            per_tick_ticks["ticks"], window_ticks["ticks"],
+            "{scenario}: the ticks read both ways"
+        );
+        assert_eq!(
+            per_tick_report["checks"], window_report["checks"],
+            "{scenario}: the evidence"
+        );
+        if scenario == "no-canary" {
+            // Plus, on both paths, the query that names the label values that exist, at
+            // every tick, for the two counter checks.
+            assert_eq!(
+                per_tick_queries,
+                (CHECKS * TICKS + 2 * TICKS) as f64,
+                "{scenario}"
+            );
+            assert_eq!(window_queries, (2 + TICKS + 2 * TICKS) as f64, "{scenario}");
+        } else {
+            assert_eq!(
+                per_tick_queries,
+                (CHECKS * TICKS) as f64,
+                "{scenario}: {CHECKS} checks × {TICKS} ticks, one query each"
+            );
+            assert_eq!(
+                window_queries,
+                (2 + TICKS) as f64,
+                "{scenario}: one query per counter check, and the `query` check's per tick"
+            );
+        }
+        eprintln!(
+            "{scenario}: queries served by Prometheus: {per_tick_queries} one per check per tick \
+             ({CHECKS} checks × {TICKS} ticks), {window_queries} reading the window"
+        );
+    }
 }
 
 #[test]

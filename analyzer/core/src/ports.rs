@@ -22,6 +22,19 @@ pub trait MetricsSource: Send + Sync {
     /// the tick, not an error.
     async fn read(&self, since: Timestamp, at: Timestamp) -> Result<Tick>;
 
+    /// Reads the ticks at `times` (in order, all in the past), each cumulative since
+    /// `since`: what `canary analyze` over a past window judges. A source that can read a
+    /// past window with fewer requests than one per check per tick (Prometheus: one query
+    /// of raw samples per counter check) overrides this, giving the same ticks; the default
+    /// reads tick by tick.
+    async fn read_past(&self, since: Timestamp, times: &[Timestamp]) -> Result<Vec<Tick>> {
+        let mut ticks = Vec::with_capacity(times.len());
+        for &at in times {
+            ticks.push(self.read(since, at).await?);
+        }
+        Ok(ticks)
+    }
+
     /// What the source must remember across a restart of the process for its readings to
     /// stay cumulative since the analysis started (a direct scrape keeps its own running
     /// totals; Prometheus keeps them for us and needs nothing). It is saved with the

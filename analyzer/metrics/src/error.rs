@@ -154,6 +154,24 @@ pub enum Error {
         last: Box<Error>,
     },
 
+    /// The raw samples of a check over a past window (`canary analyze` reads a window with
+    /// one query per check) were over the answer's size or series limit, or the server
+    /// refused to load that many samples. Those limits are set for aggregated answers; the
+    /// message says what to change.
+    #[error(
+        "the samples of check `{check}` over the window are {over}: shorten the window, raise the limit, or read the window one aggregated query per tick with --query-per-tick; the query was: {query}"
+    )]
+    WindowTooLarge {
+        /// Where, without credentials.
+        address: String,
+        /// The check's name.
+        check: String,
+        /// Which limit, in words.
+        over: String,
+        /// The query.
+        query: String,
+    },
+
     /// A `/metrics` endpoint could not be scraped or its page is not the text format.
     #[error("{message}")]
     Scrape {
@@ -206,6 +224,7 @@ impl Error {
             | Error::Redirect { address, .. }
             | Error::RetryAfterTooLong { address, .. }
             | Error::Credentials { address, .. }
+            | Error::WindowTooLarge { address, .. }
             | Error::Scrape { address, .. } => Some(address),
             Error::Secret(_) | Error::Config(_) => None,
         }

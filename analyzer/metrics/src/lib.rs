@@ -3,7 +3,9 @@
 //!
 //! - [`PrometheusSource`]: the Prometheus HTTP API (Prometheus, Thanos, Mimir, Cortex,
 //!   VictoriaMetrics), one instant query per check per tick returning both versions, with
-//!   timeouts, retries, authentication and TLS;
+//!   timeouts, retries, authentication and TLS — or, for a past window, one query of raw
+//!   samples per counter check, each tick computed from them by [`window`] as Prometheus
+//!   computes it;
 //! - [`ScrapeSource`]: the versions' own `/metrics` pages, scraped directly, for places with
 //!   no Prometheus server and for `canary demo`.
 //!
@@ -21,6 +23,7 @@ pub mod exposition;
 pub mod prometheus;
 pub mod queries;
 pub mod scrape;
+pub mod window;
 
 pub use error::{Error, Result};
 pub use prometheus::{PrometheusConfig, PrometheusSource, QueryOutcome};

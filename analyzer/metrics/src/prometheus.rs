@@ -41,6 +41,7 @@ use crate::auth::aws::{AwsCredentialProvider, AwsCredentials};
 use crate::auth::oauth2::OAuth2Client;
 use crate::error::{Error, Result, excerpt};
 use crate::queries::{self, QueryWindow};
+use crate::window::{self, ErrorMatchers, RawSeries, TickRange};
 
 /// How many bytes of a bad answer an error shows.
 const EXCERPT_BYTES: usize = 200;
@@ -806,51 +807,9 @@ impl PrometheusSource {
         let mut readings = BTreeMap::new();
         let mut warnings = Vec::new();
         for check in &self.checks {
-            let promql = queries::check_query(check, &self.traffic, window);
-            let reading = match self.instant_with(&credentials, &promql, at).await? {
-                QueryOutcome::Answer {
-                    result,
-                    warnings: w,
-                } => {
-                    let w: Vec<String> = w.iter().map(|w| redacted(w)).collect();
-                    warnings.extend(w.iter().map(|w| format!("{}: {w}", check.name)));
-                    if !w.is_empty() && !self.config.accept_warnings {
-                        Reading::Invalid {
-                            reason: format!(
-                                "the answer came with warnings, so it may be partial, and a partial \
-                                 answer is never judged (set metrics.prometheus.accept-warnings: true \
-                                 to judge such answers): {}; the query was: {promql}",
-                                w.join("; ")
-                            ),
-                        }
-                    } else {
-                        let reading = reading_of(check, &self.traffic, &result);
-                        self.with_values_that_exist(reading, check, &credentials, window, at)
-                            .await
-                    }
-                }
-                QueryOutcome::Refused {
-                    error_type,
-                    message,
-                } => Reading::Invalid {
-                    reason: format!(
-                        "Prometheus refused the query ({error_type}): {message}; the query was: {promql}"
-                    ),
-                },
-                QueryOutcome::TooManySeries { limit } => Reading::Invalid {
-                    reason: format!(
-                        "the answer holds more than the {limit} series allowed \
-                         (metrics.prometheus.max-series), read no further; the query was: {promql}"
-                    ),
-                },
-                QueryOutcome::TooLarge { limit } => Reading::Invalid {
-                    reason: format!(
-                        "the answer is larger than {} (metrics.prometheus.max-answer-size), cut \
-                         off unread; the query was: {promql}",
-                        size_as_written(limit)
-                    ),
-                },
-            };
+            let reading = self
+                .read_check(&credentials, check, window, at, &mut warnings)
+                .await?;
             readings.insert(check.name.clone(), reading);
         }
         Ok(Tick {
@@ -860,9 +819,222 @@ impl PrometheusSource {
             warnings,
         })
     }
+
+    /// Reads one check at `at` with its instant query; its warnings go into `warnings`.
+    async fn read_check(
+        &self,
+        credentials: &Credentials,
+        check: &CheckSpec,
+        window: QueryWindow,
+        at: Timestamp,
+        warnings: &mut Vec<String>,
+    ) -> Result<Reading> {
+        let promql = queries::check_query(check, &self.traffic, window);
+        let outcome = self.instant_with(credentials, &promql, at).await?;
+        let reading = match self.accepted(check, &promql, outcome, warnings) {
+            Ok(result) => {
+                let reading = reading_of(check, &self.traffic, &result);
+                self.with_values_that_exist(reading, check, credentials, window, at)
+                    .await
+            }
+            Err(reading) => reading,
+        };
+        Ok(reading)
+    }
+
+    /// The result of an answer to `promql`, or the reading it makes when it cannot be judged:
+    /// warnings not accepted (a partial answer), a refused query, too many series, too big.
+    /// Accepted warnings go into `warnings`, named after the check.
+    fn accepted(
+        &self,
+        check: &CheckSpec,
+        promql: &str,
+        outcome: QueryOutcome,
+        warnings: &mut Vec<String>,
+    ) -> std::result::Result<QueryResult, Reading> {
+        match outcome {
+            QueryOutcome::Answer {
+                result,
+                warnings: w,
+            } => {
+                let w: Vec<String> = w.iter().map(|w| redacted(w)).collect();
+                warnings.extend(w.iter().map(|w| format!("{}: {w}", check.name)));
+                if !w.is_empty() && !self.config.accept_warnings {
+                    Err(Reading::Invalid {
+                        reason: format!(
+                            "the answer came with warnings, so it may be partial, and a partial \
+                             answer is never judged (set metrics.prometheus.accept-warnings: true \
+                             to judge such answers): {}; the query was: {promql}",
+                            w.join("; ")
+                        ),
+                    })
+                } else {
+                    Ok(result)
+                }
+            }
+            QueryOutcome::Refused {
+                error_type,
+                message,
+            } => Err(Reading::Invalid {
+                reason: format!(
+                    "Prometheus refused the query ({error_type}): {message}; the query was: {promql}"
+                ),
+            }),
+            QueryOutcome::TooManySeries { limit } => Err(Reading::Invalid {
+                reason: format!(
+                    "the answer holds more than the {limit} series allowed \
+                     (metrics.prometheus.max-series), read no further; the query was: {promql}"
+                ),
+            }),
+            QueryOutcome::TooLarge { limit } => Err(Reading::Invalid {
+                reason: format!(
+                    "the answer is larger than {} (metrics.prometheus.max-answer-size), cut \
+                     off unread; the query was: {promql}",
+                    size_as_written(limit)
+                ),
+            }),
+        }
+    }
+
+    /// Reads the ticks at `times` (in order, all in the past) of an analysis that started
+    /// at `since`, giving exactly the ticks [`read_tick`](Self::read_tick) gives, with one
+    /// query per error-rate or latency check for the whole window — its raw samples, from
+    /// which each tick's `increase()` is computed as Prometheus computes it (see
+    /// [`crate::window`]) — instead of one per tick. `samples` and `query` checks, whose
+    /// PromQL is the policy's own, are still read with one instant query per tick.
+    ///
+    /// A raw answer over `max-answer-size` or `max-series`, or one the server refuses (its
+    /// own limit on samples), is an error (exit 4) naming the check, the limit and the
+    /// query, and what to do about it: the window's samples are not the aggregated values
+    /// the limits were set for.
+    pub async fn read_past(&self, since: Timestamp, times: &[Timestamp]) -> Result<Vec<Tick>> {
+        let Some(&end) = times.last() else {
+            return Ok(Vec::new());
+        };
+        let credentials = self.credentials().await?;
+        let windows: Vec<QueryWindow> = times
+            .iter()
+            .map(|&at| QueryWindow::new(since, at, self.interval))
+            .collect();
+        let ranges: Vec<TickRange> = times
+            .iter()
+            .zip(&windows)
+            .map(|(at, window)| TickRange {
+                at_ms: at.as_millisecond(),
+                window_seconds: window.window_seconds,
+            })
+            .collect();
+        let mut ticks: Vec<Tick> = times
+            .iter()
+            .zip(&windows)
+            .map(|(&at, window)| Tick {
+                at,
+                window_seconds: window.window_seconds as f64,
+                readings: BTreeMap::new(),
+                warnings: Vec::new(),
+            })
+            .collect();
+        for check in &self.checks {
+            let Some((promql, raw)) = self.read_raw(&credentials, check, end, &ranges).await?
+            else {
+                // The policy's own PromQL: one instant query per tick.
+                for (tick, window) in ticks.iter_mut().zip(&windows) {
+                    let reading = self
+                        .read_check(&credentials, check, *window, tick.at, &mut tick.warnings)
+                        .await?;
+                    tick.readings.insert(check.name.clone(), reading);
+                }
+                continue;
+            };
+            let mut warnings = Vec::new();
+            let raw: std::result::Result<Vec<RawSeries>, Reading> = match self.accepted(
+                check,
+                &promql,
+                raw,
+                &mut warnings,
+            ) {
+                Ok(QueryResult::Matrix(series)) => {
+                    Ok(series.into_iter().map(RawSeries::from_range).collect())
+                }
+                Ok(other) => Err(Reading::Invalid {
+                    reason: format!(
+                        "the answer is a {}, not the matrix of samples asked for; the query was: {promql}",
+                        other.type_name()
+                    ),
+                }),
+                Err(reading) => Err(reading),
+            };
+            let error_matchers = match &check.kind {
+                CheckKind::ErrorRate(e) => Some(ErrorMatchers::new(&e.error_matchers)?),
+                _ => None,
+            };
+            for ((tick, range), window) in ticks.iter_mut().zip(&ranges).zip(&windows) {
+                tick.warnings.extend(warnings.iter().cloned());
+                let reading = match &raw {
+                    Ok(series) => {
+                        let vector = match &error_matchers {
+                            Some(errors) => {
+                                window::error_rate_at(series, &self.traffic, errors, *range)
+                            }
+                            None => window::latency_at(series, &self.traffic, *range),
+                        };
+                        let reading = reading_of(check, &self.traffic, &vector);
+                        self.with_values_that_exist(reading, check, &credentials, *window, tick.at)
+                            .await
+                    }
+                    Err(reading) => reading.clone(),
+                };
+                tick.readings.insert(check.name.clone(), reading);
+            }
+        }
+        Ok(ticks)
+    }
 }
 
 impl PrometheusSource {
+    /// The raw samples an error-rate or latency check reads a past window from: one
+    /// instant query of `METRIC{SEL}[Dms]` at the last tick, `D` reaching back to the
+    /// earliest tick's window start. `None` for the checks that run the policy's own PromQL.
+    /// An answer over `max-answer-size` or `max-series`, or refused (the server's own limit
+    /// on samples), is an error (exit 4).
+    async fn read_raw(
+        &self,
+        credentials: &Credentials,
+        check: &CheckSpec,
+        end: Timestamp,
+        ranges: &[TickRange],
+    ) -> Result<Option<(String, QueryOutcome)>> {
+        let Some(metric) = queries::raw_samples_metric(check) else {
+            return Ok(None);
+        };
+        let end_ms = end.as_millisecond();
+        let from_ms = ranges.iter().map(|r| r.start_ms()).min().unwrap_or(end_ms);
+        let promql = queries::raw_samples_query(&metric, &self.traffic, end_ms - from_ms);
+        let outcome = self.instant_with(credentials, &promql, end).await?;
+        let over = match &outcome {
+            QueryOutcome::TooLarge { limit } => format!(
+                "larger than {} (metrics.prometheus.max-answer-size), cut off unread",
+                size_as_written(*limit)
+            ),
+            QueryOutcome::TooManySeries { limit } => format!(
+                "more than the {limit} series allowed (metrics.prometheus.max-series), read no further"
+            ),
+            // Canary's own selector, escaped: refused, it is the server's limit on samples
+            // (Prometheus' `query.max-samples`, Mimir's and Thanos' own), not the policy.
+            QueryOutcome::Refused {
+                error_type,
+                message,
+            } => format!("refused by the server ({error_type}: {message})"),
+            QueryOutcome::Answer { .. } => return Ok(Some((promql, outcome))),
+        };
+        Err(Error::WindowTooLarge {
+            address: self.address.clone(),
+            check: check.name.clone(),
+            over,
+            query: promql,
+        })
+    }
+
     /// A reading that found no series for a version, told which values of the version label
     /// the check's metric does have under the policy's selector: one more query, on this
     /// path only. (A failing extra query adds nothing; the reading stands as it was.)
@@ -978,6 +1150,14 @@ pub fn reading_of(check: &CheckSpec, traffic: &TrafficSelector, result: &QueryRe
 impl MetricsSource for PrometheusSource {
     async fn read(&self, since: Timestamp, at: Timestamp) -> canary_core::Result<Tick> {
         Ok(self.read_tick(since, at).await?)
+    }
+
+    async fn read_past(
+        &self,
+        since: Timestamp,
+        times: &[Timestamp],
+    ) -> canary_core::Result<Vec<Tick>> {
+        Ok(PrometheusSource::read_past(self, since, times).await?)
     }
 
     fn describe(&self) -> String {
@@ -1175,7 +1355,7 @@ mod tests {
 
     use tokio::net::TcpListener;
 
-    use canary_tests::fake_http::{FakeServer, http};
+    use canary_tests::fake_http::{FakeServer, body_of, http};
 
     use super::*;
     use canary_core::observation::CheckObservation;
@@ -1280,6 +1460,159 @@ mod tests {
         assert!(
             second.contains("group+by+%28version%29") || second.contains("group by (version)"),
             "{second}"
+        );
+    }
+
+    /// An error-rate policy (no `query` check), with `extra` under `metrics.prometheus`.
+    fn window_source(url: &str, extra: &str) -> PrometheusSource {
+        let policy = Policy::from_yaml(
+            &format!(
+                "service: s\ntraffic: {{label: version, canary: canary, baseline: stable}}\n\
+                 metrics:\n  prometheus:\n    timeout: 1s\n    retries: 0\n{extra}\
+                 rollout: {{interval: 30s}}\n\
+                 checks:\n  - name: errors\n    error-rate: {{requests: http_requests_total, errors: 'code=~\"5..\"'}}\n    slo: {{max: 1%}}\n"
+            ),
+            "test.yaml",
+        )
+        .unwrap();
+        PrometheusSource::from_policy(&policy, Some(url)).unwrap()
+    }
+
+    /// A raw answer: one series per (version, code), ten requests (one error on 500) per 15 s.
+    fn raw_answer(start: i64, warnings: &str) -> String {
+        let series: Vec<String> = [("canary", "200"), ("canary", "500"), ("stable", "200")]
+            .iter()
+            .map(|(version, code)| {
+                let per_step = if *code == "500" { 1 } else { 10 };
+                let values: Vec<String> = (0..=8)
+                    .map(|k| format!("[{},\"{}\"]", start + 15 * k, per_step * k))
+                    .collect();
+                format!(
+                    r#"{{"metric":{{"__name__":"http_requests_total","version":"{version}","code":"{code}"}},"values":[{}]}}"#,
+                    values.join(",")
+                )
+            })
+            .collect();
+        format!(
+            r#"{{"status":"success",{warnings}"data":{{"resultType":"matrix","result":[{}]}}}}"#,
+            series.join(",")
+        )
+    }
+
+    #[tokio::test]
+    async fn a_past_window_is_one_raw_query_per_counter_check_and_its_limits_are_exit_4() {
+        let start = Timestamp::from_second(1_800_000_000).unwrap();
+        let times: Vec<Timestamp> = (1..=4)
+            .map(|k| start + jiff::SignedDuration::from_secs(30 * k))
+            .collect();
+
+        let server = fake_prometheus(vec![(
+            200,
+            "application/json",
+            raw_answer(1_800_000_000, ""),
+        )]);
+        let ticks = window_source(&server.url(), "")
+            .read_past(start, &times)
+            .await
+            .unwrap();
+        assert_eq!(server.requests().len(), 1, "one query for four ticks");
+        let request = server.requests()[0].clone();
+        let body = body_of(&request);
+        assert!(body.contains("time=1800000120.000"), "{body}");
+        assert!(
+            body.contains(
+                "query=http_requests_total%7Bversion%3D%7E%22canary%7Cstable%22%7D%5B120s%5D"
+            ),
+            "{body}"
+        );
+        assert_eq!(ticks.len(), 4);
+        let Some(Reading::Observed(CheckObservation::Counts { canary, baseline })) =
+            ticks[3].readings.get("errors")
+        else {
+            panic!("{ticks:?}")
+        };
+        assert_eq!((canary.requests, canary.errors), (88.0, 8.0));
+        assert_eq!(baseline.observed().map(|b| b.requests), Some(80.0));
+        assert_eq!(ticks[0].window_seconds, 30.0);
+
+        // Warnings: invalid at every tick unless accepted, as on the per-tick path.
+        let warned = raw_answer(1_800_000_000, r#""warnings":["partial response"],"#);
+        let server = fake_prometheus(vec![(200, "application/json", warned.clone())]);
+        let ticks = window_source(&server.url(), "")
+            .read_past(start, &times)
+            .await
+            .unwrap();
+        assert!(
+            ticks.iter().all(|t| matches!(t.readings.get("errors"), Some(Reading::Invalid { reason }) if reason.contains("partial response"))),
+            "{ticks:?}"
+        );
+        let server = fake_prometheus(vec![(200, "application/json", warned)]);
+        let ticks = window_source(&server.url(), "    accept-warnings: true\n")
+            .read_past(start, &times)
+            .await
+            .unwrap();
+        assert!(matches!(
+            ticks[3].readings.get("errors"),
+            Some(Reading::Observed(_))
+        ));
+        assert_eq!(
+            ticks[3].warnings,
+            vec!["errors: partial response".to_owned()]
+        );
+
+        // Refused (Prometheus' query.max-samples: 422 execution): exit 4, saying what to do.
+        let refused = r#"{"status":"error","errorType":"execution","error":"query processing would load too many samples into memory in query execution"}"#;
+        let server = fake_prometheus(vec![(422, "application/json", refused.to_owned())]);
+        let err = window_source(&server.url(), "")
+            .read_past(start, &times)
+            .await
+            .unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains(
+                "refused by the server (execution: query processing would load too many samples"
+            ),
+            "{message}"
+        );
+        assert!(
+            message.contains("--query-per-tick") && message.contains("[120s]"),
+            "{message}"
+        );
+
+        // Over max-series or max-answer-size: exit 4, saying what to do.
+        let server = fake_prometheus(vec![(
+            200,
+            "application/json",
+            raw_answer(1_800_000_000, ""),
+        )]);
+        let err = window_source(&server.url(), "    max-series: 2\n")
+            .read_past(start, &times)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::WindowTooLarge { .. }), "{err:?}");
+        let message = err.to_string();
+        assert!(message.contains("check `errors`"), "{message}");
+        assert!(
+            message.contains("more than the 2 series allowed (metrics.prometheus.max-series)"),
+            "{message}"
+        );
+        assert!(message.contains("--query-per-tick"), "{message}");
+        let core: canary_core::Error = err.into();
+        assert_eq!(core.exit_code(), canary_core::ExitCode::Infrastructure);
+        let long = format!(r#""warnings":["{}"],"#, "x".repeat(2000));
+        let server = fake_prometheus(vec![(
+            200,
+            "application/json",
+            raw_answer(1_800_000_000, &long),
+        )]);
+        let err = window_source(&server.url(), "    max-answer-size: 1KiB\n")
+            .read_past(start, &times)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("larger than 1 KiB (metrics.prometheus.max-answer-size)"),
+            "{err}"
         );
     }
 

@@ -85,6 +85,31 @@ pub fn check_query(check: &CheckSpec, traffic: &TrafficSelector, window: QueryWi
     }
 }
 
+/// The counter a check reads raw samples of over a past window (error-rate: its requests;
+/// latency: its buckets), `None` for checks that run the policy's own PromQL.
+pub fn raw_samples_metric(check: &CheckSpec) -> Option<String> {
+    match &check.kind {
+        CheckKind::ErrorRate(e) => Some(e.requests_metric.clone()),
+        CheckKind::Latency(l) => Some(format!("{}_bucket", l.histogram)),
+        CheckKind::Samples(_) | CheckKind::Query(_) => None,
+    }
+}
+
+/// The raw samples of `metric` for both versions over the `range_ms` milliseconds before
+/// the evaluation time: `METRIC{SEL}[Dms]` (whole seconds written as `s`), a matrix, from
+/// which [`crate::window`] computes each tick's answer for `canary analyze` over a past
+/// window. The error matchers are not in it: the error series are a subset of these, picked
+/// out locally.
+pub fn raw_samples_query(metric: &str, traffic: &TrafficSelector, range_ms: i64) -> String {
+    let range_ms = range_ms.max(1);
+    let range = if range_ms % 1000 == 0 {
+        format!("{}s", range_ms / 1000)
+    } else {
+        format!("{range_ms}ms")
+    };
+    format!("{metric}{}[{range}]", selector(&both_versions(traffic)))
+}
+
 /// The common matchers plus one that selects exactly the two versions.
 ///
 /// The version matcher is a regex alternation of the two values, each regex-escaped, so

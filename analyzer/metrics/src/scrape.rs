@@ -100,7 +100,7 @@ impl EndpointState {
 
 /// A label matcher with its regex compiled, anchored as Prometheus anchors it.
 #[derive(Clone, Debug)]
-struct Matcher {
+pub(crate) struct Matcher {
     name: String,
     op: MatchOp,
     value: String,
@@ -108,7 +108,7 @@ struct Matcher {
 }
 
 impl Matcher {
-    fn new(matcher: &LabelMatcher) -> Result<Self> {
+    pub(crate) fn new(matcher: &LabelMatcher) -> Result<Self> {
         let regex = match matcher.op {
             MatchOp::Regex | MatchOp::NotRegex => Some(
                 regex::Regex::new(&format!("^(?:{})$", matcher.value)).map_err(|e| {
@@ -131,6 +131,15 @@ impl Matcher {
             .iter()
             .find(|(name, _)| *name == self.name)
             .map_or("", |(_, value)| value.as_str());
+        self.matches_value(value)
+    }
+
+    /// [`Matcher::matches`] for a label set as the API answers it.
+    pub(crate) fn matches_labels(&self, labels: &crate::answer::Labels) -> bool {
+        self.matches_value(labels.get(&self.name).map_or("", String::as_str))
+    }
+
+    fn matches_value(&self, value: &str) -> bool {
         match (self.op, &self.regex) {
             (MatchOp::Equal, _) => value == self.value,
             (MatchOp::NotEqual, _) => value != self.value,

@@ -5,6 +5,9 @@
 //! Live, it reads a tick every policy interval from `start + interval` to `end` (and at
 //! `end`), each cumulative since `start`, waiting for ticks that lie in the future, then
 //! judges them exactly as it judges a recording: same judge, same report, same exit codes.
+//! A window wholly in the past is read from Prometheus with one query of raw samples per
+//! error-rate or latency check (`MetricsSource::read_past`), giving the same ticks as one
+//! query per check per tick (`--query-per-tick`) with far fewer requests.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -52,6 +55,14 @@ pub(crate) struct AnalyzeCommand {
     /// End of the analysed range (as --start); ticks in the future are waited for.
     #[arg(long, value_name = "TIME", value_parser = parse_time, requires = "start")]
     end: Option<Timestamp>,
+
+    /// Read a past window with one query per check per tick (as a rollout does) instead of
+    /// one query of raw samples per error-rate or latency check for the whole window (the
+    /// default; the same numbers, see docs/metrics-sources.md). For a server whose
+    /// `increase()` is not Prometheus' (VictoriaMetrics), or a window whose samples are over
+    /// `max-answer-size`.
+    #[arg(long, conflicts_with = "input")]
+    query_per_tick: bool,
 
     /// Save what was read, in the format `--input` replays (docs/recording-format.md).
     #[arg(long, value_name = "FILE")]
@@ -211,7 +222,15 @@ impl AnalyzeCommand {
             );
         }
         let runtime = super::runtime()?;
+        let past = !scrape && !self.query_per_tick && end <= now;
         let ticks = runtime.block_on(async {
+            if past {
+                // One query of raw samples per counter check for the whole window.
+                return source
+                    .read_past(start, &times)
+                    .await
+                    .with_context(|| format!("reading the window {start} to {end}"));
+            }
             if scrape {
                 // The first scrape is the zero the totals count from.
                 source

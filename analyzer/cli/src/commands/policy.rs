@@ -313,6 +313,20 @@ pub(crate) fn explain(policy: &Policy, window: Option<std::time::Duration>) -> S
                     "{}",
                     queries::check_query(check, &policy.traffic, window)
                 );
+                if let Some(metric) = queries::raw_samples_metric(check) {
+                    let range_ms = i64::try_from(window.window_seconds)
+                        .unwrap_or(i64::MAX / 1000)
+                        .saturating_mul(1000);
+                    let _ = writeln!(
+                        out,
+                        "# {}: `canary analyze` over a past window sends instead, once for all ticks,\n\
+                         # the raw samples, and computes each tick's answer to the query above as\n\
+                         # Prometheus does (--query-per-tick: the query above at every tick):\n\
+                         # {}",
+                        check.name,
+                        queries::raw_samples_query(&metric, &policy.traffic, range_ms)
+                    );
+                }
             }
         }
         MetricsSourceSpec::Scrape(spec) => {

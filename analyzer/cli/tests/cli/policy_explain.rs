@@ -12,6 +12,18 @@ fn explain_prints_one_query_per_check_with_the_window_said() {
         "{out}"
     );
     assert!(out.contains("one instant query per check"), "{out}");
+    // And what `analyze` over a past window sends instead, for the counter checks only.
+    assert!(
+        out.contains(
+            "# errors: `canary analyze` over a past window sends instead, once for all ticks,"
+        ),
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("over a past window sends instead").count(),
+        2,
+        "error-rate and latency, not the query check: {out}"
+    );
     // Each criterion as a sentence in the policy's units, before its query.
     for sentence in [
         "# errors: The canary's error rate must not be higher than the baseline's",
