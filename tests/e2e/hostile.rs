@@ -116,8 +116,8 @@ fn a_gateway_echoing_the_bearer_token_in_a_400_or_422_leaks_it_nowhere() {
         let run = analyze(
             dir.path(),
             &format!("http://{}", server.address),
-            &policy_yaml("    bearer-token-env: CANARY_E2E_TOKEN\n", "", ""),
-            &[("CANARY_E2E_TOKEN", TOKEN)],
+            &policy_yaml("    bearer-token-env: E2E_TOKEN\n", "", ""),
+            &[("E2E_TOKEN", TOKEN)],
         );
         assert!(
             header_of(&server.requests()[0], "authorization").is_some_and(|a| a.ends_with(TOKEN)),
@@ -200,7 +200,7 @@ fn a_rollout_against_an_echoing_gateway_leaks_nothing_into_its_state_or_status()
         dir.path(),
         "policy.yaml",
         &policy_yaml(
-            "    bearer-token-env: CANARY_E2E_TOKEN\n",
+            "    bearer-token-env: E2E_TOKEN\n",
             "  steps: [50, 100]\n  step-duration: 2s\n  max-step-duration: 3s\n  min-requests: 0\n",
             &command_gateway(dir.path()),
         ),
@@ -209,7 +209,7 @@ fn a_rollout_against_an_echoing_gateway_leaks_nothing_into_its_state_or_status()
     let out = |format: &str, file: &str| format!("{format}:{}", dir.path().join(file).display());
     let url = format!("http://{}", server.address);
     let envs = [
-        ("CANARY_E2E_TOKEN", TOKEN),
+        ("E2E_TOKEN", TOKEN),
         ("GITHUB_STEP_SUMMARY", summary.as_str()),
     ];
     let run = canary(
@@ -473,8 +473,8 @@ fn a_redirect_to_another_host_is_not_followed_and_is_named() {
     let run = analyze(
         dir.path(),
         &format!("http://{}", server.address),
-        &policy_yaml("    bearer-token-env: CANARY_E2E_TOKEN\n", "", ""),
-        &[("CANARY_E2E_TOKEN", TOKEN)],
+        &policy_yaml("    bearer-token-env: E2E_TOKEN\n", "", ""),
+        &[("E2E_TOKEN", TOKEN)],
     );
     assert!(
         elsewhere.requests().is_empty(),
@@ -546,8 +546,8 @@ fn an_unusable_metrics_source_still_writes_every_requested_report_with_exit_4() 
         let run = analyze(
             dir.path(),
             &format!("http://{}", server.address),
-            &policy_yaml("    bearer-token-env: CANARY_E2E_TOKEN\n", "", ""),
-            &[("CANARY_E2E_TOKEN", TOKEN)],
+            &policy_yaml("    bearer-token-env: E2E_TOKEN\n", "", ""),
+            &[("E2E_TOKEN", TOKEN)],
         );
         assert_eq!(run.code, 4, "{what}: {}", run.all());
         let report = read_json(&dir.path().join("report.json"));
@@ -821,7 +821,7 @@ fn command_gateway_failing_at(dir: &Path, fail_at: u32) -> String {
     std::fs::write(
         &set,
         format!(
-            "#!/bin/sh\nif [ \"$1\" = {fail_at} ]; then\n  echo \"gateway refused weight $1 for Authorization: Bearer $CANARY_E2E_TOKEN\" >&2\n  printf '%s' \"$CANARY_E2E_TOKEN\" | base64 >&2\n  exit 3\nfi\nprintf '%s' \"$1\" > {}\n",
+            "#!/bin/sh\nif [ \"$1\" = {fail_at} ]; then\n  echo \"gateway refused weight $1 for Authorization: Bearer $E2E_TOKEN\" >&2\n  printf '%s' \"$E2E_TOKEN\" | base64 >&2\n  exit 3\nfi\nprintf '%s' \"$1\" > {}\n",
             weight.display()
         ),
     )
@@ -863,7 +863,7 @@ fn rollout_with_reports_and_env(
     let policy = write_policy(
         dir,
         "policy.yaml",
-        &policy_yaml("    bearer-token-env: CANARY_E2E_TOKEN\n", rollout, gateway),
+        &policy_yaml("    bearer-token-env: E2E_TOKEN\n", rollout, gateway),
     );
     let summary = dir.join("step-summary.md").display().to_string();
     let out = |format: &str, file: &str| format!("{format}:{}", dir.join(file).display());
@@ -886,7 +886,7 @@ fn rollout_with_reports_and_env(
             &out("junit", "report.xml"),
         ],
         &[
-            ("CANARY_E2E_TOKEN", TOKEN),
+            ("E2E_TOKEN", TOKEN),
             ("GITHUB_STEP_SUMMARY", summary.as_str()),
         ]
         .into_iter()
@@ -1003,16 +1003,17 @@ fn hooks_and_notifications_echoing_secrets_leak_them_nowhere() {
     let hook = dir.path().join("hook.sh");
     std::fs::write(
         &hook,
-        "#!/bin/sh\necho \"smoke test saw Authorization: Bearer $CANARY_E2E_TOKEN and key $CANARY_E2E_HOOK_SECRET\"\nprintf '%s' \"$CANARY_E2E_TOKEN\" | base64 >&2\necho \"slack: $CANARY_E2E_SLACK_URL\" >&2\nexit 1\n",
+        "#!/bin/sh\necho \"smoke test saw Authorization: Bearer $E2E_TOKEN and key $E2E_HOOK_SECRET\"\nprintf '%s' \"$E2E_TOKEN\" | base64 >&2\necho \"slack: $E2E_SLACK_URL\" >&2\nexit 1\n",
     )
     .unwrap();
     make_executable(&hook);
     let slack_url = format!("http://{}{SLACK_PATH}", receiver.address);
     let extra = format!(
-        "{}hooks:\n  - name: smoke\n    on: [before, step]\n    command: [\"{}\"]\n    timeout: 5s\n    on-failure: ignore\n  \
-         - name: announce\n    on: [step]\n    webhook: {{url: \"http://{}/hook\", secret-env: CANARY_E2E_HOOK_SECRET}}\n    on-failure: ignore\n\
-         notify:\n  - webhook:\n      url: http://{}/notify\n      secret-env: CANARY_E2E_HOOK_SECRET\n    on: [started, step, promoted]\n  \
-         - slack:\n      webhook-url-env: CANARY_E2E_SLACK_URL\n    on: [started, step, promoted]\n",
+        "{}hooks:\n  - name: smoke\n    on: [before, step]\n    command: [\"{}\"]\n    timeout: 5s\n    on-failure: ignore\n    \
+         env: {{pass: [E2E_TOKEN, E2E_HOOK_SECRET, E2E_SLACK_URL]}}\n  \
+         - name: announce\n    on: [step]\n    webhook: {{url: \"http://{}/hook\", secret-env: E2E_HOOK_SECRET}}\n    on-failure: ignore\n\
+         notify:\n  - webhook:\n      url: http://{}/notify\n      secret-env: E2E_HOOK_SECRET\n    on: [started, step, promoted]\n  \
+         - slack:\n      webhook-url-env: E2E_SLACK_URL\n    on: [started, step, promoted]\n",
         command_gateway(dir.path()),
         hook.display(),
         receiver.address,
@@ -1024,8 +1025,8 @@ fn hooks_and_notifications_echoing_secrets_leak_them_nowhere() {
         "  steps: [50, 100]\n  step-duration: 2s\n  min-requests: 0\n",
         &extra,
         &[
-            ("CANARY_E2E_HOOK_SECRET", HOOK_SECRET),
-            ("CANARY_E2E_SLACK_URL", &slack_url),
+            ("E2E_HOOK_SECRET", HOOK_SECRET),
+            ("E2E_SLACK_URL", &slack_url),
         ],
     );
     assert_eq!(
@@ -1074,7 +1075,7 @@ fn nginx_quoting_the_token_in_its_reload_error_leaks_it_nowhere() {
     std::fs::write(
         &reload,
         format!(
-            "#!/bin/sh\nif [ ! -e '{marker}' ]; then touch '{marker}'; exec {cmd} {signal}; fi\nexec {cmd} -g \"$CANARY_E2E_TOKEN;\" {signal}\n",
+            "#!/bin/sh\nif [ ! -e '{marker}' ]; then touch '{marker}'; exec {cmd} {signal}; fi\nexec {cmd} -g \"$E2E_TOKEN;\" {signal}\n",
             marker = dir.path().join("reloaded-once").display(),
             cmd = quoted.join(" "),
             signal = signal.join(" ")
@@ -1213,7 +1214,7 @@ rollout:
 {gateway}notify:
   - webhook:
       url: http://{receiver}/notify
-      secret-env: CANARY_E2E_HOOK_SECRET
+      secret-env: E2E_HOOK_SECRET
     on: [started]
 checks:
   - name: errors
@@ -1247,7 +1248,7 @@ checks:
             &out("junit", "report.xml"),
         ],
         &[
-            ("CANARY_E2E_HOOK_SECRET", HOOK_SECRET),
+            ("E2E_HOOK_SECRET", HOOK_SECRET),
             ("GITHUB_STEP_SUMMARY", summary.as_str()),
         ],
     );
@@ -1276,7 +1277,7 @@ fn a_state_store_failing_mid_rollout_still_writes_every_report() {
         dir.path(),
         "policy.yaml",
         &policy_yaml(
-            "    bearer-token-env: CANARY_E2E_TOKEN\n",
+            "    bearer-token-env: E2E_TOKEN\n",
             "  steps: [10, 100]\n  step-duration: 60s\n  min-requests: 0\n",
             &command_gateway(dir.path()),
         ),
@@ -1303,7 +1304,7 @@ fn a_state_store_failing_mid_rollout_still_writes_every_report() {
             &out("junit", "report.xml"),
         ],
         &[
-            ("CANARY_E2E_TOKEN", TOKEN),
+            ("E2E_TOKEN", TOKEN),
             ("GITHUB_STEP_SUMMARY", summary.as_str()),
         ],
     );
@@ -1367,9 +1368,14 @@ fn huge_answer_size(series: usize) -> usize {
 
 /// Peak RSS (KiB) of `canary analyze` of [`policy_yaml`] with `extra` under
 /// `metrics.prometheus`, against `address` (GNU time); and the report's first check.
+/// The query timeout is a minute, not the usual 2 s: these tests are about the size of an
+/// answer, and on a loaded machine the fake takes seconds to write 200 MB (the suite saw a
+/// 2 s timeout end the read first, and the report then named no size).
 fn analyze_peak_rss(address: &str, extra: &str) -> (u64, serde_json::Value) {
     let dir = tempfile::tempdir().unwrap();
-    let policy = write_policy(dir.path(), "policy.yaml", &policy_yaml(extra, "", ""));
+    let yaml = policy_yaml(extra, "", "").replace("    timeout: 2s\n", "    timeout: 60s\n");
+    assert!(yaml.contains("timeout: 60s"), "{yaml}");
+    let policy = write_policy(dir.path(), "policy.yaml", &yaml);
     let time = canary_tests::require_program("time", "time");
     let report = dir.path().join("report.json");
     let (start, end) = ((now() - 2).to_string(), now().to_string());
@@ -1439,12 +1445,12 @@ fn a_31_mib_answer_under_the_cap_is_read_up_to_max_series_only() {
 fn a_secret_shorter_than_four_characters_is_refused_before_anything_runs() {
     let server = FakeServer::start(healthy);
     let dir = tempfile::tempdir().unwrap();
-    let message = "the environment variable CANARY_E2E_TOKEN holds a secret of 3 characters; canary needs at least 4";
+    let message = "the environment variable E2E_TOKEN holds a secret of 3 characters; canary needs at least 4";
     let run = analyze(
         dir.path(),
         &format!("http://{}", server.address),
-        &policy_yaml("    bearer-token-env: CANARY_E2E_TOKEN\n", "", ""),
-        &[("CANARY_E2E_TOKEN", "Zq9")],
+        &policy_yaml("    bearer-token-env: E2E_TOKEN\n", "", ""),
+        &[("E2E_TOKEN", "Zq9")],
     );
     assert_eq!(run.code, 2, "{}", run.all());
     assert!(run.stderr.contains(message), "{}", run.all());
@@ -1454,7 +1460,7 @@ fn a_secret_shorter_than_four_characters_is_refused_before_anything_runs() {
         &format!("http://{}", server.address),
         "  steps: [50, 100]\n  step-duration: 2s\n  min-requests: 0\n",
         &command_gateway(dir.path()),
-        &[("CANARY_E2E_TOKEN", "Zq9")],
+        &[("E2E_TOKEN", "Zq9")],
     );
     assert_eq!(run.code, 2, "{}", run.all());
     assert!(run.stderr.contains(message), "{}", run.all());
@@ -1470,7 +1476,7 @@ fn a_secret_shorter_than_four_characters_is_refused_before_anything_runs() {
             "lint",
             dir.path().join("policy.yaml").to_str().unwrap(),
         ],
-        &[("CANARY_E2E_TOKEN", "Zq9")],
+        &[("E2E_TOKEN", "Zq9")],
     );
     assert_eq!(lint.code, 2, "{}", lint.all());
     assert!(lint.all().contains(message), "{}", lint.all());

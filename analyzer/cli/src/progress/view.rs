@@ -399,7 +399,12 @@ fn title(snapshot: &Snapshot, width: usize, colour: bool) -> String {
         }),
         stage,
         Part::new(match snapshot.driver {
-            Some(driver) => vec![driver.to_owned(), String::new()],
+            // A store describes its holder at length ("pid 4711 on build-7, last heartbeat
+            // 2 s ago; …"): what comes before the first comma still says who drives it.
+            Some(driver) => match driver.split_once(',') {
+                Some((who, _)) => vec![driver.to_owned(), who.to_owned(), String::new()],
+                None => vec![driver.to_owned(), String::new()],
+            },
             None => vec![String::new()],
         }),
     ];
