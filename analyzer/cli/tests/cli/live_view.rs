@@ -213,7 +213,10 @@ fn demo_fits(cols: u16, env: &[(&str, &str)]) -> OnTerminal {
         let Some(at) = frame.rows[0].find("step ") else {
             continue;
         };
-        let word = frame.rows[0][at + 5..].split(' ').next().unwrap_or_default();
+        let word = frame.rows[0][at + 5..]
+            .split(' ')
+            .next()
+            .unwrap_or_default();
         let (k, n) = word
             .split_once('/')
             .and_then(|(k, n)| Some((k.parse::<u32>().ok()?, n.parse::<u32>().ok()?)))
@@ -223,7 +226,11 @@ fn demo_fits(cols: u16, env: &[(&str, &str)]) -> OnTerminal {
             steps.push((k, n));
         }
     }
-    assert_eq!(steps, [(1, 3), (2, 3), (3, 3)], "the steps, in the order shown");
+    assert_eq!(
+        steps,
+        [(1, 3), (2, 3), (3, 3)],
+        "the steps, in the order shown"
+    );
     // The view of a step with readings shows every criterion.
     let mid = frames
         .iter()
