@@ -14,23 +14,38 @@ pub struct Nginx {
     process: Option<ChildGuard>,
     dir: tempfile::TempDir,
     port: u16,
+    probe: Option<u16>,
 }
 
 impl Nginx {
     /// Starts NGINX proxying to the upstream `app` defined in `upstream.conf`, written first
     /// with all traffic on `stable`.
     pub fn start(stable: &str, canary: &str) -> Nginx {
+        Self::start_inner(stable, canary, None)
+    }
+
+    /// [`Nginx::start`] with a weight probe (`gateway.nginx.weight-probe`) on a free loopback
+    /// port, in the first upstream file as canary writes it.
+    pub fn start_with_probe(stable: &str, canary: &str) -> Nginx {
+        Self::start_inner(stable, canary, Some(free_port()))
+    }
+
+    fn start_inner(stable: &str, canary: &str, probe: Option<u16>) -> Nginx {
         let binary = require_program("nginx", "nginx-light");
         let dir = tempfile::tempdir().expect("a temporary directory for NGINX");
         std::fs::create_dir_all(dir.path().join("logs")).expect("logs directory");
         let port = free_port();
-        std::fs::write(
-            dir.path().join("upstream.conf"),
-            format!(
-                "upstream app {{\n  server {stable} weight=100;\n  server {canary} down;\n}}\n"
-            ),
-        )
-        .expect("write upstream.conf");
+        let mut upstream = format!(
+            "upstream app {{\n  server {stable} weight=100;\n  server {canary} down;\n}}\n"
+        );
+        if let Some(probe) = probe {
+            upstream.push_str(&format!(
+                "server {{\n  listen 127.0.0.1:{probe};\n  location = /canary-weights {{\n    \
+                 return 200 \"canary-weights upstream=app canary=0 stable=100 generation=start\";\n  \
+                 }}\n}}\n"
+            ));
+        }
+        std::fs::write(dir.path().join("upstream.conf"), upstream).expect("write upstream.conf");
         let config = format!(
             "worker_processes 1;\nerror_log {dir}/logs/error.log;\npid {dir}/nginx.pid;\n\
              events {{ worker_connections 256; }}\n\
@@ -48,6 +63,7 @@ impl Nginx {
             process: Some(process),
             dir,
             port,
+            probe,
         };
         assert!(
             wait_until(Duration::from_secs(20), || std::net::TcpStream::connect((
@@ -80,6 +96,11 @@ impl Nginx {
     /// The upstream include canary rewrites.
     pub fn upstream_file(&self) -> PathBuf {
         self.dir.path().join("upstream.conf")
+    }
+
+    /// The weight probe's address, `127.0.0.1:PORT`, when started with one.
+    pub fn probe_address(&self) -> Option<String> {
+        self.probe.map(|port| format!("127.0.0.1:{port}"))
     }
 
     /// `http://127.0.0.1:PORT`.

@@ -34,5 +34,7 @@ pub use error::{
 };
 pub use hooks::{HookContext, HookOutcome, HookRun, HookRunner, Notifier};
 pub use process::{STOP_GRACE, finish_stopping_commands};
-pub use routers::{CommandRouter, HaproxyRouter, NginxRouter, ServerWeights, router_for};
+pub use routers::{
+    CommandRouter, HaproxyRouter, NginxRouter, PROBE_PATH, ProbeAnswer, ServerWeights, router_for,
+};
 pub use stores::{FileStateStore, write_durably, write_durably_with_mode};

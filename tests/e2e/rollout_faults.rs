@@ -204,6 +204,72 @@ fn a_failing_nginx_reload_exits_4_and_a_rerun_resumes() {
     assert!(run.stderr.contains("resuming the rollout"), "{}", run.all());
 }
 
+/// Issue 12 (NGINX): reloads that stop taking effect mid-rollout (the reload command exits 0
+/// but NGINX keeps its configuration, as with a hung master or a wrapper that reloads
+/// nothing). With the weight probe the rollout never believes a weight NGINX does not serve:
+/// before, it logged "canary at 25 %", judged evidence from 10 % and promoted with exit 0
+/// while NGINX still sent the canary 10 %.
+#[test]
+fn nginx_reloads_that_stop_taking_effect_never_count_as_a_weight() {
+    let mut stack = Stack::services(&[]);
+    let nginx = Nginx::start_with_probe(&stack.stable.address, &stack.canary.address);
+    stack.load_through(&nginx.url());
+    let count = stack.dir.path().join("reloads");
+    let script = stack.dir.path().join("reload.sh");
+    let reload: Vec<String> = nginx
+        .reload_command()
+        .iter()
+        .map(|a| format!("'{a}'"))
+        .collect();
+    // The first reload (to 10 %) is real; every later one exits 0 and does nothing.
+    executable(
+        &script,
+        &format!(
+            "#!/bin/sh
+n=$(cat '{c}' 2>/dev/null || echo 0)
+echo $((n + 1)) > '{c}'
+\
+             if [ \"$n\" -ge 1 ]; then exit 0; fi
+exec {}
+",
+            reload.join(" "),
+            c = count.display(),
+        ),
+    );
+    let probe = nginx.probe_address().unwrap();
+    let gateway = format!(
+        "  nginx:\n    upstream-file: {}\n    upstream: app\n    canary: {}\n    stable: {}\n    \
+         reload: [\"{}\"]\n    timeout: 2s\n    weight-probe: {probe}",
+        nginx.upstream_file().display(),
+        stack.canary.address,
+        stack.stable.address,
+        script.display()
+    );
+    let policy = stack.policy(&gateway, TIMING);
+    let state_dir = stack.state_dir();
+    let mut args = rollout_args(&policy, &state_dir).to_vec();
+    args.extend(["--rollback-retry-for", "3s"]);
+    let run = canary(&args, &[]);
+    assert_ne!(
+        run.code,
+        0,
+        "promoted on weights NGINX never served:\n{}",
+        run.all()
+    );
+    assert!(
+        run.stderr
+            .contains("still serves an earlier configuration (canary 10 %)"),
+        "the reason says what NGINX serves:\n{}",
+        run.all()
+    );
+    assert!(
+        !run.stderr.contains("canary at 25"),
+        "25 % was never served:\n{}",
+        run.all()
+    );
+    assert_ne!(phase(&stack), "promoted");
+}
+
 #[test]
 fn a_failing_command_adapter_exits_4_a_rerun_resumes_and_abort_reaches_it() {
     let stack = Stack::services(&[]);

@@ -370,3 +370,39 @@ fn a_paused_driver_loses_its_claim_and_touches_nothing_when_it_resumes() {
         "the resumed driver wrote the state: {stderr}"
     );
 }
+
+/// Session 5 (issue 12): `canary abort` finding the rollout's driver gone (SIGKILLed, its
+/// claim stale) takes the claim over and says so: what it found, since when the driver was
+/// silent, and what it did. Before, it acted without a word about the driver it replaced.
+#[test]
+fn abort_taking_over_a_dead_drivers_claim_says_what_it_found_and_did() {
+    let (stack, haproxy, policy) = haproxy_stack("");
+    let (first, _stderr) = spawn("rollout", &policy, &stack, &["--id", "rel-1"]);
+    assert!(at_percent(&haproxy, 10), "rel-1 reached its first step");
+    let pid = first.pid();
+    first.signal("KILL");
+    let mut first = first;
+    first.wait_exit(Duration::from_secs(10));
+
+    let abort = run("abort", &policy, &stack, &[]);
+    assert_eq!(abort.code, 1, "{}", abort.all());
+    let out = abort.stdout.clone();
+    assert!(
+        out.contains(&format!("pid {pid}")) && out.contains("is gone"),
+        "names the driver it found gone:\n{}",
+        abort.all()
+    );
+    assert!(
+        out.contains("last heartbeat"),
+        "says since when it was silent:\n{}",
+        abort.all()
+    );
+    assert!(
+        out.contains("took over its claim"),
+        "says what it did with the claim:\n{}",
+        abort.all()
+    );
+    assert!(out.contains("rolled back"), "{}", abort.all());
+    assert_eq!(haproxy.canary_percent(), Some(0));
+    assert_eq!(saved(&stack)["phase"]["phase"], "rolled-back");
+}

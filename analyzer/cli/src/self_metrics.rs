@@ -538,6 +538,10 @@ impl StateStore for MeteredStore {
         self.store.holder().await
     }
 
+    async fn stale_claim(&self) -> canary_core::Result<Option<String>> {
+        self.store.stale_claim().await
+    }
+
     async fn release(&self) -> canary_core::Result<()> {
         self.store.release().await
     }

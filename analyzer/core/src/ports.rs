@@ -207,6 +207,14 @@ pub trait StateStore: Send + Sync {
     /// for `canary status` (it never takes or changes the claim).
     async fn holder(&self) -> Result<Option<String>>;
 
+    /// The claim of a driver that counts as gone (its heartbeat stale, or its process known
+    /// to be gone) and never released it, described with since when it was silent: what a
+    /// [`claim`](StateStore::claim) would now take over without asking. A read only, for
+    /// `canary promote`/`abort` to say what they found. `None` when the claim is free,
+    /// released, alive or this store's. No default: a wrapping store that forgot to
+    /// forward it would hide the stale claim.
+    async fn stale_claim(&self) -> Result<Option<String>>;
+
     /// The saved rollout, if there is one. A saved state that cannot be read is an error,
     /// never a fresh start: it may be the only record of where traffic stands.
     async fn load(&self) -> Result<Option<Rollout>>;

@@ -803,6 +803,14 @@ impl StateStore for Redacted<dyn StateStore> {
             .map_err(Error::redacted)
     }
 
+    async fn stale_claim(&self) -> Result<Option<String>> {
+        self.inner
+            .stale_claim()
+            .await
+            .map(|holder| holder.map(|h| redacted(&h)))
+            .map_err(Error::redacted)
+    }
+
     async fn load(&self) -> Result<Option<Rollout>> {
         self.inner
             .load()

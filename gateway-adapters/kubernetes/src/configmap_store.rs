@@ -512,6 +512,25 @@ impl StateStore for ConfigMapStateStore {
             .map(|holder| holder.to_string()))
     }
 
+    async fn stale_claim(&self) -> Result<Option<String>> {
+        let (api, namespace) = self.api().await?;
+        let Some(map) = self.read(&api, &namespace).await? else {
+            return Ok(None);
+        };
+        let now = Timestamp::now();
+        Ok(self
+            .owner_of(&map, &namespace)?
+            .filter(|owner| !owner.same(&self.holder) && owner.is_gone(now))
+            .map(|owner| {
+                let why = if owner.is_dead_local_process() {
+                    "is gone (no such process on this host)"
+                } else {
+                    "counts as gone (its claim is stale)"
+                };
+                format!("{owner}, which {why}")
+            }))
+    }
+
     async fn load(&self) -> Result<Option<Rollout>> {
         let (api, namespace) = self.api().await?;
         let (api, namespace) = (&api, namespace.as_str());

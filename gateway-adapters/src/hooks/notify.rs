@@ -119,12 +119,38 @@ fn slack_body(notice: &Notice) -> String {
     };
     let weight = notice
         .weight
-        .map(|w| format!(" (canary at {w}%)"))
+        .map(|w| format!(" (canary at {w} %)"))
         .unwrap_or_default();
     serde_json::json!({
-        "text": format!("{icon} *{}* {}{weight}: {}", notice.service, notice.kind, notice.message),
+        "text": format!(
+            "{icon} *{}* {}{weight}: {}",
+            notice.service,
+            plain_words(notice.kind),
+            notice.message
+        ),
     })
     .to_string()
+}
+
+/// What happened, in the words the summary and the live view use ("rolled back", not the
+/// webhook's machine name `rolled-back`).
+fn plain_words(kind: NoticeKind) -> &'static str {
+    match kind {
+        NoticeKind::Started => "started",
+        NoticeKind::Step => "next step",
+        NoticeKind::Promoting => "promoting",
+        NoticeKind::Finalizing => "finishing the promotion",
+        NoticeKind::RollingBack => "rolling back",
+        NoticeKind::Tick => "metrics",
+        NoticeKind::Promoted => "promoted",
+        NoticeKind::RolledBack => "rolled back",
+        NoticeKind::Failed => "failed",
+        NoticeKind::Held => "held",
+        NoticeKind::Extended => "step extended",
+        NoticeKind::Interrupted => "interrupted",
+        NoticeKind::Drift => "weight drift",
+        NoticeKind::IgnoredRequest => "ignored a request",
+    }
 }
 
 #[cfg(test)]
@@ -151,10 +177,27 @@ mod tests {
         let slack: serde_json::Value =
             serde_json::from_str(&slack_body(&notice(NoticeKind::RolledBack))).unwrap();
         let text = slack["text"].as_str().unwrap();
+        // Plain words, as the summary says them ("rolled back", "25 %"), not the event's
+        // machine name: the machine name is the webhook's `event` field.
         assert!(
-            text.starts_with(":rotating_light: *checkout* rolled-back (canary at 25%)"),
+            text.starts_with(":rotating_light: *checkout* rolled back (canary at 25 %)"),
             "{text}"
         );
+        for kind in [
+            NoticeKind::RollingBack,
+            NoticeKind::IgnoredRequest,
+            NoticeKind::Drift,
+            NoticeKind::Promoted,
+        ] {
+            let slack: serde_json::Value =
+                serde_json::from_str(&slack_body(&notice(kind))).unwrap();
+            let text = slack["text"].as_str().unwrap();
+            assert!(
+                !text.contains(kind.as_str()) || !kind.as_str().contains('-'),
+                "{text}"
+            );
+            assert!(text.contains("(canary at 25 %)"), "{text}");
+        }
     }
 
     #[test]

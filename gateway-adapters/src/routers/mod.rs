@@ -10,7 +10,7 @@ use canary_core::ports::TrafficRouter;
 
 pub use command::CommandRouter;
 pub use haproxy::{HaproxyRouter, ServerWeights};
-pub use nginx::NginxRouter;
+pub use nginx::{NginxRouter, PROBE_PATH, ProbeAnswer};
 
 /// The router a policy's `gateway` section describes, when it is one of this crate's;
 /// `None` for the Kubernetes gateways, which `canary-kubernetes` builds. Fails only on names

@@ -34,7 +34,35 @@
 //! rewritten and NGINX reloaded even when the weight is already the one asked for, so a
 //! change interrupted between the write and the reload is completed by the next one.
 //!
-//! **Reading back** parses the file: it says what NGINX was last successfully reloaded with.
+//! **Reading back.** Without a weight probe, reading back parses the file: it says what NGINX
+//! was last successfully reloaded with *as far as the reload command could tell*, which is not
+//! always what NGINX serves: `nginx -s reload` exits 0 when it has signalled a master that is
+//! stopped or hung, a reload wrapper (`systemctl reload`, `kill -HUP`) cannot run the
+//! configuration test, and a reload that times out may still apply later.
+//!
+//! **The weight probe** (`weight-probe: 127.0.0.1:9181` in the policy) closes that gap. The
+//! file canary writes then also holds a small `server` block listening on that address whose
+//! one location answers with the weights of the same file and a generation written only
+//! once:
+//!
+//! ```nginx
+//! server {
+//!     listen 127.0.0.1:9181;
+//!     access_log off;
+//!     location = /canary-weights {
+//!         default_type text/plain;
+//!         return 200 "canary-weights upstream=checkout canary=10 stable=90 generation=4242-1764547200123456789\n";
+//!     }
+//! }
+//! ```
+//!
+//! The answer comes from the configuration NGINX has loaded, in the same file as the upstream
+//! block, so it is the upstream's weights as NGINX runs them. A change is confirmed only when
+//! the probe answers with the new generation (polled until the router's `timeout`); a probe
+//! still answering an older generation means the reload did not happen, and the change fails
+//! (the file gets its previous content back). A reload command that failed or timed out
+//! while NGINX nevertheless serves the new generation is a change that happened: the file is
+//! kept. Reading back asks the probe, so a weight NGINX does not serve shows up as drift.
 
 use std::fmt;
 use std::io::{self, Write};
@@ -94,6 +122,29 @@ pub enum NginxError {
         failure: CommandFailure,
     },
 
+    /// The weight probe did not answer, or answered what canary does not write.
+    #[error("the weight probe at http://{address}{PROBE_PATH} {problem}")]
+    Probe {
+        /// The probe's address.
+        address: std::net::SocketAddr,
+        /// What went wrong, e.g. `did not answer within 2s: connection refused`.
+        problem: String,
+    },
+
+    /// The reload command succeeded (or failed) but NGINX still serves an earlier
+    /// configuration: the weight probe kept answering an older generation.
+    #[error(
+        "NGINX still serves an earlier configuration (canary {served} %) {waited:?} after the \
+         reload: the reload did not take effect (a stopped or hung master, or a configuration \
+         the master rejected)"
+    )]
+    NotApplied {
+        /// The canary share NGINX serves, in percent, according to the probe.
+        served: u8,
+        /// How long the probe was watched for the new generation.
+        waited: Duration,
+    },
+
     /// The configuration test or the reload failed after the file was rewritten. The
     /// previous content is put back so that the file matches what NGINX runs.
     #[error(
@@ -127,7 +178,9 @@ impl NginxError {
             }
             NginxError::File { source, .. } => Some(Box::new(source)),
             NginxError::ReloadFailed { source, .. } => Some(source),
-            NginxError::Command { .. } => None,
+            NginxError::Command { .. }
+            | NginxError::Probe { .. }
+            | NginxError::NotApplied { .. } => None,
         };
         canary_core::Error::Unavailable {
             component: "nginx",
@@ -141,6 +194,91 @@ impl NginxError {
 /// `Result` with [`NginxError`], for the steps inside one of the router's operations.
 type NginxResult<T> = std::result::Result<T, NginxError>;
 
+/// The path of the weight probe's location.
+pub const PROBE_PATH: &str = "/canary-weights";
+
+/// An answer of the weight probe: the weights of the configuration NGINX serves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProbeAnswer {
+    /// The upstream the answer is about.
+    pub upstream: String,
+    /// The canary's share, in percent.
+    pub canary: u8,
+    /// The generation written with it: unique per write.
+    pub generation: String,
+}
+
+impl ProbeAnswer {
+    /// Parses `canary-weights upstream=NAME canary=W stable=S generation=G`. Public so that
+    /// the fuzz targets feed it hostile answers.
+    pub fn parse(text: &str) -> std::result::Result<ProbeAnswer, String> {
+        let mut words = text.split_whitespace();
+        if words.next() != Some("canary-weights") {
+            return Err("answered something that is not canary's weight probe".to_owned());
+        }
+        let (mut upstream, mut canary, mut stable, mut generation) = (None, None, None, None);
+        for word in words {
+            let (key, value) = word
+                .split_once('=')
+                .ok_or_else(|| format!("answered a word without `=`: {:?}", clip(word)))?;
+            let number = || {
+                value
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|w| *w <= 100)
+                    .ok_or_else(|| format!("answered {key}={:?}, not a percentage", clip(value)))
+            };
+            match key {
+                "upstream" => upstream = Some(value.to_owned()),
+                "canary" => canary = Some(number()?),
+                "stable" => stable = Some(number()?),
+                "generation" => generation = Some(value.to_owned()),
+                _ => {}
+            }
+        }
+        match (upstream, canary, stable, generation) {
+            (Some(upstream), Some(canary), Some(stable), Some(generation))
+                if u16::from(canary) + u16::from(stable) == 100 =>
+            {
+                Ok(ProbeAnswer {
+                    upstream,
+                    canary,
+                    generation,
+                })
+            }
+            (Some(_), Some(canary), Some(stable), Some(_)) => Err(format!(
+                "answered canary {canary} % and stable {stable} %, which do not add up to 100"
+            )),
+            _ => Err("answered without upstream, canary, stable and generation".to_owned()),
+        }
+    }
+}
+
+/// At most this much of an outside string goes into a message.
+fn clip(text: &str) -> String {
+    text.chars().take(40).collect()
+}
+
+/// A generation no earlier write of this process or another had: pid and wall-clock
+/// nanoseconds (two writes of one process are serialised by the router's lock and the
+/// clock's resolution is far below a reload's duration).
+fn new_generation() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{}-{nanos}", std::process::id())
+}
+
+/// The weight probe's answer is one short line: anything longer is not canary's.
+const PROBE_ANSWER_LIMIT: usize = 1024;
+/// How often the probe is asked while waiting for a reload to take effect.
+const PROBE_POLL: Duration = Duration::from_millis(50);
+/// How many answers in a row must carry a new generation before a change is confirmed.
+const PROBE_CONFIRMATIONS: u32 = 3;
+/// The longest a single probe request may take.
+const PROBE_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Moves traffic by rewriting a weighted NGINX upstream include file and reloading NGINX.
 /// See the module documentation for the file's shape and the steps of a change.
 #[derive(Debug)]
@@ -151,6 +289,11 @@ pub struct NginxRouter {
     stable: String,
     reload: Vec<String>,
     timeout: Duration,
+    probe: Option<std::net::SocketAddr>,
+    client: reqwest::Client,
+    /// The generation of this router's last confirmed change: a probe answer with another
+    /// one is asked again (see [`NginxRouter::read_weight`]).
+    confirmed: std::sync::Mutex<Option<String>>,
     /// Serialises this process's changes: two writers would restore each other's files.
     busy: Mutex<()>,
 }
@@ -196,6 +339,17 @@ impl NginxRouter {
                 rule: "the canary and stable servers must differ",
             });
         }
+        // The probe is NGINX on an address the policy names: no proxy (an HTTP_PROXY in the
+        // environment must not answer for it), no redirects.
+        canary_metrics::install_crypto_provider();
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(PROBE_REQUEST_TIMEOUT.min(spec.timeout))
+            .build()
+            .map_err(|e| GatewayError::HttpClient {
+                message: request_error(&e),
+            })?;
         Ok(NginxRouter {
             file: spec.upstream_file.clone(),
             upstream: spec.upstream.clone(),
@@ -203,13 +357,21 @@ impl NginxRouter {
             stable: spec.stable.clone(),
             reload: spec.reload.clone(),
             timeout: spec.timeout,
+            probe: spec.weight_probe,
+            client,
+            confirmed: std::sync::Mutex::new(None),
             busy: Mutex::new(()),
         })
     }
 
-    /// The upstream file's content for a canary weight (clamped to 100). Useful to write the
-    /// first version of the file before NGINX is started.
+    /// The upstream file's content for a canary weight (clamped to 100), with a new
+    /// generation for the weight probe. Useful to write the first version of the file before
+    /// NGINX is started.
     pub fn render(&self, weight: u8) -> String {
+        self.render_generation(weight, &new_generation())
+    }
+
+    fn render_generation(&self, weight: u8, generation: &str) -> String {
         let canary = weight.min(100);
         let stable = 100 - canary;
         let server = |address: &str, weight: u8| {
@@ -220,14 +382,32 @@ impl NginxRouter {
                 format!("    server {address} weight={weight};\n")
             }
         };
-        format!(
+        let mut text = format!(
             "# Written by canary: the canary has {canary} % of upstream {name}'s requests.\n\
              # canary rewrites this file at every weight change; edits by hand are lost.\n\
              upstream {name} {{\n{}{}}}\n",
             server(&self.stable, stable),
             server(&self.canary, canary),
             name = self.upstream,
-        )
+        );
+        if let Some(address) = self.probe {
+            // The answer is written in the same file as the upstream block, so NGINX loads
+            // both or neither: what the probe says is what the upstream runs.
+            text.push_str(&format!(
+                "# The weight probe: what NGINX serves, read back by canary after each reload.\n\
+                 server {{\n\
+                 \x20   listen {address};\n\
+                 \x20   access_log off;\n\
+                 \x20   location = {PROBE_PATH} {{\n\
+                 \x20       default_type text/plain;\n\
+                 \x20       return 200 \"canary-weights upstream={name} canary={canary} \
+                 stable={stable} generation={generation}\\n\";\n\
+                 \x20   }}\n\
+                 }}\n",
+                name = self.upstream,
+            ));
+        }
+        text
     }
 
     /// The configuration test run before the reload: the reload command with its `-s reload`
@@ -253,16 +433,42 @@ impl NginxRouter {
     async fn set_weight_steps(&self, weight: u8) -> NginxResult<()> {
         let _busy = self.busy.lock().await;
         let previous = read_optional(self.file.clone()).await?;
-        write_atomically(self.file.clone(), self.render(weight).into_bytes()).await?;
+        let generation = new_generation();
+        write_atomically(
+            self.file.clone(),
+            self.render_generation(weight, &generation).into_bytes(),
+        )
+        .await?;
 
-        let mut outcome = Ok(());
+        let mut tested = Ok(());
         if let Some(test) = self.config_test_command() {
-            outcome = self.run(&test).await;
+            tested = self.run(&test).await;
         }
-        if outcome.is_ok() {
-            outcome = self.run(&self.reload).await;
-        }
+        let outcome = match tested {
+            // The configuration test failed: NGINX was not signalled.
+            Err(failure) => Err(failure),
+            Ok(()) => {
+                let reloaded = self.run(&self.reload).await;
+                match (self.probe, reloaded) {
+                    (None, reloaded) => reloaded,
+                    // Confirmed by what NGINX serves, within the timeout.
+                    (Some(address), Ok(())) => {
+                        self.await_generation(address, &generation, self.timeout)
+                            .await
+                    }
+                    // A reload that failed or timed out may still have been applied: if
+                    // NGINX serves the new file, the change happened and the file stays.
+                    (Some(address), Err(failure)) => match self.probe_once(address).await {
+                        Ok(answer) if answer.generation == generation => Ok(()),
+                        _ => Err(failure),
+                    },
+                }
+            }
+        };
         let Err(failure) = outcome else {
+            if let Ok(mut confirmed) = self.confirmed.lock() {
+                *confirmed = Some(generation);
+            }
             return Ok(());
         };
         // NGINX kept (or, after a timeout, probably kept) the configuration it had: make the
@@ -277,9 +483,101 @@ impl NginxRouter {
         })
     }
 
-    /// The canary's share according to the upstream file, in percent.
+    /// Asks the probe until it answers `generation` [`PROBE_CONFIRMATIONS`] times in a row,
+    /// or `limit` has passed. The last answer (or failure to answer) is the error.
+    ///
+    /// In a row, because during a reload the old workers keep accepting connections until
+    /// the master has told them to stop, a moment after the new ones started: one answer
+    /// of the new generation does not yet mean NGINX serves only it.
+    async fn await_generation(
+        &self,
+        address: std::net::SocketAddr,
+        generation: &str,
+        limit: Duration,
+    ) -> NginxResult<()> {
+        let start = std::time::Instant::now();
+        let mut in_a_row = 0;
+        loop {
+            let answer = self.probe_once(address).await;
+            match &answer {
+                Ok(a) if a.generation == generation => in_a_row += 1,
+                _ => in_a_row = 0,
+            }
+            if in_a_row >= PROBE_CONFIRMATIONS {
+                return Ok(());
+            }
+            if start.elapsed() >= limit {
+                return Err(match answer {
+                    Ok(a) => NginxError::NotApplied {
+                        served: a.canary,
+                        waited: limit,
+                    },
+                    Err(e) => e,
+                });
+            }
+            tokio::time::sleep(PROBE_POLL).await;
+        }
+    }
+
+    /// One request to the weight probe: the weights of the configuration NGINX serves.
+    async fn probe_once(&self, address: std::net::SocketAddr) -> NginxResult<ProbeAnswer> {
+        let problem = |problem: String| NginxError::Probe { address, problem };
+        let mut response = self
+            .client
+            .get(format!("http://{address}{PROBE_PATH}"))
+            .header(reqwest::header::CONNECTION, "close")
+            .send()
+            .await
+            .map_err(|e| problem(format!("did not answer: {}", request_error(&e))))?;
+        if response.status() != reqwest::StatusCode::OK {
+            return Err(problem(format!("answered HTTP {}", response.status())));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| problem(format!("broke off its answer: {}", request_error(&e))))?
+        {
+            body.extend_from_slice(&chunk);
+            if body.len() > PROBE_ANSWER_LIMIT {
+                return Err(problem(format!(
+                    "answered more than {PROBE_ANSWER_LIMIT} bytes, which is not canary's answer"
+                )));
+            }
+        }
+        let answer = ProbeAnswer::parse(&String::from_utf8_lossy(&body)).map_err(problem)?;
+        if answer.upstream != self.upstream {
+            return Err(problem(format!(
+                "answered for upstream {:?}, not {}: another policy's probe on this address?",
+                clip(&answer.upstream),
+                self.upstream
+            )));
+        }
+        Ok(answer)
+    }
+
+    /// The canary's share NGINX serves (the weight probe's answer) or, without a probe,
+    /// according to the upstream file, in percent.
     pub async fn read_weight(&self) -> Result<u8> {
         let _busy = self.busy.lock().await;
+        if let Some(address) = self.probe {
+            let confirmed = self.confirmed.lock().ok().and_then(|c| c.clone());
+            let mut answer = self.probe_once(address).await;
+            // An answer of another generation than this router's last change is asked again
+            // a few times: it may come from an old worker finishing its shutdown. What it
+            // still says after that is what NGINX serves.
+            for _ in 1..PROBE_CONFIRMATIONS {
+                match (&answer, &confirmed) {
+                    (Ok(a), Some(c)) if a.generation != *c => {}
+                    _ => break,
+                }
+                tokio::time::sleep(PROBE_POLL).await;
+                answer = self.probe_once(address).await;
+            }
+            return answer
+                .map(|answer| answer.canary)
+                .map_err(|e| self.error(e));
+        }
         let path = self.file.clone();
         let Some(bytes) = read_optional(path.clone())
             .await
@@ -401,7 +699,8 @@ fn parse_server(statement: &[&str]) -> std::result::Result<(String, u32), String
 }
 
 /// Words of an NGINX configuration, with `{`, `}` and `;` as words of their own and `#`
-/// comments left out. (Quoted strings do not occur in what canary writes.)
+/// comments left out. (The one quoted string canary writes, the weight probe's answer, holds
+/// none of `{};#` and comes after the upstream block.)
 fn tokenize(text: &str) -> Vec<String> {
     let mut tokens = Vec::new();
     for line in text.lines() {
@@ -424,6 +723,21 @@ fn tokenize(text: &str) -> Vec<String> {
         }
     }
     tokens
+}
+
+/// A request error's message with its sources, each said once (reqwest's messages often
+/// repeat their source's).
+fn request_error(error: &reqwest::Error) -> String {
+    let mut parts: Vec<String> = vec![error.to_string()];
+    let mut source = std::error::Error::source(error);
+    while let Some(e) = source {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = e.source();
+    }
+    parts.join(": ")
 }
 
 async fn read_optional(path: PathBuf) -> NginxResult<Option<Vec<u8>>> {
@@ -518,7 +832,11 @@ impl fmt::Display for NginxRouter {
             self.canary,
             self.stable,
             self.reload.first().map(String::as_str).unwrap_or_default()
-        )
+        )?;
+        match self.probe {
+            Some(address) => write!(f, ", confirmed by its weight probe at {address}"),
+            None => write!(f, ", read back from the file"),
+        }
     }
 }
 
@@ -550,6 +868,7 @@ mod tests {
             stable: "127.0.0.1:1".to_owned(),
             reload: reload.iter().map(|s| s.to_string()).collect(),
             timeout: Duration::from_secs(5),
+            weight_probe: None,
         })
         .unwrap()
     }
@@ -606,6 +925,7 @@ mod tests {
             stable: "127.0.0.1:1".to_owned(),
             reload: vec!["true".to_owned()],
             timeout: Duration::from_secs(1),
+            weight_probe: None,
         };
         for bad in ["", "a b", "a;b", "a}b", "a\nb", "a#b", "127.0.0.1:1"] {
             assert!(NginxRouter::new(&spec(bad)).is_err(), "{bad:?}");

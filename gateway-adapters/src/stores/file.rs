@@ -85,6 +85,30 @@ impl ClaimRecord {
             && self.pid_namespace == other.pid_namespace
     }
 
+    /// A holder that counts as gone, for messages: which process, why it counts as gone,
+    /// and since when it was silent.
+    fn describe_gone(&self, now: Timestamp) -> String {
+        let why = if self.host == host_name()
+            && self.pid_namespace == pid_namespace()
+            && process_is_gone(self.pid)
+        {
+            "is gone (no such process on this host)"
+        } else {
+            "counts as gone (its claim is stale)"
+        };
+        format!(
+            "pid {} on {}, which {why}; its last heartbeat was at {} ({} s ago; a claim lapses \
+             after {} s without one)",
+            self.pid,
+            self.host,
+            self.renewed_at
+                .round(jiff::Unit::Second)
+                .unwrap_or(self.renewed_at),
+            age_seconds(self.renewed_at, now),
+            self.ttl_seconds
+        )
+    }
+
     /// The holder, for messages.
     fn describe(&self, now: Timestamp) -> String {
         if self.released {
@@ -400,6 +424,17 @@ impl StateStore for FileStateStore {
             .read_claim()?
             .filter(|record| !record.is_gone(now))
             .map(|record| record.describe(now)))
+    }
+
+    async fn stale_claim(&self) -> Result<Option<String>> {
+        if self.held().is_some() {
+            return Ok(None);
+        }
+        let now = Timestamp::now();
+        Ok(self
+            .read_claim()?
+            .filter(|record| !record.released && record.is_gone(now))
+            .map(|record| record.describe_gone(now)))
     }
 
     async fn load(&self) -> Result<Option<Rollout>> {

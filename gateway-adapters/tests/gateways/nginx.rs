@@ -2,15 +2,16 @@
 //! per test from a temporary prefix.
 
 use std::fs;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use canary_core::policy::{GatewaySpec, NginxSpec};
 use canary_core::ports::{TrafficRouter, set_and_verify};
 use canary_core::{Error, ExitCode};
-use canary_gateways::{NginxRouter, router_for};
+use canary_gateways::{NginxRouter, PROBE_PATH, ProbeAnswer, router_for};
 
-use crate::support::{Backend, Nginx, chain, get_many, tally};
+use crate::support::{Backend, Nginx, chain, free_port, get_many, tally};
 
 fn spec(file: PathBuf, stable: &Backend, canary: &str, reload: Vec<String>) -> NginxSpec {
     NginxSpec {
@@ -20,28 +21,54 @@ fn spec(file: PathBuf, stable: &Backend, canary: &str, reload: Vec<String>) -> N
         stable: stable.addr.to_string(),
         reload,
         timeout: Duration::from_secs(30),
+        weight_probe: None,
     }
 }
 
-/// NGINX in front of the two backends, its upstream file first written for 0 %.
+/// NGINX in front of the two backends, its upstream file first written for 0 %, with a
+/// weight probe on a free loopback port; and the router for it.
 async fn start(stable: &Backend, canary: &Backend) -> (Nginx, NginxRouter) {
+    let (nginx, spec) = start_spec(stable, canary).await;
+    (nginx, NginxRouter::new(&spec).unwrap())
+}
+
+/// [`start`], giving the router's policy part instead, to change before use.
+async fn start_spec(stable: &Backend, canary: &Backend) -> (Nginx, NginxSpec) {
+    let probe: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     // The router renders the first file; NGINX starts from it.
-    let draft = NginxRouter::new(&spec(
+    let mut draft = spec(
         PathBuf::from("unused"),
         stable,
         &canary.addr.to_string(),
         vec!["true".to_owned()],
-    ))
-    .unwrap();
-    let nginx = Nginx::start(&draft.render(0)).await;
-    let router = NginxRouter::new(&spec(
+    );
+    draft.weight_probe = Some(probe);
+    let nginx = Nginx::start(&NginxRouter::new(&draft).unwrap().render(0)).await;
+    let mut spec = spec(
         nginx.upstream_file.clone(),
         stable,
         &canary.addr.to_string(),
         nginx.reload_command(),
-    ))
-    .unwrap();
-    (nginx, router)
+    );
+    spec.weight_probe = Some(probe);
+    (nginx, spec)
+}
+
+/// What the weight probe at `address` answers now.
+async fn probe(address: SocketAddr) -> ProbeAnswer {
+    canary_metrics::install_crypto_provider();
+    let body = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("http://{address}{PROBE_PATH}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    ProbeAnswer::parse(&body).unwrap_or_else(|e| panic!("{e}: {body:?}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -50,7 +77,9 @@ async fn weights_are_written_reloaded_and_split_traffic() {
         Backend::start("stable").await,
         Backend::start("canary").await,
     );
-    let (nginx, router) = start(&stable, &canary).await;
+    let (nginx, spec) = start_spec(&stable, &canary).await;
+    let nginx_probe = spec.weight_probe.unwrap();
+    let router = NginxRouter::new(&spec).unwrap();
     const REQUESTS: usize = 200;
 
     let (_, to_canary) = tally(&get_many(nginx.listen, 50).await);
@@ -69,6 +98,8 @@ async fn weights_are_written_reloaded_and_split_traffic() {
         };
         assert!(text.contains(&canary_line), "{text}");
         assert_eq!(router.canary_weight().await.unwrap(), weight);
+        // The probe, answered by the configuration NGINX loaded, says the same.
+        assert_eq!(probe(nginx_probe).await.canary, weight);
 
         // A reload swaps the workers; once the old ones are gone, only the new weights serve.
         nginx.wait_for_new_workers(&workers).await;
@@ -245,4 +276,175 @@ async fn a_file_edited_by_hand_is_read_as_it_stands() {
     .unwrap();
     let err = router.canary_weight().await.unwrap_err();
     assert!(chain(&err).contains("traffic nowhere"), "{}", chain(&err));
+}
+
+/// Issue 12: a reload that NGINX never applied (its master paused: `nginx -s reload` only
+/// signals it and exits 0) must not be a confirmed weight. The workers keep serving the
+/// weights NGINX had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_the_master_never_applied_is_not_a_confirmed_weight() {
+    let (stable, canary) = (
+        Backend::start("stable").await,
+        Backend::start("canary").await,
+    );
+    let (nginx, mut spec) = start_spec(&stable, &canary).await;
+    // The wait for NGINX to serve the new file is the router's timeout.
+    spec.timeout = Duration::from_secs(2);
+    let router = NginxRouter::new(&spec).unwrap();
+    set_and_verify(&router, 10).await.unwrap();
+    let file_at_10 = fs::read(&nginx.upstream_file).unwrap();
+
+    nginx.signal_master(nix::sys::signal::Signal::SIGSTOP);
+    let outcome = set_and_verify(&router, 50).await;
+    let read_back = router.canary_weight().await;
+    nginx.signal_master(nix::sys::signal::Signal::SIGCONT);
+
+    let err = outcome.expect_err("a weight NGINX does not serve was confirmed");
+    let text = chain(&err);
+    assert!(
+        matches!(
+            err,
+            Error::Unavailable {
+                component: "nginx",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(text.contains("still serves"), "{text}");
+    assert!(text.contains("canary 10 %"), "{text}");
+    assert!(text.contains("previous content was put back"), "{text}");
+    assert_eq!(fs::read(&nginx.upstream_file).unwrap(), file_at_10);
+    // What is read back afterwards is what NGINX serves, not what was written.
+    assert_eq!(read_back.unwrap(), 10);
+    // Once the master runs again, a change is confirmed as before.
+    set_and_verify(&router, 50)
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+}
+
+/// A reload command that exits 0 without reloading anything (a wrapper that does nothing,
+/// `systemctl reload` of a unit that is not this NGINX): no confirmed weight, the file is
+/// put back, and the weight read back is the one NGINX serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_command_that_reloads_nothing_is_not_a_confirmed_weight() {
+    let (stable, canary) = (
+        Backend::start("stable").await,
+        Backend::start("canary").await,
+    );
+    let (nginx, mut spec) = start_spec(&stable, &canary).await;
+    let address = spec.weight_probe.unwrap();
+    let router = NginxRouter::new(&spec).unwrap();
+    set_and_verify(&router, 25).await.unwrap();
+    let before = fs::read(&nginx.upstream_file).unwrap();
+    let served = probe(address).await;
+
+    spec.reload = vec!["true".to_owned()];
+    spec.timeout = Duration::from_secs(1);
+    let idle = NginxRouter::new(&spec).unwrap();
+    let err = set_and_verify(&idle, 50).await.unwrap_err();
+    let text = chain(&err);
+    assert!(
+        text.contains("still serves an earlier configuration (canary 25 %)"),
+        "{text}"
+    );
+    assert_eq!(err.exit_code(), ExitCode::Infrastructure);
+    assert_eq!(fs::read(&nginx.upstream_file).unwrap(), before);
+    assert_eq!(probe(address).await, served);
+    assert_eq!(idle.canary_weight().await.unwrap(), 25);
+}
+
+/// A reload that cannot be given `-t` (here the classic `kill -HUP $(cat nginx.pid)`; `nginx
+/// -s reload` would parse the file itself first): the master rejects the new
+/// configuration, logs it and keeps the old one; the router finds out from the probe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configuration_the_master_rejects_behind_a_wrapper_is_not_a_confirmed_weight() {
+    let (stable, canary) = (
+        Backend::start("stable").await,
+        Backend::start("canary").await,
+    );
+    let (nginx, mut spec) = start_spec(&stable, &canary).await;
+    set_and_verify(&NginxRouter::new(&spec).unwrap(), 10)
+        .await
+        .unwrap();
+    let before = fs::read(&nginx.upstream_file).unwrap();
+
+    spec.reload = vec![
+        "sh".to_owned(),
+        "-c".to_owned(),
+        format!("kill -HUP $(cat {}/nginx.pid)", nginx.dir.path().display()),
+    ];
+    spec.canary = "127.0.0.1:99999".to_owned();
+    spec.timeout = Duration::from_secs(2);
+    let rejected = NginxRouter::new(&spec).unwrap();
+    assert!(rejected.config_test_command().is_none());
+    let err = set_and_verify(&rejected, 50).await.unwrap_err();
+    let text = chain(&err);
+    assert!(
+        text.contains("still serves an earlier configuration (canary 10 %)"),
+        "{text}"
+    );
+    assert_eq!(fs::read(&nginx.upstream_file).unwrap(), before);
+    let log = fs::read_to_string(nginx.dir.path().join("error.log")).unwrap();
+    assert!(log.contains("invalid port in upstream"), "{log}");
+}
+
+/// Reading back asks NGINX, not the file: a file changed without a reload (or a reload that
+/// has not happened yet) is not what NGINX serves, so the weight read is the served one,
+/// which the driver sees as drift.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_weight_read_back_is_what_nginx_serves_not_the_file() {
+    let (stable, canary) = (
+        Backend::start("stable").await,
+        Backend::start("canary").await,
+    );
+    let (nginx, spec) = start_spec(&stable, &canary).await;
+    let router = NginxRouter::new(&spec).unwrap();
+    set_and_verify(&router, 25).await.unwrap();
+    let mut file_only = spec.clone();
+    file_only.weight_probe = None;
+    let file_router = NginxRouter::new(&file_only).unwrap();
+    fs::write(&nginx.upstream_file, file_router.render(100)).unwrap();
+
+    assert_eq!(file_router.canary_weight().await.unwrap(), 100);
+    assert_eq!(router.canary_weight().await.unwrap(), 25);
+    assert!(
+        router.describe().contains("weight probe at"),
+        "{}",
+        router.describe()
+    );
+
+    // A probe nobody answers is an error, never a weight.
+    let mut silent = spec.clone();
+    silent.weight_probe = Some(format!("127.0.0.1:{}", free_port()).parse().unwrap());
+    let err = NginxRouter::new(&silent)
+        .unwrap()
+        .canary_weight()
+        .await
+        .unwrap_err();
+    assert!(chain(&err).contains("did not answer"), "{}", chain(&err));
+    assert_eq!(err.exit_code(), ExitCode::Infrastructure);
+}
+
+#[test]
+fn probe_answers_that_are_not_canarys_are_refused() {
+    assert_eq!(
+        ProbeAnswer::parse("canary-weights upstream=app canary=10 stable=90 generation=1-2\n")
+            .unwrap(),
+        ProbeAnswer {
+            upstream: "app".to_owned(),
+            canary: 10,
+            generation: "1-2".to_owned(),
+        }
+    );
+    for bad in [
+        "",
+        "<html>502 Bad Gateway</html>",
+        "canary-weights upstream=app canary=10 stable=80 generation=1",
+        "canary-weights upstream=app canary=200 stable=0 generation=1",
+        "canary-weights upstream=app canary=10 stable=90",
+        "canary-weights canary=x",
+    ] {
+        assert!(ProbeAnswer::parse(bad).is_err(), "{bad:?}");
+    }
 }

@@ -413,6 +413,13 @@ impl Nginx {
         argv
     }
 
+    /// Sends the master process `signal` (e.g. SIGSTOP to pause it: a master that takes no
+    /// signals, as a hung or stopped one, while its workers keep serving).
+    pub(crate) fn signal_master(&self, signal: nix::sys::signal::Signal) {
+        let pid = i32::try_from(self.master_pid).expect("a pid fits in i32");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).expect("signal nginx");
+    }
+
     /// The worker processes now.
     pub(crate) fn workers(&self) -> HashSet<u32> {
         workers(self.master_pid)

@@ -167,6 +167,9 @@ fn act(
         router,
     } = target;
     runtime.block_on(async {
+        // Read before claiming: a claim this command is about to take from a driver that
+        // counts as gone is said, never taken silently.
+        let stale = store.stale_claim().await?;
         if let Err(err) = store.claim(false).await {
             // Someone drives the rollout: leave the request for them, and wait for the end.
             if matches!(err, canary_core::Error::Mismatch { .. }) {
@@ -182,6 +185,14 @@ fn act(
                 return wait_for_the_driver(store.as_ref(), &policy.service, &request).await;
             }
             return Err(err.into());
+        }
+        if let Some(stale) = stale {
+            println!(
+                "found the rollout of {} driven by {stale}: took over its claim, so this \
+                 command carries out the {} itself",
+                policy.service,
+                action.name()
+            );
         }
         // Whatever happens, the claim is given back.
         let result = act_claimed(

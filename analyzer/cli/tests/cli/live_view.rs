@@ -206,6 +206,31 @@ fn demo_fits(cols: u16, env: &[(&str, &str)]) -> OnTerminal {
             frame.rows.join("\n")
         );
     }
+    // "step k/N" counts the analysed steps right through the rollout: 1/3, 2/3, 3/3 in
+    // order, each shown, never another total (issue 12 item 8 found "step 1 of 1" once).
+    let mut steps: Vec<(u32, u32)> = Vec::new();
+    for frame in &frames {
+        let Some(at) = frame.rows[0].find("step ") else {
+            continue;
+        };
+        let word = frame.rows[0][at + 5..]
+            .split(' ')
+            .next()
+            .unwrap_or_default();
+        let (k, n) = word
+            .split_once('/')
+            .and_then(|(k, n)| Some((k.parse::<u32>().ok()?, n.parse::<u32>().ok()?)))
+            .unwrap_or_else(|| panic!("a step count like 2/3: {:?}", frame.rows[0]));
+        assert_eq!(n, 3, "the demo has 3 analysed steps: {:?}", frame.rows[0]);
+        if steps.last() != Some(&(k, n)) {
+            steps.push((k, n));
+        }
+    }
+    assert_eq!(
+        steps,
+        [(1, 3), (2, 3), (3, 3)],
+        "the steps, in the order shown"
+    );
     // The view of a step with readings shows every criterion.
     let mid = frames
         .iter()

@@ -684,8 +684,13 @@ pub struct NginxSpec {
     pub stable: String,
     /// The reload command.
     pub reload: Vec<String>,
-    /// Timeout of the reload.
+    /// Timeout of the reload, and of the wait for NGINX to serve what was written.
     pub timeout: Duration,
+    /// Where NGINX answers, from the file canary writes, with the weights it serves
+    /// (`GET http://ADDRESS/canary-weights`). `None`: weights are read back from the file.
+    /// Left out of the digest's JSON when unset, so that existing policies keep theirs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight_probe: Option<std::net::SocketAddr>,
 }
 
 /// A user command that sets (and optionally reads) the canary weight.

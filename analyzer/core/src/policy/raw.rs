@@ -608,6 +608,11 @@ pub(crate) struct RawNginx {
     #[serde(default)]
     #[schemars(with = "Option<RawDuration>")]
     pub(crate) timeout: Option<At<RawDuration>>,
+    /// An address `ip:port` on which NGINX, from the file canary writes, answers
+    /// `GET /canary-weights` with the weights it serves; canary then confirms every change
+    /// and reads weights back from what NGINX serves instead of from the file.
+    #[serde(default)]
+    pub(crate) weight_probe: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -134,6 +134,24 @@ impl Validator {
                 }
                 Some(at) => at.value.clone(),
             };
+            let weight_probe = match &nginx.weight_probe {
+                None => None,
+                Some(text) => match text.parse::<std::net::SocketAddr>() {
+                    Ok(address) => Some(address),
+                    Err(_) => {
+                        self.problem::<()>(
+                            "gateway.nginx.weight-probe",
+                            None,
+                            format!(
+                                "expected an address NGINX listens on for the weight probe, \
+                                 like 127.0.0.1:9181, not {text:?}"
+                            ),
+                        );
+                        ok = false;
+                        None
+                    }
+                },
+            };
             let timeout = self.positive_duration(
                 "gateway.nginx.timeout",
                 nginx.timeout.as_ref(),
@@ -147,6 +165,7 @@ impl Validator {
                     stable: nginx.stable.clone(),
                     reload,
                     timeout,
+                    weight_probe,
                 })
             });
         }

@@ -487,6 +487,14 @@ const ROWS: &[Row] = &[
     row(
         &[(
             "gateway",
+            "gateway: {nginx: {upstream-file: f, upstream: u, canary: 'c:1', stable: 's:1', weight-probe: localhost}}",
+        )],
+        "gateway.nginx.weight-probe",
+        "expected an address NGINX listens on for the weight probe",
+    ),
+    row(
+        &[(
+            "gateway",
             "gateway: {nginx: {upstream-file: f, upstream: u, canary: 'c:1', stable: 's:1', reload: []}}",
         )],
         "gateway.nginx.reload",
