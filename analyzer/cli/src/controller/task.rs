@@ -384,6 +384,10 @@ impl StateStore for PublishingStore<'_> {
         self.inner.holder().await
     }
 
+    async fn stale_claim(&self) -> canary_core::Result<Option<String>> {
+        self.inner.stale_claim().await
+    }
+
     async fn load(&self) -> canary_core::Result<Option<Rollout>> {
         self.inner.load().await
     }
@@ -720,6 +724,9 @@ mod tests {
             Some(Duration::from_secs(5))
         }
         async fn holder(&self) -> canary_core::Result<Option<String>> {
+            Ok(None)
+        }
+        async fn stale_claim(&self) -> canary_core::Result<Option<String>> {
             Ok(None)
         }
         async fn load(&self) -> canary_core::Result<Option<Rollout>> {
