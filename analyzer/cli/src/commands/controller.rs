@@ -75,6 +75,11 @@ pub(crate) struct RunCommand {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = super::analyze::parse_duration)]
     lease_renew_deadline: Duration,
 
+    /// Serve the controller's own metrics (leader, rollouts by phase, reconcile and API
+    /// write errors) at `http://ADDR/metrics`, e.g. `0.0.0.0:9464`.
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
+
     /// Carry out only shard I of N: the CanaryRollouts whose `NAMESPACE/NAME` hashes to I
     /// (FNV-1a mod N). Each shard elects its own leader, on the Lease
     /// `LEASE-NAME-shard-I-of-N`. Every process must be given the same N.
@@ -161,6 +166,16 @@ impl RunCommand {
                 },
                 fence,
             ));
+            if let Some(addr) = self.metrics_addr {
+                let bound = crate::self_metrics::serve_exposition(
+                    context.metrics.clone(),
+                    addr,
+                    crate::self_metrics::CONNECTION_LIMITS,
+                    "canary controller",
+                )
+                .await?;
+                eprintln!("canary controller: metrics at http://{bound}/metrics");
+            }
             crate::controller::run(context, elector).await?;
             Ok(ExitCode::Interrupted)
         })

@@ -21,6 +21,7 @@
 //! (`--max-concurrent-queries`, `--max-concurrent-writes`), and each rollout's waits are
 //! tokio timers.
 
+mod metrics;
 mod task;
 
 use std::collections::HashMap;
@@ -40,6 +41,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use tokio::sync::Semaphore;
 
+pub(crate) use metrics::ControllerMetrics;
 pub(crate) use task::{router_for, state_config_map};
 
 /// What the controller is told on its command line.
@@ -75,6 +77,8 @@ pub(crate) struct Context {
     pub(crate) writes: Arc<Semaphore>,
     /// Open while this process holds the leader Lease: checked right before every write.
     pub(crate) fence: Fence,
+    /// The controller's own metrics (`--metrics-addr`).
+    pub(crate) metrics: ControllerMetrics,
 }
 
 /// A rollout's task.
@@ -88,6 +92,7 @@ impl Context {
         Context {
             client,
             fence,
+            metrics: ControllerMetrics::new(),
             queries: Arc::new(Semaphore::new(settings.max_queries.max(1))),
             writes: Arc::new(Semaphore::new(settings.max_writes.max(1))),
             settings,
@@ -129,11 +134,13 @@ pub(crate) async fn run(context: Arc<Context>, mut elector: LeaderElector) -> an
         () = signalled() => return Ok(()),
     };
     acquired.map_err(canary_kubernetes::KubernetesError::into_core)?;
+    context.metrics.set_leader(true);
     eprintln!("canary controller: leading: the {lease} is held by {identity}");
     let lost = tokio::select! {
         () = reconcile_all(context.clone()) => None,
         lost = elector.keep(|err| tracing::warn!("renewing the {lease}: {err}")) => Some(lost),
     };
+    context.metrics.set_leader(false);
     // Whatever stopped it, the rollouts stop with it (their next write would find the fence
     // closed anyway).
     for (_, rollout) in context.running().drain() {
@@ -181,8 +188,9 @@ async fn reconcile_all(context: Arc<Context>) {
 }
 
 /// What the runtime does after a failed reconcile: try again soon.
-fn error_policy(_: Arc<CanaryRollout>, err: &ReconcileError, _: Arc<Context>) -> Action {
+fn error_policy(_: Arc<CanaryRollout>, err: &ReconcileError, context: Arc<Context>) -> Action {
     tracing::warn!("reconcile failed: {err}");
+    context.metrics.reconcile_error();
     Action::requeue(Duration::from_secs(5))
 }
 

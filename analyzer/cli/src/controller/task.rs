@@ -649,14 +649,20 @@ pub(crate) async fn write_status(
     let api: Api<CanaryRollout> = Api::namespaced(context.client.clone(), namespace);
     let _permit = context.writes.acquire().await;
     context.fence.check().map_err(StatusWriteError::Failed)?;
-    api.patch_status(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "status": value })),
-    )
-    .await
-    .map(|_| ())
-    .map_err(|err| {
+    let written = api
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": value })),
+        )
+        .await;
+    match &written {
+        Ok(_) => context
+            .metrics
+            .rollout_phase(namespace, name, status.phase.as_deref()),
+        Err(_) => context.metrics.write_error(),
+    }
+    written.map(|_| ()).map_err(|err| {
         let gone = matches!(&err, kube::Error::Api(status) if status.code == 404);
         let message = format!("writing the status of CanaryRollout {namespace}/{name}: {err}");
         if gone {
@@ -733,6 +739,7 @@ pub(crate) async fn event(
         return;
     }
     if let Err(err) = api.create(&PostParams::default(), &event).await {
+        context.metrics.write_error();
         tracing::warn!("an Event for {namespace}/{name}: {err}");
     }
 }

@@ -789,6 +789,7 @@ fn two_shards_never_both_act_on_one_rollout() {
         command
             .args(["controller", "run", "--namespace", NS, "--shard", shard])
             .args(["--lease-namespace", CONTROLLER_NS])
+            .args(["--metrics-addr", "127.0.0.1:0"])
             .env("KUBECONFIG", &kubeconfig)
             .env("CANARY_HOLDER", &token)
             .stdin(Stdio::null());
@@ -850,4 +851,34 @@ fn two_shards_never_both_act_on_one_rollout() {
             "{lease}"
         );
     }
+    // The controller's own metrics: shard 0 leads, its one rollout is Invalid.
+    let text = scrape(&first_running);
+    for line in [
+        "canary_controller_leader 1",
+        "canary_controller_rollouts{phase=\"Invalid\"} 1",
+        "canary_controller_rollouts{phase=\"Progressing\"} 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
+}
+
+/// `GET /metrics` of a controller started with `--metrics-addr 127.0.0.1:0` (the address
+/// it prints), as plain HTTP/1.0.
+fn scrape(running: &Running) -> String {
+    use std::io::{Read, Write};
+    let stderr = running.stderr();
+    let address = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("canary controller: metrics at http://"))
+        .and_then(|rest| rest.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("the metrics address in:\n{stderr}"))
+        .to_owned();
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: controller\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"), "{answer}");
+    answer
 }

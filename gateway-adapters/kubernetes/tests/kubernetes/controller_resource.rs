@@ -58,6 +58,7 @@ fn the_controller_manifests_bind_every_role_to_the_deployments_service_account()
         Vec::new();
     let mut deployments = Vec::new();
     let mut budgets = Vec::new();
+    let mut services = Vec::new();
     for document in example_documents("controller/controller.yaml") {
         match document["kind"].as_str() {
             Some("Namespace") => {}
@@ -92,6 +93,12 @@ fn the_controller_manifests_bind_every_role_to_the_deployments_service_account()
             }
             Some("Deployment") => {
                 deployments.push(serde_json::from_value::<Deployment>(document).unwrap());
+            }
+            Some("Service") => {
+                services.push(
+                    serde_json::from_value::<k8s_openapi::api::core::v1::Service>(document)
+                        .unwrap(),
+                );
             }
             Some("PodDisruptionBudget") => {
                 budgets.push(serde_json::from_value::<PodDisruptionBudget>(document).unwrap());
@@ -153,6 +160,24 @@ fn the_controller_manifests_bind_every_role_to_the_deployments_service_account()
         "the budget covers the Deployment's pods"
     );
     assert_eq!(budget.metadata.namespace, deployment.metadata.namespace);
+    // The metrics Service reaches the port the controller serves its metrics on.
+    let [service] = services.as_slice() else {
+        panic!("one Service: {services:?}")
+    };
+    let service_spec = service.spec.as_ref().unwrap();
+    assert_eq!(service_spec.selector, spec.selector.match_labels);
+    let port = container
+        .ports
+        .iter()
+        .flatten()
+        .find(|p| p.name.as_deref() == Some("metrics"))
+        .expect("a port named metrics");
+    assert!(
+        args.contains(&format!("--metrics-addr=0.0.0.0:{}", port.container_port)),
+        "{args:?}"
+    );
+    assert!(service_spec.ports.iter().flatten().any(|p| p.target_port
+        == Some(IntOrString::String("metrics".to_owned()))));
     // The leader-election Role grants the Deployment's Lease, in its namespace.
     let lease_role = example_documents("controller/controller.yaml")
         .into_iter()
