@@ -1369,14 +1369,18 @@ fn validate(key: &Key, object: &Value) -> Result<(), Response> {
     let mut problems = Vec::new();
     match &spec["leaseDurationSeconds"] {
         Value::Null => {}
-        Value::Number(n) if n.as_i64().is_some_and(|n| n > 0 && n <= i64::from(i32::MAX)) => {}
+        Value::Number(n)
+            if n.as_i64()
+                .is_some_and(|n| n > 0 && n <= i64::from(i32::MAX)) => {}
         other => problems.push(format!(
             "spec.leaseDurationSeconds: Invalid value: {other}: must be greater than 0"
         )),
     }
     match &spec["leaseTransitions"] {
         Value::Null => {}
-        Value::Number(n) if n.as_i64().is_some_and(|n| (0..=i64::from(i32::MAX)).contains(&n)) => {}
+        Value::Number(n)
+            if n.as_i64()
+                .is_some_and(|n| (0..=i64::from(i32::MAX)).contains(&n)) => {}
         other => problems.push(format!(
             "spec.leaseTransitions: Invalid value: {other}: must be greater than or equal to 0"
         )),

@@ -153,9 +153,13 @@ impl Fence {
 
     /// Opens the fence until `deadline` (never moves it back, never reopens it once deposed).
     fn extend_to(&self, deadline: Instant) {
-        let nanos = u64::try_from(deadline.saturating_duration_since(self.state.origin).as_nanos())
-            .unwrap_or(u64::MAX)
-            .max(1);
+        let nanos = u64::try_from(
+            deadline
+                .saturating_duration_since(self.state.origin)
+                .as_nanos(),
+        )
+        .unwrap_or(u64::MAX)
+        .max(1);
         self.state.until.fetch_max(nanos, Ordering::SeqCst);
     }
 
@@ -241,7 +245,11 @@ impl LeaderElector {
                 Err(err) => Err(self.error("create", false, err)),
             };
         };
-        let version = current.metadata.resource_version.clone().unwrap_or_default();
+        let version = current
+            .metadata
+            .resource_version
+            .clone()
+            .unwrap_or_default();
         let first_seen = match &self.observed {
             Some((seen, at)) if *seen == version => *at,
             _ => {
@@ -410,7 +418,12 @@ mod tests {
     fn a_fence_is_closed_until_a_renewal_opens_it_and_closes_at_its_deadline() {
         let fence = Fence::new("Lease shop/canary-controller");
         assert!(!fence.is_open(), "closed before any renewal");
-        assert!(fence.check().unwrap_err().contains("Lease shop/canary-controller"));
+        assert!(
+            fence
+                .check()
+                .unwrap_err()
+                .contains("Lease shop/canary-controller")
+        );
         fence.extend_to(Instant::now() + Duration::from_secs(60));
         assert!(fence.is_open());
         // A renewal that began earlier never moves the deadline back.

@@ -14,10 +14,10 @@ pub mod resource;
 pub mod shard;
 pub mod status;
 
+pub use lease::{Fence, LeaderElector, LeaseSettings, Round};
 pub use resource::{
     CanaryRollout, CanaryRolloutSpec, CanaryRolloutStatus, Condition, ConfigMapKeyRef,
     CriterionStatus, PolicyOrigin, PolicySource, Rolled, TargetRef, crd_yaml,
 };
-pub use lease::{Fence, LeaderElector, LeaseSettings, Round};
 pub use shard::Shard;
 pub use status::{StatusContext, invalid_status, status_of};

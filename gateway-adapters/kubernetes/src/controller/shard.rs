@@ -84,7 +84,11 @@ impl FromStr for Shard {
 /// `count`. Namespaces and names cannot contain `/`, so the key is unambiguous.
 pub fn shard_of(namespace: &str, name: &str, count: u32) -> u32 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in namespace.bytes().chain(std::iter::once(b'/')).chain(name.bytes()) {
+    for byte in namespace
+        .bytes()
+        .chain(std::iter::once(b'/'))
+        .chain(name.bytes())
+    {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
@@ -102,9 +106,15 @@ mod tests {
             let mut sizes = vec![0_u32; count as usize];
             for i in 0..10_000 {
                 let (namespace, name) = (format!("team-{}", i % 37), format!("service-{i}"));
-                let owners: Vec<&Shard> =
-                    shards.iter().filter(|s| s.owns(&namespace, &name)).collect();
-                assert_eq!(owners.len(), 1, "{namespace}/{name} among {count}: {owners:?}");
+                let owners: Vec<&Shard> = shards
+                    .iter()
+                    .filter(|s| s.owns(&namespace, &name))
+                    .collect();
+                assert_eq!(
+                    owners.len(),
+                    1,
+                    "{namespace}/{name} among {count}: {owners:?}"
+                );
                 sizes[owners[0].index() as usize] += 1;
             }
             // Spread evenly enough: every shard within 20 % of its share.
@@ -132,11 +142,19 @@ mod tests {
     #[test]
     fn shards_are_read_from_i_of_n_and_name_their_lease() {
         assert_eq!("1/3".parse::<Shard>(), Ok(Shard::new(1, 3).unwrap()));
-        assert!("3/3".parse::<Shard>().unwrap_err().contains("numbered 0 to 2"));
+        assert!(
+            "3/3"
+                .parse::<Shard>()
+                .unwrap_err()
+                .contains("numbered 0 to 2")
+        );
         assert!("0/0".parse::<Shard>().unwrap_err().contains("at least 1"));
         assert!("1".parse::<Shard>().unwrap_err().contains("I/N"));
         assert!("a/2".parse::<Shard>().unwrap_err().contains("whole number"));
-        assert_eq!(Shard::ALL.lease_name("canary-controller"), "canary-controller");
+        assert_eq!(
+            Shard::ALL.lease_name("canary-controller"),
+            "canary-controller"
+        );
         assert_eq!(
             Shard::new(1, 3).unwrap().lease_name("canary-controller"),
             "canary-controller-shard-1-of-3"

@@ -249,13 +249,15 @@ fn the_controller_promotes_a_healthy_canary_and_says_so_in_status_and_events() {
         .filter(|r| r.status == 403)
         .map(|r| format!("{} {}", r.method, r.path))
         .collect();
-    assert!(
-        refused.is_empty(),
-        "the shipped roles lack: {refused:?}"
-    );
+    assert!(refused.is_empty(), "the shipped roles lack: {refused:?}");
     let lease = world
         .fake
-        .object("coordination.k8s.io", "leases", CONTROLLER_NS, "canary-controller")
+        .object(
+            "coordination.k8s.io",
+            "leases",
+            CONTROLLER_NS,
+            "canary-controller",
+        )
         .expect("the leader Lease");
     assert!(
         lease["spec"]["holderIdentity"]
@@ -675,7 +677,9 @@ fn a_paused_leader_writes_nothing_after_its_lease_and_the_standby_resumes_at_its
     let code = leader.child.wait().unwrap().code();
     assert_eq!(code, Some(4), "{}", leader.stderr());
     assert!(
-        leader.stderr().contains("lost the leader Lease canary-system/canary-controller"),
+        leader
+            .stderr()
+            .contains("lost the leader Lease canary-system/canary-controller"),
         "{}",
         leader.stderr()
     );
@@ -702,7 +706,12 @@ fn a_paused_leader_writes_nothing_after_its_lease_and_the_standby_resumes_at_its
     assert_eq!(weights.last(), Some(&100), "{weights:?}");
     let lease = world
         .fake
-        .object("coordination.k8s.io", "leases", CONTROLLER_NS, "canary-controller")
+        .object(
+            "coordination.k8s.io",
+            "leases",
+            CONTROLLER_NS,
+            "canary-controller",
+        )
         .expect("the Lease");
     assert!(
         lease["spec"]["holderIdentity"]
@@ -820,7 +829,9 @@ fn two_shards_never_both_act_on_one_rollout() {
             .filter(|r| r.method != "GET")
             .filter(|r| {
                 r.path.ends_with(&format!("/canaryrollouts/{name}/status"))
-                    || r.body.as_ref().is_some_and(|b| b["involvedObject"]["name"] == name)
+                    || r.body
+                        .as_ref()
+                        .is_some_and(|b| b["involvedObject"]["name"] == name)
             })
             .filter_map(|r| r.token.clone())
             .collect()
@@ -879,6 +890,9 @@ fn scrape(running: &Running) -> String {
         .unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"),
+        "{answer}"
+    );
     answer
 }

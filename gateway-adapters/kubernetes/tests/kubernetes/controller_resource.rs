@@ -54,8 +54,12 @@ fn the_controller_manifests_bind_every_role_to_the_deployments_service_account()
     let mut accounts = Vec::new();
     // (kind, namespace, name) of every role, and of every binding's role with its subjects.
     let mut roles: Vec<(&str, Option<String>, String)> = Vec::new();
-    let mut bindings: Vec<(String, Option<String>, String, Vec<k8s_openapi::api::rbac::v1::Subject>)> =
-        Vec::new();
+    let mut bindings: Vec<(
+        String,
+        Option<String>,
+        String,
+        Vec<k8s_openapi::api::rbac::v1::Subject>,
+    )> = Vec::new();
     let mut deployments = Vec::new();
     let mut budgets = Vec::new();
     let mut services = Vec::new();
@@ -155,7 +159,10 @@ fn the_controller_manifests_bind_every_role_to_the_deployments_service_account()
     let budget_spec = budget.spec.as_ref().unwrap();
     assert_eq!(budget_spec.min_available, Some(IntOrString::Int(1)));
     assert_eq!(
-        budget_spec.selector.as_ref().and_then(|s| s.match_labels.clone()),
+        budget_spec
+            .selector
+            .as_ref()
+            .and_then(|s| s.match_labels.clone()),
         spec.selector.match_labels,
         "the budget covers the Deployment's pods"
     );
@@ -176,8 +183,13 @@ fn the_controller_manifests_bind_every_role_to_the_deployments_service_account()
         args.contains(&format!("--metrics-addr=0.0.0.0:{}", port.container_port)),
         "{args:?}"
     );
-    assert!(service_spec.ports.iter().flatten().any(|p| p.target_port
-        == Some(IntOrString::String("metrics".to_owned()))));
+    assert!(
+        service_spec
+            .ports
+            .iter()
+            .flatten()
+            .any(|p| p.target_port == Some(IntOrString::String("metrics".to_owned())))
+    );
     // The leader-election Role grants the Deployment's Lease, in its namespace.
     let lease_role = example_documents("controller/controller.yaml")
         .into_iter()
@@ -196,13 +208,16 @@ fn the_controller_manifests_bind_every_role_to_the_deployments_service_account()
     assert!(!roles.is_empty());
     for (kind, namespace, name) in &roles {
         assert!(
-            bindings.iter().any(|(bound_kind, bound_namespace, bound, subjects)| bound_kind
-                == kind
-                && bound == name
-                && bound_namespace == namespace
-                && subjects.iter().any(|s| s.kind == "ServiceAccount"
-                    && Some(&s.name) == account.metadata.name.as_ref()
-                    && s.namespace == account.metadata.namespace)),
+            bindings
+                .iter()
+                .any(
+                    |(bound_kind, bound_namespace, bound, subjects)| bound_kind == kind
+                        && bound == name
+                        && bound_namespace == namespace
+                        && subjects.iter().any(|s| s.kind == "ServiceAccount"
+                            && Some(&s.name) == account.metadata.name.as_ref()
+                            && s.namespace == account.metadata.namespace)
+                ),
             "the {kind} {name} is not bound to the controller's ServiceAccount"
         );
     }

@@ -348,7 +348,10 @@ async fn the_fake_decodes_and_validates_leases_as_the_api_server_does() {
         Err(other) => panic!("{other}"),
     };
     let seconds_only = lease(json!({"holderIdentity": "a", "renewTime": "2026-12-01T02:45:25Z"}));
-    assert_eq!(code(api.create(&PostParams::default(), &seconds_only).await), 400);
+    assert_eq!(
+        code(api.create(&PostParams::default(), &seconds_only).await),
+        400
+    );
     let zero = lease(json!({"holderIdentity": "a", "leaseDurationSeconds": 0}));
     assert_eq!(code(api.create(&PostParams::default(), &zero).await), 422);
     let good = lease(json!({
@@ -367,7 +370,10 @@ async fn the_fake_decodes_and_validates_leases_as_the_api_server_does() {
     // The same write again carries the resourceVersion it was based on: stale now.
     renewed.data["spec"]["renewTime"] = json!("2026-12-01T02:45:29.000000Z");
     assert_eq!(
-        code(api.replace("leader", &PostParams::default(), &renewed).await),
+        code(
+            api.replace("leader", &PostParams::default(), &renewed)
+                .await
+        ),
         409
     );
     assert_eq!(

@@ -180,10 +180,7 @@ async fn a_candidate_refused_the_lease_names_the_missing_rule() {
     fake.grant(&[role], &[]);
     let mut a = candidate(&fake, "a");
     let err = a.round().await.unwrap_err();
-    assert!(
-        matches!(err, KubernetesError::Forbidden { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, KubernetesError::Forbidden { .. }), "{err:?}");
     assert!(
         err.to_string().contains(
             "{apiGroups: [\"coordination.k8s.io\"], resources: [\"leases\"], verbs: [\"get\"], resourceNames: [\"canary-controller\"]} in a Role of namespace canary-system"
