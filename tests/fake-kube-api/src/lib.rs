@@ -1204,8 +1204,8 @@ fn answer(
                 );
             }
             object["metadata"]["namespace"] = json!(key.namespace);
-            if let Err(problem) = validate(&key, &object) {
-                return problem;
+            if let Some(refusal) = refusal(&key, &object) {
+                return refusal;
             }
             let mut object = store.created(object);
             if store.has_status(&key) {
@@ -1233,8 +1233,8 @@ fn answer(
             for field in ["uid", "creationTimestamp", "generation"] {
                 object["metadata"][field] = current["metadata"][field].clone();
             }
-            if let Err(problem) = validate(&key, &object) {
-                return problem;
+            if let Some(refusal) = refusal(&key, &object) {
+                return refusal;
             }
             let mut object = store.subresource_rules(&key, status_write, &current, object);
             if object == current {
@@ -1301,8 +1301,8 @@ fn answer(
                     &key,
                 );
             }
-            if let Err(problem) = validate(&key, &object) {
-                return problem;
+            if let Some(refusal) = refusal(&key, &object) {
+                return refusal;
             }
             let mut object = store.subresource_rules(&key, status_write, &current, object);
             if object == current {
@@ -1340,14 +1340,14 @@ fn answer(
     }
 }
 
-/// What the API server checks of a written object before it stores it, for the kinds the
-/// fake checks: Leases (`coordination.k8s.io/v1`), as kube-apiserver decodes and validates
+/// The API server's refusal of a written object it would not store (`None`: stored), for
+/// the kinds the fake checks: Leases (`coordination.k8s.io/v1`), as kube-apiserver decodes and validates
 /// them — `acquireTime` and `renewTime` are `MicroTime`s (RFC 3339 with exactly six
 /// fractional digits: anything else fails to decode, 400), `leaseDurationSeconds` must be
 /// greater than 0 and `leaseTransitions` not negative (422).
-fn validate(key: &Key, object: &Value) -> Result<(), Response> {
+fn refusal(key: &Key, object: &Value) -> Option<Response> {
     if !(key.group == "coordination.k8s.io" && key.resource == "leases") {
-        return Ok(());
+        return None;
     }
     let spec = &object["spec"];
     for field in ["acquireTime", "renewTime"] {
@@ -1355,7 +1355,7 @@ fn validate(key: &Key, object: &Value) -> Result<(), Response> {
             Value::Null => {}
             Value::String(text) if is_micro_time(text) => {}
             other => {
-                return Err(status(
+                return Some(status(
                     StatusCode::BAD_REQUEST,
                     "BadRequest",
                     format!(
@@ -1389,9 +1389,9 @@ fn validate(key: &Key, object: &Value) -> Result<(), Response> {
         problems.push("spec.holderIdentity: Invalid value: must be a string".to_owned());
     }
     if problems.is_empty() {
-        Ok(())
+        None
     } else {
-        Err(status(
+        Some(status(
             StatusCode::UNPROCESSABLE_ENTITY,
             "Invalid",
             format!(

@@ -20,7 +20,7 @@ use crate::controller::{Context, Settings};
 pub(crate) enum ControllerCommand {
     /// Run the controller: once it holds the leader Lease, reconcile every CanaryRollout (of
     /// one namespace, or all) until SIGINT/SIGTERM, or until it loses the Lease (exit 4).
-    Run(RunCommand),
+    Run(Box<RunCommand>),
     /// Print the CanaryRollout CustomResourceDefinition (YAML), for `kubectl apply -f -`.
     Crd,
 }
