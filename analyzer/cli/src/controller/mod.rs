@@ -143,12 +143,29 @@ pub(crate) async fn run(context: Arc<Context>, mut elector: LeaderElector) -> an
     context.metrics.set_leader(false);
     // Whatever stopped it, the rollouts stop with it (their next write would find the fence
     // closed anyway).
-    for (_, rollout) in context.running().drain() {
-        rollout.task.abort();
+    let tasks: Vec<_> = context
+        .running()
+        .drain()
+        .map(|(_, rollout)| rollout.task)
+        .collect();
+    for task in &tasks {
+        task.abort();
     }
     match lost {
-        None => Ok(()),
         Some(lost) => Err(lost.into_core().into()),
+        None => {
+            // Stopped by a signal (a rolling update, a drain): once every rollout task has
+            // stopped, the Lease is given up so that the standby leads at its next look
+            // rather than a lease duration later.
+            for task in tasks {
+                let _ = task.await;
+            }
+            match elector.release().await {
+                Ok(()) => eprintln!("canary controller: stopped; the {lease} is released"),
+                Err(err) => tracing::warn!("releasing the {lease}: {err}"),
+            }
+            Ok(())
+        }
     }
 }
 

@@ -354,6 +354,45 @@ impl LeaderElector {
         }
     }
 
+    /// Gives the Lease up, as client-go's `ReleaseOnCancel` does, so that a standby leads at
+    /// its next look instead of after the lease duration: first closes the fence for good
+    /// (the caller has stopped every writer), then, if the Lease still names this process,
+    /// empties its holder (a PUT with the resourceVersion read: a Lease written meanwhile by
+    /// another is left alone).
+    pub async fn release(&mut self) -> Result<()> {
+        self.fence.depose();
+        let Some(current) = self
+            .api
+            .get_opt(&self.settings.name)
+            .await
+            .map_err(|err| self.error("get", true, err))?
+        else {
+            return Ok(());
+        };
+        let spec = current.spec.clone().unwrap_or_default();
+        if spec.holder_identity.as_deref() != Some(self.settings.identity.as_str()) {
+            return Ok(());
+        }
+        let now = Timestamp::now();
+        let mut lease = current;
+        lease.spec = Some(LeaseSpec {
+            holder_identity: None,
+            lease_duration_seconds: Some(1),
+            acquire_time: Some(MicroTime(now)),
+            renew_time: Some(MicroTime(now)),
+            ..spec
+        });
+        match self
+            .api
+            .replace(&self.settings.name, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) if is_conflict(&err) || is_not_found(&err) => Ok(()),
+            Err(err) => Err(self.error("update", true, err)),
+        }
+    }
+
     /// Leads from now: opens the fence until the renew deadline after `started`.
     fn leading(&mut self, written: &Lease, started: Instant) -> Round {
         self.observed = written

@@ -896,3 +896,103 @@ fn scrape(running: &Running) -> String {
     );
     answer
 }
+
+/// A leader stopped by SIGTERM (a rolling update, a node drain) stops its rollouts, then
+/// gives its Lease up (exit 130): the standby leads at its next look, without waiting out
+/// the lease — its takeover is the Lease's next write after the release, not an expiry.
+#[test]
+fn a_leader_stopped_by_sigterm_releases_its_lease_to_the_standby() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let fake = runtime.block_on(canary_fake_kube_api::FakeApiServer::start());
+    fake.serve_status_subresource(GROUP, RESOURCE);
+    fake.insert(json!({
+        "apiVersion": "canary.dev/v1alpha1",
+        "kind": "CanaryRollout",
+        "metadata": {"name": NAME, "namespace": NS},
+        "spec": {"revision": "v1", "policy": {"service": NAME, "checks": "not a list"}},
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let spawn = |holder: &str| {
+        let kubeconfig = dir.path().join(format!("kubeconfig-{holder}"));
+        std::fs::write(&kubeconfig, fake.kubeconfig_with_token(NS, holder)).unwrap();
+        let mut command = Command::new(binary("canary"));
+        command
+            .args(["controller", "run", "--namespace", NS])
+            .args(["--lease-namespace", CONTROLLER_NS])
+            // A lease far longer than the test: only a release lets the standby lead.
+            .args(["--lease-duration", "600s", "--lease-renew-deadline", "300s"])
+            .args(["--lease-retry-period", "200ms"])
+            .env("KUBECONFIG", &kubeconfig)
+            .env("CANARY_HOLDER", holder)
+            .stdin(Stdio::null());
+        Running::spawn(&mut command)
+    };
+    let mut leader = spawn("controller-a");
+    assert!(
+        wait_until(Duration::from_secs(20), || leader
+            .stderr()
+            .contains("canary controller: leading")),
+        "{}",
+        leader.stderr()
+    );
+    let standby = spawn("controller-b");
+    assert!(
+        wait_until(Duration::from_secs(20), || standby
+            .stderr()
+            .contains("standing by")),
+        "{}",
+        standby.stderr()
+    );
+    signal(&leader, nix::sys::signal::Signal::SIGTERM);
+    assert!(
+        wait_until(Duration::from_secs(20), || matches!(
+            leader.child.try_wait(),
+            Ok(Some(_))
+        )),
+        "the leader stopped: {}",
+        leader.stderr()
+    );
+    assert_eq!(
+        leader.child.wait().unwrap().code(),
+        Some(130),
+        "{}",
+        leader.stderr()
+    );
+    assert!(
+        leader.stderr().contains("is released"),
+        "{}",
+        leader.stderr()
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || standby
+            .stderr()
+            .contains("canary controller: leading")),
+        "the standby leads long before the 600 s lease could run out: {}",
+        standby.stderr()
+    );
+    let lease_writes: Vec<(Option<String>, Value)> = fake
+        .requests_with("PUT")
+        .into_iter()
+        .filter(|r| r.path.ends_with("/leases/canary-controller") && r.status == 200)
+        .map(|r| (r.token, r.body.unwrap_or_default()))
+        .collect();
+    let released = lease_writes
+        .iter()
+        .rposition(|(token, _)| token.as_deref() == Some("controller-a"))
+        .expect("the leader's writes of its Lease");
+    assert!(
+        lease_writes[released].1["spec"]["holderIdentity"].is_null(),
+        "the leader's last Lease write empties the holder: {:?}",
+        lease_writes[released]
+    );
+    assert!(
+        lease_writes[released + 1..]
+            .iter()
+            .all(|(token, _)| token.as_deref() == Some("controller-b")),
+        "{lease_writes:?}"
+    );
+}

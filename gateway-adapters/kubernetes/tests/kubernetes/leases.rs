@@ -189,3 +189,27 @@ async fn a_candidate_refused_the_lease_names_the_missing_rule() {
     );
     assert!(!a.fence().is_open());
 }
+
+/// A leader that stops (SIGTERM) gives the Lease up: its fence closes for good, the Lease
+/// names nobody, and a standby leads at its next look rather than after the lease duration.
+#[tokio::test]
+async fn a_released_lease_is_taken_by_the_standby_at_once() {
+    let fake = FakeApiServer::start().await;
+    let mut a = candidate(&fake, "a");
+    let mut b = candidate(&fake, "b");
+    assert_eq!(a.round().await.unwrap(), Round::Leading);
+    assert!(matches!(b.round().await.unwrap(), Round::StandingBy { .. }));
+    a.release().await.unwrap();
+    assert!(!a.fence().is_open());
+    let released = lease(&fake);
+    assert!(released["spec"]["holderIdentity"].is_null(), "{released}");
+    assert_eq!(
+        b.round().await.unwrap(),
+        Round::Leading,
+        "no wait for a free Lease"
+    );
+    assert_eq!(lease(&fake)["spec"]["holderIdentity"], "b");
+    // Releasing a Lease another holds leaves it alone.
+    a.release().await.unwrap();
+    assert_eq!(lease(&fake)["spec"]["holderIdentity"], "b");
+}
