@@ -7,6 +7,9 @@
 //! | `canary_controller_rollouts{phase}` | gauge | CanaryRollouts of this process by the phase it last wrote in their status (`Progressing`, `Paused`, `Promoted`, `RolledBack`, `Failed`, `Invalid`) |
 //! | `canary_controller_reconcile_errors_total` | counter | reconciles that failed (and are retried) |
 //! | `canary_controller_api_write_errors_total` | counter | status and Event writes that failed |
+//! | `canary_controller_decisions_total{outcome}` | counter | rollouts this process saw end: `Promoted`, `RolledBack` |
+//! | `canary_controller_query_wait_seconds` | histogram | how long a rollout's metrics read waited for a query permit (`--max-concurrent-queries`): the share of tick lag the bound adds |
+//! | `canary_controller_query_duration_seconds` | histogram | how long a rollout's metrics read took once it ran |
 //!
 //! A standby serves them too (`leader` 0, no rollouts): both replicas can be scraped.
 
@@ -17,6 +20,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::self_metrics::Exposition;
@@ -36,6 +40,14 @@ struct PhaseLabels {
     phase: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+/// The phases that end a rollout, counted in `canary_controller_decisions_total`.
+const OUTCOMES: [&str; 2] = ["Promoted", "RolledBack"];
+
 /// A handle on the controller's metrics; clones share them.
 #[derive(Clone, Debug)]
 pub(crate) struct ControllerMetrics {
@@ -49,6 +61,9 @@ struct Inner {
     rollouts: Family<PhaseLabels, Gauge>,
     reconcile_errors: Counter,
     write_errors: Counter,
+    decisions: Family<OutcomeLabels, Counter>,
+    query_wait: Histogram,
+    query_duration: Histogram,
     /// Each resource's phase as last written, to move it from one count to another.
     phases: Mutex<HashMap<(String, String), String>>,
 }
@@ -81,6 +96,32 @@ impl ControllerMetrics {
             "Status and Event writes to the API server that failed",
             write_errors.clone(),
         );
+        let decisions = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "decisions",
+            "Rollouts this process saw end, by outcome (Promoted, RolledBack)",
+            decisions.clone(),
+        );
+        // 1 ms to about 33 s.
+        let query_wait = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        registry.register(
+            "query_wait_seconds",
+            "How long a rollout's metrics read waited for a query permit (--max-concurrent-queries), in seconds",
+            query_wait.clone(),
+        );
+        // 5 ms to about 41 s.
+        let query_duration = Histogram::new(exponential_buckets(0.005, 2.0, 14));
+        registry.register(
+            "query_duration_seconds",
+            "How long a rollout's metrics read took once it ran, in seconds",
+            query_duration.clone(),
+        );
+        for outcome in OUTCOMES {
+            // A series at 0 from the start, so that `increase()` sees the first one.
+            let _ = decisions.get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            });
+        }
         for phase in PHASES {
             rollouts
                 .get_or_create(&PhaseLabels {
@@ -95,6 +136,9 @@ impl ControllerMetrics {
                 rollouts,
                 reconcile_errors,
                 write_errors,
+                decisions,
+                query_wait,
+                query_duration,
                 phases: Mutex::new(HashMap::new()),
             }),
         }
@@ -129,6 +173,20 @@ impl ControllerMetrics {
                 phase: phase.to_owned(),
             })
             .inc();
+        if OUTCOMES.contains(&phase) {
+            self.inner
+                .decisions
+                .get_or_create(&OutcomeLabels {
+                    outcome: phase.to_owned(),
+                })
+                .inc();
+        }
+    }
+
+    /// A metrics read waited `waited` for its permit, then took `took`.
+    pub(crate) fn query(&self, waited: std::time::Duration, took: std::time::Duration) {
+        self.inner.query_wait.observe(waited.as_secs_f64());
+        self.inner.query_duration.observe(took.as_secs_f64());
     }
 
     /// A reconcile failed.
@@ -164,6 +222,10 @@ mod tests {
         metrics.rollout_phase("shop", "orders", Some("Progressing"));
         metrics.rollout_phase("shop", "orders", Some("Promoted"));
         metrics.rollout_phase("shop", "cart", None);
+        metrics.query(
+            std::time::Duration::from_millis(2),
+            std::time::Duration::from_millis(30),
+        );
         metrics.reconcile_error();
         metrics.write_error();
         metrics.write_error();
@@ -175,6 +237,10 @@ mod tests {
             "canary_controller_rollouts{phase=\"Invalid\"} 0",
             "canary_controller_reconcile_errors_total 1",
             "canary_controller_api_write_errors_total 2",
+            "canary_controller_decisions_total{outcome=\"Promoted\"} 1",
+            "canary_controller_decisions_total{outcome=\"RolledBack\"} 0",
+            "canary_controller_query_wait_seconds_count 1",
+            "canary_controller_query_duration_seconds_count 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }

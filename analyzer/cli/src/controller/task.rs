@@ -235,6 +235,7 @@ async fn drive_claimed(
     let source = BoundedSource {
         inner: source,
         permits: context.queries.clone(),
+        metrics: context.metrics.clone(),
     };
     let router = router_for(policy, &connection_for(context, &namespace))
         .map_err(|err| Stop::Invalid(err.to_string()))?;
@@ -314,10 +315,12 @@ pub(crate) fn router_for(
     Ok(Box::new(Redacted::new(router)))
 }
 
-/// A metrics source whose reads wait for one of the controller's query permits.
+/// A metrics source whose reads wait for one of the controller's query permits (the wait
+/// and the read timed in the controller's metrics).
 struct BoundedSource {
     inner: Box<dyn MetricsSource>,
     permits: Arc<Semaphore>,
+    metrics: super::ControllerMetrics,
 }
 
 #[async_trait]
@@ -327,8 +330,12 @@ impl MetricsSource for BoundedSource {
         since: Timestamp,
         at: Timestamp,
     ) -> canary_core::Result<canary_core::observation::Tick> {
+        let asked = std::time::Instant::now();
         let _permit = self.permits.acquire().await;
-        self.inner.read(since, at).await
+        let started = std::time::Instant::now();
+        let read = self.inner.read(since, at).await;
+        self.metrics.query(started - asked, started.elapsed());
+        read
     }
 
     async fn checkpoint(&self) -> Option<Value> {
