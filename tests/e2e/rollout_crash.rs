@@ -1,5 +1,5 @@
 //! `canary rollout` killed with SIGKILL at random points and started again, eight times in the
-//! test suite (`CANARY_CRASH_RUNS=N` for more: the full campaign of docs/reliability.md is 80 runs):
+//! test suite (`CANARY_CRASH_RUNS=N` for more: docs/reliability.md's full campaign is 120):
 //! every rollout ends promoted or rolled back, never promoted on missing evidence, the state
 //! file always parses, and HAProxy's weights end where the final state says. A quarter of the
 //! runs have their weight changed behind canary's back just before the kill (a kill during
