@@ -56,8 +56,9 @@ fn shipped_lease_role() -> k8s_openapi::api::rbac::v1::Role {
 const CONTROLLER_NS: &str = "canary-system";
 
 /// How long the tests' controllers hold the Lease without renewing it: short, so that a
-/// standby takes over quickly (the shipped manifest says 15 s).
-const LEASE_DURATION: Duration = Duration::from_secs(3);
+/// standby takes over quickly (the shipped manifest says 15 s); the renew deadline (3 s)
+/// leaves a loaded machine 2.5 s for a renewal before the leader gives up.
+const LEASE_DURATION: Duration = Duration::from_secs(4);
 
 /// `canary controller run` for the namespace, as `holder`, with a kubeconfig of its own
 /// whose token is `holder` (so the fake's records tell the controllers' requests apart),
@@ -77,9 +78,9 @@ fn controller(world: &World, holder: &str) -> Command {
             "--lease-namespace",
             CONTROLLER_NS,
             "--lease-duration",
-            "3s",
+            "4s",
             "--lease-renew-deadline",
-            "2s",
+            "3s",
             "--lease-retry-period",
             "500ms",
         ])
@@ -618,7 +619,7 @@ fn signal(running: &Running, signal: nix::sys::signal::Signal) {
 /// than its lease: B takes the Lease over within the lease duration (measured from the
 /// pause) and resumes the rollout at its step — 10 % is never set again — to 100 %. A,
 /// continued (SIGCONT) while B drives the rollout, writes nothing at all (no weight, state,
-/// status, Event or Lease write: its fence closed 2 s after its last renewal began) and
+/// status, Event or Lease write: its fence closed 3 s after its last renewal began) and
 /// exits 4, saying it lost the Lease.
 #[test]
 fn a_paused_leader_writes_nothing_after_its_lease_and_the_standby_resumes_at_its_step() {
