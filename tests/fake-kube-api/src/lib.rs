@@ -148,6 +148,9 @@ struct Store {
     /// An authenticating proxy in front that refuses every write, quoting the request's
     /// `Authorization` header in its message.
     echo_credentials_on_writes: bool,
+    /// Requests never answered (a network that drops them): by a client's bearer token and a
+    /// fragment of the path.
+    unanswered: Vec<(String, String)>,
     /// The versions each named API group is served in (the core group is always served).
     served: BTreeMap<String, BTreeSet<String>>,
     /// linkerd-smi's adaptor, with the cluster domain it names Services in: `Some` mirrors
@@ -410,6 +413,15 @@ impl FakeApiServer {
     /// redaction tests.
     pub fn refuse_writes_echoing_credentials(&self) {
         self.lock().echo_credentials_on_writes = true;
+    }
+
+    /// From now on, requests with the bearer `token` whose path contains `path_fragment`
+    /// are never answered (nor recorded, nor applied): a network that lost them, as far as
+    /// that client can tell until its timeout.
+    pub fn never_answer(&self, token: &str, path_fragment: &str) {
+        self.lock()
+            .unanswered
+            .push((token.to_owned(), path_fragment.to_owned()));
     }
 
     /// Before each of the next `writes` PATCH or PUT requests, another writer changes the
@@ -958,6 +970,20 @@ async fn handle(
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned())),
         )
     };
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    let unanswered = shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .unanswered
+        .iter()
+        .any(|(lost, fragment)| token.as_deref() == Some(lost) && uri.path().contains(fragment));
+    if unanswered {
+        return std::future::pending().await;
+    }
     let mut store = shared
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -983,11 +1009,6 @@ async fn handle(
             parsed_body.clone(),
         )
     };
-    let token = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::to_owned);
     store.requests.push(Recorded {
         method: method.to_string(),
         path: uri.path().to_owned(),

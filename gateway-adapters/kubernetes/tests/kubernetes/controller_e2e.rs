@@ -997,3 +997,66 @@ fn a_leader_stopped_by_sigterm_releases_its_lease_to_the_standby() {
         "{lease_writes:?}"
     );
 }
+
+/// The leader's renewals are lost in the network (the fake never answers its Lease requests)
+/// while the rest of its traffic flows: it stays up, waiting on a renewal that never comes
+/// back, with every rollout task running. Its fence closes at its renew deadline (3 s after
+/// its last renewal began), a second before the standby may lead: from then on it writes
+/// nothing — no weight, state, status or Event — while the standby takes over and promotes
+/// at the rollout's step. (Without the fence it goes on saving state and status every tick,
+/// and takes the rollout's claim back from the new leader.)
+#[test]
+fn a_leader_cut_off_from_its_lease_stops_writing_at_its_renew_deadline() {
+    let world = World::start(&[]);
+    install(&world, "v8");
+    let mut leader = Running::spawn(&mut controller(&world, "controller-a"));
+    assert!(
+        wait_until(Duration::from_secs(60), || world.canary_weights().last()
+            == Some(&25)),
+        "the leader reached 25%: weights {:?}\n{}",
+        world.canary_weights(),
+        leader.stderr()
+    );
+    let standby = Running::spawn(&mut controller(&world, "controller-b"));
+    assert!(
+        wait_until(Duration::from_secs(20), || standby
+            .stderr()
+            .contains("standing by")),
+        "{}",
+        standby.stderr()
+    );
+    world.fake.never_answer("controller-a", "/leases/");
+    // Its last renewal began before this: its fence is closed 3 s later, whatever happens.
+    std::thread::sleep(Duration::from_millis(3_300));
+    let fenced_at = writes_by(&world, "controller-a");
+    assert!(
+        wait_until(Duration::from_secs(90), || status(&world)["phase"]
+            == "Promoted"),
+        "promoted by the new leader: status {}\nweights {:?}\n{}\n{}",
+        status(&world),
+        world.canary_weights(),
+        standby.stderr(),
+        leader.stderr()
+    );
+    assert!(
+        matches!(leader.child.try_wait(), Ok(None)),
+        "the cut-off leader is still up (its renewal has not timed out): {}",
+        leader.stderr()
+    );
+    let after: Vec<String> = writes_by(&world, "controller-a")
+        .into_iter()
+        .skip(fenced_at.len())
+        .collect();
+    assert!(
+        after.is_empty(),
+        "the cut-off leader wrote after its renew deadline: {after:?}\n{}",
+        leader.stderr()
+    );
+    let weights = world.canary_weights();
+    assert_eq!(
+        weights.iter().filter(|w| **w == 10).count(),
+        1,
+        "resumed at its step: {weights:?}"
+    );
+    assert_eq!(weights.last(), Some(&100), "{weights:?}");
+}
