@@ -39,8 +39,10 @@
 //! them (`MicroTime` fields with six fractional digits, a positive `leaseDurationSeconds`);
 //! with the resourceVersion rules above, that is what leader election relies on (a write
 //! based on a stale read gets 409). Events (`v1` and `events.k8s.io`) are objects like any
-//! other. Each request's bearer token is recorded, to tell the clients of a test apart. Label and field selectors are not served (a request with one is answered as if
-//! it had none).
+//! other. Each request's bearer token is recorded, to tell the clients of a test apart, and a
+//! client's requests to some paths can be left unanswered ([`FakeApiServer::never_answer`]).
+//! Label and field selectors are not served (a request with one is answered as if it had
+//! none).
 //!
 //! [`fixtures`] holds the objects the adapters are tested on.
 
