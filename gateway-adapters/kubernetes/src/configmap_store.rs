@@ -63,6 +63,13 @@ pub struct Holder {
     /// records of older versions: [`DEFAULT_CLAIM_TTL`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_seconds: Option<u64>,
+    /// The host it runs on, exactly (absent in records of older versions, and then its pid
+    /// is never looked up: only its heartbeat can make its claim stale).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Its pid namespace (`pid:[4026531836]`): a pid means something only inside it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_namespace: Option<String>,
 }
 
 impl Holder {
@@ -85,6 +92,8 @@ impl Holder {
             started_at: Timestamp::now(),
             renewed_at: None,
             ttl_seconds: None,
+            host: Some(host_name()),
+            pid_namespace: pid_namespace(),
         }
     }
 
@@ -106,19 +115,26 @@ impl Holder {
             && self.started_at == other.started_at
     }
 
-    /// Whether this record names a process of this host that is gone (its pid is free, or
-    /// taken by a process that started after it): such a claim is stale, whoever asks.
+    /// Whether this record names a process of this host and pid namespace that is gone (no
+    /// such pid, or a zombie): such a claim is stale, whoever asks. The host is compared
+    /// exactly, never by the identity's prefix (`ci-runner-7` is not `ci`), and a pid of
+    /// another pid namespace (a container sharing the host's name) means nothing here; a
+    /// /proc that cannot be read proves nothing either. The file store's rule.
     fn is_dead_local_process(&self) -> bool {
-        if !self.identity.starts_with(&host_name()) || self.pid == std::process::id() {
+        if self.pid == std::process::id()
+            || self.host.as_deref() != Some(host_name().as_str())
+            || self.pid_namespace.is_none()
+            || self.pid_namespace != pid_namespace()
+        {
             return false;
         }
-        // A zombie (killed, not yet reaped) is gone too.
         match std::fs::read_to_string(format!("/proc/{}/stat", self.pid)) {
+            // A zombie (killed, not yet reaped) is gone too.
             Ok(stat) => stat
                 .rsplit_once(')')
                 .and_then(|(_, rest)| rest.trim_start().chars().next())
                 .is_some_and(|state| matches!(state, 'Z' | 'X')),
-            Err(_) => true,
+            Err(err) => err.kind() == std::io::ErrorKind::NotFound,
         }
     }
 }
@@ -144,6 +160,14 @@ fn host_name() -> String {
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "unknown-host".to_owned())
+}
+
+/// This process's pid namespace, as the kernel names it (`pid:[4026531836]`); `None`
+/// where there is no /proc.
+fn pid_namespace() -> Option<String> {
+    std::fs::read_link("/proc/self/ns/pid")
+        .ok()
+        .map(|p| p.display().to_string())
 }
 
 fn ci_job() -> Option<String> {

@@ -28,6 +28,8 @@ fn holder(identity: &str, pid: u32) -> Holder {
         started_at: Timestamp::from_second(1_790_000_000).unwrap(),
         renewed_at: None,
         ttl_seconds: None,
+        host: None,
+        pid_namespace: None,
     }
 }
 
@@ -277,4 +279,43 @@ async fn archives_and_corrupt_state() {
         .err()
         .unwrap();
     assert!(err.to_string().contains("--state-configmap"), "{err}");
+}
+
+/// A live driver elsewhere — on a host whose name merely starts with this one's
+/// (`ci-runner-7` seen from `ci`), or on this host in another pid namespace (a container
+/// with the host's network) — is never taken for a dead process of this host: its pid
+/// means nothing here, so only its heartbeat can make its claim stale (the file store's
+/// rule, `stores/file.rs`).
+#[tokio::test]
+async fn a_live_driver_on_another_host_or_pid_namespace_is_not_taken_for_a_dead_local_one() {
+    let this = Holder::this_process();
+    let mine = serde_json::to_value(&this).unwrap();
+    let host = this.identity.split(' ').next().unwrap().to_owned();
+    let namespace = std::fs::read_link("/proc/self/ns/pid")
+        .map(|p| p.display().to_string())
+        .unwrap();
+    let elsewhere = [
+        // Another host, its name starting with this one's.
+        serde_json::json!({"host": format!("{host}-7"), "pidNamespace": namespace}),
+        // This host, another pid namespace.
+        serde_json::json!({"host": host, "pidNamespace": "pid:[1]"}),
+    ];
+    for place in elsewhere {
+        let fake = FakeApiServer::start().await;
+        let mut record = mine.clone();
+        record["identity"] = format!("{host}-7 (GitLab CI job 99)").into();
+        // A pid above the kernel's pid_max: no such process here.
+        record["pid"] = (4_194_304 + 1).into();
+        record["renewedAt"] = mine["startedAt"].clone();
+        for (key, value) in place.as_object().unwrap() {
+            record[key] = value.clone();
+        }
+        let live: Holder = serde_json::from_value(record.clone()).unwrap();
+        store(&fake, live).claim(false).await.unwrap();
+        let refused = store(&fake, this.clone()).claim(false).await.unwrap_err();
+        assert!(
+            refused.to_string().contains("GitLab CI job 99"),
+            "{record}: {refused}"
+        );
+    }
 }
