@@ -597,3 +597,47 @@ fn a_rollback_whose_haproxy_never_answers_exits_4_and_a_rerun_finishes_it() {
     assert_eq!(haproxy.canary_percent(), Some(0), "{}", rerun.all());
 }
 
+/// Issue 15: one vocabulary — `25 %` for a share, `step 2/3` for a step — in every output of
+/// one rollout: the plain progress lines, the summary, `canary status`, the JSON, JUnit,
+/// Markdown (file and CI step summary) and HTML reports. (Slack's words: unit test
+/// `hooks::notify::tests`.)
+#[test]
+fn every_output_says_shares_and_steps_the_same_way() {
+    use canary_tests::vocabulary::assert_one_vocabulary;
+
+    let (stack, haproxy, policy) = haproxy_stack("");
+    let summary = stack.report_path("step-summary.md");
+    let mut all = args("rollout", &policy, &stack, &["--id", "r"]);
+    all.extend(every_output(&stack));
+    let summary_env = summary.display().to_string();
+    let driver = std::thread::spawn(move || {
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        crate::canary_run::canary(&refs, &[("GITHUB_STEP_SUMMARY", &summary_env)])
+    });
+    assert!(at_percent(&haproxy, 10), "the first step started");
+    let status = run("status", &policy, &stack, &[]);
+    assert!(
+        status.stdout.contains("step 1/3 at 10 %"),
+        "{}",
+        status.all()
+    );
+    assert_one_vocabulary("canary status", &status.stdout);
+    let abort = run("abort", &policy, &stack, &["--reason", "vocabulary"]);
+    assert_eq!(abort.code, 1, "{}", abort.all());
+    assert_one_vocabulary("canary abort", &abort.stdout);
+    let rollout = driver.join().expect("the rollout's thread");
+    assert_eq!(rollout.code, 1, "{}", rollout.all());
+    assert!(
+        rollout.stderr.contains("step 1/3: canary at 10 %"),
+        "{}",
+        rollout.all()
+    );
+    assert_one_vocabulary("the progress lines", &rollout.stderr);
+    assert_one_vocabulary("the summary", &rollout.stdout);
+    let status = run("status", &policy, &stack, &[]);
+    assert_one_vocabulary("canary status after the end", &status.stdout);
+    for file in ["report.json", "junit.xml", "report.md", "report.html"] {
+        assert_one_vocabulary(file, &read(&stack.report_path(file)));
+    }
+    assert_one_vocabulary("the CI step summary", &read(&summary));
+}
