@@ -391,7 +391,7 @@ fn killed_at_random_points_every_rollout_still_ends_safely() {
         "both gateways were exercised: {per_gateway:?}"
     );
     // A bad canary, or one aborted, often ends before its first life's kill: at least
-    // three kills per four rollouts (20 rollouts gave 17 kills; the full campaign's numbers
+    // three kills per four rollouts (the full campaign of 120 gave 117; its numbers
     // are in docs/reliability.md).
     assert!(
         kills * 4 >= runs * 3,
