@@ -125,7 +125,7 @@ fn replay_resized(run: &OnTerminal, resize: Option<(u16, u16)>) -> Replay {
     let mut parser = vt100::Parser::new(size(run.rows), size(run.cols), 0);
     let bytes = &run.bytes;
     let resize_at = resize.and_then(|_| find(bytes, RESIZE_MARKER));
-    let mut feed = |parser: &mut vt100::Parser, from: usize, to: usize| match (resize_at, resize) {
+    let feed = |parser: &mut vt100::Parser, from: usize, to: usize| match (resize_at, resize) {
         (Some(at), Some((cols, rows))) if from <= at && at < to => {
             parser.process(&bytes[from..at]);
             parser.set_size(size(rows), size(cols));
