@@ -79,32 +79,78 @@ impl Haproxy {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// Where [`Haproxy::hide_socket`] puts the runtime API's socket.
+    fn hidden_socket(&self) -> PathBuf {
+        self.dir.path().join("admin.sock.hidden")
+    }
+
+    /// Takes the runtime API's socket away from its path (renamed): HAProxy runs on and
+    /// routes with the weights it has, while a client of [`Haproxy::socket`] is refused
+    /// (`No such file or directory`), as when the socket is unreachable.
+    /// [`Haproxy::show_socket`] puts it back; [`Haproxy::served_canary_percent`] reads the
+    /// weights meanwhile.
+    pub fn hide_socket(&self) {
+        std::fs::rename(self.socket(), self.hidden_socket()).expect("hide the HAProxy socket");
+    }
+
+    /// Puts back the socket [`Haproxy::hide_socket`] took away.
+    pub fn show_socket(&self) {
+        std::fs::rename(self.hidden_socket(), self.socket()).expect("put the socket back");
+    }
+
+    /// The canary's share as HAProxy routes it, read through the socket wherever it is
+    /// (hidden or not): what HAProxy serves, whatever canary can reach.
+    pub fn served_canary_percent(&self) -> Option<u32> {
+        let socket = if self.hidden_socket().exists() {
+            self.hidden_socket()
+        } else {
+            self.socket()
+        };
+        let (canary, stable) = weights_via(&socket)?;
+        percent(canary, stable)
+    }
+
     /// Sends one runtime API command and returns the answer.
     pub fn command(&self, command: &str) -> Option<String> {
-        let mut stream = UnixStream::connect(self.socket()).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        stream.write_all(format!("{command}\n").as_bytes()).ok()?;
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).ok()?;
-        Some(answer)
+        command_via(&self.socket(), command)
     }
 
     /// The current (canary, stable) server weights, read from the runtime API.
     pub fn weights(&self) -> Option<(u32, u32)> {
-        let read = |server: &str| -> Option<u32> {
-            self.command(&format!("get weight app/{server}"))?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        };
-        Some((read("canary")?, read("stable")?))
+        weights_via(&self.socket())
     }
 
     /// The canary's share in percent, as HAProxy routes it.
     pub fn canary_percent(&self) -> Option<u32> {
         let (canary, stable) = self.weights()?;
-        let total = canary + stable;
-        (total > 0).then(|| (canary * 100 + total / 2) / total)
+        percent(canary, stable)
     }
+}
+
+/// The canary's share of two server weights, rounded to the nearest percent.
+fn percent(canary: u32, stable: u32) -> Option<u32> {
+    let total = canary + stable;
+    (total > 0).then(|| (canary * 100 + total / 2) / total)
+}
+
+/// The (canary, stable) server weights, read through the runtime API at `socket`.
+fn weights_via(socket: &Path) -> Option<(u32, u32)> {
+    let read = |server: &str| -> Option<u32> {
+        command_via(socket, &format!("get weight app/{server}"))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    Some((read("canary")?, read("stable")?))
+}
+
+/// Sends one runtime API command to the socket at `socket` and returns the answer.
+fn command_via(socket: &Path, command: &str) -> Option<String> {
+    let mut stream = UnixStream::connect(socket).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream.write_all(format!("{command}\n").as_bytes()).ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    Some(answer)
 }

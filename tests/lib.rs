@@ -16,6 +16,7 @@ pub mod nginx;
 pub mod policy;
 pub mod process;
 pub mod prometheus;
+pub mod vocabulary;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

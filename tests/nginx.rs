@@ -15,6 +15,8 @@ pub struct Nginx {
     dir: tempfile::TempDir,
     port: u16,
     probe: Option<u16>,
+    /// The upstream file it was started with (all traffic on `stable`).
+    initial_upstream: String,
 }
 
 impl Nginx {
@@ -45,7 +47,7 @@ impl Nginx {
                  }}\n}}\n"
             ));
         }
-        std::fs::write(dir.path().join("upstream.conf"), upstream).expect("write upstream.conf");
+        std::fs::write(dir.path().join("upstream.conf"), &upstream).expect("write upstream.conf");
         let config = format!(
             "worker_processes 1;\nerror_log {dir}/logs/error.log;\npid {dir}/nginx.pid;\n\
              events {{ worker_connections 256; }}\n\
@@ -64,6 +66,7 @@ impl Nginx {
             dir,
             port,
             probe,
+            initial_upstream: upstream,
         };
         assert!(
             wait_until(Duration::from_secs(20), || std::net::TcpStream::connect((
@@ -106,6 +109,37 @@ impl Nginx {
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Puts the upstream file it started with back (all traffic on `stable`) and reloads,
+    /// behind canary's back: a drift, as a person or a configuration deploy would make.
+    pub fn revert_upstream(&self) {
+        std::fs::write(self.upstream_file(), &self.initial_upstream).expect("write upstream.conf");
+        let command = self.reload_command();
+        let status = Command::new(&command[0])
+            .args(&command[1..])
+            .status()
+            .expect("run nginx -s reload");
+        assert!(status.success(), "nginx -s reload failed");
+    }
+
+    /// The canary's share as NGINX serves it, from the weight probe's answer
+    /// (`canary-weights upstream=app canary=10 stable=90 …`); `None` without a probe or an
+    /// answer.
+    pub fn served_canary_percent(&self) -> Option<u32> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.probe?)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        stream
+            .write_all(b"GET /canary-weights HTTP/1.0\r\nHost: probe\r\n\r\n")
+            .ok()?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).ok()?;
+        let body = answer.split("\r\n\r\n").nth(1)?;
+        body.split_whitespace()
+            .find_map(|field| field.strip_prefix("canary="))?
+            .parse()
+            .ok()
     }
 }
 

@@ -1,14 +1,18 @@
 //! `canary rollout` killed with SIGKILL at random points and started again, eight times in the
 //! test suite (`CANARY_CRASH_RUNS=N` for more: docs/reliability.md's full campaign is 120):
 //! every rollout ends promoted or rolled back, never promoted on missing evidence, the state
-//! file always parses, and HAProxy's weights end where the final state says. A quarter of the
-//! runs have their weight changed behind canary's back just before the kill (a kill during
-//! the drift's repair), and a quarter get a `canary abort` just before it (a kill while the
-//! request is being handled).
+//! file always parses, and the gateway's weights end where the final state says. Runs
+//! alternate, four at a time, between a real HAProxy and a real NGINX with its weight probe
+//! (every NGINX weight change is a file write, a reload and the probe's confirmation, so
+//! kills fall inside those). A quarter of the runs have their weight changed behind canary's
+//! back just before the kill (a kill during the drift's repair), and a quarter get a
+//! `canary abort` just before it (a kill while the request is being handled).
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use canary_tests::haproxy::Haproxy;
+use canary_tests::nginx::Nginx;
 use serde_json::Value;
 
 use crate::canary_run::{read_json, spawn_canary};
@@ -50,13 +54,73 @@ enum Disturbance {
     Abort,
 }
 
-fn state_file(stack: &Stack) -> std::path::PathBuf {
-    stack.state_dir().join("e2e.json")
+/// The gateway of one run, with its own policy and state directory.
+struct Gateway<'a> {
+    kind: GatewayKind<'a>,
+    policy: PathBuf,
+    state_dir: PathBuf,
+}
+
+enum GatewayKind<'a> {
+    Haproxy(&'a Haproxy),
+    Nginx(&'a Nginx),
+}
+
+impl Gateway<'_> {
+    fn name(&self) -> &'static str {
+        match self.kind {
+            GatewayKind::Haproxy(_) => "HAProxy",
+            GatewayKind::Nginx(_) => "NGINX",
+        }
+    }
+
+    fn url(&self) -> String {
+        match self.kind {
+            GatewayKind::Haproxy(haproxy) => haproxy.url(),
+            GatewayKind::Nginx(nginx) => nginx.url(),
+        }
+    }
+
+    /// The canary's share as the gateway routes it (NGINX: as its probe says it serves).
+    fn served_percent(&self) -> Option<u32> {
+        match self.kind {
+            GatewayKind::Haproxy(haproxy) => haproxy.canary_percent(),
+            GatewayKind::Nginx(nginx) => nginx.served_canary_percent(),
+        }
+    }
+
+    /// A reload or a person: the weights go back to the configuration's, the canary's
+    /// share to 0.
+    fn drift(&self) {
+        match self.kind {
+            GatewayKind::Haproxy(haproxy) => {
+                let _ = haproxy.command("set weight app/canary 0");
+                let _ = haproxy.command("set weight app/stable 100");
+            }
+            GatewayKind::Nginx(nginx) => nginx.revert_upstream(),
+        }
+    }
+
+    /// After a kill: what canary writes to the gateway is whole (NGINX's upstream file is
+    /// replaced atomically: never half a file).
+    fn assert_whole(&self, run: u64) {
+        if let GatewayKind::Nginx(nginx) = self.kind {
+            let text = std::fs::read_to_string(nginx.upstream_file()).expect("the upstream file");
+            assert!(
+                text.starts_with("upstream app {") || text.starts_with("# Written by canary"),
+                "run {run}: the upstream file after a kill:\n{text}"
+            );
+            assert!(
+                text.contains("/canary-weights") && text.trim_end().ends_with('}'),
+                "run {run}: the upstream file after a kill is not whole:\n{text}"
+            );
+        }
+    }
 }
 
 /// The state file, which must parse whenever it exists.
-fn saved_state(stack: &Stack) -> Option<Value> {
-    let path = state_file(stack);
+fn saved_state(state_dir: &Path) -> Option<Value> {
+    let path = state_dir.join("e2e.json");
     let text = std::fs::read_to_string(&path).ok()?;
     Some(
         serde_json::from_str(&text)
@@ -64,14 +128,49 @@ fn saved_state(stack: &Stack) -> Option<Value> {
     )
 }
 
+/// Whether the run's gateway is NGINX: four runs on HAProxy, four on NGINX, and so on, so
+/// that both see healthy and bad canaries, drifts and aborts.
+fn on_nginx(run: u64) -> bool {
+    (run / 4) % 2 == 1
+}
+
 #[test]
 fn killed_at_random_points_every_rollout_still_ends_safely() {
     let mut stack = Stack::services(&[]);
     let haproxy = Haproxy::start(&stack.stable.address, &stack.canary.address);
-    stack.load_through(&haproxy.url());
-    let gateway = haproxy_gateway(&haproxy);
-    let policy = stack.policy(&gateway, TIMING);
-    let state_dir = stack.state_dir();
+    let nginx = Nginx::start_with_probe(&stack.stable.address, &stack.canary.address);
+    let on_haproxy = Gateway {
+        kind: GatewayKind::Haproxy(&haproxy),
+        policy: stack.policy(&haproxy_gateway(&haproxy), TIMING),
+        state_dir: stack.state_dir(),
+    };
+    let nginx_gateway = format!(
+        "  nginx:\n    upstream-file: {}\n    upstream: app\n    canary: {}\n    stable: {}\n    \
+         reload: [{}]\n    timeout: 5s\n    weight-probe: {}",
+        nginx.upstream_file().display(),
+        stack.canary.address,
+        stack.stable.address,
+        nginx
+            .reload_command()
+            .iter()
+            .map(|a| format!("\"{a}\""))
+            .collect::<Vec<_>>()
+            .join(", "),
+        nginx.probe_address().expect("a probe")
+    );
+    // `Stack::policy` writes e2e.yaml: the HAProxy one is moved aside first.
+    let haproxy_policy = stack.dir.path().join("e2e-haproxy.yaml");
+    std::fs::rename(&on_haproxy.policy, &haproxy_policy).unwrap();
+    let on_haproxy = Gateway {
+        policy: haproxy_policy,
+        ..on_haproxy
+    };
+    let on_nginx_gateway = Gateway {
+        kind: GatewayKind::Nginx(&nginx),
+        policy: stack.policy(&nginx_gateway, TIMING),
+        state_dir: stack.dir.path().join("state-nginx"),
+    };
+    let mut loaded_through = String::new();
     let mut random = Seeded(0x5eed_cafe_f00d);
     let runs: u64 = std::env::var("CANARY_CRASH_RUNS")
         .ok()
@@ -79,7 +178,23 @@ fn killed_at_random_points_every_rollout_still_ends_safely() {
         .unwrap_or(RUNS);
     let (mut promoted, mut rolled_back, mut kills) = (0, 0, 0);
     let (mut drifts, mut aborts_asked) = (0, 0);
+    // Per gateway (HAProxy, NGINX): rollouts, kills, kills whose last line was a weight
+    // being set (NGINX: between the file's write and the probe's confirmation).
+    let mut per_gateway = [(0u64, 0u64, 0u64); 2];
     for run in 0..runs {
+        let gateway = if on_nginx(run) {
+            &on_nginx_gateway
+        } else {
+            &on_haproxy
+        };
+        let tally = &mut per_gateway[usize::from(on_nginx(run))];
+        tally.0 += 1;
+        if loaded_through != gateway.url() {
+            loaded_through = gateway.url();
+            stack.load_through(&loaded_through);
+        }
+        let policy = &gateway.policy;
+        let state_dir = &gateway.state_dir;
         // Every third canary is bad: 20 % errors.
         let bad = run % 3 == 2;
         stack.canary.set_faults(if bad { 0.2 } else { 0.0 }, 0);
@@ -95,7 +210,9 @@ fn killed_at_random_points_every_rollout_still_ends_safely() {
                 state_dir.display().to_string(),
                 "--output".to_owned(),
                 format!("json:{}", report.display()),
-                "--quiet".to_owned(),
+                // Every weight being set is said: a kill right after that line fell inside
+                // the change (counted below).
+                "--verbose".to_owned(),
                 "--id".to_owned(),
                 format!("run-{run}"),
             ]
@@ -137,10 +254,7 @@ fn killed_at_random_points_every_rollout_still_ends_safely() {
                     disturb_at = None;
                     match disturbance {
                         Disturbance::Drift => {
-                            // A reload or a person: the weights go back to the
-                            // configuration's, the canary's share to 0.
-                            let _ = haproxy.command("set weight app/canary 0");
-                            let _ = haproxy.command("set weight app/stable 100");
+                            gateway.drift();
                             drifts += 1;
                         }
                         Disturbance::Abort => {
@@ -163,6 +277,14 @@ fn killed_at_random_points_every_rollout_still_ends_safely() {
                     process.child.kill().expect("SIGKILL canary");
                     let _ = process.child.wait();
                     killed = true;
+                    // Debug logs aside, the driver's last line says where it was.
+                    let last = stderr
+                        .try_iter()
+                        .filter(|l| !l.contains("DEBUG") && !l.contains("TRACE"))
+                        .last();
+                    if last.is_some_and(|l| l.contains("setting canary weight to")) {
+                        tally.2 += 1;
+                    }
                     break None;
                 }
                 assert!(
@@ -171,11 +293,13 @@ fn killed_at_random_points_every_rollout_still_ends_safely() {
                 );
                 std::thread::sleep(Duration::from_millis(20));
             };
-            // Whatever happened, the state on disk is whole.
-            saved_state(&stack);
+            // Whatever happened, the state on disk is whole, and so is the gateway's file.
+            saved_state(state_dir);
+            gateway.assert_whole(run);
             attempt += 1;
             if killed {
                 kills += 1;
+                tally.1 += 1;
                 continue;
             }
             // `canary abort` may be driving the rollback itself (it took the claim of the
@@ -193,24 +317,31 @@ fn killed_at_random_points_every_rollout_still_ends_safely() {
         for (mut abort, _stderr) in aborts {
             let _ = abort.wait_exit(Duration::from_secs(90));
         }
-        let state = saved_state(&stack).expect("a finished rollout has a state file");
+        let state = saved_state(state_dir).expect("a finished rollout has a state file");
         let phase = state["phase"]["phase"]
             .as_str()
             .unwrap_or_default()
             .to_owned();
         println!(
-            "run {run} ({}): {attempt} lives, exit {code}, {phase}: {}",
+            "run {run} ({}, {}): {attempt} lives, exit {code}, {phase}: {}",
+            gateway.name(),
             if bad { "bad" } else { "healthy" },
             state["outcome"]["reason"].as_str().unwrap_or_default()
         );
-        let percent = haproxy.canary_percent().expect("HAProxy answers");
+        // NGINX may still be finishing its last reload: what it serves settles within the
+        // reload's timeout.
+        let wanted = if phase == "promoted" { 100 } else { 0 };
+        canary_tests::wait_until(Duration::from_secs(10), || {
+            gateway.served_percent() == Some(wanted)
+        });
+        let percent = gateway.served_percent().expect("the gateway answers");
         match (code, phase.as_str()) {
             (0, "promoted") => {
                 promoted += 1;
                 assert!(!bad, "run {run}: a canary with 20% errors was promoted");
                 assert_eq!(
                     percent, 100,
-                    "run {run}: promoted, so HAProxy routes everything to the canary"
+                    "run {run}: promoted, so the gateway routes everything to the canary"
                 );
                 let report = read_json(&report);
                 // A step that drifted is closed as `drift` and run again: it never passes.
@@ -250,8 +381,17 @@ fn killed_at_random_points_every_rollout_still_ends_safely() {
     println!(
         "{runs} rollouts, {kills} SIGKILLs ({drifts} runs with a drift, {aborts_asked} with a `canary abort`, each shortly before the first kill): {promoted} promoted, {rolled_back} rolled back"
     );
+    for (name, (rollouts, killed, in_change)) in ["HAProxy", "NGINX"].iter().zip(per_gateway) {
+        println!(
+            "{name}: {rollouts} rollouts, {killed} SIGKILLs, {in_change} of them while a weight was being set"
+        );
+    }
+    assert!(
+        per_gateway.iter().all(|&(rollouts, _, _)| rollouts > 0),
+        "both gateways were exercised: {per_gateway:?}"
+    );
     // A bad canary, or one aborted, often ends before its first life's kill: at least
-    // three kills per four rollouts (20 rollouts gave 17 kills; the full campaign's numbers
+    // three kills per four rollouts (the full campaign of 120 gave 117; its numbers
     // are in docs/reliability.md).
     assert!(
         kills * 4 >= runs * 3,

@@ -406,7 +406,7 @@ fn sigterm_leaves_the_weight_saves_the_state_and_exits_130() {
         &[],
     );
     assert!(
-        status.stdout.contains("phase step, canary at 10%"),
+        status.stdout.contains("phase step, canary at 10 %"),
         "{}",
         status.all()
     );

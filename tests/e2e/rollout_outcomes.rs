@@ -308,7 +308,7 @@ fn a_dry_run_prints_the_plan_and_changes_nothing() {
     let dry = run("rollout", &policy, &stack, &["--dry-run"]);
     assert_eq!(dry.code, 0, "{}", dry.all());
     for wanted in [
-        "10% → 25% → 50% → 100%",
+        "10 % → 25 % → 50 % → 100 %",
         "errors/slo",
         "latency/baseline",
         "http_requests_total",
@@ -470,4 +470,174 @@ fn a_rollback_gives_up_after_its_bound_with_exit_4() {
         lines.iter().any(|l| l.contains("--rollback-retry-for")),
         "{lines:?}"
     );
+}
+
+/// Whether HAProxy routes `percent` % to the canary within 30 s, read through its socket
+/// wherever it is (canary may not reach it).
+fn serves_percent(haproxy: &canary_tests::haproxy::Haproxy, percent: u32) -> bool {
+    canary_tests::wait_until(Duration::from_secs(30), || {
+        haproxy.served_canary_percent() == Some(percent)
+    })
+}
+
+/// The rollback-retry of issue 12 against a real HAProxy: its runtime socket refuses
+/// canary (taken from its path) just as `canary abort` asks for a rollback. The rollback
+/// keeps trying, saying each failed attempt while it goes on, HAProxy meanwhile still
+/// routing 10 % to the canary; once the socket is back, canary itself sets 0 % (HAProxy
+/// was not restarted, so nothing else would), exit 1, and the report says how long the bad
+/// canary was exposed.
+#[test]
+fn a_rollback_through_a_refused_haproxy_socket_keeps_trying_until_haproxy_answers() {
+    let (stack, haproxy, policy) = haproxy_stack("");
+    let report_path = stack.report_path("report.json");
+    let output = format!("json:{}", report_path.display());
+    let (mut process, stderr) = spawn(
+        "rollout",
+        &policy,
+        &stack,
+        &["--id", "r", "--output", &output],
+    );
+    assert!(at_percent(&haproxy, 10), "the first step started");
+    haproxy.hide_socket();
+    let (mut abort, _abort_stderr) = spawn("abort", &policy, &stack, &[]);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        haproxy.served_canary_percent(),
+        Some(10),
+        "HAProxy still routes the canary its step's share"
+    );
+    let live: Vec<String> = stderr.try_iter().collect();
+    let socket = haproxy.socket().display().to_string();
+    let warned: Vec<&String> = live
+        .iter()
+        .filter(|l| l.contains("rolling back: setting weight 0 failed (attempt "))
+        .collect();
+    assert!(
+        warned.len() >= 2,
+        "the failed attempts are said while the retrying goes on: {live:#?}"
+    );
+    assert!(
+        warned
+            .iter()
+            .all(|l| l.contains("the canary has served traffic for") && l.contains(&socket)),
+        "each names the socket and the exposure so far: {warned:#?}"
+    );
+    haproxy.show_socket();
+    assert!(
+        serves_percent(&haproxy, 0),
+        "canary set weight 0 once HAProxy answered"
+    );
+    assert_eq!(process.wait_exit(Duration::from_secs(30)).code(), Some(1));
+    assert_eq!(
+        abort.wait_exit(Duration::from_secs(30)).code(),
+        Some(1),
+        "`canary abort` exits as the rollout it asked for did"
+    );
+    let report = read_json(&report_path);
+    assert_eq!(report["verdict"], "fail", "{report}");
+    let exposed = report["canary_exposed_seconds"]
+        .as_f64()
+        .expect("the exposure");
+    assert!(exposed >= 4.0, "exposed {exposed} s: {report}");
+}
+
+/// The same, with an HAProxy socket that never comes back within `--rollback-retry-for`:
+/// exit 4 (docs/exit-codes.md), the report's verdict `error` naming the bound, the state
+/// `failed` during the rollback, and HAProxy still at the step's weight — said, not hidden.
+/// Once the socket is back, a rerun of the same id finishes the rollback: 0 %, exit 1.
+#[test]
+fn a_rollback_whose_haproxy_never_answers_exits_4_and_a_rerun_finishes_it() {
+    let (stack, haproxy, policy) = haproxy_stack("");
+    let report_path = stack.report_path("report.json");
+    let output = format!("json:{}", report_path.display());
+    let (mut process, stderr) = spawn(
+        "rollout",
+        &policy,
+        &stack,
+        &[
+            "--id",
+            "r",
+            "--output",
+            &output,
+            "--rollback-retry-for",
+            "3s",
+        ],
+    );
+    assert!(at_percent(&haproxy, 10), "the first step started");
+    haproxy.hide_socket();
+    let (mut abort, _abort_stderr) = spawn("abort", &policy, &stack, &[]);
+    assert_eq!(process.wait_exit(Duration::from_secs(60)).code(), Some(4));
+    assert_eq!(abort.wait_exit(Duration::from_secs(30)).code(), Some(4));
+    let lines: Vec<String> = stderr.try_iter().collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("setting weight 0 failed (attempt 2,")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("--rollback-retry-for")),
+        "the error names the bound: {lines:#?}"
+    );
+    assert_eq!(
+        haproxy.served_canary_percent(),
+        Some(10),
+        "the canary still gets its step's share"
+    );
+    let report = read_json(&report_path);
+    assert_eq!(report["verdict"], "error", "{report}");
+    assert_eq!(report["exit_code"], 4, "{report}");
+    let state = crate::rollout_safety::saved(&stack);
+    assert_eq!(state["phase"]["phase"], "failed", "{state}");
+    assert_eq!(state["phase"]["during"]["phase"], "rolling-back", "{state}");
+
+    haproxy.show_socket();
+    let rerun = run("rollout", &policy, &stack, &["--id", "r"]);
+    assert_eq!(rerun.code, 1, "{}", rerun.all());
+    assert_eq!(haproxy.canary_percent(), Some(0), "{}", rerun.all());
+}
+
+/// Issue 15: one vocabulary — `25 %` for a share, `step 2/3` for a step — in every output of
+/// one rollout: the plain progress lines, the summary, `canary status`, the JSON, JUnit,
+/// Markdown (file and CI step summary) and HTML reports. (Slack's words: unit test
+/// `hooks::notify::tests`.)
+#[test]
+fn every_output_says_shares_and_steps_the_same_way() {
+    use canary_tests::vocabulary::assert_one_vocabulary;
+
+    let (stack, haproxy, policy) = haproxy_stack("");
+    let summary = stack.report_path("step-summary.md");
+    let mut all = args("rollout", &policy, &stack, &["--id", "r"]);
+    all.extend(every_output(&stack));
+    let summary_env = summary.display().to_string();
+    let driver = std::thread::spawn(move || {
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        crate::canary_run::canary(&refs, &[("GITHUB_STEP_SUMMARY", &summary_env)])
+    });
+    assert!(at_percent(&haproxy, 10), "the first step started");
+    let status = run("status", &policy, &stack, &[]);
+    assert!(
+        status.stdout.contains("step 1/3 at 10 %"),
+        "{}",
+        status.all()
+    );
+    assert_one_vocabulary("canary status", &status.stdout);
+    let abort = run("abort", &policy, &stack, &["--reason", "vocabulary"]);
+    assert_eq!(abort.code, 1, "{}", abort.all());
+    assert_one_vocabulary("canary abort", &abort.stdout);
+    let rollout = driver.join().expect("the rollout's thread");
+    assert_eq!(rollout.code, 1, "{}", rollout.all());
+    assert!(
+        rollout.stderr.contains("step 1/3: canary at 10 %"),
+        "{}",
+        rollout.all()
+    );
+    assert_one_vocabulary("the progress lines", &rollout.stderr);
+    assert_one_vocabulary("the summary", &rollout.stdout);
+    let status = run("status", &policy, &stack, &[]);
+    assert_one_vocabulary("canary status after the end", &status.stdout);
+    for file in ["report.json", "junit.xml", "report.md", "report.html"] {
+        assert_one_vocabulary(file, &read(&stack.report_path(file)));
+    }
+    assert_one_vocabulary("the CI step summary", &read(&summary));
 }

@@ -192,7 +192,7 @@ fn forged_or_inconsistent_state_is_refused_with_exit_2_and_the_gateway_untouched
     interrupt(process);
     let status = run("status", &policy, &stack, &[]);
     assert!(
-        status.stdout.contains("step 1 of 3 at 10%"),
+        status.stdout.contains("step 1/3 at 10 %"),
         "the policy's step count: {}",
         status.all()
     );
@@ -405,4 +405,77 @@ fn abort_taking_over_a_dead_drivers_claim_says_what_it_found_and_did() {
     assert!(out.contains("rolled back"), "{}", abort.all());
     assert_eq!(haproxy.canary_percent(), Some(0));
     assert_eq!(saved(&stack)["phase"]["phase"], "rolled-back");
+}
+
+/// Issue 15: `promote` and `abort` never answer by telling the user to run the command they
+/// just ran. Every path each can take: no rollout, a live driver (the request is left for
+/// it), a finished rollout, a dead driver's claim taken over.
+#[test]
+fn promote_and_abort_never_send_the_user_back_to_themselves() {
+    let (stack, haproxy, policy) = haproxy_stack("");
+    let mut seen = Vec::new();
+    let mut check = |command: &str, path: &str, run: &Run, code: i32| {
+        assert_eq!(run.code, code, "{command} ({path}): {}", run.all());
+        let own = format!("canary {command}");
+        // A line may name the command as what happened ("promoted by hand (canary
+        // promote)"), never as what to do.
+        for line in run.stdout.lines().chain(run.stderr.lines()) {
+            let advice = [
+                "use ",
+                "run ",
+                "try ",
+                "again",
+                " or `canary",
+                "with `canary",
+            ];
+            assert!(
+                !(line.contains(&own) && advice.iter().any(|a| line.contains(a))),
+                "{command} ({path}) tells the user to run {own}: {line}\n{}",
+                run.all()
+            );
+        }
+        seen.push(format!("{command} ({path})"));
+    };
+    let promote = || run("promote", &policy, &stack, &["--yes"]);
+    let abort = || run("abort", &policy, &stack, &[]);
+
+    // No rollout at all.
+    check("promote", "no rollout", &promote(), 2);
+    check("abort", "no rollout", &abort(), 2);
+
+    // A live driver: the request is left for it, and the command exits as it did.
+    let (mut first, _first) = spawn("rollout", &policy, &stack, &["--id", "rel-1"]);
+    assert!(at_percent(&haproxy, 10), "rel-1 reached its first step");
+    check("abort", "live driver", &abort(), 1);
+    assert_eq!(first.wait_exit(Duration::from_secs(30)).code(), Some(1));
+
+    // A finished rollout.
+    check("promote", "finished", &promote(), 2);
+    check("abort", "finished", &abort(), 2);
+
+    // A dead driver's claim, taken over: promote, then (next rollout) abort.
+    for (id, command, code) in [("rel-2", "promote", 0), ("rel-3", "abort", 1)] {
+        let (mut driver, _stderr) = spawn("rollout", &policy, &stack, &["--id", id]);
+        assert!(at_percent(&haproxy, 10), "{id} reached its first step");
+        driver.signal("KILL");
+        driver.wait_exit(Duration::from_secs(10));
+        let taken = if command == "promote" {
+            promote()
+        } else {
+            abort()
+        };
+        assert!(
+            taken.stdout.contains("took over its claim"),
+            "{}",
+            taken.all()
+        );
+        check(command, "dead driver", &taken, code);
+    }
+
+    // A live driver asked to promote.
+    let (mut last, _last) = spawn("rollout", &policy, &stack, &["--id", "rel-4"]);
+    assert!(at_percent(&haproxy, 10), "rel-4 reached its first step");
+    check("promote", "live driver", &promote(), 0);
+    assert_eq!(last.wait_exit(Duration::from_secs(30)).code(), Some(0));
+    assert_eq!(seen.len(), 8, "{seen:?}");
 }

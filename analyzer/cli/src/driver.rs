@@ -153,7 +153,7 @@ impl Driver<'_> {
                     }
                     Effect::SetWeight(weight) => {
                         self.progress.line(&format!(
-                            "setting canary weight to {weight}% via {}",
+                            "setting canary weight to {weight} % via {}",
                             self.router.describe()
                         ));
                         let rolling_back = weight == 0

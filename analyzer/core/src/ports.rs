@@ -131,7 +131,7 @@ pub async fn set_and_verify(router: &dyn TrafficRouter, weight: u8) -> Result<()
         return Err(Error::Mismatch {
             component: "gateway",
             message: format!(
-                "{}: canary weight {weight}% was set but {actual}% was read back",
+                "{}: canary weight {weight} % was set but {actual} % was read back",
                 router.describe()
             ),
         });
@@ -144,7 +144,7 @@ pub async fn set_and_verify(router: &dyn TrafficRouter, weight: u8) -> Result<()
 pub fn check_canary_weight(weight: u8) -> Result<()> {
     if weight > 100 {
         return Err(Error::Usage(format!(
-            "a canary weight of {weight}% was asked for; weights run from 0 to 100"
+            "a canary weight of {weight} % was asked for; weights run from 0 to 100"
         )));
     }
     Ok(())

@@ -162,7 +162,7 @@ mod tests {
             kind,
             service: "checkout".to_owned(),
             weight: Some(25),
-            message: "step 2/3: canary at 25%".to_owned(),
+            message: "step 2/3: canary at 25 %".to_owned(),
         }
     }
 
@@ -197,6 +197,15 @@ mod tests {
                 "{text}"
             );
             assert!(text.contains("(canary at 25 %)"), "{text}");
+        }
+        // One vocabulary with the summary and the reports (issue 15), for every kind.
+        for kind in &NoticeKind::NOTIFIABLE {
+            let slack: serde_json::Value =
+                serde_json::from_str(&slack_body(&notice(*kind))).unwrap();
+            canary_tests::vocabulary::assert_one_vocabulary(
+                "Slack",
+                slack["text"].as_str().unwrap(),
+            );
         }
     }
 

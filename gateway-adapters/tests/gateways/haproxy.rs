@@ -290,7 +290,7 @@ async fn a_weight_changed_behind_our_back_is_caught_by_set_and_verify() {
         // canary 77 against stable 90: 46 %.
         Error::Mismatch { message, .. } => {
             assert!(
-                message.contains("10% was set but 46% was read back"),
+                message.contains("10 % was set but 46 % was read back"),
                 "{message}"
             );
             assert!(message.contains("backend app"), "{message}");

@@ -74,7 +74,7 @@ impl PromoteCommand {
         )?;
         if !self.yes
             && !confirm(&format!(
-                "Promote {} to 100% now, skipping the remaining analysis?",
+                "Promote {} to 100 % now, skipping the remaining analysis?",
                 target.policy.service
             ))?
         {

@@ -235,7 +235,7 @@ impl DemoCommand {
             ],
         )?;
         if !self.quiet {
-            print!("{}", render::summary(&report));
+            render::print_summary(&report, &[]);
             println!("load: {load}");
         }
         let shown = html.canonicalize().unwrap_or(html);

@@ -102,6 +102,9 @@ fn warnings(policy: &Policy, cwd: &Path) -> Vec<String> {
                 .to_owned(),
         );
     }
+    if let Some(warning) = nginx_probe_warning(policy) {
+        warnings.push(warning);
+    }
     let mut commands: Vec<(String, &[String])> = Vec::new();
     for (i, hook) in policy.hooks.iter().enumerate() {
         if let HookAction::Command(argv) = &hook.action {
@@ -128,6 +131,24 @@ fn warnings(policy: &Policy, cwd: &Path) -> Vec<String> {
         }
     }
     warnings
+}
+
+/// An NGINX gateway without `weight-probe`: its weights are read back from the file canary
+/// wrote, which is what NGINX serves only if the reload took effect. `nginx -s reload` exits 0
+/// once it has signalled the master, so a reload that did not happen would go unnoticed.
+fn nginx_probe_warning(policy: &Policy) -> Option<String> {
+    match &policy.gateway {
+        Some(GatewaySpec::Nginx(spec)) if spec.weight_probe.is_none() => Some(
+            "gateway.nginx.weight-probe: none: weights are read back from the upstream file \
+             canary writes, not from NGINX, so a reload that did not take effect (a stopped \
+             master, a configuration NGINX rejected behind a reload wrapper) would leave NGINX \
+             serving the old weight while the rollout counts evidence for the new one. Add \
+             `weight-probe: 127.0.0.1:PORT` (a free local port) so that every weight is \
+             confirmed from what NGINX serves (docs/reliability.md#weight-drift)."
+                .to_owned(),
+        ),
+        _ => None,
+    }
 }
 
 /// Finds `program` as `canary rollout` will when it runs it: a name with a `/` relative to
@@ -271,8 +292,32 @@ pub(crate) fn explain(policy: &Policy, window: Option<std::time::Duration>) -> S
             };
             let _ = writeln!(
                 out,
-                "#   {weight}% asked: {canary} canary and {stable} stable pods, {achieved}"
+                "#   {weight} % asked: {canary} canary and {stable} stable pods, {achieved}"
             );
+        }
+    }
+    if let Some(GatewaySpec::Nginx(spec)) = &policy.gateway {
+        match spec.weight_probe {
+            Some(probe) => {
+                let _ = writeln!(
+                    out,
+                    "# Gateway: NGINX upstream {} in {}; every weight is confirmed, and read back\n\
+                     # at every tick, from what NGINX serves (weight probe http://{probe}/canary-weights).",
+                    spec.upstream,
+                    spec.upstream_file.display()
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "# Gateway: NGINX upstream {} in {}; weights are read back from that file.",
+                    spec.upstream,
+                    spec.upstream_file.display()
+                );
+            }
+        }
+        if let Some(warning) = nginx_probe_warning(policy) {
+            let _ = writeln!(out, "# warning: {warning}");
         }
     }
     match &policy.metrics {

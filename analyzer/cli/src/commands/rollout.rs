@@ -152,7 +152,7 @@ impl RolloutCommand {
                             .map_err(|e| in_store(e, store))?;
                         if !saved.phase().is_terminal() {
                             progress.line(&format!(
-                                "resuming the rollout of {} started {} (phase {}, canary at {}%)",
+                                "resuming the rollout of {} started {} (phase {}, canary at {} %)",
                                 saved.service(),
                                 saved.started_at(),
                                 saved.phase().name(),
@@ -220,7 +220,7 @@ impl RolloutCommand {
             policy.service,
             router.describe()
         );
-        let steps: Vec<String> = rollout.steps.iter().map(|w| format!("{w}%")).collect();
+        let steps: Vec<String> = rollout.steps.iter().map(|w| format!("{w} %")).collect();
         let _ = writeln!(plan, "{}", steps.join(" → "));
         let _ = writeln!(
             plan,

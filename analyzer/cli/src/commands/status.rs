@@ -94,7 +94,7 @@ impl StatusCommand {
         // the steps run so far).
         let of_steps = policy
             .as_ref()
-            .map(|p| format!(" of {}", p.rollout.analysed_steps().len()))
+            .map(|p| format!("/{}", p.rollout.analysed_steps().len()))
             .unwrap_or_default();
         let store = match store {
             Some(store) => store,
@@ -123,7 +123,7 @@ impl StatusCommand {
         };
         let _ = writeln!(
             out,
-            "{service}: phase {}, canary at {}% ({driving})",
+            "{service}: phase {}, canary at {} % ({driving})",
             rollout.phase().name(),
             rollout.current_weight()
         );
@@ -138,7 +138,7 @@ impl StatusCommand {
             } => {
                 let _ = writeln!(
                     out,
-                    "  step {}{of_steps} at {weight}%{}{}",
+                    "  step {}{of_steps} at {weight} %{}{}",
                     ordinal(*index),
                     started_at
                         .map(|t| format!(", since {t}"))
@@ -159,7 +159,7 @@ impl StatusCommand {
         for step in rollout.steps() {
             let _ = writeln!(
                 out,
-                "  step {} {:>3}%  {}  {}{}",
+                "  step {} {:>3} %  {}  {}{}",
                 ordinal(step.index),
                 step.weight,
                 step.decision,

@@ -240,7 +240,7 @@ fn progress_line(resource: &CanaryRollout) -> String {
     };
     let weight = status
         .weight
-        .map_or_else(String::new, |w| format!(", canary at {w}%"));
+        .map_or_else(String::new, |w| format!(", canary at {w} %"));
     let step = status
         .step
         .as_deref()

@@ -621,7 +621,7 @@ fn transition(
     };
     let weight = after
         .weight
-        .map_or_else(String::new, |w| format!(" at {w}%"));
+        .map_or_else(String::new, |w| format!(" at {w} %"));
     let step = after
         .step
         .as_deref()

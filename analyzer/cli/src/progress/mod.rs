@@ -305,7 +305,7 @@ fn recorded_steps(rollout: &Rollout) -> Vec<String> {
 /// weight, each criterion's verdict.
 fn watch_line(rollout: &Rollout) -> String {
     let mut line = format!(
-        "{} weight {}%",
+        "{} weight {} %",
         rollout.phase().name(),
         rollout.current_weight()
     );

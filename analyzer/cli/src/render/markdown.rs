@@ -79,8 +79,8 @@ pub(super) fn render(report: &Report) -> String {
                 step.index + 1,
                 // A router that approximates the weight (replica counts) says what it got.
                 match &step.achieved {
-                    Some(achieved) => format!("{}% asked, {achieved} achieved", step.weight),
-                    None => format!("{}%", step.weight),
+                    Some(achieved) => format!("{} % asked, {achieved} achieved", step.weight),
+                    None => format!("{} %", step.weight),
                 },
                 step.started_at,
                 step.ended_at

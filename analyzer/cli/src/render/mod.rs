@@ -96,8 +96,22 @@ pub(crate) fn check_outputs(outputs: &[OutputSpec]) -> Result<(), canary_core::E
 pub(crate) fn print_summary(report: &Report, outputs: &[OutputSpec]) {
     // A live view still up would be glued to the summary's first line, or erase it.
     crate::progress::end_live_view();
-    let text = summary(report);
-    if outputs.iter().any(OutputSpec::is_stdout) {
+    let to_stderr = outputs.iter().any(OutputSpec::is_stdout);
+    // On a terminal, each entry is wrapped at word boundaries to its width (the terminal
+    // would otherwise cut words in two and run them into the columns); in a pipeline each
+    // entry stays one line, for grep.
+    let term = if to_stderr {
+        console::Term::stderr()
+    } else {
+        console::Term::stdout()
+    };
+    let width = term
+        .is_term()
+        .then(|| term.size_checked())
+        .flatten()
+        .map(|(_, cols)| usize::from(cols).saturating_sub(1));
+    let text = summary(report, width);
+    if to_stderr {
         eprint!("{text}");
     } else {
         print!("{text}");
@@ -229,30 +243,42 @@ fn sample_count(n: Option<u64>, events: Option<u64>) -> String {
     }
 }
 
-/// The short human summary printed at the end of `analyze` and `rollout`.
-pub(crate) fn summary(report: &Report) -> String {
+/// The short human summary printed at the end of `analyze` and `rollout`: each entry on one
+/// line, or wrapped at word boundaries to `width` columns when given (a terminal): a criterion's continuation lines start under its reason, the others' two
+/// columns in, so no word is cut and nothing runs into the name and verdict columns.
+pub(crate) fn summary(report: &Report, width: Option<usize>) -> String {
     let report = &redact_value(report);
-    let mut out = format!(
-        "{} {}: {} (exit {}) — {}\n",
-        report.command,
-        report.service,
-        report.verdict.as_str().to_uppercase(),
-        report.exit_code,
-        one_line(&report.reason)
+    let mut out = String::new();
+    let mut push = |prefix: String, text: &str, indent: Option<usize>| {
+        out.push_str(&wrap_entry(&prefix, text, indent, width));
+    };
+    push(
+        format!(
+            "{} {}: {} (exit {}) — ",
+            report.command,
+            report.service,
+            report.verdict.as_str().to_uppercase(),
+            report.exit_code,
+        ),
+        &one_line(&report.reason),
+        Some(2),
     );
-    let width = report
+    let name_width = report
         .checks
         .iter()
-        .map(|c| c.name.len())
+        .map(|c| c.name.chars().count())
         .max()
         .unwrap_or(0);
     for check in &report.checks {
-        out.push_str(&format!(
-            "  {:width$}  {:12}  {}\n",
-            check.name,
-            check.verdict.as_str(),
-            one_line(&check.reason),
-        ));
+        push(
+            format!(
+                "  {:name_width$}  {:12}  ",
+                check.name,
+                check.verdict.as_str()
+            ),
+            &one_line(&check.reason),
+            None,
+        );
         // The statistics one line below the plain reason, for who wants them.
         let statistics = if check.statistics.is_empty() {
             evidence_numbers(&check.evidence)
@@ -260,18 +286,63 @@ pub(crate) fn summary(report: &Report) -> String {
             one_line(&check.statistics)
         };
         if !statistics.is_empty() {
-            out.push_str(&format!("  {:width$}  {:12}  {}\n", "", "", statistics));
+            push(
+                format!("  {:name_width$}  {:12}  ", "", ""),
+                &statistics,
+                None,
+            );
         }
     }
     if let Some(at) = report.decided_at {
-        out.push_str(&format!("decided at {at}\n"));
+        push(String::new(), &format!("decided at {at}"), Some(2));
     }
     if let Some(seconds) = report.canary_exposed_seconds {
-        out.push_str(&format!("the canary served traffic for {seconds:.1} s\n"));
+        push(
+            String::new(),
+            &format!("the canary served traffic for {seconds:.1} s"),
+            Some(2),
+        );
     }
     for warning in &report.warnings {
-        out.push_str(&format!("warning: {}\n", one_line(warning)));
+        push("warning: ".to_owned(), &one_line(warning), Some(2));
     }
+    out
+}
+
+/// One entry of the summary: `prefix` then `text`, ending in a newline. With a `width`, the
+/// text is broken at spaces so that no line is wider (a single word wider than the room is
+/// left whole: cut, it would say something else), continuation lines indented by `indent`
+/// columns, or by the prefix's width when `None` (unless that leaves under 20 columns).
+fn wrap_entry(prefix: &str, text: &str, indent: Option<usize>, width: Option<usize>) -> String {
+    let Some(width) = width else {
+        return format!("{prefix}{text}\n");
+    };
+    let prefix_width = prefix.chars().count();
+    let indent = match indent {
+        Some(indent) => indent,
+        None if width.saturating_sub(prefix_width) >= 20 => prefix_width,
+        None => 4,
+    };
+    let mut out = String::from(prefix);
+    let mut column = prefix_width;
+    let mut first_on_line = true;
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        let len = word.chars().count();
+        if !first_on_line && column + 1 + len > width {
+            out.push('\n');
+            out.push_str(&" ".repeat(indent));
+            column = indent;
+            first_on_line = true;
+        }
+        if !first_on_line {
+            out.push(' ');
+            column += 1;
+        }
+        out.push_str(word);
+        column += len;
+        first_on_line = false;
+    }
+    out.push('\n');
     out
 }
 
@@ -328,6 +399,34 @@ pub(crate) fn one_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_summary_entry_wraps_at_words_under_its_own_column() {
+        let prefix = "  errors/baseline  fail          ";
+        let text = "errors 6.7 % vs baseline 0.18 % (≈36×); the policy allows no increase; at least 1.09× with 99.75 % confidence";
+        let wrapped = wrap_entry(prefix, text, None, Some(79));
+        let lines: Vec<&str> = wrapped.lines().collect();
+        assert!(lines.len() > 1, "{wrapped}");
+        for line in &lines {
+            assert!(line.chars().count() <= 79, "{line}");
+        }
+        for line in &lines[1..] {
+            assert!(line.starts_with(&" ".repeat(prefix.len())), "{line}");
+            assert!(!line[prefix.len()..].starts_with(' '), "{line}");
+        }
+        // Every word is there, in order, none cut.
+        let words: Vec<&str> = wrapped.split_whitespace().collect();
+        let expected: Vec<&str> = prefix
+            .split_whitespace()
+            .chain(text.split_whitespace())
+            .collect();
+        assert_eq!(words, expected);
+        // Without a width, one line.
+        assert_eq!(
+            wrap_entry(prefix, text, None, None),
+            format!("{prefix}{text}\n")
+        );
+    }
 
     #[test]
     fn output_specs_parse_and_refuse() {

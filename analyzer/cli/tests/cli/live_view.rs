@@ -44,8 +44,20 @@ struct OnTerminal {
 /// Runs `canary ARGS…` on a pseudo-terminal `cols` wide, with `env` set (and `CI`, `NO_COLOR`
 /// unset unless given).
 fn on_terminal(cols: u16, rows: u16, env: &[(&str, &str)], args: &[&str]) -> OnTerminal {
+    on_terminal_then(cols, rows, "", env, args)
+}
+
+/// [`on_terminal`], with `meanwhile` (shell, run in the background) started just before
+/// canary: e.g. a resize of the terminal a few seconds in.
+fn on_terminal_then(
+    cols: u16,
+    rows: u16,
+    meanwhile: &str,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> OnTerminal {
     let mut line = format!(
-        "stty cols {cols} rows {rows}; exec {}",
+        "stty cols {cols} rows {rows}; {meanwhile} exec {}",
         quote(env!("CARGO_BIN_EXE_canary"))
     );
     for arg in args {
@@ -99,9 +111,28 @@ struct Replay {
 /// Feeds the output to a terminal emulator of the same size, stopping before each erase
 /// of the view (`ESC [ n A` after a carriage return) to look at the n rows it erases.
 fn replay(run: &OnTerminal) -> Replay {
+    replay_resized(run, None)
+}
+
+/// The marker the resize test writes (a window title) just before it resizes the terminal.
+const RESIZE_MARKER: &[u8] = b"\x1b]2;resize\x07";
+
+/// [`replay`], with the emulator resized to `resize` (cols, rows) where the output holds
+/// [`RESIZE_MARKER`], as the terminal was. Like xterm, the emulator does not reflow the
+/// rows already shown.
+fn replay_resized(run: &OnTerminal, resize: Option<(u16, u16)>) -> Replay {
     let size = |n: u16| std::num::NonZeroU16::new(n).expect("a terminal has rows and columns");
     let mut parser = vt100::Parser::new(size(run.rows), size(run.cols), 0);
     let bytes = &run.bytes;
+    let resize_at = resize.and_then(|_| find(bytes, RESIZE_MARKER));
+    let feed = |parser: &mut vt100::Parser, from: usize, to: usize| match (resize_at, resize) {
+        (Some(at), Some((cols, rows))) if from <= at && at < to => {
+            parser.process(&bytes[from..at]);
+            parser.set_size(size(rows), size(cols));
+            parser.process(&bytes[at..to]);
+        }
+        _ => parser.process(&bytes[from..to]),
+    };
     let mut frames = Vec::new();
     let mut fed = 0;
     let mut at = 0;
@@ -114,13 +145,13 @@ fn replay(run: &OnTerminal) -> Replay {
             .collect();
         let is_erase = !digits.is_empty() && bytes.get(start + 3 + digits.len()) == Some(&b'A');
         if is_erase {
-            parser.process(&bytes[fed..start]);
+            feed(&mut parser, fed, start);
             fed = start;
             let n: u16 = String::from_utf8_lossy(&digits).parse().unwrap();
             let screen = parser.screen();
             let (cursor, _) = screen.cursor_position();
             let first = cursor.saturating_sub(n);
-            let contents: Vec<String> = screen.rows(0, run.cols).collect();
+            let contents: Vec<String> = screen.rows(0, screen.size().1.get()).collect();
             frames.push(Frame {
                 rows: contents[usize::from(first)..usize::from(cursor)].to_vec(),
                 wrapped: (first..cursor)
@@ -131,12 +162,13 @@ fn replay(run: &OnTerminal) -> Replay {
         }
         at = start + 3;
     }
-    parser.process(&bytes[fed..]);
+    feed(&mut parser, fed, bytes.len());
     let screen = parser.screen();
+    let (rows, cols) = (screen.size().0.get(), screen.size().1.get());
     Replay {
         frames,
-        screen: screen.rows(0, run.cols).collect(),
-        wrapped_at_end: (0..run.rows).map(|row| screen.row_wrapped(row)).collect(),
+        screen: screen.rows(0, cols).collect(),
+        wrapped_at_end: (0..rows).map(|row| screen.row_wrapped(row)).collect(),
     }
 }
 
@@ -264,6 +296,45 @@ fn demo_fits(cols: u16, env: &[(&str, &str)]) -> OnTerminal {
         "the last frame fits:\n{}",
         last_frame.join("\n")
     );
+    // The summary below it fits too: no row wrapped by the terminal (a word cut in two, a
+    // reason run into the name and verdict columns); each entry is broken at its words,
+    // and every word of every criterion's reason is there, in order.
+    let load = screen
+        .iter()
+        .position(|r| r.starts_with("load: "))
+        .unwrap_or_else(|| {
+            panic!(
+                "the demo's load line ends the summary:\n{}",
+                trimmed(screen)
+            )
+        });
+    let summary_rows = &screen[summary..load];
+    assert!(
+        !replay.wrapped_at_end[summary..load].iter().any(|w| *w),
+        "a summary line is wider than {cols} columns and wrapped:\n{}",
+        trimmed(summary_rows)
+    );
+    let shown: Vec<&str> = summary_rows
+        .iter()
+        .flat_map(|r| r.split_whitespace())
+        .collect();
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("report.json")).expect("the demo's report"),
+    )
+    .expect("the report is JSON");
+    for check in report["checks"].as_array().expect("checks") {
+        let reason: Vec<&str> = check["reason"]
+            .as_str()
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        assert!(
+            shown.windows(reason.len()).any(|w| w == reason.as_slice()),
+            "{}'s reason is not whole in the summary:\n{}",
+            check["name"],
+            trimmed(summary_rows)
+        );
+    }
     capture(
         &format!("live-view-{cols}.txt"),
         &format!(
@@ -301,6 +372,83 @@ fn has_sgr(text: &str) -> bool {
             .map(|rest| rest.trim_start_matches(|c: char| c.is_ascii_digit() || c == ';'))
             .is_some_and(|rest| rest.starts_with('m'))
     })
+}
+
+/// A terminal made narrower mid-rollout (160 to 80 columns, as a window is resized): the
+/// frames drawn after it fit the new width, and the screen at the end holds one frame,
+/// the last, with no stale rows of the earlier ones above or below it.
+#[test]
+fn a_resize_mid_rollout_leaves_no_stale_frame_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    // In the background, 5 s in (step 2 of the demo's 3 s steps): the marker, then the
+    // resize (the kernel sends canary SIGWINCH). `stty` acts on its standard input, which a
+    // background job has as /dev/null: hence /dev/tty.
+    let resize = "(sleep 5; printf '\\033]2;resize\\007'; stty cols 80 rows 40 < /dev/tty) &";
+    let run = on_terminal_then(
+        160,
+        40,
+        resize,
+        &[("NO_COLOR", "1")],
+        &[
+            "demo",
+            "--step",
+            "3s",
+            "--rps",
+            "300",
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ],
+    );
+    let text = String::from_utf8_lossy(&run.bytes).into_owned();
+    assert_eq!(run.code, 0, "{text}");
+    let resized_at =
+        find(&run.bytes, RESIZE_MARKER).unwrap_or_else(|| panic!("no resize happened:\n{text}"));
+    assert!(
+        find(&run.bytes[resized_at..], b"\r\x1b[").is_some(),
+        "the view was redrawn after the resize:\n{text}"
+    );
+    let replay = replay_resized(&run, Some((80, 40)));
+    let frames: Vec<&Frame> = replay
+        .frames
+        .iter()
+        .filter(|f| f.rows.first().is_some_and(|r| r.starts_with("demo · ")))
+        .collect();
+    let last = frames.last().expect("frames");
+    assert!(
+        last.wrapped.is_empty(),
+        "the last frame is wider than 80 columns:\n{}",
+        last.rows.join("\n")
+    );
+    let screen = &replay.screen;
+    let summary = screen
+        .iter()
+        .position(|r| r.starts_with("rollout demo: PASS (exit 0)"))
+        .unwrap_or_else(|| panic!("the summary:\n{}", trimmed(screen)));
+    let titles: Vec<usize> = screen
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.starts_with("demo · "))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(
+        titles.len(),
+        1,
+        "one frame on the screen, no stale one:\n{}",
+        trimmed(screen)
+    );
+    let view = &screen[titles[0]..summary];
+    assert_every_criterion_shown(view, "the last frame after the resize");
+    for name in CRITERIA {
+        let shown = screen[..summary]
+            .iter()
+            .filter(|r| {
+                let mut words = r.split_whitespace();
+                matches!(words.next(), Some("✔" | "✖" | "…" | "!")) && words.next() == Some(name)
+            })
+            .count();
+        assert_eq!(shown, 1, "{name} shown {shown} times:\n{}", trimmed(screen));
+    }
+    capture("live-view-resized.txt", &trimmed(screen));
 }
 
 #[test]
@@ -481,7 +629,7 @@ fn status_watch_in_a_pipeline_prints_changes_and_exits_1_after_a_rollback() {
     assert!(
         stderr
             .lines()
-            .any(|l| l.contains(" demo rolled-back weight 0%")),
+            .any(|l| l.contains(" demo rolled-back weight 0 %")),
         "a line per change, the last one the rollback:\n{stderr}"
     );
 }

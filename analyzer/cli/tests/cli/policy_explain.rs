@@ -107,9 +107,9 @@ fn explain_says_the_pods_each_step_of_a_replica_count_gateway_gets() {
     let _ = std::fs::remove_file(&path);
     assert_eq!(run.code, 0, "{}", run.all());
     for line in [
-        "#   10% asked: 1 canary and 7 stable pods, 1 of 8 ready pods = 12.5 %",
-        "#   25% asked: 2 canary and 6 stable pods, 2 of 8 ready pods = 25 %",
-        "#   100% asked: 8 canary and 0 stable pods, 8 of 8 ready pods = 100 %",
+        "#   10 % asked: 1 canary and 7 stable pods, 1 of 8 ready pods = 12.5 %",
+        "#   25 % asked: 2 canary and 6 stable pods, 2 of 8 ready pods = 25 %",
+        "#   100 % asked: 8 canary and 0 stable pods, 8 of 8 ready pods = 100 %",
     ] {
         assert!(run.stdout.contains(line), "{line}\n{}", run.stdout);
     }

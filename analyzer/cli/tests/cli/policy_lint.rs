@@ -463,6 +463,73 @@ fn a_hook_command_that_does_not_resolve_is_a_warning_naming_where_it_was_looked_
     assert!(!run.stderr.contains("gateway"), "{}", run.all());
 }
 
+/// An NGINX gateway without `weight-probe` reads its weights back from the file canary wrote:
+/// lint and `policy explain` say what a reload that did not take effect would then mean, and
+/// how to close the gap. With a probe, neither says a word about it.
+#[test]
+fn an_nginx_gateway_without_a_weight_probe_is_a_warning_in_lint_and_explain() {
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = |probe: &str| {
+        format!(
+            "gateway:\n  nginx:\n    upstream-file: /etc/nginx/conf.d/up.conf\n    upstream: checkout\n    canary: 10.0.0.2:80\n    stable: 10.0.0.1:80\n    reload: [sh, -c, 'true']\n{probe}"
+        )
+    };
+    let without = dir.path().join("nginx-file-only.yaml");
+    std::fs::write(&without, format!("{BASE}{}", gateway(""))).unwrap();
+    let file = without.to_str().unwrap();
+    let run = canary(&["policy", "lint", file]);
+    assert_eq!(run.code, 0, "a warning, not a problem: {}", run.all());
+    let warning = format!("{file}: warning: gateway.nginx.weight-probe: none: ");
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with(&warning))
+        .unwrap_or_else(|| panic!("no weight-probe warning:\n{}", run.all()));
+    for said in [
+        "a reload that did not take effect",
+        "serving the old weight",
+        "weight-probe: 127.0.0.1:PORT",
+    ] {
+        assert!(line.contains(said), "{said}: {line}");
+    }
+    let explain = canary(&["policy", "explain", file]);
+    assert_eq!(explain.code, 0, "{}", explain.all());
+    assert!(
+        explain
+            .stdout
+            .contains("# warning: gateway.nginx.weight-probe: none: "),
+        "{}",
+        explain.all()
+    );
+    assert!(
+        explain
+            .stdout
+            .contains("weights are read back from that file"),
+        "{}",
+        explain.all()
+    );
+
+    let with = dir.path().join("nginx-probed.yaml");
+    std::fs::write(
+        &with,
+        format!("{BASE}{}", gateway("    weight-probe: 127.0.0.1:9181\n")),
+    )
+    .unwrap();
+    let file = with.to_str().unwrap();
+    let run = canary(&["policy", "lint", file]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(!run.stderr.contains("warning"), "{}", run.all());
+    let explain = canary(&["policy", "explain", file]);
+    assert!(!explain.stdout.contains("warning"), "{}", explain.all());
+    assert!(
+        explain
+            .stdout
+            .contains("weight probe http://127.0.0.1:9181/canary-weights"),
+        "{}",
+        explain.all()
+    );
+}
+
 #[test]
 fn schema_is_json_that_names_the_fields() {
     let run = canary(&["policy", "schema"]);

@@ -96,7 +96,7 @@ fn assess_rate_bound(
         alpha,
         ..Evidence::default()
     };
-    let pct = |x: f64| format!("{}%", fmt_num(x * 100.0));
+    let pct = |x: f64| format!("{} %", fmt_num(x * 100.0));
     let fail_fast = bound.fail_fast_bound();
     if lower > fail_fast {
         return subject.result(

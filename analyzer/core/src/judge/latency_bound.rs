@@ -101,7 +101,7 @@ impl Evaluate for LatencyBound {
                     return subject.result(
                         Verdict::Fail,
                         format!(
-                            "at least {}% of canary requests are slower than {}s (more than {}%): the quantile is above {}s with confidence",
+                            "at least {} % of canary requests are slower than {}s (more than {} %): the quantile is above {}s with confidence",
                             fmt_num(lower * 100.0),
                             fmt_num(bucket),
                             fmt_num(tail * 100.0),

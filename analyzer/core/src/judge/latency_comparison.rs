@@ -430,8 +430,9 @@ impl Evaluate for LatencyComparison {
             && let Some(lead) = leading
         {
             let (c, b) = (lead.test.canary(), lead.test.baseline());
-            let pct =
-                |x: Option<f64>| x.map_or("—".to_owned(), |x| format!("{}%", fmt_num(x * 100.0)));
+            let pct = |x: Option<f64>| {
+                x.map_or("—".to_owned(), |x| format!("{} %", fmt_num(x * 100.0)))
+            };
             return subject.result(
                 Verdict::Fail,
                 format!(

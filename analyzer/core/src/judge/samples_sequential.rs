@@ -189,7 +189,7 @@ impl Evaluate for SamplesSequential {
         let relative = |x: f64| {
             if memory.mean_baseline != 0.0 {
                 format!(
-                    " ({}% of the baseline's {})",
+                    " ({} % of the baseline's {})",
                     fmt_num(100.0 * x / memory.mean_baseline.abs()),
                     fmt_num(memory.mean_baseline)
                 )

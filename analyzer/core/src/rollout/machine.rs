@@ -442,8 +442,8 @@ impl Machine {
                     achieved,
                 });
                 let share = match achieved {
-                    Some(achieved) => format!("{weight}% asked, {achieved} achieved"),
-                    None => format!("{weight}%"),
+                    Some(achieved) => format!("{weight} % asked, {achieved} achieved"),
+                    None => format!("{weight} %"),
                 };
                 let hooks = self.run_hooks(rollout, HookEvent::Step, weight, Some(index));
                 vec![
@@ -475,7 +475,7 @@ impl Machine {
                             NoticeKind::Step,
                             Some(100),
                             format!(
-                                "canary at 100%: soaking for {} (absolute bounds only)",
+                                "canary at 100 %: soaking for {} (absolute bounds only)",
                                 humantime::format_duration(soak)
                             ),
                         ),
@@ -540,7 +540,7 @@ impl Machine {
             stage: PromotionStage::CopyToStable,
         };
         let message = format!(
-            "canary passed at 100%: Deployment {} gets the pod template of {}",
+            "canary passed at 100 %: Deployment {} gets the pod template of {}",
             promotion.stable.name, promotion.canary_deployment
         );
         vec![
@@ -764,7 +764,7 @@ impl Machine {
                 let outcome = Outcome {
                     exit: ExitCode::Inconclusive,
                     verdict: RunVerdict::Inconclusive,
-                    reason: format!("held at {weight}%: {reason}"),
+                    reason: format!("held at {weight} %: {reason}"),
                 };
                 rollout.outcome = Some(outcome.clone());
                 vec![
@@ -1185,7 +1185,7 @@ impl Machine {
     ) -> String {
         rollout.weight_drifts += 1;
         let message = format!(
-            "weight drift: the gateway served the canary {read}% where the rollout set {expected}% (phase {}); setting {expected}% again",
+            "weight drift: the gateway served the canary {read} % where the rollout set {expected} % (phase {}); setting {expected} % again",
             rollout.phase.name()
         );
         let warning = format!("{now}: {message}");
@@ -1241,7 +1241,7 @@ impl Machine {
         step_start: Timestamp,
     ) -> Effect {
         let elapsed = now.duration_since(step_start).as_secs().max(0);
-        let mut message = format!("weight {weight}% t+{elapsed}s");
+        let mut message = format!("weight {weight} % t+{elapsed}s");
         if let Some(assessment) = &rollout.last_assessment {
             if let Some(requests) = assessment.canary_requests_in_step {
                 message.push_str(&format!(" canary-requests {requests}"));

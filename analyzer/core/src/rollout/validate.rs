@@ -87,7 +87,7 @@ impl Machine {
                     return problem(
                         &format!("steps[{i}].weight"),
                         format!(
-                            "is {}, the policy's step {} is {weight}%",
+                            "is {}, the policy's step {} is {weight} %",
                             step.weight,
                             step.index + 1
                         ),
@@ -177,7 +177,7 @@ impl Machine {
                     return problem(
                         "weights",
                         format!(
-                            "end at {current}%, yet the rollout has not started (phase starting)"
+                            "end at {current} %, yet the rollout has not started (phase starting)"
                         ),
                     );
                 }
@@ -203,7 +203,7 @@ impl Machine {
                     return problem(
                         "phase.weight",
                         format!(
-                            "is {weight}, the policy's step {} is {step_weight}%",
+                            "is {weight}, the policy's step {} is {step_weight} %",
                             index + 1
                         ),
                     );
@@ -230,7 +230,10 @@ impl Machine {
                     if settled && current != *weight {
                         return problem(
                             "weights",
-                            format!("end at {current}%, yet step {} is at {weight}%", index + 1),
+                            format!(
+                                "end at {current} %, yet step {} is at {weight} %",
+                                index + 1
+                            ),
                         );
                     }
                 }
@@ -243,7 +246,7 @@ impl Machine {
                 {
                     return problem(
                         "weights",
-                        format!("end at {current}%, yet the phase is soak (100%)"),
+                        format!("end at {current} %, yet the phase is soak (100 %)"),
                     );
                 }
                 if let Phase::Finalizing { .. } = phase
@@ -261,7 +264,7 @@ impl Machine {
                 if settled && current != expected {
                     return problem(
                         "weights",
-                        format!("end at {current}%, yet the phase is promoted ({expected}%)"),
+                        format!("end at {current} %, yet the phase is promoted ({expected} %)"),
                     );
                 }
                 if let Some(outcome) = &rollout.outcome
@@ -278,7 +281,7 @@ impl Machine {
                 if settled && current != 0 {
                     return problem(
                         "weights",
-                        format!("end at {current}%, yet the phase is rolled-back (0%)"),
+                        format!("end at {current} %, yet the phase is rolled-back (0 %)"),
                     );
                 }
             }
@@ -292,7 +295,7 @@ impl Machine {
                 if settled && current != *weight {
                     return problem(
                         "weights",
-                        format!("end at {current}%, yet the rollout is held at {weight}%"),
+                        format!("end at {current} %, yet the rollout is held at {weight} %"),
                     );
                 }
             }

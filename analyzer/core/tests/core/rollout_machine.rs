@@ -270,7 +270,7 @@ fn an_approximated_weight_records_and_announces_the_share_achieved() {
     };
     assert_eq!(
         notice.message,
-        "step 1/3: canary at 10% asked, 1 of 8 ready pods = 12.5 % achieved"
+        "step 1/3: canary at 10 % asked, 1 of 8 ready pods = 12.5 % achieved"
     );
     assert_eq!(rollout.steps()[0].weight, 10);
     assert_eq!(rollout.steps()[0].achieved, Some(achieved));
@@ -803,7 +803,7 @@ fn a_kubernetes_promotion_copies_the_template_routes_back_and_scales_the_canary_
     assert_eq!(
         kinds(&effects),
         ["persist", "notify:finalizing", "promote:CopyToStable"],
-        "passed at 100%: the stable Deployment gets the canary's template first"
+        "passed at 100 %: the stable Deployment gets the canary's template first"
     );
     assert_eq!(rollout.phase().name(), "finalizing");
     assert!(rollout.outcome().is_none(), "not finished yet");
@@ -1293,7 +1293,7 @@ fn a_forged_promoting_or_promoted_phase_is_refused() {
     });
     let err = invalid(&machine, &forged);
     assert!(
-        err.contains("`weights` end at 10%, yet the phase is promoted"),
+        err.contains("`weights` end at 10 %, yet the phase is promoted"),
         "{err}"
     );
 }

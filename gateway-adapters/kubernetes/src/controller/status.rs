@@ -67,7 +67,7 @@ pub fn status_of(rollout: &Rollout, context: &StatusContext<'_>) -> CanaryRollou
             .outcome()
             .map_or_else(|| "promoted".to_owned(), |o| o.reason.clone()),
         _ => rollout.last_assessment().map_or_else(
-            || format!("{} at {}%", machine_phase.name(), rollout.current_weight()),
+            || format!("{} at {} %", machine_phase.name(), rollout.current_weight()),
             |a| a.reason.clone(),
         ),
     };

@@ -152,7 +152,7 @@ impl TrafficSplitRouter {
         loop {
             let last = match self.linkerd_share(&split, &namespace, cluster_domain).await {
                 Ok(share) if share == percent => return Ok(()),
-                Ok(share) => format!("it still gives the canary {share}%"),
+                Ok(share) => format!("it still gives the canary {share} %"),
                 // The adaptor may not have made the profile yet.
                 Err(KubernetesError::NotFound { object, message }) => {
                     format!("{object} {message}")
@@ -163,7 +163,7 @@ impl TrafficSplitRouter {
                 return Err(KubernetesError::Object {
                     object: self.inner.object(&namespace),
                     message: format!(
-                        "Linkerd did not apply the canary's {percent}% within {}s (the ServiceProfile's dstOverrides, which linkerd-smi writes from the TrafficSplit, are what Linkerd's proxies follow): {last}",
+                        "Linkerd did not apply the canary's {percent} % within {}s (the ServiceProfile's dstOverrides, which linkerd-smi writes from the TrafficSplit, are what Linkerd's proxies follow): {last}",
                         timeout.as_secs_f64()
                     ),
                 });

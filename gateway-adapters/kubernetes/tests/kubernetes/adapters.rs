@@ -258,7 +258,7 @@ async fn a_weight_overridden_by_the_server_fails_verification() {
     let message = chain(&err);
     // 5 against the stable 50: about 9 %.
     assert!(
-        message.contains("canary weight 50% was set but 9% was read back")
+        message.contains("canary weight 50 % was set but 9 % was read back")
             && message.contains("HTTPRoute shop/checkout"),
         "{message}"
     );
@@ -752,8 +752,8 @@ async fn a_traffic_split_linkerd_has_not_applied_is_not_a_confirmed_weight() {
     fake.stop_linkerd_smi_adaptor();
     let message = chain(&router.set_canary_weight(25).await.unwrap_err());
     assert!(
-        message.contains("Linkerd did not apply the canary's 25% within 1s")
-            && message.contains("it still gives the canary 10%"),
+        message.contains("Linkerd did not apply the canary's 25 % within 1s")
+            && message.contains("it still gives the canary 10 %"),
         "{message}"
     );
     assert_eq!(case.stored(&fake)["spec"]["backends"][2]["weight"], 25);

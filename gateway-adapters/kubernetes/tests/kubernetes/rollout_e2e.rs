@@ -341,7 +341,8 @@ fn a_gitops_revert_of_the_route_is_caught_repaired_and_counted() {
     let stderr = rollout.stderr();
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(
-        stderr.contains("weight drift: the gateway served the canary 0% where the rollout set 25%"),
+        stderr
+            .contains("weight drift: the gateway served the canary 0 % where the rollout set 25 %"),
         "{stderr}"
     );
     let weights = world.canary_weights();

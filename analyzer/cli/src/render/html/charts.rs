@@ -193,14 +193,14 @@ fn weight_chart(report: &Report, axis: &TimeAxis) -> Chart {
         .map(|s| {
             (
                 axis.x(s.started_at),
-                format!("step {} · {}%", s.index + 1, s.weight),
+                format!("step {} · {} %", s.index + 1, s.weight),
             )
         })
         .collect();
     let path: Vec<String> = report
         .weights
         .iter()
-        .map(|w| format!("{}%", w.weight))
+        .map(|w| format!("{} %", w.weight))
         .collect();
     Chart {
         id: "chart-weight".to_owned(),

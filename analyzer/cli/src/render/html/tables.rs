@@ -65,7 +65,7 @@ pub(super) fn steps_table(out: &mut String, report: &Report) {
     for step in &report.steps {
         let _ = writeln!(
             out,
-            "<tr class=\"decision-{}\"><td>{}</td><td class=\"num\">{}%</td><td>{}</td><td>{}</td>\
+            "<tr class=\"decision-{}\"><td>{}</td><td class=\"num\">{} %</td><td>{}</td><td>{}</td>\
              <td><strong>{}</strong>: {}</td><td class=\"num\">{}</td></tr>",
             slug(&step.decision),
             step.index + 1,
@@ -119,7 +119,7 @@ fn opt(x: Option<f64>, note: Option<String>) -> String {
 pub(super) fn interval(e: &Evidence) -> String {
     match (e.interval, e.confidence) {
         (Some([lo, hi]), Some(c)) => format!(
-            "[{}, {}]<br><small>{}% confidence</small>",
+            "[{}, {}]<br><small>{} % confidence</small>",
             fmt_num(lo),
             fmt_num(hi),
             fmt_num(c * 100.0)
