@@ -14,6 +14,7 @@ mod gateway;
 mod hooks;
 mod kubernetes;
 mod metrics;
+mod provider;
 mod rollout;
 #[cfg(test)]
 mod rule_table;
@@ -344,13 +345,16 @@ impl Validator {
             && rollout.min_requests > 0
             && !checks
                 .iter()
-                .any(|c| matches!(c.kind, CheckKind::ErrorRate(_) | CheckKind::Latency(_)))
+                .any(|c| c.counts_requests())
         {
             self.problem(
                 "rollout.min-requests",
                 raw.rollout.min_requests.as_ref(),
                 "no check counts requests (an error-rate or latency check does): add one, or set `min-requests: 0` to advance without counting traffic",
             );
+        }
+        if let (Some(metrics), Some(checks)) = (&metrics, &checks) {
+            self.checks_fit_the_source(metrics, checks, &raw.checks);
         }
         if let (Some(MetricsSourceSpec::Scrape(_)), Some(checks)) = (&metrics, &checks) {
             for (i, check) in checks.iter().enumerate() {
