@@ -28,8 +28,8 @@ pub use matchers::{
     is_label_name, is_metric_name, parse_matchers,
 };
 pub use provider::{
-    CommandSpec, HttpMethod, HttpRequestSpec, JsonCheck, JsonMeasure, JsonPathText,
-    JsonSourceSpec, JsonTransport, RequestPart, RequestTemplate, RequestVariable, VersionPaths,
+    CommandSpec, HttpMethod, HttpRequestSpec, JsonCheck, JsonMeasure, JsonPathText, JsonSourceSpec,
+    JsonTransport, RequestPart, RequestTemplate, RequestVariable, VersionPaths,
 };
 pub use units::{duration_as_written, size_as_written};
 

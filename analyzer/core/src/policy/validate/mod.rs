@@ -343,9 +343,7 @@ impl Validator {
         let checks = self.checks(&raw.checks, traffic.as_ref());
         if let (Some(rollout), Some(checks)) = (&rollout, &checks)
             && rollout.min_requests > 0
-            && !checks
-                .iter()
-                .any(|c| c.counts_requests())
+            && !checks.iter().any(|c| c.counts_requests())
         {
             self.problem(
                 "rollout.min-requests",
