@@ -3,6 +3,7 @@
 //! one module per topic; helpers in the `canary-tests` library (`tests/lib.rs`).
 
 mod canary_run;
+mod generic_provider;
 mod hostile;
 mod judge_scenarios;
 mod local_stack;

@@ -80,7 +80,7 @@ fn tick(policy: &Policy, k: u64) -> Tick {
                     canary: Some(1.0 + (k % 7) as f64 / 100.0),
                     baseline: Some(1.0 + (k % 5) as f64 / 100.0),
                 },
-                CheckKind::Query(_) => CheckObservation::Value { value: 0.0 },
+                CheckKind::Query(_) | CheckKind::Json(_) => CheckObservation::Value { value: 0.0 },
             };
             (check.name.clone(), Reading::Observed(observation))
         })

@@ -191,7 +191,11 @@ pub fn timeline_point(
             _ => None,
         });
         let value = match (&check.kind, now, before) {
-            (CheckKind::ErrorRate(_), CheckObservation::Counts { canary, baseline }, before) => {
+            (
+                CheckKind::ErrorRate(_) | CheckKind::Json(_),
+                CheckObservation::Counts { canary, baseline },
+                before,
+            ) => {
                 // A version without an earlier reading counts from the start.
                 let (c0, b0) = match before {
                     Some(CheckObservation::Counts { canary, baseline }) => {
@@ -245,11 +249,13 @@ pub fn timeline_point(
                     baseline: *baseline,
                 }
             }
-            (CheckKind::Query(_), CheckObservation::Value { value }, _) => SeriesValue {
-                measure: "value".to_owned(),
-                canary: Some(*value),
-                baseline: None,
-            },
+            (CheckKind::Query(_) | CheckKind::Json(_), CheckObservation::Value { value }, _) => {
+                SeriesValue {
+                    measure: "value".to_owned(),
+                    canary: Some(*value),
+                    baseline: None,
+                }
+            }
             _ => continue,
         };
         checks.insert(check.name.clone(), value);

@@ -212,6 +212,9 @@ pub fn learn_secrets_of(policy: &crate::policy::Policy) -> Result<()> {
             }
         }
     }
+    if let MetricsSourceSpec::Json(spec) = &policy.metrics {
+        sources.extend(spec.secret_sources());
+    }
     for hook in &policy.hooks {
         if let HookAction::Webhook {
             secret: Some(source),

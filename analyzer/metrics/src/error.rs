@@ -197,6 +197,19 @@ pub enum Error {
         message: String,
     },
 
+    /// A generic provider (`metrics.http`, `metrics.command`) gave no usable answer: a
+    /// refused connection, a timeout, an error status after the retries, 401/403, an answer
+    /// that is not JSON, a command that failed. The message is redacted.
+    #[error("{message}")]
+    Provider {
+        /// `http provider` or `command provider`.
+        provider: &'static str,
+        /// The URL up to its first variable, or the program.
+        address: String,
+        /// What happened.
+        message: String,
+    },
+
     /// A secret named by the policy could not be read. The message names the file or the
     /// environment variable, never the value.
     #[error("{0}")]
@@ -225,7 +238,8 @@ impl Error {
             | Error::RetryAfterTooLong { address, .. }
             | Error::Credentials { address, .. }
             | Error::WindowTooLarge { address, .. }
-            | Error::Scrape { address, .. } => Some(address),
+            | Error::Scrape { address, .. }
+            | Error::Provider { address, .. } => Some(address),
             Error::Secret(_) | Error::Config(_) => None,
         }
     }
@@ -238,6 +252,7 @@ impl From<Error> for canary_core::Error {
         let component = match err {
             Error::Scrape { .. } => "scrape",
             Error::Credentials { what, .. } => what,
+            Error::Provider { provider, .. } => provider,
             _ => "prometheus",
         };
         let Some(address) = err.address().map(str::to_owned) else {

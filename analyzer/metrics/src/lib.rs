@@ -1,5 +1,5 @@
 //! `canary-metrics` reads the evidence canary judges, and implements the core's
-//! [`canary_core::ports::MetricsSource`] twice:
+//! [`canary_core::ports::MetricsSource`] three times:
 //!
 //! - [`PrometheusSource`]: the Prometheus HTTP API (Prometheus, Thanos, Mimir, Cortex,
 //!   VictoriaMetrics), one instant query per check per tick returning both versions, with
@@ -7,7 +7,9 @@
 //!   samples per counter check, each tick computed from them by [`window`] as Prometheus
 //!   computes it;
 //! - [`ScrapeSource`]: the versions' own `/metrics` pages, scraped directly, for places with
-//!   no Prometheus server and for `canary demo`.
+//!   no Prometheus server and for `canary demo`;
+//! - [`GenericSource`]: any system answering JSON, asked by an HTTP request or a command per
+//!   check per tick, its values picked out with JSONPaths.
 //!
 //! [`queries`] renders the PromQL (pure, so `canary policy explain` prints exactly what is
 //! sent) and [`answer`] types every shape of answer. Recorded data needs no source: the
@@ -20,12 +22,14 @@ pub mod answer;
 pub mod auth;
 mod error;
 pub mod exposition;
+pub mod generic;
 pub mod prometheus;
 pub mod queries;
 pub mod scrape;
 pub mod window;
 
 pub use error::{Error, Result};
+pub use generic::GenericSource;
 pub use prometheus::{PrometheusConfig, PrometheusSource, QueryOutcome};
 pub use scrape::ScrapeSource;
 
@@ -63,5 +67,11 @@ pub fn source_for(
              change metrics in the policy to `prometheus` to query a server"
                 .to_owned(),
         )),
+        (MetricsSourceSpec::Json(_), None) => Ok(Box::new(GenericSource::from_policy(policy)?)),
+        (MetricsSourceSpec::Json(spec), Some(_)) => Err(canary_core::Error::Usage(format!(
+            "--prometheus was given, but the policy reads its metrics from `metrics.{}`, \
+             which says where its requests go",
+            spec.name()
+        ))),
     }
 }

@@ -255,9 +255,9 @@ impl PrometheusSource {
     pub fn from_policy(policy: &Policy, url: Option<&str>) -> Result<Self> {
         let spec = match &policy.metrics {
             MetricsSourceSpec::Prometheus(spec) => spec,
-            MetricsSourceSpec::Scrape(_) => {
+            MetricsSourceSpec::Scrape(_) | MetricsSourceSpec::Json(_) => {
                 return Err(Error::Config(
-                    "the policy's metrics come from `scrape`, not `prometheus`".to_owned(),
+                    "the policy's metrics do not come from `prometheus`".to_owned(),
                 ));
             }
         };
@@ -1049,7 +1049,7 @@ impl PrometheusSource {
         let metric = match &check.kind {
             CheckKind::ErrorRate(e) => e.requests_metric.clone(),
             CheckKind::Latency(l) => format!("{}_bucket", l.histogram),
-            CheckKind::Samples(_) | CheckKind::Query(_) => return reading,
+            CheckKind::Samples(_) | CheckKind::Query(_) | CheckKind::Json(_) => return reading,
         };
         let missing_version =
             |reason: &str| reason.starts_with("no ") && reason.contains(" series for ");
@@ -1143,6 +1143,10 @@ pub fn reading_of(check: &CheckSpec, traffic: &TrafficSelector, result: &QueryRe
         CheckKind::Latency(l) => answer::latency_reading(result, traffic, &l.histogram),
         CheckKind::Samples(_) => answer::samples_reading(result, traffic),
         CheckKind::Query(_) => answer::value_reading(result),
+        // Refused by validation with a Prometheus source; said, never judged, if built.
+        CheckKind::Json(_) => Reading::Invalid {
+            reason: "a json check reads a generic provider's answer, not Prometheus'".to_owned(),
+        },
     }
 }
 
@@ -1432,7 +1436,7 @@ mod tests {
         let config = PrometheusConfig::from_spec(
             match &policy.metrics {
                 MetricsSourceSpec::Prometheus(p) => p,
-                MetricsSourceSpec::Scrape(_) => unreachable!(),
+                MetricsSourceSpec::Scrape(_) | MetricsSourceSpec::Json(_) => unreachable!(),
             },
             Some(&url),
         )
@@ -1621,7 +1625,7 @@ mod tests {
         let mut config = PrometheusConfig::from_spec(
             match &policy.metrics {
                 MetricsSourceSpec::Prometheus(p) => p,
-                MetricsSourceSpec::Scrape(_) => unreachable!(),
+                MetricsSourceSpec::Scrape(_) | MetricsSourceSpec::Json(_) => unreachable!(),
             },
             Some(url),
         )

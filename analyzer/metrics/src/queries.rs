@@ -82,6 +82,11 @@ pub fn check_query(check: &CheckSpec, traffic: &TrafficSelector, window: QueryWi
         ),
         CheckKind::Samples(samples) => render_template(&samples.query, traffic, window),
         CheckKind::Query(query) => render_template(&query.promql, traffic, window),
+        // Never sent: a policy with a json check reads a generic provider, never PromQL
+        // (validation refuses the mix). A PromQL comment, should it be printed.
+        CheckKind::Json(_) => {
+            "# a json check reads a generic provider's answer, not PromQL".to_owned()
+        }
     }
 }
 
@@ -91,7 +96,7 @@ pub fn raw_samples_metric(check: &CheckSpec) -> Option<String> {
     match &check.kind {
         CheckKind::ErrorRate(e) => Some(e.requests_metric.clone()),
         CheckKind::Latency(l) => Some(format!("{}_bucket", l.histogram)),
-        CheckKind::Samples(_) | CheckKind::Query(_) => None,
+        CheckKind::Samples(_) | CheckKind::Query(_) | CheckKind::Json(_) => None,
     }
 }
 
@@ -223,6 +228,7 @@ pub fn describe(check: &CheckSpec, traffic: &TrafficSelector) -> String {
             "query: the policy's query, which must give one value (one series or a scalar)"
                 .to_owned()
         }
+        CheckKind::Json(json) => format!("json: {}", json.measure.guarantee()),
     }
 }
 

@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use canary_core::judge::fmt_num;
-use canary_core::policy::{CheckKind, Criterion, Policy, SamplesMethod};
+use canary_core::policy::{CheckKind, Criterion, JsonMeasure, Policy, SamplesMethod};
 use canary_core::rollout::Machine;
 use canary_core::stats::autocorrelated_mean::DEFAULT_MAX_AUTOCORRELATION;
 use serde::Serialize;
@@ -71,6 +71,10 @@ fn default_regressions(policy: &Policy) -> [(String, Regression, Seen); 4] {
         .iter()
         .find_map(|check| match &check.kind {
             CheckKind::Latency(latency) => Some(latency.quantile),
+            CheckKind::Json(json) => match json.measure {
+                JsonMeasure::Percentile { quantile, .. } => Some(quantile),
+                _ => None,
+            },
             _ => None,
         })
         .unwrap_or(0.95);
@@ -191,10 +195,17 @@ pub fn scenarios(
     }
     let has = |seen: Seen| {
         policy.checks.iter().any(|check| {
-            matches!(
-                (&check.kind, seen),
-                (CheckKind::ErrorRate(_), Seen::Errors) | (CheckKind::Latency(_), Seen::Latency)
-            )
+            match (&check.kind, seen) {
+                (CheckKind::ErrorRate(_), Seen::Errors)
+                | (CheckKind::Latency(_), Seen::Latency) => true,
+                // A generic provider's counts see errors; its percentile, latency.
+                (CheckKind::Json(json), seen) => matches!(
+                    (&json.measure, seen),
+                    (JsonMeasure::Counts { .. }, Seen::Errors)
+                        | (JsonMeasure::Percentile { .. }, Seen::Latency)
+                ),
+                _ => false,
+            }
         })
     };
     let mut run = vec![(
@@ -335,10 +346,13 @@ fn missed_regressions(
     let compares = |errors: bool| {
         policy.checks.iter().any(|check| {
             check.criteria().contains(&Criterion::Baseline)
-                && matches!(
-                    (&check.kind, errors),
-                    (CheckKind::ErrorRate(_), true) | (CheckKind::Latency(_), false)
-                )
+                && match (&check.kind, errors) {
+                    (CheckKind::ErrorRate(_), true) | (CheckKind::Latency(_), false) => true,
+                    (CheckKind::Json(json), true) => {
+                        matches!(json.measure, JsonMeasure::Counts { .. })
+                    }
+                    _ => false,
+                }
         })
     };
     let weights: Vec<String> = steps.iter().map(|w| format!("{w} %")).collect();

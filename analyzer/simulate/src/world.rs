@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use canary_core::observation::{CheckObservation, HistogramBucket, Reading, RequestCounts, Tick};
-use canary_core::policy::{CheckKind, Policy};
+use canary_core::policy::{CheckKind, JsonMeasure, Policy};
 use jiff::{SignedDuration, Timestamp};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -155,6 +155,23 @@ impl Snapshot {
                 },
                 CheckKind::Query(_) => CheckObservation::Value {
                     value: if self.canary_restarted { 1.0 } else { 0.0 },
+                },
+                // A generic provider's counts are the same counts; its percentile is the
+                // canary's, computed since the start from the same requests.
+                CheckKind::Json(json) => match &json.measure {
+                    JsonMeasure::Counts { .. } => CheckObservation::Counts {
+                        canary: counts(&self.canary),
+                        baseline: counts(&self.baseline).into(),
+                    },
+                    JsonMeasure::Percentile { quantile, .. } => CheckObservation::Value {
+                        value: canary_core::stats::histogram::histogram_quantile(
+                            *quantile,
+                            &HistogramBucket::to_stats(&self.canary.histogram(bounds)),
+                        ),
+                    },
+                    JsonMeasure::Value { .. } => CheckObservation::Value {
+                        value: if self.canary_restarted { 1.0 } else { 0.0 },
+                    },
                 },
             };
             readings.insert(check.name.clone(), Reading::Observed(observation));

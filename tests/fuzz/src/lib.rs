@@ -1,6 +1,6 @@
 //! `canary-fuzz`: the fuzz targets of every parser that reads data from outside canary —
 //! policy YAML, recorded data (`canary analyze --input`), rollout state files, control
-//! requests, Prometheus HTTP API answers, `/metrics` pages in the text exposition format,
+//! requests, Prometheus HTTP API answers, generic providers' JSON answers, `/metrics` pages in the text exposition format,
 //! HAProxy runtime API answers, the NGINX upstream file canary reads back, and the weight a
 //! `gateway.command` prints.
 //!
@@ -109,6 +109,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("rollout_state", rollout_state),
     ("control_request", control_request),
     ("prometheus_answer", prometheus_answer),
+    ("generic_answer", generic_answer),
     ("exposition_page", exposition_page),
     ("haproxy_answer", haproxy_answer),
     ("nginx_upstream", nginx_upstream),
@@ -408,6 +409,22 @@ pub fn policy_yaml(data: &[u8]) {
     );
     for check in &policy.checks {
         queries::check_query(check, &policy.traffic, window);
+    }
+    // A generic provider's requests render, and every JSONPath that validated compiles.
+    if let MetricsSourceSpec::Json(spec) = &policy.metrics {
+        for check in &policy.checks {
+            if let canary_core::policy::CheckKind::Json(json) = &check.kind {
+                canary_metrics::generic::render_request(
+                    spec,
+                    &policy.traffic,
+                    &check.name,
+                    json,
+                    now,
+                    now + SignedDuration::from_secs(90),
+                );
+                canary_metrics::generic::reading_of_answer(json, &serde_json::Value::Null);
+            }
+        }
     }
     if let MetricsSourceSpec::Scrape(_) = &policy.metrics
         && let Err(err) = ScrapeSource::from_policy(&policy)
@@ -776,6 +793,67 @@ pub fn prometheus_answer(data: &[u8]) {
         window_seconds: 30.0,
         readings,
         warnings,
+    };
+    check_tick_redacted(&first);
+    let second = Tick {
+        at: epoch() + SignedDuration::from_secs(60),
+        window_seconds: 60.0,
+        ..first.clone()
+    };
+    judge_ticks(policy, &[first, second]);
+}
+
+/// The policy a generic provider's answers are read for (`policies/generic.yaml`): a json
+/// check of counts, one of a percentile and one of a value.
+pub fn generic_policy() -> &'static Policy {
+    static POLICY: OnceLock<Policy> = OnceLock::new();
+    POLICY.get_or_init(|| {
+        Policy::from_yaml(
+            include_str!("../policies/generic.yaml"),
+            "tests/fuzz/policies/generic.yaml",
+        )
+        .expect("the fuzz policy is valid")
+    })
+}
+
+/// A generic provider's answer (`metrics.http`, `metrics.command`), as the source reads it:
+/// bytes that are not JSON stop the analysis (exit 4) before any reading; JSON becomes, for
+/// each check of [`generic_policy`], the reading [`reading_of_answer`] takes from it, which
+/// must hold finite numbers only, counts never negative and never more errors than requests;
+/// the readings are judged as two ticks and every assessment is checked.
+///
+/// [`reading_of_answer`]: canary_metrics::generic::reading_of_answer
+pub fn generic_answer(data: &[u8]) {
+    hold_secret();
+    let Ok(answer) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return;
+    };
+    let policy = generic_policy();
+    let mut readings = BTreeMap::new();
+    for check in &policy.checks {
+        let canary_core::policy::CheckKind::Json(json) = &check.kind else {
+            unreachable!("the generic policy has json checks only");
+        };
+        let reading = canary_metrics::generic::reading_of_answer(json, &answer);
+        check_reading(&check.name, &reading);
+        if let Reading::Observed(CheckObservation::Counts { canary, baseline }) = &reading {
+            for counts in std::iter::once(canary).chain(baseline.observed()) {
+                assert!(
+                    counts.requests >= 0.0
+                        && counts.errors >= 0.0
+                        && counts.errors <= counts.requests,
+                    "{}: counts a provider cannot have given: {reading:?}",
+                    check.name
+                );
+            }
+        }
+        readings.insert(check.name.clone(), reading);
+    }
+    let first = Tick {
+        at: epoch() + SignedDuration::from_secs(30),
+        window_seconds: 30.0,
+        readings,
+        warnings: Vec::new(),
     };
     check_tick_redacted(&first);
     let second = Tick {

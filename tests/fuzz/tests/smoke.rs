@@ -74,7 +74,8 @@ fn dictionary(target: &str) -> &'static [&'static str] {
             "min-samples:",
             "weight-total:",
         ],
-        "recording" | "rollout_state" | "control_request" | "prometheus_answer" => &[
+        "recording" | "rollout_state" | "control_request" | "prometheus_answer"
+        | "generic_answer" => &[
             "{",
             "}",
             "[",
@@ -404,6 +405,11 @@ fn control_request() {
 #[test]
 fn prometheus_answer() {
     smoke("prometheus_answer");
+}
+
+#[test]
+fn generic_answer() {
+    smoke("generic_answer");
 }
 
 #[test]

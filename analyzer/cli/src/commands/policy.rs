@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use canary_core::ExitCode;
-use canary_core::policy::{CheckKind, GatewaySpec, HookAction, MetricsSourceSpec, Policy};
+use canary_core::policy::{
+    CheckKind, GatewaySpec, HookAction, JsonMeasure, JsonTransport, MetricsSourceSpec, Policy,
+};
 use clap::Subcommand;
 
 #[derive(Debug, Subcommand)]
@@ -70,6 +72,12 @@ fn lint(files: &[PathBuf]) -> ExitCode {
                     policy.criteria_count(),
                     policy.rollout.steps
                 );
+                // What a generic provider's checks can promise depends on what they read.
+                for check in &policy.checks {
+                    if let CheckKind::Json(json) = &check.kind {
+                        println!("  {}: guarantee: {}", check.name, json.measure.guarantee());
+                    }
+                }
                 let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
                 for warning in warnings(&policy, &cwd) {
                     eprintln!("{origin}: warning: {warning}");
@@ -129,6 +137,14 @@ fn warnings(policy: &Policy, cwd: &Path) -> Vec<String> {
         {
             warnings.push(format!("{field}: {why}"));
         }
+    }
+    if let MetricsSourceSpec::Json(spec) = &policy.metrics
+        && let JsonTransport::Command(command) = &spec.transport
+        && let Some(program) = command.run.first()
+        && !program.source.contains("{{")
+        && let Err(why) = resolve_program(&program.source, cwd)
+    {
+        warnings.push(format!("metrics.command.run: {why}"));
     }
     warnings
 }
@@ -210,6 +226,20 @@ fn criterion_sentences(check: &canary_core::policy::CheckSpec) -> Vec<String> {
             Box::new(plain_num),
         ),
         CheckKind::Samples(_) => ("The canary's samples".to_owned(), Box::new(plain_num)),
+        CheckKind::Json(json) => match &json.measure {
+            JsonMeasure::Counts { .. } => ("The canary's error rate".to_owned(), Box::new(pct)),
+            JsonMeasure::Percentile { quantile, .. } => (
+                format!(
+                    "The canary's p{} latency, as the provider computes it,",
+                    plain_num(quantile * 100.0)
+                ),
+                Box::new(latency),
+            ),
+            JsonMeasure::Value { .. } => (
+                "The provider's value for the canary".to_owned(),
+                Box::new(plain_num),
+            ),
+        },
     };
     let mut sentences = Vec::new();
     if let Some(slo) = check.slo {
@@ -220,10 +250,14 @@ fn criterion_sentences(check: &canary_core::policy::CheckSpec) -> Vec<String> {
                 say(above)
             ),
             // A query's value is read, not estimated: above the bound is enough.
-            None if matches!(check.kind, CheckKind::Query(_)) => format!(
-                "{subject} must stay at or below {}; it is rolled back at the tick it is above.",
-                say(slo.max)
-            ),
+            None if matches!(check.kind, CheckKind::Query(_))
+                || matches!(&check.kind, CheckKind::Json(j) if !matches!(j.measure, JsonMeasure::Counts { .. })) =>
+            {
+                format!(
+                    "{subject} must stay at or below {}; it is rolled back at the tick it is above.",
+                    say(slo.max)
+                )
+            }
             None => format!(
                 "{subject} must stay at or below {}; it is rolled back once it is above with confidence.",
                 say(slo.max)
@@ -237,7 +271,7 @@ fn criterion_sentences(check: &canary_core::policy::CheckSpec) -> Vec<String> {
             format!("by more than {}", pct(baseline.max_increase))
         };
         let sentence = match &check.kind {
-            CheckKind::ErrorRate(_) => format!(
+            CheckKind::ErrorRate(_) | CheckKind::Json(_) => format!(
                 "The canary's error rate must not be higher than the baseline's {by}; it is rolled back at the tick the evidence says so, in any step."
             ),
             CheckKind::Latency(l) => format!(
@@ -415,6 +449,90 @@ pub(crate) fn explain(policy: &Policy, window: Option<std::time::Duration>) -> S
                 let _ = writeln!(out, "# {}: {line}", check.name);
             }
         }
+        MetricsSourceSpec::Json(spec) => explain_generic(&mut out, policy, spec, window),
     }
     out
+}
+
+/// The generic provider's part of `policy explain`: where requests go, then per check its
+/// criteria, the guarantee its measure allows, the request of a tick `window` after the
+/// start, and the JSONPaths read from the answer.
+fn explain_generic(
+    out: &mut String,
+    policy: &Policy,
+    spec: &canary_core::policy::JsonSourceSpec,
+    window: std::time::Duration,
+) {
+    use std::fmt::Write as _;
+
+    let interval = humantime::format_duration(policy.rollout.interval);
+    let (what, how) = match &spec.transport {
+        JsonTransport::Http(_) => (
+            "an HTTP request",
+            format!(
+                "timeout {}, {} retries after a timeout, refused connection, 429 or 5xx",
+                humantime::format_duration(spec.timeout),
+                spec.retries
+            ),
+        ),
+        JsonTransport::Command(_) => (
+            "a command run (no shell; it prints JSON on stdout)",
+            format!(
+                "timeout {}, killed then; not retried",
+                humantime::format_duration(spec.timeout)
+            ),
+        ),
+    };
+    let _ = writeln!(
+        out,
+        "# Source: a generic provider (metrics.{}). Every {interval}, {what} per check ({how}).\n\
+         # Its answer must be JSON with values cumulative since {{{{start}}}}; below, a tick {}\n\
+         # after a start at 1970-01-01T00:00:00Z.",
+        spec.name(),
+        humantime::format_duration(window)
+    );
+    let since = jiff::Timestamp::UNIX_EPOCH;
+    let at = since + jiff::SignedDuration::try_from(window).unwrap_or(jiff::SignedDuration::MAX);
+    for check in &policy.checks {
+        let CheckKind::Json(json) = &check.kind else {
+            continue;
+        };
+        let _ = writeln!(out);
+        for sentence in criterion_sentences(check) {
+            let _ = writeln!(out, "# {}: {sentence}", check.name);
+        }
+        let _ = writeln!(
+            out,
+            "# {}: guarantee: {}.",
+            check.name,
+            json.measure.guarantee()
+        );
+        let request = canary_metrics::generic::render_request(
+            spec,
+            &policy.traffic,
+            &check.name,
+            json,
+            since,
+            at,
+        );
+        for line in request.to_string().lines() {
+            let _ = writeln!(out, "{line}");
+        }
+        let read = match &json.measure {
+            JsonMeasure::Counts { requests, errors } => format!(
+                "requests {} (canary), {} (baseline); errors {} (canary), {} (baseline)",
+                requests.canary, requests.baseline, errors.canary, errors.baseline
+            ),
+            JsonMeasure::Percentile {
+                canary,
+                unit_seconds,
+                ..
+            } => format!(
+                "the canary's percentile {canary}, in {}",
+                if *unit_seconds == 1.0 { "s" } else { "ms" }
+            ),
+            JsonMeasure::Value { path } => format!("the value {path}"),
+        };
+        let _ = writeln!(out, "# {}: reads {read}", check.name);
+    }
 }

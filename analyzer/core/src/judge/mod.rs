@@ -65,7 +65,7 @@ use samples_sequential::SamplesSequential;
 use wording::Wording;
 
 use crate::observation::{Reading, Tick};
-use crate::policy::{CheckKind, CheckSpec, Criterion, Policy, SamplesMethod};
+use crate::policy::{CheckKind, CheckSpec, Criterion, JsonMeasure, Policy, SamplesMethod};
 use crate::stats::autocorrelated_mean::AutocorrelatedMeanTest;
 use crate::stats::rate_ratio::RateRatioTest;
 use crate::{Error, Result};
@@ -395,7 +395,36 @@ fn evaluator(
         }
         (CheckKind::Query(_), Criterion::Slo) => Evaluator::QueryBound(QueryBound {
             bound: check.slo.ok_or_else(unjudged)?,
+            percentile: None,
         }),
+        // A generic provider's counts get the error-rate tests; a percentile or a value
+        // alone, only a bound on its latest value.
+        (CheckKind::Json(json), criterion) => match (&json.measure, criterion) {
+            (JsonMeasure::Counts { .. }, Criterion::Slo) => {
+                Evaluator::ErrorRateBound(ErrorRateBound {
+                    bound: check.slo.ok_or_else(unjudged)?,
+                })
+            }
+            (JsonMeasure::Counts { .. }, Criterion::Baseline) => {
+                let spec = check.baseline.ok_or_else(unjudged)?;
+                Evaluator::ErrorRateComparison(ErrorRateComparison {
+                    test: RateRatioTest::new(spec.max_increase)?,
+                })
+            }
+            (JsonMeasure::Percentile { quantile, .. }, Criterion::Slo) => {
+                Evaluator::QueryBound(QueryBound {
+                    bound: check.slo.ok_or_else(unjudged)?,
+                    percentile: Some(*quantile),
+                })
+            }
+            (JsonMeasure::Value { .. }, Criterion::Slo) => Evaluator::QueryBound(QueryBound {
+                bound: check.slo.ok_or_else(unjudged)?,
+                percentile: None,
+            }),
+            (JsonMeasure::Percentile { .. } | JsonMeasure::Value { .. }, Criterion::Baseline) => {
+                return Err(unjudged());
+            }
+        },
         (CheckKind::Samples(_), Criterion::Slo) | (CheckKind::Query(_), Criterion::Baseline) => {
             return Err(unjudged());
         }

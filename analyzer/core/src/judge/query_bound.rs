@@ -13,6 +13,10 @@ use crate::policy::AbsoluteBound;
 #[derive(Clone, Debug)]
 pub(crate) struct QueryBound {
     pub(crate) bound: AbsoluteBound,
+    /// For a generic provider's percentile (a `json` check with `percentile`): which one
+    /// (0.95), so that the report says it is a percentile held to a bound, with no
+    /// statistical guarantee. `None`: a query's value.
+    pub(crate) percentile: Option<f64>,
 }
 
 /// What a query bound remembers: the latest value.
@@ -56,9 +60,24 @@ impl Evaluate for QueryBound {
             return subject.result(Verdict::NoData, "no value yet", subject.no_evidence());
         };
         let bound = self.bound;
+        let (test, measure) = match self.percentile {
+            None => (
+                "bound on the query's value".to_owned(),
+                "query value".to_owned(),
+            ),
+            Some(q) => {
+                let p = fmt_num(q * 100.0);
+                (
+                    format!(
+                        "bound on the provider's p{p} (a percentile only: the latest value against the bound, no statistical guarantee)"
+                    ),
+                    format!("p{p} (s)"),
+                )
+            }
+        };
         let evidence = Evidence {
-            test: "bound on the query's value".to_owned(),
-            measure: "query value".to_owned(),
+            test,
+            measure,
             estimate: Some(value),
             threshold: Some(bound.max),
             ..subject.no_evidence()
@@ -108,7 +127,10 @@ mod tests {
     use crate::policy::Criterion;
 
     fn judge(bound: AbsoluteBound, value: f64, moment: Moment) -> CheckResult {
-        let evaluator = QueryBound { bound };
+        let evaluator = QueryBound {
+            bound,
+            percentile: None,
+        };
         let mut memory = evaluator.start();
         evaluator
             .observe(
@@ -150,6 +172,7 @@ mod tests {
     #[test]
     fn non_finite_values_are_refused() {
         let evaluator = QueryBound {
+            percentile: None,
             bound: AbsoluteBound {
                 max: 0.0,
                 rollback_above: None,

@@ -13,7 +13,7 @@
 //! keep their reason, which already says what is missing.
 
 use super::verdict::{BoundEvidence, CheckResult, Evidence, Verdict, fmt_num};
-use crate::policy::{CheckKind, CheckSpec, Criterion};
+use crate::policy::{CheckKind, CheckSpec, Criterion, JsonMeasure};
 
 /// What a check's results need to be said in its units.
 #[derive(Clone, Debug, PartialEq)]
@@ -22,6 +22,9 @@ pub(crate) struct Wording {
     quantile: Option<f64>,
     /// Latencies in seconds rather than milliseconds (the policy's latency bound is ≥ 1 s).
     seconds: bool,
+    /// The kind whose wording fits: the check's own, or for a generic provider's `json`
+    /// check the kind it is judged as (`error-rate` for counts, `query` for a value).
+    judged_as: &'static str,
 }
 
 impl Wording {
@@ -32,7 +35,18 @@ impl Wording {
             _ => None,
         };
         let seconds = check.slo.is_some_and(|slo| slo.max >= 1.0);
-        Wording { quantile, seconds }
+        let judged_as = match &check.kind {
+            CheckKind::Json(json) => match json.measure {
+                JsonMeasure::Counts { .. } => "error-rate",
+                JsonMeasure::Percentile { .. } | JsonMeasure::Value { .. } => "query",
+            },
+            other => other.name(),
+        };
+        Wording {
+            quantile,
+            seconds,
+            judged_as,
+        }
     }
 
     /// A latency, seconds, in this check's unit: `212 ms` or `1.5 s`.
@@ -62,7 +76,7 @@ pub(crate) fn reword(mut result: CheckResult, wording: &Wording) -> CheckResult 
         return result;
     }
     let e = &result.evidence;
-    let plain = match (result.kind.as_str(), result.criterion) {
+    let plain = match (wording.judged_as, result.criterion) {
         ("error-rate", Criterion::Slo) => error_rate_slo(result.verdict, e),
         ("error-rate", Criterion::Baseline) => error_rate_comparison(result.verdict, e),
         ("latency", Criterion::Slo) => latency_slo(result.verdict, e, wording),
@@ -384,6 +398,7 @@ mod tests {
         let wording = Wording {
             quantile: None,
             seconds: false,
+            judged_as: "error-rate",
         };
         reword(result, &wording).reason
     }

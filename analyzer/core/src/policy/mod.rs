@@ -10,6 +10,7 @@
 
 mod error;
 mod matchers;
+mod provider;
 mod raw;
 mod units;
 mod validate;
@@ -25,6 +26,10 @@ pub use error::{PolicyError, Problem};
 pub use matchers::{
     LabelMatcher, MatchOp, QueryTemplate, TemplatePart, TemplateVariable, escape_string,
     is_label_name, is_metric_name, parse_matchers,
+};
+pub use provider::{
+    CommandSpec, HttpMethod, HttpRequestSpec, JsonCheck, JsonMeasure, JsonPathText, JsonSourceSpec,
+    JsonTransport, RequestPart, RequestTemplate, RequestVariable, VersionPaths,
 };
 pub use units::{duration_as_written, size_as_written};
 
@@ -147,6 +152,9 @@ pub enum MetricsSourceSpec {
     Prometheus(Box<PrometheusSpec>),
     /// Direct scrapes of the versions' `/metrics` endpoints.
     Scrape(ScrapeSpec),
+    /// A generic provider answering JSON (`metrics.http`, `metrics.command`); its checks
+    /// are `json` checks.
+    Json(Box<JsonSourceSpec>),
 }
 
 /// A Prometheus-compatible HTTP API and how to reach it.
@@ -820,6 +828,16 @@ pub struct CheckSpec {
 }
 
 impl CheckSpec {
+    /// Whether the check counts requests, so that a step's `min-requests` can be met: an
+    /// error-rate or latency check, or a `json` check of counts.
+    pub fn counts_requests(&self) -> bool {
+        match &self.kind {
+            CheckKind::ErrorRate(_) | CheckKind::Latency(_) => true,
+            CheckKind::Json(json) => matches!(json.measure, JsonMeasure::Counts { .. }),
+            CheckKind::Samples(_) | CheckKind::Query(_) => false,
+        }
+    }
+
     /// The criteria this check is judged by, each a separate line in reports.
     pub fn criteria(&self) -> Vec<Criterion> {
         let mut criteria = Vec::new();
@@ -865,6 +883,8 @@ pub enum CheckKind {
     Samples(SamplesCheck),
     /// A PromQL query with an absolute bound.
     Query(QueryCheck),
+    /// Values from a generic provider's JSON answer.
+    Json(JsonCheck),
 }
 
 impl CheckKind {
@@ -875,6 +895,7 @@ impl CheckKind {
             CheckKind::Latency(_) => "latency",
             CheckKind::Samples(_) => "samples",
             CheckKind::Query(_) => "query",
+            CheckKind::Json(_) => "json",
         }
     }
 }

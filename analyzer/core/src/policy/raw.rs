@@ -74,6 +74,77 @@ pub(crate) struct RawMetrics {
     /// Scrape the versions' `/metrics` endpoints directly (no Prometheus server).
     #[serde(default)]
     pub(crate) scrape: Option<RawScrape>,
+    /// A generic provider: one HTTP request per check per tick, answering JSON read with a
+    /// JSONPath per value (New Relic, InfluxDB, an internal API). Checks then say `json`.
+    #[serde(default)]
+    pub(crate) http: Option<RawHttpProvider>,
+    /// A generic provider: one command per check per tick, printing JSON on stdout, read
+    /// with a JSONPath per value. Checks then say `json`.
+    #[serde(default)]
+    pub(crate) command: Option<RawCommandProvider>,
+}
+
+/// The generic HTTP-JSON provider.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawHttpProvider {
+    /// The request's URL, a template: `{{query}}` (the check's query), `{{canary}}`,
+    /// `{{baseline}}`, `{{label}}`, `{{start}}`, `{{end}}` (RFC 3339), `{{start_unix}}`,
+    /// `{{end_unix}}`, `{{start_ms}}`, `{{end_ms}}`, `{{window}}` (seconds), `{{check}}`;
+    /// percent-encoded where they go.
+    #[schemars(with = "String")]
+    pub(crate) url: At<String>,
+    /// `GET` (default) or `POST`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) method: Option<At<String>>,
+    /// The body of a POST, a template like the URL (values JSON-escaped when the content
+    /// type is JSON, as written otherwise).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) body: Option<At<String>>,
+    /// The body's content type (default `application/json`).
+    #[serde(default)]
+    pub(crate) content_type: Option<String>,
+    /// Extra request headers; a credential is `{env: VARIABLE}` or `{file: PATH}` (a secret:
+    /// never shown, redacted from every output).
+    #[serde(default)]
+    pub(crate) headers: BTreeMap<String, RawHeaderValue>,
+    /// Timeout of one request (default 10s).
+    #[serde(default)]
+    #[schemars(with = "Option<RawDuration>")]
+    pub(crate) timeout: Option<At<RawDuration>>,
+    /// Retries after a timeout, connection error, 429 or 5xx answer (default 3).
+    #[serde(default)]
+    pub(crate) retries: Option<u32>,
+    /// Largest answer read (default `32MiB`).
+    #[serde(default)]
+    #[schemars(with = "Option<RawScalar>")]
+    pub(crate) max_answer_size: Option<At<RawScalar>>,
+}
+
+/// The generic command provider.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawCommandProvider {
+    /// The program and its arguments (no shell), each a template like `metrics.http.url`'s
+    /// (values as written). It prints one JSON document on stdout and exits 0.
+    #[schemars(with = "Vec<String>")]
+    pub(crate) run: At<Vec<String>>,
+    /// Environment variables holding the credentials the command uses (it inherits
+    /// canary's environment): read when canary starts (a missing one is exit 2) and
+    /// redacted from everything the command prints.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub(crate) secret_env: Option<At<Vec<String>>>,
+    /// Timeout of one run (default 10s); the command is killed then.
+    #[serde(default)]
+    #[schemars(with = "Option<RawDuration>")]
+    pub(crate) timeout: Option<At<RawDuration>>,
+    /// Largest output read (default `32MiB`).
+    #[serde(default)]
+    #[schemars(with = "Option<RawScalar>")]
+    pub(crate) max_answer_size: Option<At<RawScalar>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -738,6 +809,9 @@ pub(crate) struct RawCheck {
     /// Any PromQL with an absolute bound on its value (e.g. canary restarts stay 0).
     #[serde(default)]
     pub(crate) query: Option<RawQuery>,
+    /// Values read from a generic provider's JSON answer (`metrics.http`, `metrics.command`).
+    #[serde(default)]
+    pub(crate) json: Option<RawJsonCheck>,
     /// An absolute bound on the canary.
     #[serde(default)]
     #[schemars(with = "Option<RawSlo>")]
@@ -807,6 +881,60 @@ pub(crate) struct RawQuery {
     /// `sum(increase(kube_pod_container_status_restarts_total{pod=~"checkout-canary-.*"}[{{window}}])) or vector(0)`.
     #[schemars(with = "String")]
     pub(crate) promql: At<String>,
+}
+
+/// What a check reads from a generic provider's JSON answer: request and error counts
+/// (`requests` and `errors`), a percentile (`percentile`), or one value (`value`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawJsonCheck {
+    /// The check's query in the provider's language (`{{query}}` in the request), a template
+    /// with `{{canary}}`, `{{baseline}}`, `{{label}}`, `{{start}}`, … as written.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) query: Option<At<String>>,
+    /// Cumulative requests since `{{start}}`, per version: JSONPaths.
+    #[serde(default)]
+    #[schemars(with = "Option<RawVersionPaths>")]
+    pub(crate) requests: Option<At<RawVersionPaths>>,
+    /// Cumulative errors since `{{start}}`, per version: JSONPaths.
+    #[serde(default)]
+    #[schemars(with = "Option<RawVersionPaths>")]
+    pub(crate) errors: Option<At<RawVersionPaths>>,
+    /// A latency percentile of the canary the provider computed: judged as a bounded value
+    /// against `slo.max`, without a statistical guarantee.
+    #[serde(default)]
+    #[schemars(with = "Option<RawPercentile>")]
+    pub(crate) percentile: Option<At<RawPercentile>>,
+    /// One value with an absolute bound (`slo`): a JSONPath.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) value: Option<At<String>>,
+}
+
+/// A JSONPath per version.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawVersionPaths {
+    /// The canary's value, e.g. `$.results[?@.version == 'canary'].count`.
+    pub(crate) canary: String,
+    /// The baseline's value.
+    pub(crate) baseline: String,
+}
+
+/// A latency percentile the provider computed.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawPercentile {
+    /// The canary's percentile: a JSONPath.
+    pub(crate) canary: String,
+    /// Which percentile it is, e.g. `p95` or 0.95 (said in reports).
+    #[schemars(with = "RawScalar")]
+    pub(crate) quantile: At<RawScalar>,
+    /// The unit of the value: `s` (default) or `ms`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) unit: Option<At<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

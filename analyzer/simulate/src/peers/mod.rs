@@ -33,7 +33,7 @@
 
 use std::time::Duration;
 
-use canary_core::policy::{CheckKind, Policy};
+use canary_core::policy::{CheckKind, JsonMeasure, Policy};
 use jiff::SignedDuration;
 
 use crate::{
@@ -198,6 +198,12 @@ pub fn comparison_criteria(policy: &Policy) -> (bool, Option<f64>) {
     for check in &policy.checks {
         match &check.kind {
             CheckKind::ErrorRate(_) if check.baseline.is_some() => errors = true,
+            CheckKind::Json(json)
+                if check.baseline.is_some()
+                    && matches!(json.measure, JsonMeasure::Counts { .. }) =>
+            {
+                errors = true
+            }
             CheckKind::Latency(l) if check.baseline.is_some() => {
                 latency = latency.or(Some(l.quantile))
             }

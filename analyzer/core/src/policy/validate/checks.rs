@@ -67,12 +67,13 @@ impl Validator {
             raw.latency.is_some(),
             raw.samples.is_some(),
             raw.query.is_some(),
+            raw.json.is_some(),
         ];
         if kinds.iter().filter(|&&k| k).count() != 1 {
             self.problem(
                 path,
                 Some(&raw.name),
-                "expected exactly one of `error-rate`, `latency`, `samples` or `query`",
+                "expected exactly one of `error-rate`, `latency`, `samples`, `query` or `json`",
             );
             return None;
         }
@@ -243,6 +244,10 @@ impl Validator {
                 }
                 _ => None,
             }
+        } else if let Some(json) = &raw.json {
+            let check = self.json_check(path, json)?;
+            self.json_criteria(path, at, &check)
+                .then_some(CheckKind::Json(check))
         } else {
             let query = raw.query.as_ref()?;
             if let Some(baseline) = &raw.baseline {
@@ -316,6 +321,20 @@ impl Validator {
             }),
             CheckKind::Latency(_) => units::latency_seconds(&at.value),
             CheckKind::Samples(_) | CheckKind::Query(_) => units::number(&at.value),
+            CheckKind::Json(json) => match json.measure {
+                JsonMeasure::Counts { .. } => units::fraction(&at.value).and_then(|f| {
+                    if f > 1.0 {
+                        Err(format!(
+                            "{}; an error rate is at most 100%",
+                            units::FRACTION_EXPECTED
+                        ))
+                    } else {
+                        Ok(f)
+                    }
+                }),
+                JsonMeasure::Percentile { .. } => units::latency_seconds(&at.value),
+                JsonMeasure::Value { .. } => units::number(&at.value),
+            },
         };
         self.read(path, at, value)
     }

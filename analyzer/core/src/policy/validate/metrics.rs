@@ -1,27 +1,47 @@
 //! `metrics`: where the evidence comes from — the Prometheus HTTP API (URL, credentials as
 //! file or environment references, headers, timeout, retries) or direct `/metrics` scrapes.
 
+use std::collections::BTreeMap;
+
 use super::*;
 
 impl Validator {
     pub(super) fn metrics(&mut self, raw: &RawMetrics) -> Option<MetricsSourceSpec> {
-        match (&raw.prometheus, &raw.scrape) {
-            (Some(prometheus), None) => self
-                .prometheus(prometheus)
-                .map(|spec| MetricsSourceSpec::Prometheus(Box::new(spec))),
-            (None, Some(scrape)) => self.scrape(scrape).map(MetricsSourceSpec::Scrape),
-            (None, None) => {
-                self.problem::<()>("metrics", None, "expected one of `prometheus` or `scrape`");
-                None
-            }
-            (Some(_), Some(_)) => {
-                self.problem::<()>(
-                    "metrics",
-                    None,
-                    "`prometheus` and `scrape` are both set; a policy reads from one source",
-                );
-                None
-            }
+        let given = [
+            raw.prometheus.is_some(),
+            raw.scrape.is_some(),
+            raw.http.is_some(),
+            raw.command.is_some(),
+        ]
+        .iter()
+        .filter(|&&g| g)
+        .count();
+        if given > 1 {
+            self.problem::<()>(
+                "metrics",
+                None,
+                "several of `prometheus`, `scrape`, `http` and `command` are set; a policy reads from one source",
+            );
+            return None;
+        }
+        if let Some(prometheus) = &raw.prometheus {
+            self.prometheus(prometheus)
+                .map(|spec| MetricsSourceSpec::Prometheus(Box::new(spec)))
+        } else if let Some(scrape) = &raw.scrape {
+            self.scrape(scrape).map(MetricsSourceSpec::Scrape)
+        } else if let Some(http) = &raw.http {
+            self.http_provider(http)
+                .map(|spec| MetricsSourceSpec::Json(Box::new(spec)))
+        } else if let Some(command) = &raw.command {
+            self.command_provider(command)
+                .map(|spec| MetricsSourceSpec::Json(Box::new(spec)))
+        } else {
+            self.problem::<()>(
+                "metrics",
+                None,
+                "expected one of `prometheus`, `scrape`, `http` or `command`",
+            );
+            None
         }
     }
 
@@ -31,66 +51,8 @@ impl Validator {
             ok &= self.http_url("metrics.prometheus.url", url);
         }
         let auth = self.prometheus_auth(raw)?;
-        let mut headers = Vec::new();
-        for (name, value) in &raw.headers {
-            let field = format!("metrics.prometheus.headers.{name}");
-            if name.eq_ignore_ascii_case("authorization") {
-                self.problem::<()>(
-                    field,
-                    None,
-                    "credentials do not belong in the policy: use `bearer-token-file`, `bearer-token-env`, `basic-auth`, `oauth2` or `sigv4`",
-                );
-                ok = false;
-                continue;
-            } else if name.is_empty()
-                || !name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-            {
-                self.problem::<()>(
-                    field,
-                    None,
-                    format!("{name:?} is not a valid HTTP header name"),
-                );
-                ok = false;
-                continue;
-            }
-            let value = match value {
-                RawHeaderValue::Plain(text) => {
-                    // What an HTTP header value may hold: visible ASCII, spaces and tabs
-                    // (obsolete non-ASCII text is refused rather than sent mangled).
-                    if text
-                        .bytes()
-                        .any(|b| !(b == b'\t' || (b' '..=b'~').contains(&b)))
-                    {
-                        self.problem::<()>(
-                            field,
-                            None,
-                            "a header value holds a character HTTP headers cannot carry (a control character or non-ASCII)",
-                        );
-                        ok = false;
-                        continue;
-                    }
-                    HeaderValueSpec::Plain(text.clone())
-                }
-                RawHeaderValue::Secret(secret) => match (&secret.file, &secret.env) {
-                    (Some(file), None) => {
-                        HeaderValueSpec::Secret(SecretSource::File(PathBuf::from(file)))
-                    }
-                    (None, Some(var)) => HeaderValueSpec::Secret(SecretSource::Env(var.clone())),
-                    _ => {
-                        self.problem::<()>(
-                            field,
-                            None,
-                            "expected the value, or exactly one of `file` or `env` holding it",
-                        );
-                        ok = false;
-                        continue;
-                    }
-                },
-            };
-            headers.push((name.clone(), value));
-        }
+        let (headers, headers_ok) = self.headers("metrics.prometheus.headers", &raw.headers, false);
+        ok &= headers_ok;
         let timeout = self.positive_duration(
             "metrics.prometheus.timeout",
             raw.timeout.as_ref(),
@@ -184,6 +146,88 @@ impl Validator {
             proxy_url,
         })
         .filter(|_| ok)
+    }
+
+    /// Extra headers: names checked, plain values HTTP-safe, credentials read at run time.
+    /// `secret_authorization`: an `Authorization` header is allowed when its value is a
+    /// secret reference (the generic provider, which has no other way to authenticate).
+    pub(super) fn headers(
+        &mut self,
+        prefix: &str,
+        raw: &BTreeMap<String, RawHeaderValue>,
+        secret_authorization: bool,
+    ) -> (Vec<(String, HeaderValueSpec)>, bool) {
+        let mut ok = true;
+        let mut headers = Vec::new();
+        for (name, value) in raw {
+            let field = format!("{prefix}.{name}");
+            if name.eq_ignore_ascii_case("authorization") && !secret_authorization {
+                self.problem::<()>(
+                    field,
+                    None,
+                    "credentials do not belong in the policy: use `bearer-token-file`, `bearer-token-env`, `basic-auth`, `oauth2` or `sigv4`",
+                );
+                ok = false;
+                continue;
+            } else if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+            {
+                self.problem::<()>(
+                    field,
+                    None,
+                    format!("{name:?} is not a valid HTTP header name"),
+                );
+                ok = false;
+                continue;
+            }
+            let value = match value {
+                RawHeaderValue::Plain(_) if name.eq_ignore_ascii_case("authorization") => {
+                    self.problem::<()>(
+                        field,
+                        None,
+                        "credentials do not belong in the policy: give the Authorization header's value as `{env: VARIABLE}` or `{file: PATH}`",
+                    );
+                    ok = false;
+                    continue;
+                }
+                RawHeaderValue::Plain(text) => {
+                    // What an HTTP header value may hold: visible ASCII, spaces and tabs
+                    // (obsolete non-ASCII text is refused rather than sent mangled).
+                    if text
+                        .bytes()
+                        .any(|b| !(b == b'\t' || (b' '..=b'~').contains(&b)))
+                    {
+                        self.problem::<()>(
+                            field,
+                            None,
+                            "a header value holds a character HTTP headers cannot carry (a control character or non-ASCII)",
+                        );
+                        ok = false;
+                        continue;
+                    }
+                    HeaderValueSpec::Plain(text.clone())
+                }
+                RawHeaderValue::Secret(secret) => match (&secret.file, &secret.env) {
+                    (Some(file), None) => {
+                        HeaderValueSpec::Secret(SecretSource::File(PathBuf::from(file)))
+                    }
+                    (None, Some(var)) => HeaderValueSpec::Secret(SecretSource::Env(var.clone())),
+                    _ => {
+                        self.problem::<()>(
+                            field,
+                            None,
+                            "expected the value, or exactly one of `file` or `env` holding it",
+                        );
+                        ok = false;
+                        continue;
+                    }
+                },
+            };
+            headers.push((name.clone(), value));
+        }
+        (headers, ok)
     }
 
     /// At most one way to authenticate: a bearer token, basic auth, OAuth2 or SigV4.

@@ -14,6 +14,7 @@ mod gateway;
 mod hooks;
 mod kubernetes;
 mod metrics;
+mod provider;
 mod rollout;
 #[cfg(test)]
 mod rule_table;
@@ -342,15 +343,16 @@ impl Validator {
         let checks = self.checks(&raw.checks, traffic.as_ref());
         if let (Some(rollout), Some(checks)) = (&rollout, &checks)
             && rollout.min_requests > 0
-            && !checks
-                .iter()
-                .any(|c| matches!(c.kind, CheckKind::ErrorRate(_) | CheckKind::Latency(_)))
+            && !checks.iter().any(|c| c.counts_requests())
         {
             self.problem(
                 "rollout.min-requests",
                 raw.rollout.min_requests.as_ref(),
                 "no check counts requests (an error-rate or latency check does): add one, or set `min-requests: 0` to advance without counting traffic",
             );
+        }
+        if let (Some(metrics), Some(checks)) = (&metrics, &checks) {
+            self.checks_fit_the_source(metrics, checks, &raw.checks);
         }
         if let (Some(MetricsSourceSpec::Scrape(_)), Some(checks)) = (&metrics, &checks) {
             for (i, check) in checks.iter().enumerate() {

@@ -11,8 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::*;
 
 /// The files whose rules the rows must reach, by name.
-const SOURCES: [(&str, &str); 8] = [
+const SOURCES: [(&str, &str); 9] = [
     ("mod.rs", include_str!("mod.rs")),
+    ("provider.rs", include_str!("provider.rs")),
     ("traffic.rs", include_str!("traffic.rs")),
     ("metrics.rs", include_str!("metrics.rs")),
     ("rollout.rs", include_str!("rollout.rs")),
@@ -168,11 +169,296 @@ const ROWS: &[Row] = &[
         "traffic.selector",
         "expected a quoted value",
     ),
+    // provider.rs: the generic provider and its json checks.
+    row(
+        &[
+            ("metrics", "metrics: {http: {url: 'ftp://x/{{query}}'}}"),
+            (
+                "checks",
+                "checks: [{name: errors, json: {requests: {canary: '$.c.n', baseline: '$.b.n'}, errors: {canary: '$.c.e', baseline: '$.b.e'}}, slo: {max: 1%}}]",
+            ),
+        ],
+        "metrics.http.url",
+        "whose scheme, host and port are written out",
+    ),
+    row(
+        &[
+            ("metrics", "metrics: {http: {url: 'http://x/q?{{qurey}}'}}"),
+            (
+                "checks",
+                "checks: [{name: errors, json: {requests: {canary: '$.c.n', baseline: '$.b.n'}, errors: {canary: '$.c.e', baseline: '$.b.e'}}, slo: {max: 1%}}]",
+            ),
+        ],
+        "metrics.http.url",
+        "unknown variable `{{qurey}}`",
+    ),
+    row(
+        &[
+            (
+                "metrics",
+                "metrics: {http: {url: 'http://x/q', method: PUT}}",
+            ),
+            (
+                "checks",
+                "checks: [{name: errors, json: {requests: {canary: '$.c.n', baseline: '$.b.n'}, errors: {canary: '$.c.e', baseline: '$.b.e'}}, slo: {max: 1%}}]",
+            ),
+        ],
+        "metrics.http.method",
+        "expected GET or POST",
+    ),
+    row(
+        &[
+            (
+                "metrics",
+                "metrics: {http: {url: 'http://x/q', body: '{}'}}",
+            ),
+            (
+                "checks",
+                "checks: [{name: errors, json: {requests: {canary: '$.c.n', baseline: '$.b.n'}, errors: {canary: '$.c.e', baseline: '$.b.e'}}, slo: {max: 1%}}]",
+            ),
+        ],
+        "metrics.http.body",
+        "with `method: POST` only",
+    ),
+    row(
+        &[
+            (
+                "metrics",
+                "metrics: {http: {url: 'http://x/q', method: POST, body: '{{nope}}'}}",
+            ),
+            (
+                "checks",
+                "checks: [{name: errors, json: {requests: {canary: '$.c.n', baseline: '$.b.n'}, errors: {canary: '$.c.e', baseline: '$.b.e'}}, slo: {max: 1%}}]",
+            ),
+        ],
+        "metrics.http.body",
+        "unknown variable",
+    ),
+    row(
+        &[
+            (
+                "metrics",
+                "metrics: {http: {url: 'http://x/q', headers: {Authorization: 'Bearer x'}}}",
+            ),
+            (
+                "checks",
+                "checks: [{name: errors, json: {requests: {canary: '$.c.n', baseline: '$.b.n'}, errors: {canary: '$.c.e', baseline: '$.b.e'}}, slo: {max: 1%}}]",
+            ),
+        ],
+        "metrics.http.headers.Authorization",
+        "`{env: VARIABLE}` or `{file: PATH}`",
+    ),
+    row(
+        &[
+            (
+                "metrics",
+                "metrics: {http: {url: 'http://x/q', retries: 11}}",
+            ),
+            (
+                "checks",
+                "checks: [{name: errors, json: {requests: {canary: '$.c.n', baseline: '$.b.n'}, errors: {canary: '$.c.e', baseline: '$.b.e'}}, slo: {max: 1%}}]",
+            ),
+        ],
+        "metrics.http.retries",
+        "expected at most 10 retries",
+    ),
+    row(
+        &[
+            (
+                "metrics",
+                "metrics: {http: {url: 'http://x/q', max-answer-size: 10}}",
+            ),
+            (
+                "checks",
+                "checks: [{name: errors, json: {requests: {canary: '$.c.n', baseline: '$.b.n'}, errors: {canary: '$.c.e', baseline: '$.b.e'}}, slo: {max: 1%}}]",
+            ),
+        ],
+        "metrics.http.max-answer-size",
+        "expected at least 1KiB",
+    ),
+    row(
+        &[
+            (
+                "metrics",
+                "metrics: {http: {url: 'http://x/q', max-answer-size: lots}}",
+            ),
+            (
+                "checks",
+                "checks: [{name: errors, json: {requests: {canary: '$.c.n', baseline: '$.b.n'}, errors: {canary: '$.c.e', baseline: '$.b.e'}}, slo: {max: 1%}}]",
+            ),
+        ],
+        "metrics.http.max-answer-size",
+        "",
+    ),
+    row(
+        &[
+            (
+                "metrics",
+                "metrics: {command: {run: [./m.sh], secret-env: ['API KEY']}}",
+            ),
+            (
+                "checks",
+                "checks: [{name: errors, json: {requests: {canary: '$.c.n', baseline: '$.b.n'}, errors: {canary: '$.c.e', baseline: '$.b.e'}}, slo: {max: 1%}}]",
+            ),
+        ],
+        "metrics.command.secret-env[0]",
+        "expected the name of an environment variable",
+    ),
+    row(
+        &[
+            ("metrics", "metrics: {command: {run: []}}"),
+            (
+                "checks",
+                "checks: [{name: errors, json: {requests: {canary: '$.c.n', baseline: '$.b.n'}, errors: {canary: '$.c.e', baseline: '$.b.e'}}, slo: {max: 1%}}]",
+            ),
+        ],
+        "metrics.command.run",
+        "expected the program and its arguments",
+    ),
+    row(
+        &[
+            ("metrics", "metrics: {command: {run: [./m.sh, '{{when}}']}}"),
+            (
+                "checks",
+                "checks: [{name: errors, json: {requests: {canary: '$.c.n', baseline: '$.b.n'}, errors: {canary: '$.c.e', baseline: '$.b.e'}}, slo: {max: 1%}}]",
+            ),
+        ],
+        "metrics.command.run[1]",
+        "unknown variable `{{when}}`",
+    ),
+    row(
+        &[
+            (
+                "metrics",
+                "metrics: {http: {url: 'http://provider:8080/query'}}",
+            ),
+            (
+                "checks",
+                "checks: [{name: q, json: {query: 'x {{query}}', value: '$.v'}, slo: {max: 0}}]",
+            ),
+        ],
+        "checks[0].json.query",
+        "cannot contain `{{query}}`",
+    ),
+    row(
+        &[
+            (
+                "metrics",
+                "metrics: {http: {url: 'http://provider:8080/query'}}",
+            ),
+            (
+                "checks",
+                "checks: [{name: q, json: {query: '{{x', value: '$.v'}, slo: {max: 0}}]",
+            ),
+        ],
+        "checks[0].json.query",
+        "is never closed",
+    ),
+    row(
+        &[
+            (
+                "metrics",
+                "metrics: {http: {url: 'http://provider:8080/query'}}",
+            ),
+            (
+                "checks",
+                "checks: [{name: q, json: {value: '$.v', percentile: {canary: '$.p', quantile: p95}}, slo: {max: 0}}]",
+            ),
+        ],
+        "checks[0].json",
+        "expected exactly one of `requests` with `errors`",
+    ),
+    row(
+        &[
+            (
+                "metrics",
+                "metrics: {http: {url: 'http://provider:8080/query'}}",
+            ),
+            (
+                "checks",
+                "checks: [{name: q, json: {requests: {canary: '$.a', baseline: '$.b'}}, slo: {max: 1%}}]",
+            ),
+        ],
+        "checks[0].json",
+        "counts need both `requests` and `errors`",
+    ),
+    row(
+        &[
+            (
+                "metrics",
+                "metrics: {http: {url: 'http://provider:8080/query'}}",
+            ),
+            (
+                "checks",
+                "checks: [{name: q, json: {percentile: {canary: '$.p', quantile: p95, unit: min}}, slo: {max: 1s}}]",
+            ),
+        ],
+        "checks[0].json.percentile.unit",
+        "expected `s` or `ms`",
+    ),
+    row(
+        &[
+            (
+                "metrics",
+                "metrics: {http: {url: 'http://provider:8080/query'}}",
+            ),
+            (
+                "checks",
+                "checks: [{name: q, json: {percentile: {canary: '$.p', quantile: 2}}, slo: {max: 1s}}]",
+            ),
+        ],
+        "checks[0].json.percentile.quantile",
+        "",
+    ),
+    row(
+        &[
+            (
+                "metrics",
+                "metrics: {http: {url: 'http://provider:8080/query'}}",
+            ),
+            (
+                "checks",
+                "checks: [{name: q, json: {value: '$[?'}, slo: {max: 0}}]",
+            ),
+        ],
+        "checks[0].json.value",
+        "is not a JSONPath",
+    ),
+    row(
+        &[
+            (
+                "metrics",
+                "metrics: {http: {url: 'http://provider:8080/query'}}",
+            ),
+            (
+                "checks",
+                "checks: [{name: q, json: {value: '$.v'}, baseline: {max-increase: 10%}}]",
+            ),
+        ],
+        "checks[0].baseline",
+        "no comparison with the baseline can keep its error guarantee",
+    ),
+    row(
+        &[(
+            "metrics",
+            "metrics: {http: {url: 'http://provider:8080/query'}}",
+        )],
+        "checks[0]",
+        "every check says `json`",
+    ),
+    row(
+        &[(
+            "checks",
+            "checks: [{name: errors, json: {requests: {canary: '$.c.n', baseline: '$.b.n'}, errors: {canary: '$.c.e', baseline: '$.b.e'}}, slo: {max: 1%}}]",
+        )],
+        "checks[0]",
+        "set `metrics.http` or `metrics.command`",
+    ),
     // metrics.rs
     row(
         &[("metrics", "metrics: {}")],
         "metrics",
-        "expected one of `prometheus` or `scrape`",
+        "expected one of `prometheus`, `scrape`, `http` or `command`",
     ),
     row(
         &[(
@@ -180,7 +466,7 @@ const ROWS: &[Row] = &[
             "metrics: {prometheus: {}, scrape: {canary: ['http://c'], baseline: ['http://b']}}",
         )],
         "metrics",
-        "are both set",
+        "a policy reads from one source",
     ),
     row(
         &[(
@@ -867,7 +1153,7 @@ const ROWS: &[Row] = &[
             check!("name: l, latency: {histogram: h}, query: {promql: up}, slo: {max: 1s}"),
         )],
         "checks[0]",
-        "expected exactly one of `error-rate`, `latency`",
+        "expected exactly one of `error-rate`, `latency`, `samples`, `query` or `json`",
     ),
     row(
         &[("checks", check!("name: l, latency: {histogram: h}"))],
