@@ -423,22 +423,34 @@ const ROWS: &[Row] = &[
         "the last step must be 100",
     ),
     row(
-        &[("rollout", "rollout: {steps: [{mirror: {percent: 5}, weight: 10}, 100]}")],
+        &[(
+            "rollout",
+            "rollout: {steps: [{mirror: {percent: 5}, weight: 10}, 100]}",
+        )],
         "rollout.steps[0]",
         "unknown field `weight`",
     ),
     row(
-        &[("rollout", "rollout: {steps: [{header: {name: 'a b', value: x}}, 100]}")],
+        &[(
+            "rollout",
+            "rollout: {steps: [{header: {name: 'a b', value: x}}, 100]}",
+        )],
         "rollout.steps[0].header.name",
         "is not an HTTP header name",
     ),
     row(
-        &[("rollout", "rollout: {steps: [{header: {name: x-canary, value: ''}}, 100]}")],
+        &[(
+            "rollout",
+            "rollout: {steps: [{header: {name: x-canary, value: ''}}, 100]}",
+        )],
         "rollout.steps[0].header.value",
         "non-empty header value",
     ),
     row(
-        &[("rollout", "rollout: {steps: [{cookie: {name: 'a;b'}}, 100]}")],
+        &[(
+            "rollout",
+            "rollout: {steps: [{cookie: {name: 'a;b'}}, 100]}",
+        )],
         "rollout.steps[0].cookie.name",
         "is not a cookie name",
     ),
