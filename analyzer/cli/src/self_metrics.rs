@@ -92,13 +92,13 @@ const MAX_CONNECTIONS: usize = 64;
 
 /// What the metrics server allows a connection.
 #[derive(Clone, Copy, Debug)]
-struct ConnectionLimits {
+pub(crate) struct ConnectionLimits {
     head_timeout: Duration,
     idle_timeout: Duration,
     max_connections: usize,
 }
 
-const CONNECTION_LIMITS: ConnectionLimits = ConnectionLimits {
+pub(crate) const CONNECTION_LIMITS: ConnectionLimits = ConnectionLimits {
     head_timeout: REQUEST_HEAD_TIMEOUT,
     idle_timeout: IDLE_TIMEOUT,
     max_connections: MAX_CONNECTIONS,
@@ -394,7 +394,9 @@ impl SelfMetrics {
         })
     }
 
-    /// The metrics in the Prometheus text format 0.0.4.
+    /// The metrics in the Prometheus text format 0.0.4 (what `GET /metrics` answers; see
+    /// [`Exposition`]).
+    #[cfg(test)]
     pub(crate) fn encode_text(&self) -> String {
         canary_metrics::exposition::openmetrics_to_prometheus_text(&self.encode_openmetrics())
     }
@@ -419,84 +421,114 @@ impl SelfMetrics {
         addr: SocketAddr,
         limits: ConnectionLimits,
     ) -> anyhow::Result<SocketAddr> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|err| {
-                canary_core::Error::Usage(format!("--metrics-addr {addr}: cannot listen: {err}"))
-            })
-            .context("serving the rollout's metrics")?;
-        let bound = listener.local_addr()?;
-        let router = Router::new()
-            .route("/metrics", get(scrape))
-            .route(
-                "/",
-                get(|| async { "canary rollout: metrics at /metrics\n" }),
+        serve_exposition(self.clone(), addr, limits, "canary rollout").await
+    }
+}
+
+/// What a metrics endpoint serves: a registry, encoded as OpenMetrics text (the rollout's
+/// [`SelfMetrics`], the controller's own metrics).
+pub(crate) trait Exposition: Clone + Send + Sync + 'static {
+    /// The metrics in OpenMetrics text (ending in `# EOF`).
+    fn openmetrics(&self) -> String;
+
+    /// The metrics in the Prometheus text format 0.0.4.
+    fn prometheus_text(&self) -> String {
+        canary_metrics::exposition::openmetrics_to_prometheus_text(&self.openmetrics())
+    }
+}
+
+impl Exposition for SelfMetrics {
+    fn openmetrics(&self) -> String {
+        self.encode_openmetrics()
+    }
+}
+
+/// Serves `GET /metrics` of `metrics` on `addr` (an axum router on hyper) until the runtime
+/// ends; returns the address bound (port 0 picks a free one). An address that cannot be
+/// bound is bad input (exit 2), before anything is changed. `server` names it on `/`.
+pub(crate) async fn serve_exposition<E: Exposition>(
+    metrics: E,
+    addr: SocketAddr,
+    limits: ConnectionLimits,
+    server: &'static str,
+) -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|err| {
+            canary_core::Error::Usage(format!("--metrics-addr {addr}: cannot listen: {err}"))
+        })
+        .with_context(|| format!("serving the metrics of {server}"))?;
+    let bound = listener.local_addr()?;
+    let router = Router::new()
+        .route("/metrics", get(scrape::<E>))
+        .route(
+            "/",
+            get(move || async move { format!("{server}: metrics at /metrics\n") }),
+        )
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                "not found: the metrics are at /metrics\n",
             )
-            .fallback(|| async {
-                (
-                    StatusCode::NOT_FOUND,
-                    "not found: the metrics are at /metrics\n",
-                )
-            })
-            .with_state(self.clone());
-        // axum::serve sets no timer, so a client that never finishes its request would hold
-        // its connection for good; hyper's own HTTP/1 server, given one, closes it. A
-        // connection idle for longer than the idle timeout is closed too, and there are never
-        // more than `max_connections` open: file descriptors are the rollout's too.
-        let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    // Out of file descriptors and the like: try again shortly.
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
+        })
+        .with_state(metrics);
+    // axum::serve sets no timer, so a client that never finishes its request would hold
+    // its connection for good; hyper's own HTTP/1 server, given one, closes it. A
+    // connection idle for longer than the idle timeout is closed too, and there are never
+    // more than `max_connections` open: file descriptors are the rollout's too.
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                // Out of file descriptors and the like: try again shortly.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                // Over the limit: closed at once (dropped), not queued.
+                continue;
+            };
+            let service = TowerToHyperService::new(router.clone());
+            tokio::spawn(async move {
+                let _slot = slot;
+                let last_active = Arc::new(Mutex::new(tokio::time::Instant::now()));
+                let stream = IdleTracked {
+                    inner: stream,
+                    last_active: last_active.clone(),
                 };
-                let Ok(slot) = slots.clone().try_acquire_owned() else {
-                    // Over the limit: closed at once (dropped), not queued.
-                    continue;
-                };
-                let service = TowerToHyperService::new(router.clone());
-                tokio::spawn(async move {
-                    let _slot = slot;
-                    let last_active = Arc::new(Mutex::new(tokio::time::Instant::now()));
-                    let stream = IdleTracked {
-                        inner: stream,
-                        last_active: last_active.clone(),
-                    };
-                    let connection = hyper::server::conn::http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(limits.head_timeout)
-                        .serve_connection(TokioIo::new(stream), service);
-                    tokio::pin!(connection);
-                    loop {
-                        let idle_until = *last_active
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            + limits.idle_timeout;
-                        tokio::select! {
-                            // A scraper that goes away mid-answer is its own business.
-                            _ = &mut connection => break,
-                            () = tokio::time::sleep_until(idle_until) => {
-                                let idle_since = *last_active
-                                    .lock()
-                                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                                if idle_since.elapsed() >= limits.idle_timeout {
-                                    // Dropping the connection closes it.
-                                    break;
-                                }
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(limits.head_timeout)
+                    .serve_connection(TokioIo::new(stream), service);
+                tokio::pin!(connection);
+                loop {
+                    let idle_until = *last_active
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        + limits.idle_timeout;
+                    tokio::select! {
+                        // A scraper that goes away mid-answer is its own business.
+                        _ = &mut connection => break,
+                        () = tokio::time::sleep_until(idle_until) => {
+                            let idle_since = *last_active
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner);
+                            if idle_since.elapsed() >= limits.idle_timeout {
+                                // Dropping the connection closes it.
+                                break;
                             }
                         }
                     }
-                });
-            }
-        });
-        Ok(bound)
-    }
+                }
+            });
+        }
+    });
+    Ok(bound)
 }
 
 /// `GET /metrics`: OpenMetrics when the scraper asks for it in `Accept`, otherwise the
 /// Prometheus text format. (axum answers `HEAD` from the same handler, without the body.)
-async fn scrape(State(metrics): State<SelfMetrics>, headers: HeaderMap) -> impl IntoResponse {
+async fn scrape<E: Exposition>(State(metrics): State<E>, headers: HeaderMap) -> impl IntoResponse {
     let wants_openmetrics = headers
         .get_all(header::ACCEPT)
         .iter()
@@ -509,7 +541,7 @@ async fn scrape(State(metrics): State<SelfMetrics>, headers: HeaderMap) -> impl 
     if wants_openmetrics {
         (
             [(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)],
-            metrics.encode_openmetrics(),
+            metrics.openmetrics(),
         )
     } else {
         (
@@ -517,7 +549,7 @@ async fn scrape(State(metrics): State<SelfMetrics>, headers: HeaderMap) -> impl 
                 header::CONTENT_TYPE,
                 canary_metrics::exposition::PROMETHEUS_TEXT_CONTENT_TYPE,
             )],
-            metrics.encode_text(),
+            metrics.prometheus_text(),
         )
     }
 }

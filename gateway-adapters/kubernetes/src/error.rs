@@ -76,6 +76,16 @@ pub enum KubernetesError {
         attempts: u32,
     },
 
+    /// The controller lost its leader Lease (another holds it, or it was not renewed before
+    /// its deadline): it writes nothing more, and stops so that the leader carries on.
+    #[error("{}", self.detail())]
+    LeaseLost {
+        /// The Lease, e.g. `Lease canary-system/canary-controller`.
+        lease: String,
+        /// Why, in words.
+        why: String,
+    },
+
     /// The object does not hold what canary changes: a backend missing, a rule ambiguous,
     /// an annotation that is not a number, or not the kind's shape at all.
     #[error("{object}: {}", self.detail())]
@@ -107,6 +117,9 @@ impl KubernetesError {
             } => format!(
                 "forbidden: the RBAC rule {permission} is missing; grant {} (examples/kubernetes/ has least-privilege Roles). The API server said: {message}",
                 permission.rule()
+            ),
+            KubernetesError::LeaseLost { lease, why } => format!(
+                "lost the leader {lease}: {why}; this controller writes nothing more and stops (the leader resumes every rollout at its step)"
             ),
             KubernetesError::NotFound { message, .. } => format!(
                 "does not exist (or its CustomResourceDefinition is not installed): {message}"
@@ -148,6 +161,9 @@ impl KubernetesError {
                     component: "kubernetes",
                     message: e.to_string(),
                 };
+            }
+            e @ KubernetesError::LeaseLost { .. } => {
+                return canary_core::Error::ClaimLost(e.to_string());
             }
             KubernetesError::Config { .. } => ("kubeconfig".to_owned(), None),
             KubernetesError::Api { object, source, .. } => (object, Some(source)),

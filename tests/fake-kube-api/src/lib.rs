@@ -35,9 +35,14 @@
 //!   grows only when something other than metadata and status changed;
 //! - `metadata.generateName` on create, as the Events recorders use it.
 //!
-//! Leases (`coordination.k8s.io`) and Events (`v1` and `events.k8s.io`) are objects like any
-//! other. Label and field selectors are not served (a request with one is answered as if
-//! it had none).
+//! Leases (`coordination.k8s.io/v1`) are checked as the API server decodes and validates
+//! them (`MicroTime` fields with six fractional digits, a positive `leaseDurationSeconds`);
+//! with the resourceVersion rules above, that is what leader election relies on (a write
+//! based on a stale read gets 409). Events (`v1` and `events.k8s.io`) are objects like any
+//! other. Each request's bearer token is recorded, to tell the clients of a test apart, and a
+//! client's requests to some paths can be left unanswered ([`FakeApiServer::never_answer`]).
+//! Label and field selectors are not served (a request with one is answered as if it had
+//! none).
 //!
 //! [`fixtures`] holds the objects the adapters are tested on.
 
@@ -74,6 +79,9 @@ pub struct Recorded {
     pub body: Option<Value>,
     /// The status the fake answered with.
     pub status: u16,
+    /// The bearer token the request carried: tests give each client its own kubeconfig
+    /// ([`FakeApiServer::kubeconfig_with_token`]) to tell their requests apart.
+    pub token: Option<String>,
 }
 
 /// Where an object lives.
@@ -142,6 +150,9 @@ struct Store {
     /// An authenticating proxy in front that refuses every write, quoting the request's
     /// `Authorization` header in its message.
     echo_credentials_on_writes: bool,
+    /// Requests never answered (a network that drops them): by a client's bearer token and a
+    /// fragment of the path.
+    unanswered: Vec<(String, String)>,
     /// The versions each named API group is served in (the core group is always served).
     served: BTreeMap<String, BTreeSet<String>>,
     /// linkerd-smi's adaptor, with the cluster domain it names Services in: `Some` mirrors
@@ -187,9 +198,15 @@ impl FakeApiServer {
 
     /// A kubeconfig file pointing at it (context `fake`, namespace `namespace`).
     pub fn kubeconfig(&self, namespace: &str) -> String {
+        self.kubeconfig_with_token(namespace, "fake-token")
+    }
+
+    /// A kubeconfig file like [`FakeApiServer::kubeconfig`] whose user sends `token`: the
+    /// requests made with it carry it in [`Recorded::token`].
+    pub fn kubeconfig_with_token(&self, namespace: &str, token: &str) -> String {
         format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\n\
-             users:\n- name: canary\n  user:\n    token: fake-token\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: canary\n    namespace: {namespace}\n\
+             users:\n- name: canary\n  user:\n    token: {token}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: canary\n    namespace: {namespace}\n\
              current-context: fake\n",
             self.url()
         )
@@ -398,6 +415,15 @@ impl FakeApiServer {
     /// redaction tests.
     pub fn refuse_writes_echoing_credentials(&self) {
         self.lock().echo_credentials_on_writes = true;
+    }
+
+    /// From now on, requests with the bearer `token` whose path contains `path_fragment`
+    /// are never answered (nor recorded, nor applied): a network that lost them, as far as
+    /// that client can tell until its timeout.
+    pub fn never_answer(&self, token: &str, path_fragment: &str) {
+        self.lock()
+            .unanswered
+            .push((token.to_owned(), path_fragment.to_owned()));
     }
 
     /// Before each of the next `writes` PATCH or PUT requests, another writer changes the
@@ -946,6 +972,20 @@ async fn handle(
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned())),
         )
     };
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    let unanswered = shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .unanswered
+        .iter()
+        .any(|(lost, fragment)| token.as_deref() == Some(lost) && uri.path().contains(fragment));
+    if unanswered {
+        return std::future::pending().await;
+    }
     let mut store = shared
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -978,6 +1018,7 @@ async fn handle(
         content_type,
         body: parsed_body,
         status: response.status().as_u16(),
+        token,
     });
     response
 }
@@ -1186,6 +1227,9 @@ fn answer(
                 );
             }
             object["metadata"]["namespace"] = json!(key.namespace);
+            if let Some(refusal) = refusal(&key, &object) {
+                return refusal;
+            }
             let mut object = store.created(object);
             if store.has_status(&key) {
                 // Status is the controller's, written through the subresource only.
@@ -1211,6 +1255,9 @@ fn answer(
             }
             for field in ["uid", "creationTimestamp", "generation"] {
                 object["metadata"][field] = current["metadata"][field].clone();
+            }
+            if let Some(refusal) = refusal(&key, &object) {
+                return refusal;
             }
             let mut object = store.subresource_rules(&key, status_write, &current, object);
             if object == current {
@@ -1277,6 +1324,9 @@ fn answer(
                     &key,
                 );
             }
+            if let Some(refusal) = refusal(&key, &object) {
+                return refusal;
+            }
             let mut object = store.subresource_rules(&key, status_write, &current, object);
             if object == current {
                 return ok(StatusCode::OK, &object);
@@ -1311,4 +1361,100 @@ fn answer(
         },
         _ => unreachable!("every verb is handled"),
     }
+}
+
+/// The API server's refusal of a written object it would not store (`None`: stored), for
+/// the kinds the fake checks: Leases (`coordination.k8s.io/v1`), as kube-apiserver decodes and validates
+/// them — `acquireTime` and `renewTime` are `MicroTime`s (RFC 3339 with exactly six
+/// fractional digits: anything else fails to decode, 400), `leaseDurationSeconds` must be
+/// greater than 0 and `leaseTransitions` not negative (422).
+fn refusal(key: &Key, object: &Value) -> Option<Response> {
+    if !(key.group == "coordination.k8s.io" && key.resource == "leases") {
+        return None;
+    }
+    let spec = &object["spec"];
+    for field in ["acquireTime", "renewTime"] {
+        match &spec[field] {
+            Value::Null => {}
+            Value::String(text) if is_micro_time(text) => {}
+            other => {
+                return Some(status(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    format!(
+                        "Lease in version \"v1\" cannot be handled as a Lease: parsing time {other} as \"2006-01-02T15:04:05.000000Z07:00\": cannot parse spec.{field}"
+                    ),
+                    key,
+                ));
+            }
+        }
+    }
+    let mut problems = Vec::new();
+    match &spec["leaseDurationSeconds"] {
+        Value::Null => {}
+        Value::Number(n)
+            if n.as_i64()
+                .is_some_and(|n| n > 0 && n <= i64::from(i32::MAX)) => {}
+        other => problems.push(format!(
+            "spec.leaseDurationSeconds: Invalid value: {other}: must be greater than 0"
+        )),
+    }
+    match &spec["leaseTransitions"] {
+        Value::Null => {}
+        Value::Number(n)
+            if n.as_i64()
+                .is_some_and(|n| (0..=i64::from(i32::MAX)).contains(&n)) => {}
+        other => problems.push(format!(
+            "spec.leaseTransitions: Invalid value: {other}: must be greater than or equal to 0"
+        )),
+    }
+    if !matches!(&spec["holderIdentity"], Value::Null | Value::String(_)) {
+        problems.push("spec.holderIdentity: Invalid value: must be a string".to_owned());
+    }
+    if problems.is_empty() {
+        None
+    } else {
+        Some(status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid",
+            format!(
+                "Lease.coordination.k8s.io \"{}\" is invalid: {}",
+                key.name,
+                problems.join(", ")
+            ),
+            key,
+        ))
+    }
+}
+
+/// Whether `text` is a `MicroTime` as the API server parses it: `YYYY-MM-DDTHH:MM:SS`, a
+/// dot and six digits, then `Z` or `±HH:MM`.
+fn is_micro_time(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| {
+        bytes
+            .get(range)
+            .is_some_and(|b| b.iter().all(u8::is_ascii_digit))
+    };
+    let at = |i: usize, c: u8| bytes.get(i) == Some(&c);
+    let date_time = digits(0..4)
+        && at(4, b'-')
+        && digits(5..7)
+        && at(7, b'-')
+        && digits(8..10)
+        && at(10, b'T')
+        && digits(11..13)
+        && at(13, b':')
+        && digits(14..16)
+        && at(16, b':')
+        && digits(17..19)
+        && at(19, b'.')
+        && digits(20..26);
+    let zone: &[u8] = bytes.get(26..).unwrap_or_default();
+    let offset = zone.len() == 6
+        && matches!(zone[0], b'+' | b'-')
+        && zone[1..3].iter().all(u8::is_ascii_digit)
+        && zone[3] == b':'
+        && zone[4..6].iter().all(u8::is_ascii_digit);
+    date_time && (zone == b"Z" || offset)
 }

@@ -11,14 +11,16 @@ use std::time::Duration;
 use canary_core::ExitCode;
 use clap::{Args, Subcommand};
 
+use canary_kubernetes::controller::{LeaderElector, LeaseSettings, Shard};
+
 use crate::controller::{Context, Settings};
 
 /// `canary controller …`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum ControllerCommand {
-    /// Run the controller: reconcile every CanaryRollout (of one namespace, or all) until
-    /// SIGINT/SIGTERM. Run one replica: leader election is not built yet.
-    Run(RunCommand),
+    /// Run the controller: once it holds the leader Lease, reconcile every CanaryRollout (of
+    /// one namespace, or all) until SIGINT/SIGTERM, or until it loses the Lease (exit 4).
+    Run(Box<RunCommand>),
     /// Print the CanaryRollout CustomResourceDefinition (YAML), for `kubectl apply -f -`.
     Crd,
 }
@@ -53,6 +55,40 @@ pub(crate) struct RunCommand {
     /// How long a rollout stopped by an infrastructure failure waits before it resumes.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = super::analyze::parse_duration)]
     retry_after: Duration,
+
+    /// The namespace of the leader Lease (default: the pod's, `$POD_NAMESPACE`, else
+    /// `--namespace`, else the kubeconfig's).
+    #[arg(long, value_name = "NAMESPACE", env = "POD_NAMESPACE")]
+    lease_namespace: Option<String>,
+
+    /// The name of the leader Lease (`coordination.k8s.io/v1`): the replicas that share it
+    /// elect one leader.
+    #[arg(long, value_name = "NAME", default_value = "canary-controller")]
+    lease_name: String,
+
+    /// How long a standby waits without seeing the leader renew before it takes over.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = super::analyze::parse_duration)]
+    lease_duration: Duration,
+
+    /// How long after its last renewal began the leader still writes: it stops writing
+    /// `lease-duration - lease-renew-deadline` before a standby may take over.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = super::analyze::parse_duration)]
+    lease_renew_deadline: Duration,
+
+    /// Serve the controller's own metrics (leader, rollouts by phase, reconcile and API
+    /// write errors) at `http://ADDR/metrics`, e.g. `0.0.0.0:9464`.
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
+
+    /// Carry out only shard I of N: the CanaryRollouts whose `NAMESPACE/NAME` hashes to I
+    /// (FNV-1a mod N). Each shard elects its own leader, on the Lease
+    /// `LEASE-NAME-shard-I-of-N`. Every process must be given the same N.
+    #[arg(long, value_name = "I/N", default_value = "0/1", value_parser = parse_shard)]
+    shard: Shard,
+
+    /// How often the leader renews the Lease and a standby looks at it.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = super::analyze::parse_duration)]
+    lease_retry_period: Duration,
 }
 
 impl ControllerCommand {
@@ -75,14 +111,46 @@ impl RunCommand {
                 self.kube_context.clone(),
                 self.namespace.clone(),
             );
-            let (client, _) = connection.client().await.map_err(|e| e.into_core())?;
-            let identity = canary_kubernetes::Holder::this_process().identity;
+            let (client, default_namespace) =
+                connection.client().await.map_err(|e| e.into_core())?;
+            let holder = canary_kubernetes::Holder::this_process();
+            let identity = holder.identity.clone();
+            // Unique among the candidates, even for two processes with one host name (a
+            // restarted container stands by like any other: its predecessor may still write).
+            let candidate = format!(
+                "{identity}_{}_{}",
+                holder.pid,
+                holder.started_at.as_millisecond()
+            );
+            let lease = LeaseSettings {
+                lease_duration: self.lease_duration,
+                renew_deadline: self.lease_renew_deadline,
+                retry_period: self.lease_retry_period,
+                ..LeaseSettings::new(
+                    self.lease_namespace
+                        .clone()
+                        .filter(|ns| !ns.is_empty())
+                        .unwrap_or(default_namespace),
+                    self.shard.lease_name(&self.lease_name),
+                    candidate,
+                )
+            };
+            lease
+                .check()
+                .map_err(|problem| canary_core::Error::Usage(format!("--lease-*: {problem}")))?;
+            let elector = LeaderElector::new(client.clone(), lease);
+            let fence = elector.fence();
             eprintln!(
-                "canary controller: reconciling CanaryRollouts in {} as {identity}",
+                "canary controller: for the CanaryRollouts in {}{} as {identity}",
                 self.namespace.as_deref().map_or_else(
                     || "every namespace".to_owned(),
                     |ns| format!("namespace {ns}")
-                )
+                ),
+                if self.shard == Shard::ALL {
+                    String::new()
+                } else {
+                    format!(" of shard {}", self.shard)
+                }
             );
             let context = Arc::new(Context::new(
                 client,
@@ -94,10 +162,27 @@ impl RunCommand {
                     rollback_retry_for: self.rollback_retry_for,
                     retry_after: self.retry_after,
                     identity,
+                    shard: self.shard,
                 },
+                fence,
             ));
-            crate::controller::run(context).await?;
+            if let Some(addr) = self.metrics_addr {
+                let bound = crate::self_metrics::serve_exposition(
+                    context.metrics.clone(),
+                    addr,
+                    crate::self_metrics::CONNECTION_LIMITS,
+                    "canary controller",
+                )
+                .await?;
+                eprintln!("canary controller: metrics at http://{bound}/metrics");
+            }
+            crate::controller::run(context, elector).await?;
             Ok(ExitCode::Interrupted)
         })
     }
+}
+
+/// `--shard I/N`.
+fn parse_shard(text: &str) -> Result<Shard, String> {
+    text.parse()
 }

@@ -11,10 +11,17 @@
 //! rollout at its step; it writes the status (coalesced: at most one write per tick) and an
 //! Event at each transition.
 //!
+//! Only the leader reconciles: [`run`] stands by until it holds the controller's Lease
+//! (`canary_kubernetes::controller::lease`), and every write — weights, state, status,
+//! Events — checks the Lease's [`Fence`] right before it goes out, so a deposed leader writes
+//! nothing after it lost the Lease. Losing it stops the process (exit 4): its replacement
+//! stands by, and the new leader resumes every rollout at its step from its ConfigMap.
+//!
 //! Many rollouts share one process: metrics queries and API writes go through semaphores
 //! (`--max-concurrent-queries`, `--max-concurrent-writes`), and each rollout's waits are
 //! tokio timers.
 
+mod metrics;
 mod task;
 
 use std::collections::HashMap;
@@ -23,7 +30,9 @@ use std::time::Duration;
 
 use canary_core::policy::Policy;
 use canary_kubernetes::controller::resource::{self, PolicyOrigin, Rolled};
-use canary_kubernetes::controller::{CanaryRollout, CanaryRolloutStatus, invalid_status};
+use canary_kubernetes::controller::{
+    CanaryRollout, CanaryRolloutStatus, Fence, LeaderElector, Shard, invalid_status,
+};
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -32,6 +41,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use tokio::sync::Semaphore;
 
+pub(crate) use metrics::ControllerMetrics;
 pub(crate) use task::{router_for, state_config_map};
 
 /// What the controller is told on its command line.
@@ -51,6 +61,8 @@ pub(crate) struct Settings {
     pub(crate) retry_after: Duration,
     /// Who this controller is, in the state ConfigMaps' `owner.json`.
     pub(crate) identity: String,
+    /// Which resources are this process' (`--shard I/N`); the others it leaves alone.
+    pub(crate) shard: Shard,
 }
 
 /// What every reconcile and every rollout task shares.
@@ -63,6 +75,10 @@ pub(crate) struct Context {
     pub(crate) queries: Arc<Semaphore>,
     /// API writes in flight (weights, status, Events), across all rollouts.
     pub(crate) writes: Arc<Semaphore>,
+    /// Open while this process holds the leader Lease: checked right before every write.
+    pub(crate) fence: Fence,
+    /// The controller's own metrics (`--metrics-addr`).
+    pub(crate) metrics: ControllerMetrics,
 }
 
 /// A rollout's task.
@@ -71,10 +87,12 @@ struct Running {
 }
 
 impl Context {
-    /// A context for `client`.
-    pub(crate) fn new(client: Client, settings: Settings) -> Context {
+    /// A context for `client`, whose writes go out while `fence` is open.
+    pub(crate) fn new(client: Client, settings: Settings, fence: Fence) -> Context {
         Context {
             client,
+            fence,
+            metrics: ControllerMetrics::new(),
             queries: Arc::new(Semaphore::new(settings.max_queries.max(1))),
             writes: Arc::new(Semaphore::new(settings.max_writes.max(1))),
             settings,
@@ -101,10 +119,73 @@ impl std::fmt::Display for ReconcileError {
 
 impl std::error::Error for ReconcileError {}
 
-/// Runs the controller until the watch stream ends (a signal stops it). The rollout tasks
-/// stop with the process, as in a crash: each resumes from its saved state when a
-/// controller runs again (every effect is idempotent).
-pub(crate) async fn run(context: Arc<Context>) -> anyhow::Result<()> {
+/// Stands by until this process holds the leader Lease, then runs the controller while it
+/// renews the Lease, until a signal stops it (`Ok`) or the Lease is lost (an error: exit 4,
+/// with every rollout task stopped and the fence closed). The rollout tasks stop with the
+/// process, as in a crash: each resumes from its saved state in the next leader (every
+/// effect is idempotent).
+pub(crate) async fn run(context: Arc<Context>, mut elector: LeaderElector) -> anyhow::Result<()> {
+    let lease = elector.settings().describe();
+    let identity = elector.settings().identity.clone();
+    let acquired = tokio::select! {
+        acquired = elector.acquire(|holder| {
+            eprintln!("canary controller: standing by: the {lease} is held by {holder}");
+        }) => acquired,
+        () = signalled() => return Ok(()),
+    };
+    acquired.map_err(canary_kubernetes::KubernetesError::into_core)?;
+    context.metrics.set_leader(true);
+    eprintln!("canary controller: leading: the {lease} is held by {identity}");
+    let lost = tokio::select! {
+        () = reconcile_all(context.clone()) => None,
+        lost = elector.keep(|err| tracing::warn!("renewing the {lease}: {err}")) => Some(lost),
+    };
+    context.metrics.set_leader(false);
+    // Whatever stopped it, the rollouts stop with it (their next write would find the fence
+    // closed anyway).
+    let tasks: Vec<_> = context
+        .running()
+        .drain()
+        .map(|(_, rollout)| rollout.task)
+        .collect();
+    for task in &tasks {
+        task.abort();
+    }
+    match lost {
+        Some(lost) => Err(lost.into_core().into()),
+        None => {
+            // Stopped by a signal (a rolling update, a drain): once every rollout task has
+            // stopped, the Lease is given up so that the standby leads at its next look
+            // rather than a lease duration later.
+            for task in tasks {
+                let _ = task.await;
+            }
+            match elector.release().await {
+                Ok(()) => eprintln!("canary controller: stopped; the {lease} is released"),
+                Err(err) => tracing::warn!("releasing the {lease}: {err}"),
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Resolves at the first SIGINT or SIGTERM.
+async fn signalled() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+    }
+}
+
+/// Runs kube-rs' Controller until the watch stream ends (a signal stops it).
+async fn reconcile_all(context: Arc<Context>) {
     let api: Api<CanaryRollout> = match &context.settings.namespace {
         Some(namespace) => Api::namespaced(context.client.clone(), namespace),
         None => Api::all(context.client.clone()),
@@ -121,12 +202,12 @@ pub(crate) async fn run(context: Arc<Context>) -> anyhow::Result<()> {
             }
         })
         .await;
-    Ok(())
 }
 
 /// What the runtime does after a failed reconcile: try again soon.
-fn error_policy(_: Arc<CanaryRollout>, err: &ReconcileError, _: Arc<Context>) -> Action {
+fn error_policy(_: Arc<CanaryRollout>, err: &ReconcileError, context: Arc<Context>) -> Action {
     tracing::warn!("reconcile failed: {err}");
+    context.metrics.reconcile_error();
     Action::requeue(Duration::from_secs(5))
 }
 
@@ -152,6 +233,10 @@ pub(crate) async fn reconcile(
 ) -> Result<Action, ReconcileError> {
     let namespace = resource.namespace().unwrap_or_default();
     let name = resource.name_any();
+    if !context.settings.shard.owns(&namespace, &name) {
+        // Another shard's: it is neither read further nor written, ever, by this process.
+        return Ok(Action::await_change());
+    }
     let key = (namespace.clone(), name.clone());
     {
         let mut running = context.running();

@@ -13,7 +13,7 @@ use canary_core::rollout::{ControlRequest, Event, Machine, Phase, Rollout};
 use canary_core::secret::Redacted;
 use canary_kubernetes::controller::resource;
 use canary_kubernetes::controller::{
-    CanaryRollout, CanaryRolloutStatus, StatusContext, invalid_status, status_of,
+    CanaryRollout, CanaryRolloutStatus, Fence, StatusContext, invalid_status, status_of,
 };
 use canary_kubernetes::{ConfigMapStateStore, Holder, KubeConnection};
 use jiff::Timestamp;
@@ -143,6 +143,7 @@ async fn drive(
             saved
         }
         Some(saved) if saved.phase().is_terminal() => {
+            fenced(&context.fence).map_err(failed)?;
             store.archive(&saved).await.map_err(failed)?;
             fresh()
         }
@@ -186,13 +187,21 @@ async fn drive(
             return Err(failed(err));
         }
     }
+    if let Err(err) = fenced(&context.fence) {
+        publisher.finish().await;
+        return Err(failed(err));
+    }
     if let Err(err) = store.claim(true).await {
         publisher.finish().await;
         return Err(failed(err));
     }
     let result = drive_claimed(context, policy, store, &machine, &mut rollout, &publisher).await;
     // The claim first, then the last status: whoever sees the rollout ended finds it free.
-    if let Err(err) = store.release().await {
+    // A deposed controller releases nothing: the new leader takes the claim over.
+    if let Err(err) = match fenced(&context.fence) {
+        Ok(()) => store.release().await,
+        Err(err) => Err(err),
+    } {
         tracing::warn!(
             "{}: releasing the claim: {err}",
             resource::describe(resource)
@@ -226,16 +235,19 @@ async fn drive_claimed(
     let source = BoundedSource {
         inner: source,
         permits: context.queries.clone(),
+        metrics: context.metrics.clone(),
     };
     let router = router_for(policy, &connection_for(context, &namespace))
         .map_err(|err| Stop::Invalid(err.to_string()))?;
     let router = BoundedRouter {
         inner: router,
         permits: context.writes.clone(),
+        fence: context.fence.clone(),
     };
     let publishing = PublishingStore {
         inner: store,
         publisher,
+        fence: context.fence.clone(),
     };
     let hooks = canary_gateways::HookRunner::new().map_err(|e| failed(e.into_core()))?;
     let notifier = canary_gateways::Notifier::new(&policy.notifications)
@@ -268,6 +280,12 @@ async fn drive_claimed(
     }
 }
 
+/// The fence's answer as the core's error: a controller that lost its Lease has, in effect,
+/// lost every claim it holds.
+fn fenced(fence: &Fence) -> canary_core::Result<()> {
+    fence.check().map_err(canary_core::Error::ClaimLost)
+}
+
 fn failed(err: canary_core::Error) -> Stop {
     Stop::Failed(error_chain(&err))
 }
@@ -297,10 +315,12 @@ pub(crate) fn router_for(
     Ok(Box::new(Redacted::new(router)))
 }
 
-/// A metrics source whose reads wait for one of the controller's query permits.
+/// A metrics source whose reads wait for one of the controller's query permits (the wait
+/// and the read timed in the controller's metrics).
 struct BoundedSource {
     inner: Box<dyn MetricsSource>,
     permits: Arc<Semaphore>,
+    metrics: super::ControllerMetrics,
 }
 
 #[async_trait]
@@ -310,8 +330,12 @@ impl MetricsSource for BoundedSource {
         since: Timestamp,
         at: Timestamp,
     ) -> canary_core::Result<canary_core::observation::Tick> {
+        let asked = std::time::Instant::now();
         let _permit = self.permits.acquire().await;
-        self.inner.read(since, at).await
+        let started = std::time::Instant::now();
+        let read = self.inner.read(since, at).await;
+        self.metrics.query(started - asked, started.elapsed());
+        read
     }
 
     async fn checkpoint(&self) -> Option<Value> {
@@ -327,16 +351,20 @@ impl MetricsSource for BoundedSource {
     }
 }
 
-/// A router whose writes wait for one of the controller's write permits.
+/// A router whose writes wait for one of the controller's write permits, and then check
+/// the fence (the wait for a permit can be long with many rollouts: the driver's own check,
+/// before it, is not enough).
 struct BoundedRouter {
     inner: Box<dyn TrafficRouter>,
     permits: Arc<Semaphore>,
+    fence: Fence,
 }
 
 #[async_trait]
 impl TrafficRouter for BoundedRouter {
     async fn set_canary_weight(&self, weight: u8) -> canary_core::Result<()> {
         let _permit = self.permits.acquire().await;
+        fenced(&self.fence)?;
         self.inner.set_canary_weight(weight).await
     }
 
@@ -374,29 +402,36 @@ impl TrafficRouter for BoundedRouter {
 }
 
 /// The state store the driver saves through: every save is also handed to the status
-/// publisher (which writes it coalesced, off the rollout's path).
+/// publisher (which writes it coalesced, off the rollout's path). Each write, and the
+/// claim's heartbeat and check, first check the controller's Lease fence: a deposed leader
+/// has lost every claim, and its driver stops at its next check or heartbeat.
 struct PublishingStore<'a> {
     inner: &'a dyn StateStore,
     publisher: &'a StatusPublisher,
+    fence: Fence,
 }
 
 #[async_trait]
 impl StateStore for PublishingStore<'_> {
     async fn claim(&self, take_over: bool) -> canary_core::Result<()> {
+        fenced(&self.fence)?;
         self.inner.claim(take_over).await
     }
 
     async fn release(&self) -> canary_core::Result<()> {
+        fenced(&self.fence)?;
         self.inner.release().await
     }
 
     // The claim's heartbeat and fence pass through: the trait's defaults (no heartbeat, a
     // claim always held) would let a controller that lost its claim go on writing weights.
     async fn heartbeat(&self) -> canary_core::Result<()> {
+        fenced(&self.fence)?;
         self.inner.heartbeat().await
     }
 
     async fn check_claim(&self) -> canary_core::Result<()> {
+        fenced(&self.fence)?;
         self.inner.check_claim().await
     }
 
@@ -427,20 +462,25 @@ impl StateStore for PublishingStore<'_> {
                 self.publisher.configmap
             )));
         }
+        fenced(&self.fence)?;
         self.inner.save(rollout).await?;
         self.publisher.publish(rollout);
         Ok(())
     }
 
     async fn archive(&self, rollout: &Rollout) -> canary_core::Result<String> {
+        fenced(&self.fence)?;
         self.inner.archive(rollout).await
     }
 
     async fn request(&self, request: &ControlRequest) -> canary_core::Result<()> {
+        fenced(&self.fence)?;
         self.inner.request(request).await
     }
 
+    // Taking a request consumes it (a write): a deposed leader leaves it to the new one.
     async fn take_request(&self) -> canary_core::Result<Option<ControlRequest>> {
+        fenced(&self.fence)?;
         self.inner.take_request().await
     }
 
@@ -639,14 +679,21 @@ pub(crate) async fn write_status(
     }
     let api: Api<CanaryRollout> = Api::namespaced(context.client.clone(), namespace);
     let _permit = context.writes.acquire().await;
-    api.patch_status(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "status": value })),
-    )
-    .await
-    .map(|_| ())
-    .map_err(|err| {
+    context.fence.check().map_err(StatusWriteError::Failed)?;
+    let written = api
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": value })),
+        )
+        .await;
+    match &written {
+        Ok(_) => context
+            .metrics
+            .rollout_phase(namespace, name, status.phase.as_deref()),
+        Err(_) => context.metrics.write_error(),
+    }
+    written.map(|_| ()).map_err(|err| {
         let gone = matches!(&err, kube::Error::Api(status) if status.code == 404);
         let message = format!("writing the status of CanaryRollout {namespace}/{name}: {err}");
         if gone {
@@ -718,7 +765,12 @@ pub(crate) async fn event(
     };
     let api: Api<KubeEvent> = Api::namespaced(context.client.clone(), &namespace);
     let _permit = context.writes.acquire().await;
+    if let Err(err) = context.fence.check() {
+        tracing::warn!("an Event for {namespace}/{name} not written: {err}");
+        return;
+    }
     if let Err(err) = api.create(&PostParams::default(), &event).await {
+        context.metrics.write_error();
         tracing::warn!("an Event for {namespace}/{name}: {err}");
     }
 }
@@ -790,7 +842,9 @@ mod tests {
                 rollback_retry_for: Duration::from_secs(1),
                 retry_after: Duration::from_secs(1),
                 identity: "test".to_owned(),
+                shard: canary_kubernetes::controller::Shard::ALL,
             },
+            Fence::always_open("the test's lease"),
         ));
         let resource: CanaryRollout = serde_json::from_value(json!({
             "apiVersion": "canary.dev/v1alpha1",
@@ -809,6 +863,7 @@ mod tests {
         let store = PublishingStore {
             inner: &LostClaim,
             publisher: &publisher,
+            fence: Fence::always_open("the test's lease"),
         };
         assert!(matches!(
             store.check_claim().await,
@@ -819,6 +874,132 @@ mod tests {
             Err(canary_core::Error::ClaimLost(_))
         ));
         assert_eq!(store.heartbeat_period(), Some(Duration::from_secs(5)));
+        publisher.finish().await;
+    }
+
+    /// A store that always holds its claim and records what it was asked to write.
+    #[derive(Default)]
+    struct Recording {
+        writes: std::sync::Mutex<Vec<&'static str>>,
+    }
+
+    impl Recording {
+        fn wrote(&self, what: &'static str) -> canary_core::Result<()> {
+            self.writes.lock().unwrap().push(what);
+            Ok(())
+        }
+    }
+
+    #[async_trait]
+    impl StateStore for Recording {
+        async fn claim(&self, _: bool) -> canary_core::Result<()> {
+            self.wrote("claim")
+        }
+        async fn release(&self) -> canary_core::Result<()> {
+            self.wrote("release")
+        }
+        async fn heartbeat(&self) -> canary_core::Result<()> {
+            self.wrote("heartbeat")
+        }
+        async fn check_claim(&self) -> canary_core::Result<()> {
+            Ok(())
+        }
+        async fn holder(&self) -> canary_core::Result<Option<String>> {
+            Ok(None)
+        }
+        async fn stale_claim(&self) -> canary_core::Result<Option<String>> {
+            Ok(None)
+        }
+        async fn load(&self) -> canary_core::Result<Option<Rollout>> {
+            Ok(None)
+        }
+        async fn save(&self, _: &Rollout) -> canary_core::Result<()> {
+            self.wrote("save")
+        }
+        async fn archive(&self, _: &Rollout) -> canary_core::Result<String> {
+            self.wrote("archive").map(|()| String::new())
+        }
+        async fn request(&self, _: &ControlRequest) -> canary_core::Result<()> {
+            self.wrote("request")
+        }
+        async fn take_request(&self) -> canary_core::Result<Option<ControlRequest>> {
+            self.wrote("take_request").map(|()| None)
+        }
+        fn describe(&self) -> String {
+            "a recording store".to_owned()
+        }
+    }
+
+    /// With the Lease's fence closed (a deposed leader), the store the driver sees refuses
+    /// every write and says the claim is lost, before the store underneath is asked.
+    #[tokio::test]
+    async fn a_closed_lease_fence_stops_every_write_of_the_publishing_store() {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let client = kube::Client::try_from(config).unwrap();
+        let fence = Fence::new("Lease shop/canary-controller");
+        let context = Arc::new(Context::new(
+            client,
+            super::super::Settings {
+                namespace: None,
+                prometheus: None,
+                max_queries: 1,
+                max_writes: 1,
+                rollback_retry_for: Duration::from_secs(1),
+                retry_after: Duration::from_secs(1),
+                identity: "test".to_owned(),
+                shard: canary_kubernetes::controller::Shard::ALL,
+            },
+            fence.clone(),
+        ));
+        let resource: CanaryRollout = serde_json::from_value(json!({
+            "apiVersion": "canary.dev/v1alpha1",
+            "kind": "CanaryRollout",
+            "metadata": {"name": "checkout", "namespace": "shop"},
+            "spec": {"revision": "v1", "policy": {"service": "checkout"}},
+        }))
+        .unwrap();
+        let publisher = StatusPublisher::start(
+            context.clone(),
+            Arc::new(resource),
+            "canaryrollout-checkout".to_owned(),
+            3,
+            Duration::from_secs(1),
+        );
+        let inner = Recording::default();
+        let store = PublishingStore {
+            inner: &inner,
+            publisher: &publisher,
+            fence,
+        };
+        let rollout = Machine::new(
+            canary_core::policy::Policy::from_yaml(
+                include_str!("../../../../policies/checkout.yaml"),
+                "policies/checkout.yaml",
+            )
+            .unwrap(),
+        )
+        .unwrap()
+        .start(Timestamp::now(), Some("v1".to_owned()));
+        let lost = |result: canary_core::Result<()>| {
+            assert!(
+                matches!(&result, Err(canary_core::Error::ClaimLost(m)) if m.contains("Lease shop/canary-controller")),
+                "{result:?}"
+            );
+        };
+        lost(store.claim(true).await);
+        lost(store.heartbeat().await);
+        lost(store.check_claim().await);
+        lost(store.save(&rollout).await);
+        lost(store.archive(&rollout).await.map(|_| ()));
+        lost(store.take_request().await.map(|_| ()));
+        lost(store.release().await);
+        assert!(inner.writes.lock().unwrap().is_empty());
+        // The status and Events are fenced too.
+        let status = CanaryRolloutStatus::default();
+        assert!(matches!(
+            write_status(&context, "shop", "checkout", None, &status).await,
+            Err(StatusWriteError::Failed(m)) if m.contains("does not hold")
+        ));
         publisher.finish().await;
     }
 }

@@ -51,7 +51,14 @@ fn every_tour_command_runs_with_its_exit_code() {
         ".ci/run calls exactly the README's test command"
     );
     let mut failures = Vec::new();
+    let mut done = Vec::new();
     for (args, expected) in commands {
+        // The tour repeats its first command (the demo, about 45 s): a command already run
+        // with the same expected exit code shows nothing new.
+        if done.contains(&(args.clone(), expected)) {
+            continue;
+        }
+        done.push((args.clone(), expected));
         // The demo writes to target/canary-demo; keep parallel runs apart.
         let mut args = args;
         if args[0] == "demo" {

@@ -42,8 +42,30 @@ fn shipped_cluster_role() -> k8s_openapi::api::rbac::v1::ClusterRole {
     serde_json::from_value(role).expect("an rbac.authorization.k8s.io/v1 ClusterRole")
 }
 
-/// `canary controller run` for the namespace, as `holder`.
+/// The leader-election Role of examples/kubernetes/controller/controller.yaml.
+fn shipped_lease_role() -> k8s_openapi::api::rbac::v1::Role {
+    let documents = crate::support::example_documents("controller/controller.yaml");
+    let role = documents
+        .into_iter()
+        .find(|d| d["kind"] == "Role")
+        .expect("a Role in controller.yaml");
+    serde_json::from_value(role).expect("an rbac.authorization.k8s.io/v1 Role")
+}
+
+/// The namespace of the shipped controller, where its Lease lives.
+const CONTROLLER_NS: &str = "canary-system";
+
+/// How long the tests' controllers hold the Lease without renewing it: short, so that a
+/// standby takes over quickly (the shipped manifest says 15 s); the renew deadline (3 s)
+/// leaves a loaded machine 2.5 s for a renewal before the leader gives up.
+const LEASE_DURATION: Duration = Duration::from_secs(4);
+
+/// `canary controller run` for the namespace, as `holder`, with a kubeconfig of its own
+/// whose token is `holder` (so the fake's records tell the controllers' requests apart),
+/// electing its leader on the Lease of the shipped manifest's namespace.
 fn controller(world: &World, holder: &str) -> Command {
+    let kubeconfig = world.dir.path().join(format!("kubeconfig-{holder}"));
+    std::fs::write(&kubeconfig, world.fake.kubeconfig_with_token(NS, holder)).unwrap();
     let mut command = Command::new(binary("canary"));
     command
         .args([
@@ -53,8 +75,16 @@ fn controller(world: &World, holder: &str) -> Command {
             NS,
             "--retry-after",
             "1s",
+            "--lease-namespace",
+            CONTROLLER_NS,
+            "--lease-duration",
+            "4s",
+            "--lease-renew-deadline",
+            "3s",
+            "--lease-retry-period",
+            "500ms",
         ])
-        .env("KUBECONFIG", world.dir.path().join("kubeconfig"))
+        .env("KUBECONFIG", &kubeconfig)
         .env("CANARY_HOLDER", holder)
         .env("CANARY_LOG", "canary=info,warn")
         .stdin(Stdio::null());
@@ -136,9 +166,12 @@ fn status_writes(world: &World) -> usize {
 fn the_controller_promotes_a_healthy_canary_and_says_so_in_status_and_events() {
     let world = World::start(&[]);
     install(&world, "v1");
-    // With only the shipped ClusterRole granted (examples/kubernetes/controller/): enough
-    // for the whole rollout, its status, Events and state, and for `canary wait`.
-    world.fake.grant(&[], &[shipped_cluster_role()]);
+    // With only the shipped ClusterRole and leader-election Role granted
+    // (examples/kubernetes/controller/): enough for the Lease, the whole rollout, its status,
+    // Events and state, and for `canary wait`.
+    world
+        .fake
+        .grant(&[shipped_lease_role()], &[shipped_cluster_role()]);
     let running = Running::spawn(&mut controller(&world, "controller-a"));
     // The CI stage: blocks until the rollout ends, exits 0, writes the report.
     let (code, output, report) = wait(&world, "120s");
@@ -217,9 +250,21 @@ fn the_controller_promotes_a_healthy_canary_and_says_so_in_status_and_events() {
         .filter(|r| r.status == 403)
         .map(|r| format!("{} {}", r.method, r.path))
         .collect();
+    assert!(refused.is_empty(), "the shipped roles lack: {refused:?}");
+    let lease = world
+        .fake
+        .object(
+            "coordination.k8s.io",
+            "leases",
+            CONTROLLER_NS,
+            "canary-controller",
+        )
+        .expect("the leader Lease");
     assert!(
-        refused.is_empty(),
-        "the shipped ClusterRole lacks: {refused:?}"
+        lease["spec"]["holderIdentity"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("controller-a")),
+        "{lease}"
     );
 }
 
@@ -551,4 +596,467 @@ fn kube_control_commands_refuse_a_missing_resource_and_say_which_rbac_rule_is_mi
             .all(|r| r.method == "GET" || r.status >= 400),
         "nothing written"
     );
+}
+
+/// The requests a controller (by its kubeconfig's token) made that write (anything but GET).
+fn writes_by(world: &World, holder: &str) -> Vec<String> {
+    world
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| r.token.as_deref() == Some(holder) && r.method != "GET")
+        .map(|r| format!("{} {} -> {}", r.method, r.path, r.status))
+        .collect()
+}
+
+fn signal(running: &Running, signal: nix::sys::signal::Signal) {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(running.child.id()).unwrap());
+    nix::sys::signal::kill(pid, signal).unwrap();
+}
+
+/// Leader election with fenced writes (issue 16): two controllers, A leading and B standing
+/// by. A is paused (SIGSTOP, as a stuck process or a partitioned node) at 25 % for longer
+/// than its lease: B takes the Lease over within the lease duration (measured from the
+/// pause) and resumes the rollout at its step — 10 % is never set again — to 100 %. A,
+/// continued (SIGCONT) while B drives the rollout, writes nothing at all (no weight, state,
+/// status, Event or Lease write: its fence closed 3 s after its last renewal began) and
+/// exits 4, saying it lost the Lease.
+#[test]
+fn a_paused_leader_writes_nothing_after_its_lease_and_the_standby_resumes_at_its_step() {
+    let world = World::start(&[]);
+    install(&world, "v7");
+    let mut leader = Running::spawn(&mut controller(&world, "controller-a"));
+    assert!(
+        wait_until(Duration::from_secs(60), || world.canary_weights().last()
+            == Some(&25)),
+        "the leader reached 25%: weights {:?}\n{}",
+        world.canary_weights(),
+        leader.stderr()
+    );
+    let standby = Running::spawn(&mut controller(&world, "controller-b"));
+    assert!(
+        wait_until(Duration::from_secs(20), || standby
+            .stderr()
+            .contains("standing by")),
+        "B stands by while A leads: {}",
+        standby.stderr()
+    );
+    assert!(
+        writes_by(&world, "controller-b").is_empty(),
+        "a standby writes nothing: {:?}",
+        writes_by(&world, "controller-b")
+    );
+    signal(&leader, nix::sys::signal::Signal::SIGSTOP);
+    let paused = std::time::Instant::now();
+    // What A had sent before it stopped reaches the fake at once (it is in this process).
+    std::thread::sleep(Duration::from_millis(300));
+    let before = writes_by(&world, "controller-a");
+    assert!(
+        wait_until(Duration::from_secs(30), || standby
+            .stderr()
+            .contains("canary controller: leading")),
+        "B took the Lease over: {}",
+        standby.stderr()
+    );
+    let failover = paused.elapsed();
+    eprintln!(
+        "measured: the standby led {:.2} s after the leader was paused (lease duration {} s, retry period 0.5 s)",
+        failover.as_secs_f64(),
+        LEASE_DURATION.as_secs()
+    );
+    // A wakes while B drives the rollout: its timers fire, its next writes meet the fence.
+    std::thread::sleep(Duration::from_secs(1));
+    signal(&leader, nix::sys::signal::Signal::SIGCONT);
+    assert!(
+        wait_until(Duration::from_secs(20), || matches!(
+            leader.child.try_wait(),
+            Ok(Some(_))
+        )),
+        "the deposed leader stopped: {}",
+        leader.stderr()
+    );
+    let code = leader.child.wait().unwrap().code();
+    assert_eq!(code, Some(4), "{}", leader.stderr());
+    assert!(
+        leader
+            .stderr()
+            .contains("lost the leader Lease canary-system/canary-controller"),
+        "{}",
+        leader.stderr()
+    );
+    assert!(
+        wait_until(Duration::from_secs(90), || status(&world)["phase"]
+            == "Promoted"),
+        "promoted by the new leader: status {}\nweights {:?}\n{}",
+        status(&world),
+        world.canary_weights(),
+        standby.stderr()
+    );
+    assert_eq!(
+        writes_by(&world, "controller-a"),
+        before,
+        "the deposed leader wrote after it was paused past its lease\n{}",
+        leader.stderr()
+    );
+    let weights = world.canary_weights();
+    assert_eq!(
+        weights.iter().filter(|w| **w == 10).count(),
+        1,
+        "resumed at its step, not restarted: {weights:?}"
+    );
+    assert_eq!(weights.last(), Some(&100), "{weights:?}");
+    let lease = world
+        .fake
+        .object(
+            "coordination.k8s.io",
+            "leases",
+            CONTROLLER_NS,
+            "canary-controller",
+        )
+        .expect("the Lease");
+    assert!(
+        lease["spec"]["holderIdentity"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("controller-b")),
+        "{lease}"
+    );
+    assert_eq!(lease["spec"]["leaseTransitions"], 1, "{lease}");
+}
+
+/// A controller whose ServiceAccount may not touch the Lease (403) says which RBAC rule is
+/// missing and exits 4 (an infrastructure error: the cluster's configuration), before it
+/// reconciles anything.
+#[test]
+fn a_controller_refused_the_lease_says_which_rule_is_missing_and_exits_4() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let fake = runtime.block_on(canary_fake_kube_api::FakeApiServer::start());
+    fake.serve_status_subresource(GROUP, RESOURCE);
+    // The ClusterRole alone: no leader-election Role.
+    fake.grant(&[], &[shipped_cluster_role()]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("kubeconfig"), fake.kubeconfig(NS)).unwrap();
+    let mut command = Command::new(binary("canary"));
+    command
+        .args([
+            "controller",
+            "run",
+            "--namespace",
+            NS,
+            "--lease-namespace",
+            CONTROLLER_NS,
+        ])
+        .env("KUBECONFIG", dir.path().join("kubeconfig"))
+        .stdin(Stdio::null());
+    let run = finish(&mut command);
+    assert_eq!(run.code, Some(4), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "{apiGroups: [\"coordination.k8s.io\"], resources: [\"leases\"], verbs: [\"get\"], resourceNames: [\"canary-controller\"]} in a Role of namespace canary-system"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        fake.requests()
+            .iter()
+            .all(|r| !r.path.contains("canaryrollouts")),
+        "nothing reconciled before leading"
+    );
+}
+
+/// `--shard I/N`: two controller processes, shards 0/2 and 1/2, each electing its leader on
+/// a Lease of its own, and two CanaryRollouts that hash to different shards (`shop/checkout`
+/// to 0, `shop/orders` to 1; both with an invalid policy, so that all there is to do is
+/// write the status): each process writes the status and Events of its shard's resource
+/// only — never both processes to one resource.
+#[test]
+fn two_shards_never_both_act_on_one_rollout() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let fake = runtime.block_on(canary_fake_kube_api::FakeApiServer::start());
+    fake.serve_status_subresource(GROUP, RESOURCE);
+    for name in ["checkout", "orders"] {
+        fake.insert(json!({
+            "apiVersion": "canary.dev/v1alpha1",
+            "kind": "CanaryRollout",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {"revision": "v1", "policy": {"service": name, "checks": "not a list"}},
+        }));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let spawn = |shard: &str| {
+        let token = format!("shard-{}", shard.replace('/', "-of-"));
+        let kubeconfig = dir.path().join(format!("kubeconfig-{token}"));
+        std::fs::write(&kubeconfig, fake.kubeconfig_with_token(NS, &token)).unwrap();
+        let mut command = Command::new(binary("canary"));
+        command
+            .args(["controller", "run", "--namespace", NS, "--shard", shard])
+            .args(["--lease-namespace", CONTROLLER_NS])
+            .args(["--metrics-addr", "127.0.0.1:0"])
+            .env("KUBECONFIG", &kubeconfig)
+            .env("CANARY_HOLDER", &token)
+            .stdin(Stdio::null());
+        (token, Running::spawn(&mut command))
+    };
+    let (first, first_running) = spawn("0/2");
+    let (second, second_running) = spawn("1/2");
+    let phase = |name: &str| {
+        fake.object(GROUP, RESOURCE, NS, name)
+            .map(|o| o["status"]["phase"].clone())
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || phase("checkout")
+            == Some(json!("Invalid"))
+            && phase("orders") == Some(json!("Invalid"))),
+        "both resources judged: {:?} {:?}\n{}\n{}",
+        phase("checkout"),
+        phase("orders"),
+        first_running.stderr(),
+        second_running.stderr()
+    );
+    // Time for a second look by each (a shard that would act on the other's resource has
+    // had its chance).
+    std::thread::sleep(Duration::from_secs(2));
+    let writers = |name: &str| -> std::collections::BTreeSet<String> {
+        fake.requests()
+            .iter()
+            .filter(|r| r.method != "GET")
+            .filter(|r| {
+                r.path.ends_with(&format!("/canaryrollouts/{name}/status"))
+                    || r.body
+                        .as_ref()
+                        .is_some_and(|b| b["involvedObject"]["name"] == name)
+            })
+            .filter_map(|r| r.token.clone())
+            .collect()
+    };
+    assert_eq!(
+        writers("checkout"),
+        [first.clone()].into(),
+        "shop/checkout is shard 0's"
+    );
+    assert_eq!(
+        writers("orders"),
+        [second.clone()].into(),
+        "shop/orders is shard 1's"
+    );
+    for (shard, token) in [("0-of-2", &first), ("1-of-2", &second)] {
+        let lease = fake
+            .object(
+                "coordination.k8s.io",
+                "leases",
+                CONTROLLER_NS,
+                &format!("canary-controller-shard-{shard}"),
+            )
+            .unwrap_or_else(|| panic!("the Lease of shard {shard}"));
+        assert!(
+            lease["spec"]["holderIdentity"]
+                .as_str()
+                .is_some_and(|h| h.starts_with(token.as_str())),
+            "{lease}"
+        );
+    }
+    // The controller's own metrics: shard 0 leads, its one rollout is Invalid.
+    let text = scrape(&first_running);
+    for line in [
+        "canary_controller_leader 1",
+        "canary_controller_rollouts{phase=\"Invalid\"} 1",
+        "canary_controller_rollouts{phase=\"Progressing\"} 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
+}
+
+/// `GET /metrics` of a controller started with `--metrics-addr 127.0.0.1:0` (the address
+/// it prints), as plain HTTP/1.0.
+fn scrape(running: &Running) -> String {
+    use std::io::{Read, Write};
+    let stderr = running.stderr();
+    let address = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("canary controller: metrics at http://"))
+        .and_then(|rest| rest.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("the metrics address in:\n{stderr}"))
+        .to_owned();
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: controller\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"),
+        "{answer}"
+    );
+    answer
+}
+
+/// A leader stopped by SIGTERM (a rolling update, a node drain) stops its rollouts, then
+/// gives its Lease up (exit 130): the standby leads at its next look, without waiting out
+/// the lease — its takeover is the Lease's next write after the release, not an expiry.
+#[test]
+fn a_leader_stopped_by_sigterm_releases_its_lease_to_the_standby() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let fake = runtime.block_on(canary_fake_kube_api::FakeApiServer::start());
+    fake.serve_status_subresource(GROUP, RESOURCE);
+    fake.insert(json!({
+        "apiVersion": "canary.dev/v1alpha1",
+        "kind": "CanaryRollout",
+        "metadata": {"name": NAME, "namespace": NS},
+        "spec": {"revision": "v1", "policy": {"service": NAME, "checks": "not a list"}},
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let spawn = |holder: &str| {
+        let kubeconfig = dir.path().join(format!("kubeconfig-{holder}"));
+        std::fs::write(&kubeconfig, fake.kubeconfig_with_token(NS, holder)).unwrap();
+        let mut command = Command::new(binary("canary"));
+        command
+            .args(["controller", "run", "--namespace", NS])
+            .args(["--lease-namespace", CONTROLLER_NS])
+            // A lease far longer than the test: only a release lets the standby lead.
+            .args(["--lease-duration", "600s", "--lease-renew-deadline", "300s"])
+            .args(["--lease-retry-period", "200ms"])
+            .env("KUBECONFIG", &kubeconfig)
+            .env("CANARY_HOLDER", holder)
+            .stdin(Stdio::null());
+        Running::spawn(&mut command)
+    };
+    let mut leader = spawn("controller-a");
+    assert!(
+        wait_until(Duration::from_secs(20), || leader
+            .stderr()
+            .contains("canary controller: leading")),
+        "{}",
+        leader.stderr()
+    );
+    let standby = spawn("controller-b");
+    assert!(
+        wait_until(Duration::from_secs(20), || standby
+            .stderr()
+            .contains("standing by")),
+        "{}",
+        standby.stderr()
+    );
+    signal(&leader, nix::sys::signal::Signal::SIGTERM);
+    assert!(
+        wait_until(Duration::from_secs(20), || matches!(
+            leader.child.try_wait(),
+            Ok(Some(_))
+        )),
+        "the leader stopped: {}",
+        leader.stderr()
+    );
+    assert_eq!(
+        leader.child.wait().unwrap().code(),
+        Some(130),
+        "{}",
+        leader.stderr()
+    );
+    assert!(
+        leader.stderr().contains("is released"),
+        "{}",
+        leader.stderr()
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || standby
+            .stderr()
+            .contains("canary controller: leading")),
+        "the standby leads long before the 600 s lease could run out: {}",
+        standby.stderr()
+    );
+    let lease_writes: Vec<(Option<String>, Value)> = fake
+        .requests_with("PUT")
+        .into_iter()
+        .filter(|r| r.path.ends_with("/leases/canary-controller") && r.status == 200)
+        .map(|r| (r.token, r.body.unwrap_or_default()))
+        .collect();
+    let released = lease_writes
+        .iter()
+        .rposition(|(token, _)| token.as_deref() == Some("controller-a"))
+        .expect("the leader's writes of its Lease");
+    assert!(
+        lease_writes[released].1["spec"]["holderIdentity"].is_null(),
+        "the leader's last Lease write empties the holder: {:?}",
+        lease_writes[released]
+    );
+    assert!(
+        lease_writes[released + 1..]
+            .iter()
+            .all(|(token, _)| token.as_deref() == Some("controller-b")),
+        "{lease_writes:?}"
+    );
+}
+
+/// The leader's renewals are lost in the network (the fake never answers its Lease requests)
+/// while the rest of its traffic flows: it stays up, waiting on a renewal that never comes
+/// back, with every rollout task running. Its fence closes at its renew deadline (3 s after
+/// its last renewal began), a second before the standby may lead: from then on it writes
+/// nothing — no weight, state, status or Event — while the standby takes over and promotes
+/// at the rollout's step. (Without the fence it goes on saving state and status every tick,
+/// and takes the rollout's claim back from the new leader.)
+#[test]
+fn a_leader_cut_off_from_its_lease_stops_writing_at_its_renew_deadline() {
+    let world = World::start(&[]);
+    install(&world, "v8");
+    let mut leader = Running::spawn(&mut controller(&world, "controller-a"));
+    assert!(
+        wait_until(Duration::from_secs(60), || world.canary_weights().last()
+            == Some(&25)),
+        "the leader reached 25%: weights {:?}\n{}",
+        world.canary_weights(),
+        leader.stderr()
+    );
+    let standby = Running::spawn(&mut controller(&world, "controller-b"));
+    assert!(
+        wait_until(Duration::from_secs(20), || standby
+            .stderr()
+            .contains("standing by")),
+        "{}",
+        standby.stderr()
+    );
+    world.fake.never_answer("controller-a", "/leases/");
+    // Its last renewal began before this: its fence is closed 3 s later, whatever happens.
+    std::thread::sleep(Duration::from_millis(3_300));
+    let fenced_at = writes_by(&world, "controller-a");
+    assert!(
+        wait_until(Duration::from_secs(90), || status(&world)["phase"]
+            == "Promoted"),
+        "promoted by the new leader: status {}\nweights {:?}\n{}\n{}",
+        status(&world),
+        world.canary_weights(),
+        standby.stderr(),
+        leader.stderr()
+    );
+    assert!(
+        matches!(leader.child.try_wait(), Ok(None)),
+        "the cut-off leader is still up (its renewal has not timed out): {}",
+        leader.stderr()
+    );
+    let after: Vec<String> = writes_by(&world, "controller-a")
+        .into_iter()
+        .skip(fenced_at.len())
+        .collect();
+    assert!(
+        after.is_empty(),
+        "the cut-off leader wrote after its renew deadline: {after:?}\n{}",
+        leader.stderr()
+    );
+    let weights = world.canary_weights();
+    assert_eq!(
+        weights.iter().filter(|w| **w == 10).count(),
+        1,
+        "resumed at its step: {weights:?}"
+    );
+    assert_eq!(weights.last(), Some(&100), "{weights:?}");
 }

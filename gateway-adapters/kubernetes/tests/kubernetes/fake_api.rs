@@ -321,3 +321,64 @@ async fn generate_name_makes_a_fresh_name_for_each_object() {
         2
     );
 }
+
+/// Leases as the API server decodes and validates them: `renewTime`/`acquireTime` are
+/// `MicroTime`s (six fractional digits, else 400 "cannot be handled as a Lease"),
+/// `leaseDurationSeconds` must be greater than 0 (422 Invalid); a well-formed one is
+/// created, and a replace with a stale resourceVersion gets 409.
+#[tokio::test]
+async fn the_fake_decodes_and_validates_leases_as_the_api_server_does() {
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    let fake = FakeApiServer::start().await;
+    let resource =
+        ApiResource::from_gvk(&GroupVersionKind::gvk("coordination.k8s.io", "v1", "Lease"));
+    let api: Api<DynamicObject> = Api::namespaced_with(fake.client(NS), NS, &resource);
+    let lease = |spec: Value| -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": "leader", "namespace": NS},
+            "spec": spec,
+        }))
+        .unwrap()
+    };
+    let code = |result: Result<DynamicObject, kube::Error>| match result {
+        Ok(_) => 200,
+        Err(kube::Error::Api(status)) => status.code,
+        Err(other) => panic!("{other}"),
+    };
+    let seconds_only = lease(json!({"holderIdentity": "a", "renewTime": "2026-12-01T02:45:25Z"}));
+    assert_eq!(
+        code(api.create(&PostParams::default(), &seconds_only).await),
+        400
+    );
+    let zero = lease(json!({"holderIdentity": "a", "leaseDurationSeconds": 0}));
+    assert_eq!(code(api.create(&PostParams::default(), &zero).await), 422);
+    let good = lease(json!({
+        "holderIdentity": "a",
+        "leaseDurationSeconds": 15,
+        "acquireTime": "2026-12-01T02:45:25.000000Z",
+        "renewTime": "2026-12-01T02:45:25.123456Z",
+        "leaseTransitions": 0,
+    }));
+    let created = api.create(&PostParams::default(), &good).await.unwrap();
+    let mut renewed = created.clone();
+    renewed.data["spec"]["renewTime"] = json!("2026-12-01T02:45:27.000000Z");
+    api.replace("leader", &PostParams::default(), &renewed)
+        .await
+        .unwrap();
+    // The same write again carries the resourceVersion it was based on: stale now.
+    renewed.data["spec"]["renewTime"] = json!("2026-12-01T02:45:29.000000Z");
+    assert_eq!(
+        code(
+            api.replace("leader", &PostParams::default(), &renewed)
+                .await
+        ),
+        409
+    );
+    assert_eq!(
+        code(api.create(&PostParams::default(), &good).await),
+        409,
+        "already exists"
+    );
+}

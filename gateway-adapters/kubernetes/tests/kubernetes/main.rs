@@ -3,13 +3,15 @@
 //! `kube::Client` reaches over loopback HTTP (no API server can run here); the RBAC, Job and
 //! custom-resource manifests of `examples/`; and a whole `canary rollout` through the fake with a
 //! real Prometheus judging it; the `CanaryRollout` resource and its checked-in CRD; and the
-//! fake's own behaviour where controllers rely on it (watch, status subresource).
+//! fake's own behaviour where controllers rely on it (watch, status subresource, Leases);
+//! leader election on a Lease and its fence.
 
 mod adapters;
 mod controller_e2e;
 mod controller_resource;
 mod examples;
 mod fake_api;
+mod leases;
 mod promotion;
 mod rbac;
 mod redaction;
