@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use canary_core::policy::HookEvent;
-use canary_core::ports::{Clock, MetricsSource, StateStore, TrafficRouter, set_and_verify};
+use canary_core::ports::{
+    Clock, MetricsSource, StateStore, TrafficRouter, set_and_verify, set_and_verify_route,
+};
 use canary_core::retry::{Backoff, Failure, retry};
 use canary_core::rollout::{Effect, Event, Machine, Outcome, Rollout};
 use canary_gateways::{HookContext, HookRunner, Notifier};
@@ -185,9 +187,21 @@ impl Driver<'_> {
                             Err(err) => Event::RouterFailed(err),
                         });
                     }
+                    Effect::SetRoute(route) => {
+                        self.progress.line(&format!(
+                            "routing {route} to the canary via {}",
+                            self.router.describe()
+                        ));
+                        next = Some(match set_and_verify_route(self.router, &route).await {
+                            Ok(()) => Event::WeightSet(0),
+                            Err(err) => Event::RouterFailed(error_chain(&err)),
+                        });
+                    }
                     Effect::ReadWeight => {
-                        next = Some(match self.router.canary_weight().await {
-                            Ok(weight) => Event::WeightRead(weight),
+                        // The request route too: a match or mirror removed (or left
+                        // behind) is drift like a changed weight.
+                        next = Some(match self.router.read_back().await {
+                            Ok((weight, route)) => Event::RouteRead { weight, route },
                             Err(err) => Event::WeightUnreadable(error_chain(&err)),
                         });
                     }

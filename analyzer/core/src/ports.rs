@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 
 use crate::observation::Tick;
+use crate::policy::StepRoute;
 use crate::rollout::{ControlRequest, Rollout};
 use crate::{Error, Result};
 
@@ -71,8 +72,56 @@ pub trait TrafficRouter: Send + Sync {
         Ok(None)
     }
 
+    /// Routes by request instead of by weight, for a routed step: only what `route` matches
+    /// goes to the canary (or, for a mirror, a copy of that share of requests), the rest to
+    /// stable, so the weighted share is 0. Idempotent. [`set_canary_weight`] removes the
+    /// route again. A router that cannot route by request refuses, naming itself; policy
+    /// lint refuses such a policy before it gets here.
+    ///
+    /// [`set_canary_weight`]: TrafficRouter::set_canary_weight
+    async fn set_canary_route(&self, route: &StepRoute) -> Result<()> {
+        Err(Error::Usage(format!(
+            "{} cannot route by request ({route}); it sets weights only",
+            self.describe()
+        )))
+    }
+
+    /// The request route the router carries besides its weights, read back from the router
+    /// itself (`None`: a plain split). Routers that cannot route by request carry none.
+    async fn canary_route(&self) -> Result<Option<StepRoute>> {
+        Ok(None)
+    }
+
+    /// The weight and the request route together, as one read-back: what every tick
+    /// compares with what the rollout set. Routers that read both from one object override
+    /// it to read that object once.
+    async fn read_back(&self) -> Result<(u8, Option<StepRoute>)> {
+        Ok((self.canary_weight().await?, self.canary_route().await?))
+    }
+
     /// Says what the router is, for logs (no secrets).
     fn describe(&self) -> String;
+}
+
+/// Sets a routed step and reads it back: the router must then carry exactly `route` and a
+/// weighted share of 0, or it is an error, not a shrug.
+pub async fn set_and_verify_route(router: &dyn TrafficRouter, route: &StepRoute) -> Result<()> {
+    router.set_canary_route(route).await?;
+    let (weight, read) = router.read_back().await?;
+    if weight != 0 || read.as_ref() != Some(route) {
+        let read = match read {
+            Some(read) => format!("{read} at weight {weight} %"),
+            None => format!("no request route, weight {weight} %"),
+        };
+        return Err(Error::Mismatch {
+            component: "gateway",
+            message: format!(
+                "{}: {route} was set but {read} was read back",
+                router.describe()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The share a router achieved in units it can count: ready canary and stable pods behind

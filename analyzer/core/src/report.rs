@@ -140,6 +140,10 @@ pub struct StepRecord {
     /// pods of a replica-count router); absent for routers that split exactly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub achieved: Option<crate::ports::AchievedShare>,
+    /// What a routed step sent to the canary instead of a weight (a header or cookie match,
+    /// a mirror); `weight` is then 0, the weighted share of the requests that do not match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<crate::policy::StepRoute>,
 }
 
 /// A weight change.

@@ -771,6 +771,27 @@ impl TrafficRouter for Redacted<dyn TrafficRouter> {
         self.inner.canary_weight().await.map_err(Error::redacted)
     }
 
+    // Every method is forwarded: the trait's defaults (no route, nothing achieved) would
+    // hide what the router behind says.
+    async fn achieved_share(&self) -> Result<Option<crate::ports::AchievedShare>> {
+        self.inner.achieved_share().await.map_err(Error::redacted)
+    }
+
+    async fn set_canary_route(&self, route: &crate::policy::StepRoute) -> Result<()> {
+        self.inner
+            .set_canary_route(route)
+            .await
+            .map_err(Error::redacted)
+    }
+
+    async fn canary_route(&self) -> Result<Option<crate::policy::StepRoute>> {
+        self.inner.canary_route().await.map_err(Error::redacted)
+    }
+
+    async fn read_back(&self) -> Result<(u8, Option<crate::policy::StepRoute>)> {
+        self.inner.read_back().await.map_err(Error::redacted)
+    }
+
     fn describe(&self) -> String {
         redacted(&self.inner.describe())
     }
@@ -1122,6 +1143,57 @@ mod tests {
         fn describe(&self) -> String {
             echo()
         }
+    }
+
+    /// A router that routes by request and approximates weights, to see that the redacting
+    /// wrapper forwards what it says rather than the trait's defaults.
+    struct RoutingAdapter;
+
+    #[async_trait]
+    impl TrafficRouter for RoutingAdapter {
+        async fn set_canary_weight(&self, _weight: u8) -> Result<()> {
+            Ok(())
+        }
+
+        async fn canary_weight(&self) -> Result<u8> {
+            Ok(0)
+        }
+
+        async fn achieved_share(&self) -> Result<Option<crate::ports::AchievedShare>> {
+            Ok(Some(crate::ports::AchievedShare {
+                canary_ready: 1,
+                stable_ready: 7,
+            }))
+        }
+
+        async fn set_canary_route(&self, _route: &crate::policy::StepRoute) -> Result<()> {
+            Ok(())
+        }
+
+        async fn canary_route(&self) -> Result<Option<crate::policy::StepRoute>> {
+            Ok(Some(crate::policy::StepRoute::Mirror { percent: 5 }))
+        }
+
+        fn describe(&self) -> String {
+            "routing".to_owned()
+        }
+    }
+
+    #[test]
+    fn the_redacted_router_forwards_every_method() {
+        let router: Redacted<dyn TrafficRouter> = Redacted::new(Box::new(RoutingAdapter));
+        let mirror = crate::policy::StepRoute::Mirror { percent: 5 };
+        assert!(ready(router.set_canary_route(&mirror)).is_ok());
+        assert_eq!(ready(router.canary_route()).unwrap(), Some(mirror.clone()));
+        assert_eq!(ready(router.read_back()).unwrap(), (0, Some(mirror)));
+        assert_eq!(
+            ready(router.achieved_share()).unwrap(),
+            Some(crate::ports::AchievedShare {
+                canary_ready: 1,
+                stable_ready: 7,
+            }),
+            "the replica-count router's achieved share is lost behind the redaction"
+        );
     }
 
     #[test]

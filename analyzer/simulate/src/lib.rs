@@ -105,6 +105,13 @@ pub fn run_with(machine: &Machine, scenario: &Scenario, seed: u64) -> RunResult 
                     weight_set = weight;
                     next = Some(Event::WeightSet(weight));
                 }
+                // The world splits by weight only; `canary simulate` refuses routed steps,
+                // so one here is the weighted share 0 a routed step has.
+                Effect::SetRoute(_) => {
+                    world.set_weight(0);
+                    weight_set = 0;
+                    next = Some(Event::WeightSet(0));
+                }
                 // The simulated gateway keeps the weight it was given: no drift.
                 Effect::ReadWeight => next = Some(Event::WeightRead(weight_set)),
                 Effect::Wait(until) => {

@@ -559,6 +559,8 @@ fn drive(
                 Event::RouterFailed(format!("cannot set {weight}"))
             }
             Effect::SetWeight(weight) => Event::WeightSet(*weight),
+            // A routed step's weighted share is 0.
+            Effect::SetRoute(_) => Event::WeightSet(0),
             Effect::Wait(until) => {
                 now = now.max(*until);
                 Event::TimerFired

@@ -66,11 +66,11 @@ fn lint(files: &[PathBuf]) -> ExitCode {
         match result {
             Ok(policy) => {
                 println!(
-                    "ok {origin}: service {}, {} checks ({} criteria), steps {:?}",
+                    "ok {origin}: service {}, {} checks ({} criteria), steps [{}]",
                     policy.service,
                     policy.checks.len(),
                     policy.criteria_count(),
-                    policy.rollout.steps
+                    steps_in_brief(&policy)
                 );
                 // What a generic provider's checks can promise depends on what they read.
                 for check in &policy.checks {
@@ -310,6 +310,33 @@ pub(crate) fn explain(policy: &Policy, window: Option<std::time::Duration>) -> S
     let interval = humantime::format_duration(policy.rollout.interval);
     let mut out = String::new();
     let _ = writeln!(out, "# {}: {} checks", policy.service, policy.checks.len());
+    if !policy.rollout.routes.is_empty() {
+        // A routed step's share of traffic is whatever share of requests it routes: say what
+        // each step sends to the canary, and what the analysis of a mirror can tell.
+        let _ = writeln!(out, "# Steps:");
+        for (index, &weight) in policy.rollout.steps.iter().enumerate() {
+            match policy.rollout.route(index) {
+                Some(route @ canary_core::policy::StepRoute::Mirror { .. }) => {
+                    let _ = writeln!(
+                        out,
+                        "#   {}. {route}: the canary's responses are dropped; its errors and latency
+                         #      are judged, what users would see of them is not",
+                        index + 1
+                    );
+                }
+                Some(route) => {
+                    let _ = writeln!(
+                        out,
+                        "#   {}. {route}: the canary's share is the share of requests that match",
+                        index + 1
+                    );
+                }
+                None => {
+                    let _ = writeln!(out, "#   {}. {weight} % of requests", index + 1);
+                }
+            }
+        }
+    }
     if let Some(GatewaySpec::ReplicaCount(spec)) = &policy.gateway {
         // Whole pods approximate the weights: say what each step will really get.
         let _ = writeln!(
@@ -535,4 +562,23 @@ fn explain_generic(
         };
         let _ = writeln!(out, "# {}: reads {read}", check.name);
     }
+}
+
+/// The steps as lint lists them: weights, and routed steps by what they route
+/// (`[header x-canary=1, mirror 20 %, 50, 100]`).
+fn steps_in_brief(policy: &Policy) -> String {
+    use canary_core::policy::StepRoute;
+    policy
+        .rollout
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(index, weight)| match policy.rollout.route(index) {
+            Some(StepRoute::Header { name, value }) => format!("header {name}={value}"),
+            Some(StepRoute::Cookie { name }) => format!("cookie {name}"),
+            Some(StepRoute::Mirror { percent }) => format!("mirror {percent} %"),
+            None => weight.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -116,6 +116,16 @@ fn parse_latency(text: &str) -> Result<f64, String> {
 impl SimulateCommand {
     pub(crate) fn exec(self) -> anyhow::Result<ExitCode> {
         let policy = super::load_policy(&self.policy)?;
+        // The synthetic world splits its traffic by weight; it cannot know what share of
+        // real requests a header would match, so a routed step would be simulated as a step
+        // with no canary traffic at all. Refused rather than simulated wrongly.
+        if let Some((index, route)) = policy.rollout.routes.iter().next() {
+            return Err(canary_core::Error::Usage(format!(
+                "{}: rollout.steps[{index}] routes {route}; `canary simulate` models weighted steps only (simulate a copy of the policy without its routed steps)",
+                self.policy.display()
+            ))
+            .into());
+        }
         let options = SimulateOptions {
             rps: self.rps,
             error_rate: self.error_rate,

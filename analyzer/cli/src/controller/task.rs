@@ -372,6 +372,30 @@ impl TrafficRouter for BoundedRouter {
         self.inner.canary_weight().await
     }
 
+    // Every method is forwarded: the trait's defaults (no route, nothing achieved) would
+    // hide what the router behind says.
+    async fn achieved_share(
+        &self,
+    ) -> canary_core::Result<Option<canary_core::ports::AchievedShare>> {
+        self.inner.achieved_share().await
+    }
+
+    async fn set_canary_route(
+        &self,
+        route: &canary_core::policy::StepRoute,
+    ) -> canary_core::Result<()> {
+        let _permit = self.permits.acquire().await;
+        self.inner.set_canary_route(route).await
+    }
+
+    async fn canary_route(&self) -> canary_core::Result<Option<canary_core::policy::StepRoute>> {
+        self.inner.canary_route().await
+    }
+
+    async fn read_back(&self) -> canary_core::Result<(u8, Option<canary_core::policy::StepRoute>)> {
+        self.inner.read_back().await
+    }
+
     fn describe(&self) -> String {
         self.inner.describe()
     }

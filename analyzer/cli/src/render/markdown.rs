@@ -78,9 +78,13 @@ pub(super) fn render(report: &Report) -> String {
                 "| {} | {} | {} | {} | {} | {} |\n",
                 step.index + 1,
                 // A router that approximates the weight (replica counts) says what it got.
-                match &step.achieved {
-                    Some(achieved) => format!("{} % asked, {achieved} achieved", step.weight),
-                    None => format!("{} %", step.weight),
+                // A routed step's weight is 0: what it routed is the canary's traffic.
+                match (&step.route, &step.achieved) {
+                    (Some(route), _) => cell(&route.to_string()),
+                    (None, Some(achieved)) => {
+                        format!("{} % asked, {achieved} achieved", step.weight)
+                    }
+                    (None, None) => format!("{} %", step.weight),
                 },
                 step.started_at,
                 step.ended_at

@@ -114,3 +114,56 @@ fn explain_says_the_pods_each_step_of_a_replica_count_gateway_gets() {
         assert!(run.stdout.contains(line), "{line}\n{}", run.stdout);
     }
 }
+
+/// Routed steps: lint lists them by what they route, explain says what each step sends the
+/// canary and what a mirror's analysis cannot tell, and a router that cannot carry a routed
+/// step is refused by lint, named (issue 18).
+#[test]
+fn lint_and_explain_describe_routed_steps_and_refuse_a_router_that_cannot() {
+    let text = std::fs::read_to_string(crate::util::root().join("policies/checkout.yaml"))
+        .expect("policies/checkout.yaml");
+    let routed = text.replace(
+        "steps: [10, 25, 50, 100]",
+        r#"steps: [{header: {name: X-Canary, value: always}}, {mirror: {percent: 20}}, 10, 50, 100]"#,
+    );
+    assert_ne!(routed, text, "the shipped policy's steps moved");
+    // The shipped policy's router is HAProxy, which sets weights only: refused. The same
+    // steps on an HTTPRoute are fine.
+    let on_http_route = routed.replace(
+        &routed[routed.find("\ngateway:").unwrap()..routed.find("\nhooks:").unwrap()],
+        "\ngateway:\n  http-route: {name: checkout, stable: checkout-stable, canary: checkout-canary}\n",
+    );
+    let path =
+        std::env::temp_dir().join(format!("canary-explain-routed-{}.yaml", std::process::id()));
+    std::fs::write(&path, &routed).unwrap();
+    let refused = canary(&["policy", "lint", path.to_str().unwrap()]);
+    std::fs::write(&path, &on_http_route).unwrap();
+    let lint = canary(&["policy", "lint", path.to_str().unwrap()]);
+    let explain = canary(&["policy", "explain", path.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&path);
+
+    assert_eq!(lint.code, 0, "{}", lint.all());
+    assert!(
+        lint.stdout
+            .contains("steps [header X-Canary=always, mirror 20 %, 10, 50, 100]"),
+        "{}",
+        lint.all()
+    );
+    assert_eq!(explain.code, 0, "{}", explain.all());
+    for line in [
+        "#   1. requests with header X-Canary: always (the rest to stable): the canary's share is the share of requests that match",
+        "#   2. a mirror of 20 % of requests (stable answers every request): the canary's responses are dropped",
+        "#   3. 10 % of requests",
+    ] {
+        assert!(explain.stdout.contains(line), "{line}\n{}", explain.stdout);
+    }
+    assert_eq!(refused.code, 2, "{}", refused.all());
+    assert!(
+        refused.stderr.contains("rollout.steps[0]")
+            && refused
+                .stderr
+                .contains("a `header` step is not supported by the `haproxy` router"),
+        "{}",
+        refused.all()
+    );
+}

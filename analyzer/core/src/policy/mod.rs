@@ -339,6 +339,12 @@ pub struct RolloutSpec {
     /// policy written before the option existed stays what it was.
     #[serde(skip_serializing_if = "StopAction::is_leave")]
     pub on_metrics_unavailable: StopAction,
+    /// The steps that route by request rather than by weight (a header or cookie match, a
+    /// mirror), by step index; their entry in `steps` is 0 (no weighted share). Left out of
+    /// the serialized form when empty, so that the [`Policy::digest`] of a policy written
+    /// before routed steps existed stays what it was.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub routes: std::collections::BTreeMap<usize, StepRoute>,
 }
 
 impl RolloutSpec {
@@ -346,6 +352,74 @@ impl RolloutSpec {
     pub fn analysed_steps(&self) -> &[u8] {
         let n = self.steps.iter().take_while(|&&w| w < 100).count();
         &self.steps[..n]
+    }
+
+    /// The request routing of step `index`, when it is a routed step (`None`: a weight).
+    pub fn route(&self, index: usize) -> Option<&StepRoute> {
+        self.routes.get(&index)
+    }
+}
+
+/// How a routed step sends traffic to the canary: by request, not by weight. Every request
+/// the route does not send to the canary goes to the stable version (the step's weighted
+/// share is 0), so the canary's share of traffic is whatever share of requests match —
+/// which is why the judge works from the requests each version served, never from a weight.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepRoute {
+    /// Only requests carrying header `name` with exactly `value` are served by the canary
+    /// (Argo Rollouts' `setHeaderRoute`, Flagger's `analysis.match`).
+    Header {
+        /// The header's name (matched case-insensitively, as HTTP header names are).
+        name: String,
+        /// The exact value it must have.
+        value: String,
+    },
+    /// Only requests whose cookie `name` has the value `always` are served by the canary
+    /// (ingress-nginx's `canary-by-cookie`).
+    Cookie {
+        /// The cookie's name.
+        name: String,
+    },
+    /// Every request is served by the stable version; a copy of `percent` % of them is also
+    /// sent to the canary, whose responses are dropped (Argo `setMirrorRoute`, Flagger
+    /// `mirror`). What the canary's metrics show is how it handled real requests; users
+    /// never see its answers.
+    Mirror {
+        /// The share of requests copied to the canary, percent (1 to 100).
+        percent: u8,
+    },
+}
+
+impl StepRoute {
+    /// What the step is called in policies, lint messages and reports: `header`, `cookie`,
+    /// `mirror`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StepRoute::Header { .. } => "header",
+            StepRoute::Cookie { .. } => "cookie",
+            StepRoute::Mirror { .. } => "mirror",
+        }
+    }
+}
+
+impl std::fmt::Display for StepRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StepRoute::Header { name, value } => {
+                write!(
+                    f,
+                    "requests with header {name}: {value} (the rest to stable)"
+                )
+            }
+            StepRoute::Cookie { name } => {
+                write!(f, "requests with cookie {name}=always (the rest to stable)")
+            }
+            StepRoute::Mirror { percent } => write!(
+                f,
+                "a mirror of {percent} % of requests (stable answers every request)"
+            ),
+        }
     }
 }
 

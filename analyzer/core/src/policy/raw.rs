@@ -307,9 +307,12 @@ pub(crate) struct RawScrape {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct RawRollout {
     /// Canary weights in percent, strictly increasing, ending at 100 (default [10, 25, 50, 100]).
+    /// A step may instead route by request: `{header: {name: X-Canary, value: "1"}}`,
+    /// `{cookie: {name: canary}}` (requests matching go to the canary, the rest to stable) or
+    /// `{mirror: {percent: 20}}` (stable serves everything, a copy goes to the canary).
     #[serde(default)]
-    #[schemars(with = "Option<Vec<u32>>")]
-    pub(crate) steps: Option<At<Vec<At<i64>>>>,
+    #[schemars(with = "Option<Vec<RawStepSchema>>")]
+    pub(crate) steps: Option<At<Vec<At<RawStep>>>>,
     /// How long each analysed step lasts when the evidence is enough (default 5m).
     #[serde(default)]
     #[schemars(with = "Option<RawDuration>")]
@@ -1003,4 +1006,86 @@ impl<'de> Deserialize<'de> for RawDuration {
             .map(RawDuration)
             .map_err(serde::de::Error::custom)
     }
+}
+
+/// One entry of `rollout.steps`: a weight, or a step routed by request. Read through JSON so
+/// that a mistyped routed step is refused with serde's own message naming the field, which
+/// an untagged enum would swallow ("did not match any variant").
+#[derive(Debug)]
+pub(crate) enum RawStep {
+    /// A canary weight, percent.
+    Weight(i64),
+    /// A step routed by request, or why it does not read as one.
+    Routed(Result<RawRoutedStep, String>),
+}
+
+impl<'de> Deserialize<'de> for RawStep {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        match value {
+            serde_json::Value::Number(number) => match number.as_i64() {
+                Some(weight) => Ok(RawStep::Weight(weight)),
+                // A fraction or a number past i64: refused by the range check.
+                None => Ok(RawStep::Weight(-1)),
+            },
+            serde_json::Value::Object(_) => Ok(RawStep::Routed(
+                serde_json::from_value(value).map_err(|err| err.to_string()),
+            )),
+            other => Ok(RawStep::Routed(Err(format!(
+                "expected a weight (10) or a routed step ({{header: {{name: X-Canary, value: \"1\"}}}}, {{cookie: {{name: canary}}}}, {{mirror: {{percent: 20}}}}), not {other}"
+            )))),
+        }
+    }
+}
+
+/// A step routed by request: exactly one of its fields.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawRoutedStep {
+    /// Only requests with this header and exact value go to the canary.
+    #[serde(default)]
+    pub(crate) header: Option<RawHeaderMatch>,
+    /// Only requests whose cookie of this name is `always` go to the canary.
+    #[serde(default)]
+    pub(crate) cookie: Option<RawCookieMatch>,
+    /// Stable serves every request; a copy of this share goes to the canary.
+    #[serde(default)]
+    pub(crate) mirror: Option<RawMirror>,
+}
+
+/// `{name: X-Canary, value: "1"}`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHeaderMatch {
+    /// The header's name.
+    pub(crate) name: String,
+    /// The exact value that sends a request to the canary.
+    pub(crate) value: String,
+}
+
+/// `{name: canary}`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCookieMatch {
+    /// The cookie's name.
+    pub(crate) name: String,
+}
+
+/// `{percent: 20}`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMirror {
+    /// The share of requests copied to the canary, percent (1 to 100).
+    pub(crate) percent: i64,
+}
+
+/// What the JSON Schema says a step is.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub(crate) enum RawStepSchema {
+    /// A canary weight, percent.
+    Weight(u32),
+    /// A step routed by request.
+    Routed(RawRoutedStep),
 }

@@ -15,7 +15,7 @@ use crate::Result;
 use crate::error::ExitCode;
 use crate::judge::{Judge, JudgeConfig, Moment, Verdict, overall};
 use crate::observation::Tick;
-use crate::policy::{Criterion, HookEvent, InconclusiveAction, Policy, StopAction};
+use crate::policy::{Criterion, HookEvent, InconclusiveAction, Policy, StepRoute, StopAction};
 use crate::ports::AchievedShare;
 use crate::report::RunVerdict;
 use crate::report::{StepRecord, WeightPoint, timeline_point};
@@ -109,7 +109,12 @@ impl Machine {
             let held = matches!(rollout.phase, Phase::Held { .. });
             match event {
                 Event::Resume => return vec![Effect::ReadWeight],
-                Event::WeightRead(weight) => return self.final_weight_read(rollout, weight, now),
+                Event::WeightRead(weight) => {
+                    return self.final_weight_read(rollout, weight, None, now);
+                }
+                Event::RouteRead { weight, route } => {
+                    return self.final_weight_read(rollout, weight, route, now);
+                }
                 Event::WeightSet(weight) | Event::WeightAchieved { weight, .. } => {
                     rollout.weights.push(WeightPoint { at: now, weight });
                     return vec![Effect::Persist, Effect::ReadWeight];
@@ -135,7 +140,8 @@ impl Machine {
                     ),
                 },
             },
-            Event::WeightRead(weight) => self.weight_read(rollout, weight, now),
+            Event::WeightRead(weight) => self.weight_read(rollout, weight, None, now),
+            Event::RouteRead { weight, route } => self.weight_read(rollout, weight, route, now),
             Event::WeightUnreadable(error) => match rollout.phase {
                 Phase::Step {
                     weight_set: true, ..
@@ -217,10 +223,11 @@ impl Machine {
             Phase::Starting => vec![Effect::Preflight],
             Phase::Promoting => vec![Effect::SetWeight(100)],
             Phase::Step {
+                index,
                 weight,
                 weight_set: false,
                 ..
-            } => vec![Effect::SetWeight(weight)],
+            } => vec![self.set_step(index, weight)],
             Phase::Step { .. } | Phase::Soak { .. } => {
                 let due = rollout.next_tick_at.unwrap_or(now);
                 vec![Effect::Wait(due)]
@@ -403,7 +410,15 @@ impl Machine {
             started_at: None,
             extended: false,
         };
-        vec![Effect::Persist, Effect::SetWeight(weight)]
+        vec![Effect::Persist, self.set_step(index, weight)]
+    }
+
+    /// What sets step `index` up: its route when it is a routed step, else its weight.
+    fn set_step(&self, index: usize, weight: u8) -> Effect {
+        match self.policy.rollout.route(index) {
+            Some(route) => Effect::SetRoute(route.clone()),
+            None => Effect::SetWeight(weight),
+        }
     }
 
     /// A weight was confirmed; `achieved` is what a router that approximates weights made
@@ -440,10 +455,12 @@ impl Machine {
                     reason: String::new(),
                     canary_requests: None,
                     achieved,
+                    route: self.policy.rollout.route(index).cloned(),
                 });
-                let share = match achieved {
-                    Some(achieved) => format!("{weight} % asked, {achieved} achieved"),
-                    None => format!("{weight} %"),
+                let share = match (achieved, self.policy.rollout.route(index)) {
+                    (_, Some(route)) => route.to_string(),
+                    (Some(achieved), None) => format!("{weight} % asked, {achieved} achieved"),
+                    (None, None) => format!("{weight} %"),
                 };
                 let hooks = self.run_hooks(rollout, HookEvent::Step, weight, Some(index));
                 vec![
@@ -1111,28 +1128,42 @@ impl Machine {
         effects
     }
 
-    /// The weight the router serves, read back at a tick: the one the phase set, or drift.
-    /// Drift is recorded and counted, the weight set again, and the step starts over from
-    /// its weight: evidence gathered while the canary had another share does not count
-    /// towards passing it.
-    fn weight_read(&self, rollout: &mut Rollout, read: u8, now: Timestamp) -> Vec<Effect> {
-        let (expected, started) = match &rollout.phase {
+    /// The weight (and request route) the router serves, read back at a tick: the one the
+    /// phase set, or drift. Drift is recorded and counted, the step set again, and the step
+    /// starts over: evidence gathered while the canary had another share does not count
+    /// towards passing it. A routed step whose match or mirror is gone (a GitOps sync, a
+    /// hand edit) is drift like a changed weight, and so is a match or mirror left behind
+    /// on a weighted step.
+    fn weight_read(
+        &self,
+        rollout: &mut Rollout,
+        read: u8,
+        route: Option<StepRoute>,
+        now: Timestamp,
+    ) -> Vec<Effect> {
+        let (expected, expected_route, started) = match &rollout.phase {
             Phase::Step {
+                index,
                 weight,
                 weight_set: true,
                 ..
-            } => (*weight, true),
-            Phase::Soak { .. } => (100, true),
+            } => (*weight, self.policy.rollout.route(*index).cloned(), true),
+            Phase::Soak { .. } => (100, None, true),
             _ => return self.resume(rollout, now),
         };
-        if read == expected {
+        if read == expected && route == expected_route {
             return vec![Effect::Read {
                 since: rollout.started_at,
             }];
         }
         debug_assert!(started);
-        let message = self.record_drift(rollout, read, expected, now);
-        match rollout.phase.clone() {
+        let message = self.record_drift(
+            rollout,
+            &served(read, route.as_ref()),
+            &served(expected, expected_route.as_ref()),
+            now,
+        );
+        let repair = match rollout.phase.clone() {
             Phase::Step { index, weight, .. } => {
                 self.close_step(rollout, now, "drift", &message, None);
                 rollout.phase = Phase::Step {
@@ -1142,36 +1173,61 @@ impl Machine {
                     started_at: None,
                     extended: false,
                 };
+                self.set_step(index, weight)
             }
-            _ => rollout.phase = Phase::Promoting,
-        }
+            _ => {
+                rollout.phase = Phase::Promoting;
+                Effect::SetWeight(expected)
+            }
+        };
         vec![
             Effect::Persist,
             self.notice(rollout, NoticeKind::Drift, Some(read), message),
-            Effect::SetWeight(expected),
+            repair,
         ]
     }
 
     /// A finished rollout's weight, read back on a rerun: the outcome stands only once the
-    /// gateway serves what the rollout left; otherwise it is set back first.
-    fn final_weight_read(&self, rollout: &mut Rollout, read: u8, now: Timestamp) -> Vec<Effect> {
+    /// gateway serves what the rollout left (a plain weight, no match or mirror); otherwise
+    /// it is set back first.
+    fn final_weight_read(
+        &self,
+        rollout: &mut Rollout,
+        read: u8,
+        route: Option<StepRoute>,
+        now: Timestamp,
+    ) -> Vec<Effect> {
         let expected = match &rollout.phase {
             Phase::Promoted if self.policy.promotion.is_some() => 0,
             Phase::Promoted => 100,
             Phase::Held { weight, .. } => *weight,
             _ => 0,
         };
+        // A hold on a routed step keeps its route.
+        let expected_route = match (&rollout.phase, rollout.steps.last()) {
+            (Phase::Held { .. }, Some(step)) if step.weight == expected => step.route.clone(),
+            _ => None,
+        };
         let Some(outcome) = rollout.outcome.clone() else {
             return self.resume(rollout, now);
         };
-        if read == expected {
+        if read == expected && route == expected_route {
             return vec![Effect::Finish(outcome)];
         }
-        let message = self.record_drift(rollout, read, expected, now);
+        let message = self.record_drift(
+            rollout,
+            &served(read, route.as_ref()),
+            &served(expected, expected_route.as_ref()),
+            now,
+        );
+        let repair = match expected_route {
+            Some(route) => Effect::SetRoute(route),
+            None => Effect::SetWeight(expected),
+        };
         vec![
             Effect::Persist,
             self.notice(rollout, NoticeKind::Drift, Some(read), message),
-            Effect::SetWeight(expected),
+            repair,
         ]
     }
 
@@ -1179,13 +1235,13 @@ impl Machine {
     fn record_drift(
         &self,
         rollout: &mut Rollout,
-        read: u8,
-        expected: u8,
+        read: &str,
+        expected: &str,
         now: Timestamp,
     ) -> String {
         rollout.weight_drifts += 1;
         let message = format!(
-            "weight drift: the gateway served the canary {read} % where the rollout set {expected} % (phase {}); setting {expected} % again",
+            "weight drift: the gateway served the canary {read} where the rollout set {expected} (phase {}); setting {expected} again",
             rollout.phase.name()
         );
         let warning = format!("{now}: {message}");
@@ -1265,4 +1321,14 @@ fn is_finalizing(phase: &Phase) -> bool {
 
 fn to_signed(duration: Duration) -> SignedDuration {
     SignedDuration::try_from(duration).unwrap_or(SignedDuration::MAX)
+}
+
+/// What a router serves the canary, in words: `10 %`, or the route of a routed step with the
+/// weighted share beside it when that is not 0.
+fn served(weight: u8, route: Option<&StepRoute>) -> String {
+    match route {
+        None => format!("{weight} %"),
+        Some(route) if weight == 0 => route.to_string(),
+        Some(route) => format!("{weight} % and {route}"),
+    }
 }

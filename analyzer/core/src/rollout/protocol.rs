@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::state::{Outcome, PromotionStage, Rollout};
 use crate::observation::Tick;
-use crate::policy::HookEvent;
+use crate::policy::{HookEvent, StepRoute};
 
 /// How long a control request stays valid after it was made: a request the driving process
 /// has not taken by then (it was stuck in a long hook, or gone) is dropped rather than acted
@@ -171,6 +171,15 @@ pub enum Event {
     Control(ControlRequest),
     /// The router's weight as read back at a tick (or when a finished rollout is rerun).
     WeightRead(u8),
+    /// The router's weight and the request route it carries (a header or cookie match, a
+    /// mirror), as read back at a tick: what a router that can route by request answers
+    /// [`Effect::ReadWeight`] with. `route: None` is [`Event::WeightRead`].
+    RouteRead {
+        /// The weighted share, percent.
+        weight: u8,
+        /// The route the router carries besides the weights, if any.
+        route: Option<StepRoute>,
+    },
     /// The router's weight could not be read back: at a tick it counts as a tick that
     /// could not be read (a gateway restarting is a moment's gap, not the rollout's end).
     WeightUnreadable(String),
@@ -210,8 +219,13 @@ pub enum Effect {
     /// [`Event::WeightRead`] or [`Event::WeightUnreadable`].
     ReadWeight,
     /// Set the canary's weight and read it back; answer with [`Event::WeightSet`] or
-    /// [`Event::RouterFailed`].
+    /// [`Event::RouterFailed`]. A plain split: the router also removes any request route
+    /// (match or mirror) it carries.
     SetWeight(u8),
+    /// Route by request instead of by weight (a routed step: the weighted share is 0), and
+    /// read it back; answer with [`Event::WeightSet`]`(0)` once the router carries exactly
+    /// this route, or [`Event::RouterFailed`].
+    SetRoute(StepRoute),
     /// Wait until the time; answer with [`Event::TimerFired`] (or [`Event::Interrupted`]).
     Wait(Timestamp),
     /// Read the metrics, cumulative since `since`; answer with [`Event::Observed`] or
@@ -241,6 +255,7 @@ impl Effect {
             Effect::Preflight
                 | Effect::RunHooks { .. }
                 | Effect::SetWeight(_)
+                | Effect::SetRoute(_)
                 | Effect::ReadWeight
                 | Effect::Wait(_)
                 | Effect::Read { .. }
@@ -255,7 +270,10 @@ impl Effect {
     pub fn writes(&self) -> bool {
         matches!(
             self,
-            Effect::SetWeight(_) | Effect::RunHooks { .. } | Effect::Promote { .. }
+            Effect::SetWeight(_)
+                | Effect::SetRoute(_)
+                | Effect::RunHooks { .. }
+                | Effect::Promote { .. }
         )
     }
 }

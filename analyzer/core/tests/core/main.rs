@@ -27,5 +27,6 @@ mod judge_properties;
 mod policy_kubernetes;
 mod policy_samples;
 mod rollout_machine;
+mod routed_steps;
 mod samples_judge;
 mod samples_validity;

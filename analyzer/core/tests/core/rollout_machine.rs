@@ -103,6 +103,7 @@ fn kinds(effects: &[Effect]) -> Vec<String> {
             Effect::Notify(n) => format!("notify:{}", n.kind),
             Effect::RunHooks { event, .. } => format!("hooks:{event:?}"),
             Effect::SetWeight(w) => format!("set:{w}"),
+            Effect::SetRoute(route) => format!("route:{}", route.kind()),
             Effect::Wait(_) => "wait".to_owned(),
             Effect::ReadWeight => "read-weight".to_owned(),
             Effect::Read { .. } => "read".to_owned(),

@@ -3,15 +3,37 @@
 //! private types that ignore everything else: filters, matches and fields of the
 //! experimental channel or of a newer Gateway API than the `gateway-api` crate knows pass
 //! through untouched, since the JSON patch writes nothing but the two weights.
+//!
+//! Routed steps ([`StepRoute`]) are written beside the weighted rule:
+//! - a **header** step appends one rule: the weighted rule's matches, each with the header
+//!   match added, sending to the canary backend alone (its other fields — filters, timeouts,
+//!   unknown ones — copied as they are). The Gateway API gives the match with the largest
+//!   number of header matches precedence over an otherwise equal one
+//!   (<https://gateway-api.sigs.k8s.io/reference/spec/#httproutematch>), so matching requests
+//!   go to the canary and the rest to the weighted rule, whose canary weight is 0;
+//! - a **mirror** step adds a `RequestMirror` filter naming the canary backend to the
+//!   weighted rule, with `percent` below 100 (GEP-3171,
+//!   <https://gateway-api.sigs.k8s.io/geps/gep-3171/>; a CRD older than that refuses the
+//!   field, which the API server reports).
+//!
+//! The route canary wrote is named in the route's `canary.dev/request-route` annotation
+//! ([`crate::ROUTE_ANNOTATION`]); canary reads back at every tick that the rule or filter it
+//! names is there (a rule that sends to the canary alone with the weighted rule's matches plus
+//! that header; a mirror to the canary Service), and removes both when it sets a plain
+//! weight. Header rules and mirrors the user wrote are left alone.
 
-use canary_core::policy::{HttpRouteSpec, RuleRef};
+use canary_core::policy::{HttpRouteSpec, RuleRef, StepRoute};
 use gateway_api::httproutes::HttpRoute;
+use json_patch::{AddOperation, PatchOperation, RemoveOperation};
 use kube::api::ApiResource;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::KubeConnection;
-use crate::routers::weights::{Slot, WeightRouter, WeightedKind, Weights, delegate_router, pick};
+use crate::routers::weights::{
+    Slot, WeightRouter, WeightedKind, Weights, delegate_router, mark_ops, marked_route, pick,
+    pointer,
+};
 
 /// Sets the canary's share as the weights of the stable and the canary `backendRefs` of one
 /// HTTPRoute rule. Other rules, matches, filters and backends are never written.
@@ -159,6 +181,82 @@ impl WeightedKind for HttpRouteKind {
         )
     }
 
+    fn read_route(&self, object: &Value) -> Result<Option<StepRoute>, String> {
+        // Only the route canary marked is canary's: header rules and mirrors the user wrote
+        // are neither read as canary's nor removed.
+        let Some(marked) = marked_route(object)? else {
+            return Ok(None);
+        };
+        let found = self.routes_found(object)?;
+        Ok(found.holds(&marked).then_some(marked))
+    }
+
+    fn route_ops(
+        &self,
+        object: &Value,
+        route: Option<&StepRoute>,
+    ) -> Result<Vec<PatchOperation>, String> {
+        if let Some(StepRoute::Cookie { .. }) = route {
+            return Err(
+                "cannot route by cookie: HTTPRoute matches headers, paths and query parameters, not cookies".to_owned(),
+            );
+        }
+        let marked = marked_route(object)?;
+        let found = self.routes_found(object)?;
+        if marked.as_ref() == route && route.is_none_or(|r| found.holds(r)) {
+            return Ok(Vec::new());
+        }
+        let w = found.weighted;
+        let mut ops = Vec::new();
+        // The weighted rule's filters first (its index does not move), then whole rules,
+        // from the last: every pointer stays valid while the patch applies.
+        let ours = |r: &StepRoute| marked.as_ref() == Some(r);
+        for (j, _) in found.mirror_filters.iter().rev().filter(|(_, r)| ours(r)) {
+            ops.push(PatchOperation::Remove(RemoveOperation {
+                path: pointer(&format!("/spec/rules/{w}/filters/{j}")),
+            }));
+        }
+        if let Some(StepRoute::Mirror { percent }) = route {
+            // A mirror's backendRef is an object reference: no weight, no filters.
+            let mut backend = serde_json::Map::new();
+            for key in ["group", "kind", "name", "namespace", "port"] {
+                if let Some(value) = found.canary_backend.get(key) {
+                    backend.insert(key.to_owned(), value.clone());
+                }
+            }
+            let mut mirror = serde_json::json!({ "backendRef": backend });
+            if *percent < 100 {
+                mirror["percent"] = Value::from(*percent);
+            }
+            let filter = serde_json::json!({ "type": "RequestMirror", "requestMirror": mirror });
+            let has_filters = found.rules[w].get("filters").is_some_and(Value::is_array);
+            ops.push(PatchOperation::Add(if has_filters {
+                AddOperation {
+                    path: pointer(&format!("/spec/rules/{w}/filters/-")),
+                    value: filter,
+                }
+            } else {
+                AddOperation {
+                    path: pointer(&format!("/spec/rules/{w}/filters")),
+                    value: Value::Array(vec![filter]),
+                }
+            }));
+        }
+        for (k, _) in found.header_rules.iter().rev().filter(|(_, r)| ours(r)) {
+            ops.push(PatchOperation::Remove(RemoveOperation {
+                path: pointer(&format!("/spec/rules/{k}")),
+            }));
+        }
+        if let Some(StepRoute::Header { name, value }) = route {
+            ops.push(PatchOperation::Add(AddOperation {
+                path: pointer("/spec/rules/-"),
+                value: header_rule(&found.rules[w], &found.canary_backend, name, value),
+            }));
+        }
+        ops.extend(mark_ops(object, route)?);
+        Ok(ops)
+    }
+
     fn locate(&self, object: &Value) -> Result<Weights, String> {
         // The typed read checks what canary relies on (names and int32 weights of every
         // backendRef) and nothing else.
@@ -232,4 +330,216 @@ impl WeightedKind for HttpRouteKind {
             prepare: Vec::new(),
         })
     }
+}
+
+/// The canary routes canary finds in an HTTPRoute, beside its weighted rule.
+struct RoutesFound {
+    /// The route's rules, as read.
+    rules: Vec<Value>,
+    /// The index of the weighted rule.
+    weighted: usize,
+    /// The weighted rule's canary backendRef, as written.
+    canary_backend: Value,
+    /// The rules that send requests with one header to the canary alone: index, route.
+    header_rules: Vec<(usize, StepRoute)>,
+    /// The weighted rule's filters that mirror to the canary: index, route.
+    mirror_filters: Vec<(usize, StepRoute)>,
+}
+
+impl RoutesFound {
+    /// Whether the route carries `route`.
+    fn holds(&self, route: &StepRoute) -> bool {
+        self.header_rules
+            .iter()
+            .chain(&self.mirror_filters)
+            .any(|(_, r)| r == route)
+    }
+}
+
+impl HttpRouteKind {
+    /// Finds the weighted rule, canary's header rules and its mirror filters.
+    fn routes_found(&self, object: &Value) -> Result<RoutesFound, String> {
+        let rules: Vec<Value> = object
+            .pointer("/spec/rules")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let holds_both = |rule: &Value| {
+            let refs = backend_refs(rule);
+            refs.iter().any(|r| raw_is_service(r, &self.stable))
+                && refs.iter().any(|r| raw_is_service(r, &self.canary))
+        };
+        let (weighted, _) = pick(&rules, self.rule.as_ref(), "spec.rules", holds_both)?;
+        let canary_backend = backend_refs(&rules[weighted])
+            .iter()
+            .find(|r| raw_is_service(r, &self.canary))
+            .cloned()
+            .ok_or_else(|| {
+                format!(
+                    "spec.rules[{weighted}].backendRefs has no Service {} in the route's namespace",
+                    self.canary
+                )
+            })?;
+        let weighted_matches = matches_or_default(&rules[weighted]);
+        let mut header_rules = Vec::new();
+        for (k, rule) in rules.iter().enumerate() {
+            if k == weighted {
+                continue;
+            }
+            let refs = backend_refs(rule);
+            if refs.is_empty() || !refs.iter().all(|r| raw_is_service(r, &self.canary)) {
+                continue;
+            }
+            if let Some((name, value)) = added_header(&weighted_matches, &matches_or_default(rule))
+            {
+                header_rules.push((k, StepRoute::Header { name, value }));
+            }
+        }
+        let mut mirror_filters = Vec::new();
+        let filters = rules[weighted]
+            .get("filters")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for (j, filter) in filters.iter().enumerate() {
+            if filter.get("type").and_then(Value::as_str) != Some("RequestMirror") {
+                continue;
+            }
+            let Some(mirror) = filter.get("requestMirror") else {
+                continue;
+            };
+            if !mirror
+                .get("backendRef")
+                .is_some_and(|b| raw_is_service(b, &self.canary))
+            {
+                continue;
+            }
+            let percent = mirror_percent(mirror).map_err(|problem| {
+                format!("spec.rules[{weighted}].filters[{j}].requestMirror: {problem}")
+            })?;
+            mirror_filters.push((j, StepRoute::Mirror { percent }));
+        }
+        Ok(RoutesFound {
+            rules,
+            weighted,
+            canary_backend,
+            header_rules,
+            mirror_filters,
+        })
+    }
+}
+
+/// A rule's backendRefs as written.
+fn backend_refs(rule: &Value) -> Vec<Value> {
+    rule.get("backendRefs")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// [`is_service`] on a backendRef as written.
+fn raw_is_service(backend: &Value, name: &str) -> bool {
+    let field = |key: &str| backend.get(key).and_then(Value::as_str);
+    field("name") == Some(name)
+        && field("group").unwrap_or("").is_empty()
+        && field("kind").unwrap_or("Service") == "Service"
+        && field("namespace").is_none()
+}
+
+/// A rule's matches; no matches is the Gateway API's default, one prefix match on `/`.
+fn matches_or_default(rule: &Value) -> Vec<Value> {
+    match rule.get("matches").and_then(Value::as_array) {
+        Some(matches) if !matches.is_empty() => matches.clone(),
+        _ => vec![serde_json::json!({ "path": { "type": "PathPrefix", "value": "/" } })],
+    }
+}
+
+/// The header match a canary header rule adds to each of the weighted rule's matches: the
+/// last header of every match, the same in all, exact, and the rest of each match equal to
+/// the weighted rule's. `None` when `rule_matches` are not such a copy.
+fn added_header(weighted: &[Value], rule_matches: &[Value]) -> Option<(String, String)> {
+    if weighted.len() != rule_matches.len() {
+        return None;
+    }
+    let mut found: Option<(String, String)> = None;
+    for (base, with_header) in weighted.iter().zip(rule_matches) {
+        let mut stripped = with_header.clone();
+        let headers = stripped.get_mut("headers")?.as_array_mut()?;
+        let last = headers.pop()?;
+        if last.get("type").and_then(Value::as_str).unwrap_or("Exact") != "Exact" {
+            return None;
+        }
+        let name = last.get("name")?.as_str()?.to_owned();
+        let value = last.get("value")?.as_str()?.to_owned();
+        if headers.is_empty() {
+            stripped.as_object_mut()?.remove("headers");
+        }
+        if &stripped != base {
+            return None;
+        }
+        match &found {
+            None => found = Some((name, value)),
+            Some((n, v)) if n.eq_ignore_ascii_case(&name) && *v == value => {}
+            Some(_) => return None,
+        }
+    }
+    found
+}
+
+/// The rule a header step appends: the weighted rule's fields (filters, timeouts, fields
+/// canary does not know) without its name, its matches each with the header match added,
+/// and the canary backend alone.
+fn header_rule(weighted: &Value, canary_backend: &Value, name: &str, value: &str) -> Value {
+    let mut rule = weighted.clone();
+    let matches: Vec<Value> = matches_or_default(weighted)
+        .into_iter()
+        .map(|mut m| {
+            let header = serde_json::json!({ "type": "Exact", "name": name, "value": value });
+            match m.get_mut("headers").and_then(Value::as_array_mut) {
+                Some(headers) => headers.push(header),
+                None => m["headers"] = Value::Array(vec![header]),
+            }
+            m
+        })
+        .collect();
+    let mut backend = canary_backend.clone();
+    if let Some(backend) = backend.as_object_mut() {
+        backend.remove("weight");
+    }
+    if let Some(rule) = rule.as_object_mut() {
+        // Rule names are unique within a route.
+        rule.remove("name");
+        // canary's own mirror of the weighted rule is not copied.
+        if let Some(filters) = rule.get_mut("filters").and_then(Value::as_array_mut) {
+            filters.retain(|f| f.get("type").and_then(Value::as_str) != Some("RequestMirror"));
+        }
+        rule.insert("matches".to_owned(), Value::Array(matches));
+        rule.insert("backendRefs".to_owned(), Value::Array(vec![backend]));
+    }
+    rule
+}
+
+/// The share a `requestMirror` copies, percent: `percent`, or `fraction` (numerator out of
+/// a denominator of 100 by default) rounded half up, or all of it when neither is set.
+fn mirror_percent(mirror: &Value) -> Result<u8, String> {
+    if let Some(percent) = mirror.get("percent") {
+        return percent
+            .as_u64()
+            .and_then(|p| u8::try_from(p).ok())
+            .filter(|&p| p <= 100)
+            .ok_or_else(|| format!("percent is {percent}, expected 0 to 100"));
+    }
+    if let Some(fraction) = mirror.get("fraction") {
+        let numerator = fraction.get("numerator").and_then(Value::as_u64);
+        let denominator = fraction.get("denominator").map_or(Some(100), Value::as_u64);
+        return match (numerator, denominator) {
+            (Some(n), Some(d)) if d > 0 && n <= d => {
+                Ok(u8::try_from((200 * n + d) / (2 * d)).unwrap_or(100))
+            }
+            _ => Err(format!(
+                "fraction is {fraction}, expected numerator ≤ denominator"
+            )),
+        };
+    }
+    Ok(100)
 }

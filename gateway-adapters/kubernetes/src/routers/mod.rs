@@ -36,6 +36,7 @@ pub use replica_count::{ASKED_WEIGHT_ANNOTATION, ReplicaCountRouter};
 pub use traefik::TraefikServiceRouter;
 pub use traffic_split::TrafficSplitRouter;
 pub use virtual_service::VirtualServiceRouter;
+pub use weights::ROUTE_ANNOTATION;
 
 /// The router of a Kubernetes `gateway` of the policy, talking to the cluster through
 /// `connection`; `None` for the gateways that are not Kubernetes resources.

@@ -6,20 +6,30 @@
 //! same patch; a weight is always read out of the total ingress-nginx applies (a missing
 //! annotation is 100). The canary Ingress can be created from the stable one when the policy
 //! asks for it.
+//!
+//! Routed steps use ingress-nginx's request rules, which it evaluates before the weight
+//! (`canary-by-header` → `canary-by-cookie` → `canary-weight`,
+//! <https://docs.mirantis.com/mke/3.8/ops/deploy-apps-k8s/nginx-ingress/configure-canary-deployment.html>):
+//! a header step writes `canary-by-header` and `canary-by-header-value` with the weight at 0, so
+//! that only requests with that exact header value reach the canary; a cookie step writes
+//! `canary-by-cookie` (requests whose cookie is `always`), and marks them as its own in
+//! `canary.dev/request-route`; a plain weight removes what it marked. Request rules the user
+//! wrote (testers' `canary-by-header`) are left alone, and a routed step refuses to overwrite
+//! them.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use canary_core::policy::{CreateCanaryIngress, NginxIngressSpec};
+use canary_core::policy::{CreateCanaryIngress, NginxIngressSpec, StepRoute};
 use canary_core::ports::TrafficRouter;
-use json_patch::{AddOperation, PatchOperation};
+use json_patch::{AddOperation, PatchOperation, RemoveOperation};
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
 use kube::api::{Api, ApiResource, ObjectMeta, PostParams};
 use serde_json::Value;
 
 use crate::KubernetesError;
-use crate::routers::weights::{Slot, WeightRouter, WeightedKind, Weights};
+use crate::routers::weights::{Slot, WeightRouter, WeightedKind, Weights, mark_ops, marked_route};
 use crate::{FIELD_MANAGER, KubeConnection, Permission, api_error, pointer_token};
 
 /// Marks an Ingress as ingress-nginx's canary of the Ingress with the same host and path
@@ -37,6 +47,10 @@ pub(crate) struct AnnotationKeys {
     canary: String,
     weight: String,
     total: String,
+    by_header: String,
+    by_header_value: String,
+    by_header_pattern: String,
+    by_cookie: String,
 }
 
 impl AnnotationKeys {
@@ -46,6 +60,10 @@ impl AnnotationKeys {
             canary: format!("{prefix}/canary"),
             weight: format!("{prefix}/canary-weight"),
             total: format!("{prefix}/canary-weight-total"),
+            by_header: format!("{prefix}/canary-by-header"),
+            by_header_value: format!("{prefix}/canary-by-header-value"),
+            by_header_pattern: format!("{prefix}/canary-by-header-pattern"),
+            by_cookie: format!("{prefix}/canary-by-cookie"),
         }
     }
 
@@ -316,6 +334,79 @@ impl WeightedKind for NginxIngressKind {
         format!("annotation {}", self.keys.weight)
     }
 
+    fn read_route(&self, object: &Value) -> Result<Option<StepRoute>, String> {
+        // Request rules canary did not mark are the user's (testers' `canary-by-header`):
+        // left alone, and not a route of canary's.
+        if marked_route(object)?.is_none() {
+            return Ok(None);
+        }
+        self.annotated_route(object)
+    }
+
+    fn route_ops(
+        &self,
+        object: &Value,
+        route: Option<&StepRoute>,
+    ) -> Result<Vec<PatchOperation>, String> {
+        if let Some(StepRoute::Mirror { .. }) = route {
+            return Err(
+                "cannot mirror: an ingress-nginx canary Ingress splits by weight, header or cookie"
+                    .to_owned(),
+            );
+        }
+        let marked = marked_route(object)?;
+        if marked.is_none() {
+            let own = self
+                .annotated_route(object)
+                .map(|own| own.map(|own| own.to_string()));
+            match (route, own) {
+                // Nothing of canary's, nothing asked: the user's request rules stay.
+                (None, _) => return Ok(Vec::new()),
+                (Some(_), Ok(None)) => {}
+                (Some(route), Ok(Some(own)) | Err(own)) => {
+                    return Err(format!(
+                        "already routes by request on its own ({own}): canary does not overwrite request rules it did not write; remove them from the canary Ingress to run the step routing {route}"
+                    ));
+                }
+            }
+        }
+        let annotations = annotations_of(object);
+        let mut wanted: BTreeMap<&str, String> = BTreeMap::new();
+        match route {
+            Some(StepRoute::Header { name, value }) => {
+                wanted.insert(&self.keys.by_header, name.clone());
+                wanted.insert(&self.keys.by_header_value, value.clone());
+            }
+            Some(StepRoute::Cookie { name }) => {
+                wanted.insert(&self.keys.by_cookie, name.clone());
+            }
+            Some(StepRoute::Mirror { .. }) | None => {}
+        }
+        let mut ops = Vec::new();
+        for key in [
+            &self.keys.by_header,
+            &self.keys.by_header_value,
+            &self.keys.by_header_pattern,
+            &self.keys.by_cookie,
+        ] {
+            let path = crate::routers::weights::pointer(&format!(
+                "/metadata/annotations/{}",
+                pointer_token(key)
+            ));
+            match (annotations.get(key.as_str()), wanted.get(key.as_str())) {
+                (Some(have), Some(want)) if have == want => {}
+                (_, Some(want)) => ops.push(PatchOperation::Add(AddOperation {
+                    path,
+                    value: Value::String(want.clone()),
+                })),
+                (Some(_), None) => ops.push(PatchOperation::Remove(RemoveOperation { path })),
+                (None, None) => {}
+            }
+        }
+        ops.extend(mark_ops(object, route)?);
+        Ok(ops)
+    }
+
     fn locate(&self, object: &Value) -> Result<Weights, String> {
         let ingress: Ingress = serde_json::from_value(object.clone())
             .map_err(|err| format!("does not read as a networking.k8s.io/v1 Ingress: {err}"))?;
@@ -429,6 +520,29 @@ impl TrafficRouter for NginxIngressRouter {
         Ok(self.inner.get().await?)
     }
 
+    async fn set_canary_route(&self, route: &StepRoute) -> canary_core::Result<()> {
+        self.load_stable().await?;
+        match (self.inner.set_route(route).await, &self.create) {
+            // Created at weight 0, then routed.
+            (Err(KubernetesError::NotFound { .. }), Some(create)) => {
+                self.create_canary(create, 0).await?;
+                self.inner.set_route(route).await?;
+                Ok(())
+            }
+            (result, _) => result.map(|_| ()).map_err(Into::into),
+        }
+    }
+
+    async fn canary_route(&self) -> canary_core::Result<Option<StepRoute>> {
+        self.load_stable().await?;
+        Ok(self.inner.get_route().await?)
+    }
+
+    async fn read_back(&self) -> canary_core::Result<(u8, Option<StepRoute>)> {
+        self.load_stable().await?;
+        Ok(self.inner.get_both().await?)
+    }
+
     fn describe(&self) -> String {
         format!(
             "{} (canary of Ingress {})",
@@ -436,4 +550,44 @@ impl TrafficRouter for NginxIngressRouter {
             self.stable_ingress
         )
     }
+}
+
+impl NginxIngressKind {
+    /// The request rule the canary Ingress' annotations set, whoever wrote them; or why it
+    /// is not one canary can hold (a pattern, or a header and a cookie at once).
+    fn annotated_route(&self, object: &Value) -> Result<Option<StepRoute>, String> {
+        let annotations = annotations_of(object);
+        let get = |key: &str| annotations.get(key).cloned();
+        if let Some(pattern) = get(&self.keys.by_header_pattern) {
+            return Err(format!(
+                "annotation {} is {pattern:?}: canary does not manage header patterns; remove it (a header step writes {} and {})",
+                self.keys.by_header_pattern, self.keys.by_header, self.keys.by_header_value
+            ));
+        }
+        let header = get(&self.keys.by_header).map(|name| StepRoute::Header {
+            name,
+            // Without a value ingress-nginx sends the header's `always` to the canary.
+            value: get(&self.keys.by_header_value).unwrap_or_else(|| "always".to_owned()),
+        });
+        let cookie = get(&self.keys.by_cookie).map(|name| StepRoute::Cookie { name });
+        match (header, cookie) {
+            (Some(header), Some(cookie)) => Err(format!(
+                "carries two request rules at once ({header}; {cookie}): canary sets one at a time; remove the others"
+            )),
+            (header, cookie) => Ok(header.or(cookie)),
+        }
+    }
+}
+
+/// An object's annotations as read (none: empty).
+fn annotations_of(object: &Value) -> BTreeMap<String, String> {
+    object
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+        .map(|map| {
+            map.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
 }

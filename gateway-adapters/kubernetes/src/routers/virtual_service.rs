@@ -14,7 +14,16 @@
 //!         subset: string       # optional, a DestinationRule subset
 //!         port: {number: int}  # optional
 //!       weight: int32          # optional; the route's weights add up to 100
+//!     mirror: {host, subset, port}    # optional: a copy of the requests goes there
+//!     mirrorPercentage: {value: double}  # optional; absent mirrors 100 %
 //! ```
+//!
+//! A mirror step sets `mirror` (the canary destination) and `mirrorPercentage` on the
+//! weighted route, with the canary's weight 0; `mirrorPercentage` absent is all the traffic
+//! (Istio's `HTTPRoute.mirrorPercentage`,
+//! <https://pub.dev/documentation/kubernetes/latest/io.istio.v1beta1/HTTPRoute/mirrorPercentage.html>).
+//! The mirror canary wrote is marked in `canary.dev/request-route`; a mirror without the mark
+//! is the user's, left alone (and not overwritten). Header steps are not built for Istio yet.
 
 use canary_core::policy::{IstioDestination, IstioVirtualServiceSpec, RuleRef};
 use kube::api::ApiResource;
@@ -22,8 +31,12 @@ use kube::core::GroupVersionKind;
 use serde_json::Value;
 
 use crate::KubeConnection;
+use canary_core::policy::StepRoute;
+use json_patch::{AddOperation, PatchOperation, RemoveOperation};
+
 use crate::routers::weights::{
-    WeightRouter, WeightedKind, Weights, delegate_router, pick, two_entries,
+    WeightRouter, WeightedKind, Weights, delegate_router, mark_ops, marked_route, pick, pointer,
+    two_entries,
 };
 
 /// Sets the canary's share as the weights of two destinations (two hosts, or one host's
@@ -97,6 +110,77 @@ impl WeightedKind for VirtualServiceKind {
         )
     }
 
+    fn read_route(&self, object: &Value) -> Result<Option<StepRoute>, String> {
+        let Some(marked @ StepRoute::Mirror { .. }) = marked_route(object)? else {
+            return Ok(None);
+        };
+        let (_, route) = self.weighted(object)?;
+        Ok((self.mirror_of(&route)? == Some(marked.clone())).then_some(marked))
+    }
+
+    fn route_ops(
+        &self,
+        object: &Value,
+        route: Option<&StepRoute>,
+    ) -> Result<Vec<PatchOperation>, String> {
+        let percent = match route {
+            None => None,
+            Some(StepRoute::Mirror { percent }) => Some(*percent),
+            Some(other) => {
+                return Err(format!(
+                    "cannot route {other}: the istio-virtual-service router mirrors, header routes are not built yet"
+                ));
+            }
+        };
+        let marked = marked_route(object)?;
+        let (index, weighted) = self.weighted(object)?;
+        let found = self.mirror_of(&weighted)?;
+        if marked.as_ref() == route && found.as_ref() == route {
+            return Ok(Vec::new());
+        }
+        let has = |key: &str| weighted.get(key).is_some();
+        if marked.is_none() && has("mirror") && route.is_some() {
+            return Err(format!(
+                "spec.http[{index}] already mirrors on its own (not canary's): canary does not overwrite a mirror it did not write; remove it to run the mirror step"
+            ));
+        }
+        let mut ops = Vec::new();
+        let at = |key: &str| pointer(&format!("/spec/http/{index}/{key}"));
+        match percent {
+            Some(percent) => {
+                let mut destination = serde_json::json!({ "host": self.canary.host });
+                if let Some(subset) = &self.canary.subset {
+                    destination["subset"] = Value::from(subset.clone());
+                }
+                ops.push(PatchOperation::Add(AddOperation {
+                    path: at("mirror"),
+                    value: destination,
+                }));
+                if percent < 100 {
+                    ops.push(PatchOperation::Add(AddOperation {
+                        path: at("mirrorPercentage"),
+                        value: serde_json::json!({ "value": f64::from(percent) }),
+                    }));
+                } else if has("mirrorPercentage") {
+                    ops.push(PatchOperation::Remove(RemoveOperation {
+                        path: at("mirrorPercentage"),
+                    }));
+                }
+            }
+            // Only a mirror canary marked is removed.
+            None if marked.is_some() => {
+                for key in ["mirror", "mirrorPercentage"] {
+                    if has(key) {
+                        ops.push(PatchOperation::Remove(RemoveOperation { path: at(key) }));
+                    }
+                }
+            }
+            None => {}
+        }
+        ops.extend(mark_ops(object, route)?);
+        Ok(ops)
+    }
+
     fn locate(&self, object: &Value) -> Result<Weights, String> {
         let http = match object.pointer("/spec/http") {
             Some(Value::Array(http)) => http.as_slice(),
@@ -140,5 +224,42 @@ impl WeightedKind for VirtualServiceKind {
             0,
             100,
         )
+    }
+}
+
+impl VirtualServiceKind {
+    /// The weighted `spec.http[]` route: its index and itself.
+    fn weighted(&self, object: &Value) -> Result<(usize, Value), String> {
+        let http = match object.pointer("/spec/http") {
+            Some(Value::Array(http)) => http.as_slice(),
+            _ => &[],
+        };
+        let holds = |route: &Value| {
+            let destinations = route.get("route").and_then(Value::as_array);
+            destinations.is_some_and(|d| {
+                d.iter().any(|e| is(&self.stable, e)) && d.iter().any(|e| is(&self.canary, e))
+            })
+        };
+        let (index, route) = pick(http, self.route.as_ref(), "spec.http", holds)?;
+        Ok((index, route.clone()))
+    }
+
+    /// The mirror to the canary destination a route carries, if any.
+    fn mirror_of(&self, route: &Value) -> Result<Option<StepRoute>, String> {
+        let Some(mirror) = route.get("mirror") else {
+            return Ok(None);
+        };
+        if !is(&self.canary, &serde_json::json!({ "destination": mirror })) {
+            return Ok(None);
+        }
+        let percent = match route.pointer("/mirrorPercentage/value") {
+            None => 100,
+            Some(value) => value
+                .as_f64()
+                .filter(|v| (0.0..=100.0).contains(v))
+                .map(|v| v.round() as u8)
+                .ok_or_else(|| format!("mirrorPercentage.value is {value}, expected 0 to 100"))?,
+        };
+        Ok(Some(StepRoute::Mirror { percent }))
     }
 }

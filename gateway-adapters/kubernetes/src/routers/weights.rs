@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::KubernetesError;
 use crate::{CONFLICT_BACKOFF, FIELD_MANAGER, KubeConnection, Permission, api_error};
+use canary_core::policy::StepRoute;
 use canary_core::ports::canary_share;
 use canary_core::retry::{Failure, retry};
 
@@ -73,6 +74,30 @@ pub(crate) trait WeightedKind: Send + Sync + 'static {
     fn locate(&self, object: &Value) -> Result<Weights, String>;
     /// What the router changes, for logs: `backendRefs checkout-stable/checkout-canary`.
     fn what(&self) -> String;
+
+    /// The request route the object carries besides its weights (a header rule, a mirror
+    /// filter, `canary-by-header` annotations), read from the object as found; `None` for
+    /// a plain split. Kinds that cannot route by request carry none.
+    fn read_route(&self, _object: &Value) -> Result<Option<StepRoute>, String> {
+        Ok(None)
+    }
+
+    /// The operations, applied after the weights', that make the object carry exactly
+    /// `route` (`None`: no route at all); none when it already does, so that a write is
+    /// idempotent. Kinds that cannot route by request refuse a route.
+    fn route_ops(
+        &self,
+        _object: &Value,
+        route: Option<&StepRoute>,
+    ) -> Result<Vec<PatchOperation>, String> {
+        match route {
+            None => Ok(Vec::new()),
+            Some(route) => Err(format!(
+                "cannot route {route}: a {} router sets weights only",
+                self.kind()
+            )),
+        }
+    }
 }
 
 /// A traffic router over one object of a [`WeightedKind`] (see the module docs of
@@ -194,13 +219,38 @@ impl<K: WeightedKind> WeightRouter<K> {
         Ok((object, weights))
     }
 
-    /// Sets the weights; returns the patch that was sent, or `None` when they already held.
+    /// Sets the weights (and removes any request route); returns the patch that was sent,
+    /// or `None` when they already held.
     pub(crate) async fn set(&self, percent: u8) -> Result<Option<JsonPatch>, KubernetesError> {
+        self.set_routed(percent, None).await
+    }
+
+    /// Routes by request: the canary's weight 0 and `route` added.
+    pub(crate) async fn set_route(
+        &self,
+        route: &StepRoute,
+    ) -> Result<Option<JsonPatch>, KubernetesError> {
+        self.set_routed(0, Some(route)).await
+    }
+
+    /// Sets the weights and makes the object carry exactly `route`, in one patch.
+    async fn set_routed(
+        &self,
+        percent: u8,
+        route: Option<&StepRoute>,
+    ) -> Result<Option<JsonPatch>, KubernetesError> {
         let (api, namespace) = self.api().await?;
         let (api, namespace) = (&api, namespace.as_str());
         retry(CONFLICT_BACKOFF, tokio::time::sleep, |attempt| async move {
             let (object, weights) = self.weights(api, namespace).await?;
-            let Some(patch) = weight_patch(&object, &weights, percent) else {
+            let route_ops =
+                self.kind
+                    .route_ops(&object, route)
+                    .map_err(|message| KubernetesError::Object {
+                        object: self.object(namespace),
+                        message,
+                    })?;
+            let Some(patch) = weight_patch(&object, &weights, percent, route_ops) else {
                 return Ok(None);
             };
             let params = PatchParams {
@@ -241,6 +291,24 @@ impl<K: WeightedKind> WeightRouter<K> {
             })
     }
 
+    /// Reads the request route the object carries back from it.
+    pub(crate) async fn get_route(&self) -> Result<Option<StepRoute>, KubernetesError> {
+        Ok(self.get_both().await?.1)
+    }
+
+    /// Reads the canary's share and the request route back, from one read of the object.
+    pub(crate) async fn get_both(&self) -> Result<(u8, Option<StepRoute>), KubernetesError> {
+        let (api, namespace) = self.api().await?;
+        let (object, weights) = self.weights(&api, &namespace).await?;
+        let failed = |message| KubernetesError::Object {
+            object: self.object(&namespace),
+            message,
+        };
+        let percent = weights.canary_percent().map_err(failed)?;
+        let route = self.kind.read_route(&object).map_err(failed)?;
+        Ok((percent, route))
+    }
+
     pub(crate) fn description(&self) -> String {
         let namespace = self.namespace.as_deref().unwrap_or("(default namespace)");
         format!(
@@ -253,14 +321,24 @@ impl<K: WeightedKind> WeightRouter<K> {
     }
 }
 
-/// The JSON patch that moves `weights` to `percent`, or `None` when they already hold it:
-/// `replace` of the resourceVersion read (the optimistic-concurrency guard), then whatever
-/// the kind needs first, then one `add` per weight (`add` sets a member whether or not it is
-/// there, where `replace` would fail on a weight left to its default).
-pub(crate) fn weight_patch(object: &Value, weights: &Weights, percent: u8) -> Option<JsonPatch> {
+/// The JSON patch that moves `weights` to `percent` and applies `route_ops` after them, or
+/// `None` when the weights already hold and there is nothing else to do: `replace` of the
+/// resourceVersion read (the optimistic-concurrency guard), then whatever the kind needs
+/// first, then one `add` per weight (`add` sets a member whether or not it is there, where
+/// `replace` would fail on a weight left to its default), then the route's operations.
+pub(crate) fn weight_patch(
+    object: &Value,
+    weights: &Weights,
+    percent: u8,
+    route_ops: Vec<PatchOperation>,
+) -> Option<JsonPatch> {
     let (canary, stable) = split(percent, weights.total);
     let stable_holds = weights.stable.pointer.is_none() || weights.stable.value == stable;
-    if weights.canary.value == canary && stable_holds && weights.prepare.is_empty() {
+    if weights.canary.value == canary
+        && stable_holds
+        && weights.prepare.is_empty()
+        && route_ops.is_empty()
+    {
         return None;
     }
     let encode = |value: u64| {
@@ -287,7 +365,69 @@ pub(crate) fn weight_patch(object: &Value, weights: &Weights, percent: u8) -> Op
             }));
         }
     }
+    ops.extend(route_ops);
     Some(JsonPatch(ops))
+}
+
+/// The annotation that says which request route canary wrote into a routing object (a
+/// header rule, a mirror filter, `canary-by-header` annotations), as the route's JSON
+/// (`{"header":{"name":"x-canary","value":"1"}}`). Routes without it are the user's: never
+/// read as canary's, never removed. Removed with the route when a plain weight is set.
+pub const ROUTE_ANNOTATION: &str = "canary.dev/request-route";
+
+/// The request route canary marked in `object`, if any.
+pub(crate) fn marked_route(object: &Value) -> Result<Option<StepRoute>, String> {
+    let Some(text) = object
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(ROUTE_ANNOTATION))
+    else {
+        return Ok(None);
+    };
+    text.as_str()
+        .and_then(|text| serde_json::from_str(text).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            format!(
+                "annotation {ROUTE_ANNOTATION} is {text}, not a route canary wrote (remove it to let canary set its route again)"
+            )
+        })
+}
+
+/// The operations that make the object's [`ROUTE_ANNOTATION`] say `route` (`None`: gone);
+/// none when it already does.
+pub(crate) fn mark_ops(
+    object: &Value,
+    route: Option<&StepRoute>,
+) -> Result<Vec<PatchOperation>, String> {
+    if marked_route(object)?.as_ref() == route {
+        return Ok(Vec::new());
+    }
+    let key = format!(
+        "/metadata/annotations/{}",
+        crate::pointer_token(ROUTE_ANNOTATION)
+    );
+    let has_annotations = object
+        .pointer("/metadata/annotations")
+        .is_some_and(Value::is_object);
+    Ok(vec![match route {
+        None => PatchOperation::Remove(json_patch::RemoveOperation {
+            path: pointer(&key),
+        }),
+        Some(route) => {
+            let text = Value::String(serde_json::to_string(route).unwrap_or_default());
+            if has_annotations {
+                PatchOperation::Add(AddOperation {
+                    path: pointer(&key),
+                    value: text,
+                })
+            } else {
+                PatchOperation::Add(AddOperation {
+                    path: pointer("/metadata/annotations"),
+                    value: serde_json::json!({ ROUTE_ANNOTATION: text }),
+                })
+            }
+        }
+    }])
 }
 
 /// A JSON pointer from its text; the routers only build well-formed ones.
@@ -309,6 +449,26 @@ macro_rules! delegate_router {
 
             async fn canary_weight(&self) -> canary_core::Result<u8> {
                 Ok(self.0.get().await?)
+            }
+
+            async fn set_canary_route(
+                &self,
+                route: &canary_core::policy::StepRoute,
+            ) -> canary_core::Result<()> {
+                self.0.set_route(route).await?;
+                Ok(())
+            }
+
+            async fn canary_route(
+                &self,
+            ) -> canary_core::Result<Option<canary_core::policy::StepRoute>> {
+                Ok(self.0.get_route().await?)
+            }
+
+            async fn read_back(
+                &self,
+            ) -> canary_core::Result<(u8, Option<canary_core::policy::StepRoute>)> {
+                Ok(self.0.get_both().await?)
             }
 
             fn describe(&self) -> String {

@@ -17,6 +17,7 @@ mod rbac;
 mod redaction;
 mod replica_count;
 mod rollout_e2e;
+mod routed_steps;
 mod schemas;
 mod state_store;
 mod support;

@@ -113,6 +113,8 @@ pub(crate) const VIRTUAL_SERVICE: Shape = Shape::Object {
                                 ("rewrite", false, Shape::Any),
                                 ("fault", false, Shape::Any),
                                 ("mirror", false, Shape::Any),
+                                // Istio's Percent: {value: double}.
+                                ("mirrorPercentage", false, Shape::Any),
                                 ("headers", false, Shape::Any),
                                 ("corsPolicy", false, Shape::Any),
                             ],

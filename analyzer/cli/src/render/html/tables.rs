@@ -65,11 +65,15 @@ pub(super) fn steps_table(out: &mut String, report: &Report) {
     for step in &report.steps {
         let _ = writeln!(
             out,
-            "<tr class=\"decision-{}\"><td>{}</td><td class=\"num\">{} %</td><td>{}</td><td>{}</td>\
+            "<tr class=\"decision-{}\"><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td>\
              <td><strong>{}</strong>: {}</td><td class=\"num\">{}</td></tr>",
             slug(&step.decision),
             step.index + 1,
-            step.weight,
+            // A routed step's weight is 0: what it routed is the canary's traffic.
+            match &step.route {
+                Some(route) => esc(&route.to_string()),
+                None => format!("{} %", step.weight),
+            },
             esc(&step.started_at.to_string()),
             step.ended_at
                 .map_or_else(|| "—".to_owned(), |t| esc(&t.to_string())),

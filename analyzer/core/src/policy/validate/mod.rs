@@ -21,7 +21,7 @@ mod rule_table;
 mod traffic;
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Display;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -319,9 +319,13 @@ impl Validator {
             None => Some(None),
             Some(promotion) => self.promotion(promotion, raw.gateway.is_some()),
         };
+        if let (Some(gateway), Some(rollout)) = (&gateway, &rollout) {
+            self.routes_supported(gateway, rollout, &raw.rollout);
+        }
         if let (Some(GatewaySpec::ReplicaCount(spec)), Some(rollout), Some(raw_gateway)) =
             (&gateway, &rollout, &raw.gateway)
             && let Some(raw_replicas) = &raw_gateway.replica_count
+            && rollout.routes.is_empty()
         {
             self.replica_steps(raw_replicas, spec, &rollout.steps);
         }

@@ -6,8 +6,12 @@ use super::*;
 impl Validator {
     pub(super) fn rollout(&mut self, raw: &RawRollout) -> Option<RolloutSpec> {
         let steps = match &raw.steps {
-            None => Some(DEFAULT_STEPS.to_vec()),
+            None => Some((DEFAULT_STEPS.to_vec(), BTreeMap::new())),
             Some(steps) => self.steps(steps),
+        };
+        let (steps, routes) = match steps {
+            Some((steps, routes)) => (Some(steps), Some(routes)),
+            None => (None, None),
         };
         let step_duration = self.positive_duration(
             "rollout.step-duration",
@@ -130,6 +134,7 @@ impl Validator {
             final_soak: final_soak?,
             max_failed_ticks: max_failed_ticks?,
             on_metrics_unavailable: on_metrics_unavailable?,
+            routes: routes?,
         })
     }
 
@@ -152,7 +157,11 @@ impl Validator {
         }
     }
 
-    fn steps(&mut self, steps: &At<Vec<At<i64>>>) -> Option<Vec<u8>> {
+    /// The weights of the steps (0 for a routed step) and the routed steps by index.
+    fn steps(
+        &mut self,
+        steps: &At<Vec<At<RawStep>>>,
+    ) -> Option<(Vec<u8>, BTreeMap<usize, StepRoute>)> {
         if steps.value.is_empty() {
             self.problem(
                 "rollout.steps",
@@ -163,30 +172,45 @@ impl Validator {
         }
         let mut ok = true;
         let mut weights = Vec::with_capacity(steps.value.len());
+        let mut routes = BTreeMap::new();
+        // The last weighted step: weights increase among themselves, routed steps between
+        // them hold no weighted share.
+        let mut previous: Option<u8> = None;
         for (i, step) in steps.value.iter().enumerate() {
-            if !(1..=100).contains(&step.value) {
+            let weight = match &step.value {
+                RawStep::Weight(weight) => *weight,
+                RawStep::Routed(routed) => {
+                    match self.routed_step(i, step, routed) {
+                        Some(route) => {
+                            routes.insert(i, route);
+                        }
+                        None => ok = false,
+                    }
+                    weights.push(0);
+                    continue;
+                }
+            };
+            if !(1..=100).contains(&weight) {
                 self.problem(
                     format!("rollout.steps[{i}]"),
                     Some(step),
-                    format!(
-                        "expected a canary weight from 1 to 100 (percent), not {}",
-                        step.value
-                    ),
+                    format!("expected a canary weight from 1 to 100 (percent), not {weight}"),
                 );
                 ok = false;
                 continue;
             }
-            if let Some(&previous) = weights.last()
-                && step.value as u8 <= previous
+            if let Some(previous) = previous
+                && weight as u8 <= previous
             {
                 self.problem(
                     format!("rollout.steps[{i}]"),
                     Some(step),
-                    format!("steps must increase: {} comes after {previous}", step.value),
+                    format!("steps must increase: {weight} comes after {previous}"),
                 );
                 ok = false;
             }
-            weights.push(step.value as u8);
+            previous = Some(weight as u8);
+            weights.push(weight as u8);
         }
         if ok && weights.last() != Some(&100) {
             self.problem(
@@ -204,6 +228,155 @@ impl Validator {
             );
             ok = false;
         }
-        ok.then_some(weights)
+        ok.then_some((weights, routes))
     }
+
+    /// One routed step: exactly one of `header`, `cookie`, `mirror`, each well-formed.
+    fn routed_step(
+        &mut self,
+        i: usize,
+        at: &At<RawStep>,
+        routed: &Result<RawRoutedStep, String>,
+    ) -> Option<StepRoute> {
+        let path = format!("rollout.steps[{i}]");
+        let routed = match routed {
+            Ok(routed) => routed,
+            Err(message) => {
+                self.problem(&path, Some(at), message.clone());
+                return None;
+            }
+        };
+        let mut routes = Vec::new();
+        if let Some(header) = &routed.header {
+            let name = header.name.trim();
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+            {
+                self.problem(
+                    format!("{path}.header.name"),
+                    Some(at),
+                    format!(
+                        "{:?} is not an HTTP header name (letters, digits and !#$%&'*+-.^_`|~)",
+                        header.name
+                    ),
+                );
+                return None;
+            }
+            if header.value.is_empty() || header.value.chars().any(char::is_control) {
+                self.problem(
+                    format!("{path}.header.value"),
+                    Some(at),
+                    "expected the exact, non-empty header value that sends a request to the canary",
+                );
+                return None;
+            }
+            routes.push(StepRoute::Header {
+                name: name.to_owned(),
+                value: header.value.clone(),
+            });
+        }
+        if let Some(cookie) = &routed.cookie {
+            let name = &cookie.name;
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
+            {
+                self.problem(
+                    format!("{path}.cookie.name"),
+                    Some(at),
+                    format!("{name:?} is not a cookie name"),
+                );
+                return None;
+            }
+            routes.push(StepRoute::Cookie { name: name.clone() });
+        }
+        if let Some(mirror) = &routed.mirror {
+            if !(1..=100).contains(&mirror.percent) {
+                self.problem(
+                    format!("{path}.mirror.percent"),
+                    Some(at),
+                    format!(
+                        "expected the share of requests mirrored to the canary, 1 to 100 (percent), not {}",
+                        mirror.percent
+                    ),
+                );
+                return None;
+            }
+            routes.push(StepRoute::Mirror {
+                percent: mirror.percent as u8,
+            });
+        }
+        if routes.len() != 1 {
+            self.problem(
+                &path,
+                Some(at),
+                "a routed step has exactly one of `header`, `cookie` or `mirror` (a weight step is a number)",
+            );
+            return None;
+        }
+        routes.pop()
+    }
+
+    /// Routed steps only where the policy's router can carry them out: a router that cannot
+    /// is refused here, by name, rather than found out when the step comes.
+    pub(super) fn routes_supported(
+        &mut self,
+        gateway: &GatewaySpec,
+        rollout: &RolloutSpec,
+        raw: &RawRollout,
+    ) {
+        for (&index, route) in &rollout.routes {
+            let refusal = route_refusal(gateway, route);
+            if let Some(refusal) = refusal {
+                let at = raw.steps.as_ref().and_then(|steps| steps.value.get(index));
+                self.problem(format!("rollout.steps[{index}]"), at, refusal);
+            }
+        }
+    }
+}
+
+/// Why `gateway` cannot carry out `route`, or `None` when it can: header matches and mirrors
+/// on a Gateway API HTTPRoute, header and cookie matches on ingress-nginx's canary Ingress,
+/// mirrors on an Istio VirtualService.
+fn route_refusal(gateway: &GatewaySpec, route: &StepRoute) -> Option<String> {
+    let router = match gateway {
+        GatewaySpec::HttpRoute(_) => match route {
+            StepRoute::Header { .. } | StepRoute::Mirror { .. } => return None,
+            StepRoute::Cookie { .. } => {
+                return Some(
+                    "a `cookie` step is not supported by the `http-route` router: HTTPRoute matches headers, paths and query parameters, not cookies (use a `header` step)".to_owned(),
+                );
+            }
+        },
+        GatewaySpec::NginxIngress(_) => match route {
+            StepRoute::Header { .. } | StepRoute::Cookie { .. } => return None,
+            StepRoute::Mirror { .. } => {
+                return Some(
+                    "a `mirror` step is not supported by the `nginx-ingress` router: an ingress-nginx canary Ingress splits by weight, header or cookie, it does not mirror (use an `http-route` router)".to_owned(),
+                );
+            }
+        },
+        GatewaySpec::Haproxy(_) => "haproxy",
+        GatewaySpec::Nginx(_) => "nginx",
+        GatewaySpec::Command(_) => "command",
+        GatewaySpec::IstioVirtualService(_) => match route {
+            StepRoute::Mirror { .. } => return None,
+            StepRoute::Header { .. } | StepRoute::Cookie { .. } => {
+                return Some(format!(
+                    "a `{}` step is not supported by the `istio-virtual-service` router yet: it sets weights and mirrors (use a `mirror` step, or an `http-route` / `nginx-ingress` router for header steps)",
+                    route.kind()
+                ));
+            }
+        },
+        GatewaySpec::SmiTrafficSplit(_) => "smi-traffic-split",
+        GatewaySpec::TraefikService(_) => "traefik-service",
+        GatewaySpec::ReplicaCount(_) => "replica-count",
+    };
+    Some(format!(
+        "a `{}` step is not supported by the `{router}` router: it sets weights only (header and mirror steps need `http-route`; header and cookie steps `nginx-ingress`; mirror steps `istio-virtual-service`)",
+        route.kind()
+    ))
 }

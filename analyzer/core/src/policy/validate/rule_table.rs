@@ -709,6 +709,53 @@ const ROWS: &[Row] = &[
         "the last step must be 100",
     ),
     row(
+        &[(
+            "rollout",
+            "rollout: {steps: [{mirror: {percent: 5}, weight: 10}, 100]}",
+        )],
+        "rollout.steps[0]",
+        "unknown field `weight`",
+    ),
+    row(
+        &[(
+            "rollout",
+            "rollout: {steps: [{header: {name: 'a b', value: x}}, 100]}",
+        )],
+        "rollout.steps[0].header.name",
+        "is not an HTTP header name",
+    ),
+    row(
+        &[(
+            "rollout",
+            "rollout: {steps: [{header: {name: x-canary, value: ''}}, 100]}",
+        )],
+        "rollout.steps[0].header.value",
+        "non-empty header value",
+    ),
+    row(
+        &[(
+            "rollout",
+            "rollout: {steps: [{cookie: {name: 'a;b'}}, 100]}",
+        )],
+        "rollout.steps[0].cookie.name",
+        "is not a cookie name",
+    ),
+    row(
+        &[("rollout", "rollout: {steps: [{mirror: {percent: 0}}, 100]}")],
+        "rollout.steps[0].mirror.percent",
+        "1 to 100",
+    ),
+    row(
+        &[("rollout", "rollout: {steps: [{}, 100]}")],
+        "rollout.steps[0]",
+        "exactly one of `header`, `cookie` or `mirror`",
+    ),
+    row(
+        &[("rollout", "rollout: {steps: [{mirror: {percent: 5}}, 100]}")],
+        "rollout.steps[0]",
+        "a `mirror` step is not supported by the `haproxy` router",
+    ),
+    row(
         &[("rollout", "rollout: {steps: [100]}")],
         "rollout.steps",
         "at least one step below 100",

@@ -1,0 +1,345 @@
+//! Routed steps against the API fake (issue 18): an HTTPRoute header rule and RequestMirror
+//! filter, ingress-nginx `canary-by-header` / `canary-by-cookie` (with the policy's
+//! annotation prefix) — written, read back, idempotent, removed by a plain weight, schema-valid,
+//! and a GitOps sync that takes them away is read back as their absence (the machine's drift).
+
+use canary_core::policy::{GatewaySpec, StepRoute};
+use canary_core::ports::{set_and_verify, set_and_verify_route};
+use canary_kubernetes::ROUTE_ANNOTATION;
+use serde_json::{Value, json};
+
+use crate::schemas::validate;
+use crate::support::{Case, chain, same_version};
+
+fn header() -> StepRoute {
+    StepRoute::Header {
+        name: "x-canary".to_owned(),
+        value: "1".to_owned(),
+    }
+}
+
+/// `object` as canary leaves it once a route it wrote is gone again: the weights at
+/// `percent`, nothing else changed.
+fn expect_plain(case: &Case, original: &Value, stored: &Value, percent: u64) {
+    assert_eq!(
+        *stored,
+        same_version(&case.with_weights(original, percent), stored),
+        "{}: a plain weight leaves nothing of the route behind",
+        case.name
+    );
+}
+
+#[tokio::test]
+async fn an_httproute_header_step_adds_one_rule_to_the_canary_and_a_weight_removes_it() {
+    let case = crate::support::http_route_case();
+    let fake = case.fake().await;
+    let router = case.router(&fake);
+    let original = case.stored(&fake);
+
+    set_and_verify_route(router.as_ref(), &header())
+        .await
+        .unwrap_or_else(|e| panic!("header step: {}", chain(&e)));
+    let stored = case.stored(&fake);
+    validate(case.resource, &stored);
+    let rules = stored["spec"]["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 3, "{stored:#}");
+    // The weighted rule's matches with the header added, its filters, the canary backend
+    // alone (with its own filters), no rule name (names are unique).
+    assert_eq!(
+        rules[2],
+        json!({
+            "matches": [{
+                "path": {"type": "PathPrefix", "value": "/api"},
+                "headers": [{"type": "Exact", "name": "x-canary", "value": "1"}]
+            }],
+            "filters": [{
+                "type": "RequestHeaderModifier",
+                "requestHeaderModifier": {"add": [{"name": "x-route", "value": "api"}]}
+            }],
+            "backendRefs": [{
+                "name": "checkout-canary", "port": 8080,
+                "filters": [{
+                    "type": "ResponseHeaderModifier",
+                    "responseHeaderModifier": {"set": [{"name": "x-canary", "value": "1"}]}
+                }]
+            }]
+        })
+    );
+    // Everything else: the weights at 0 and the mark, nothing more.
+    let mut expected = case.with_weights(&original, 0);
+    expected["spec"]["rules"]
+        .as_array_mut()
+        .unwrap()
+        .push(rules[2].clone());
+    expected["metadata"]["annotations"][ROUTE_ANNOTATION] =
+        json!(r#"{"header":{"name":"x-canary","value":"1"}}"#);
+    assert_eq!(stored, same_version(&expected, &stored));
+    assert_eq!(router.read_back().await.unwrap(), (0, Some(header())));
+
+    // Setting it again writes nothing.
+    fake.clear_requests();
+    set_and_verify_route(router.as_ref(), &header())
+        .await
+        .unwrap();
+    assert!(
+        fake.requests_with("PATCH").is_empty(),
+        "wrote an unchanged route"
+    );
+
+    // A plain weight takes the rule and the mark away in the same patch.
+    set_and_verify(router.as_ref(), 10).await.unwrap();
+    assert_eq!(fake.requests_with("PATCH").len(), 1);
+    let stored = case.stored(&fake);
+    expect_plain(&case, &original, &stored, 10);
+    assert_eq!(router.read_back().await.unwrap(), (10, None));
+}
+
+#[tokio::test]
+async fn an_httproute_mirror_step_adds_a_request_mirror_with_its_percent() {
+    let case = crate::support::http_route_case();
+    let fake = case.fake().await;
+    let router = case.router(&fake);
+    let original = case.stored(&fake);
+    let mirror = StepRoute::Mirror { percent: 20 };
+
+    set_and_verify_route(router.as_ref(), &mirror)
+        .await
+        .unwrap_or_else(|e| panic!("mirror step: {}", chain(&e)));
+    let stored = case.stored(&fake);
+    validate(case.resource, &stored);
+    let filters = stored["spec"]["rules"][0]["filters"].as_array().unwrap();
+    assert_eq!(
+        filters.last().unwrap(),
+        &json!({
+            "type": "RequestMirror",
+            "requestMirror": {"backendRef": {"name": "checkout-canary", "port": 8080}, "percent": 20}
+        })
+    );
+    assert_eq!(router.read_back().await.unwrap(), (0, Some(mirror.clone())));
+
+    // Another share replaces the filter rather than adding a second mirror.
+    let all = StepRoute::Mirror { percent: 100 };
+    set_and_verify_route(router.as_ref(), &all).await.unwrap();
+    let stored = case.stored(&fake);
+    let filters = stored["spec"]["rules"][0]["filters"].as_array().unwrap();
+    assert_eq!(filters.len(), 2, "{filters:#?}");
+    // All requests: the standard field's default, no `percent` written.
+    assert_eq!(
+        filters[1]["requestMirror"],
+        json!({"backendRef": {"name": "checkout-canary", "port": 8080}})
+    );
+
+    // From a mirror straight to a header step: the filter goes, the rule comes.
+    set_and_verify_route(router.as_ref(), &header())
+        .await
+        .unwrap();
+    let stored = case.stored(&fake);
+    assert_eq!(
+        stored["spec"]["rules"][0]["filters"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(stored["spec"]["rules"].as_array().unwrap().len(), 3);
+
+    set_and_verify(router.as_ref(), 50).await.unwrap();
+    expect_plain(&case, &original, &case.stored(&fake), 50);
+}
+
+/// A header rule or mirror the user wrote is not canary's: never read as its route, never
+/// removed by a weight.
+#[tokio::test]
+async fn an_httproute_route_the_user_wrote_is_left_alone() {
+    let case = crate::support::http_route_case();
+    let mut route = crate::support::http_route();
+    route["spec"]["rules"].as_array_mut().unwrap().push(json!({
+        "matches": [{
+            "path": {"type": "PathPrefix", "value": "/api"},
+            "headers": [{"type": "Exact", "name": "x-tester", "value": "yes"}]
+        }],
+        "backendRefs": [{"name": "checkout-canary", "port": 8080}]
+    }));
+    let fake = canary_fake_kube_api::FakeApiServer::start().await;
+    fake.insert(route);
+    let router = case.router(&fake);
+    let original = case.stored(&fake);
+    assert_eq!(router.read_back().await.unwrap(), (0, None));
+    set_and_verify(router.as_ref(), 25).await.unwrap();
+    expect_plain(&case, &original, &case.stored(&fake), 25);
+}
+
+/// A GitOps sync (Argo CD self-heal, Flux) puts the Git version back: the rule and the mark
+/// are gone, which the read-back says (the machine calls it drift and sets the route again).
+#[tokio::test]
+async fn a_gitops_sync_that_removes_the_route_reads_back_as_no_route() {
+    let case = crate::support::http_route_case();
+    let fake = case.fake().await;
+    let router = case.router(&fake);
+    let original = case.stored(&fake);
+    set_and_verify_route(router.as_ref(), &header())
+        .await
+        .unwrap();
+    fake.replace(original.clone());
+    assert_eq!(router.read_back().await.unwrap(), (0, None));
+    set_and_verify_route(router.as_ref(), &header())
+        .await
+        .unwrap_or_else(|e| panic!("repair: {}", chain(&e)));
+    assert_eq!(router.read_back().await.unwrap(), (0, Some(header())));
+
+    // Only the rule removed, the mark kept (a partial revert): still no route.
+    let mut stored = case.stored(&fake);
+    stored["spec"]["rules"].as_array_mut().unwrap().pop();
+    fake.replace(stored);
+    assert_eq!(router.read_back().await.unwrap(), (0, None));
+}
+
+#[tokio::test]
+async fn an_httproute_refuses_a_cookie_step_by_name() {
+    let case = crate::support::http_route_case();
+    let fake = case.fake().await;
+    let router = case.router(&fake);
+    let cookie = StepRoute::Cookie {
+        name: "canary".to_owned(),
+    };
+    let message = chain(&router.set_canary_route(&cookie).await.unwrap_err());
+    assert!(message.contains("cannot route by cookie"), "{message}");
+    assert!(fake.requests_with("PATCH").is_empty());
+}
+
+/// The canary Ingress without a request rule of the user's (the fixture's testers' header
+/// removed), under the policy's annotation prefix.
+fn nginx_case(prefix: &str) -> (Case, Value) {
+    let mut case = crate::support::nginx_ingress_case();
+    if let GatewaySpec::NginxIngress(spec) = &mut case.spec {
+        spec.annotation_prefix = prefix.to_owned();
+    }
+    let mut canary = crate::support::canary_ingress();
+    canary["metadata"]["annotations"] = json!({
+        format!("{prefix}/canary"): "true",
+        format!("{prefix}/canary-weight"): "0",
+    });
+    (case, canary)
+}
+
+#[tokio::test]
+async fn ingress_nginx_header_and_cookie_steps_write_the_by_annotations_under_the_prefix() {
+    for prefix in ["nginx.ingress.kubernetes.io", "ingress.example.com"] {
+        let (case, canary) = nginx_case(prefix);
+        let fake = canary_fake_kube_api::FakeApiServer::start().await;
+        fake.insert(canary);
+        fake.insert(crate::support::stable_ingress());
+        let router = case.router(&fake);
+
+        set_and_verify_route(router.as_ref(), &header())
+            .await
+            .unwrap_or_else(|e| panic!("{prefix}: header step: {}", chain(&e)));
+        let stored = case.stored(&fake);
+        validate(case.resource, &stored);
+        assert_eq!(
+            stored["metadata"]["annotations"],
+            json!({
+                format!("{prefix}/canary"): "true",
+                format!("{prefix}/canary-weight"): "0",
+                format!("{prefix}/canary-by-header"): "x-canary",
+                format!("{prefix}/canary-by-header-value"): "1",
+                ROUTE_ANNOTATION: r#"{"header":{"name":"x-canary","value":"1"}}"#,
+            }),
+            "{prefix}"
+        );
+        assert_eq!(router.read_back().await.unwrap(), (0, Some(header())));
+
+        let cookie = StepRoute::Cookie {
+            name: "canary".to_owned(),
+        };
+        set_and_verify_route(router.as_ref(), &cookie)
+            .await
+            .unwrap_or_else(|e| panic!("{prefix}: cookie step: {}", chain(&e)));
+        assert_eq!(
+            case.stored(&fake)["metadata"]["annotations"],
+            json!({
+                format!("{prefix}/canary"): "true",
+                format!("{prefix}/canary-weight"): "0",
+                format!("{prefix}/canary-by-cookie"): "canary",
+                ROUTE_ANNOTATION: r#"{"cookie":{"name":"canary"}}"#,
+            }),
+            "{prefix}"
+        );
+
+        set_and_verify(router.as_ref(), 25).await.unwrap();
+        assert_eq!(
+            case.stored(&fake)["metadata"]["annotations"],
+            json!({
+                format!("{prefix}/canary"): "true",
+                format!("{prefix}/canary-weight"): "25",
+            }),
+            "{prefix}: a plain weight removes the request rules canary wrote"
+        );
+        assert_eq!(router.read_back().await.unwrap(), (25, None));
+    }
+}
+
+/// The fixture's canary Ingress carries the testers' own `canary-by-header`: weights leave
+/// it alone (as before), and a header step refuses to overwrite it rather than take it over.
+#[tokio::test]
+async fn ingress_nginx_keeps_the_users_own_request_rule_and_refuses_to_overwrite_it() {
+    let case = crate::support::nginx_ingress_case();
+    let fake = case.fake().await;
+    let router = case.router(&fake);
+    let original = case.stored(&fake);
+    assert_eq!(router.read_back().await.unwrap(), (0, None));
+    set_and_verify(router.as_ref(), 10).await.unwrap();
+    expect_plain(&case, &original, &case.stored(&fake), 10);
+    fake.clear_requests();
+    let message = chain(&router.set_canary_route(&header()).await.unwrap_err());
+    assert!(
+        message.contains("already routes by request on its own")
+            && message.contains("x-canary: always"),
+        "{message}"
+    );
+    assert!(fake.requests_with("PATCH").is_empty());
+}
+
+#[tokio::test]
+async fn an_istio_mirror_step_sets_mirror_and_its_percentage_on_the_weighted_route() {
+    let case = crate::support::virtual_service_case();
+    let fake = case.fake().await;
+    let router = case.router(&fake);
+    let original = case.stored(&fake);
+    let mirror = StepRoute::Mirror { percent: 30 };
+
+    set_and_verify_route(router.as_ref(), &mirror)
+        .await
+        .unwrap_or_else(|e| panic!("istio mirror: {}", chain(&e)));
+    let stored = case.stored(&fake);
+    validate(case.resource, &stored);
+    let mut expected = case.with_weights(&original, 0);
+    expected["spec"]["http"][1]["mirror"] = json!({"host": "checkout", "subset": "canary"});
+    expected["spec"]["http"][1]["mirrorPercentage"] = json!({"value": 30.0});
+    expected["metadata"]["annotations"][ROUTE_ANNOTATION] = json!(r#"{"mirror":{"percent":30}}"#);
+    assert_eq!(stored, same_version(&expected, &stored));
+    assert_eq!(router.read_back().await.unwrap(), (0, Some(mirror)));
+
+    // All of it: no percentage (Istio's default is 100 %).
+    let all = StepRoute::Mirror { percent: 100 };
+    set_and_verify_route(router.as_ref(), &all).await.unwrap();
+    assert!(
+        case.stored(&fake)["spec"]["http"][1]
+            .get("mirrorPercentage")
+            .is_none()
+    );
+
+    set_and_verify(router.as_ref(), 10).await.unwrap();
+    let stored = case.stored(&fake);
+    expect_plain(&case, &original, &stored, 10);
+    assert_eq!(router.read_back().await.unwrap(), (10, None));
+
+    // Header steps are not built for Istio: refused by the router too, nothing written.
+    fake.clear_requests();
+    let message = chain(&router.set_canary_route(&header()).await.unwrap_err());
+    assert!(
+        message.contains("header routes are not built yet"),
+        "{message}"
+    );
+    assert!(fake.requests_with("PATCH").is_empty());
+}
