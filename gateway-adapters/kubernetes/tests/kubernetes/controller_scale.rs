@@ -161,6 +161,25 @@ fn peak_rss_mib(pid: u32) -> f64 {
     kib / 1024.0
 }
 
+/// What a request did, to count them by kind: `GET configmaps`, `PATCH canaryrollouts/status`,
+/// `WATCH canaryrollouts`.
+fn kind_of(request: &canary_fake_kube_api::Recorded) -> String {
+    let parts: Vec<&str> = request.path.split('/').collect();
+    let resource = match parts.iter().position(|p| *p == "namespaces") {
+        Some(at) if parts.len() > at + 2 => match parts.get(at + 4) {
+            Some(sub) => format!("{}/{sub}", parts[at + 2]),
+            None => parts[at + 2].to_owned(),
+        },
+        _ => parts.last().copied().unwrap_or("").to_owned(),
+    };
+    let method = if request.query.contains("watch=true") {
+        "WATCH"
+    } else {
+        request.method.as_str()
+    };
+    format!("{method} {resource}")
+}
+
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .unwrap_or_default()
@@ -219,9 +238,15 @@ fn the_scale_harness_runs_n_rollouts_in_one_controller_and_measures_it() {
             })
             .count()
     };
+    let exited = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map_or(true, |stat| stat.contains(") Z "))
+    };
     let startup_limit = Duration::from_secs(60) + Duration::from_millis(300) * n as u32;
+    let all_weighted = wait_until(startup_limit, || exited() || weighted() == n);
+    assert!(!exited(), "the controller stopped:\n{}", controller.stderr());
     assert!(
-        wait_until(startup_limit, || weighted() == n),
+        all_weighted,
         "{} of {n} rollouts at 10 % after {startup_limit:?}:\n{}",
         weighted(),
         controller.stderr()
@@ -253,6 +278,14 @@ fn the_scale_harness_runs_n_rollouts_in_one_controller_and_measures_it() {
         lag_after.last().map_or(0.0, |(_, c)| *c) - lag_before.last().map_or(0.0, |(_, c)| *c);
     let writes = requests.iter().filter(|r| r.method != "GET").count();
     let per_rollout_minute = |count: usize| count as f64 / n as f64 / (window / 60.0);
+    let mut by_kind = std::collections::BTreeMap::<String, usize>::new();
+    for request in requests {
+        *by_kind.entry(kind_of(request)).or_default() += 1;
+    }
+    let by_kind: serde_json::Map<String, Value> = by_kind
+        .into_iter()
+        .map(|(kind, count)| (kind, json!(per_rollout_minute(count))))
+        .collect();
     let stored: Vec<usize> = (0..n)
         .map(|i| {
             let configmap = world
@@ -283,6 +316,7 @@ fn the_scale_harness_runs_n_rollouts_in_one_controller_and_measures_it() {
         "tick_lag_p99_seconds_at_most": quantile(&lag_before, &lag_after, 0.99),
         "api_requests_per_rollout_per_minute": per_rollout_minute(requests.len()),
         "api_writes_per_rollout_per_minute": per_rollout_minute(writes),
+        "api_requests_per_rollout_per_minute_by_kind": by_kind,
         "prometheus_queries_per_tick": if ticks > 0.0 { queries / ticks } else { f64::NAN },
         "prometheus_queries_per_second": queries / window,
         "stored_bytes_per_rollout_max": stored.iter().max().copied().unwrap_or(0),
@@ -303,9 +337,5 @@ fn the_scale_harness_runs_n_rollouts_in_one_controller_and_measures_it() {
         controller.stderr()
     );
     assert!(queries >= ticks, "{text}");
-    assert!(
-        std::fs::metadata(format!("/proc/{pid}")).is_ok(),
-        "{}",
-        controller.stderr()
-    );
+    assert!(!exited(), "the controller stopped:\n{}", controller.stderr());
 }
