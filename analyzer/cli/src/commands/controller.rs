@@ -138,18 +138,7 @@ impl RunCommand {
             lease
                 .check()
                 .map_err(|problem| canary_core::Error::Usage(format!("--lease-*: {problem}")))?;
-            // The Lease gets a client of its own (its own connections and request queue):
-            // on the rollouts' shared client, a renewal waited behind a thousand rollouts'
-            // requests past its renew deadline and the leader deposed itself (the scale
-            // harness at 1,000 rollouts, docs/benchmarks.md).
-            let (lease_client, _) = canary_kubernetes::KubeConnection::infer(
-                self.kube_context.clone(),
-                self.namespace.clone(),
-            )
-            .client()
-            .await
-            .map_err(|e| e.into_core())?;
-            let elector = LeaderElector::new(lease_client, lease);
+            let elector = LeaderElector::new(client.clone(), lease);
             let fence = elector.fence();
             eprintln!(
                 "canary controller: for the CanaryRollouts in {}{} as {identity}",

@@ -42,6 +42,9 @@ struct Knobs {
     interval: String,
     window: Duration,
     json: Option<String>,
+    /// `--lease-duration` and `--lease-renew-deadline` (`CANARY_SCALE_LEASE=60s/45s`);
+    /// the controller's defaults (15 s/10 s) when unset.
+    lease: Option<(String, String)>,
 }
 
 impl Knobs {
@@ -54,12 +57,18 @@ impl Knobs {
                 var("CANARY_SCALE_SECONDS").map_or(10, |v| v.parse().unwrap()),
             ),
             json: var("CANARY_SCALE_JSON"),
+            lease: var("CANARY_SCALE_LEASE").map(|v| {
+                let (duration, deadline) = v.split_once('/').expect("CANARY_SCALE_LEASE=D/R");
+                (duration.to_owned(), deadline.to_owned())
+            }),
         }
     }
 
     fn interval_seconds(&self) -> f64 {
         let digits = self.interval.trim_end_matches('s');
-        digits.parse().expect("CANARY_SCALE_INTERVAL in whole seconds, e.g. 10s")
+        digits
+            .parse()
+            .expect("CANARY_SCALE_INTERVAL in whole seconds, e.g. 10s")
     }
 }
 
@@ -208,12 +217,20 @@ fn the_scale_harness_runs_n_rollouts_in_one_controller_and_measures_it() {
     }
     let kubeconfig = world.dir.path().join("kubeconfig-scale");
     std::fs::write(&kubeconfig, world.fake.kubeconfig_with_token(NS, "scale")).unwrap();
+    let mut command = Command::new(binary("canary"));
+    command.args(["controller", "run"]);
+    if let Some((duration, deadline)) = &knobs.lease {
+        command.args([
+            "--lease-duration",
+            duration,
+            "--lease-renew-deadline",
+            deadline,
+        ]);
+    }
     let started = Instant::now();
     let controller = Running::spawn(
-        Command::new(binary("canary"))
+        command
             .args([
-                "controller",
-                "run",
                 "--namespace",
                 NS,
                 "--lease-namespace",
@@ -244,7 +261,11 @@ fn the_scale_harness_runs_n_rollouts_in_one_controller_and_measures_it() {
     };
     let startup_limit = Duration::from_secs(60) + Duration::from_millis(300) * n as u32;
     let all_weighted = wait_until(startup_limit, || exited() || weighted() == n);
-    assert!(!exited(), "the controller stopped:\n{}", controller.stderr());
+    assert!(
+        !exited(),
+        "the controller stopped:\n{}",
+        controller.stderr()
+    );
     assert!(
         all_weighted,
         "{} of {n} rollouts at 10 % after {startup_limit:?}:\n{}",
@@ -322,6 +343,7 @@ fn the_scale_harness_runs_n_rollouts_in_one_controller_and_measures_it() {
         "stored_bytes_per_rollout_max": stored.iter().max().copied().unwrap_or(0),
         "stored_bytes_per_rollout_mean": stored.iter().sum::<usize>() as f64 / n as f64,
         "load_average": load_average(),
+        "lease": knobs.lease.as_ref().map(|(d, r)| format!("{d}/{r}")),
     });
     let text = serde_json::to_string_pretty(&result).unwrap();
     println!("{text}");
@@ -337,5 +359,9 @@ fn the_scale_harness_runs_n_rollouts_in_one_controller_and_measures_it() {
         controller.stderr()
     );
     assert!(queries >= ticks, "{text}");
-    assert!(!exited(), "the controller stopped:\n{}", controller.stderr());
+    assert!(
+        !exited(),
+        "the controller stopped:\n{}",
+        controller.stderr()
+    );
 }
