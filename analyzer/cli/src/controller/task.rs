@@ -237,8 +237,13 @@ async fn drive_claimed(
         permits: context.queries.clone(),
         metrics: context.metrics.clone(),
     };
-    let router = router_for(policy, &connection_for(context, &namespace))
-        .map_err(|err| Stop::Invalid(err.to_string()))?;
+    // A Kubernetes router asks the fence again right before each of its API writes (a
+    // retry after 409, the second Deployment of a replica-count split): the check of
+    // `BoundedRouter` comes once, before a change that can take minutes.
+    let fence = context.fence.clone();
+    let connection = connection_for(context, &namespace)
+        .with_write_guard(canary_kubernetes::WriteGuard::new(move || fence.check()));
+    let router = router_for(policy, &connection).map_err(|err| Stop::Invalid(err.to_string()))?;
     let router = BoundedRouter {
         inner: router,
         permits: context.writes.clone(),
@@ -385,6 +390,7 @@ impl TrafficRouter for BoundedRouter {
         route: &canary_core::policy::StepRoute,
     ) -> canary_core::Result<()> {
         let _permit = self.permits.acquire().await;
+        fenced(&self.fence)?;
         self.inner.set_canary_route(route).await
     }
 
