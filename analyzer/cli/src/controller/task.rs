@@ -1008,4 +1008,57 @@ mod tests {
         ));
         publisher.finish().await;
     }
+
+    /// A router that records every change it is asked for.
+    #[derive(Default)]
+    struct RecordingRouter {
+        changes: Arc<std::sync::Mutex<Vec<&'static str>>>,
+    }
+
+    #[async_trait]
+    impl TrafficRouter for RecordingRouter {
+        async fn set_canary_weight(&self, _: u8) -> canary_core::Result<()> {
+            self.changes.lock().unwrap().push("weight");
+            Ok(())
+        }
+        async fn canary_weight(&self) -> canary_core::Result<u8> {
+            Ok(0)
+        }
+        async fn set_canary_route(
+            &self,
+            _: &canary_core::policy::StepRoute,
+        ) -> canary_core::Result<()> {
+            self.changes.lock().unwrap().push("route");
+            Ok(())
+        }
+        fn describe(&self) -> String {
+            "a recording router".to_owned()
+        }
+    }
+
+    /// With the Lease's fence closed, the router the driver sees changes neither a weight
+    /// nor a route (the route went through: only weights were fenced).
+    #[tokio::test]
+    async fn a_closed_lease_fence_stops_every_change_of_the_bounded_router() {
+        let inner = RecordingRouter::default();
+        let changes = inner.changes.clone();
+        let router = BoundedRouter {
+            inner: Box::new(inner),
+            permits: Arc::new(Semaphore::new(1)),
+            fence: Fence::new("Lease shop/canary-controller"),
+        };
+        let route = canary_core::policy::StepRoute::Header {
+            name: "x-canary".to_owned(),
+            value: "1".to_owned(),
+        };
+        assert!(matches!(
+            router.set_canary_weight(10).await,
+            Err(canary_core::Error::ClaimLost(_))
+        ));
+        assert!(matches!(
+            router.set_canary_route(&route).await,
+            Err(canary_core::Error::ClaimLost(_))
+        ));
+        assert!(changes.lock().unwrap().is_empty());
+    }
 }
