@@ -232,10 +232,12 @@ async fn drive_claimed(
     if let Some(checkpoint) = rollout.source_checkpoint() {
         source.restore(checkpoint).await.map_err(failed)?;
     }
+    let due = TickDue::default();
     let source = BoundedSource {
         inner: source,
         permits: context.queries.clone(),
         metrics: context.metrics.clone(),
+        due: due.clone(),
     };
     // A Kubernetes router asks the fence again right before each of its API writes (a
     // retry after 409, the second Deployment of a replica-count split): the check of
@@ -253,6 +255,7 @@ async fn drive_claimed(
         inner: store,
         publisher,
         fence: context.fence.clone(),
+        due,
     };
     let hooks = canary_gateways::HookRunner::new().map_err(|e| failed(e.into_core()))?;
     let notifier = canary_gateways::Notifier::new(&policy.notifications)
@@ -326,6 +329,32 @@ struct BoundedSource {
     inner: Box<dyn MetricsSource>,
     permits: Arc<Semaphore>,
     metrics: super::ControllerMetrics,
+    /// When the machine wants this read, to measure how late it runs.
+    due: TickDue,
+}
+
+/// The time the machine's next tick is due, as last saved (`Rollout::next_tick_at`): the
+/// store sets it at each save, the metrics source takes it when its read gets its permit,
+/// and the difference is the tick's lag (timers, the runtime's queue, the query permits).
+#[derive(Clone, Default)]
+struct TickDue(Arc<std::sync::Mutex<Option<Timestamp>>>);
+
+impl TickDue {
+    fn set(&self, due: Option<Timestamp>) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = due;
+    }
+
+    /// The due time, once: a read with no tick due since the last one (the step's first
+    /// read, a retry) is not a tick and measures nothing.
+    fn take(&self) -> Option<Timestamp> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
 }
 
 #[async_trait]
@@ -338,6 +367,11 @@ impl MetricsSource for BoundedSource {
         let asked = std::time::Instant::now();
         let _permit = self.permits.acquire().await;
         let started = std::time::Instant::now();
+        if let Some(due) = self.due.take() {
+            let late = Timestamp::now().duration_since(due);
+            self.metrics
+                .tick_lag(Duration::try_from(late).unwrap_or(Duration::ZERO));
+        }
         let read = self.inner.read(since, at).await;
         self.metrics.query(started - asked, started.elapsed());
         read
@@ -415,6 +449,8 @@ struct PublishingStore<'a> {
     inner: &'a dyn StateStore,
     publisher: &'a StatusPublisher,
     fence: Fence,
+    /// Told each saved rollout's next tick, for the tick-lag metric.
+    due: TickDue,
 }
 
 #[async_trait]
@@ -470,6 +506,7 @@ impl StateStore for PublishingStore<'_> {
         }
         fenced(&self.fence)?;
         self.inner.save(rollout).await?;
+        self.due.set(rollout.next_tick_at());
         self.publisher.publish(rollout);
         Ok(())
     }
@@ -870,6 +907,7 @@ mod tests {
             inner: &LostClaim,
             publisher: &publisher,
             fence: Fence::always_open("the test's lease"),
+            due: TickDue::default(),
         };
         assert!(matches!(
             store.check_claim().await,
@@ -976,6 +1014,7 @@ mod tests {
             inner: &inner,
             publisher: &publisher,
             fence,
+            due: TickDue::default(),
         };
         let rollout = Machine::new(
             canary_core::policy::Policy::from_yaml(
