@@ -22,6 +22,35 @@ const READ_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct KubeConnection {
     inner: Arc<Inner>,
+    /// Asked right before every write the routers send (see [`WriteGuard`]).
+    guard: Option<WriteGuard>,
+}
+
+/// Whether a write may go out now, asked right before each request that changes the
+/// cluster: every attempt of a retry and every step of a multi-step change. The controller
+/// passes its leader Lease's fence, so that a deposed leader sends nothing more even in the
+/// middle of a router's change (a retry after 409 Conflict, or the second Deployment of a
+/// replica-count split after waiting minutes for the first one's pods); `canary rollout`
+/// passes none. `Err` says why not, in words.
+#[derive(Clone)]
+pub struct WriteGuard(Arc<dyn Fn() -> Result<(), String> + Send + Sync>);
+
+impl WriteGuard {
+    /// A guard asking `check` before each write.
+    pub fn new(check: impl Fn() -> Result<(), String> + Send + Sync + 'static) -> WriteGuard {
+        WriteGuard(Arc::new(check))
+    }
+
+    /// `Ok` while writes may go out.
+    pub fn check(&self) -> Result<(), String> {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for WriteGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WriteGuard")
+    }
 }
 
 struct Inner {
@@ -41,6 +70,7 @@ impl KubeConnection {
                 namespace,
                 client: OnceCell::new(),
             }),
+            guard: None,
         }
     }
 
@@ -52,6 +82,25 @@ impl KubeConnection {
                 context: None,
                 namespace: None,
                 client: OnceCell::new_with(Some((client, default_namespace.into()))),
+            }),
+            guard: None,
+        }
+    }
+
+    /// The same connection (sharing its client) whose writes first ask `guard`.
+    pub fn with_write_guard(mut self, guard: WriteGuard) -> KubeConnection {
+        self.guard = Some(guard);
+        self
+    }
+
+    /// `Ok` when a write to `object` may be sent now; the guard's refusal otherwise.
+    /// Called right before each request that changes the cluster, never earlier.
+    pub(crate) fn may_write(&self, object: &str) -> Result<(), KubernetesError> {
+        match &self.guard {
+            None => Ok(()),
+            Some(guard) => guard.check().map_err(|why| KubernetesError::WriteRefused {
+                object: object.to_owned(),
+                why,
             }),
         }
     }
@@ -160,6 +209,7 @@ impl std::fmt::Debug for KubeConnection {
         f.debug_struct("KubeConnection")
             .field("context", &self.inner.context)
             .field("namespace", &self.inner.namespace)
+            .field("guard", &self.guard)
             .finish_non_exhaustive()
     }
 }

@@ -86,6 +86,16 @@ pub enum KubernetesError {
         why: String,
     },
 
+    /// A write was not sent: the connection's [`WriteGuard`](crate::WriteGuard) refused it
+    /// (the controller lost its leader Lease between two writes of one change).
+    #[error("{object}: {}", self.detail())]
+    WriteRefused {
+        /// The object that was about to be written.
+        object: String,
+        /// The guard's reason, in words.
+        why: String,
+    },
+
     /// The object does not hold what canary changes: a backend missing, a rule ambiguous,
     /// an annotation that is not a number, or not the kind's shape at all.
     #[error("{object}: {}", self.detail())]
@@ -121,6 +131,7 @@ impl KubernetesError {
             KubernetesError::LeaseLost { lease, why } => format!(
                 "lost the leader {lease}: {why}; this controller writes nothing more and stops (the leader resumes every rollout at its step)"
             ),
+            KubernetesError::WriteRefused { why, .. } => format!("not written: {why}"),
             KubernetesError::NotFound { message, .. } => format!(
                 "does not exist (or its CustomResourceDefinition is not installed): {message}"
             ),
@@ -162,7 +173,7 @@ impl KubernetesError {
                     message: e.to_string(),
                 };
             }
-            e @ KubernetesError::LeaseLost { .. } => {
+            e @ (KubernetesError::LeaseLost { .. } | KubernetesError::WriteRefused { .. }) => {
                 return canary_core::Error::ClaimLost(e.to_string());
             }
             KubernetesError::Config { .. } => ("kubeconfig".to_owned(), None),
@@ -274,6 +285,14 @@ mod tests {
                 },
                 format!("{}: still conflicting after 5 fresh reads: something else keeps changing it", route()),
                 format!("kubernetes at {}: still conflicting after 5 fresh reads: something else keeps changing it", route()),
+            ),
+            (
+                || KubernetesError::WriteRefused {
+                    object: "HTTPRoute shop/checkout".to_owned(),
+                    why: "this controller does not hold the Lease".to_owned(),
+                },
+                format!("{}: not written: this controller does not hold the Lease", route()),
+                format!("{}: not written: this controller does not hold the Lease", route()),
             ),
             (
                 || KubernetesError::Object {

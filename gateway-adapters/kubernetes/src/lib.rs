@@ -12,7 +12,8 @@
 //!   rerun on another runner resumes the same rollout, and two jobs can't drive it at once.
 //! - [`DeploymentPromoter`] carries out the policy's optional Kubernetes promotion (the
 //!   Flagger model: the stable Deployment takes the canary's pod template).
-//! - [`KubeConnection`] is how all of them reach the API server.
+//! - [`KubeConnection`] is how all of them reach the API server; a [`WriteGuard`] on it is
+//!   asked before each write a router sends (the controller's leader-Lease fence).
 //! - [`controller`] holds the `CanaryRollout` custom resource of `canary controller` and
 //!   how a rollout's state becomes its status.
 //!
@@ -34,7 +35,7 @@ use canary_core::retry::Backoff;
 use kube::core::Status;
 
 pub use configmap_store::{ConfigMapStateStore, Holder, OWNER_KEY, REQUEST_KEY, ROLLOUT_KEY};
-pub use connection::KubeConnection;
+pub use connection::{KubeConnection, WriteGuard};
 pub use error::{KubernetesError, Result};
 pub use promotion::DeploymentPromoter;
 pub use routers::{

@@ -239,8 +239,13 @@ async fn drive_claimed(
         metrics: context.metrics.clone(),
         due: due.clone(),
     };
-    let router = router_for(policy, &connection_for(context, &namespace))
-        .map_err(|err| Stop::Invalid(err.to_string()))?;
+    // A Kubernetes router asks the fence again right before each of its API writes (a
+    // retry after 409, the second Deployment of a replica-count split): the check of
+    // `BoundedRouter` comes once, before a change that can take minutes.
+    let fence = context.fence.clone();
+    let connection = connection_for(context, &namespace)
+        .with_write_guard(canary_kubernetes::WriteGuard::new(move || fence.check()));
+    let router = router_for(policy, &connection).map_err(|err| Stop::Invalid(err.to_string()))?;
     let router = BoundedRouter {
         inner: router,
         permits: context.writes.clone(),
@@ -419,6 +424,7 @@ impl TrafficRouter for BoundedRouter {
         route: &canary_core::policy::StepRoute,
     ) -> canary_core::Result<()> {
         let _permit = self.permits.acquire().await;
+        fenced(&self.fence)?;
         self.inner.set_canary_route(route).await
     }
 
@@ -1040,5 +1046,58 @@ mod tests {
             Err(StatusWriteError::Failed(m)) if m.contains("does not hold")
         ));
         publisher.finish().await;
+    }
+
+    /// A router that records every change it is asked for.
+    #[derive(Default)]
+    struct RecordingRouter {
+        changes: Arc<std::sync::Mutex<Vec<&'static str>>>,
+    }
+
+    #[async_trait]
+    impl TrafficRouter for RecordingRouter {
+        async fn set_canary_weight(&self, _: u8) -> canary_core::Result<()> {
+            self.changes.lock().unwrap().push("weight");
+            Ok(())
+        }
+        async fn canary_weight(&self) -> canary_core::Result<u8> {
+            Ok(0)
+        }
+        async fn set_canary_route(
+            &self,
+            _: &canary_core::policy::StepRoute,
+        ) -> canary_core::Result<()> {
+            self.changes.lock().unwrap().push("route");
+            Ok(())
+        }
+        fn describe(&self) -> String {
+            "a recording router".to_owned()
+        }
+    }
+
+    /// With the Lease's fence closed, the router the driver sees changes neither a weight
+    /// nor a route (the route went through: only weights were fenced).
+    #[tokio::test]
+    async fn a_closed_lease_fence_stops_every_change_of_the_bounded_router() {
+        let inner = RecordingRouter::default();
+        let changes = inner.changes.clone();
+        let router = BoundedRouter {
+            inner: Box::new(inner),
+            permits: Arc::new(Semaphore::new(1)),
+            fence: Fence::new("Lease shop/canary-controller"),
+        };
+        let route = canary_core::policy::StepRoute::Header {
+            name: "x-canary".to_owned(),
+            value: "1".to_owned(),
+        };
+        assert!(matches!(
+            router.set_canary_weight(10).await,
+            Err(canary_core::Error::ClaimLost(_))
+        ));
+        assert!(matches!(
+            router.set_canary_route(&route).await,
+            Err(canary_core::Error::ClaimLost(_))
+        ));
+        assert!(changes.lock().unwrap().is_empty());
     }
 }

@@ -179,6 +179,9 @@ impl NginxIngressRouter {
             field_manager: Some(FIELD_MANAGER.to_owned()),
             ..PostParams::default()
         };
+        self.inner
+            .connection
+            .may_write(&self.inner.object(&namespace))?;
         match api.create(&params, &canary).await {
             Ok(_) => Ok(()),
             // Created meanwhile by someone else: set its weight the usual way.

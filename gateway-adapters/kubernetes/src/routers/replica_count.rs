@@ -144,6 +144,9 @@ impl ReplicaCountRouter {
                 field_manager: Some(FIELD_MANAGER.to_owned()),
                 ..PatchParams::default()
             };
+            // Right before each attempt, and so before each Deployment of a split: the
+            // guard may have closed while the other one's pods started.
+            self.connection.may_write(object).map_err(Failure::Final)?;
             match api
                 .patch(name, &params, &Patch::Json::<()>(JsonPatch(ops)))
                 .await

@@ -258,6 +258,10 @@ impl<K: WeightedKind> WeightRouter<K> {
                 field_validation: Some(ValidationDirective::Strict),
                 ..PatchParams::default()
             };
+            // Right before each attempt: the guard may have closed during the last one.
+            self.connection
+                .may_write(&self.object(namespace))
+                .map_err(Failure::Final)?;
             match api
                 .patch(&self.name, &params, &Patch::Json::<()>(patch.clone()))
                 .await

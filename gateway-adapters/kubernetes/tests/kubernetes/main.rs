@@ -1,4 +1,6 @@
-//! The Kubernetes routers (the replica-count one with the fake as a Deployment controller), the ConfigMap state store and the Deployment promotion against
+//! The Kubernetes routers (the replica-count one with the fake as a Deployment controller) and
+//! the write guard asked before each of their writes, the ConfigMap state store and the
+//! Deployment promotion against
 //! `FakeApiServer` (crate `canary-fake-kube-api`), an in-process Kubernetes API fake that
 //! `kube::Client` reaches over loopback HTTP (no API server can run here); the RBAC, Job and
 //! custom-resource manifests of `examples/`; and a whole `canary rollout` through the fake with a
@@ -22,3 +24,4 @@ mod routed_steps;
 mod schemas;
 mod state_store;
 mod support;
+mod write_guard;
