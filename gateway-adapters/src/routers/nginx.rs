@@ -63,6 +63,17 @@
 //! (the file gets its previous content back). A reload command that failed or timed out
 //! while NGINX nevertheless serves the new generation is a change that happened: the file is
 //! kept. Reading back asks the probe, so a weight NGINX does not serve shows up as drift.
+//!
+//! **What the probe proves, and the file check.** The answer is text canary wrote next to the
+//! upstream block: it proves which file NGINX loaded (its generation), not what that file's
+//! upstream held. An upstream edited by hand and reloaded (a server set `down`, another
+//! weight, a third server, `backup`, `hash`) keeps the answer canary wrote. So reading back
+//! also reads the file and accepts the answer only when the file is what canary writes for
+//! it: the file's own answer has the answered generation and weights, and the upstream block
+//! holds exactly the two servers with those weights and nothing else. Otherwise it is a
+//! [`Mismatch`](canary_core::Error::Mismatch), never a weight; a file changed without a
+//! reload is one too. What stays invisible: an edit reloaded and then undone in the file
+//! without a reload (NGINX open source cannot show the upstream it runs).
 
 use std::fmt;
 use std::io::{self, Write};
