@@ -232,10 +232,12 @@ async fn drive_claimed(
     if let Some(checkpoint) = rollout.source_checkpoint() {
         source.restore(checkpoint).await.map_err(failed)?;
     }
+    let due = TickDue::default();
     let source = BoundedSource {
         inner: source,
         permits: context.queries.clone(),
         metrics: context.metrics.clone(),
+        due: due.clone(),
     };
     let router = router_for(policy, &connection_for(context, &namespace))
         .map_err(|err| Stop::Invalid(err.to_string()))?;
@@ -248,6 +250,7 @@ async fn drive_claimed(
         inner: store,
         publisher,
         fence: context.fence.clone(),
+        due,
     };
     let hooks = canary_gateways::HookRunner::new().map_err(|e| failed(e.into_core()))?;
     let notifier = canary_gateways::Notifier::new(&policy.notifications)
@@ -321,6 +324,32 @@ struct BoundedSource {
     inner: Box<dyn MetricsSource>,
     permits: Arc<Semaphore>,
     metrics: super::ControllerMetrics,
+    /// When the machine wants this read, to measure how late it runs.
+    due: TickDue,
+}
+
+/// The time the machine's next tick is due, as last saved (`Rollout::next_tick_at`): the
+/// store sets it at each save, the metrics source takes it when its read gets its permit,
+/// and the difference is the tick's lag (timers, the runtime's queue, the query permits).
+#[derive(Clone, Default)]
+struct TickDue(Arc<std::sync::Mutex<Option<Timestamp>>>);
+
+impl TickDue {
+    fn set(&self, due: Option<Timestamp>) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = due;
+    }
+
+    /// The due time, once: a read with no tick due since the last one (the step's first
+    /// read, a retry) is not a tick and measures nothing.
+    fn take(&self) -> Option<Timestamp> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
 }
 
 #[async_trait]
@@ -333,6 +362,11 @@ impl MetricsSource for BoundedSource {
         let asked = std::time::Instant::now();
         let _permit = self.permits.acquire().await;
         let started = std::time::Instant::now();
+        if let Some(due) = self.due.take() {
+            let late = Timestamp::now().duration_since(due);
+            self.metrics
+                .tick_lag(Duration::try_from(late).unwrap_or(Duration::ZERO));
+        }
         let read = self.inner.read(since, at).await;
         self.metrics.query(started - asked, started.elapsed());
         read
@@ -409,6 +443,8 @@ struct PublishingStore<'a> {
     inner: &'a dyn StateStore,
     publisher: &'a StatusPublisher,
     fence: Fence,
+    /// Told each saved rollout's next tick, for the tick-lag metric.
+    due: TickDue,
 }
 
 #[async_trait]
@@ -464,6 +500,7 @@ impl StateStore for PublishingStore<'_> {
         }
         fenced(&self.fence)?;
         self.inner.save(rollout).await?;
+        self.due.set(rollout.next_tick_at());
         self.publisher.publish(rollout);
         Ok(())
     }
@@ -864,6 +901,7 @@ mod tests {
             inner: &LostClaim,
             publisher: &publisher,
             fence: Fence::always_open("the test's lease"),
+            due: TickDue::default(),
         };
         assert!(matches!(
             store.check_claim().await,
@@ -970,6 +1008,7 @@ mod tests {
             inner: &inner,
             publisher: &publisher,
             fence,
+            due: TickDue::default(),
         };
         let rollout = Machine::new(
             canary_core::policy::Policy::from_yaml(

@@ -250,11 +250,18 @@ impl LeaderElector {
             .resource_version
             .clone()
             .unwrap_or_default();
+        // A version seen for the first time is stamped with the time its answer ARRIVED (as
+        // client-go stamps `observedTime` after its Get): a slow GET was sent before the
+        // renewal it reports, and stamping it with the send time would start the standby's
+        // wait early by the GET's latency, eating into the margin between the leader's renew
+        // deadline and the lease's duration. (The leader's own fence rightly counts from the
+        // round's start: `started`.)
+        let answered = Instant::now();
         let first_seen = match &self.observed {
             Some((seen, at)) if *seen == version => *at,
             _ => {
-                self.observed = Some((version.clone(), started));
-                started
+                self.observed = Some((version.clone(), answered));
+                answered
             }
         };
         let spec = current.spec.clone().unwrap_or_default();

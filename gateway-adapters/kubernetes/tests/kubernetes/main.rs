@@ -4,11 +4,12 @@
 //! custom-resource manifests of `examples/`; and a whole `canary rollout` through the fake with a
 //! real Prometheus judging it; the `CanaryRollout` resource and its checked-in CRD; and the
 //! fake's own behaviour where controllers rely on it (watch, status subresource, Leases);
-//! leader election on a Lease and its fence.
+//! leader election on a Lease and its fence; the controller's scale harness.
 
 mod adapters;
 mod controller_e2e;
 mod controller_resource;
+mod controller_scale;
 mod examples;
 mod fake_api;
 mod leases;
