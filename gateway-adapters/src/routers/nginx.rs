@@ -63,6 +63,17 @@
 //! (the file gets its previous content back). A reload command that failed or timed out
 //! while NGINX nevertheless serves the new generation is a change that happened: the file is
 //! kept. Reading back asks the probe, so a weight NGINX does not serve shows up as drift.
+//!
+//! **What the probe proves, and the file check.** The answer is text canary wrote next to the
+//! upstream block: it proves which file NGINX loaded (its generation), not what that file's
+//! upstream held. An upstream edited by hand and reloaded (a server set `down`, another
+//! weight, a third server, `backup`, `hash`) keeps the answer canary wrote. So reading back
+//! also reads the file and accepts the answer only when the file is what canary writes for
+//! it: the file's own answer has the answered generation and weights, and the upstream block
+//! holds exactly the two servers with those weights and nothing else. Otherwise it is a
+//! [`Mismatch`](canary_core::Error::Mismatch), never a weight; a file changed without a
+//! reload is one too. What stays invisible: an edit reloaded and then undone in the file
+//! without a reload (NGINX open source cannot show the upstream it runs).
 
 use std::fmt;
 use std::io::{self, Write};
@@ -111,6 +122,12 @@ pub enum NginxError {
         /// The stable server.
         stable: String,
     },
+
+    /// The weight probe answered, but the upstream file is not what canary writes for the
+    /// answer (its generation or its upstream block differs): NGINX may serve weights the
+    /// answer does not describe, e.g. an upstream edited by hand and reloaded.
+    #[error("the upstream file is not what canary wrote for the weight probe's answer: {0}")]
+    NotWritten(String),
 
     /// The configuration test or the reload could not be started, exited non-zero, or ran
     /// past its timeout and was killed. The message quotes the first lines of its stderr.
@@ -170,7 +187,7 @@ impl NginxError {
     pub(crate) fn into_core(self, path: &Path) -> canary_core::Error {
         let message = self.to_string();
         let source: Option<canary_core::error::BoxError> = match self {
-            NginxError::Upstream(_) | NginxError::NoTraffic { .. } => {
+            NginxError::Upstream(_) | NginxError::NoTraffic { .. } | NginxError::NotWritten(_) => {
                 return canary_core::Error::Mismatch {
                     component: "nginx",
                     message: format!("{}: {message}", path.display()),
@@ -574,22 +591,100 @@ impl NginxRouter {
                 tokio::time::sleep(PROBE_POLL).await;
                 answer = self.probe_once(address).await;
             }
-            return answer
-                .map(|answer| answer.canary)
-                .map_err(|e| self.error(e));
+            let answer = answer.map_err(|e| self.error(e))?;
+            // The answer is text canary wrote next to the upstream block: it says which file
+            // NGINX loaded, not what that file's upstream held. Only the file tells that.
+            let bytes = self.read_file().await?;
+            self.check_written(&String::from_utf8_lossy(&bytes), &answer)
+                .map_err(|e| self.error(e))?;
+            return Ok(answer.canary);
         }
+        let bytes = self.read_file().await?;
+        self.weight_from_file(&bytes)
+    }
+
+    /// The upstream file's bytes; a missing file is an error.
+    async fn read_file(&self) -> Result<Vec<u8>> {
         let path = self.file.clone();
-        let Some(bytes) = read_optional(path.clone())
+        match read_optional(path.clone())
             .await
             .map_err(|e| self.error(e))?
-        else {
-            return Err(self.error(NginxError::File {
+        {
+            Some(bytes) => Ok(bytes),
+            None => Err(self.error(NginxError::File {
                 action: "read",
                 path,
                 source: io::Error::new(io::ErrorKind::NotFound, "the file does not exist"),
-            }));
+            })),
+        }
+    }
+
+    /// Checks that the upstream file `text` is what canary writes for the probe's `answer`:
+    /// the probe answer written in it carries the answer's generation and weights (NGINX
+    /// loaded this file, not an earlier or later one), and its upstream block holds exactly
+    /// the two servers with the answer's weights, nothing else (no other server, parameter
+    /// or directive: a `down`, `backup`, third server or `hash` edited in by hand and
+    /// reloaded would leave the probe's answer as it was). Public through
+    /// [`NginxRouter::check_file_against`] for the fuzz targets.
+    fn check_written(&self, text: &str, answer: &ProbeAnswer) -> NginxResult<()> {
+        let written = written_probe_answer(text).map_err(NginxError::NotWritten)?;
+        if written.generation != answer.generation
+            || written.canary != answer.canary
+            || written.upstream != answer.upstream
+        {
+            return Err(NginxError::NotWritten(format!(
+                "NGINX answers generation {} (canary {} %), the file says generation {} \
+                 (canary {} %): the file was changed and not reloaded, or NGINX serves \
+                 another file",
+                clip(&answer.generation),
+                answer.canary,
+                clip(&written.generation),
+                written.canary
+            )));
+        }
+        let mut found =
+            upstream_statements(text, &self.upstream).map_err(NginxError::NotWritten)?;
+        let server = |address: &str, weight: u8| {
+            let parameter = if weight == 0 {
+                "down".to_owned()
+            } else {
+                format!("weight={weight}")
+            };
+            vec!["server".to_owned(), address.to_owned(), parameter]
         };
-        self.weight_from_file(&bytes)
+        let mut expected = vec![
+            server(&self.stable, 100 - answer.canary),
+            server(&self.canary, answer.canary),
+        ];
+        let said = |statements: &[Vec<String>]| {
+            statements
+                .iter()
+                .map(|s| format!("{};", s.join(" ")))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let (found_text, expected_text) = (said(&found), said(&expected));
+        found.sort();
+        expected.sort();
+        if found != expected {
+            return Err(NginxError::NotWritten(format!(
+                "upstream {} holds `{}`, canary wrote `{}` for canary {} % (edited by hand \
+                 and reloaded?)",
+                self.upstream,
+                clip_long(&found_text),
+                expected_text,
+                answer.canary
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether the upstream file's bytes are what canary writes for the weight probe's
+    /// `answer` (see [`NginxRouter::read_weight`]). Public so that the fuzz targets feed it
+    /// hostile files.
+    pub fn check_file_against(&self, bytes: &[u8], answer: &ProbeAnswer) -> Result<()> {
+        self.check_written(&String::from_utf8_lossy(bytes), answer)
+            .map_err(|e| self.error(e))
     }
 
     /// The canary's share according to the upstream file's bytes: what
@@ -649,31 +744,73 @@ impl NginxRouter {
 
 /// The servers of `upstream NAME { … }` with their weights (`down` is 0, no `weight=` is 1).
 fn parse_upstream(text: &str, name: &str) -> std::result::Result<Vec<(String, u32)>, String> {
-    let tokens = tokenize(text);
-    let start = tokens
-        .windows(3)
-        .position(|t| t[0] == "upstream" && t[1] == name && t[2] == "{")
-        .ok_or_else(|| format!("no `upstream {name} {{ … }}` block"))?;
     let mut servers: Vec<(String, u32)> = Vec::new();
-    let mut statement: Vec<&str> = Vec::new();
+    for statement in upstream_statements(text, name)? {
+        if statement.first().map(String::as_str) == Some("server") {
+            let words: Vec<&str> = statement.iter().map(String::as_str).collect();
+            let (address, weight) = parse_server(&words)?;
+            if servers.iter().any(|(a, _)| *a == address) {
+                return Err(format!("server {address} is listed twice"));
+            }
+            servers.push((address, weight));
+        }
+    }
+    Ok(servers)
+}
+
+/// Every statement of the first `upstream NAME { … }` block, as its words without the `;`.
+/// A second block of that name is an error: which one NGINX would use is not canary's guess.
+fn upstream_statements(text: &str, name: &str) -> std::result::Result<Vec<Vec<String>>, String> {
+    let tokens = tokenize(text);
+    let mut starts = tokens
+        .windows(3)
+        .enumerate()
+        .filter(|(_, t)| t[0] == "upstream" && t[1] == name && t[2] == "{")
+        .map(|(at, _)| at);
+    let start = starts
+        .next()
+        .ok_or_else(|| format!("no `upstream {name} {{ … }}` block"))?;
+    if starts.next().is_some() {
+        return Err(format!("upstream {name} is defined twice"));
+    }
+    let mut statements = Vec::new();
+    let mut statement: Vec<String> = Vec::new();
     for token in &tokens[start + 3..] {
         match token.as_str() {
-            "}" if statement.is_empty() => return Ok(servers),
+            "}" if statement.is_empty() => return Ok(statements),
             "{" | "}" => return Err(format!("unexpected `{token}` in upstream {name}")),
-            ";" => {
-                if statement.first() == Some(&"server") {
-                    let (address, weight) = parse_server(&statement)?;
-                    if servers.iter().any(|(a, _)| *a == address) {
-                        return Err(format!("server {address} is listed twice"));
-                    }
-                    servers.push((address, weight));
-                }
-                statement.clear();
-            }
-            word => statement.push(word),
+            ";" => statements.push(std::mem::take(&mut statement)),
+            word => statement.push(word.to_owned()),
         }
     }
     Err(format!("upstream {name} is not closed with `}}`"))
+}
+
+/// The weight probe's answer as written in the upstream file (the `return 200 "…"` text):
+/// exactly one, parsed as the probe's answers are.
+fn written_probe_answer(text: &str) -> std::result::Result<ProbeAnswer, String> {
+    const START: &str = "\"canary-weights ";
+    let mut found = text.match_indices(START).map(|(at, _)| at);
+    let at = found
+        .next()
+        .ok_or_else(|| "it holds no weight probe answer".to_owned())?;
+    if found.next().is_some() {
+        return Err("it holds more than one weight probe answer".to_owned());
+    }
+    let rest = &text[at + 1..];
+    let answer = &rest[..rest.find('"').unwrap_or(rest.len())];
+    // The answer ends with the two characters `\n` (NGINX's escape for a newline).
+    ProbeAnswer::parse(&answer.replace("\\n", " "))
+        .map_err(|e| format!("its weight probe answer is not canary's: it {e}"))
+}
+
+/// At most this much of a file's text goes into a message.
+fn clip_long(text: &str) -> String {
+    let mut clipped: String = text.chars().take(300).collect();
+    if clipped.len() < text.len() {
+        clipped.push('…');
+    }
+    clipped
 }
 
 fn parse_server(statement: &[&str]) -> std::result::Result<(String, u32), String> {
@@ -900,6 +1037,53 @@ mod tests {
         assert!(parse_upstream("upstream app { server a weight=x; }", "app").is_err());
         assert!(parse_upstream("upstream app { server a; server a; }", "app").is_err());
         assert!(parse_upstream("upstream app { server a;", "app").is_err());
+    }
+
+    #[test]
+    fn files_canary_writes_match_their_probe_answer_and_edits_do_not() {
+        let mut r = router(&["nginx", "-s", "reload"]);
+        r.probe = Some("127.0.0.1:9181".parse().unwrap());
+        let answer = |canary: u8, generation: &str| ProbeAnswer {
+            upstream: "app".to_owned(),
+            canary,
+            generation: generation.to_owned(),
+        };
+        for w in [0u8, 1, 10, 50, 99, 100] {
+            let text = r.render_generation(w, "7-42");
+            r.check_written(&text, &answer(w, "7-42")).unwrap();
+            assert!(r.check_written(&text, &answer(w, "7-43")).is_err());
+            if w < 100 {
+                assert!(r.check_written(&text, &answer(w + 1, "7-42")).is_err());
+            }
+        }
+        // A first file written by hand, in canary's terms, is canary's as well.
+        let by_hand = "upstream app {\n  server 127.0.0.1:1 weight=100;\n  server 127.0.0.1:2 down;\n}\n\
+                       server { listen 127.0.0.1:9181; location = /canary-weights { return 200 \
+                       \"canary-weights upstream=app canary=0 stable=100 generation=start\"; } }\n";
+        r.check_written(by_hand, &answer(0, "start")).unwrap();
+        let text = r.render_generation(10, "g");
+        for edited in [
+            text.replace("127.0.0.1:2 weight=10;", "127.0.0.1:2 down;"),
+            text.replace(
+                "127.0.0.1:2 weight=10;",
+                "127.0.0.1:2 weight=10 max_fails=0;",
+            ),
+            text.replace("127.0.0.1:1 weight=90;", "127.0.0.1:1 weight=90 backup;"),
+            text.replace(
+                "127.0.0.1:2 weight=10;",
+                "127.0.0.1:2 weight=10; server x:1;",
+            ),
+            text.replace(
+                "127.0.0.1:2 weight=10;",
+                "127.0.0.1:2 weight=10; least_conn;",
+            ),
+            format!("{text}upstream app {{ server x:1; }}\n"),
+            format!("{text}# \"canary-weights upstream=app canary=10 stable=90 generation=g\"\n"),
+            text.replace("generation=g", "generation=h"),
+        ] {
+            let err = r.check_written(&edited, &answer(10, "g")).unwrap_err();
+            assert!(matches!(err, NginxError::NotWritten(_)), "{edited}");
+        }
     }
 
     #[test]

@@ -389,11 +389,12 @@ async fn a_configuration_the_master_rejects_behind_a_wrapper_is_not_a_confirmed_
     assert!(log.contains("invalid port in upstream"), "{log}");
 }
 
-/// Reading back asks NGINX, not the file: a file changed without a reload (or a reload that
-/// has not happened yet) is not what NGINX serves, so the weight read is the served one,
-/// which the driver sees as drift.
+/// Reading back asks NGINX and checks the file against its answer: a file changed without a
+/// reload (or a reload that has not happened yet) is neither what NGINX serves nor
+/// something the probe can vouch for, so it is a mismatch, never the file's weight nor the
+/// answered one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_weight_read_back_is_what_nginx_serves_not_the_file() {
+async fn a_file_changed_without_a_reload_is_a_mismatch_not_a_weight() {
     let (stable, canary) = (
         Backend::start("stable").await,
         Backend::start("canary").await,
@@ -404,10 +405,38 @@ async fn the_weight_read_back_is_what_nginx_serves_not_the_file() {
     let mut file_only = spec.clone();
     file_only.weight_probe = None;
     let file_router = NginxRouter::new(&file_only).unwrap();
-    fs::write(&nginx.upstream_file, file_router.render(100)).unwrap();
-
-    assert_eq!(file_router.canary_weight().await.unwrap(), 100);
-    assert_eq!(router.canary_weight().await.unwrap(), 25);
+    for (what, text) in [
+        ("a file without the probe", file_router.render(100)),
+        ("a file of another generation", router.render(100)),
+        ("the same weights, another generation", router.render(25)),
+    ] {
+        fs::write(&nginx.upstream_file, &text).unwrap();
+        let file_weight = if what.starts_with("the same") {
+            25
+        } else {
+            100
+        };
+        assert_eq!(file_router.canary_weight().await.unwrap(), file_weight);
+        let err = router.canary_weight().await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Mismatch {
+                    component: "nginx",
+                    ..
+                }
+            ),
+            "{what}: {err:?}"
+        );
+        assert!(
+            chain(&err).contains("not what canary wrote"),
+            "{what}: {}",
+            chain(&err)
+        );
+    }
+    // NGINX still serves 25 %: a change writes canary's file again and is confirmed.
+    assert_eq!(probe(spec.weight_probe.unwrap()).await.canary, 25);
+    set_and_verify(&router, 25).await.unwrap();
     assert!(
         router.describe().contains("weight probe at"),
         "{}",
@@ -424,6 +453,96 @@ async fn the_weight_read_back_is_what_nginx_serves_not_the_file() {
         .unwrap_err();
     assert!(chain(&err).contains("did not answer"), "{}", chain(&err));
     assert_eq!(err.exit_code(), ExitCode::Infrastructure);
+}
+
+/// Finding 3 of the session-6b review: the probe's answer is text canary wrote next to the
+/// upstream block, so an upstream edited by hand (or by configuration management) and
+/// reloaded keeps answering the weight canary wrote. Whatever in the file differs from what
+/// canary writes for the answered weights (a server `down`, another weight, a third server,
+/// `backup`, a balancing method) must never be read back as a confirmed weight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_edited_behind_the_probe_is_never_a_confirmed_weight() {
+    let (stable, canary) = (
+        Backend::start("stable").await,
+        Backend::start("canary").await,
+    );
+    let (nginx, spec) = start_spec(&stable, &canary).await;
+    let address = spec.weight_probe.unwrap();
+    let router = NginxRouter::new(&spec).unwrap();
+    let canary_line = format!("server {} weight=10;", canary.addr);
+    let stable_line = format!("server {} weight=90;", stable.addr);
+    let edits: Vec<(&str, String, String)> = vec![
+        (
+            "the canary down",
+            canary_line.clone(),
+            format!("server {} down;", canary.addr),
+        ),
+        (
+            "another weight",
+            canary_line.clone(),
+            format!("server {} weight=50;", canary.addr),
+        ),
+        (
+            "a third server",
+            canary_line.clone(),
+            format!("{canary_line}\n    server 127.0.0.1:9 weight=10;"),
+        ),
+        (
+            "a backup server",
+            stable_line.clone(),
+            format!("server {} weight=90 backup;", stable.addr),
+        ),
+        (
+            "a balancing method",
+            canary_line.clone(),
+            format!("{canary_line}\n    hash $remote_addr;"),
+        ),
+    ];
+    for (what, from, to) in edits {
+        set_and_verify(&router, 10)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: set 10 %: {}", chain(&e)));
+        let before = probe(address).await;
+        let text = fs::read_to_string(&nginx.upstream_file).unwrap();
+        assert!(text.contains(&from), "{what}: {text}");
+        fs::write(&nginx.upstream_file, text.replace(&from, &to)).unwrap();
+        let workers = nginx.workers();
+        let reload = nginx.reload_command();
+        let status = std::process::Command::new(&reload[0])
+            .args(&reload[1..])
+            .status()
+            .unwrap();
+        assert!(status.success(), "{what}: the reload by hand failed");
+        nginx.wait_for_new_workers(&workers).await;
+        // NGINX serves the edit; the probe still answers what canary wrote.
+        assert_eq!(probe(address).await, before, "{what}");
+        if what == "the canary down" {
+            let (_, to_canary) = tally(&get_many(nginx.listen, 50).await);
+            assert_eq!(to_canary, 0, "NGINX serves the canary nothing");
+        }
+
+        let read = router.canary_weight().await;
+        let err = read.expect_err(&format!("{what}: read back as a confirmed weight"));
+        assert!(
+            matches!(
+                err,
+                Error::Mismatch {
+                    component: "nginx",
+                    ..
+                }
+            ),
+            "{what}: {err:?}"
+        );
+        assert!(
+            chain(&err).contains("not what canary wrote"),
+            "{what}: {}",
+            chain(&err)
+        );
+    }
+    // A change puts canary's file back and is confirmed as before.
+    set_and_verify(&router, 25)
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
 }
 
 #[test]

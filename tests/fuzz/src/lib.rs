@@ -940,7 +940,8 @@ pub fn haproxy_answer(data: &[u8]) {
 }
 
 /// The NGINX upstream file, as [`NginxRouter::weight_from_file`] reads it back after
-/// canary (or a person) wrote it. A weight it accepts is at most 100 %; and whatever the
+/// canary (or a person) wrote it, and as [`NginxRouter::check_file_against`] checks it against
+/// a weight probe's answer. A weight it accepts is at most 100 %; and whatever the
 /// input, the file canary renders for a weight (the input's first byte, modulo 101) reads
 /// back as that weight.
 pub fn nginx_upstream(data: &[u8]) {
@@ -960,6 +961,15 @@ pub fn nginx_upstream(data: &[u8]) {
     match router.weight_from_file(data) {
         Ok(weight) => assert!(weight <= 100, "weight {weight} from the file"),
         Err(err) => check_error(err.into()),
+    }
+    // The check of the file against a weight probe's answer: an error, never a panic.
+    let answer = canary_gateways::ProbeAnswer {
+        upstream: "app".to_owned(),
+        canary: data.first().map_or(0, |b| b % 101),
+        generation: "start".to_owned(),
+    };
+    if let Err(err) = router.check_file_against(data, &answer) {
+        check_error(err.into());
     }
     let weight = data.first().map_or(0, |b| b % 101);
     let written = router.render(weight);
