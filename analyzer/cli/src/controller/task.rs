@@ -886,6 +886,7 @@ mod tests {
                 retry_after: Duration::from_secs(1),
                 identity: "test".to_owned(),
                 shard: canary_kubernetes::controller::Shard::ALL,
+                allow_local_access: false,
             },
             Fence::always_open("the test's lease"),
         ));
@@ -992,6 +993,7 @@ mod tests {
                 retry_after: Duration::from_secs(1),
                 identity: "test".to_owned(),
                 shard: canary_kubernetes::controller::Shard::ALL,
+                allow_local_access: false,
             },
             fence.clone(),
         ));
