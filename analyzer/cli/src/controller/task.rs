@@ -275,6 +275,13 @@ async fn drive_claimed(
         notifier,
         clock: &canary_core::ports::SystemClock,
         rollback_retry_for: context.settings.rollback_retry_for,
+        // The promotion's Deployment writes go through the same fenced connection as the
+        // router's (in the resource's namespace unless the policy names one).
+        promoter: machine
+            .policy()
+            .promotion
+            .as_ref()
+            .map(|spec| crate::adapters::Promoter::with_connection(spec, connection.clone())),
     };
     match driver.run(rollout, Event::Resume).await {
         Ok(outcome) if outcome.exit == canary_core::ExitCode::Infrastructure => {
