@@ -357,6 +357,10 @@ impl ConfigMapStateStore {
             field_manager: Some(FIELD_MANAGER.to_owned()),
             ..PostParams::default()
         };
+        // The connection's guard (the controller's Lease fence), on every attempt: a claim
+        // retried after 409 takes the claim from whoever holds it by then.
+        self.connection
+            .may_write(&format!("ConfigMap {namespace}/{name}"))?;
         match api.create(&params, &map).await {
             Ok(_) => Ok(true),
             Err(err) if crate::is_conflict(&err) => Ok(false),
@@ -385,6 +389,7 @@ impl ConfigMapStateStore {
             field_manager: Some(FIELD_MANAGER.to_owned()),
             ..PatchParams::default()
         };
+        self.connection.may_write(&self.object(namespace))?;
         match api.patch(&self.name, &params, &Patch::Merge(&body)).await {
             Ok(_) => Ok(true),
             Err(err) if crate::is_conflict(&err) => Ok(false),

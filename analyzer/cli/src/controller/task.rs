@@ -100,7 +100,10 @@ async fn run_once(
     let namespace = resource.namespace().unwrap_or_default();
     let name = resource.name_any();
     let policy = &prepared.policy;
-    let connection = KubeConnection::from_client(context.client.clone(), namespace.clone());
+    // The state ConfigMap's writes ask the Lease fence on every attempt, as the router's do.
+    let fence = context.fence.clone();
+    let connection = KubeConnection::from_client(context.client.clone(), namespace.clone())
+        .with_write_guard(canary_kubernetes::WriteGuard::new(move || fence.check()));
     let configmap = state_config_map(&name);
     let holder = Holder {
         identity: format!("{CONTROLLER_HOLDER} {}", context.settings.identity),
