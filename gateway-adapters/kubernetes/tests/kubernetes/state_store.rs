@@ -30,6 +30,7 @@ fn holder(identity: &str, pid: u32) -> Holder {
         ttl_seconds: None,
         host: None,
         pid_namespace: None,
+        boot_id: None,
     }
 }
 
@@ -299,6 +300,14 @@ async fn a_live_driver_on_another_host_or_pid_namespace_is_not_taken_for_a_dead_
         serde_json::json!({"host": format!("{host}-7"), "pidNamespace": namespace}),
         // This host, another pid namespace.
         serde_json::json!({"host": host, "pidNamespace": "pid:[1]"}),
+        // Another machine of the same name (two CI VMs called `runner`), whose initial pid
+        // namespace has the same name as this one's: another boot id (review finding of
+        // 2026-12-01; this case failed before the boot id was recorded).
+        serde_json::json!({
+            "host": this.host.clone().unwrap(),
+            "pidNamespace": namespace,
+            "bootId": "00000000-0000-4000-8000-000000000000"
+        }),
     ];
     for place in elsewhere {
         let fake = FakeApiServer::start().await;
