@@ -431,7 +431,7 @@ impl Validator {
 }
 
 /// Whether an http(s) URL carries `user@` or `user:password@` in its authority.
-fn has_userinfo(url: &str) -> bool {
+pub(super) fn has_userinfo(url: &str) -> bool {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
     authority.contains('@')

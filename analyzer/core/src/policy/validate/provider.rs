@@ -2,6 +2,7 @@
 //! limits), and the `json` checks that read its answers (JSONPaths, and which criteria each
 //! measure can be judged by).
 
+use super::metrics::has_userinfo;
 use super::*;
 
 impl Validator {
@@ -22,6 +23,15 @@ impl Validator {
                     "metrics.http.url",
                     Some(&raw.url),
                     "expected an http:// or https:// URL whose scheme, host and port are written out (variables may follow in the path or query)",
+                );
+                ok = false;
+            } else if has_userinfo(fixed) {
+                // `policy explain` prints the URL and recordings keep it: a password in it
+                // would be shown wherever they go.
+                self.problem(
+                    "metrics.http.url",
+                    Some(&raw.url),
+                    "credentials do not belong in the URL: send them as a header whose value is `{env: NAME}` or `{file: PATH}` (redacted everywhere)",
                 );
                 ok = false;
             }

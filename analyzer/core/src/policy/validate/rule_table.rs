@@ -183,6 +183,20 @@ const ROWS: &[Row] = &[
     ),
     row(
         &[
+            (
+                "metrics",
+                "metrics: {http: {url: 'https://user:hunter2@api.example/q?{{query}}'}}",
+            ),
+            (
+                "checks",
+                "checks: [{name: errors, json: {requests: {canary: '$.c.n', baseline: '$.b.n'}, errors: {canary: '$.c.e', baseline: '$.b.e'}}, slo: {max: 1%}}]",
+            ),
+        ],
+        "metrics.http.url",
+        "credentials do not belong in the URL",
+    ),
+    row(
+        &[
             ("metrics", "metrics: {http: {url: 'http://x/q?{{qurey}}'}}"),
             (
                 "checks",
