@@ -533,7 +533,10 @@ fn mirror_percent(mirror: &Value) -> Result<u8, String> {
         let numerator = fraction.get("numerator").and_then(Value::as_u64);
         let denominator = fraction.get("denominator").map_or(Some(100), Value::as_u64);
         return match (numerator, denominator) {
+            // In u128: the API's int32 bounds are not the fake's or a hostile server's, and
+            // `200 * n` or `2 * d` of a u64 overflows (a panic, or a division by zero).
             (Some(n), Some(d)) if d > 0 && n <= d => {
+                let (n, d) = (u128::from(n), u128::from(d));
                 Ok(u8::try_from((200 * n + d) / (2 * d)).unwrap_or(100))
             }
             _ => Err(format!(
@@ -542,4 +545,30 @@ fn mirror_percent(mirror: &Value) -> Result<u8, String> {
         };
     }
     Ok(100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mirror_percent;
+    use serde_json::json;
+
+    /// Review finding of 2026-12-01: a fraction near `u64::MAX` (beyond the API's int32,
+    /// but a read-back comes from outside) overflowed `200 * n` / `2 * d`: a panic.
+    #[test]
+    fn a_mirror_fraction_of_any_size_is_a_percent_or_an_error_never_a_panic() {
+        let huge = 9_223_372_036_854_775_808_u64;
+        assert_eq!(
+            mirror_percent(&json!({"fraction": {"numerator": 0, "denominator": huge}})),
+            Ok(0)
+        );
+        assert_eq!(
+            mirror_percent(&json!({"fraction": {"numerator": u64::MAX, "denominator": u64::MAX}})),
+            Ok(100)
+        );
+        assert_eq!(
+            mirror_percent(&json!({"fraction": {"numerator": 1, "denominator": 8}})),
+            Ok(13)
+        );
+        assert!(mirror_percent(&json!({"fraction": {"numerator": 2, "denominator": 1}})).is_err());
+    }
 }
