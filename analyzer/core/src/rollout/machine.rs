@@ -94,6 +94,7 @@ impl Machine {
             source_checkpoint: None,
             promotion_canary_generation: None,
             weight_drifts: 0,
+            weight_unknown_since: None,
             promoted_by_hand: None,
         }
     }
@@ -146,11 +147,14 @@ impl Machine {
                 Phase::Step {
                     weight_set: true, ..
                 }
-                | Phase::Soak { .. } => self.read_failed(
-                    rollout,
-                    format!("the gateway's weight could not be read back: {error}"),
-                    now,
-                ),
+                | Phase::Soak { .. } => {
+                    rollout.weight_unknown_since.get_or_insert(now);
+                    self.read_failed(
+                        rollout,
+                        format!("the gateway's weight could not be read back: {error}"),
+                        now,
+                    )
+                }
                 _ => self.fail(rollout, format!("the gateway failed: {error}")),
             },
             Event::Resume => self.resume(rollout, now),
@@ -431,6 +435,8 @@ impl Machine {
         now: Timestamp,
     ) -> Vec<Effect> {
         rollout.weights.push(WeightPoint { at: now, weight });
+        // A weight just set and confirmed is known again.
+        rollout.weight_unknown_since = None;
         match rollout.phase.clone() {
             Phase::Step {
                 index,
@@ -1151,18 +1157,29 @@ impl Machine {
             Phase::Soak { .. } => (100, None, true),
             _ => return self.resume(rollout, now),
         };
-        if read == expected && route == expected_route {
+        let right = read == expected && route == expected_route;
+        if right && rollout.weight_unknown_since.is_none() {
             return vec![Effect::Read {
                 since: rollout.started_at,
             }];
         }
         debug_assert!(started);
-        let message = self.record_drift(
-            rollout,
-            &served(read, route.as_ref()),
-            &served(expected, expected_route.as_ref()),
-            now,
-        );
+        let message = match rollout.weight_unknown_since {
+            // Right again, after reads that could not tell: what the gateway served in
+            // between is unknown, so the evidence gathered then does not pass the step.
+            Some(since) if right => format!(
+                "the gateway's weight could not be read back from {since} until now; it is {} again, but the evidence gathered while it was unknown does not count: setting {} again and starting the step over",
+                served(read, route.as_ref()),
+                served(expected, expected_route.as_ref()),
+            ),
+            _ => self.record_drift(
+                rollout,
+                &served(read, route.as_ref()),
+                &served(expected, expected_route.as_ref()),
+                now,
+            ),
+        };
+        rollout.weight_unknown_since = None;
         let repair = match rollout.phase.clone() {
             Phase::Step { index, weight, .. } => {
                 self.close_step(rollout, now, "drift", &message, None);

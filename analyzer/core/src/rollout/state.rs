@@ -76,6 +76,12 @@ pub struct Rollout {
     /// happened in starts over.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub(crate) weight_drifts: u32,
+    /// Since when the gateway's weight could not be read back in the current step (a failed
+    /// read, an NGINX upstream file that is not what canary wrote): the evidence gathered
+    /// while the weight was unknown does not count, so the next read-back that finds the
+    /// weight right starts the step over, as a drift does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) weight_unknown_since: Option<Timestamp>,
     /// Set when `canary promote` skipped the analysis: where, and what was still undecided.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) promoted_by_hand: Option<ManualPromotion>,

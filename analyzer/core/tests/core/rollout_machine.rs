@@ -1357,6 +1357,53 @@ fn drift_in_a_step_sets_the_weight_again_and_starts_the_step_over() {
     assert_eq!(decisions, ["drift", "advance"]);
 }
 
+/// Review finding of 2026-12-01: a read-back that failed (a gateway error; an NGINX upstream
+/// file edited behind canary's back) was only an unreadable tick: once the gateway read right
+/// again, the step went on and passed on the evidence gathered while its weight was unknown.
+/// Now the first right read-back after an unreadable one starts the step over, as a drift does.
+#[test]
+fn evidence_gathered_while_the_weight_could_not_be_read_back_does_not_pass_a_step() {
+    let (machine, mut rollout) = mk_running("");
+    let mut totals = (0.0, 0.0);
+    feed_healthy(&machine, &mut rollout, 30, 240, 0.10, &mut totals);
+    let effects = machine.handle(&mut rollout, Event::TimerFired, at(270));
+    assert_eq!(effects, vec![Effect::ReadWeight]);
+    let effects = machine.handle(
+        &mut rollout,
+        Event::WeightUnreadable("the upstream file is not what canary wrote".into()),
+        at(270),
+    );
+    assert!(
+        kinds(&effects).contains(&"notify:tick".to_owned()),
+        "an unreadable tick: {effects:?}"
+    );
+    machine.validate(&rollout, at(270)).unwrap();
+    // Readable again, and right: the step starts over rather than passing at 300.
+    machine.handle(&mut rollout, Event::TimerFired, at(300));
+    let effects = machine.handle(&mut rollout, Event::WeightRead(10), at(300));
+    assert_eq!(kinds(&effects), ["persist", "notify:drift", "set:10"]);
+    assert_eq!(
+        rollout.weight_drifts(),
+        0,
+        "not a drift: the weight was right"
+    );
+    machine.handle(&mut rollout, Event::WeightSet(10), at(301));
+    machine.handle(&mut rollout, hooks_ok(HookEvent::Step), at(301));
+    let effects = feed_healthy(&machine, &mut rollout, 331, 571, 0.10, &mut totals);
+    assert!(
+        !kinds(&effects).contains(&"set:25".to_owned()),
+        "passed a step on evidence from while the weight was unknown"
+    );
+    let effects = feed_healthy(&machine, &mut rollout, 601, 601, 0.10, &mut totals);
+    assert_eq!(kinds(&effects), ["notify:tick", "persist", "set:25"]);
+    let decisions: Vec<&str> = rollout
+        .steps()
+        .iter()
+        .map(|s| s.decision.as_str())
+        .collect();
+    assert_eq!(decisions, ["drift", "advance"]);
+}
+
 #[test]
 fn a_rerun_of_a_finished_rollout_checks_the_gateway_before_reporting() {
     let (machine, mut rollout) = mk_running("");
