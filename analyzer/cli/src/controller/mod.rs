@@ -19,9 +19,12 @@
 //!
 //! Many rollouts share one process: metrics queries and API writes go through semaphores
 //! (`--max-concurrent-queries`, `--max-concurrent-writes`), and each rollout's waits are
-//! tokio timers.
+//! tokio timers. A waiting rollout costs the API server nothing: no heartbeat per rollout
+//! (the Lease is the controller's), and control requests are read when the resource's
+//! watch announces one ([`requests`]), not polled.
 
 mod metrics;
+mod requests;
 mod task;
 
 use std::collections::HashMap;
@@ -42,6 +45,8 @@ use kube::{Api, Client, ResourceExt};
 use tokio::sync::Semaphore;
 
 pub(crate) use metrics::ControllerMetrics;
+pub(crate) use requests::AnnouncingStore;
+use requests::RequestSignal;
 pub(crate) use task::{router_for, state_config_map};
 
 /// What the controller is told on its command line.
@@ -84,6 +89,8 @@ pub(crate) struct Context {
 /// A rollout's task.
 struct Running {
     task: tokio::task::JoinHandle<()>,
+    /// Raised when the resource announces a control request.
+    requests: Arc<RequestSignal>,
 }
 
 impl Context {
@@ -242,6 +249,8 @@ pub(crate) async fn reconcile(
         let mut running = context.running();
         if let Some(rollout) = running.get(&key) {
             if !rollout.task.is_finished() {
+                // A control request announced on the resource: its task reads it now.
+                rollout.requests.saw(requests::annotation_of(&resource));
                 // The task writes the status; a new revision waits for it to end.
                 return Ok(Action::requeue(Duration::from_secs(60)));
             }
@@ -284,8 +293,14 @@ pub(crate) async fn reconcile(
         // This revision's rollout has ended: nothing to do until the spec changes.
         return Ok(Action::await_change());
     }
-    let task = tokio::spawn(task::run(context.clone(), resource.clone(), prepared));
-    context.running().insert(key, Running { task });
+    let requests = Arc::new(RequestSignal::new(requests::annotation_of(&resource)));
+    let task = tokio::spawn(task::run(
+        context.clone(),
+        resource.clone(),
+        prepared,
+        requests.clone(),
+    ));
+    context.running().insert(key, Running { task, requests });
     Ok(Action::requeue(Duration::from_secs(60)))
 }
 
