@@ -1136,10 +1136,14 @@ fn a_waiting_rollout_reads_its_configmap_twice_a_tick_and_beats_no_heartbeat() {
     assert_eq!(
         other_patches,
         0,
-        "no heartbeat or other write of the ConfigMap: {:?}",
+        "no heartbeat or other write of the ConfigMap; the keys each write changed: {:?}",
         &patches[patches_before..]
             .iter()
-            .map(|r| r.body.clone())
+            .map(|r| r.body.as_ref().map(|b| {
+                b["data"]
+                    .as_object()
+                    .map(|d| d.keys().cloned().collect::<Vec<_>>())
+            }))
             .collect::<Vec<_>>()
     );
     // Two a tick; one more for a read that ran across the count.
