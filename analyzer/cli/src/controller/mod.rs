@@ -80,6 +80,10 @@ pub(crate) struct Context {
     pub(crate) queries: Arc<Semaphore>,
     /// API writes in flight (weights, status, Events), across all rollouts.
     pub(crate) writes: Arc<Semaphore>,
+    /// Rollouts starting (or resuming) at once: from reading their state to their first
+    /// wait, a dozen API requests each. Unbounded, 1,000 rollouts starting together queued
+    /// the Lease's renewal behind some 12,000 requests past its renew deadline.
+    pub(crate) starts: Arc<Semaphore>,
     /// Open while this process holds the leader Lease: checked right before every write.
     pub(crate) fence: Fence,
     /// The controller's own metrics (`--metrics-addr`).
@@ -102,6 +106,7 @@ impl Context {
             metrics: ControllerMetrics::new(),
             queries: Arc::new(Semaphore::new(settings.max_queries.max(1))),
             writes: Arc::new(Semaphore::new(settings.max_writes.max(1))),
+            starts: Arc::new(Semaphore::new(settings.max_writes.max(1))),
             settings,
             running: Mutex::new(HashMap::new()),
         }

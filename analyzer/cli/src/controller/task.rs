@@ -107,6 +107,8 @@ async fn run_once(
     let namespace = resource.namespace().unwrap_or_default();
     let name = resource.name_any();
     let policy = &prepared.policy;
+    // Held until the rollout first waits (see `PublishingStore::take_request`), or stops.
+    let starting = context.starts.clone().acquire_owned().await.ok();
     let connection = KubeConnection::from_client(context.client.clone(), namespace.clone());
     let configmap = state_config_map(&name);
     let holder = Holder {
@@ -126,7 +128,16 @@ async fn run_once(
     .with_request_poll(Duration::ZERO);
     let store: Box<dyn StateStore> = Box::new(store);
     let store = Redacted::new(store);
-    drive(context, resource, prepared, &store, &configmap, requests).await
+    drive(
+        context,
+        resource,
+        prepared,
+        &store,
+        &configmap,
+        requests,
+        std::sync::Mutex::new(starting),
+    )
+    .await
 }
 
 /// How long a controller's claim on a rollout lives without a save. The controller renews
@@ -147,6 +158,7 @@ async fn drive(
     store: &dyn StateStore,
     configmap: &str,
     requests: &Arc<RequestSignal>,
+    starting: StartPermit,
 ) -> Result<(), Stop> {
     let namespace = resource.namespace().unwrap_or_default();
     let name = resource.name_any();
@@ -225,6 +237,7 @@ async fn drive(
         &mut rollout,
         &publisher,
         requests,
+        starting,
     )
     .await;
     // The claim first, then the last status: whoever sees the rollout ended finds it free.
@@ -257,6 +270,7 @@ async fn drive_claimed(
     rollout: &mut Rollout,
     publisher: &StatusPublisher,
     requests: &Arc<RequestSignal>,
+    starting: StartPermit,
 ) -> Result<(), Stop> {
     let namespace = publisher.resource.namespace().unwrap_or_default();
     let source = crate::commands::metrics_source(policy, context.settings.prometheus.as_deref())
@@ -289,6 +303,7 @@ async fn drive_claimed(
         fence: context.fence.clone(),
         due,
         requests: requests.clone(),
+        starting,
     };
     let hooks = canary_gateways::HookRunner::new().map_err(|e| failed(e.into_core()))?;
     let notifier = canary_gateways::Notifier::new(&policy.notifications)
@@ -490,7 +505,12 @@ struct PublishingStore<'a> {
     due: TickDue,
     /// Raised when a control request may be waiting.
     requests: Arc<RequestSignal>,
+    /// The rollout's place among those starting at once, given back at its first wait.
+    starting: StartPermit,
 }
+
+/// A permit of the controller's `starts`, while the rollout has not waited yet.
+type StartPermit = std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>;
 
 #[async_trait]
 impl StateStore for PublishingStore<'_> {
@@ -564,6 +584,11 @@ impl StateStore for PublishingStore<'_> {
     // The ConfigMap is read only when a request was announced (or the fallback poll is
     // due), never at each of the driver's looks (four a second).
     async fn take_request(&self) -> canary_core::Result<Option<ControlRequest>> {
+        // The driver asks only while it waits: this rollout has started.
+        self.starting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
         fenced(&self.fence)?;
         if !self.requests.should_look() {
             return Ok(None);
@@ -958,6 +983,7 @@ mod tests {
             fence: Fence::always_open("the test's lease"),
             due: TickDue::default(),
             requests: Arc::new(RequestSignal::new(None)),
+            starting: StartPermit::default(),
         };
         assert!(matches!(
             store.check_claim().await,
@@ -1063,6 +1089,7 @@ mod tests {
             fence,
             due: TickDue::default(),
             requests: Arc::new(RequestSignal::new(None)),
+            starting: StartPermit::default(),
         };
         let rollout = Machine::new(
             canary_core::policy::Policy::from_yaml(
@@ -1140,6 +1167,7 @@ mod tests {
             fence,
             due: TickDue::default(),
             requests: requests.clone(),
+            starting: StartPermit::default(),
         };
         let reads = || {
             inner
