@@ -134,10 +134,19 @@ async fn run_once(
         prepared,
         &store,
         &configmap,
-        requests,
-        std::sync::Mutex::new(starting),
+        Signals {
+            requests: requests.clone(),
+            starting: std::sync::Mutex::new(starting),
+        },
     )
     .await
+}
+
+/// What a rollout's store tells the controller, and is told by it: a control request
+/// announced, and the rollout's first wait.
+struct Signals {
+    requests: Arc<RequestSignal>,
+    starting: StartPermit,
 }
 
 /// How long a controller's claim on a rollout lives without a save. The controller renews
@@ -157,8 +166,7 @@ async fn drive(
     prepared: &Prepared,
     store: &dyn StateStore,
     configmap: &str,
-    requests: &Arc<RequestSignal>,
-    starting: StartPermit,
+    signals: Signals,
 ) -> Result<(), Stop> {
     let namespace = resource.namespace().unwrap_or_default();
     let name = resource.name_any();
@@ -236,8 +244,7 @@ async fn drive(
         &machine,
         &mut rollout,
         &publisher,
-        requests,
-        starting,
+        signals,
     )
     .await;
     // The claim first, then the last status: whoever sees the rollout ended finds it free.
@@ -269,8 +276,7 @@ async fn drive_claimed(
     machine: &Machine,
     rollout: &mut Rollout,
     publisher: &StatusPublisher,
-    requests: &Arc<RequestSignal>,
-    starting: StartPermit,
+    signals: Signals,
 ) -> Result<(), Stop> {
     let namespace = publisher.resource.namespace().unwrap_or_default();
     let source = crate::commands::metrics_source(policy, context.settings.prometheus.as_deref())
@@ -302,8 +308,8 @@ async fn drive_claimed(
         publisher,
         fence: context.fence.clone(),
         due,
-        requests: requests.clone(),
-        starting,
+        requests: signals.requests,
+        starting: signals.starting,
     };
     let hooks = canary_gateways::HookRunner::new().map_err(|e| failed(e.into_core()))?;
     let notifier = canary_gateways::Notifier::new(&policy.notifications)
