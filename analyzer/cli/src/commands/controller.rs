@@ -44,7 +44,9 @@ pub(crate) struct RunCommand {
     #[arg(long, value_name = "N", default_value_t = 16)]
     max_concurrent_queries: usize,
 
-    /// How many API writes (weights, status, Events) run at once, across all rollouts.
+    /// How many API writes (weights, status, Events) run at once, across all rollouts; also
+    /// how many rollouts start (or resume) at once, from reading their state to their first
+    /// wait.
     #[arg(long, value_name = "N", default_value_t = 16)]
     max_concurrent_writes: usize,
 
