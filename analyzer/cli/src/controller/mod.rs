@@ -148,9 +148,31 @@ pub(crate) async fn run(context: Arc<Context>, mut elector: LeaderElector) -> an
     acquired.map_err(canary_kubernetes::KubernetesError::into_core)?;
     context.metrics.set_leader(true);
     eprintln!("canary controller: leading: the {lease} is held by {identity}");
-    let lost = tokio::select! {
-        () = reconcile_all(context.clone()) => None,
-        lost = elector.keep(|err| tracing::warn!("renewing the {lease}: {err}")) => Some(lost),
+    // The renewals run in a task of their own: polled beside the Controller's stream, they
+    // waited while it worked through thousands of reconciles at once.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut keeper = tokio::spawn({
+        let lease = lease.clone();
+        async move {
+            let lost = tokio::select! {
+                lost = elector.keep(|err| tracing::warn!("renewing the {lease}: {err}")) => Some(lost),
+                _ = stopped => None,
+            };
+            (elector, lost)
+        }
+    });
+    let (mut elector, lost) = tokio::select! {
+        () = reconcile_all(context.clone()) => {
+            let _ = stop.send(());
+            match (&mut keeper).await {
+                Ok(kept) => kept,
+                Err(err) => anyhow::bail!("the Lease's renewals stopped: {err}"),
+            }
+        }
+        kept = &mut keeper => match kept {
+            Ok(kept) => kept,
+            Err(err) => anyhow::bail!("the Lease's renewals stopped: {err}"),
+        },
     };
     context.metrics.set_leader(false);
     // Whatever stopped it, the rollouts stop with it (their next write would find the fence
