@@ -72,13 +72,18 @@ impl RequestSignal {
     /// Whether to read the ConfigMap now: raised, or not read for [`REQUEST_FALLBACK_POLL`].
     /// Lowers the signal.
     pub(crate) fn should_look(&self) -> bool {
+        self.should_look_at(Instant::now())
+    }
+
+    /// [`should_look`](Self::should_look) at `now`.
+    fn should_look_at(&self, now: Instant) -> bool {
         let raised = self.pending.swap(false, Ordering::SeqCst);
         let mut last = self
             .last_look
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if raised || last.elapsed() >= REQUEST_FALLBACK_POLL {
-            *last = Instant::now();
+        if raised || now.saturating_duration_since(*last) >= REQUEST_FALLBACK_POLL {
+            *last = now;
             return true;
         }
         false
@@ -218,5 +223,18 @@ mod tests {
         assert!(!signal.should_look());
         signal.raise();
         assert!(signal.should_look(), "a failed look is retried");
+    }
+
+    /// A request nobody announced (an older command, a user not allowed to patch the
+    /// resource) is looked for once every fallback period, not before.
+    #[test]
+    fn an_unannounced_request_is_looked_for_every_fallback_period() {
+        let signal = RequestSignal::new(None);
+        let start = Instant::now();
+        assert!(signal.should_look_at(start));
+        assert!(!signal.should_look_at(start + REQUEST_FALLBACK_POLL / 2));
+        assert!(signal.should_look_at(start + REQUEST_FALLBACK_POLL));
+        assert!(!signal.should_look_at(start + REQUEST_FALLBACK_POLL * 3 / 2));
+        assert!(signal.should_look_at(start + REQUEST_FALLBACK_POLL * 2));
     }
 }
