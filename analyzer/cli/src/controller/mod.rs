@@ -60,6 +60,8 @@ pub(crate) struct Settings {
     pub(crate) max_queries: usize,
     /// How many gateway and status writes run at once, across all rollouts.
     pub(crate) max_writes: usize,
+    /// How many API reads of the rollouts run at once, across all rollouts.
+    pub(crate) max_reads: usize,
     /// How long a rollback retries setting weight 0.
     pub(crate) rollback_retry_for: Duration,
     /// How long a rollout that stopped on an infrastructure failure waits before resuming.
@@ -84,6 +86,9 @@ pub(crate) struct Context {
     /// wait, a dozen API requests each. Unbounded, 1,000 rollouts starting together queued
     /// the Lease's renewal behind some 12,000 requests past its renew deadline.
     pub(crate) starts: Arc<Semaphore>,
+    /// The rollouts' API reads in flight (state, claim, weight read back): unbounded, 10,000
+    /// rollouts held 1,199 connections to the API server.
+    pub(crate) reads: Arc<Semaphore>,
     /// Open while this process holds the leader Lease: checked right before every write.
     pub(crate) fence: Fence,
     /// The controller's own metrics (`--metrics-addr`).
@@ -107,6 +112,7 @@ impl Context {
             queries: Arc::new(Semaphore::new(settings.max_queries.max(1))),
             writes: Arc::new(Semaphore::new(settings.max_writes.max(1))),
             starts: Arc::new(Semaphore::new(settings.max_writes.max(1))),
+            reads: Arc::new(Semaphore::new(settings.max_reads.max(1))),
             settings,
             running: Mutex::new(HashMap::new()),
         }

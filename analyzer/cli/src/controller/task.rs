@@ -301,6 +301,7 @@ async fn drive_claimed(
     let router = BoundedRouter {
         inner: router,
         permits: context.writes.clone(),
+        reads: context.reads.clone(),
         fence: context.fence.clone(),
     };
     let publishing = PublishingStore {
@@ -310,6 +311,7 @@ async fn drive_claimed(
         due,
         requests: signals.requests,
         starting: signals.starting,
+        reads: context.reads.clone(),
     };
     let hooks = canary_gateways::HookRunner::new().map_err(|e| failed(e.into_core()))?;
     let notifier = canary_gateways::Notifier::new(&policy.notifications)
@@ -450,6 +452,8 @@ impl MetricsSource for BoundedSource {
 struct BoundedRouter {
     inner: Box<dyn TrafficRouter>,
     permits: Arc<Semaphore>,
+    /// The controller's read permits.
+    reads: Arc<Semaphore>,
     fence: Fence,
 }
 
@@ -462,6 +466,7 @@ impl TrafficRouter for BoundedRouter {
     }
 
     async fn canary_weight(&self) -> canary_core::Result<u8> {
+        let _permit = self.reads.acquire().await;
         self.inner.canary_weight().await
     }
 
@@ -487,6 +492,7 @@ impl TrafficRouter for BoundedRouter {
     }
 
     async fn read_back(&self) -> canary_core::Result<(u8, Option<canary_core::policy::StepRoute>)> {
+        let _permit = self.reads.acquire().await;
         self.inner.read_back().await
     }
 
@@ -513,6 +519,8 @@ struct PublishingStore<'a> {
     requests: Arc<RequestSignal>,
     /// The rollout's place among those starting at once, given back at its first wait.
     starting: StartPermit,
+    /// The controller's read permits (a save reads before it writes).
+    reads: Arc<Semaphore>,
 }
 
 /// A permit of the controller's `starts`, while the rollout has not waited yet.
@@ -539,6 +547,7 @@ impl StateStore for PublishingStore<'_> {
     // a controller whose claim was taken over go on writing weights.
     async fn check_claim(&self) -> canary_core::Result<()> {
         fenced(&self.fence)?;
+        let _permit = self.reads.acquire().await;
         self.inner.check_claim().await
     }
 
@@ -570,7 +579,12 @@ impl StateStore for PublishingStore<'_> {
             )));
         }
         fenced(&self.fence)?;
-        self.inner.save(rollout).await?;
+        {
+            let _permit = self.reads.acquire().await;
+            // The fence again: the wait for a permit can be long with many rollouts.
+            fenced(&self.fence)?;
+            self.inner.save(rollout).await?;
+        }
         self.due.set(rollout.next_tick_at());
         self.publisher.publish(rollout);
         Ok(())
@@ -962,6 +976,7 @@ mod tests {
                 prometheus: None,
                 max_queries: 1,
                 max_writes: 1,
+                max_reads: 1,
                 rollback_retry_for: Duration::from_secs(1),
                 retry_after: Duration::from_secs(1),
                 identity: "test".to_owned(),
@@ -990,6 +1005,7 @@ mod tests {
             due: TickDue::default(),
             requests: Arc::new(RequestSignal::new(None)),
             starting: StartPermit::default(),
+            reads: Arc::new(Semaphore::new(1)),
         };
         assert!(matches!(
             store.check_claim().await,
@@ -1067,6 +1083,7 @@ mod tests {
                 prometheus: None,
                 max_queries: 1,
                 max_writes: 1,
+                max_reads: 1,
                 rollback_retry_for: Duration::from_secs(1),
                 retry_after: Duration::from_secs(1),
                 identity: "test".to_owned(),
@@ -1096,6 +1113,7 @@ mod tests {
             due: TickDue::default(),
             requests: Arc::new(RequestSignal::new(None)),
             starting: StartPermit::default(),
+            reads: Arc::new(Semaphore::new(1)),
         };
         let rollout = Machine::new(
             canary_core::policy::Policy::from_yaml(
@@ -1144,6 +1162,7 @@ mod tests {
                 prometheus: None,
                 max_queries: 1,
                 max_writes: 1,
+                max_reads: 1,
                 rollback_retry_for: Duration::from_secs(1),
                 retry_after: Duration::from_secs(1),
                 identity: "test".to_owned(),
@@ -1174,6 +1193,7 @@ mod tests {
             due: TickDue::default(),
             requests: requests.clone(),
             starting: StartPermit::default(),
+            reads: Arc::new(Semaphore::new(1)),
         };
         let reads = || {
             inner
@@ -1232,6 +1252,7 @@ mod tests {
         let router = BoundedRouter {
             inner: Box::new(inner),
             permits: Arc::new(Semaphore::new(1)),
+            reads: Arc::new(Semaphore::new(1)),
             fence: Fence::new("Lease shop/canary-controller"),
         };
         let route = canary_core::policy::StepRoute::Header {
