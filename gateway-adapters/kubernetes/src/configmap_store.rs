@@ -70,6 +70,11 @@ pub struct Holder {
     /// Its pid namespace (`pid:[4026531836]`): a pid means something only inside it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid_namespace: Option<String>,
+    /// Its kernel's boot id (`/proc/sys/kernel/random/boot_id`): two machines of one name
+    /// both have the initial pid namespace, whose name is the same constant on every Linux
+    /// host; the boot id tells them (and a reboot) apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
 }
 
 impl Holder {
@@ -94,6 +99,7 @@ impl Holder {
             ttl_seconds: None,
             host: Some(host_name()),
             pid_namespace: pid_namespace(),
+            boot_id: boot_id(),
         }
     }
 
@@ -115,8 +121,8 @@ impl Holder {
             && self.started_at == other.started_at
     }
 
-    /// Whether this record names a process of this host and pid namespace that is gone (no
-    /// such pid, or a zombie): such a claim is stale, whoever asks. The host is compared
+    /// Whether this record names a process of this host, boot and pid namespace that is gone
+    /// (no such pid, or a zombie): such a claim is stale, whoever asks. The host is compared
     /// exactly, never by the identity's prefix (`ci-runner-7` is not `ci`), and a pid of
     /// another pid namespace (a container sharing the host's name) means nothing here; a
     /// /proc that cannot be read proves nothing either. The file store's rule.
@@ -125,6 +131,8 @@ impl Holder {
             || self.host.as_deref() != Some(host_name().as_str())
             || self.pid_namespace.is_none()
             || self.pid_namespace != pid_namespace()
+            || self.boot_id.is_none()
+            || self.boot_id != boot_id()
         {
             return false;
         }
@@ -160,6 +168,14 @@ fn host_name() -> String {
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "unknown-host".to_owned())
+}
+
+/// This kernel's boot id (a random UUID per boot); `None` where there is no /proc.
+fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|id| id.trim().to_owned())
+        .filter(|id| !id.is_empty())
 }
 
 /// This process's pid namespace, as the kernel names it (`pid:[4026531836]`); `None`
@@ -368,6 +384,10 @@ impl ConfigMapStateStore {
             field_manager: Some(FIELD_MANAGER.to_owned()),
             ..PostParams::default()
         };
+        // The connection's guard (the controller's Lease fence), on every attempt: a claim
+        // retried after 409 takes the claim from whoever holds it by then.
+        self.connection
+            .may_write(&format!("ConfigMap {namespace}/{name}"))?;
         match api.create(&params, &map).await {
             Ok(_) => Ok(true),
             Err(err) if crate::is_conflict(&err) => Ok(false),
@@ -396,6 +416,7 @@ impl ConfigMapStateStore {
             field_manager: Some(FIELD_MANAGER.to_owned()),
             ..PatchParams::default()
         };
+        self.connection.may_write(&self.object(namespace))?;
         match api.patch(&self.name, &params, &Patch::Merge(&body)).await {
             Ok(_) => Ok(true),
             Err(err) if crate::is_conflict(&err) => Ok(false),

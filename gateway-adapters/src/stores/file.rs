@@ -45,6 +45,10 @@ struct ClaimRecord {
     /// Its pid namespace (`/proc/self/ns/pid`), so that a pid is looked up only where it
     /// means the same process (containers sharing a state volume have their own).
     pid_namespace: String,
+    /// Its kernel's boot id: another machine of the same name (a shared state volume) has
+    /// the same initial pid namespace name, but not the same boot id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    boot_id: Option<String>,
     /// Its process id.
     pid: u32,
     /// Grows by one with every new claim: a holder whose token is no longer the record's
@@ -70,9 +74,16 @@ impl ClaimRecord {
     fn is_gone(&self, now: Timestamp) -> bool {
         self.released
             || is_stale(self.renewed_at, self.ttl(), now)
-            || (self.host == host_name()
-                && self.pid_namespace == pid_namespace()
-                && process_is_gone(self.pid))
+            || (self.is_local() && process_is_gone(self.pid))
+    }
+
+    /// Whether the holder's pid means a process here: the same host name, pid namespace
+    /// and boot (a record without a boot id, from an older canary, never is).
+    fn is_local(&self) -> bool {
+        self.host == host_name()
+            && self.pid_namespace == pid_namespace()
+            && self.boot_id.is_some()
+            && self.boot_id == boot_id()
     }
 
     /// Whether `other` is the same claim (holder and token), still held.
@@ -88,10 +99,7 @@ impl ClaimRecord {
     /// A holder that counts as gone, for messages: which process, why it counts as gone,
     /// and since when it was silent.
     fn describe_gone(&self, now: Timestamp) -> String {
-        let why = if self.host == host_name()
-            && self.pid_namespace == pid_namespace()
-            && process_is_gone(self.pid)
-        {
+        let why = if self.is_local() && process_is_gone(self.pid) {
             "is gone (no such process on this host)"
         } else {
             "counts as gone (its claim is stale)"
@@ -135,6 +143,14 @@ fn host_name() -> String {
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "unknown-host".to_owned())
+}
+
+/// This kernel's boot id (a random UUID per boot); `None` where there is no /proc.
+fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|id| id.trim().to_owned())
+        .filter(|id| !id.is_empty())
 }
 
 /// This process's pid namespace, as the kernel names it (`pid:[4026531836]`).
@@ -352,6 +368,7 @@ impl StateStore for FileStateStore {
         let record = ClaimRecord {
             host: host_name(),
             pid_namespace: pid_namespace(),
+            boot_id: boot_id(),
             pid: std::process::id(),
             token: previous.as_ref().map_or(1, |p| p.token.saturating_add(1)),
             renewed_at: now,
@@ -643,6 +660,27 @@ mod tests {
             second.read_claim().unwrap().unwrap().token,
             record.token + 1
         );
+    }
+
+    /// Two machines of one name sharing a state volume have the same initial pid namespace
+    /// name: a pid of the other one means nothing here, whatever it is (review finding of
+    /// 2026-12-01; the claim was taken at once before the boot id was recorded).
+    #[test]
+    fn a_claim_of_another_boot_of_this_host_name_is_not_taken_for_a_dead_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = FileStateStore::new(dir.path(), "checkout");
+        block_on(first.claim(false)).unwrap();
+        let mut record = first.read_claim().unwrap().unwrap();
+        record.pid = 4_194_304 + 1;
+        record.boot_id = Some("00000000-0000-4000-8000-000000000000".to_owned());
+        first.write_claim(&record).unwrap();
+        let second = FileStateStore::new(dir.path(), "checkout");
+        let refused = block_on(second.claim(false)).unwrap_err();
+        assert!(refused.to_string().contains("in progress"), "{refused}");
+        // An older canary's record (no boot id) is judged by its heartbeat alone, too.
+        record.boot_id = None;
+        first.write_claim(&record).unwrap();
+        assert!(block_on(second.claim(false)).is_err());
     }
 
     fn a_rollout() -> Rollout {

@@ -109,7 +109,10 @@ async fn run_once(
     let policy = &prepared.policy;
     // Held until the rollout first waits (see `PublishingStore::take_request`), or stops.
     let starting = context.starts.clone().acquire_owned().await.ok();
-    let connection = KubeConnection::from_client(context.client.clone(), namespace.clone());
+    // The state ConfigMap's writes ask the Lease fence on every attempt, as the router's do.
+    let fence = context.fence.clone();
+    let connection = KubeConnection::from_client(context.client.clone(), namespace.clone())
+        .with_write_guard(canary_kubernetes::WriteGuard::new(move || fence.check()));
     let configmap = state_config_map(&name);
     let holder = Holder {
         identity: format!("{CONTROLLER_HOLDER} {}", context.settings.identity),
@@ -331,6 +334,13 @@ async fn drive_claimed(
         notifier,
         clock: &canary_core::ports::SystemClock,
         rollback_retry_for: context.settings.rollback_retry_for,
+        // The promotion's Deployment writes go through the same fenced connection as the
+        // router's (in the resource's namespace unless the policy names one).
+        promoter: machine
+            .policy()
+            .promotion
+            .as_ref()
+            .map(|spec| crate::adapters::Promoter::with_connection(spec, connection.clone())),
     };
     match driver.run(rollout, Event::Resume).await {
         Ok(outcome) if outcome.exit == canary_core::ExitCode::Infrastructure => {
@@ -981,6 +991,7 @@ mod tests {
                 retry_after: Duration::from_secs(1),
                 identity: "test".to_owned(),
                 shard: canary_kubernetes::controller::Shard::ALL,
+                allow_local_access: false,
             },
             Fence::always_open("the test's lease"),
         ));
@@ -1088,6 +1099,7 @@ mod tests {
                 retry_after: Duration::from_secs(1),
                 identity: "test".to_owned(),
                 shard: canary_kubernetes::controller::Shard::ALL,
+                allow_local_access: false,
             },
             fence.clone(),
         ));
@@ -1167,6 +1179,7 @@ mod tests {
                 retry_after: Duration::from_secs(1),
                 identity: "test".to_owned(),
                 shard: canary_kubernetes::controller::Shard::ALL,
+                allow_local_access: false,
             },
             fence.clone(),
         ));

@@ -76,6 +76,15 @@ impl LeaseSettings {
         if self.lease_duration < Duration::from_secs(1) {
             return Err("the lease duration must be at least 1s".to_owned());
         }
+        // The Lease carries whole seconds, which is what a standby waits; a fraction would
+        // be cut off there while this process fenced itself against the longer duration
+        // (4.5s written as 4: a standby could lead while the holder still writes).
+        if self.lease_duration.subsec_nanos() != 0 {
+            return Err(format!(
+                "the lease duration ({:?}) must be whole seconds: the Lease's `leaseDurationSeconds` carries no fraction",
+                self.lease_duration
+            ));
+        }
         if self.renew_deadline >= self.lease_duration {
             return Err(format!(
                 "the renew deadline ({:?}) must be shorter than the lease duration ({:?}): the difference is the fence's margin",
@@ -499,8 +508,14 @@ mod tests {
         let mut bad = ok.clone();
         bad.renew_deadline = bad.lease_duration;
         assert!(bad.check().unwrap_err().contains("renew deadline"));
-        let mut bad = ok;
+        let mut bad = ok.clone();
         bad.retry_period = bad.renew_deadline;
         assert!(bad.check().unwrap_err().contains("retry period"));
+        // Review finding of 2026-12-01: 4.5 s was written as `leaseDurationSeconds: 4`, so a
+        // standby could lead 4 s after a renewal while the holder wrote until 4.2 s after it.
+        let mut bad = ok;
+        bad.lease_duration = Duration::from_millis(4500);
+        bad.renew_deadline = Duration::from_millis(4200);
+        assert!(bad.check().unwrap_err().contains("must be whole seconds"));
     }
 }

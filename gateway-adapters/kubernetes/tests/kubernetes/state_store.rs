@@ -30,6 +30,7 @@ fn holder(identity: &str, pid: u32) -> Holder {
         ttl_seconds: None,
         host: None,
         pid_namespace: None,
+        boot_id: None,
     }
 }
 
@@ -299,6 +300,14 @@ async fn a_live_driver_on_another_host_or_pid_namespace_is_not_taken_for_a_dead_
         serde_json::json!({"host": format!("{host}-7"), "pidNamespace": namespace}),
         // This host, another pid namespace.
         serde_json::json!({"host": host, "pidNamespace": "pid:[1]"}),
+        // Another machine of the same name (two CI VMs called `runner`), whose initial pid
+        // namespace has the same name as this one's: another boot id (review finding of
+        // 2026-12-01; this case failed before the boot id was recorded).
+        serde_json::json!({
+            "host": this.host.clone().unwrap(),
+            "pidNamespace": namespace,
+            "bootId": "00000000-0000-4000-8000-000000000000"
+        }),
     ];
     for place in elsewhere {
         let fake = FakeApiServer::start().await;
@@ -318,4 +327,58 @@ async fn a_live_driver_on_another_host_or_pid_namespace_is_not_taken_for_a_dead_
             "{record}: {refused}"
         );
     }
+}
+
+/// Review finding of 2026-12-01: the controller's state ConfigMap was written through a
+/// connection without the Lease fence's guard, checked once before `claim(true)`; a claim
+/// retried after a 409 took the claim from whoever held it by then — a deposed leader
+/// woken after its fence closed took it back from the new leader, whose rollout task then
+/// stopped. Now every attempt asks the guard: the retry is not sent.
+#[tokio::test]
+async fn a_claim_retried_after_a_conflict_is_not_sent_once_the_guard_closes() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let fake = FakeApiServer::start().await;
+    let new_leader = store(&fake, holder("controller-b", 200));
+    new_leader.claim(false).await.unwrap();
+    new_leader.save(&a_rollout()).await.unwrap();
+    let left = Arc::new(AtomicU32::new(1));
+    let guard = canary_kubernetes::WriteGuard::new(move || {
+        left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .map(|_| ())
+            .map_err(|_| "the test's lease is lost".to_owned())
+    });
+    let deposed = ConfigMapStateStore::new(
+        KubeConnection::from_client(fake.client(NS), NS).with_write_guard(guard),
+        None,
+        "checkout",
+        None,
+    )
+    .unwrap()
+    .with_holder(holder("controller-a", 100));
+    fake.clear_requests();
+    fake.interfere_with_next_writes(1);
+    let err = deposed.claim(true).await.expect_err("refused by the guard");
+    assert!(
+        chain(&err).contains("the test's lease is lost"),
+        "{}",
+        chain(&err)
+    );
+    let writes: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| ["POST", "PUT", "PATCH"].contains(&r.method.as_str()))
+        .map(|r| (r.method, r.status))
+        .collect();
+    assert_eq!(
+        writes,
+        [("PATCH".to_owned(), 409)],
+        "only the conflicting PATCH"
+    );
+    let owner: Holder =
+        serde_json::from_str(config_map(&fake)["data"][OWNER_KEY].as_str().unwrap()).unwrap();
+    assert_eq!(
+        owner.identity, "controller-b",
+        "the new leader keeps its claim"
+    );
 }
