@@ -300,63 +300,46 @@ impl PrometheusSource {
         let api = reqwest::Url::parse(&format!("{address}/api/v1/"))
             .map_err(|e| Error::Config(format!("{address}: {e}")))?;
 
-        let mut headers = HeaderMap::new();
-        for (name, value) in &config.headers {
-            let HeaderValueSpec::Plain(value) = value else {
-                continue;
-            };
-            let name = header_name(name)?;
-            let mut value = HeaderValue::from_str(value).map_err(|_| {
-                Error::Config(format!(
-                    "metrics.prometheus.headers.{name}: not a valid header value"
-                ))
-            })?;
-            value.set_sensitive(true);
-            headers.insert(name, value);
-        }
-        let mut builder = reqwest::Client::builder()
-            .default_headers(headers)
-            .user_agent(concat!("canary/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(config.timeout)
-            // A redirect is an error naming its target, never followed: following one sends
-            // the query (and, to the same host, the credentials) where the policy did not
-            // say, and a 302/303 turns the POST into a bodiless GET.
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy();
-        if let Some(proxy) = &config.proxy_url {
-            let proxy = reqwest::Proxy::all(proxy.as_str()).map_err(|e| {
-                Error::Config(format!(
-                    "metrics.prometheus.proxy-url {:?} is not a proxy URL: {e}",
-                    strip_userinfo(proxy)
-                ))
-            })?;
-            builder = builder.proxy(proxy);
-        }
-        if let Some(cert) = &config.client_cert {
-            builder = builder.identity(client_identity(cert)?);
-        }
-        if let Some(path) = &config.ca_file {
-            let pem = std::fs::read(path).map_err(|e| {
-                Error::Config(format!("cannot read the CA bundle {}: {e}", path.display()))
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                Error::Config(format!(
-                    "the CA bundle {} is not PEM certificates: {e}",
-                    path.display()
-                ))
-            })?;
-            builder = builder.tls_certs_merge(certs);
-        }
-        if config.insecure_skip_tls_verify {
-            tracing::warn!(
-                address = %address,
-                "TLS certificate verification is OFF for Prometheus (insecure-skip-tls-verify): anyone on the path can forge its answers"
-            );
-            builder = builder.tls_danger_accept_invalid_certs(true);
-        }
-        let client = builder
-            .build()
-            .map_err(|e| Error::Config(format!("cannot set up the HTTP client: {e}")))?;
+        // Sources with the same client settings share one client, so one connection pool:
+        // `canary controller` builds a source per rollout, and a pool per rollout kept an
+        // idle connection each, 528 at 1,000 rollouts, past Prometheus' default
+        // `--web.max-connections` (512), where it stopped answering (docs/benchmarks.md,
+        // "Controller scale"). A client certificate is never shared (its key may differ
+        // behind the same path).
+        let shared_key = config.client_cert.is_none().then(|| {
+            let headers: Vec<(&str, &str)> = config
+                .headers
+                .iter()
+                .filter_map(|(name, value)| match value {
+                    HeaderValueSpec::Plain(value) => Some((name.as_str(), value.as_str())),
+                    _ => None,
+                })
+                .collect();
+            format!(
+                "{headers:?} {:?} {:?} {:?} {}",
+                config.timeout, config.proxy_url, config.ca_file, config.insecure_skip_tls_verify
+            )
+        });
+        let cached = shared_key.as_ref().and_then(|key| {
+            shared_clients()
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(key)
+                .cloned()
+        });
+        let client = match cached {
+            Some(client) => client,
+            None => {
+                let client = build_client(&config, &address)?;
+                if let Some(key) = shared_key {
+                    shared_clients()
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(key, client.clone());
+                }
+                client
+            }
+        };
 
         let source = PrometheusSource {
             client,
@@ -1352,6 +1335,76 @@ pub(crate) async fn read_bounded(
         body.extend_from_slice(&chunk);
     }
     Ok(Some(body))
+}
+
+/// The clients shared by sources with the same settings, by those settings.
+fn shared_clients() -> &'static std::sync::Mutex<std::collections::HashMap<String, reqwest::Client>>
+{
+    static CLIENTS: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<String, reqwest::Client>>,
+    > = std::sync::OnceLock::new();
+    CLIENTS.get_or_init(Default::default)
+}
+
+/// The HTTP client of a Prometheus source with `config`'s settings.
+fn build_client(config: &PrometheusConfig, address: &str) -> Result<reqwest::Client> {
+    let mut headers = HeaderMap::new();
+    for (name, value) in &config.headers {
+        let HeaderValueSpec::Plain(value) = value else {
+            continue;
+        };
+        let name = header_name(name)?;
+        let mut value = HeaderValue::from_str(value).map_err(|_| {
+            Error::Config(format!(
+                "metrics.prometheus.headers.{name}: not a valid header value"
+            ))
+        })?;
+        value.set_sensitive(true);
+        headers.insert(name, value);
+    }
+    let mut builder = reqwest::Client::builder()
+        .default_headers(headers)
+        .user_agent(concat!("canary/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(config.timeout)
+        // A redirect is an error naming its target, never followed: following one sends
+        // the query (and, to the same host, the credentials) where the policy did not
+        // say, and a 302/303 turns the POST into a bodiless GET.
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy();
+    if let Some(proxy) = &config.proxy_url {
+        let proxy = reqwest::Proxy::all(proxy.as_str()).map_err(|e| {
+            Error::Config(format!(
+                "metrics.prometheus.proxy-url {:?} is not a proxy URL: {e}",
+                strip_userinfo(proxy)
+            ))
+        })?;
+        builder = builder.proxy(proxy);
+    }
+    if let Some(cert) = &config.client_cert {
+        builder = builder.identity(client_identity(cert)?);
+    }
+    if let Some(path) = &config.ca_file {
+        let pem = std::fs::read(path).map_err(|e| {
+            Error::Config(format!("cannot read the CA bundle {}: {e}", path.display()))
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            Error::Config(format!(
+                "the CA bundle {} is not PEM certificates: {e}",
+                path.display()
+            ))
+        })?;
+        builder = builder.tls_certs_merge(certs);
+    }
+    if config.insecure_skip_tls_verify {
+        tracing::warn!(
+            address = %address,
+            "TLS certificate verification is OFF for Prometheus (insecure-skip-tls-verify): anyone on the path can forge its answers"
+        );
+        builder = builder.tls_danger_accept_invalid_certs(true);
+    }
+    builder
+        .build()
+        .map_err(|e| Error::Config(format!("cannot set up the HTTP client: {e}")))
 }
 
 #[cfg(test)]

@@ -216,6 +216,8 @@ pub struct ConfigMapStateStore {
     ttl: Duration,
     claimed: AtomicBool,
     last_request_check: Mutex<Option<Instant>>,
+    /// How often [`StateStore::take_request`] asks the API server at most.
+    request_poll: Duration,
 }
 
 impl ConfigMapStateStore {
@@ -255,6 +257,7 @@ impl ConfigMapStateStore {
             ttl: DEFAULT_CLAIM_TTL,
             claimed: AtomicBool::new(false),
             last_request_check: Mutex::new(None),
+            request_poll: REQUEST_POLL,
         })
     }
 
@@ -268,6 +271,14 @@ impl ConfigMapStateStore {
     /// ([`DEFAULT_CLAIM_TTL`] otherwise).
     pub fn with_claim_ttl(mut self, ttl: Duration) -> ConfigMapStateStore {
         self.ttl = ttl;
+        self
+    }
+
+    /// The same store, whose [`StateStore::take_request`] asks the API server at most every
+    /// `poll` (once a second otherwise). `canary controller` asks only when its watch says a
+    /// request was left, and then at once (`Duration::ZERO`).
+    pub fn with_request_poll(mut self, poll: Duration) -> ConfigMapStateStore {
+        self.request_poll = poll;
         self
     }
 
@@ -690,7 +701,7 @@ impl StateStore for ConfigMapStateStore {
                 .last_request_check
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if last.is_some_and(|at| at.elapsed() < REQUEST_POLL) {
+            if last.is_some_and(|at| at.elapsed() < self.request_poll) {
                 return Ok(None);
             }
             *last = Some(Instant::now());

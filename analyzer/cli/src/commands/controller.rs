@@ -44,9 +44,16 @@ pub(crate) struct RunCommand {
     #[arg(long, value_name = "N", default_value_t = 16)]
     max_concurrent_queries: usize,
 
-    /// How many API writes (weights, status, Events) run at once, across all rollouts.
+    /// How many API writes (weights, status, Events) run at once, across all rollouts; also
+    /// how many rollouts start (or resume) at once, from reading their state to their first
+    /// wait.
     #[arg(long, value_name = "N", default_value_t = 16)]
     max_concurrent_writes: usize,
+
+    /// How many API reads of the rollouts (state, claim, weight read back) run at once,
+    /// across all rollouts (the Lease's reads are not counted).
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    max_concurrent_reads: usize,
 
     /// How long a rollback keeps trying to set the canary's weight to 0.
     #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = super::analyze::parse_duration)]
@@ -166,6 +173,7 @@ impl RunCommand {
                     prometheus: self.prometheus,
                     max_queries: self.max_concurrent_queries,
                     max_writes: self.max_concurrent_writes,
+                    max_reads: self.max_concurrent_reads,
                     rollback_retry_for: self.rollback_retry_for,
                     retry_after: self.retry_after,
                     identity,

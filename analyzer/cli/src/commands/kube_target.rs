@@ -67,6 +67,11 @@ pub(crate) async fn open(
     )?
     .with_claim_ttl(claim_ttl);
     let store: Box<dyn canary_core::ports::StateStore> = Box::new(store);
+    // A request left for the controller is announced on the resource, so that the
+    // controller's watch wakes the rollout at once (it does not poll the ConfigMap).
+    let store: Box<dyn canary_core::ports::StateStore> = Box::new(
+        crate::controller::AnnouncingStore::new(store, client.clone(), &namespace, &name),
+    );
     let router = crate::controller::router_for(&policy, &connection)?;
     Ok(KubeRollout {
         policy,

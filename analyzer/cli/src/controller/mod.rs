@@ -19,9 +19,12 @@
 //!
 //! Many rollouts share one process: metrics queries and API writes go through semaphores
 //! (`--max-concurrent-queries`, `--max-concurrent-writes`), and each rollout's waits are
-//! tokio timers.
+//! tokio timers. A waiting rollout costs the API server nothing: no heartbeat per rollout
+//! (the Lease is the controller's), and control requests are read when the resource's
+//! watch announces one ([`requests`]), not polled.
 
 mod metrics;
+mod requests;
 mod task;
 
 use std::collections::HashMap;
@@ -42,6 +45,8 @@ use kube::{Api, Client, ResourceExt};
 use tokio::sync::Semaphore;
 
 pub(crate) use metrics::ControllerMetrics;
+pub(crate) use requests::AnnouncingStore;
+use requests::RequestSignal;
 pub(crate) use task::{router_for, state_config_map};
 
 /// What the controller is told on its command line.
@@ -55,6 +60,8 @@ pub(crate) struct Settings {
     pub(crate) max_queries: usize,
     /// How many gateway and status writes run at once, across all rollouts.
     pub(crate) max_writes: usize,
+    /// How many API reads of the rollouts run at once, across all rollouts.
+    pub(crate) max_reads: usize,
     /// How long a rollback retries setting weight 0.
     pub(crate) rollback_retry_for: Duration,
     /// How long a rollout that stopped on an infrastructure failure waits before resuming.
@@ -78,6 +85,13 @@ pub(crate) struct Context {
     pub(crate) queries: Arc<Semaphore>,
     /// API writes in flight (weights, status, Events), across all rollouts.
     pub(crate) writes: Arc<Semaphore>,
+    /// Rollouts starting (or resuming) at once: from reading their state to their first
+    /// wait, a dozen API requests each. Unbounded, 1,000 rollouts starting together queued
+    /// the Lease's renewal behind some 12,000 requests past its renew deadline.
+    pub(crate) starts: Arc<Semaphore>,
+    /// The rollouts' API reads in flight (state, claim, weight read back): unbounded, 10,000
+    /// rollouts held 1,199 connections to the API server.
+    pub(crate) reads: Arc<Semaphore>,
     /// Open while this process holds the leader Lease: checked right before every write.
     pub(crate) fence: Fence,
     /// The controller's own metrics (`--metrics-addr`).
@@ -87,6 +101,8 @@ pub(crate) struct Context {
 /// A rollout's task.
 struct Running {
     task: tokio::task::JoinHandle<()>,
+    /// Raised when the resource announces a control request.
+    requests: Arc<RequestSignal>,
 }
 
 impl Context {
@@ -98,6 +114,8 @@ impl Context {
             metrics: ControllerMetrics::new(),
             queries: Arc::new(Semaphore::new(settings.max_queries.max(1))),
             writes: Arc::new(Semaphore::new(settings.max_writes.max(1))),
+            starts: Arc::new(Semaphore::new(settings.max_writes.max(1))),
+            reads: Arc::new(Semaphore::new(settings.max_reads.max(1))),
             settings,
             running: Mutex::new(HashMap::new()),
         }
@@ -139,9 +157,31 @@ pub(crate) async fn run(context: Arc<Context>, mut elector: LeaderElector) -> an
     acquired.map_err(canary_kubernetes::KubernetesError::into_core)?;
     context.metrics.set_leader(true);
     eprintln!("canary controller: leading: the {lease} is held by {identity}");
-    let lost = tokio::select! {
-        () = reconcile_all(context.clone()) => None,
-        lost = elector.keep(|err| tracing::warn!("renewing the {lease}: {err}")) => Some(lost),
+    // The renewals run in a task of their own: polled beside the Controller's stream, they
+    // waited while it worked through thousands of reconciles at once.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut keeper = tokio::spawn({
+        let lease = lease.clone();
+        async move {
+            let lost = tokio::select! {
+                lost = elector.keep(|err| tracing::warn!("renewing the {lease}: {err}")) => Some(lost),
+                _ = stopped => None,
+            };
+            (elector, lost)
+        }
+    });
+    let (mut elector, lost) = tokio::select! {
+        () = reconcile_all(context.clone()) => {
+            let _ = stop.send(());
+            match (&mut keeper).await {
+                Ok(kept) => kept,
+                Err(err) => anyhow::bail!("the Lease's renewals stopped: {err}"),
+            }
+        }
+        kept = &mut keeper => match kept {
+            Ok(kept) => kept,
+            Err(err) => anyhow::bail!("the Lease's renewals stopped: {err}"),
+        },
     };
     context.metrics.set_leader(false);
     // Whatever stopped it, the rollouts stop with it (their next write would find the fence
@@ -245,6 +285,8 @@ pub(crate) async fn reconcile(
         let mut running = context.running();
         if let Some(rollout) = running.get(&key) {
             if !rollout.task.is_finished() {
+                // A control request announced on the resource: its task reads it now.
+                rollout.requests.saw(requests::annotation_of(&resource));
                 // The task writes the status; a new revision waits for it to end.
                 return Ok(Action::requeue(Duration::from_secs(60)));
             }
@@ -287,8 +329,14 @@ pub(crate) async fn reconcile(
         // This revision's rollout has ended: nothing to do until the spec changes.
         return Ok(Action::await_change());
     }
-    let task = tokio::spawn(task::run(context.clone(), resource.clone(), prepared));
-    context.running().insert(key, Running { task });
+    let requests = Arc::new(RequestSignal::new(requests::annotation_of(&resource)));
+    let task = tokio::spawn(task::run(
+        context.clone(),
+        resource.clone(),
+        prepared,
+        requests.clone(),
+    ));
+    context.running().insert(key, Running { task, requests });
     Ok(Action::requeue(Duration::from_secs(60)))
 }
 

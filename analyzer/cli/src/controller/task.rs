@@ -23,6 +23,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, watch};
 
+use super::requests::RequestSignal;
 use super::{Context, Prepared};
 use crate::driver::{Driver, Interrupts, error_chain};
 use crate::progress::Progress;
@@ -43,11 +44,16 @@ pub(crate) fn state_config_map(resource_name: &str) -> String {
 
 /// Runs the resource's rollout to its end, resuming it after an infrastructure failure
 /// (after `retry_after`); a problem with the input ends it with the status `Invalid`.
-pub(crate) async fn run(context: Arc<Context>, resource: Arc<CanaryRollout>, prepared: Prepared) {
+pub(crate) async fn run(
+    context: Arc<Context>,
+    resource: Arc<CanaryRollout>,
+    prepared: Prepared,
+    requests: Arc<RequestSignal>,
+) {
     let namespace = resource.namespace().unwrap_or_default();
     let name = resource.name_any();
     loop {
-        match run_once(&context, &resource, &prepared).await {
+        match run_once(&context, &resource, &prepared, &requests).await {
             Ok(()) => return,
             Err(Stop::Invalid(problem)) => {
                 tracing::warn!("{problem}");
@@ -96,10 +102,13 @@ async fn run_once(
     context: &Arc<Context>,
     resource: &Arc<CanaryRollout>,
     prepared: &Prepared,
+    requests: &Arc<RequestSignal>,
 ) -> Result<(), Stop> {
     let namespace = resource.namespace().unwrap_or_default();
     let name = resource.name_any();
     let policy = &prepared.policy;
+    // Held until the rollout first waits (see `PublishingStore::take_request`), or stops.
+    let starting = context.starts.clone().acquire_owned().await.ok();
     // The state ConfigMap's writes ask the Lease fence on every attempt, as the router's do.
     let fence = context.fence.clone();
     let connection = KubeConnection::from_client(context.client.clone(), namespace.clone())
@@ -116,10 +125,42 @@ async fn run_once(
         Some(configmap.clone()),
     )
     .map_err(|err| Stop::Invalid(err.to_string()))?
-    .with_holder(holder);
+    .with_holder(holder)
+    .with_claim_ttl(claim_ttl(policy.rollout.interval))
+    // Read only when the watch says a request was left (see `requests`), then at once.
+    .with_request_poll(Duration::ZERO);
     let store: Box<dyn StateStore> = Box::new(store);
     let store = Redacted::new(store);
-    drive(context, resource, prepared, &store, &configmap).await
+    drive(
+        context,
+        resource,
+        prepared,
+        &store,
+        &configmap,
+        Signals {
+            requests: requests.clone(),
+            starting: std::sync::Mutex::new(starting),
+        },
+    )
+    .await
+}
+
+/// What a rollout's store tells the controller, and is told by it: a control request
+/// announced, and the rollout's first wait.
+struct Signals {
+    requests: Arc<RequestSignal>,
+    starting: StartPermit,
+}
+
+/// How long a controller's claim on a rollout lives without a save. The controller renews
+/// no claim by heartbeat (its Lease fences every write, and a heartbeat per rollout was two
+/// API requests per rollout every 5 s): every save renews it, and a rollout saves at each
+/// tick, so the claim lives six ticks (at least the default 30 s). A hook or a promotion
+/// that runs longer without a save lets the claim go stale: `canary promote|abort --kube`
+/// may then take the rollout over, and the controller stops driving it at its next
+/// check of the claim (before its next write).
+pub(crate) fn claim_ttl(interval: Duration) -> Duration {
+    (interval * 6).max(canary_core::claim::DEFAULT_CLAIM_TTL)
 }
 
 async fn drive(
@@ -128,6 +169,7 @@ async fn drive(
     prepared: &Prepared,
     store: &dyn StateStore,
     configmap: &str,
+    signals: Signals,
 ) -> Result<(), Stop> {
     let namespace = resource.namespace().unwrap_or_default();
     let name = resource.name_any();
@@ -198,7 +240,16 @@ async fn drive(
         publisher.finish().await;
         return Err(failed(err));
     }
-    let result = drive_claimed(context, policy, store, &machine, &mut rollout, &publisher).await;
+    let result = drive_claimed(
+        context,
+        policy,
+        store,
+        &machine,
+        &mut rollout,
+        &publisher,
+        signals,
+    )
+    .await;
     // The claim first, then the last status: whoever sees the rollout ended finds it free.
     // A deposed controller releases nothing: the new leader takes the claim over.
     if let Err(err) = match fenced(&context.fence) {
@@ -228,6 +279,7 @@ async fn drive_claimed(
     machine: &Machine,
     rollout: &mut Rollout,
     publisher: &StatusPublisher,
+    signals: Signals,
 ) -> Result<(), Stop> {
     let namespace = publisher.resource.namespace().unwrap_or_default();
     let source = crate::commands::metrics_source(policy, context.settings.prometheus.as_deref())
@@ -252,6 +304,7 @@ async fn drive_claimed(
     let router = BoundedRouter {
         inner: router,
         permits: context.writes.clone(),
+        reads: context.reads.clone(),
         fence: context.fence.clone(),
     };
     let publishing = PublishingStore {
@@ -259,6 +312,9 @@ async fn drive_claimed(
         publisher,
         fence: context.fence.clone(),
         due,
+        requests: signals.requests,
+        starting: signals.starting,
+        reads: context.reads.clone(),
     };
     let hooks = canary_gateways::HookRunner::new().map_err(|e| failed(e.into_core()))?;
     let notifier = canary_gateways::Notifier::new(&policy.notifications)
@@ -406,6 +462,8 @@ impl MetricsSource for BoundedSource {
 struct BoundedRouter {
     inner: Box<dyn TrafficRouter>,
     permits: Arc<Semaphore>,
+    /// The controller's read permits.
+    reads: Arc<Semaphore>,
     fence: Fence,
 }
 
@@ -418,6 +476,7 @@ impl TrafficRouter for BoundedRouter {
     }
 
     async fn canary_weight(&self) -> canary_core::Result<u8> {
+        let _permit = self.reads.acquire().await;
         self.inner.canary_weight().await
     }
 
@@ -443,6 +502,7 @@ impl TrafficRouter for BoundedRouter {
     }
 
     async fn read_back(&self) -> canary_core::Result<(u8, Option<canary_core::policy::StepRoute>)> {
+        let _permit = self.reads.acquire().await;
         self.inner.read_back().await
     }
 
@@ -453,15 +513,28 @@ impl TrafficRouter for BoundedRouter {
 
 /// The state store the driver saves through: every save is also handed to the status
 /// publisher (which writes it coalesced, off the rollout's path). Each write, and the
-/// claim's heartbeat and check, first check the controller's Lease fence: a deposed leader
-/// has lost every claim, and its driver stops at its next check or heartbeat.
+/// claim's check, first check the controller's Lease fence: a deposed leader has lost every
+/// claim, and its driver stops at its next check.
+///
+/// Under the controller the claim has no heartbeat of its own: the Lease is the
+/// controller's heartbeat, and each save renews the claim (see [`claim_ttl`]). Control
+/// requests are read only when the resource's watch announced one ([`RequestSignal`]).
 struct PublishingStore<'a> {
     inner: &'a dyn StateStore,
     publisher: &'a StatusPublisher,
     fence: Fence,
     /// Told each saved rollout's next tick, for the tick-lag metric.
     due: TickDue,
+    /// Raised when a control request may be waiting.
+    requests: Arc<RequestSignal>,
+    /// The rollout's place among those starting at once, given back at its first wait.
+    starting: StartPermit,
+    /// The controller's read permits (a save reads before it writes).
+    reads: Arc<Semaphore>,
 }
+
+/// A permit of the controller's `starts`, while the rollout has not waited yet.
+type StartPermit = std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>;
 
 #[async_trait]
 impl StateStore for PublishingStore<'_> {
@@ -475,20 +548,21 @@ impl StateStore for PublishingStore<'_> {
         self.inner.release().await
     }
 
-    // The claim's heartbeat and fence pass through: the trait's defaults (no heartbeat, a
-    // claim always held) would let a controller that lost its claim go on writing weights.
+    // No heartbeat per rollout (see the type's docs); the fence still answers for it.
     async fn heartbeat(&self) -> canary_core::Result<()> {
-        fenced(&self.fence)?;
-        self.inner.heartbeat().await
+        fenced(&self.fence)
     }
 
+    // The claim's check passes through: the trait's default (a claim always held) would let
+    // a controller whose claim was taken over go on writing weights.
     async fn check_claim(&self) -> canary_core::Result<()> {
         fenced(&self.fence)?;
+        let _permit = self.reads.acquire().await;
         self.inner.check_claim().await
     }
 
     fn heartbeat_period(&self) -> Option<Duration> {
-        self.inner.heartbeat_period()
+        None
     }
 
     async fn holder(&self) -> canary_core::Result<Option<String>> {
@@ -515,7 +589,12 @@ impl StateStore for PublishingStore<'_> {
             )));
         }
         fenced(&self.fence)?;
-        self.inner.save(rollout).await?;
+        {
+            let _permit = self.reads.acquire().await;
+            // The fence again: the wait for a permit can be long with many rollouts.
+            fenced(&self.fence)?;
+            self.inner.save(rollout).await?;
+        }
         self.due.set(rollout.next_tick_at());
         self.publisher.publish(rollout);
         Ok(())
@@ -532,9 +611,23 @@ impl StateStore for PublishingStore<'_> {
     }
 
     // Taking a request consumes it (a write): a deposed leader leaves it to the new one.
+    // The ConfigMap is read only when a request was announced (or the fallback poll is
+    // due), never at each of the driver's looks (four a second).
     async fn take_request(&self) -> canary_core::Result<Option<ControlRequest>> {
+        // The driver asks only while it waits: this rollout has started.
+        self.starting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
         fenced(&self.fence)?;
-        self.inner.take_request().await
+        if !self.requests.should_look() {
+            return Ok(None);
+        }
+        let taken = self.inner.take_request().await;
+        if taken.is_err() {
+            self.requests.raise();
+        }
+        taken
     }
 
     fn describe(&self) -> String {
@@ -878,11 +971,12 @@ mod tests {
         }
     }
 
-    /// The store the driver sees keeps the claim's heartbeat and fence: a controller whose
-    /// claim was taken over finds out before its next write (it did not: the trait's
-    /// defaults answered "held" and "no heartbeat").
+    /// The store the driver sees keeps the claim's fence: a controller whose claim was taken
+    /// over finds out before its next write (it did not: the trait's default answered
+    /// "held"). It beats no heartbeat per rollout (the Lease is the controller's; each save
+    /// renews the claim).
     #[tokio::test]
-    async fn the_publishing_store_passes_the_claims_heartbeat_and_fence_through() {
+    async fn the_publishing_store_checks_the_claim_and_beats_no_heartbeat_of_its_own() {
         let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
         let client = kube::Client::try_from(config).unwrap();
         let context = Arc::new(Context::new(
@@ -892,6 +986,7 @@ mod tests {
                 prometheus: None,
                 max_queries: 1,
                 max_writes: 1,
+                max_reads: 1,
                 rollback_retry_for: Duration::from_secs(1),
                 retry_after: Duration::from_secs(1),
                 identity: "test".to_owned(),
@@ -919,16 +1014,16 @@ mod tests {
             publisher: &publisher,
             fence: Fence::always_open("the test's lease"),
             due: TickDue::default(),
+            requests: Arc::new(RequestSignal::new(None)),
+            starting: StartPermit::default(),
+            reads: Arc::new(Semaphore::new(1)),
         };
         assert!(matches!(
             store.check_claim().await,
             Err(canary_core::Error::ClaimLost(_))
         ));
-        assert!(matches!(
-            store.heartbeat().await,
-            Err(canary_core::Error::ClaimLost(_))
-        ));
-        assert_eq!(store.heartbeat_period(), Some(Duration::from_secs(5)));
+        assert!(store.heartbeat().await.is_ok());
+        assert_eq!(store.heartbeat_period(), None);
         publisher.finish().await;
     }
 
@@ -999,6 +1094,7 @@ mod tests {
                 prometheus: None,
                 max_queries: 1,
                 max_writes: 1,
+                max_reads: 1,
                 rollback_retry_for: Duration::from_secs(1),
                 retry_after: Duration::from_secs(1),
                 identity: "test".to_owned(),
@@ -1027,6 +1123,9 @@ mod tests {
             publisher: &publisher,
             fence,
             due: TickDue::default(),
+            requests: Arc::new(RequestSignal::new(None)),
+            starting: StartPermit::default(),
+            reads: Arc::new(Semaphore::new(1)),
         };
         let rollout = Machine::new(
             canary_core::policy::Policy::from_yaml(
@@ -1057,6 +1156,76 @@ mod tests {
             write_status(&context, "shop", "checkout", None, &status).await,
             Err(StatusWriteError::Failed(m)) if m.contains("does not hold")
         ));
+        publisher.finish().await;
+    }
+
+    /// The driver looks for a control request four times a second; the ConfigMap is read
+    /// only at the task's start and when the resource's watch announced a new request (it
+    /// was read once a second: 60 GETs per rollout per minute).
+    #[tokio::test]
+    async fn control_requests_are_read_only_when_announced() {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let client = kube::Client::try_from(config).unwrap();
+        let fence = Fence::always_open("the test's lease");
+        let context = Arc::new(Context::new(
+            client,
+            super::super::Settings {
+                namespace: None,
+                prometheus: None,
+                max_queries: 1,
+                max_writes: 1,
+                max_reads: 1,
+                rollback_retry_for: Duration::from_secs(1),
+                retry_after: Duration::from_secs(1),
+                identity: "test".to_owned(),
+                shard: canary_kubernetes::controller::Shard::ALL,
+                allow_local_access: false,
+            },
+            fence.clone(),
+        ));
+        let resource: CanaryRollout = serde_json::from_value(json!({
+            "apiVersion": "canary.dev/v1alpha1",
+            "kind": "CanaryRollout",
+            "metadata": {"name": "checkout", "namespace": "shop"},
+            "spec": {"revision": "v1", "policy": {"service": "checkout"}},
+        }))
+        .unwrap();
+        let publisher = StatusPublisher::start(
+            context,
+            Arc::new(resource),
+            "canaryrollout-checkout".to_owned(),
+            3,
+            Duration::from_secs(1),
+        );
+        let inner = Recording::default();
+        let requests = Arc::new(RequestSignal::new(None));
+        let store = PublishingStore {
+            inner: &inner,
+            publisher: &publisher,
+            fence,
+            due: TickDue::default(),
+            requests: requests.clone(),
+            starting: StartPermit::default(),
+            reads: Arc::new(Semaphore::new(1)),
+        };
+        let reads = || {
+            inner
+                .writes
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|w| **w == "take_request")
+                .count()
+        };
+        for _ in 0..20 {
+            store.take_request().await.unwrap();
+        }
+        assert_eq!(reads(), 1, "read once, at the start");
+        requests.saw(Some("2026-12-01T05:00:00Z"));
+        for _ in 0..20 {
+            store.take_request().await.unwrap();
+        }
+        assert_eq!(reads(), 2, "and once for the announced request");
         publisher.finish().await;
     }
 
@@ -1096,6 +1265,7 @@ mod tests {
         let router = BoundedRouter {
             inner: Box::new(inner),
             permits: Arc::new(Semaphore::new(1)),
+            reads: Arc::new(Semaphore::new(1)),
             fence: Fence::new("Lease shop/canary-controller"),
         };
         let route = canary_core::policy::StepRoute::Header {

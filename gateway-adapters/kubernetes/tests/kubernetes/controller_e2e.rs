@@ -153,6 +153,15 @@ fn stored_bytes(world: &World) -> usize {
     })
 }
 
+/// Stamps the resource with `canary.dev/control-request`, as `canary promote|abort --kube`
+/// do after leaving a request in the rollout's ConfigMap.
+fn announce_request(world: &World) {
+    let mut resource = resource(world);
+    resource["metadata"]["annotations"]["canary.dev/control-request"] =
+        json!(jiff::Timestamp::now().to_string());
+    world.fake.replace(resource);
+}
+
 fn status_writes(world: &World) -> usize {
     world
         .fake
@@ -450,6 +459,9 @@ fn status_and_promote_with_kube_act_on_the_controllers_rollout_and_a_stale_reque
     });
     state["data"]["request.json"] = Value::String(stale.to_string());
     world.fake.replace(state);
+    // Announced on the resource, as `canary promote|abort --kube` do: the controller reads
+    // the ConfigMap when its watch sees that, not every second.
+    announce_request(&world);
     let request_left = || {
         world
             .fake
@@ -1059,4 +1071,85 @@ fn a_leader_cut_off_from_its_lease_stops_writing_at_its_renew_deadline() {
         "resumed at its step: {weights:?}"
     );
     assert_eq!(weights.last(), Some(&100), "{weights:?}");
+}
+
+/// The API requests of one waiting rollout under the controller, per tick: its ConfigMap is
+/// read by the claim's check and by the save (two GETs a tick), and written once a tick (the
+/// save, which renews the claim): no heartbeat per rollout (the Lease is the controller's)
+/// and no read of the ConfigMap every second for control requests. Before, at 3 s ticks,
+/// the polls alone were three reads a tick and the heartbeat a read and a write every 5 s.
+#[test]
+fn a_waiting_rollout_reads_its_configmap_twice_a_tick_and_beats_no_heartbeat() {
+    let world = World::start(&[]);
+    let text = std::fs::read_to_string(world.policy()).unwrap();
+    let mut policy: Value = serde_saphyr::from_str(&text).unwrap();
+    policy["rollout"]["interval"] = json!("3s");
+    policy["rollout"]["step-duration"] = json!("1h");
+    policy["rollout"]["max-step-duration"] = json!("2h");
+    world.fake.serve_status_subresource(GROUP, RESOURCE);
+    world.fake.insert(json!({
+        "apiVersion": "canary.dev/v1alpha1",
+        "kind": "CanaryRollout",
+        "metadata": {"name": NAME, "namespace": NS},
+        "spec": {"revision": "v1", "policy": policy},
+    }));
+    let running = Running::spawn(&mut controller(&world, "controller-a"));
+    assert!(
+        wait_until(Duration::from_secs(60), || world.canary_weights().last()
+            == Some(&10)),
+        "the controller started the rollout: weights {:?}\n{}",
+        world.canary_weights(),
+        running.stderr()
+    );
+    let configmap = format!("/api/v1/namespaces/{NS}/configmaps/canaryrollout-{NAME}");
+    let of_configmap = |method: &str| -> Vec<canary_fake_kube_api::Recorded> {
+        world
+            .fake
+            .requests_with(method)
+            .into_iter()
+            .filter(|r| r.path == configmap)
+            .collect()
+    };
+    let saves = |patches: &[canary_fake_kube_api::Recorded]| {
+        patches
+            .iter()
+            .filter(|r| {
+                r.body
+                    .as_ref()
+                    .is_some_and(|b| b["data"].get("rollout.json").is_some())
+            })
+            .count()
+    };
+    let (gets_before, patches_before) = (of_configmap("GET").len(), of_configmap("PATCH").len());
+    let saves_before = saves(&of_configmap("PATCH"));
+    // Four more ticks (each saves the state once).
+    assert!(
+        wait_until(Duration::from_secs(60), || saves(&of_configmap("PATCH"))
+            >= saves_before + 4),
+        "four ticks saved\n{}",
+        running.stderr()
+    );
+    let patches = of_configmap("PATCH");
+    let ticks = saves(&patches) - saves_before;
+    let gets = of_configmap("GET").len() - gets_before;
+    let other_patches = (patches.len() - patches_before) - ticks;
+    assert_eq!(
+        other_patches,
+        0,
+        "no heartbeat or other write of the ConfigMap; the keys each write changed: {:?}",
+        &patches[patches_before..]
+            .iter()
+            .map(|r| r.body.as_ref().map(|b| {
+                b["data"]
+                    .as_object()
+                    .map(|d| d.keys().cloned().collect::<Vec<_>>())
+            }))
+            .collect::<Vec<_>>()
+    );
+    // Two a tick; one more for a read that ran across the count.
+    assert!(
+        gets <= 2 * ticks + 1,
+        "{gets} reads of the ConfigMap in {ticks} ticks\n{}",
+        running.stderr()
+    );
 }

@@ -45,6 +45,9 @@ struct Knobs {
     /// `--lease-duration` and `--lease-renew-deadline` (`CANARY_SCALE_LEASE=60s/45s`);
     /// the controller's defaults (15 s/10 s) when unset.
     lease: Option<(String, String)>,
+    /// More arguments for `canary controller run` (`CANARY_SCALE_ARGS`, split at spaces),
+    /// e.g. `--max-concurrent-queries 64`.
+    args: Vec<String>,
 }
 
 impl Knobs {
@@ -61,6 +64,9 @@ impl Knobs {
                 let (duration, deadline) = v.split_once('/').expect("CANARY_SCALE_LEASE=D/R");
                 (duration.to_owned(), deadline.to_owned())
             }),
+            args: var("CANARY_SCALE_ARGS")
+                .map(|v| v.split_whitespace().map(str::to_owned).collect())
+                .unwrap_or_default(),
         }
     }
 
@@ -227,6 +233,7 @@ fn the_scale_harness_runs_n_rollouts_in_one_controller_and_measures_it() {
             deadline,
         ]);
     }
+    command.args(&knobs.args);
     let started = Instant::now();
     let controller = Running::spawn(
         command
@@ -359,6 +366,7 @@ fn the_scale_harness_runs_n_rollouts_in_one_controller_and_measures_it() {
         "stored_bytes_per_rollout_mean": stored.iter().sum::<usize>() as f64 / n as f64,
         "load_average": load_average(),
         "lease": knobs.lease.as_ref().map(|(d, r)| format!("{d}/{r}")),
+        "controller_args": knobs.args,
     });
     let text = serde_json::to_string_pretty(&result).unwrap();
     println!("{text}");
