@@ -17,6 +17,12 @@
 //! cut off at `max-answer-size`; 401/403 and anything else that is not an answer stop the
 //! analysis with exit code 4. A command that fails, times out or prints no JSON does too.
 //! Everything shown from an answer or a command's stderr is redacted of every secret.
+//!
+//! Datadog ([`crate::datadog`]) and CloudWatch ([`crate::cloudwatch`]) are this provider
+//! with a request the policy does not write and a reader of their own answers: the same
+//! calls, retries, limits, secret headers and errors. CloudWatch's requests are signed with
+//! SigV4 ([`crate::auth::sigv4`]), and a CloudWatch 400 that says `Throttling` is retried as
+//! a 429 is.
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
@@ -26,8 +32,8 @@ use async_trait::async_trait;
 use canary_core::observation::{BaselineData, CheckObservation, Reading, RequestCounts, Tick};
 use canary_core::policy::{
     CheckKind, HeaderValueSpec, HttpMethod, HttpRequestSpec, JsonCheck, JsonMeasure, JsonPathText,
-    JsonSourceSpec, JsonTransport, MetricsSourceSpec, Policy, RequestTemplate, RequestVariable,
-    TrafficSelector, size_as_written,
+    JsonSourceSpec, JsonTransport, MetricsSourceSpec, Policy, ProviderApi, RequestTemplate,
+    RequestVariable, TrafficSelector, size_as_written,
 };
 use canary_core::ports::MetricsSource;
 use canary_core::retry::{Backoff, Failure, retry};
@@ -36,6 +42,8 @@ use jiff::Timestamp;
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use tokio::io::AsyncReadExt;
 
+use crate::auth::Environment;
+use crate::auth::aws::{AwsCredentialProvider, AwsCredentials};
 use crate::error::{Error, Result, excerpt};
 use crate::prometheus::{read_bounded, retry_after_wait, strip_userinfo};
 use crate::queries::window_seconds;
@@ -58,6 +66,8 @@ pub struct GenericSource {
     checks: Vec<(String, JsonCheck)>,
     /// The first wait before a retry (shortened by tests).
     backoff: Duration,
+    /// CloudWatch's AWS credentials.
+    aws: Option<AwsCredentialProvider>,
 }
 
 impl std::fmt::Debug for GenericSource {
@@ -134,6 +144,15 @@ pub fn render_request(
             other => tick_value(other, traffic, check_name, since, at),
         }
     };
+    if let (ProviderApi::CloudWatch(_), Some(query), JsonTransport::Http(http)) =
+        (&spec.api, &check.cloudwatch, &spec.transport)
+    {
+        return RenderedRequest::Http {
+            method: "POST",
+            url: http.url.render(value, percent_encode),
+            body: Some(crate::cloudwatch::request_body(query, traffic, since, at)),
+        };
+    }
     match &spec.transport {
         JsonTransport::Http(http) => {
             let json_body = http.content_type.to_ascii_lowercase().contains("json");
@@ -384,6 +403,14 @@ impl GenericSource {
             .no_proxy()
             .build()
             .map_err(|e| Error::Config(format!("cannot set up the HTTP client: {e}")))?;
+        let aws = match &spec.api {
+            ProviderApi::CloudWatch(sigv4) => {
+                let provider = AwsCredentialProvider::new(sigv4.clone(), Environment::process());
+                provider.check_available("metrics.cloudwatch")?;
+                Some(provider)
+            }
+            _ => None,
+        };
         let source = GenericSource {
             spec: (**spec).clone(),
             client,
@@ -391,6 +418,7 @@ impl GenericSource {
             traffic: policy.traffic.clone(),
             checks,
             backoff: FIRST_BACKOFF,
+            aws,
         };
         source.secret_headers()?;
         Ok(source)
@@ -408,9 +436,24 @@ impl GenericSource {
     }
 
     fn provider(&self) -> &'static str {
-        match self.spec.transport {
-            JsonTransport::Http(_) => "http provider",
-            JsonTransport::Command(_) => "command provider",
+        match (&self.spec.api, &self.spec.transport) {
+            (ProviderApi::Datadog, _) => "datadog",
+            (ProviderApi::CloudWatch(_), _) => "cloudwatch",
+            (ProviderApi::Json, JsonTransport::Http(_)) => "http provider",
+            (ProviderApi::Json, JsonTransport::Command(_)) => "command provider",
+        }
+    }
+
+    /// What to check when the provider refuses the credentials.
+    fn credentials_hint(&self) -> &'static str {
+        match self.spec.api {
+            ProviderApi::Json => "check the headers' credentials (not shown)",
+            ProviderApi::Datadog => {
+                "check metrics.datadog.api-key and application-key (not shown), and the site they belong to"
+            }
+            ProviderApi::CloudWatch(_) => {
+                "check the AWS credentials (not shown), their cloudwatch:GetMetricData permission and the region"
+            }
         }
     }
 
@@ -455,12 +498,32 @@ impl GenericSource {
     /// Reads every check at `at`, cumulative since `since`: one request per check.
     pub async fn read_tick(&self, since: Timestamp, at: Timestamp) -> Result<Tick> {
         let headers = self.secret_headers()?;
+        let aws = match &self.aws {
+            Some(provider) => Some(
+                provider
+                    .credentials(
+                        &self.client,
+                        self.spec.timeout,
+                        Backoff::new(self.backoff, MAX_BACKOFF, self.spec.retries),
+                    )
+                    .await?,
+            ),
+            None => None,
+        };
         let mut readings = BTreeMap::new();
         for (name, check) in &self.checks {
             let request = render_request(&self.spec, &self.traffic, name, check, since, at);
-            let reading = match self.fetch(&request, &headers).await? {
+            let reading = match self.fetch(&request, &headers, aws.as_ref()).await? {
                 Some(body) => match serde_json::from_slice::<serde_json::Value>(&body) {
-                    Ok(answer) => reading_of_answer(check, &answer),
+                    Ok(answer) => match self.spec.api {
+                        ProviderApi::Json => reading_of_answer(check, &answer),
+                        ProviderApi::Datadog => {
+                            crate::datadog::reading_of_answer(check, &self.traffic, &answer)
+                        }
+                        ProviderApi::CloudWatch(_) => {
+                            crate::cloudwatch::reading_of_answer(check, &answer)
+                        }
+                    },
                     Err(e) => {
                         return Err(self.error(format!(
                             "the answer is not JSON ({e}); it begins: {}",
@@ -491,6 +554,7 @@ impl GenericSource {
         &self,
         request: &RenderedRequest,
         headers: &[(HeaderName, HeaderValue)],
+        aws: Option<&AwsCredentials>,
     ) -> Result<Option<Vec<u8>>> {
         match request {
             RenderedRequest::Http { method, url, body } => {
@@ -499,7 +563,7 @@ impl GenericSource {
                         "an HTTP request without `metrics.http`".to_owned(),
                     ));
                 };
-                self.http_call(http, method, url, body.as_deref(), headers)
+                self.http_call(http, method, url, body.as_deref(), headers, aws)
                     .await
             }
             RenderedRequest::Command(args) => self.run(args).await,
@@ -514,6 +578,7 @@ impl GenericSource {
         url: &str,
         body: Option<&str>,
         headers: &[(HeaderName, HeaderValue)],
+        aws: Option<&AwsCredentials>,
     ) -> Result<Option<Vec<u8>>> {
         let url = reqwest::Url::parse(url)
             .map_err(|e| self.error(format!("the request's URL is not a URL: {e}")))?;
@@ -523,7 +588,7 @@ impl GenericSource {
             + Duration::from_secs(1);
         let deadline = tokio::time::Instant::now() + bound;
         let attempts = retry(backoff, tokio::time::sleep, |number| {
-            self.http_attempt(http, method, &url, body, headers, number, deadline)
+            self.http_attempt(http, method, &url, body, headers, aws, number, deadline)
         });
         match tokio::time::timeout_at(deadline, attempts).await {
             Ok(outcome) => outcome,
@@ -541,6 +606,7 @@ impl GenericSource {
         url: &reqwest::Url,
         body: Option<&str>,
         headers: &[(HeaderName, HeaderValue)],
+        aws: Option<&AwsCredentials>,
         number: u32,
         deadline: tokio::time::Instant,
     ) -> std::result::Result<Option<Vec<u8>>, Failure<Error>> {
@@ -557,6 +623,11 @@ impl GenericSource {
         }
         for (name, value) in headers {
             request = request.header(name.clone(), value.clone());
+        }
+        if let (Some(credentials), ProviderApi::CloudWatch(sigv4)) = (aws, &self.spec.api) {
+            for (name, value) in self.signature(http, sigv4, credentials, method, url, body)? {
+                request = request.header(name, value);
+            }
         }
         let (failure, retry_after) = match request.send().await {
             Ok(mut response) => {
@@ -580,14 +651,19 @@ impl GenericSource {
                         );
                         if status == 401 || status == 403 {
                             return Err(Failure::Final(self.error(format!(
-                                "HTTP {status}: authentication failed, the server said {shown}; check the headers' credentials (not shown)"
+                                "HTTP {status}: authentication failed, the server said {shown}; {}",
+                                self.credentials_hint()
                             ))));
                         }
+                        // CloudWatch says it is throttling with a 400.
+                        let throttled = matches!(self.spec.api, ProviderApi::CloudWatch(_))
+                            && status == 400
+                            && shown.contains("Throttling");
                         let error = self.error(format!(
                             "HTTP {status} after {number} attempt{}: {shown}",
                             if number == 1 { "" } else { "s" }
                         ));
-                        if status != 429 && status < 500 {
+                        if status != 429 && status < 500 && !throttled {
                             return Err(Failure::Final(error));
                         }
                         (error, retry_after)
@@ -610,6 +686,60 @@ impl GenericSource {
             }
             _ => Err(Failure::Retryable(failure)),
         }
+    }
+
+    /// The SigV4 headers of a CloudWatch request: the content type and the policy's plain
+    /// headers (`X-Amz-Target`) are signed with it, as AWS's SDKs sign them.
+    fn signature(
+        &self,
+        http: &HttpRequestSpec,
+        sigv4: &canary_core::policy::SigV4Spec,
+        credentials: &AwsCredentials,
+        method: &str,
+        url: &reqwest::Url,
+        body: Option<&str>,
+    ) -> std::result::Result<Vec<(HeaderName, HeaderValue)>, Failure<Error>> {
+        let mut signed: Vec<(String, &str)> = Vec::new();
+        if body.is_some() {
+            signed.push(("content-type".to_owned(), http.content_type.as_str()));
+        }
+        for (name, value) in &http.headers {
+            if let HeaderValueSpec::Plain(value) = value {
+                signed.push((name.to_ascii_lowercase(), value.as_str()));
+            }
+        }
+        let signed: Vec<(&str, &str)> = signed.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+        let added = crate::auth::sigv4::sign_request(
+            credentials,
+            sigv4,
+            crate::auth::sigv4::Unsigned {
+                method,
+                url: url.as_str(),
+                headers: &signed,
+                body: body.unwrap_or_default().as_bytes(),
+            },
+            std::time::SystemTime::now(),
+        )
+        .map_err(Failure::Final)?;
+        added
+            .into_iter()
+            .map(|added| {
+                let name = HeaderName::from_bytes(added.name.as_bytes()).map_err(|_| {
+                    Failure::Final(Error::Config(format!(
+                        "SigV4 gave a bad header name {:?}",
+                        added.name
+                    )))
+                })?;
+                let mut value = HeaderValue::from_str(&added.value).map_err(|_| {
+                    Failure::Final(Error::Secret(
+                        "the AWS credentials hold characters an HTTP header cannot carry"
+                            .to_owned(),
+                    ))
+                })?;
+                value.set_sensitive(added.sensitive || name == header::AUTHORIZATION);
+                Ok((name, value))
+            })
+            .collect()
     }
 
     fn transport_error(&self, err: &reqwest::Error, attempts: u32) -> Error {
@@ -892,6 +1022,7 @@ checks:
             measure: JsonMeasure::Value {
                 path: JsonPathText::parse("$.v[*]").unwrap(),
             },
+            cloudwatch: None,
         };
         let reading = reading_of_answer(&several, &serde_json::json!({"v": [1, 2]}));
         assert!(
@@ -909,6 +1040,7 @@ checks:
                 quantile: 0.95,
                 unit_seconds: 0.001,
             },
+            cloudwatch: None,
         };
         let answer = serde_json::json!({"results": [
             {"facet": "stable", "p95": 120},

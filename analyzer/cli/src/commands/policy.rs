@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use canary_core::ExitCode;
 use canary_core::policy::{
     CheckKind, GatewaySpec, HookAction, JsonMeasure, JsonTransport, MetricsSourceSpec, Policy,
+    ProviderApi,
 };
 use clap::Subcommand;
 
@@ -510,10 +511,24 @@ fn explain_generic(
             ),
         ),
     };
+    let (source, answer) = match &spec.api {
+        ProviderApi::Json => (
+            "a generic provider",
+            "Its answer must be JSON with values cumulative since {{start}}",
+        ),
+        ProviderApi::Datadog => (
+            "Datadog's metrics query API",
+            "Each version's series (by its tag) are added up since {{start}}",
+        ),
+        ProviderApi::CloudWatch(_) => (
+            "CloudWatch GetMetricData, signed with SigV4 (service monitoring)",
+            "Each version's datapoints (by its dimension) are added up since {{start}}",
+        ),
+    };
     let _ = writeln!(
         out,
-        "# Source: a generic provider (metrics.{}). Every {interval}, {what} per check ({how}).\n\
-         # Its answer must be JSON with values cumulative since {{{{start}}}}; below, a tick {}\n\
+        "# Source: {source} (metrics.{}). Every {interval}, {what} per check ({how}).\n\
+         # {answer}; below, a tick {}\n\
          # after a start at 1970-01-01T00:00:00Z.",
         spec.name(),
         humantime::format_duration(window)
@@ -545,22 +560,56 @@ fn explain_generic(
         for line in request.to_string().lines() {
             let _ = writeln!(out, "{line}");
         }
-        let read = match &json.measure {
-            JsonMeasure::Counts { requests, errors } => format!(
+        let read = match (&spec.api, &json.measure) {
+            (ProviderApi::Datadog | ProviderApi::CloudWatch(_), JsonMeasure::Counts { .. }) => {
+                format!(
+                    "the requests and errors of {} (canary) and {} (baseline), added up",
+                    version_of(spec, &policy.traffic, &policy.traffic.canary),
+                    version_of(spec, &policy.traffic, &policy.traffic.baseline)
+                )
+            }
+            (
+                ProviderApi::Datadog | ProviderApi::CloudWatch(_),
+                JsonMeasure::Percentile { unit_seconds, .. },
+            ) => {
+                format!(
+                    "the latest percentile of {}, in {}",
+                    version_of(spec, &policy.traffic, &policy.traffic.canary),
+                    if *unit_seconds == 1.0 { "s" } else { "ms" }
+                )
+            }
+            (_, JsonMeasure::Counts { requests, errors }) => format!(
                 "requests {} (canary), {} (baseline); errors {} (canary), {} (baseline)",
                 requests.canary, requests.baseline, errors.canary, errors.baseline
             ),
-            JsonMeasure::Percentile {
-                canary,
-                unit_seconds,
-                ..
-            } => format!(
+            (
+                _,
+                JsonMeasure::Percentile {
+                    canary,
+                    unit_seconds,
+                    ..
+                },
+            ) => format!(
                 "the canary's percentile {canary}, in {}",
                 if *unit_seconds == 1.0 { "s" } else { "ms" }
             ),
-            JsonMeasure::Value { path } => format!("the value {path}"),
+            (_, JsonMeasure::Value { path }) => format!("the value {path}"),
         };
         let _ = writeln!(out, "# {}: reads {read}", check.name);
+    }
+}
+
+/// How a Datadog or CloudWatch answer tells a version's data: its tag or its dimension.
+fn version_of(
+    spec: &canary_core::policy::JsonSourceSpec,
+    traffic: &canary_core::policy::TrafficSelector,
+    value: &str,
+) -> String {
+    match spec.api {
+        ProviderApi::CloudWatch(_) => {
+            format!("the datapoints of dimension {}={value}", traffic.label)
+        }
+        _ => format!("the series tagged {}:{value}", traffic.label),
     }
 }
 

@@ -88,6 +88,24 @@ impl AwsCredentialProvider {
         self.profile_credentials()
     }
 
+    /// Fails (a [`Error::Secret`], exit code 2) when no credentials can be found without the
+    /// network: none in the environment or the shared file, and no web identity set up.
+    /// `what` names the policy's field in the message.
+    pub fn check_available(&self, what: &str) -> Result<()> {
+        if self.static_credentials()?.is_some()
+            || (self.env.get("AWS_WEB_IDENTITY_TOKEN_FILE").is_some()
+                && self.env.get("AWS_ROLE_ARN").is_some())
+        {
+            return Ok(());
+        }
+        Err(Error::Secret(format!(
+            "no AWS credentials for {what}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+             give a profile of the shared credentials file (AWS_SHARED_CREDENTIALS_FILE, \
+             ~/.aws/credentials), or a web identity (AWS_WEB_IDENTITY_TOKEN_FILE and \
+             AWS_ROLE_ARN, as EKS IRSA sets them)"
+        )))
+    }
+
     /// The credentials to sign with now.
     pub async fn credentials(
         &self,

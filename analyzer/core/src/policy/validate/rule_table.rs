@@ -458,7 +458,7 @@ const ROWS: &[Row] = &[
     row(
         &[("metrics", "metrics: {}")],
         "metrics",
-        "expected one of `prometheus`, `scrape`, `http` or `command`",
+        "expected one of `prometheus`, `scrape`, `http`, `command`, `datadog` or `cloudwatch`",
     ),
     row(
         &[(
@@ -1200,7 +1200,7 @@ const ROWS: &[Row] = &[
             check!("name: l, latency: {histogram: h}, query: {promql: up}, slo: {max: 1s}"),
         )],
         "checks[0]",
-        "expected exactly one of `error-rate`, `latency`, `samples`, `query` or `json`",
+        "expected exactly one of `error-rate`, `latency`, `samples`, `query`, `json`, `datadog` or `cloudwatch`",
     ),
     row(
         &[("checks", check!("name: l, latency: {histogram: h}"))],
