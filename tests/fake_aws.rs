@@ -1,5 +1,5 @@
 //! Fakes of the AWS services canary talks to, checking what AWS checks: Amazon Managed
-//! Service for Prometheus verifies each request's Signature Version 4 by recomputing it from
+//! Service for Prometheus and Amazon CloudWatch verify each request's Signature Version 4 by recomputing it from
 //! the request as it arrived (canonical request, string to sign, derived signing key — AWS's
 //! published algorithm, written here independently of the signer canary uses), and STS
 //! exchanges a web-identity token for temporary credentials only for the token and role it
@@ -164,6 +164,48 @@ pub fn managed_prometheus(
         },
     )
 }
+
+/// A fake Amazon CloudWatch answering `GetMetricData` in the AWS JSON 1.0 protocol: a
+/// request whose signature does not verify gets AWS's 403 (`SignatureDoesNotMatch`, or
+/// `InvalidClientTokenId` for an unknown key), one that is not `POST /` with
+/// `X-Amz-Target: GraniteServiceVersion20100801.GetMetricData` and
+/// `Content-Type: application/x-amz-json-1.0` a 400 (`UnknownOperationException`); a good
+/// one is answered with `answer(body)` (a whole HTTP response, see [`http`]).
+pub fn cloudwatch(key: AwsKey, answer: impl Fn(&str) -> String + Send + 'static) -> FakeServer {
+    FakeServer::start(move |request| {
+        let error = |status: &str, kind: &str, message: &str| {
+            http(
+                status,
+                CLOUDWATCH_CONTENT_TYPE,
+                &format!("{{\"__type\":\"{kind}\",\"message\":{message:?}}}"),
+            )
+        };
+        if let Err(why) = verify_sigv4(request, &key, Some(SystemTime::now())) {
+            let kind = if why.contains("InvalidClientTokenId") {
+                "InvalidClientTokenId"
+            } else {
+                "SignatureDoesNotMatch"
+            };
+            return error("403 Forbidden", kind, &why);
+        }
+        let head = request.lines().next().unwrap_or_default();
+        if !head.starts_with("POST / ")
+            || header_of(request, "x-amz-target")
+                != Some("GraniteServiceVersion20100801.GetMetricData")
+            || header_of(request, "content-type") != Some(CLOUDWATCH_CONTENT_TYPE)
+        {
+            return error(
+                "400 Bad Request",
+                "UnknownOperationException",
+                "no such operation",
+            );
+        }
+        answer(body_of(request))
+    })
+}
+
+/// The content type of the AWS JSON 1.0 protocol.
+pub const CLOUDWATCH_CONTENT_TYPE: &str = "application/x-amz-json-1.0";
 
 /// A fake STS that answers `AssumeRoleWithWebIdentity` for `role_arn` and `token` with
 /// `issued` (its session token included) valid for `lifetime`, and anything else with STS's

@@ -576,32 +576,10 @@ impl Validator {
         let raw = &at.value;
         let label = traffic.map(|t| t.label.as_str());
         let mut ok = true;
-        let query = |validator: &mut Validator, field: &str, q: &At<String>, counts: bool| {
-            let path = format!("{path}.datadog.{field}");
-            let template = validator.request_template(&path, q);
-            let text = q.value.trim();
-            let problem = if label.is_some_and(|label| !grouped_by(text, label)) {
-                Some(format!(
-                    "group the query by the version tag, `… by {{{}}}`: canary tells the versions' series apart by it",
-                    label.unwrap_or_default()
-                ))
-            } else if counts && !text.ends_with(".as_count()") {
-                Some("a count needs `.as_count()` at the end (e.g. `sum:trace.http.request.hits{service:checkout} by {version}.as_count()`): without it Datadog answers per-second rates, which are not counts".to_owned())
-            } else if !counts && datadog_quantile(text).is_none() {
-                Some("expected a percentile query starting `p50:`, `p75:`, `p90:`, `p95:` or `p99:` (a distribution metric)".to_owned())
-            } else {
-                None
-            };
-            if let Some(message) = problem {
-                validator.problem(path, Some(q), message);
-                return None;
-            }
-            template
-        };
         let measure = match (&raw.requests, &raw.errors, &raw.percentile) {
             (Some(requests), Some(errors), None) => {
-                let r = query(self, "requests", requests, true);
-                let e = query(self, "errors", errors, true);
+                let r = self.datadog_query(path, "requests", requests, label, true);
+                let e = self.datadog_query(path, "errors", errors, label, true);
                 ok &= r.is_some() && e.is_some();
                 (
                     format!("{},{}", requests.value.trim(), errors.value.trim()),
@@ -609,7 +587,7 @@ impl Validator {
                 )
             }
             (None, None, Some(percentile)) => {
-                let p = query(self, "percentile", percentile, false);
+                let p = self.datadog_query(path, "percentile", percentile, label, false);
                 let unit = self.percentile_unit(format!("{path}.datadog.unit"), raw.unit.as_ref());
                 ok &= p.is_some();
                 let quantile = datadog_quantile(percentile.value.trim());
@@ -640,6 +618,37 @@ impl Validator {
             measure,
             cloudwatch: None,
         })
+    }
+
+    /// One query of a `datadog` check, `field` of it: grouped by the version tag, a count
+    /// with `.as_count()`, a percentile with its `pNN:`.
+    fn datadog_query(
+        &mut self,
+        path: &str,
+        field: &str,
+        q: &At<String>,
+        label: Option<&str>,
+        counts: bool,
+    ) -> Option<RequestTemplate> {
+        let path = format!("{path}.datadog.{field}");
+        let template = self.request_template(&path, q);
+        let text = q.value.trim();
+        let problem = if let Some(label) = label.filter(|label| !grouped_by(text, label)) {
+            Some(format!(
+                "group the query by the version tag, `… by {{{label}}}`: canary tells the versions' series apart by it"
+            ))
+        } else if counts && !text.ends_with(".as_count()") {
+            Some("a count needs `.as_count()` at the end (e.g. `sum:trace.http.request.hits{service:checkout} by {version}.as_count()`): without it Datadog answers per-second rates, which are not counts".to_owned())
+        } else if !counts && datadog_quantile(text).is_none() {
+            Some("expected a percentile query starting `p50:`, `p75:`, `p90:`, `p95:` or `p99:` (a distribution metric)".to_owned())
+        } else {
+            None
+        };
+        if let Some(message) = problem {
+            self.problem(path, Some(q), message);
+            return None;
+        }
+        template
     }
 
     /// A `cloudwatch` check: a namespace, shared dimensions, and the metrics read per
