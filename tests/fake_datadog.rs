@@ -60,7 +60,13 @@ pub fn datadog(
     answer: impl Fn(&DatadogQuery) -> String + Send + 'static,
 ) -> FakeServer {
     FakeServer::start(move |request| {
-        let forbidden = || http("403 Forbidden", "application/json", r#"{"errors":["Forbidden"]}"#);
+        let forbidden = || {
+            http(
+                "403 Forbidden",
+                "application/json",
+                r#"{"errors":["Forbidden"]}"#,
+            )
+        };
         if header_of(request, "dd-api-key") != Some(keys.api_key.as_str())
             || header_of(request, "dd-application-key") != Some(keys.application_key.as_str())
         {

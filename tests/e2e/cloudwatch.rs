@@ -134,11 +134,15 @@ fn cloudwatch_gets_one_signed_request_per_check_per_tick() {
     assert_eq!(requests.len(), 5, "{}", run.all());
     for request in &requests {
         fake_aws::verify_sigv4(request, &key(), None).expect("signed for monitoring");
-        assert_eq!(header_of(request, "x-amz-security-token"), Some(SESSION_TOKEN));
+        assert_eq!(
+            header_of(request, "x-amz-security-token"),
+            Some(SESSION_TOKEN)
+        );
         let authorization = header_of(request, "authorization").unwrap_or_default();
         assert!(
             authorization.contains("/eu-west-1/monitoring/aws4_request")
-                && authorization.contains("content-type;host;x-amz-date;x-amz-security-token;x-amz-target"),
+                && authorization
+                    .contains("content-type;host;x-amz-date;x-amz-security-token;x-amz-target"),
             "{authorization}"
         );
         let body: serde_json::Value = serde_json::from_str(body_of(request)).unwrap();
@@ -174,7 +178,11 @@ fn lint_and_explain_say_which_guarantee_a_cloudwatch_check_has() {
         "# p95: guarantee: a percentile only",
         "dimension TargetGroup=targetgroup/checkout-canary/1a2b",
     ] {
-        assert!(explain.stdout.contains(expected), "{expected}\n{}", explain.all());
+        assert!(
+            explain.stdout.contains(expected),
+            "{expected}\n{}",
+            explain.all()
+        );
     }
     // A percentile compared with the baseline is refused: it carries no counts.
     let bad = policy.replace(

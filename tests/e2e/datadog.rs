@@ -81,10 +81,11 @@ checks:
     baseline: {max-increase: 50%}
 ";
 
-/// The policy of a Datadog at `url`, its application key in a file of `dir` (the wrong one
-/// when `wrong`).
+/// The policy of a Datadog at `url`, its application key in a file (the wrong one when
+/// `wrong`) outside `dir`, whose files are the run's outputs searched for secrets.
 fn policy(dir: &Path, url: &str, wrong: bool) -> String {
-    let key_file = dir.join("dd-app-key");
+    let name = dir.file_name().unwrap_or_default().to_string_lossy();
+    let key_file = std::env::temp_dir().join(format!("canary-dd-app-key-{name}"));
     std::fs::write(&key_file, if wrong { WRONG_APP_KEY } else { APP_KEY }).unwrap();
     format!(
         "service: checkout\ntraffic: {{label: version, canary: canary, baseline: stable}}\n\
@@ -165,11 +166,18 @@ fn lint_and_explain_say_which_guarantee_a_datadog_check_has() {
         "# p95: guarantee: a percentile only",
         "the series tagged version:canary",
     ] {
-        assert!(explain.stdout.contains(expected), "{expected}\n{}", explain.all());
+        assert!(
+            explain.stdout.contains(expected),
+            "{expected}\n{}",
+            explain.all()
+        );
     }
     assert!(!explain.all().contains(APP_KEY), "{}", explain.all());
     // A count without `.as_count()` is refused, saying why.
-    let bad = policy.replace("{version}.as_count()'\n      errors", "{version}'\n      errors");
+    let bad = policy.replace(
+        "{version}.as_count()'\n      errors",
+        "{version}'\n      errors",
+    );
     let path = write_policy(dir.path(), "bad.yaml", &bad);
     let lint = canary(&["policy", "lint", path.to_str().unwrap()], &[]);
     assert_eq!(lint.code, 2, "{}", lint.all());
