@@ -170,7 +170,8 @@ pub fn managed_prometheus(
 /// `InvalidClientTokenId` for an unknown key), one that is not `POST /` with
 /// `X-Amz-Target: GraniteServiceVersion20100801.GetMetricData` and
 /// `Content-Type: application/x-amz-json-1.0` a 400 (`UnknownOperationException`); a good
-/// one is answered with `answer(body)` (a whole HTTP response, see [`http`]).
+/// one is answered with `answer(request)` (a whole HTTP response, see [`http`]; the request
+/// as it came, [`body_of`] gives its JSON body).
 pub fn cloudwatch(key: AwsKey, answer: impl Fn(&str) -> String + Send + 'static) -> FakeServer {
     FakeServer::start(move |request| {
         let error = |status: &str, kind: &str, message: &str| {
@@ -200,7 +201,7 @@ pub fn cloudwatch(key: AwsKey, answer: impl Fn(&str) -> String + Send + 'static)
                 "no such operation",
             );
         }
-        answer(body_of(request))
+        answer(request)
     })
 }
 

@@ -85,13 +85,17 @@ fn answer(scenario: Scenario, body: &str) -> String {
 }
 
 fn fake(scenario: Scenario) -> FakeServer {
-    fake_aws::cloudwatch(key(), move |body| match scenario {
+    fake_aws::cloudwatch(key(), move |request| match scenario {
         Scenario::ProviderError => http(
             "500 Internal Server Error",
             CLOUDWATCH_CONTENT_TYPE,
             r#"{"__type":"InternalFailure","message":"internal failure"}"#,
         ),
-        _ => http("200 OK", CLOUDWATCH_CONTENT_TYPE, &answer(scenario, body)),
+        _ => http(
+            "200 OK",
+            CLOUDWATCH_CONTENT_TYPE,
+            &answer(scenario, body_of(request)),
+        ),
     })
 }
 
