@@ -353,10 +353,16 @@ fn number_at(
 }
 
 impl GenericSource {
-    /// The source of a policy whose metrics come from `metrics.http` or `metrics.command`.
-    /// Secret header values are read once here, to fail early (exit 2), and again at every
-    /// tick (tokens rotate).
+    /// The source of a policy whose metrics come from `metrics.http`, `metrics.command`,
+    /// `metrics.datadog` or `metrics.cloudwatch`. Secret header values are read once here, to
+    /// fail early (exit 2), and again at every tick (tokens rotate); CloudWatch's AWS
+    /// credentials are looked for in the process's environment.
     pub fn from_policy(policy: &Policy) -> Result<Self> {
+        Self::from_policy_in(policy, Environment::process())
+    }
+
+    /// [`GenericSource::from_policy`] with the AWS settings read from `env`.
+    pub fn from_policy_in(policy: &Policy, env: Environment) -> Result<Self> {
         let MetricsSourceSpec::Json(spec) = &policy.metrics else {
             return Err(Error::Config(
                 "the policy's metrics do not come from `http` or `command`".to_owned(),
@@ -405,7 +411,7 @@ impl GenericSource {
             .map_err(|e| Error::Config(format!("cannot set up the HTTP client: {e}")))?;
         let aws = match &spec.api {
             ProviderApi::CloudWatch(sigv4) => {
-                let provider = AwsCredentialProvider::new(sigv4.clone(), Environment::process());
+                let provider = AwsCredentialProvider::new(sigv4.clone(), env);
                 provider.check_available("metrics.cloudwatch")?;
                 Some(provider)
             }
@@ -1111,6 +1117,81 @@ checks:
             err.to_string().contains("HTTP 500 after 3 attempts"),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn cloudwatch_throttling_is_retried_and_another_400_is_not() {
+        let text = "service: checkout
+traffic: {label: TargetGroup, canary: tg-c, baseline: tg-s}
+metrics:
+  cloudwatch: {region: eu-west-1, endpoint: 'URL', retries: 2}
+checks:
+  - name: errors
+    cloudwatch: {namespace: AWS/ApplicationELB, requests: RequestCount, errors: HTTPCode_Target_5XX_Count}
+    slo: {max: 1%}
+";
+        let env = Environment::of([
+            ("AWS_ACCESS_KEY_ID", "AKIDTHROTTLED"),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                "a-secret-access-key-of-forty-characters!",
+            ),
+        ]);
+        let throttled = http(
+            "400 Bad Request",
+            "application/x-amz-json-1.0",
+            r#"{"__type":"Throttling","message":"Rate exceeded"}"#,
+        );
+        let answer = r#"{"MetricDataResults": [
+            {"Id": "canary_requests", "StatusCode": "Complete", "Timestamps": [1], "Values": [100]},
+            {"Id": "baseline_requests", "StatusCode": "Complete", "Timestamps": [1], "Values": [900]}
+        ]}"#;
+        let server = FakeServer::answering(vec![
+            throttled,
+            http("200 OK", "application/x-amz-json-1.0", answer),
+        ]);
+        let policy = Policy::from_yaml(&text.replace("URL", &server.url()), "cw.yaml").unwrap();
+        let source = GenericSource::from_policy_in(&policy, env.clone())
+            .unwrap()
+            .with_backoff(Duration::from_millis(10));
+        let tick = source
+            .read_tick(at(1_800_000_000), at(1_800_000_060))
+            .await
+            .expect("the retry got the answer");
+        assert_eq!(
+            server.requests().len(),
+            2,
+            "the throttled request was retried"
+        );
+        assert!(matches!(
+            tick.readings["errors"],
+            Reading::Observed(CheckObservation::Counts { .. })
+        ));
+        assert!(
+            header_of(&server.requests()[1], "authorization")
+                .is_some_and(|a| a.contains("/eu-west-1/monitoring/aws4_request")),
+            "signed for monitoring"
+        );
+
+        let refused = FakeServer::answering(vec![http(
+            "400 Bad Request",
+            "application/x-amz-json-1.0",
+            r#"{"__type":"InvalidParameterValueException","message":"bad"}"#,
+        )]);
+        let policy = Policy::from_yaml(&text.replace("URL", &refused.url()), "cw.yaml").unwrap();
+        let err = GenericSource::from_policy_in(&policy, env)
+            .unwrap()
+            .with_backoff(Duration::from_millis(10))
+            .read_tick(at(1_800_000_000), at(1_800_000_060))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.requests().len(), 1, "{err}");
+        assert!(
+            err.to_string().contains("InvalidParameterValueException"),
+            "{err}"
+        );
+        let core: canary_core::Error = err.into();
+        assert_eq!(core.exit_code(), canary_core::ExitCode::Infrastructure);
     }
 
     #[tokio::test]
