@@ -165,6 +165,13 @@ fn lint_and_explain_say_which_guarantee_a_cloudwatch_check_has() {
     let lint = canary(&["policy", "lint", path.to_str().unwrap()], &[]);
     assert_eq!(lint.code, 0, "{}", lint.all());
     assert!(
+        lint.stderr.contains(
+            "warning: rollout.interval: 1s: CloudWatch keeps standard-resolution metrics per minute"
+        ),
+        "{}",
+        lint.all()
+    );
+    assert!(
         lint.stdout
             .contains("errors: guarantee: counts: the full sequential tests")
             && lint

@@ -140,6 +140,16 @@ fn warnings(policy: &Policy, cwd: &Path) -> Vec<String> {
         }
     }
     if let MetricsSourceSpec::Json(spec) = &policy.metrics
+        && let ProviderApi::CloudWatch(_) = spec.api
+        && policy.rollout.interval < std::time::Duration::from_secs(60)
+    {
+        warnings.push(format!(
+            "rollout.interval: {}: CloudWatch keeps standard-resolution metrics per minute, so \
+             ticks within a minute read the same datapoints again; use `interval: 1m` or more",
+            humantime::format_duration(policy.rollout.interval)
+        ));
+    }
+    if let MetricsSourceSpec::Json(spec) = &policy.metrics
         && let JsonTransport::Command(command) = &spec.transport
         && let Some(program) = command.run.first()
         && !program.source.contains("{{")
