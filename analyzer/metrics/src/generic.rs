@@ -412,7 +412,7 @@ impl GenericSource {
         let aws = match &spec.api {
             ProviderApi::CloudWatch(sigv4) => {
                 let provider = AwsCredentialProvider::new(sigv4.clone(), env);
-                provider.check_available("metrics.cloudwatch")?;
+                provider.check_available()?;
                 Some(provider)
             }
             _ => None,
@@ -1192,6 +1192,16 @@ checks:
         );
         let core: canary_core::Error = err.into();
         assert_eq!(core.exit_code(), canary_core::ExitCode::Infrastructure);
+
+        // No credentials anywhere: refused when the source is made, naming the field.
+        let err = GenericSource::from_policy_in(&policy, Environment::of([])).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("no AWS credentials for metrics.cloudwatch"),
+            "{err}"
+        );
+        let core: canary_core::Error = err.into();
+        assert_eq!(core.exit_code(), canary_core::ExitCode::BadInput);
     }
 
     #[tokio::test]
