@@ -165,6 +165,7 @@ fn lint_and_explain_say_which_guarantee_a_datadog_check_has() {
         "GET https://dd-proxy.internal:8443/api/v1/query?from=0&to=",
         "# p95: guarantee: a percentile only",
         "the series tagged version:canary",
+        "# errors: Datadog queries: sum:trace.http.request.hits{service:checkout,env:prod} by {version}.as_count(),sum:trace.http.request.errors",
     ] {
         assert!(
             explain.stdout.contains(expected),

@@ -567,6 +567,11 @@ fn explain_generic(
             since,
             at,
         );
+        // Datadog's queries, as written (the URL carries them percent-encoded): what to try
+        // in Datadog's own query editor.
+        if let (ProviderApi::Datadog, Some(query)) = (&spec.api, &json.query) {
+            let _ = writeln!(out, "# {}: Datadog queries: {}", check.name, query.source);
+        }
         for line in request.to_string().lines() {
             let _ = writeln!(out, "{line}");
         }
