@@ -83,7 +83,10 @@ pub fn request_body(
 /// What a check's `GetMetricData` answer says, for the judge.
 pub fn reading_of_answer(check: &JsonCheck, answer: &Value) -> Reading {
     match totals(check, answer) {
-        Ok(totals) => crate::generic::reading_of_answer(check, &totals),
+        Ok(totals) => crate::generic::with_baseline_missing(
+            crate::generic::reading_of_answer(check, &totals),
+            || "CloudWatch answered no datapoints for the baseline (baseline_requests)".to_owned(),
+        ),
         Err(reading) => reading,
     }
 }
@@ -343,6 +346,11 @@ checks:
     fn no_datapoints_is_no_data_and_anything_else_is_invalid() {
         let policy = policy();
         let counts = check(&policy, 0);
+        let no_baseline = json!({"MetricDataResults": [result("canary_requests", &[10.0])]});
+        assert!(
+            matches!(reading_of_answer(&counts, &no_baseline), Reading::Observed(CheckObservation::Counts { baseline: BaselineData::Missing(why), .. })
+                if why.contains("no datapoints for the baseline")),
+        );
         let empty = json!({"MetricDataResults": [result("canary_requests", &[])]});
         assert!(matches!(
             reading_of_answer(&counts, &empty),

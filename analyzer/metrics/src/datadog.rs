@@ -28,7 +28,15 @@ const SHOWN_CHARS: usize = 200;
 /// What a check's Datadog answer says, for the judge.
 pub fn reading_of_answer(check: &JsonCheck, traffic: &TrafficSelector, answer: &Value) -> Reading {
     match totals(check, traffic, answer) {
-        Ok(totals) => crate::generic::reading_of_answer(check, &totals),
+        Ok(totals) => crate::generic::with_baseline_missing(
+            crate::generic::reading_of_answer(check, &totals),
+            || {
+                format!(
+                    "Datadog's answer has no points for the baseline (no series tagged {}:{})",
+                    traffic.label, traffic.baseline
+                )
+            },
+        ),
         Err(reading) => reading,
     }
 }
@@ -349,6 +357,13 @@ checks:
                 "{answer}: {reading:?}"
             );
         }
+        // The baseline without series: only the comparison lacks data, said in Datadog's terms.
+        let reading = read(json!({"series": [series(0, "version:canary", json!([[1.0, 5.0]]))]}));
+        assert!(
+            matches!(&reading, Reading::Observed(CheckObservation::Counts { baseline: BaselineData::Missing(why), .. })
+                if why.contains("no series tagged version:stable")),
+            "{reading:?}"
+        );
         let two = json!({"series": [
             series(0, "version:canary", json!([[1.0, 5.0]])),
             series(0, "version:canary", json!([[1.0, 6.0]])),

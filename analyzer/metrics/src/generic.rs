@@ -310,6 +310,22 @@ fn read_measure(
     }
 }
 
+/// `reading` with the reason of a missing baseline replaced by `why()`: Datadog's and
+/// CloudWatch's readers read totals at paths of their own making, which mean nothing to the
+/// user.
+pub(crate) fn with_baseline_missing(reading: Reading, why: impl Fn() -> String) -> Reading {
+    match reading {
+        Reading::Observed(CheckObservation::Counts {
+            canary,
+            baseline: BaselineData::Missing(_),
+        }) => Reading::Observed(CheckObservation::Counts {
+            canary,
+            baseline: BaselineData::Missing(why()),
+        }),
+        other => other,
+    }
+}
+
 /// The one number `path` selects: `None` when it selects nothing or `null`; a string that
 /// holds a number is read as one (some APIs quote their numbers). Anything else is invalid,
 /// named with `what`.
