@@ -63,6 +63,10 @@ if cargo tree -p canary --no-default-features -e normal --prefix none --locked |
   echo "canary --no-default-features still depends on the crates above" >&2
   exit 1
 fi
+# The binaries the end-to-end tests start (`tests/lib.rs`, `binary`): built here, once, rather
+# than by the first test that needs them while every other test slot waits on cargo's lock
+# (about 40 s at the start of a fresh clone's run, docs/benchmarks.md "Test suite").
+cargo build --workspace --locked --bin canary --bin canary-demo-service
 # The whole suite includes tests/fuzz/tests/smoke.rs: every fuzz target over its seed corpus and
 # 1500 mutated inputs, on stable (the cargo-fuzz campaign itself: docs/reliability.md).
 if cargo nextest --version >/dev/null 2>&1; then

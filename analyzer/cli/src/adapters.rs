@@ -67,6 +67,7 @@ pub(crate) fn configmap_store(
 /// `kubernetes` feature it refuses every stage; the driver asks it for the canary's
 /// generation before any traffic moves, so a policy with a `promotion` stops there, with
 /// exit 2.
+#[derive(Clone)]
 pub(crate) struct Promoter {
     #[cfg(feature = "kubernetes")]
     inner: canary_kubernetes::DeploymentPromoter,
@@ -78,6 +79,18 @@ impl Promoter {
     pub(crate) fn new(spec: &DeploymentPromotionSpec) -> Promoter {
         let connection =
             canary_kubernetes::KubeConnection::infer(spec.stable.context.clone(), None);
+        Promoter {
+            inner: canary_kubernetes::DeploymentPromoter::new(spec, connection),
+        }
+    }
+
+    /// The promoter of the policy's `promotion` through `connection` (the controller's
+    /// client, its writes fenced on the Lease, its default namespace the resource's).
+    #[cfg(feature = "kubernetes")]
+    pub(crate) fn with_connection(
+        spec: &DeploymentPromotionSpec,
+        connection: canary_kubernetes::KubeConnection,
+    ) -> Promoter {
         Promoter {
             inner: canary_kubernetes::DeploymentPromoter::new(spec, connection),
         }

@@ -47,6 +47,10 @@ pub(crate) struct Driver<'a> {
     pub(crate) clock: &'a dyn Clock,
     /// How long a rollback retries setting weight 0 before it gives up (exit 4).
     pub(crate) rollback_retry_for: Duration,
+    /// The promoter of the policy's `promotion` when the caller brings its own (the
+    /// controller's, whose writes are fenced on its Lease); `None`: built from the policy
+    /// (its kubeconfig context), as `canary rollout` does.
+    pub(crate) promoter: Option<crate::adapters::Promoter>,
 }
 
 /// SIGINT/SIGTERM, as a flag the driver looks at between effects.
@@ -227,7 +231,11 @@ impl Driver<'_> {
     /// The policy's Kubernetes promoter, if it asks for a promotion.
     fn promoter(&self) -> Option<crate::adapters::Promoter> {
         let spec = self.machine.policy().promotion.as_ref()?;
-        Some(crate::adapters::Promoter::new(spec))
+        Some(
+            self.promoter
+                .clone()
+                .unwrap_or_else(|| crate::adapters::Promoter::new(spec)),
+        )
     }
 
     /// Checks, before anything changes, that the rollout can be carried out, and learns

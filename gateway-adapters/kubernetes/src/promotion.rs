@@ -25,7 +25,11 @@ use canary_core::retry::{Failure, retry};
 /// How often the stable Deployment's rollout is looked at.
 const POLL: Duration = Duration::from_secs(2);
 
-/// Carries out the stages of a Kubernetes promotion (see the module docs).
+/// Carries out the stages of a Kubernetes promotion (see the module docs). Every PATCH
+/// first asks the connection's [`crate::WriteGuard`], if it has one (the controller's Lease
+/// fence), on each attempt: a retry after a 409 re-reads the Deployment and would otherwise
+/// write whatever it finds, even after this process lost the right to write.
+#[derive(Clone)]
 pub struct DeploymentPromoter {
     connection: KubeConnection,
     namespace: Option<String>,
@@ -119,6 +123,8 @@ impl DeploymentPromoter {
             field_manager: Some(FIELD_MANAGER.to_owned()),
             ..PatchParams::default()
         };
+        self.connection
+            .may_write(&format!("Deployment {namespace}/{name}"))?;
         match api
             .patch(name, &params, &Patch::Json::<()>(JsonPatch(all)))
             .await

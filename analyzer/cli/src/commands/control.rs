@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use canary_core::ExitCode;
 use canary_core::policy::Policy;
 use canary_core::ports::{StateStore, TrafficRouter};
-use canary_core::rollout::{CONTROL_WAIT, ControlAction, ControlRequest, Event, Machine, Rollout};
+use canary_core::rollout::{
+    CONTROL_WAIT, ControlAction, ControlRequest, Event, Machine, Outcome, Phase, Rollout,
+};
 use clap::Args;
 use jiff::Timestamp;
 
@@ -271,9 +273,10 @@ async fn running(policy: &Policy, store: &dyn StateStore) -> anyhow::Result<Roll
     Ok(rollout)
 }
 
-/// Waits until the rollout another process drives has finished, and exits as it did. A
-/// driver that does not get there in time (gone, or stuck in a long hook) is exit 4, and
-/// the request is withdrawn: nothing acts on it after its asker has given up.
+/// Waits until the rollout another process drives has finished, and exits as it did,
+/// saying whether the request was applied. A driver that does not get there in time (gone,
+/// or stuck in a long hook) is exit 4, and the request is withdrawn: nothing acts on it
+/// after its asker has given up.
 async fn wait_for_the_driver(
     store: &dyn StateStore,
     service: &str,
@@ -281,31 +284,33 @@ async fn wait_for_the_driver(
 ) -> anyhow::Result<ExitCode> {
     let deadline = Instant::now() + CONTROL_WAIT;
     loop {
-        if let Some(rollout) = store.load().await?
-            && let Some(outcome) = rollout.outcome()
-            && rollout.hooks_pending().is_none()
-            && !matches!(rollout.phase(), canary_core::rollout::Phase::Step { .. })
-        {
-            // Finished without taking the request (it ended for its own reasons first):
-            // clear it, so that nothing is left behind to act on.
-            if let Some(left) = store.take_request().await?
-                && &left != request
-            {
-                store.request(&left).await?;
+        let rollout = store.load().await?;
+        let seen = rollout
+            .as_ref()
+            .map_or(Seen::Acting, |rollout| Seen::of(rollout, request));
+        if !matches!(seen, Seen::Acting) {
+            // Whatever ended, nothing of this request may be left behind to act on.
+            let applied = withdraw(store, request).await? != Withdrawal::Withdrawn;
+            match seen {
+                Seen::Ended(outcome) => {
+                    println!("{}", ended_message(service, request, outcome, applied));
+                    return Ok(outcome.exit);
+                }
+                Seen::Replaced { id, started_at } => {
+                    return Err(canary_core::Error::Mismatch {
+                        component: "state",
+                        message: replaced_message(service, request, &id, started_at, applied),
+                    }
+                    .into());
+                }
+                Seen::Acting => unreachable!("handled above"),
             }
-            println!("{service}: {}", outcome.reason);
-            return Ok(outcome.exit);
         }
         if Instant::now() >= deadline {
-            // Withdraw the request, unless the driver took it meanwhile (or someone else's
-            // replaced it: that one is put back).
-            let withdrawn = match store.take_request().await? {
-                Some(left) if &left == request => "the request was withdrawn",
-                Some(other) => {
-                    store.request(&other).await?;
-                    "the request was replaced by another"
-                }
-                None => "the driver took the request and is still acting on it",
+            let withdrawn = match withdraw(store, request).await? {
+                Withdrawal::Withdrawn => "the request was withdrawn",
+                Withdrawal::Replaced => "the request was replaced by another",
+                Withdrawal::Taken => "the driver took the request and is still acting on it",
             };
             return Err(canary_core::Error::Mismatch {
                 component: "state",
@@ -318,6 +323,115 @@ async fn wait_for_the_driver(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// What the state says of the rollout a request waits on.
+#[derive(Debug, PartialEq)]
+enum Seen<'a> {
+    /// Still under way (a step, or hooks still to run).
+    Acting,
+    /// It ended, this way.
+    Ended(&'a Outcome),
+    /// Another rollout is in the state: the one the request was for ended and a new one
+    /// started (which never applies the request: it is bound to the old one).
+    Replaced {
+        id: Option<String>,
+        started_at: Timestamp,
+    },
+}
+
+impl<'a> Seen<'a> {
+    fn of(rollout: &'a Rollout, request: &ControlRequest) -> Seen<'a> {
+        if rollout.id().map(str::to_owned) != request.rollout_id
+            || rollout.started_at() != request.rollout_started_at
+        {
+            return Seen::Replaced {
+                id: rollout.id().map(str::to_owned),
+                started_at: rollout.started_at(),
+            };
+        }
+        match rollout.outcome() {
+            Some(outcome)
+                if rollout.hooks_pending().is_none()
+                    && !matches!(rollout.phase(), Phase::Step { .. }) =>
+            {
+                Seen::Ended(outcome)
+            }
+            _ => Seen::Acting,
+        }
+    }
+}
+
+/// What became of a request when its asker stopped waiting.
+#[derive(Debug, PartialEq)]
+enum Withdrawal {
+    /// It was still there, unread: removed, so nothing applies it.
+    Withdrawn,
+    /// The driver had taken it.
+    Taken,
+    /// Another request had replaced it (put back as it was).
+    Replaced,
+}
+
+/// Removes `request` from the store if no driver has taken it, and says which it was.
+async fn withdraw(store: &dyn StateStore, request: &ControlRequest) -> anyhow::Result<Withdrawal> {
+    Ok(match store.take_request().await? {
+        Some(left) if &left == request => Withdrawal::Withdrawn,
+        Some(other) => {
+            store.request(&other).await?;
+            Withdrawal::Replaced
+        }
+        None => Withdrawal::Taken,
+    })
+}
+
+/// How a rollout another process drove ended, and whether it applied the request: a
+/// rollout that ended on its own first (a failed check, an infrastructure error) never
+/// leaves the asker thinking the promotion or abort was done.
+fn ended_message(
+    service: &str,
+    request: &ControlRequest,
+    outcome: &Outcome,
+    applied: bool,
+) -> String {
+    if applied {
+        return format!("{service}: {}", outcome.reason);
+    }
+    let name = request.action.name();
+    let again = if outcome.exit == ExitCode::Infrastructure {
+        format!(
+            "; the rollout can be resumed: once it runs again (`canary status` says), run `canary {name}` again"
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "{service}: the rollout ended on its own before it took the {name}, which was not applied (and is withdrawn): {}{again}",
+        outcome.reason
+    )
+}
+
+/// The rollout a request was bound to is gone from the state: say so, and whether it took
+/// the request before it ended (the state no longer says how it ended).
+fn replaced_message(
+    service: &str,
+    request: &ControlRequest,
+    id: &Option<String>,
+    started_at: Timestamp,
+    applied: bool,
+) -> String {
+    let name = request.action.name();
+    let fate = if applied {
+        format!("it took the {name} before it ended")
+    } else {
+        format!("the {name} was not applied (and is withdrawn)")
+    };
+    format!(
+        "the rollout of {service} this {name} was for (id {}, started {}) is no longer the one in the state: rollout {} started {started_at} has replaced it; {fate}. A request is bound to one rollout and never applies to another: `canary status` shows the new one",
+        request.rollout_id.as_deref().unwrap_or("none"),
+        request.rollout_started_at,
+        id.as_deref().unwrap_or("without an id"),
+    )
 }
 
 /// Asks on the terminal; without one, refuses (a pipeline must say `--yes`).
@@ -333,4 +447,137 @@ fn confirm(question: &str) -> anyhow::Result<bool> {
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use canary_gateways::stores::FileStateStore;
+
+    fn machine() -> Machine {
+        let policy = Policy::from_yaml(
+            include_str!("../../../../policies/checkout.yaml"),
+            "checkout.yaml",
+        )
+        .unwrap();
+        Machine::new(policy).unwrap()
+    }
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_second(1_780_000_000 + seconds).unwrap()
+    }
+
+    /// A rollout that stopped at its pre-flight with an infrastructure error (exit 4,
+    /// resumable), as a driver leaves it.
+    fn failed_at_preflight(machine: &Machine, id: &str, started: i64) -> Rollout {
+        let mut rollout = machine.start(at(started), Some(id.to_owned()));
+        machine.handle(&mut rollout, Event::Resume, at(started));
+        machine.handle(
+            &mut rollout,
+            Event::PreflightFailed {
+                error: "Prometheus did not answer".to_owned(),
+                bad_input: false,
+            },
+            at(started),
+        );
+        rollout
+    }
+
+    /// Known limit of 2026-12-01 (docs/reliability.md): a rollout that ended with exit 4
+    /// before taking a `promote` was printed as its failure alone, as if it were the answer
+    /// to the promote. It now says the promote was not applied, and to ask again.
+    #[test]
+    fn a_rollout_that_ended_before_taking_the_request_says_it_was_not_applied() {
+        let machine = machine();
+        let rollout = failed_at_preflight(&machine, "rel-1", 0);
+        let request = ControlRequest::for_rollout(ControlAction::Promote, &rollout, at(1));
+        let Seen::Ended(outcome) = Seen::of(&rollout, &request) else {
+            panic!("ended: {:?}", Seen::of(&rollout, &request));
+        };
+        assert_eq!(outcome.exit, ExitCode::Infrastructure);
+        let message = ended_message("checkout", &request, outcome, false);
+        assert!(
+            message.contains("before it took the promote, which was not applied"),
+            "{message}"
+        );
+        assert!(message.contains("run `canary promote` again"), "{message}");
+        assert!(message.contains("Prometheus did not answer"), "{message}");
+        // Taken: the outcome is the answer.
+        let message = ended_message("checkout", &request, outcome, true);
+        assert!(!message.contains("not applied"), "{message}");
+    }
+
+    /// Known limit of 2026-12-01: while `promote`/`abort` waited, a new rollout replacing
+    /// the one its request was bound to went unnoticed until the 60 s deadline, which then
+    /// said "the driver took the request and is still acting on it".
+    #[test]
+    fn a_new_rollout_in_place_of_the_requests_is_seen_at_once_and_named() {
+        let machine = machine();
+        let old = machine.start(at(0), Some("rel-1".to_owned()));
+        let request = ControlRequest::for_rollout(
+            ControlAction::Abort {
+                reason: "by hand".to_owned(),
+            },
+            &old,
+            at(1),
+        );
+        assert_eq!(Seen::of(&old, &request), Seen::Acting);
+        let new = machine.start(at(30), Some("rel-2".to_owned()));
+        assert_eq!(
+            Seen::of(&new, &request),
+            Seen::Replaced {
+                id: Some("rel-2".to_owned()),
+                started_at: at(30)
+            }
+        );
+        // The same id started again is another rollout too.
+        let rerun = machine.start(at(40), Some("rel-1".to_owned()));
+        assert!(matches!(Seen::of(&rerun, &request), Seen::Replaced { .. }));
+        let message = replaced_message(
+            "checkout",
+            &request,
+            &Some("rel-2".to_owned()),
+            at(30),
+            false,
+        );
+        assert!(message.contains("(id rel-1, started"), "{message}");
+        assert!(message.contains("rollout rel-2 started"), "{message}");
+        assert!(
+            message.contains("the abort was not applied (and is withdrawn)"),
+            "{message}"
+        );
+    }
+
+    /// The request is withdrawn only when it is still the asker's: a driver that took it,
+    /// or another request that replaced it, is left as it is.
+    #[test]
+    fn withdrawing_leaves_a_taken_or_replaced_request_alone() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStateStore::new(dir.path(), "checkout");
+        let machine = machine();
+        let rollout = machine.start(at(0), Some("rel-1".to_owned()));
+        let mine = ControlRequest::for_rollout(ControlAction::Promote, &rollout, at(1));
+        let theirs = ControlRequest::for_rollout(
+            ControlAction::Abort {
+                reason: "theirs".to_owned(),
+            },
+            &rollout,
+            at(2),
+        );
+        runtime.block_on(async {
+            assert_eq!(withdraw(&store, &mine).await.unwrap(), Withdrawal::Taken);
+            store.request(&mine).await.unwrap();
+            assert_eq!(
+                withdraw(&store, &mine).await.unwrap(),
+                Withdrawal::Withdrawn
+            );
+            assert_eq!(store.take_request().await.unwrap(), None);
+            store.request(&theirs).await.unwrap();
+            assert_eq!(withdraw(&store, &mine).await.unwrap(), Withdrawal::Replaced);
+            assert_eq!(store.take_request().await.unwrap(), Some(theirs.clone()));
+        });
+    }
 }

@@ -86,6 +86,13 @@ pub(crate) struct RunCommand {
     #[arg(long, value_name = "I/N", default_value = "0/1", value_parser = parse_shard)]
     shard: Shard,
 
+    /// Let CanaryRollout policies read this process's files and environment (secrets from
+    /// `file`/`env`, TLS files, AWS credentials) and run programs in it (command hooks,
+    /// `metrics.command`). Off by default: whoever may create a CanaryRollout would get the
+    /// controller's ServiceAccount token and credentials. Only where all of them are trusted.
+    #[arg(long)]
+    allow_local_access: bool,
+
     /// How often the leader renews the Lease and a standby looks at it.
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = super::analyze::parse_duration)]
     lease_retry_period: Duration,
@@ -163,6 +170,7 @@ impl RunCommand {
                     retry_after: self.retry_after,
                     identity,
                     shard: self.shard,
+                    allow_local_access: self.allow_local_access,
                 },
                 fence,
             ));

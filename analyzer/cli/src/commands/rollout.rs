@@ -383,6 +383,7 @@ pub(crate) async fn drive(
             .map_err(|e| e.into_core())?,
         clock: &SystemClock,
         rollback_retry_for: how.rollback_retry_for,
+        promoter: None,
     };
     let outcome = driver.run(rollout, how.first).await;
     // The rollout has ended: the live view's last frame stays, and whatever the command

@@ -63,6 +63,9 @@ pub(crate) struct Settings {
     pub(crate) identity: String,
     /// Which resources are this process' (`--shard I/N`); the others it leaves alone.
     pub(crate) shard: Shard,
+    /// `--allow-local-access`: policies may read the controller's files and environment and
+    /// run programs in it ([`Policy::local_access`]); refused otherwise.
+    pub(crate) allow_local_access: bool,
 }
 
 /// What every reconcile and every rollout task shares.
@@ -311,6 +314,8 @@ async fn prepare(resource: &CanaryRollout, context: &Context) -> Result<Prepared
     let invalid =
         |problem: &dyn std::fmt::Display| NotPrepared::Invalid(format!("{origin}: {problem}"));
     let policy = policy_of(&context.client, resource).await?;
+    refuse_local_access(&policy, context.settings.allow_local_access)
+        .map_err(|problem| invalid(&problem))?;
     canary_core::secret::learn_secrets_of(&policy)
         .map_err(|err| NotPrepared::Invalid(format!("{origin}: {err}")))?;
     let revision = match resource.spec.rolled().map_err(|p| invalid(&p))? {
@@ -338,6 +343,26 @@ async fn prepare(resource: &CanaryRollout, context: &Context) -> Result<Prepared
         }
     };
     Ok(Prepared { policy, revision })
+}
+
+/// Whoever may create a CanaryRollout in some namespace writes its policy: unless the
+/// controller was started with `--allow-local-access`, a policy that would read the
+/// controller's files or environment (its ServiceAccount token, its AWS credentials) or run
+/// a program in it is refused before anything is read or sent.
+fn refuse_local_access(policy: &Policy, allowed: bool) -> Result<(), String> {
+    let found = policy.local_access();
+    if allowed || found.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = found.iter().map(ToString::to_string).collect();
+    Err(format!(
+        "the policy reaches into the controller's own files, environment or programs, which a \
+         CanaryRollout may not: {}. Give credentials a CanaryRollout may use through its \
+         servers (a Kubernetes gateway needs none), or start the controller with \
+         --allow-local-access where everyone who may create a CanaryRollout is trusted with the \
+         controller's files, environment and ServiceAccount",
+        list.join("; ")
+    ))
 }
 
 /// The resource's policy, inline or from its ConfigMap, through the policy validator.

@@ -275,6 +275,13 @@ async fn drive_claimed(
         notifier,
         clock: &canary_core::ports::SystemClock,
         rollback_retry_for: context.settings.rollback_retry_for,
+        // The promotion's Deployment writes go through the same fenced connection as the
+        // router's (in the resource's namespace unless the policy names one).
+        promoter: machine
+            .policy()
+            .promotion
+            .as_ref()
+            .map(|spec| crate::adapters::Promoter::with_connection(spec, connection.clone())),
     };
     match driver.run(rollout, Event::Resume).await {
         Ok(outcome) if outcome.exit == canary_core::ExitCode::Infrastructure => {
@@ -886,6 +893,7 @@ mod tests {
                 retry_after: Duration::from_secs(1),
                 identity: "test".to_owned(),
                 shard: canary_kubernetes::controller::Shard::ALL,
+                allow_local_access: false,
             },
             Fence::always_open("the test's lease"),
         ));
@@ -992,6 +1000,7 @@ mod tests {
                 retry_after: Duration::from_secs(1),
                 identity: "test".to_owned(),
                 shard: canary_kubernetes::controller::Shard::ALL,
+                allow_local_access: false,
             },
             fence.clone(),
         ));

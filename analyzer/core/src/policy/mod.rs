@@ -9,6 +9,7 @@
 //! See `docs/policy-reference.md` for the user-facing description of every field.
 
 mod error;
+mod local_access;
 mod matchers;
 mod provider;
 mod raw;
@@ -23,6 +24,7 @@ use serde::Serialize;
 use crate::rollout::NoticeKind;
 
 pub use error::{PolicyError, Problem};
+pub use local_access::LocalAccess;
 pub use matchers::{
     LabelMatcher, MatchOp, QueryTemplate, TemplatePart, TemplateVariable, escape_string,
     is_label_name, is_metric_name, parse_matchers,

@@ -297,7 +297,7 @@ fn a_header_step_is_set_as_a_route_and_recorded_as_what_was_routed() {
         .unwrap();
     assert!(
         drift.contains(
-            "served the canary 0% where the rollout set requests with header x-canary: 1"
+            "served the canary 0 % where the rollout set requests with header x-canary: 1"
         ),
         "{drift}"
     );

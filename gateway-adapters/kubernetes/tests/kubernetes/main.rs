@@ -12,6 +12,7 @@ mod adapters;
 mod controller_e2e;
 mod controller_resource;
 mod controller_scale;
+mod controller_trust;
 mod examples;
 mod fake_api;
 mod leases;

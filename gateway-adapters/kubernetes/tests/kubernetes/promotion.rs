@@ -241,3 +241,46 @@ async fn a_canary_changed_since_the_analysis_is_not_promoted() {
         "stable untouched"
     );
 }
+
+/// Review finding of 2026-12-01: the promoter's PATCHes did not ask the connection's
+/// [`canary_kubernetes::WriteGuard`] (the controller's Lease fence). A deposed leader woken
+/// after its fence closed met a 409 on its scale-down, read the canary again (by then the
+/// next revision's, scaled up) and scaled it to 0. Now the retry is refused, and only the
+/// first (conflicting) PATCH was ever sent.
+#[tokio::test]
+async fn a_promotion_retry_after_a_conflict_is_not_sent_once_the_guard_closes() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let fake = mk_fake().await;
+    let left = Arc::new(AtomicU32::new(1));
+    let guard = canary_kubernetes::WriteGuard::new(move || {
+        left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .map(|_| ())
+            .map_err(|_| "the test's lease is lost".to_owned())
+    });
+    let promoter = DeploymentPromoter::new(
+        &spec(Duration::from_secs(30)),
+        KubeConnection::from_client(fake.client(NS), NS).with_write_guard(guard),
+    )
+    .with_poll_interval(Duration::from_millis(10));
+    let canary_before = stored(&fake, "checkout-canary");
+    fake.clear_requests();
+    fake.interfere_with_next_writes(1);
+    let err = promoter
+        .run(PromotionStage::ScaleDownCanary, None)
+        .await
+        .expect_err("a write after the guard closed");
+    assert!(
+        chain(&err).contains("the test's lease is lost"),
+        "{}",
+        chain(&err)
+    );
+    let patches = fake.requests_with("PATCH");
+    assert_eq!(patches.len(), 1, "only the conflicting PATCH: {patches:?}");
+    assert_eq!(patches[0].status, 409);
+    assert_eq!(
+        stored(&fake, "checkout-canary")["spec"]["replicas"],
+        canary_before["spec"]["replicas"],
+        "the canary's replicas are the other writer's"
+    );
+}
