@@ -165,10 +165,11 @@ pub fn managed_prometheus(
     )
 }
 
-/// A fake Amazon CloudWatch answering `GetMetricData` in the AWS JSON 1.0 protocol: a
-/// request whose signature does not verify gets AWS's 403 (`SignatureDoesNotMatch`, or
-/// `InvalidClientTokenId` for an unknown key), one that is not `POST /` with
-/// `X-Amz-Target: GraniteServiceVersion20100801.GetMetricData` and
+/// A fake Amazon CloudWatch answering `GetMetricData` and `ListMetrics` in the AWS JSON 1.0
+/// protocol: a request whose signature does not verify gets AWS's 403
+/// (`SignatureDoesNotMatch`, or `InvalidClientTokenId` for an unknown key), one that is not
+/// `POST /` with `X-Amz-Target: GraniteServiceVersion20100801.GetMetricData` (or
+/// `.ListMetrics`, [`list_metrics`] answers it as CloudWatch does) and
 /// `Content-Type: application/x-amz-json-1.0` a 400 (`UnknownOperationException`); a good
 /// one is answered with `answer(request)` (a whole HTTP response, see [`http`]; the request
 /// as it came, [`body_of`] gives its JSON body).
@@ -190,9 +191,10 @@ pub fn cloudwatch(key: AwsKey, answer: impl Fn(&str) -> String + Send + 'static)
             return error("403 Forbidden", kind, &why);
         }
         let head = request.lines().next().unwrap_or_default();
+        let target = header_of(request, "x-amz-target");
         if !head.starts_with("POST / ")
-            || header_of(request, "x-amz-target")
-                != Some("GraniteServiceVersion20100801.GetMetricData")
+            || (target != Some("GraniteServiceVersion20100801.GetMetricData")
+                && target != Some(LIST_METRICS_TARGET))
             || header_of(request, "content-type") != Some(CLOUDWATCH_CONTENT_TYPE)
         {
             return error(
@@ -203,6 +205,69 @@ pub fn cloudwatch(key: AwsKey, answer: impl Fn(&str) -> String + Send + 'static)
         }
         answer(request)
     })
+}
+
+/// The `X-Amz-Target` of `ListMetrics`.
+pub const LIST_METRICS_TARGET: &str = "GraniteServiceVersion20100801.ListMetrics";
+
+/// A metric CloudWatch lists: its namespace, name and dimensions.
+#[derive(Clone, Debug)]
+pub struct ListedMetric {
+    /// The namespace, e.g. `AWS/ApplicationELB`.
+    pub namespace: &'static str,
+    /// The metric's name.
+    pub name: &'static str,
+    /// Its dimensions, name and value.
+    pub dimensions: Vec<(&'static str, &'static str)>,
+}
+
+/// The answer of CloudWatch's `ListMetrics` to `request` when it is one (`None` otherwise):
+/// the metrics of `listed` whose namespace and name match the request's exactly and that have
+/// every dimension it filters on (with its value when it gives one; a metric with more
+/// dimensions is listed too), as `{"Metrics": [{"Namespace", "MetricName", "Dimensions"}]}`.
+pub fn list_metrics(request: &str, listed: &[ListedMetric]) -> Option<String> {
+    if header_of(request, "x-amz-target") != Some(LIST_METRICS_TARGET) {
+        return None;
+    }
+    let body: serde_json::Value = serde_json::from_str(body_of(request)).ok()?;
+    let filters: Vec<(String, Option<String>)> = body["Dimensions"]
+        .as_array()
+        .map(|d| {
+            d.iter()
+                .map(|f| {
+                    (
+                        f["Name"].as_str().unwrap_or_default().to_owned(),
+                        f["Value"].as_str().map(str::to_owned),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let metrics: Vec<serde_json::Value> = listed
+        .iter()
+        .filter(|m| {
+            body["Namespace"].as_str().is_none_or(|n| n == m.namespace)
+                && body["MetricName"].as_str().is_none_or(|n| n == m.name)
+                && filters.iter().all(|(name, value)| {
+                    m.dimensions.iter().any(|(n, v)| {
+                        n == name && value.as_deref().is_none_or(|value| value == *v)
+                    })
+                })
+        })
+        .map(|m| {
+            let dimensions: Vec<serde_json::Value> = m
+                .dimensions
+                .iter()
+                .map(|(n, v)| serde_json::json!({"Name": n, "Value": v}))
+                .collect();
+            serde_json::json!({"Namespace": m.namespace, "MetricName": m.name, "Dimensions": dimensions})
+        })
+        .collect();
+    Some(http(
+        "200 OK",
+        CLOUDWATCH_CONTENT_TYPE,
+        &serde_json::json!({"Metrics": metrics}).to_string(),
+    ))
 }
 
 /// The content type of the AWS JSON 1.0 protocol.

@@ -5,6 +5,10 @@
 //! `query` gets Datadog's 400 `{"errors": [...]}`. A good request is answered by the test's
 //! function of the decoded parameters: the `series` Datadog would send ([`answer`]), or an
 //! error.
+//!
+//! Metric metadata (`GET /api/v1/metrics/{metric_name}`, the keys checked as for queries) is
+//! answered as Datadog documents it: 200 with the metadata object for a metric the fake was
+//! told it knows, 404 with `{"errors": [...]}` for any other.
 
 use crate::fake_aws::form_pairs;
 use crate::fake_http::{FakeServer, header_of, http, path_of};
@@ -57,8 +61,10 @@ impl DatadogQuery {
 /// HTTP response, see [`http`]); anything else as Datadog answers it.
 pub fn datadog(
     keys: DatadogKeys,
+    known: &[&str],
     answer: impl Fn(&DatadogQuery) -> String + Send + 'static,
 ) -> FakeServer {
+    let known: Vec<String> = known.iter().map(|m| (*m).to_owned()).collect();
     FakeServer::start(move |request| {
         let forbidden = || {
             http(
@@ -73,6 +79,24 @@ pub fn datadog(
             return forbidden();
         }
         let path = path_of(request);
+        if let Some(metric) = path.strip_prefix("/api/v1/metrics/") {
+            let metric = form_pairs(&format!("m={metric}"))
+                .pop()
+                .map(|(_, v)| v)
+                .unwrap_or_default();
+            if request.starts_with("GET ") && known.contains(&metric) {
+                return http(
+                    "200 OK",
+                    "application/json",
+                    r#"{"description":null,"integration":null,"per_unit":null,"short_name":null,"statsd_interval":null,"type":"count","unit":null}"#,
+                );
+            }
+            return http(
+                "404 Not Found",
+                "application/json",
+                r#"{"errors":["Metric not found"]}"#,
+            );
+        }
         let Some(query) = path.strip_prefix("/api/v1/query?") else {
             return http(
                 "404 Not Found",

@@ -6,7 +6,7 @@
 //! no AWS secret in any output; one signed request per check per tick; lint and explain
 //! saying which guarantee each check has.
 
-use canary_tests::fake_aws::{self, AwsKey, CLOUDWATCH_CONTENT_TYPE};
+use canary_tests::fake_aws::{self, AwsKey, CLOUDWATCH_CONTENT_TYPE, ListedMetric};
 use canary_tests::fake_http::{FakeServer, body_of, header_of, http};
 
 use crate::canary_run::{canary, write_policy};
@@ -84,18 +84,45 @@ fn answer(scenario: Scenario, body: &str) -> String {
     serde_json::json!({"MetricDataResults": results, "Messages": []}).to_string()
 }
 
+/// What the fake CloudWatch lists: the load balancer's two metrics, per target group.
+fn listed() -> Vec<ListedMetric> {
+    let mut listed = Vec::new();
+    for name in ["RequestCount", "HTTPCode_Target_5XX_Count"] {
+        for group in [
+            "targetgroup/checkout-canary/1a2b",
+            "targetgroup/checkout-stable/3c4d",
+        ] {
+            listed.push(ListedMetric {
+                namespace: "AWS/ApplicationELB",
+                name,
+                dimensions: vec![
+                    ("LoadBalancer", "app/checkout/50dc6c495c0c9188"),
+                    ("TargetGroup", group),
+                ],
+            });
+        }
+    }
+    listed
+}
+
 fn fake(scenario: Scenario) -> FakeServer {
-    fake_aws::cloudwatch(key(), move |request| match scenario {
-        Scenario::ProviderError => http(
-            "500 Internal Server Error",
-            CLOUDWATCH_CONTENT_TYPE,
-            r#"{"__type":"InternalFailure","message":"internal failure"}"#,
-        ),
-        _ => http(
-            "200 OK",
-            CLOUDWATCH_CONTENT_TYPE,
-            &answer(scenario, body_of(request)),
-        ),
+    let listed = listed();
+    fake_aws::cloudwatch(key(), move |request| {
+        if let Some(answer) = fake_aws::list_metrics(request, &listed) {
+            return answer;
+        }
+        match scenario {
+            Scenario::ProviderError => http(
+                "500 Internal Server Error",
+                CLOUDWATCH_CONTENT_TYPE,
+                r#"{"__type":"InternalFailure","message":"internal failure"}"#,
+            ),
+            _ => http(
+                "200 OK",
+                CLOUDWATCH_CONTENT_TYPE,
+                &answer(scenario, body_of(request)),
+            ),
+        }
     })
 }
 
@@ -134,7 +161,15 @@ fn cloudwatch_gets_one_signed_request_per_check_per_tick() {
     let env = (TABLE.env)(Scenario::Healthy);
     let run = analyze(dir.path(), &policy(&server.url()), false, &env);
     assert_eq!(run.code, 0, "{}", run.all());
-    let requests = server.requests();
+    let (listing, requests): (Vec<String>, Vec<String>) = server
+        .requests()
+        .into_iter()
+        .partition(|r| header_of(r, "x-amz-target") == Some(fake_aws::LIST_METRICS_TARGET));
+    // Before judging, one signed ListMetrics per metric the counts read.
+    assert_eq!(listing.len(), 2, "{}", run.all());
+    for request in &listing {
+        fake_aws::verify_sigv4(request, &key(), None).expect("ListMetrics signed");
+    }
     assert_eq!(requests.len(), 5, "{}", run.all());
     for request in &requests {
         fake_aws::verify_sigv4(request, &key(), None).expect("signed for monitoring");
@@ -208,4 +243,73 @@ fn lint_and_explain_say_which_guarantee_a_cloudwatch_check_has() {
         "{}",
         lint.all()
     );
+}
+
+#[test]
+fn a_misspelt_cloudwatch_errors_metric_stops_the_rollout_at_preflight_and_a_listed_one_with_no_errors_promotes()
+ {
+    // ALB publishes no datapoint for a 5XX count that stayed 0: no error datapoints at all,
+    // for either version, whatever the errors metric is called.
+    let listed = listed();
+    let server = fake_aws::cloudwatch(key(), move |request| {
+        if let Some(answer) = fake_aws::list_metrics(request, &listed) {
+            return answer;
+        }
+        let answer: serde_json::Value =
+            serde_json::from_str(&answer(Scenario::Healthy, body_of(request))).unwrap();
+        let results: Vec<serde_json::Value> = answer["MetricDataResults"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                if r["Id"].as_str().unwrap_or_default().ends_with("_errors") {
+                    serde_json::json!({"Id": r["Id"], "Label": r["Id"], "Timestamps": [], "Values": [], "StatusCode": "Complete"})
+                } else {
+                    r.clone()
+                }
+            })
+            .collect();
+        http(
+            "200 OK",
+            CLOUDWATCH_CONTENT_TYPE,
+            &serde_json::json!({"MetricDataResults": results, "Messages": []}).to_string(),
+        )
+    });
+    let env = (TABLE.env)(Scenario::Healthy);
+    let misspelt = tempfile::tempdir().unwrap();
+    let bad =
+        policy(&server.url()).replace("HTTPCode_Target_5XX_Count", "HTTPCode_Target_5xx_Count");
+    let run = crate::datadog::short_rollout(misspelt.path(), &bad, &env);
+    assert_eq!(run.code, 2, "{}", run.all());
+    for said in [
+        "pre-flight",
+        "check `errors`",
+        "does not know the metric AWS/ApplicationELB/HTTPCode_Target_5xx_Count",
+        "ListMetrics lists none with the dimensions LoadBalancer=app/checkout/50dc6c495c0c9188, TargetGroup",
+        "nothing was changed",
+    ] {
+        assert!(run.all().contains(said), "{said}\n{}", run.all());
+    }
+    assert!(
+        !misspelt.path().join("set.log").exists(),
+        "the gateway was never set:\n{}",
+        run.all()
+    );
+    // A wrong shared dimension is not listed either.
+    let wrong_lb =
+        policy(&server.url()).replace("app/checkout/50dc6c495c0c9188", "app/checkout/0000");
+    let run = analyze(misspelt.path(), &wrong_lb, false, &env);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.all()
+            .contains("does not know the metric AWS/ApplicationELB/RequestCount"),
+        "{}",
+        run.all()
+    );
+    // Spelt right: the same answers (no error datapoints: 0 errors) promote.
+    let known = tempfile::tempdir().unwrap();
+    let run = crate::datadog::short_rollout(known.path(), &policy(&server.url()), &env);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let log = std::fs::read_to_string(known.path().join("set.log")).unwrap_or_default();
+    assert_eq!(log, "50\n100\n", "{}", run.all());
 }

@@ -27,6 +27,10 @@ const TABLE: Table = Table {
     no_data: "no points for the canary",
 };
 
+/// The metrics the fake Datadog knows (its metric metadata answers 200 for them, 404 for any
+/// other).
+const KNOWN: [&str; 2] = ["trace.http.request.hits", "trace.http.request.errors"];
+
 /// The series of a counts query, per second of `from`..`to`: 1000 canary and 9000 baseline
 /// requests a second; errors at 0.1 % each, or 3 % and 1 % when the canary is bad.
 fn counts(scenario: Scenario, query: &DatadogQuery) -> String {
@@ -60,7 +64,7 @@ fn fake(scenario: Scenario) -> FakeServer {
         api_key: API_KEY.to_owned(),
         application_key: APP_KEY.to_owned(),
     };
-    datadog(keys, move |query| match scenario {
+    datadog(keys, &KNOWN, move |query| match scenario {
         Scenario::ProviderError => http(
             "500 Internal Server Error",
             "application/json",
@@ -115,7 +119,22 @@ fn datadog_gets_one_request_per_check_per_tick_with_both_keys() {
         &[("DD_API_KEY", API_KEY)],
     );
     assert_eq!(run.code, 0, "{}", run.all());
-    let requests = server.requests();
+    let (metadata, requests): (Vec<String>, Vec<String>) = server
+        .requests()
+        .into_iter()
+        .partition(|r| path_of(r).starts_with("/api/v1/metrics/"));
+    // Before judging, one metadata request per metric the counts read, with both keys.
+    let asked: Vec<&str> = metadata.iter().map(|r| path_of(r)).collect();
+    assert_eq!(
+        asked,
+        [
+            "/api/v1/metrics/trace.http.request.hits",
+            "/api/v1/metrics/trace.http.request.errors"
+        ]
+    );
+    for request in &metadata {
+        assert_eq!(header_of(request, "dd-application-key"), Some(APP_KEY));
+    }
     // One check; a tick every second from start + 1 s to the end: 5 ticks.
     assert_eq!(requests.len(), 5, "{}", run.all());
     for request in &requests {
@@ -188,4 +207,113 @@ fn lint_and_explain_say_which_guarantee_a_datadog_check_has() {
         "{}",
         lint.all()
     );
+}
+
+/// A command gateway in `dir`: `set` logs the weight to `dir/set.log` and keeps it in
+/// `dir/weight`, which `get` reads. No `set.log` after a run: nothing was moved.
+pub(crate) fn logging_gateway(dir: &Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let weight = dir.join("weight");
+    std::fs::write(&weight, "0").unwrap();
+    let set = dir.join("set.sh");
+    std::fs::write(
+        &set,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$1\" >> {}\nprintf '%s' \"$1\" > {}\n",
+            dir.join("set.log").display(),
+            weight.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&set, std::fs::Permissions::from_mode(0o755)).unwrap();
+    format!(
+        "gateway:\n  command:\n    set: [\"{}\", \"{{weight}}\"]\n    get: [cat, \"{}\"]\n    timeout: 5s\n",
+        set.display(),
+        weight.display()
+    )
+}
+
+/// `canary rollout` of `policy` (its `rollout:` line made a short two-step rollout, a
+/// [`logging_gateway`] added) in `dir`.
+pub(crate) fn short_rollout(
+    dir: &Path,
+    policy: &str,
+    env: &[(&str, &str)],
+) -> crate::canary_run::Run {
+    let policy = policy.replace(
+        "rollout: {interval: 1s, min-requests: 100}",
+        "rollout: {interval: 1s, min-requests: 100, steps: [50, 100], step-duration: 2s, max-step-duration: 4s}",
+    ) + &logging_gateway(dir);
+    let path = write_policy(dir, "rollout.yaml", &policy);
+    let report = format!("json:{}", dir.join("rollout.json").display());
+    let state = dir.join("state");
+    canary(
+        &[
+            "rollout",
+            "--policy",
+            path.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--output",
+            &report,
+        ],
+        env,
+    )
+}
+
+#[test]
+fn a_misspelt_datadog_errors_metric_stops_the_rollout_at_preflight_and_a_known_one_with_no_errors_promotes()
+ {
+    // Datadog sends no series for a count that stayed 0: no error series at all, for either
+    // version, whatever the errors metric is called.
+    let keys = DatadogKeys {
+        api_key: API_KEY.to_owned(),
+        application_key: APP_KEY.to_owned(),
+    };
+    let server = datadog(keys, &KNOWN, |query| {
+        let requests_only = DatadogQuery {
+            query: query.queries()[0].clone(),
+            ..query.clone()
+        };
+        let body = counts(Scenario::Healthy, &requests_only);
+        http("200 OK", "application/json", &body)
+    });
+    let env = [("DD_API_KEY", API_KEY)];
+    let misspelt = tempfile::tempdir().unwrap();
+    let bad = policy(misspelt.path(), &server.url(), false)
+        .replace("trace.http.request.errors", "trace.http.request.erors");
+    let run = short_rollout(misspelt.path(), &bad, &env);
+    assert_eq!(run.code, 2, "{}", run.all());
+    for said in [
+        "pre-flight",
+        "check `errors`",
+        "does not know the metric trace.http.request.erors",
+        "HTTP 404",
+        "Metric not found",
+        "nothing was changed",
+    ] {
+        assert!(run.all().contains(said), "{said}\n{}", run.all());
+    }
+    assert!(
+        !misspelt.path().join("set.log").exists(),
+        "the gateway was never set:\n{}",
+        run.all()
+    );
+    assert!(!run.all().contains(APP_KEY), "{}", run.all());
+    // `canary analyze` refuses it the same way, before judging.
+    let run = analyze(misspelt.path(), &bad, false, &env);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.all()
+            .contains("does not know the metric trace.http.request.erors"),
+        "{}",
+        run.all()
+    );
+    // Spelt right: the same answers (no error series: 0 errors) promote.
+    let known = tempfile::tempdir().unwrap();
+    let good = policy(known.path(), &server.url(), false);
+    let run = short_rollout(known.path(), &good, &env);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let log = std::fs::read_to_string(known.path().join("set.log")).unwrap_or_default();
+    assert_eq!(log, "50\n100\n", "{}", run.all());
 }

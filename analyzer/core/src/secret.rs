@@ -742,6 +742,11 @@ impl MetricsSource for Redacted<dyn MetricsSource> {
             .map_err(Error::redacted)
     }
 
+    // Forwarded, not left to the default: the default asks nothing.
+    async fn preflight(&self) -> Result<()> {
+        self.inner.preflight().await.map_err(Error::redacted)
+    }
+
     // Forwarded, not left to the default: the default would read tick by tick through
     // `read` and lose the source's own way of reading a past window.
     async fn read_past(&self, since: Timestamp, times: &[Timestamp]) -> Result<Vec<Tick>> {

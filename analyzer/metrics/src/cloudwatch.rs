@@ -13,7 +13,10 @@
 //! metric over the whole window; the reader adds up whatever datapoints come (counts) or
 //! takes the latest (a percentile). ALB and most AWS services publish no datapoint for an
 //! error count that stayed 0, so a version with requests and no error datapoints counts 0
-//! errors (said in `docs/metrics-sources.md`).
+//! errors; so that a misspelt metric, namespace or dimension cannot read that way,
+//! pre-flight asks `ListMetrics` about every metric a counts check reads
+//! ([`list_metrics_body`]) and refuses one CloudWatch does not list (said in
+//! `docs/metrics-sources.md`).
 
 use canary_core::observation::Reading;
 use canary_core::policy::{CloudWatchQuery, JsonCheck, TrafficSelector};
@@ -78,6 +81,40 @@ pub fn request_body(
         "ScanBy": "TimestampAscending",
     })
     .to_string()
+}
+
+/// The `X-Amz-Target` of pre-flight's `ListMetrics`.
+pub const LIST_METRICS_TARGET: &str = "GraniteServiceVersion20100801.ListMetrics";
+
+/// The `ListMetrics` body pre-flight sends for `metric` of a check: its namespace, its name,
+/// the check's shared dimensions with their values and the version's dimension by name only
+/// (any value: CloudWatch returns a metric that has the dimensions filtered on, and others).
+pub fn list_metrics_body(query: &CloudWatchQuery, label: &str, metric: &str) -> String {
+    let mut dimensions: Vec<Value> = query
+        .dimensions
+        .iter()
+        .map(|(name, value)| json!({"Name": name, "Value": value}))
+        .collect();
+    dimensions.push(json!({"Name": label}));
+    json!({
+        "Namespace": query.namespace,
+        "MetricName": metric,
+        "Dimensions": dimensions,
+    })
+    .to_string()
+}
+
+/// How many metrics a `ListMetrics` answer lists (0: CloudWatch has had no datapoint of it,
+/// with those dimensions, in the last two weeks); `Err` for an answer that is not
+/// `ListMetrics`'.
+pub fn listed_metrics(answer: &Value) -> Result<usize, String> {
+    answer
+        .get("Metrics")
+        .and_then(Value::as_array)
+        .map(Vec::len)
+        .ok_or_else(|| {
+            "CloudWatch's answer has no `Metrics` array: not a ListMetrics answer".to_owned()
+        })
 }
 
 /// What a check's `GetMetricData` answer says, for the judge.
@@ -306,6 +343,25 @@ checks:
         assert_eq!(queries.len(), 1, "the canary's percentile only");
         assert_eq!(queries[0]["MetricStat"]["Stat"], "p99.9");
         assert_eq!(queries[0]["MetricStat"]["Period"], 60);
+    }
+
+    #[test]
+    fn list_metrics_asks_the_name_with_the_shared_dimensions_and_the_version_dimension() {
+        let policy = policy();
+        let query = check(&policy, 0).cloudwatch.unwrap();
+        let body: Value = serde_json::from_str(&list_metrics_body(
+            &query,
+            "TargetGroup",
+            "HTTPCode_Target_5XX_Count",
+        ))
+        .unwrap();
+        assert_eq!(
+            body,
+            json!({"Namespace": "AWS/ApplicationELB", "MetricName": "HTTPCode_Target_5XX_Count",
+                "Dimensions": [{"Name": "LoadBalancer", "Value": "app/checkout/50dc6c495c0c9188"}, {"Name": "TargetGroup"}]})
+        );
+        assert_eq!(listed_metrics(&json!({"Metrics": []})), Ok(0));
+        assert!(listed_metrics(&json!({"MetricDataResults": []})).is_err());
     }
 
     fn result(id: &str, values: &[f64]) -> Value {

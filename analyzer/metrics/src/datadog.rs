@@ -12,8 +12,10 @@
 //! likewise. Counts (`sum:….as_count()`) are the sum of the points of every series of the
 //! version (several when grouped by more tags than the version's); a percentile is the
 //! latest point of the canary's one series. Datadog sends no series for a version that had
-//! no errors in the window, so a version with requests and no error series counts 0 errors
-//! (said in `docs/metrics-sources.md`). The reading itself is the generic provider's
+//! no errors in the window, so a version with requests and no error series counts 0 errors;
+//! so that a misspelt errors metric cannot read that way, pre-flight asks Datadog's metric
+//! metadata about every metric a counts check reads ([`metric_names`]) and refuses one it
+//! does not know (said in `docs/metrics-sources.md`). The reading itself is the generic provider's
 //! ([`crate::generic::reading_of_answer`]), so counts are checked the same way (negative,
 //! more errors than requests).
 
@@ -224,6 +226,45 @@ fn version_of(series: &Value, traffic: &TrafficSelector) -> Option<usize> {
     }
 }
 
+/// The metrics a check's queries read, in order (`sum:trace.http.request.hits{…} by
+/// {version}.as_count(),sum:…errors{…}…` → the two names): each name after an aggregator's
+/// `:` outside a scope's braces (a scope `{service:checkout}` has colons of its own).
+/// Pre-flight asks Datadog's metric metadata (`GET /api/v1/metrics/{name}`) about each: a
+/// misspelt errors metric would otherwise read as no errors, Datadog sending no series for
+/// it.
+pub fn metric_names(queries: &str) -> Vec<String> {
+    let chars: Vec<char> = queries.chars().collect();
+    let mut names: Vec<String> = Vec::new();
+    let mut depth = 0i32;
+    for (i, &c) in chars.iter().enumerate() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            ':' if depth == 0 => {
+                let name: String = chars[i + 1..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_alphanumeric() || **c == '_' || **c == '.')
+                    .collect();
+                let name = name.trim_end_matches('.').to_owned();
+                if !name.is_empty() && !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+            _ => {}
+        }
+    }
+    names
+}
+
+/// What Datadog's metric metadata answered with 404, in words: its `errors`.
+pub fn unknown_metric_answer(body: &[u8]) -> String {
+    let errors = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("errors").map(shown))
+        .unwrap_or_else(|| crate::error::excerpt(body, SHOWN_CHARS));
+    format!("its metric metadata (GET /api/v1/metrics/…) answered HTTP 404 {errors}")
+}
+
 /// `x` as a JSON number, or `Invalid` when it is not finite (a sum that overflowed).
 fn finite(x: f64, what: &str) -> Result<Value, Reading> {
     if x.is_finite() {
@@ -305,6 +346,20 @@ checks:
                     errors: 9.0
                 }),
             })
+        );
+    }
+
+    #[test]
+    fn the_metric_names_of_queries_skip_the_scopes_colons() {
+        assert_eq!(
+            metric_names(
+                "sum:trace.http.request.hits{service:checkout,env:prod} by {version}.as_count(),sum:trace.http.request.errors{service:checkout} by {version}.as_count()"
+            ),
+            ["trace.http.request.hits", "trace.http.request.errors"]
+        );
+        assert_eq!(
+            metric_names("p95:trace.http.request{*} by {version}"),
+            ["trace.http.request"]
         );
     }
 

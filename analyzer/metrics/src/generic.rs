@@ -517,10 +517,9 @@ impl GenericSource {
         Ok(headers)
     }
 
-    /// Reads every check at `at`, cumulative since `since`: one request per check.
-    pub async fn read_tick(&self, since: Timestamp, at: Timestamp) -> Result<Tick> {
-        let headers = self.secret_headers()?;
-        let aws = match &self.aws {
+    /// CloudWatch's AWS credentials, fetched (or cached); `None` for other providers.
+    async fn aws_credentials(&self) -> Result<Option<AwsCredentials>> {
+        Ok(match &self.aws {
             Some(provider) => Some(
                 provider
                     .credentials(
@@ -531,7 +530,138 @@ impl GenericSource {
                     .await?,
             ),
             None => None,
+        })
+    }
+
+    /// Pre-flight: asks Datadog (metric metadata, `GET /api/v1/metrics/{name}`) or
+    /// CloudWatch (`ListMetrics` with the namespace, the check's shared dimensions and the
+    /// version's dimension) about every metric a counts check reads, one request per metric.
+    /// One the provider does not know is [`Error::UnknownMetric`] (exit 2): both providers
+    /// send nothing for a count that stayed 0, so a misspelt errors metric would read as 0
+    /// errors at every tick. A provider that cannot be asked is the error of any request
+    /// (exit 4). Percentile checks are not asked about: a percentile that is not there is no
+    /// data, never a pass. The generic provider asks nothing (its JSONPaths selecting nothing
+    /// is no data already).
+    pub async fn check_metrics_exist(&self) -> Result<()> {
+        let JsonTransport::Http(http) = &self.spec.transport else {
+            return Ok(());
         };
+        if matches!(self.spec.api, ProviderApi::Json) {
+            return Ok(());
+        }
+        let headers = self.secret_headers()?;
+        let aws = self.aws_credentials().await?;
+        let fixed = match http.url.parts.first() {
+            Some(canary_core::policy::RequestPart::Text(text)) => text.as_str(),
+            _ => "",
+        };
+        let fixed = fixed.split(['?', '#']).next().unwrap_or_default();
+        for (name, check) in &self.checks {
+            if !matches!(check.measure, JsonMeasure::Counts { .. }) {
+                continue;
+            }
+            match &self.spec.api {
+                ProviderApi::Json => {}
+                ProviderApi::Datadog => {
+                    let queries = check
+                        .query
+                        .as_ref()
+                        .map(|q| q.render(|_| String::new(), |v| v.to_owned()))
+                        .unwrap_or_default();
+                    let base = fixed.strip_suffix("/api/v1/query").unwrap_or(fixed);
+                    for metric in crate::datadog::metric_names(&queries) {
+                        let url = format!("{base}/api/v1/metrics/{}", percent_encode(&metric));
+                        let (status, body) = self
+                            .http_call(http, "GET", &url, None, &headers, None, &[404])
+                            .await?;
+                        if status == 404 {
+                            return Err(Error::UnknownMetric {
+                                provider: "datadog",
+                                check: name.clone(),
+                                metric,
+                                answer: crate::datadog::unknown_metric_answer(
+                                    &body.unwrap_or_default(),
+                                ),
+                                what: "metric's name",
+                            });
+                        }
+                    }
+                }
+                ProviderApi::CloudWatch(_) => {
+                    let Some(query) = &check.cloudwatch else {
+                        continue;
+                    };
+                    // The same request as GetMetricData's, with ListMetrics' target, which
+                    // is signed with it.
+                    let mut listing = http.clone();
+                    for (header, value) in &mut listing.headers {
+                        if header.eq_ignore_ascii_case("x-amz-target") {
+                            *value = HeaderValueSpec::Plain(
+                                crate::cloudwatch::LIST_METRICS_TARGET.to_owned(),
+                            );
+                        }
+                    }
+                    let mut headers = headers.clone();
+                    headers.push((
+                        HeaderName::from_static("x-amz-target"),
+                        HeaderValue::from_static(crate::cloudwatch::LIST_METRICS_TARGET),
+                    ));
+                    for metric in query.metrics.iter().filter(|m| m.what != "percentile") {
+                        let body = crate::cloudwatch::list_metrics_body(
+                            query,
+                            &self.traffic.label,
+                            &metric.metric,
+                        );
+                        let (_, answer) = self
+                            .http_call(
+                                &listing,
+                                "POST",
+                                fixed,
+                                Some(&body),
+                                &headers,
+                                aws.as_ref(),
+                                &[],
+                            )
+                            .await?;
+                        let answer = answer.unwrap_or_default();
+                        let listed = serde_json::from_slice::<serde_json::Value>(&answer)
+                            .map_err(|e| e.to_string())
+                            .and_then(|v| crate::cloudwatch::listed_metrics(&v))
+                            .map_err(|why| {
+                                self.error(format!(
+                                    "ListMetrics: {why}; the answer begins: {}",
+                                    excerpt(&answer, EXCERPT_BYTES)
+                                ))
+                            })?;
+                        if listed == 0 {
+                            let mut dimensions: Vec<String> = query
+                                .dimensions
+                                .iter()
+                                .map(|(n, v)| format!("{n}={v}"))
+                                .collect();
+                            dimensions.push(self.traffic.label.clone());
+                            return Err(Error::UnknownMetric {
+                                provider: "cloudwatch",
+                                check: name.clone(),
+                                metric: format!("{}/{}", query.namespace, metric.metric),
+                                answer: format!(
+                                    "ListMetrics lists none with the dimensions {}, so none had a datapoint in the last two weeks",
+                                    dimensions.join(", ")
+                                ),
+                                what: "metric's name, namespace or dimension",
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads every check at `at`, cumulative since `since`: one request per check.
+    pub async fn read_tick(&self, since: Timestamp, at: Timestamp) -> Result<Tick> {
+        let headers = self.secret_headers()?;
+        let aws = self.aws_credentials().await?;
         let mut readings = BTreeMap::new();
         for (name, check) in &self.checks {
             let request = render_request(&self.spec, &self.traffic, name, check, since, at);
@@ -585,14 +715,18 @@ impl GenericSource {
                         "an HTTP request without `metrics.http`".to_owned(),
                     ));
                 };
-                self.http_call(http, method, url, body.as_deref(), headers, aws)
+                self.http_call(http, method, url, body.as_deref(), headers, aws, &[])
                     .await
+                    .map(|(_, body)| body)
             }
             RenderedRequest::Command(args) => self.run(args).await,
         }
     }
 
-    /// One HTTP call with its retries, bounded like a Prometheus call.
+    /// One HTTP call with its retries, bounded like a Prometheus call: the status and the
+    /// answer's bytes (`None` when larger than `max-answer-size`). A status in `accept` is an
+    /// answer as a 2xx is (pre-flight's Datadog 404 for a metric it does not know).
+    #[allow(clippy::too_many_arguments)]
     async fn http_call(
         &self,
         http: &HttpRequestSpec,
@@ -601,7 +735,8 @@ impl GenericSource {
         body: Option<&str>,
         headers: &[(HeaderName, HeaderValue)],
         aws: Option<&AwsCredentials>,
-    ) -> Result<Option<Vec<u8>>> {
+        accept: &[u16],
+    ) -> Result<(u16, Option<Vec<u8>>)> {
         let url = reqwest::Url::parse(url)
             .map_err(|e| self.error(format!("the request's URL is not a URL: {e}")))?;
         let backoff = Backoff::new(self.backoff, MAX_BACKOFF, self.spec.retries);
@@ -610,7 +745,9 @@ impl GenericSource {
             + Duration::from_secs(1);
         let deadline = tokio::time::Instant::now() + bound;
         let attempts = retry(backoff, tokio::time::sleep, |number| {
-            self.http_attempt(http, method, &url, body, headers, aws, number, deadline)
+            self.http_attempt(
+                http, method, &url, body, headers, aws, accept, number, deadline,
+            )
         });
         match tokio::time::timeout_at(deadline, attempts).await {
             Ok(outcome) => outcome,
@@ -629,9 +766,10 @@ impl GenericSource {
         body: Option<&str>,
         headers: &[(HeaderName, HeaderValue)],
         aws: Option<&AwsCredentials>,
+        accept: &[u16],
         number: u32,
         deadline: tokio::time::Instant,
-    ) -> std::result::Result<Option<Vec<u8>>, Failure<Error>> {
+    ) -> std::result::Result<(u16, Option<Vec<u8>>), Failure<Error>> {
         let mut request = match method {
             "POST" => self.client.post(url.clone()),
             _ => self.client.get(url.clone()),
@@ -665,7 +803,9 @@ impl GenericSource {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| retry_after_wait(v, Timestamp::now()));
                 match read_bounded(&mut response, self.spec.max_answer_bytes).await {
-                    Ok(body) if (200..300).contains(&status) => return Ok(body),
+                    Ok(body) if (200..300).contains(&status) || accept.contains(&status) => {
+                        return Ok((status, body));
+                    }
                     Ok(body) => {
                         let shown = body.map_or_else(
                             || "(a body larger than max-answer-size)".to_owned(),
@@ -869,6 +1009,10 @@ fn header_name(name: &str) -> Result<HeaderName> {
 impl MetricsSource for GenericSource {
     async fn read(&self, since: Timestamp, at: Timestamp) -> canary_core::Result<Tick> {
         Ok(self.read_tick(since, at).await?)
+    }
+
+    async fn preflight(&self) -> canary_core::Result<()> {
+        Ok(self.check_metrics_exist().await?)
     }
 
     fn describe(&self) -> String {
