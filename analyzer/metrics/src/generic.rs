@@ -645,7 +645,7 @@ impl GenericSource {
                                 check: name.clone(),
                                 metric: format!("{}/{}", query.namespace, metric.metric),
                                 answer: format!(
-                                    "ListMetrics lists none with the dimensions {}, so none had a datapoint in the last two weeks",
+                                    "ListMetrics lists none with the dimensions {}, so none had a datapoint in the last two weeks (misspelt, or a count AWS never published: none is published while it stays 0)",
                                     dimensions.join(", ")
                                 ),
                                 what: "metric's name, namespace or dimension",
