@@ -1373,4 +1373,63 @@ checks:
             .unwrap_err();
         assert!(err.to_string().contains("not JSON"), "{err}");
     }
+
+    #[tokio::test]
+    async fn an_unknown_datadog_metric_is_bad_input_and_a_metadata_5xx_is_infrastructure() {
+        let key = std::env::temp_dir().join(format!("canary-dd-preflight-{}", std::process::id()));
+        std::fs::write(&key, "dd-preflight-key-0001").unwrap();
+        let text = format!(
+            "service: checkout
+traffic: {{label: version, canary: canary, baseline: stable}}
+metrics:
+  datadog: {{url: 'URL', api-key: {{file: '{k}'}}, application-key: {{file: '{k}'}}, retries: 1}}
+checks:
+  - name: errors
+    datadog:
+      requests: 'sum:hits{{service:a,env:b}} by {{version}}.as_count()'
+      errors: 'sum:erors{{service:a}} by {{version}}.as_count()'
+    slo: {{max: 1%}}
+",
+            k = key.display()
+        );
+        let source = |server: &FakeServer| {
+            let policy = Policy::from_yaml(&text.replace("URL", &server.url()), "dd.yaml").unwrap();
+            GenericSource::from_policy(&policy)
+                .unwrap()
+                .with_backoff(Duration::from_millis(10))
+        };
+        let ok = http("200 OK", "application/json", r#"{"type": "count"}"#);
+        let unknown = http(
+            "404 Not Found",
+            "application/json",
+            r#"{"errors": ["Metric not found"]}"#,
+        );
+        let server = FakeServer::answering(vec![ok.clone(), unknown]);
+        let err = source(&server).check_metrics_exist().await.unwrap_err();
+        let requests = server.requests();
+        let paths: Vec<&str> = requests.iter().map(|r| path_of(r)).collect();
+        assert_eq!(paths, ["/api/v1/metrics/hits", "/api/v1/metrics/erors"]);
+        let core: canary_core::Error = err.into();
+        assert_eq!(core.exit_code(), canary_core::ExitCode::BadInput);
+        let said = core.to_string();
+        assert!(
+            said.contains("check `errors`: datadog does not know the metric erors")
+                && said.contains("HTTP 404 [\"Metric not found\"]"),
+            "{said}"
+        );
+        // Datadog failing to answer is not a verdict on the policy: exit 4, after the retry.
+        let failing = http(
+            "503 Service Unavailable",
+            "application/json",
+            r#"{"errors": ["x"]}"#,
+        );
+        let server = FakeServer::answering(vec![failing.clone(), failing]);
+        let core: canary_core::Error = source(&server)
+            .check_metrics_exist()
+            .await
+            .unwrap_err()
+            .into();
+        assert_eq!(core.exit_code(), canary_core::ExitCode::Infrastructure);
+        assert_eq!(server.requests().len(), 2, "retried once");
+    }
 }
