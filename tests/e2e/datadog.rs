@@ -193,6 +193,25 @@ fn lint_and_explain_say_which_guarantee_a_datadog_check_has() {
         );
     }
     assert!(!explain.all().contains(APP_KEY), "{}", explain.all());
+    assert!(!lint.stderr.contains("datadog.errors"), "{}", lint.all());
+    // An errors query with tags of its own: a tag that matches nothing would read 0 errors.
+    let other_tags = policy.replace(
+        "errors{service:checkout,env:prod}",
+        "errors{service:checkout,env:prd}",
+    );
+    let path = write_policy(dir.path(), "tags.yaml", &other_tags);
+    let lint = canary(
+        &["policy", "lint", path.to_str().unwrap()],
+        &[("DD_API_KEY", API_KEY)],
+    );
+    assert_eq!(lint.code, 0, "{}", lint.all());
+    assert!(
+        lint.stderr.contains(
+            "warning: checks[0].datadog.errors: its tags {env:prd,service:checkout} are not the requests query's {env:prod,service:checkout}"
+        ),
+        "{}",
+        lint.all()
+    );
     // A count without `.as_count()` is refused, saying why.
     let bad = policy.replace(
         "{version}.as_count()'\n      errors",

@@ -256,6 +256,41 @@ pub fn metric_names(queries: &str) -> Vec<String> {
     names
 }
 
+/// The metric queries of a check's `queries` (`REQUESTS,ERRORS`), split at the commas outside
+/// braces and parentheses (a scope `{service:a,env:b}` holds commas of its own).
+pub fn split_queries(queries: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut depth = 0i32;
+    let mut current = String::new();
+    for c in queries.chars() {
+        match c {
+            '{' | '(' => depth += 1,
+            '}' | ')' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(std::mem::take(&mut current));
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    out.push(current);
+    out
+}
+
+/// The scope of a metric query: its first `{…}` (`{service:checkout,env:prod}`), its tags
+/// sorted so that the order they are written in does not count.
+pub fn scope_of(query: &str) -> Option<Vec<String>> {
+    let start = query.find('{')?;
+    let end = start + query[start..].find('}')?;
+    let mut tags: Vec<String> = query[start + 1..end]
+        .split(',')
+        .map(|t| t.trim().to_ascii_lowercase())
+        .collect();
+    tags.sort();
+    Some(tags)
+}
+
 /// What Datadog's metric metadata answered with 404, in words: its `errors`.
 pub fn unknown_metric_answer(body: &[u8]) -> String {
     let errors = serde_json::from_slice::<Value>(body)

@@ -140,6 +140,32 @@ fn warnings(policy: &Policy, cwd: &Path) -> Vec<String> {
         }
     }
     if let MetricsSourceSpec::Json(spec) = &policy.metrics
+        && let ProviderApi::Datadog = spec.api
+    {
+        // Pre-flight asks Datadog whether the metrics exist, not whether the errors query's
+        // tags match anything: one that matches nothing reads as 0 errors.
+        for (i, check) in policy.checks.iter().enumerate() {
+            let CheckKind::Json(json) = &check.kind else {
+                continue;
+            };
+            let Some(query) = &json.query else { continue };
+            let text = query.render(|_| String::new(), |v| v.to_owned());
+            if let [requests, errors] = &canary_metrics::datadog::split_queries(&text)[..] {
+                let (r, e) = (
+                    canary_metrics::datadog::scope_of(requests),
+                    canary_metrics::datadog::scope_of(errors),
+                );
+                if r != e {
+                    warnings.push(format!(
+                        "checks[{i}].datadog.errors: its tags {{{}}} are not the requests query's {{{}}}: a tag the errors query filters on that matches nothing reads as 0 errors, not as no data (pre-flight asks Datadog whether the metric exists, not its tags); try the query in Datadog",
+                        e.unwrap_or_default().join(","),
+                        r.unwrap_or_default().join(",")
+                    ));
+                }
+            }
+        }
+    }
+    if let MetricsSourceSpec::Json(spec) = &policy.metrics
         && let ProviderApi::CloudWatch(_) = spec.api
         && policy.rollout.interval < std::time::Duration::from_secs(60)
     {
