@@ -1,5 +1,5 @@
 //! Fakes of the AWS services canary talks to, checking what AWS checks: Amazon Managed
-//! Service for Prometheus verifies each request's Signature Version 4 by recomputing it from
+//! Service for Prometheus and Amazon CloudWatch verify each request's Signature Version 4 by recomputing it from
 //! the request as it arrived (canonical request, string to sign, derived signing key — AWS's
 //! published algorithm, written here independently of the signer canary uses), and STS
 //! exchanges a web-identity token for temporary credentials only for the token and role it
@@ -164,6 +164,114 @@ pub fn managed_prometheus(
         },
     )
 }
+
+/// A fake Amazon CloudWatch answering `GetMetricData` and `ListMetrics` in the AWS JSON 1.0
+/// protocol: a request whose signature does not verify gets AWS's 403
+/// (`SignatureDoesNotMatch`, or `InvalidClientTokenId` for an unknown key), one that is not
+/// `POST /` with `X-Amz-Target: GraniteServiceVersion20100801.GetMetricData` (or
+/// `.ListMetrics`, [`list_metrics`] answers it as CloudWatch does) and
+/// `Content-Type: application/x-amz-json-1.0` a 400 (`UnknownOperationException`); a good
+/// one is answered with `answer(request)` (a whole HTTP response, see [`http`]; the request
+/// as it came, [`body_of`] gives its JSON body).
+pub fn cloudwatch(key: AwsKey, answer: impl Fn(&str) -> String + Send + 'static) -> FakeServer {
+    FakeServer::start(move |request| {
+        let error = |status: &str, kind: &str, message: &str| {
+            http(
+                status,
+                CLOUDWATCH_CONTENT_TYPE,
+                &format!("{{\"__type\":\"{kind}\",\"message\":{message:?}}}"),
+            )
+        };
+        if let Err(why) = verify_sigv4(request, &key, Some(SystemTime::now())) {
+            let kind = if why.contains("InvalidClientTokenId") {
+                "InvalidClientTokenId"
+            } else {
+                "SignatureDoesNotMatch"
+            };
+            return error("403 Forbidden", kind, &why);
+        }
+        let head = request.lines().next().unwrap_or_default();
+        let target = header_of(request, "x-amz-target");
+        if !head.starts_with("POST / ")
+            || (target != Some("GraniteServiceVersion20100801.GetMetricData")
+                && target != Some(LIST_METRICS_TARGET))
+            || header_of(request, "content-type") != Some(CLOUDWATCH_CONTENT_TYPE)
+        {
+            return error(
+                "400 Bad Request",
+                "UnknownOperationException",
+                "no such operation",
+            );
+        }
+        answer(request)
+    })
+}
+
+/// The `X-Amz-Target` of `ListMetrics`.
+pub const LIST_METRICS_TARGET: &str = "GraniteServiceVersion20100801.ListMetrics";
+
+/// A metric CloudWatch lists: its namespace, name and dimensions.
+#[derive(Clone, Debug)]
+pub struct ListedMetric {
+    /// The namespace, e.g. `AWS/ApplicationELB`.
+    pub namespace: &'static str,
+    /// The metric's name.
+    pub name: &'static str,
+    /// Its dimensions, name and value.
+    pub dimensions: Vec<(&'static str, &'static str)>,
+}
+
+/// The answer of CloudWatch's `ListMetrics` to `request` when it is one (`None` otherwise):
+/// the metrics of `listed` whose namespace and name match the request's exactly and that have
+/// every dimension it filters on (with its value when it gives one; a metric with more
+/// dimensions is listed too), as `{"Metrics": [{"Namespace", "MetricName", "Dimensions"}]}`.
+pub fn list_metrics(request: &str, listed: &[ListedMetric]) -> Option<String> {
+    if header_of(request, "x-amz-target") != Some(LIST_METRICS_TARGET) {
+        return None;
+    }
+    let body: serde_json::Value = serde_json::from_str(body_of(request)).ok()?;
+    let filters: Vec<(String, Option<String>)> = body["Dimensions"]
+        .as_array()
+        .map(|d| {
+            d.iter()
+                .map(|f| {
+                    (
+                        f["Name"].as_str().unwrap_or_default().to_owned(),
+                        f["Value"].as_str().map(str::to_owned),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let metrics: Vec<serde_json::Value> = listed
+        .iter()
+        .filter(|m| {
+            body["Namespace"].as_str().is_none_or(|n| n == m.namespace)
+                && body["MetricName"].as_str().is_none_or(|n| n == m.name)
+                && filters.iter().all(|(name, value)| {
+                    m.dimensions.iter().any(|(n, v)| {
+                        n == name && value.as_deref().is_none_or(|value| value == *v)
+                    })
+                })
+        })
+        .map(|m| {
+            let dimensions: Vec<serde_json::Value> = m
+                .dimensions
+                .iter()
+                .map(|(n, v)| serde_json::json!({"Name": n, "Value": v}))
+                .collect();
+            serde_json::json!({"Namespace": m.namespace, "MetricName": m.name, "Dimensions": dimensions})
+        })
+        .collect();
+    Some(http(
+        "200 OK",
+        CLOUDWATCH_CONTENT_TYPE,
+        &serde_json::json!({"Metrics": metrics}).to_string(),
+    ))
+}
+
+/// The content type of the AWS JSON 1.0 protocol.
+pub const CLOUDWATCH_CONTENT_TYPE: &str = "application/x-amz-json-1.0";
 
 /// A fake STS that answers `AssumeRoleWithWebIdentity` for `role_arn` and `token` with
 /// `issued` (its session token included) valid for `lifetime`, and anything else with STS's

@@ -7,6 +7,7 @@
 
 pub mod demo;
 pub mod fake_aws;
+pub mod fake_datadog;
 pub mod fake_http;
 pub mod fake_oauth2;
 pub mod fake_tls;

@@ -4,6 +4,9 @@
 //! provider error, an authentication failure → exit 0 / 1 / 3 / 4 / 4 — and `analyze
 //! --record` then `--input` gives the same verdicts. The API key of the HTTP provider, which
 //! the server echoes when it refuses it, is in no output.
+//!
+//! The table itself ([`scenario_table`]) serves every provider: Datadog and CloudWatch run it
+//! too (`datadog.rs`, `cloudwatch.rs`).
 
 use std::path::Path;
 
@@ -17,7 +20,7 @@ const API_KEY: &str = "generic/api+key=never-print";
 
 /// What a provider answers, per scenario.
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Scenario {
+pub(crate) enum Scenario {
     /// Both versions at 0.1 % errors.
     Healthy,
     /// The canary at 3 %, the baseline at 1 %.
@@ -30,7 +33,7 @@ enum Scenario {
     AuthFailure,
 }
 
-const SCENARIOS: [(Scenario, i32); 5] = [
+pub(crate) const SCENARIOS: [(Scenario, i32); 5] = [
     (Scenario::Healthy, 0),
     (Scenario::ThreeTimesErrors, 1),
     (Scenario::NoData, 3),
@@ -140,8 +143,8 @@ fn command_policy(dir: &Path, scenario: Scenario) -> String {
     )
 }
 
-/// `canary analyze` of the last 5 seconds with every report, into `dir`.
-fn analyze(dir: &Path, policy: &str, record: bool) -> Run {
+/// `canary analyze` of the last 5 seconds with every report, into `dir`, with `env`.
+pub(crate) fn analyze(dir: &Path, policy: &str, record: bool, env: &[(&str, &str)]) -> Run {
     let policy = write_policy(dir, "policy.yaml", policy);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -171,24 +174,44 @@ fn analyze(dir: &Path, policy: &str, record: bool) -> Run {
         args.extend(["--record".to_owned(), recording]);
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let key = if dir.join("no-key").exists() {
-        "wrong-key/+=never-print"
-    } else {
-        API_KEY
-    };
-    canary(&args, &[("GENERIC_API_KEY", key)])
+    canary(&args, env)
 }
 
+/// What a provider's scenario table needs besides its policies.
+pub(crate) struct Table {
+    /// The environment of a scenario's run (credentials; wrong ones for `AuthFailure`).
+    pub(crate) env: fn(Scenario) -> Vec<(&'static str, &'static str)>,
+    /// Every secret that must be in no output.
+    pub(crate) secrets: &'static [&'static str],
+    /// A fragment of the no-data reason the report gives.
+    pub(crate) no_data: &'static str,
+}
+
+/// The generic provider's table: its key in `GENERIC_API_KEY`, a wrong one to fail.
+const GENERIC: Table = Table {
+    env: |scenario| {
+        let key = if scenario == Scenario::AuthFailure {
+            "wrong-key/+=never-print"
+        } else {
+            API_KEY
+        };
+        vec![("GENERIC_API_KEY", key)]
+    },
+    secrets: &[API_KEY, "wrong-key/+=never-print"],
+    no_data: "selects nothing",
+};
+
 /// Runs the scenario table against `policy_of`, checks every exit code, the report's
-/// verdicts, that a recording replays to the same verdicts, and that no key leaks.
-fn scenario_table(policy_of: impl Fn(&Path, Scenario) -> (String, Option<FakeServer>)) {
+/// verdicts, that a recording replays to the same verdicts, and that no secret leaks.
+pub(crate) fn scenario_table(
+    table: &Table,
+    policy_of: impl Fn(&Path, Scenario) -> (String, Option<FakeServer>),
+) {
     for (scenario, expected) in SCENARIOS {
         let dir = tempfile::tempdir().unwrap();
-        if scenario == Scenario::AuthFailure {
-            std::fs::write(dir.path().join("no-key"), "").unwrap();
-        }
         let (policy, _server) = policy_of(dir.path(), scenario);
-        let run = analyze(dir.path(), &policy, true);
+        let env = (table.env)(scenario);
+        let run = analyze(dir.path(), &policy, true, &env);
         assert_eq!(run.code, expected, "{scenario:?}: {}", run.all());
         let report = read_json(&dir.path().join("report.json"));
         let verdict = report["verdict"].as_str().unwrap_or_default().to_owned();
@@ -205,13 +228,13 @@ fn scenario_table(policy_of: impl Fn(&Path, Scenario) -> (String, Option<FakeSer
             }
             Scenario::NoData => {
                 assert_eq!(verdict_of(&report, "errors/slo"), "nodata", "{report}");
-                assert!(report.to_string().contains("selects nothing"), "{report}");
+                assert!(report.to_string().contains(table.no_data), "{report}");
             }
             Scenario::ProviderError | Scenario::AuthFailure => {}
         }
         assert_no_secret(
             &leaks::outputs_of(&run.stdout, &run.stderr, dir.path()),
-            &[API_KEY, "wrong-key/+=never-print"],
+            table.secrets,
         );
         if expected == 4 {
             continue;
@@ -242,7 +265,7 @@ fn scenario_table(policy_of: impl Fn(&Path, Scenario) -> (String, Option<FakeSer
 
 #[test]
 fn http_provider_scenarios_exit_0_1_3_4_4_replay_the_same_and_leak_no_key() {
-    scenario_table(|_, scenario| {
+    scenario_table(&GENERIC, |_, scenario| {
         let server = http_provider(scenario);
         (http_policy(&server.url()), Some(server))
     });
@@ -250,14 +273,21 @@ fn http_provider_scenarios_exit_0_1_3_4_4_replay_the_same_and_leak_no_key() {
 
 #[test]
 fn command_provider_scenarios_exit_0_1_3_4_4_and_replay_the_same() {
-    scenario_table(|dir, scenario| (command_policy(dir, scenario), None));
+    scenario_table(&GENERIC, |dir, scenario| {
+        (command_policy(dir, scenario), None)
+    });
 }
 
 #[test]
 fn the_http_provider_gets_one_request_per_check_per_tick_with_the_key() {
     let server = http_provider(Scenario::Healthy);
     let dir = tempfile::tempdir().unwrap();
-    let run = analyze(dir.path(), &http_policy(&server.url()), false);
+    let run = analyze(
+        dir.path(),
+        &http_policy(&server.url()),
+        false,
+        &[("GENERIC_API_KEY", API_KEY)],
+    );
     assert_eq!(run.code, 0, "{}", run.all());
     let requests = server.requests();
     // One check; a tick every second from start + 1 s to the end: 5 ticks.

@@ -3,6 +3,8 @@
 //! one module per topic; helpers in the `canary-tests` library (`tests/lib.rs`).
 
 mod canary_run;
+mod cloudwatch;
+mod datadog;
 mod generic_provider;
 mod hostile;
 mod judge_scenarios;

@@ -11,6 +11,7 @@ cd "$(dirname "$0")/../.."
 seconds="${1:-300}"
 jobs="${2:-2}"
 targets=(policy_yaml recording rollout_state control_request prometheus_answer generic_answer
+  datadog_answer cloudwatch_answer
   exposition_page haproxy_answer nginx_upstream command_output)
 # No sanitizer: canary's own crates forbid unsafe code, and a sanitizer halves the runs per
 # second; panics, overflows (debug assertions are on), timeouts and memory blow-ups are what

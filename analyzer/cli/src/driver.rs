@@ -245,10 +245,12 @@ impl Driver<'_> {
         // One read of the gateway and of every check before the first weight change: a
         // metrics source that refuses us (bad TLS, 401) or a gateway that cannot be read
         // stops the rollout here, with nothing moved, not after the canary serves traffic.
-        if let Err(error) = preflight_reads(self.router, self.source, self.clock.now()).await {
+        if let Err((error, code)) =
+            preflight_reads(self.router, self.source, self.clock.now()).await
+        {
             return Ok(Event::PreflightFailed {
                 error,
-                bad_input: false,
+                bad_input: code == canary_core::ExitCode::BadInput,
             });
         }
         let mut canary_generation = None;
@@ -520,29 +522,39 @@ async fn heartbeat(store: &dyn StateStore) -> canary_core::Error {
 
 /// The pre-flight's reads: the gateway's weight, and every check of the metrics source over
 /// the last minute (a window with data in it whatever the source; what is read is thrown
-/// away). A check whose answer is unusable ([`Reading::Invalid`]) fails it; one with no data
-/// does not. Returns what failed, in words.
+/// away), after the source's own pre-flight ([`MetricsSource::preflight`]: a Datadog or
+/// CloudWatch metric the checks count that the provider does not know is bad input, exit 2).
+/// A check whose answer is unusable ([`Reading::Invalid`]) fails it; one with no data does
+/// not. Returns what failed, in words, with the exit code it means (4 unless the source said
+/// the policy is wrong).
 ///
 /// [`Reading::Invalid`]: canary_core::observation::Reading::Invalid
 pub(crate) async fn preflight_reads(
     router: &dyn TrafficRouter,
     source: &dyn MetricsSource,
     now: Timestamp,
-) -> Result<(), String> {
+) -> Result<(), (String, canary_core::ExitCode)> {
+    let infrastructure = |text: String| (text, canary_core::ExitCode::Infrastructure);
     router.canary_weight().await.map_err(|err| {
-        format!(
+        infrastructure(format!(
             "reading the canary's weight from {}: {}",
             router.describe(),
             error_chain(&err)
+        ))
+    })?;
+    source.preflight().await.map_err(|err| {
+        (
+            format!("asking {}: {}", source.describe(), error_chain(&err)),
+            err.exit_code(),
         )
     })?;
     let since = now - jiff::SignedDuration::from_secs(60);
     let tick = source.read(since, now).await.map_err(|err| {
-        format!(
+        infrastructure(format!(
             "reading the checks from {}: {}",
             source.describe(),
             error_chain(&err)
-        )
+        ))
     })?;
     // An answer that is there but unusable (refused as bad PromQL, NaN, several series, a
     // partial answer, too many series) would be an `error` at every tick: not a rollout
@@ -558,11 +570,11 @@ pub(crate) async fn preflight_reads(
         })
         .collect();
     if !unusable.is_empty() {
-        return Err(format!(
+        return Err(infrastructure(format!(
             "reading the checks from {}: {}",
             source.describe(),
             unusable.join("; ")
-        ));
+        )));
     }
     Ok(())
 }

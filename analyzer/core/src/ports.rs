@@ -36,6 +36,17 @@ pub trait MetricsSource: Send + Sync {
         Ok(ticks)
     }
 
+    /// Asks the source, once before anything moves (a rollout's pre-flight, and before
+    /// `canary analyze` judges), whether what the checks read exists there at all. A
+    /// provider that sends nothing for a count that stayed 0 (Datadog, CloudWatch) cannot tell
+    /// a misspelt errors metric from a version without errors by its answers: that must be
+    /// refused here, as [`Error::Usage`] naming the check, the metric and the provider's
+    /// answer (exit 2), or an error of its own when the provider cannot be asked (exit 4).
+    /// Sources whose answers tell the two apart ask nothing: the default.
+    async fn preflight(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// What the source must remember across a restart of the process for its readings to
     /// stay cumulative since the analysis started (a direct scrape keeps its own running
     /// totals; Prometheus keeps them for us and needs nothing). It is saved with the

@@ -183,6 +183,10 @@ impl SecretSource {
 /// secret too short to be redacted is refused here, before anything is changed
 /// ([`check_long_enough`]: exit 2, also from `policy lint`); one that cannot be read at all
 /// is left to fail where it is used, saying so there (a lint without the CI's secrets).
+///
+/// AWS credentials (SigV4, CloudWatch) are found at run time (environment, shared file, web
+/// identity) and learnt as they are read; those in the environment are learnt now too, so
+/// that a hook's output quoting them before the first query is redacted.
 pub fn learn_secrets_of(policy: &crate::policy::Policy) -> Result<()> {
     use crate::policy::{
         HeaderValueSpec, HookAction, MetricsSourceSpec, NotificationChannel, PrometheusAuth,
@@ -197,14 +201,7 @@ pub fn learn_secrets_of(policy: &crate::policy::Policy) -> Result<()> {
             // The AWS credentials are found at run time (environment, shared file, web
             // identity) and learnt as they are read; those in the environment are learnt now
             // too, so that a hook's output quoting them before the first query is redacted.
-            PrometheusAuth::SigV4(_) => {
-                for name in ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {
-                    if let Ok(value) = SecretSource::Env(name.to_owned()).read_unchecked() {
-                        check_long_enough(&value, name)?;
-                        let _ = Secret::new(value);
-                    }
-                }
-            }
+            PrometheusAuth::SigV4(_) => learn_aws_environment()?,
         }
         for (_, value) in &spec.headers {
             if let HeaderValueSpec::Secret(source) = value {
@@ -214,6 +211,10 @@ pub fn learn_secrets_of(policy: &crate::policy::Policy) -> Result<()> {
     }
     if let MetricsSourceSpec::Json(spec) = &policy.metrics {
         sources.extend(spec.secret_sources());
+        // CloudWatch signs with AWS credentials, found as for SigV4 above.
+        if let crate::policy::ProviderApi::CloudWatch(_) = spec.api {
+            learn_aws_environment()?;
+        }
     }
     for hook in &policy.hooks {
         if let HookAction::Webhook {
@@ -242,6 +243,17 @@ pub fn learn_secrets_of(policy: &crate::policy::Policy) -> Result<()> {
     for source in sources {
         if let Ok(value) = source.read_unchecked() {
             check_long_enough(&value, &source.describe())?;
+            let _ = Secret::new(value);
+        }
+    }
+    Ok(())
+}
+
+/// Learns the AWS secret key and session token of the environment, if set.
+fn learn_aws_environment() -> Result<()> {
+    for name in ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {
+        if let Ok(value) = SecretSource::Env(name.to_owned()).read_unchecked() {
+            check_long_enough(&value, name)?;
             let _ = Secret::new(value);
         }
     }
@@ -728,6 +740,11 @@ impl MetricsSource for Redacted<dyn MetricsSource> {
             .await
             .map(Tick::redacted)
             .map_err(Error::redacted)
+    }
+
+    // Forwarded, not left to the default: the default asks nothing.
+    async fn preflight(&self) -> Result<()> {
+        self.inner.preflight().await.map_err(Error::redacted)
     }
 
     // Forwarded, not left to the default: the default would read tick by tick through

@@ -210,6 +210,27 @@ pub enum Error {
         message: String,
     },
 
+    /// Pre-flight asked the provider about a metric a check counts (Datadog's metric
+    /// metadata, CloudWatch's `ListMetrics`) and it does not know it: a misspelt metric, or
+    /// a wrong namespace or dimension. Its counts would read as no errors at every tick (the
+    /// provider sends nothing for a count that stayed 0), so the policy is refused: bad
+    /// input, exit 2.
+    #[error(
+        "check `{check}`: {provider} does not know the metric {metric}: {answer}; a metric it does not know would read as 0 errors at every tick, so nothing is judged with it (is the {what} right?)"
+    )]
+    UnknownMetric {
+        /// `datadog` or `cloudwatch`.
+        provider: &'static str,
+        /// The check's name.
+        check: String,
+        /// The metric as the provider was asked about it.
+        metric: String,
+        /// What the provider answered, in words, redacted.
+        answer: String,
+        /// What to look at in the policy.
+        what: &'static str,
+    },
+
     /// A secret named by the policy could not be read. The message names the file or the
     /// environment variable, never the value.
     #[error("{0}")]
@@ -240,7 +261,7 @@ impl Error {
             | Error::WindowTooLarge { address, .. }
             | Error::Scrape { address, .. }
             | Error::Provider { address, .. } => Some(address),
-            Error::Secret(_) | Error::Config(_) => None,
+            Error::Secret(_) | Error::Config(_) | Error::UnknownMetric { .. } => None,
         }
     }
 }

@@ -17,6 +17,12 @@
 //! cut off at `max-answer-size`; 401/403 and anything else that is not an answer stop the
 //! analysis with exit code 4. A command that fails, times out or prints no JSON does too.
 //! Everything shown from an answer or a command's stderr is redacted of every secret.
+//!
+//! Datadog ([`crate::datadog`]) and CloudWatch ([`crate::cloudwatch`]) are this provider
+//! with a request the policy does not write and a reader of their own answers: the same
+//! calls, retries, limits, secret headers and errors. CloudWatch's requests are signed with
+//! SigV4 ([`crate::auth::sigv4`]), and a CloudWatch 400 that says `Throttling` is retried as
+//! a 429 is.
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
@@ -26,8 +32,8 @@ use async_trait::async_trait;
 use canary_core::observation::{BaselineData, CheckObservation, Reading, RequestCounts, Tick};
 use canary_core::policy::{
     CheckKind, HeaderValueSpec, HttpMethod, HttpRequestSpec, JsonCheck, JsonMeasure, JsonPathText,
-    JsonSourceSpec, JsonTransport, MetricsSourceSpec, Policy, RequestTemplate, RequestVariable,
-    TrafficSelector, size_as_written,
+    JsonSourceSpec, JsonTransport, MetricsSourceSpec, Policy, ProviderApi, RequestTemplate,
+    RequestVariable, TrafficSelector, size_as_written,
 };
 use canary_core::ports::MetricsSource;
 use canary_core::retry::{Backoff, Failure, retry};
@@ -36,6 +42,8 @@ use jiff::Timestamp;
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use tokio::io::AsyncReadExt;
 
+use crate::auth::Environment;
+use crate::auth::aws::{AwsCredentialProvider, AwsCredentials};
 use crate::error::{Error, Result, excerpt};
 use crate::prometheus::{read_bounded, retry_after_wait, strip_userinfo};
 use crate::queries::window_seconds;
@@ -58,6 +66,8 @@ pub struct GenericSource {
     checks: Vec<(String, JsonCheck)>,
     /// The first wait before a retry (shortened by tests).
     backoff: Duration,
+    /// CloudWatch's AWS credentials.
+    aws: Option<AwsCredentialProvider>,
 }
 
 impl std::fmt::Debug for GenericSource {
@@ -134,6 +144,15 @@ pub fn render_request(
             other => tick_value(other, traffic, check_name, since, at),
         }
     };
+    if let (ProviderApi::CloudWatch(_), Some(query), JsonTransport::Http(http)) =
+        (&spec.api, &check.cloudwatch, &spec.transport)
+    {
+        return RenderedRequest::Http {
+            method: "POST",
+            url: http.url.render(value, percent_encode),
+            body: Some(crate::cloudwatch::request_body(query, traffic, since, at)),
+        };
+    }
     match &spec.transport {
         JsonTransport::Http(http) => {
             let json_body = http.content_type.to_ascii_lowercase().contains("json");
@@ -291,6 +310,22 @@ fn read_measure(
     }
 }
 
+/// `reading` with the reason of a missing baseline replaced by `why()`: Datadog's and
+/// CloudWatch's readers read totals at paths of their own making, which mean nothing to the
+/// user.
+pub(crate) fn with_baseline_missing(reading: Reading, why: impl Fn() -> String) -> Reading {
+    match reading {
+        Reading::Observed(CheckObservation::Counts {
+            canary,
+            baseline: BaselineData::Missing(_),
+        }) => Reading::Observed(CheckObservation::Counts {
+            canary,
+            baseline: BaselineData::Missing(why()),
+        }),
+        other => other,
+    }
+}
+
 /// The one number `path` selects: `None` when it selects nothing or `null`; a string that
 /// holds a number is read as one (some APIs quote their numbers). Anything else is invalid,
 /// named with `what`.
@@ -334,10 +369,16 @@ fn number_at(
 }
 
 impl GenericSource {
-    /// The source of a policy whose metrics come from `metrics.http` or `metrics.command`.
-    /// Secret header values are read once here, to fail early (exit 2), and again at every
-    /// tick (tokens rotate).
+    /// The source of a policy whose metrics come from `metrics.http`, `metrics.command`,
+    /// `metrics.datadog` or `metrics.cloudwatch`. Secret header values are read once here, to
+    /// fail early (exit 2), and again at every tick (tokens rotate); CloudWatch's AWS
+    /// credentials are looked for in the process's environment.
     pub fn from_policy(policy: &Policy) -> Result<Self> {
+        Self::from_policy_in(policy, Environment::process())
+    }
+
+    /// [`GenericSource::from_policy`] with the AWS settings read from `env`.
+    pub fn from_policy_in(policy: &Policy, env: Environment) -> Result<Self> {
         let MetricsSourceSpec::Json(spec) = &policy.metrics else {
             return Err(Error::Config(
                 "the policy's metrics do not come from `http` or `command`".to_owned(),
@@ -384,6 +425,14 @@ impl GenericSource {
             .no_proxy()
             .build()
             .map_err(|e| Error::Config(format!("cannot set up the HTTP client: {e}")))?;
+        let aws = match &spec.api {
+            ProviderApi::CloudWatch(sigv4) => {
+                let provider = AwsCredentialProvider::new(sigv4.clone(), env);
+                provider.check_available()?;
+                Some(provider)
+            }
+            _ => None,
+        };
         let source = GenericSource {
             spec: (**spec).clone(),
             client,
@@ -391,6 +440,7 @@ impl GenericSource {
             traffic: policy.traffic.clone(),
             checks,
             backoff: FIRST_BACKOFF,
+            aws,
         };
         source.secret_headers()?;
         Ok(source)
@@ -408,9 +458,24 @@ impl GenericSource {
     }
 
     fn provider(&self) -> &'static str {
-        match self.spec.transport {
-            JsonTransport::Http(_) => "http provider",
-            JsonTransport::Command(_) => "command provider",
+        match (&self.spec.api, &self.spec.transport) {
+            (ProviderApi::Datadog, _) => "datadog",
+            (ProviderApi::CloudWatch(_), _) => "cloudwatch",
+            (ProviderApi::Json, JsonTransport::Http(_)) => "http provider",
+            (ProviderApi::Json, JsonTransport::Command(_)) => "command provider",
+        }
+    }
+
+    /// What to check when the provider refuses the credentials.
+    fn credentials_hint(&self) -> &'static str {
+        match self.spec.api {
+            ProviderApi::Json => "check the headers' credentials (not shown)",
+            ProviderApi::Datadog => {
+                "check metrics.datadog.api-key and application-key (not shown), and the site they belong to"
+            }
+            ProviderApi::CloudWatch(_) => {
+                "check the AWS credentials (not shown), their cloudwatch:GetMetricData permission and the region"
+            }
         }
     }
 
@@ -452,15 +517,165 @@ impl GenericSource {
         Ok(headers)
     }
 
+    /// CloudWatch's AWS credentials, fetched (or cached); `None` for other providers.
+    async fn aws_credentials(&self) -> Result<Option<AwsCredentials>> {
+        Ok(match &self.aws {
+            Some(provider) => Some(
+                provider
+                    .credentials(
+                        &self.client,
+                        self.spec.timeout,
+                        Backoff::new(self.backoff, MAX_BACKOFF, self.spec.retries),
+                    )
+                    .await?,
+            ),
+            None => None,
+        })
+    }
+
+    /// Pre-flight: asks Datadog (metric metadata, `GET /api/v1/metrics/{name}`) or
+    /// CloudWatch (`ListMetrics` with the namespace, the check's shared dimensions and the
+    /// version's dimension) about every metric a counts check reads, one request per metric.
+    /// One the provider does not know is [`Error::UnknownMetric`] (exit 2): both providers
+    /// send nothing for a count that stayed 0, so a misspelt errors metric would read as 0
+    /// errors at every tick. A provider that cannot be asked is the error of any request
+    /// (exit 4). Percentile checks are not asked about: a percentile that is not there is no
+    /// data, never a pass. The generic provider asks nothing (its JSONPaths selecting nothing
+    /// is no data already).
+    pub async fn check_metrics_exist(&self) -> Result<()> {
+        let JsonTransport::Http(http) = &self.spec.transport else {
+            return Ok(());
+        };
+        if matches!(self.spec.api, ProviderApi::Json) {
+            return Ok(());
+        }
+        let headers = self.secret_headers()?;
+        let aws = self.aws_credentials().await?;
+        let fixed = match http.url.parts.first() {
+            Some(canary_core::policy::RequestPart::Text(text)) => text.as_str(),
+            _ => "",
+        };
+        let fixed = fixed.split(['?', '#']).next().unwrap_or_default();
+        for (name, check) in &self.checks {
+            if !matches!(check.measure, JsonMeasure::Counts { .. }) {
+                continue;
+            }
+            match &self.spec.api {
+                ProviderApi::Json => {}
+                ProviderApi::Datadog => {
+                    let queries = check
+                        .query
+                        .as_ref()
+                        .map(|q| q.render(|_| String::new(), |v| v.to_owned()))
+                        .unwrap_or_default();
+                    let base = fixed.strip_suffix("/api/v1/query").unwrap_or(fixed);
+                    for metric in crate::datadog::metric_names(&queries) {
+                        let url = format!("{base}/api/v1/metrics/{}", percent_encode(&metric));
+                        let (status, body) = self
+                            .http_call(http, "GET", &url, None, &headers, None, &[404])
+                            .await?;
+                        if status == 404 {
+                            return Err(Error::UnknownMetric {
+                                provider: "datadog",
+                                check: name.clone(),
+                                metric,
+                                answer: crate::datadog::unknown_metric_answer(
+                                    &body.unwrap_or_default(),
+                                ),
+                                what: "metric's name",
+                            });
+                        }
+                    }
+                }
+                ProviderApi::CloudWatch(_) => {
+                    let Some(query) = &check.cloudwatch else {
+                        continue;
+                    };
+                    // The same request as GetMetricData's, with ListMetrics' target, which
+                    // is signed with it.
+                    let mut listing = http.clone();
+                    for (header, value) in &mut listing.headers {
+                        if header.eq_ignore_ascii_case("x-amz-target") {
+                            *value = HeaderValueSpec::Plain(
+                                crate::cloudwatch::LIST_METRICS_TARGET.to_owned(),
+                            );
+                        }
+                    }
+                    let mut headers = headers.clone();
+                    headers.push((
+                        HeaderName::from_static("x-amz-target"),
+                        HeaderValue::from_static(crate::cloudwatch::LIST_METRICS_TARGET),
+                    ));
+                    for metric in query.metrics.iter().filter(|m| m.what != "percentile") {
+                        let body = crate::cloudwatch::list_metrics_body(
+                            query,
+                            &self.traffic.label,
+                            &metric.metric,
+                        );
+                        let (_, answer) = self
+                            .http_call(
+                                &listing,
+                                "POST",
+                                fixed,
+                                Some(&body),
+                                &headers,
+                                aws.as_ref(),
+                                &[],
+                            )
+                            .await?;
+                        let answer = answer.unwrap_or_default();
+                        let listed = serde_json::from_slice::<serde_json::Value>(&answer)
+                            .map_err(|e| e.to_string())
+                            .and_then(|v| crate::cloudwatch::listed_metrics(&v))
+                            .map_err(|why| {
+                                self.error(format!(
+                                    "ListMetrics: {why}; the answer begins: {}",
+                                    excerpt(&answer, EXCERPT_BYTES)
+                                ))
+                            })?;
+                        if listed == 0 {
+                            let mut dimensions: Vec<String> = query
+                                .dimensions
+                                .iter()
+                                .map(|(n, v)| format!("{n}={v}"))
+                                .collect();
+                            dimensions.push(self.traffic.label.clone());
+                            return Err(Error::UnknownMetric {
+                                provider: "cloudwatch",
+                                check: name.clone(),
+                                metric: format!("{}/{}", query.namespace, metric.metric),
+                                answer: format!(
+                                    "ListMetrics lists none with the dimensions {}, so none had a datapoint in the last two weeks (misspelt, or a count AWS never published: none is published while it stays 0)",
+                                    dimensions.join(", ")
+                                ),
+                                what: "metric's name, namespace or dimension",
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Reads every check at `at`, cumulative since `since`: one request per check.
     pub async fn read_tick(&self, since: Timestamp, at: Timestamp) -> Result<Tick> {
         let headers = self.secret_headers()?;
+        let aws = self.aws_credentials().await?;
         let mut readings = BTreeMap::new();
         for (name, check) in &self.checks {
             let request = render_request(&self.spec, &self.traffic, name, check, since, at);
-            let reading = match self.fetch(&request, &headers).await? {
+            let reading = match self.fetch(&request, &headers, aws.as_ref()).await? {
                 Some(body) => match serde_json::from_slice::<serde_json::Value>(&body) {
-                    Ok(answer) => reading_of_answer(check, &answer),
+                    Ok(answer) => match self.spec.api {
+                        ProviderApi::Json => reading_of_answer(check, &answer),
+                        ProviderApi::Datadog => {
+                            crate::datadog::reading_of_answer(check, &self.traffic, &answer)
+                        }
+                        ProviderApi::CloudWatch(_) => {
+                            crate::cloudwatch::reading_of_answer(check, &answer)
+                        }
+                    },
                     Err(e) => {
                         return Err(self.error(format!(
                             "the answer is not JSON ({e}); it begins: {}",
@@ -491,6 +706,7 @@ impl GenericSource {
         &self,
         request: &RenderedRequest,
         headers: &[(HeaderName, HeaderValue)],
+        aws: Option<&AwsCredentials>,
     ) -> Result<Option<Vec<u8>>> {
         match request {
             RenderedRequest::Http { method, url, body } => {
@@ -499,14 +715,18 @@ impl GenericSource {
                         "an HTTP request without `metrics.http`".to_owned(),
                     ));
                 };
-                self.http_call(http, method, url, body.as_deref(), headers)
+                self.http_call(http, method, url, body.as_deref(), headers, aws, &[])
                     .await
+                    .map(|(_, body)| body)
             }
             RenderedRequest::Command(args) => self.run(args).await,
         }
     }
 
-    /// One HTTP call with its retries, bounded like a Prometheus call.
+    /// One HTTP call with its retries, bounded like a Prometheus call: the status and the
+    /// answer's bytes (`None` when larger than `max-answer-size`). A status in `accept` is an
+    /// answer as a 2xx is (pre-flight's Datadog 404 for a metric it does not know).
+    #[allow(clippy::too_many_arguments)]
     async fn http_call(
         &self,
         http: &HttpRequestSpec,
@@ -514,7 +734,9 @@ impl GenericSource {
         url: &str,
         body: Option<&str>,
         headers: &[(HeaderName, HeaderValue)],
-    ) -> Result<Option<Vec<u8>>> {
+        aws: Option<&AwsCredentials>,
+        accept: &[u16],
+    ) -> Result<(u16, Option<Vec<u8>>)> {
         let url = reqwest::Url::parse(url)
             .map_err(|e| self.error(format!("the request's URL is not a URL: {e}")))?;
         let backoff = Backoff::new(self.backoff, MAX_BACKOFF, self.spec.retries);
@@ -523,7 +745,9 @@ impl GenericSource {
             + Duration::from_secs(1);
         let deadline = tokio::time::Instant::now() + bound;
         let attempts = retry(backoff, tokio::time::sleep, |number| {
-            self.http_attempt(http, method, &url, body, headers, number, deadline)
+            self.http_attempt(
+                http, method, &url, body, headers, aws, accept, number, deadline,
+            )
         });
         match tokio::time::timeout_at(deadline, attempts).await {
             Ok(outcome) => outcome,
@@ -541,9 +765,11 @@ impl GenericSource {
         url: &reqwest::Url,
         body: Option<&str>,
         headers: &[(HeaderName, HeaderValue)],
+        aws: Option<&AwsCredentials>,
+        accept: &[u16],
         number: u32,
         deadline: tokio::time::Instant,
-    ) -> std::result::Result<Option<Vec<u8>>, Failure<Error>> {
+    ) -> std::result::Result<(u16, Option<Vec<u8>>), Failure<Error>> {
         let mut request = match method {
             "POST" => self.client.post(url.clone()),
             _ => self.client.get(url.clone()),
@@ -557,6 +783,11 @@ impl GenericSource {
         }
         for (name, value) in headers {
             request = request.header(name.clone(), value.clone());
+        }
+        if let (Some(credentials), ProviderApi::CloudWatch(sigv4)) = (aws, &self.spec.api) {
+            for (name, value) in self.signature(http, sigv4, credentials, method, url, body)? {
+                request = request.header(name, value);
+            }
         }
         let (failure, retry_after) = match request.send().await {
             Ok(mut response) => {
@@ -572,7 +803,9 @@ impl GenericSource {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| retry_after_wait(v, Timestamp::now()));
                 match read_bounded(&mut response, self.spec.max_answer_bytes).await {
-                    Ok(body) if (200..300).contains(&status) => return Ok(body),
+                    Ok(body) if (200..300).contains(&status) || accept.contains(&status) => {
+                        return Ok((status, body));
+                    }
                     Ok(body) => {
                         let shown = body.map_or_else(
                             || "(a body larger than max-answer-size)".to_owned(),
@@ -580,14 +813,19 @@ impl GenericSource {
                         );
                         if status == 401 || status == 403 {
                             return Err(Failure::Final(self.error(format!(
-                                "HTTP {status}: authentication failed, the server said {shown}; check the headers' credentials (not shown)"
+                                "HTTP {status}: authentication failed, the server said {shown}; {}",
+                                self.credentials_hint()
                             ))));
                         }
+                        // CloudWatch says it is throttling with a 400.
+                        let throttled = matches!(self.spec.api, ProviderApi::CloudWatch(_))
+                            && status == 400
+                            && shown.contains("Throttling");
                         let error = self.error(format!(
                             "HTTP {status} after {number} attempt{}: {shown}",
                             if number == 1 { "" } else { "s" }
                         ));
-                        if status != 429 && status < 500 {
+                        if status != 429 && status < 500 && !throttled {
                             return Err(Failure::Final(error));
                         }
                         (error, retry_after)
@@ -610,6 +848,60 @@ impl GenericSource {
             }
             _ => Err(Failure::Retryable(failure)),
         }
+    }
+
+    /// The SigV4 headers of a CloudWatch request: the content type and the policy's plain
+    /// headers (`X-Amz-Target`) are signed with it, as AWS's SDKs sign them.
+    fn signature(
+        &self,
+        http: &HttpRequestSpec,
+        sigv4: &canary_core::policy::SigV4Spec,
+        credentials: &AwsCredentials,
+        method: &str,
+        url: &reqwest::Url,
+        body: Option<&str>,
+    ) -> std::result::Result<Vec<(HeaderName, HeaderValue)>, Failure<Error>> {
+        let mut signed: Vec<(String, &str)> = Vec::new();
+        if body.is_some() {
+            signed.push(("content-type".to_owned(), http.content_type.as_str()));
+        }
+        for (name, value) in &http.headers {
+            if let HeaderValueSpec::Plain(value) = value {
+                signed.push((name.to_ascii_lowercase(), value.as_str()));
+            }
+        }
+        let signed: Vec<(&str, &str)> = signed.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+        let added = crate::auth::sigv4::sign_request(
+            credentials,
+            sigv4,
+            crate::auth::sigv4::Unsigned {
+                method,
+                url: url.as_str(),
+                headers: &signed,
+                body: body.unwrap_or_default().as_bytes(),
+            },
+            std::time::SystemTime::now(),
+        )
+        .map_err(Failure::Final)?;
+        added
+            .into_iter()
+            .map(|added| {
+                let name = HeaderName::from_bytes(added.name.as_bytes()).map_err(|_| {
+                    Failure::Final(Error::Config(format!(
+                        "SigV4 gave a bad header name {:?}",
+                        added.name
+                    )))
+                })?;
+                let mut value = HeaderValue::from_str(&added.value).map_err(|_| {
+                    Failure::Final(Error::Secret(
+                        "the AWS credentials hold characters an HTTP header cannot carry"
+                            .to_owned(),
+                    ))
+                })?;
+                value.set_sensitive(added.sensitive || name == header::AUTHORIZATION);
+                Ok((name, value))
+            })
+            .collect()
     }
 
     fn transport_error(&self, err: &reqwest::Error, attempts: u32) -> Error {
@@ -717,6 +1009,10 @@ fn header_name(name: &str) -> Result<HeaderName> {
 impl MetricsSource for GenericSource {
     async fn read(&self, since: Timestamp, at: Timestamp) -> canary_core::Result<Tick> {
         Ok(self.read_tick(since, at).await?)
+    }
+
+    async fn preflight(&self) -> canary_core::Result<()> {
+        Ok(self.check_metrics_exist().await?)
     }
 
     fn describe(&self) -> String {
@@ -892,6 +1188,7 @@ checks:
             measure: JsonMeasure::Value {
                 path: JsonPathText::parse("$.v[*]").unwrap(),
             },
+            cloudwatch: None,
         };
         let reading = reading_of_answer(&several, &serde_json::json!({"v": [1, 2]}));
         assert!(
@@ -909,6 +1206,7 @@ checks:
                 quantile: 0.95,
                 unit_seconds: 0.001,
             },
+            cloudwatch: None,
         };
         let answer = serde_json::json!({"results": [
             {"facet": "stable", "p95": 120},
@@ -982,6 +1280,91 @@ checks:
     }
 
     #[tokio::test]
+    async fn cloudwatch_throttling_is_retried_and_another_400_is_not() {
+        let text = "service: checkout
+traffic: {label: TargetGroup, canary: tg-c, baseline: tg-s}
+metrics:
+  cloudwatch: {region: eu-west-1, endpoint: 'URL', retries: 2}
+checks:
+  - name: errors
+    cloudwatch: {namespace: AWS/ApplicationELB, requests: RequestCount, errors: HTTPCode_Target_5XX_Count}
+    slo: {max: 1%}
+";
+        let env = Environment::of([
+            ("AWS_ACCESS_KEY_ID", "AKIDTHROTTLED"),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                "a-secret-access-key-of-forty-characters!",
+            ),
+        ]);
+        let throttled = http(
+            "400 Bad Request",
+            "application/x-amz-json-1.0",
+            r#"{"__type":"Throttling","message":"Rate exceeded"}"#,
+        );
+        let answer = r#"{"MetricDataResults": [
+            {"Id": "canary_requests", "StatusCode": "Complete", "Timestamps": [1], "Values": [100]},
+            {"Id": "baseline_requests", "StatusCode": "Complete", "Timestamps": [1], "Values": [900]}
+        ]}"#;
+        let server = FakeServer::answering(vec![
+            throttled,
+            http("200 OK", "application/x-amz-json-1.0", answer),
+        ]);
+        let policy = Policy::from_yaml(&text.replace("URL", &server.url()), "cw.yaml").unwrap();
+        let source = GenericSource::from_policy_in(&policy, env.clone())
+            .unwrap()
+            .with_backoff(Duration::from_millis(10));
+        let tick = source
+            .read_tick(at(1_800_000_000), at(1_800_000_060))
+            .await
+            .expect("the retry got the answer");
+        assert_eq!(
+            server.requests().len(),
+            2,
+            "the throttled request was retried"
+        );
+        assert!(matches!(
+            tick.readings["errors"],
+            Reading::Observed(CheckObservation::Counts { .. })
+        ));
+        assert!(
+            header_of(&server.requests()[1], "authorization")
+                .is_some_and(|a| a.contains("/eu-west-1/monitoring/aws4_request")),
+            "signed for monitoring"
+        );
+
+        let refused = FakeServer::answering(vec![http(
+            "400 Bad Request",
+            "application/x-amz-json-1.0",
+            r#"{"__type":"InvalidParameterValueException","message":"bad"}"#,
+        )]);
+        let policy = Policy::from_yaml(&text.replace("URL", &refused.url()), "cw.yaml").unwrap();
+        let err = GenericSource::from_policy_in(&policy, env)
+            .unwrap()
+            .with_backoff(Duration::from_millis(10))
+            .read_tick(at(1_800_000_000), at(1_800_000_060))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.requests().len(), 1, "{err}");
+        assert!(
+            err.to_string().contains("InvalidParameterValueException"),
+            "{err}"
+        );
+        let core: canary_core::Error = err.into();
+        assert_eq!(core.exit_code(), canary_core::ExitCode::Infrastructure);
+
+        // No credentials anywhere: refused when the source is made, naming the field.
+        let err = GenericSource::from_policy_in(&policy, Environment::of([])).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("no AWS credentials for metrics.cloudwatch"),
+            "{err}"
+        );
+        let core: canary_core::Error = err.into();
+        assert_eq!(core.exit_code(), canary_core::ExitCode::BadInput);
+    }
+
+    #[tokio::test]
     async fn html_or_a_huge_answer_is_never_judged() {
         let html = FakeServer::answering(vec![http("200 OK", "text/html", "<html>login</html>")]);
         let err = source(&html.url())
@@ -989,5 +1372,64 @@ checks:
             .await
             .unwrap_err();
         assert!(err.to_string().contains("not JSON"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_datadog_metric_is_bad_input_and_a_metadata_5xx_is_infrastructure() {
+        let key = std::env::temp_dir().join(format!("canary-dd-preflight-{}", std::process::id()));
+        std::fs::write(&key, "dd-preflight-key-0001").unwrap();
+        let text = format!(
+            "service: checkout
+traffic: {{label: version, canary: canary, baseline: stable}}
+metrics:
+  datadog: {{url: 'URL', api-key: {{file: '{k}'}}, application-key: {{file: '{k}'}}, retries: 1}}
+checks:
+  - name: errors
+    datadog:
+      requests: 'sum:hits{{service:a,env:b}} by {{version}}.as_count()'
+      errors: 'sum:erors{{service:a}} by {{version}}.as_count()'
+    slo: {{max: 1%}}
+",
+            k = key.display()
+        );
+        let source = |server: &FakeServer| {
+            let policy = Policy::from_yaml(&text.replace("URL", &server.url()), "dd.yaml").unwrap();
+            GenericSource::from_policy(&policy)
+                .unwrap()
+                .with_backoff(Duration::from_millis(10))
+        };
+        let ok = http("200 OK", "application/json", r#"{"type": "count"}"#);
+        let unknown = http(
+            "404 Not Found",
+            "application/json",
+            r#"{"errors": ["Metric not found"]}"#,
+        );
+        let server = FakeServer::answering(vec![ok.clone(), unknown]);
+        let err = source(&server).check_metrics_exist().await.unwrap_err();
+        let requests = server.requests();
+        let paths: Vec<&str> = requests.iter().map(|r| path_of(r)).collect();
+        assert_eq!(paths, ["/api/v1/metrics/hits", "/api/v1/metrics/erors"]);
+        let core: canary_core::Error = err.into();
+        assert_eq!(core.exit_code(), canary_core::ExitCode::BadInput);
+        let said = core.to_string();
+        assert!(
+            said.contains("check `errors`: datadog does not know the metric erors")
+                && said.contains("HTTP 404 [\"Metric not found\"]"),
+            "{said}"
+        );
+        // Datadog failing to answer is not a verdict on the policy: exit 4, after the retry.
+        let failing = http(
+            "503 Service Unavailable",
+            "application/json",
+            r#"{"errors": ["x"]}"#,
+        );
+        let server = FakeServer::answering(vec![failing.clone(), failing]);
+        let core: canary_core::Error = source(&server)
+            .check_metrics_exist()
+            .await
+            .unwrap_err()
+            .into();
+        assert_eq!(core.exit_code(), canary_core::ExitCode::Infrastructure);
+        assert_eq!(server.requests().len(), 2, "retried once");
     }
 }

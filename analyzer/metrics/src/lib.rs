@@ -9,7 +9,9 @@
 //! - [`ScrapeSource`]: the versions' own `/metrics` pages, scraped directly, for places with
 //!   no Prometheus server and for `canary demo`;
 //! - [`GenericSource`]: any system answering JSON, asked by an HTTP request or a command per
-//!   check per tick, its values picked out with JSONPaths.
+//!   check per tick, its values picked out with JSONPaths — and Datadog's metrics query API
+//!   ([`datadog`]) and CloudWatch's `GetMetricData` ([`cloudwatch`]), which are that source
+//!   with a fixed request and a reader of their own answer.
 //!
 //! [`queries`] renders the PromQL (pure, so `canary policy explain` prints exactly what is
 //! sent) and [`answer`] types every shape of answer. Recorded data needs no source: the
@@ -20,6 +22,8 @@
 
 pub mod answer;
 pub mod auth;
+pub mod cloudwatch;
+pub mod datadog;
 mod error;
 pub mod exposition;
 pub mod generic;

@@ -395,20 +395,8 @@ impl PrometheusSource {
         if let Some(oauth2) = &self.oauth2 {
             oauth2.check_secret()?;
         }
-        if let Some(aws) = &self.aws
-            && aws.static_credentials()?.is_none()
-        {
-            let env = &self.config.environment;
-            if env.get("AWS_WEB_IDENTITY_TOKEN_FILE").is_none() || env.get("AWS_ROLE_ARN").is_none()
-            {
-                return Err(Error::Secret(
-                    "no AWS credentials for metrics.prometheus.sigv4: set AWS_ACCESS_KEY_ID and \
-                     AWS_SECRET_ACCESS_KEY, give a profile of the shared credentials file \
-                     (AWS_SHARED_CREDENTIALS_FILE, ~/.aws/credentials), or a web identity \
-                     (AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN, as EKS IRSA sets them)"
-                        .to_owned(),
-                ));
-            }
+        if let Some(aws) = &self.aws {
+            aws.check_available()?;
         }
         Ok(())
     }

@@ -110,6 +110,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("control_request", control_request),
     ("prometheus_answer", prometheus_answer),
     ("generic_answer", generic_answer),
+    ("datadog_answer", datadog_answer),
+    ("cloudwatch_answer", cloudwatch_answer),
     ("exposition_page", exposition_page),
     ("haproxy_answer", haproxy_answer),
     ("nginx_upstream", nginx_upstream),
@@ -864,6 +866,108 @@ pub fn generic_answer(data: &[u8]) {
         ..first.clone()
     };
     judge_ticks(policy, &[first, second]);
+}
+
+/// The policy Datadog's answers are read for (`policies/datadog.yaml`): a `datadog` check of
+/// counts (both criteria) and one of a percentile.
+pub fn datadog_policy() -> &'static Policy {
+    static POLICY: OnceLock<Policy> = OnceLock::new();
+    POLICY.get_or_init(|| {
+        Policy::from_yaml(
+            include_str!("../policies/datadog.yaml"),
+            "tests/fuzz/policies/datadog.yaml",
+        )
+        .expect("the fuzz policy is valid")
+    })
+}
+
+/// The policy CloudWatch's answers are read for (`policies/cloudwatch.yaml`): a
+/// `cloudwatch` check of counts (both criteria) and one of a percentile.
+pub fn cloudwatch_policy() -> &'static Policy {
+    static POLICY: OnceLock<Policy> = OnceLock::new();
+    POLICY.get_or_init(|| {
+        Policy::from_yaml(
+            include_str!("../policies/cloudwatch.yaml"),
+            "tests/fuzz/policies/cloudwatch.yaml",
+        )
+        .expect("the fuzz policy is valid")
+    })
+}
+
+/// The readings of `answer` for each check of `policy` by `read` are checked as a generic
+/// provider's are (finite, counts possible), then judged as two ticks.
+fn provider_answer(policy: &Policy, read: impl Fn(&canary_core::policy::JsonCheck) -> Reading) {
+    let mut readings = BTreeMap::new();
+    for check in &policy.checks {
+        let canary_core::policy::CheckKind::Json(json) = &check.kind else {
+            unreachable!("a provider's policy has json checks only");
+        };
+        let reading = read(json);
+        check_reading(&check.name, &reading);
+        if let Reading::Observed(CheckObservation::Counts { canary, baseline }) = &reading {
+            for counts in std::iter::once(canary).chain(baseline.observed()) {
+                assert!(
+                    counts.requests >= 0.0
+                        && counts.errors >= 0.0
+                        && counts.errors <= counts.requests,
+                    "{}: counts a provider cannot have given: {reading:?}",
+                    check.name
+                );
+            }
+        }
+        readings.insert(check.name.clone(), reading);
+    }
+    let first = Tick {
+        at: epoch() + SignedDuration::from_secs(30),
+        window_seconds: 30.0,
+        readings,
+        warnings: Vec::new(),
+    };
+    check_tick_redacted(&first);
+    let second = Tick {
+        at: epoch() + SignedDuration::from_secs(60),
+        window_seconds: 60.0,
+        ..first.clone()
+    };
+    judge_ticks(policy, &[first, second]);
+}
+
+/// An answer of Datadog's metrics query API, as the source reads it
+/// ([`canary_metrics::datadog::reading_of_answer`]): for each check of [`datadog_policy`], a
+/// reading of finite numbers only, counts never negative and never more errors than
+/// requests; the readings are judged as two ticks and every assessment is checked.
+pub fn datadog_answer(data: &[u8]) {
+    hold_secret();
+    let Ok(answer) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return;
+    };
+    let policy = datadog_policy();
+    provider_answer(policy, |check| {
+        canary_metrics::datadog::reading_of_answer(check, &policy.traffic, &answer)
+    });
+}
+
+/// An answer of CloudWatch's `GetMetricData`, as the source reads it
+/// ([`canary_metrics::cloudwatch::reading_of_answer`]), checked as [`datadog_answer`] is, for
+/// [`cloudwatch_policy`]; the request bodies of its checks render as JSON too.
+pub fn cloudwatch_answer(data: &[u8]) {
+    hold_secret();
+    let Ok(answer) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return;
+    };
+    let policy = cloudwatch_policy();
+    provider_answer(policy, |check| {
+        if let Some(query) = &check.cloudwatch {
+            let body = canary_metrics::cloudwatch::request_body(
+                query,
+                &policy.traffic,
+                epoch(),
+                epoch() + SignedDuration::from_secs(90),
+            );
+            assert!(serde_json::from_str::<serde_json::Value>(&body).is_ok());
+        }
+        canary_metrics::cloudwatch::reading_of_answer(check, &answer)
+    });
 }
 
 /// `/metrics` pages, as the scrape source reads them ([`ScrapeSource::read_tick_from_bodies`],

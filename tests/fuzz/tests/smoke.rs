@@ -75,7 +75,7 @@ fn dictionary(target: &str) -> &'static [&'static str] {
             "weight-total:",
         ],
         "recording" | "rollout_state" | "control_request" | "prometheus_answer"
-        | "generic_answer" => &[
+        | "generic_answer" | "datadog_answer" | "cloudwatch_answer" => &[
             "{",
             "}",
             "[",
@@ -410,6 +410,16 @@ fn prometheus_answer() {
 #[test]
 fn generic_answer() {
     smoke("generic_answer");
+}
+
+#[test]
+fn datadog_answer() {
+    smoke("datadog_answer");
+}
+
+#[test]
+fn cloudwatch_answer() {
+    smoke("cloudwatch_answer");
 }
 
 #[test]

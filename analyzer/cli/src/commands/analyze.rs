@@ -224,6 +224,13 @@ impl AnalyzeCommand {
         let runtime = super::runtime()?;
         let past = !scrape && !self.query_per_tick && end <= now;
         let ticks = runtime.block_on(async {
+            // As a rollout's pre-flight: a metric the provider does not know (a misspelt
+            // Datadog or CloudWatch errors metric, which would read as no errors) is bad
+            // input before anything is judged.
+            source
+                .preflight()
+                .await
+                .with_context(|| format!("asking {description} before reading"))?;
             if past {
                 // One query of raw samples per counter check for the whole window.
                 return source

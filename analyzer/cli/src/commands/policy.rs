@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use canary_core::ExitCode;
 use canary_core::policy::{
     CheckKind, GatewaySpec, HookAction, JsonMeasure, JsonTransport, MetricsSourceSpec, Policy,
+    ProviderApi,
 };
 use clap::Subcommand;
 
@@ -137,6 +138,42 @@ fn warnings(policy: &Policy, cwd: &Path) -> Vec<String> {
         {
             warnings.push(format!("{field}: {why}"));
         }
+    }
+    if let MetricsSourceSpec::Json(spec) = &policy.metrics
+        && let ProviderApi::Datadog = spec.api
+    {
+        // Pre-flight asks Datadog whether the metrics exist, not whether the errors query's
+        // tags match anything: one that matches nothing reads as 0 errors.
+        for (i, check) in policy.checks.iter().enumerate() {
+            let CheckKind::Json(json) = &check.kind else {
+                continue;
+            };
+            let Some(query) = &json.query else { continue };
+            let text = query.render(|_| String::new(), |v| v.to_owned());
+            if let [requests, errors] = &canary_metrics::datadog::split_queries(&text)[..] {
+                let (r, e) = (
+                    canary_metrics::datadog::scope_of(requests),
+                    canary_metrics::datadog::scope_of(errors),
+                );
+                if r != e {
+                    warnings.push(format!(
+                        "checks[{i}].datadog.errors: its tags {{{}}} are not the requests query's {{{}}}: a tag the errors query filters on that matches nothing reads as 0 errors, not as no data (pre-flight asks Datadog whether the metric exists, not its tags); try the query in Datadog",
+                        e.unwrap_or_default().join(","),
+                        r.unwrap_or_default().join(",")
+                    ));
+                }
+            }
+        }
+    }
+    if let MetricsSourceSpec::Json(spec) = &policy.metrics
+        && let ProviderApi::CloudWatch(_) = spec.api
+        && policy.rollout.interval < std::time::Duration::from_secs(60)
+    {
+        warnings.push(format!(
+            "rollout.interval: {}: CloudWatch keeps standard-resolution metrics per minute, so \
+             ticks within a minute read the same datapoints again; use `interval: 1m` or more",
+            humantime::format_duration(policy.rollout.interval)
+        ));
     }
     if let MetricsSourceSpec::Json(spec) = &policy.metrics
         && let JsonTransport::Command(command) = &spec.transport
@@ -510,10 +547,24 @@ fn explain_generic(
             ),
         ),
     };
+    let (source, answer) = match &spec.api {
+        ProviderApi::Json => (
+            "a generic provider",
+            "Its answer must be JSON with values cumulative since {{start}}",
+        ),
+        ProviderApi::Datadog => (
+            "Datadog's metrics query API",
+            "Each version's series (by its tag) are added up since {{start}}",
+        ),
+        ProviderApi::CloudWatch(_) => (
+            "CloudWatch GetMetricData, signed with SigV4 (service monitoring)",
+            "Each version's datapoints (by its dimension) are added up since {{start}}",
+        ),
+    };
     let _ = writeln!(
         out,
-        "# Source: a generic provider (metrics.{}). Every {interval}, {what} per check ({how}).\n\
-         # Its answer must be JSON with values cumulative since {{{{start}}}}; below, a tick {}\n\
+        "# Source: {source} (metrics.{}). Every {interval}, {what} per check ({how}).\n\
+         # {answer}; below, a tick {}\n\
          # after a start at 1970-01-01T00:00:00Z.",
         spec.name(),
         humantime::format_duration(window)
@@ -542,25 +593,64 @@ fn explain_generic(
             since,
             at,
         );
+        // Datadog's queries, as written (the URL carries them percent-encoded): what to try
+        // in Datadog's own query editor.
+        if let (ProviderApi::Datadog, Some(query)) = (&spec.api, &json.query) {
+            let _ = writeln!(out, "# {}: Datadog queries: {}", check.name, query.source);
+        }
         for line in request.to_string().lines() {
             let _ = writeln!(out, "{line}");
         }
-        let read = match &json.measure {
-            JsonMeasure::Counts { requests, errors } => format!(
+        let read = match (&spec.api, &json.measure) {
+            (ProviderApi::Datadog | ProviderApi::CloudWatch(_), JsonMeasure::Counts { .. }) => {
+                format!(
+                    "the requests and errors of {} (canary) and {} (baseline), added up",
+                    version_of(spec, &policy.traffic, &policy.traffic.canary),
+                    version_of(spec, &policy.traffic, &policy.traffic.baseline)
+                )
+            }
+            (
+                ProviderApi::Datadog | ProviderApi::CloudWatch(_),
+                JsonMeasure::Percentile { unit_seconds, .. },
+            ) => {
+                format!(
+                    "the latest percentile of {}, in {}",
+                    version_of(spec, &policy.traffic, &policy.traffic.canary),
+                    if *unit_seconds == 1.0 { "s" } else { "ms" }
+                )
+            }
+            (_, JsonMeasure::Counts { requests, errors }) => format!(
                 "requests {} (canary), {} (baseline); errors {} (canary), {} (baseline)",
                 requests.canary, requests.baseline, errors.canary, errors.baseline
             ),
-            JsonMeasure::Percentile {
-                canary,
-                unit_seconds,
-                ..
-            } => format!(
+            (
+                _,
+                JsonMeasure::Percentile {
+                    canary,
+                    unit_seconds,
+                    ..
+                },
+            ) => format!(
                 "the canary's percentile {canary}, in {}",
                 if *unit_seconds == 1.0 { "s" } else { "ms" }
             ),
-            JsonMeasure::Value { path } => format!("the value {path}"),
+            (_, JsonMeasure::Value { path }) => format!("the value {path}"),
         };
         let _ = writeln!(out, "# {}: reads {read}", check.name);
+    }
+}
+
+/// How a Datadog or CloudWatch answer tells a version's data: its tag or its dimension.
+fn version_of(
+    spec: &canary_core::policy::JsonSourceSpec,
+    traffic: &canary_core::policy::TrafficSelector,
+    value: &str,
+) -> String {
+    match spec.api {
+        ProviderApi::CloudWatch(_) => {
+            format!("the datapoints of dimension {}={value}", traffic.label)
+        }
+        _ => format!("the series tagged {}:{value}", traffic.label),
     }
 }
 

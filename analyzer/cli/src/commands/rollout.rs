@@ -256,9 +256,9 @@ pre-flight passed: the gateway and every check could be read; nothing was change
                 );
                 Ok(ExitCode::Passed)
             }
-            Err(error) => {
+            Err((error, code)) => {
                 eprintln!("pre-flight failed: {error}; nothing was changed");
-                Ok(ExitCode::Infrastructure)
+                Ok(code)
             }
         }
     }

@@ -443,6 +443,10 @@ impl MetricsSource for BoundedSource {
         read
     }
 
+    async fn preflight(&self) -> canary_core::Result<()> {
+        self.inner.preflight().await
+    }
+
     async fn checkpoint(&self) -> Option<Value> {
         self.inner.checkpoint().await
     }

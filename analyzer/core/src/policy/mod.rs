@@ -30,8 +30,9 @@ pub use matchers::{
     is_label_name, is_metric_name, parse_matchers,
 };
 pub use provider::{
-    CommandSpec, HttpMethod, HttpRequestSpec, JsonCheck, JsonMeasure, JsonPathText, JsonSourceSpec,
-    JsonTransport, RequestPart, RequestTemplate, RequestVariable, VersionPaths,
+    CloudWatchMetric, CloudWatchQuery, CommandSpec, HttpMethod, HttpRequestSpec, JsonCheck,
+    JsonMeasure, JsonPathText, JsonSourceSpec, JsonTransport, ProviderApi, RequestPart,
+    RequestTemplate, RequestVariable, VersionPaths,
 };
 pub use units::{duration_as_written, size_as_written};
 
@@ -154,8 +155,8 @@ pub enum MetricsSourceSpec {
     Prometheus(Box<PrometheusSpec>),
     /// Direct scrapes of the versions' `/metrics` endpoints.
     Scrape(ScrapeSpec),
-    /// A generic provider answering JSON (`metrics.http`, `metrics.command`); its checks
-    /// are `json` checks.
+    /// A provider answering JSON (`metrics.http`, `metrics.command`, `metrics.datadog`,
+    /// `metrics.cloudwatch`); its checks are `json` checks.
     Json(Box<JsonSourceSpec>),
 }
 

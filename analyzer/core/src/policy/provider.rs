@@ -13,10 +13,17 @@ use serde::{Serialize, Serializer};
 use super::{HeaderValueSpec, SecretSource};
 
 /// A provider that answers JSON: one request (or command run) per check per tick.
+///
+/// Datadog (`metrics.datadog`) and CloudWatch (`metrics.cloudwatch`) are this provider
+/// with a fixed request and a reader of their own answer ([`ProviderApi`]): the same
+/// transport, retries, limits and secret handling, and `json` checks whose measure says what
+/// is read (counts or a percentile) and so which guarantee applies.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct JsonSourceSpec {
     /// How a request is made.
     pub transport: JsonTransport,
+    /// Whose API it is, which decides how answers are read.
+    pub api: ProviderApi,
     /// Timeout of one request or run.
     pub timeout: Duration,
     /// Retries after a timeout, connection error, 429 or 5xx (HTTP only; a command is run
@@ -27,11 +34,13 @@ pub struct JsonSourceSpec {
 }
 
 impl JsonSourceSpec {
-    /// `http` or `command`, as the policy writes it.
+    /// `http`, `command`, `datadog` or `cloudwatch`, as the policy writes it.
     pub fn name(&self) -> &'static str {
-        match self.transport {
-            JsonTransport::Http(_) => "http",
-            JsonTransport::Command(_) => "command",
+        match (&self.api, &self.transport) {
+            (ProviderApi::Datadog, _) => "datadog",
+            (ProviderApi::CloudWatch(_), _) => "cloudwatch",
+            (ProviderApi::Json, JsonTransport::Http(_)) => "http",
+            (ProviderApi::Json, JsonTransport::Command(_)) => "command",
         }
     }
 
@@ -49,6 +58,46 @@ impl JsonSourceSpec {
             JsonTransport::Command(command) => command.secret_sources.iter().collect(),
         }
     }
+}
+
+/// Whose API a [`JsonSourceSpec`] asks, which decides how its answers are read.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderApi {
+    /// Any JSON, read with the checks' JSONPaths (`metrics.http`, `metrics.command`).
+    Json,
+    /// Datadog's metrics query API (`GET /api/v1/query`): the checks' queries are its
+    /// metric queries grouped by the version tag, and each version's series are picked by
+    /// their `tag_set` (`label:value`).
+    Datadog,
+    /// Amazon CloudWatch `GetMetricData` (AWS JSON 1.0 protocol), signed with SigV4 for the
+    /// service `monitoring`; each version's metrics are picked by the dimension named by the
+    /// traffic label.
+    CloudWatch(super::SigV4Spec),
+}
+
+/// The metrics a check reads from CloudWatch: one `MetricStat` per version and value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CloudWatchQuery {
+    /// The metrics' namespace, e.g. `AWS/ApplicationELB`.
+    pub namespace: String,
+    /// The dimensions both versions share; the version's own (the traffic label's) is added.
+    pub dimensions: Vec<(String, String)>,
+    /// What is read: `requests` and `errors` (statistic `Sum`), or `percentile` (an
+    /// extended statistic such as `p95`).
+    pub metrics: Vec<CloudWatchMetric>,
+}
+
+/// One metric of a [`CloudWatchQuery`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CloudWatchMetric {
+    /// `requests`, `errors` or `percentile`: the query ids are `canary_<what>` and
+    /// `baseline_<what>`.
+    pub what: &'static str,
+    /// The metric's name, e.g. `RequestCount`.
+    pub metric: String,
+    /// `Sum`, or a percentile statistic such as `p95`.
+    pub stat: String,
 }
 
 /// How the generic provider asks.
@@ -266,11 +315,16 @@ impl RequestTemplate {
 /// A check read from a generic provider's JSON answer.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct JsonCheck {
-    /// The check's query (`{{query}}` in the request).
+    /// The check's query (`{{query}}` in the request); for Datadog its metric queries,
+    /// comma-separated (requests first, then errors).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub query: Option<RequestTemplate>,
-    /// What is read, and so which guarantee applies.
+    /// What is read, and so which guarantee applies. For Datadog and CloudWatch the paths
+    /// are into the totals their reader makes of the answer (`$.canary.requests`, …).
     pub measure: JsonMeasure,
+    /// For CloudWatch: the metrics the request asks for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloudwatch: Option<CloudWatchQuery>,
 }
 
 /// What a `json` check reads, which decides how it is judged.

@@ -82,6 +82,73 @@ pub(crate) struct RawMetrics {
     /// with a JSONPath per value. Checks then say `json`.
     #[serde(default)]
     pub(crate) command: Option<RawCommandProvider>,
+    /// Datadog's metrics query API, with an API key and an application key. Checks then say
+    /// `datadog`.
+    #[serde(default)]
+    pub(crate) datadog: Option<RawDatadog>,
+    /// Amazon CloudWatch (`GetMetricData`, signed with SigV4). Checks then say `cloudwatch`.
+    #[serde(default)]
+    pub(crate) cloudwatch: Option<RawCloudWatch>,
+}
+
+/// Datadog's metrics query API (`GET /api/v1/query`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawDatadog {
+    /// The Datadog site: `datadoghq.com` (default), `us3.datadoghq.com`, `us5.datadoghq.com`,
+    /// `datadoghq.eu`, `ap1.datadoghq.com`, `ddog-gov.com`; requests go to `https://api.SITE`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) site: Option<At<String>>,
+    /// Instead of `site`: the API's base URL, e.g. a proxy's `https://dd-proxy.internal:8443`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) url: Option<At<String>>,
+    /// The API key (`DD-API-KEY`): `{env: VARIABLE}` or `{file: PATH}`, a secret.
+    #[schemars(with = "RawSecretRef")]
+    pub(crate) api_key: At<RawSecretRef>,
+    /// The application key (`DD-APPLICATION-KEY`): `{env: VARIABLE}` or `{file: PATH}`.
+    #[schemars(with = "RawSecretRef")]
+    pub(crate) application_key: At<RawSecretRef>,
+    /// Timeout of one request (default 10s).
+    #[serde(default)]
+    #[schemars(with = "Option<RawDuration>")]
+    pub(crate) timeout: Option<At<RawDuration>>,
+    /// Retries after a timeout, connection error, 429 or 5xx answer (default 3).
+    #[serde(default)]
+    pub(crate) retries: Option<u32>,
+    /// Largest answer read (default `32MiB`).
+    #[serde(default)]
+    #[schemars(with = "Option<RawScalar>")]
+    pub(crate) max_answer_size: Option<At<RawScalar>>,
+}
+
+/// Amazon CloudWatch `GetMetricData`, credentials found as for `prometheus.sigv4`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawCloudWatch {
+    /// The AWS region, e.g. `eu-west-1`.
+    #[schemars(with = "String")]
+    pub(crate) region: At<String>,
+    /// The shared credentials file's profile (default: `AWS_PROFILE`, else `default`).
+    #[serde(default)]
+    pub(crate) profile: Option<String>,
+    /// The endpoint (default `https://monitoring.REGION.amazonaws.com`), e.g. a VPC
+    /// endpoint's.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) endpoint: Option<At<String>>,
+    /// Timeout of one request (default 10s).
+    #[serde(default)]
+    #[schemars(with = "Option<RawDuration>")]
+    pub(crate) timeout: Option<At<RawDuration>>,
+    /// Retries after a timeout, connection error, throttling or 5xx answer (default 3).
+    #[serde(default)]
+    pub(crate) retries: Option<u32>,
+    /// Largest answer read (default `32MiB`).
+    #[serde(default)]
+    #[schemars(with = "Option<RawScalar>")]
+    pub(crate) max_answer_size: Option<At<RawScalar>>,
 }
 
 /// The generic HTTP-JSON provider.
@@ -815,6 +882,14 @@ pub(crate) struct RawCheck {
     /// Values read from a generic provider's JSON answer (`metrics.http`, `metrics.command`).
     #[serde(default)]
     pub(crate) json: Option<RawJsonCheck>,
+    /// Datadog metric queries grouped by the version tag (`metrics.datadog`).
+    #[serde(default)]
+    #[schemars(with = "Option<RawDatadogCheck>")]
+    pub(crate) datadog: Option<At<RawDatadogCheck>>,
+    /// CloudWatch metrics per version (`metrics.cloudwatch`).
+    #[serde(default)]
+    #[schemars(with = "Option<RawCloudWatchCheck>")]
+    pub(crate) cloudwatch: Option<At<RawCloudWatchCheck>>,
     /// An absolute bound on the canary.
     #[serde(default)]
     #[schemars(with = "Option<RawSlo>")]
@@ -913,6 +988,62 @@ pub(crate) struct RawJsonCheck {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub(crate) value: Option<At<String>>,
+}
+
+/// What a check reads from Datadog: counts (`requests` and `errors`, each a `sum:…` query of
+/// a count metric with `.as_count()`) or a percentile (`percentile`, a `p95:…` query of a
+/// distribution), every query grouped by the version tag (`by {version}`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawDatadogCheck {
+    /// Requests, e.g. `sum:trace.http.request.hits{service:checkout} by {version}.as_count()`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) requests: Option<At<String>>,
+    /// Errors, e.g. `sum:trace.http.request.errors{service:checkout} by {version}.as_count()`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) errors: Option<At<String>>,
+    /// A percentile, e.g. `p95:trace.http.request{service:checkout} by {version}`: judged as
+    /// a bounded value against `slo.max`, without a statistical guarantee.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) percentile: Option<At<String>>,
+    /// The unit of the percentile's values: `s` (default) or `ms`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) unit: Option<At<String>>,
+}
+
+/// What a check reads from CloudWatch: counts (`requests` and `errors`, statistic `Sum`) or a
+/// percentile (`percentile`, statistic `quantile`), per version by the dimension named by
+/// `traffic.label`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawCloudWatchCheck {
+    /// The namespace, e.g. `AWS/ApplicationELB`.
+    pub(crate) namespace: String,
+    /// Dimensions both versions share, e.g. `{LoadBalancer: app/checkout/50dc6c495c0c9188}`.
+    #[serde(default)]
+    pub(crate) dimensions: BTreeMap<String, String>,
+    /// The request count metric, e.g. `RequestCount`.
+    #[serde(default)]
+    pub(crate) requests: Option<String>,
+    /// The error count metric, e.g. `HTTPCode_Target_5XX_Count`.
+    #[serde(default)]
+    pub(crate) errors: Option<String>,
+    /// A latency metric read as a percentile, e.g. `TargetResponseTime`: judged as a bounded
+    /// value against `slo.max`, without a statistical guarantee.
+    #[serde(default)]
+    pub(crate) percentile: Option<String>,
+    /// Which percentile (default `p95`).
+    #[serde(default)]
+    #[schemars(with = "Option<RawScalar>")]
+    pub(crate) quantile: Option<At<RawScalar>>,
+    /// The unit of the percentile's values: `s` (default) or `ms`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) unit: Option<At<String>>,
 }
 
 /// A JSONPath per version.

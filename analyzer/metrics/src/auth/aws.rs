@@ -88,6 +88,34 @@ impl AwsCredentialProvider {
         self.profile_credentials()
     }
 
+    /// Fails (a [`Error::Secret`], exit code 2) when no credentials can be found without the
+    /// network: none in the environment or the shared file, and no web identity set up.
+    pub fn check_available(&self) -> Result<()> {
+        if self.static_credentials()?.is_some()
+            || (self.env.get("AWS_WEB_IDENTITY_TOKEN_FILE").is_some()
+                && self.env.get("AWS_ROLE_ARN").is_some())
+        {
+            return Ok(());
+        }
+        Err(self.none_found())
+    }
+
+    /// No credentials anywhere, naming the policy's field that needs them (CloudWatch's
+    /// signing service is `monitoring`).
+    fn none_found(&self) -> Error {
+        let field = if self.spec.service == "monitoring" {
+            "metrics.cloudwatch"
+        } else {
+            "metrics.prometheus.sigv4"
+        };
+        Error::Secret(format!(
+            "no AWS credentials for {field}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+             give a profile of the shared credentials file (AWS_SHARED_CREDENTIALS_FILE, \
+             ~/.aws/credentials), or a web identity (AWS_WEB_IDENTITY_TOKEN_FILE and \
+             AWS_ROLE_ARN, as EKS IRSA sets them)"
+        ))
+    }
+
     /// The credentials to sign with now.
     pub async fn credentials(
         &self,
@@ -102,13 +130,7 @@ impl AwsCredentialProvider {
             self.env.get("AWS_WEB_IDENTITY_TOKEN_FILE"),
             self.env.get("AWS_ROLE_ARN"),
         ) else {
-            return Err(Error::Secret(
-                "no AWS credentials for metrics.prometheus.sigv4: set AWS_ACCESS_KEY_ID and \
-                 AWS_SECRET_ACCESS_KEY, give a profile of the shared credentials file \
-                 (AWS_SHARED_CREDENTIALS_FILE, ~/.aws/credentials), or a web identity \
-                 (AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN, as EKS IRSA sets them)"
-                    .to_owned(),
-            ));
+            return Err(self.none_found());
         };
         let mut exchanged = self.exchanged.lock().await;
         if let Some(credentials) = exchanged.as_ref() {

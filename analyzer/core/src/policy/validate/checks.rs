@@ -68,12 +68,14 @@ impl Validator {
             raw.samples.is_some(),
             raw.query.is_some(),
             raw.json.is_some(),
+            raw.datadog.is_some(),
+            raw.cloudwatch.is_some(),
         ];
         if kinds.iter().filter(|&&k| k).count() != 1 {
             self.problem(
                 path,
                 Some(&raw.name),
-                "expected exactly one of `error-rate`, `latency`, `samples`, `query` or `json`",
+                "expected exactly one of `error-rate`, `latency`, `samples`, `query`, `json`, `datadog` or `cloudwatch`",
             );
             return None;
         }
@@ -246,6 +248,14 @@ impl Validator {
             }
         } else if let Some(json) = &raw.json {
             let check = self.json_check(path, json)?;
+            self.json_criteria(path, at, &check)
+                .then_some(CheckKind::Json(check))
+        } else if let Some(datadog) = &raw.datadog {
+            let check = self.datadog_check(path, datadog, traffic)?;
+            self.json_criteria(path, at, &check)
+                .then_some(CheckKind::Json(check))
+        } else if let Some(cloudwatch) = &raw.cloudwatch {
+            let check = self.cloudwatch_check(path, cloudwatch, traffic)?;
             self.json_criteria(path, at, &check)
                 .then_some(CheckKind::Json(check))
         } else {

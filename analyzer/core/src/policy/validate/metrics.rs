@@ -12,6 +12,8 @@ impl Validator {
             raw.scrape.is_some(),
             raw.http.is_some(),
             raw.command.is_some(),
+            raw.datadog.is_some(),
+            raw.cloudwatch.is_some(),
         ]
         .iter()
         .filter(|&&g| g)
@@ -20,7 +22,7 @@ impl Validator {
             self.problem::<()>(
                 "metrics",
                 None,
-                "several of `prometheus`, `scrape`, `http` and `command` are set; a policy reads from one source",
+                "several of `prometheus`, `scrape`, `http`, `command`, `datadog` and `cloudwatch` are set; a policy reads from one source",
             );
             return None;
         }
@@ -35,11 +37,17 @@ impl Validator {
         } else if let Some(command) = &raw.command {
             self.command_provider(command)
                 .map(|spec| MetricsSourceSpec::Json(Box::new(spec)))
+        } else if let Some(datadog) = &raw.datadog {
+            self.datadog_provider(datadog)
+                .map(|spec| MetricsSourceSpec::Json(Box::new(spec)))
+        } else if let Some(cloudwatch) = &raw.cloudwatch {
+            self.cloudwatch_provider(cloudwatch)
+                .map(|spec| MetricsSourceSpec::Json(Box::new(spec)))
         } else {
             self.problem::<()>(
                 "metrics",
                 None,
-                "expected one of `prometheus`, `scrape`, `http` or `command`",
+                "expected one of `prometheus`, `scrape`, `http`, `command`, `datadog` or `cloudwatch`",
             );
             None
         }

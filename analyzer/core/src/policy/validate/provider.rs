@@ -1,6 +1,8 @@
 //! The generic provider: `metrics.http` and `metrics.command` (request templates, headers,
 //! limits), and the `json` checks that read its answers (JSONPaths, and which criteria each
-//! measure can be judged by).
+//! measure can be judged by). Datadog (`metrics.datadog`) and CloudWatch
+//! (`metrics.cloudwatch`) are validated into the same provider with a fixed request, and
+//! their `datadog` and `cloudwatch` checks into `json` checks of counts or a percentile.
 
 use super::metrics::has_userinfo;
 use super::*;
@@ -93,6 +95,7 @@ impl Validator {
                 content_type,
                 headers,
             }),
+            api: ProviderApi::Json,
             timeout: timeout?,
             retries,
             max_answer_bytes: max_answer_bytes?,
@@ -156,6 +159,7 @@ impl Validator {
                     .collect(),
                 secret_env,
             }),
+            api: ProviderApi::Json,
             timeout: timeout?,
             retries: 0,
             max_answer_bytes: max_answer_bytes?,
@@ -266,6 +270,7 @@ impl Validator {
         Some(JsonCheck {
             query: query?,
             measure,
+            cloudwatch: None,
         })
     }
 
@@ -304,32 +309,482 @@ impl Validator {
         }
     }
 
-    /// A `json` check needs a generic provider, and a generic provider `json` checks.
+    /// A `json` check needs a generic provider, a `datadog` check Datadog and a
+    /// `cloudwatch` check CloudWatch; each of these sources reads its own kind of check only.
     pub(super) fn checks_fit_the_source(
         &mut self,
         metrics: &MetricsSourceSpec,
         checks: &[CheckSpec],
         raw: &At<Vec<At<RawCheck>>>,
     ) {
-        let generic = matches!(metrics, MetricsSourceSpec::Json(_));
+        let wanted = match metrics {
+            MetricsSourceSpec::Json(spec) => Some(match spec.api {
+                ProviderApi::Json => "json",
+                ProviderApi::Datadog => "datadog",
+                ProviderApi::CloudWatch(_) => "cloudwatch",
+            }),
+            _ => None,
+        };
         for (i, check) in checks.iter().enumerate() {
-            let json = matches!(check.kind, CheckKind::Json(_));
-            if generic && !json {
-                self.problem(
-                    format!("checks[{i}]"),
-                    Some(&raw.value[i].value.name),
-                    format!(
-                        "a {} check is read with PromQL or from /metrics pages; with `metrics.http` or `metrics.command` every check says `json` (JSONPaths into the provider's answer)",
-                        check.kind.name()
-                    ),
-                );
-            } else if json && !generic {
-                self.problem(
-                    format!("checks[{i}]"),
-                    Some(&raw.value[i].value.name),
-                    "a json check reads a generic provider's answer: set `metrics.http` or `metrics.command`",
-                );
+            let written = &raw.value[i].value;
+            let says = if written.datadog.is_some() {
+                Some("datadog")
+            } else if written.cloudwatch.is_some() {
+                Some("cloudwatch")
+            } else if written.json.is_some() {
+                Some("json")
+            } else {
+                None
+            };
+            match (wanted, says) {
+                (Some(wanted), says) if says != Some(wanted) => {
+                    let (source, what) = match wanted {
+                        "json" => (
+                            "`metrics.http` or `metrics.command`",
+                            "JSONPaths into the provider's answer",
+                        ),
+                        "datadog" => (
+                            "`metrics.datadog`",
+                            "Datadog metric queries grouped by the version tag",
+                        ),
+                        _ => (
+                            "`metrics.cloudwatch`",
+                            "CloudWatch metrics per version dimension",
+                        ),
+                    };
+                    let read_with = match says {
+                        None => "is read with PromQL or from /metrics pages".to_owned(),
+                        Some(other) => format!("reads another source (`metrics.{other}`)"),
+                    };
+                    self.problem(
+                        format!("checks[{i}]"),
+                        Some(&written.name),
+                        format!(
+                            "a {} check {read_with}; with {source} every check says `{wanted}` ({what})",
+                            says.unwrap_or(check.kind.name())
+                        ),
+                    );
+                }
+                (None, Some(says)) => {
+                    let (what, source) = match says {
+                        "json" => (
+                            "a generic provider's answer",
+                            "`metrics.http` or `metrics.command`",
+                        ),
+                        "datadog" => ("Datadog's metrics query API", "`metrics.datadog`"),
+                        _ => ("CloudWatch's GetMetricData", "`metrics.cloudwatch`"),
+                    };
+                    self.problem(
+                        format!("checks[{i}]"),
+                        Some(&written.name),
+                        format!("a {says} check reads {what}: set {source}"),
+                    );
+                }
+                _ => {}
             }
         }
     }
+
+    /// `metrics.datadog`: the metrics query API of a site (or a base URL), with both keys as
+    /// secret headers; requests `GET /api/v1/query?from=&to=&query=`.
+    pub(super) fn datadog_provider(&mut self, raw: &RawDatadog) -> Option<JsonSourceSpec> {
+        let base = match (&raw.site, &raw.url) {
+            (Some(_), Some(url)) => {
+                self.problem(
+                    "metrics.datadog.url",
+                    Some(url),
+                    "give `site` or `url`, not both",
+                );
+                None
+            }
+            (None, Some(url)) => self.base_url("metrics.datadog.url", url),
+            (site, None) => {
+                let name = site
+                    .as_ref()
+                    .map_or(DEFAULT_DATADOG_SITE, |s| s.value.as_str());
+                let valid = name.contains('.')
+                    && !name.starts_with(['.', '-'])
+                    && name.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-'
+                    });
+                if valid {
+                    Some(format!("https://api.{name}"))
+                } else {
+                    self.problem(
+                        "metrics.datadog.site",
+                        site.as_ref(),
+                        format!("expected a Datadog site such as `datadoghq.com` or `datadoghq.eu`, not {name:?}"),
+                    );
+                    None
+                }
+            }
+        };
+        let api_key = self.secret_ref("metrics.datadog.api-key", &raw.api_key);
+        let application_key =
+            self.secret_ref("metrics.datadog.application-key", &raw.application_key);
+        let timeout = self.positive_duration(
+            "metrics.datadog.timeout",
+            raw.timeout.as_ref(),
+            DEFAULT_HTTP_TIMEOUT,
+        );
+        let retries = self.retries("metrics.datadog.retries", raw.retries);
+        let max_answer_bytes = self.answer_size(
+            "metrics.datadog.max-answer-size",
+            raw.max_answer_size.as_ref(),
+        );
+        let url = RequestTemplate::parse(&format!(
+            "{}/api/v1/query?from={{{{start_unix}}}}&to={{{{end_unix}}}}&query={{{{query}}}}",
+            base?
+        ))
+        .ok()?;
+        Some(JsonSourceSpec {
+            transport: JsonTransport::Http(HttpRequestSpec {
+                url,
+                method: HttpMethod::Get,
+                body: None,
+                content_type: "application/json".to_owned(),
+                headers: vec![
+                    ("DD-API-KEY".to_owned(), HeaderValueSpec::Secret(api_key?)),
+                    (
+                        "DD-APPLICATION-KEY".to_owned(),
+                        HeaderValueSpec::Secret(application_key?),
+                    ),
+                ],
+            }),
+            api: ProviderApi::Datadog,
+            timeout: timeout?,
+            retries: retries?,
+            max_answer_bytes: max_answer_bytes?,
+        })
+    }
+
+    /// `metrics.cloudwatch`: `POST /` of `GetMetricData` (AWS JSON 1.0) to the region's
+    /// endpoint, signed with SigV4 for `monitoring`.
+    pub(super) fn cloudwatch_provider(&mut self, raw: &RawCloudWatch) -> Option<JsonSourceSpec> {
+        let region = &raw.region.value;
+        let region_ok = !region.is_empty()
+            && region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !region_ok {
+            self.problem(
+                "metrics.cloudwatch.region",
+                Some(&raw.region),
+                format!("expected an AWS region such as `eu-west-1`, not {region:?}"),
+            );
+        }
+        let profile_ok = raw
+            .profile
+            .as_ref()
+            .is_none_or(|p| !p.trim().is_empty() && !p.contains([']', '[', '\n']));
+        if !profile_ok {
+            self.problem::<()>(
+                "metrics.cloudwatch.profile",
+                None,
+                "expected the name of a profile of the shared credentials file",
+            );
+        }
+        let endpoint = match &raw.endpoint {
+            None => Some(format!("https://monitoring.{region}.amazonaws.com")),
+            Some(url) => self.base_url("metrics.cloudwatch.endpoint", url),
+        };
+        let timeout = self.positive_duration(
+            "metrics.cloudwatch.timeout",
+            raw.timeout.as_ref(),
+            DEFAULT_HTTP_TIMEOUT,
+        );
+        let retries = self.retries("metrics.cloudwatch.retries", raw.retries);
+        let max_answer_bytes = self.answer_size(
+            "metrics.cloudwatch.max-answer-size",
+            raw.max_answer_size.as_ref(),
+        );
+        let url = RequestTemplate::parse(&format!("{}/", endpoint?)).ok()?;
+        Some(JsonSourceSpec {
+            transport: JsonTransport::Http(HttpRequestSpec {
+                url,
+                method: HttpMethod::Post,
+                body: None,
+                content_type: CLOUDWATCH_CONTENT_TYPE.to_owned(),
+                headers: vec![(
+                    "X-Amz-Target".to_owned(),
+                    HeaderValueSpec::Plain(CLOUDWATCH_TARGET.to_owned()),
+                )],
+            }),
+            api: ProviderApi::CloudWatch(SigV4Spec {
+                region: region.clone(),
+                service: "monitoring".to_owned(),
+                profile: raw.profile.clone(),
+            }),
+            timeout: timeout?,
+            retries: retries?,
+            max_answer_bytes: max_answer_bytes?,
+        })
+        .filter(|_| region_ok && profile_ok)
+    }
+
+    /// An API's base URL as a policy gives it: http(s), the host written out, no query,
+    /// no template braces; without its trailing `/`.
+    fn base_url(&mut self, path: &str, url: &At<String>) -> Option<String> {
+        let text = url.value.trim_end_matches('/');
+        if is_http_url(text) && !text.contains(['?', '#', '{', '}']) {
+            Some(text.to_owned())
+        } else {
+            self.problem(
+                path,
+                Some(url),
+                "expected a base URL, http:// or https:// with the host written out and no query, e.g. https://proxy.internal:8443",
+            );
+            None
+        }
+    }
+
+    /// A secret given as `{env: VARIABLE}` or `{file: PATH}`.
+    fn secret_ref(&mut self, path: &str, raw: &At<RawSecretRef>) -> Option<SecretSource> {
+        match (&raw.value.file, &raw.value.env) {
+            (Some(file), None) => Some(SecretSource::File(PathBuf::from(file))),
+            (None, Some(var)) => Some(SecretSource::Env(var.clone())),
+            _ => {
+                self.problem(
+                    path,
+                    Some(raw),
+                    "expected exactly one of `file` or `env` holding the key (a secret, never written in the policy)",
+                );
+                None
+            }
+        }
+    }
+
+    fn retries(&mut self, path: &str, raw: Option<u32>) -> Option<u32> {
+        let retries = raw.unwrap_or(DEFAULT_RETRIES);
+        if retries > 10 {
+            self.problem::<()>(path, None, "expected at most 10 retries");
+            return None;
+        }
+        Some(retries)
+    }
+
+    /// The unit of a percentile's values: seconds per unit.
+    fn percentile_unit(&mut self, path: String, unit: Option<&At<String>>) -> Option<f64> {
+        match unit.map(|u| u.value.as_str()) {
+            None | Some("s") => Some(1.0),
+            Some("ms") => Some(0.001),
+            Some(other) => {
+                self.problem(path, unit, format!("expected `s` or `ms`, not {other:?}"));
+                None
+            }
+        }
+    }
+
+    /// A `datadog` check: its metric queries, each grouped by the version tag; counts with
+    /// `.as_count()` (else Datadog answers per-second rates), a percentile with its `pNN:`.
+    pub(super) fn datadog_check(
+        &mut self,
+        path: &str,
+        at: &At<RawDatadogCheck>,
+        traffic: Option<&TrafficSelector>,
+    ) -> Option<JsonCheck> {
+        let raw = &at.value;
+        let label = traffic.map(|t| t.label.as_str());
+        let mut ok = true;
+        let measure = match (&raw.requests, &raw.errors, &raw.percentile) {
+            (Some(requests), Some(errors), None) => {
+                let r = self.datadog_query(path, "requests", requests, label, true);
+                let e = self.datadog_query(path, "errors", errors, label, true);
+                ok &= r.is_some() && e.is_some();
+                (
+                    format!("{},{}", requests.value.trim(), errors.value.trim()),
+                    canonical_counts(),
+                )
+            }
+            (None, None, Some(percentile)) => {
+                let p = self.datadog_query(path, "percentile", percentile, label, false);
+                let unit = self.percentile_unit(format!("{path}.datadog.unit"), raw.unit.as_ref());
+                ok &= p.is_some();
+                let quantile = datadog_quantile(percentile.value.trim());
+                (
+                    percentile.value.trim().to_owned(),
+                    JsonMeasure::Percentile {
+                        canary: JsonPathText("$.canary.percentile".to_owned()),
+                        quantile: quantile.unwrap_or(DEFAULT_QUANTILE),
+                        unit_seconds: unit?,
+                    },
+                )
+            }
+            _ => {
+                self.problem(
+                    format!("{path}.datadog"),
+                    Some(at),
+                    "expected `requests` with `errors` (counts), or `percentile`",
+                );
+                return None;
+            }
+        };
+        let (text, measure) = measure;
+        if !ok {
+            return None;
+        }
+        Some(JsonCheck {
+            query: Some(RequestTemplate::parse(&text).ok()?),
+            measure,
+            cloudwatch: None,
+        })
+    }
+
+    /// One query of a `datadog` check, `field` of it: grouped by the version tag, a count
+    /// with `.as_count()`, a percentile with its `pNN:`.
+    fn datadog_query(
+        &mut self,
+        path: &str,
+        field: &str,
+        q: &At<String>,
+        label: Option<&str>,
+        counts: bool,
+    ) -> Option<RequestTemplate> {
+        let path = format!("{path}.datadog.{field}");
+        let template = self.request_template(&path, q);
+        let text = q.value.trim();
+        let problem = if let Some(label) = label.filter(|label| !grouped_by(text, label)) {
+            Some(format!(
+                "group the query by the version tag, `… by {{{label}}}`: canary tells the versions' series apart by it"
+            ))
+        } else if counts && !text.ends_with(".as_count()") {
+            Some("a count needs `.as_count()` at the end (e.g. `sum:trace.http.request.hits{service:checkout} by {version}.as_count()`): without it Datadog answers per-second rates, which are not counts".to_owned())
+        } else if !counts && datadog_quantile(text).is_none() {
+            Some("expected a percentile query starting `p50:`, `p75:`, `p90:`, `p95:` or `p99:` (a distribution metric)".to_owned())
+        } else {
+            None
+        };
+        if let Some(message) = problem {
+            self.problem(path, Some(q), message);
+            return None;
+        }
+        template
+    }
+
+    /// A `cloudwatch` check: a namespace, shared dimensions, and the metrics read per
+    /// version (`Sum` of counts, or a percentile statistic).
+    pub(super) fn cloudwatch_check(
+        &mut self,
+        path: &str,
+        at: &At<RawCloudWatchCheck>,
+        traffic: Option<&TrafficSelector>,
+    ) -> Option<JsonCheck> {
+        let raw = &at.value;
+        if let Some(label) = traffic.map(|t| &t.label)
+            && raw.dimensions.contains_key(label)
+        {
+            self.problem(
+                format!("{path}.cloudwatch.dimensions.{label}"),
+                Some(at),
+                format!("the version's dimension `{label}` (traffic.label) is added per version from traffic.canary and traffic.baseline; do not list it"),
+            );
+            return None;
+        }
+        let (metrics, measure) = match (&raw.requests, &raw.errors, &raw.percentile) {
+            (Some(requests), Some(errors), None) => (
+                vec![
+                    CloudWatchMetric {
+                        what: "requests",
+                        metric: requests.clone(),
+                        stat: "Sum".to_owned(),
+                    },
+                    CloudWatchMetric {
+                        what: "errors",
+                        metric: errors.clone(),
+                        stat: "Sum".to_owned(),
+                    },
+                ],
+                canonical_counts(),
+            ),
+            (None, None, Some(percentile)) => {
+                let quantile = match &raw.quantile {
+                    None => Some(DEFAULT_QUANTILE),
+                    Some(q) => self.read(
+                        format!("{path}.cloudwatch.quantile"),
+                        q,
+                        units::quantile(&q.value),
+                    ),
+                };
+                let unit =
+                    self.percentile_unit(format!("{path}.cloudwatch.unit"), raw.unit.as_ref());
+                let quantile = quantile?;
+                (
+                    vec![CloudWatchMetric {
+                        what: "percentile",
+                        metric: percentile.clone(),
+                        stat: percentile_statistic(quantile),
+                    }],
+                    JsonMeasure::Percentile {
+                        canary: JsonPathText("$.canary.percentile".to_owned()),
+                        quantile,
+                        unit_seconds: unit?,
+                    },
+                )
+            }
+            _ => {
+                self.problem(
+                    format!("{path}.cloudwatch"),
+                    Some(at),
+                    "expected `requests` with `errors` (metrics read as `Sum`), or `percentile`",
+                );
+                return None;
+            }
+        };
+        Some(JsonCheck {
+            query: None,
+            measure,
+            cloudwatch: Some(CloudWatchQuery {
+                namespace: raw.namespace.clone(),
+                dimensions: raw
+                    .dimensions
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                metrics,
+            }),
+        })
+    }
+}
+
+/// The default Datadog site.
+const DEFAULT_DATADOG_SITE: &str = "datadoghq.com";
+/// The content type of the AWS JSON 1.0 protocol CloudWatch speaks.
+pub(crate) const CLOUDWATCH_CONTENT_TYPE: &str = "application/x-amz-json-1.0";
+/// The `X-Amz-Target` of `GetMetricData`.
+pub(crate) const CLOUDWATCH_TARGET: &str = "GraniteServiceVersion20100801.GetMetricData";
+
+/// The measure of counts as the Datadog and CloudWatch readers give them: totals per
+/// version since the start.
+fn canonical_counts() -> JsonMeasure {
+    let paths = |what: &str| VersionPaths {
+        canary: JsonPathText(format!("$.canary.{what}")),
+        baseline: JsonPathText(format!("$.baseline.{what}")),
+    };
+    JsonMeasure::Counts {
+        requests: paths("requests"),
+        errors: paths("errors"),
+    }
+}
+
+/// Whether a Datadog query is grouped by `label`: a `by {…}` naming it.
+fn grouped_by(query: &str, label: &str) -> bool {
+    query.match_indices(" by {").any(|(i, found)| {
+        let rest = &query[i + found.len()..];
+        rest.split_once('}')
+            .is_some_and(|(tags, _)| tags.split(',').any(|tag| tag.trim() == label))
+    })
+}
+
+/// The quantile of a Datadog percentile query (`p95:…` is 0.95).
+pub(crate) fn datadog_quantile(query: &str) -> Option<f64> {
+    let (aggregator, _) = query.split_once(':')?;
+    let percent: f64 = aggregator.strip_prefix('p')?.parse().ok()?;
+    (percent > 0.0 && percent < 100.0).then_some(percent / 100.0)
+}
+
+/// CloudWatch's name of a percentile statistic: `p95`, `p99.9`.
+fn percentile_statistic(quantile: f64) -> String {
+    let percent = format!("{:.4}", quantile * 100.0);
+    let percent = percent.trim_end_matches('0').trim_end_matches('.');
+    format!("p{percent}")
 }

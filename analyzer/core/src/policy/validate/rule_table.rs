@@ -46,6 +46,12 @@ const BASE: [(&str, &str); 6] = [
     ),
 ];
 
+/// A Datadog source for the rows of `datadog` checks.
+const DATADOG: &str =
+    "metrics: {datadog: {api-key: {env: DD_API_KEY}, application-key: {env: DD_APP_KEY}}}";
+/// A CloudWatch source for the rows of `cloudwatch` checks.
+const CLOUDWATCH: &str = "metrics: {cloudwatch: {region: eu-west-1}}";
+
 /// One bad policy: the sections it changes, the path of the problem it must raise and a
 /// fragment of that problem's message.
 struct Row {
@@ -468,11 +474,166 @@ const ROWS: &[Row] = &[
         "checks[0]",
         "set `metrics.http` or `metrics.command`",
     ),
+    // provider.rs: Datadog and CloudWatch
+    row(
+        &[(
+            "metrics",
+            "metrics: {datadog: {site: datadoghq.eu, url: 'http://dd:8080', api-key: {env: K}, application-key: {env: A}}}",
+        )],
+        "metrics.datadog.url",
+        "not both",
+    ),
+    row(
+        &[(
+            "metrics",
+            "metrics: {datadog: {site: 'Datadog HQ', api-key: {env: K}, application-key: {env: A}}}",
+        )],
+        "metrics.datadog.site",
+        "expected a Datadog site",
+    ),
+    row(
+        &[(
+            "metrics",
+            "metrics: {datadog: {url: 'ftp://dd', api-key: {env: K}, application-key: {env: A}}}",
+        )],
+        "metrics.datadog.url",
+        "expected a base URL",
+    ),
+    row(
+        &[(
+            "metrics",
+            "metrics: {datadog: {api-key: {env: K, file: /k}, application-key: {env: A}}}",
+        )],
+        "metrics.datadog.api-key",
+        "exactly one of `file` or `env`",
+    ),
+    row(
+        &[(
+            "metrics",
+            "metrics: {datadog: {api-key: {env: K}, application-key: {env: A}, retries: 11}}",
+        )],
+        "metrics.datadog.retries",
+        "at most 10 retries",
+    ),
+    row(
+        &[("metrics", "metrics: {cloudwatch: {region: EU}}")],
+        "metrics.cloudwatch.region",
+        "expected an AWS region",
+    ),
+    row(
+        &[(
+            "metrics",
+            "metrics: {cloudwatch: {region: eu-west-1, profile: ' '}}",
+        )],
+        "metrics.cloudwatch.profile",
+        "expected the name of a profile",
+    ),
+    row(
+        &[
+            ("metrics", DATADOG),
+            (
+                "checks",
+                "checks: [{name: e, datadog: {requests: 'sum:hits{*}.as_count()', errors: 'sum:errs{*} by {version}.as_count()'}, slo: {max: 1%}}]",
+            ),
+        ],
+        "checks[0].datadog.requests",
+        "group the query by the version tag",
+    ),
+    row(
+        &[
+            ("metrics", DATADOG),
+            (
+                "checks",
+                "checks: [{name: e, datadog: {requests: 'sum:hits{*} by {version}', errors: 'sum:errs{*} by {version}.as_count()'}, slo: {max: 1%}}]",
+            ),
+        ],
+        "checks[0].datadog.requests",
+        "needs `.as_count()`",
+    ),
+    row(
+        &[
+            ("metrics", DATADOG),
+            (
+                "checks",
+                "checks: [{name: p, datadog: {percentile: 'avg:lat{*} by {version}'}, slo: {max: 1s}}]",
+            ),
+        ],
+        "checks[0].datadog.percentile",
+        "expected a percentile query",
+    ),
+    row(
+        &[
+            ("metrics", DATADOG),
+            (
+                "checks",
+                "checks: [{name: p, datadog: {percentile: 'p95:lat{*} by {version}', unit: us}, slo: {max: 1s}}]",
+            ),
+        ],
+        "checks[0].datadog.unit",
+        "expected `s` or `ms`",
+    ),
+    row(
+        &[
+            ("metrics", DATADOG),
+            (
+                "checks",
+                "checks: [{name: e, datadog: {requests: 'sum:hits{*} by {version}.as_count()'}, slo: {max: 1%}}]",
+            ),
+        ],
+        "checks[0].datadog",
+        "expected `requests` with `errors` (counts), or `percentile`",
+    ),
+    row(
+        &[
+            ("metrics", CLOUDWATCH),
+            (
+                "checks",
+                "checks: [{name: e, cloudwatch: {namespace: AWS/ApplicationELB, dimensions: {version: x}, requests: RequestCount, errors: HTTPCode_Target_5XX_Count}, slo: {max: 1%}}]",
+            ),
+        ],
+        "checks[0].cloudwatch.dimensions.version",
+        "do not list it",
+    ),
+    row(
+        &[
+            ("metrics", CLOUDWATCH),
+            (
+                "checks",
+                "checks: [{name: p, cloudwatch: {namespace: AWS/ApplicationELB, percentile: TargetResponseTime, quantile: median}, slo: {max: 1s}}]",
+            ),
+        ],
+        "checks[0].cloudwatch.quantile",
+        "expected a quantile",
+    ),
+    row(
+        &[
+            ("metrics", CLOUDWATCH),
+            (
+                "checks",
+                "checks: [{name: e, cloudwatch: {namespace: AWS/ApplicationELB, requests: RequestCount}, slo: {max: 1%}}]",
+            ),
+        ],
+        "checks[0].cloudwatch",
+        "metrics read as `Sum`",
+    ),
+    row(
+        &[(
+            "checks",
+            "checks: [{name: e, datadog: {requests: 'sum:hits{*} by {version}.as_count()', errors: 'sum:errs{*} by {version}.as_count()'}, slo: {max: 1%}}]",
+        )],
+        "checks[0]",
+        "set `metrics.datadog`",
+    ),
+    row(
+        &[("metrics", DATADOG)],
+        "checks[0]",
+        "every check says `datadog`",
+    ),
     // metrics.rs
     row(
         &[("metrics", "metrics: {}")],
         "metrics",
-        "expected one of `prometheus`, `scrape`, `http` or `command`",
+        "expected one of `prometheus`, `scrape`, `http`, `command`, `datadog` or `cloudwatch`",
     ),
     row(
         &[(
@@ -1214,7 +1375,7 @@ const ROWS: &[Row] = &[
             check!("name: l, latency: {histogram: h}, query: {promql: up}, slo: {max: 1s}"),
         )],
         "checks[0]",
-        "expected exactly one of `error-rate`, `latency`, `samples`, `query` or `json`",
+        "expected exactly one of `error-rate`, `latency`, `samples`, `query`, `json`, `datadog` or `cloudwatch`",
     ),
     row(
         &[("checks", check!("name: l, latency: {histogram: h}"))],

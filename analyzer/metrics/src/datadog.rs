@@ -1,0 +1,466 @@
+//! Datadog's metrics query API (`metrics.datadog`) as the generic provider reads it: one
+//! `GET /api/v1/query?from=&to=&query=` per check per tick, with the API and application
+//! keys as the secret headers `DD-API-KEY` and `DD-APPLICATION-KEY` (the generic provider's
+//! request, retries and limits; see [`crate::generic`]). A counts check asks both of its
+//! queries in one request (`query=REQUESTS,ERRORS`: Datadog answers each series with its
+//! `query_index`).
+//!
+//! This module reads the answer — `series[]`, each with `query_index`, `tag_set` (or
+//! `scope`) and `pointlist` (`[[milliseconds, value or null], …]`) — into the totals since
+//! the start that the judge needs, per version: a series is the canary's when one of its tags
+//! is `LABEL:CANARY` (Datadog lowercases tags, so compared without case), the baseline's
+//! likewise. Counts (`sum:….as_count()`) are the sum of the points of every series of the
+//! version (several when grouped by more tags than the version's); a percentile is the
+//! latest point of the canary's one series. Datadog sends no series for a version that had
+//! no errors in the window, so a version with requests and no error series counts 0 errors;
+//! so that a misspelt errors metric cannot read that way, pre-flight asks Datadog's metric
+//! metadata about every metric a counts check reads ([`metric_names`]) and refuses one it
+//! does not know (said in `docs/metrics-sources.md`). The reading itself is the generic provider's
+//! ([`crate::generic::reading_of_answer`]), so counts are checked the same way (negative,
+//! more errors than requests).
+
+use canary_core::observation::Reading;
+use canary_core::policy::{JsonCheck, JsonMeasure, TrafficSelector};
+use canary_core::secret::redacted;
+use serde_json::{Value, json};
+
+/// How much of an error message from Datadog a reading shows.
+const SHOWN_CHARS: usize = 200;
+
+/// What a check's Datadog answer says, for the judge.
+pub fn reading_of_answer(check: &JsonCheck, traffic: &TrafficSelector, answer: &Value) -> Reading {
+    match totals(check, traffic, answer) {
+        Ok(totals) => crate::generic::with_baseline_missing(
+            crate::generic::reading_of_answer(check, &totals),
+            || {
+                format!(
+                    "Datadog's answer has no points for the baseline (no series tagged {}:{})",
+                    traffic.label, traffic.baseline
+                )
+            },
+        ),
+        Err(reading) => reading,
+    }
+}
+
+/// What one version's series of one query add up to.
+#[derive(Clone, Copy, Default)]
+struct Found {
+    /// Series seen.
+    series: usize,
+    /// The sum of their points.
+    sum: f64,
+    /// The latest point: (milliseconds, value).
+    latest: Option<(f64, f64)>,
+}
+
+/// The totals of `answer` per version, as the check's measure reads them:
+/// `{"canary": {"requests": …, "errors": …}, "baseline": {…}}`, or
+/// `{"canary": {"percentile": …}}`. A version without points is left out (no data); an answer
+/// that is not Datadog's, or an error, is `Invalid`.
+pub fn totals(
+    check: &JsonCheck,
+    traffic: &TrafficSelector,
+    answer: &Value,
+) -> Result<Value, Reading> {
+    let invalid = |reason: String| Reading::Invalid { reason };
+    let Some(object) = answer.as_object() else {
+        return Err(invalid(
+            "Datadog's answer is not a JSON object: not an answer of /api/v1/query".to_owned(),
+        ));
+    };
+    if let Some(errors) = object.get("errors") {
+        return Err(invalid(format!(
+            "Datadog answered errors: {}",
+            shown(errors)
+        )));
+    }
+    if let Some(status) = object.get("status").and_then(Value::as_str)
+        && status != "ok"
+    {
+        let message = object.get("error").map(shown).unwrap_or_default();
+        return Err(invalid(format!(
+            "Datadog answered status {:?}: {message}",
+            shown_str(status)
+        )));
+    }
+    let Some(series) = object.get("series").and_then(Value::as_array) else {
+        return Err(invalid(
+            "Datadog's answer has no `series` array: not an answer of /api/v1/query".to_owned(),
+        ));
+    };
+    let percentile = matches!(check.measure, JsonMeasure::Percentile { .. });
+    let names: &[&str] = if percentile {
+        &["percentile"]
+    } else {
+        &["requests", "errors"]
+    };
+    // [version][query index]: canary 0, baseline 1.
+    let mut found = [[Found::default(); 2]; 2];
+    for one in series {
+        let index = match one.get("query_index") {
+            None | Some(Value::Null) => 0,
+            Some(index) => match index.as_u64() {
+                Some(index) => index,
+                None => {
+                    return Err(invalid(format!(
+                        "a series' query_index is {}, not an index",
+                        shown(index)
+                    )));
+                }
+            },
+        };
+        let Some(index) = usize::try_from(index).ok().filter(|&i| i < names.len()) else {
+            continue;
+        };
+        let Some(version) = version_of(one, traffic) else {
+            continue;
+        };
+        let Some(points) = one.get("pointlist").and_then(Value::as_array) else {
+            return Err(invalid(
+                "a series has no `pointlist` array: not an answer of /api/v1/query".to_owned(),
+            ));
+        };
+        let slot = &mut found[version][index];
+        slot.series += 1;
+        for point in points {
+            let pair = point.as_array().map(Vec::as_slice);
+            let Some([time, value]) = pair else {
+                return Err(invalid(format!(
+                    "a point of the pointlist is {}, not [time, value]",
+                    shown(point)
+                )));
+            };
+            if value.is_null() {
+                continue;
+            }
+            let (Some(time), Some(value)) = (time.as_f64(), value.as_f64()) else {
+                return Err(invalid(format!(
+                    "a point of the pointlist is {}, not [time, value] numbers",
+                    shown(point)
+                )));
+            };
+            slot.sum += value;
+            if slot.latest.is_none_or(|(t, _)| time >= t) {
+                slot.latest = Some((time, value));
+            }
+        }
+    }
+    let label = &traffic.label;
+    let mut out = serde_json::Map::new();
+    for (v, (version, value)) in [("canary", &traffic.canary), ("baseline", &traffic.baseline)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut totals = serde_json::Map::new();
+        if percentile {
+            let one = found[v][0];
+            if one.series > 1 {
+                return Err(invalid(format!(
+                    "Datadog answered {} series tagged {label}:{value} for the percentile: group it by the version tag alone (a percentile of several series cannot be added up)",
+                    one.series
+                )));
+            }
+            if let Some((_, latest)) = one.latest {
+                totals.insert("percentile".to_owned(), finite(latest, "the percentile")?);
+            }
+        } else {
+            let [requests, errors] = found[v];
+            if requests.latest.is_some() {
+                totals.insert(
+                    "requests".to_owned(),
+                    finite(requests.sum, "the sum of the requests")?,
+                );
+                // No error series for a version with requests: it had no errors.
+                let errors = if errors.latest.is_some() {
+                    errors.sum
+                } else {
+                    0.0
+                };
+                totals.insert(
+                    "errors".to_owned(),
+                    finite(errors, "the sum of the errors")?,
+                );
+            }
+        }
+        if totals.is_empty() {
+            if version == "canary" {
+                return Err(Reading::NoData {
+                    reason: format!(
+                        "Datadog's answer has no points for the canary (no series tagged {label}:{value} for the {} query)",
+                        names[0]
+                    ),
+                });
+            }
+            continue;
+        }
+        out.insert(version.to_owned(), Value::Object(totals));
+    }
+    Ok(Value::Object(out))
+}
+
+/// 0 for the canary, 1 for the baseline, `None` for a series of neither, by `tag_set` or,
+/// without one, `scope`.
+fn version_of(series: &Value, traffic: &TrafficSelector) -> Option<usize> {
+    let tags: Vec<&str> = match series.get("tag_set").and_then(Value::as_array) {
+        Some(tags) => tags.iter().filter_map(Value::as_str).collect(),
+        None => series
+            .get("scope")
+            .and_then(Value::as_str)
+            .map(|scope| scope.split(',').map(str::trim).collect())
+            .unwrap_or_default(),
+    };
+    let is = |value: &str| {
+        tags.iter().any(|tag| {
+            tag.split_once(':').is_some_and(|(name, v)| {
+                name.eq_ignore_ascii_case(&traffic.label) && v.eq_ignore_ascii_case(value)
+            })
+        })
+    };
+    if is(&traffic.canary) {
+        Some(0)
+    } else if is(&traffic.baseline) {
+        Some(1)
+    } else {
+        None
+    }
+}
+
+/// The metrics a check's queries read, in order (`sum:trace.http.request.hits{…} by
+/// {version}.as_count(),sum:…errors{…}…` → the two names): each name after an aggregator's
+/// `:` outside a scope's braces (a scope `{service:checkout}` has colons of its own).
+/// Pre-flight asks Datadog's metric metadata (`GET /api/v1/metrics/{name}`) about each: a
+/// misspelt errors metric would otherwise read as no errors, Datadog sending no series for
+/// it.
+pub fn metric_names(queries: &str) -> Vec<String> {
+    let chars: Vec<char> = queries.chars().collect();
+    let mut names: Vec<String> = Vec::new();
+    let mut depth = 0i32;
+    for (i, &c) in chars.iter().enumerate() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            ':' if depth == 0 => {
+                let name: String = chars[i + 1..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_alphanumeric() || **c == '_' || **c == '.')
+                    .collect();
+                let name = name.trim_end_matches('.').to_owned();
+                if !name.is_empty() && !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+            _ => {}
+        }
+    }
+    names
+}
+
+/// The metric queries of a check's `queries` (`REQUESTS,ERRORS`), split at the commas outside
+/// braces and parentheses (a scope `{service:a,env:b}` holds commas of its own).
+pub fn split_queries(queries: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut depth = 0i32;
+    let mut current = String::new();
+    for c in queries.chars() {
+        match c {
+            '{' | '(' => depth += 1,
+            '}' | ')' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(std::mem::take(&mut current));
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    out.push(current);
+    out
+}
+
+/// The scope of a metric query: its first `{…}` (`{service:checkout,env:prod}`), its tags
+/// sorted so that the order they are written in does not count.
+pub fn scope_of(query: &str) -> Option<Vec<String>> {
+    let start = query.find('{')?;
+    let end = start + query[start..].find('}')?;
+    let mut tags: Vec<String> = query[start + 1..end]
+        .split(',')
+        .map(|t| t.trim().to_ascii_lowercase())
+        .collect();
+    tags.sort();
+    Some(tags)
+}
+
+/// What Datadog's metric metadata answered with 404, in words: its `errors`.
+pub fn unknown_metric_answer(body: &[u8]) -> String {
+    let errors = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("errors").map(shown))
+        .unwrap_or_else(|| crate::error::excerpt(body, SHOWN_CHARS));
+    format!("its metric metadata (GET /api/v1/metrics/…) answered HTTP 404 {errors}")
+}
+
+/// `x` as a JSON number, or `Invalid` when it is not finite (a sum that overflowed).
+fn finite(x: f64, what: &str) -> Result<Value, Reading> {
+    if x.is_finite() {
+        Ok(json!(x))
+    } else {
+        Err(Reading::Invalid {
+            reason: format!("{what} is {x}, not a finite number"),
+        })
+    }
+}
+
+/// A JSON value as a reason shows it: redacted, at most [`SHOWN_CHARS`] characters.
+fn shown(value: &Value) -> String {
+    shown_str(&value.to_string())
+}
+
+fn shown_str(text: &str) -> String {
+    redacted(text).chars().take(SHOWN_CHARS).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use canary_core::observation::{BaselineData, CheckObservation, RequestCounts};
+    use canary_core::policy::{CheckKind, Policy};
+
+    use super::*;
+
+    const POLICY: &str = "service: checkout
+traffic: {label: version, canary: canary, baseline: stable}
+metrics:
+  datadog: {site: datadoghq.eu, api-key: {env: DD_API_KEY}, application-key: {env: DD_APP_KEY}}
+checks:
+  - name: errors
+    datadog:
+      requests: 'sum:trace.http.request.hits{service:checkout} by {version}.as_count()'
+      errors: 'sum:trace.http.request.errors{service:checkout} by {version}.as_count()'
+    slo: {max: 1%}
+    baseline: {max-increase: 20%}
+  - name: p95
+    datadog:
+      percentile: 'p95:trace.http.request{service:checkout} by {version}'
+      unit: ms
+    slo: {max: 500ms}
+";
+
+    fn policy() -> Policy {
+        Policy::from_yaml(POLICY, "dd.yaml").expect("valid")
+    }
+
+    fn check(policy: &Policy, i: usize) -> JsonCheck {
+        match &policy.checks[i].kind {
+            CheckKind::Json(json) => json.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn series(index: u64, tag: &str, points: Value) -> Value {
+        json!({"metric": "m", "query_index": index, "tag_set": [tag], "scope": format!("service:checkout,{tag}"), "pointlist": points})
+    }
+
+    #[test]
+    fn counts_add_up_the_points_of_each_version_and_a_missing_error_series_is_zero() {
+        let policy = policy();
+        let answer = json!({"status": "ok", "res_type": "time_series", "series": [
+            series(0, "version:canary", json!([[1.8e12, 100.0], [1.80006e12, 200.0], [1.80012e12, null]])),
+            series(0, "version:stable", json!([[1.8e12, 900.0], [1.80006e12, 1800.0]])),
+            series(1, "version:stable", json!([[1.8e12, 9.0]])),
+            series(0, "version:other", json!([[1.8e12, 5.0]])),
+        ]});
+        assert_eq!(
+            reading_of_answer(&check(&policy, 0), &policy.traffic, &answer),
+            Reading::Observed(CheckObservation::Counts {
+                canary: RequestCounts {
+                    requests: 300.0,
+                    errors: 0.0
+                },
+                baseline: BaselineData::Observed(RequestCounts {
+                    requests: 2700.0,
+                    errors: 9.0
+                }),
+            })
+        );
+    }
+
+    #[test]
+    fn the_metric_names_of_queries_skip_the_scopes_colons() {
+        assert_eq!(
+            metric_names(
+                "sum:trace.http.request.hits{service:checkout,env:prod} by {version}.as_count(),sum:trace.http.request.errors{service:checkout} by {version}.as_count()"
+            ),
+            ["trace.http.request.hits", "trace.http.request.errors"]
+        );
+        assert_eq!(
+            metric_names("p95:trace.http.request{*} by {version}"),
+            ["trace.http.request"]
+        );
+    }
+
+    #[test]
+    fn a_percentile_is_the_canary_series_latest_point_in_seconds() {
+        let policy = policy();
+        let answer = json!({"series": [
+            series(0, "version:Canary", json!([[1.80006e12, 420.0], [1.8e12, 900.0]])),
+            series(0, "version:stable", json!([[1.8e12, 100.0]])),
+        ]});
+        assert_eq!(
+            reading_of_answer(&check(&policy, 1), &policy.traffic, &answer),
+            Reading::Observed(CheckObservation::Value { value: 0.42 })
+        );
+    }
+
+    #[test]
+    fn no_series_is_no_data_and_anything_else_is_invalid_never_a_value() {
+        let policy = policy();
+        let counts = check(&policy, 0);
+        let read = |answer: Value| reading_of_answer(&counts, &policy.traffic, &answer);
+        assert!(matches!(
+            read(json!({"status": "ok", "series": []})),
+            Reading::NoData { reason } if reason.contains("version:canary")
+        ));
+        for (answer, why) in [
+            (json!({"errors": ["Forbidden"]}), "Forbidden"),
+            (
+                json!({"status": "error", "error": "Error parsing query"}),
+                "Error parsing query",
+            ),
+            (json!([1, 2]), "not a JSON object"),
+            (json!({"data": []}), "no `series`"),
+            (
+                json!({"series": [series(0, "version:canary", json!([[1, "x"]]))]}),
+                "not [time, value] numbers",
+            ),
+            (
+                json!({"series": [series(0, "version:canary", json!([[1.0, 1e308], [2.0, 1e308]]))]}),
+                "not a finite number",
+            ),
+            (
+                json!({"series": [series(0, "version:canary", json!([[1.0, 5.0]])), series(1, "version:canary", json!([[1.0, 6.0]]))]}),
+                "more errors",
+            ),
+        ] {
+            let reading = read(answer.clone());
+            assert!(
+                matches!(&reading, Reading::Invalid { reason } if reason.contains(why)),
+                "{answer}: {reading:?}"
+            );
+        }
+        // The baseline without series: only the comparison lacks data, said in Datadog's terms.
+        let reading = read(json!({"series": [series(0, "version:canary", json!([[1.0, 5.0]]))]}));
+        assert!(
+            matches!(&reading, Reading::Observed(CheckObservation::Counts { baseline: BaselineData::Missing(why), .. })
+                if why.contains("no series tagged version:stable")),
+            "{reading:?}"
+        );
+        let two = json!({"series": [
+            series(0, "version:canary", json!([[1.0, 5.0]])),
+            series(0, "version:canary", json!([[1.0, 6.0]])),
+        ]});
+        assert!(matches!(
+            reading_of_answer(&check(&policy, 1), &policy.traffic, &two),
+            Reading::Invalid { reason } if reason.contains("2 series")
+        ));
+    }
+}

@@ -1,0 +1,3 @@
+//! cargo-fuzz wrapper of [`canary_fuzz::datadog_answer`]; see `docs/reliability.md`.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| canary_fuzz::datadog_answer(data));
