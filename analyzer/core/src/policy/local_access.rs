@@ -7,8 +7,12 @@
 
 use super::{
     HeaderValueSpec, HookAction, JsonTransport, MetricsSourceSpec, NotificationChannel, Policy,
-    PrometheusAuth, SecretSource,
+    PrometheusAuth, ProviderApi, SecretSource,
 };
+
+/// What SigV4 signing reads.
+const AWS_CREDENTIALS: &str = "signs with the process's AWS credentials (environment, shared \
+                               credentials file or web-identity token file)";
 
 /// One part of a policy that reads the running process's files or environment, or runs a
 /// program.
@@ -57,9 +61,7 @@ impl Policy {
                     )),
                     PrometheusAuth::SigV4(_) => found.push(LocalAccess {
                         field: format!("{auth}.sigv4"),
-                        what: "signs with the process's AWS credentials (environment, shared \
-                               credentials file or web-identity token file)"
-                            .to_owned(),
+                        what: AWS_CREDENTIALS.to_owned(),
                     }),
                 }
                 for (name, value) in &spec.headers {
@@ -87,10 +89,25 @@ impl Policy {
             MetricsSourceSpec::Scrape(_) => {}
             MetricsSourceSpec::Json(spec) => match &spec.transport {
                 JsonTransport::Http(http) => {
+                    let provider = spec.name();
                     for (name, value) in &http.headers {
                         if let HeaderValueSpec::Secret(source) = value {
-                            found.push(secret(format!("metrics.http.headers.{name}"), source));
+                            // Datadog's keys are policy fields of their own.
+                            let field = match (&spec.api, name.as_str()) {
+                                (ProviderApi::Datadog, "DD-API-KEY") => "api-key".to_owned(),
+                                (ProviderApi::Datadog, "DD-APPLICATION-KEY") => {
+                                    "application-key".to_owned()
+                                }
+                                _ => format!("headers.{name}"),
+                            };
+                            found.push(secret(format!("metrics.{provider}.{field}"), source));
                         }
+                    }
+                    if let ProviderApi::CloudWatch(_) = spec.api {
+                        found.push(LocalAccess {
+                            field: "metrics.cloudwatch".to_owned(),
+                            what: AWS_CREDENTIALS.to_owned(),
+                        });
                     }
                 }
                 JsonTransport::Command(command) => {
@@ -192,6 +209,26 @@ mod tests {
         assert_eq!(
             found[3].what,
             "reads the environment variable CANARY_WEBHOOK_SECRET"
+        );
+        let datadog = shipped(
+            "orders-datadog.yaml",
+            include_str!("../../../../policies/orders-datadog.yaml"),
+        );
+        let fields_of_datadog = fields(&datadog);
+        for field in ["metrics.datadog.api-key", "metrics.datadog.application-key"] {
+            assert!(
+                fields_of_datadog.contains(&field.to_owned()),
+                "{fields_of_datadog:?}"
+            );
+        }
+        let cloudwatch = shipped(
+            "orders-cloudwatch.yaml",
+            include_str!("../../../../policies/orders-cloudwatch.yaml"),
+        );
+        assert!(
+            fields(&cloudwatch).contains(&"metrics.cloudwatch".to_owned()),
+            "{:?}",
+            cloudwatch.local_access()
         );
         let amp = shipped(
             "orders-amp.yaml",
