@@ -177,6 +177,45 @@ fn routers_that_cannot_route_are_refused_by_name() {
     );
 }
 
+/// Istio carries all three routed steps; a header or cookie step inserts a route before the
+/// weighted one, so that one must be named by `name`: an index is refused, saying why.
+#[test]
+fn istio_carries_header_and_cookie_steps_on_a_route_named_by_name() {
+    let named = r#"gateway:
+  istio-virtual-service: {name: checkout, route: primary, stable: {host: checkout, subset: stable}, canary: {host: checkout, subset: canary}}
+"#;
+    let policy = mk_policy(
+        r#"[{header: {name: X-Canary, value: "1"}}, {cookie: {name: canary}}, {mirror: {percent: 20}}, 50, 100]"#,
+        named,
+    );
+    assert_eq!(
+        policy.rollout.route(1),
+        Some(&StepRoute::Cookie {
+            name: "canary".to_owned()
+        })
+    );
+    let unnamed = named.replace("route: primary, ", "");
+    mk_policy(
+        r#"[{header: {name: x-canary, value: "1"}}, 50, 100]"#,
+        &unnamed,
+    );
+    let indexed = named.replace("route: primary", "route: 1");
+    for step in [
+        r#"{header: {name: x-canary, value: "1"}}"#,
+        "{cookie: {name: c}}",
+    ] {
+        let message = problems(&format!("[{step}, 50, 100]"), &indexed);
+        assert!(
+            message.contains("rollout.steps[0]")
+                && message.contains(
+                    "moves the route `gateway.istio-virtual-service.route` names by index"
+                ),
+            "{message}"
+        );
+    }
+    mk_policy("[{mirror: {percent: 10}}, 50, 100]", &indexed);
+}
+
 #[test]
 fn malformed_routed_steps_name_the_field() {
     for (steps, expected) in [
@@ -297,7 +336,7 @@ fn a_header_step_is_set_as_a_route_and_recorded_as_what_was_routed() {
         .unwrap();
     assert!(
         drift.contains(
-            "served the canary 0% where the rollout set requests with header x-canary: 1"
+            "served the canary 0 % where the rollout set requests with header x-canary: 1"
         ),
         "{drift}"
     );

@@ -35,7 +35,7 @@ pub use nginx_ingress::{
 pub use replica_count::{ASKED_WEIGHT_ANNOTATION, ReplicaCountRouter};
 pub use traefik::TraefikServiceRouter;
 pub use traffic_split::TrafficSplitRouter;
-pub use virtual_service::VirtualServiceRouter;
+pub use virtual_service::{MATCH_ROUTE_NAME, VirtualServiceRouter};
 pub use weights::ROUTE_ANNOTATION;
 
 /// The router of a Kubernetes `gateway` of the policy, talking to the cluster through

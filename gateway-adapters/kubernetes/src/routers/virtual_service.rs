@@ -22,8 +22,21 @@
 //! weighted route, with the canary's weight 0; `mirrorPercentage` absent is all the traffic
 //! (Istio's `HTTPRoute.mirrorPercentage`,
 //! <https://pub.dev/documentation/kubernetes/latest/io.istio.v1beta1/HTTPRoute/mirrorPercentage.html>).
-//! The mirror canary wrote is marked in `canary.dev/request-route`; a mirror without the mark
-//! is the user's, left alone (and not overwritten). Header steps are not built for Istio yet.
+//!
+//! A header or cookie step inserts one route right before the weighted one (Istio serves a
+//! request by the first `http[]` route that matches it): a copy of the weighted route (its
+//! retries, timeout, rewrite and fields canary does not know) named `canary-request-route`
+//! ([`MATCH_ROUTE_NAME`]; the policy may name the weighted route, whose name stays its own), whose
+//! `match` list is the weighted route's with one more header condition in each entry
+//! (`headers: {NAME: {exact: VALUE}}`, the name in lower case as Istio wants it; for a cookie,
+//! `headers: {cookie: {regex: …}}` matching `NAME=always` anywhere in the Cookie header), and
+//! whose `route` is the canary destination alone. The weighted route keeps the rest at the
+//! canary's weight 0. The policy must then name the weighted route by `name`, not by index:
+//! the inserted route moves the indexes.
+//!
+//! The mirror or route canary wrote is marked in `canary.dev/request-route` and read back at
+//! every tick (the weighted route's mirror; a route of exactly that shape before it); one
+//! without the mark is the user's, left alone (and not overwritten).
 
 use canary_core::policy::{IstioDestination, IstioVirtualServiceSpec, RuleRef};
 use kube::api::ApiResource;
@@ -38,6 +51,10 @@ use crate::routers::weights::{
     WeightRouter, WeightedKind, Weights, delegate_router, mark_ops, marked_route, pick, pointer,
     two_entries,
 };
+
+/// The `name` of the `spec.http[]` route a header or cookie step inserts: how canary tells
+/// its own route from one of the user's that sends the same requests to the canary.
+pub const MATCH_ROUTE_NAME: &str = "canary-request-route";
 
 /// Sets the canary's share as the weights of two destinations (two hosts, or one host's
 /// two subsets) of one `spec.http[]` route. Istio wants a route's weights to add up to 100.
@@ -111,11 +128,18 @@ impl WeightedKind for VirtualServiceKind {
     }
 
     fn read_route(&self, object: &Value) -> Result<Option<StepRoute>, String> {
-        let Some(marked @ StepRoute::Mirror { .. }) = marked_route(object)? else {
+        let Some(marked) = marked_route(object)? else {
             return Ok(None);
         };
-        let (_, route) = self.weighted(object)?;
-        Ok((self.mirror_of(&route)? == Some(marked.clone())).then_some(marked))
+        let (index, weighted) = self.weighted(object)?;
+        let holds = match &marked {
+            StepRoute::Mirror { .. } => self.mirror_of(&weighted)? == Some(marked.clone()),
+            StepRoute::Header { .. } | StepRoute::Cookie { .. } => {
+                let ours = self.our_routes(object, index);
+                self.carries(object, &weighted, &ours, &marked)
+            }
+        };
+        Ok(holds.then_some(marked))
     }
 
     fn route_ops(
@@ -123,43 +147,51 @@ impl WeightedKind for VirtualServiceKind {
         object: &Value,
         route: Option<&StepRoute>,
     ) -> Result<Vec<PatchOperation>, String> {
-        let percent = match route {
-            None => None,
-            Some(StepRoute::Mirror { percent }) => Some(*percent),
-            Some(other) => {
-                return Err(format!(
-                    "cannot route {other}: the istio-virtual-service router mirrors, header routes are not built yet"
-                ));
-            }
-        };
         let marked = marked_route(object)?;
-        let (index, weighted) = self.weighted(object)?;
-        let found = self.mirror_of(&weighted)?;
-        if marked.as_ref() == route && found.as_ref() == route {
+        let (w, weighted) = self.weighted(object)?;
+        let found_mirror = self.mirror_of(&weighted)?;
+        // The routes canary inserted (for the route it marked, or left by an earlier one).
+        let ours = self.our_routes(object, w);
+        let holds = match route {
+            None => ours.is_empty(),
+            Some(StepRoute::Mirror { .. }) => found_mirror.as_ref() == route && ours.is_empty(),
+            Some(r) => ours.len() == 1 && self.carries(object, &weighted, &ours, r),
+        };
+        if marked.as_ref() == route && holds {
             return Ok(Vec::new());
         }
         let has = |key: &str| weighted.get(key).is_some();
-        if marked.is_none() && has("mirror") && route.is_some() {
+        if let Some(StepRoute::Mirror { .. }) = route
+            && !matches!(marked, Some(StepRoute::Mirror { .. }))
+            && has("mirror")
+        {
             return Err(format!(
-                "spec.http[{index}] already mirrors on its own (not canary's): canary does not overwrite a mirror it did not write; remove it to run the mirror step"
+                "spec.http[{w}] already mirrors on its own (not canary's): canary does not overwrite a mirror it did not write; remove it to run the mirror step"
+            ));
+        }
+        let matching = matches!(
+            route,
+            Some(StepRoute::Header { .. } | StepRoute::Cookie { .. })
+        );
+        if matching && let Some(RuleRef::Index(i)) = &self.route {
+            return Err(format!(
+                "a {} step inserts a route before spec.http[{i}], which moves the route the policy names by index: name it by its `name` in the policy (`route: NAME`)",
+                route.map(StepRoute::kind).unwrap_or_default()
             ));
         }
         let mut ops = Vec::new();
-        let at = |key: &str| pointer(&format!("/spec/http/{index}/{key}"));
-        match percent {
-            Some(percent) => {
-                let mut destination = serde_json::json!({ "host": self.canary.host });
-                if let Some(subset) = &self.canary.subset {
-                    destination["subset"] = Value::from(subset.clone());
-                }
+        let at = |key: &str| pointer(&format!("/spec/http/{w}/{key}"));
+        // The weighted route's own fields first, while its index is still `w`.
+        match route {
+            Some(StepRoute::Mirror { percent }) => {
                 ops.push(PatchOperation::Add(AddOperation {
                     path: at("mirror"),
-                    value: destination,
+                    value: self.canary_destination(),
                 }));
-                if percent < 100 {
+                if *percent < 100 {
                     ops.push(PatchOperation::Add(AddOperation {
                         path: at("mirrorPercentage"),
-                        value: serde_json::json!({ "value": f64::from(percent) }),
+                        value: serde_json::json!({ "value": f64::from(*percent) }),
                     }));
                 } else if has("mirrorPercentage") {
                     ops.push(PatchOperation::Remove(RemoveOperation {
@@ -168,14 +200,28 @@ impl WeightedKind for VirtualServiceKind {
                 }
             }
             // Only a mirror canary marked is removed.
-            None if marked.is_some() => {
+            _ if matches!(marked, Some(StepRoute::Mirror { .. })) && found_mirror.is_some() => {
                 for key in ["mirror", "mirrorPercentage"] {
                     if has(key) {
                         ops.push(PatchOperation::Remove(RemoveOperation { path: at(key) }));
                     }
                 }
             }
-            None => {}
+            _ => {}
+        }
+        // Then canary's match routes, from the last (every pointer stays valid), and the new
+        // one right before the weighted route: Istio takes the first route that matches.
+        for k in ours.iter().rev() {
+            ops.push(PatchOperation::Remove(RemoveOperation {
+                path: pointer(&format!("/spec/http/{k}")),
+            }));
+        }
+        if let Some(route @ (StepRoute::Header { .. } | StepRoute::Cookie { .. })) = route {
+            let before = w - ours.iter().filter(|&&k| k < w).count();
+            ops.push(PatchOperation::Add(AddOperation {
+                path: pointer(&format!("/spec/http/{before}")),
+                value: self.match_route(&weighted, route)?,
+            }));
         }
         ops.extend(mark_ops(object, route)?);
         Ok(ops)
@@ -244,6 +290,124 @@ impl VirtualServiceKind {
         Ok((index, route.clone()))
     }
 
+    /// The canary destination as a `mirror` or a lone route destination names it.
+    fn canary_destination(&self) -> Value {
+        let mut destination = serde_json::json!({ "host": self.canary.host });
+        if let Some(subset) = &self.canary.subset {
+            destination["subset"] = Value::from(subset.clone());
+        }
+        destination
+    }
+
+    /// The `match` list of the route a header or cookie step inserts: each of the weighted
+    /// route's matches (none is one empty match: every request) with one more header
+    /// condition. Istio wants header names in lower case.
+    fn step_matches(weighted: &Value, route: &StepRoute) -> Result<Vec<Value>, String> {
+        let (key, condition) = match route {
+            StepRoute::Header { name, value } => (
+                name.to_ascii_lowercase(),
+                serde_json::json!({ "exact": value }),
+            ),
+            StepRoute::Cookie { name } => (
+                "cookie".to_owned(),
+                serde_json::json!({ "regex": cookie_regex(name) }),
+            ),
+            StepRoute::Mirror { .. } => return Err("a mirror inserts no route".to_owned()),
+        };
+        let base = match weighted.get("match").and_then(Value::as_array) {
+            Some(matches) if !matches.is_empty() => matches.clone(),
+            _ => vec![serde_json::json!({})],
+        };
+        base.into_iter()
+            .enumerate()
+            .map(|(i, mut m)| {
+                let Some(fields) = m.as_object_mut() else {
+                    return Err(format!("match[{i}] of the weighted route is not an object"));
+                };
+                let headers = fields
+                    .entry("headers")
+                    .or_insert_with(|| Value::Object(serde_json::Map::new()));
+                let Some(headers) = headers.as_object_mut() else {
+                    return Err(format!(
+                        "match[{i}].headers of the weighted route is not a map"
+                    ));
+                };
+                if headers.contains_key(&key) {
+                    return Err(format!(
+                        "match[{i}] of the weighted route already matches header {key:?}: canary cannot add its own condition on it"
+                    ));
+                }
+                headers.insert(key.clone(), condition.clone());
+                Ok(m)
+            })
+            .collect()
+    }
+
+    /// The route a header or cookie step inserts before the weighted one: the weighted
+    /// route's fields (retries, timeout, rewrite, fields canary does not know), named
+    /// [`MATCH_ROUTE_NAME`] instead of the weighted route's name (the policy may name that
+    /// one), without canary's mirror, its matches each with the step's condition, and the
+    /// canary destination alone.
+    fn match_route(&self, weighted: &Value, route: &StepRoute) -> Result<Value, String> {
+        let mut inserted = weighted.clone();
+        let canary = weighted
+            .get("route")
+            .and_then(Value::as_array)
+            .and_then(|d| d.iter().find(|e| is(&self.canary, e)))
+            .cloned()
+            .ok_or_else(|| "the weighted route has no canary destination".to_owned())?;
+        let mut canary = canary;
+        if let Some(entry) = canary.as_object_mut() {
+            entry.remove("weight");
+        }
+        let matches = Self::step_matches(weighted, route)?;
+        if let Some(fields) = inserted.as_object_mut() {
+            for key in ["mirror", "mirrorPercentage"] {
+                fields.remove(key);
+            }
+            fields.insert("name".to_owned(), Value::from(MATCH_ROUTE_NAME));
+            fields.insert("match".to_owned(), Value::Array(matches));
+            fields.insert("route".to_owned(), Value::Array(vec![canary]));
+        }
+        Ok(inserted)
+    }
+
+    /// The indexes of the `spec.http[]` routes canary inserted for a header or cookie step:
+    /// named [`MATCH_ROUTE_NAME`], sending to the canary alone (a user's route of the same
+    /// shape but another name is the user's).
+    fn our_routes(&self, object: &Value, w: usize) -> Vec<usize> {
+        let http = object
+            .pointer("/spec/http")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        http.iter()
+            .enumerate()
+            .filter(|&(k, r)| {
+                k != w
+                    && r.get("name").and_then(Value::as_str) == Some(MATCH_ROUTE_NAME)
+                    && r.get("route")
+                        .and_then(Value::as_array)
+                        .is_some_and(|d| d.len() == 1 && is(&self.canary, &d[0]))
+            })
+            .map(|(k, _)| k)
+            .collect()
+    }
+
+    /// Whether one of canary's routes (`ours`) matches exactly what `route` needs, given the
+    /// weighted route's matches as they are now.
+    fn carries(&self, object: &Value, weighted: &Value, ours: &[usize], route: &StepRoute) -> bool {
+        let Ok(expected) = Self::step_matches(weighted, route) else {
+            return false;
+        };
+        ours.iter().any(|k| {
+            object
+                .pointer(&format!("/spec/http/{k}/match"))
+                .and_then(Value::as_array)
+                == Some(&expected)
+        })
+    }
+
     /// The mirror to the canary destination a route carries, if any.
     fn mirror_of(&self, route: &Value) -> Result<Option<StepRoute>, String> {
         let Some(mirror) = route.get("mirror") else {
@@ -261,5 +425,54 @@ impl VirtualServiceKind {
                 .ok_or_else(|| format!("mirrorPercentage.value is {value}, expected 0 to 100"))?,
         };
         Ok(Some(StepRoute::Mirror { percent }))
+    }
+}
+
+/// The regular expression (RE2, as Istio's `regex` match takes it) of a `Cookie` header that
+/// carries cookie `name` with the value `always`, ingress-nginx's `canary-by-cookie`
+/// convention. Flagger writes `^(.*?;)?(NAME=always)(;.*)?$` for the same purpose; that one
+/// misses a cookie that is not the first, since browsers separate cookies with `; `, so the
+/// space is allowed here.
+pub(crate) fn cookie_regex(name: &str) -> String {
+    let mut escaped = String::new();
+    for c in name.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    format!("^(.*?;\\s*)?({escaped}=always)(;.*)?$")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cookie_regex;
+
+    #[test]
+    fn a_cookie_regex_escapes_the_name_and_allows_the_space_after_a_semicolon() {
+        assert_eq!(cookie_regex("canary"), r"^(.*?;\s*)?(canary=always)(;.*)?$");
+        assert_eq!(cookie_regex("a.b*"), r"^(.*?;\s*)?(a\.b\*=always)(;.*)?$");
+        let canary = regex::Regex::new(&cookie_regex("canary")).unwrap();
+        for header in [
+            "canary=always",
+            "canary=always; session=abc",
+            "session=abc; canary=always",
+            "session=abc;canary=always;x=1",
+        ] {
+            assert!(canary.is_match(header), "{header}");
+        }
+        for header in [
+            "canary=never",
+            "xcanary=always",
+            "session=abc; canary=alwaysnot",
+            "",
+        ] {
+            assert!(!canary.is_match(header), "{header}");
+        }
+        // Flagger's form misses the cookie after `; `, which is how browsers send it.
+        let flagger = regex::Regex::new(r"^(.*?;)?(canary=always)(;.*)?$").unwrap();
+        assert!(!flagger.is_match("session=abc; canary=always"));
+        let dotted = regex::Regex::new(&cookie_regex("a.b")).unwrap();
+        assert!(dotted.is_match("a.b=always") && !dotted.is_match("axb=always"));
     }
 }

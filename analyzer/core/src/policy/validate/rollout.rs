@@ -340,7 +340,7 @@ impl Validator {
 
 /// Why `gateway` cannot carry out `route`, or `None` when it can: header matches and mirrors
 /// on a Gateway API HTTPRoute, header and cookie matches on ingress-nginx's canary Ingress,
-/// mirrors on an Istio VirtualService.
+/// all three on an Istio VirtualService (whose weighted route is then named, not indexed).
 fn route_refusal(gateway: &GatewaySpec, route: &StepRoute) -> Option<String> {
     let router = match gateway {
         GatewaySpec::HttpRoute(_) => match route {
@@ -362,21 +362,22 @@ fn route_refusal(gateway: &GatewaySpec, route: &StepRoute) -> Option<String> {
         GatewaySpec::Haproxy(_) => "haproxy",
         GatewaySpec::Nginx(_) => "nginx",
         GatewaySpec::Command(_) => "command",
-        GatewaySpec::IstioVirtualService(_) => match route {
-            StepRoute::Mirror { .. } => return None,
-            StepRoute::Header { .. } | StepRoute::Cookie { .. } => {
+        GatewaySpec::IstioVirtualService(spec) => match (route, &spec.route) {
+            (StepRoute::Mirror { .. }, _) => return None,
+            (StepRoute::Header { .. } | StepRoute::Cookie { .. }, Some(RuleRef::Index(i))) => {
                 return Some(format!(
-                    "a `{}` step is not supported by the `istio-virtual-service` router yet: it sets weights and mirrors (use a `mirror` step, or an `http-route` / `nginx-ingress` router for header steps)",
+                    "a `{}` step inserts a route before `spec.http[{i}]`, which moves the route `gateway.istio-virtual-service.route` names by index: name it by its `name` instead",
                     route.kind()
                 ));
             }
+            (StepRoute::Header { .. } | StepRoute::Cookie { .. }, _) => return None,
         },
         GatewaySpec::SmiTrafficSplit(_) => "smi-traffic-split",
         GatewaySpec::TraefikService(_) => "traefik-service",
         GatewaySpec::ReplicaCount(_) => "replica-count",
     };
     Some(format!(
-        "a `{}` step is not supported by the `{router}` router: it sets weights only (header and mirror steps need `http-route`; header and cookie steps `nginx-ingress`; mirror steps `istio-virtual-service`)",
+        "a `{}` step is not supported by the `{router}` router: it sets weights only (header and mirror steps need `http-route`; header and cookie steps `nginx-ingress`; all three `istio-virtual-service`)",
         route.kind()
     ))
 }
