@@ -446,6 +446,36 @@ pub(crate) struct RawHttpRoute {
     #[serde(default)]
     #[schemars(with = "Option<u32>")]
     pub(crate) weight_total: Option<At<i64>>,
+    /// More HTTPRoutes (in the same namespace) routing the same two Services, or more rules
+    /// of this one: each set with the first and read back at every tick.
+    #[serde(default)]
+    pub(crate) more_routes: Option<Vec<RawMoreRoute>>,
+}
+
+/// One more HTTPRoute of a rollout.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawMoreRoute {
+    /// The HTTPRoute's name (in the first one's namespace).
+    #[schemars(with = "String")]
+    pub(crate) name: At<String>,
+    /// Which rule: its `name` or index (default: the one rule holding both backends).
+    #[serde(default)]
+    #[schemars(with = "Option<RawRuleRef>")]
+    pub(crate) rule: Option<At<RawRuleRef>>,
+}
+
+/// One more VirtualService of a rollout.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawMoreVirtualService {
+    /// The VirtualService's name (in the first one's namespace).
+    #[schemars(with = "String")]
+    pub(crate) name: At<String>,
+    /// Which route: its `name` or index (default: the one route holding both destinations).
+    #[serde(default)]
+    #[schemars(with = "Option<RawRuleRef>")]
+    pub(crate) route: Option<At<RawRuleRef>>,
 }
 
 /// A rule or route named by its `name` or by its index.
@@ -529,6 +559,15 @@ pub(crate) struct RawIstioVirtualService {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub(crate) api_version: Option<At<String>>,
+    /// Which routes hold the weights: `http` (default), `tls` or `tcp` (weights only, routes
+    /// named by index: Istio's TLS and TCP routes have no names).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) protocol: Option<At<String>>,
+    /// More VirtualServices (in the same namespace) with the same two destinations, or more
+    /// routes of this one: each set with the first and read back at every tick.
+    #[serde(default)]
+    pub(crate) more_virtual_services: Option<Vec<RawMoreVirtualService>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

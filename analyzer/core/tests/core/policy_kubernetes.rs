@@ -2,8 +2,8 @@
 //! messages (field path, line and column) for what Kubernetes would not accept.
 
 use canary_core::policy::{
-    CreateCanaryIngress, GatewaySpec, HttpRouteSpec, IstioDestination, KubeObjectRef, Policy,
-    RuleRef,
+    CreateCanaryIngress, GatewaySpec, HttpRouteSpec, IstioDestination, IstioProtocol,
+    KubeObjectRef, Policy, RouteTarget, RuleRef,
 };
 
 fn policy(gateway: &str) -> Result<Policy, String> {
@@ -40,6 +40,7 @@ fn an_httproute_gateway_reads_with_its_defaults() {
             stable: "checkout-stable".to_owned(),
             canary: "checkout-canary".to_owned(),
             weight_total: 100,
+            more_routes: Vec::new(),
         })
     );
     assert_eq!(spec.kubernetes().unwrap().name, "checkout");
@@ -192,4 +193,81 @@ fn a_kubernetes_promotion_reads_and_needs_a_gateway() {
         err.contains("promotion.kubernetes.timeout: expected a duration longer than 0s"),
         "{err}"
     );
+}
+
+/// Several routing objects for one rollout: `more-routes` (HTTPRoutes, or more rules of the
+/// first one) and `more-virtual-services`, each named once; VirtualService weights in `tls`
+/// or `tcp` routes, named by index only. Without them a policy serializes as before (digest).
+#[test]
+fn more_routes_and_istio_protocols_read_and_their_mistakes_are_named() {
+    let GatewaySpec::HttpRoute(spec) = gateway(
+        "  http-route:\n    name: checkout\n    rule: api\n    stable: a\n    canary: b\n    more-routes:\n      - name: checkout-internal\n      - {name: checkout, rule: web}",
+    ) else {
+        panic!()
+    };
+    assert_eq!(
+        spec.more_routes,
+        [
+            RouteTarget {
+                name: "checkout-internal".to_owned(),
+                rule: None
+            },
+            RouteTarget {
+                name: "checkout".to_owned(),
+                rule: Some(RuleRef::Name("web".to_owned()))
+            }
+        ]
+    );
+    let plain = gateway("  http-route: {name: checkout, stable: a, canary: b}");
+    let json = serde_json::to_value(&plain).unwrap();
+    assert!(json["http-route"].get("more_routes").is_none(), "{json}");
+
+    let GatewaySpec::IstioVirtualService(spec) = gateway(
+        "  istio-virtual-service:\n    name: mesh\n    protocol: tcp\n    route: 0\n    stable: {host: db, subset: v1}\n    canary: {host: db, subset: v2}\n    more-virtual-services: [{name: edge, route: 1}]",
+    ) else {
+        panic!()
+    };
+    assert_eq!(spec.protocol, IstioProtocol::Tcp);
+    assert_eq!(spec.more_virtual_services[0].rule, Some(RuleRef::Index(1)));
+    let plain =
+        gateway("  istio-virtual-service: {name: mesh, stable: {host: a}, canary: {host: b}}");
+    let json = serde_json::to_value(&plain).unwrap();
+    assert!(
+        json["istio-virtual-service"].get("protocol").is_none(),
+        "{json}"
+    );
+
+    for (yaml, expected) in [
+        (
+            "  http-route:\n    name: checkout\n    stable: a\n    canary: b\n    more-routes: [{name: checkout}]",
+            "gateway.http-route.more-routes[0].name",
+        ),
+        (
+            "  http-route:\n    name: checkout\n    stable: a\n    canary: b\n    more-routes: [{name: Bad_Name}]",
+            "gateway.http-route.more-routes[0].name",
+        ),
+        (
+            "  http-route:\n    name: checkout\n    stable: a\n    canary: b\n    more-routes: [{name: x, rule: -1}]",
+            "gateway.http-route.more-routes[0].rule",
+        ),
+        (
+            "  http-route:\n    name: checkout\n    stable: a\n    canary: b\n    more-routes: [{name: x, weight: 5}]",
+            "unknown field `weight`",
+        ),
+        (
+            "  istio-virtual-service:\n    name: mesh\n    protocol: udp\n    stable: {host: a}\n    canary: {host: b}",
+            "gateway.istio-virtual-service.protocol",
+        ),
+        (
+            "  istio-virtual-service:\n    name: mesh\n    protocol: tls\n    route: primary\n    stable: {host: a}\n    canary: {host: b}",
+            "Istio's tls routes have no `name`",
+        ),
+        (
+            "  istio-virtual-service:\n    name: mesh\n    protocol: tcp\n    stable: {host: a}\n    canary: {host: b}\n    more-virtual-services: [{name: edge, route: db}]",
+            "gateway.istio-virtual-service.more-virtual-services[0].route",
+        ),
+    ] {
+        let message = policy(yaml).unwrap_err();
+        assert!(message.contains(expected), "{yaml}\n{message}");
+    }
 }

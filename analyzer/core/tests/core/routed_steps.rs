@@ -207,13 +207,39 @@ fn istio_carries_header_and_cookie_steps_on_a_route_named_by_name() {
         let message = problems(&format!("[{step}, 50, 100]"), &indexed);
         assert!(
             message.contains("rollout.steps[0]")
-                && message.contains(
-                    "moves the route `gateway.istio-virtual-service.route` names by index"
-                ),
+                && message
+                    .contains("moves the route `gateway.istio-virtual-service` names by index"),
             "{message}"
         );
     }
     mk_policy("[{mirror: {percent: 10}}, 50, 100]", &indexed);
+}
+
+/// Routed steps with several routing objects: fine on distinct objects; refused when one
+/// object is named twice (its request-route mark is one per object) and on Istio `tcp`/`tls`
+/// routes (weights only).
+#[test]
+fn routed_steps_with_several_routes_need_each_object_once_and_http_routes() {
+    let two = r#"gateway:
+  http-route: {name: checkout, stable: checkout-stable, canary: checkout-canary, more-routes: [{name: checkout-internal}]}
+"#;
+    mk_policy(r#"[{header: {name: x-canary, value: "1"}}, 50, 100]"#, two);
+    let same = two.replace("{name: checkout-internal}", "{name: checkout, rule: web}");
+    mk_policy("[10, 50, 100]", &same);
+    let message = problems("[{mirror: {percent: 10}}, 50, 100]", &same);
+    assert!(
+        message.contains("rollout.steps[0]") && message.contains("names \"checkout\" twice"),
+        "{message}"
+    );
+    let tcp = r#"gateway:
+  istio-virtual-service: {name: db, protocol: tcp, stable: {host: db, subset: a}, canary: {host: db, subset: b}}
+"#;
+    mk_policy("[10, 50, 100]", tcp);
+    let message = problems("[{mirror: {percent: 10}}, 50, 100]", tcp);
+    assert!(
+        message.contains("not supported with `protocol: tcp`"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -34,11 +34,15 @@
 //! canary's weight 0. The policy must then name the weighted route by `name`, not by index:
 //! the inserted route moves the indexes.
 //!
+//! With the policy's `protocol: tls` or `tcp` the weights are those of a `spec.tls[]` or
+//! `spec.tcp[]` route, whose `route[]` has the same shape (RouteDestination: `destination`,
+//! `weight`); those routes have no names and carry no header, cookie or mirror step.
+//!
 //! The mirror or route canary wrote is marked in `canary.dev/request-route` and read back at
 //! every tick (the weighted route's mirror; a route of exactly that shape before it); one
 //! without the mark is the user's, left alone (and not overwritten).
 
-use canary_core::policy::{IstioDestination, IstioVirtualServiceSpec, RuleRef};
+use canary_core::policy::{IstioDestination, IstioProtocol, IstioVirtualServiceSpec, RuleRef};
 use kube::api::ApiResource;
 use kube::core::GroupVersionKind;
 use serde_json::Value;
@@ -69,6 +73,7 @@ pub(crate) struct VirtualServiceKind {
     stable: IstioDestination,
     canary: IstioDestination,
     api_version: String,
+    protocol: IstioProtocol,
 }
 
 impl VirtualServiceRouter {
@@ -80,6 +85,7 @@ impl VirtualServiceRouter {
                 stable: spec.stable.clone(),
                 canary: spec.canary.clone(),
                 api_version: spec.api_version.clone(),
+                protocol: spec.protocol,
             },
             connection,
             &spec.object.name,
@@ -117,9 +123,10 @@ impl WeightedKind for VirtualServiceKind {
     }
 
     fn what(&self) -> String {
+        let field = self.protocol.field();
         let route = match &self.route {
-            Some(route) => format!("http route {route}"),
-            None => "the http route".to_owned(),
+            Some(route) => format!("{field} route {route}"),
+            None => format!("the {field} route"),
         };
         format!(
             "{route} destinations {} (stable) / {} (canary)",
@@ -128,6 +135,9 @@ impl WeightedKind for VirtualServiceKind {
     }
 
     fn read_route(&self, object: &Value) -> Result<Option<StepRoute>, String> {
+        if self.protocol != IstioProtocol::Http {
+            return Ok(None);
+        }
         let Some(marked) = marked_route(object)? else {
             return Ok(None);
         };
@@ -147,6 +157,15 @@ impl WeightedKind for VirtualServiceKind {
         object: &Value,
         route: Option<&StepRoute>,
     ) -> Result<Vec<PatchOperation>, String> {
+        if self.protocol != IstioProtocol::Http {
+            return match route {
+                None => Ok(Vec::new()),
+                Some(route) => Err(format!(
+                    "cannot route {route}: Istio's {} routes carry weights only",
+                    self.protocol.field()
+                )),
+            };
+        }
         let marked = marked_route(object)?;
         let (w, weighted) = self.weighted(object)?;
         let found_mirror = self.mirror_of(&weighted)?;
@@ -228,23 +247,23 @@ impl WeightedKind for VirtualServiceKind {
     }
 
     fn locate(&self, object: &Value) -> Result<Weights, String> {
-        let http = match object.pointer("/spec/http") {
-            Some(Value::Array(http)) => http.as_slice(),
+        let field = self.protocol.field();
+        let list = format!("spec.{field}");
+        let routes = match object.pointer(&format!("/spec/{field}")) {
+            Some(Value::Array(routes)) => routes.as_slice(),
             None | Some(Value::Null) => &[],
-            Some(other) => return Err(format!("spec.http is {other}, expected a list")),
+            Some(other) => return Err(format!("{list} is {other}, expected a list")),
         };
-        let holds = |route: &Value| {
-            let destinations = route.get("route").and_then(Value::as_array);
-            destinations.is_some_and(|d| {
-                d.iter().any(|e| is(&self.stable, e)) && d.iter().any(|e| is(&self.canary, e))
-            })
+        let holds = |route: &Value| self.holds_both(route);
+        let (index, route) = match pick(routes, self.route.as_ref(), &list, holds) {
+            Ok(found) => found,
+            Err(problem) => return Err(self.elsewhere(object, problem)),
         };
-        let (index, route) = pick(http, self.route.as_ref(), "spec.http", holds)?;
         let destinations = match route.get("route") {
             Some(Value::Array(d)) => d.as_slice(),
             _ => {
                 return Err(format!(
-                    "spec.http[{index}].route is not a list of destinations"
+                    "{list}[{index}].route is not a list of destinations"
                 ));
             }
         };
@@ -255,7 +274,7 @@ impl WeightedKind for VirtualServiceKind {
                 .is_none()
             {
                 return Err(format!(
-                    "spec.http[{index}].route[{i}].destination.host is missing: not a VirtualService as Istio defines it"
+                    "{list}[{index}].route[{i}].destination.host is missing: not a VirtualService as Istio defines it"
                 ));
             }
         }
@@ -263,8 +282,8 @@ impl WeightedKind for VirtualServiceKind {
         // writes both, so 0 is the honest reading of an unset weight here.
         two_entries(
             destinations,
-            &format!("/spec/http/{index}/route"),
-            &format!("spec.http[{index}].route"),
+            &format!("/spec/{field}/{index}/route"),
+            &format!("{list}[{index}].route"),
             |e| is(&self.stable, e),
             |e| is(&self.canary, e),
             0,
@@ -280,14 +299,39 @@ impl VirtualServiceKind {
             Some(Value::Array(http)) => http.as_slice(),
             _ => &[],
         };
-        let holds = |route: &Value| {
-            let destinations = route.get("route").and_then(Value::as_array);
-            destinations.is_some_and(|d| {
-                d.iter().any(|e| is(&self.stable, e)) && d.iter().any(|e| is(&self.canary, e))
-            })
-        };
+        let holds = |route: &Value| self.holds_both(route);
         let (index, route) = pick(http, self.route.as_ref(), "spec.http", holds)?;
         Ok((index, route.clone()))
+    }
+
+    /// Whether a route's destinations hold both the stable and the canary one.
+    fn holds_both(&self, route: &Value) -> bool {
+        let destinations = route.get("route").and_then(Value::as_array);
+        destinations.is_some_and(|d| {
+            d.iter().any(|e| is(&self.stable, e)) && d.iter().any(|e| is(&self.canary, e))
+        })
+    }
+
+    /// `problem` finding the weighted route, with a hint when the weights are in routes of
+    /// another protocol than the policy's (`tcp` routes, say, with `protocol: http`).
+    fn elsewhere(&self, object: &Value, problem: String) -> String {
+        let other = [IstioProtocol::Http, IstioProtocol::Tls, IstioProtocol::Tcp]
+            .into_iter()
+            .filter(|p| *p != self.protocol)
+            .find(|p| {
+                object
+                    .pointer(&format!("/spec/{}", p.field()))
+                    .and_then(Value::as_array)
+                    .is_some_and(|routes| routes.iter().any(|r| self.holds_both(r)))
+            });
+        match other {
+            Some(p) => format!(
+                "{problem}; spec.{} has a route holding both: set `protocol: {}` in the policy",
+                p.field(),
+                p.field()
+            ),
+            None => problem,
+        }
     }
 
     /// The canary destination as a `mirror` or a lone route destination names it.

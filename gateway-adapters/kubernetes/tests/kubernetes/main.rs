@@ -22,6 +22,7 @@ mod replica_count;
 mod rollout_e2e;
 mod routed_steps;
 mod schemas;
+mod several_routes;
 mod state_store;
 mod support;
 mod write_guard;

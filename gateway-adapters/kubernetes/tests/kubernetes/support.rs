@@ -3,7 +3,7 @@
 //! weights are and the Role that should be all they need; and small helpers.
 
 use canary_core::policy::{
-    AppliedBy, CreateCanaryIngress, GatewaySpec, HttpRouteSpec, IstioDestination,
+    AppliedBy, CreateCanaryIngress, GatewaySpec, HttpRouteSpec, IstioDestination, IstioProtocol,
     IstioVirtualServiceSpec, KubeObjectRef, NginxIngressSpec, RuleRef, SmiTrafficSplitSpec,
     TraefikServiceSpec,
 };
@@ -112,6 +112,7 @@ pub(crate) fn http_route_case() -> Case {
             stable: "checkout-stable".to_owned(),
             canary: "checkout-canary".to_owned(),
             weight_total: 100,
+            more_routes: Vec::new(),
         }),
         group: "gateway.networking.k8s.io",
         resource: "httproutes",
@@ -167,6 +168,8 @@ pub(crate) fn virtual_service_case() -> Case {
                 subset: Some("canary".to_owned()),
             },
             api_version: IstioVirtualServiceSpec::API_VERSIONS[0].to_owned(),
+            protocol: IstioProtocol::Http,
+            more_virtual_services: Vec::new(),
         }),
         group: "networking.istio.io",
         resource: "virtualservices",

@@ -83,6 +83,17 @@ impl Validator {
             );
             let total =
                 self.weight_total(&format!("{path}.weight-total"), route.weight_total.as_ref());
+            let more = self.more_targets(
+                &format!("{path}.more-routes"),
+                (&route.name, route.rule.as_ref()),
+                route
+                    .more_routes
+                    .iter()
+                    .flatten()
+                    .map(|m| (&m.name, m.rule.as_ref())),
+                "rule",
+                "HTTPRoute rule",
+            );
             return Some((|| {
                 let (stable, canary) = backends?;
                 Some(GatewaySpec::HttpRoute(HttpRouteSpec {
@@ -91,6 +102,7 @@ impl Validator {
                     stable,
                     canary,
                     weight_total: total?,
+                    more_routes: more?,
                 }))
             })());
         }
@@ -172,6 +184,51 @@ impl Validator {
                 );
                 return Some(None);
             }
+            let protocol = self.istio_protocol(&format!("{path}.protocol"), vs.protocol.as_ref());
+            let more = self.more_targets(
+                &format!("{path}.more-virtual-services"),
+                (&vs.name, vs.route.as_ref()),
+                vs.more_virtual_services
+                    .iter()
+                    .flatten()
+                    .map(|m| (&m.name, m.route.as_ref())),
+                "route",
+                "VirtualService route",
+            );
+            // TLS and TCP routes have no `name`: they are picked by index or by holding both
+            // destinations.
+            if let Some(protocol) = protocol
+                && protocol != IstioProtocol::Http
+            {
+                let named = std::iter::once((path.to_owned(), vs.route.as_ref())).chain(
+                    vs.more_virtual_services
+                        .iter()
+                        .flatten()
+                        .enumerate()
+                        .map(|(i, m)| {
+                            (
+                                format!("{path}.more-virtual-services[{i}]"),
+                                m.route.as_ref(),
+                            )
+                        }),
+                );
+                for (at_path, route) in named {
+                    if let Some(at) = route
+                        && let RawRuleRef::Name(name) = &at.value
+                    {
+                        self.problem(
+                            format!("{at_path}.route"),
+                            Some(at),
+                            format!(
+                                "Istio's {} routes have no `name`: give the index of the route in `spec.{}`, not {name:?}",
+                                protocol.field(),
+                                protocol.field()
+                            ),
+                        );
+                        return Some(None);
+                    }
+                }
+            }
             return Some((|| {
                 Some(GatewaySpec::IstioVirtualService(IstioVirtualServiceSpec {
                     object: object?,
@@ -179,6 +236,8 @@ impl Validator {
                     stable: stable?,
                     canary: canary?,
                     api_version: api_version?,
+                    protocol: protocol?,
+                    more_virtual_services: more?,
                 }))
             })());
         }
@@ -619,6 +678,76 @@ impl Validator {
             );
             None
         }
+    }
+
+    /// `protocol` of an Istio VirtualService gateway: `http` (default), `tls` or `tcp`.
+    fn istio_protocol(&mut self, path: &str, raw: Option<&At<String>>) -> Option<IstioProtocol> {
+        match raw.map(|at| (at, at.value.trim())) {
+            None => Some(IstioProtocol::Http),
+            Some((_, "http")) => Some(IstioProtocol::Http),
+            Some((_, "tls")) => Some(IstioProtocol::Tls),
+            Some((_, "tcp")) => Some(IstioProtocol::Tcp),
+            Some((at, other)) => {
+                self.problem(
+                    path,
+                    Some(at),
+                    format!("expected `http`, `tls` or `tcp` (the VirtualService routes that hold the weights), not {other:?}"),
+                );
+                None
+            }
+        }
+    }
+
+    /// The more routing objects of a gateway (`more-routes`, `more-virtual-services`): each
+    /// a valid name and rule, none the first object's rule again nor another entry's.
+    fn more_targets<'a>(
+        &mut self,
+        path: &str,
+        first: (&At<String>, Option<&At<RawRuleRef>>),
+        more: impl Iterator<Item = (&'a At<String>, Option<&'a At<RawRuleRef>>)>,
+        rule_field: &str,
+        what: &str,
+    ) -> Option<Vec<RouteTarget>> {
+        let key = |name: &At<String>, rule: Option<&At<RawRuleRef>>| {
+            let rule = match rule.map(|at| &at.value) {
+                None => String::new(),
+                Some(RawRuleRef::Index(i)) => format!("#{i}"),
+                Some(RawRuleRef::Name(n)) => n.trim().to_owned(),
+            };
+            (name.value.trim().to_owned(), rule)
+        };
+        let mut seen = vec![key(first.0, first.1)];
+        let mut targets = Vec::new();
+        let mut ok = true;
+        for (i, (name, rule)) in more.enumerate() {
+            let at = format!("{path}[{i}]");
+            let checked_name = self.kube_name(&format!("{at}.name"), name);
+            let checked_rule = self.rule_ref(&format!("{at}.{rule_field}"), rule);
+            let this = key(name, rule);
+            if seen.contains(&this) {
+                self.problem(
+                    format!("{at}.name"),
+                    Some(name),
+                    format!(
+                        "{what} {:?}{} is named twice: each object (or {rule_field}) once",
+                        this.0,
+                        if this.1.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" {rule_field} {}", this.1)
+                        }
+                    ),
+                );
+                ok = false;
+                continue;
+            }
+            seen.push(this);
+            match (checked_name, checked_rule) {
+                (Some(name), Some(rule)) => targets.push(RouteTarget { name, rule }),
+                _ => ok = false,
+            }
+        }
+        ok.then_some(targets)
     }
 
     fn istio_destination(
