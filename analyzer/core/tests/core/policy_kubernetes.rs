@@ -271,3 +271,17 @@ fn more_routes_and_istio_protocols_read_and_their_mistakes_are_named() {
         assert!(message.contains(expected), "{yaml}\n{message}");
     }
 }
+
+/// The shipped Istio policy (header and cookie steps, two VirtualServices) reads as it says.
+#[test]
+fn the_shipped_istio_policy_reads_with_its_routed_steps_and_two_virtual_services() {
+    let text = include_str!("../../../../policies/storefront-istio.yaml");
+    let policy =
+        Policy::from_yaml(text, "policies/storefront-istio.yaml").unwrap_or_else(|e| panic!("{e}"));
+    let Some(GatewaySpec::IstioVirtualService(spec)) = &policy.gateway else {
+        panic!("an istio-virtual-service gateway")
+    };
+    assert_eq!(spec.route, Some(RuleRef::Name("primary".to_owned())));
+    assert_eq!(spec.more_virtual_services[0].name, "storefront-edge");
+    assert_eq!(policy.rollout.routes.len(), 2);
+}

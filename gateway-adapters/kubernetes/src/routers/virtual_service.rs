@@ -474,9 +474,10 @@ impl VirtualServiceKind {
 
 /// The regular expression (RE2, as Istio's `regex` match takes it) of a `Cookie` header that
 /// carries cookie `name` with the value `always`, ingress-nginx's `canary-by-cookie`
-/// convention. Flagger writes `^(.*?;)?(NAME=always)(;.*)?$` for the same purpose; that one
-/// misses a cookie that is not the first, since browsers separate cookies with `; `, so the
-/// space is allowed here.
+/// convention. Flagger's Istio A/B testing tutorial matches a cookie with
+/// `^(.*?;)?(type=insider)(;.*)?$` (<https://docs.flagger.app/tutorials/istio-ab-testing>);
+/// that form misses a cookie that is not the first, since browsers separate cookies with
+/// `; `, so the space is allowed here.
 pub(crate) fn cookie_regex(name: &str) -> String {
     let mut escaped = String::new();
     for c in name.chars() {
@@ -513,7 +514,7 @@ mod tests {
         ] {
             assert!(!canary.is_match(header), "{header}");
         }
-        // Flagger's form misses the cookie after `; `, which is how browsers send it.
+        // The form of Flagger's tutorial misses the cookie after `; `, as browsers send it.
         let flagger = regex::Regex::new(r"^(.*?;)?(canary=always)(;.*)?$").unwrap();
         assert!(!flagger.is_match("session=abc; canary=always"));
         let dotted = regex::Regex::new(&cookie_regex("a.b")).unwrap();
