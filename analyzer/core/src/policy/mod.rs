@@ -621,6 +621,11 @@ pub struct IstioVirtualServiceSpec {
     /// set with the first and read back at every tick. Left out when empty (digest).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub more_virtual_services: Vec<RouteTarget>,
+    /// The DestinationRule that defines the destinations' subsets, checked before the first
+    /// weight moves and before each change: `None` is the one named like the destination's
+    /// host (its first label). Left out when `None` (digest).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination_rule: Option<String>,
 }
 
 /// The routes of a VirtualService whose destinations carry the weights.

@@ -568,6 +568,12 @@ pub(crate) struct RawIstioVirtualService {
     /// routes of this one: each set with the first and read back at every tick.
     #[serde(default)]
     pub(crate) more_virtual_services: Option<Vec<RawMoreVirtualService>>,
+    /// The DestinationRule that defines the `subset`s of `stable` and `canary`, checked before
+    /// the first weight moves (default: the one named like the host's first label,
+    /// `checkout` for `checkout.shop.svc.cluster.local`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) destination_rule: Option<At<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

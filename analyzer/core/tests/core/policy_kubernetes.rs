@@ -228,7 +228,14 @@ fn more_routes_and_istio_protocols_read_and_their_mistakes_are_named() {
         panic!()
     };
     assert_eq!(spec.protocol, IstioProtocol::Tcp);
+    assert_eq!(spec.destination_rule, None);
     assert_eq!(spec.more_virtual_services[0].rule, Some(RuleRef::Index(1)));
+    let GatewaySpec::IstioVirtualService(spec) = gateway(
+        "  istio-virtual-service:\n    name: mesh\n    destination-rule: db-subsets\n    stable: {host: db, subset: v1}\n    canary: {host: db, subset: v2}",
+    ) else {
+        panic!()
+    };
+    assert_eq!(spec.destination_rule.as_deref(), Some("db-subsets"));
     let plain =
         gateway("  istio-virtual-service: {name: mesh, stable: {host: a}, canary: {host: b}}");
     let json = serde_json::to_value(&plain).unwrap();
@@ -253,6 +260,10 @@ fn more_routes_and_istio_protocols_read_and_their_mistakes_are_named() {
         (
             "  http-route:\n    name: checkout\n    stable: a\n    canary: b\n    more-routes: [{name: x, weight: 5}]",
             "unknown field `weight`",
+        ),
+        (
+            "  istio-virtual-service:\n    name: mesh\n    destination-rule: dr\n    stable: {host: a}\n    canary: {host: b}",
+            "is read for subset routes only",
         ),
         (
             "  istio-virtual-service:\n    name: mesh\n    protocol: udp\n    stable: {host: a}\n    canary: {host: b}",

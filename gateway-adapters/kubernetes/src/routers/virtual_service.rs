@@ -51,10 +51,14 @@ use crate::KubeConnection;
 use canary_core::policy::StepRoute;
 use json_patch::{AddOperation, PatchOperation, RemoveOperation};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use kube::api::{Api, DynamicObject};
+
 use crate::routers::weights::{
-    WeightRouter, WeightedKind, Weights, delegate_router, mark_ops, marked_route, pick, pointer,
-    two_entries,
+    WeightRouter, WeightedKind, Weights, mark_ops, marked_route, pick, pointer, two_entries,
 };
+use crate::{KubernetesError, Permission};
 
 /// The `name` of the `spec.http[]` route a header or cookie step inserts: how canary tells
 /// its own route from one of the user's that sends the same requests to the canary.
@@ -62,9 +66,50 @@ pub const MATCH_ROUTE_NAME: &str = "canary-request-route";
 
 /// Sets the canary's share as the weights of two destinations (two hosts, or one host's
 /// two subsets) of one `spec.http[]` route. Istio wants a route's weights to add up to 100.
-pub struct VirtualServiceRouter(WeightRouter<VirtualServiceKind>);
+/// With subsets, the DestinationRule defining them is read before the first weight moves
+/// (the pre-flight read) and before every change: a route to a subset no DestinationRule
+/// defines is answered with 503 by Istio, whatever the weight.
+pub struct VirtualServiceRouter {
+    inner: WeightRouter<VirtualServiceKind>,
+    /// The policy's `destination-rule`; `None`: named like each destination's host.
+    destination_rule: Option<String>,
+    /// Whether the subsets were found once (the pre-flight check).
+    subsets_checked: AtomicBool,
+}
 
-delegate_router!(VirtualServiceRouter);
+#[async_trait::async_trait]
+impl canary_core::ports::TrafficRouter for VirtualServiceRouter {
+    async fn set_canary_weight(&self, weight: u8) -> canary_core::Result<()> {
+        canary_core::ports::check_canary_weight(weight)?;
+        self.check_subsets().await?;
+        self.inner.set(weight).await?;
+        Ok(())
+    }
+
+    async fn canary_weight(&self) -> canary_core::Result<u8> {
+        self.check_subsets_once().await?;
+        Ok(self.inner.get().await?)
+    }
+
+    async fn set_canary_route(&self, route: &StepRoute) -> canary_core::Result<()> {
+        self.check_subsets().await?;
+        self.inner.set_route(route).await?;
+        Ok(())
+    }
+
+    async fn canary_route(&self) -> canary_core::Result<Option<StepRoute>> {
+        Ok(self.inner.get_route().await?)
+    }
+
+    async fn read_back(&self) -> canary_core::Result<(u8, Option<StepRoute>)> {
+        self.check_subsets_once().await?;
+        Ok(self.inner.get_both().await?)
+    }
+
+    fn describe(&self) -> String {
+        self.inner.description()
+    }
+}
 
 /// The VirtualService specifics of [`VirtualServiceRouter`].
 #[derive(Clone, Debug)]
@@ -79,7 +124,7 @@ pub(crate) struct VirtualServiceKind {
 impl VirtualServiceRouter {
     /// A router for the policy's `gateway.istio-virtual-service`.
     pub fn new(spec: &IstioVirtualServiceSpec, connection: KubeConnection) -> VirtualServiceRouter {
-        VirtualServiceRouter(WeightRouter::with_kind(
+        let inner = WeightRouter::with_kind(
             VirtualServiceKind {
                 route: spec.route.clone(),
                 stable: spec.stable.clone(),
@@ -90,7 +135,146 @@ impl VirtualServiceRouter {
             connection,
             &spec.object.name,
             spec.object.namespace.as_deref(),
-        ))
+        );
+        VirtualServiceRouter {
+            inner,
+            destination_rule: spec.destination_rule.clone(),
+            subsets_checked: AtomicBool::new(false),
+        }
+    }
+
+    /// [`Self::check_subsets`] unless it already passed once.
+    async fn check_subsets_once(&self) -> Result<(), KubernetesError> {
+        if self.subsets_checked.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        self.check_subsets().await
+    }
+
+    /// Reads the DestinationRule of each destination with a `subset` (the policy's
+    /// `destination-rule`, or the one named like the host's first label) and checks that it is
+    /// for that host and defines that subset.
+    async fn check_subsets(&self) -> Result<(), KubernetesError> {
+        let kind = &self.inner.kind;
+        let wanted: Vec<(&IstioDestination, &str)> = [&kind.stable, &kind.canary]
+            .into_iter()
+            .filter_map(|d| d.subset.as_deref().map(|s| (d, s)))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let (client, default_namespace) = self.inner.connection.client().await?;
+        let namespace = self.inner.namespace.clone().unwrap_or(default_namespace);
+        let resource = destination_rule_resource(&kind.api_version);
+        let api: Api<DynamicObject> = Api::namespaced_with(client, &namespace, &resource);
+        let mut read: Vec<(String, Value)> = Vec::new();
+        for (destination, subset) in wanted {
+            let name = self.destination_rule.clone().unwrap_or_else(|| {
+                destination
+                    .host
+                    .split('.')
+                    .next()
+                    .unwrap_or(&destination.host)
+                    .to_owned()
+            });
+            let object = format!("DestinationRule {namespace}/{name}");
+            let rule = match read.iter().find(|(n, _)| *n == name) {
+                Some((_, rule)) => rule.clone(),
+                None => {
+                    let rule = match api.get(&name).await {
+                        Ok(rule) => serde_json::to_value(rule).unwrap_or(Value::Null),
+                        Err(err) if crate::is_not_found(&err) => {
+                            // Istio's CRDs not installed, or not in this version: say that.
+                            if let Some(not_served) = self.inner.not_served(&namespace).await {
+                                return Err(not_served);
+                            }
+                            return Err(KubernetesError::Object {
+                                object,
+                                message: format!(
+                                    "does not exist: the subset {subset:?} of host {} needs a DestinationRule defining it (Istio answers 503 for a route to an undefined subset); name it with `destination-rule` in the policy if it is not {name:?}",
+                                    destination.host
+                                ),
+                            });
+                        }
+                        Err(err) => {
+                            return Err(crate::api_error(
+                                &object,
+                                Permission {
+                                    verb: "get",
+                                    api_group: resource.group.clone(),
+                                    resource: resource.plural.clone(),
+                                    namespace: namespace.clone(),
+                                    name: Some(name.clone()),
+                                },
+                                err,
+                            ));
+                        }
+                    };
+                    read.push((name.clone(), rule.clone()));
+                    rule
+                }
+            };
+            let host = rule
+                .pointer("/spec/host")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if fqdn(host, &namespace) != fqdn(&destination.host, &namespace) {
+                return Err(KubernetesError::Object {
+                    object,
+                    message: format!(
+                        "is for host {host:?}, not {:?}: its subsets are not the destination's (name the right one with `destination-rule` in the policy)",
+                        destination.host
+                    ),
+                });
+            }
+            let subsets: Vec<&str> = rule
+                .pointer("/spec/subsets")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.get("name").and_then(Value::as_str))
+                .collect();
+            if !subsets.contains(&subset) {
+                return Err(KubernetesError::Object {
+                    object,
+                    message: format!(
+                        "defines no subset {subset:?} of host {} (it defines: {}): Istio answers 503 for a route to it; add the subset before the rollout",
+                        destination.host,
+                        if subsets.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            subsets.join(", ")
+                        }
+                    ),
+                });
+            }
+        }
+        self.subsets_checked.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// The ApiResource of DestinationRules in the VirtualService's API version.
+fn destination_rule_resource(api_version: &str) -> ApiResource {
+    let (group, version) = api_version
+        .split_once('/')
+        .unwrap_or(("networking.istio.io", "v1"));
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(group, version, "DestinationRule"),
+        "destinationrules",
+    )
+}
+
+/// A service host as Istio resolves a short name in `namespace`: `checkout` and
+/// `checkout.shop` are `checkout.shop.svc.cluster.local` (the cluster domain is assumed to be
+/// `cluster.local`); anything longer is taken as written.
+fn fqdn(host: &str, namespace: &str) -> String {
+    let host = host.trim_end_matches('.');
+    match host.matches('.').count() {
+        0 => format!("{host}.{namespace}.svc.cluster.local"),
+        1 => format!("{host}.svc.cluster.local"),
+        _ if host.ends_with(".svc") => format!("{host}.cluster.local"),
+        _ => host.to_owned(),
     }
 }
 
@@ -491,7 +675,24 @@ pub(crate) fn cookie_regex(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::cookie_regex;
+    use super::{cookie_regex, fqdn};
+
+    #[test]
+    fn short_hosts_resolve_in_the_namespace() {
+        for host in [
+            "checkout",
+            "checkout.shop",
+            "checkout.shop.svc",
+            "checkout.shop.svc.cluster.local",
+        ] {
+            assert_eq!(
+                fqdn(host, "shop"),
+                "checkout.shop.svc.cluster.local",
+                "{host}"
+            );
+        }
+        assert_eq!(fqdn("api.example.com", "shop"), "api.example.com");
+    }
 
     #[test]
     fn a_cookie_regex_escapes_the_name_and_allows_the_space_after_a_semicolon() {

@@ -426,6 +426,7 @@ async fn an_istio_cookie_step_adds_the_cookie_condition_to_each_of_the_weighted_
     ]);
     let fake = canary_fake_kube_api::FakeApiServer::start().await;
     fake.insert(vs);
+    fake.insert(crate::support::destination_rule());
     let router = case.router(&fake);
     let cookie = StepRoute::Cookie {
         name: "canary".to_owned(),

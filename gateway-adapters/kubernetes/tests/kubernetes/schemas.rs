@@ -120,6 +120,43 @@ const ISTIO_L4_ROUTE: Shape = Shape::Object {
     open: false,
 };
 
+/// Istio's DestinationRule (`networking.istio.io/v1`), as far as canary reads it: `host`
+/// (required) and `subsets[]` {name (required), labels, trafficPolicy}.
+pub(crate) const DESTINATION_RULE: Shape = Shape::Object {
+    fields: &[
+        ("apiVersion", true, Shape::String),
+        ("kind", true, Shape::String),
+        ("metadata", true, METADATA),
+        (
+            "spec",
+            true,
+            Shape::Object {
+                fields: &[
+                    ("host", true, Shape::String),
+                    ("trafficPolicy", false, Shape::Any),
+                    (
+                        "subsets",
+                        false,
+                        Shape::List(&Shape::Object {
+                            fields: &[
+                                ("name", true, Shape::String),
+                                ("labels", false, Shape::Map(&Shape::String)),
+                                ("trafficPolicy", false, Shape::Any),
+                            ],
+                            open: false,
+                        }),
+                    ),
+                    ("exportTo", false, Shape::List(&Shape::String)),
+                    ("workloadSelector", false, Shape::Any),
+                ],
+                open: false,
+            },
+        ),
+        ("status", false, Shape::Any),
+    ],
+    open: false,
+};
+
 /// Istio's VirtualService (`networking.istio.io/v1`), the parts around the weights:
 /// `spec.http[].route[]` is a list of HTTPRouteDestination {destination: {host (required),
 /// subset, port: {number}}, weight: int32, headers}.
@@ -423,6 +460,7 @@ pub(crate) fn validate(resource: &str, object: &Value) {
             return;
         }
         "virtualservices" => &VIRTUAL_SERVICE,
+        "destinationrules" => &DESTINATION_RULE,
         "trafficsplits" => &TRAFFIC_SPLIT,
         "traefikservices" => &TRAEFIK_SERVICE,
         "ingressroutes" => &INGRESS_ROUTE,
@@ -482,10 +520,10 @@ fn the_structural_schemas_catch_what_they_should() {
 fn the_fixtures_are_valid_objects_of_their_kinds() {
     for case in crate::support::all_cases() {
         for object in &case.objects {
-            let resource = if object["kind"] == "Ingress" {
-                "ingresses"
-            } else {
-                case.resource
+            let resource = match object["kind"].as_str() {
+                Some("Ingress") => "ingresses",
+                Some("DestinationRule") => "destinationrules",
+                _ => case.resource,
             };
             validate(resource, object);
         }

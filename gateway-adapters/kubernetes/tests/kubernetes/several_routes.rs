@@ -10,7 +10,7 @@ use canary_kubernetes::{KubeConnection, ROUTE_ANNOTATION, kubernetes_router};
 use serde_json::{Value, json};
 
 use crate::schemas::validate;
-use crate::support::{NS, chain, http_route, virtual_service};
+use crate::support::{NS, chain, destination_rule, http_route, virtual_service};
 
 fn router(spec: &GatewaySpec, fake: &FakeApiServer) -> Box<dyn TrafficRouter> {
     kubernetes_router(spec, KubeConnection::from_client(fake.client(NS), NS)).unwrap()
@@ -208,6 +208,7 @@ async fn two_virtual_services_take_the_same_weights_and_mirror() {
     }
     let fake = FakeApiServer::start().await;
     fake.insert(virtual_service());
+    fake.insert(destination_rule());
     let mut edge = named(virtual_service(), "checkout-edge");
     edge["spec"]["gateways"] = json!(["istio-system/public"]);
     fake.insert(edge);
@@ -250,6 +251,7 @@ async fn a_tcp_route_of_a_virtual_service_carries_the_weights_with_protocol_tcp(
     ]);
     let fake = FakeApiServer::start().await;
     fake.insert(vs);
+    fake.insert(destination_rule());
     let mut spec = crate::support::virtual_service_case().spec;
     let message = chain(&router(&spec, &fake).read_back().await.unwrap_err());
     assert!(
@@ -277,4 +279,63 @@ async fn a_tcp_route_of_a_virtual_service_carries_the_weights_with_protocol_tcp(
         message.contains("tcp routes carry weights only"),
         "{message}"
     );
+}
+
+/// Subset routes need a DestinationRule defining both subsets for the destinations' host:
+/// checked by the pre-flight read (and before each change), so that a missing one stops the
+/// rollout before any weight moves, with a message saying what is missing.
+#[tokio::test]
+async fn istio_subsets_are_checked_in_their_destination_rule_before_any_weight_moves() {
+    let case = crate::support::virtual_service_case();
+    let fake = FakeApiServer::start().await;
+    fake.insert(virtual_service());
+    let router = case.router(&fake);
+    // No DestinationRule at all.
+    let message = chain(&router.read_back().await.unwrap_err());
+    assert!(
+        message.contains("DestinationRule shop/checkout")
+            && message.contains("does not exist")
+            && message.contains("`destination-rule`"),
+        "{message}"
+    );
+    let message = chain(&router.set_canary_weight(10).await.unwrap_err());
+    assert!(message.contains("does not exist"), "{message}");
+    assert!(fake.requests_with("PATCH").is_empty());
+
+    // One without the canary subset.
+    let mut rule = destination_rule();
+    rule["spec"]["subsets"].as_array_mut().unwrap().pop();
+    fake.insert(rule.clone());
+    let message = chain(&router.set_canary_weight(10).await.unwrap_err());
+    assert!(
+        message.contains("defines no subset \"canary\" of host checkout (it defines: stable)"),
+        "{message}"
+    );
+    // One for another host.
+    rule["spec"]["host"] = json!("payments.shop.svc.cluster.local");
+    fake.replace(rule);
+    let message = chain(&router.set_canary_weight(10).await.unwrap_err());
+    assert!(
+        message.contains("is for host \"payments.shop.svc.cluster.local\""),
+        "{message}"
+    );
+    assert!(fake.requests_with("PATCH").is_empty());
+
+    // The right one: the rollout goes on. Its removal mid-rollout is caught at the next change.
+    fake.replace(destination_rule());
+    set_and_verify(router.as_ref(), 10).await.unwrap();
+    fake.remove("networking.istio.io", "destinationrules", NS, "checkout");
+    assert!(router.set_canary_weight(20).await.is_err());
+    assert_eq!(router.read_back().await.unwrap(), (10, None), "reads go on");
+
+    // Another name, from the policy.
+    let mut spec = case.spec.clone();
+    if let GatewaySpec::IstioVirtualService(spec) = &mut spec {
+        spec.destination_rule = Some("checkout-subsets".to_owned());
+    }
+    fake.insert(named(destination_rule(), "checkout-subsets"));
+    let router = crate::several_routes::router(&spec, &fake);
+    set_and_verify(router.as_ref(), 20)
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
 }

@@ -229,6 +229,20 @@ impl Validator {
                     }
                 }
             }
+            let destination_rule = match &vs.destination_rule {
+                None => Some(None),
+                Some(at) if vs.stable.subset.is_none() && vs.canary.subset.is_none() => {
+                    self.problem(
+                        format!("{path}.destination-rule"),
+                        Some(at),
+                        "is read for subset routes only: neither `stable` nor `canary` names a `subset`",
+                    );
+                    None
+                }
+                Some(at) => self
+                    .kube_name(&format!("{path}.destination-rule"), at)
+                    .map(Some),
+            };
             return Some((|| {
                 Some(GatewaySpec::IstioVirtualService(IstioVirtualServiceSpec {
                     object: object?,
@@ -238,6 +252,7 @@ impl Validator {
                     api_version: api_version?,
                     protocol: protocol?,
                     more_virtual_services: more?,
+                    destination_rule: destination_rule?,
                 }))
             })());
         }
