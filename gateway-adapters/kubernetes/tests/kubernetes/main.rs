@@ -19,6 +19,7 @@ mod promotion;
 mod rbac;
 mod redaction;
 mod replica_count;
+mod replica_count_e2e;
 mod rollout_e2e;
 mod routed_steps;
 mod schemas;
