@@ -551,6 +551,29 @@ pub struct HttpRouteSpec {
     /// out of the serialized form when empty (digest).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub more_routes: Vec<RouteTarget>,
+    /// canary creates the HTTPRoute when it is missing, owned by a Deployment (so that no
+    /// GitOps tool manages its weights). Left out when `None` (digest).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generate: Option<GenerateHttpRoute>,
+}
+
+/// The HTTPRoute canary creates when it is missing: one rule, the two Services at 100/0, on
+/// one Gateway listener, with an ownerReference to a Deployment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct GenerateHttpRoute {
+    /// The Gateway (`parentRefs[0].name`).
+    pub gateway: String,
+    /// Its namespace; `None`: the route's.
+    pub gateway_namespace: Option<String>,
+    /// The Gateway's listener (`parentRefs[0].sectionName`).
+    pub section_name: Option<String>,
+    /// `spec.hostnames`.
+    pub hostnames: Vec<String>,
+    /// The Services' port.
+    pub port: u16,
+    /// The Deployment (in the route's namespace) the route is owned by: deleting it deletes
+    /// the route.
+    pub owner_deployment: String,
 }
 
 /// One more routing object of a rollout, in the first one's namespace and cluster: its name,

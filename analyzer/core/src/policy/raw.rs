@@ -450,6 +450,37 @@ pub(crate) struct RawHttpRoute {
     /// of this one: each set with the first and read back at every tick.
     #[serde(default)]
     pub(crate) more_routes: Option<Vec<RawMoreRoute>>,
+    /// Create the HTTPRoute when it is missing (one rule, the two Services), owned by a
+    /// Deployment, so that no GitOps tool holds its weights.
+    #[serde(default)]
+    pub(crate) generate: Option<RawGenerateHttpRoute>,
+}
+
+/// The HTTPRoute canary creates.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawGenerateHttpRoute {
+    /// The Gateway it attaches to (`parentRefs[0].name`).
+    #[schemars(with = "String")]
+    pub(crate) gateway: At<String>,
+    /// The Gateway's namespace (default: the route's).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) gateway_namespace: Option<At<String>>,
+    /// The Gateway's listener (`parentRefs[0].sectionName`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) section_name: Option<At<String>>,
+    /// `spec.hostnames` (default: none, the listener's).
+    #[serde(default)]
+    pub(crate) hostnames: Option<Vec<String>>,
+    /// The port of both Services.
+    #[schemars(with = "u16")]
+    pub(crate) port: At<i64>,
+    /// The Deployment (in the route's namespace) that owns the route: deleting it deletes the
+    /// route.
+    #[schemars(with = "String")]
+    pub(crate) owner_deployment: At<String>,
 }
 
 /// One more HTTPRoute of a rollout.

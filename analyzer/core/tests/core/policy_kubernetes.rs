@@ -41,6 +41,7 @@ fn an_httproute_gateway_reads_with_its_defaults() {
             canary: "checkout-canary".to_owned(),
             weight_total: 100,
             more_routes: Vec::new(),
+            generate: None,
         })
     );
     assert_eq!(spec.kubernetes().unwrap().name, "checkout");
@@ -295,4 +296,51 @@ fn the_shipped_istio_policy_reads_with_its_routed_steps_and_two_virtual_services
     assert_eq!(spec.route, Some(RuleRef::Name("primary".to_owned())));
     assert_eq!(spec.more_virtual_services[0].name, "storefront-edge");
     assert_eq!(policy.rollout.routes.len(), 2);
+}
+
+/// `http-route.generate`: the route canary creates when it is missing, owned by a Deployment.
+#[test]
+fn a_generated_httproute_reads_and_its_mistakes_are_named() {
+    let GatewaySpec::HttpRoute(spec) = gateway(
+        "  http-route:\n    name: checkout\n    stable: a\n    canary: b\n    generate:\n      gateway: web\n      gateway-namespace: infra\n      section-name: https\n      hostnames: [shop.example, '*.shop.example']\n      port: 8080\n      owner-deployment: checkout-stable",
+    ) else {
+        panic!()
+    };
+    let generate = spec.generate.expect("generate");
+    assert_eq!(generate.gateway, "web");
+    assert_eq!(generate.gateway_namespace.as_deref(), Some("infra"));
+    assert_eq!(generate.hostnames, ["shop.example", "*.shop.example"]);
+    assert_eq!(generate.port, 8080);
+    assert_eq!(generate.owner_deployment, "checkout-stable");
+    const BASE: &str = "  http-route:\n    name: checkout\n    stable: a\n    canary: b\n";
+    for (extra, expected) in [
+        (
+            "    rule: api\n    generate: {gateway: web, port: 80, owner-deployment: d}",
+            "a generated HTTPRoute has one rule",
+        ),
+        (
+            "    more-routes: [{name: x}]\n    generate: {gateway: web, port: 80, owner-deployment: d}",
+            "does not go with `more-routes`",
+        ),
+        (
+            "    generate: {gateway: web, port: 0, owner-deployment: d}",
+            "gateway.http-route.generate.port",
+        ),
+        (
+            "    generate: {gateway: web, port: 80, owner-deployment: D_d}",
+            "gateway.http-route.generate.owner-deployment",
+        ),
+        (
+            "    generate: {gateway: web, port: 80, owner-deployment: d, hostnames: ['a b']}",
+            "gateway.http-route.generate.hostnames[0]",
+        ),
+        (
+            "    generate: {gateway: web, port: 80}",
+            "owner-deployment",
+        ),
+    ] {
+        let yaml = format!("{BASE}{extra}");
+        let message = policy(&yaml).unwrap_err();
+        assert!(message.contains(expected), "{yaml}\n{message}");
+    }
 }

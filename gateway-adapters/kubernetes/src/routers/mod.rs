@@ -29,7 +29,7 @@ use canary_core::policy::GatewaySpec;
 use canary_core::ports::TrafficRouter;
 
 use crate::KubeConnection;
-pub use httproute::HttpRouteRouter;
+pub use httproute::{GENERATED_ANNOTATION, HttpRouteRouter};
 pub use nginx_ingress::{
     CANARY_ANNOTATION, CANARY_WEIGHT_ANNOTATION, CANARY_WEIGHT_TOTAL_ANNOTATION, NginxIngressRouter,
 };

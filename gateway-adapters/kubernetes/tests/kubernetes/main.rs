@@ -14,6 +14,7 @@ mod controller_resource;
 mod controller_scale;
 mod examples;
 mod fake_api;
+mod generated_route;
 mod leases;
 mod promotion;
 mod rbac;

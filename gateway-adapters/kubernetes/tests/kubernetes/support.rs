@@ -113,6 +113,7 @@ pub(crate) fn http_route_case() -> Case {
             canary: "checkout-canary".to_owned(),
             weight_total: 100,
             more_routes: Vec::new(),
+            generate: None,
         }),
         group: "gateway.networking.k8s.io",
         resource: "httproutes",

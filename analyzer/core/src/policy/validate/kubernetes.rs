@@ -94,6 +94,10 @@ impl Validator {
                 "rule",
                 "HTTPRoute rule",
             );
+            let generate = match &route.generate {
+                None => Some(None),
+                Some(raw) => self.generate_route(&format!("{path}.generate"), raw, route),
+            };
             return Some((|| {
                 let (stable, canary) = backends?;
                 Some(GatewaySpec::HttpRoute(HttpRouteSpec {
@@ -103,6 +107,7 @@ impl Validator {
                     canary,
                     weight_total: total?,
                     more_routes: more?,
+                    generate: generate?,
                 }))
             })());
         }
@@ -693,6 +698,81 @@ impl Validator {
             );
             None
         }
+    }
+
+    /// `http-route.generate`: the route canary creates, one rule, owned by a Deployment.
+    fn generate_route(
+        &mut self,
+        path: &str,
+        raw: &RawGenerateHttpRoute,
+        route: &RawHttpRoute,
+    ) -> Option<Option<GenerateHttpRoute>> {
+        let mut ok = true;
+        if let Some(at) = &route.rule {
+            self.problem(
+                path,
+                Some(at),
+                "a generated HTTPRoute has one rule: leave `rule` out",
+            );
+            ok = false;
+        }
+        if route.more_routes.as_ref().is_some_and(|m| !m.is_empty()) {
+            self.problem::<()>(
+                path,
+                None,
+                "`generate` makes one HTTPRoute: it does not go with `more-routes`",
+            );
+            ok = false;
+        }
+        let gateway = self.kube_name(&format!("{path}.gateway"), &raw.gateway);
+        let gateway_namespace = self.namespace(
+            &format!("{path}.gateway-namespace"),
+            raw.gateway_namespace.as_ref(),
+        );
+        let section_name = match &raw.section_name {
+            None => Some(None),
+            Some(at) => self
+                .kube_name(&format!("{path}.section-name"), at)
+                .map(Some),
+        };
+        let owner = self.kube_name(&format!("{path}.owner-deployment"), &raw.owner_deployment);
+        let port = match u16::try_from(raw.port.value) {
+            Ok(port) if port > 0 => Some(port),
+            _ => {
+                self.problem(
+                    format!("{path}.port"),
+                    Some(&raw.port),
+                    format!("expected a port from 1 to 65535, not {}", raw.port.value),
+                );
+                None
+            }
+        };
+        let mut hostnames = Vec::new();
+        for (i, host) in raw.hostnames.iter().flatten().enumerate() {
+            let host = host.trim();
+            let bare = host.strip_prefix("*.").unwrap_or(host);
+            if is_dns_domain(bare) {
+                hostnames.push(host.to_owned());
+            } else {
+                self.problem::<()>(
+                    format!("{path}.hostnames[{i}]"),
+                    None,
+                    format!("expected a host name (`*.` allowed in front), not {host:?}"),
+                );
+                ok = false;
+            }
+        }
+        if !ok {
+            return None;
+        }
+        Some(Some(GenerateHttpRoute {
+            gateway: gateway?,
+            gateway_namespace: gateway_namespace?,
+            section_name: section_name?,
+            hostnames,
+            port: port?,
+            owner_deployment: owner?,
+        }))
     }
 
     /// `protocol` of an Istio VirtualService gateway: `http` (default), `tls` or `tcp`.
