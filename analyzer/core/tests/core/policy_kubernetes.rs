@@ -334,10 +334,7 @@ fn a_generated_httproute_reads_and_its_mistakes_are_named() {
             "    generate: {gateway: web, port: 80, owner-deployment: d, hostnames: ['a b']}",
             "gateway.http-route.generate.hostnames[0]",
         ),
-        (
-            "    generate: {gateway: web, port: 80}",
-            "owner-deployment",
-        ),
+        ("    generate: {gateway: web, port: 80}", "owner-deployment"),
     ] {
         let yaml = format!("{BASE}{extra}");
         let message = policy(&yaml).unwrap_err();
