@@ -40,9 +40,9 @@ pub use error::{KubernetesError, Result};
 pub use promotion::DeploymentPromoter;
 pub use routers::{
     ASKED_WEIGHT_ANNOTATION, CANARY_ANNOTATION, CANARY_WEIGHT_ANNOTATION,
-    CANARY_WEIGHT_TOTAL_ANNOTATION, HttpRouteRouter, NginxIngressRouter, ROUTE_ANNOTATION,
-    ReplicaCountRouter, TraefikServiceRouter, TrafficSplitRouter, VirtualServiceRouter,
-    kubernetes_router,
+    CANARY_WEIGHT_TOTAL_ANNOTATION, GENERATED_ANNOTATION, HttpRouteRouter, MATCH_ROUTE_NAME,
+    NginxIngressRouter, ROUTE_ANNOTATION, ReplicaCountRouter, TraefikServiceRouter,
+    TrafficSplitRouter, VirtualServiceRouter, kubernetes_router,
 };
 
 /// The field manager canary writes as (`metadata.managedFields` shows it on the weights).

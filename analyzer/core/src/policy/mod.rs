@@ -549,6 +549,44 @@ pub struct HttpRouteSpec {
     pub canary: String,
     /// What the two weights add up to.
     pub weight_total: u32,
+    /// More HTTPRoutes (or other rules of the same one) that route the same two Services,
+    /// set with the first and read back at every tick (a drift in any one is a drift). Left
+    /// out of the serialized form when empty (digest).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub more_routes: Vec<RouteTarget>,
+    /// canary creates the HTTPRoute when it is missing, owned by a Deployment (so that no
+    /// GitOps tool manages its weights). Left out when `None` (digest).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generate: Option<GenerateHttpRoute>,
+}
+
+/// The HTTPRoute canary creates when it is missing: one rule, the two Services at 100/0, on
+/// one Gateway listener, with an ownerReference to a Deployment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct GenerateHttpRoute {
+    /// The Gateway (`parentRefs[0].name`).
+    pub gateway: String,
+    /// Its namespace; `None`: the route's.
+    pub gateway_namespace: Option<String>,
+    /// The Gateway's listener (`parentRefs[0].sectionName`).
+    pub section_name: Option<String>,
+    /// `spec.hostnames`.
+    pub hostnames: Vec<String>,
+    /// The Services' port.
+    pub port: u16,
+    /// The Deployment (in the route's namespace) the route is owned by: deleting it deletes
+    /// the route.
+    pub owner_deployment: String,
+}
+
+/// One more routing object of a rollout, in the first one's namespace and cluster: its name,
+/// and which of its rules (HTTPRoute) or routes (VirtualService) holds the weights.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RouteTarget {
+    /// The object's name.
+    pub name: String,
+    /// Which rule or route; `None`: the only one that holds both backends.
+    pub rule: Option<RuleRef>,
 }
 
 /// The canary `Ingress` of ingress-nginx and its `canary-weight` annotation.
@@ -601,6 +639,47 @@ pub struct IstioVirtualServiceSpec {
     /// releases). Left out of the serialized form at its default (digest).
     #[serde(skip_serializing_if = "IstioVirtualServiceSpec::is_default_api_version")]
     pub api_version: String,
+    /// Which routes of the VirtualService hold the weights: `spec.http` (the default), or
+    /// `spec.tls` / `spec.tcp` (weights only). Left out of the serialized form at its default.
+    #[serde(skip_serializing_if = "IstioProtocol::is_http")]
+    pub protocol: IstioProtocol,
+    /// More VirtualServices (or other routes of the same one) with the same two destinations,
+    /// set with the first and read back at every tick. Left out when empty (digest).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub more_virtual_services: Vec<RouteTarget>,
+    /// The DestinationRule that defines the destinations' subsets, checked before the first
+    /// weight moves and before each change: `None` is the one named like the destination's
+    /// host (its first label). Left out when `None` (digest).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination_rule: Option<String>,
+}
+
+/// The routes of a VirtualService whose destinations carry the weights.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IstioProtocol {
+    /// `spec.http[]`: weights, header and cookie matches, mirrors.
+    #[default]
+    Http,
+    /// `spec.tls[]` (routes by SNI): weights only; its routes have no names.
+    Tls,
+    /// `spec.tcp[]`: weights only; its routes have no names.
+    Tcp,
+}
+
+impl IstioProtocol {
+    /// The field of `spec` that holds these routes: `http`, `tls`, `tcp`.
+    pub fn field(self) -> &'static str {
+        match self {
+            IstioProtocol::Http => "http",
+            IstioProtocol::Tls => "tls",
+            IstioProtocol::Tcp => "tcp",
+        }
+    }
+
+    fn is_http(&self) -> bool {
+        *self == IstioProtocol::Http
+    }
 }
 
 impl IstioVirtualServiceSpec {

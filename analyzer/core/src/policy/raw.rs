@@ -513,6 +513,67 @@ pub(crate) struct RawHttpRoute {
     #[serde(default)]
     #[schemars(with = "Option<u32>")]
     pub(crate) weight_total: Option<At<i64>>,
+    /// More HTTPRoutes (in the same namespace) routing the same two Services, or more rules
+    /// of this one: each set with the first and read back at every tick.
+    #[serde(default)]
+    pub(crate) more_routes: Option<Vec<RawMoreRoute>>,
+    /// Create the HTTPRoute when it is missing (one rule, the two Services), owned by a
+    /// Deployment, so that no GitOps tool holds its weights.
+    #[serde(default)]
+    pub(crate) generate: Option<RawGenerateHttpRoute>,
+}
+
+/// The HTTPRoute canary creates.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawGenerateHttpRoute {
+    /// The Gateway it attaches to (`parentRefs[0].name`).
+    #[schemars(with = "String")]
+    pub(crate) gateway: At<String>,
+    /// The Gateway's namespace (default: the route's).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) gateway_namespace: Option<At<String>>,
+    /// The Gateway's listener (`parentRefs[0].sectionName`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) section_name: Option<At<String>>,
+    /// `spec.hostnames` (default: none, the listener's).
+    #[serde(default)]
+    pub(crate) hostnames: Option<Vec<String>>,
+    /// The port of both Services.
+    #[schemars(with = "u16")]
+    pub(crate) port: At<i64>,
+    /// The Deployment (in the route's namespace) that owns the route: deleting it deletes the
+    /// route.
+    #[schemars(with = "String")]
+    pub(crate) owner_deployment: At<String>,
+}
+
+/// One more HTTPRoute of a rollout.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawMoreRoute {
+    /// The HTTPRoute's name (in the first one's namespace).
+    #[schemars(with = "String")]
+    pub(crate) name: At<String>,
+    /// Which rule: its `name` or index (default: the one rule holding both backends).
+    #[serde(default)]
+    #[schemars(with = "Option<RawRuleRef>")]
+    pub(crate) rule: Option<At<RawRuleRef>>,
+}
+
+/// One more VirtualService of a rollout.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawMoreVirtualService {
+    /// The VirtualService's name (in the first one's namespace).
+    #[schemars(with = "String")]
+    pub(crate) name: At<String>,
+    /// Which route: its `name` or index (default: the one route holding both destinations).
+    #[serde(default)]
+    #[schemars(with = "Option<RawRuleRef>")]
+    pub(crate) route: Option<At<RawRuleRef>>,
 }
 
 /// A rule or route named by its `name` or by its index.
@@ -596,6 +657,21 @@ pub(crate) struct RawIstioVirtualService {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub(crate) api_version: Option<At<String>>,
+    /// Which routes hold the weights: `http` (default), `tls` or `tcp` (weights only, routes
+    /// named by index: Istio's TLS and TCP routes have no names).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) protocol: Option<At<String>>,
+    /// More VirtualServices (in the same namespace) with the same two destinations, or more
+    /// routes of this one: each set with the first and read back at every tick.
+    #[serde(default)]
+    pub(crate) more_virtual_services: Option<Vec<RawMoreVirtualService>>,
+    /// The DestinationRule that defines the `subset`s of `stable` and `canary`, checked before
+    /// the first weight moves (default: the one named like the host's first label,
+    /// `checkout` for `checkout.shop.svc.cluster.local`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(crate) destination_rule: Option<At<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -2,8 +2,8 @@
 //! messages (field path, line and column) for what Kubernetes would not accept.
 
 use canary_core::policy::{
-    CreateCanaryIngress, GatewaySpec, HttpRouteSpec, IstioDestination, KubeObjectRef, Policy,
-    RuleRef,
+    CreateCanaryIngress, GatewaySpec, HttpRouteSpec, IstioDestination, IstioProtocol,
+    KubeObjectRef, Policy, RouteTarget, RuleRef,
 };
 
 fn policy(gateway: &str) -> Result<Policy, String> {
@@ -40,6 +40,8 @@ fn an_httproute_gateway_reads_with_its_defaults() {
             stable: "checkout-stable".to_owned(),
             canary: "checkout-canary".to_owned(),
             weight_total: 100,
+            more_routes: Vec::new(),
+            generate: None,
         })
     );
     assert_eq!(spec.kubernetes().unwrap().name, "checkout");
@@ -192,4 +194,150 @@ fn a_kubernetes_promotion_reads_and_needs_a_gateway() {
         err.contains("promotion.kubernetes.timeout: expected a duration longer than 0s"),
         "{err}"
     );
+}
+
+/// Several routing objects for one rollout: `more-routes` (HTTPRoutes, or more rules of the
+/// first one) and `more-virtual-services`, each named once; VirtualService weights in `tls`
+/// or `tcp` routes, named by index only. Without them a policy serializes as before (digest).
+#[test]
+fn more_routes_and_istio_protocols_read_and_their_mistakes_are_named() {
+    let GatewaySpec::HttpRoute(spec) = gateway(
+        "  http-route:\n    name: checkout\n    rule: api\n    stable: a\n    canary: b\n    more-routes:\n      - name: checkout-internal\n      - {name: checkout, rule: web}",
+    ) else {
+        panic!()
+    };
+    assert_eq!(
+        spec.more_routes,
+        [
+            RouteTarget {
+                name: "checkout-internal".to_owned(),
+                rule: None
+            },
+            RouteTarget {
+                name: "checkout".to_owned(),
+                rule: Some(RuleRef::Name("web".to_owned()))
+            }
+        ]
+    );
+    let plain = gateway("  http-route: {name: checkout, stable: a, canary: b}");
+    let json = serde_json::to_value(&plain).unwrap();
+    assert!(json["http-route"].get("more_routes").is_none(), "{json}");
+
+    let GatewaySpec::IstioVirtualService(spec) = gateway(
+        "  istio-virtual-service:\n    name: mesh\n    protocol: tcp\n    route: 0\n    stable: {host: db, subset: v1}\n    canary: {host: db, subset: v2}\n    more-virtual-services: [{name: edge, route: 1}]",
+    ) else {
+        panic!()
+    };
+    assert_eq!(spec.protocol, IstioProtocol::Tcp);
+    assert_eq!(spec.destination_rule, None);
+    assert_eq!(spec.more_virtual_services[0].rule, Some(RuleRef::Index(1)));
+    let GatewaySpec::IstioVirtualService(spec) = gateway(
+        "  istio-virtual-service:\n    name: mesh\n    destination-rule: db-subsets\n    stable: {host: db, subset: v1}\n    canary: {host: db, subset: v2}",
+    ) else {
+        panic!()
+    };
+    assert_eq!(spec.destination_rule.as_deref(), Some("db-subsets"));
+    let plain =
+        gateway("  istio-virtual-service: {name: mesh, stable: {host: a}, canary: {host: b}}");
+    let json = serde_json::to_value(&plain).unwrap();
+    assert!(
+        json["istio-virtual-service"].get("protocol").is_none(),
+        "{json}"
+    );
+
+    for (yaml, expected) in [
+        (
+            "  http-route:\n    name: checkout\n    stable: a\n    canary: b\n    more-routes: [{name: checkout}]",
+            "gateway.http-route.more-routes[0].name",
+        ),
+        (
+            "  http-route:\n    name: checkout\n    stable: a\n    canary: b\n    more-routes: [{name: Bad_Name}]",
+            "gateway.http-route.more-routes[0].name",
+        ),
+        (
+            "  http-route:\n    name: checkout\n    stable: a\n    canary: b\n    more-routes: [{name: x, rule: -1}]",
+            "gateway.http-route.more-routes[0].rule",
+        ),
+        (
+            "  http-route:\n    name: checkout\n    stable: a\n    canary: b\n    more-routes: [{name: x, weight: 5}]",
+            "unknown field `weight`",
+        ),
+        (
+            "  istio-virtual-service:\n    name: mesh\n    destination-rule: dr\n    stable: {host: a}\n    canary: {host: b}",
+            "is read for subset routes only",
+        ),
+        (
+            "  istio-virtual-service:\n    name: mesh\n    protocol: udp\n    stable: {host: a}\n    canary: {host: b}",
+            "gateway.istio-virtual-service.protocol",
+        ),
+        (
+            "  istio-virtual-service:\n    name: mesh\n    protocol: tls\n    route: primary\n    stable: {host: a}\n    canary: {host: b}",
+            "Istio's tls routes have no `name`",
+        ),
+        (
+            "  istio-virtual-service:\n    name: mesh\n    protocol: tcp\n    stable: {host: a}\n    canary: {host: b}\n    more-virtual-services: [{name: edge, route: db}]",
+            "gateway.istio-virtual-service.more-virtual-services[0].route",
+        ),
+    ] {
+        let message = policy(yaml).unwrap_err();
+        assert!(message.contains(expected), "{yaml}\n{message}");
+    }
+}
+
+/// The shipped Istio policy (header and cookie steps, two VirtualServices) reads as it says.
+#[test]
+fn the_shipped_istio_policy_reads_with_its_routed_steps_and_two_virtual_services() {
+    let text = include_str!("../../../../policies/storefront-istio.yaml");
+    let policy =
+        Policy::from_yaml(text, "policies/storefront-istio.yaml").unwrap_or_else(|e| panic!("{e}"));
+    let Some(GatewaySpec::IstioVirtualService(spec)) = &policy.gateway else {
+        panic!("an istio-virtual-service gateway")
+    };
+    assert_eq!(spec.route, Some(RuleRef::Name("primary".to_owned())));
+    assert_eq!(spec.more_virtual_services[0].name, "storefront-edge");
+    assert_eq!(policy.rollout.routes.len(), 2);
+}
+
+/// `http-route.generate`: the route canary creates when it is missing, owned by a Deployment.
+#[test]
+fn a_generated_httproute_reads_and_its_mistakes_are_named() {
+    let GatewaySpec::HttpRoute(spec) = gateway(
+        "  http-route:\n    name: checkout\n    stable: a\n    canary: b\n    generate:\n      gateway: web\n      gateway-namespace: infra\n      section-name: https\n      hostnames: [shop.example, '*.shop.example']\n      port: 8080\n      owner-deployment: checkout-stable",
+    ) else {
+        panic!()
+    };
+    let generate = spec.generate.expect("generate");
+    assert_eq!(generate.gateway, "web");
+    assert_eq!(generate.gateway_namespace.as_deref(), Some("infra"));
+    assert_eq!(generate.hostnames, ["shop.example", "*.shop.example"]);
+    assert_eq!(generate.port, 8080);
+    assert_eq!(generate.owner_deployment, "checkout-stable");
+    const BASE: &str = "  http-route:\n    name: checkout\n    stable: a\n    canary: b\n";
+    for (extra, expected) in [
+        (
+            "    rule: api\n    generate: {gateway: web, port: 80, owner-deployment: d}",
+            "a generated HTTPRoute has one rule",
+        ),
+        (
+            "    more-routes: [{name: x}]\n    generate: {gateway: web, port: 80, owner-deployment: d}",
+            "does not go with `more-routes`",
+        ),
+        (
+            "    generate: {gateway: web, port: 0, owner-deployment: d}",
+            "gateway.http-route.generate.port",
+        ),
+        (
+            "    generate: {gateway: web, port: 80, owner-deployment: D_d}",
+            "gateway.http-route.generate.owner-deployment",
+        ),
+        (
+            "    generate: {gateway: web, port: 80, owner-deployment: d, hostnames: ['a b']}",
+            "gateway.http-route.generate.hostnames[0]",
+        ),
+        ("    generate: {gateway: web, port: 80}", "owner-deployment"),
+    ] {
+        let yaml = format!("{BASE}{extra}");
+        let message = policy(&yaml).unwrap_err();
+        assert!(message.contains(expected), "{yaml}\n{message}");
+    }
 }

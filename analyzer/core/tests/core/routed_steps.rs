@@ -177,6 +177,71 @@ fn routers_that_cannot_route_are_refused_by_name() {
     );
 }
 
+/// Istio carries all three routed steps; a header or cookie step inserts a route before the
+/// weighted one, so that one must be named by `name`: an index is refused, saying why.
+#[test]
+fn istio_carries_header_and_cookie_steps_on_a_route_named_by_name() {
+    let named = r#"gateway:
+  istio-virtual-service: {name: checkout, route: primary, stable: {host: checkout, subset: stable}, canary: {host: checkout, subset: canary}}
+"#;
+    let policy = mk_policy(
+        r#"[{header: {name: X-Canary, value: "1"}}, {cookie: {name: canary}}, {mirror: {percent: 20}}, 50, 100]"#,
+        named,
+    );
+    assert_eq!(
+        policy.rollout.route(1),
+        Some(&StepRoute::Cookie {
+            name: "canary".to_owned()
+        })
+    );
+    let unnamed = named.replace("route: primary, ", "");
+    mk_policy(
+        r#"[{header: {name: x-canary, value: "1"}}, 50, 100]"#,
+        &unnamed,
+    );
+    let indexed = named.replace("route: primary", "route: 1");
+    for step in [
+        r#"{header: {name: x-canary, value: "1"}}"#,
+        "{cookie: {name: c}}",
+    ] {
+        let message = problems(&format!("[{step}, 50, 100]"), &indexed);
+        assert!(
+            message.contains("rollout.steps[0]")
+                && message
+                    .contains("moves the route `gateway.istio-virtual-service` names by index"),
+            "{message}"
+        );
+    }
+    mk_policy("[{mirror: {percent: 10}}, 50, 100]", &indexed);
+}
+
+/// Routed steps with several routing objects: fine on distinct objects; refused when one
+/// object is named twice (its request-route mark is one per object) and on Istio `tcp`/`tls`
+/// routes (weights only).
+#[test]
+fn routed_steps_with_several_routes_need_each_object_once_and_http_routes() {
+    let two = r#"gateway:
+  http-route: {name: checkout, stable: checkout-stable, canary: checkout-canary, more-routes: [{name: checkout-internal}]}
+"#;
+    mk_policy(r#"[{header: {name: x-canary, value: "1"}}, 50, 100]"#, two);
+    let same = two.replace("{name: checkout-internal}", "{name: checkout, rule: web}");
+    mk_policy("[10, 50, 100]", &same);
+    let message = problems("[{mirror: {percent: 10}}, 50, 100]", &same);
+    assert!(
+        message.contains("rollout.steps[0]") && message.contains("names \"checkout\" twice"),
+        "{message}"
+    );
+    let tcp = r#"gateway:
+  istio-virtual-service: {name: db, protocol: tcp, stable: {host: db, subset: a}, canary: {host: db, subset: b}}
+"#;
+    mk_policy("[10, 50, 100]", tcp);
+    let message = problems("[{mirror: {percent: 10}}, 50, 100]", tcp);
+    assert!(
+        message.contains("not supported with `protocol: tcp`"),
+        "{message}"
+    );
+}
+
 #[test]
 fn malformed_routed_steps_name_the_field() {
     for (steps, expected) in [

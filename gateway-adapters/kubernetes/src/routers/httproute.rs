@@ -22,24 +22,67 @@
 //! that header; a mirror to the canary Service), and removes both when it sets a plain
 //! weight. Header rules and mirrors the user wrote are left alone.
 
-use canary_core::policy::{HttpRouteSpec, RuleRef, StepRoute};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use canary_core::policy::{GenerateHttpRoute, HttpRouteSpec, RuleRef, StepRoute};
 use gateway_api::httproutes::HttpRoute;
 use json_patch::{AddOperation, PatchOperation, RemoveOperation};
 use kube::api::ApiResource;
+use kube::api::{Api, DynamicObject, PostParams};
+use kube::core::GroupVersionKind;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::KubeConnection;
 use crate::routers::weights::{
-    Slot, WeightRouter, WeightedKind, Weights, delegate_router, mark_ops, marked_route, pick,
-    pointer,
+    Slot, WeightRouter, WeightedKind, Weights, mark_ops, marked_route, pick, pointer,
 };
+use crate::{KubernetesError, Permission};
 
 /// Sets the canary's share as the weights of the stable and the canary `backendRefs` of one
-/// HTTPRoute rule. Other rules, matches, filters and backends are never written.
-pub struct HttpRouteRouter(WeightRouter<HttpRouteKind>);
+/// HTTPRoute rule. Other rules, matches, filters and backends are never written. With the
+/// policy's `generate`, the route is created when it is missing (at the pre-flight read),
+/// owned by a Deployment.
+pub struct HttpRouteRouter {
+    inner: WeightRouter<HttpRouteKind>,
+    generate: Option<GenerateHttpRoute>,
+    /// Whether the route was found or created once.
+    ensured: AtomicBool,
+}
 
-delegate_router!(HttpRouteRouter);
+#[async_trait::async_trait]
+impl canary_core::ports::TrafficRouter for HttpRouteRouter {
+    async fn set_canary_weight(&self, weight: u8) -> canary_core::Result<()> {
+        canary_core::ports::check_canary_weight(weight)?;
+        self.ensure().await?;
+        self.inner.set(weight).await?;
+        Ok(())
+    }
+
+    async fn canary_weight(&self) -> canary_core::Result<u8> {
+        self.ensure().await?;
+        Ok(self.inner.get().await?)
+    }
+
+    async fn set_canary_route(&self, route: &StepRoute) -> canary_core::Result<()> {
+        self.ensure().await?;
+        self.inner.set_route(route).await?;
+        Ok(())
+    }
+
+    async fn canary_route(&self) -> canary_core::Result<Option<StepRoute>> {
+        Ok(self.inner.get_route().await?)
+    }
+
+    async fn read_back(&self) -> canary_core::Result<(u8, Option<StepRoute>)> {
+        self.ensure().await?;
+        Ok(self.inner.get_both().await?)
+    }
+
+    fn describe(&self) -> String {
+        self.inner.description()
+    }
+}
 
 /// The HTTPRoute specifics of [`HttpRouteRouter`].
 #[derive(Clone, Debug)]
@@ -53,7 +96,7 @@ pub(crate) struct HttpRouteKind {
 impl HttpRouteRouter {
     /// A router for the policy's `gateway.http-route`.
     pub fn new(spec: &HttpRouteSpec, connection: KubeConnection) -> HttpRouteRouter {
-        HttpRouteRouter(WeightRouter::with_kind(
+        let inner = WeightRouter::with_kind(
             HttpRouteKind {
                 rule: spec.rule.clone(),
                 stable: spec.stable.clone(),
@@ -63,9 +106,162 @@ impl HttpRouteRouter {
             connection,
             &spec.object.name,
             spec.object.namespace.as_deref(),
-        ))
+        );
+        HttpRouteRouter {
+            inner,
+            generate: spec.generate.clone(),
+            ensured: AtomicBool::new(false),
+        }
+    }
+
+    /// With `generate`: creates the route when it is missing (once per process; a route that
+    /// is there, generated or not, is used as it is). Without: nothing.
+    async fn ensure(&self) -> Result<(), KubernetesError> {
+        let Some(generate) = &self.generate else {
+            return Ok(());
+        };
+        if self.ensured.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let (api, namespace) = self.inner.api().await?;
+        match self.inner.read(&api, &namespace).await {
+            Ok(_) => {
+                self.ensured.store(true, Ordering::Relaxed);
+                return Ok(());
+            }
+            Err(KubernetesError::NotFound { .. }) => {}
+            Err(err) => return Err(err),
+        }
+        let (client, _) = self.inner.connection.client().await?;
+        let deployments: Api<DynamicObject> = Api::namespaced_with(
+            client,
+            &namespace,
+            &ApiResource::from_gvk_with_plural(
+                &GroupVersionKind::gvk("apps", "v1", "Deployment"),
+                "deployments",
+            ),
+        );
+        let owner_object = format!("Deployment {namespace}/{}", generate.owner_deployment);
+        let owner = deployments
+            .get(&generate.owner_deployment)
+            .await
+            .map_err(|err| {
+                crate::api_error(
+                    &owner_object,
+                    Permission {
+                        verb: "get",
+                        api_group: "apps".to_owned(),
+                        resource: "deployments".to_owned(),
+                        namespace: namespace.clone(),
+                        name: Some(generate.owner_deployment.clone()),
+                    },
+                    err,
+                )
+            })?;
+        let uid = owner
+            .metadata
+            .uid
+            .clone()
+            .ok_or_else(|| KubernetesError::Object {
+                object: owner_object,
+                message: "has no metadata.uid to own the generated HTTPRoute by".to_owned(),
+            })?;
+        let route = generated_route(
+            &self.inner.name,
+            &namespace,
+            &self.inner.kind,
+            generate,
+            &uid,
+        );
+        let route: DynamicObject =
+            serde_json::from_value(route).map_err(|err| KubernetesError::Object {
+                object: self.inner.object(&namespace),
+                message: format!("cannot build the generated route: {err}"),
+            })?;
+        let params = PostParams {
+            field_manager: Some(crate::FIELD_MANAGER.to_owned()),
+            ..PostParams::default()
+        };
+        self.inner
+            .connection
+            .may_write(&self.inner.object(&namespace))?;
+        match api.create(&params, &route).await {
+            Ok(_) => {}
+            // Created meanwhile (another run of the same rollout): use it.
+            Err(err) if crate::is_conflict(&err) => {}
+            Err(err) => {
+                return Err(crate::api_error(
+                    &self.inner.object(&namespace),
+                    Permission {
+                        verb: "create",
+                        api_group: "gateway.networking.k8s.io".to_owned(),
+                        resource: "httproutes".to_owned(),
+                        namespace: namespace.clone(),
+                        name: None,
+                    },
+                    err,
+                ));
+            }
+        }
+        self.ensured.store(true, Ordering::Relaxed);
+        Ok(())
     }
 }
+
+/// The HTTPRoute `generate` makes: on the Gateway's listener, for its hostnames, one rule
+/// (named `canary`) sending everything to the stable Service (weight `total`) and none to
+/// the canary's, owned by the Deployment `uid` (`controller: false`: a Deployment does not
+/// manage routes; `blockOwnerDeletion: false`: deleting the Deployment needs no permission on
+/// the route). The annotation `canary.dev/generated: "true"` says who made it.
+fn generated_route(
+    name: &str,
+    namespace: &str,
+    kind: &HttpRouteKind,
+    generate: &GenerateHttpRoute,
+    uid: &str,
+) -> Value {
+    let mut parent = serde_json::json!({ "name": generate.gateway });
+    if let Some(ns) = &generate.gateway_namespace {
+        parent["namespace"] = Value::from(ns.clone());
+    }
+    if let Some(section) = &generate.section_name {
+        parent["sectionName"] = Value::from(section.clone());
+    }
+    let mut spec = serde_json::json!({
+        "parentRefs": [parent],
+        "rules": [{
+            "name": "canary",
+            "backendRefs": [
+                {"name": kind.stable, "port": generate.port, "weight": kind.total},
+                {"name": kind.canary, "port": generate.port, "weight": 0}
+            ]
+        }]
+    });
+    if !generate.hostnames.is_empty() {
+        spec["hostnames"] = Value::from(generate.hostnames.clone());
+    }
+    serde_json::json!({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "annotations": {GENERATED_ANNOTATION: "true"},
+            "ownerReferences": [{
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "name": generate.owner_deployment,
+                "uid": uid,
+                "controller": false,
+                "blockOwnerDeletion": false
+            }]
+        },
+        "spec": spec
+    })
+}
+
+/// The annotation on an HTTPRoute canary generated.
+pub const GENERATED_ANNOTATION: &str = "canary.dev/generated";
 
 /// The part of an HTTPRoute canary reads: its rules' backendRefs.
 #[derive(Deserialize)]

@@ -19,6 +19,7 @@
 mod httproute;
 mod nginx_ingress;
 mod replica_count;
+mod several;
 mod traefik;
 mod traffic_split;
 mod virtual_service;
@@ -28,25 +29,55 @@ use canary_core::policy::GatewaySpec;
 use canary_core::ports::TrafficRouter;
 
 use crate::KubeConnection;
-pub use httproute::HttpRouteRouter;
+pub use httproute::{GENERATED_ANNOTATION, HttpRouteRouter};
 pub use nginx_ingress::{
     CANARY_ANNOTATION, CANARY_WEIGHT_ANNOTATION, CANARY_WEIGHT_TOTAL_ANNOTATION, NginxIngressRouter,
 };
 pub use replica_count::{ASKED_WEIGHT_ANNOTATION, ReplicaCountRouter};
+pub use several::SeveralRoutesRouter;
 pub use traefik::TraefikServiceRouter;
 pub use traffic_split::TrafficSplitRouter;
-pub use virtual_service::VirtualServiceRouter;
+pub use virtual_service::{MATCH_ROUTE_NAME, VirtualServiceRouter};
 pub use weights::ROUTE_ANNOTATION;
 
 /// The router of a Kubernetes `gateway` of the policy, talking to the cluster through
-/// `connection`; `None` for the gateways that are not Kubernetes resources.
+/// `connection`; `None` for the gateways that are not Kubernetes resources. A gateway naming
+/// more than one routing object gets a [`SeveralRoutesRouter`] over one router each.
 pub fn kubernetes_router(
     spec: &GatewaySpec,
     connection: KubeConnection,
 ) -> Option<Box<dyn TrafficRouter>> {
     Some(match spec {
+        GatewaySpec::HttpRoute(spec) if !spec.more_routes.is_empty() => {
+            let mut routers: Vec<Box<dyn TrafficRouter>> =
+                vec![Box::new(HttpRouteRouter::new(spec, connection.clone()))];
+            for more in &spec.more_routes {
+                let mut one = spec.clone();
+                one.object.name.clone_from(&more.name);
+                one.rule.clone_from(&more.rule);
+                one.more_routes.clear();
+                routers.push(Box::new(HttpRouteRouter::new(&one, connection.clone())));
+            }
+            Box::new(SeveralRoutesRouter::new(routers))
+        }
         GatewaySpec::HttpRoute(spec) => Box::new(HttpRouteRouter::new(spec, connection)),
         GatewaySpec::NginxIngress(spec) => Box::new(NginxIngressRouter::new(spec, connection)),
+        GatewaySpec::IstioVirtualService(spec) if !spec.more_virtual_services.is_empty() => {
+            let mut routers: Vec<Box<dyn TrafficRouter>> = vec![Box::new(
+                VirtualServiceRouter::new(spec, connection.clone()),
+            )];
+            for more in &spec.more_virtual_services {
+                let mut one = spec.clone();
+                one.object.name.clone_from(&more.name);
+                one.route.clone_from(&more.rule);
+                one.more_virtual_services.clear();
+                routers.push(Box::new(VirtualServiceRouter::new(
+                    &one,
+                    connection.clone(),
+                )));
+            }
+            Box::new(SeveralRoutesRouter::new(routers))
+        }
         GatewaySpec::IstioVirtualService(spec) => {
             Box::new(VirtualServiceRouter::new(spec, connection))
         }

@@ -178,7 +178,7 @@ impl<K: WeightedKind> WeightRouter<K> {
     /// After a 404: whether the cluster does not serve the object's API version at all, by
     /// discovery (`GET /apis`, which every authenticated user may read). `None` when it does,
     /// for the core group, or when discovery itself fails (the 404 then stands as it was).
-    async fn not_served(&self, namespace: &str) -> Option<KubernetesError> {
+    pub(crate) async fn not_served(&self, namespace: &str) -> Option<KubernetesError> {
         let resource = self.kind.resource();
         if resource.group.is_empty() {
             return None;

@@ -422,8 +422,11 @@ async fn the_policys_api_version_and_annotation_prefix_are_the_ones_used() {
     }
     let mut service = case.objects[0].clone();
     service["apiVersion"] = json!("networking.istio.io/v1beta1");
+    let mut rule = crate::support::destination_rule();
+    rule["apiVersion"] = json!("networking.istio.io/v1beta1");
     let fake = canary_fake_kube_api::FakeApiServer::start().await;
     fake.insert(service);
+    fake.insert(rule);
     let router = case.router(&fake);
     set_and_verify(router.as_ref(), 25)
         .await

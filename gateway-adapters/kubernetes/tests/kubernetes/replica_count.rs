@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::support::{NS, chain, example_documents};
 use canary_fake_kube_api::FakeApiServer;
 
-fn deployment(version: &str, replicas: i64) -> Value {
+pub(crate) fn deployment(version: &str, replicas: i64) -> Value {
     json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",

@@ -90,7 +90,7 @@ impl World {
     }
 
     /// `canary ARGS… --state-store configmap`, as CI job `holder`.
-    fn canary(&self, args: &[&str], holder: &str) -> Command {
+    pub(crate) fn canary(&self, args: &[&str], holder: &str) -> Command {
         let mut command = Command::new(binary("canary"));
         command
             .args(args)
@@ -124,14 +124,14 @@ impl World {
     }
 
     /// The state ConfigMap's keys.
-    fn state(&self) -> Value {
+    pub(crate) fn state(&self) -> Value {
         self.fake
             .object("", "configmaps", NS, "canary-rollout-e2e")
             .expect("the state ConfigMap")["data"]
             .clone()
     }
 
-    fn phase(&self) -> String {
+    pub(crate) fn phase(&self) -> String {
         let rollout: Value =
             serde_json::from_str(self.state()["rollout.json"].as_str().expect("a rollout"))
                 .unwrap();
@@ -199,7 +199,7 @@ impl Drop for Running {
     }
 }
 
-fn path(p: &Path) -> &str {
+pub(crate) fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 

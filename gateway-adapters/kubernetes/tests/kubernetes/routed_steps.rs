@@ -1,11 +1,11 @@
 //! Routed steps against the API fake (issue 18): an HTTPRoute header rule and RequestMirror
 //! filter, ingress-nginx `canary-by-header` / `canary-by-cookie` (with the policy's
-//! annotation prefix) — written, read back, idempotent, removed by a plain weight, schema-valid,
-//! and a GitOps sync that takes them away is read back as their absence (the machine's drift).
+//! annotation prefix), Istio header/cookie routes and mirrors — written, read back,
+//! idempotent, removed by a plain weight, schema-valid, and a GitOps sync that takes them away is read back as their absence (the machine's drift).
 
 use canary_core::policy::{GatewaySpec, StepRoute};
 use canary_core::ports::{set_and_verify, set_and_verify_route};
-use canary_kubernetes::ROUTE_ANNOTATION;
+use canary_kubernetes::{MATCH_ROUTE_NAME, ROUTE_ANNOTATION};
 use serde_json::{Value, json};
 
 use crate::schemas::validate;
@@ -333,13 +333,179 @@ async fn an_istio_mirror_step_sets_mirror_and_its_percentage_on_the_weighted_rou
     let stored = case.stored(&fake);
     expect_plain(&case, &original, &stored, 10);
     assert_eq!(router.read_back().await.unwrap(), (10, None));
+}
 
-    // Header steps are not built for Istio: refused by the router too, nothing written.
+/// The route an Istio header or cookie step inserts before the fixture's weighted route
+/// (`primary`, which has no match of its own: every request): its retries and timeout, the
+/// step's condition, the canary destination alone (its port and response headers kept).
+fn istio_match_route(headers: Value) -> Value {
+    json!({
+        "name": MATCH_ROUTE_NAME,
+        "retries": {"attempts": 3, "perTryTimeout": "2s"},
+        "timeout": "10s",
+        "match": [{"headers": headers}],
+        "route": [{
+            "destination": {"host": "checkout", "subset": "canary", "port": {"number": 8080}},
+            "headers": {"response": {"set": {"x-canary": "1"}}}
+        }]
+    })
+}
+
+#[tokio::test]
+async fn an_istio_header_step_inserts_a_route_to_the_canary_before_the_weighted_one() {
+    let case = crate::support::virtual_service_case();
+    let fake = case.fake().await;
+    let router = case.router(&fake);
+    let original = case.stored(&fake);
+    // Upper case in the policy: Istio wants header names in lower case.
+    let step = StepRoute::Header {
+        name: "X-Canary".to_owned(),
+        value: "yes".to_owned(),
+    };
+
+    set_and_verify_route(router.as_ref(), &step)
+        .await
+        .unwrap_or_else(|e| panic!("istio header step: {}", chain(&e)));
+    let stored = case.stored(&fake);
+    validate(case.resource, &stored);
+    // The user's own `testers` route first, untouched; canary's route; the weighted one at 0.
+    let mut expected = case.with_weights(&original, 0);
+    expected["spec"]["http"]
+        .as_array_mut()
+        .unwrap()
+        .insert(1, istio_match_route(json!({"x-canary": {"exact": "yes"}})));
+    expected["metadata"]["annotations"][ROUTE_ANNOTATION] =
+        json!(r#"{"header":{"name":"X-Canary","value":"yes"}}"#);
+    assert_eq!(stored, same_version(&expected, &stored));
+    assert_eq!(router.read_back().await.unwrap(), (0, Some(step.clone())));
+
+    // Again: nothing written.
     fake.clear_requests();
-    let message = chain(&router.set_canary_route(&header()).await.unwrap_err());
+    set_and_verify_route(router.as_ref(), &step).await.unwrap();
     assert!(
-        message.contains("header routes are not built yet"),
-        "{message}"
+        fake.requests_with("PATCH").is_empty(),
+        "wrote an unchanged route"
     );
+
+    // A header step to a mirror step: the inserted route goes, the mirror comes, one patch.
+    let mirror = StepRoute::Mirror { percent: 30 };
+    set_and_verify_route(router.as_ref(), &mirror)
+        .await
+        .unwrap();
+    assert_eq!(fake.requests_with("PATCH").len(), 1);
+    let stored = case.stored(&fake);
+    let http = stored["spec"]["http"].as_array().unwrap();
+    assert_eq!(http.len(), 2, "{stored:#}");
+    assert_eq!(
+        http[1]["mirror"],
+        json!({"host": "checkout", "subset": "canary"})
+    );
+
+    // And back to a header step, then a plain weight: nothing of either is left.
+    set_and_verify_route(router.as_ref(), &step).await.unwrap();
+    let stored = case.stored(&fake);
+    assert!(
+        stored["spec"]["http"][2].get("mirror").is_none(),
+        "{stored:#}"
+    );
+    assert_eq!(stored["spec"]["http"].as_array().unwrap().len(), 3);
+    set_and_verify(router.as_ref(), 10).await.unwrap();
+    expect_plain(&case, &original, &case.stored(&fake), 10);
+    assert_eq!(router.read_back().await.unwrap(), (10, None));
+}
+
+/// A cookie step matches `NAME=always` anywhere in the Cookie header (ingress-nginx's
+/// convention); the weighted route's own matches are kept, each with the condition added.
+#[tokio::test]
+async fn an_istio_cookie_step_adds_the_cookie_condition_to_each_of_the_weighted_routes_matches() {
+    let case = crate::support::virtual_service_case();
+    let mut vs = crate::support::virtual_service();
+    vs["spec"]["http"][1]["match"] = json!([
+        {"uri": {"prefix": "/api"}},
+        {"uri": {"prefix": "/v2"}, "headers": {"x-tenant": {"exact": "a"}}}
+    ]);
+    let fake = canary_fake_kube_api::FakeApiServer::start().await;
+    fake.insert(vs);
+    fake.insert(crate::support::destination_rule());
+    let router = case.router(&fake);
+    let cookie = StepRoute::Cookie {
+        name: "canary".to_owned(),
+    };
+    set_and_verify_route(router.as_ref(), &cookie)
+        .await
+        .unwrap_or_else(|e| panic!("istio cookie step: {}", chain(&e)));
+    let stored = case.stored(&fake);
+    validate(case.resource, &stored);
+    let regex = r"^(.*?;\s*)?(canary=always)(;.*)?$";
+    assert_eq!(
+        stored["spec"]["http"][1]["match"],
+        json!([
+            {"uri": {"prefix": "/api"}, "headers": {"cookie": {"regex": regex}}},
+            {"uri": {"prefix": "/v2"}, "headers": {"x-tenant": {"exact": "a"}, "cookie": {"regex": regex}}}
+        ])
+    );
+    assert_eq!(router.read_back().await.unwrap(), (0, Some(cookie.clone())));
+
+    // The user edits the weighted route's matches (GitOps): canary's route no longer
+    // matches what the weighted route serves, which reads back as no route (drift), and
+    // setting the step again replaces it rather than adding a second one.
+    let mut edited = case.stored(&fake);
+    edited["spec"]["http"][2]["match"] = json!([{"uri": {"prefix": "/api"}}]);
+    fake.replace(edited);
+    assert_eq!(router.read_back().await.unwrap(), (0, None));
+    set_and_verify_route(router.as_ref(), &cookie)
+        .await
+        .unwrap();
+    let stored = case.stored(&fake);
+    let http = stored["spec"]["http"].as_array().unwrap();
+    assert_eq!(http.len(), 3, "{stored:#}");
+    assert_eq!(
+        http[1]["match"],
+        json!([{"uri": {"prefix": "/api"}, "headers": {"cookie": {"regex": regex}}}])
+    );
+}
+
+/// A GitOps sync puts the Git version back: the inserted route and the mark are gone, which
+/// reads back as no route; the repair inserts it again. The user's own `testers` route, the
+/// same requests to the same canary, is never taken for canary's.
+#[tokio::test]
+async fn an_istio_match_route_reverted_by_gitops_reads_back_as_none_and_is_repaired() {
+    let case = crate::support::virtual_service_case();
+    let fake = case.fake().await;
+    let router = case.router(&fake);
+    let original = case.stored(&fake);
+    // The testers' route sends `x-canary: 1` to the canary already: not canary's route.
+    assert_eq!(router.read_back().await.unwrap(), (0, None));
+    set_and_verify_route(router.as_ref(), &header())
+        .await
+        .unwrap();
+    fake.replace(original.clone());
+    assert_eq!(router.read_back().await.unwrap(), (0, None));
+    set_and_verify_route(router.as_ref(), &header())
+        .await
+        .unwrap_or_else(|e| panic!("repair: {}", chain(&e)));
+    assert_eq!(router.read_back().await.unwrap(), (0, Some(header())));
+    // Only the inserted route removed, the mark kept (a partial revert): still no route.
+    let mut stored = case.stored(&fake);
+    stored["spec"]["http"].as_array_mut().unwrap().remove(1);
+    fake.replace(stored);
+    assert_eq!(router.read_back().await.unwrap(), (0, None));
+    // A weight leaves the testers' route where it was.
+    set_and_verify(router.as_ref(), 25).await.unwrap();
+    expect_plain(&case, &original, &case.stored(&fake), 25);
+}
+
+/// A header step on a route named by index is refused by the router as by lint: the route
+/// it inserts would move the index.
+#[tokio::test]
+async fn an_istio_header_step_on_a_route_named_by_index_is_refused() {
+    let mut case = crate::support::virtual_service_case();
+    if let GatewaySpec::IstioVirtualService(spec) = &mut case.spec {
+        spec.route = Some(canary_core::policy::RuleRef::Index(1));
+    }
+    let fake = case.fake().await;
+    let router = case.router(&fake);
+    let message = chain(&router.set_canary_route(&header()).await.unwrap_err());
+    assert!(message.contains("name it by its `name`"), "{message}");
     assert!(fake.requests_with("PATCH").is_empty());
 }

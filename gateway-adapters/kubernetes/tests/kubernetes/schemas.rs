@@ -23,6 +23,8 @@ pub(crate) enum Shape {
     Bool,
     /// A list of one shape.
     List(&'static Shape),
+    /// A map from any string key to one shape (`additionalProperties`).
+    Map(&'static Shape),
     /// An object with these fields (name, required, shape); other fields are refused unless
     /// `open` (`x-kubernetes-preserve-unknown-fields`, or parts not written down here).
     Object {
@@ -49,6 +51,112 @@ const METADATA: Shape = Shape::Object {
     open: true,
 };
 
+/// Istio's StringMatch: exactly one of `exact`, `prefix`, `regex` (RE2).
+const ISTIO_STRING_MATCH: Shape = Shape::Object {
+    fields: &[
+        ("exact", false, Shape::String),
+        ("prefix", false, Shape::String),
+        ("regex", false, Shape::String),
+    ],
+    open: false,
+};
+
+/// Istio's HTTPMatchRequest, the fields of `spec.http[].match[]` (header steps write
+/// `headers`, a map of StringMatch).
+const ISTIO_HTTP_MATCH: Shape = Shape::Object {
+    fields: &[
+        ("name", false, Shape::String),
+        ("uri", false, ISTIO_STRING_MATCH),
+        ("scheme", false, ISTIO_STRING_MATCH),
+        ("method", false, ISTIO_STRING_MATCH),
+        ("authority", false, ISTIO_STRING_MATCH),
+        ("headers", false, Shape::Map(&ISTIO_STRING_MATCH)),
+        ("port", false, Shape::Integer { min: 0, max: 65535 }),
+        ("sourceLabels", false, Shape::Map(&Shape::String)),
+        ("gateways", false, Shape::List(&Shape::String)),
+        ("queryParams", false, Shape::Map(&ISTIO_STRING_MATCH)),
+        ("ignoreUriCase", false, Shape::Bool),
+        ("withoutHeaders", false, Shape::Map(&ISTIO_STRING_MATCH)),
+        ("sourceNamespace", false, Shape::String),
+        ("statPrefix", false, Shape::String),
+    ],
+    open: false,
+};
+
+/// Istio's Destination: host (required), subset, port {number}.
+const ISTIO_DESTINATION: Shape = Shape::Object {
+    fields: &[
+        ("host", true, Shape::String),
+        ("subset", false, Shape::String),
+        (
+            "port",
+            false,
+            Shape::Object {
+                fields: &[("number", false, Shape::Integer { min: 0, max: 65535 })],
+                open: false,
+            },
+        ),
+    ],
+    open: false,
+};
+
+/// Istio's TCPRoute / TLSRoute: `match` (L4 or SNI conditions, not written by canary) and
+/// `route`, a list of RouteDestination {destination, weight}.
+const ISTIO_L4_ROUTE: Shape = Shape::Object {
+    fields: &[
+        ("match", false, Shape::Any),
+        (
+            "route",
+            false,
+            Shape::List(&Shape::Object {
+                fields: &[
+                    ("destination", true, ISTIO_DESTINATION),
+                    ("weight", false, INT32_WEIGHT),
+                ],
+                open: false,
+            }),
+        ),
+    ],
+    open: false,
+};
+
+/// Istio's DestinationRule (`networking.istio.io/v1`), as far as canary reads it: `host`
+/// (required) and `subsets[]` {name (required), labels, trafficPolicy}.
+pub(crate) const DESTINATION_RULE: Shape = Shape::Object {
+    fields: &[
+        ("apiVersion", true, Shape::String),
+        ("kind", true, Shape::String),
+        ("metadata", true, METADATA),
+        (
+            "spec",
+            true,
+            Shape::Object {
+                fields: &[
+                    ("host", true, Shape::String),
+                    ("trafficPolicy", false, Shape::Any),
+                    (
+                        "subsets",
+                        false,
+                        Shape::List(&Shape::Object {
+                            fields: &[
+                                ("name", true, Shape::String),
+                                ("labels", false, Shape::Map(&Shape::String)),
+                                ("trafficPolicy", false, Shape::Any),
+                            ],
+                            open: false,
+                        }),
+                    ),
+                    ("exportTo", false, Shape::List(&Shape::String)),
+                    ("workloadSelector", false, Shape::Any),
+                ],
+                open: false,
+            },
+        ),
+        ("status", false, Shape::Any),
+    ],
+    open: false,
+};
+
 /// Istio's VirtualService (`networking.istio.io/v1`), the parts around the weights:
 /// `spec.http[].route[]` is a list of HTTPRouteDestination {destination: {host (required),
 /// subset, port: {number}}, weight: int32, headers}.
@@ -70,7 +178,7 @@ pub(crate) const VIRTUAL_SERVICE: Shape = Shape::Object {
                         Shape::List(&Shape::Object {
                             fields: &[
                                 ("name", false, Shape::String),
-                                ("match", false, Shape::Any),
+                                ("match", false, Shape::List(&ISTIO_HTTP_MATCH)),
                                 (
                                     "route",
                                     false,
@@ -121,8 +229,8 @@ pub(crate) const VIRTUAL_SERVICE: Shape = Shape::Object {
                             open: false,
                         }),
                     ),
-                    ("tcp", false, Shape::Any),
-                    ("tls", false, Shape::Any),
+                    ("tcp", false, Shape::List(&ISTIO_L4_ROUTE)),
+                    ("tls", false, Shape::List(&ISTIO_L4_ROUTE)),
                     ("exportTo", false, Shape::List(&Shape::String)),
                 ],
                 open: false,
@@ -286,6 +394,11 @@ pub(crate) fn problems(value: &Value, shape: &Shape, path: &str, out: &mut Vec<S
                 problems(v, item, &format!("{path}[{i}]"), out);
             }
         }
+        (Shape::Map(item), Value::Object(map)) => {
+            for (key, v) in map {
+                problems(v, item, &format!("{path}.{key}"), out);
+            }
+        }
         (Shape::Object { fields, open }, Value::Object(map)) => {
             for (name, required, shape) in fields.iter() {
                 match map.get(*name) {
@@ -347,6 +460,7 @@ pub(crate) fn validate(resource: &str, object: &Value) {
             return;
         }
         "virtualservices" => &VIRTUAL_SERVICE,
+        "destinationrules" => &DESTINATION_RULE,
         "trafficsplits" => &TRAFFIC_SPLIT,
         "traefikservices" => &TRAEFIK_SERVICE,
         "ingressroutes" => &INGRESS_ROUTE,
@@ -376,6 +490,14 @@ fn the_structural_schemas_catch_what_they_should() {
             "vs.spec.http[1].route[1].wieght is not in the schema".to_owned()
         ]
     );
+    let mut vs = crate::support::virtual_service();
+    vs["spec"]["http"][0]["match"][0]["headers"]["x-canary"] = serde_json::json!({"exakt": "1"});
+    let mut found = Vec::new();
+    problems(&vs, &VIRTUAL_SERVICE, "vs", &mut found);
+    assert_eq!(
+        found,
+        vec!["vs.spec.http[0].match[0].headers.x-canary.exakt is not in the schema".to_owned()]
+    );
     let mut split = crate::support::traffic_split();
     split["spec"]["backends"][0]["weight"] = serde_json::json!(-1);
     let mut found = Vec::new();
@@ -398,10 +520,10 @@ fn the_structural_schemas_catch_what_they_should() {
 fn the_fixtures_are_valid_objects_of_their_kinds() {
     for case in crate::support::all_cases() {
         for object in &case.objects {
-            let resource = if object["kind"] == "Ingress" {
-                "ingresses"
-            } else {
-                case.resource
+            let resource = match object["kind"].as_str() {
+                Some("Ingress") => "ingresses",
+                Some("DestinationRule") => "destinationrules",
+                _ => case.resource,
             };
             validate(resource, object);
         }

@@ -3,7 +3,7 @@
 //! weights are and the Role that should be all they need; and small helpers.
 
 use canary_core::policy::{
-    AppliedBy, CreateCanaryIngress, GatewaySpec, HttpRouteSpec, IstioDestination,
+    AppliedBy, CreateCanaryIngress, GatewaySpec, HttpRouteSpec, IstioDestination, IstioProtocol,
     IstioVirtualServiceSpec, KubeObjectRef, NginxIngressSpec, RuleRef, SmiTrafficSplitSpec,
     TraefikServiceSpec,
 };
@@ -112,6 +112,8 @@ pub(crate) fn http_route_case() -> Case {
             stable: "checkout-stable".to_owned(),
             canary: "checkout-canary".to_owned(),
             weight_total: 100,
+            more_routes: Vec::new(),
+            generate: None,
         }),
         group: "gateway.networking.k8s.io",
         resource: "httproutes",
@@ -154,7 +156,7 @@ pub(crate) fn nginx_ingress_case() -> Case {
 pub(crate) fn virtual_service_case() -> Case {
     Case {
         name: "Istio VirtualService",
-        objects: vec![virtual_service()],
+        objects: vec![virtual_service(), destination_rule()],
         spec: GatewaySpec::IstioVirtualService(IstioVirtualServiceSpec {
             object: object("checkout"),
             route: None,
@@ -167,6 +169,9 @@ pub(crate) fn virtual_service_case() -> Case {
                 subset: Some("canary".to_owned()),
             },
             api_version: IstioVirtualServiceSpec::API_VERSIONS[0].to_owned(),
+            protocol: IstioProtocol::Http,
+            more_virtual_services: Vec::new(),
+            destination_rule: None,
         }),
         group: "networking.istio.io",
         resource: "virtualservices",
@@ -225,6 +230,24 @@ pub(crate) fn traefik_service_case() -> Case {
         as_strings: false,
         role_file: "rbac-optional/traefik-service.yaml",
     }
+}
+
+/// The DestinationRule `checkout` defining the subsets `stable` and `canary` of host
+/// `checkout` that the VirtualService fixture routes to.
+pub(crate) fn destination_rule() -> Value {
+    json!({
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "DestinationRule",
+        "metadata": {"name": "checkout", "namespace": NS},
+        "spec": {
+            "host": "checkout.shop.svc.cluster.local",
+            "trafficPolicy": {"loadBalancer": {"simple": "LEAST_REQUEST"}},
+            "subsets": [
+                {"name": "stable", "labels": {"version": "stable"}},
+                {"name": "canary", "labels": {"version": "canary"}}
+            ]
+        }
+    })
 }
 
 /// Every adapter.

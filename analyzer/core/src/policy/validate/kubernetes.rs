@@ -83,6 +83,21 @@ impl Validator {
             );
             let total =
                 self.weight_total(&format!("{path}.weight-total"), route.weight_total.as_ref());
+            let more = self.more_targets(
+                &format!("{path}.more-routes"),
+                (&route.name, route.rule.as_ref()),
+                route
+                    .more_routes
+                    .iter()
+                    .flatten()
+                    .map(|m| (&m.name, m.rule.as_ref())),
+                "rule",
+                "HTTPRoute rule",
+            );
+            let generate = match &route.generate {
+                None => Some(None),
+                Some(raw) => self.generate_route(&format!("{path}.generate"), raw, route),
+            };
             return Some((|| {
                 let (stable, canary) = backends?;
                 Some(GatewaySpec::HttpRoute(HttpRouteSpec {
@@ -91,6 +106,8 @@ impl Validator {
                     stable,
                     canary,
                     weight_total: total?,
+                    more_routes: more?,
+                    generate: generate?,
                 }))
             })());
         }
@@ -172,6 +189,65 @@ impl Validator {
                 );
                 return Some(None);
             }
+            let protocol = self.istio_protocol(&format!("{path}.protocol"), vs.protocol.as_ref());
+            let more = self.more_targets(
+                &format!("{path}.more-virtual-services"),
+                (&vs.name, vs.route.as_ref()),
+                vs.more_virtual_services
+                    .iter()
+                    .flatten()
+                    .map(|m| (&m.name, m.route.as_ref())),
+                "route",
+                "VirtualService route",
+            );
+            // TLS and TCP routes have no `name`: they are picked by index or by holding both
+            // destinations.
+            if let Some(protocol) = protocol
+                && protocol != IstioProtocol::Http
+            {
+                let named = std::iter::once((path.to_owned(), vs.route.as_ref())).chain(
+                    vs.more_virtual_services
+                        .iter()
+                        .flatten()
+                        .enumerate()
+                        .map(|(i, m)| {
+                            (
+                                format!("{path}.more-virtual-services[{i}]"),
+                                m.route.as_ref(),
+                            )
+                        }),
+                );
+                for (at_path, route) in named {
+                    if let Some(at) = route
+                        && let RawRuleRef::Name(name) = &at.value
+                    {
+                        self.problem(
+                            format!("{at_path}.route"),
+                            Some(at),
+                            format!(
+                                "Istio's {} routes have no `name`: give the index of the route in `spec.{}`, not {name:?}",
+                                protocol.field(),
+                                protocol.field()
+                            ),
+                        );
+                        return Some(None);
+                    }
+                }
+            }
+            let destination_rule = match &vs.destination_rule {
+                None => Some(None),
+                Some(at) if vs.stable.subset.is_none() && vs.canary.subset.is_none() => {
+                    self.problem(
+                        format!("{path}.destination-rule"),
+                        Some(at),
+                        "is read for subset routes only: neither `stable` nor `canary` names a `subset`",
+                    );
+                    None
+                }
+                Some(at) => self
+                    .kube_name(&format!("{path}.destination-rule"), at)
+                    .map(Some),
+            };
             return Some((|| {
                 Some(GatewaySpec::IstioVirtualService(IstioVirtualServiceSpec {
                     object: object?,
@@ -179,6 +255,9 @@ impl Validator {
                     stable: stable?,
                     canary: canary?,
                     api_version: api_version?,
+                    protocol: protocol?,
+                    more_virtual_services: more?,
+                    destination_rule: destination_rule?,
                 }))
             })());
         }
@@ -619,6 +698,151 @@ impl Validator {
             );
             None
         }
+    }
+
+    /// `http-route.generate`: the route canary creates, one rule, owned by a Deployment.
+    fn generate_route(
+        &mut self,
+        path: &str,
+        raw: &RawGenerateHttpRoute,
+        route: &RawHttpRoute,
+    ) -> Option<Option<GenerateHttpRoute>> {
+        let mut ok = true;
+        if let Some(at) = &route.rule {
+            self.problem(
+                path,
+                Some(at),
+                "a generated HTTPRoute has one rule: leave `rule` out",
+            );
+            ok = false;
+        }
+        if route.more_routes.as_ref().is_some_and(|m| !m.is_empty()) {
+            self.problem::<()>(
+                path,
+                None,
+                "`generate` makes one HTTPRoute: it does not go with `more-routes`",
+            );
+            ok = false;
+        }
+        let gateway = self.kube_name(&format!("{path}.gateway"), &raw.gateway);
+        let gateway_namespace = self.namespace(
+            &format!("{path}.gateway-namespace"),
+            raw.gateway_namespace.as_ref(),
+        );
+        let section_name = match &raw.section_name {
+            None => Some(None),
+            Some(at) => self
+                .kube_name(&format!("{path}.section-name"), at)
+                .map(Some),
+        };
+        let owner = self.kube_name(&format!("{path}.owner-deployment"), &raw.owner_deployment);
+        let port = match u16::try_from(raw.port.value) {
+            Ok(port) if port > 0 => Some(port),
+            _ => {
+                self.problem(
+                    format!("{path}.port"),
+                    Some(&raw.port),
+                    format!("expected a port from 1 to 65535, not {}", raw.port.value),
+                );
+                None
+            }
+        };
+        let mut hostnames = Vec::new();
+        for (i, host) in raw.hostnames.iter().flatten().enumerate() {
+            let host = host.trim();
+            let bare = host.strip_prefix("*.").unwrap_or(host);
+            if is_dns_domain(bare) {
+                hostnames.push(host.to_owned());
+            } else {
+                self.problem::<()>(
+                    format!("{path}.hostnames[{i}]"),
+                    None,
+                    format!("expected a host name (`*.` allowed in front), not {host:?}"),
+                );
+                ok = false;
+            }
+        }
+        if !ok {
+            return None;
+        }
+        Some(Some(GenerateHttpRoute {
+            gateway: gateway?,
+            gateway_namespace: gateway_namespace?,
+            section_name: section_name?,
+            hostnames,
+            port: port?,
+            owner_deployment: owner?,
+        }))
+    }
+
+    /// `protocol` of an Istio VirtualService gateway: `http` (default), `tls` or `tcp`.
+    fn istio_protocol(&mut self, path: &str, raw: Option<&At<String>>) -> Option<IstioProtocol> {
+        match raw.map(|at| (at, at.value.trim())) {
+            None => Some(IstioProtocol::Http),
+            Some((_, "http")) => Some(IstioProtocol::Http),
+            Some((_, "tls")) => Some(IstioProtocol::Tls),
+            Some((_, "tcp")) => Some(IstioProtocol::Tcp),
+            Some((at, other)) => {
+                self.problem(
+                    path,
+                    Some(at),
+                    format!("expected `http`, `tls` or `tcp` (the VirtualService routes that hold the weights), not {other:?}"),
+                );
+                None
+            }
+        }
+    }
+
+    /// The more routing objects of a gateway (`more-routes`, `more-virtual-services`): each
+    /// a valid name and rule, none the first object's rule again nor another entry's.
+    fn more_targets<'a>(
+        &mut self,
+        path: &str,
+        first: (&At<String>, Option<&At<RawRuleRef>>),
+        more: impl Iterator<Item = (&'a At<String>, Option<&'a At<RawRuleRef>>)>,
+        rule_field: &str,
+        what: &str,
+    ) -> Option<Vec<RouteTarget>> {
+        let key = |name: &At<String>, rule: Option<&At<RawRuleRef>>| {
+            let rule = match rule.map(|at| &at.value) {
+                None => String::new(),
+                Some(RawRuleRef::Index(i)) => format!("#{i}"),
+                Some(RawRuleRef::Name(n)) => n.trim().to_owned(),
+            };
+            (name.value.trim().to_owned(), rule)
+        };
+        let mut seen = vec![key(first.0, first.1)];
+        let mut targets = Vec::new();
+        let mut ok = true;
+        for (i, (name, rule)) in more.enumerate() {
+            let at = format!("{path}[{i}]");
+            let checked_name = self.kube_name(&format!("{at}.name"), name);
+            let checked_rule = self.rule_ref(&format!("{at}.{rule_field}"), rule);
+            let this = key(name, rule);
+            if seen.contains(&this) {
+                self.problem(
+                    format!("{at}.name"),
+                    Some(name),
+                    format!(
+                        "{what} {:?}{} is named twice: each object (or {rule_field}) once",
+                        this.0,
+                        if this.1.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" {rule_field} {}", this.1)
+                        }
+                    ),
+                );
+                ok = false;
+                continue;
+            }
+            seen.push(this);
+            match (checked_name, checked_rule) {
+                (Some(name), Some(rule)) => targets.push(RouteTarget { name, rule }),
+                _ => ok = false,
+            }
+        }
+        ok.then_some(targets)
     }
 
     fn istio_destination(

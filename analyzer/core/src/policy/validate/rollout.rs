@@ -340,8 +340,29 @@ impl Validator {
 
 /// Why `gateway` cannot carry out `route`, or `None` when it can: header matches and mirrors
 /// on a Gateway API HTTPRoute, header and cookie matches on ingress-nginx's canary Ingress,
-/// mirrors on an Istio VirtualService.
+/// all three on an Istio VirtualService (whose weighted route is then named, not indexed).
 fn route_refusal(gateway: &GatewaySpec, route: &StepRoute) -> Option<String> {
+    // canary marks the request route it wrote once per object: two rules (or routes) of one
+    // object would each take the other's mark for their own.
+    let names: Vec<&str> = match gateway {
+        GatewaySpec::HttpRoute(spec) => std::iter::once(spec.object.name.as_str())
+            .chain(spec.more_routes.iter().map(|m| m.name.as_str()))
+            .collect(),
+        GatewaySpec::IstioVirtualService(spec) => std::iter::once(spec.object.name.as_str())
+            .chain(spec.more_virtual_services.iter().map(|m| m.name.as_str()))
+            .collect(),
+        _ => Vec::new(),
+    };
+    if let Some(twice) = names
+        .iter()
+        .enumerate()
+        .find_map(|(i, n)| names[..i].contains(n).then_some(n))
+    {
+        return Some(format!(
+            "a `{}` step is not supported when the gateway names {twice:?} twice (two of its rules or routes): routed steps need each routing object once",
+            route.kind()
+        ));
+    }
     let router = match gateway {
         GatewaySpec::HttpRoute(_) => match route {
             StepRoute::Header { .. } | StepRoute::Mirror { .. } => return None,
@@ -362,21 +383,35 @@ fn route_refusal(gateway: &GatewaySpec, route: &StepRoute) -> Option<String> {
         GatewaySpec::Haproxy(_) => "haproxy",
         GatewaySpec::Nginx(_) => "nginx",
         GatewaySpec::Command(_) => "command",
-        GatewaySpec::IstioVirtualService(_) => match route {
-            StepRoute::Mirror { .. } => return None,
-            StepRoute::Header { .. } | StepRoute::Cookie { .. } => {
-                return Some(format!(
-                    "a `{}` step is not supported by the `istio-virtual-service` router yet: it sets weights and mirrors (use a `mirror` step, or an `http-route` / `nginx-ingress` router for header steps)",
+        GatewaySpec::IstioVirtualService(spec) if spec.protocol != IstioProtocol::Http => {
+            return Some(format!(
+                "a `{}` step is not supported with `protocol: {}`: Istio's {} routes carry weights only (header, cookie and mirror steps need `protocol: http`)",
+                route.kind(),
+                spec.protocol.field(),
+                spec.protocol.field()
+            ));
+        }
+        GatewaySpec::IstioVirtualService(spec) => {
+            let by_index = std::iter::once(&spec.route)
+                .chain(spec.more_virtual_services.iter().map(|m| &m.rule))
+                .find_map(|r| match r {
+                    Some(RuleRef::Index(i)) => Some(*i),
+                    _ => None,
+                });
+            return match (route, by_index) {
+                (StepRoute::Header { .. } | StepRoute::Cookie { .. }, Some(i)) => Some(format!(
+                    "a `{}` step inserts a route before `spec.http[{i}]`, which moves the route `gateway.istio-virtual-service` names by index: name it by its `name` instead",
                     route.kind()
-                ));
-            }
-        },
+                )),
+                _ => None,
+            };
+        }
         GatewaySpec::SmiTrafficSplit(_) => "smi-traffic-split",
         GatewaySpec::TraefikService(_) => "traefik-service",
         GatewaySpec::ReplicaCount(_) => "replica-count",
     };
     Some(format!(
-        "a `{}` step is not supported by the `{router}` router: it sets weights only (header and mirror steps need `http-route`; header and cookie steps `nginx-ingress`; mirror steps `istio-virtual-service`)",
+        "a `{}` step is not supported by the `{router}` router: it sets weights only (header and mirror steps need `http-route`; header and cookie steps `nginx-ingress`; all three `istio-virtual-service`)",
         route.kind()
     ))
 }

@@ -1256,6 +1256,84 @@ const ROWS: &[Row] = &[
         "gateway.istio-virtual-service.stable.subset",
         "DestinationRule subset name",
     ),
+    row(
+        &[(
+            "gateway",
+            gateway!(
+                "istio-virtual-service: {name: vs, protocol: tls, route: primary, stable: {host: a}, canary: {host: b}}"
+            ),
+        )],
+        "gateway.istio-virtual-service.route",
+        "Istio's tls routes have no `name`",
+    ),
+    row(
+        &[(
+            "gateway",
+            gateway!(
+                "istio-virtual-service: {name: vs, destination-rule: dr, stable: {host: a}, canary: {host: b}}"
+            ),
+        )],
+        "gateway.istio-virtual-service.destination-rule",
+        "is read for subset routes only",
+    ),
+    row(
+        &[(
+            "gateway",
+            gateway!(
+                "istio-virtual-service: {name: vs, protocol: udp, stable: {host: a}, canary: {host: b}}"
+            ),
+        )],
+        "gateway.istio-virtual-service.protocol",
+        "expected `http`, `tls` or `tcp`",
+    ),
+    row(
+        &[(
+            "gateway",
+            gateway!("http-route: {name: r, stable: a, canary: b, more-routes: [{name: r}]}"),
+        )],
+        "gateway.http-route.more-routes[0].name",
+        "is named twice",
+    ),
+    row(
+        &[(
+            "gateway",
+            gateway!(
+                "http-route: {name: r, rule: 0, stable: a, canary: b, generate: {gateway: web, port: 80, owner-deployment: d}}"
+            ),
+        )],
+        "gateway.http-route.generate",
+        "a generated HTTPRoute has one rule",
+    ),
+    row(
+        &[(
+            "gateway",
+            gateway!(
+                "http-route: {name: r, stable: a, canary: b, more-routes: [{name: s}], generate: {gateway: web, port: 80, owner-deployment: d}}"
+            ),
+        )],
+        "gateway.http-route.generate",
+        "does not go with `more-routes`",
+    ),
+    row(
+        &[(
+            "gateway",
+            gateway!(
+                "http-route: {name: r, stable: a, canary: b, generate: {gateway: web, port: 70000, owner-deployment: d}}"
+            ),
+        )],
+        "gateway.http-route.generate.port",
+        "expected a port from 1 to 65535",
+    ),
+    row(
+        &[(
+            "gateway",
+            gateway!(
+                "http-route: {name: r, stable: a, canary: b, generate: {gateway: web, port: 80, owner-deployment: d, hostnames: ['a b']}}"
+            ),
+        )],
+        "gateway.http-route.generate.hostnames[0]",
+        "expected a host name",
+    ),
     // hooks.rs
     row(
         &[(
