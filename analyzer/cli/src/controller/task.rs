@@ -152,13 +152,15 @@ struct Signals {
     starting: StartPermit,
 }
 
-/// How long a controller's claim on a rollout lives without a save. The controller renews
-/// no claim by heartbeat (its Lease fences every write, and a heartbeat per rollout was two
-/// API requests per rollout every 5 s): every save renews it, and a rollout saves at each
-/// tick, so the claim lives six ticks (at least the default 30 s). A hook or a promotion
-/// that runs longer without a save lets the claim go stale: `canary promote|abort --kube`
-/// may then take the rollout over, and the controller stops driving it at its next
-/// check of the claim (before its next write).
+/// How long a controller's claim on a rollout lives without a renewal. Every save renews
+/// it, and a rollout saves at each tick, so the claim lives six ticks (at least the default
+/// 30 s). A waiting rollout sends no heartbeat of its own (its saves are its heartbeat; a
+/// heartbeat per rollout was two API requests every 5 s), but one effect can run longer than
+/// that between two saves — a promotion waiting for the stable Deployment, the replica-count
+/// router waiting for ready pods, hooks, a metrics read waiting for a permit — and then the
+/// claim is renewed by a heartbeat every third of its time to live
+/// ([`PublishingStore::heartbeat`]), so that `canary promote|abort --kube` never takes over a
+/// controller in the middle of such an effect (a review found it could, on 2026-12-01).
 pub(crate) fn claim_ttl(interval: Duration) -> Duration {
     (interval * 6).max(canary_core::claim::DEFAULT_CLAIM_TTL)
 }
@@ -315,6 +317,8 @@ async fn drive_claimed(
         requests: signals.requests,
         starting: signals.starting,
         reads: context.reads.clone(),
+        claim_ttl: claim_ttl(policy.rollout.interval),
+        renewed: std::sync::Mutex::new(std::time::Instant::now()),
     };
     let hooks = canary_gateways::HookRunner::new().map_err(|e| failed(e.into_core()))?;
     let notifier = canary_gateways::Notifier::new(&policy.notifications)
@@ -535,6 +539,28 @@ struct PublishingStore<'a> {
     starting: StartPermit,
     /// The controller's read permits (a save reads before it writes).
     reads: Arc<Semaphore>,
+    /// The claim's time to live ([`claim_ttl`]): a heartbeat renews it when no save has
+    /// for a third of it.
+    claim_ttl: Duration,
+    /// When the claim was last renewed by a save or a heartbeat.
+    renewed: std::sync::Mutex<std::time::Instant>,
+}
+
+impl PublishingStore<'_> {
+    fn renewed_now(&self) {
+        *self
+            .renewed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = std::time::Instant::now();
+    }
+
+    fn renewed_within(&self, period: Duration) -> bool {
+        self.renewed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .elapsed()
+            < period
+    }
 }
 
 /// A permit of the controller's `starts`, while the rollout has not waited yet.
@@ -552,9 +578,19 @@ impl StateStore for PublishingStore<'_> {
         self.inner.release().await
     }
 
-    // No heartbeat per rollout (see the type's docs); the fence still answers for it.
+    // A rollout that saves at each tick renews its claim by saving: no API request here.
+    // One in the middle of a long effect (no save for a third of the claim's time to live)
+    // renews it, so that nobody takes a live controller's rollout for abandoned.
     async fn heartbeat(&self) -> canary_core::Result<()> {
-        fenced(&self.fence)
+        fenced(&self.fence)?;
+        if self.renewed_within(self.claim_ttl / 3) {
+            return Ok(());
+        }
+        let _permit = self.reads.acquire().await;
+        fenced(&self.fence)?;
+        self.inner.heartbeat().await?;
+        self.renewed_now();
+        Ok(())
     }
 
     // The claim's check passes through: the trait's default (a claim always held) would let
@@ -566,7 +602,8 @@ impl StateStore for PublishingStore<'_> {
     }
 
     fn heartbeat_period(&self) -> Option<Duration> {
-        None
+        // Looked at this often; it only asks the API server when no save renewed the claim.
+        Some(self.claim_ttl / 6)
     }
 
     async fn holder(&self) -> canary_core::Result<Option<String>> {
@@ -599,6 +636,7 @@ impl StateStore for PublishingStore<'_> {
             fenced(&self.fence)?;
             self.inner.save(rollout).await?;
         }
+        self.renewed_now();
         self.due.set(rollout.next_tick_at());
         self.publisher.publish(rollout);
         Ok(())
@@ -977,10 +1015,12 @@ mod tests {
 
     /// The store the driver sees keeps the claim's fence: a controller whose claim was taken
     /// over finds out before its next write (it did not: the trait's default answered
-    /// "held"). It beats no heartbeat per rollout (the Lease is the controller's; each save
-    /// renews the claim).
+    /// "held"). Its heartbeat asks the API server only when no save renewed the claim for a
+    /// third of its time to live: a waiting rollout (a save each tick) sends none, one in a
+    /// long effect (a promotion, a hook) renews its claim — which, before a review of
+    /// 2026-12-01, it did not, so `canary abort --kube` could take it over mid-promotion.
     #[tokio::test]
-    async fn the_publishing_store_checks_the_claim_and_beats_no_heartbeat_of_its_own() {
+    async fn the_publishing_store_checks_the_claim_and_beats_only_when_no_save_renewed_it() {
         let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
         let client = kube::Client::try_from(config).unwrap();
         let context = Arc::new(Context::new(
@@ -1021,13 +1061,23 @@ mod tests {
             requests: Arc::new(RequestSignal::new(None)),
             starting: StartPermit::default(),
             reads: Arc::new(Semaphore::new(1)),
+            claim_ttl: Duration::from_secs(30),
+            renewed: std::sync::Mutex::new(std::time::Instant::now()),
         };
         assert!(matches!(
             store.check_claim().await,
             Err(canary_core::Error::ClaimLost(_))
         ));
+        // Just renewed (by a save): nothing asked.
         assert!(store.heartbeat().await.is_ok());
-        assert_eq!(store.heartbeat_period(), None);
+        assert_eq!(store.heartbeat_period(), Some(Duration::from_secs(5)));
+        // No save for a third of the time to live: the inner store's heartbeat is asked
+        // (and here says the claim was taken over).
+        *store.renewed.lock().unwrap() = std::time::Instant::now() - Duration::from_secs(11);
+        assert!(matches!(
+            store.heartbeat().await,
+            Err(canary_core::Error::ClaimLost(_))
+        ));
         publisher.finish().await;
     }
 
@@ -1130,6 +1180,8 @@ mod tests {
             requests: Arc::new(RequestSignal::new(None)),
             starting: StartPermit::default(),
             reads: Arc::new(Semaphore::new(1)),
+            claim_ttl: Duration::from_secs(30),
+            renewed: std::sync::Mutex::new(std::time::Instant::now()),
         };
         let rollout = Machine::new(
             canary_core::policy::Policy::from_yaml(
@@ -1211,6 +1263,8 @@ mod tests {
             requests: requests.clone(),
             starting: StartPermit::default(),
             reads: Arc::new(Semaphore::new(1)),
+            claim_ttl: Duration::from_secs(30),
+            renewed: std::sync::Mutex::new(std::time::Instant::now()),
         };
         let reads = || {
             inner
