@@ -155,11 +155,16 @@ pub fn totals(check: &JsonCheck, answer: &Value) -> Result<Value, Reading> {
         let mut totals = serde_json::Map::new();
         let points = |what: &str| -> Result<Option<f64>, Reading> {
             let id = format!("{version}_{what}");
+            // Every Id asked for must be answered: a result left out is not "no datapoints"
+            // (only a result with empty `Values` is), or a missing `canary_errors` would read
+            // as 0 errors (a review found it, 2026-12-01).
             let Some(result) = results
                 .iter()
                 .find(|r| r.get("Id").and_then(Value::as_str) == Some(id.as_str()))
             else {
-                return Ok(None);
+                return Err(invalid(format!(
+                    "CloudWatch's answer has no result {id}, which was asked for"
+                )));
             };
             let status = result.get("StatusCode").and_then(Value::as_str);
             if status != Some("Complete") {
@@ -402,7 +407,12 @@ checks:
     fn no_datapoints_is_no_data_and_anything_else_is_invalid() {
         let policy = policy();
         let counts = check(&policy, 0);
-        let no_baseline = json!({"MetricDataResults": [result("canary_requests", &[10.0])]});
+        let no_baseline = json!({"MetricDataResults": [
+            result("canary_requests", &[10.0]),
+            result("canary_errors", &[]),
+            result("baseline_requests", &[]),
+            result("baseline_errors", &[]),
+        ]});
         assert!(
             matches!(reading_of_answer(&counts, &no_baseline), Reading::Observed(CheckObservation::Counts { baseline: BaselineData::Missing(why), .. })
                 if why.contains("no datapoints for the baseline")),
@@ -433,6 +443,12 @@ checks:
             (
                 json!({"MetricDataResults": [], "NextToken": "abc"}),
                 "NextToken",
+            ),
+            // Every Id asked for is answered by CloudWatch, empty or not: one left out is
+            // not 0 errors (review finding of 2026-12-01).
+            (
+                json!({"MetricDataResults": [result("canary_requests", &[100.0])]}),
+                "no result canary_errors",
             ),
         ] {
             let reading = reading_of_answer(&counts, &answer);

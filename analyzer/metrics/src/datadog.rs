@@ -99,7 +99,16 @@ pub fn totals(
     let mut found = [[Found::default(); 2]; 2];
     for one in series {
         let index = match one.get("query_index") {
-            None | Some(Value::Null) => 0,
+            // One query: its series are its own.
+            None | Some(Value::Null) if names.len() == 1 => 0,
+            // Two queries (requests, errors): a series that does not say which is neither —
+            // taken as the first, an errors series would count as requests and the errors
+            // as 0 (a review found it, 2026-12-01).
+            None | Some(Value::Null) => {
+                return Err(invalid(
+                    "a series has no query_index, so it cannot be told whether it counts requests or errors".to_owned(),
+                ));
+            }
             Some(index) => match index.as_u64() {
                 Some(index) => index,
                 None => {
@@ -381,6 +390,30 @@ checks:
                     errors: 9.0
                 }),
             })
+        );
+    }
+
+    /// Review finding of 2026-12-01: a series without `query_index` was taken as the first
+    /// query's, so with two queries an errors series counted as requests and the errors as
+    /// 0. With two queries it is now an invalid answer; with one, it is that query's.
+    #[test]
+    fn a_series_without_its_query_index_is_invalid_when_two_queries_were_asked() {
+        let policy = policy();
+        let answer = json!({"series": [
+            {"tag_set": ["version:canary"], "pointlist": [[1.8e12, 100.0]]},
+            {"tag_set": ["version:canary"], "pointlist": [[1.8e12, 50.0]]},
+        ]});
+        let reading = reading_of_answer(&check(&policy, 0), &policy.traffic, &answer);
+        assert!(
+            matches!(&reading, Reading::Invalid { reason } if reason.contains("no query_index")),
+            "{reading:?}"
+        );
+        let answer = json!({"series": [
+            {"tag_set": ["version:canary"], "pointlist": [[1.8e12, 420.0]]},
+        ]});
+        assert_eq!(
+            reading_of_answer(&check(&policy, 1), &policy.traffic, &answer),
+            Reading::Observed(CheckObservation::Value { value: 0.42 })
         );
     }
 

@@ -1304,7 +1304,9 @@ checks:
         );
         let answer = r#"{"MetricDataResults": [
             {"Id": "canary_requests", "StatusCode": "Complete", "Timestamps": [1], "Values": [100]},
-            {"Id": "baseline_requests", "StatusCode": "Complete", "Timestamps": [1], "Values": [900]}
+            {"Id": "canary_errors", "StatusCode": "Complete", "Timestamps": [], "Values": []},
+            {"Id": "baseline_requests", "StatusCode": "Complete", "Timestamps": [1], "Values": [900]},
+            {"Id": "baseline_errors", "StatusCode": "Complete", "Timestamps": [], "Values": []}
         ]}"#;
         let server = FakeServer::answering(vec![
             throttled,

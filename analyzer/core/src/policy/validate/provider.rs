@@ -643,7 +643,14 @@ impl Validator {
         let path = format!("{path}.datadog.{field}");
         let template = self.request_template(&path, q);
         let text = q.value.trim();
-        let problem = if let Some(label) = label.filter(|label| !grouped_by(text, label)) {
+        let problem = if has_top_level_comma(text) {
+            // Datadog reads `a,b` as two queries: a second one here would shift the next
+            // field's query out of the place its series are looked for in.
+            Some(
+                "one query per field: a comma outside braces and parentheses starts a second query"
+                    .to_owned(),
+            )
+        } else if let Some(label) = label.filter(|label| !grouped_by(text, label)) {
             Some(format!(
                 "group the query by the version tag, `… by {{{label}}}`: canary tells the versions' series apart by it"
             ))
@@ -787,4 +794,18 @@ fn percentile_statistic(quantile: f64) -> String {
     let percent = format!("{:.4}", quantile * 100.0);
     let percent = percent.trim_end_matches('0').trim_end_matches('.');
     format!("p{percent}")
+}
+
+/// Whether `query` holds a comma outside `{…}` and `(…)`: Datadog's separator of queries.
+fn has_top_level_comma(query: &str) -> bool {
+    let mut depth = 0i32;
+    for c in query.chars() {
+        match c {
+            '{' | '(' => depth += 1,
+            '}' | ')' => depth -= 1,
+            ',' if depth == 0 => return true,
+            _ => {}
+        }
+    }
+    false
 }

@@ -544,6 +544,17 @@ const ROWS: &[Row] = &[
             ("metrics", DATADOG),
             (
                 "checks",
+                "checks: [{name: e, datadog: {requests: 'sum:hits{*} by {version}.as_count(),sum:more{*} by {version}.as_count()', errors: 'sum:errs{*} by {version}.as_count()'}, slo: {max: 1%}}]",
+            ),
+        ],
+        "checks[0].datadog.requests",
+        "one query per field",
+    ),
+    row(
+        &[
+            ("metrics", DATADOG),
+            (
+                "checks",
                 "checks: [{name: e, datadog: {requests: 'sum:hits{*} by {version}', errors: 'sum:errs{*} by {version}.as_count()'}, slo: {max: 1%}}]",
             ),
         ],
