@@ -107,7 +107,9 @@ async fn run_once(
     let namespace = resource.namespace().unwrap_or_default();
     let name = resource.name_any();
     let policy = &prepared.policy;
-    // Held until the rollout first waits (see `PublishingStore::take_request`), or stops.
+    // Held until the rollout first saves or waits (see `PublishingStore::save` and
+    // `take_request`), or stops: never through a promotion, hooks or a replica-count wait,
+    // which would hold back every other rollout's resumption — rollbacks included.
     let starting = context.starts.clone().acquire_owned().await.ok();
     // The state ConfigMap's writes ask the Lease fence on every attempt, as the router's do.
     let fence = context.fence.clone();
@@ -535,7 +537,9 @@ struct PublishingStore<'a> {
     due: TickDue,
     /// Raised when a control request may be waiting.
     requests: Arc<RequestSignal>,
-    /// The rollout's place among those starting at once, given back at its first wait.
+    /// The rollout's place among those starting at once, given back at its first save or
+    /// wait (a review of 2026-12-01 found one resumed in a promotion holding it for the
+    /// promotion's length, 16 of them blocking every other rollout's start).
     starting: StartPermit,
     /// The controller's read permits (a save reads before it writes).
     reads: Arc<Semaphore>,
@@ -637,6 +641,11 @@ impl StateStore for PublishingStore<'_> {
             self.inner.save(rollout).await?;
         }
         self.renewed_now();
+        // Saved once: this rollout has started (or resumed); its place goes to the next.
+        self.starting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
         self.due.set(rollout.next_tick_at());
         self.publisher.publish(rollout);
         Ok(())
@@ -1053,13 +1062,14 @@ mod tests {
             3,
             Duration::from_secs(1),
         );
+        let starts = Arc::new(Semaphore::new(1));
         let store = PublishingStore {
             inner: &LostClaim,
             publisher: &publisher,
             fence: Fence::always_open("the test's lease"),
             due: TickDue::default(),
             requests: Arc::new(RequestSignal::new(None)),
-            starting: StartPermit::default(),
+            starting: StartPermit::new(starts.clone().try_acquire_owned().ok()),
             reads: Arc::new(Semaphore::new(1)),
             claim_ttl: Duration::from_secs(30),
             renewed: std::sync::Mutex::new(std::time::Instant::now()),
@@ -1078,6 +1088,25 @@ mod tests {
             store.heartbeat().await,
             Err(canary_core::Error::ClaimLost(_))
         ));
+        // The start permit goes back at the first save, not at the first wait: a rollout
+        // resumed in a promotion (no wait for minutes) must not hold up the others' starts
+        // (review finding of 2026-12-01).
+        assert_eq!(starts.available_permits(), 0);
+        let rollout = Machine::new(
+            canary_core::policy::Policy::from_yaml(
+                include_str!("../../../../policies/checkout.yaml"),
+                "policies/checkout.yaml",
+            )
+            .unwrap(),
+        )
+        .unwrap()
+        .start(Timestamp::now(), Some("v1".to_owned()));
+        store.save(&rollout).await.unwrap();
+        assert_eq!(
+            starts.available_permits(),
+            1,
+            "given back at the first save"
+        );
         publisher.finish().await;
     }
 
