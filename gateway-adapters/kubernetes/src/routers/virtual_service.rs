@@ -330,7 +330,7 @@ impl WeightedKind for VirtualServiceKind {
             StepRoute::Mirror { .. } => self.mirror_of(&weighted)? == Some(marked.clone()),
             StepRoute::Header { .. } | StepRoute::Cookie { .. } => {
                 let ours = self.our_routes(object, index);
-                self.carries(object, &weighted, &ours, &marked)
+                self.carries(object, &weighted, index, &ours, &marked)
             }
         };
         Ok(holds.then_some(marked))
@@ -358,7 +358,7 @@ impl WeightedKind for VirtualServiceKind {
         let holds = match route {
             None => ours.is_empty(),
             Some(StepRoute::Mirror { .. }) => found_mirror.as_ref() == route && ours.is_empty(),
-            Some(r) => ours.len() == 1 && self.carries(object, &weighted, &ours, r),
+            Some(r) => ours.len() == 1 && self.carries(object, &weighted, w, &ours, r),
         };
         if marked.as_ref() == route && holds {
             return Ok(Vec::new());
@@ -623,12 +623,21 @@ impl VirtualServiceKind {
     }
 
     /// Whether one of canary's routes (`ours`) matches exactly what `route` needs, given the
-    /// weighted route's matches as they are now.
-    fn carries(&self, object: &Value, weighted: &Value, ours: &[usize], route: &StepRoute) -> bool {
+    /// weighted route's matches as they are now, and comes before the weighted route (`w`):
+    /// Istio serves a request by the first route that matches, so one after it is never
+    /// reached (a review found such a route taken as carried, 2026-12-01).
+    fn carries(
+        &self,
+        object: &Value,
+        weighted: &Value,
+        w: usize,
+        ours: &[usize],
+        route: &StepRoute,
+    ) -> bool {
         let Ok(expected) = Self::step_matches(weighted, route) else {
             return false;
         };
-        ours.iter().any(|k| {
+        ours.iter().filter(|&&k| k < w).any(|k| {
             object
                 .pointer(&format!("/spec/http/{k}/match"))
                 .and_then(Value::as_array)

@@ -414,6 +414,36 @@ async fn an_istio_header_step_inserts_a_route_to_the_canary_before_the_weighted_
     assert_eq!(router.read_back().await.unwrap(), (10, None));
 }
 
+/// canary's match route after the weighted one is never reached (Istio serves a request by
+/// the first route that matches): it is not read back as carrying the step, so it is drift,
+/// and setting the step again puts the route before the weighted one (review finding of
+/// 2026-12-01: it was read back as carried).
+#[tokio::test]
+async fn an_istio_match_route_moved_after_the_weighted_one_is_not_a_carried_step() {
+    let case = crate::support::virtual_service_case();
+    let fake = case.fake().await;
+    let router = case.router(&fake);
+    let step = StepRoute::Header {
+        name: "x-canary".to_owned(),
+        value: "yes".to_owned(),
+    };
+    set_and_verify_route(router.as_ref(), &step).await.unwrap();
+    let mut moved = case.stored(&fake);
+    assert_eq!(
+        moved["spec"]["http"][1]["name"], MATCH_ROUTE_NAME,
+        "{moved:#}"
+    );
+    moved["spec"]["http"].as_array_mut().unwrap().swap(1, 2);
+    fake.insert(moved);
+    assert_eq!(router.read_back().await.unwrap(), (0, None));
+    set_and_verify_route(router.as_ref(), &step).await.unwrap();
+    let stored = case.stored(&fake);
+    let http = stored["spec"]["http"].as_array().unwrap();
+    assert_eq!(http.len(), 3, "{stored:#}");
+    assert_eq!(http[1]["name"], MATCH_ROUTE_NAME, "{stored:#}");
+    assert_eq!(router.read_back().await.unwrap(), (0, Some(step)));
+}
+
 /// A cookie step matches `NAME=always` anywhere in the Cookie header (ingress-nginx's
 /// convention); the weighted route's own matches are kept, each with the condition added.
 #[tokio::test]
