@@ -207,6 +207,13 @@ fn lint_and_explain_say_which_guarantee_a_cloudwatch_check_has() {
         lint.all()
     );
     assert!(
+        lint.stderr.contains(
+            "warning: rollout.final-soak: none: cloudwatch makes datapoints available minutes after the fact"
+        ),
+        "{}",
+        lint.all()
+    );
+    assert!(
         lint.stdout
             .contains("errors: guarantee: counts: the full sequential tests")
             && lint

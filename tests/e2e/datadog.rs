@@ -164,6 +164,15 @@ fn lint_and_explain_say_which_guarantee_a_datadog_check_has() {
         &[("DD_API_KEY", API_KEY)],
     );
     assert_eq!(lint.code, 0, "{}", lint.all());
+    // No final soak: the canary's last minutes before 100 % would go unjudged (datapoints
+    // arrive late).
+    assert!(
+        lint.stderr.contains(
+            "warning: rollout.final-soak: none: datadog makes datapoints available minutes after the fact"
+        ),
+        "{}",
+        lint.all()
+    );
     assert!(
         lint.stdout
             .contains("errors: guarantee: counts: the full sequential tests"),

@@ -175,6 +175,28 @@ fn warnings(policy: &Policy, cwd: &Path) -> Vec<String> {
             humantime::format_duration(policy.rollout.interval)
         ));
     }
+    // Datadog and CloudWatch make a minute's datapoints available minutes later (CloudWatch
+    // ALB metrics typically 1–3 min): what the canary did in the last minutes before 100 % is
+    // read only once it is there, so only a final soak that lasts that long judges it (a
+    // review found this gap, 2026-12-01).
+    if let MetricsSourceSpec::Json(spec) = &policy.metrics
+        && matches!(spec.api, ProviderApi::Datadog | ProviderApi::CloudWatch(_))
+        && policy
+            .rollout
+            .final_soak
+            .is_none_or(|soak| soak < INGESTION_LAG)
+    {
+        warnings.push(format!(
+            "rollout.final-soak: {}: {} makes datapoints available minutes after the fact, so \
+             the canary's last minutes before 100 % are judged only during a final soak that \
+             lasts that long; set `final-soak: 3m` or more (docs/metrics-sources.md)",
+            policy.rollout.final_soak.map_or_else(
+                || "none".to_owned(),
+                |d| humantime::format_duration(d).to_string()
+            ),
+            spec.name()
+        ));
+    }
     if let MetricsSourceSpec::Json(spec) = &policy.metrics
         && let JsonTransport::Command(command) = &spec.transport
         && let Some(program) = command.run.first()
@@ -185,6 +207,9 @@ fn warnings(policy: &Policy, cwd: &Path) -> Vec<String> {
     }
     warnings
 }
+
+/// How late Datadog and CloudWatch datapoints may arrive, for the final-soak warning.
+const INGESTION_LAG: std::time::Duration = std::time::Duration::from_secs(180);
 
 /// An NGINX gateway without `weight-probe`: its weights are read back from the file canary
 /// wrote, which is what NGINX serves only if the reload took effect. `nginx -s reload` exits 0
