@@ -438,7 +438,7 @@ impl WeightedKind for HttpRouteKind {
                 }
             }));
         }
-        for (k, _) in found.header_rules.iter().rev().filter(|(_, r)| ours(r)) {
+        for (k, _, _) in found.header_rules.iter().rev().filter(|(_, r, _)| ours(r)) {
             ops.push(PatchOperation::Remove(RemoveOperation {
                 path: pointer(&format!("/spec/rules/{k}")),
             }));
@@ -536,8 +536,11 @@ struct RoutesFound {
     weighted: usize,
     /// The weighted rule's canary backendRef, as written.
     canary_backend: Value,
-    /// The rules that send requests with one header to the canary alone: index, route.
-    header_rules: Vec<(usize, StepRoute)>,
+    /// The rules that send requests with one header to the canary alone: index, route, and
+    /// whether the rule's matches are still the weighted rule's with the header added (a
+    /// rule left behind after the weighted rule's matches changed — a GitOps sync — is
+    /// found by its shape, so that it is replaced rather than orphaned).
+    header_rules: Vec<(usize, StepRoute, bool)>,
     /// The weighted rule's filters that mirror to the canary: index, route.
     mirror_filters: Vec<(usize, StepRoute)>,
 }
@@ -547,7 +550,9 @@ impl RoutesFound {
     fn holds(&self, route: &StepRoute) -> bool {
         self.header_rules
             .iter()
-            .chain(&self.mirror_filters)
+            .filter(|(_, _, current)| *current)
+            .map(|(k, r, _)| (k, r))
+            .chain(self.mirror_filters.iter().map(|(j, r)| (j, r)))
             .any(|(_, r)| r == route)
     }
 }
@@ -586,9 +591,11 @@ impl HttpRouteKind {
             if refs.is_empty() || !refs.iter().all(|r| raw_is_service(r, &self.canary)) {
                 continue;
             }
-            if let Some((name, value)) = added_header(&weighted_matches, &matches_or_default(rule))
-            {
-                header_rules.push((k, StepRoute::Header { name, value }));
+            let rule_matches = matches_or_default(rule);
+            if let Some((name, value)) = added_header(&weighted_matches, &rule_matches) {
+                header_rules.push((k, StepRoute::Header { name, value }, true));
+            } else if let Some((name, value)) = last_exact_header(&rule_matches) {
+                header_rules.push((k, StepRoute::Header { name, value }, false));
             }
         }
         let mut mirror_filters = Vec::new();
@@ -673,6 +680,26 @@ fn added_header(weighted: &[Value], rule_matches: &[Value]) -> Option<(String, S
         if &stripped != base {
             return None;
         }
+        match &found {
+            None => found = Some((name, value)),
+            Some((n, v)) if n.eq_ignore_ascii_case(&name) && *v == value => {}
+            Some(_) => return None,
+        }
+    }
+    found
+}
+
+/// The header every one of a rule's matches ends with, exact and the same in all: the shape
+/// of a header rule canary appended, whatever the weighted rule's matches have become since.
+fn last_exact_header(rule_matches: &[Value]) -> Option<(String, String)> {
+    let mut found: Option<(String, String)> = None;
+    for m in rule_matches {
+        let last = m.get("headers")?.as_array()?.last()?;
+        if last.get("type").and_then(Value::as_str).unwrap_or("Exact") != "Exact" {
+            return None;
+        }
+        let name = last.get("name")?.as_str()?.to_owned();
+        let value = last.get("value")?.as_str()?.to_owned();
         match &found {
             None => found = Some((name, value)),
             Some((n, v)) if n.eq_ignore_ascii_case(&name) && *v == value => {}

@@ -194,6 +194,50 @@ async fn a_gitops_sync_that_removes_the_route_reads_back_as_no_route() {
     assert_eq!(router.read_back().await.unwrap(), (0, None));
 }
 
+/// GitOps changes the weighted rule's matches during a header step: canary's header rule is
+/// no longer a copy of them, so it does not carry the step (drift), and it is still found as
+/// canary's (by its shape and the mark) — replaced by the repair, removed by a rollback's
+/// plain weight. Review finding of 2026-12-01: it was orphaned, a second rule added beside it,
+/// and after the rollback requests with the header still went to the canary.
+#[tokio::test]
+async fn a_header_rule_whose_weighted_rule_changed_is_replaced_not_orphaned() {
+    let case = crate::support::http_route_case();
+    let fake = case.fake().await;
+    let router = case.router(&fake);
+    let original = case.stored(&fake);
+    let rules = original["spec"]["rules"].as_array().unwrap().len();
+    set_and_verify_route(router.as_ref(), &header())
+        .await
+        .unwrap();
+    let mut synced = case.stored(&fake);
+    synced["spec"]["rules"][0]["matches"] =
+        json!([{"path": {"type": "PathPrefix", "value": "/v2"}}]);
+    fake.replace(synced);
+    assert_eq!(router.read_back().await.unwrap(), (0, None), "not carried");
+    set_and_verify_route(router.as_ref(), &header())
+        .await
+        .unwrap_or_else(|e| panic!("repair: {}", chain(&e)));
+    let stored = case.stored(&fake);
+    assert_eq!(
+        stored["spec"]["rules"].as_array().unwrap().len(),
+        rules + 1,
+        "one header rule, the old one replaced: {stored:#}"
+    );
+    assert_eq!(router.read_back().await.unwrap(), (0, Some(header())));
+    // The rollback: a plain weight leaves no header rule.
+    let mut synced = case.stored(&fake);
+    synced["spec"]["rules"][0]["matches"] =
+        json!([{"path": {"type": "PathPrefix", "value": "/v3"}}]);
+    fake.replace(synced);
+    set_and_verify(router.as_ref(), 0).await.unwrap();
+    let stored = case.stored(&fake);
+    assert_eq!(
+        stored["spec"]["rules"].as_array().unwrap().len(),
+        rules,
+        "no header rule left after the rollback: {stored:#}"
+    );
+}
+
 #[tokio::test]
 async fn an_httproute_refuses_a_cookie_step_by_name() {
     let case = crate::support::http_route_case();
