@@ -979,6 +979,45 @@ mod tests {
     /// A store whose claim was taken over: its heartbeat and fence say so.
     struct LostClaim;
 
+    /// A status publisher for the CanaryRollout `shop/checkout`, through a client of an
+    /// address nothing listens on (the tests here never reach the API server), its writes
+    /// behind `fence`.
+    fn mk_publisher(fence: Fence) -> (Arc<Context>, StatusPublisher) {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let client = kube::Client::try_from(config).unwrap();
+        let context = Arc::new(Context::new(
+            client,
+            super::super::Settings {
+                namespace: None,
+                prometheus: None,
+                max_queries: 1,
+                max_writes: 1,
+                max_reads: 1,
+                rollback_retry_for: Duration::from_secs(1),
+                retry_after: Duration::from_secs(1),
+                identity: "test".to_owned(),
+                shard: canary_kubernetes::controller::Shard::ALL,
+                allow_local_access: false,
+            },
+            fence,
+        ));
+        let resource: CanaryRollout = serde_json::from_value(json!({
+            "apiVersion": "canary.dev/v1alpha1",
+            "kind": "CanaryRollout",
+            "metadata": {"name": "checkout", "namespace": "shop"},
+            "spec": {"revision": "v1", "policy": {"service": "checkout"}},
+        }))
+        .unwrap();
+        let publisher = StatusPublisher::start(
+            context.clone(),
+            Arc::new(resource),
+            "canaryrollout-checkout".to_owned(),
+            3,
+            Duration::from_secs(1),
+        );
+        (context, publisher)
+    }
+
     #[async_trait]
     impl StateStore for LostClaim {
         async fn claim(&self, _: bool) -> canary_core::Result<()> {
@@ -1030,38 +1069,7 @@ mod tests {
     /// 2026-12-01, it did not, so `canary abort --kube` could take it over mid-promotion.
     #[tokio::test]
     async fn the_publishing_store_checks_the_claim_and_beats_only_when_no_save_renewed_it() {
-        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
-        let client = kube::Client::try_from(config).unwrap();
-        let context = Arc::new(Context::new(
-            client,
-            super::super::Settings {
-                namespace: None,
-                prometheus: None,
-                max_queries: 1,
-                max_writes: 1,
-                max_reads: 1,
-                rollback_retry_for: Duration::from_secs(1),
-                retry_after: Duration::from_secs(1),
-                identity: "test".to_owned(),
-                shard: canary_kubernetes::controller::Shard::ALL,
-                allow_local_access: false,
-            },
-            Fence::always_open("the test's lease"),
-        ));
-        let resource: CanaryRollout = serde_json::from_value(json!({
-            "apiVersion": "canary.dev/v1alpha1",
-            "kind": "CanaryRollout",
-            "metadata": {"name": "checkout", "namespace": "shop"},
-            "spec": {"revision": "v1", "policy": {"service": "checkout"}},
-        }))
-        .unwrap();
-        let publisher = StatusPublisher::start(
-            context,
-            Arc::new(resource),
-            "canaryrollout-checkout".to_owned(),
-            3,
-            Duration::from_secs(1),
-        );
+        let (_, publisher) = mk_publisher(Fence::always_open("the test's lease"));
         let starts = Arc::new(Semaphore::new(1));
         let store = PublishingStore {
             inner: &LostClaim,
@@ -1167,39 +1175,8 @@ mod tests {
     /// every write and says the claim is lost, before the store underneath is asked.
     #[tokio::test]
     async fn a_closed_lease_fence_stops_every_write_of_the_publishing_store() {
-        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
-        let client = kube::Client::try_from(config).unwrap();
         let fence = Fence::new("Lease shop/canary-controller");
-        let context = Arc::new(Context::new(
-            client,
-            super::super::Settings {
-                namespace: None,
-                prometheus: None,
-                max_queries: 1,
-                max_writes: 1,
-                max_reads: 1,
-                rollback_retry_for: Duration::from_secs(1),
-                retry_after: Duration::from_secs(1),
-                identity: "test".to_owned(),
-                shard: canary_kubernetes::controller::Shard::ALL,
-                allow_local_access: false,
-            },
-            fence.clone(),
-        ));
-        let resource: CanaryRollout = serde_json::from_value(json!({
-            "apiVersion": "canary.dev/v1alpha1",
-            "kind": "CanaryRollout",
-            "metadata": {"name": "checkout", "namespace": "shop"},
-            "spec": {"revision": "v1", "policy": {"service": "checkout"}},
-        }))
-        .unwrap();
-        let publisher = StatusPublisher::start(
-            context.clone(),
-            Arc::new(resource),
-            "canaryrollout-checkout".to_owned(),
-            3,
-            Duration::from_secs(1),
-        );
+        let (context, publisher) = mk_publisher(fence.clone());
         let inner = Recording::default();
         let store = PublishingStore {
             inner: &inner,
@@ -1249,39 +1226,8 @@ mod tests {
     /// was read once a second: 60 GETs per rollout per minute).
     #[tokio::test]
     async fn control_requests_are_read_only_when_announced() {
-        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
-        let client = kube::Client::try_from(config).unwrap();
         let fence = Fence::always_open("the test's lease");
-        let context = Arc::new(Context::new(
-            client,
-            super::super::Settings {
-                namespace: None,
-                prometheus: None,
-                max_queries: 1,
-                max_writes: 1,
-                max_reads: 1,
-                rollback_retry_for: Duration::from_secs(1),
-                retry_after: Duration::from_secs(1),
-                identity: "test".to_owned(),
-                shard: canary_kubernetes::controller::Shard::ALL,
-                allow_local_access: false,
-            },
-            fence.clone(),
-        ));
-        let resource: CanaryRollout = serde_json::from_value(json!({
-            "apiVersion": "canary.dev/v1alpha1",
-            "kind": "CanaryRollout",
-            "metadata": {"name": "checkout", "namespace": "shop"},
-            "spec": {"revision": "v1", "policy": {"service": "checkout"}},
-        }))
-        .unwrap();
-        let publisher = StatusPublisher::start(
-            context,
-            Arc::new(resource),
-            "canaryrollout-checkout".to_owned(),
-            3,
-            Duration::from_secs(1),
-        );
+        let (_, publisher) = mk_publisher(fence.clone());
         let inner = Recording::default();
         let requests = Arc::new(RequestSignal::new(None));
         let store = PublishingStore {
