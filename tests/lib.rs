@@ -64,12 +64,27 @@ pub fn without_test_env(command: &mut std::process::Command) -> &mut std::proces
 pub fn binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     let dir = BUILT.get_or_init(|| {
+        // The test executable lives in target/<profile>/deps/: the binaries are built in
+        // the same profile, so a `--release` run (the scale harness) runs release binaries
+        // rather than stale or debug ones.
+        let exe = std::env::current_exe().expect("the test executable's path");
+        let dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile>/deps")
+            .to_path_buf();
+        let profile = match dir.file_name().and_then(|name| name.to_str()) {
+            Some("debug") | None => "dev",
+            Some(other) => other,
+        };
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let status = without_test_env(&mut std::process::Command::new(cargo))
             .args([
                 "build",
                 "--quiet",
                 "--workspace",
+                "--profile",
+                profile,
                 "--bin",
                 "canary",
                 "--bin",
@@ -80,14 +95,9 @@ pub fn binary(name: &str) -> PathBuf {
             .expect("run cargo build for the binaries under test");
         assert!(
             status.success(),
-            "cargo build of the binaries under test failed"
+            "cargo build of the binaries under test (profile {profile}) failed"
         );
-        // The test executable lives in target/<profile>/deps/.
-        let exe = std::env::current_exe().expect("the test executable's path");
-        exe.parent()
-            .and_then(Path::parent)
-            .expect("target/<profile>/deps")
-            .to_path_buf()
+        dir
     });
     let path = dir.join(name);
     assert!(path.exists(), "{} was not built", path.display());
