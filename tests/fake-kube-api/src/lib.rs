@@ -130,6 +130,9 @@ struct Store {
     kinds: BTreeMap<(String, String), (String, String)>,
     last_version: u64,
     requests: Vec<Recorded>,
+    /// Whether [`Recorded::body`] is kept (the default); the scale harness turns it off, as
+    /// a log of every state save's body grew its process by gigabytes at 10,000 rollouts.
+    drop_request_bodies: bool,
     /// `None`: everything is allowed. Otherwise (namespace or None for cluster-wide, rule).
     rules: Option<Vec<(Option<String>, PolicyRule)>>,
     /// Writes to get in the way of: before each of the next N PATCH/PUT requests, another
@@ -340,6 +343,23 @@ impl FakeApiServer {
     /// Every request so far.
     pub fn requests(&self) -> Vec<Recorded> {
         self.lock().requests.clone()
+    }
+
+    /// How many requests were made so far.
+    pub fn request_count(&self) -> usize {
+        self.lock().requests.len()
+    }
+
+    /// The requests from the `start`-th on (0-based): the log's tail, without copying what
+    /// came before.
+    pub fn requests_from(&self, start: usize) -> Vec<Recorded> {
+        let store = self.lock();
+        store.requests.get(start..).unwrap_or_default().to_vec()
+    }
+
+    /// From now on, requests are logged without their bodies ([`Recorded::body`] is `None`).
+    pub fn drop_request_bodies(&self) {
+        self.lock().drop_request_bodies = true;
     }
 
     /// The requests so far with this method.
@@ -1020,12 +1040,17 @@ async fn handle(
             parsed_body.clone(),
         )
     };
+    let body = if store.drop_request_bodies {
+        None
+    } else {
+        parsed_body
+    };
     store.requests.push(Recorded {
         method: method.to_string(),
         path: uri.path().to_owned(),
         query: uri.query().unwrap_or("").to_owned(),
         content_type,
-        body: parsed_body,
+        body,
         status: response.status().as_u16(),
         token,
     });
