@@ -94,11 +94,21 @@ pub(crate) struct RunCommand {
     shard: Shard,
 
     /// Let CanaryRollout policies read this process's files and environment (secrets from
-    /// `file`/`env`, TLS files, AWS credentials) and run programs in it (command hooks,
-    /// `metrics.command`). Off by default: whoever may create a CanaryRollout would get the
-    /// controller's ServiceAccount token and credentials. Only where all of them are trusted.
+    /// `file`/`env`, TLS files, AWS credentials), run programs in it (command hooks,
+    /// `metrics.command`) and use gateways that are not Kubernetes ones (`command`, `nginx`,
+    /// `haproxy`: programs, files, local sockets, addresses reached from this pod). Off by
+    /// default: whoever may create a CanaryRollout would get the controller's ServiceAccount
+    /// token and credentials. Only where all of them are trusted.
     #[arg(long)]
     allow_local_access: bool,
+
+    /// Let a CanaryRollout's policy name a namespace other than the CanaryRollout's own
+    /// (`gateway.*.namespace`, `promotion.kubernetes.namespace`). Off by default: the
+    /// controller writes there with its own ClusterRole, for an author who may have no
+    /// rights there. Only where everyone who may create a CanaryRollout may change those
+    /// objects in every namespace.
+    #[arg(long)]
+    allow_cross_namespace: bool,
 
     /// How often the leader renews the Lease and a standby looks at it.
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = super::analyze::parse_duration)]
@@ -179,6 +189,7 @@ impl RunCommand {
                     identity,
                     shard: self.shard,
                     allow_local_access: self.allow_local_access,
+                    allow_cross_namespace: self.allow_cross_namespace,
                 },
                 fence,
             ));

@@ -73,6 +73,9 @@ pub(crate) struct Settings {
     /// `--allow-local-access`: policies may read the controller's files and environment and
     /// run programs in it ([`Policy::local_access`]); refused otherwise.
     pub(crate) allow_local_access: bool,
+    /// `--allow-cross-namespace`: policies may name namespaces other than their
+    /// CanaryRollout's ([`Policy::namespaces_written`]); refused otherwise.
+    pub(crate) allow_cross_namespace: bool,
 }
 
 /// What every reconcile and every rollout task shares.
@@ -381,6 +384,8 @@ async fn prepare(resource: &CanaryRollout, context: &Context) -> Result<Prepared
     let policy = policy_of(&context.client, resource).await?;
     refuse_local_access(&policy, context.settings.allow_local_access)
         .map_err(|problem| invalid(&problem))?;
+    refuse_other_namespaces(&policy, &namespace, context.settings.allow_cross_namespace)
+        .map_err(|problem| invalid(&problem))?;
     canary_core::secret::learn_secrets_of(&policy)
         .map_err(|err| NotPrepared::Invalid(format!("{origin}: {err}")))?;
     let revision = match resource.spec.rolled().map_err(|p| invalid(&p))? {
@@ -412,8 +417,10 @@ async fn prepare(resource: &CanaryRollout, context: &Context) -> Result<Prepared
 
 /// Whoever may create a CanaryRollout in some namespace writes its policy: unless the
 /// controller was started with `--allow-local-access`, a policy that would read the
-/// controller's files or environment (its ServiceAccount token, its AWS credentials) or run
-/// a program in it is refused before anything is read or sent.
+/// controller's files or environment (its ServiceAccount token, its AWS credentials), run
+/// a program in it or use a gateway that is not a Kubernetes one (a command, a file it
+/// writes, a local socket or an address reached from the controller's pod) is refused
+/// before anything is read or sent.
 fn refuse_local_access(policy: &Policy, allowed: bool) -> Result<(), String> {
     let found = policy.local_access();
     if allowed || found.is_empty() {
@@ -421,11 +428,32 @@ fn refuse_local_access(policy: &Policy, allowed: bool) -> Result<(), String> {
     }
     let list: Vec<String> = found.iter().map(ToString::to_string).collect();
     Err(format!(
-        "the policy reaches into the controller's own files, environment or programs, which a \
-         CanaryRollout may not: {}. Give credentials a CanaryRollout may use through its \
-         servers (a Kubernetes gateway needs none), or start the controller with \
+        "the policy reaches into the controller's own files, environment, programs or network, \
+         which a CanaryRollout may not: {}. Give credentials a CanaryRollout may use through \
+         its servers and move traffic with a Kubernetes gateway, or start the controller with \
          --allow-local-access where everyone who may create a CanaryRollout is trusted with the \
          controller's files, environment and ServiceAccount",
+        list.join("; ")
+    ))
+}
+
+/// The controller writes with its own ClusterRole: unless it was started with
+/// `--allow-cross-namespace`, a policy naming a namespace other than its CanaryRollout's
+/// (whose author may have no rights there) is refused before anything is written.
+fn refuse_other_namespaces(policy: &Policy, own: &str, allowed: bool) -> Result<(), String> {
+    let found = policy.namespaces_other_than(own);
+    if allowed || found.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = found
+        .iter()
+        .map(|field| format!("{} names namespace {}", field.field, field.namespace))
+        .collect();
+    Err(format!(
+        "the policy names a namespace other than its CanaryRollout's ({own}), which the \
+         controller refuses without --allow-cross-namespace (it would write there with its own \
+         ClusterRole): {}. Leave the field out (it defaults to {own}) or create the \
+         CanaryRollout in that namespace",
         list.join("; ")
     ))
 }

@@ -997,6 +997,7 @@ mod tests {
                 identity: "test".to_owned(),
                 shard: canary_kubernetes::controller::Shard::ALL,
                 allow_local_access: false,
+                allow_cross_namespace: false,
             },
             fence,
         ));

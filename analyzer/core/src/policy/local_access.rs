@@ -4,10 +4,14 @@
 //! one in some namespace, and must not get the controller's mounted files, environment or
 //! ServiceAccount token (a `metrics.http` header `{file: …/serviceaccount/token}` pointed at
 //! a server of the author's choosing would send it there).
+//!
+//! Every gateway that is not a Kubernetes one counts: the command router runs programs, the
+//! NGINX one writes a file anywhere and runs its reload command, and the HAProxy one opens
+//! a local socket or connects, from the controller's pod, to any address the author names.
 
 use super::{
-    HeaderValueSpec, HookAction, JsonTransport, MetricsSourceSpec, NotificationChannel, Policy,
-    PrometheusAuth, ProviderApi, SecretSource,
+    GatewaySpec, HeaderValueSpec, HookAction, JsonTransport, MetricsSourceSpec,
+    NotificationChannel, Policy, PrometheusAuth, ProviderApi, SecretSource, SocketAddress,
 };
 
 /// What SigV4 signing reads.
@@ -30,6 +34,61 @@ impl std::fmt::Display for LocalAccess {
     }
 }
 
+/// `runs the program NAME`, for an argv.
+fn runs(field: &str, argv: &[String]) -> LocalAccess {
+    LocalAccess {
+        field: field.to_owned(),
+        what: format!(
+            "runs the program {}",
+            argv.first().map_or("", String::as_str)
+        ),
+    }
+}
+
+/// What a gateway that is not a Kubernetes one reaches: all of it is the process's own
+/// (its programs, its file system, its local sockets, its network position).
+fn gateway_access(gateway: &GatewaySpec, found: &mut Vec<LocalAccess>) {
+    match gateway {
+        GatewaySpec::Haproxy(spec) => found.push(LocalAccess {
+            field: "gateway.haproxy.socket".to_owned(),
+            what: match &spec.socket {
+                SocketAddress::Unix(path) => {
+                    format!("opens the local socket {}", path.display())
+                }
+                SocketAddress::Tcp(address) => format!(
+                    "connects from the process to {address} and sends it HAProxy runtime API \
+                     commands"
+                ),
+            },
+        }),
+        GatewaySpec::Nginx(spec) => {
+            found.push(LocalAccess {
+                field: "gateway.nginx.upstream-file".to_owned(),
+                what: format!("writes the file {}", spec.upstream_file.display()),
+            });
+            found.push(runs("gateway.nginx.reload", &spec.reload));
+            if let Some(address) = spec.weight_probe {
+                found.push(LocalAccess {
+                    field: "gateway.nginx.weight-probe".to_owned(),
+                    what: format!("connects from the process to {address}"),
+                });
+            }
+        }
+        GatewaySpec::Command(spec) => {
+            found.push(runs("gateway.command.set", &spec.set));
+            if let Some(get) = &spec.get {
+                found.push(runs("gateway.command.get", get));
+            }
+        }
+        GatewaySpec::HttpRoute(_)
+        | GatewaySpec::NginxIngress(_)
+        | GatewaySpec::IstioVirtualService(_)
+        | GatewaySpec::SmiTrafficSplit(_)
+        | GatewaySpec::TraefikService(_)
+        | GatewaySpec::ReplicaCount(_) => {}
+    }
+}
+
 fn secret(field: String, source: &SecretSource) -> LocalAccess {
     let what = match source {
         SecretSource::File(path) => format!("reads the file {}", path.display()),
@@ -40,8 +99,9 @@ fn secret(field: String, source: &SecretSource) -> LocalAccess {
 
 impl Policy {
     /// Every part of this policy that reads the running process's files or environment or
-    /// runs a program, in policy order. Empty for a policy that only talks to the servers it
-    /// names with what it carries itself (and to a Kubernetes gateway).
+    /// runs a program, and every gateway that is not a Kubernetes one, in policy order.
+    /// Empty for a policy that only talks to the metrics and hook servers it names with what
+    /// it carries itself, and moves traffic through a Kubernetes gateway.
     pub fn local_access(&self) -> Vec<LocalAccess> {
         let mut found = Vec::new();
         match &self.metrics {
@@ -127,16 +187,13 @@ impl Policy {
                 }
             },
         }
+        if let Some(gateway) = &self.gateway {
+            gateway_access(gateway, &mut found);
+        }
         for (index, hook) in self.hooks.iter().enumerate() {
             let field = format!("hooks[{index}] ({})", hook.name);
             match &hook.action {
-                HookAction::Command(argv) => found.push(LocalAccess {
-                    field: format!("{field}.command"),
-                    what: format!(
-                        "runs the program {}",
-                        argv.first().map_or("", String::as_str)
-                    ),
-                }),
+                HookAction::Command(argv) => found.push(runs(&format!("{field}.command"), argv)),
                 HookAction::Webhook {
                     secret: Some(source),
                     ..
@@ -174,12 +231,79 @@ mod tests {
     }
 
     #[test]
-    fn a_policy_that_only_names_servers_reaches_nothing_local() {
+    fn a_policy_that_only_names_servers_and_a_kubernetes_gateway_reaches_nothing_local() {
         let plain = shipped(
-            "ml-api.yaml",
-            include_str!("../../../../policies/ml-api.yaml"),
+            "storefront-istio.yaml",
+            include_str!("../../../../policies/storefront-istio.yaml"),
         );
         assert_eq!(fields(&plain), Vec::<String>::new());
+    }
+
+    /// ml-api's policy (nothing local but its gateway) with `gateway` replaced by
+    /// `gateway_yaml` (indented under `gateway:`).
+    fn with_gateway(gateway_yaml: &str) -> Policy {
+        let text = include_str!("../../../../policies/ml-api.yaml");
+        let start = text.find("\ngateway:\n").expect("a gateway") + 1;
+        let end = start
+            + 1
+            + text[start + 1..]
+                .find("\n\n")
+                .expect("a blank line after the gateway");
+        let replaced = format!("{}gateway:\n{gateway_yaml}{}", &text[..start], &text[end..]);
+        shipped("replaced.yaml", &replaced)
+    }
+
+    #[test]
+    fn every_gateway_that_is_not_a_kubernetes_one_is_found_field_by_field() {
+        let unix = with_gateway(
+            "  haproxy: {socket: /run/haproxy/admin.sock, backend: b, canary-server: c, stable-server: s}\n",
+        );
+        assert_eq!(
+            unix.local_access()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            ["gateway.haproxy.socket: opens the local socket /run/haproxy/admin.sock"]
+        );
+        let tcp = with_gateway(
+            "  haproxy: {socket: 169.254.169.254:80, backend: b, canary-server: c, stable-server: s}\n",
+        );
+        assert_eq!(
+            tcp.local_access()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            [
+                "gateway.haproxy.socket: connects from the process to 169.254.169.254:80 and sends \
+              it HAProxy runtime API commands"
+            ]
+        );
+        let nginx = with_gateway(
+            "  nginx: {upstream-file: /etc/passwd, upstream: u, canary: 10.0.0.2:80, stable: 10.0.0.1:80, reload: [touch, /tmp/x], weight-probe: 127.0.0.1:9181}\n",
+        );
+        let found = nginx.local_access();
+        assert_eq!(
+            fields(&nginx),
+            [
+                "gateway.nginx.upstream-file",
+                "gateway.nginx.reload",
+                "gateway.nginx.weight-probe"
+            ],
+            "{found:?}"
+        );
+        assert_eq!(found[0].what, "writes the file /etc/passwd");
+        assert_eq!(found[1].what, "runs the program touch");
+        let command = with_gateway("  command: {set: [sh, -c, 'echo {weight}'], get: [cat, w]}\n");
+        let found = command.local_access();
+        assert_eq!(
+            fields(&command),
+            ["gateway.command.set", "gateway.command.get"],
+            "{found:?}"
+        );
+        assert_eq!(found[0].what, "runs the program sh");
+        assert_eq!(found[1].what, "runs the program cat");
+        let set_only = with_gateway("  command: {set: [deploy-weights, '{weight}']}\n");
+        assert_eq!(fields(&set_only), ["gateway.command.set"]);
     }
 
     #[test]
@@ -194,6 +318,7 @@ mod tests {
             [
                 "metrics.prometheus.auth.bearer",
                 "metrics.prometheus.ca-file",
+                "gateway.haproxy.socket",
                 "hooks[0] (smoke-test).command",
                 "hooks[1] (announce).webhook.secret",
                 "notifications[0].slack.url",
@@ -205,9 +330,9 @@ mod tests {
             found[0].to_string(),
             "metrics.prometheus.auth.bearer: reads the file /var/run/secrets/canary/prometheus-token"
         );
-        assert_eq!(found[2].what, "runs the program curl");
+        assert_eq!(found[3].what, "runs the program curl");
         assert_eq!(
-            found[3].what,
+            found[4].what,
             "reads the environment variable CANARY_WEBHOOK_SECRET"
         );
         let datadog = shipped(

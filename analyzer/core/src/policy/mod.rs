@@ -11,6 +11,7 @@
 mod error;
 mod local_access;
 mod matchers;
+mod namespaces;
 mod provider;
 mod raw;
 mod units;
@@ -29,6 +30,7 @@ pub use matchers::{
     LabelMatcher, MatchOp, QueryTemplate, TemplatePart, TemplateVariable, escape_string,
     is_label_name, is_metric_name, parse_matchers,
 };
+pub use namespaces::NamespaceField;
 pub use provider::{
     CloudWatchMetric, CloudWatchQuery, CommandSpec, HttpMethod, HttpRequestSpec, JsonCheck,
     JsonMeasure, JsonPathText, JsonSourceSpec, JsonTransport, ProviderApi, RequestPart,

@@ -159,3 +159,162 @@ fn a_policy_reading_the_controllers_files_is_refused_unless_the_operator_allows_
         allowed.stderr()
     );
 }
+
+/// The fake API with the CanaryRollout `checkout` in [`NS`] whose policy is `policy`.
+fn fake_with_rollout(
+    runtime: &tokio::runtime::Runtime,
+    policy: &TestPolicy,
+) -> canary_fake_kube_api::FakeApiServer {
+    let fake = runtime.block_on(canary_fake_kube_api::FakeApiServer::start());
+    fake.serve_status_subresource(GROUP, RESOURCE);
+    let policy: Value = serde_saphyr::from_str(&policy.yaml()).unwrap();
+    fake.insert(json!({
+        "apiVersion": "canary.dev/v1alpha1",
+        "kind": "CanaryRollout",
+        "metadata": {"name": "checkout", "namespace": NS, "generation": 1},
+        "spec": {"revision": "v2", "policy": policy},
+    }));
+    fake
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The status of the CanaryRollout `checkout`, and its `Degraded` condition's message.
+fn status_of(fake: &canary_fake_kube_api::FakeApiServer) -> (Value, String) {
+    let status = fake
+        .object(GROUP, RESOURCE, NS, "checkout")
+        .map(|o| o["status"].clone())
+        .unwrap_or(Value::Null);
+    let message = status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "Degraded")
+        .and_then(|c| c["message"].as_str())
+        .unwrap_or("")
+        .to_owned();
+    (status, message)
+}
+
+#[test]
+fn a_gateway_that_runs_programs_in_the_controller_is_refused_and_nothing_runs() {
+    let runtime = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let ran = dir.path().join("ran");
+    // Both commands would leave `ran` behind: the pre-flight reads the weight with `get`
+    // before anything else, and `set` moves it.
+    let touch = format!("touch {}; echo 0", ran.display());
+    let policy = TestPolicy::new("checkout")
+        .selector(r#"job="checkout""#)
+        // Nothing listens there: with the flag, the pre-flight gets past the gateway's read
+        // and stops at the metrics.
+        .prometheus("http://127.0.0.1:1", "")
+        .gateway(&format!(
+            "  command:\n    set: [sh, -c, {touch:?}]\n    get: [sh, -c, {touch:?}]\n"
+        ));
+    let fake = fake_with_rollout(&runtime, &policy);
+
+    let refused = controller(&fake, dir.path(), &[]);
+    assert!(
+        wait_until(Duration::from_secs(30), || status_of(&fake).0["phase"]
+            == "Invalid"),
+        "refused as invalid: {}\n{}",
+        status_of(&fake).0,
+        refused.stderr()
+    );
+    let (_, message) = status_of(&fake);
+    assert!(
+        message.contains("gateway.command.set: runs the program sh"),
+        "{message}"
+    );
+    assert!(
+        message.contains("gateway.command.get: runs the program sh"),
+        "{message}"
+    );
+    assert!(message.contains("--allow-local-access"), "{message}");
+    // Time for a run, had one started: none did.
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(!ran.exists(), "the gateway's command ran");
+    drop(refused);
+
+    // The operator who trusts every author opts in: the same gateway runs its command.
+    let allowed = controller(&fake, dir.path(), &["--allow-local-access"]);
+    assert!(
+        wait_until(Duration::from_secs(30), || ran.exists()),
+        "the pre-flight ran `get` under --allow-local-access\n{}",
+        allowed.stderr()
+    );
+}
+
+#[test]
+fn a_policy_naming_another_namespace_is_refused_and_nothing_there_is_written() {
+    const OTHER: &str = "payments";
+    let runtime = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = TestPolicy::new("checkout")
+        .selector(r#"job="checkout""#)
+        .prometheus("http://127.0.0.1:1", "")
+        .gateway(&format!(
+            "  http-route:\n    name: checkout\n    namespace: {OTHER}\n    rule: api\n    stable: checkout-stable\n    canary: checkout-canary\n"
+        ))
+        .extra(&format!(
+            "promotion:\n  kubernetes:\n    stable-deployment: checkout-stable\n    canary-deployment: checkout-canary\n    namespace: {OTHER}\n"
+        ));
+    let fake = fake_with_rollout(&runtime, &policy);
+    let mut route = http_route();
+    route["metadata"]["namespace"] = json!(OTHER);
+    fake.insert(route);
+    let in_other = format!("/namespaces/{OTHER}/");
+    let touched_other = |fake: &canary_fake_kube_api::FakeApiServer| -> Vec<String> {
+        fake.requests()
+            .into_iter()
+            .filter(|r| r.path.contains(&in_other))
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect()
+    };
+
+    let refused = controller(&fake, dir.path(), &[]);
+    assert!(
+        wait_until(Duration::from_secs(30), || status_of(&fake).0["phase"]
+            == "Invalid"),
+        "refused as invalid: {}\n{}",
+        status_of(&fake).0,
+        refused.stderr()
+    );
+    let (_, message) = status_of(&fake);
+    for expected in [
+        format!("gateway.http-route.namespace names namespace {OTHER}"),
+        format!("promotion.kubernetes.namespace names namespace {OTHER}"),
+        format!("other than its CanaryRollout's ({NS})"),
+        "--allow-cross-namespace".to_owned(),
+    ] {
+        assert!(message.contains(&expected), "{expected:?} in {message}");
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        touched_other(&fake),
+        Vec::<String>::new(),
+        "nothing in {OTHER}"
+    );
+    drop(refused);
+
+    // Opted in, the controller reaches into the other namespace: its pre-flight reads the
+    // route there (and would go on to write it), which the refusal kept from happening.
+    let allowed = controller(&fake, dir.path(), &["--allow-cross-namespace"]);
+    assert!(
+        wait_until(Duration::from_secs(30), || !touched_other(&fake).is_empty()),
+        "the pre-flight read the route in {OTHER} under --allow-cross-namespace\n{}",
+        allowed.stderr()
+    );
+    assert!(
+        touched_other(&fake).iter().all(|r| r.starts_with("GET ")),
+        "only the pre-flight's read: the metrics are unreachable {:?}",
+        touched_other(&fake)
+    );
+}
