@@ -180,6 +180,61 @@ fn a_promote_left_behind_never_promotes_the_next_rollout() {
     );
 }
 
+/// Review finding (2026-12-01): operator A aborts, operator B promotes before the driver
+/// looks; the promote took the abort's place, the driver promoted and A was told it was
+/// applied. An abort always wins: B's promote is refused (exit 2), A's abort is carried out.
+#[test]
+fn a_promote_never_replaces_a_pending_abort() {
+    let (stack, haproxy, policy) = haproxy_stack("");
+    // The step hook keeps the driver busy at 10 %, so the abort waits for it.
+    let started = stack.dir.path().join("hook-started");
+    let hook = stack.dir.path().join("slow-step.sh");
+    std::fs::write(
+        &hook,
+        format!("#!/bin/sh\ntouch {}\nsleep 8\n", started.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let policy_text = std::fs::read_to_string(&policy).unwrap().replace(
+        "checks:\n",
+        &format!(
+            "hooks:\n  - name: slow\n    on: [step]\n    command: [{}]\n    timeout: 30s\nchecks:\n",
+            hook.display()
+        ),
+    );
+    std::fs::write(&policy, policy_text).unwrap();
+
+    let (mut driver, _driver_stderr) = spawn("rollout", &policy, &stack, &["--id", "rel-1"]);
+    assert!(
+        wait_until(Duration::from_secs(30), || started.exists()),
+        "the step hook started"
+    );
+    let control = stack.state_dir().join("e2e.control.json");
+    let (mut abort, _abort_stderr) = spawn("abort", &policy, &stack, &[]);
+    assert!(
+        wait_until(Duration::from_secs(10), || control.exists()),
+        "the abort is left for the driver"
+    );
+    let promote = run("promote", &policy, &stack, &["--yes"]);
+    assert_eq!(promote.code, 2, "{}", promote.all());
+    assert!(
+        promote
+            .stderr
+            .contains("refusing the promote of e2e: an abort (")
+            && promote.stderr.contains("a promote never replaces an abort"),
+        "{}",
+        promote.all()
+    );
+    let pending: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&control).unwrap()).unwrap();
+    assert_eq!(pending["action"], "abort", "{pending}");
+
+    assert_eq!(driver.wait_exit(Duration::from_secs(60)).code(), Some(1));
+    assert_eq!(abort.wait_exit(Duration::from_secs(30)).code(), Some(1));
+    assert_eq!(haproxy.canary_percent(), Some(0));
+    assert_eq!(saved(&stack)["phase"]["phase"], "rolled-back");
+}
+
 #[test]
 fn forged_or_inconsistent_state_is_refused_with_exit_2_and_the_gateway_untouched() {
     let (stack, haproxy, policy) = haproxy_stack("");

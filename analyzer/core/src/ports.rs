@@ -285,7 +285,9 @@ pub trait StateStore: Send + Sync {
     /// Moves a finished rollout aside so that a new one can start; says where it went.
     async fn archive(&self, rollout: &Rollout) -> Result<String>;
 
-    /// Leaves a request for the driver.
+    /// Leaves a request for the driver, in the place of a pending one only where
+    /// [`ControlRequest::refused_by`] allows (an abort always wins); refused otherwise with
+    /// [`Error::Usage`](crate::Error::Usage), naming the pending request, nothing changed.
     async fn request(&self, request: &ControlRequest) -> Result<()>;
 
     /// Takes the pending request, if any (it is removed).

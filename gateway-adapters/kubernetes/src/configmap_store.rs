@@ -787,6 +787,20 @@ impl StateStore for ConfigMapStateStore {
                     .await?
                     .then_some(()));
             };
+            // Decided on what this read saw; the patch is guarded by its resourceVersion, so a
+            // request put in between fails it and this is decided again.
+            let pending = map
+                .data
+                .as_ref()
+                .and_then(|d| d.get(REQUEST_KEY))
+                .and_then(|text| serde_json::from_str::<ControlRequest>(text).ok());
+            if let Some(why) = pending.and_then(|pending| request.refused_by(&pending)) {
+                return Err(Error::Usage(format!(
+                    "refusing the {} of the rollout in ConfigMap {namespace}/{}: {why}",
+                    request.action.name(),
+                    self.name
+                )));
+            }
             let data = json!({ REQUEST_KEY: json });
             Ok(self.patch(api, namespace, &map, data).await?.then_some(()))
         })

@@ -490,11 +490,29 @@ impl StateStore for FileStateStore {
     async fn request(&self, request: &ControlRequest) -> Result<()> {
         let json = serde_json::to_vec(request).map_err(|e| Error::Usage(e.to_string()))?;
         let path = self.control_path();
+        // Read, decide and write under the guard, so that two askers never both find the
+        // place free (an abort is never replaced: `ControlRequest::refused_by`).
+        let _guard = self.guard()?;
+        let pending = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| serde_json::from_str::<ControlRequest>(&text).ok());
+        if let Some(why) = pending.and_then(|pending| request.refused_by(&pending)) {
+            return Err(Error::Usage(format!(
+                "refusing the {} of {}: {why}",
+                request.action.name(),
+                self.service
+            )));
+        }
         write_durably(&path, &json).map_err(|e| self.io_error("write", &path, e))
     }
 
     async fn take_request(&self) -> Result<Option<ControlRequest>> {
         let path = self.control_path();
+        if !path.exists() {
+            return Ok(None);
+        }
+        // Under the guard: a request put between the read and the removal is not lost.
+        let _guard = self.guard()?;
         let Ok(text) = std::fs::read_to_string(&path) else {
             return Ok(None);
         };
@@ -731,6 +749,44 @@ mod tests {
         block_on(store.request(&abort)).unwrap();
         assert_eq!(block_on(store.take_request()).unwrap(), Some(abort));
         assert_eq!(block_on(store.take_request()).unwrap(), None);
+    }
+
+    #[test]
+    fn a_pending_abort_is_never_replaced_by_a_promote() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStateStore::new(dir.path(), "checkout");
+        let at = |seconds: i64| jiff::Timestamp::from_second(1_000 + seconds).unwrap();
+        let abort = ControlRequest {
+            action: ControlAction::Abort {
+                reason: "errors".to_owned(),
+            },
+            rollout_id: Some("rel-1".to_owned()),
+            rollout_started_at: jiff::Timestamp::UNIX_EPOCH,
+            requested_at: at(0),
+        };
+        let promote = ControlRequest {
+            action: ControlAction::Promote,
+            requested_at: at(5),
+            ..abort.clone()
+        };
+        block_on(store.request(&abort)).unwrap();
+        let refused = block_on(store.request(&promote)).unwrap_err();
+        assert_eq!(refused.exit_code(), canary_core::ExitCode::BadInput);
+        assert!(
+            refused
+                .to_string()
+                .starts_with("refusing the promote of checkout: an abort (errors) requested at"),
+            "{refused}"
+        );
+        assert_eq!(block_on(store.take_request()).unwrap(), Some(abort.clone()));
+        // An abort takes the place of a pending promote.
+        block_on(store.request(&promote)).unwrap();
+        let later_abort = ControlRequest {
+            requested_at: at(6),
+            ..abort
+        };
+        block_on(store.request(&later_abort)).unwrap();
+        assert_eq!(block_on(store.take_request()).unwrap(), Some(later_abort));
     }
 
     #[test]

@@ -290,16 +290,16 @@ async fn wait_for_the_driver(
             .map_or(Seen::Acting, |rollout| Seen::of(rollout, request));
         if !matches!(seen, Seen::Acting) {
             // Whatever ended, nothing of this request may be left behind to act on.
-            let applied = withdraw(store, request).await? != Withdrawal::Withdrawn;
+            let withdrawal = withdraw(store, request).await?;
             match seen {
                 Seen::Ended(outcome) => {
-                    println!("{}", ended_message(service, request, outcome, applied));
+                    println!("{}", ended_message(service, request, outcome, &withdrawal));
                     return Ok(outcome.exit);
                 }
                 Seen::Replaced { id, started_at } => {
                     return Err(canary_core::Error::Mismatch {
                         component: "state",
-                        message: replaced_message(service, request, &id, started_at, applied),
+                        message: replaced_message(service, request, &id, started_at, &withdrawal),
                     }
                     .into());
                 }
@@ -309,7 +309,7 @@ async fn wait_for_the_driver(
         if Instant::now() >= deadline {
             let withdrawn = match withdraw(store, request).await? {
                 Withdrawal::Withdrawn => "the request was withdrawn",
-                Withdrawal::Replaced => "the request was replaced by another",
+                Withdrawal::Replaced(_) => "the request was replaced by another",
                 Withdrawal::Taken => "the driver took the request and is still acting on it",
             };
             return Err(canary_core::Error::Mismatch {
@@ -369,8 +369,9 @@ enum Withdrawal {
     Withdrawn,
     /// The driver had taken it.
     Taken,
-    /// Another request had replaced it (put back as it was).
-    Replaced,
+    /// Another request is in its place (put back as it was): this one was replaced before
+    /// the driver took it, or taken before the other came; from here, which is not known.
+    Replaced(ControlRequest),
 }
 
 /// Removes `request` from the store if no driver has taken it, and says which it was.
@@ -379,7 +380,7 @@ async fn withdraw(store: &dyn StateStore, request: &ControlRequest) -> anyhow::R
         Some(left) if &left == request => Withdrawal::Withdrawn,
         Some(other) => {
             store.request(&other).await?;
-            Withdrawal::Replaced
+            Withdrawal::Replaced(other)
         }
         None => Withdrawal::Taken,
     })
@@ -392,12 +393,20 @@ fn ended_message(
     service: &str,
     request: &ControlRequest,
     outcome: &Outcome,
-    applied: bool,
+    withdrawal: &Withdrawal,
 ) -> String {
-    if applied {
-        return format!("{service}: {}", outcome.reason);
-    }
     let name = request.action.name();
+    match withdrawal {
+        Withdrawal::Taken => return format!("{service}: {}", outcome.reason),
+        Withdrawal::Replaced(other) => {
+            return format!(
+                "{service}: this {name} may not have been applied: {}; the rollout ended: {}",
+                in_its_place(other),
+                outcome.reason
+            );
+        }
+        Withdrawal::Withdrawn => {}
+    }
     let again = if outcome.exit == ExitCode::Infrastructure {
         format!(
             "; the rollout can be resumed: once it runs again (`canary status` says), run `canary {name}` again"
@@ -418,19 +427,34 @@ fn replaced_message(
     request: &ControlRequest,
     id: &Option<String>,
     started_at: Timestamp,
-    applied: bool,
+    withdrawal: &Withdrawal,
 ) -> String {
     let name = request.action.name();
-    let fate = if applied {
-        format!("it took the {name} before it ended")
-    } else {
-        format!("the {name} was not applied (and is withdrawn)")
+    let fate = match withdrawal {
+        Withdrawal::Taken => format!("it took the {name} before it ended"),
+        Withdrawal::Withdrawn => format!("the {name} was not applied (and is withdrawn)"),
+        Withdrawal::Replaced(other) => {
+            format!(
+                "the {name} may not have been applied: {}",
+                in_its_place(other)
+            )
+        }
     };
     format!(
         "the rollout of {service} this {name} was for (id {}, started {}) is no longer the one in the state: rollout {} started {started_at} has replaced it; {fate}. A request is bound to one rollout and never applies to another: `canary status` shows the new one",
         request.rollout_id.as_deref().unwrap_or("none"),
         request.rollout_started_at,
         id.as_deref().unwrap_or("without an id"),
+    )
+}
+
+/// The request found where the asker's was.
+fn in_its_place(other: &ControlRequest) -> String {
+    let name = other.action.name();
+    let article = if name.starts_with('a') { "an" } else { "a" };
+    format!(
+        "another request ({article} {name} requested at {}) is in its place",
+        other.requested_at
     )
 }
 
@@ -495,7 +519,7 @@ mod tests {
             panic!("ended: {:?}", Seen::of(&rollout, &request));
         };
         assert_eq!(outcome.exit, ExitCode::Infrastructure);
-        let message = ended_message("checkout", &request, outcome, false);
+        let message = ended_message("checkout", &request, outcome, &Withdrawal::Withdrawn);
         assert!(
             message.contains("before it took the promote, which was not applied"),
             "{message}"
@@ -503,8 +527,52 @@ mod tests {
         assert!(message.contains("run `canary promote` again"), "{message}");
         assert!(message.contains("Prometheus did not answer"), "{message}");
         // Taken: the outcome is the answer.
-        let message = ended_message("checkout", &request, outcome, true);
+        let message = ended_message("checkout", &request, outcome, &Withdrawal::Taken);
         assert!(!message.contains("not applied"), "{message}");
+    }
+
+    /// Review finding (2026-12-01): a request another one had replaced was reported as
+    /// applied (`withdraw(..) != Withdrawn`), its message the rollout's outcome alone.
+    #[test]
+    fn a_replaced_request_is_never_reported_as_applied() {
+        let machine = machine();
+        let rollout = failed_at_preflight(&machine, "rel-1", 0);
+        let mine = ControlRequest::for_rollout(ControlAction::Promote, &rollout, at(1));
+        let theirs = ControlRequest::for_rollout(
+            ControlAction::Abort {
+                reason: "theirs".to_owned(),
+            },
+            &rollout,
+            at(2),
+        );
+        let Seen::Ended(outcome) = Seen::of(&rollout, &mine) else {
+            panic!("ended");
+        };
+        let replaced = Withdrawal::Replaced(theirs);
+        let message = ended_message("checkout", &mine, outcome, &replaced);
+        assert!(
+            message.starts_with(&format!(
+                "checkout: this promote may not have been applied: another request (an abort requested at {}) is in its place; the rollout ended: ",
+                at(2)
+            )),
+            "{message}"
+        );
+        assert_ne!(
+            message,
+            ended_message("checkout", &mine, outcome, &Withdrawal::Taken)
+        );
+        let message = replaced_message(
+            "checkout",
+            &mine,
+            &Some("rel-2".to_owned()),
+            at(30),
+            &replaced,
+        );
+        assert!(
+            message.contains("the promote may not have been applied: another request (an abort"),
+            "{message}"
+        );
+        assert!(!message.contains("it took the promote"), "{message}");
     }
 
     /// Known limit of 2026-12-01: while `promote`/`abort` waited, a new rollout replacing
@@ -538,7 +606,7 @@ mod tests {
             &request,
             &Some("rel-2".to_owned()),
             at(30),
-            false,
+            &Withdrawal::Withdrawn,
         );
         assert!(message.contains("(id rel-1, started"), "{message}");
         assert!(message.contains("rollout rel-2 started"), "{message}");
@@ -576,7 +644,10 @@ mod tests {
             );
             assert_eq!(store.take_request().await.unwrap(), None);
             store.request(&theirs).await.unwrap();
-            assert_eq!(withdraw(&store, &mine).await.unwrap(), Withdrawal::Replaced);
+            assert_eq!(
+                withdraw(&store, &mine).await.unwrap(),
+                Withdrawal::Replaced(theirs.clone())
+            );
             assert_eq!(store.take_request().await.unwrap(), Some(theirs.clone()));
         });
     }

@@ -73,6 +73,45 @@ impl ControlRequest {
         }
     }
 
+    /// Why this request may not take the place of `pending`, the request a store already
+    /// holds, if it may not. An abort always wins: a pending abort for the same rollout is
+    /// never replaced (a promote after it would promote what its asker rolled back, and
+    /// tell the asker it was applied), and an abort replaces a pending promote. Any other
+    /// request waits until the pending one is taken: it is refused while that one is for the
+    /// same rollout and not expired ([`CONTROL_REQUEST_TTL`], counted to this request's
+    /// time). The same request again (an asker putting back what it took) is no conflict.
+    pub fn refused_by(&self, pending: &ControlRequest) -> Option<String> {
+        if pending == self
+            || pending.rollout_id != self.rollout_id
+            || pending.rollout_started_at != self.rollout_started_at
+        {
+            return None;
+        }
+        let ttl = SignedDuration::try_from(CONTROL_REQUEST_TTL).unwrap_or(SignedDuration::MAX);
+        if self.requested_at.duration_since(pending.requested_at) > ttl {
+            return None;
+        }
+        match (&pending.action, &self.action) {
+            (ControlAction::Promote, ControlAction::Abort { .. }) => None,
+            (ControlAction::Abort { reason }, ControlAction::Promote) => Some(format!(
+                "an abort ({reason}) requested at {} is waiting for the process driving this \
+                 rollout, and a promote never replaces an abort; nothing was changed \
+                 (`canary status` shows when the rollout has ended)",
+                pending.requested_at
+            )),
+            (ControlAction::Abort { .. }, _) => Some(format!(
+                "an abort requested at {} is already waiting for the process driving this \
+                 rollout; nothing was changed (`canary status` shows when it has acted)",
+                pending.requested_at
+            )),
+            (ControlAction::Promote, _) => Some(format!(
+                "a promote requested at {} is already waiting for the process driving this \
+                 rollout; nothing was changed (`canary status` shows when it has acted)",
+                pending.requested_at
+            )),
+        }
+    }
+
     /// Why this request must not be applied to `rollout` at `now`, if it must not: it is
     /// for another rollout, or older than [`CONTROL_REQUEST_TTL`], or made in the future.
     pub fn refusal(&self, rollout: &Rollout, now: Timestamp) -> Option<String> {
@@ -400,5 +439,71 @@ impl NoticeKind {
 impl std::fmt::Display for NoticeKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(action: ControlAction, id: &str, at_seconds: i64) -> ControlRequest {
+        ControlRequest {
+            action,
+            rollout_id: Some(id.to_owned()),
+            rollout_started_at: Timestamp::UNIX_EPOCH,
+            requested_at: Timestamp::from_second(1_000 + at_seconds).unwrap(),
+        }
+    }
+
+    fn abort() -> ControlAction {
+        ControlAction::Abort {
+            reason: "bad canary".to_owned(),
+        }
+    }
+
+    #[test]
+    fn an_abort_is_never_replaced_and_replaces_a_promote() {
+        let pending_abort = request(abort(), "rel-1", 0);
+        let promote = request(ControlAction::Promote, "rel-1", 5);
+        let refused = promote.refused_by(&pending_abort).expect("refused");
+        assert!(
+            refused.contains("an abort (bad canary) requested at")
+                && refused.contains("a promote never replaces an abort"),
+            "{refused}"
+        );
+        let pending_promote = request(ControlAction::Promote, "rel-1", 0);
+        assert_eq!(
+            request(abort(), "rel-1", 5).refused_by(&pending_promote),
+            None
+        );
+        let again = request(ControlAction::Promote, "rel-1", 5)
+            .refused_by(&pending_promote)
+            .expect("refused");
+        assert!(again.contains("a promote requested at"), "{again}");
+        assert!(
+            request(abort(), "rel-1", 5)
+                .refused_by(&pending_abort)
+                .is_some()
+        );
+        assert_eq!(pending_abort.refused_by(&pending_abort), None, "put back");
+    }
+
+    #[test]
+    fn an_expired_request_or_one_for_another_rollout_is_no_conflict() {
+        let pending_abort = request(abort(), "rel-1", 0);
+        let ttl = i64::try_from(CONTROL_REQUEST_TTL.as_secs()).unwrap();
+        assert_eq!(
+            request(ControlAction::Promote, "rel-1", ttl + 1).refused_by(&pending_abort),
+            None
+        );
+        assert!(
+            request(ControlAction::Promote, "rel-1", ttl)
+                .refused_by(&pending_abort)
+                .is_some()
+        );
+        assert_eq!(
+            request(ControlAction::Promote, "rel-2", 5).refused_by(&pending_abort),
+            None
+        );
     }
 }

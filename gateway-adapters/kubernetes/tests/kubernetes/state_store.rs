@@ -184,6 +184,42 @@ async fn a_claim_without_heartbeats_is_taken_over_and_its_holder_finds_out() {
     second.check_claim().await.unwrap();
 }
 
+/// An abort always wins: a promote left after it is refused (exit 2, nothing changed), and
+/// an abort takes the place of a pending promote.
+#[tokio::test]
+async fn a_pending_abort_is_never_replaced_by_a_promote() {
+    let fake = FakeApiServer::start().await;
+    let driver = store(&fake, holder("runner-1", 1));
+    let operator_a = store(&fake, holder("laptop-a", 2));
+    let operator_b = store(&fake, holder("laptop-b", 3));
+    driver.claim(false).await.unwrap();
+    let at = |seconds: i64| Timestamp::from_second(1_790_000_000 + seconds).unwrap();
+    let abort = ControlRequest::for_rollout(
+        ControlAction::Abort {
+            reason: "errors climbing".to_owned(),
+        },
+        &a_rollout(),
+        at(30),
+    );
+    let promote = ControlRequest::for_rollout(ControlAction::Promote, &a_rollout(), at(35));
+    operator_a.request(&abort).await.unwrap();
+    let refused = operator_b.request(&promote).await.unwrap_err();
+    assert_eq!(refused.exit_code(), ExitCode::BadInput);
+    let message = refused.to_string();
+    assert!(
+        message.starts_with("refusing the promote of the rollout in ConfigMap")
+            && message.contains("an abort (errors climbing) requested at"),
+        "{message}"
+    );
+    assert_eq!(driver.take_request().await.unwrap(), Some(abort.clone()));
+
+    operator_b.request(&promote).await.unwrap();
+    let later_abort = ControlRequest::for_rollout(abort.action.clone(), &a_rollout(), at(40));
+    operator_a.request(&later_abort).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1050)).await;
+    assert_eq!(driver.take_request().await.unwrap(), Some(later_abort));
+}
+
 #[tokio::test]
 async fn requests_are_taken_once_and_conflicts_retried() {
     let fake = FakeApiServer::start().await;
