@@ -112,7 +112,13 @@ pub fn raw_samples_query(metric: &str, traffic: &TrafficSelector, range_ms: i64)
     } else {
         format!("{range_ms}ms")
     };
-    format!("{metric}{}[{range}]", selector(&both_versions(traffic)))
+    format!("{}[{range}]", raw_samples_selector(metric, traffic))
+}
+
+/// `METRIC{SEL}`, the series [`raw_samples_query`] reads: two rollouts with the same one read
+/// the same samples (`canary controller` shares one query between them, [`crate::shared`]).
+pub fn raw_samples_selector(metric: &str, traffic: &TrafficSelector) -> String {
+    format!("{metric}{}", selector(&both_versions(traffic)))
 }
 
 /// The common matchers plus one that selects exactly the two versions.
