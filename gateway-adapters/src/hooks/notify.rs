@@ -33,10 +33,17 @@ impl Notifier {
             .map_err(|e| GatewayError::HttpClient {
                 message: e.to_string(),
             })?;
-        Ok(Notifier {
+        Ok(Notifier::with_client(client, channels))
+    }
+
+    /// A notifier sending through `client` (one built as [`Notifier::new`] builds it: no
+    /// redirects, canary's user agent), for callers that share one client among many
+    /// rollouts ([`crate::HookRunner::notifier`]).
+    pub(crate) fn with_client(client: reqwest::Client, channels: &[NotificationSpec]) -> Self {
+        Notifier {
             client,
             channels: channels.to_vec(),
-        })
+        }
     }
 
     /// Whether any channel wants this notice.

@@ -27,7 +27,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use canary_core::policy::{HookAction, HookEvent, HookSpec, SecretSource};
+use canary_core::policy::{HookAction, HookEvent, HookSpec, NotificationSpec, SecretSource};
 use canary_core::secret::Secret;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -128,6 +128,14 @@ impl HookRunner {
                 message: error_chain(&e),
             })?;
         Ok(HookRunner { client })
+    }
+
+    /// A notifier for `channels` that sends through this runner's HTTP client (the same
+    /// settings: no redirects, the system's roots). The controller builds one runner and
+    /// hands each rollout a clone and a notifier of it: a client per rollout loaded the
+    /// system's root certificates again for each of thousands of rollouts.
+    pub fn notifier(&self, channels: &[NotificationSpec]) -> crate::Notifier {
+        crate::Notifier::with_client(self.client.clone(), channels)
     }
 
     /// Runs every hook of `hooks` whose `on` lists the context's event, in the order written.

@@ -102,6 +102,9 @@ pub(crate) struct Context {
     /// The rollouts' Prometheus reads of the same series, one query per batch (`None` with
     /// `--read-coalesce 0`).
     pub(crate) shared_reads: Option<Arc<canary_metrics::SharedReads>>,
+    /// The hook runner every rollout shares (and whose HTTP client its notifier sends
+    /// through): built at the first rollout, as building it can fail.
+    hooks: std::sync::OnceLock<canary_gateways::HookRunner>,
 }
 
 /// A rollout's task.
@@ -129,7 +132,21 @@ impl Context {
             reads: Arc::new(Semaphore::new(settings.max_reads.max(1))),
             settings,
             running: Mutex::new(HashMap::new()),
+            hooks: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The hook runner the rollouts share: one HTTP client for every rollout's hooks and
+    /// notifications. A client each (two per rollout) loaded the system's root certificates
+    /// for each of them.
+    pub(crate) fn hooks(
+        &self,
+    ) -> Result<canary_gateways::HookRunner, canary_gateways::GatewayError> {
+        if let Some(hooks) = self.hooks.get() {
+            return Ok(hooks.clone());
+        }
+        let built = canary_gateways::HookRunner::new()?;
+        Ok(self.hooks.get_or_init(|| built).clone())
     }
 
     fn running(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Running>> {

@@ -323,9 +323,8 @@ async fn drive_claimed(
         claim_ttl: claim_ttl(policy.rollout.interval),
         renewed: std::sync::Mutex::new(std::time::Instant::now()),
     };
-    let hooks = canary_gateways::HookRunner::new().map_err(|e| failed(e.into_core()))?;
-    let notifier = canary_gateways::Notifier::new(&policy.notifications)
-        .map_err(|e| Stop::Invalid(e.into_core().to_string()))?;
+    let hooks = context.hooks().map_err(|e| failed(e.into_core()))?;
+    let notifier = hooks.notifier(&policy.notifications);
     let mut progress = Progress::new(true);
     let mut driver = Driver {
         machine,
