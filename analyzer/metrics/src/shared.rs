@@ -5,23 +5,29 @@
 //! started), so 1,000 rollouts of one policy template cost 1,000 queries per check per tick
 //! even where they select the very same series. Here a rollout's read of an error-rate or
 //! latency check (the checks with a raw-sample form, [`queries::raw_samples_metric`]) joins
-//! a **batch**: the reads of every rollout whose raw-sample query is the same — the same
-//! server, credentials and client settings ([`PrometheusSource::sharing_key`]) and the same
-//! `METRIC{SEL}` (metric, selector, version label and values) — that arrive within the
-//! coalescing window (`canary controller run --read-coalesce`, 1 s by default, at most a
-//! tenth of the interval of the rollout that opens the batch). The batch sends one query of the raw samples, `METRIC{SEL}[Dms]` at
-//! the latest `at` among them with `D` reaching back to the earliest window start, and each
-//! rollout computes its own reading from those samples at its own `at` and window, exactly
-//! as Prometheus computes `increase()` and `sum by` ([`crate::window`], the computation
-//! `canary analyze` over a past window already uses; its test against a real Prometheus
-//! gives the same ticks to the last bit, and so does this module's). Its error matchers are
-//! applied locally, so rollouts differing only in them share too.
+//! a **batch**: the reads of every rollout of the same **template** — the same server,
+//! credentials and client settings ([`PrometheusSource::sharing_key`]), the same metric and
+//! version label, and a selector of the same shape (matchers with the same names and
+//! operators, the same values but for the equality matchers', [`selector_shape`]) — that
+//! arrive within the coalescing window (`canary controller run --read-coalesce`, 1 s by
+//! default, at most a tenth of the interval of the rollout that opens the batch). The batch
+//! sends one query of the raw samples, `METRIC{SEL}[Dms]` at the latest `at` among its
+//! reads, `D` reaching back to the earliest window start, where `SEL` asks for every value
+//! its reads asked for (`service=~"a|b"`, each value regex-escaped; `version=~"…"` every
+//! version of them), at most [`MAX_VALUES_PER_BATCH`] values per matcher. Each rollout picks
+//! its own series out of the answer with its own selector (PromQL's matching: exactly the
+//! series its own query selects, in the answer's order) and computes its reading at its own
+//! `at` and window, as Prometheus computes `increase()` and `sum by` ([`crate::window`], the
+//! computation `canary analyze` over a past window already uses; its test against a real
+//! Prometheus gives the same ticks to the last bit, and so does this module's). Its error
+//! matchers are applied locally, so rollouts differing only in them share too.
 //!
 //! What stays per rollout: checks with the policy's own PromQL (`samples`, `query`), sources
 //! with a client certificate, the query naming the label values that exist when a version
 //! has no series (rare), and each source's first read (a rollout's pre-flight or its first
 //! after a resume: the controller starts rollouts a few at a time, and a start waiting for
-//! a batch held its place longer). A shared answer that cannot stand for each rollout's own — refused
+//! a batch held its place longer). A shared answer that cannot stand for each rollout's
+//! own — refused
 //! (the server's limit on samples), over the policy's `max-answer-size` or `max-series`
 //! (raw samples are larger than the aggregated answer the limits were set for), with
 //! warnings, or not a matrix — sends each rollout back to its own instant query, so every
@@ -32,14 +38,16 @@
 //! Memory: a batch's samples are kept only until its rollouts have computed their readings
 //! (an `Arc` dropped with the last of them); the table holds open batches only.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use canary_core::observation::{Reading, Tick};
-use canary_core::policy::{CheckKind, MetricsSourceSpec, Policy};
+use canary_core::policy::{
+    CheckKind, LabelMatcher, MatchOp, MetricsSourceSpec, Policy, TrafficSelector,
+};
 use canary_core::ports::MetricsSource;
 use jiff::Timestamp;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
@@ -58,11 +66,18 @@ pub struct SharedReads {
     /// The controller's query permits: a batch's query takes one, as does each query a
     /// rollout still sends on its own.
     permits: Option<Arc<Semaphore>>,
-    /// The open batches, by key: removed when their query goes out.
-    open: Mutex<HashMap<String, OpenBatch>>,
+    /// The open batches, by key: removed when their query goes out (or replaced by a new
+    /// one when full).
+    open: Mutex<HashMap<String, Arc<Mutex<OpenBatch>>>>,
     /// Shared queries sent so far.
     sent: AtomicU64,
 }
+
+/// The most values of one equality matcher (and the most rollouts of different versions
+/// over two) a batch's query asks for: past it, a new batch opens. The answer holds every
+/// series of every service asked for, and over the policy's `max-series` (10,000 by
+/// default) or `max-answer-size` every rollout of the batch would send its own query.
+pub const MAX_VALUES_PER_BATCH: usize = 64;
 
 /// A batch still taking reads.
 struct OpenBatch {
@@ -70,7 +85,36 @@ struct OpenBatch {
     from_ms: i64,
     /// The latest `at` among its reads: the query's evaluation time.
     end: Timestamp,
+    /// Per equality matcher of the selector (in its order), the values its reads asked for.
+    values: Vec<BTreeSet<String>>,
+    /// Every version its reads asked for.
+    versions: BTreeSet<String>,
     answer: watch::Receiver<Option<Arc<BatchAnswer>>>,
+}
+
+impl OpenBatch {
+    /// Whether a read asking for `values` and `versions` fits without passing
+    /// [`MAX_VALUES_PER_BATCH`].
+    fn fits(&self, values: &[String], versions: &[String; 2]) -> bool {
+        let new_versions = versions
+            .iter()
+            .filter(|v| !self.versions.contains(*v))
+            .count();
+        self.values
+            .iter()
+            .zip(values)
+            .all(|(set, value)| set.contains(value) || set.len() < MAX_VALUES_PER_BATCH)
+            && self.versions.len() + new_versions <= 2 * MAX_VALUES_PER_BATCH
+    }
+
+    fn add(&mut self, values: &[String], versions: &[String; 2], from_ms: i64, at: Timestamp) {
+        self.from_ms = self.from_ms.min(from_ms);
+        self.end = self.end.max(at);
+        for (set, value) in self.values.iter_mut().zip(values) {
+            set.insert(value.clone());
+        }
+        self.versions.extend(versions.iter().cloned());
+    }
 }
 
 /// What a batch's query gave its reads.
@@ -129,9 +173,19 @@ impl SharedReads {
             let plan = match queries::raw_samples_metric(check) {
                 Some(metric) => Some(Plan {
                     key: format!(
-                        "{client_key}\n{}",
-                        queries::raw_samples_selector(&metric, &own.traffic)
+                        "{client_key}\n{metric}\n{:?}\n{:?}",
+                        own.traffic.label,
+                        selector_shape(&own.traffic.matchers)
                     ),
+                    values: own
+                        .traffic
+                        .matchers
+                        .iter()
+                        .filter(|m| m.op == MatchOp::Equal)
+                        .map(|m| m.value.clone())
+                        .collect(),
+                    versions: [own.traffic.canary.clone(), own.traffic.baseline.clone()],
+                    selection: ErrorMatchers::new(&queries::both_versions(&own.traffic))?,
                     errors: match &check.kind {
                         CheckKind::ErrorRate(e) => Some(ErrorMatchers::new(&e.error_matchers)?),
                         _ => None,
@@ -176,20 +230,25 @@ impl SharedReads {
         coalesce: Duration,
     ) -> watch::Receiver<Option<Arc<BatchAnswer>>> {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(batch) = open.get_mut(&plan.key) {
-            batch.from_ms = batch.from_ms.min(range.start_ms());
-            batch.end = batch.end.max(at);
-            return batch.answer.clone();
+        if let Some(batch) = open.get(&plan.key) {
+            let mut batch = batch.lock().unwrap_or_else(PoisonError::into_inner);
+            if batch.fits(&plan.values, &plan.versions) {
+                batch.add(&plan.values, &plan.versions, range.start_ms(), at);
+                return batch.answer.clone();
+            }
+            // Full: a new batch takes its place for the next reads.
         }
         let (sender, answer) = watch::channel(None);
-        open.insert(
-            plan.key.clone(),
-            OpenBatch {
-                from_ms: range.start_ms(),
-                end: at,
-                answer: answer.clone(),
-            },
-        );
+        let mut batch = OpenBatch {
+            from_ms: range.start_ms(),
+            end: at,
+            values: vec![BTreeSet::new(); plan.values.len()],
+            versions: BTreeSet::new(),
+            answer: answer.clone(),
+        };
+        batch.add(&plan.values, &plan.versions, range.start_ms(), at);
+        let batch = Arc::new(Mutex::new(batch));
+        open.insert(plan.key.clone(), Arc::clone(&batch));
         drop(open);
         // The query goes out from a task of its own: a rollout stopped while it waits
         // leaves the others' batch intact.
@@ -199,18 +258,19 @@ impl SharedReads {
         let metric = plan.metric.clone();
         tokio::spawn(async move {
             tokio::time::sleep(coalesce).await;
-            let closed = reads
-                .open
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&key);
-            let Some(batch) = closed else {
-                return;
+            let query = {
+                let mut open = reads.open.lock().unwrap_or_else(PoisonError::into_inner);
+                if open.get(&key).is_some_and(|b| Arc::ptr_eq(b, &batch)) {
+                    open.remove(&key);
+                }
+                // Closed: no read joins it any more (joins happen under the table's lock).
+                let batch = batch.lock().unwrap_or_else(PoisonError::into_inner);
+                batch_query(&own.traffic, &metric, &batch)
             };
             let answer = {
                 let _permit = reads.permit().await;
                 reads.sent.fetch_add(1, Ordering::Relaxed);
-                send(&own, &metric, batch.from_ms, batch.end).await
+                send(&own, query).await
             };
             let _ = sender.send(Some(Arc::new(answer)));
         });
@@ -218,13 +278,72 @@ impl SharedReads {
     }
 }
 
+/// What makes two reads' selectors one template: the matchers' names and operators in
+/// order, and the values of all but the equality matchers (whose values a batch gathers).
+fn selector_shape(matchers: &[LabelMatcher]) -> Vec<(&str, MatchOp, Option<&str>)> {
+    matchers
+        .iter()
+        .map(|m| {
+            let value = (m.op != MatchOp::Equal).then_some(m.value.as_str());
+            (m.name.as_str(), m.op, value)
+        })
+        .collect()
+}
+
+/// A batch's query and its evaluation time: `METRIC{SEL}[Dms]` where each equality matcher
+/// of the template asks for every value its reads asked for (`service="a"` for one,
+/// `service=~"a|b"` for several, each regex-escaped), and the version label for every version.
+/// Each read then picks its own series out of the answer with its own selector.
+fn batch_query(traffic: &TrafficSelector, metric: &str, batch: &OpenBatch) -> (String, Timestamp) {
+    let alternation = |values: &BTreeSet<String>| {
+        values
+            .iter()
+            .map(|v| queries::quote_meta(v))
+            .collect::<Vec<_>>()
+            .join("|")
+    };
+    let mut values = batch.values.iter();
+    let mut matchers: Vec<LabelMatcher> = traffic
+        .matchers
+        .iter()
+        .map(|m| {
+            let gathered = if m.op == MatchOp::Equal {
+                values.next()
+            } else {
+                None
+            };
+            match gathered {
+                Some(set) if set.len() > 1 => LabelMatcher {
+                    name: m.name.clone(),
+                    op: MatchOp::Regex,
+                    value: alternation(set),
+                },
+                _ => m.clone(),
+            }
+        })
+        .collect();
+    matchers.push(LabelMatcher {
+        name: traffic.label.clone(),
+        op: MatchOp::Regex,
+        value: alternation(&batch.versions),
+    });
+    let range_ms = batch.end.as_millisecond() - batch.from_ms;
+    (
+        format!(
+            "{metric}{}[{}]",
+            queries::selector(&matchers),
+            queries::range_text(range_ms)
+        ),
+        batch.end,
+    )
+}
+
 /// The batch's one query, and what it gives the reads.
-async fn send(own: &PrometheusSource, metric: &str, from_ms: i64, end: Timestamp) -> BatchAnswer {
+async fn send(own: &PrometheusSource, (promql, end): (String, Timestamp)) -> BatchAnswer {
     let credentials = match own.credentials().await {
         Ok(credentials) => credentials,
         Err(err) => return BatchAnswer::Failed(SharedFailure::of(err.into())),
     };
-    let promql = queries::raw_samples_query(metric, &own.traffic, end.as_millisecond() - from_ms);
     match own.instant_with(&credentials, &promql, end).await {
         Ok(QueryOutcome::Answer {
             result: QueryResult::Matrix(series),
@@ -305,9 +424,16 @@ struct Cause(String);
 
 /// How one check of a rollout is read.
 struct Plan {
-    /// Its batches' key: the client's and the raw query's `METRIC{SEL}`.
+    /// Its batches' key: the client, the metric, the version label and the selector's
+    /// shape ([`selector_shape`]).
     key: String,
     metric: String,
+    /// The values of its selector's equality matchers, in order.
+    values: Vec<String>,
+    /// Its canary's and baseline's values of the version label.
+    versions: [String; 2],
+    /// Its own raw query's matchers, which pick its series out of a batch's answer.
+    selection: ErrorMatchers,
     /// An error-rate check's error matchers, applied to the samples' labels.
     errors: Option<ErrorMatchers>,
 }
@@ -370,9 +496,14 @@ impl SharedSource {
             };
             let reading = match (plan, answer.as_deref()) {
                 (Some(plan), Some(BatchAnswer::Samples(series))) => {
+                    // Its own series, in the answer's order: exactly what its own raw query
+                    // would have selected.
+                    let own_series = series.iter().filter(|s| plan.selection.select(&s.labels));
                     let vector = match &plan.errors {
-                        Some(errors) => window::error_rate_at(series, &own.traffic, errors, range),
-                        None => window::latency_at(series, &own.traffic, range),
+                        Some(errors) => {
+                            window::error_rate_at(own_series, &own.traffic, errors, range)
+                        }
+                        None => window::latency_at(own_series, &own.traffic, range),
                     };
                     let reading: Reading = reading_of(check, &own.traffic, &vector);
                     if misses_a_version(&reading) {
@@ -454,8 +585,11 @@ mod tests {
         let plan = [
             ("a", "stable", 30.0, 0.002, 1.0),
             ("a", "canary", 10.0, 0.002, 1.0),
-            ("b", "stable", 30.0, 0.002, 1.0),
-            ("b", "canary", 10.0, 0.03, 1.6),
+            ("b", "v1", 30.0, 0.002, 1.0),
+            ("b", "v2", 10.0, 0.03, 1.6),
+            // Never asked for, but selected by the batches' queries: `service=~"a|b"` and
+            // `version=~"canary|stable|v1|v2"`.
+            ("b", "canary", 50.0, 0.5, 3.0),
         ];
         let requests = |rps: f64, instance: usize, k: i64| {
             (rps * (1.0 + 0.1 * instance as f64) * (STEP_SECONDS * k) as f64).floor()
@@ -503,12 +637,16 @@ mod tests {
     }
 
     fn policy(service: &str, url: &str) -> Policy {
+        let (canary, baseline) = match service {
+            "a" => ("canary", "stable"),
+            _ => ("v2", "v1"),
+        };
         let yaml = format!(
             r#"service: {service}
 traffic:
   label: version
-  canary: canary
-  baseline: stable
+  canary: {canary}
+  baseline: {baseline}
   selector: 'service="{service}"'
 metrics:
   prometheus:
@@ -549,14 +687,15 @@ checks:
         prometheus.query_requests()
     }
 
-    /// Issue 16: six rollouts of two services (two templates: the same policy but for the
-    /// selector), each with its own start and its own tick times (to the millisecond), read
-    /// together through the shared reads and each alone with its own queries, over the same
-    /// backfilled data in a real Prometheus: every tick (counts, buckets) is the same to the
-    /// last bit, so every judgement (verdicts, evidence, when it failed) is; the shared reads
-    /// cost 2 templates × 2 checks = 4 queries per round where alone they cost 6 × 2 = 12
-    /// (but in the first round, each source's first read, which sends its own), counted by
-    /// Prometheus' own `prometheus_http_requests_total`.
+    /// Issue 16: six rollouts of two services (one template: the same policy but for the
+    /// value of `service=` and the versions' values), each with its own start and its own
+    /// tick times (to the millisecond), read together through the shared reads and each
+    /// alone with its own queries, over the same backfilled data in a real Prometheus: every
+    /// tick (counts, buckets) is the same to the last bit, so every judgement (verdicts,
+    /// evidence, when it failed) is; the shared reads cost 1 template × 2 checks = 2 queries
+    /// per round (`service=~"a|b"`, each rollout picking its own series out) where alone they
+    /// cost 6 × 2 = 12 (but in the first round, each source's first read, which sends its
+    /// own), counted by Prometheus' own `prometheus_http_requests_total`.
     #[tokio::test]
     async fn shared_reads_give_every_rollout_the_ticks_and_decisions_of_its_own_queries() {
         let now = Timestamp::now().as_second();
@@ -624,13 +763,13 @@ checks:
             }
         }
         // Each source's first read (a rollout's pre-flight) sends its own queries: 12.
-        let expected = 12 + (ROUNDS - 1) * 4;
+        let expected = 12 + (ROUNDS - 1) * 2;
         let shared_queries = served(&prometheus, before + expected as f64) - before;
         assert_eq!(
             shared_queries, expected as f64,
-            "the first round 6 × 2, then 2 templates × 2 checks per round"
+            "the first round 6 × 2, then 1 template × 2 checks per round"
         );
-        assert_eq!(reads.queries_sent(), ((ROUNDS - 1) * 4) as u64);
+        assert_eq!(reads.queries_sent(), ((ROUNDS - 1) * 2) as u64);
 
         let mut failed = 0;
         for (i, rollout) in rollouts.iter().enumerate() {
@@ -770,8 +909,9 @@ checks:
         }
     }
 
-    /// Rollouts share a batch only with the same server settings and series: another
-    /// selector, another version, another token file or another answer limit each read apart.
+    /// Rollouts share a batch only with the same server settings and selector shape:
+    /// another value of an equality matcher or other versions share (the batch asks for
+    /// all of them), another token file, answer limit, regex or operator read apart.
     #[test]
     fn only_the_same_client_and_series_share_a_batch() {
         let dir = tempfile::tempdir().unwrap();
@@ -801,14 +941,80 @@ checks:
         const C: &str = "canary: canary";
         let base = key("", C).unwrap();
         assert_eq!(key("", C).unwrap(), base);
-        assert_ne!(
-            key("", "canary: canary, selector: 'service=\"b\"'").unwrap(),
-            base
-        );
+        let service =
+            |selector: &str| key("", &format!("canary: canary, selector: '{selector}'")).unwrap();
+        assert_eq!(service(r#"service="a""#), service(r#"service="b""#));
+        assert_ne!(service(r#"service="a""#), base);
+        assert_ne!(service(r#"service=~"a""#), service(r#"service="a""#));
+        assert_ne!(service(r#"service=~"a""#), service(r#"service=~"b""#));
+        assert_ne!(service(r#"service!="a""#), service(r#"service="a""#));
+        assert_ne!(service(r#"job="a""#), service(r#"service="a""#));
         assert_ne!(key(&token("a"), C).unwrap(), base);
         assert_ne!(key(&token("a"), C).unwrap(), key(&token("b"), C).unwrap());
         assert_eq!(key(&token("a"), C).unwrap(), key(&token("a"), C).unwrap());
-        assert_ne!(key("", "canary: v2").unwrap(), base);
+        assert_eq!(key("", "canary: v2").unwrap(), base);
         assert_ne!(key("    max-series: 7\n", C).unwrap(), base);
+    }
+
+    /// A batch asks for at most [`MAX_VALUES_PER_BATCH`] values of an equality matcher: 65
+    /// services reading together are two queries, each asking only for its own services.
+    #[tokio::test]
+    async fn a_full_batch_makes_room_for_a_new_one() {
+        let empty = r#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#;
+        let server = FakeServer::answering(vec![http("200 OK", "application/json", empty)]);
+        let reads = SharedReads::new(Duration::from_millis(50), None);
+        let sources: Vec<Arc<SharedSource>> = (0..=MAX_VALUES_PER_BATCH)
+            .map(|i| {
+                let yaml = format!(
+                    "service: s{i}\ntraffic: {{label: version, canary: canary, baseline: stable, \
+                     selector: 'service=\"s{i}\"'}}\n\
+                     metrics:\n  prometheus:\n    url: {}\n    timeout: 1s\n    retries: 1\n\
+                     rollout: {{min-requests: 0}}\n\
+                     checks:\n  - name: latency\n    latency: {{histogram: h, quantile: 0.5}}\n    slo: {{max: 1s}}\n",
+                    server.url()
+                );
+                let policy = Policy::from_yaml(&yaml, "test.yaml").unwrap();
+                Arc::new(past_its_first_read(
+                    reads.source(&policy, None).unwrap().unwrap(),
+                ))
+            })
+            .collect();
+        let at = Timestamp::now();
+        for tick in read_together(&sources, at).await {
+            tick.unwrap();
+        }
+        let raw: Vec<String> = server
+            .requests()
+            .iter()
+            .map(|r| {
+                form_urlencoded::parse(body_of(r).as_bytes())
+                    .find(|(k, _)| k == "query")
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default()
+            })
+            .filter(|q| q.starts_with("h_bucket{"))
+            .collect();
+        assert_eq!(raw.len(), 2, "{raw:#?}");
+        assert_eq!(reads.queries_sent(), 2);
+        // The services each query asks for: `service=~"s0|s1|…"` or `service="s64"`.
+        let asked = |query: &str| {
+            let start = query.find("service=").unwrap() + "service=".len();
+            let values = query[start..]
+                .trim_start_matches('~')
+                .trim_start_matches('"');
+            let values = &values[..values.find('"').unwrap()];
+            values
+                .split('|')
+                .map(str::to_owned)
+                .collect::<BTreeSet<_>>()
+        };
+        let (first, second) = (asked(&raw[0]), asked(&raw[1]));
+        assert!(first.len() <= MAX_VALUES_PER_BATCH && second.len() <= MAX_VALUES_PER_BATCH);
+        assert!(first.is_disjoint(&second), "{raw:#?}");
+        assert_eq!(
+            first.len() + second.len(),
+            MAX_VALUES_PER_BATCH + 1,
+            "{raw:#?}"
+        );
     }
 }
