@@ -71,6 +71,9 @@ pub struct SharedReads {
     open: Mutex<HashMap<String, Arc<Mutex<OpenBatch>>>>,
     /// Shared queries sent so far.
     sent: AtomicU64,
+    /// Per key whose batches' answers went over `max-answer-size` or `max-series`: the
+    /// fewer values its batches now ask for (halved each time, down to 1).
+    caps: Mutex<HashMap<String, usize>>,
 }
 
 /// The most values of one equality matcher (and the most rollouts of different versions
@@ -93,9 +96,9 @@ struct OpenBatch {
 }
 
 impl OpenBatch {
-    /// Whether a read asking for `values` and `versions` fits without passing
-    /// [`MAX_VALUES_PER_BATCH`].
-    fn fits(&self, values: &[String], versions: &[String; 2]) -> bool {
+    /// Whether a read asking for `values` and `versions` fits without passing `cap` values
+    /// of a matcher (two versions per value).
+    fn fits(&self, values: &[String], versions: &[String; 2], cap: usize) -> bool {
         let new_versions = versions
             .iter()
             .filter(|v| !self.versions.contains(*v))
@@ -103,8 +106,8 @@ impl OpenBatch {
         self.values
             .iter()
             .zip(values)
-            .all(|(set, value)| set.contains(value) || set.len() < MAX_VALUES_PER_BATCH)
-            && self.versions.len() + new_versions <= 2 * MAX_VALUES_PER_BATCH
+            .all(|(set, value)| set.contains(value) || set.len() < cap)
+            && (new_versions == 0 || self.versions.len() + new_versions <= 2 * cap)
     }
 
     fn add(&mut self, values: &[String], versions: &[String; 2], from_ms: i64, at: Timestamp) {
@@ -122,7 +125,10 @@ enum BatchAnswer {
     /// The raw samples of every selected series over the batch's span.
     Samples(Vec<RawSeries>),
     /// An answer that cannot stand for each read's own query: each sends its own.
-    OwnQueries,
+    OwnQueries {
+        /// Over `max-answer-size` or `max-series`.
+        over_a_limit: bool,
+    },
     /// The query failed as each read's own would have.
     Failed(SharedFailure),
 }
@@ -145,6 +151,7 @@ impl SharedReads {
             permits,
             open: Mutex::new(HashMap::new()),
             sent: AtomicU64::new(0),
+            caps: Mutex::new(HashMap::new()),
         })
     }
 
@@ -211,6 +218,26 @@ impl SharedReads {
         }))
     }
 
+    /// How many values of a matcher a batch of `key` asks for at most.
+    pub(crate) fn cap(&self, key: &str) -> usize {
+        self.caps
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .copied()
+            .unwrap_or(MAX_VALUES_PER_BATCH)
+    }
+
+    /// A batch of `key` went over the policy's answer limits: the next ask for half as many
+    /// values (a template whose services' series outgrow the limits together — the raw answer
+    /// grows with the rollouts' age — ends with batches of one service, whose rollouts still
+    /// share).
+    fn halve_cap(&self, key: &str) {
+        let mut caps = self.caps.lock().unwrap_or_else(PoisonError::into_inner);
+        let cap = caps.entry(key.to_owned()).or_insert(MAX_VALUES_PER_BATCH);
+        *cap = (*cap / 2).max(1);
+    }
+
     async fn permit(&self) -> Option<OwnedSemaphorePermit> {
         match &self.permits {
             Some(permits) => Arc::clone(permits).acquire_owned().await.ok(),
@@ -232,7 +259,7 @@ impl SharedReads {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(batch) = open.get(&plan.key) {
             let mut batch = batch.lock().unwrap_or_else(PoisonError::into_inner);
-            if batch.fits(&plan.values, &plan.versions) {
+            if batch.fits(&plan.values, &plan.versions, self.cap(&plan.key)) {
                 batch.add(&plan.values, &plan.versions, range.start_ms(), at);
                 return batch.answer.clone();
             }
@@ -272,6 +299,9 @@ impl SharedReads {
                 reads.sent.fetch_add(1, Ordering::Relaxed);
                 send(&own, query).await
             };
+            if let BatchAnswer::OwnQueries { over_a_limit: true } = answer {
+                reads.halve_cap(&key);
+            }
             let _ = sender.send(Some(Arc::new(answer)));
         });
         answer
@@ -358,7 +388,12 @@ async fn send(own: &PrometheusSource, (promql, end): (String, Timestamp)) -> Bat
                 own.address(),
                 describe_outcome(&outcome)
             );
-            BatchAnswer::OwnQueries
+            BatchAnswer::OwnQueries {
+                over_a_limit: matches!(
+                    outcome,
+                    QueryOutcome::TooLarge { .. } | QueryOutcome::TooManySeries { .. }
+                ),
+            }
         }
         Err(err) => BatchAnswer::Failed(SharedFailure::of(err.into())),
     }
@@ -866,7 +901,8 @@ checks:
 
     /// A shared answer over the policy's `max-series` (raw samples hold a series per
     /// instance where the aggregated answer holds one per bucket) sends each rollout back to
-    /// its own instant query: one shared query, then one per rollout, each reading as alone.
+    /// its own instant query: one shared query, then one per rollout, each reading as alone;
+    /// the template's next batches ask for half as many values.
     #[tokio::test]
     async fn a_shared_answer_over_a_limit_sends_each_rollout_to_its_own_query() {
         let matrix = r#"{"status":"success","data":{"resultType":"matrix","result":[
@@ -907,6 +943,9 @@ checks:
         for tick in got {
             assert_eq!(tick.unwrap(), alone);
         }
+        // The template's next batches ask for half as many services.
+        let key = &sources[0].plans[0].as_ref().unwrap().key;
+        assert_eq!(reads.cap(key), MAX_VALUES_PER_BATCH / 2);
     }
 
     /// Rollouts share a batch only with the same server settings and selector shape:
