@@ -396,7 +396,7 @@ pub(crate) fn router_for(
 }
 
 /// The rollout's metrics source: Prometheus error-rate and latency checks read through the
-/// controller's shared reads (one query per batch of rollouts selecting the same series,
+/// controller's shared reads (one query per batch of rollouts of one template,
 /// taking the query permits itself: `true`), anything else as `canary rollout` reads it.
 fn rollout_source(
     context: &Context,
