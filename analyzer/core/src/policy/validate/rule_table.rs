@@ -942,6 +942,28 @@ const ROWS: &[Row] = &[
         "a `mirror` step is not supported by the `haproxy` router",
     ),
     row(
+        &[(
+            "rollout",
+            "rollout: {steps: [{header: {name: x-canary, value: '1'}}, 100]}",
+        )],
+        "rollout.steps[0]",
+        "a `header` step needs `gateway.haproxy.route-acl`",
+    ),
+    row(
+        &[
+            (
+                "rollout",
+                "rollout: {steps: [{header: {name: x-other, value: '1'}}, 100]}",
+            ),
+            (
+                "gateway",
+                "gateway: {haproxy: {socket: /run/h.sock, backend: web, canary-server: c, stable-server: s, route-acl: {file: c.acl, header: x-canary}}}",
+            ),
+        ],
+        "rollout.steps[0]",
+        "reads header \"x-canary\", not \"x-other\"",
+    ),
+    row(
         &[("rollout", "rollout: {steps: [100]}")],
         "rollout.steps",
         "at least one step below 100",
@@ -978,6 +1000,38 @@ const ROWS: &[Row] = &[
         )],
         "gateway.haproxy.stable-server",
         "the canary and stable servers must differ",
+    ),
+    row(
+        &[(
+            "gateway",
+            "gateway: {haproxy: {socket: /run/h.sock, backend: web, canary-server: c, stable-server: s, route-acl: {file: 'a b.acl', header: x-canary}}}",
+        )],
+        "gateway.haproxy.route-acl.file",
+        "expected the ACL file as haproxy.cfg names it",
+    ),
+    row(
+        &[(
+            "gateway",
+            "gateway: {haproxy: {socket: /run/h.sock, backend: web, canary-server: c, stable-server: s, route-acl: {file: c.acl, header: 'x canary'}}}",
+        )],
+        "gateway.haproxy.route-acl.header",
+        "is not an HTTP header name",
+    ),
+    row(
+        &[(
+            "gateway",
+            "gateway: {haproxy: {socket: /run/h.sock, backend: web, canary-server: c, stable-server: s, route-acl: {file: c.acl, cookie: 'a;b'}}}",
+        )],
+        "gateway.haproxy.route-acl.cookie",
+        "is not a cookie name",
+    ),
+    row(
+        &[(
+            "gateway",
+            "gateway: {haproxy: {socket: /run/h.sock, backend: web, canary-server: c, stable-server: s, route-acl: {file: c.acl}}}",
+        )],
+        "gateway.haproxy.route-acl",
+        "expected exactly one of `header`",
     ),
     row(
         &[(
