@@ -652,6 +652,23 @@ pub struct IstioVirtualServiceSpec {
     /// host (its first label). Left out when `None` (digest).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub destination_rule: Option<String>,
+    /// canary creates the VirtualService when it is missing, owned by a Deployment (so that
+    /// no GitOps tool manages its weights). Left out when `None` (digest).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generate: Option<GenerateVirtualService>,
+}
+
+/// The VirtualService canary creates when it is missing: one HTTP route named `canary`, the
+/// two destinations at 100/0, for `hosts` (through `gateways`), with an ownerReference to a
+/// Deployment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct GenerateVirtualService {
+    /// `spec.hosts`.
+    pub hosts: Vec<String>,
+    /// `spec.gateways`; empty: left out (the mesh).
+    pub gateways: Vec<String>,
+    /// The Deployment (in the VirtualService's namespace) it is owned by.
+    pub owner_deployment: String,
 }
 
 /// The routes of a VirtualService whose destinations carry the weights.

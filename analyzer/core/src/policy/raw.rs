@@ -672,6 +672,26 @@ pub(crate) struct RawIstioVirtualService {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub(crate) destination_rule: Option<At<String>>,
+    /// Create the VirtualService when it is missing (one HTTP route, the two destinations),
+    /// owned by a Deployment, so that no GitOps tool holds its weights.
+    #[serde(default)]
+    pub(crate) generate: Option<RawGenerateVirtualService>,
+}
+
+/// The VirtualService canary creates.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawGenerateVirtualService {
+    /// `spec.hosts`: the hosts whose requests it routes.
+    pub(crate) hosts: Vec<String>,
+    /// `spec.gateways` (default: none, the mesh's sidecars only): `NAME` or `NAMESPACE/NAME`
+    /// of Istio Gateways, or `mesh`.
+    #[serde(default)]
+    pub(crate) gateways: Option<Vec<String>>,
+    /// The Deployment (in the VirtualService's namespace) that owns it: deleting the
+    /// Deployment deletes the VirtualService.
+    #[schemars(with = "String")]
+    pub(crate) owner_deployment: At<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

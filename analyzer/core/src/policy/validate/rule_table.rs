@@ -1399,6 +1399,66 @@ const ROWS: &[Row] = &[
         "gateway.http-route.generate.hostnames[0]",
         "expected a host name",
     ),
+    row(
+        &[(
+            "gateway",
+            gateway!(
+                "istio-virtual-service: {name: v, stable: {host: a}, canary: {host: b}, route: 0, generate: {hosts: [a.shop], owner-deployment: d}}"
+            ),
+        )],
+        "gateway.istio-virtual-service.generate",
+        "a generated VirtualService has one route",
+    ),
+    row(
+        &[(
+            "gateway",
+            gateway!(
+                "istio-virtual-service: {name: v, stable: {host: a}, canary: {host: b}, more-virtual-services: [{name: w}], generate: {hosts: [a.shop], owner-deployment: d}}"
+            ),
+        )],
+        "gateway.istio-virtual-service.generate",
+        "does not go with `more-virtual-services`",
+    ),
+    row(
+        &[(
+            "gateway",
+            gateway!(
+                "istio-virtual-service: {name: v, stable: {host: a}, canary: {host: b}, protocol: tcp, generate: {hosts: [a.shop], owner-deployment: d}}"
+            ),
+        )],
+        "gateway.istio-virtual-service.generate",
+        "leave `protocol` out",
+    ),
+    row(
+        &[(
+            "gateway",
+            gateway!(
+                "istio-virtual-service: {name: v, stable: {host: a}, canary: {host: b}, generate: {hosts: [], owner-deployment: d}}"
+            ),
+        )],
+        "gateway.istio-virtual-service.generate.hosts",
+        "expected at least one host",
+    ),
+    row(
+        &[(
+            "gateway",
+            gateway!(
+                "istio-virtual-service: {name: v, stable: {host: a}, canary: {host: b}, generate: {hosts: ['a b'], owner-deployment: d}}"
+            ),
+        )],
+        "gateway.istio-virtual-service.generate.hosts[0]",
+        "expected a host name",
+    ),
+    row(
+        &[(
+            "gateway",
+            gateway!(
+                "istio-virtual-service: {name: v, stable: {host: a}, canary: {host: b}, generate: {hosts: [a.shop], gateways: ['a/b/c'], owner-deployment: d}}"
+            ),
+        )],
+        "gateway.istio-virtual-service.generate.gateways[0]",
+        "expected an Istio Gateway",
+    ),
     // hooks.rs
     row(
         &[(
