@@ -48,6 +48,10 @@ struct Knobs {
     /// More arguments for `canary controller run` (`CANARY_SCALE_ARGS`, split at spaces),
     /// e.g. `--max-concurrent-queries 64`.
     args: Vec<String>,
+    /// A program the controller runs under (`CANARY_SCALE_WRAP`, split at spaces), e.g.
+    /// `heaptrack -o /tmp/controller` to see where its memory goes. The RSS and CPU the
+    /// harness reports are then the wrapper's process', not the controller's.
+    wrap: Vec<String>,
 }
 
 impl Knobs {
@@ -65,6 +69,9 @@ impl Knobs {
                 (duration.to_owned(), deadline.to_owned())
             }),
             args: var("CANARY_SCALE_ARGS")
+                .map(|v| v.split_whitespace().map(str::to_owned).collect())
+                .unwrap_or_default(),
+            wrap: var("CANARY_SCALE_WRAP")
                 .map(|v| v.split_whitespace().map(str::to_owned).collect())
                 .unwrap_or_default(),
         }
@@ -229,7 +236,14 @@ fn the_scale_harness_runs_n_rollouts_in_one_controller_and_measures_it() {
     }
     let kubeconfig = world.dir.path().join("kubeconfig-scale");
     std::fs::write(&kubeconfig, world.fake.kubeconfig_with_token(NS, "scale")).unwrap();
-    let mut command = Command::new(binary("canary"));
+    let mut command = match knobs.wrap.split_first() {
+        Some((wrapper, wrapper_args)) => {
+            let mut command = Command::new(wrapper);
+            command.args(wrapper_args).arg(binary("canary"));
+            command
+        }
+        None => Command::new(binary("canary")),
+    };
     command.args(["controller", "run"]);
     if let Some((duration, deadline)) = &knobs.lease {
         command.args([
