@@ -542,6 +542,11 @@ impl TrafficRouter for BoundedRouter {
         self.inner.read_back().await
     }
 
+    async fn preflight(&self) -> canary_core::Result<()> {
+        let _permit = self.reads.acquire().await;
+        self.inner.preflight().await
+    }
+
     fn describe(&self) -> String {
         self.inner.describe()
     }
@@ -1311,9 +1316,35 @@ mod tests {
             self.changes.lock().unwrap().push("route");
             Ok(())
         }
+        async fn preflight(&self) -> canary_core::Result<()> {
+            self.changes.lock().unwrap().push("preflight");
+            Err(canary_core::Error::Usage(
+                "not routed as the policy says".to_owned(),
+            ))
+        }
         fn describe(&self) -> String {
             "a recording router".to_owned()
         }
+    }
+
+    /// The router's own pre-flight reaches it through the controller's wrapper: the trait's
+    /// default (one read of the weight) let an HAProxy whose route ACL is missing pass the
+    /// controller's pre-flight (found merging the HAProxy route ACL, 2026-12-01).
+    #[tokio::test]
+    async fn the_bounded_router_forwards_the_routers_own_preflight() {
+        let inner = RecordingRouter::default();
+        let changes = inner.changes.clone();
+        let router = BoundedRouter {
+            inner: Box::new(inner),
+            permits: Arc::new(Semaphore::new(1)),
+            reads: Arc::new(Semaphore::new(1)),
+            fence: Fence::new("Lease shop/canary-controller"),
+        };
+        assert!(matches!(
+            router.preflight().await,
+            Err(canary_core::Error::Usage(_))
+        ));
+        assert_eq!(*changes.lock().unwrap(), ["preflight"]);
     }
 
     /// With the Lease's fence closed, the router the driver sees changes neither a weight
