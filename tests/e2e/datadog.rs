@@ -12,7 +12,9 @@ use canary_tests::fake_datadog::{DatadogKeys, DatadogQuery, answer, datadog, ser
 use canary_tests::fake_http::{FakeServer, header_of, http, path_of};
 
 use crate::canary_run::{canary, write_policy};
-use crate::generic_provider::{Scenario, Table, analyze, scenario_table};
+use crate::generic_provider::{
+    Scenario, Table, analyze, analyze_window, analyze_with, assert_same_analysis, scenario_table,
+};
 
 /// The API key, from the environment (characters every encoding changes).
 const API_KEY: &str = "dd-api-key/+=never-print-0001";
@@ -112,11 +114,13 @@ fn datadog_scenarios_exit_0_1_3_4_4_replay_the_same_and_leak_no_key() {
 fn datadog_gets_one_request_per_check_per_tick_with_both_keys() {
     let server = fake(Scenario::Healthy);
     let dir = tempfile::tempdir().unwrap();
-    let run = analyze(
+    // Tick by tick, as a rollout reads (a past window is one query per check: below).
+    let run = analyze_with(
         dir.path(),
         &policy(dir.path(), &server.url(), false),
         false,
         &[("DD_API_KEY", API_KEY)],
+        &["--query-per-tick"],
     );
     assert_eq!(run.code, 0, "{}", run.all());
     let (metadata, requests): (Vec<String>, Vec<String>) = server
@@ -344,4 +348,169 @@ fn a_misspelt_datadog_errors_metric_stops_the_rollout_at_preflight_and_a_known_o
     assert_eq!(run.code, 0, "{}", run.all());
     let log = std::fs::read_to_string(known.path().join("set.log")).unwrap_or_default();
     assert_eq!(log, "50\n100\n", "{}", run.all());
+}
+
+/// A fake Datadog holding per-second data for `analyze` over a past window: 1000 canary and
+/// 9000 baseline requests a second, errors at 0.1 % each until `bad_from` (Unix seconds),
+/// then the canary's at 5 %; a `p95:` query answers the canary's 1-second p95, 200 ms to
+/// 260 ms. As Datadog answers `from`..`to`, the points are those of the 1-second rollup
+/// intervals that begin in `[from, to)` (`interval: 1`, stamped in milliseconds), and a
+/// version with no points gets no series.
+fn per_second(bad_from: u64) -> FakeServer {
+    let keys = DatadogKeys {
+        api_key: API_KEY.to_owned(),
+        application_key: APP_KEY.to_owned(),
+    };
+    datadog(keys, &KNOWN, move |query| {
+        let seconds: Vec<u64> = (query.from..query.to).collect();
+        let mut all = Vec::new();
+        for (index, metric) in query.queries().iter().enumerate() {
+            if metric.starts_with("p95:") {
+                let points: Vec<(u64, f64)> = seconds
+                    .iter()
+                    .map(|s| (s * 1000, 200.0 + (s % 7) as f64 * 10.0))
+                    .collect();
+                if !points.is_empty() {
+                    all.push(series(metric, index, "version:canary", &points));
+                }
+                continue;
+            }
+            for (tag, per_second) in [("version:canary", 1000.0), ("version:stable", 9000.0)] {
+                let points: Vec<(u64, f64)> = seconds
+                    .iter()
+                    .map(|&s| {
+                        let rate = if tag == "version:canary" && s >= bad_from {
+                            0.05
+                        } else {
+                            0.001
+                        };
+                        let value = if index == 0 {
+                            per_second
+                        } else {
+                            per_second * rate
+                        };
+                        (s * 1000, value)
+                    })
+                    .collect();
+                if !points.is_empty() {
+                    all.push(series(metric, index, tag, &points));
+                }
+            }
+        }
+        http("200 OK", "application/json", &answer(query, &all))
+    })
+}
+
+/// The query requests a fake Datadog received (not the metadata ones).
+fn query_requests(server: &FakeServer) -> Vec<String> {
+    server
+        .requests()
+        .into_iter()
+        .filter(|r| path_of(r).starts_with("/api/v1/query?"))
+        .collect()
+}
+
+/// Issue 17: `canary analyze` over a past window reads each Datadog check with one query from
+/// the start to the end, and cuts every tick's numbers out of its points: the ticks, the
+/// report's checks and the exit code are those of one query per check per tick
+/// (`--query-per-tick`) on the same data. Seen failing before `GenericSource::read_window`:
+/// the window was read with 36 queries, one per check per tick.
+#[test]
+fn a_past_datadog_window_is_one_query_per_check_giving_the_ticks_of_one_per_tick() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // Nine minutes ending a minute ago; the canary turns bad 5 minutes in.
+    let start = now / 60 * 60 - 600;
+    let end = start + 540;
+    let env = [("DD_API_KEY", API_KEY)];
+    let dir = tempfile::tempdir().unwrap();
+    let template = policy(dir.path(), "URL", false).replace(
+        "rollout: {interval: 1s, min-requests: 100}",
+        "rollout: {interval: 30s, min-requests: 100}",
+    ) + "  - name: p95\n    datadog:\n      percentile: 'p95:trace.http.request{service:checkout} by {version}'\n      unit: ms\n    slo: {max: 500ms}\n";
+
+    let server = per_second(start + 300);
+    let policy = template.replace("URL", &server.url());
+    let per_tick = analyze_window(dir.path(), &policy, (start, end), true, &env);
+    assert_eq!(per_tick.run.code, 1, "{}", per_tick.run.all());
+    // 18 ticks of 30 s, two checks.
+    assert_eq!(query_requests(&server).len(), 36, "{}", per_tick.run.all());
+
+    let server = per_second(start + 300);
+    let policy = template.replace("URL", &server.url());
+    let window = analyze_window(dir.path(), &policy, (start, end), false, &env);
+    let requests = query_requests(&server);
+    assert_eq!(
+        requests.len(),
+        2,
+        "one query per check:\n{}",
+        window.run.all()
+    );
+    for request in &requests {
+        assert!(
+            path_of(request).starts_with(&format!("/api/v1/query?from={start}&to={end}&")),
+            "{request}"
+        );
+    }
+    assert_same_analysis(&per_tick, &window);
+    assert_eq!(
+        window.ticks.as_array().map(Vec::len),
+        Some(18),
+        "{}",
+        window.run.all()
+    );
+}
+
+/// A past window Datadog rolls up coarser than the ticks cannot be cut into them: exit 4
+/// saying so and what to do, never ticks read from part of it.
+#[test]
+fn a_datadog_window_rolled_up_coarser_than_the_ticks_is_refused_with_exit_4() {
+    let keys = DatadogKeys {
+        api_key: API_KEY.to_owned(),
+        application_key: APP_KEY.to_owned(),
+    };
+    let server = datadog(keys, &KNOWN, |query| {
+        let mut all = Vec::new();
+        for (index, metric) in query.queries().iter().enumerate() {
+            for tag in ["version:canary", "version:stable"] {
+                let one = series(metric, index, tag, &[(query.from * 1000, 1000.0)])
+                    .replace("\"interval\": 1,", "\"interval\": 300,");
+                all.push(one);
+            }
+        }
+        http("200 OK", "application/json", &answer(query, &all))
+    });
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = policy(dir.path(), &server.url(), false).replace(
+        "rollout: {interval: 1s, min-requests: 100}",
+        "rollout: {interval: 30s, min-requests: 100}",
+    );
+    let path = write_policy(dir.path(), "coarse.yaml", &policy);
+    let (start, end) = ((now - 900).to_string(), (now - 60).to_string());
+    let run = canary(
+        &[
+            "analyze",
+            "--policy",
+            path.to_str().unwrap(),
+            "--start",
+            &start,
+            "--end",
+            &end,
+        ],
+        &[("DD_API_KEY", API_KEY)],
+    );
+    assert_eq!(run.code, 4, "{}", run.all());
+    for said in [
+        "points of 300 s",
+        "coarser than the ticks' 30 s",
+        "--query-per-tick",
+    ] {
+        assert!(run.all().contains(said), "{said}\n{}", run.all());
+    }
 }

@@ -208,6 +208,65 @@ pub fn totals(
     Ok(Value::Object(out))
 }
 
+/// The rollup interval of a past window's answer, in seconds: the largest `interval` of its
+/// series (Datadog rolls points up into intervals it chooses by the window's length, at most
+/// 1500 points per series: its "Rollup" documentation). `Ok(None)` for an answer without
+/// series (nothing to cut); `Err` for a series that does not say its interval, which would
+/// leave the ticks' cut points unknown.
+pub fn rollup_interval(answer: &Value) -> Result<Option<f64>, String> {
+    let Some(series) = answer.get("series").and_then(Value::as_array) else {
+        return Ok(None);
+    };
+    let mut largest: Option<f64> = None;
+    for one in series {
+        let interval = one
+            .get("interval")
+            .and_then(Value::as_f64)
+            .filter(|i| i.is_finite() && *i > 0.0)
+            .ok_or_else(|| {
+                format!(
+                    "a series of Datadog's answer has no rollup `interval` ({}), so its points cannot be cut at the ticks",
+                    one.get("interval").map(shown).unwrap_or_else(|| "none".to_owned())
+                )
+            })?;
+        largest = Some(largest.map_or(interval, |l: f64| l.max(interval)));
+    }
+    Ok(largest)
+}
+
+/// A past window's answer (one request from the analysis start to its end) as the tick at
+/// `at_ms` (milliseconds) would have been answered: each series keeps the points of the
+/// intervals that begin before the tick, and a series left with no points is dropped
+/// (Datadog sends no series for a window without points). A point `[T, v]` covers `[T, T +
+/// interval)`, and a tick's own request (`from` = the start, `to` = the tick) is answered
+/// with the points of the intervals that begin in `[from, to)`, so the cut reads what the
+/// tick's request reads whenever both are rolled up alike ([`rollup_interval`] is checked
+/// against the ticks' spacing first). Anything that is not a series list is left as it is, to
+/// be read as the tick's own answer would be.
+pub fn answer_until(answer: &Value, at_ms: f64) -> Value {
+    let mut cut = answer.clone();
+    if let Some(series) = cut.get_mut("series").and_then(Value::as_array_mut) {
+        for one in series.iter_mut() {
+            if let Some(points) = one.get_mut("pointlist").and_then(Value::as_array_mut) {
+                points.retain(|point| {
+                    // A point that is not `[time, …]` is kept, for the reader to refuse.
+                    point
+                        .as_array()
+                        .and_then(|p| p.first())
+                        .and_then(Value::as_f64)
+                        .is_none_or(|time| time < at_ms)
+                });
+            }
+        }
+        series.retain(|one| {
+            one.get("pointlist")
+                .and_then(Value::as_array)
+                .is_none_or(|points| !points.is_empty())
+        });
+    }
+    cut
+}
+
 /// 0 for the canary, 1 for the baseline, `None` for a series of neither, by `tag_set` or,
 /// without one, `scope`.
 fn version_of(series: &Value, traffic: &TrafficSelector) -> Option<usize> {
@@ -415,6 +474,40 @@ checks:
             reading_of_answer(&check(&policy, 1), &policy.traffic, &answer),
             Reading::Observed(CheckObservation::Value { value: 0.42 })
         );
+    }
+
+    /// A past window's answer cut at a tick keeps the points of the intervals that begin
+    /// before it and drops a series left without any; an answer without `interval` cannot be
+    /// cut.
+    #[test]
+    fn a_window_answer_is_cut_at_a_tick_by_the_start_of_each_interval() {
+        let mut canary = series(
+            0,
+            "version:canary",
+            json!([[1.8e12, 100.0], [1.80001e12, 200.0]]),
+        );
+        canary["interval"] = json!(10);
+        let mut late = series(1, "version:canary", json!([[1.80001e12, 5.0]]));
+        late["interval"] = json!(10);
+        let answer = json!({"series": [canary, late]});
+        assert_eq!(rollup_interval(&answer), Ok(Some(10.0)));
+        let cut = answer_until(&answer, 1.80001e12);
+        assert_eq!(cut["series"].as_array().map(Vec::len), Some(1));
+        assert_eq!(cut["series"][0]["pointlist"], json!([[1.8e12, 100.0]]));
+        let policy = policy();
+        assert_eq!(
+            reading_of_answer(&check(&policy, 0), &policy.traffic, &answer_until(&answer, 2e12)),
+            Reading::Observed(CheckObservation::Counts {
+                canary: RequestCounts { requests: 300.0, errors: 5.0 },
+                baseline: BaselineData::Missing(
+                    "Datadog's answer has no points for the baseline (no series tagged version:stable)".to_owned()
+                ),
+            })
+        );
+        assert!(
+            rollup_interval(&json!({"series": [series(0, "version:canary", json!([]))]})).is_err()
+        );
+        assert_eq!(rollup_interval(&json!({"errors": ["Forbidden"]})), Ok(None));
     }
 
     #[test]

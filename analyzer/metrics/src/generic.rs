@@ -664,33 +664,9 @@ impl GenericSource {
         let aws = self.aws_credentials().await?;
         let mut readings = BTreeMap::new();
         for (name, check) in &self.checks {
-            let request = render_request(&self.spec, &self.traffic, name, check, since, at);
-            let reading = match self.fetch(&request, &headers, aws.as_ref()).await? {
-                Some(body) => match serde_json::from_slice::<serde_json::Value>(&body) {
-                    Ok(answer) => match self.spec.api {
-                        ProviderApi::Json => reading_of_answer(check, &answer),
-                        ProviderApi::Datadog => {
-                            crate::datadog::reading_of_answer(check, &self.traffic, &answer)
-                        }
-                        ProviderApi::CloudWatch(_) => {
-                            crate::cloudwatch::reading_of_answer(check, &answer)
-                        }
-                    },
-                    Err(e) => {
-                        return Err(self.error(format!(
-                            "the answer is not JSON ({e}); it begins: {}",
-                            excerpt(&body, EXCERPT_BYTES)
-                        )));
-                    }
-                },
-                None => Reading::Invalid {
-                    reason: format!(
-                        "the answer is larger than {} (metrics.{}.max-answer-size), cut off unread",
-                        size_as_written(self.spec.max_answer_bytes),
-                        self.spec.name()
-                    ),
-                },
-            };
+            let reading = self
+                .read_check(name, check, since, at, &headers, aws.as_ref())
+                .await?;
             readings.insert(name.clone(), reading);
         }
         Ok(Tick {
@@ -699,6 +675,257 @@ impl GenericSource {
             readings,
             warnings: Vec::new(),
         })
+    }
+
+    /// One check's reading at `at`, cumulative since `since`: one request.
+    async fn read_check(
+        &self,
+        name: &str,
+        check: &JsonCheck,
+        since: Timestamp,
+        at: Timestamp,
+        headers: &[(HeaderName, HeaderValue)],
+        aws: Option<&AwsCredentials>,
+    ) -> Result<Reading> {
+        let request = render_request(&self.spec, &self.traffic, name, check, since, at);
+        Ok(match self.fetch(&request, headers, aws).await? {
+            Some(body) => {
+                let answer = self.json_of(&body)?;
+                self.reading_of(check, &answer)
+            }
+            None => Reading::Invalid {
+                reason: format!(
+                    "the answer is larger than {} (metrics.{}.max-answer-size), cut off unread",
+                    size_as_written(self.spec.max_answer_bytes),
+                    self.spec.name()
+                ),
+            },
+        })
+    }
+
+    /// The answer's JSON, or exit 4 naming its first bytes.
+    fn json_of(&self, body: &[u8]) -> Result<serde_json::Value> {
+        serde_json::from_slice::<serde_json::Value>(body).map_err(|e| {
+            self.error(format!(
+                "the answer is not JSON ({e}); it begins: {}",
+                excerpt(body, EXCERPT_BYTES)
+            ))
+        })
+    }
+
+    /// What one check's answer says, by the provider's reader.
+    fn reading_of(&self, check: &JsonCheck, answer: &serde_json::Value) -> Reading {
+        match self.spec.api {
+            ProviderApi::Json => reading_of_answer(check, answer),
+            ProviderApi::Datadog => crate::datadog::reading_of_answer(check, &self.traffic, answer),
+            ProviderApi::CloudWatch(_) => crate::cloudwatch::reading_of_answer(check, answer),
+        }
+    }
+
+    /// Reads the ticks at `times` of a window wholly in the past, each cumulative since
+    /// `since`, with **one request per check** where the provider's answer over the whole
+    /// window holds every tick's numbers: Datadog (one query from the start to the end; each
+    /// tick keeps the points of the rollup intervals that begin before it,
+    /// [`crate::datadog::answer_until`]) and CloudWatch's counts checks (one `GetMetricData`
+    /// in minute datapoints, its pages followed; each tick adds up the minutes its own
+    /// whole-minute period covers, [`crate::cloudwatch::tick_cut_seconds`]). Each tick's cut
+    /// answer is read by the same reader as the tick's own answer, so the ticks are the
+    /// per-tick path's. A CloudWatch percentile (a percentile of minutes is not the
+    /// percentile of the window) and the generic provider (no raw data to cut) are read tick
+    /// by tick. An answer that cannot be cut exactly — larger than `max-answer-size`, rolled
+    /// up coarser than the ticks, more pages than [`MAX_PAGES`] — is exit 4 saying so and
+    /// what to do, never a reading of part of the window.
+    pub async fn read_window(&self, since: Timestamp, times: &[Timestamp]) -> Result<Vec<Tick>> {
+        let Some(&end) = times.last() else {
+            return Ok(Vec::new());
+        };
+        let headers = self.secret_headers()?;
+        let aws = self.aws_credentials().await?;
+        let mut readings: Vec<BTreeMap<String, Reading>> = vec![BTreeMap::new(); times.len()];
+        for (name, check) in &self.checks {
+            let ranged = match (&self.spec.api, &check.measure) {
+                (ProviderApi::Datadog, _) => Some(
+                    self.datadog_window(name, check, since, end, times, &headers)
+                        .await?,
+                ),
+                (ProviderApi::CloudWatch(_), JsonMeasure::Counts { .. }) => Some(
+                    self.cloudwatch_window(name, check, since, end, times, &headers, aws.as_ref())
+                        .await?,
+                ),
+                _ => None,
+            };
+            match ranged {
+                Some(per_tick) => {
+                    for (tick, reading) in readings.iter_mut().zip(per_tick) {
+                        tick.insert(name.clone(), reading);
+                    }
+                }
+                None => {
+                    for (tick, &at) in readings.iter_mut().zip(times) {
+                        let reading = self
+                            .read_check(name, check, since, at, &headers, aws.as_ref())
+                            .await?;
+                        tick.insert(name.clone(), reading);
+                    }
+                }
+            }
+        }
+        Ok(times
+            .iter()
+            .zip(readings)
+            .map(|(&at, readings)| Tick {
+                at,
+                window_seconds: window_seconds(since, at) as f64,
+                readings,
+                warnings: Vec::new(),
+            })
+            .collect())
+    }
+
+    /// The message of a past window that cannot be read with one request per check.
+    fn window_refused(&self, name: &str, since: Timestamp, end: Timestamp, why: &str) -> Error {
+        self.error(format!(
+            "check `{name}`: the window {since} to {end} cannot be read with one request: {why}; shorten the window, or pass --query-per-tick to read it tick by tick"
+        ))
+    }
+
+    /// A Datadog check over a past window: one query, cut at each tick.
+    async fn datadog_window(
+        &self,
+        name: &str,
+        check: &JsonCheck,
+        since: Timestamp,
+        end: Timestamp,
+        times: &[Timestamp],
+        headers: &[(HeaderName, HeaderValue)],
+    ) -> Result<Vec<Reading>> {
+        let request = render_request(&self.spec, &self.traffic, name, check, since, end);
+        let Some(body) = self.fetch(&request, headers, None).await? else {
+            return Err(self.window_refused(
+                name,
+                since,
+                end,
+                &format!(
+                    "the answer is larger than {} (metrics.{}.max-answer-size)",
+                    size_as_written(self.spec.max_answer_bytes),
+                    self.spec.name()
+                ),
+            ));
+        };
+        let answer = self.json_of(&body)?;
+        let interval = crate::datadog::rollup_interval(&answer)
+            .map_err(|why| self.window_refused(name, since, end, &why))?;
+        if let Some(interval) = interval {
+            let spacing = tick_spacing_seconds(since, times);
+            if interval > spacing {
+                return Err(self.window_refused(
+                    name,
+                    since,
+                    end,
+                    &format!(
+                        "Datadog rolled it up into points of {interval} s (at most 1500 points per series), coarser than the ticks' {spacing} s, so the ticks cannot be told apart"
+                    ),
+                ));
+            }
+        }
+        Ok(times
+            .iter()
+            .map(|at| {
+                let cut = crate::datadog::answer_until(&answer, at.as_millisecond() as f64);
+                crate::datadog::reading_of_answer(check, &self.traffic, &cut)
+            })
+            .collect())
+    }
+
+    /// A CloudWatch counts check over a past window: one `GetMetricData` in minute
+    /// datapoints (its pages followed, at most [`MAX_PAGES`]), cut at each tick.
+    #[allow(clippy::too_many_arguments)]
+    async fn cloudwatch_window(
+        &self,
+        name: &str,
+        check: &JsonCheck,
+        since: Timestamp,
+        end: Timestamp,
+        times: &[Timestamp],
+        headers: &[(HeaderName, HeaderValue)],
+        aws: Option<&AwsCredentials>,
+    ) -> Result<Vec<Reading>> {
+        let (Some(query), JsonTransport::Http(http)) = (&check.cloudwatch, &self.spec.transport)
+        else {
+            return Err(Error::Config(format!(
+                "check `{name}`: a CloudWatch check without its query"
+            )));
+        };
+        let RenderedRequest::Http { url, .. } =
+            render_request(&self.spec, &self.traffic, name, check, since, end)
+        else {
+            return Err(Error::Config(format!(
+                "check `{name}`: a CloudWatch check without an HTTP request"
+            )));
+        };
+        let mut merged = serde_json::Value::Null;
+        let mut token: Option<String> = None;
+        let mut pages = 0usize;
+        loop {
+            if pages == MAX_PAGES {
+                return Err(self.window_refused(
+                    name,
+                    since,
+                    end,
+                    &format!("CloudWatch still had a NextToken after {MAX_PAGES} pages"),
+                ));
+            }
+            pages += 1;
+            let body = crate::cloudwatch::window_request_body(
+                query,
+                &self.traffic,
+                since,
+                end,
+                token.as_deref(),
+            );
+            let (_, answer) = self
+                .http_call(http, "POST", &url, Some(&body), headers, aws, &[])
+                .await?;
+            let Some(answer) = answer else {
+                return Err(self.window_refused(
+                    name,
+                    since,
+                    end,
+                    &format!(
+                        "a page of the answer is larger than {} (metrics.{}.max-answer-size)",
+                        size_as_written(self.spec.max_answer_bytes),
+                        self.spec.name()
+                    ),
+                ));
+            };
+            let page = self.json_of(&answer)?;
+            crate::cloudwatch::merge_page(&mut merged, &page)
+                .map_err(|why| self.error(format!("GetMetricData: {why}")))?;
+            match page.get("NextToken").and_then(serde_json::Value::as_str) {
+                Some(next) if !next.is_empty() => {
+                    if token.as_deref() == Some(next) {
+                        return Err(self.window_refused(
+                            name,
+                            since,
+                            end,
+                            "CloudWatch answered the same NextToken twice",
+                        ));
+                    }
+                    token = Some(next.to_owned());
+                }
+                _ => break,
+            }
+        }
+        Ok(times
+            .iter()
+            .map(|&at| {
+                let cut = crate::cloudwatch::answer_until(
+                    &merged,
+                    crate::cloudwatch::tick_cut_seconds(since, at),
+                );
+                crate::cloudwatch::reading_of_answer(check, &cut)
+            })
+            .collect())
     }
 
     /// The answer's bytes; `None` when it is larger than `max-answer-size`.
@@ -987,6 +1214,25 @@ impl GenericSource {
     }
 }
 
+/// The most pages of one CloudWatch `GetMetricData` a past window's read follows (each at
+/// most 100,800 datapoints, CloudWatch's `MaxDatapoints` default: AWS's `GetMetricData`
+/// reference); past them the read stops with exit 4 rather than judge part of the window.
+pub const MAX_PAGES: usize = 100;
+
+/// The time between ticks (the policy's interval: the longest gap, the first from the start;
+/// the last tick, at the window's end, may come sooner), in seconds: a past window's answer
+/// must be rolled up at most this coarsely for its ticks to be cut apart.
+fn tick_spacing_seconds(since: Timestamp, times: &[Timestamp]) -> f64 {
+    let mut previous = since;
+    let mut longest: f64 = 0.0;
+    for &at in times {
+        let gap = (at.as_nanosecond() - previous.as_nanosecond()) as f64 / 1e9;
+        longest = longest.max(gap);
+        previous = at;
+    }
+    longest
+}
+
 /// The URL as messages show it: up to its first variable, without credentials or query.
 fn http_address(url: &RequestTemplate) -> String {
     let fixed = match url.parts.first() {
@@ -1009,6 +1255,14 @@ fn header_name(name: &str) -> Result<HeaderName> {
 impl MetricsSource for GenericSource {
     async fn read(&self, since: Timestamp, at: Timestamp) -> canary_core::Result<Tick> {
         Ok(self.read_tick(since, at).await?)
+    }
+
+    async fn read_past(
+        &self,
+        since: Timestamp,
+        times: &[Timestamp],
+    ) -> canary_core::Result<Vec<Tick>> {
+        Ok(self.read_window(since, times).await?)
     }
 
     async fn preflight(&self) -> canary_core::Result<()> {
