@@ -495,3 +495,124 @@ fn a_past_cloudwatch_window_is_one_request_per_counts_check_giving_the_ticks_of_
     );
     assert_same_analysis(&per_tick, &paged);
 }
+
+/// Issue 17: a healthy service whose 5XX metric never published (no datapoint in the two
+/// weeks `ListMetrics` looks at) was refused at pre-flight as if it were misspelt. Without
+/// the opt-in it still is, the message naming `errors-may-be-unlisted`; with it, pre-flight
+/// asks about the requests metric only and the rollout is judged (and promotes), while an
+/// unlisted requests metric is still refused. Seen failing before the field existed: the
+/// policy with it was refused as bad input (an unknown field).
+#[test]
+fn a_never_published_errors_metric_is_refused_unless_the_check_says_it_may_be_unlisted() {
+    // CloudWatch lists only RequestCount: the 5XX count never had a datapoint.
+    let listed: Vec<ListedMetric> = listed()
+        .into_iter()
+        .filter(|m| m.name == "RequestCount")
+        .collect();
+    let server = fake_aws::cloudwatch(key(), move |request| {
+        if let Some(answer) = fake_aws::list_metrics(request, &listed) {
+            return answer;
+        }
+        let answer: serde_json::Value =
+            serde_json::from_str(&answer(Scenario::Healthy, body_of(request))).unwrap();
+        let results: Vec<serde_json::Value> = answer["MetricDataResults"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                if r["Id"].as_str().unwrap_or_default().ends_with("_errors") {
+                    serde_json::json!({"Id": r["Id"], "Label": r["Id"], "Timestamps": [], "Values": [], "StatusCode": "Complete"})
+                } else {
+                    r.clone()
+                }
+            })
+            .collect();
+        http(
+            "200 OK",
+            CLOUDWATCH_CONTENT_TYPE,
+            &serde_json::json!({"MetricDataResults": results, "Messages": []}).to_string(),
+        )
+    });
+    let env = (TABLE.env)(Scenario::Healthy);
+    let listings = |server: &FakeServer| -> Vec<String> {
+        server
+            .requests()
+            .iter()
+            .filter(|r| header_of(r, "x-amz-target") == Some(fake_aws::LIST_METRICS_TARGET))
+            .map(|r| {
+                serde_json::from_str::<serde_json::Value>(body_of(r)).unwrap()["MetricName"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+
+    // Without the opt-in: refused before anything moves, the way out named.
+    let refused = tempfile::tempdir().unwrap();
+    let run = crate::datadog::short_rollout(refused.path(), &policy(&server.url()), &env);
+    assert_eq!(run.code, 2, "{}", run.all());
+    for said in [
+        "does not know the metric AWS/ApplicationELB/HTTPCode_Target_5XX_Count",
+        "set `errors-may-be-unlisted: true` on the check's `cloudwatch`",
+        "nothing was changed",
+    ] {
+        assert!(run.all().contains(said), "{said}\n{}", run.all());
+    }
+    assert!(!refused.path().join("set.log").exists(), "{}", run.all());
+
+    // With it: the errors metric is not asked about, the rollout is judged and promotes.
+    let opted = policy(&server.url()).replace(
+        "      errors: HTTPCode_Target_5XX_Count\n",
+        "      errors: HTTPCode_Target_5XX_Count\n      errors-may-be-unlisted: true\n",
+    );
+    let before = listings(&server).len();
+    let judged = tempfile::tempdir().unwrap();
+    let run = crate::datadog::short_rollout(judged.path(), &opted, &env);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let log = std::fs::read_to_string(judged.path().join("set.log")).unwrap_or_default();
+    assert_eq!(log, "50\n100\n", "{}", run.all());
+    assert_eq!(
+        listings(&server)[before..],
+        ["RequestCount"],
+        "{}",
+        run.all()
+    );
+    // `canary analyze` judges it too.
+    let run = analyze(judged.path(), &opted, false, &env);
+    assert_eq!(run.code, 0, "{}", run.all());
+
+    // The requests metric must still exist: a wrong load balancer is refused, opt-in or not.
+    let wrong_lb = opted.replace("app/checkout/50dc6c495c0c9188", "app/checkout/0000");
+    let run = analyze(judged.path(), &wrong_lb, false, &env);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.all()
+            .contains("does not know the metric AWS/ApplicationELB/RequestCount"),
+        "{}",
+        run.all()
+    );
+    assert!(
+        !run.all().contains("errors-may-be-unlisted: true"),
+        "{}",
+        run.all()
+    );
+
+    // Lint warns what the opt-in gives up; explain says it.
+    let path = write_policy(judged.path(), "opted.yaml", &opted);
+    let lint = canary(&["policy", "lint", path.to_str().unwrap()], &[]);
+    assert_eq!(lint.code, 0, "{}", lint.all());
+    assert!(
+        lint.stderr.contains("checks[0].cloudwatch.errors-may-be-unlisted: pre-flight does not ask whether AWS/ApplicationELB/HTTPCode_Target_5XX_Count exists"),
+        "{}",
+        lint.all()
+    );
+    let explain = canary(&["policy", "explain", path.to_str().unwrap()], &[]);
+    assert!(
+        explain
+            .stdout
+            .contains("# errors: errors-may-be-unlisted: pre-flight asks ListMetrics about the requests metric only"),
+        "{}",
+        explain.all()
+    );
+}

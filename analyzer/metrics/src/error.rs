@@ -216,7 +216,7 @@ pub enum Error {
     /// provider sends nothing for a count that stayed 0), so the policy is refused: bad
     /// input, exit 2.
     #[error(
-        "check `{check}`: {provider} does not know the metric {metric}: {answer}; a metric it does not know would read as 0 errors at every tick, so nothing is judged with it (is the {what} right?)"
+        "check `{check}`: {provider} does not know the metric {metric}: {answer}; a metric it does not know would read as 0 errors at every tick, so nothing is judged with it (is the {what})"
     )]
     UnknownMetric {
         /// `datadog` or `cloudwatch`.
@@ -227,7 +227,8 @@ pub enum Error {
         metric: String,
         /// What the provider answered, in words, redacted.
         answer: String,
-        /// What to look at in the policy.
+        /// What to look at in the policy, as a question ending `right?`, with what else
+        /// may explain it and the policy's way out when there is one.
         what: &'static str,
     },
 

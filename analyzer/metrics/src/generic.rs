@@ -582,7 +582,7 @@ impl GenericSource {
                                 answer: crate::datadog::unknown_metric_answer(
                                     &body.unwrap_or_default(),
                                 ),
-                                what: "metric's name",
+                                what: "metric's name right?",
                             });
                         }
                     }
@@ -606,7 +606,14 @@ impl GenericSource {
                         HeaderName::from_static("x-amz-target"),
                         HeaderValue::from_static(crate::cloudwatch::LIST_METRICS_TARGET),
                     ));
-                    for metric in query.metrics.iter().filter(|m| m.what != "percentile") {
+                    // A percentile is not asked about; nor, when the check says it may be
+                    // unlisted, the errors metric (a healthy service's 5XX count may have had
+                    // no datapoint in the two weeks ListMetrics looks at).
+                    let asked = query.metrics.iter().filter(|m| {
+                        m.what != "percentile"
+                            && !(m.what == "errors" && query.errors_may_be_unlisted)
+                    });
+                    for metric in asked {
                         let body = crate::cloudwatch::list_metrics_body(
                             query,
                             &self.traffic.label,
@@ -648,7 +655,11 @@ impl GenericSource {
                                     "ListMetrics lists none with the dimensions {}, so none had a datapoint in the last two weeks (misspelt, or a count AWS never published: none is published while it stays 0)",
                                     dimensions.join(", ")
                                 ),
-                                what: "metric's name, namespace or dimension",
+                                what: if metric.what == "errors" {
+                                    "metric's name, namespace or dimension right? If it is, and the service has had no error in two weeks, set `errors-may-be-unlisted: true` on the check's `cloudwatch`: pre-flight then skips this question for its errors metric only"
+                                } else {
+                                    "metric's name, namespace or dimension right?"
+                                },
                             });
                         }
                     }

@@ -165,6 +165,20 @@ fn warnings(policy: &Policy, cwd: &Path) -> Vec<String> {
             }
         }
     }
+    // `errors-may-be-unlisted` takes away pre-flight's one defence against a misspelt errors
+    // metric, which then reads as 0 errors: said at every lint.
+    for (i, check) in policy.checks.iter().enumerate() {
+        if let CheckKind::Json(json) = &check.kind
+            && let Some(query) = &json.cloudwatch
+            && query.errors_may_be_unlisted
+            && let Some(errors) = query.metrics.iter().find(|m| m.what == "errors")
+        {
+            warnings.push(format!(
+                "checks[{i}].cloudwatch.errors-may-be-unlisted: pre-flight does not ask whether {}/{} exists, so a misspelt name, namespace or dimension reads as 0 errors; check it in CloudWatch's console",
+                query.namespace, errors.metric
+            ));
+        }
+    }
     if let MetricsSourceSpec::Json(spec) = &policy.metrics
         && let ProviderApi::CloudWatch(_) = spec.api
         && policy.rollout.interval < std::time::Duration::from_secs(60)
@@ -662,6 +676,15 @@ fn explain_generic(
             (_, JsonMeasure::Value { path }) => format!("the value {path}"),
         };
         let _ = writeln!(out, "# {}: reads {read}", check.name);
+        if let Some(query) = &json.cloudwatch
+            && query.errors_may_be_unlisted
+        {
+            let _ = writeln!(
+                out,
+                "# {}: errors-may-be-unlisted: pre-flight asks ListMetrics about the requests metric only; a misspelt errors metric would read as 0 errors",
+                check.name
+            );
+        }
     }
 }
 

@@ -86,6 +86,9 @@ pub struct CloudWatchQuery {
     /// What is read: `requests` and `errors` (statistic `Sum`), or `percentile` (an
     /// extended statistic such as `p95`).
     pub metrics: Vec<CloudWatchMetric>,
+    /// `errors-may-be-unlisted`: pre-flight does not ask `ListMetrics` about the errors
+    /// metric (a healthy service's 5XX count may have had no datapoint in two weeks).
+    pub errors_may_be_unlisted: bool,
 }
 
 /// One metric of a [`CloudWatchQuery`].

@@ -1108,6 +1108,14 @@ pub(crate) struct RawCloudWatchCheck {
     /// The error count metric, e.g. `HTTPCode_Target_5XX_Count`.
     #[serde(default)]
     pub(crate) errors: Option<String>,
+    /// `true`: pre-flight does not ask `ListMetrics` about the errors metric (the requests
+    /// metric it still does). AWS publishes no datapoint of a 5XX count that stayed 0, and
+    /// ListMetrics lists only metrics with a datapoint in the last two weeks, so a healthy
+    /// service's errors metric may be unlisted; with this set, a misspelt errors metric reads
+    /// as 0 errors. Default `false`.
+    #[serde(default)]
+    #[schemars(with = "Option<bool>")]
+    pub(crate) errors_may_be_unlisted: Option<At<bool>>,
     /// A latency metric read as a percentile, e.g. `TargetResponseTime`: judged as a bounded
     /// value against `slo.max`, without a statistical guarantee.
     #[serde(default)]

@@ -737,6 +737,18 @@ impl Validator {
                 return None;
             }
         };
+        let errors_may_be_unlisted = match &raw.errors_may_be_unlisted {
+            Some(flag) if flag.value && raw.errors.is_none() => {
+                self.problem(
+                    format!("{path}.cloudwatch.errors-may-be-unlisted"),
+                    Some(flag),
+                    "applies to the errors metric of a counts check (`requests` with `errors`); this check has none",
+                );
+                return None;
+            }
+            Some(flag) => flag.value,
+            None => false,
+        };
         Some(JsonCheck {
             query: None,
             measure,
@@ -748,6 +760,7 @@ impl Validator {
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
                 metrics,
+                errors_may_be_unlisted,
             }),
         })
     }
