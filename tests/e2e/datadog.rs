@@ -514,3 +514,96 @@ fn a_datadog_window_rolled_up_coarser_than_the_ticks_is_refused_with_exit_4() {
         assert!(run.all().contains(said), "{said}\n{}", run.all());
     }
 }
+
+/// Issue 17: an errors query whose tags match nothing read 0 errors at every tick (Datadog
+/// sends no series), so a canary was judged on no errors at all; lint only warned. Pre-flight
+/// now asks Datadog whether the requests metric has any series under the errors query's tags
+/// (those the requests query filters on too) over the last day, and refuses a scope that
+/// matches nothing: exit 2, nothing moved, naming the check, the tags and the metric. Seen
+/// failing before the question: the `env:prd` policy promoted 50 → 100.
+#[test]
+fn an_errors_query_whose_tags_match_nothing_is_refused_at_preflight() {
+    let keys = DatadogKeys {
+        api_key: API_KEY.to_owned(),
+        application_key: APP_KEY.to_owned(),
+    };
+    // Datadog holds series for env:prod and env:eu-prod only; pre-flight's question (a
+    // `.rollup(sum, 3600)` of the requests metric over a day) gets one point per match.
+    let server = datadog(keys, &KNOWN, |query| {
+        if query.query.ends_with(".rollup(sum, 3600)") {
+            let matches = query.query.contains("env:prod") || query.query.contains("env:eu-prod");
+            let found = if matches {
+                vec![series(
+                    "trace.http.request.hits",
+                    0,
+                    "env:prod",
+                    &[(query.from * 1000, 5.0)],
+                )]
+            } else {
+                Vec::new()
+            };
+            return http("200 OK", "application/json", &answer(query, &found));
+        }
+        // Errors under tags that match nothing: no error series at all.
+        let body = if query.query.contains("env:prd") {
+            let requests_only = DatadogQuery {
+                query: query.queries()[0].clone(),
+                ..query.clone()
+            };
+            counts(Scenario::Healthy, &requests_only)
+        } else {
+            counts(Scenario::Healthy, query)
+        };
+        http("200 OK", "application/json", &body)
+    });
+    let env = [("DD_API_KEY", API_KEY)];
+    let questions = |server: &FakeServer| -> Vec<String> {
+        query_requests(server)
+            .into_iter()
+            .filter(|r| path_of(r).contains("rollup%28sum%2C%203600%29"))
+            .collect()
+    };
+
+    let wrong = tempfile::tempdir().unwrap();
+    let bad = policy(wrong.path(), &server.url(), false).replace(
+        "errors{service:checkout,env:prod}",
+        "errors{service:checkout,env:prd}",
+    );
+    let run = short_rollout(wrong.path(), &bad, &env);
+    assert_eq!(run.code, 2, "{}", run.all());
+    for said in [
+        "pre-flight",
+        "check `errors`",
+        "the tags {service:checkout,env:prd} of its errors query match no series of trace.http.request.hits",
+        "nothing was changed",
+    ] {
+        assert!(run.all().contains(said), "{said}\n{}", run.all());
+    }
+    assert!(!wrong.path().join("set.log").exists(), "{}", run.all());
+    assert_eq!(questions(&server).len(), 1, "{}", run.all());
+    assert!(!run.all().contains(APP_KEY), "{}", run.all());
+    let run = analyze(wrong.path(), &bad, false, &env);
+    assert_eq!(run.code, 2, "{}", run.all());
+
+    // Other tags that do match: asked about, then judged.
+    let other = tempfile::tempdir().unwrap();
+    let eu = policy(other.path(), &server.url(), false).replace(
+        "errors{service:checkout,env:prod}",
+        "errors{service:checkout,env:eu-prod}",
+    );
+    let asked = questions(&server).len();
+    let run = short_rollout(other.path(), &eu, &env);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(questions(&server).len(), asked + 1, "{}", run.all());
+
+    // The same tags, or more that only errors carry: nothing to ask; promoted.
+    let same = tempfile::tempdir().unwrap();
+    let extra = policy(same.path(), &server.url(), false).replace(
+        "errors{service:checkout,env:prod}",
+        "errors{service:checkout,env:prod,http.status_class:5xx}",
+    );
+    let asked = questions(&server).len();
+    let run = short_rollout(same.path(), &extra, &env);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(questions(&server).len(), asked, "{}", run.all());
+}

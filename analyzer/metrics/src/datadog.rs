@@ -359,6 +359,91 @@ pub fn scope_of(query: &str) -> Option<Vec<String>> {
     Some(tags)
 }
 
+/// The scope pre-flight asks about for a counts check whose errors query filters on other
+/// tags than its requests query: the errors query's tags whose keys the requests query also
+/// filters on (`service:checkout,env:prd` of `{service:checkout,env:prd,http.status_class:5xx}`
+/// against `{service:checkout,env:prod}`), as written. Asked with the requests metric, a scope
+/// that matches no series is a tag no request carries, so the errors query would read 0
+/// errors at every tick. Tags the requests query does not filter on (a status class that only
+/// errors carry) are left out: they may rightly match nothing while nothing failed. `None`
+/// when there is nothing to ask: the same tags as the requests query (a scope matching
+/// nothing then reads no requests, which is no data), no tag shared by key, or a scope
+/// written with boolean operators or parentheses, which is not split here.
+pub fn errors_scope_to_ask(requests: &str, errors: &str) -> Option<String> {
+    let tags = |query: &str| -> Option<Vec<String>> {
+        let start = query.find('{')?;
+        let end = start + query[start..].find('}')?;
+        let inside = &query[start + 1..end];
+        let upper = inside.to_ascii_uppercase();
+        if [" AND ", " OR ", " NOT ", " IN ", "("]
+            .iter()
+            .any(|op| upper.contains(op))
+        {
+            return None;
+        }
+        Some(
+            inside
+                .split(',')
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty() && t != "*")
+                .collect(),
+        )
+    };
+    let key = |tag: &str| -> String {
+        let tag = tag.trim_start_matches('!');
+        tag.split_once(':')
+            .map_or(tag, |(k, _)| k)
+            .to_ascii_lowercase()
+    };
+    let (requests, errors) = (tags(requests)?, tags(errors)?);
+    let keys: Vec<String> = requests.iter().map(|t| key(t)).collect();
+    let shared: Vec<String> = errors
+        .into_iter()
+        .filter(|t| keys.contains(&key(t)))
+        .collect();
+    let lower = |tags: &[String]| -> Vec<String> {
+        let mut out: Vec<String> = tags.iter().map(|t| t.to_ascii_lowercase()).collect();
+        out.sort();
+        out
+    };
+    let mut requests_shared: Vec<String> = requests
+        .iter()
+        .filter(|t| shared.iter().any(|s| key(s) == key(t)))
+        .cloned()
+        .collect();
+    requests_shared.sort();
+    if shared.is_empty() || lower(&shared) == lower(&requests_shared) {
+        return None;
+    }
+    Some(shared.join(","))
+}
+
+/// Whether an answer of `/api/v1/query` holds at least one series with a point that is not
+/// null: the scope pre-flight asked about matches something. `Err` for an answer that is not
+/// a query answer, or an error.
+pub fn answer_has_points(answer: &Value) -> Result<bool, String> {
+    if let Some(errors) = answer.get("errors") {
+        return Err(format!("Datadog answered errors: {}", shown(errors)));
+    }
+    let series = answer
+        .get("series")
+        .and_then(Value::as_array)
+        .ok_or_else(|| {
+            "Datadog's answer has no `series` array: not an answer of /api/v1/query".to_owned()
+        })?;
+    Ok(series.iter().any(|one| {
+        one.get("pointlist")
+            .and_then(Value::as_array)
+            .is_some_and(|points| {
+                points.iter().any(|p| {
+                    p.as_array()
+                        .and_then(|p| p.get(1))
+                        .is_some_and(|v| !v.is_null())
+                })
+            })
+    }))
+}
+
 /// What Datadog's metric metadata answered with 404, in words: its `errors`.
 pub fn unknown_metric_answer(body: &[u8]) -> String {
     let errors = serde_json::from_slice::<Value>(body)
@@ -508,6 +593,54 @@ checks:
             rollup_interval(&json!({"series": [series(0, "version:canary", json!([]))]})).is_err()
         );
         assert_eq!(rollup_interval(&json!({"errors": ["Forbidden"]})), Ok(None));
+    }
+
+    #[test]
+    fn the_errors_scope_asked_about_is_its_tags_the_requests_query_also_filters_on() {
+        let requests =
+            "sum:trace.http.request.hits{service:checkout,env:prod} by {version}.as_count()";
+        let ask = |errors: &str| errors_scope_to_ask(requests, errors);
+        assert_eq!(
+            ask("sum:trace.http.request.errors{service:checkout,env:prd} by {version}.as_count()"),
+            Some("service:checkout,env:prd".to_owned())
+        );
+        // The same tags, in another order or case: nothing to ask.
+        assert_eq!(
+            ask("sum:e{Env:prod, service:checkout} by {version}.as_count()"),
+            None
+        );
+        // A tag only errors carry is left out; a wrong shared one is still asked about.
+        assert_eq!(
+            ask(
+                "sum:trace.http.request.hits{service:checkout,env:prod,http.status_class:5xx} by {version}.as_count()"
+            ),
+            None
+        );
+        assert_eq!(
+            ask(
+                "sum:trace.http.request.hits{service:checkout,env:prd,http.status_class:5xx} by {version}.as_count()"
+            ),
+            Some("service:checkout,env:prd".to_owned())
+        );
+        assert_eq!(
+            ask("sum:e{service:checkout AND env:prd} by {version}.as_count()"),
+            None
+        );
+        assert_eq!(ask("sum:e{*} by {version}.as_count()"), None);
+        assert_eq!(answer_has_points(&json!({"series": []})), Ok(false));
+        assert_eq!(
+            answer_has_points(
+                &json!({"series": [series(0, "version:canary", json!([[1.0, null]]))]})
+            ),
+            Ok(false)
+        );
+        assert_eq!(
+            answer_has_points(
+                &json!({"series": [series(0, "version:canary", json!([[1.0, 2.0]]))]})
+            ),
+            Ok(true)
+        );
+        assert!(answer_has_points(&json!({"errors": ["Forbidden"]})).is_err());
     }
 
     #[test]

@@ -586,6 +586,43 @@ impl GenericSource {
                             });
                         }
                     }
+                    // An errors query whose tags match nothing reads as 0 errors (Datadog
+                    // sends no series): ask the requests metric under the errors query's
+                    // tags that the requests query filters on too, over the last day.
+                    if let [requests, errors] = &crate::datadog::split_queries(&queries)[..]
+                        && let Some(scope) = crate::datadog::errors_scope_to_ask(requests, errors)
+                        && let Some(metric) =
+                            crate::datadog::metric_names(requests).into_iter().next()
+                    {
+                        let asked = format!("sum:{metric}{{{scope}}}.as_count().rollup(sum, 3600)");
+                        let now = Timestamp::now().as_second();
+                        let url = format!(
+                            "{base}/api/v1/query?from={}&to={now}&query={}",
+                            now - SCOPE_WINDOW_SECONDS,
+                            percent_encode(&asked)
+                        );
+                        let (_, body) = self
+                            .http_call(http, "GET", &url, None, &headers, None, &[])
+                            .await?;
+                        let body = body.unwrap_or_default();
+                        let matched = serde_json::from_slice::<serde_json::Value>(&body)
+                            .map_err(|e| e.to_string())
+                            .and_then(|answer| crate::datadog::answer_has_points(&answer))
+                            .map_err(|why| {
+                                self.error(format!(
+                                    "asking whether the errors query's tags match anything ({asked}): {why}; the answer begins: {}",
+                                    excerpt(&body, EXCERPT_BYTES)
+                                ))
+                            })?;
+                        if !matched {
+                            return Err(Error::UnmatchedScope {
+                                check: name.clone(),
+                                scope,
+                                metric,
+                                asked,
+                            });
+                        }
+                    }
                 }
                 ProviderApi::CloudWatch(_) => {
                     let Some(query) = &check.cloudwatch else {
@@ -1224,6 +1261,10 @@ impl GenericSource {
         Ok(Some(out))
     }
 }
+
+/// How far back pre-flight looks for a series of the requests metric under a Datadog errors
+/// query's tags: a day, so that a service with little traffic at night still has some.
+const SCOPE_WINDOW_SECONDS: i64 = 24 * 3600;
 
 /// The most pages of one CloudWatch `GetMetricData` a past window's read follows (each at
 /// most 100,800 datapoints, CloudWatch's `MaxDatapoints` default: AWS's `GetMetricData`

@@ -142,8 +142,10 @@ fn warnings(policy: &Policy, cwd: &Path) -> Vec<String> {
     if let MetricsSourceSpec::Json(spec) = &policy.metrics
         && let ProviderApi::Datadog = spec.api
     {
-        // Pre-flight asks Datadog whether the metrics exist, not whether the errors query's
-        // tags match anything: one that matches nothing reads as 0 errors.
+        // Pre-flight asks Datadog whether the metrics exist, and whether the errors query's
+        // tags that the requests query filters on too match anything; its other tags (a
+        // status class only errors carry) are not asked about, and one that matches nothing
+        // reads as 0 errors.
         for (i, check) in policy.checks.iter().enumerate() {
             let CheckKind::Json(json) = &check.kind else {
                 continue;
@@ -157,7 +159,7 @@ fn warnings(policy: &Policy, cwd: &Path) -> Vec<String> {
                 );
                 if r != e {
                     warnings.push(format!(
-                        "checks[{i}].datadog.errors: its tags {{{}}} are not the requests query's {{{}}}: a tag the errors query filters on that matches nothing reads as 0 errors, not as no data (pre-flight asks Datadog whether the metric exists, not its tags); try the query in Datadog",
+                        "checks[{i}].datadog.errors: its tags {{{}}} are not the requests query's {{{}}}: a tag the errors query filters on that matches nothing reads as 0 errors, not as no data (pre-flight asks Datadog about the errors query's tags whose keys the requests query filters on too, not about the others); try the query in Datadog",
                         e.unwrap_or_default().join(","),
                         r.unwrap_or_default().join(",")
                     ));
