@@ -19,6 +19,8 @@
 //! ([`crate::generic::reading_of_answer`]), so counts are checked the same way (negative,
 //! more errors than requests).
 
+use std::collections::BTreeSet;
+
 use canary_core::observation::Reading;
 use canary_core::policy::{JsonCheck, JsonMeasure, TrafficSelector};
 use canary_core::secret::redacted;
@@ -97,6 +99,9 @@ pub fn totals(
     };
     // [version][query index]: canary 0, baseline 1.
     let mut found = [[Found::default(); 2]; 2];
+    // The groups of neither version (their version tag's value, `None` without one), by
+    // query index: errors of a group with no requests of its own are not left out.
+    let mut others: [BTreeSet<Option<String>>; 2] = Default::default();
     for one in series {
         let index = match one.get("query_index") {
             // One query: its series are its own.
@@ -123,6 +128,9 @@ pub fn totals(
             continue;
         };
         let Some(version) = version_of(one, traffic) else {
+            if !percentile {
+                others[index].insert(version_tag(one, traffic));
+            }
             continue;
         };
         let Some(points) = one.get("pointlist").and_then(Value::as_array) else {
@@ -156,6 +164,19 @@ pub fn totals(
         }
     }
     let label = &traffic.label;
+    if let Some(group) = others[1].difference(&others[0]).next() {
+        // The errors metric not tagged with the version (Datadog's `n/a` group), or tagged
+        // with another spelling of it: taken as neither version's, the canary would read 0
+        // errors.
+        let group = group.as_deref().map_or_else(
+            || format!("without a {label} tag"),
+            |v| format!("tagged {label}:{v}"),
+        );
+        return Err(invalid(format!(
+            "Datadog answered errors {group}, a group with no requests of its own: tag the errors metric with `{label}` as the requests are (canary reads {label}:{} and {label}:{}), or these errors would be left out",
+            traffic.canary, traffic.baseline
+        )));
+    }
     let mut out = serde_json::Map::new();
     for (v, (version, value)) in [("canary", &traffic.canary), ("baseline", &traffic.baseline)]
         .into_iter()
@@ -267,17 +288,31 @@ pub fn answer_until(answer: &Value, at_ms: f64) -> Value {
     cut
 }
 
-/// 0 for the canary, 1 for the baseline, `None` for a series of neither, by `tag_set` or,
-/// without one, `scope`.
-fn version_of(series: &Value, traffic: &TrafficSelector) -> Option<usize> {
-    let tags: Vec<&str> = match series.get("tag_set").and_then(Value::as_array) {
+/// A series' tags: its `tag_set` or, without one, its `scope`.
+fn tags_of(series: &Value) -> Vec<&str> {
+    match series.get("tag_set").and_then(Value::as_array) {
         Some(tags) => tags.iter().filter_map(Value::as_str).collect(),
         None => series
             .get("scope")
             .and_then(Value::as_str)
             .map(|scope| scope.split(',').map(str::trim).collect())
             .unwrap_or_default(),
-    };
+    }
+}
+
+/// The value of a series' version tag, lower-cased (`None` without one).
+fn version_tag(series: &Value, traffic: &TrafficSelector) -> Option<String> {
+    tags_of(series).into_iter().find_map(|tag| {
+        let (name, value) = tag.split_once(':')?;
+        name.eq_ignore_ascii_case(&traffic.label)
+            .then(|| value.to_ascii_lowercase())
+    })
+}
+
+/// 0 for the canary, 1 for the baseline, `None` for a series of neither, by `tag_set` or,
+/// without one, `scope`.
+fn version_of(series: &Value, traffic: &TrafficSelector) -> Option<usize> {
+    let tags = tags_of(series);
     let is = |value: &str| {
         tags.iter().any(|tag| {
             tag.split_once(':').is_some_and(|(name, v)| {
@@ -300,23 +335,40 @@ fn version_of(series: &Value, traffic: &TrafficSelector) -> Option<usize> {
 /// Pre-flight asks Datadog's metric metadata (`GET /api/v1/metrics/{name}`) about each: a
 /// misspelt errors metric would otherwise read as no errors, Datadog sending no series for
 /// it.
+///
+/// A metric is also the name right before a scope's `{` (other than `by {…}`), so one
+/// written without an aggregator (`trace.errors{…}`, which validation refuses for counts
+/// but a percentile or a hand-made policy may hold) is asked about too.
 pub fn metric_names(queries: &str) -> Vec<String> {
     let chars: Vec<char> = queries.chars().collect();
+    let is_name = |c: &char| c.is_ascii_alphanumeric() || *c == '_' || *c == '.';
     let mut names: Vec<String> = Vec::new();
+    let mut add = |name: String| {
+        let name = name.trim_end_matches('.').to_owned();
+        let starts_well = name.starts_with(|c: char| c.is_ascii_alphabetic());
+        if starts_well && name != "by" && !names.contains(&name) {
+            names.push(name);
+        }
+    };
     let mut depth = 0i32;
     for (i, &c) in chars.iter().enumerate() {
         match c {
-            '{' => depth += 1,
+            '{' => {
+                if depth == 0 {
+                    let before: Vec<char> = chars[..i]
+                        .iter()
+                        .rev()
+                        .skip_while(|c| c.is_whitespace())
+                        .take_while(|c| is_name(c))
+                        .copied()
+                        .collect();
+                    add(before.into_iter().rev().collect());
+                }
+                depth += 1;
+            }
             '}' => depth -= 1,
             ':' if depth == 0 => {
-                let name: String = chars[i + 1..]
-                    .iter()
-                    .take_while(|c| c.is_ascii_alphanumeric() || **c == '_' || **c == '.')
-                    .collect();
-                let name = name.trim_end_matches('.').to_owned();
-                if !name.is_empty() && !names.contains(&name) {
-                    names.push(name);
-                }
+                add(chars[i + 1..].iter().take_while(|c| is_name(c)).collect());
             }
             _ => {}
         }
@@ -655,6 +707,61 @@ checks:
             metric_names("p95:trace.http.request{*} by {version}"),
             ["trace.http.request"]
         );
+    }
+
+    /// Review finding of 2026-12-01: a metric named without an aggregator
+    /// (`trace.errorz{…}`, Datadog's default `avg`) was not found in the queries, so the
+    /// pre-flight never asked about it and a misspelt one read as 0 errors.
+    #[test]
+    fn a_metric_without_an_aggregator_is_named_too() {
+        assert_eq!(
+            metric_names(
+                "sum:hits{service:a} by {version}.as_count(),trace.errorz{service:a} by {version}.as_count()"
+            ),
+            ["hits", "trace.errorz"]
+        );
+        assert_eq!(
+            metric_names("trace.errorz {*}.as_count()"),
+            ["trace.errorz"]
+        );
+    }
+
+    /// Review finding of 2026-12-01: errors series that belong to neither version — the
+    /// errors metric not tagged with the version (Datadog's `version:n/a` group, or no tag
+    /// at all), or tagged with another spelling of it — were skipped, and the canary, with
+    /// requests but no errors series of its own, read 0 errors. Errors of a group that has
+    /// no requests of its own are now an invalid answer; a third version with requests and
+    /// errors of its own (an older one still serving) is still left out.
+    #[test]
+    fn errors_of_a_group_without_requests_are_invalid_never_zero() {
+        let policy = policy();
+        let requests = [
+            series(0, "version:canary", json!([[1.8e12, 100.0]])),
+            series(0, "version:stable", json!([[1.8e12, 900.0]])),
+        ];
+        for stray in [
+            series(1, "version:n/a", json!([[1.8e12, 30.0]])),
+            series(1, "version:canary-v2", json!([[1.8e12, 30.0]])),
+            json!({"query_index": 1, "tag_set": [], "scope": "service:checkout", "pointlist": [[1.8e12, 30.0]]}),
+        ] {
+            let mut all = requests.to_vec();
+            all.push(stray.clone());
+            let answer = json!({"status": "ok", "series": all});
+            let reading = reading_of_answer(&check(&policy, 0), &policy.traffic, &answer);
+            assert!(
+                matches!(&reading, Reading::Invalid { reason } if reason.contains("errors") && reason.contains("no requests")),
+                "{stray}: {reading:?}"
+            );
+        }
+        // A third version with requests and errors of its own is not the canary's.
+        let mut all = requests.to_vec();
+        all.push(series(0, "version:old", json!([[1.8e12, 50.0]])));
+        all.push(series(1, "version:old", json!([[1.8e12, 5.0]])));
+        let answer = json!({"status": "ok", "series": all});
+        assert!(matches!(
+            reading_of_answer(&check(&policy, 0), &policy.traffic, &answer),
+            Reading::Observed(CheckObservation::Counts { canary: RequestCounts { errors, .. }, .. }) if errors == 0.0
+        ));
     }
 
     #[test]

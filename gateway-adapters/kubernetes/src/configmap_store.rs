@@ -215,6 +215,10 @@ pub struct ConfigMapStateStore {
     /// How long this store's claim lives without a heartbeat.
     ttl: Duration,
     claimed: AtomicBool,
+    /// The resourceVersion this store's last save produced, and whether it was claimed
+    /// then: the next save is guarded by it without reading the ConfigMap first (see
+    /// [`ConfigMapStateStore::save_unread`]). `None` after any other write of this store.
+    saved_version: Mutex<Option<(String, bool)>>,
     last_request_check: Mutex<Option<Instant>>,
     /// How often [`StateStore::take_request`] asks the API server at most.
     request_poll: Duration,
@@ -256,6 +260,7 @@ impl ConfigMapStateStore {
             holder: Holder::this_process(),
             ttl: DEFAULT_CLAIM_TTL,
             claimed: AtomicBool::new(false),
+            saved_version: Mutex::new(None),
             last_request_check: Mutex::new(None),
             request_poll: REQUEST_POLL,
         })
@@ -408,8 +413,30 @@ impl ConfigMapStateStore {
         map: &ConfigMap,
         data: Value,
     ) -> Result<bool, KubernetesError> {
+        Ok(self
+            .patch_at(
+                api,
+                namespace,
+                map.metadata.resource_version.as_deref(),
+                data,
+            )
+            .await?
+            .is_some())
+    }
+
+    /// A merge patch of `data` guarded by `version`: `Some` with the version it produced
+    /// (`None` inside when the answer had none), or `None` on a conflict. Any write of this
+    /// store moves the ConfigMap on from the version its last save produced.
+    async fn patch_at(
+        &self,
+        api: &Api<ConfigMap>,
+        namespace: &str,
+        version: Option<&str>,
+        data: Value,
+    ) -> Result<Option<Option<String>>, KubernetesError> {
+        self.forget_saved_version();
         let body = json!({
-            "metadata": {"resourceVersion": map.metadata.resource_version},
+            "metadata": {"resourceVersion": version},
             "data": data,
         });
         let params = PatchParams {
@@ -418,13 +445,68 @@ impl ConfigMapStateStore {
         };
         self.connection.may_write(&self.object(namespace))?;
         match api.patch(&self.name, &params, &Patch::Merge(&body)).await {
-            Ok(_) => Ok(true),
-            Err(err) if crate::is_conflict(&err) => Ok(false),
+            Ok(map) => Ok(Some(map.metadata.resource_version)),
+            Err(err) if crate::is_conflict(&err) => Ok(None),
             Err(err) => Err(api_error(
                 &self.object(namespace),
                 self.permission("patch", namespace),
                 err,
             )),
+        }
+    }
+
+    fn forget_saved_version(&self) {
+        *self
+            .saved_version
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+
+    fn remember_saved_version(&self, version: Option<String>, claimed: bool) {
+        *self
+            .saved_version
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            version.filter(|v| !v.is_empty()).map(|v| (v, claimed));
+    }
+
+    /// The save of `data` without reading the ConfigMap first: a merge patch guarded by
+    /// the version this store's last save produced, when it has one and was claimed as it is
+    /// now. That version is the ConfigMap exactly as that save left it — this store's
+    /// rollout, and this store's claim when claimed — so the checks a read would make (the
+    /// owner is this store, or nobody when not claimed) hold for it; anything written since
+    /// (a take-over, a request, a heartbeat, a deletion) fails the guard (409, or 404), and
+    /// `false` sends the save to read and decide as before. Half of a waiting rollout's API
+    /// requests were that read.
+    async fn save_unread(
+        &self,
+        api: &Api<ConfigMap>,
+        namespace: &str,
+        claimed: bool,
+        data: &Value,
+    ) -> Result<bool, KubernetesError> {
+        let saved = self
+            .saved_version
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let Some((version, saved_claimed)) = saved else {
+            return Ok(false);
+        };
+        if saved_claimed != claimed {
+            return Ok(false);
+        }
+        match self
+            .patch_at(api, namespace, Some(&version), data.clone())
+            .await
+        {
+            Ok(Some(produced)) => {
+                self.remember_saved_version(produced, claimed);
+                Ok(true)
+            }
+            Ok(None) => Ok(false),
+            Err(KubernetesError::NotFound { .. }) => Ok(false),
+            Err(err) => Err(err),
         }
     }
 
@@ -620,6 +702,15 @@ impl StateStore for ConfigMapStateStore {
         }
         let json = json.as_str();
         let claimed = self.claimed.load(Ordering::SeqCst);
+        let data = if claimed {
+            json!({ ROLLOUT_KEY: json, OWNER_KEY: self.owner_json() })
+        } else {
+            json!({ ROLLOUT_KEY: json })
+        };
+        if self.save_unread(api, namespace, claimed, &data).await? {
+            return Ok(());
+        }
+        let data = &data;
         self.retrying(namespace, move |_| async move {
             let Some(map) = self.read(api, namespace).await? else {
                 let mut data = BTreeMap::from([(ROLLOUT_KEY.to_owned(), json.to_owned())]);
@@ -640,12 +731,19 @@ impl StateStore for ConfigMapStateStore {
             if claimed && owner.is_none() {
                 return Err(self.lost(None));
             }
-            let data = if claimed {
-                json!({ ROLLOUT_KEY: json, OWNER_KEY: self.owner_json() })
-            } else {
-                json!({ ROLLOUT_KEY: json })
+            let Some(produced) = self
+                .patch_at(
+                    api,
+                    namespace,
+                    map.metadata.resource_version.as_deref(),
+                    data.clone(),
+                )
+                .await?
+            else {
+                return Ok(None);
             };
-            Ok(self.patch(api, namespace, &map, data).await?.then_some(()))
+            self.remember_saved_version(produced, claimed);
+            Ok(Some(()))
         })
         .await
     }

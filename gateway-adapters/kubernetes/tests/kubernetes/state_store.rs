@@ -382,3 +382,62 @@ async fn a_claim_retried_after_a_conflict_is_not_sent_once_the_guard_closes() {
         "the new leader keeps its claim"
     );
 }
+
+/// A driver saving at each tick reads the ConfigMap only when its last save is not the
+/// ConfigMap's latest version: its next save is a merge patch guarded by the version its
+/// own last save produced (the controller's 10,000 rollouts saved with a GET before each
+/// PATCH). Whatever changed the ConfigMap in between — a take-over, a request left, a
+/// deletion — fails that guard, and the save reads and decides as before.
+#[tokio::test]
+async fn saves_in_a_row_read_nothing_and_a_change_in_between_is_still_seen() {
+    let fake = FakeApiServer::start().await;
+    let first = store(&fake, holder("runner-1", 100));
+    let second = store(&fake, holder("runner-2", 200));
+    first.claim(false).await.unwrap();
+    let rollout = a_rollout();
+    first.save(&rollout).await.unwrap();
+
+    fake.clear_requests();
+    first.save(&rollout).await.unwrap();
+    first.save(&rollout).await.unwrap();
+    let methods: Vec<String> = fake.requests().iter().map(|r| r.method.clone()).collect();
+    assert_eq!(methods, ["PATCH", "PATCH"], "two saves, no reads");
+    let patches = fake.requests_with("PATCH");
+    assert_ne!(
+        patches[0].body.as_ref().unwrap()["metadata"]["resourceVersion"],
+        patches[1].body.as_ref().unwrap()["metadata"]["resourceVersion"],
+        "each guarded by the version the save before it produced"
+    );
+    assert_eq!(first.load().await.unwrap(), Some(rollout.clone()));
+
+    // A request left in between: the guard fails, the save reads, keeps the request, writes.
+    let request = ControlRequest::for_rollout(ControlAction::Promote, &rollout, Timestamp::now());
+    second.request(&request).await.unwrap();
+    first.save(&rollout).await.unwrap();
+    assert!(
+        config_map(&fake)["data"]
+            .get(canary_kubernetes::REQUEST_KEY)
+            .is_some(),
+        "the request survives the save"
+    );
+
+    // Taken over in between: the next save finds out, as it did when it read first.
+    second.claim(true).await.unwrap();
+    let err = first.save(&rollout).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the claim on the rollout of checkout was taken over by runner-2 pid 200"),
+        "{err}"
+    );
+    let owner: Holder =
+        serde_json::from_str(config_map(&fake)["data"][OWNER_KEY].as_str().unwrap()).unwrap();
+    assert_eq!(owner.identity, "runner-2", "the lost save wrote nothing");
+
+    // Deleted in between: the save creates it again, as it did when it read first.
+    let third = store(&fake, holder("runner-3", 300));
+    third.claim(true).await.unwrap();
+    third.save(&rollout).await.unwrap();
+    fake.remove("", "configmaps", NS, "canary-rollout-checkout");
+    third.save(&rollout).await.unwrap();
+    assert_eq!(third.load().await.unwrap(), Some(rollout));
+}

@@ -654,6 +654,8 @@ impl Validator {
             Some(format!(
                 "group the query by the version tag, `… by {{{label}}}`: canary tells the versions' series apart by it"
             ))
+        } else if counts && !text.starts_with("sum:") {
+            Some("a count is summed across the version's sources, `sum:METRIC{…} by {…}.as_count()`: without `sum:` Datadog averages them (its default space aggregation is `avg`), and an average of the pods' counts is not the version's count".to_owned())
         } else if counts && !text.ends_with(".as_count()") {
             Some("a count needs `.as_count()` at the end (e.g. `sum:trace.http.request.hits{service:checkout} by {version}.as_count()`): without it Datadog answers per-second rates, which are not counts".to_owned())
         } else if !counts && datadog_quantile(text).is_none() {

@@ -566,6 +566,17 @@ const ROWS: &[Row] = &[
             ("metrics", DATADOG),
             (
                 "checks",
+                "checks: [{name: e, datadog: {requests: 'sum:hits{*} by {version}.as_count()', errors: 'errs{*} by {version}.as_count()'}, slo: {max: 1%}}]",
+            ),
+        ],
+        "checks[0].datadog.errors",
+        "without `sum:` Datadog averages them",
+    ),
+    row(
+        &[
+            ("metrics", DATADOG),
+            (
+                "checks",
                 "checks: [{name: p, datadog: {percentile: 'avg:lat{*} by {version}'}, slo: {max: 1s}}]",
             ),
         ],
