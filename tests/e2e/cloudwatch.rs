@@ -144,7 +144,7 @@ fn policy(endpoint: &str) -> String {
     format!(
         "service: checkout\n\
          traffic: {{label: TargetGroup, canary: targetgroup/checkout-canary/1a2b, baseline: targetgroup/checkout-stable/3c4d}}\n\
-         metrics:\n  cloudwatch:\n    region: eu-west-1\n    endpoint: '{endpoint}'\n    timeout: 2s\n    retries: 1\n{CHECKS}"
+         metrics:\n  cloudwatch:\n    region: eu-west-1\n    endpoint: '{endpoint}'\n    timeout: 2s\n    retries: 1\n    lag: 0s\n{CHECKS}"
     )
 }
 

@@ -96,7 +96,7 @@ fn policy(dir: &Path, url: &str, wrong: bool) -> String {
     format!(
         "service: checkout\ntraffic: {{label: version, canary: canary, baseline: stable}}\n\
          metrics:\n  datadog:\n    url: '{url}'\n    api-key: {{env: DD_API_KEY}}\n\
-         \x20   application-key: {{file: '{}'}}\n    timeout: 2s\n    retries: 1\n{CHECKS}",
+         \x20   application-key: {{file: '{}'}}\n    timeout: 2s\n    retries: 1\n    lag: 0s\n{CHECKS}",
         key_file.display()
     )
 }
@@ -180,6 +180,14 @@ fn lint_and_explain_say_which_guarantee_a_datadog_check_has() {
     assert!(
         lint.stdout
             .contains("errors: guarantee: counts: the full sequential tests"),
+        "{}",
+        lint.all()
+    );
+    // The test policy reads with no lag: lint says what that risks.
+    assert!(
+        lint.stderr.contains(
+            "warning: metrics.datadog.lag: 0s: each tick reads data that may not have arrived yet"
+        ),
         "{}",
         lint.all()
     );
@@ -606,4 +614,98 @@ fn an_errors_query_whose_tags_match_nothing_is_refused_at_preflight() {
     let run = short_rollout(same.path(), &extra, &env);
     assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(questions(&server).len(), asked, "{}", run.all());
+}
+
+/// Issue 17, provider lag: Datadog makes datapoints available late. A fake that publishes
+/// each second's points 2 s after it ends, and a canary whose errors begin 3 s into its 4 s
+/// step: with `lag: 0s` the step ends on data that has not arrived, judged clean, and the
+/// canary is promoted; with `lag: 2s` each tick reads the data up to 2 s before it and the
+/// step lasts 2 s longer, so its whole duration is judged, the late errors with it, and the
+/// canary is rolled back.
+#[test]
+fn late_datapoints_with_errors_roll_back_when_the_policy_waits_for_the_providers_lag() {
+    let run_with = |lag: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let weight_file = dir.path().join("weight");
+        let keys = DatadogKeys {
+            api_key: API_KEY.to_owned(),
+            application_key: APP_KEY.to_owned(),
+        };
+        let watched = weight_file.clone();
+        let server = datadog(keys, &KNOWN, move |query| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs_f64();
+            // When the canary got its weight: its errors begin 3 s later.
+            let bad_from = std::fs::metadata(&watched)
+                .ok()
+                .filter(|_| std::fs::read_to_string(&watched).unwrap_or_default() != "0")
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(u64::MAX, |t| t.as_secs() + 3);
+            let mut all = Vec::new();
+            for (index, metric) in query.queries().iter().enumerate() {
+                for (tag, per_second) in [("version:canary", 1000.0), ("version:stable", 9000.0)] {
+                    let points: Vec<(u64, f64)> = (query.from..query.to)
+                        // A second's points are published 2 s after it ends.
+                        .filter(|&s| (s + 1) as f64 + 2.0 <= now)
+                        .map(|s| {
+                            let rate = if tag == "version:canary" && s >= bad_from {
+                                0.5
+                            } else {
+                                0.001
+                            };
+                            let value = if index == 0 {
+                                per_second
+                            } else {
+                                per_second * rate
+                            };
+                            (s * 1000, value)
+                        })
+                        .collect();
+                    if !points.is_empty() {
+                        all.push(series(metric, index, tag, &points));
+                    }
+                }
+            }
+            http("200 OK", "application/json", &answer(query, &all))
+        });
+        let policy = policy(dir.path(), &server.url(), false)
+            .replace("    lag: 0s\n", &format!("    lag: {lag}\n"))
+            .replace(
+                "rollout: {interval: 1s, min-requests: 100}",
+                "rollout: {interval: 1s, min-requests: 100, steps: [50, 100], step-duration: 4s, max-step-duration: 8s}",
+            )
+            + &logging_gateway(dir.path());
+        let path = write_policy(dir.path(), "lag.yaml", &policy);
+        let state = dir.path().join("state");
+        let run = canary(
+            &[
+                "rollout",
+                "--policy",
+                path.to_str().unwrap(),
+                "--state-dir",
+                state.to_str().unwrap(),
+            ],
+            &[("DD_API_KEY", API_KEY)],
+        );
+        let log = std::fs::read_to_string(dir.path().join("set.log")).unwrap_or_default();
+        (run, log)
+    };
+    let (run, log) = run_with("0s");
+    assert_eq!(
+        run.code,
+        0,
+        "without a lag the late errors go unseen:\n{}",
+        run.all()
+    );
+    assert_eq!(log, "50\n100\n", "{}", run.all());
+    let (run, log) = run_with("2s");
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        log.starts_with("50\n") && !log.contains("100"),
+        "{log}\n{}",
+        run.all()
+    );
 }

@@ -707,22 +707,56 @@ impl GenericSource {
     }
 
     /// Reads every check at `at`, cumulative since `since`: one request per check.
+    ///
+    /// With a `lag` (Datadog, CloudWatch), the tick reads the data up to `at − lag`: what
+    /// has arrived. Before any has (`at − lag` not after `since`), every check is no data.
     pub async fn read_tick(&self, since: Timestamp, at: Timestamp) -> Result<Tick> {
+        let end = self.data_end(at);
+        let mut readings = BTreeMap::new();
+        if end <= since {
+            for (name, _) in &self.checks {
+                readings.insert(name.clone(), self.not_arrived());
+            }
+            return Ok(Tick {
+                at,
+                window_seconds: 0.0,
+                readings,
+                warnings: Vec::new(),
+            });
+        }
         let headers = self.secret_headers()?;
         let aws = self.aws_credentials().await?;
-        let mut readings = BTreeMap::new();
         for (name, check) in &self.checks {
             let reading = self
-                .read_check(name, check, since, at, &headers, aws.as_ref())
+                .read_check(name, check, since, end, &headers, aws.as_ref())
                 .await?;
             readings.insert(name.clone(), reading);
         }
         Ok(Tick {
             at,
-            window_seconds: window_seconds(since, at) as f64,
+            window_seconds: window_seconds(since, end) as f64,
             readings,
             warnings: Vec::new(),
         })
+    }
+
+    /// Where a tick at `at` stops reading: `lag` before it (the policy's `metrics.*.lag`).
+    fn data_end(&self, at: Timestamp) -> Timestamp {
+        let lag =
+            jiff::SignedDuration::try_from(self.spec.lag).unwrap_or(jiff::SignedDuration::ZERO);
+        at.checked_sub(lag).unwrap_or(at)
+    }
+
+    /// The reading of a check at a tick whose data has not arrived yet (within `lag` of the
+    /// start).
+    fn not_arrived(&self) -> Reading {
+        Reading::NoData {
+            reason: format!(
+                "no data has arrived yet: a tick reads the data up to {} before it (metrics.{}.lag)",
+                canary_core::policy::duration_as_written(self.spec.lag),
+                self.spec.name()
+            ),
+        }
     }
 
     /// One check's reading at `at`, cumulative since `since`: one request.
@@ -784,6 +818,34 @@ impl GenericSource {
     /// up coarser than the ticks, more pages than [`MAX_PAGES`] — is exit 4 saying so and
     /// what to do, never a reading of part of the window.
     pub async fn read_window(&self, since: Timestamp, times: &[Timestamp]) -> Result<Vec<Tick>> {
+        // With a `lag`, each tick reads up to `lag` before it, as `read_tick` does; ticks
+        // whose data cannot have arrived (within `lag` of the start) read no data.
+        let ends: Vec<Timestamp> = times.iter().map(|&at| self.data_end(at)).collect();
+        let readable: Vec<Timestamp> = ends.iter().copied().filter(|&e| e > since).collect();
+        let waiting = times.len() - readable.len();
+        let mut ticks: Vec<Tick> = times[..waiting]
+            .iter()
+            .map(|&at| Tick {
+                at,
+                window_seconds: 0.0,
+                readings: self
+                    .checks
+                    .iter()
+                    .map(|(name, _)| (name.clone(), self.not_arrived()))
+                    .collect(),
+                warnings: Vec::new(),
+            })
+            .collect();
+        let read = self.read_window_ends(since, &readable).await?;
+        for (tick, &at) in read.into_iter().zip(&times[waiting..]) {
+            ticks.push(Tick { at, ..tick });
+        }
+        Ok(ticks)
+    }
+
+    /// [`GenericSource::read_window`] of the ticks whose data ends at `times` (each after
+    /// `since`).
+    async fn read_window_ends(&self, since: Timestamp, times: &[Timestamp]) -> Result<Vec<Tick>> {
         let Some(&end) = times.last() else {
             return Ok(Vec::new());
         };
@@ -1590,7 +1652,7 @@ checks:
         let text = "service: checkout
 traffic: {label: TargetGroup, canary: tg-c, baseline: tg-s}
 metrics:
-  cloudwatch: {region: eu-west-1, endpoint: 'URL', retries: 2}
+  cloudwatch: {region: eu-west-1, endpoint: 'URL', retries: 2, lag: 0s}
 checks:
   - name: errors
     cloudwatch: {namespace: AWS/ApplicationELB, requests: RequestCount, errors: HTTPCode_Target_5XX_Count}
@@ -1690,7 +1752,7 @@ checks:
             "service: checkout
 traffic: {{label: version, canary: canary, baseline: stable}}
 metrics:
-  datadog: {{url: 'URL', api-key: {{file: '{k}'}}, application-key: {{file: '{k}'}}, retries: 1}}
+  datadog: {{url: 'URL', api-key: {{file: '{k}'}}, application-key: {{file: '{k}'}}, retries: 1, lag: 0s}}
 checks:
   - name: errors
     datadog:

@@ -167,6 +167,17 @@ fn warnings(policy: &Policy, cwd: &Path) -> Vec<String> {
             }
         }
     }
+    // Datadog and CloudWatch publish datapoints late: with no lag, a step may be decided on
+    // data that has not arrived.
+    if let MetricsSourceSpec::Json(spec) = &policy.metrics
+        && matches!(spec.api, ProviderApi::Datadog | ProviderApi::CloudWatch(_))
+        && spec.lag.is_zero()
+    {
+        warnings.push(format!(
+            "metrics.{}.lag: 0s: each tick reads data that may not have arrived yet, so a step can be decided without its last minutes' errors; leave the default or set the provider's delay (docs/metrics-sources.md)",
+            spec.name()
+        ));
+    }
     // `errors-may-be-unlisted` takes away pre-flight's one defence against a misspelt errors
     // metric, which then reads as 0 errors: said at every lint.
     for (i, check) in policy.checks.iter().enumerate() {
@@ -610,6 +621,14 @@ fn explain_generic(
         spec.name(),
         humantime::format_duration(window)
     );
+    if !spec.lag.is_zero() {
+        let _ = writeln!(
+            out,
+            "# Each tick reads the data up to {lag} before it (metrics.{}.lag: datapoints arrive late); every step and the final soak last {lag} longer, so that each is decided on the data of its whole duration.",
+            spec.name(),
+            lag = humantime::format_duration(spec.lag)
+        );
+    }
     let since = jiff::Timestamp::UNIX_EPOCH;
     let at = since + jiff::SignedDuration::try_from(window).unwrap_or(jiff::SignedDuration::MAX);
     for check in &policy.checks {

@@ -31,6 +31,13 @@ pub struct JsonSourceSpec {
     pub retries: u32,
     /// Largest answer read, in bytes; more is an `error` verdict for the check.
     pub max_answer_bytes: u64,
+    /// How late the provider makes datapoints available (`lag` of `metrics.datadog` and
+    /// `metrics.cloudwatch`; zero for the generic provider): a tick at `t` reads the data up
+    /// to `t − lag`, and steps and the final soak last `lag` longer. Left out of the
+    /// serialized form when zero, so that the policy digest of a generic provider stays what
+    /// it was.
+    #[serde(skip_serializing_if = "Duration::is_zero")]
+    pub lag: Duration,
 }
 
 impl JsonSourceSpec {

@@ -117,6 +117,12 @@ pub(crate) struct RawDatadog {
     /// Retries after a timeout, connection error, 429 or 5xx answer (default 3).
     #[serde(default)]
     pub(crate) retries: Option<u32>,
+    /// How late the provider makes datapoints available: each tick reads the data up to
+    /// `lag` before it, and every step (and the final soak) lasts `lag` longer, so that no
+    /// decision is made on data that has not arrived. Default: `2m`.
+    #[serde(default)]
+    #[schemars(with = "Option<RawDuration>")]
+    pub(crate) lag: Option<At<RawDuration>>,
     /// Largest answer read (default `32MiB`).
     #[serde(default)]
     #[schemars(with = "Option<RawScalar>")]
@@ -145,6 +151,12 @@ pub(crate) struct RawCloudWatch {
     /// Retries after a timeout, connection error, throttling or 5xx answer (default 3).
     #[serde(default)]
     pub(crate) retries: Option<u32>,
+    /// How late the provider makes datapoints available: each tick reads the data up to
+    /// `lag` before it, and every step (and the final soak) lasts `lag` longer, so that no
+    /// decision is made on data that has not arrived. Default: `3m`.
+    #[serde(default)]
+    #[schemars(with = "Option<RawDuration>")]
+    pub(crate) lag: Option<At<RawDuration>>,
     /// Largest answer read (default `32MiB`).
     #[serde(default)]
     #[schemars(with = "Option<RawScalar>")]
