@@ -110,6 +110,15 @@ pub trait TrafficRouter: Send + Sync {
         Ok((self.canary_weight().await?, self.canary_route().await?))
     }
 
+    /// Checks once, before the first weight moves, that the router can carry out the
+    /// rollout: it answers, and what the policy says it routes through exists there. A
+    /// router configured differently from what the policy says refuses with
+    /// [`Error::Usage`] (exit 2, nothing moved); one that cannot be reached with its own
+    /// error (exit 4). The default reads the weight once.
+    async fn preflight(&self) -> Result<()> {
+        self.canary_weight().await.map(drop)
+    }
+
     /// Says what the router is, for logs (no secrets).
     fn describe(&self) -> String;
 }

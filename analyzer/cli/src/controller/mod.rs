@@ -73,6 +73,9 @@ pub(crate) struct Settings {
     /// `--allow-local-access`: policies may read the controller's files and environment and
     /// run programs in it ([`Policy::local_access`]); refused otherwise.
     pub(crate) allow_local_access: bool,
+    /// `--read-coalesce`: how long a shared Prometheus read waits for other rollouts' reads
+    /// of the same series (`canary_metrics::shared`); zero: every rollout its own queries.
+    pub(crate) read_coalesce: Duration,
 }
 
 /// What every reconcile and every rollout task shares.
@@ -96,6 +99,9 @@ pub(crate) struct Context {
     pub(crate) fence: Fence,
     /// The controller's own metrics (`--metrics-addr`).
     pub(crate) metrics: ControllerMetrics,
+    /// The rollouts' Prometheus reads of the same series, one query per batch (`None` with
+    /// `--read-coalesce 0`).
+    pub(crate) shared_reads: Option<Arc<canary_metrics::SharedReads>>,
     /// The hook runner every rollout shares (and whose HTTP client its notifier sends
     /// through): built at the first rollout, as building it can fail.
     hooks: std::sync::OnceLock<canary_gateways::HookRunner>,
@@ -111,11 +117,16 @@ struct Running {
 impl Context {
     /// A context for `client`, whose writes go out while `fence` is open.
     pub(crate) fn new(client: Client, settings: Settings, fence: Fence) -> Context {
+        let queries = Arc::new(Semaphore::new(settings.max_queries.max(1)));
+        let shared_reads = (!settings.read_coalesce.is_zero()).then(|| {
+            canary_metrics::SharedReads::new(settings.read_coalesce, Some(queries.clone()))
+        });
         Context {
             client,
             fence,
             metrics: ControllerMetrics::new(),
-            queries: Arc::new(Semaphore::new(settings.max_queries.max(1))),
+            queries,
+            shared_reads,
             writes: Arc::new(Semaphore::new(settings.max_writes.max(1))),
             starts: Arc::new(Semaphore::new(settings.max_writes.max(1))),
             reads: Arc::new(Semaphore::new(settings.max_reads.max(1))),

@@ -286,15 +286,16 @@ async fn drive_claimed(
     signals: Signals,
 ) -> Result<(), Stop> {
     let namespace = publisher.resource.namespace().unwrap_or_default();
-    let source = crate::commands::metrics_source(policy, context.settings.prometheus.as_deref())
-        .map_err(|err| Stop::Invalid(format!("{err:#}")))?;
+    let (source, bounded_inside) = rollout_source(context, policy)?;
     if let Some(checkpoint) = rollout.source_checkpoint() {
         source.restore(checkpoint).await.map_err(failed)?;
     }
     let due = TickDue::default();
     let source = BoundedSource {
         inner: source,
-        permits: context.queries.clone(),
+        // A shared source takes the permits itself: per query, not per rollout's read (a
+        // read waiting for its batch holds none).
+        permits: (!bounded_inside).then(|| context.queries.clone()),
         metrics: context.metrics.clone(),
         due: due.clone(),
     };
@@ -394,11 +395,34 @@ pub(crate) fn router_for(
     Ok(Box::new(Redacted::new(router)))
 }
 
+/// The rollout's metrics source: Prometheus error-rate and latency checks read through the
+/// controller's shared reads (one query per batch of rollouts of one template,
+/// taking the query permits itself: `true`), anything else as `canary rollout` reads it.
+fn rollout_source(
+    context: &Context,
+    policy: &canary_core::policy::Policy,
+) -> Result<(Box<dyn MetricsSource>, bool), Stop> {
+    let prometheus = context.settings.prometheus.as_deref();
+    if let Some(shared_reads) = &context.shared_reads {
+        let shared = shared_reads
+            .source(policy, prometheus)
+            .map_err(|err| Stop::Invalid(error_chain(&canary_core::Error::from(err))))?;
+        if let Some(shared) = shared {
+            let shared: Box<dyn MetricsSource> = Box::new(shared);
+            return Ok((Box::new(Redacted::new(shared)), true));
+        }
+    }
+    let source = crate::commands::metrics_source(policy, prometheus)
+        .map_err(|err| Stop::Invalid(format!("{err:#}")))?;
+    Ok((source, false))
+}
+
 /// A metrics source whose reads wait for one of the controller's query permits (the wait
 /// and the read timed in the controller's metrics).
 struct BoundedSource {
     inner: Box<dyn MetricsSource>,
-    permits: Arc<Semaphore>,
+    /// `None`: the source takes them itself.
+    permits: Option<Arc<Semaphore>>,
     metrics: super::ControllerMetrics,
     /// When the machine wants this read, to measure how late it runs.
     due: TickDue,
@@ -436,7 +460,10 @@ impl MetricsSource for BoundedSource {
         at: Timestamp,
     ) -> canary_core::Result<canary_core::observation::Tick> {
         let asked = std::time::Instant::now();
-        let _permit = self.permits.acquire().await;
+        let _permit = match &self.permits {
+            Some(permits) => Some(permits.acquire().await),
+            None => None,
+        };
         let started = std::time::Instant::now();
         if let Some(due) = self.due.take() {
             let late = Timestamp::now().duration_since(due);
@@ -997,6 +1024,7 @@ mod tests {
                 identity: "test".to_owned(),
                 shard: canary_kubernetes::controller::Shard::ALL,
                 allow_local_access: false,
+                read_coalesce: Duration::ZERO,
             },
             fence,
         ));
