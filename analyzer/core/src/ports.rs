@@ -26,8 +26,8 @@ pub trait MetricsSource: Send + Sync {
     /// Reads the ticks at `times` (in order, all in the past), each cumulative since
     /// `since`: what `canary analyze` over a past window judges. A source that can read a
     /// past window with fewer requests than one per check per tick (Prometheus: one query
-    /// of raw samples per counter check) overrides this, giving the same ticks; the default
-    /// reads tick by tick.
+    /// of raw samples per counter check; Datadog and CloudWatch: one range request per check)
+    /// overrides this, giving the same ticks; the default reads tick by tick.
     async fn read_past(&self, since: Timestamp, times: &[Timestamp]) -> Result<Vec<Tick>> {
         let mut ticks = Vec::with_capacity(times.len());
         for &at in times {

@@ -229,6 +229,65 @@ pub fn totals(
     Ok(Value::Object(out))
 }
 
+/// The rollup interval of a past window's answer, in seconds: the largest `interval` of its
+/// series (Datadog rolls points up into intervals it chooses by the window's length, at most
+/// 1500 points per series: its "Rollup" documentation). `Ok(None)` for an answer without
+/// series (nothing to cut); `Err` for a series that does not say its interval, which would
+/// leave the ticks' cut points unknown.
+pub fn rollup_interval(answer: &Value) -> Result<Option<f64>, String> {
+    let Some(series) = answer.get("series").and_then(Value::as_array) else {
+        return Ok(None);
+    };
+    let mut largest: Option<f64> = None;
+    for one in series {
+        let interval = one
+            .get("interval")
+            .and_then(Value::as_f64)
+            .filter(|i| i.is_finite() && *i > 0.0)
+            .ok_or_else(|| {
+                format!(
+                    "a series of Datadog's answer has no rollup `interval` ({}), so its points cannot be cut at the ticks",
+                    one.get("interval").map(shown).unwrap_or_else(|| "none".to_owned())
+                )
+            })?;
+        largest = Some(largest.map_or(interval, |l: f64| l.max(interval)));
+    }
+    Ok(largest)
+}
+
+/// A past window's answer (one request from the analysis start to its end) as the tick at
+/// `at_ms` (milliseconds) would have been answered: each series keeps the points of the
+/// intervals that begin before the tick, and a series left with no points is dropped
+/// (Datadog sends no series for a window without points). A point `[T, v]` covers `[T, T +
+/// interval)`, and a tick's own request (`from` = the start, `to` = the tick) is answered
+/// with the points of the intervals that begin in `[from, to)`, so the cut reads what the
+/// tick's request reads whenever both are rolled up alike ([`rollup_interval`] is checked
+/// against the ticks' spacing first). Anything that is not a series list is left as it is, to
+/// be read as the tick's own answer would be.
+pub fn answer_until(answer: &Value, at_ms: f64) -> Value {
+    let mut cut = answer.clone();
+    if let Some(series) = cut.get_mut("series").and_then(Value::as_array_mut) {
+        for one in series.iter_mut() {
+            if let Some(points) = one.get_mut("pointlist").and_then(Value::as_array_mut) {
+                points.retain(|point| {
+                    // A point that is not `[time, …]` is kept, for the reader to refuse.
+                    point
+                        .as_array()
+                        .and_then(|p| p.first())
+                        .and_then(Value::as_f64)
+                        .is_none_or(|time| time < at_ms)
+                });
+            }
+        }
+        series.retain(|one| {
+            one.get("pointlist")
+                .and_then(Value::as_array)
+                .is_none_or(|points| !points.is_empty())
+        });
+    }
+    cut
+}
+
 /// A series' tags: its `tag_set` or, without one, its `scope`.
 fn tags_of(series: &Value) -> Vec<&str> {
     match series.get("tag_set").and_then(Value::as_array) {
@@ -352,6 +411,91 @@ pub fn scope_of(query: &str) -> Option<Vec<String>> {
     Some(tags)
 }
 
+/// The scope pre-flight asks about for a counts check whose errors query filters on other
+/// tags than its requests query: the errors query's tags whose keys the requests query also
+/// filters on (`service:checkout,env:prd` of `{service:checkout,env:prd,http.status_class:5xx}`
+/// against `{service:checkout,env:prod}`), as written. Asked with the requests metric, a scope
+/// that matches no series is a tag no request carries, so the errors query would read 0
+/// errors at every tick. Tags the requests query does not filter on (a status class that only
+/// errors carry) are left out: they may rightly match nothing while nothing failed. `None`
+/// when there is nothing to ask: the same tags as the requests query (a scope matching
+/// nothing then reads no requests, which is no data), no tag shared by key, or a scope
+/// written with boolean operators or parentheses, which is not split here.
+pub fn errors_scope_to_ask(requests: &str, errors: &str) -> Option<String> {
+    let tags = |query: &str| -> Option<Vec<String>> {
+        let start = query.find('{')?;
+        let end = start + query[start..].find('}')?;
+        let inside = &query[start + 1..end];
+        let upper = inside.to_ascii_uppercase();
+        if [" AND ", " OR ", " NOT ", " IN ", "("]
+            .iter()
+            .any(|op| upper.contains(op))
+        {
+            return None;
+        }
+        Some(
+            inside
+                .split(',')
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty() && t != "*")
+                .collect(),
+        )
+    };
+    let key = |tag: &str| -> String {
+        let tag = tag.trim_start_matches('!');
+        tag.split_once(':')
+            .map_or(tag, |(k, _)| k)
+            .to_ascii_lowercase()
+    };
+    let (requests, errors) = (tags(requests)?, tags(errors)?);
+    let keys: Vec<String> = requests.iter().map(|t| key(t)).collect();
+    let shared: Vec<String> = errors
+        .into_iter()
+        .filter(|t| keys.contains(&key(t)))
+        .collect();
+    let lower = |tags: &[String]| -> Vec<String> {
+        let mut out: Vec<String> = tags.iter().map(|t| t.to_ascii_lowercase()).collect();
+        out.sort();
+        out
+    };
+    let mut requests_shared: Vec<String> = requests
+        .iter()
+        .filter(|t| shared.iter().any(|s| key(s) == key(t)))
+        .cloned()
+        .collect();
+    requests_shared.sort();
+    if shared.is_empty() || lower(&shared) == lower(&requests_shared) {
+        return None;
+    }
+    Some(shared.join(","))
+}
+
+/// Whether an answer of `/api/v1/query` holds at least one series with a point that is not
+/// null: the scope pre-flight asked about matches something. `Err` for an answer that is not
+/// a query answer, or an error.
+pub fn answer_has_points(answer: &Value) -> Result<bool, String> {
+    if let Some(errors) = answer.get("errors") {
+        return Err(format!("Datadog answered errors: {}", shown(errors)));
+    }
+    let series = answer
+        .get("series")
+        .and_then(Value::as_array)
+        .ok_or_else(|| {
+            "Datadog's answer has no `series` array: not an answer of /api/v1/query".to_owned()
+        })?;
+    Ok(series.iter().any(|one| {
+        one.get("pointlist")
+            .and_then(Value::as_array)
+            .is_some_and(|points| {
+                points.iter().any(|p| {
+                    p.as_array()
+                        .and_then(|p| p.get(1))
+                        .is_some_and(|v| !v.is_null())
+                })
+            })
+    }))
+}
+
 /// What Datadog's metric metadata answered with 404, in words: its `errors`.
 pub fn unknown_metric_answer(body: &[u8]) -> String {
     let errors = serde_json::from_slice::<Value>(body)
@@ -467,6 +611,88 @@ checks:
             reading_of_answer(&check(&policy, 1), &policy.traffic, &answer),
             Reading::Observed(CheckObservation::Value { value: 0.42 })
         );
+    }
+
+    /// A past window's answer cut at a tick keeps the points of the intervals that begin
+    /// before it and drops a series left without any; an answer without `interval` cannot be
+    /// cut.
+    #[test]
+    fn a_window_answer_is_cut_at_a_tick_by_the_start_of_each_interval() {
+        let mut canary = series(
+            0,
+            "version:canary",
+            json!([[1.8e12, 100.0], [1.80001e12, 200.0]]),
+        );
+        canary["interval"] = json!(10);
+        let mut late = series(1, "version:canary", json!([[1.80001e12, 5.0]]));
+        late["interval"] = json!(10);
+        let answer = json!({"series": [canary, late]});
+        assert_eq!(rollup_interval(&answer), Ok(Some(10.0)));
+        let cut = answer_until(&answer, 1.80001e12);
+        assert_eq!(cut["series"].as_array().map(Vec::len), Some(1));
+        assert_eq!(cut["series"][0]["pointlist"], json!([[1.8e12, 100.0]]));
+        let policy = policy();
+        assert_eq!(
+            reading_of_answer(&check(&policy, 0), &policy.traffic, &answer_until(&answer, 2e12)),
+            Reading::Observed(CheckObservation::Counts {
+                canary: RequestCounts { requests: 300.0, errors: 5.0 },
+                baseline: BaselineData::Missing(
+                    "Datadog's answer has no points for the baseline (no series tagged version:stable)".to_owned()
+                ),
+            })
+        );
+        assert!(
+            rollup_interval(&json!({"series": [series(0, "version:canary", json!([]))]})).is_err()
+        );
+        assert_eq!(rollup_interval(&json!({"errors": ["Forbidden"]})), Ok(None));
+    }
+
+    #[test]
+    fn the_errors_scope_asked_about_is_its_tags_the_requests_query_also_filters_on() {
+        let requests =
+            "sum:trace.http.request.hits{service:checkout,env:prod} by {version}.as_count()";
+        let ask = |errors: &str| errors_scope_to_ask(requests, errors);
+        assert_eq!(
+            ask("sum:trace.http.request.errors{service:checkout,env:prd} by {version}.as_count()"),
+            Some("service:checkout,env:prd".to_owned())
+        );
+        // The same tags, in another order or case: nothing to ask.
+        assert_eq!(
+            ask("sum:e{Env:prod, service:checkout} by {version}.as_count()"),
+            None
+        );
+        // A tag only errors carry is left out; a wrong shared one is still asked about.
+        assert_eq!(
+            ask(
+                "sum:trace.http.request.hits{service:checkout,env:prod,http.status_class:5xx} by {version}.as_count()"
+            ),
+            None
+        );
+        assert_eq!(
+            ask(
+                "sum:trace.http.request.hits{service:checkout,env:prd,http.status_class:5xx} by {version}.as_count()"
+            ),
+            Some("service:checkout,env:prd".to_owned())
+        );
+        assert_eq!(
+            ask("sum:e{service:checkout AND env:prd} by {version}.as_count()"),
+            None
+        );
+        assert_eq!(ask("sum:e{*} by {version}.as_count()"), None);
+        assert_eq!(answer_has_points(&json!({"series": []})), Ok(false));
+        assert_eq!(
+            answer_has_points(
+                &json!({"series": [series(0, "version:canary", json!([[1.0, null]]))]})
+            ),
+            Ok(false)
+        );
+        assert_eq!(
+            answer_has_points(
+                &json!({"series": [series(0, "version:canary", json!([[1.0, 2.0]]))]})
+            ),
+            Ok(true)
+        );
+        assert!(answer_has_points(&json!({"errors": ["Forbidden"]})).is_err());
     }
 
     #[test]

@@ -65,6 +65,17 @@ impl Policy {
         validate::parse(text, origin)
     }
 
+    /// How late the metrics source makes data available (`lag` of `metrics.datadog` and
+    /// `metrics.cloudwatch`; zero for every other source): each tick reads the data up to
+    /// this long before it, so steps and the final soak last this much longer, for their
+    /// decision to be made on the data of their whole duration.
+    pub fn metrics_lag(&self) -> Duration {
+        match &self.metrics {
+            MetricsSourceSpec::Json(spec) => spec.lag,
+            _ => Duration::ZERO,
+        }
+    }
+
     /// The JSON Schema of the policy file, for editors (`canary policy schema`).
     pub fn json_schema() -> serde_json::Value {
         let schema = schemars::schema_for!(raw::RawPolicy);

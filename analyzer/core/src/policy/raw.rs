@@ -117,6 +117,12 @@ pub(crate) struct RawDatadog {
     /// Retries after a timeout, connection error, 429 or 5xx answer (default 3).
     #[serde(default)]
     pub(crate) retries: Option<u32>,
+    /// How late the provider makes datapoints available: each tick reads the data up to
+    /// `lag` before it, and every step (and the final soak) lasts `lag` longer, so that no
+    /// decision is made on data that has not arrived. Default: `2m`.
+    #[serde(default)]
+    #[schemars(with = "Option<RawDuration>")]
+    pub(crate) lag: Option<At<RawDuration>>,
     /// Largest answer read (default `32MiB`).
     #[serde(default)]
     #[schemars(with = "Option<RawScalar>")]
@@ -145,6 +151,12 @@ pub(crate) struct RawCloudWatch {
     /// Retries after a timeout, connection error, throttling or 5xx answer (default 3).
     #[serde(default)]
     pub(crate) retries: Option<u32>,
+    /// How late the provider makes datapoints available: each tick reads the data up to
+    /// `lag` before it, and every step (and the final soak) lasts `lag` longer, so that no
+    /// decision is made on data that has not arrived. Default: `3m`.
+    #[serde(default)]
+    #[schemars(with = "Option<RawDuration>")]
+    pub(crate) lag: Option<At<RawDuration>>,
     /// Largest answer read (default `32MiB`).
     #[serde(default)]
     #[schemars(with = "Option<RawScalar>")]
@@ -1148,6 +1160,14 @@ pub(crate) struct RawCloudWatchCheck {
     /// The error count metric, e.g. `HTTPCode_Target_5XX_Count`.
     #[serde(default)]
     pub(crate) errors: Option<String>,
+    /// `true`: pre-flight does not ask `ListMetrics` about the errors metric (the requests
+    /// metric it still does). AWS publishes no datapoint of a 5XX count that stayed 0, and
+    /// ListMetrics lists only metrics with a datapoint in the last two weeks, so a healthy
+    /// service's errors metric may be unlisted; with this set, a misspelt errors metric reads
+    /// as 0 errors. Default `false`.
+    #[serde(default)]
+    #[schemars(with = "Option<bool>")]
+    pub(crate) errors_may_be_unlisted: Option<At<bool>>,
     /// A latency metric read as a percentile, e.g. `TargetResponseTime`: judged as a bounded
     /// value against `slo.max`, without a statistical guarantee.
     #[serde(default)]

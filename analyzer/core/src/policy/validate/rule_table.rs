@@ -639,6 +639,17 @@ const ROWS: &[Row] = &[
         "metrics read as `Sum`",
     ),
     row(
+        &[
+            ("metrics", CLOUDWATCH),
+            (
+                "checks",
+                "checks: [{name: p, cloudwatch: {namespace: AWS/ApplicationELB, percentile: TargetResponseTime, errors-may-be-unlisted: true}, slo: {max: 1s}}]",
+            ),
+        ],
+        "checks[0].cloudwatch.errors-may-be-unlisted",
+        "applies to the errors metric of a counts check",
+    ),
+    row(
         &[(
             "checks",
             "checks: [{name: e, datadog: {requests: 'sum:hits{*} by {version}.as_count()', errors: 'sum:errs{*} by {version}.as_count()'}, slo: {max: 1%}}]",
