@@ -21,13 +21,22 @@ pub struct Haproxy {
 impl Haproxy {
     /// Starts HAProxy balancing between `stable` and `canary` (`host:port` each).
     pub fn start(stable: &str, canary: &str) -> Haproxy {
+        Haproxy::start_with_rules(stable, canary, "")
+    }
+
+    /// [`Haproxy::start`] with `rules` (configuration lines, `{dir}` replaced by its
+    /// directory) in backend `app` before its servers. An empty ACL file `{dir}/canary.acl`
+    /// exists ([`Haproxy::acl_file`]).
+    pub fn start_with_rules(stable: &str, canary: &str, rules: &str) -> Haproxy {
         let dir = tempfile::tempdir().expect("a temporary directory for HAProxy");
+        std::fs::write(dir.path().join("canary.acl"), "").expect("write the ACL file");
+        let rules = rules.replace("{dir}", &dir.path().display().to_string());
         let port = free_port();
         let config = format!(
             "global\n  stats socket {socket} mode 600 level admin\n\n\
              defaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n\n\
              frontend web\n  bind 127.0.0.1:{port}\n  default_backend app\n\n\
-             backend app\n  balance roundrobin\n  server stable {stable} weight 100\n  server canary {canary} weight 0\n",
+             backend app\n  balance roundrobin\n{rules}  server stable {stable} weight 100\n  server canary {canary} weight 0\n",
             socket = dir.path().join("admin.sock").display()
         );
         std::fs::write(dir.path().join("haproxy.cfg"), config).expect("write haproxy.cfg");
@@ -72,6 +81,11 @@ impl Haproxy {
     /// Its directory (for policies that live next to it).
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The ACL file `canary.acl` in its directory, as its configuration names it.
+    pub fn acl_file(&self) -> PathBuf {
+        self.dir.path().join("canary.acl")
     }
 
     /// `http://127.0.0.1:PORT`.

@@ -64,6 +64,7 @@ async fn run(iterations: usize) {
             backend: "app".to_owned(),
             canary_server: "canary".to_owned(),
             stable_server: "stable".to_owned(),
+            route_acl: None,
         })
         .expect("router");
         let stop = Arc::new(AtomicBool::new(false));

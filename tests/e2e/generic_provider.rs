@@ -145,6 +145,17 @@ fn command_policy(dir: &Path, scenario: Scenario) -> String {
 
 /// `canary analyze` of the last 5 seconds with every report, into `dir`, with `env`.
 pub(crate) fn analyze(dir: &Path, policy: &str, record: bool, env: &[(&str, &str)]) -> Run {
+    analyze_with(dir, policy, record, env, &[])
+}
+
+/// [`analyze`] with `extra` arguments (`--query-per-tick`).
+pub(crate) fn analyze_with(
+    dir: &Path,
+    policy: &str,
+    record: bool,
+    env: &[(&str, &str)],
+    extra: &[&str],
+) -> Run {
     let policy = write_policy(dir, "policy.yaml", policy);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -173,8 +184,78 @@ pub(crate) fn analyze(dir: &Path, policy: &str, record: bool, env: &[(&str, &str
     if record {
         args.extend(["--record".to_owned(), recording]);
     }
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     canary(&args, env)
+}
+
+/// What `canary analyze` of one past window gave, read one way.
+pub(crate) struct WindowRun {
+    pub(crate) run: Run,
+    /// The recording's ticks.
+    pub(crate) ticks: serde_json::Value,
+    /// The JSON report.
+    pub(crate) report: serde_json::Value,
+}
+
+/// `canary analyze` of `policy` over the past window `start`..`end` (Unix seconds), read
+/// tick by tick (`--query-per-tick`) when `per_tick`, else as a past window, recorded.
+pub(crate) fn analyze_window(
+    dir: &Path,
+    policy: &str,
+    (start, end): (u64, u64),
+    per_tick: bool,
+    env: &[(&str, &str)],
+) -> WindowRun {
+    let way = if per_tick { "per-tick" } else { "window" };
+    let policy = write_policy(dir, &format!("{way}.yaml"), policy);
+    let recording = dir.join(format!("{way}-recording.json"));
+    let report = dir.join(format!("{way}-report.json"));
+    let (start, end) = (start.to_string(), end.to_string());
+    let output = format!("json:{}", report.display());
+    let mut args = vec![
+        "analyze",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--start",
+        &start,
+        "--end",
+        &end,
+        "--output",
+        &output,
+        "--record",
+        recording.to_str().unwrap(),
+    ];
+    if per_tick {
+        args.push("--query-per-tick");
+    }
+    let run = canary(&args, env);
+    let ticks = read_json(&recording)["ticks"].clone();
+    let report = read_json(&report);
+    WindowRun { run, ticks, report }
+}
+
+/// Requires the two reads of one window to be the same analysis: the same exit code, every
+/// tick's readings the same, the same verdict and checks (every estimate, interval, e-value
+/// and decision time) in the report.
+pub(crate) fn assert_same_analysis(per_tick: &WindowRun, window: &WindowRun) {
+    let both = || {
+        format!(
+            "per tick:\n{}\nwindow:\n{}",
+            per_tick.run.all(),
+            window.run.all()
+        )
+    };
+    assert_eq!(per_tick.run.code, window.run.code, "{}", both());
+    assert_eq!(
+        per_tick.ticks.as_array().map(Vec::len),
+        window.ticks.as_array().map(Vec::len),
+        "{}",
+        both()
+    );
+    assert_eq!(per_tick.ticks, window.ticks, "{}", both());
+    assert_eq!(per_tick.report["verdict"], window.report["verdict"]);
+    assert_eq!(per_tick.report["checks"], window.report["checks"]);
 }
 
 /// What a provider's scenario table needs besides its policies.

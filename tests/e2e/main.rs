@@ -19,4 +19,5 @@ mod rollout;
 mod rollout_crash;
 mod rollout_faults;
 mod rollout_outcomes;
+mod rollout_routed;
 mod rollout_safety;

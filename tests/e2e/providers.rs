@@ -196,7 +196,7 @@ fn datadog_keys_echoed_by_the_server_leak_nowhere() {
     std::fs::write(&app_key, DD_APP_KEY).unwrap();
     let policy = format!(
         "service: checkout\ntraffic: {{label: version, canary: canary, baseline: stable}}\n\
-         metrics:\n  datadog:\n    url: '{}'\n    api-key: {{env: DD_API_KEY}}\n    application-key: {{file: '{}'}}\n    timeout: 2s\n    retries: 1\n\
+         metrics:\n  datadog:\n    url: '{}'\n    api-key: {{env: DD_API_KEY}}\n    application-key: {{file: '{}'}}\n    timeout: 2s\n    retries: 1\n    lag: 0s\n\
          rollout: {{interval: 1s}}\n\
          checks:\n  - name: errors\n    datadog:\n      requests: 'sum:hits{{*}} by {{version}}.as_count()'\n      errors: 'sum:errors{{*}} by {{version}}.as_count()'\n    slo: {{max: 1%}}\n",
         server.url(),
@@ -245,7 +245,7 @@ fn cloudwatch_credentials_echoed_by_the_server_leak_nowhere() {
     let dir = tempfile::tempdir().unwrap();
     let policy = format!(
         "service: checkout\ntraffic: {{label: TargetGroup, canary: tg-canary, baseline: tg-stable}}\n\
-         metrics:\n  cloudwatch:\n    region: eu-west-1\n    endpoint: '{}'\n    timeout: 2s\n    retries: 1\n\
+         metrics:\n  cloudwatch:\n    region: eu-west-1\n    endpoint: '{}'\n    timeout: 2s\n    retries: 1\n    lag: 0s\n\
          rollout: {{interval: 1s}}\n\
          checks:\n  - name: errors\n    cloudwatch:\n      namespace: AWS/ApplicationELB\n      requests: RequestCount\n      errors: HTTPCode_Target_5XX_Count\n    slo: {{max: 1%}}\n",
         server.url()

@@ -535,12 +535,20 @@ pub(crate) async fn preflight_reads(
     now: Timestamp,
 ) -> Result<(), (String, canary_core::ExitCode)> {
     let infrastructure = |text: String| (text, canary_core::ExitCode::Infrastructure);
-    router.canary_weight().await.map_err(|err| {
-        infrastructure(format!(
-            "reading the canary's weight from {}: {}",
-            router.describe(),
-            error_chain(&err)
-        ))
+    // A router whose configuration is not what the policy says (an HAProxy without the
+    // policy's route ACL) is bad input, exit 2; one that cannot be read, exit 4.
+    router.preflight().await.map_err(|err| {
+        (
+            format!(
+                "reading the canary's weight from {}: {}",
+                router.describe(),
+                error_chain(&err)
+            ),
+            match err.exit_code() {
+                canary_core::ExitCode::BadInput => canary_core::ExitCode::BadInput,
+                _ => canary_core::ExitCode::Infrastructure,
+            },
+        )
     })?;
     source.preflight().await.map_err(|err| {
         (

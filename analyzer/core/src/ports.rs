@@ -26,8 +26,8 @@ pub trait MetricsSource: Send + Sync {
     /// Reads the ticks at `times` (in order, all in the past), each cumulative since
     /// `since`: what `canary analyze` over a past window judges. A source that can read a
     /// past window with fewer requests than one per check per tick (Prometheus: one query
-    /// of raw samples per counter check) overrides this, giving the same ticks; the default
-    /// reads tick by tick.
+    /// of raw samples per counter check; Datadog and CloudWatch: one range request per check)
+    /// overrides this, giving the same ticks; the default reads tick by tick.
     async fn read_past(&self, since: Timestamp, times: &[Timestamp]) -> Result<Vec<Tick>> {
         let mut ticks = Vec::with_capacity(times.len());
         for &at in times {
@@ -108,6 +108,15 @@ pub trait TrafficRouter: Send + Sync {
     /// it to read that object once.
     async fn read_back(&self) -> Result<(u8, Option<StepRoute>)> {
         Ok((self.canary_weight().await?, self.canary_route().await?))
+    }
+
+    /// Checks once, before the first weight moves, that the router can carry out the
+    /// rollout: it answers, and what the policy says it routes through exists there. A
+    /// router configured differently from what the policy says refuses with
+    /// [`Error::Usage`] (exit 2, nothing moved); one that cannot be reached with its own
+    /// error (exit 4). The default reads the weight once.
+    async fn preflight(&self) -> Result<()> {
+        self.canary_weight().await.map(drop)
     }
 
     /// Says what the router is, for logs (no secrets).

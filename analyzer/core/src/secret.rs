@@ -809,6 +809,10 @@ impl TrafficRouter for Redacted<dyn TrafficRouter> {
         self.inner.read_back().await.map_err(Error::redacted)
     }
 
+    async fn preflight(&self) -> Result<()> {
+        self.inner.preflight().await.map_err(Error::redacted)
+    }
+
     fn describe(&self) -> String {
         redacted(&self.inner.describe())
     }

@@ -29,10 +29,16 @@ use crate::queries::window_seconds;
 /// How much of a message from CloudWatch a reading shows.
 const SHOWN_CHARS: usize = 200;
 
-/// The period of a tick's request: the window, rounded up to whole minutes (CloudWatch takes
-/// multiples of 60 s for standard-resolution metrics), at least a minute.
+/// The period of a tick's request: from the start rounded down to its minute (CloudWatch
+/// rounds a `StartTime` less than 15 days old so, AWS's `GetMetricData` reference) to the
+/// tick, rounded up to whole minutes (CloudWatch takes multiples of 60 s for
+/// standard-resolution metrics), at least a minute — so CloudWatch answers one datapoint
+/// covering the window. Counted from the start itself, a start 20 s past a minute made a
+/// period that ended before the tick, and CloudWatch answered a second datapoint reaching a
+/// whole period past it (found by the past-window test of issue 17, 2026-12-01).
 pub fn period_seconds(since: Timestamp, at: Timestamp) -> u64 {
-    window_seconds(since, at)
+    let rounded = Timestamp::from_second(since.as_second().div_euclid(60) * 60).unwrap_or(since);
+    window_seconds(rounded, at)
         .max(1)
         .div_ceil(60)
         .saturating_mul(60)
@@ -81,6 +87,126 @@ pub fn request_body(
         "ScanBy": "TimestampAscending",
     })
     .to_string()
+}
+
+/// The period of a past window's one request: a minute, CloudWatch's finest for
+/// standard-resolution metrics. Every tick's own period ([`period_seconds`]) is a whole number
+/// of minutes from the same (rounded) start, so its one datapoint is the sum of these.
+pub const WINDOW_PERIOD_SECONDS: u64 = 60;
+
+/// The `GetMetricData` body of a past window's one request for a counts check: its metrics
+/// per version from `since` to `end` in minute datapoints, with the `NextToken` of the
+/// previous page when there is one.
+pub fn window_request_body(
+    query: &CloudWatchQuery,
+    traffic: &TrafficSelector,
+    since: Timestamp,
+    end: Timestamp,
+    next_token: Option<&str>,
+) -> String {
+    let mut body: Value =
+        serde_json::from_str(&request_body(query, traffic, since, end)).unwrap_or_default();
+    if let Some(queries) = body
+        .get_mut("MetricDataQueries")
+        .and_then(Value::as_array_mut)
+    {
+        for one in queries {
+            one["MetricStat"]["Period"] = json!(WINDOW_PERIOD_SECONDS);
+        }
+    }
+    if let Some(token) = next_token {
+        body["NextToken"] = json!(token);
+    }
+    body.to_string()
+}
+
+/// Where the tick at `at` of an analysis started at `since` cuts a past window's minute
+/// datapoints, in Unix seconds: the datapoints whose timestamp is before it are the ones the
+/// tick's own request adds up. CloudWatch rounds a `StartTime` less than 15 days old down to
+/// the whole minute (AWS's `GetMetricData`/`GetMetricStatistics` reference) and answers the
+/// datapoints of the periods that begin from there; the tick's one period
+/// ([`period_seconds`]) covers `[rounded start, rounded start + period)`.
+pub fn tick_cut_seconds(since: Timestamp, at: Timestamp) -> i64 {
+    let start = since.as_second().div_euclid(60) * 60;
+    start.saturating_add(i64::try_from(period_seconds(since, at)).unwrap_or(i64::MAX))
+}
+
+/// Adds one page of a paged `GetMetricData` answer to `merged` (an empty object at first):
+/// each result's timestamps and values appended to those of the same `Id`, its `StatusCode`
+/// and `Messages` the page's (CloudWatch says `PartialData` on every page but the last).
+/// `Err` for a page that is not a `GetMetricData` answer.
+pub fn merge_page(merged: &mut Value, page: &Value) -> Result<(), String> {
+    let results = page
+        .get("MetricDataResults")
+        .and_then(Value::as_array)
+        .ok_or_else(|| {
+            "CloudWatch's answer has no `MetricDataResults` array: not a GetMetricData answer"
+                .to_owned()
+        })?;
+    if !merged.is_object() {
+        *merged = json!({"MetricDataResults": []});
+    }
+    let into = merged["MetricDataResults"]
+        .as_array_mut()
+        .ok_or_else(|| "merged results lost their array".to_owned())?;
+    for result in results {
+        let id = result.get("Id").cloned().unwrap_or(Value::Null);
+        match into.iter_mut().find(|r| r.get("Id") == Some(&id)) {
+            None => into.push(result.clone()),
+            Some(existing) => {
+                for key in ["Timestamps", "Values"] {
+                    let more = result
+                        .get(key)
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default();
+                    match existing.get_mut(key).and_then(Value::as_array_mut) {
+                        Some(list) => list.extend(more),
+                        None => existing[key] = Value::Array(more),
+                    }
+                }
+                for key in ["StatusCode", "Messages"] {
+                    if let Some(value) = result.get(key) {
+                        existing[key] = value.clone();
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A past window's merged answer as the tick cutting at `cut` (Unix seconds,
+/// [`tick_cut_seconds`]) would have been answered: each result keeps the datapoints whose
+/// timestamp is before `cut`. A result whose timestamps and values do not pair up is left as
+/// it is, for the reader to refuse.
+pub fn answer_until(answer: &Value, cut: i64) -> Value {
+    let mut out = answer.clone();
+    if let Some(results) = out
+        .get_mut("MetricDataResults")
+        .and_then(Value::as_array_mut)
+    {
+        for result in results {
+            let (Some(times), Some(values)) = (
+                result.get("Timestamps").and_then(Value::as_array),
+                result.get("Values").and_then(Value::as_array),
+            ) else {
+                continue;
+            };
+            if times.len() != values.len() {
+                continue;
+            }
+            let (times, values): (Vec<Value>, Vec<Value>) = times
+                .iter()
+                .zip(values)
+                .filter(|(t, _)| t.as_f64().is_none_or(|t| t < cut as f64))
+                .map(|(t, v)| (t.clone(), v.clone()))
+                .unzip();
+            result["Timestamps"] = Value::Array(times);
+            result["Values"] = Value::Array(values);
+        }
+    }
+    out
 }
 
 /// The `X-Amz-Target` of pre-flight's `ListMetrics`.
@@ -304,6 +430,45 @@ checks:
 
     fn at(second: i64) -> Timestamp {
         Timestamp::from_second(second).unwrap()
+    }
+
+    /// A start 20 s past a minute: CloudWatch counts from the minute, so the period must
+    /// reach the tick from there (one datapoint), and a past window's minutes are cut where
+    /// that period ends.
+    #[test]
+    fn the_period_reaches_the_tick_from_the_start_rounded_down_to_its_minute() {
+        let since = at(1_800_000_020);
+        assert_eq!(period_seconds(since, at(1_800_000_050)), 60);
+        assert_eq!(period_seconds(since, at(1_800_000_080)), 120);
+        assert_eq!(period_seconds(since, at(1_800_000_120)), 120);
+        assert_eq!(period_seconds(since, at(1_800_000_121)), 180);
+        assert_eq!(tick_cut_seconds(since, at(1_800_000_080)), 1_800_000_120);
+        let answer = json!({"MetricDataResults": [{"Id": "canary_requests", "StatusCode": "Complete",
+            "Timestamps": [1_800_000_000, 1_800_000_060, 1_800_000_120], "Values": [1.0, 2.0, 4.0]}]});
+        let cut = answer_until(&answer, tick_cut_seconds(since, at(1_800_000_080)));
+        assert_eq!(cut["MetricDataResults"][0]["Values"], json!([1.0, 2.0]));
+    }
+
+    #[test]
+    fn pages_are_merged_by_id_and_the_last_status_is_kept() {
+        let mut merged = Value::Null;
+        merge_page(
+            &mut merged,
+            &json!({"MetricDataResults": [
+            {"Id": "a", "StatusCode": "PartialData", "Timestamps": [1], "Values": [1.0]}]}),
+        )
+        .unwrap();
+        merge_page(
+            &mut merged,
+            &json!({"MetricDataResults": [
+            {"Id": "a", "StatusCode": "Complete", "Timestamps": [2], "Values": [2.0]}]}),
+        )
+        .unwrap();
+        assert_eq!(
+            merged,
+            json!({"MetricDataResults": [{"Id": "a", "StatusCode": "Complete", "Timestamps": [1, 2], "Values": [1.0, 2.0]}]})
+        );
+        assert!(merge_page(&mut merged, &json!({"Metrics": []})).is_err());
     }
 
     #[test]

@@ -210,13 +210,31 @@ pub enum Error {
         message: String,
     },
 
+    /// Pre-flight asked Datadog whether the requests metric has any series under the tags
+    /// a check's errors query filters on (those the requests query filters on too), and it
+    /// has none in the last day: a tag no request carries, so the errors query would read
+    /// as no errors at every tick. Bad input, exit 2.
+    #[error(
+        "check `{check}`: the tags {{{scope}}} of its errors query match no series of {metric} (its requests metric) in Datadog over the last 24 hours (asked: {asked}); the errors query would read 0 errors at every tick, so nothing is judged with it (are the errors query's tags right? Its tags that the requests query filters on too are asked about)"
+    )]
+    UnmatchedScope {
+        /// The check's name.
+        check: String,
+        /// The tags asked about, as written.
+        scope: String,
+        /// The requests metric.
+        metric: String,
+        /// The query pre-flight sent.
+        asked: String,
+    },
+
     /// Pre-flight asked the provider about a metric a check counts (Datadog's metric
     /// metadata, CloudWatch's `ListMetrics`) and it does not know it: a misspelt metric, or
     /// a wrong namespace or dimension. Its counts would read as no errors at every tick (the
     /// provider sends nothing for a count that stayed 0), so the policy is refused: bad
     /// input, exit 2.
     #[error(
-        "check `{check}`: {provider} does not know the metric {metric}: {answer}; a metric it does not know would read as 0 errors at every tick, so nothing is judged with it (is the {what} right?)"
+        "check `{check}`: {provider} does not know the metric {metric}: {answer}; a metric it does not know would read as 0 errors at every tick, so nothing is judged with it (is the {what})"
     )]
     UnknownMetric {
         /// `datadog` or `cloudwatch`.
@@ -227,7 +245,8 @@ pub enum Error {
         metric: String,
         /// What the provider answered, in words, redacted.
         answer: String,
-        /// What to look at in the policy.
+        /// What to look at in the policy, as a question ending `right?`, with what else
+        /// may explain it and the policy's way out when there is one.
         what: &'static str,
     },
 
@@ -261,7 +280,10 @@ impl Error {
             | Error::WindowTooLarge { address, .. }
             | Error::Scrape { address, .. }
             | Error::Provider { address, .. } => Some(address),
-            Error::Secret(_) | Error::Config(_) | Error::UnknownMetric { .. } => None,
+            Error::Secret(_)
+            | Error::Config(_)
+            | Error::UnknownMetric { .. }
+            | Error::UnmatchedScope { .. } => None,
         }
     }
 }

@@ -582,7 +582,44 @@ impl GenericSource {
                                 answer: crate::datadog::unknown_metric_answer(
                                     &body.unwrap_or_default(),
                                 ),
-                                what: "metric's name",
+                                what: "metric's name right?",
+                            });
+                        }
+                    }
+                    // An errors query whose tags match nothing reads as 0 errors (Datadog
+                    // sends no series): ask the requests metric under the errors query's
+                    // tags that the requests query filters on too, over the last day.
+                    if let [requests, errors] = &crate::datadog::split_queries(&queries)[..]
+                        && let Some(scope) = crate::datadog::errors_scope_to_ask(requests, errors)
+                        && let Some(metric) =
+                            crate::datadog::metric_names(requests).into_iter().next()
+                    {
+                        let asked = format!("sum:{metric}{{{scope}}}.as_count().rollup(sum, 3600)");
+                        let now = Timestamp::now().as_second();
+                        let url = format!(
+                            "{base}/api/v1/query?from={}&to={now}&query={}",
+                            now - SCOPE_WINDOW_SECONDS,
+                            percent_encode(&asked)
+                        );
+                        let (_, body) = self
+                            .http_call(http, "GET", &url, None, &headers, None, &[])
+                            .await?;
+                        let body = body.unwrap_or_default();
+                        let matched = serde_json::from_slice::<serde_json::Value>(&body)
+                            .map_err(|e| e.to_string())
+                            .and_then(|answer| crate::datadog::answer_has_points(&answer))
+                            .map_err(|why| {
+                                self.error(format!(
+                                    "asking whether the errors query's tags match anything ({asked}): {why}; the answer begins: {}",
+                                    excerpt(&body, EXCERPT_BYTES)
+                                ))
+                            })?;
+                        if !matched {
+                            return Err(Error::UnmatchedScope {
+                                check: name.clone(),
+                                scope,
+                                metric,
+                                asked,
                             });
                         }
                     }
@@ -606,7 +643,14 @@ impl GenericSource {
                         HeaderName::from_static("x-amz-target"),
                         HeaderValue::from_static(crate::cloudwatch::LIST_METRICS_TARGET),
                     ));
-                    for metric in query.metrics.iter().filter(|m| m.what != "percentile") {
+                    // A percentile is not asked about; nor, when the check says it may be
+                    // unlisted, the errors metric (a healthy service's 5XX count may have had
+                    // no datapoint in the two weeks ListMetrics looks at).
+                    let asked = query.metrics.iter().filter(|m| {
+                        m.what != "percentile"
+                            && !(m.what == "errors" && query.errors_may_be_unlisted)
+                    });
+                    for metric in asked {
                         let body = crate::cloudwatch::list_metrics_body(
                             query,
                             &self.traffic.label,
@@ -648,7 +692,11 @@ impl GenericSource {
                                     "ListMetrics lists none with the dimensions {}, so none had a datapoint in the last two weeks (misspelt, or a count AWS never published: none is published while it stays 0)",
                                     dimensions.join(", ")
                                 ),
-                                what: "metric's name, namespace or dimension",
+                                what: if metric.what == "errors" {
+                                    "metric's name, namespace or dimension right? If it is, and the service has had no error in two weeks, set `errors-may-be-unlisted: true` on the check's `cloudwatch`: pre-flight then skips this question for its errors metric only"
+                                } else {
+                                    "metric's name, namespace or dimension right?"
+                                },
                             });
                         }
                     }
@@ -659,46 +707,335 @@ impl GenericSource {
     }
 
     /// Reads every check at `at`, cumulative since `since`: one request per check.
+    ///
+    /// With a `lag` (Datadog, CloudWatch), the tick reads the data up to `at − lag`: what
+    /// has arrived. Before any has (`at − lag` not after `since`), every check is no data.
     pub async fn read_tick(&self, since: Timestamp, at: Timestamp) -> Result<Tick> {
+        let end = self.data_end(at);
+        let mut readings = BTreeMap::new();
+        if end <= since {
+            for (name, _) in &self.checks {
+                readings.insert(name.clone(), self.not_arrived());
+            }
+            return Ok(Tick {
+                at,
+                window_seconds: 0.0,
+                readings,
+                warnings: Vec::new(),
+            });
+        }
         let headers = self.secret_headers()?;
         let aws = self.aws_credentials().await?;
-        let mut readings = BTreeMap::new();
         for (name, check) in &self.checks {
-            let request = render_request(&self.spec, &self.traffic, name, check, since, at);
-            let reading = match self.fetch(&request, &headers, aws.as_ref()).await? {
-                Some(body) => match serde_json::from_slice::<serde_json::Value>(&body) {
-                    Ok(answer) => match self.spec.api {
-                        ProviderApi::Json => reading_of_answer(check, &answer),
-                        ProviderApi::Datadog => {
-                            crate::datadog::reading_of_answer(check, &self.traffic, &answer)
-                        }
-                        ProviderApi::CloudWatch(_) => {
-                            crate::cloudwatch::reading_of_answer(check, &answer)
-                        }
-                    },
-                    Err(e) => {
-                        return Err(self.error(format!(
-                            "the answer is not JSON ({e}); it begins: {}",
-                            excerpt(&body, EXCERPT_BYTES)
-                        )));
-                    }
-                },
-                None => Reading::Invalid {
-                    reason: format!(
-                        "the answer is larger than {} (metrics.{}.max-answer-size), cut off unread",
-                        size_as_written(self.spec.max_answer_bytes),
-                        self.spec.name()
-                    ),
-                },
-            };
+            let reading = self
+                .read_check(name, check, since, end, &headers, aws.as_ref())
+                .await?;
             readings.insert(name.clone(), reading);
         }
         Ok(Tick {
             at,
-            window_seconds: window_seconds(since, at) as f64,
+            window_seconds: window_seconds(since, end) as f64,
             readings,
             warnings: Vec::new(),
         })
+    }
+
+    /// Where a tick at `at` stops reading: `lag` before it (the policy's `metrics.*.lag`).
+    fn data_end(&self, at: Timestamp) -> Timestamp {
+        let lag =
+            jiff::SignedDuration::try_from(self.spec.lag).unwrap_or(jiff::SignedDuration::ZERO);
+        at.checked_sub(lag).unwrap_or(at)
+    }
+
+    /// The reading of a check at a tick whose data has not arrived yet (within `lag` of the
+    /// start).
+    fn not_arrived(&self) -> Reading {
+        Reading::NoData {
+            reason: format!(
+                "no data has arrived yet: a tick reads the data up to {} before it (metrics.{}.lag)",
+                canary_core::policy::duration_as_written(self.spec.lag),
+                self.spec.name()
+            ),
+        }
+    }
+
+    /// One check's reading at `at`, cumulative since `since`: one request.
+    async fn read_check(
+        &self,
+        name: &str,
+        check: &JsonCheck,
+        since: Timestamp,
+        at: Timestamp,
+        headers: &[(HeaderName, HeaderValue)],
+        aws: Option<&AwsCredentials>,
+    ) -> Result<Reading> {
+        let request = render_request(&self.spec, &self.traffic, name, check, since, at);
+        Ok(match self.fetch(&request, headers, aws).await? {
+            Some(body) => {
+                let answer = self.json_of(&body)?;
+                self.reading_of(check, &answer)
+            }
+            None => Reading::Invalid {
+                reason: format!(
+                    "the answer is larger than {} (metrics.{}.max-answer-size), cut off unread",
+                    size_as_written(self.spec.max_answer_bytes),
+                    self.spec.name()
+                ),
+            },
+        })
+    }
+
+    /// The answer's JSON, or exit 4 naming its first bytes.
+    fn json_of(&self, body: &[u8]) -> Result<serde_json::Value> {
+        serde_json::from_slice::<serde_json::Value>(body).map_err(|e| {
+            self.error(format!(
+                "the answer is not JSON ({e}); it begins: {}",
+                excerpt(body, EXCERPT_BYTES)
+            ))
+        })
+    }
+
+    /// What one check's answer says, by the provider's reader.
+    fn reading_of(&self, check: &JsonCheck, answer: &serde_json::Value) -> Reading {
+        match self.spec.api {
+            ProviderApi::Json => reading_of_answer(check, answer),
+            ProviderApi::Datadog => crate::datadog::reading_of_answer(check, &self.traffic, answer),
+            ProviderApi::CloudWatch(_) => crate::cloudwatch::reading_of_answer(check, answer),
+        }
+    }
+
+    /// Reads the ticks at `times` of a window wholly in the past, each cumulative since
+    /// `since`, with **one request per check** where the provider's answer over the whole
+    /// window holds every tick's numbers: Datadog (one query from the start to the end; each
+    /// tick keeps the points of the rollup intervals that begin before it,
+    /// [`crate::datadog::answer_until`]) and CloudWatch's counts checks (one `GetMetricData`
+    /// in minute datapoints, its pages followed; each tick adds up the minutes its own
+    /// whole-minute period covers, [`crate::cloudwatch::tick_cut_seconds`]). Each tick's cut
+    /// answer is read by the same reader as the tick's own answer, so the ticks are the
+    /// per-tick path's. A CloudWatch percentile (a percentile of minutes is not the
+    /// percentile of the window) and the generic provider (no raw data to cut) are read tick
+    /// by tick. An answer that cannot be cut exactly — larger than `max-answer-size`, rolled
+    /// up coarser than the ticks, more pages than [`MAX_PAGES`] — is exit 4 saying so and
+    /// what to do, never a reading of part of the window.
+    pub async fn read_window(&self, since: Timestamp, times: &[Timestamp]) -> Result<Vec<Tick>> {
+        // With a `lag`, each tick reads up to `lag` before it, as `read_tick` does; ticks
+        // whose data cannot have arrived (within `lag` of the start) read no data.
+        let ends: Vec<Timestamp> = times.iter().map(|&at| self.data_end(at)).collect();
+        let readable: Vec<Timestamp> = ends.iter().copied().filter(|&e| e > since).collect();
+        let waiting = times.len() - readable.len();
+        let mut ticks: Vec<Tick> = times[..waiting]
+            .iter()
+            .map(|&at| Tick {
+                at,
+                window_seconds: 0.0,
+                readings: self
+                    .checks
+                    .iter()
+                    .map(|(name, _)| (name.clone(), self.not_arrived()))
+                    .collect(),
+                warnings: Vec::new(),
+            })
+            .collect();
+        let read = self.read_window_ends(since, &readable).await?;
+        for (tick, &at) in read.into_iter().zip(&times[waiting..]) {
+            ticks.push(Tick { at, ..tick });
+        }
+        Ok(ticks)
+    }
+
+    /// [`GenericSource::read_window`] of the ticks whose data ends at `times` (each after
+    /// `since`).
+    async fn read_window_ends(&self, since: Timestamp, times: &[Timestamp]) -> Result<Vec<Tick>> {
+        let Some(&end) = times.last() else {
+            return Ok(Vec::new());
+        };
+        let headers = self.secret_headers()?;
+        let aws = self.aws_credentials().await?;
+        let mut readings: Vec<BTreeMap<String, Reading>> = vec![BTreeMap::new(); times.len()];
+        for (name, check) in &self.checks {
+            let ranged = match (&self.spec.api, &check.measure) {
+                (ProviderApi::Datadog, _) => Some(
+                    self.datadog_window(name, check, since, end, times, &headers)
+                        .await?,
+                ),
+                (ProviderApi::CloudWatch(_), JsonMeasure::Counts { .. }) => Some(
+                    self.cloudwatch_window(name, check, since, end, times, &headers, aws.as_ref())
+                        .await?,
+                ),
+                _ => None,
+            };
+            match ranged {
+                Some(per_tick) => {
+                    for (tick, reading) in readings.iter_mut().zip(per_tick) {
+                        tick.insert(name.clone(), reading);
+                    }
+                }
+                None => {
+                    for (tick, &at) in readings.iter_mut().zip(times) {
+                        let reading = self
+                            .read_check(name, check, since, at, &headers, aws.as_ref())
+                            .await?;
+                        tick.insert(name.clone(), reading);
+                    }
+                }
+            }
+        }
+        Ok(times
+            .iter()
+            .zip(readings)
+            .map(|(&at, readings)| Tick {
+                at,
+                window_seconds: window_seconds(since, at) as f64,
+                readings,
+                warnings: Vec::new(),
+            })
+            .collect())
+    }
+
+    /// The message of a past window that cannot be read with one request per check.
+    fn window_refused(&self, name: &str, since: Timestamp, end: Timestamp, why: &str) -> Error {
+        self.error(format!(
+            "check `{name}`: the window {since} to {end} cannot be read with one request: {why}; shorten the window, or pass --query-per-tick to read it tick by tick"
+        ))
+    }
+
+    /// A Datadog check over a past window: one query, cut at each tick.
+    async fn datadog_window(
+        &self,
+        name: &str,
+        check: &JsonCheck,
+        since: Timestamp,
+        end: Timestamp,
+        times: &[Timestamp],
+        headers: &[(HeaderName, HeaderValue)],
+    ) -> Result<Vec<Reading>> {
+        let request = render_request(&self.spec, &self.traffic, name, check, since, end);
+        let Some(body) = self.fetch(&request, headers, None).await? else {
+            return Err(self.window_refused(
+                name,
+                since,
+                end,
+                &format!(
+                    "the answer is larger than {} (metrics.{}.max-answer-size)",
+                    size_as_written(self.spec.max_answer_bytes),
+                    self.spec.name()
+                ),
+            ));
+        };
+        let answer = self.json_of(&body)?;
+        let interval = crate::datadog::rollup_interval(&answer)
+            .map_err(|why| self.window_refused(name, since, end, &why))?;
+        if let Some(interval) = interval {
+            let spacing = tick_spacing_seconds(since, times);
+            if interval > spacing {
+                return Err(self.window_refused(
+                    name,
+                    since,
+                    end,
+                    &format!(
+                        "Datadog rolled it up into points of {interval} s (at most 1500 points per series), coarser than the ticks' {spacing} s, so the ticks cannot be told apart"
+                    ),
+                ));
+            }
+        }
+        Ok(times
+            .iter()
+            .map(|at| {
+                let cut = crate::datadog::answer_until(&answer, at.as_millisecond() as f64);
+                crate::datadog::reading_of_answer(check, &self.traffic, &cut)
+            })
+            .collect())
+    }
+
+    /// A CloudWatch counts check over a past window: one `GetMetricData` in minute
+    /// datapoints (its pages followed, at most [`MAX_PAGES`]), cut at each tick.
+    #[allow(clippy::too_many_arguments)]
+    async fn cloudwatch_window(
+        &self,
+        name: &str,
+        check: &JsonCheck,
+        since: Timestamp,
+        end: Timestamp,
+        times: &[Timestamp],
+        headers: &[(HeaderName, HeaderValue)],
+        aws: Option<&AwsCredentials>,
+    ) -> Result<Vec<Reading>> {
+        let (Some(query), JsonTransport::Http(http)) = (&check.cloudwatch, &self.spec.transport)
+        else {
+            return Err(Error::Config(format!(
+                "check `{name}`: a CloudWatch check without its query"
+            )));
+        };
+        let RenderedRequest::Http { url, .. } =
+            render_request(&self.spec, &self.traffic, name, check, since, end)
+        else {
+            return Err(Error::Config(format!(
+                "check `{name}`: a CloudWatch check without an HTTP request"
+            )));
+        };
+        let mut merged = serde_json::Value::Null;
+        let mut token: Option<String> = None;
+        let mut pages = 0usize;
+        loop {
+            if pages == MAX_PAGES {
+                return Err(self.window_refused(
+                    name,
+                    since,
+                    end,
+                    &format!("CloudWatch still had a NextToken after {MAX_PAGES} pages"),
+                ));
+            }
+            pages += 1;
+            let body = crate::cloudwatch::window_request_body(
+                query,
+                &self.traffic,
+                since,
+                end,
+                token.as_deref(),
+            );
+            let (_, answer) = self
+                .http_call(http, "POST", &url, Some(&body), headers, aws, &[])
+                .await?;
+            let Some(answer) = answer else {
+                return Err(self.window_refused(
+                    name,
+                    since,
+                    end,
+                    &format!(
+                        "a page of the answer is larger than {} (metrics.{}.max-answer-size)",
+                        size_as_written(self.spec.max_answer_bytes),
+                        self.spec.name()
+                    ),
+                ));
+            };
+            let page = self.json_of(&answer)?;
+            crate::cloudwatch::merge_page(&mut merged, &page)
+                .map_err(|why| self.error(format!("GetMetricData: {why}")))?;
+            match page.get("NextToken").and_then(serde_json::Value::as_str) {
+                Some(next) if !next.is_empty() => {
+                    if token.as_deref() == Some(next) {
+                        return Err(self.window_refused(
+                            name,
+                            since,
+                            end,
+                            "CloudWatch answered the same NextToken twice",
+                        ));
+                    }
+                    token = Some(next.to_owned());
+                }
+                _ => break,
+            }
+        }
+        Ok(times
+            .iter()
+            .map(|&at| {
+                let cut = crate::cloudwatch::answer_until(
+                    &merged,
+                    crate::cloudwatch::tick_cut_seconds(since, at),
+                );
+                crate::cloudwatch::reading_of_answer(check, &cut)
+            })
+            .collect())
     }
 
     /// The answer's bytes; `None` when it is larger than `max-answer-size`.
@@ -987,6 +1324,29 @@ impl GenericSource {
     }
 }
 
+/// How far back pre-flight looks for a series of the requests metric under a Datadog errors
+/// query's tags: a day, so that a service with little traffic at night still has some.
+const SCOPE_WINDOW_SECONDS: i64 = 24 * 3600;
+
+/// The most pages of one CloudWatch `GetMetricData` a past window's read follows (each at
+/// most 100,800 datapoints, CloudWatch's `MaxDatapoints` default: AWS's `GetMetricData`
+/// reference); past them the read stops with exit 4 rather than judge part of the window.
+pub const MAX_PAGES: usize = 100;
+
+/// The time between ticks (the policy's interval: the longest gap, the first from the start;
+/// the last tick, at the window's end, may come sooner), in seconds: a past window's answer
+/// must be rolled up at most this coarsely for its ticks to be cut apart.
+fn tick_spacing_seconds(since: Timestamp, times: &[Timestamp]) -> f64 {
+    let mut previous = since;
+    let mut longest: f64 = 0.0;
+    for &at in times {
+        let gap = (at.as_nanosecond() - previous.as_nanosecond()) as f64 / 1e9;
+        longest = longest.max(gap);
+        previous = at;
+    }
+    longest
+}
+
 /// The URL as messages show it: up to its first variable, without credentials or query.
 fn http_address(url: &RequestTemplate) -> String {
     let fixed = match url.parts.first() {
@@ -1009,6 +1369,14 @@ fn header_name(name: &str) -> Result<HeaderName> {
 impl MetricsSource for GenericSource {
     async fn read(&self, since: Timestamp, at: Timestamp) -> canary_core::Result<Tick> {
         Ok(self.read_tick(since, at).await?)
+    }
+
+    async fn read_past(
+        &self,
+        since: Timestamp,
+        times: &[Timestamp],
+    ) -> canary_core::Result<Vec<Tick>> {
+        Ok(self.read_window(since, times).await?)
     }
 
     async fn preflight(&self) -> canary_core::Result<()> {
@@ -1284,7 +1652,7 @@ checks:
         let text = "service: checkout
 traffic: {label: TargetGroup, canary: tg-c, baseline: tg-s}
 metrics:
-  cloudwatch: {region: eu-west-1, endpoint: 'URL', retries: 2}
+  cloudwatch: {region: eu-west-1, endpoint: 'URL', retries: 2, lag: 0s}
 checks:
   - name: errors
     cloudwatch: {namespace: AWS/ApplicationELB, requests: RequestCount, errors: HTTPCode_Target_5XX_Count}
@@ -1384,7 +1752,7 @@ checks:
             "service: checkout
 traffic: {{label: version, canary: canary, baseline: stable}}
 metrics:
-  datadog: {{url: 'URL', api-key: {{file: '{k}'}}, application-key: {{file: '{k}'}}, retries: 1}}
+  datadog: {{url: 'URL', api-key: {{file: '{k}'}}, application-key: {{file: '{k}'}}, retries: 1, lag: 0s}}
 checks:
   - name: errors
     datadog:

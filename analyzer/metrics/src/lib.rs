@@ -5,7 +5,9 @@
 //!   VictoriaMetrics), one instant query per check per tick returning both versions, with
 //!   timeouts, retries, authentication and TLS — or, for a past window, one query of raw
 //!   samples per counter check, each tick computed from them by [`window`] as Prometheus
-//!   computes it;
+//!   computes it; under `canary controller`, [`SharedSource`]: the rollouts whose error-rate
+//!   and latency checks select the same series share one query of raw samples per
+//!   coalescing window ([`shared`]), each computing its own tick from them;
 //! - [`ScrapeSource`]: the versions' own `/metrics` pages, scraped directly, for places with
 //!   no Prometheus server and for `canary demo`;
 //! - [`GenericSource`]: any system answering JSON, asked by an HTTP request or a command per
@@ -30,12 +32,14 @@ pub mod generic;
 pub mod prometheus;
 pub mod queries;
 pub mod scrape;
+pub mod shared;
 pub mod window;
 
 pub use error::{Error, Result};
 pub use generic::GenericSource;
 pub use prometheus::{PrometheusConfig, PrometheusSource, QueryOutcome};
 pub use scrape::ScrapeSource;
+pub use shared::{SharedReads, SharedSource};
 
 /// Installs rustls' `ring` crypto provider as the process default unless one is installed
 /// already. The workspace builds reqwest without a provider of its own (aws-lc is heavy to

@@ -175,7 +175,7 @@ impl PrometheusConfig {
 
 /// How one tick's requests authenticate, and the secret headers' values (each read as a
 /// [`Secret`], so every one is redacted wherever it is echoed).
-struct Credentials {
+pub(crate) struct Credentials {
     authorization: Authorization,
     headers: Vec<(HeaderName, HeaderValue)>,
 }
@@ -231,9 +231,9 @@ pub struct PrometheusSource {
     address: String,
     /// Basic-auth user from the URL itself (`http://user:pass@host`), moved into a header.
     url_credentials: Option<(String, Secret)>,
-    traffic: TrafficSelector,
-    checks: Vec<CheckSpec>,
-    interval: Duration,
+    pub(crate) traffic: TrafficSelector,
+    pub(crate) checks: Vec<CheckSpec>,
+    pub(crate) interval: Duration,
     /// The token endpoint of `oauth2` auth, with its cached token.
     oauth2: Option<OAuth2Client>,
     /// The credentials of `sigv4` auth.
@@ -366,6 +366,39 @@ impl PrometheusSource {
         Ok(source)
     }
 
+    /// What two sources must have in common for one query to stand for both
+    /// ([`crate::shared`]): the server with the URL's own credentials, the authentication
+    /// and every header (secret ones by where they are read from: one file or variable is
+    /// one value in one process), TLS, proxy, timeouts, retries and answer limits. `None`
+    /// for a source with a client certificate, never shared (its key may differ behind the
+    /// same path), as its HTTP client is not. Kept in memory only, never shown.
+    pub(crate) fn sharing_key(&self) -> Option<String> {
+        let config = &self.config;
+        if config.client_cert.is_some() {
+            return None;
+        }
+        let url_credentials = self
+            .url_credentials
+            .as_ref()
+            .map(|(user, password)| (user.as_str(), password.expose()));
+        let parts = serde_json::json!([
+            self.address,
+            url_credentials,
+            config.auth,
+            config.headers,
+            config.ca_file,
+            config.insecure_skip_tls_verify,
+            config.timeout.as_millis() as u64,
+            config.retries,
+            config.max_answer_bytes,
+            config.max_series,
+            config.backoff.as_millis() as u64,
+            config.call_timeout.map(|t| t.as_millis() as u64),
+            config.proxy_url,
+        ]);
+        Some(parts.to_string())
+    }
+
     /// The base URL, credentials removed, as messages show it.
     pub fn address(&self) -> &str {
         &self.address
@@ -403,7 +436,7 @@ impl PrometheusSource {
 
     /// One tick's credentials: the static ones, then a token of the OAuth2 endpoint (kept
     /// until it expires) or the AWS credentials to sign with.
-    async fn credentials(&self) -> Result<Credentials> {
+    pub(crate) async fn credentials(&self) -> Result<Credentials> {
         let mut credentials = self.static_credentials()?;
         if let Some(oauth2) = &self.oauth2 {
             let header = oauth2
@@ -468,7 +501,7 @@ impl PrometheusSource {
         self.instant_with(&credentials, promql, at).await
     }
 
-    async fn instant_with(
+    pub(crate) async fn instant_with(
         &self,
         credentials: &Credentials,
         promql: &str,
@@ -792,7 +825,7 @@ impl PrometheusSource {
     }
 
     /// Reads one check at `at` with its instant query; its warnings go into `warnings`.
-    async fn read_check(
+    pub(crate) async fn read_check(
         &self,
         credentials: &Credentials,
         check: &CheckSpec,
@@ -1009,7 +1042,7 @@ impl PrometheusSource {
     /// A reading that found no series for a version, told which values of the version label
     /// the check's metric does have under the policy's selector: one more query, on this
     /// path only. (A failing extra query adds nothing; the reading stands as it was.)
-    async fn with_values_that_exist(
+    pub(crate) async fn with_values_that_exist(
         &self,
         reading: Reading,
         check: &CheckSpec,
@@ -1022,21 +1055,7 @@ impl PrometheusSource {
             CheckKind::Latency(l) => format!("{}_bucket", l.histogram),
             CheckKind::Samples(_) | CheckKind::Query(_) | CheckKind::Json(_) => return reading,
         };
-        let missing_version =
-            |reason: &str| reason.starts_with("no ") && reason.contains(" series for ");
-        let wants = match &reading {
-            Reading::NoData { reason } => missing_version(reason),
-            Reading::Observed(CheckObservation::Counts {
-                baseline: BaselineData::Missing(reason),
-                ..
-            })
-            | Reading::Observed(CheckObservation::Histogram {
-                baseline: BaselineData::Missing(reason),
-                ..
-            }) => missing_version(reason),
-            _ => false,
-        };
-        if !wants {
+        if !misses_a_version(&reading) {
             return reading;
         }
         let label = &self.traffic.label;
@@ -1104,6 +1123,25 @@ impl PrometheusSource {
             }),
             other => other,
         }
+    }
+}
+
+/// Whether a reading found no series for a version, so that
+/// [`PrometheusSource::with_values_that_exist`] asks which values exist.
+pub(crate) fn misses_a_version(reading: &Reading) -> bool {
+    let missing_version =
+        |reason: &str| reason.starts_with("no ") && reason.contains(" series for ");
+    match reading {
+        Reading::NoData { reason } => missing_version(reason),
+        Reading::Observed(CheckObservation::Counts {
+            baseline: BaselineData::Missing(reason),
+            ..
+        })
+        | Reading::Observed(CheckObservation::Histogram {
+            baseline: BaselineData::Missing(reason),
+            ..
+        }) => missing_version(reason),
+        _ => false,
     }
 }
 

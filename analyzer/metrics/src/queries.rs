@@ -106,13 +106,28 @@ pub fn raw_samples_metric(check: &CheckSpec) -> Option<String> {
 /// window. The error matchers are not in it: the error series are a subset of these, picked
 /// out locally.
 pub fn raw_samples_query(metric: &str, traffic: &TrafficSelector, range_ms: i64) -> String {
+    format!(
+        "{}[{}]",
+        raw_samples_selector(metric, traffic),
+        range_text(range_ms)
+    )
+}
+
+/// A range of `range_ms` milliseconds (at least 1) as PromQL writes it: whole seconds as
+/// `Ns`, else `Nms`.
+pub fn range_text(range_ms: i64) -> String {
     let range_ms = range_ms.max(1);
-    let range = if range_ms % 1000 == 0 {
+    if range_ms % 1000 == 0 {
         format!("{}s", range_ms / 1000)
     } else {
         format!("{range_ms}ms")
-    };
-    format!("{metric}{}[{range}]", selector(&both_versions(traffic)))
+    }
+}
+
+/// `METRIC{SEL}`, the series [`raw_samples_query`] reads: two rollouts with the same one read
+/// the same samples (`canary controller` shares one query between them, [`crate::shared`]).
+pub fn raw_samples_selector(metric: &str, traffic: &TrafficSelector) -> String {
+    format!("{metric}{}", selector(&both_versions(traffic)))
 }
 
 /// The common matchers plus one that selects exactly the two versions.

@@ -171,7 +171,9 @@ impl TickRange {
     }
 }
 
-/// The error matchers of an error-rate check, compiled.
+/// The error matchers of an error-rate check, compiled (or any list of label matchers: the
+/// controller's shared reads pick a rollout's own series out of a batch's with its
+/// selector's).
 pub struct ErrorMatchers(Vec<Matcher>);
 
 impl ErrorMatchers {
@@ -186,7 +188,8 @@ impl ErrorMatchers {
         ))
     }
 
-    fn select(&self, labels: &Labels) -> bool {
+    /// Whether a series with `labels` is selected by every matcher (PromQL's semantics).
+    pub fn select(&self, labels: &Labels) -> bool {
         self.0.iter().all(|m| m.matches_labels(labels))
     }
 }
@@ -195,8 +198,8 @@ impl ErrorMatchers {
 /// request counter:
 /// `label_replace(sum by (L) (increase(REQ{SEL}[Ws])), "canary_series", "requests", "", "")
 /// or label_replace(sum by (L) (increase(REQ{SEL, ERR}[Ws])), "canary_series", "errors", "", "")`.
-pub fn error_rate_at(
-    raw: &[RawSeries],
+pub fn error_rate_at<'a>(
+    raw: impl IntoIterator<Item = &'a RawSeries>,
     traffic: &TrafficSelector,
     errors: &ErrorMatchers,
     tick: TickRange,
@@ -228,7 +231,11 @@ pub fn error_rate_at(
 
 /// What the latency query would have answered at one tick, from the raw samples of the
 /// bucket series: `sum by (le, L) (increase(HIST_bucket{SEL}[Ws]))`.
-pub fn latency_at(raw: &[RawSeries], traffic: &TrafficSelector, tick: TickRange) -> QueryResult {
+pub fn latency_at<'a>(
+    raw: impl IntoIterator<Item = &'a RawSeries>,
+    traffic: &TrafficSelector,
+    tick: TickRange,
+) -> QueryResult {
     let by = ["le", traffic.label.as_str()];
     let mut buckets = Sums::default();
     for series in raw {

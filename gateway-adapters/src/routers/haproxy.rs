@@ -26,7 +26,7 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use canary_core::policy::{HaproxySpec, SocketAddress};
+use canary_core::policy::{AclReads, HaproxyRouteAcl, HaproxySpec, SocketAddress, StepRoute};
 use canary_core::ports::TrafficRouter;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
@@ -83,6 +83,46 @@ pub enum HaproxyError {
         answer: String,
     },
 
+    /// The running HAProxy has no ACL loaded from the policy's `route-acl` file: its
+    /// configuration does not read it (`-f FILE`), or names it another way.
+    #[error(
+        "HAProxy has no ACL loaded from {file:?} (`show acl` lists {listed}): haproxy.cfg must read it, e.g. `use-server CANARY if {{ req.hdr(x-canary) -f {file} }}`, and name it exactly as `gateway.haproxy.route-acl.file` does"
+    )]
+    AclMissing {
+        /// The file the policy names.
+        file: String,
+        /// The ACL files HAProxy has loaded, or `none`.
+        listed: String,
+    },
+
+    /// The ACL loaded from the policy's `route-acl` file reads something else than what the
+    /// policy says it reads (a cookie for a header, a path, a source address).
+    #[error(
+        "the ACL loaded from {file:?} ({used}) reads `{found}`, but `gateway.haproxy.route-acl` says it reads the {expected}: a header ACL must use `req.hdr(NAME)` (or `hdr`, `req.fhdr`, `fhdr`), a cookie ACL `req.cook(NAME)` (or `cook`)"
+    )]
+    AclReadsOther {
+        /// The file.
+        file: String,
+        /// Where haproxy.cfg uses it, as HAProxy says (`file 'haproxy.cfg' line 12`).
+        used: String,
+        /// The sample fetch the ACL's expression uses, as `show acl` names it.
+        found: String,
+        /// What the policy says it reads (`header "x-canary"`).
+        expected: String,
+    },
+
+    /// The ACL file holds what no step of canary writes: several patterns, or a cookie
+    /// ACL holding something else than `always`. Someone else writes into it.
+    #[error(
+        "the ACL {file:?} holds {entries:?}, which no step of canary writes (a header step writes its one value, a cookie step `always`): something else writes into it"
+    )]
+    AclForeign {
+        /// The file.
+        file: String,
+        /// Its patterns.
+        entries: Vec<String>,
+    },
+
     /// Both servers have weight 0 (or are marked down): the backend sends the service's
     /// traffic nowhere, which canary never sets, so someone else changed it.
     #[error(
@@ -105,7 +145,12 @@ impl HaproxyError {
     pub(crate) fn into_core(self, address: String) -> canary_core::Error {
         let message = self.to_string();
         let source: Option<canary_core::error::BoxError> = match self {
-            HaproxyError::NoTraffic { .. } => {
+            HaproxyError::AclMissing { .. } | HaproxyError::AclReadsOther { .. } => {
+                return canary_core::Error::Usage(format!(
+                    "HAProxy runtime API at {address}: {message}"
+                ));
+            }
+            HaproxyError::NoTraffic { .. } | HaproxyError::AclForeign { .. } => {
                 return canary_core::Error::Mismatch {
                     component: "haproxy",
                     message: format!("HAProxy runtime API at {address}: {message}"),
@@ -138,6 +183,8 @@ pub struct HaproxyRouter {
     canary: String,
     stable: String,
     timeout: Duration,
+    /// The ACL file of header and cookie steps, when the policy has one.
+    route_acl: Option<HaproxyRouteAcl>,
     /// Serialises this process's weight changes and reads, so a read never sees one write of
     /// a pair without the other.
     busy: Mutex<()>,
@@ -171,12 +218,16 @@ impl HaproxyRouter {
         check_name("HAProxy backend", &spec.backend)?;
         check_name("HAProxy canary server", &spec.canary_server)?;
         check_name("HAProxy stable server", &spec.stable_server)?;
+        if let Some(acl) = &spec.route_acl {
+            check_acl_file(&acl.file)?;
+        }
         Ok(HaproxyRouter {
             socket: spec.socket.clone(),
             backend: spec.backend.clone(),
             canary: spec.canary_server.clone(),
             stable: spec.stable_server.clone(),
             timeout: Self::DEFAULT_TIMEOUT,
+            route_acl: spec.route_acl.clone(),
             busy: Mutex::new(()),
         })
     }
@@ -209,7 +260,201 @@ impl HaproxyRouter {
                 return Err(self.refused(command, answer));
             }
         }
+        // A weight step routes by weight alone: requests matching the ACL would still go
+        // to the canary, whatever its weight, so it is emptied (idempotent when it is).
+        if let Some(acl) = &self.route_acl {
+            self.command_without_answer(format!("clear acl {}", acl.file))
+                .await?;
+        }
         Ok(())
+    }
+
+    /// Routes by request: weights canary 0 and stable 100 (every request not matching goes
+    /// to stable), the ACL emptied, then the step's value written into it, the header's
+    /// value for a header step and `always` for a cookie step. Refuses a route the ACL does
+    /// not read (policy validation refuses such policies before).
+    pub async fn set_route(&self, route: &StepRoute) -> Result<()> {
+        let Some(acl) = &self.route_acl else {
+            return Err(self.error(HaproxyError::Refused {
+                command: format!("route {route}"),
+                answer: "the policy names no `gateway.haproxy.route-acl`".to_owned(),
+            }));
+        };
+        let value = match (route, &acl.reads) {
+            (StepRoute::Header { name, value }, AclReads::Header(reads)) if name == reads => {
+                value.as_str()
+            }
+            (StepRoute::Cookie { name }, AclReads::Cookie(reads)) if name == reads => "always",
+            _ => {
+                return Err(self.error(HaproxyError::Refused {
+                    command: format!("route {route}"),
+                    answer: format!("the route ACL {:?} reads the {}", acl.file, acl.reads),
+                }));
+            }
+        };
+        self.set_weight(0).await?;
+        let _busy = self.busy.lock().await;
+        self.command_without_answer(format!("add acl {} {}", acl.file, escape_word(value)))
+            .await
+    }
+
+    /// The patterns of the route ACL, in HAProxy's order (empty without a route ACL).
+    pub async fn acl_entries(&self) -> Result<Vec<String>> {
+        let Some(acl) = &self.route_acl else {
+            return Ok(Vec::new());
+        };
+        let _busy = self.busy.lock().await;
+        let command = format!("show acl {}", acl.file);
+        let answer = self.exchange(&command).await?;
+        self.entries_from_answer(command, answer.trim_end_matches('\n'))
+    }
+
+    /// Checks, before anything moves, that the running HAProxy has the route ACL loaded
+    /// and that its expression reads what the policy says (a header, or a cookie): both
+    /// from `show acl`, which lists each ACL file with the configuration line using it and
+    /// each expression with its sample fetch (`acl 'req.hdr' file 'haproxy.cfg' line 12`).
+    /// The fetch's argument (the header's or cookie's name) and the match method are not in
+    /// what the runtime API shows: they are the user's part (docs/policy-reference.md).
+    pub async fn check_route_acl(&self) -> Result<()> {
+        if self.route_acl.is_none() {
+            return Ok(());
+        }
+        let answer = {
+            let _busy = self.busy.lock().await;
+            self.exchange("show acl").await?
+        };
+        self.check_acl_listing(&answer)
+    }
+
+    /// Checks the answer to `show acl` (every ACL HAProxy has loaded) against the route
+    /// ACL: what [`HaproxyRouter::check_route_acl`] does with what the socket sent. Public
+    /// so that the fuzz targets (`tests/fuzz`) feed it hostile answers.
+    pub fn check_acl_listing(&self, answer: &str) -> Result<()> {
+        let Some(acl) = &self.route_acl else {
+            return Ok(());
+        };
+        let listing = AclListing::parse(answer);
+        let Some(used) = listing.file_used_at(&acl.file) else {
+            let files = listing.files();
+            return Err(self.error(HaproxyError::AclMissing {
+                file: acl.file.clone(),
+                listed: if files.is_empty() {
+                    "none".to_owned()
+                } else {
+                    files.join(", ")
+                },
+            }));
+        };
+        let fetches = listing.fetches_at(&used);
+        let accepted: &[&str] = match acl.reads {
+            AclReads::Header(_) => &["req.hdr", "hdr", "req.fhdr", "fhdr"],
+            AclReads::Cookie(_) => &["req.cook", "cook"],
+        };
+        match fetches.iter().find(|f| !accepted.contains(&f.as_str())) {
+            None if !fetches.is_empty() => Ok(()),
+            found => Err(self.error(HaproxyError::AclReadsOther {
+                file: acl.file.clone(),
+                used: used.clone(),
+                found: found
+                    .cloned()
+                    .unwrap_or_else(|| "nothing HAProxy names".to_owned()),
+                expected: acl.reads.to_string(),
+            })),
+        }
+    }
+
+    /// The route the ACL's patterns make: none when empty, the step whose value it holds.
+    fn route_from_entries(&self, entries: Vec<String>) -> Result<Option<StepRoute>> {
+        let Some(acl) = &self.route_acl else {
+            return Ok(None);
+        };
+        let foreign = |entries: Vec<String>| {
+            self.error(HaproxyError::AclForeign {
+                file: acl.file.clone(),
+                entries,
+            })
+        };
+        match (entries.as_slice(), &acl.reads) {
+            ([], _) => Ok(None),
+            ([value], AclReads::Header(name)) => Ok(Some(StepRoute::Header {
+                name: name.clone(),
+                value: value.clone(),
+            })),
+            ([value], AclReads::Cookie(name)) if value == "always" => {
+                Ok(Some(StepRoute::Cookie { name: name.clone() }))
+            }
+            _ => Err(foreign(entries)),
+        }
+    }
+
+    /// Reads `show acl FILE`'s answer: one `ADDRESS PATTERN` line per pattern; anything
+    /// else (`Unknown ACL identifier.`) is HAProxy refusing.
+    fn entries_from_answer(&self, command: String, answer: &str) -> Result<Vec<String>> {
+        let mut entries = Vec::new();
+        for line in answer.lines().filter(|l| !l.trim().is_empty()) {
+            match line.split_once(' ') {
+                Some((address, pattern)) if address.starts_with("0x") => {
+                    entries.push(pattern.to_owned());
+                }
+                _ => return Err(self.refused(command, answer)),
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Sends a command whose success is an empty answer.
+    async fn command_without_answer(&self, command: String) -> Result<()> {
+        let answer = self.exchange(&command).await?;
+        let answer = answer.trim();
+        if answer.is_empty() {
+            Ok(())
+        } else {
+            Err(self.refused(command, answer))
+        }
+    }
+
+    /// The weight and the route, read on one line (`get weight …;get weight …;show acl
+    /// FILE`), so they form one snapshot.
+    pub async fn weight_and_route(&self) -> Result<(u8, Option<StepRoute>)> {
+        let Some(acl) = &self.route_acl else {
+            return Ok((self.read_weight().await?, None));
+        };
+        let answer = {
+            let _busy = self.busy.lock().await;
+            let line = format!(
+                "get weight {b}/{c};get weight {b}/{s};show acl {f}",
+                b = self.backend,
+                c = self.canary,
+                s = self.stable,
+                f = acl.file
+            );
+            self.exchange(&line).await?
+        };
+        self.read_back_from_answer(&answer)
+    }
+
+    /// Reads the answer to the read-back line of a router with a route ACL (`get weight
+    /// B/CANARY;get weight B/STABLE;show acl FILE`): the canary's share and the route the
+    /// ACL makes. Public so that the fuzz targets (`tests/fuzz`) feed it hostile answers.
+    pub fn read_back_from_answer(&self, answer: &str) -> Result<(u8, Option<StepRoute>)> {
+        let file = self.route_acl.as_ref().map_or("", |acl| acl.file.as_str());
+        let answers = split_answers(answer);
+        if answers.len() != 3 {
+            return Err(self.error(HaproxyError::UnexpectedAnswer {
+                command: format!("get weight …;get weight …;show acl {file}"),
+                answer: answer.trim().to_owned(),
+            }));
+        }
+        let weights = self.weights_from_answers(&answers[..2], answer)?;
+        let weight = weights.canary_percent().ok_or_else(|| {
+            self.error(HaproxyError::NoTraffic {
+                backend: self.backend.clone(),
+                canary: self.canary.clone(),
+                stable: self.stable.clone(),
+            })
+        })?;
+        let entries = self.entries_from_answer(format!("show acl {file}"), &answers[2])?;
+        Ok((weight, self.route_from_entries(entries)?))
     }
 
     /// Reads both servers' current weights in one runtime API call.
@@ -226,9 +471,15 @@ impl HaproxyRouter {
     /// what [`HaproxyRouter::server_weights`] does with what the socket sent. Public so that
     /// the fuzz targets (`tests/fuzz`) feed it hostile answers.
     pub fn weights_from_answer(&self, answer: &str) -> Result<ServerWeights> {
+        let answers = split_answers(answer);
+        self.weights_from_answers(&answers, answer)
+    }
+
+    /// The two weights from the first two answers of a read-back line, split; `answer` is
+    /// the whole answer, for the error.
+    fn weights_from_answers(&self, answers: &[String], answer: &str) -> Result<ServerWeights> {
         let get_canary = format!("get weight {}/{}", self.backend, self.canary);
         let get_stable = format!("get weight {}/{}", self.backend, self.stable);
-        let answers = split_answers(answer);
         if answers.len() != 2 {
             return Err(self.error(HaproxyError::UnexpectedAnswer {
                 command: format!("{get_canary};{get_stable}"),
@@ -344,16 +595,104 @@ fn split_answers(answer: &str) -> Vec<String> {
     let mut current: Vec<&str> = Vec::new();
     for line in answer.lines() {
         if line.trim().is_empty() {
-            answers.push(current.join(" "));
+            answers.push(current.join("\n"));
             current.clear();
         } else {
             current.push(line.trim());
         }
     }
     if !current.is_empty() {
-        answers.push(current.join(" "));
+        answers.push(current.join("\n"));
     }
     answers
+}
+
+/// An ACL file name goes into runtime API commands as one word: no whitespace, control
+/// characters, `;`, `\\` or `#` (the policy validation says the same).
+fn check_acl_file(file: &str) -> Result<()> {
+    let ok = !file.is_empty()
+        && !file
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, ';' | '\\' | '#'));
+    if ok {
+        Ok(())
+    } else {
+        Err(GatewayError::InvalidName {
+            what: "HAProxy route ACL file",
+            value: file.to_owned(),
+            rule: "no spaces, control characters, `;`, `\\` or `#`",
+        })
+    }
+}
+
+/// Escapes a pattern for the runtime API's command line, which splits words on spaces and
+/// commands on `;`, and takes `\\` as the escape of the next character (HAProxy's
+/// management guide, section 9.3: "the backslash ... escapes" spaces and semicolons).
+fn escape_word(value: &str) -> String {
+    let mut escaped = String::with_capacity(value.len());
+    for c in value.chars() {
+        if matches!(c, ' ' | '\t' | ';' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// What `show acl` lists: per ACL reference, its id, the file it was loaded from (empty for
+/// an expression's own list) and HAProxy's description of it.
+struct AclListing {
+    entries: Vec<(String, String)>,
+}
+
+impl AclListing {
+    /// Reads lines `ID (FILE) DESCRIPTION`; the header line (`# id (file) description`)
+    /// and anything else are skipped.
+    fn parse(answer: &str) -> AclListing {
+        let entries = answer
+            .lines()
+            .filter_map(|line| {
+                let (id, rest) = line.trim().split_once(' ')?;
+                id.parse::<u64>().ok()?;
+                let rest = rest.strip_prefix('(')?;
+                let (file, description) = rest.split_once(") ")?;
+                Some((file.to_owned(), description.to_owned()))
+            })
+            .collect();
+        AclListing { entries }
+    }
+
+    /// The ACL files loaded.
+    fn files(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|(file, _)| !file.is_empty())
+            .map(|(file, _)| format!("{file:?}"))
+            .collect()
+    }
+
+    /// Where the configuration uses `file`: `file 'haproxy.cfg' line 12`, from the
+    /// description `pattern loaded from file 'F' used by acl at file 'C' line N.`.
+    fn file_used_at(&self, file: &str) -> Option<String> {
+        let (_, description) = self.entries.iter().find(|(f, _)| f == file)?;
+        let at = description.split_once(" used by acl at ")?.1;
+        Some(at.split_once('.').map_or(at, |(place, _)| place).to_owned())
+    }
+
+    /// The sample fetches of the expressions at `place`: `req.hdr` from
+    /// `acl 'req.hdr' file 'haproxy.cfg' line 12.`.
+    fn fetches_at(&self, place: &str) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|(file, _)| file.is_empty())
+            .filter_map(|(_, description)| {
+                let rest = description.strip_prefix("acl '")?;
+                let (fetch, rest) = rest.split_once("' ")?;
+                let at = rest.split_once('.').map_or(rest, |(p, _)| p);
+                (at == place).then(|| fetch.to_owned())
+            })
+            .collect()
+    }
 }
 
 /// HAProxy's own rule for proxy and server names: letters, digits, `-`, `_`, `.` and `:`.
@@ -394,6 +733,24 @@ impl TrafficRouter for HaproxyRouter {
 
     async fn canary_weight(&self) -> canary_core::Result<u8> {
         Ok(self.read_weight().await?)
+    }
+
+    async fn set_canary_route(&self, route: &StepRoute) -> canary_core::Result<()> {
+        Ok(self.set_route(route).await?)
+    }
+
+    async fn canary_route(&self) -> canary_core::Result<Option<StepRoute>> {
+        let entries = self.acl_entries().await?;
+        Ok(self.route_from_entries(entries)?)
+    }
+
+    async fn read_back(&self) -> canary_core::Result<(u8, Option<StepRoute>)> {
+        Ok(self.weight_and_route().await?)
+    }
+
+    async fn preflight(&self) -> canary_core::Result<()> {
+        self.read_weight().await?;
+        Ok(self.check_route_acl().await?)
     }
 
     fn describe(&self) -> String {

@@ -3,12 +3,14 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use canary_core::policy::{GatewaySpec, HaproxySpec, SocketAddress};
-use canary_core::ports::{TrafficRouter, set_and_verify};
+use canary_core::policy::{
+    AclReads, GatewaySpec, HaproxyRouteAcl, HaproxySpec, SocketAddress, StepRoute,
+};
+use canary_core::ports::{TrafficRouter, set_and_verify, set_and_verify_route};
 use canary_core::{Error, ExitCode};
 use canary_gateways::{HaproxyRouter, ServerWeights, router_for};
 
-use crate::support::{Backend, Haproxy, chain, get_many, tally};
+use crate::support::{Backend, Haproxy, chain, get_many, get_many_with, tally};
 
 fn spec(socket: SocketAddress, backend: &str, canary: &str, stable: &str) -> HaproxySpec {
     HaproxySpec {
@@ -16,6 +18,7 @@ fn spec(socket: SocketAddress, backend: &str, canary: &str, stable: &str) -> Hap
         backend: backend.to_owned(),
         canary_server: canary.to_owned(),
         stable_server: stable.to_owned(),
+        route_acl: None,
     }
 }
 
@@ -316,4 +319,183 @@ async fn a_weight_changed_behind_our_back_is_caught_by_set_and_verify() {
     assert!(chain(&err).contains("traffic nowhere"), "{}", chain(&err));
     // And setting a weight again repairs it.
     set_and_verify(&router(&haproxy), 0).await.unwrap();
+}
+
+/// The `use-server` rule docs/policy-reference.md tells users to put in haproxy.cfg, with the
+/// test's server name and ACL file: the test runs what the page shows.
+fn documented_rule(reads: &str) -> String {
+    let page = include_str!("../../../docs/policy-reference.md");
+    let line = page
+        .lines()
+        .find(|l| {
+            l.trim_start()
+                .starts_with("use-server checkout-canary if { req.hdr(x-canary)")
+        })
+        .expect("docs/policy-reference.md shows the `use-server` rule for header steps");
+    format!(
+        "{}\n",
+        line.replace("/etc/haproxy/checkout-canary.acl", "{dir}/canary.acl")
+            .replace("use-server checkout-canary", "use-server canary")
+            .replace("req.hdr(x-canary)", reads)
+    )
+}
+
+fn acl_router(haproxy: &Haproxy, reads: AclReads) -> HaproxyRouter {
+    let mut spec = spec(haproxy.unix_address(), "app", "canary", "stable");
+    spec.route_acl = Some(HaproxyRouteAcl {
+        file: haproxy.dir().join("canary.acl").display().to_string(),
+        reads,
+    });
+    HaproxyRouter::new(&spec).expect("valid names")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn haproxy_route_acl_sends_only_requests_with_the_header_to_the_canary() {
+    let (stable, canary) = (
+        Backend::start("stable").await,
+        Backend::start("canary").await,
+    );
+    let haproxy = Haproxy::start_with_rules(
+        &stable,
+        &canary,
+        false,
+        &documented_rule("req.hdr(x-canary)"),
+    )
+    .await;
+    let router = acl_router(&haproxy, AclReads::Header("x-canary".to_owned()));
+    router
+        .preflight()
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+    set_and_verify(&router, 10).await.unwrap();
+
+    // A value with a space and a semicolon, which the runtime API's command line splits on.
+    let route = StepRoute::Header {
+        name: "x-canary".to_owned(),
+        value: "beta; tester 1".to_owned(),
+    };
+    set_and_verify_route(&router, &route)
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+    assert_eq!(
+        haproxy
+            .runtime_command("get weight app/canary")
+            .split_whitespace()
+            .next(),
+        Some("0")
+    );
+    let with = get_many_with(haproxy.frontend, 20, "X-Canary: beta; tester 1\r\n").await;
+    assert_eq!(
+        tally(&with),
+        (0, 20),
+        "matching requests all reach the canary"
+    );
+    let without = get_many(haproxy.frontend, 20).await;
+    assert_eq!(tally(&without), (20, 0), "the rest all reach stable");
+    let other = get_many_with(haproxy.frontend, 10, "X-Canary: beta\r\n").await;
+    assert_eq!(tally(&other), (10, 0), "another value is not the step's");
+    assert_eq!(router.read_back().await.unwrap(), (0, Some(route.clone())));
+
+    // Someone empties the ACL: the read-back says so (drift), and setting the route repairs it.
+    haproxy.runtime_command(&format!("clear acl {}/canary.acl", haproxy.dir().display()));
+    assert_eq!(router.read_back().await.unwrap(), (0, None));
+    set_and_verify_route(&router, &route).await.unwrap();
+
+    // Two patterns are no step canary writes: an error, not a route.
+    haproxy.runtime_command(&format!(
+        "add acl {}/canary.acl other",
+        haproxy.dir().display()
+    ));
+    let err = router.read_back().await.unwrap_err();
+    assert!(
+        chain(&err).contains("which no step of canary writes"),
+        "{}",
+        chain(&err)
+    );
+
+    // A rollback (weight 0) empties the ACL: the header reaches stable again.
+    set_and_verify(&router, 0).await.unwrap();
+    assert_eq!(router.read_back().await.unwrap(), (0, None));
+    let with = get_many_with(haproxy.frontend, 10, "X-Canary: beta; tester 1\r\n").await;
+    assert_eq!(tally(&with), (10, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn haproxy_route_acl_carries_a_cookie_step() {
+    let (stable, canary) = (
+        Backend::start("stable").await,
+        Backend::start("canary").await,
+    );
+    let haproxy = Haproxy::start_with_rules(
+        &stable,
+        &canary,
+        false,
+        &documented_rule("req.cook(canary)"),
+    )
+    .await;
+    let router = acl_router(&haproxy, AclReads::Cookie("canary".to_owned()));
+    router
+        .preflight()
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+    let route = StepRoute::Cookie {
+        name: "canary".to_owned(),
+    };
+    set_and_verify_route(&router, &route).await.unwrap();
+    let with = get_many_with(haproxy.frontend, 10, "Cookie: a=1; canary=always\r\n").await;
+    assert_eq!(tally(&with), (0, 10));
+    let never = get_many_with(haproxy.frontend, 10, "Cookie: canary=never\r\n").await;
+    assert_eq!(tally(&never), (10, 0));
+    // The promotion (100) empties the ACL too, and the canary takes everything by weight.
+    set_and_verify(&router, 100).await.unwrap();
+    assert_eq!(router.read_back().await.unwrap(), (100, None));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn haproxy_route_acl_missing_or_reading_a_cookie_is_refused_at_preflight() {
+    let (stable, canary) = (
+        Backend::start("stable").await,
+        Backend::start("canary").await,
+    );
+    // No rule reads the file: HAProxy never loaded it.
+    let plain = Haproxy::start(&stable, &canary, false).await;
+    let router = acl_router(&plain, AclReads::Header("x-canary".to_owned()));
+    let err = router.preflight().await.unwrap_err();
+    assert_eq!(err.exit_code(), ExitCode::BadInput, "{}", chain(&err));
+    assert!(
+        chain(&err).contains("has no ACL loaded from"),
+        "{}",
+        chain(&err)
+    );
+    // The weights are the configuration's: nothing moved.
+    assert!(
+        plain
+            .runtime_command("get weight app/canary")
+            .starts_with("1 (initial 1)")
+    );
+
+    // The ACL reads a cookie; the policy says a header.
+    let cookie = Haproxy::start_with_rules(
+        &stable,
+        &canary,
+        false,
+        &documented_rule("req.cook(canary)"),
+    )
+    .await;
+    let router = acl_router(&cookie, AclReads::Header("x-canary".to_owned()));
+    let err = router.preflight().await.unwrap_err();
+    assert_eq!(err.exit_code(), ExitCode::BadInput, "{}", chain(&err));
+    assert!(chain(&err).contains("reads `req.cook`"), "{}", chain(&err));
+    // A named ACL (`acl NAME FETCH -f FILE`) is found the same way.
+    let named = Haproxy::start_with_rules(
+        &stable,
+        &canary,
+        false,
+        "    acl to_canary req.hdr(x-canary) -f {dir}/canary.acl\n    use-server canary if to_canary\n",
+    )
+    .await;
+    acl_router(&named, AclReads::Header("x-canary".to_owned()))
+        .preflight()
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
 }

@@ -121,13 +121,23 @@ async fn read_head(stream: &mut TcpStream) -> bool {
 /// Sends `n` GET requests to `addr`, each on a new connection, and returns the bodies
 /// (each proxy balances per request; a new connection each time keeps it simple).
 pub(crate) async fn get_many(addr: SocketAddr, n: usize) -> Vec<String> {
+    get_many_with(addr, n, "").await
+}
+
+/// [`get_many`], each request carrying `headers` (lines ending in CRLF).
+pub(crate) async fn get_many_with(addr: SocketAddr, n: usize, headers: &str) -> Vec<String> {
     let mut bodies = Vec::with_capacity(n);
     for _ in 0..n {
         let mut stream = TcpStream::connect(addr)
             .await
             .expect("connect to the proxy");
         stream
-            .write_all(b"GET / HTTP/1.1\r\nHost: canary.test\r\nConnection: close\r\n\r\n")
+            .write_all(
+                format!(
+                    "GET / HTTP/1.1\r\nHost: canary.test\r\n{headers}Connection: close\r\n\r\n"
+                )
+                .as_bytes(),
+            )
             .await
             .expect("send request");
         let mut response = Vec::new();
@@ -227,7 +237,7 @@ pub(crate) struct Haproxy {
     pub(crate) unix_socket: PathBuf,
     pub(crate) tcp_socket: Option<SocketAddr>,
     pub(crate) frontend: SocketAddr,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Haproxy {
@@ -236,8 +246,21 @@ impl Haproxy {
         canary: &Backend,
         with_tcp_socket: bool,
     ) -> Haproxy {
+        Haproxy::start_with_rules(stable, canary, with_tcp_socket, "").await
+    }
+
+    /// Starts it with `rules` (lines, `{dir}` replaced by its directory) in backend `app`
+    /// before its servers; an empty ACL file `{dir}/canary.acl` exists.
+    pub(crate) async fn start_with_rules(
+        stable: &Backend,
+        canary: &Backend,
+        with_tcp_socket: bool,
+        rules: &str,
+    ) -> Haproxy {
         require_program("/usr/sbin/haproxy", "haproxy");
         let dir = tempfile::tempdir().expect("temp dir");
+        fs::write(dir.path().join("canary.acl"), "").expect("write the ACL file");
+        let rules = rules.replace("{dir}", &dir.path().display().to_string());
         let unix_socket = dir.path().join("admin.sock");
         let frontend: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let tcp_socket: Option<SocketAddr> =
@@ -261,6 +284,7 @@ impl Haproxy {
              \x20   default_backend app\n\
              backend app\n\
              \x20   balance roundrobin\n\
+             {rules}\
              \x20   server stable {stable}\n\
              \x20   server canary {canary}\n",
             socket = unix_socket.display(),
@@ -293,8 +317,13 @@ impl Haproxy {
             unix_socket,
             tcp_socket,
             frontend,
-            _dir: dir,
+            dir,
         }
+    }
+
+    /// Its directory (the configuration, the ACL file `canary.acl`).
+    pub(crate) fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     pub(crate) fn unix_address(&self) -> SocketAddress {

@@ -1027,9 +1027,30 @@ fn haproxy_router() -> &'static HaproxyRouter {
     })
 }
 
+/// The fuzz HAProxy router with a route ACL reading header `x-canary` (file
+/// `/etc/haproxy/checkout-canary.acl`), for the answers of header steps.
+fn haproxy_acl_router() -> &'static HaproxyRouter {
+    static ROUTER: OnceLock<HaproxyRouter> = OnceLock::new();
+    ROUTER.get_or_init(|| {
+        let Some(GatewaySpec::Haproxy(spec)) = &prometheus_policy().gateway else {
+            panic!("the fuzz policy's gateway is HAProxy")
+        };
+        let mut spec = spec.clone();
+        spec.route_acl = Some(canary_core::policy::HaproxyRouteAcl {
+            file: "/etc/haproxy/checkout-canary.acl".to_owned(),
+            reads: canary_core::policy::AclReads::Header("x-canary".to_owned()),
+        });
+        HaproxyRouter::new(&spec).expect("the fuzz HAProxy router with a route ACL")
+    })
+}
+
 /// An HAProxy runtime API answer to the weight read-back (`get weight …;get weight …`), as
 /// [`HaproxyRouter::weights_from_answer`] reads what the socket sent (decoded as
 /// `read_weight` decodes it, lossily). Weights it accepts give a share of at most 100 %.
+/// The same bytes as the answer to the read-back of a router with a route ACL (`…;show acl
+/// FILE`, [`HaproxyRouter::read_back_from_answer`]: a share of at most 100 %, a route only
+/// for the header the ACL reads) and to the pre-flight's `show acl`
+/// ([`HaproxyRouter::check_acl_listing`]).
 pub fn haproxy_answer(data: &[u8]) {
     hold_secret();
     let answer = String::from_utf8_lossy(data);
@@ -1040,6 +1061,22 @@ pub fn haproxy_answer(data: &[u8]) {
             }
         }
         Err(err) => check_error(err.into()),
+    }
+    match haproxy_acl_router().read_back_from_answer(&answer) {
+        Ok((weight, route)) => {
+            assert!(weight <= 100, "a share of {weight} %");
+            match route {
+                None => {}
+                Some(canary_core::policy::StepRoute::Header { name, .. }) => {
+                    assert_eq!(name, "x-canary", "a route for another header");
+                }
+                Some(other) => panic!("a header ACL read back as {other:?}"),
+            }
+        }
+        Err(err) => check_error(err.into()),
+    }
+    if let Err(err) = haproxy_acl_router().check_acl_listing(&answer) {
+        check_error(err.into());
     }
 }
 

@@ -6,8 +6,9 @@
 //! `end`), each cumulative since `start`, waiting for ticks that lie in the future, then
 //! judges them exactly as it judges a recording: same judge, same report, same exit codes.
 //! A window wholly in the past is read from Prometheus with one query of raw samples per
-//! error-rate or latency check (`MetricsSource::read_past`), giving the same ticks as one
-//! query per check per tick (`--query-per-tick`) with far fewer requests.
+//! error-rate or latency check, and from Datadog and CloudWatch with one range request per
+//! check (`MetricsSource::read_past`), giving the same ticks as one query per check per tick
+//! (`--query-per-tick`) with far fewer requests.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

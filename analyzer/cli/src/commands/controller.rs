@@ -44,6 +44,14 @@ pub(crate) struct RunCommand {
     #[arg(long, value_name = "N", default_value_t = 16)]
     max_concurrent_queries: usize,
 
+    /// How long a rollout's Prometheus read waits for other rollouts' reads of the same
+    /// series (error-rate and latency checks with the same metric, selector, versions and
+    /// server): each such batch is one query of raw samples, from which every rollout computes
+    /// its own reading, as its own query would have given it. `0` turns it off: one query per
+    /// check per rollout per tick.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_coalesce)]
+    read_coalesce: Duration,
+
     /// How many API writes (weights, status, Events) run at once, across all rollouts; also
     /// how many rollouts start (or resume) at once, from reading their state to their first
     /// wait.
@@ -190,6 +198,7 @@ impl RunCommand {
                     shard: self.shard,
                     allow_local_access: self.allow_local_access,
                     allow_cross_namespace: self.allow_cross_namespace,
+                    read_coalesce: self.read_coalesce,
                 },
                 fence,
             ));
@@ -212,4 +221,18 @@ impl RunCommand {
 /// `--shard I/N`.
 fn parse_shard(text: &str) -> Result<Shard, String> {
     text.parse()
+}
+
+/// `--read-coalesce`: a duration from 0 (off) to 1 minute (a longer wait delays every
+/// rollout's decisions by as much).
+fn parse_coalesce(text: &str) -> Result<Duration, String> {
+    let duration = match text.trim() {
+        "0" => Duration::ZERO,
+        text => humantime::parse_duration(text)
+            .map_err(|e| format!("{e}; write e.g. 1s, 500ms, or 0 to turn it off"))?,
+    };
+    if duration > Duration::from_secs(60) {
+        return Err("at most 1m: a read waits this long for its batch".to_owned());
+    }
+    Ok(duration)
 }

@@ -142,8 +142,10 @@ fn warnings(policy: &Policy, cwd: &Path) -> Vec<String> {
     if let MetricsSourceSpec::Json(spec) = &policy.metrics
         && let ProviderApi::Datadog = spec.api
     {
-        // Pre-flight asks Datadog whether the metrics exist, not whether the errors query's
-        // tags match anything: one that matches nothing reads as 0 errors.
+        // Pre-flight asks Datadog whether the metrics exist, and whether the errors query's
+        // tags that the requests query filters on too match anything; its other tags (a
+        // status class only errors carry) are not asked about, and one that matches nothing
+        // reads as 0 errors.
         for (i, check) in policy.checks.iter().enumerate() {
             let CheckKind::Json(json) = &check.kind else {
                 continue;
@@ -157,12 +159,37 @@ fn warnings(policy: &Policy, cwd: &Path) -> Vec<String> {
                 );
                 if r != e {
                     warnings.push(format!(
-                        "checks[{i}].datadog.errors: its tags {{{}}} are not the requests query's {{{}}}: a tag the errors query filters on that matches nothing reads as 0 errors, not as no data (pre-flight asks Datadog whether the metric exists, not its tags); try the query in Datadog",
+                        "checks[{i}].datadog.errors: its tags {{{}}} are not the requests query's {{{}}}: a tag the errors query filters on that matches nothing reads as 0 errors, not as no data (pre-flight asks Datadog about the errors query's tags whose keys the requests query filters on too, not about the others); try the query in Datadog",
                         e.unwrap_or_default().join(","),
                         r.unwrap_or_default().join(",")
                     ));
                 }
             }
+        }
+    }
+    // Datadog and CloudWatch publish datapoints late: with no lag, a step may be decided on
+    // data that has not arrived.
+    if let MetricsSourceSpec::Json(spec) = &policy.metrics
+        && matches!(spec.api, ProviderApi::Datadog | ProviderApi::CloudWatch(_))
+        && spec.lag.is_zero()
+    {
+        warnings.push(format!(
+            "metrics.{}.lag: 0s: each tick reads data that may not have arrived yet, so a step can be decided without its last minutes' errors; leave the default or set the provider's delay (docs/metrics-sources.md)",
+            spec.name()
+        ));
+    }
+    // `errors-may-be-unlisted` takes away pre-flight's one defence against a misspelt errors
+    // metric, which then reads as 0 errors: said at every lint.
+    for (i, check) in policy.checks.iter().enumerate() {
+        if let CheckKind::Json(json) = &check.kind
+            && let Some(query) = &json.cloudwatch
+            && query.errors_may_be_unlisted
+            && let Some(errors) = query.metrics.iter().find(|m| m.what == "errors")
+        {
+            warnings.push(format!(
+                "checks[{i}].cloudwatch.errors-may-be-unlisted: pre-flight does not ask whether {}/{} exists, so a misspelt name, namespace or dimension reads as 0 errors; check it in CloudWatch's console",
+                query.namespace, errors.metric
+            ));
         }
     }
     if let MetricsSourceSpec::Json(spec) = &policy.metrics
@@ -594,6 +621,14 @@ fn explain_generic(
         spec.name(),
         humantime::format_duration(window)
     );
+    if !spec.lag.is_zero() {
+        let _ = writeln!(
+            out,
+            "# Each tick reads the data up to {lag} before it (metrics.{}.lag: datapoints arrive late); every step and the final soak last {lag} longer, so that each is decided on the data of its whole duration.",
+            spec.name(),
+            lag = humantime::format_duration(spec.lag)
+        );
+    }
     let since = jiff::Timestamp::UNIX_EPOCH;
     let at = since + jiff::SignedDuration::try_from(window).unwrap_or(jiff::SignedDuration::MAX);
     for check in &policy.checks {
@@ -662,6 +697,15 @@ fn explain_generic(
             (_, JsonMeasure::Value { path }) => format!("the value {path}"),
         };
         let _ = writeln!(out, "# {}: reads {read}", check.name);
+        if let Some(query) = &json.cloudwatch
+            && query.errors_may_be_unlisted
+        {
+            let _ = writeln!(
+                out,
+                "# {}: errors-may-be-unlisted: pre-flight asks ListMetrics about the requests metric only; a misspelt errors metric would read as 0 errors",
+                check.name
+            );
+        }
     }
 }
 

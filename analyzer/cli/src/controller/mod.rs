@@ -76,6 +76,9 @@ pub(crate) struct Settings {
     /// `--allow-cross-namespace`: policies may name namespaces other than their
     /// CanaryRollout's ([`Policy::namespaces_written`]); refused otherwise.
     pub(crate) allow_cross_namespace: bool,
+    /// `--read-coalesce`: how long a shared Prometheus read waits for other rollouts' reads
+    /// of the same series (`canary_metrics::shared`); zero: every rollout its own queries.
+    pub(crate) read_coalesce: Duration,
 }
 
 /// What every reconcile and every rollout task shares.
@@ -99,6 +102,9 @@ pub(crate) struct Context {
     pub(crate) fence: Fence,
     /// The controller's own metrics (`--metrics-addr`).
     pub(crate) metrics: ControllerMetrics,
+    /// The rollouts' Prometheus reads of the same series, one query per batch (`None` with
+    /// `--read-coalesce 0`).
+    pub(crate) shared_reads: Option<Arc<canary_metrics::SharedReads>>,
     /// The hook runner every rollout shares (and whose HTTP client its notifier sends
     /// through): built at the first rollout, as building it can fail.
     hooks: std::sync::OnceLock<canary_gateways::HookRunner>,
@@ -114,11 +120,16 @@ struct Running {
 impl Context {
     /// A context for `client`, whose writes go out while `fence` is open.
     pub(crate) fn new(client: Client, settings: Settings, fence: Fence) -> Context {
+        let queries = Arc::new(Semaphore::new(settings.max_queries.max(1)));
+        let shared_reads = (!settings.read_coalesce.is_zero()).then(|| {
+            canary_metrics::SharedReads::new(settings.read_coalesce, Some(queries.clone()))
+        });
         Context {
             client,
             fence,
             metrics: ControllerMetrics::new(),
-            queries: Arc::new(Semaphore::new(settings.max_queries.max(1))),
+            queries,
+            shared_reads,
             writes: Arc::new(Semaphore::new(settings.max_writes.max(1))),
             starts: Arc::new(Semaphore::new(settings.max_writes.max(1))),
             reads: Arc::new(Semaphore::new(settings.max_reads.max(1))),
@@ -352,12 +363,27 @@ pub(crate) async fn reconcile(
     let requests = Arc::new(RequestSignal::new(requests::annotation_of(&resource)));
     let task = tokio::spawn(task::run(
         context.clone(),
-        resource.clone(),
+        Arc::new(held_by_task(&resource)),
         prepared,
         requests.clone(),
     ));
     context.running().insert(key, Running { task, requests });
     Ok(Action::requeue(Duration::from_secs(60)))
+}
+
+/// The copy of the resource a rollout's task keeps for as long as the rollout runs: its
+/// metadata (for its name, Events and status writes) and its status when it started, but not
+/// its spec — the task has the policy read and checked ([`Prepared`]) — nor its
+/// `managedFields`. Holding the watch's own copy kept that version alive beside every newer
+/// one the watch holds: at 10,000 rollouts, two copies of each inline policy.
+fn held_by_task(resource: &CanaryRollout) -> CanaryRollout {
+    let mut metadata = resource.metadata.clone();
+    metadata.managed_fields = None;
+    CanaryRollout {
+        metadata,
+        spec: canary_kubernetes::controller::resource::CanaryRolloutSpec::default(),
+        status: resource.status.clone(),
+    }
 }
 
 /// Whether the resource's status already says this problem (so it is not written again).

@@ -286,15 +286,16 @@ async fn drive_claimed(
     signals: Signals,
 ) -> Result<(), Stop> {
     let namespace = publisher.resource.namespace().unwrap_or_default();
-    let source = crate::commands::metrics_source(policy, context.settings.prometheus.as_deref())
-        .map_err(|err| Stop::Invalid(format!("{err:#}")))?;
+    let (source, bounded_inside) = rollout_source(context, policy)?;
     if let Some(checkpoint) = rollout.source_checkpoint() {
         source.restore(checkpoint).await.map_err(failed)?;
     }
     let due = TickDue::default();
     let source = BoundedSource {
         inner: source,
-        permits: context.queries.clone(),
+        // A shared source takes the permits itself: per query, not per rollout's read (a
+        // read waiting for its batch holds none).
+        permits: (!bounded_inside).then(|| context.queries.clone()),
         metrics: context.metrics.clone(),
         due: due.clone(),
     };
@@ -394,11 +395,34 @@ pub(crate) fn router_for(
     Ok(Box::new(Redacted::new(router)))
 }
 
+/// The rollout's metrics source: Prometheus error-rate and latency checks read through the
+/// controller's shared reads (one query per batch of rollouts of one template,
+/// taking the query permits itself: `true`), anything else as `canary rollout` reads it.
+fn rollout_source(
+    context: &Context,
+    policy: &canary_core::policy::Policy,
+) -> Result<(Box<dyn MetricsSource>, bool), Stop> {
+    let prometheus = context.settings.prometheus.as_deref();
+    if let Some(shared_reads) = &context.shared_reads {
+        let shared = shared_reads
+            .source(policy, prometheus)
+            .map_err(|err| Stop::Invalid(error_chain(&canary_core::Error::from(err))))?;
+        if let Some(shared) = shared {
+            let shared: Box<dyn MetricsSource> = Box::new(shared);
+            return Ok((Box::new(Redacted::new(shared)), true));
+        }
+    }
+    let source = crate::commands::metrics_source(policy, prometheus)
+        .map_err(|err| Stop::Invalid(format!("{err:#}")))?;
+    Ok((source, false))
+}
+
 /// A metrics source whose reads wait for one of the controller's query permits (the wait
 /// and the read timed in the controller's metrics).
 struct BoundedSource {
     inner: Box<dyn MetricsSource>,
-    permits: Arc<Semaphore>,
+    /// `None`: the source takes them itself.
+    permits: Option<Arc<Semaphore>>,
     metrics: super::ControllerMetrics,
     /// When the machine wants this read, to measure how late it runs.
     due: TickDue,
@@ -436,7 +460,10 @@ impl MetricsSource for BoundedSource {
         at: Timestamp,
     ) -> canary_core::Result<canary_core::observation::Tick> {
         let asked = std::time::Instant::now();
-        let _permit = self.permits.acquire().await;
+        let _permit = match &self.permits {
+            Some(permits) => Some(permits.acquire().await),
+            None => None,
+        };
         let started = std::time::Instant::now();
         if let Some(due) = self.due.take() {
             let late = Timestamp::now().duration_since(due);
@@ -513,6 +540,11 @@ impl TrafficRouter for BoundedRouter {
     async fn read_back(&self) -> canary_core::Result<(u8, Option<canary_core::policy::StepRoute>)> {
         let _permit = self.reads.acquire().await;
         self.inner.read_back().await
+    }
+
+    async fn preflight(&self) -> canary_core::Result<()> {
+        let _permit = self.reads.acquire().await;
+        self.inner.preflight().await
     }
 
     fn describe(&self) -> String {
@@ -998,6 +1030,7 @@ mod tests {
                 shard: canary_kubernetes::controller::Shard::ALL,
                 allow_local_access: false,
                 allow_cross_namespace: false,
+                read_coalesce: Duration::ZERO,
             },
             fence,
         ));
@@ -1284,9 +1317,35 @@ mod tests {
             self.changes.lock().unwrap().push("route");
             Ok(())
         }
+        async fn preflight(&self) -> canary_core::Result<()> {
+            self.changes.lock().unwrap().push("preflight");
+            Err(canary_core::Error::Usage(
+                "not routed as the policy says".to_owned(),
+            ))
+        }
         fn describe(&self) -> String {
             "a recording router".to_owned()
         }
+    }
+
+    /// The router's own pre-flight reaches it through the controller's wrapper: the trait's
+    /// default (one read of the weight) let an HAProxy whose route ACL is missing pass the
+    /// controller's pre-flight (found merging the HAProxy route ACL, 2026-12-01).
+    #[tokio::test]
+    async fn the_bounded_router_forwards_the_routers_own_preflight() {
+        let inner = RecordingRouter::default();
+        let changes = inner.changes.clone();
+        let router = BoundedRouter {
+            inner: Box::new(inner),
+            permits: Arc::new(Semaphore::new(1)),
+            reads: Arc::new(Semaphore::new(1)),
+            fence: Fence::new("Lease shop/canary-controller"),
+        };
+        assert!(matches!(
+            router.preflight().await,
+            Err(canary_core::Error::Usage(_))
+        ));
+        assert_eq!(*changes.lock().unwrap(), ["preflight"]);
     }
 
     /// With the Lease's fence closed, the router the driver sees changes neither a weight

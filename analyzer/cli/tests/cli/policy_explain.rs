@@ -162,7 +162,7 @@ fn lint_and_explain_describe_routed_steps_and_refuse_a_router_that_cannot() {
         refused.stderr.contains("rollout.steps[0]")
             && refused
                 .stderr
-                .contains("a `header` step is not supported by the `haproxy` router"),
+                .contains("a `header` step needs `gateway.haproxy.route-acl`"),
         "{}",
         refused.all()
     );

@@ -67,6 +67,17 @@ impl Policy {
         validate::parse(text, origin)
     }
 
+    /// How late the metrics source makes data available (`lag` of `metrics.datadog` and
+    /// `metrics.cloudwatch`; zero for every other source): each tick reads the data up to
+    /// this long before it, so steps and the final soak last this much longer, for their
+    /// decision to be made on the data of their whole duration.
+    pub fn metrics_lag(&self) -> Duration {
+        match &self.metrics {
+            MetricsSourceSpec::Json(spec) => spec.lag,
+            _ => Duration::ZERO,
+        }
+    }
+
     /// The JSON Schema of the policy file, for editors (`canary policy schema`).
     pub fn json_schema() -> serde_json::Value {
         let schema = schemars::schema_for!(raw::RawPolicy);
@@ -654,6 +665,23 @@ pub struct IstioVirtualServiceSpec {
     /// host (its first label). Left out when `None` (digest).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub destination_rule: Option<String>,
+    /// canary creates the VirtualService when it is missing, owned by a Deployment (so that
+    /// no GitOps tool manages its weights). Left out when `None` (digest).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generate: Option<GenerateVirtualService>,
+}
+
+/// The VirtualService canary creates when it is missing: one HTTP route named `canary`, the
+/// two destinations at 100/0, for `hosts` (through `gateways`), with an ownerReference to a
+/// Deployment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct GenerateVirtualService {
+    /// `spec.hosts`.
+    pub hosts: Vec<String>,
+    /// `spec.gateways`; empty: left out (the mesh).
+    pub gateways: Vec<String>,
+    /// The Deployment (in the VirtualService's namespace) it is owned by.
+    pub owner_deployment: String,
 }
 
 /// The routes of a VirtualService whose destinations carry the weights.
@@ -816,6 +844,42 @@ pub struct HaproxySpec {
     pub canary_server: String,
     /// The stable version's server.
     pub stable_server: String,
+    /// The ACL file header and cookie steps write into, when the policy routes by request.
+    /// Left out of the serialized form when absent, so that the [`Policy::digest`] of a
+    /// policy written before the field existed stays what it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route_acl: Option<HaproxyRouteAcl>,
+}
+
+/// An ACL file of the running HAProxy that its configuration reads to send requests to the
+/// canary server (`use-server CANARY if { req.hdr(x-canary) -f FILE }`). A header step
+/// writes its value into it, a cookie step `always`; leaving the step empties it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct HaproxyRouteAcl {
+    /// The file, as haproxy.cfg names it: the runtime API's name of the ACL.
+    pub file: String,
+    /// What the ACL's expression reads from each request.
+    pub reads: AclReads,
+}
+
+/// What an HAProxy ACL matching the canary's requests reads from each request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AclReads {
+    /// A request header (`req.hdr(NAME)`), for header steps naming it.
+    Header(String),
+    /// A cookie (`req.cook(NAME)`), for cookie steps naming it.
+    Cookie(String),
+}
+
+impl std::fmt::Display for AclReads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AclReads::Header(name) => write!(f, "header {name:?}"),
+            AclReads::Cookie(name) => write!(f, "cookie {name:?}"),
+        }
+    }
 }
 
 /// A stream socket address: a unix socket path or `host:port`.

@@ -31,6 +31,13 @@ pub struct JsonSourceSpec {
     pub retries: u32,
     /// Largest answer read, in bytes; more is an `error` verdict for the check.
     pub max_answer_bytes: u64,
+    /// How late the provider makes datapoints available (`lag` of `metrics.datadog` and
+    /// `metrics.cloudwatch`; zero for the generic provider): a tick at `t` reads the data up
+    /// to `t − lag`, and steps and the final soak last `lag` longer. Left out of the
+    /// serialized form when zero, so that the policy digest of a generic provider stays what
+    /// it was.
+    #[serde(skip_serializing_if = "Duration::is_zero")]
+    pub lag: Duration,
 }
 
 impl JsonSourceSpec {
@@ -86,6 +93,9 @@ pub struct CloudWatchQuery {
     /// What is read: `requests` and `errors` (statistic `Sum`), or `percentile` (an
     /// extended statistic such as `p95`).
     pub metrics: Vec<CloudWatchMetric>,
+    /// `errors-may-be-unlisted`: pre-flight does not ask `ListMetrics` about the errors
+    /// metric (a healthy service's 5XX count may have had no datapoint in two weeks).
+    pub errors_may_be_unlisted: bool,
 }
 
 /// One metric of a [`CloudWatchQuery`].

@@ -117,6 +117,12 @@ pub(crate) struct RawDatadog {
     /// Retries after a timeout, connection error, 429 or 5xx answer (default 3).
     #[serde(default)]
     pub(crate) retries: Option<u32>,
+    /// How late the provider makes datapoints available: each tick reads the data up to
+    /// `lag` before it, and every step (and the final soak) lasts `lag` longer, so that no
+    /// decision is made on data that has not arrived. Default: `2m`.
+    #[serde(default)]
+    #[schemars(with = "Option<RawDuration>")]
+    pub(crate) lag: Option<At<RawDuration>>,
     /// Largest answer read (default `32MiB`).
     #[serde(default)]
     #[schemars(with = "Option<RawScalar>")]
@@ -145,6 +151,12 @@ pub(crate) struct RawCloudWatch {
     /// Retries after a timeout, connection error, throttling or 5xx answer (default 3).
     #[serde(default)]
     pub(crate) retries: Option<u32>,
+    /// How late the provider makes datapoints available: each tick reads the data up to
+    /// `lag` before it, and every step (and the final soak) lasts `lag` longer, so that no
+    /// decision is made on data that has not arrived. Default: `3m`.
+    #[serde(default)]
+    #[schemars(with = "Option<RawDuration>")]
+    pub(crate) lag: Option<At<RawDuration>>,
     /// Largest answer read (default `32MiB`).
     #[serde(default)]
     #[schemars(with = "Option<RawScalar>")]
@@ -672,6 +684,26 @@ pub(crate) struct RawIstioVirtualService {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub(crate) destination_rule: Option<At<String>>,
+    /// Create the VirtualService when it is missing (one HTTP route, the two destinations),
+    /// owned by a Deployment, so that no GitOps tool holds its weights.
+    #[serde(default)]
+    pub(crate) generate: Option<RawGenerateVirtualService>,
+}
+
+/// The VirtualService canary creates.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawGenerateVirtualService {
+    /// `spec.hosts`: the hosts whose requests it routes.
+    pub(crate) hosts: Vec<String>,
+    /// `spec.gateways` (default: none, the mesh's sidecars only): `NAME` or `NAMESPACE/NAME`
+    /// of Istio Gateways, or `mesh`.
+    #[serde(default)]
+    pub(crate) gateways: Option<Vec<String>>,
+    /// The Deployment (in the VirtualService's namespace) that owns it: deleting the
+    /// Deployment deletes the VirtualService.
+    #[schemars(with = "String")]
+    pub(crate) owner_deployment: At<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -804,6 +836,26 @@ pub(crate) struct RawHaproxy {
     pub(crate) canary_server: String,
     /// The stable version's server name in that backend.
     pub(crate) stable_server: String,
+    /// The ACL file through which header and cookie steps route: haproxy.cfg sends requests
+    /// matching it to the canary server (`use-server`), canary writes the step's value into it
+    /// with the runtime API (`add acl`) and empties it when the step ends (`clear acl`).
+    #[serde(default)]
+    pub(crate) route_acl: Option<RawHaproxyRouteAcl>,
+}
+
+/// `gateway.haproxy.route-acl`: an ACL file and what the ACL's expression reads.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawHaproxyRouteAcl {
+    /// The ACL file, exactly as haproxy.cfg names it after `-f`
+    /// (`/etc/haproxy/checkout-canary.acl`): the runtime API knows it by that name.
+    pub(crate) file: String,
+    /// The request header the ACL reads (`req.hdr(x-canary)`), for `header` steps naming it.
+    #[serde(default)]
+    pub(crate) header: Option<String>,
+    /// The cookie the ACL reads (`req.cook(canary)`), for `cookie` steps naming it.
+    #[serde(default)]
+    pub(crate) cookie: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -1108,6 +1160,14 @@ pub(crate) struct RawCloudWatchCheck {
     /// The error count metric, e.g. `HTTPCode_Target_5XX_Count`.
     #[serde(default)]
     pub(crate) errors: Option<String>,
+    /// `true`: pre-flight does not ask `ListMetrics` about the errors metric (the requests
+    /// metric it still does). AWS publishes no datapoint of a 5XX count that stayed 0, and
+    /// ListMetrics lists only metrics with a datapoint in the last two weeks, so a healthy
+    /// service's errors metric may be unlisted; with this set, a misspelt errors metric reads
+    /// as 0 errors. Default `false`.
+    #[serde(default)]
+    #[schemars(with = "Option<bool>")]
+    pub(crate) errors_may_be_unlisted: Option<At<bool>>,
     /// A latency metric read as a percentile, e.g. `TargetResponseTime`: judged as a bounded
     /// value against `slo.max`, without a statistical guarantee.
     #[serde(default)]

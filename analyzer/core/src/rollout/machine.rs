@@ -707,7 +707,11 @@ impl Machine {
         now: Timestamp,
     ) -> Vec<Effect> {
         let elapsed = now.duration_since(step_start);
-        let step_due = elapsed >= to_signed(self.policy.rollout.step_duration);
+        // A provider that makes data available late (`metrics.*.lag`) is read up to `lag`
+        // before each tick: the step lasts `lag` longer, so that its decision is made on the
+        // data of its whole duration, never on data that has not arrived.
+        let lag = self.policy.metrics_lag();
+        let step_due = elapsed >= to_signed(self.policy.rollout.step_duration + lag);
         let moment = if step_due {
             Moment::StepEnd
         } else {
@@ -745,7 +749,7 @@ impl Machine {
             return effects;
         }
         // Not enough evidence at the step's end: extend up to the limit, then the policy.
-        if elapsed < to_signed(self.policy.rollout.max_step_duration) {
+        if elapsed < to_signed(self.policy.rollout.max_step_duration + lag) {
             let mut effects = vec![tick_notice];
             if !extended {
                 rollout.phase = Phase::Step {
@@ -812,7 +816,8 @@ impl Machine {
         started_at: Timestamp,
         now: Timestamp,
     ) -> Vec<Effect> {
-        let soak = self.policy.rollout.final_soak.unwrap_or_default();
+        // As a step, a soak lasts the provider's `lag` longer (see `judge_step`).
+        let soak = self.policy.rollout.final_soak.unwrap_or_default() + self.policy.metrics_lag();
         let due = now.duration_since(started_at) >= to_signed(soak);
         let moment = if due {
             Moment::StepEnd

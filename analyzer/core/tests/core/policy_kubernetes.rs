@@ -300,6 +300,51 @@ fn the_shipped_istio_policy_reads_with_its_routed_steps_and_two_virtual_services
 
 /// `http-route.generate`: the route canary creates when it is missing, owned by a Deployment.
 #[test]
+fn a_generated_virtual_service_reads_and_its_mistakes_are_named() {
+    let GatewaySpec::IstioVirtualService(spec) = gateway(
+        "  istio-virtual-service:\n    name: checkout\n    stable: {host: checkout, subset: stable}\n    canary: {host: checkout, subset: canary}\n    generate:\n      hosts: [checkout.shop.svc.cluster.local]\n      gateways: [istio-ingress/web, mesh]\n      owner-deployment: checkout-stable",
+    ) else {
+        panic!()
+    };
+    let generate = spec.generate.expect("generate");
+    assert_eq!(generate.hosts, ["checkout.shop.svc.cluster.local"]);
+    assert_eq!(generate.gateways, ["istio-ingress/web", "mesh"]);
+    assert_eq!(generate.owner_deployment, "checkout-stable");
+    const BASE: &str = "  istio-virtual-service:\n    name: checkout\n    stable: {host: a}\n    canary: {host: b}\n";
+    for (extra, expected) in [
+        (
+            "    route: primary\n    generate: {hosts: [a.shop], owner-deployment: d}",
+            "a generated VirtualService has one route",
+        ),
+        (
+            "    more-virtual-services: [{name: x}]\n    generate: {hosts: [a.shop], owner-deployment: d}",
+            "does not go with `more-virtual-services`",
+        ),
+        (
+            "    protocol: tls\n    generate: {hosts: [a.shop], owner-deployment: d}",
+            "leave `protocol` out",
+        ),
+        (
+            "    generate: {hosts: [], owner-deployment: d}",
+            "gateway.istio-virtual-service.generate.hosts",
+        ),
+        (
+            "    generate: {hosts: [a.shop], gateways: ['a b'], owner-deployment: d}",
+            "gateway.istio-virtual-service.generate.gateways[0]",
+        ),
+        (
+            "    generate: {hosts: [a.shop], owner-deployment: D_d}",
+            "gateway.istio-virtual-service.generate.owner-deployment",
+        ),
+        ("    generate: {hosts: [a.shop]}", "owner-deployment"),
+    ] {
+        let yaml = format!("{BASE}{extra}");
+        let message = policy(&yaml).unwrap_err();
+        assert!(message.contains(expected), "{yaml}\n{message}");
+    }
+}
+
+#[test]
 fn a_generated_httproute_reads_and_its_mistakes_are_named() {
     let GatewaySpec::HttpRoute(spec) = gateway(
         "  http-route:\n    name: checkout\n    stable: a\n    canary: b\n    generate:\n      gateway: web\n      gateway-namespace: infra\n      section-name: https\n      hostnames: [shop.example, '*.shop.example']\n      port: 8080\n      owner-deployment: checkout-stable",

@@ -162,7 +162,7 @@ fn routers_that_cannot_route_are_refused_by_name() {
     );
     assert!(message.contains("rollout.steps[0]"), "{message}");
     assert!(
-        message.contains("not supported by the `haproxy` router"),
+        message.contains("needs `gateway.haproxy.route-acl`"),
         "{message}"
     );
     let message = problems("[{mirror: {percent: 10}}, 50, 100]", NGINX_INGRESS);
@@ -173,6 +173,66 @@ fn routers_that_cannot_route_are_refused_by_name() {
     let message = problems("[{cookie: {name: c}}, 50, 100]", HTTP_ROUTE);
     assert!(
         message.contains("`cookie` step is not supported by the `http-route` router"),
+        "{message}"
+    );
+}
+
+/// HAProxy carries header and cookie steps through an ACL file the user's haproxy.cfg reads
+/// (`gateway.haproxy.route-acl`): the step must name the header or cookie that ACL reads;
+/// a mirror, or a routed step without the ACL, is refused naming what is missing.
+#[test]
+fn haproxy_carries_header_and_cookie_steps_through_its_route_acl() {
+    let with_acl = |reads: &str| {
+        format!(
+            "gateway:\n  haproxy: {{socket: /run/haproxy/admin.sock, backend: web, canary-server: c, stable-server: s, route-acl: {{file: /etc/haproxy/web-canary.acl, {reads}}}}}\n"
+        )
+    };
+    let header_acl = with_acl("header: x-canary");
+    let policy = mk_policy(
+        r#"[{header: {name: x-canary, value: "1"}}, {header: {name: x-canary, value: "2"}}, 50, 100]"#,
+        &header_acl,
+    );
+    assert_eq!(policy.rollout.route(0), Some(&header()));
+    let cookie_acl = with_acl("cookie: canary");
+    let policy = mk_policy("[{cookie: {name: canary}}, 50, 100]", &cookie_acl);
+    assert_eq!(
+        policy.rollout.route(0),
+        Some(&StepRoute::Cookie {
+            name: "canary".to_owned()
+        })
+    );
+
+    let message = problems(
+        r#"[{header: {name: x-other, value: "1"}}, 50, 100]"#,
+        &header_acl,
+    );
+    assert!(message.contains("rollout.steps[0]"), "{message}");
+    assert!(
+        message.contains("reads header \"x-canary\", not \"x-other\""),
+        "{message}"
+    );
+    let message = problems("[{cookie: {name: canary}}, 50, 100]", &header_acl);
+    assert!(message.contains("reads header \"x-canary\""), "{message}");
+    let message = problems("[{mirror: {percent: 10}}, 50, 100]", &header_acl);
+    assert!(
+        message.contains("`mirror` step is not supported by the `haproxy` router"),
+        "{message}"
+    );
+    let message = problems(
+        "[10, 50, 100]",
+        &with_acl("header: x-canary, cookie: canary"),
+    );
+    assert!(message.contains("gateway.haproxy.route-acl"), "{message}");
+    let message = problems(
+        "[10, 50, 100]",
+        &with_acl("header: 'x canary'").replace("web-canary.acl", "web canary.acl"),
+    );
+    assert!(
+        message.contains("gateway.haproxy.route-acl.file"),
+        "{message}"
+    );
+    assert!(
+        message.contains("gateway.haproxy.route-acl.header"),
         "{message}"
     );
 }

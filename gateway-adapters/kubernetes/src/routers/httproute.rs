@@ -22,22 +22,21 @@
 //! that header; a mirror to the canary Service), and removes both when it sets a plain
 //! weight. Header rules and mirrors the user wrote are left alone.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use canary_core::policy::{GenerateHttpRoute, HttpRouteSpec, RuleRef, StepRoute};
 use gateway_api::httproutes::HttpRoute;
 use json_patch::{AddOperation, PatchOperation, RemoveOperation};
 use kube::api::ApiResource;
-use kube::api::{Api, DynamicObject, PostParams};
-use kube::core::GroupVersionKind;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::KubeConnection;
+use crate::KubernetesError;
+use crate::routers::generated::GENERATED_ANNOTATION;
 use crate::routers::weights::{
     Slot, WeightRouter, WeightedKind, Weights, mark_ops, marked_route, pick, pointer,
 };
-use crate::{KubernetesError, Permission};
 
 /// Sets the canary's share as the weights of the stable and the canary `backendRefs` of one
 /// HTTPRoute rule. Other rules, matches, filters and backends are never written. With the
@@ -120,105 +119,34 @@ impl HttpRouteRouter {
         let Some(generate) = &self.generate else {
             return Ok(());
         };
-        if self.ensured.load(Ordering::Relaxed) {
-            return Ok(());
-        }
-        let (api, namespace) = self.inner.api().await?;
-        match self.inner.read(&api, &namespace).await {
-            Ok(_) => {
-                self.ensured.store(true, Ordering::Relaxed);
-                return Ok(());
-            }
-            Err(KubernetesError::NotFound { .. }) => {}
-            Err(err) => return Err(err),
-        }
-        let (client, _) = self.inner.connection.client().await?;
-        let deployments: Api<DynamicObject> = Api::namespaced_with(
-            client,
-            &namespace,
-            &ApiResource::from_gvk_with_plural(
-                &GroupVersionKind::gvk("apps", "v1", "Deployment"),
-                "deployments",
-            ),
-        );
-        let owner_object = format!("Deployment {namespace}/{}", generate.owner_deployment);
-        let owner = deployments
-            .get(&generate.owner_deployment)
-            .await
-            .map_err(|err| {
-                crate::api_error(
-                    &owner_object,
-                    Permission {
-                        verb: "get",
-                        api_group: "apps".to_owned(),
-                        resource: "deployments".to_owned(),
-                        namespace: namespace.clone(),
-                        name: Some(generate.owner_deployment.clone()),
-                    },
-                    err,
+        crate::routers::generated::ensure_generated(
+            &self.inner,
+            &self.ensured,
+            &generate.owner_deployment,
+            |namespace, owner| {
+                generated_route(
+                    &self.inner.name,
+                    namespace,
+                    &self.inner.kind,
+                    generate,
+                    owner,
                 )
-            })?;
-        let uid = owner
-            .metadata
-            .uid
-            .clone()
-            .ok_or_else(|| KubernetesError::Object {
-                object: owner_object,
-                message: "has no metadata.uid to own the generated HTTPRoute by".to_owned(),
-            })?;
-        let route = generated_route(
-            &self.inner.name,
-            &namespace,
-            &self.inner.kind,
-            generate,
-            &uid,
-        );
-        let route: DynamicObject =
-            serde_json::from_value(route).map_err(|err| KubernetesError::Object {
-                object: self.inner.object(&namespace),
-                message: format!("cannot build the generated route: {err}"),
-            })?;
-        let params = PostParams {
-            field_manager: Some(crate::FIELD_MANAGER.to_owned()),
-            ..PostParams::default()
-        };
-        self.inner
-            .connection
-            .may_write(&self.inner.object(&namespace))?;
-        match api.create(&params, &route).await {
-            Ok(_) => {}
-            // Created meanwhile (another run of the same rollout): use it.
-            Err(err) if crate::is_conflict(&err) => {}
-            Err(err) => {
-                return Err(crate::api_error(
-                    &self.inner.object(&namespace),
-                    Permission {
-                        verb: "create",
-                        api_group: "gateway.networking.k8s.io".to_owned(),
-                        resource: "httproutes".to_owned(),
-                        namespace: namespace.clone(),
-                        name: None,
-                    },
-                    err,
-                ));
-            }
-        }
-        self.ensured.store(true, Ordering::Relaxed);
-        Ok(())
+            },
+        )
+        .await
     }
 }
 
 /// The HTTPRoute `generate` makes: on the Gateway's listener, for its hostnames, one rule
 /// (named `canary`) sending everything to the stable Service (weight `total`) and none to
-/// the canary's, owned by the Deployment `uid` (`controller: false`: a Deployment does not
-/// manage routes; `blockOwnerDeletion: false`: deleting the Deployment needs no permission on
-/// the route). The annotation `canary.dev/generated: "true"` says who made it.
+/// the canary's, owned by the Deployment of `owner` (an ownerReference,
+/// [`crate::routers::generated`]). The annotation `canary.dev/generated: "true"` says who made it.
 fn generated_route(
     name: &str,
     namespace: &str,
     kind: &HttpRouteKind,
     generate: &GenerateHttpRoute,
-    uid: &str,
+    owner: Value,
 ) -> Value {
     let mut parent = serde_json::json!({ "name": generate.gateway });
     if let Some(ns) = &generate.gateway_namespace {
@@ -247,21 +175,11 @@ fn generated_route(
             "name": name,
             "namespace": namespace,
             "annotations": {GENERATED_ANNOTATION: "true"},
-            "ownerReferences": [{
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "name": generate.owner_deployment,
-                "uid": uid,
-                "controller": false,
-                "blockOwnerDeletion": false
-            }]
+            "ownerReferences": [owner]
         },
         "spec": spec
     })
 }
-
-/// The annotation on an HTTPRoute canary generated.
-pub const GENERATED_ANNOTATION: &str = "canary.dev/generated";
 
 /// The part of an HTTPRoute canary reads: its rules' backendRefs.
 #[derive(Deserialize)]

@@ -16,6 +16,7 @@
 //! `VirtualService.spec.http` and the other lists holding these weights are atomic lists
 //! for apply, so applying one weight means owning (and re-sending) the whole list.
 
+mod generated;
 mod httproute;
 mod nginx_ingress;
 mod replica_count;
@@ -29,7 +30,8 @@ use canary_core::policy::GatewaySpec;
 use canary_core::ports::TrafficRouter;
 
 use crate::KubeConnection;
-pub use httproute::{GENERATED_ANNOTATION, HttpRouteRouter};
+pub use generated::GENERATED_ANNOTATION;
+pub use httproute::HttpRouteRouter;
 pub use nginx_ingress::{
     CANARY_ANNOTATION, CANARY_WEIGHT_ANNOTATION, CANARY_WEIGHT_TOTAL_ANNOTATION, NginxIngressRouter,
 };

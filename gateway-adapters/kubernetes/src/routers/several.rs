@@ -109,6 +109,14 @@ impl TrafficRouter for SeveralRoutesRouter {
         agreed(&readings, last.as_ref())
     }
 
+    /// Each route's own pre-flight, then the routes read together (they must agree).
+    async fn preflight(&self) -> canary_core::Result<()> {
+        for router in &self.routers {
+            router.preflight().await?;
+        }
+        self.read_back().await.map(drop)
+    }
+
     fn describe(&self) -> String {
         let each: Vec<String> = self.routers.iter().map(|r| r.describe()).collect();
         format!("{} routes: {}", self.routers.len(), each.join("; "))

@@ -42,7 +42,9 @@
 //! every tick (the weighted route's mirror; a route of exactly that shape before it); one
 //! without the mark is the user's, left alone (and not overwritten).
 
-use canary_core::policy::{IstioDestination, IstioProtocol, IstioVirtualServiceSpec, RuleRef};
+use canary_core::policy::{
+    GenerateVirtualService, IstioDestination, IstioProtocol, IstioVirtualServiceSpec, RuleRef,
+};
 use kube::api::ApiResource;
 use kube::core::GroupVersionKind;
 use serde_json::Value;
@@ -60,6 +62,50 @@ use crate::routers::weights::{
 };
 use crate::{KubernetesError, Permission};
 
+/// The VirtualService `generate` makes: for its hosts (through its gateways), one HTTP
+/// route (named `canary`) sending everything to the stable destination (weight 100) and none
+/// to the canary's, owned by the Deployment of `owner` (an ownerReference,
+/// [`crate::routers::generated`]), marked `canary.dev/generated: "true"`.
+fn generated_virtual_service(
+    name: &str,
+    namespace: &str,
+    kind: &VirtualServiceKind,
+    generate: &GenerateVirtualService,
+    owner: Value,
+) -> Value {
+    let destination = |d: &IstioDestination| {
+        let mut destination = serde_json::json!({ "host": d.host });
+        if let Some(subset) = &d.subset {
+            destination["subset"] = Value::from(subset.clone());
+        }
+        destination
+    };
+    let mut spec = serde_json::json!({
+        "hosts": generate.hosts,
+        "http": [{
+            "name": "canary",
+            "route": [
+                {"destination": destination(&kind.stable), "weight": 100},
+                {"destination": destination(&kind.canary), "weight": 0}
+            ]
+        }]
+    });
+    if !generate.gateways.is_empty() {
+        spec["gateways"] = Value::from(generate.gateways.clone());
+    }
+    serde_json::json!({
+        "apiVersion": kind.api_version,
+        "kind": "VirtualService",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "annotations": {crate::routers::generated::GENERATED_ANNOTATION: "true"},
+            "ownerReferences": [owner]
+        },
+        "spec": spec
+    })
+}
+
 /// The `name` of the `spec.http[]` route a header or cookie step inserts: how canary tells
 /// its own route from one of the user's that sends the same requests to the canary.
 pub const MATCH_ROUTE_NAME: &str = "canary-request-route";
@@ -75,23 +121,30 @@ pub struct VirtualServiceRouter {
     destination_rule: Option<String>,
     /// Whether the subsets were found once (the pre-flight check).
     subsets_checked: AtomicBool,
+    /// The policy's `generate`: create the VirtualService when it is missing.
+    generate: Option<GenerateVirtualService>,
+    /// Whether the VirtualService was found or created once.
+    ensured: AtomicBool,
 }
 
 #[async_trait::async_trait]
 impl canary_core::ports::TrafficRouter for VirtualServiceRouter {
     async fn set_canary_weight(&self, weight: u8) -> canary_core::Result<()> {
         canary_core::ports::check_canary_weight(weight)?;
+        self.ensure().await?;
         self.check_subsets().await?;
         self.inner.set(weight).await?;
         Ok(())
     }
 
     async fn canary_weight(&self) -> canary_core::Result<u8> {
+        self.ensure().await?;
         self.check_subsets_once().await?;
         Ok(self.inner.get().await?)
     }
 
     async fn set_canary_route(&self, route: &StepRoute) -> canary_core::Result<()> {
+        self.ensure().await?;
         self.check_subsets().await?;
         self.inner.set_route(route).await?;
         Ok(())
@@ -102,6 +155,7 @@ impl canary_core::ports::TrafficRouter for VirtualServiceRouter {
     }
 
     async fn read_back(&self) -> canary_core::Result<(u8, Option<StepRoute>)> {
+        self.ensure().await?;
         self.check_subsets_once().await?;
         Ok(self.inner.get_both().await?)
     }
@@ -140,7 +194,32 @@ impl VirtualServiceRouter {
             inner,
             destination_rule: spec.destination_rule.clone(),
             subsets_checked: AtomicBool::new(false),
+            generate: spec.generate.clone(),
+            ensured: AtomicBool::new(false),
         }
+    }
+
+    /// With `generate`: creates the VirtualService when it is missing (once per process; one
+    /// that is there, generated or not, is used as it is). Without: nothing.
+    async fn ensure(&self) -> Result<(), KubernetesError> {
+        let Some(generate) = &self.generate else {
+            return Ok(());
+        };
+        crate::routers::generated::ensure_generated(
+            &self.inner,
+            &self.ensured,
+            &generate.owner_deployment,
+            |namespace, owner| {
+                generated_virtual_service(
+                    &self.inner.name,
+                    namespace,
+                    &self.inner.kind,
+                    generate,
+                    owner,
+                )
+            },
+        )
+        .await
     }
 
     /// [`Self::check_subsets`] unless it already passed once.

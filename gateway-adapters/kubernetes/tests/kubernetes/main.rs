@@ -16,6 +16,7 @@ mod controller_trust;
 mod examples;
 mod fake_api;
 mod generated_route;
+mod generated_virtual_service;
 mod leases;
 mod promotion;
 mod rbac;

@@ -172,6 +172,7 @@ pub(crate) fn virtual_service_case() -> Case {
             protocol: IstioProtocol::Http,
             more_virtual_services: Vec::new(),
             destination_rule: None,
+            generate: None,
         }),
         group: "networking.istio.io",
         resource: "virtualservices",

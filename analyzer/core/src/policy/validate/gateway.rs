@@ -76,12 +76,23 @@ impl Validator {
                 );
                 ok = false;
             }
+            let route_acl = match &haproxy.route_acl {
+                Some(raw) => match self.haproxy_route_acl(raw) {
+                    Some(acl) => Some(acl),
+                    None => {
+                        ok = false;
+                        None
+                    }
+                },
+                None => None,
+            };
             return ok.then(|| {
                 GatewaySpec::Haproxy(HaproxySpec {
                     socket,
                     backend: haproxy.backend.clone(),
                     canary_server: haproxy.canary_server.clone(),
                     stable_server: haproxy.stable_server.clone(),
+                    route_acl,
                 })
             });
         }
@@ -205,6 +216,78 @@ impl Validator {
                 get: command.get.as_ref().map(|g| g.value.clone()),
                 timeout,
             })
+        })
+    }
+}
+
+impl Validator {
+    /// `gateway.haproxy.route-acl`: a file name the runtime API takes as one word, and
+    /// exactly one of `header` or `cookie`, each a name a request can carry.
+    fn haproxy_route_acl(&mut self, raw: &RawHaproxyRouteAcl) -> Option<HaproxyRouteAcl> {
+        let mut ok = true;
+        // The name goes into runtime API commands (`add acl FILE VALUE`): one word, with
+        // none of the characters the runtime API's command line gives a meaning to.
+        if raw.file.is_empty()
+            || raw
+                .file
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || matches!(c, ';' | '\\' | '#'))
+        {
+            self.problem::<()>(
+                "gateway.haproxy.route-acl.file",
+                None,
+                format!(
+                    "expected the ACL file as haproxy.cfg names it after `-f` (no spaces, `;`, `\\` or `#`), not {:?}",
+                    raw.file
+                ),
+            );
+            ok = false;
+        }
+        let reads = match (&raw.header, &raw.cookie) {
+            (Some(header), None) => {
+                if header.is_empty()
+                    || !header
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+                {
+                    self.problem::<()>(
+                        "gateway.haproxy.route-acl.header",
+                        None,
+                        format!(
+                            "{header:?} is not an HTTP header name (letters, digits and !#$%&'*+-.^_`|~)"
+                        ),
+                    );
+                    ok = false;
+                }
+                AclReads::Header(header.clone())
+            }
+            (None, Some(cookie)) => {
+                if cookie.is_empty()
+                    || !cookie
+                        .bytes()
+                        .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
+                {
+                    self.problem::<()>(
+                        "gateway.haproxy.route-acl.cookie",
+                        None,
+                        format!("{cookie:?} is not a cookie name"),
+                    );
+                    ok = false;
+                }
+                AclReads::Cookie(cookie.clone())
+            }
+            _ => {
+                self.problem::<()>(
+                    "gateway.haproxy.route-acl",
+                    None,
+                    "expected exactly one of `header` (the request header the ACL reads) or `cookie` (the cookie it reads)",
+                );
+                return None;
+            }
+        };
+        ok.then(|| HaproxyRouteAcl {
+            file: raw.file.clone(),
+            reads,
         })
     }
 }

@@ -248,6 +248,10 @@ impl Validator {
                     .kube_name(&format!("{path}.destination-rule"), at)
                     .map(Some),
             };
+            let generate = match &vs.generate {
+                None => Some(None),
+                Some(raw) => self.generate_virtual_service(&format!("{path}.generate"), raw, vs),
+            };
             return Some((|| {
                 Some(GatewaySpec::IstioVirtualService(IstioVirtualServiceSpec {
                     object: object?,
@@ -258,6 +262,7 @@ impl Validator {
                     protocol: protocol?,
                     more_virtual_services: more?,
                     destination_rule: destination_rule?,
+                    generate: generate?,
                 }))
             })());
         }
@@ -771,6 +776,96 @@ impl Validator {
             section_name: section_name?,
             hostnames,
             port: port?,
+            owner_deployment: owner?,
+        }))
+    }
+
+    /// `istio-virtual-service.generate`: the VirtualService canary creates, one HTTP route
+    /// holding the two destinations, owned by a Deployment.
+    fn generate_virtual_service(
+        &mut self,
+        path: &str,
+        raw: &RawGenerateVirtualService,
+        vs: &RawIstioVirtualService,
+    ) -> Option<Option<GenerateVirtualService>> {
+        let mut ok = true;
+        if let Some(at) = &vs.route {
+            self.problem(
+                path,
+                Some(at),
+                "a generated VirtualService has one route: leave `route` out",
+            );
+            ok = false;
+        }
+        if vs
+            .more_virtual_services
+            .as_ref()
+            .is_some_and(|m| !m.is_empty())
+        {
+            self.problem::<()>(
+                path,
+                None,
+                "`generate` makes one VirtualService: it does not go with `more-virtual-services`",
+            );
+            ok = false;
+        }
+        if let Some(at) = &vs.protocol
+            && at.value.trim() != "http"
+        {
+            self.problem(
+                path,
+                Some(at),
+                "a generated VirtualService has one `http` route: leave `protocol` out",
+            );
+            ok = false;
+        }
+        if raw.hosts.is_empty() {
+            self.problem::<()>(
+                format!("{path}.hosts"),
+                None,
+                "expected at least one host (`spec.hosts`), e.g. [checkout.shop.svc.cluster.local]",
+            );
+            ok = false;
+        }
+        let mut hosts = Vec::new();
+        for (i, host) in raw.hosts.iter().enumerate() {
+            let host = host.trim();
+            let bare = host.strip_prefix("*.").unwrap_or(host);
+            if is_dns_domain(bare) {
+                hosts.push(host.to_owned());
+            } else {
+                self.problem::<()>(
+                    format!("{path}.hosts[{i}]"),
+                    None,
+                    format!("expected a host name (`*.` allowed in front), not {host:?}"),
+                );
+                ok = false;
+            }
+        }
+        let mut gateways = Vec::new();
+        for (i, gateway) in raw.gateways.iter().flatten().enumerate() {
+            let gateway = gateway.trim();
+            let names_ok = gateway
+                .split('/')
+                .all(|part| is_dns_domain(part) && !part.contains('.'));
+            if gateway.split('/').count() <= 2 && names_ok {
+                gateways.push(gateway.to_owned());
+            } else {
+                self.problem::<()>(
+                    format!("{path}.gateways[{i}]"),
+                    None,
+                    format!("expected an Istio Gateway as NAME or NAMESPACE/NAME (or `mesh`), not {gateway:?}"),
+                );
+                ok = false;
+            }
+        }
+        let owner = self.kube_name(&format!("{path}.owner-deployment"), &raw.owner_deployment);
+        if !ok {
+            return None;
+        }
+        Some(Some(GenerateVirtualService {
+            hosts,
+            gateways,
             owner_deployment: owner?,
         }))
     }

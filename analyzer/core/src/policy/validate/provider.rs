@@ -99,6 +99,7 @@ impl Validator {
             timeout: timeout?,
             retries,
             max_answer_bytes: max_answer_bytes?,
+            lag: std::time::Duration::ZERO,
         })
         .filter(|_| ok)
     }
@@ -163,6 +164,7 @@ impl Validator {
             timeout: timeout?,
             retries: 0,
             max_answer_bytes: max_answer_bytes?,
+            lag: std::time::Duration::ZERO,
         })
         .filter(|_| ok)
     }
@@ -432,6 +434,10 @@ impl Validator {
             "metrics.datadog.max-answer-size",
             raw.max_answer_size.as_ref(),
         );
+        let lag = match &raw.lag {
+            None => DEFAULT_DATADOG_LAG,
+            Some(at) => at.value.0,
+        };
         let url = RequestTemplate::parse(&format!(
             "{}/api/v1/query?from={{{{start_unix}}}}&to={{{{end_unix}}}}&query={{{{query}}}}",
             base?
@@ -455,6 +461,7 @@ impl Validator {
             timeout: timeout?,
             retries: retries?,
             max_answer_bytes: max_answer_bytes?,
+            lag,
         })
     }
 
@@ -498,6 +505,10 @@ impl Validator {
             "metrics.cloudwatch.max-answer-size",
             raw.max_answer_size.as_ref(),
         );
+        let lag = match &raw.lag {
+            None => DEFAULT_CLOUDWATCH_LAG,
+            Some(at) => at.value.0,
+        };
         let url = RequestTemplate::parse(&format!("{}/", endpoint?)).ok()?;
         Some(JsonSourceSpec {
             transport: JsonTransport::Http(HttpRequestSpec {
@@ -518,6 +529,7 @@ impl Validator {
             timeout: timeout?,
             retries: retries?,
             max_answer_bytes: max_answer_bytes?,
+            lag,
         })
         .filter(|_| region_ok && profile_ok)
     }
@@ -654,6 +666,8 @@ impl Validator {
             Some(format!(
                 "group the query by the version tag, `… by {{{label}}}`: canary tells the versions' series apart by it"
             ))
+        } else if counts && !text.starts_with("sum:") {
+            Some("a count is summed across the version's sources, `sum:METRIC{…} by {…}.as_count()`: without `sum:` Datadog averages them (its default space aggregation is `avg`), and an average of the pods' counts is not the version's count".to_owned())
         } else if counts && !text.ends_with(".as_count()") {
             Some("a count needs `.as_count()` at the end (e.g. `sum:trace.http.request.hits{service:checkout} by {version}.as_count()`): without it Datadog answers per-second rates, which are not counts".to_owned())
         } else if !counts && datadog_quantile(text).is_none() {
@@ -737,6 +751,18 @@ impl Validator {
                 return None;
             }
         };
+        let errors_may_be_unlisted = match &raw.errors_may_be_unlisted {
+            Some(flag) if flag.value && raw.errors.is_none() => {
+                self.problem(
+                    format!("{path}.cloudwatch.errors-may-be-unlisted"),
+                    Some(flag),
+                    "applies to the errors metric of a counts check (`requests` with `errors`); this check has none",
+                );
+                return None;
+            }
+            Some(flag) => flag.value,
+            None => false,
+        };
         Some(JsonCheck {
             query: None,
             measure,
@@ -748,10 +774,18 @@ impl Validator {
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
                 metrics,
+                errors_may_be_unlisted,
             }),
         })
     }
 }
+
+/// How late Datadog makes a count's datapoints available, when the policy does not say:
+/// chosen, not measured here (no Datadog is reachable from the test machines).
+const DEFAULT_DATADOG_LAG: std::time::Duration = std::time::Duration::from_secs(120);
+/// How late CloudWatch makes datapoints available, when the policy does not say: ALB metrics
+/// typically arrive within 1–3 minutes (chosen, not measured here).
+const DEFAULT_CLOUDWATCH_LAG: std::time::Duration = std::time::Duration::from_secs(180);
 
 /// The default Datadog site.
 const DEFAULT_DATADOG_SITE: &str = "datadoghq.com";

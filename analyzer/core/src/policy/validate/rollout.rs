@@ -380,7 +380,35 @@ fn route_refusal(gateway: &GatewaySpec, route: &StepRoute) -> Option<String> {
                 );
             }
         },
-        GatewaySpec::Haproxy(_) => "haproxy",
+        GatewaySpec::Haproxy(spec) => {
+            return match (route, &spec.route_acl) {
+                (StepRoute::Mirror { .. }, _) => Some(
+                    "a `mirror` step is not supported by the `haproxy` router: HAProxy's runtime API cannot make a backend copy requests (header and cookie steps can, through `route-acl`)".to_owned(),
+                ),
+                (_, None) => Some(format!(
+                    "a `{}` step needs `gateway.haproxy.route-acl`: the ACL file haproxy.cfg's `use-server` rule reads, which canary fills with the runtime API (see docs/policy-reference.md, HAProxy header and cookie steps)",
+                    route.kind()
+                )),
+                (StepRoute::Header { name, .. }, Some(acl))
+                    if acl.reads == AclReads::Header(name.clone()) =>
+                {
+                    None
+                }
+                (StepRoute::Cookie { name }, Some(acl))
+                    if acl.reads == AclReads::Cookie(name.clone()) =>
+                {
+                    None
+                }
+                (StepRoute::Header { name, .. }, Some(acl)) => Some(format!(
+                    "the `gateway.haproxy.route-acl` reads {}, not {name:?}: a `header` step can only name the header the ACL reads (written the same way, as canary reads the step back by it)",
+                    acl.reads
+                )),
+                (StepRoute::Cookie { name }, Some(acl)) => Some(format!(
+                    "the `gateway.haproxy.route-acl` reads {}, not cookie {name:?}: a `cookie` step can only name the cookie the ACL reads",
+                    acl.reads
+                )),
+            };
+        }
         GatewaySpec::Nginx(_) => "nginx",
         GatewaySpec::Command(_) => "command",
         GatewaySpec::IstioVirtualService(spec) if spec.protocol != IstioProtocol::Http => {
@@ -411,7 +439,7 @@ fn route_refusal(gateway: &GatewaySpec, route: &StepRoute) -> Option<String> {
         GatewaySpec::ReplicaCount(_) => "replica-count",
     };
     Some(format!(
-        "a `{}` step is not supported by the `{router}` router: it sets weights only (header and mirror steps need `http-route`; header and cookie steps `nginx-ingress`; all three `istio-virtual-service`)",
+        "a `{}` step is not supported by the `{router}` router: it sets weights only (header and mirror steps need `http-route`; header and cookie steps `nginx-ingress` or `haproxy` with `route-acl`; all three `istio-virtual-service`)",
         route.kind()
     ))
 }

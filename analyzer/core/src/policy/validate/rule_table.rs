@@ -566,6 +566,17 @@ const ROWS: &[Row] = &[
             ("metrics", DATADOG),
             (
                 "checks",
+                "checks: [{name: e, datadog: {requests: 'sum:hits{*} by {version}.as_count()', errors: 'errs{*} by {version}.as_count()'}, slo: {max: 1%}}]",
+            ),
+        ],
+        "checks[0].datadog.errors",
+        "without `sum:` Datadog averages them",
+    ),
+    row(
+        &[
+            ("metrics", DATADOG),
+            (
+                "checks",
                 "checks: [{name: p, datadog: {percentile: 'avg:lat{*} by {version}'}, slo: {max: 1s}}]",
             ),
         ],
@@ -626,6 +637,17 @@ const ROWS: &[Row] = &[
         ],
         "checks[0].cloudwatch",
         "metrics read as `Sum`",
+    ),
+    row(
+        &[
+            ("metrics", CLOUDWATCH),
+            (
+                "checks",
+                "checks: [{name: p, cloudwatch: {namespace: AWS/ApplicationELB, percentile: TargetResponseTime, errors-may-be-unlisted: true}, slo: {max: 1s}}]",
+            ),
+        ],
+        "checks[0].cloudwatch.errors-may-be-unlisted",
+        "applies to the errors metric of a counts check",
     ),
     row(
         &[(
@@ -942,6 +964,28 @@ const ROWS: &[Row] = &[
         "a `mirror` step is not supported by the `haproxy` router",
     ),
     row(
+        &[(
+            "rollout",
+            "rollout: {steps: [{header: {name: x-canary, value: '1'}}, 100]}",
+        )],
+        "rollout.steps[0]",
+        "a `header` step needs `gateway.haproxy.route-acl`",
+    ),
+    row(
+        &[
+            (
+                "rollout",
+                "rollout: {steps: [{header: {name: x-other, value: '1'}}, 100]}",
+            ),
+            (
+                "gateway",
+                "gateway: {haproxy: {socket: /run/h.sock, backend: web, canary-server: c, stable-server: s, route-acl: {file: c.acl, header: x-canary}}}",
+            ),
+        ],
+        "rollout.steps[0]",
+        "reads header \"x-canary\", not \"x-other\"",
+    ),
+    row(
         &[("rollout", "rollout: {steps: [100]}")],
         "rollout.steps",
         "at least one step below 100",
@@ -978,6 +1022,38 @@ const ROWS: &[Row] = &[
         )],
         "gateway.haproxy.stable-server",
         "the canary and stable servers must differ",
+    ),
+    row(
+        &[(
+            "gateway",
+            "gateway: {haproxy: {socket: /run/h.sock, backend: web, canary-server: c, stable-server: s, route-acl: {file: 'a b.acl', header: x-canary}}}",
+        )],
+        "gateway.haproxy.route-acl.file",
+        "expected the ACL file as haproxy.cfg names it",
+    ),
+    row(
+        &[(
+            "gateway",
+            "gateway: {haproxy: {socket: /run/h.sock, backend: web, canary-server: c, stable-server: s, route-acl: {file: c.acl, header: 'x canary'}}}",
+        )],
+        "gateway.haproxy.route-acl.header",
+        "is not an HTTP header name",
+    ),
+    row(
+        &[(
+            "gateway",
+            "gateway: {haproxy: {socket: /run/h.sock, backend: web, canary-server: c, stable-server: s, route-acl: {file: c.acl, cookie: 'a;b'}}}",
+        )],
+        "gateway.haproxy.route-acl.cookie",
+        "is not a cookie name",
+    ),
+    row(
+        &[(
+            "gateway",
+            "gateway: {haproxy: {socket: /run/h.sock, backend: web, canary-server: c, stable-server: s, route-acl: {file: c.acl}}}",
+        )],
+        "gateway.haproxy.route-acl",
+        "expected exactly one of `header`",
     ),
     row(
         &[(
@@ -1344,6 +1420,66 @@ const ROWS: &[Row] = &[
         )],
         "gateway.http-route.generate.hostnames[0]",
         "expected a host name",
+    ),
+    row(
+        &[(
+            "gateway",
+            gateway!(
+                "istio-virtual-service: {name: v, stable: {host: a}, canary: {host: b}, route: 0, generate: {hosts: [a.shop], owner-deployment: d}}"
+            ),
+        )],
+        "gateway.istio-virtual-service.generate",
+        "a generated VirtualService has one route",
+    ),
+    row(
+        &[(
+            "gateway",
+            gateway!(
+                "istio-virtual-service: {name: v, stable: {host: a}, canary: {host: b}, more-virtual-services: [{name: w}], generate: {hosts: [a.shop], owner-deployment: d}}"
+            ),
+        )],
+        "gateway.istio-virtual-service.generate",
+        "does not go with `more-virtual-services`",
+    ),
+    row(
+        &[(
+            "gateway",
+            gateway!(
+                "istio-virtual-service: {name: v, stable: {host: a}, canary: {host: b}, protocol: tcp, generate: {hosts: [a.shop], owner-deployment: d}}"
+            ),
+        )],
+        "gateway.istio-virtual-service.generate",
+        "leave `protocol` out",
+    ),
+    row(
+        &[(
+            "gateway",
+            gateway!(
+                "istio-virtual-service: {name: v, stable: {host: a}, canary: {host: b}, generate: {hosts: [], owner-deployment: d}}"
+            ),
+        )],
+        "gateway.istio-virtual-service.generate.hosts",
+        "expected at least one host",
+    ),
+    row(
+        &[(
+            "gateway",
+            gateway!(
+                "istio-virtual-service: {name: v, stable: {host: a}, canary: {host: b}, generate: {hosts: ['a b'], owner-deployment: d}}"
+            ),
+        )],
+        "gateway.istio-virtual-service.generate.hosts[0]",
+        "expected a host name",
+    ),
+    row(
+        &[(
+            "gateway",
+            gateway!(
+                "istio-virtual-service: {name: v, stable: {host: a}, canary: {host: b}, generate: {hosts: [a.shop], gateways: ['a/b/c'], owner-deployment: d}}"
+            ),
+        )],
+        "gateway.istio-virtual-service.generate.gateways[0]",
+        "expected an Istio Gateway",
     ),
     // hooks.rs
     row(
