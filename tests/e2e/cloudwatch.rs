@@ -416,8 +416,8 @@ fn a_past_cloudwatch_window_is_one_request_per_counts_check_giving_the_ticks_of_
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    // Nine minutes ending a minute ago, starting 20 s past a minute (CloudWatch rounds the
-    // start down); the canary turns bad 5 minutes in.
+    // Nine minutes ending a minute ago, starting 20 s past a minute (canary asks from the
+    // next whole minute, which CloudWatch does not round); the canary turns bad 5 minutes in.
     let start = now / 60 * 60 - 600 + 20;
     let end = start + 540;
     let bad_from = start + 300;
@@ -463,7 +463,11 @@ fn a_past_cloudwatch_window_is_one_request_per_counts_check_giving_the_ticks_of_
         .iter()
         .find(|b| b["MetricDataQueries"][0]["Id"] == "canary_requests")
         .unwrap();
-    assert_eq!(counts["StartTime"], start);
+    assert_eq!(
+        counts["StartTime"],
+        start + 40,
+        "the first whole minute of the window: nothing from before it"
+    );
     assert_eq!(counts["EndTime"], end);
     assert_eq!(counts["MetricDataQueries"][0]["MetricStat"]["Period"], 60);
     assert_same_analysis(&per_tick, &one);

@@ -29,16 +29,31 @@ use crate::queries::window_seconds;
 /// How much of a message from CloudWatch a reading shows.
 const SHOWN_CHARS: usize = 200;
 
-/// The period of a tick's request: from the start rounded down to its minute (CloudWatch
-/// rounds a `StartTime` less than 15 days old so, AWS's `GetMetricData` reference) to the
-/// tick, rounded up to whole minutes (CloudWatch takes multiples of 60 s for
-/// standard-resolution metrics), at least a minute — so CloudWatch answers one datapoint
-/// covering the window. Counted from the start itself, a start 20 s past a minute made a
-/// period that ended before the tick, and CloudWatch answered a second datapoint reaching a
-/// whole period past it (found by the past-window test of issue 17, 2026-12-01).
+/// The `StartTime` of every request of an analysis started at `since`, in Unix seconds: the
+/// first whole minute at or after it. CloudWatch rounds a `StartTime` less than 15 days old
+/// down to its minute (AWS's `GetMetricData` reference), so a start sent as it is counted up
+/// to 59 s from before the analysis started — a previous rollout's canary, or traffic before
+/// the first weight moved (review finding, 2026-12-01); a start on a whole minute is not
+/// rounded. What the canary did in its first partial minute is not counted: less evidence,
+/// never someone else's.
+pub fn start_second(since: Timestamp) -> i64 {
+    let second = since.as_second();
+    if second.rem_euclid(60) == 0 && since.subsec_nanosecond() == 0 {
+        second
+    } else {
+        (second.div_euclid(60) + 1) * 60
+    }
+}
+
+/// The period of a tick's request: from [`start_second`] to the tick, rounded up to whole
+/// minutes (CloudWatch takes multiples of 60 s for standard-resolution metrics), at least a
+/// minute — so CloudWatch answers one datapoint covering the window. Counted from a start
+/// that CloudWatch rounds, a start 20 s past a minute made a period that ended before the
+/// tick, and CloudWatch answered a second datapoint reaching a whole period past it (found by
+/// the past-window test of issue 17, 2026-12-01).
 pub fn period_seconds(since: Timestamp, at: Timestamp) -> u64 {
-    let rounded = Timestamp::from_second(since.as_second().div_euclid(60) * 60).unwrap_or(since);
-    window_seconds(rounded, at)
+    let start = Timestamp::from_second(start_second(since)).unwrap_or(since);
+    window_seconds(start, at)
         .max(1)
         .div_ceil(60)
         .saturating_mul(60)
@@ -82,8 +97,11 @@ pub fn request_body(
     }
     json!({
         "MetricDataQueries": queries,
-        "StartTime": since.as_second(),
-        "EndTime": at.as_second(),
+        "StartTime": start_second(since),
+        // A tick before the first whole minute: CloudWatch refuses an end before the start,
+        // so it is asked for that first minute, which has not ended (no datapoint yet, or
+        // part of one: less, never a pass on someone else's data).
+        "EndTime": at.as_second().max(start_second(since) + 60),
         "ScanBy": "TimestampAscending",
     })
     .to_string()
@@ -122,13 +140,11 @@ pub fn window_request_body(
 
 /// Where the tick at `at` of an analysis started at `since` cuts a past window's minute
 /// datapoints, in Unix seconds: the datapoints whose timestamp is before it are the ones the
-/// tick's own request adds up. CloudWatch rounds a `StartTime` less than 15 days old down to
-/// the whole minute (AWS's `GetMetricData`/`GetMetricStatistics` reference) and answers the
-/// datapoints of the periods that begin from there; the tick's one period
-/// ([`period_seconds`]) covers `[rounded start, rounded start + period)`.
+/// tick's own request adds up. Every request starts at [`start_second`] (a whole minute, which
+/// CloudWatch does not round) and CloudWatch answers the datapoints of the periods that begin
+/// there; the tick's one period ([`period_seconds`]) covers `[start, start + period)`.
 pub fn tick_cut_seconds(since: Timestamp, at: Timestamp) -> i64 {
-    let start = since.as_second().div_euclid(60) * 60;
-    start.saturating_add(i64::try_from(period_seconds(since, at)).unwrap_or(i64::MAX))
+    start_second(since).saturating_add(i64::try_from(period_seconds(since, at)).unwrap_or(i64::MAX))
 }
 
 /// Adds one page of a paged `GetMetricData` answer to `merged` (an empty object at first):
@@ -432,21 +448,40 @@ checks:
         Timestamp::from_second(second).unwrap()
     }
 
-    /// A start 20 s past a minute: CloudWatch counts from the minute, so the period must
-    /// reach the tick from there (one datapoint), and a past window's minutes are cut where
-    /// that period ends.
+    /// A start 20 s past a minute: the period must reach the tick from the start sent (one
+    /// datapoint), and a past window's minutes are cut where that period ends.
+    ///
+    /// Review finding of 2026-12-01: the start was sent as it was, and CloudWatch rounds it
+    /// down to its minute, so up to 59 s from before the analysis started were counted. Every
+    /// request now starts at the first whole minute at or after the start.
     #[test]
-    fn the_period_reaches_the_tick_from_the_start_rounded_down_to_its_minute() {
+    fn the_period_reaches_the_tick_from_the_first_whole_minute_of_the_analysis() {
         let since = at(1_800_000_020);
+        assert_eq!(start_second(since), 1_800_000_060);
+        assert_eq!(start_second(at(1_800_000_060)), 1_800_000_060);
+        assert_eq!(
+            start_second(Timestamp::from_millisecond(1_800_000_060_001).unwrap()),
+            1_800_000_120,
+            "a millisecond past a minute is past it"
+        );
         assert_eq!(period_seconds(since, at(1_800_000_050)), 60);
-        assert_eq!(period_seconds(since, at(1_800_000_080)), 120);
-        assert_eq!(period_seconds(since, at(1_800_000_120)), 120);
-        assert_eq!(period_seconds(since, at(1_800_000_121)), 180);
+        assert_eq!(period_seconds(since, at(1_800_000_080)), 60);
+        assert_eq!(period_seconds(since, at(1_800_000_120)), 60);
+        assert_eq!(period_seconds(since, at(1_800_000_121)), 120);
         assert_eq!(tick_cut_seconds(since, at(1_800_000_080)), 1_800_000_120);
         let answer = json!({"MetricDataResults": [{"Id": "canary_requests", "StatusCode": "Complete",
-            "Timestamps": [1_800_000_000, 1_800_000_060, 1_800_000_120], "Values": [1.0, 2.0, 4.0]}]});
+            "Timestamps": [1_800_000_060, 1_800_000_120, 1_800_000_180], "Values": [1.0, 2.0, 4.0]}]});
         let cut = answer_until(&answer, tick_cut_seconds(since, at(1_800_000_080)));
-        assert_eq!(cut["MetricDataResults"][0]["Values"], json!([1.0, 2.0]));
+        assert_eq!(cut["MetricDataResults"][0]["Values"], json!([1.0]));
+        let policy = policy();
+        let body: Value = serde_json::from_str(&request_body(
+            &check(&policy, 0).cloudwatch.unwrap(),
+            &policy.traffic,
+            since,
+            at(1_800_000_080),
+        ))
+        .unwrap();
+        assert_eq!(body["StartTime"], 1_800_000_060, "never before the start");
     }
 
     #[test]
