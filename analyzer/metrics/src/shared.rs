@@ -31,9 +31,11 @@
 //! (the server's limit on samples), over the policy's `max-answer-size` or `max-series`
 //! (raw samples are larger than the aggregated answer the limits were set for), with
 //! warnings, or not a matrix — sends each rollout back to its own instant query, so every
-//! reading is still what the single-rollout path reads. A failure of the shared query
-//! itself (no connection, timeouts, 5xx after the retries, 401) is every rollout's error,
-//! as its own query would have failed the same way (exit 4 / the same message).
+//! reading is still what the single-rollout path reads. So does a failure of the shared
+//! query of several reads (no connection, a timeout, a 5xx after the retries, 401): the
+//! batch's query is larger than any of theirs and can fail where theirs answer, so each
+//! rollout's reading is what its own query then says — an answer, or the same failure
+//! (exit 4 / the same message). A failure of a batch of one read is that read's own.
 //!
 //! Memory: a batch's samples are kept only until its rollouts have computed their readings
 //! (an `Arc` dropped with the last of them); the table holds open batches only.
@@ -92,6 +94,8 @@ struct OpenBatch {
     values: Vec<BTreeSet<String>>,
     /// Every version its reads asked for.
     versions: BTreeSet<String>,
+    /// How many reads joined it.
+    reads: usize,
     answer: watch::Receiver<Option<Arc<BatchAnswer>>>,
 }
 
@@ -261,6 +265,7 @@ impl SharedReads {
             let mut batch = batch.lock().unwrap_or_else(PoisonError::into_inner);
             if batch.fits(&plan.values, &plan.versions, self.cap(&plan.key)) {
                 batch.add(&plan.values, &plan.versions, range.start_ms(), at);
+                batch.reads += 1;
                 return batch.answer.clone();
             }
             // Full: a new batch takes its place for the next reads.
@@ -271,6 +276,7 @@ impl SharedReads {
             end: at,
             values: vec![BTreeSet::new(); plan.values.len()],
             versions: BTreeSet::new(),
+            reads: 1,
             answer: answer.clone(),
         };
         batch.add(&plan.values, &plan.versions, range.start_ms(), at);
@@ -292,12 +298,13 @@ impl SharedReads {
                 }
                 // Closed: no read joins it any more (joins happen under the table's lock).
                 let batch = batch.lock().unwrap_or_else(PoisonError::into_inner);
-                batch_query(&own.traffic, &metric, &batch)
+                (batch_query(&own.traffic, &metric, &batch), batch.reads)
             };
+            let (query, readers) = query;
             let answer = {
                 let _permit = reads.permit().await;
                 reads.sent.fetch_add(1, Ordering::Relaxed);
-                send(&own, query).await
+                send(&own, query, readers).await
             };
             if let BatchAnswer::OwnQueries { over_a_limit: true } = answer {
                 reads.halve_cap(&key);
@@ -368,8 +375,22 @@ fn batch_query(traffic: &TrafficSelector, metric: &str, batch: &OpenBatch) -> (S
     )
 }
 
-/// The batch's one query, and what it gives the reads.
-async fn send(own: &PrometheusSource, (promql, end): (String, Timestamp)) -> BatchAnswer {
+/// The batch's one query, and what it gives its `readers` reads.
+///
+/// A failure of the query of a batch of several reads (a timeout, a 5xx after the retries,
+/// no connection, an error answer) sends each read to its own query: the batch asks for more
+/// series over a longer span than any of them (its oldest rollout's age, every service of the
+/// template), so it can fail — the server's query timeout, the policy's `timeout` — where each
+/// rollout's own small query answers (review finding, 2026-12-01: every rollout of the batch
+/// failed its tick, and after `max-failed-ticks` rolled back). What a rollout's own query then
+/// says — an answer, or the same failure — is its reading. A timeout or a refusal also halves
+/// the template's batches, as an answer over a limit does. A batch of one read takes the
+/// failure as its own: it was its own query's shape.
+async fn send(
+    own: &PrometheusSource,
+    (promql, end): (String, Timestamp),
+    readers: usize,
+) -> BatchAnswer {
     let credentials = match own.credentials().await {
         Ok(credentials) => credentials,
         Err(err) => return BatchAnswer::Failed(SharedFailure::of(err.into())),
@@ -391,8 +412,21 @@ async fn send(own: &PrometheusSource, (promql, end): (String, Timestamp)) -> Bat
             BatchAnswer::OwnQueries {
                 over_a_limit: matches!(
                     outcome,
-                    QueryOutcome::TooLarge { .. } | QueryOutcome::TooManySeries { .. }
+                    QueryOutcome::TooLarge { .. }
+                        | QueryOutcome::TooManySeries { .. }
+                        | QueryOutcome::Refused { .. }
                 ),
+            }
+        }
+        Err(err) if readers > 1 => {
+            let timed_out = matches!(err, crate::error::Error::Timeout { .. });
+            tracing::info!(
+                "{}: the shared query {promql} failed ({}): each of its {readers} rollouts sends its own",
+                own.address(),
+                canary_core::Error::from(err),
+            );
+            BatchAnswer::OwnQueries {
+                over_a_limit: timed_out,
             }
         }
         Err(err) => BatchAnswer::Failed(SharedFailure::of(err.into())),
@@ -865,15 +899,24 @@ checks:
         ticks
     }
 
-    /// A shared query that fails (503 on every attempt) is every rollout's error, the very
-    /// error its own query gives, after one query's attempts, not one per rollout.
+    /// A shared query that fails where each rollout's own answers — the batch asks for more
+    /// series over a longer span, and the server's query timeout or overload hits it first —
+    /// sends each rollout to its own query, whose answer is its reading (review finding,
+    /// 2026-12-01: every rollout of the batch failed its tick, and after `max-failed-ticks`
+    /// rolled back on a Prometheus that answered each of them). Where the own queries fail
+    /// too, each rollout's error is exactly its own query's.
     #[tokio::test]
-    async fn a_failed_shared_query_is_every_rollouts_own_error() {
-        let server = FakeServer::answering(vec![http(
-            "503 Service Unavailable",
-            "text/plain",
-            "overloaded",
-        )]);
+    async fn a_failed_shared_query_sends_each_rollout_to_its_own_query() {
+        let vector = r#"{"status":"success","data":{"resultType":"vector","result":[
+            {"metric":{"le":"+Inf","version":"canary"},"value":[1,"4"]},
+            {"metric":{"le":"+Inf","version":"stable"},"value":[1,"4"]}]}}"#;
+        let overloaded = || http("503 Service Unavailable", "text/plain", "overloaded");
+        let answers = vec![
+            overloaded(),
+            overloaded(),
+            http("200 OK", "application/json", vector),
+        ];
+        let server = FakeServer::answering(answers);
         let policy = plain_policy(&server.url(), "");
         let reads = SharedReads::new(Duration::from_millis(50), None);
         let sources: Vec<Arc<SharedSource>> = (0..3)
@@ -887,9 +930,27 @@ checks:
         let got = read_together(&sources, at).await;
         assert_eq!(
             server.requests().len(),
-            2,
-            "one query: an attempt and its retry"
+            2 + 3,
+            "the shared query and its retry, then one own query per rollout"
         );
+        let own = PrometheusSource::from_policy(&policy, None).unwrap();
+        let alone = own.read_tick(at, at).await.unwrap();
+        for tick in got {
+            assert_eq!(tick.unwrap().readings, alone.readings);
+        }
+
+        // Every attempt fails: each rollout's error is its own query's.
+        let server = FakeServer::answering(vec![overloaded()]);
+        let policy = plain_policy(&server.url(), "");
+        let reads = SharedReads::new(Duration::from_millis(50), None);
+        let sources: Vec<Arc<SharedSource>> = (0..3)
+            .map(|_| {
+                Arc::new(past_its_first_read(
+                    reads.source(&policy, None).unwrap().unwrap(),
+                ))
+            })
+            .collect();
+        let got = read_together(&sources, at).await;
         let own = PrometheusSource::from_policy(&policy, None).unwrap();
         let own_error = canary_core::Error::from(own.read_tick(at, at).await.unwrap_err());
         for tick in got {

@@ -142,6 +142,11 @@ fn check_regex(matcher: &LabelMatcher) -> Result<(), String> {
     if !matches!(matcher.op, MatchOp::Regex | MatchOp::NotRegex) {
         return Ok(());
     }
+    if let Some(construct) = read_differently_by_re2(&matcher.value) {
+        return Err(format!(
+            "the matcher {matcher} uses {construct}, which Prometheus (Go's RE2) and canary (Rust's regex) read differently; write it without"
+        ));
+    }
     match regex::Regex::new(&format!("^(?:{})$", matcher.value)) {
         Ok(_) => Ok(()),
         Err(err) => {
@@ -160,6 +165,67 @@ fn check_regex(matcher: &LabelMatcher) -> Result<(), String> {
             ))
         }
     }
+}
+
+/// The first construct of `pattern` that Rust's `regex` crate and Go's RE2 (Prometheus')
+/// both accept but read differently, or that only the first accepts: inline flags other than
+/// RE2's `i`, `m`, `s`, `U` (`(?x)` makes whitespace insignificant in one and not the other),
+/// and inside a character class the set operations `&&`, `--`, `~~` and a nested class `[…]`
+/// (literal characters to RE2). Under `canary controller` a shared read evaluates a check's
+/// matchers in the controller while the rollout's own query has Prometheus evaluate them, so
+/// the two must mean the same (review finding, 2026-12-01).
+fn read_differently_by_re2(pattern: &str) -> Option<&'static str> {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut i = 0;
+    let mut in_class = false;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '\\' => {
+                i += 2;
+                continue;
+            }
+            '[' if in_class => {
+                if chars.get(i + 1) != Some(&':') {
+                    return Some("a nested character class `[…[…]…]`");
+                }
+                // A POSIX class `[:alpha:]`: skip to its closing `:]`.
+                while i < chars.len() && !(chars[i] == ':' && chars.get(i + 1) == Some(&']')) {
+                    i += 1;
+                }
+                i += 2;
+                continue;
+            }
+            '[' => {
+                in_class = true;
+                // A `]` or `^]` right after the opening bracket is a literal.
+                if chars.get(i + 1) == Some(&'^') {
+                    i += 1;
+                }
+                if chars.get(i + 1) == Some(&']') {
+                    i += 1;
+                }
+            }
+            ']' if in_class => in_class = false,
+            '&' | '-' | '~' if in_class && chars.get(i + 1) == Some(&c) => {
+                return Some("a character class set operation (`&&`, `--` or `~~`)");
+            }
+            '(' if !in_class && chars.get(i + 1) == Some(&'?') => {
+                let flags = chars[i + 2..]
+                    .iter()
+                    .take_while(|f| **f != ':' && **f != ')');
+                if flags
+                    .clone()
+                    .any(|f| !matches!(f, 'i' | 'm' | 's' | 'U' | '-'))
+                {
+                    return Some("an inline flag other than RE2's i, m, s and U");
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 struct Parser<'a> {
@@ -396,6 +462,32 @@ mod tests {
     }
 
     use super::*;
+
+    /// Review finding of 2026-12-01: patterns the `regex` crate takes and RE2 reads otherwise
+    /// passed lint, and under the controller's shared reads were evaluated by the first while
+    /// a rollout's own query had Prometheus evaluate them with the second.
+    #[test]
+    fn a_regex_re2_reads_differently_is_refused() {
+        for pattern in [
+            r#"code=~"(?x) 5 . .""#,
+            r#"code=~"[0-9&&[^4]]..""#,
+            r#"code=~"[a--b]""#,
+            r#"code=~"[[a-z]]""#,
+        ] {
+            let err = parse_matchers(pattern).unwrap_err();
+            assert!(err.contains("read differently"), "{pattern}: {err}");
+        }
+        for pattern in [
+            r#"code=~"(?i)5..""#,
+            r#"code=~"[[:digit:]]..""#,
+            r#"path=~"/a--b/.*""#,
+            r#"code=~"[]a-]""#,
+            r#"code=~"[\[]""#,
+            r#"path=~"(?:a|b)""#,
+        ] {
+            assert!(parse_matchers(pattern).is_ok(), "{pattern}");
+        }
+    }
 
     #[test]
     fn parses_the_four_operators_and_both_quotes() {

@@ -114,6 +114,18 @@ impl Validator {
                         );
                         ok = false;
                     }
+                    if matchers.iter().any(|m| m.name == "__name__") {
+                        // Prometheus refuses the metric name set twice, so the check would be
+                        // an `error` at every tick; a shared read under the controller, which
+                        // applies error matchers itself, would instead find no error series
+                        // and count 0 errors (review finding, 2026-12-01).
+                        self.problem(
+                            format!("{path}.error-rate.errors"),
+                            Some(&error_rate.errors),
+                            "the error matchers must not match on `__name__`: the errors are the requests metric's series (use `requests` for another metric)",
+                        );
+                        ok = false;
+                    }
                     matchers
                 }
                 Err(message) => {

@@ -1626,6 +1626,26 @@ const ROWS: &[Row] = &[
     row(
         &[(
             "checks",
+            check!(
+                "name: e, error-rate: {requests: r, errors: '__name__=\"errs\"'}, slo: {max: 1%}"
+            ),
+        )],
+        "checks[0].error-rate.errors",
+        "must not match on `__name__`",
+    ),
+    row(
+        &[(
+            "checks",
+            check!(
+                "name: e, error-rate: {requests: r, errors: 'code=~\"(?x) 5..\"'}, slo: {max: 1%}"
+            ),
+        )],
+        "checks[0].error-rate.errors",
+        "read differently",
+    ),
+    row(
+        &[(
+            "checks",
             check!("name: e, error-rate: {requests: r, errors: 'code=='}, slo: {max: 1%}"),
         )],
         "checks[0].error-rate.errors",
