@@ -107,14 +107,37 @@ pub(crate) struct Matcher {
     regex: Option<regex::Regex>,
 }
 
+/// The compiled, anchored regex of a matcher's `pattern`, compiled once per process: a
+/// `regex::Regex` clone shares its compiled program, and under `canary controller` every
+/// rollout's shared reads build their matchers, so 10,000 rollouts of one template compiled
+/// the same patterns 10,000 times — 114 MB of a 10,000-rollout controller's heap (heaptrack,
+/// 2026-12-01). The table holds one entry per distinct pattern of the policies read.
+fn compiled(pattern: &str) -> std::result::Result<regex::Regex, regex::Error> {
+    static COMPILED: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<String, regex::Regex>>,
+    > = std::sync::OnceLock::new();
+    let table = COMPILED.get_or_init(Default::default);
+    if let Some(regex) = table
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(pattern)
+    {
+        return Ok(regex.clone());
+    }
+    let regex = regex::Regex::new(&format!("^(?:{pattern})$"))?;
+    table
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(pattern.to_owned(), regex.clone());
+    Ok(regex)
+}
+
 impl Matcher {
     pub(crate) fn new(matcher: &LabelMatcher) -> Result<Self> {
         let regex = match matcher.op {
-            MatchOp::Regex | MatchOp::NotRegex => Some(
-                regex::Regex::new(&format!("^(?:{})$", matcher.value)).map_err(|e| {
-                    Error::Config(format!("the matcher {matcher} is not a valid regex: {e}"))
-                })?,
-            ),
+            MatchOp::Regex | MatchOp::NotRegex => Some(compiled(&matcher.value).map_err(|e| {
+                Error::Config(format!("the matcher {matcher} is not a valid regex: {e}"))
+            })?),
             MatchOp::Equal | MatchOp::NotEqual => None,
         };
         Ok(Matcher {
