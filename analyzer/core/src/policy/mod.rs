@@ -89,9 +89,11 @@ impl Policy {
     ///
     /// Only what decides and what moves traffic counts (traffic, rollout, gateway, checks,
     /// promotion): changing where notifications go or the Prometheus URL mid-rollout does
-    /// not stop a resume.
+    /// not stop a resume. The metrics source's `lag` counts too, when it is set: it moves
+    /// every step's end and what each tick reads. Absent when zero, so that the digest of a
+    /// policy without one stays what it was.
     pub fn digest(&self) -> String {
-        let judged = serde_json::json!({
+        let mut judged = serde_json::json!({
             "service": self.service,
             "traffic": self.traffic,
             "rollout": self.rollout,
@@ -99,6 +101,10 @@ impl Policy {
             "checks": self.checks,
             "promotion": self.promotion,
         });
+        let lag = self.metrics_lag();
+        if !lag.is_zero() {
+            judged["metrics-lag-ms"] = serde_json::json!(lag.as_millis() as u64);
+        }
         let canonical = judged.to_string();
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
         for byte in canonical.bytes() {

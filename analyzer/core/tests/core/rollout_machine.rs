@@ -1140,6 +1140,31 @@ fn new_options_left_at_their_defaults_keep_the_digest_of_an_unchanged_policy() {
     assert_eq!(policy.digest(), "fnv1a64:5e57a185e3c4685b");
 }
 
+/// A provider's `lag` moves every step's end and what each tick reads, so a rollout saved
+/// with one lag must not resume under another: it is part of the digest when set (it was
+/// not, found reading the change, 2026-12-01).
+#[test]
+fn the_providers_lag_is_part_of_the_digest() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../policies/orders-datadog.yaml"
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let with = |lag: &str| {
+        let text = text.replacen("  datadog:\n", &format!("  datadog:\n    lag: {lag}\n"), 1);
+        assert_ne!(
+            text,
+            std::fs::read_to_string(path).unwrap(),
+            "the lag was set"
+        );
+        Policy::from_yaml(&text, "orders-datadog.yaml")
+            .unwrap()
+            .digest()
+    };
+    assert_ne!(with("2m"), with("5m"));
+    assert_eq!(with("3m"), with("3m"));
+}
+
 // ---------------------------------------------------------------------------------------
 // Control requests are bound to one rollout and expire (issue 12, item 1).
 
