@@ -16,7 +16,7 @@
 //! merge patch), delete. Like the real server it serves each API group only in its versions —
 //! those of the objects inserted, or what [`FakeApiServer::serve`] declares — answering any
 //! other version with 404 "the server could not find the requested resource", and lists the
-//! groups and versions it serves at `GET /apis` (discovery, which every user may read). Every request is recorded, with its body, for assertions. A test
+//! groups and versions it serves at `GET /apis` (discovery, which every user may read). Every request is recorded, with its body and the time it was answered, for assertions. A test
 //! can make another writer change an object right before the next writes, to provoke
 //! conflicts.
 //!
@@ -82,6 +82,10 @@ pub struct Recorded {
     /// The bearer token the request carried: tests give each client its own kubeconfig
     /// ([`FakeApiServer::kubeconfig_with_token`]) to tell their requests apart.
     pub token: Option<String>,
+    /// When the fake answered it (a write has taken effect by then): to time what clients
+    /// did against the test's own clock, e.g. a standby's first writes after the leader was
+    /// killed.
+    pub answered_at: std::time::Instant,
 }
 
 /// Where an object lives.
@@ -1053,6 +1057,7 @@ async fn handle(
         body,
         status: response.status().as_u16(),
         token,
+        answered_at: std::time::Instant::now(),
     });
     response
 }
