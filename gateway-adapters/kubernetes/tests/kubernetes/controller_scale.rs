@@ -26,12 +26,21 @@
 //! default `--read-coalesce 1s`) the queries per tick interval are the template's two checks
 //! per coalescing window, asserted; `CANARY_SCALE_ARGS="--read-coalesce 0"` measures one
 //! query per check per rollout per tick, as before.
+//!
+//! The second test, [`the_scale_harness_kills_the_leader_and_times_the_standbys_take_over`],
+//! is the failover measurement on the same fleet: a leader and a standby `canary controller
+//! run` (the same Lease, different identities), the leader SIGKILLed once every rollout
+//! ticks under it; from the fake's log (each request with the time it was answered) it
+//! times the standby's Lease acquisition and each rollout's first tick under the standby,
+//! and checks what must hold however long it took: every rollout ticked again, at the step
+//! it was at, and the dead leader wrote nothing once the standby led.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use canary_tests::binary;
+use canary_core::rollout::{Phase, Rollout};
 use canary_tests::policy::TestPolicy;
+use canary_tests::{binary, wait_until};
 use serde_json::{Value, json};
 
 use crate::rollout_e2e::{Running, World};
@@ -46,9 +55,10 @@ struct Knobs {
     interval: String,
     window: Duration,
     json: Option<String>,
-    /// `--lease-duration` and `--lease-renew-deadline` (`CANARY_SCALE_LEASE=60s/45s`);
-    /// the controller's defaults (15 s/10 s) when unset.
-    lease: Option<(String, String)>,
+    /// `--lease-duration`, `--lease-renew-deadline` and optionally `--lease-retry-period`
+    /// (`CANARY_SCALE_LEASE=60s/45s` or `15s/10s/2s`). Unset: the controller's defaults
+    /// (15 s/10 s/2 s) in the steady-state test, [`Lease::QUICK`] in the failover test.
+    lease: Option<Lease>,
     /// More arguments for `canary controller run` (`CANARY_SCALE_ARGS`, split at spaces),
     /// e.g. `--max-concurrent-queries 64`.
     args: Vec<String>,
@@ -68,10 +78,7 @@ impl Knobs {
                 var("CANARY_SCALE_SECONDS").map_or(10, |v| v.parse().unwrap()),
             ),
             json: var("CANARY_SCALE_JSON"),
-            lease: var("CANARY_SCALE_LEASE").map(|v| {
-                let (duration, deadline) = v.split_once('/').expect("CANARY_SCALE_LEASE=D/R");
-                (duration.to_owned(), deadline.to_owned())
-            }),
+            lease: var("CANARY_SCALE_LEASE").map(|v| Lease::parse(&v)),
             args: var("CANARY_SCALE_ARGS")
                 .map(|v| v.split_whitespace().map(str::to_owned).collect())
                 .unwrap_or_default(),
@@ -89,17 +96,7 @@ impl Knobs {
             .iter()
             .position(|a| a == "--read-coalesce")
             .and_then(|i| self.args.get(i + 1));
-        match given.map(String::as_str) {
-            None => 1.0,
-            Some("0") => 0.0,
-            Some(text) if text.ends_with("ms") => {
-                text.trim_end_matches("ms").parse::<f64>().unwrap() / 1000.0
-            }
-            Some(text) => text
-                .trim_end_matches('s')
-                .parse()
-                .expect("--read-coalesce in seconds or ms, e.g. 1s, 500ms"),
-        }
+        given.map_or(1.0, |text| seconds(text))
     }
 
     fn interval_seconds(&self) -> f64 {
@@ -107,6 +104,82 @@ impl Knobs {
         digits
             .parse()
             .expect("CANARY_SCALE_INTERVAL in whole seconds, e.g. 10s")
+    }
+
+    fn interval(&self) -> Duration {
+        Duration::from_secs_f64(self.interval_seconds())
+    }
+}
+
+/// The leader election's timing, as `canary controller run` is given it.
+#[derive(Clone, Debug)]
+struct Lease {
+    duration: String,
+    renew_deadline: String,
+    /// `None`: the controller's default (2 s).
+    retry_period: Option<String>,
+}
+
+impl Lease {
+    /// The failover test's lease in the suite: short, so the take-over comes within
+    /// seconds (the values `controller_e2e.rs` runs its failover tests with).
+    const QUICK: (&'static str, &'static str, &'static str) = ("4s", "3s", "500ms");
+
+    fn quick() -> Lease {
+        let (duration, renew_deadline, retry_period) = Lease::QUICK;
+        Lease {
+            duration: duration.to_owned(),
+            renew_deadline: renew_deadline.to_owned(),
+            retry_period: Some(retry_period.to_owned()),
+        }
+    }
+
+    /// `D/R` or `D/R/P`.
+    fn parse(text: &str) -> Lease {
+        let parts: Vec<&str> = text.split('/').collect();
+        match parts[..] {
+            [duration, renew_deadline] | [duration, renew_deadline, _] => Lease {
+                duration: duration.to_owned(),
+                renew_deadline: renew_deadline.to_owned(),
+                retry_period: parts.get(2).map(|p| (*p).to_owned()),
+            },
+            _ => panic!("CANARY_SCALE_LEASE=DURATION/RENEW-DEADLINE[/RETRY-PERIOD], got {text}"),
+        }
+    }
+
+    fn args(&self) -> Vec<&str> {
+        let mut args = vec![
+            "--lease-duration",
+            &self.duration,
+            "--lease-renew-deadline",
+            &self.renew_deadline,
+        ];
+        if let Some(period) = &self.retry_period {
+            args.extend(["--lease-retry-period", period]);
+        }
+        args
+    }
+
+    /// `15s/10s/2s`, the retry period the controller's default when not given.
+    fn describe(&self) -> String {
+        format!(
+            "{}/{}/{}",
+            self.duration,
+            self.renew_deadline,
+            self.retry_period.as_deref().unwrap_or("2s")
+        )
+    }
+}
+
+/// A duration as the controller's flags take them here: `0`, `500ms`, `2s`.
+fn seconds(text: &str) -> f64 {
+    match text {
+        "0" => 0.0,
+        ms if ms.ends_with("ms") => ms.trim_end_matches("ms").parse::<f64>().unwrap() / 1000.0,
+        s => s
+            .trim_end_matches('s')
+            .parse()
+            .expect("a duration in seconds or ms, e.g. 1s, 500ms"),
     }
 }
 
@@ -236,9 +309,9 @@ fn load_average() -> String {
         .join(" ")
 }
 
-#[test]
-fn the_scale_harness_runs_n_rollouts_in_one_controller_and_measures_it() {
-    let knobs = Knobs::from_env();
+/// The world with the fleet in it: N CanaryRollouts, each with its HTTPRoute. `bodies`:
+/// whether the fake keeps the requests' bodies (the failover test reads its small run's).
+fn fleet(knobs: &Knobs, bodies: bool) -> World {
     let n = knobs.rollouts;
     let world = World::start(&[]);
     world.fake.serve_status_subresource(GROUP, RESOURCE);
@@ -246,7 +319,9 @@ fn the_scale_harness_runs_n_rollouts_in_one_controller_and_measures_it() {
     // it, and the fake's default 100,000 changes kept for watches (each a copy of a state
     // ConfigMap), grew this process past 3 GiB at 10,000 rollouts. The controller watches
     // its CanaryRollouts only, which change once a tick each.
-    world.fake.drop_request_bodies();
+    if !bodies {
+        world.fake.drop_request_bodies();
+    }
     world.fake.keep_history((4 * n).max(1_000));
     for i in 0..n {
         let mut route = http_route();
@@ -256,11 +331,17 @@ fn the_scale_harness_runs_n_rollouts_in_one_controller_and_measures_it() {
             "apiVersion": "canary.dev/v1alpha1",
             "kind": "CanaryRollout",
             "metadata": {"name": format!("r-{i}"), "namespace": NS},
-            "spec": {"revision": "v2", "policy": policy(&world, &knobs, i)},
+            "spec": {"revision": "v2", "policy": policy(&world, knobs, i)},
         }));
     }
-    let kubeconfig = world.dir.path().join("kubeconfig-scale");
-    std::fs::write(&kubeconfig, world.fake.kubeconfig_with_token(NS, "scale")).unwrap();
+    world
+}
+
+/// `canary controller run` as `holder`: its identity, and the bearer token that tells its
+/// requests apart in the fake's log.
+fn spawn_controller(world: &World, knobs: &Knobs, lease: Option<&Lease>, holder: &str) -> Running {
+    let kubeconfig = world.dir.path().join(format!("kubeconfig-{holder}"));
+    std::fs::write(&kubeconfig, world.fake.kubeconfig_with_token(NS, holder)).unwrap();
     let mut command = match knobs.wrap.split_first() {
         Some((wrapper, wrapper_args)) => {
             let mut command = Command::new(wrapper);
@@ -270,33 +351,38 @@ fn the_scale_harness_runs_n_rollouts_in_one_controller_and_measures_it() {
         None => Command::new(binary("canary")),
     };
     command.args(["controller", "run"]);
-    if let Some((duration, deadline)) = &knobs.lease {
-        command.args([
-            "--lease-duration",
-            duration,
-            "--lease-renew-deadline",
-            deadline,
-        ]);
+    if let Some(lease) = lease {
+        command.args(lease.args());
     }
     command.args(&knobs.args);
-    let started = Instant::now();
-    let controller = Running::spawn(
+    Running::spawn(
         command
             .args([
                 "--namespace",
                 NS,
                 "--lease-namespace",
-                "canary-system",
+                LEASE_NAMESPACE,
                 "--metrics-addr",
                 "127.0.0.1:0",
             ])
             .env("KUBECONFIG", &kubeconfig)
-            .env("CANARY_HOLDER", "scale")
+            .env("CANARY_HOLDER", holder)
             .env("CANARY_LOG", "warn")
             .stdin(Stdio::null()),
-    );
+    )
+}
+
+const LEASE_NAMESPACE: &str = "canary-system";
+
+/// Whether process `pid` has ended (gone, or a zombie not yet waited for).
+fn has_exited(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| stat.contains(") Z "))
+}
+
+/// Waits until every rollout has set its first weight (10 %): from there on, each only
+/// ticks. Fails the test if the controller stops or they are not all there in time.
+fn wait_until_weighted(world: &World, n: usize, controller: &Running) {
     let pid = controller.child.id();
-    // Every rollout has set its first weight (10 %): from here on, each only ticks.
     let weighted = || {
         (0..n)
             .filter(|i| {
@@ -307,17 +393,13 @@ fn the_scale_harness_runs_n_rollouts_in_one_controller_and_measures_it() {
             })
             .count()
     };
-    let exited = || {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map_or(true, |stat| stat.contains(") Z "))
-    };
     let startup_limit = Duration::from_secs(60) + Duration::from_millis(300) * n as u32;
     // Looked at every 2 s: reading every resource out of the fake holds its store's lock,
     // and doing it every 50 ms (as `wait_until` would) at 1,000 rollouts took a core from
     // the fake and the controller and slowed every API request.
     let deadline = Instant::now() + startup_limit;
     let all_weighted = loop {
-        if exited() {
+        if has_exited(pid) {
             break false;
         }
         if weighted() == n {
@@ -329,7 +411,7 @@ fn the_scale_harness_runs_n_rollouts_in_one_controller_and_measures_it() {
         std::thread::sleep(Duration::from_secs(2));
     };
     assert!(
-        !exited(),
+        !has_exited(pid),
         "the controller stopped:\n{}",
         controller.stderr()
     );
@@ -339,14 +421,31 @@ fn the_scale_harness_runs_n_rollouts_in_one_controller_and_measures_it() {
         weighted(),
         controller.stderr()
     );
-    let startup = started.elapsed();
-    let address = controller
+}
+
+/// The address of a controller's own metrics, from its log.
+fn metrics_address(controller: &Running) -> String {
+    controller
         .stderr()
         .lines()
         .find_map(|l| l.strip_prefix("canary controller: metrics at http://"))
         .and_then(|rest| rest.strip_suffix("/metrics"))
         .expect("the metrics address")
-        .to_owned();
+        .to_owned()
+}
+
+#[test]
+fn the_scale_harness_runs_n_rollouts_in_one_controller_and_measures_it() {
+    let knobs = Knobs::from_env();
+    let n = knobs.rollouts;
+    let world = fleet(&knobs, false);
+    let started = Instant::now();
+    let controller = spawn_controller(&world, &knobs, knobs.lease.as_ref(), "scale");
+    let pid = controller.child.id();
+    let exited = || has_exited(pid);
+    wait_until_weighted(&world, n, &controller);
+    let startup = started.elapsed();
+    let address = metrics_address(&controller);
 
     let requests_before = world.fake.request_count();
     let queries_before = world.prometheus.query_requests();
@@ -411,7 +510,7 @@ fn the_scale_harness_runs_n_rollouts_in_one_controller_and_measures_it() {
         "stored_bytes_per_rollout_max": stored.iter().max().copied().unwrap_or(0),
         "stored_bytes_per_rollout_mean": stored.iter().sum::<usize>() as f64 / n as f64,
         "load_average": load_average(),
-        "lease": knobs.lease.as_ref().map(|(d, r)| format!("{d}/{r}")),
+        "lease": knobs.lease.as_ref().map(Lease::describe),
         "controller_args": knobs.args,
     });
     let text = serde_json::to_string_pretty(&result).unwrap();
@@ -450,5 +549,277 @@ fn the_scale_harness_runs_n_rollouts_in_one_controller_and_measures_it() {
         !exited(),
         "the controller stopped:\n{}",
         controller.stderr()
+    );
+}
+
+/// Rollout `i`'s state as saved in its ConfigMap, and who holds its claim (`owner.json`).
+fn saved_rollout(world: &World, i: usize) -> (Rollout, String) {
+    let configmap = world
+        .fake
+        .object("", "configmaps", NS, &state_config_map(i))
+        .expect("the state ConfigMap");
+    let text = configmap["data"]["rollout.json"]
+        .as_str()
+        .expect("a saved rollout");
+    let owner = configmap["data"]["owner.json"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    (Rollout::from_json(text.as_bytes()).unwrap(), owner)
+}
+
+fn state_config_map(i: usize) -> String {
+    format!("canaryrollout-r-{i}")
+}
+
+/// Where a rollout stands: the rollout's start, the step's index, weight and start. The
+/// same before and after a take-over means it resumed at its step (a restart from the
+/// first step would start the rollout again).
+fn position(rollout: &Rollout) -> String {
+    match rollout.phase() {
+        Phase::Step {
+            index,
+            weight,
+            weight_set,
+            started_at,
+            ..
+        } => format!(
+            "rollout started {}, step {index} at {weight} % (set: {weight_set}) since {started_at:?}",
+            rollout.started_at()
+        ),
+        other => format!("{}: {}", rollout.started_at(), other.name()),
+    }
+}
+
+/// The nearest-rank quantile `q` of sorted `values`.
+fn nearest_rank(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (q * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted[rank.min(sorted.len()) - 1]
+}
+
+/// The failover measurement (issue 16: "time from leader SIGKILL to the standby's first
+/// tick, ≤ the lease duration + one tick"). The fleet runs under a leader; a standby with
+/// the same Lease and its own identity stands by; once every rollout ticks under the leader,
+/// the leader is SIGKILLed. From the fake's log (each request with the time it was
+/// answered, its client told by its bearer token) it takes, counted from the kill:
+/// - the standby's Lease acquisition: its first successful write of the Lease;
+/// - each rollout's first tick under the standby: its second successful write of the
+///   rollout's state ConfigMap — the first is the claim's take-over, and a resumed rollout
+///   in a step writes its state next when a tick has read the metrics and judged (the
+///   machine resumes a step by waiting for the tick due; the suite's run checks this on the
+///   bodies: that write's state has its next tick set one interval after a read that came
+///   after the kill);
+/// - their p50, p99 and max (the time until all had ticked), beside the bound: the lease
+///   duration plus one tick interval.
+///
+/// Timing is measured, never asserted (a shared, noisy machine); what is asserted holds
+/// however long it takes: the standby took the Lease, every rollout ticked under it at the
+/// step it was at (same rollout and step start; the standby set no weight), and the dead
+/// leader wrote nothing once the standby led.
+///
+/// The suite runs it with 20 rollouts, 1 s ticks and a 4 s lease ([`Lease::QUICK`]); the
+/// benchmark with the controller's defaults:
+///
+/// ```text
+/// CANARY_SCALE_ROLLOUTS=1000 CANARY_SCALE_INTERVAL=10s CANARY_SCALE_LEASE=15s/10s/2s \
+/// CANARY_SCALE_JSON=/tmp/failover-1000.json \
+///   cargo nextest run --workspace -E 'test(the_scale_harness_kills)' --no-capture
+/// ```
+#[test]
+fn the_scale_harness_kills_the_leader_and_times_the_standbys_take_over() {
+    const LEADER: &str = "leader";
+    const STANDBY: &str = "standby";
+    let knobs = Knobs::from_env();
+    let n = knobs.rollouts;
+    let lease = knobs.lease.clone().unwrap_or_else(Lease::quick);
+    // Bodies are kept in small runs only, to check what the standby's writes were.
+    let bodies = n <= 100;
+    let world = fleet(&knobs, bodies);
+    let started = Instant::now();
+    let mut leader = spawn_controller(&world, &knobs, Some(&lease), LEADER);
+    wait_until_weighted(&world, n, &leader);
+    let startup = started.elapsed();
+    let standby = spawn_controller(&world, &knobs, Some(&lease), STANDBY);
+    assert!(
+        wait_until(Duration::from_secs(60), || standby
+            .stderr()
+            .contains("standing by")),
+        "the standby stands by while the leader leads:\n{}",
+        standby.stderr()
+    );
+    // Steady state: every rollout ticks under the leader for two intervals.
+    std::thread::sleep(2 * knobs.interval());
+    let before: Vec<String> = (0..n)
+        .map(|i| position(&saved_rollout(&world, i).0))
+        .collect();
+    let log_from = world.fake.request_count();
+    let killed_wall_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let killed = Instant::now();
+    // SIGKILL: no chance to release the Lease or anything else.
+    leader.child.kill().unwrap();
+    leader.child.wait().unwrap();
+
+    let lease_path = format!(
+        "/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases/canary-controller"
+    );
+    let state_prefix = format!("/api/v1/namespaces/{NS}/configmaps/canaryrollout-r-");
+    let mut cursor = log_from;
+    let mut acquired: Option<Instant> = None;
+    let mut state_writes = vec![0_u32; n];
+    let mut first_tick: Vec<Option<Instant>> = vec![None; n];
+    // The first-tick write's body (small runs): the state it saved.
+    let mut first_tick_state: Vec<Option<String>> = vec![None; n];
+    let mut leader_requests_after_kill = 0_usize;
+    let mut leader_writes: Vec<Instant> = Vec::new();
+    let mut standby_route_writes: Vec<String> = Vec::new();
+    let limit = seconds(&lease.duration) * 2.0 + 60.0 + 0.3 * n as f64;
+    let deadline = killed + Duration::from_secs_f64(limit);
+    let standby_pid = standby.child.id();
+    loop {
+        let requests = world.fake.requests_from(cursor);
+        cursor += requests.len();
+        for request in requests {
+            let write = request.method != "GET" && (200..300).contains(&request.status);
+            match request.token.as_deref() {
+                Some(LEADER) => {
+                    if request.answered_at > killed {
+                        leader_requests_after_kill += 1;
+                    }
+                    if request.method != "GET" {
+                        leader_writes.push(request.answered_at);
+                    }
+                }
+                Some(STANDBY) if write => {
+                    if request.path == lease_path {
+                        acquired.get_or_insert(request.answered_at);
+                    } else if let Some(i) = request
+                        .path
+                        .strip_prefix(&state_prefix)
+                        .and_then(|i| i.parse::<usize>().ok())
+                        .filter(|i| *i < n)
+                    {
+                        state_writes[i] += 1;
+                        if state_writes[i] == 2 {
+                            first_tick[i] = Some(request.answered_at);
+                            first_tick_state[i] = request.body.as_ref().and_then(|body| {
+                                body["data"]["rollout.json"].as_str().map(str::to_owned)
+                            });
+                        }
+                    } else if request.path.contains("/httproutes/") {
+                        standby_route_writes.push(format!("{} {}", request.method, request.path));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let ticked = first_tick.iter().filter(|t| t.is_some()).count();
+        if ticked == n || Instant::now() >= deadline || has_exited(standby_pid) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    let after_kill = |at: Instant| at.saturating_duration_since(killed).as_secs_f64();
+    let mut ticks: Vec<f64> = first_tick
+        .iter()
+        .flatten()
+        .map(|at| after_kill(*at))
+        .collect();
+    ticks.sort_by(f64::total_cmp);
+    let resumed = ticks.len();
+    let acquired_after = acquired.map(after_kill);
+    let lease_seconds = seconds(&lease.duration);
+    let bound = lease_seconds + knobs.interval_seconds();
+    let all_ticked = (resumed == n).then(|| ticks.last().copied()).flatten();
+    let result = json!({
+        "rollouts": n,
+        "interval_seconds": knobs.interval_seconds(),
+        "lease": lease.describe(),
+        "lease_duration_seconds": lease_seconds,
+        "bound_seconds": bound,
+        "leader_startup_seconds": startup.as_secs_f64(),
+        "lease_acquired_after_kill_seconds": acquired_after,
+        "first_tick_after_kill_p50_seconds": nearest_rank(&ticks, 0.5),
+        "first_tick_after_kill_p99_seconds": nearest_rank(&ticks, 0.99),
+        "first_tick_after_kill_max_seconds": ticks.last(),
+        "all_ticked_after_kill_seconds": all_ticked,
+        "all_ticked_after_lease_acquired_seconds":
+            all_ticked.zip(acquired_after).map(|(all, lease)| all - lease),
+        "resumed": resumed,
+        "meets_bound": all_ticked.is_some_and(|all| all <= bound),
+        "leader_requests_answered_after_kill": leader_requests_after_kill,
+        "standby_peak_rss_mib": peak_rss_mib(standby_pid),
+        "load_average": load_average(),
+        "controller_args": knobs.args,
+    });
+    let text = serde_json::to_string_pretty(&result).unwrap();
+    println!("{text}");
+    if let Some(path) = &knobs.json {
+        std::fs::write(path, &text).unwrap();
+    }
+
+    assert!(
+        !has_exited(standby_pid),
+        "the standby stopped:\n{}",
+        standby.stderr()
+    );
+    let acquired = acquired.unwrap_or_else(|| {
+        panic!(
+            "the standby never took the Lease:\n{text}\n{}",
+            standby.stderr()
+        )
+    });
+    let missing: Vec<usize> = (0..n).filter(|i| first_tick[*i].is_none()).collect();
+    assert!(
+        missing.is_empty(),
+        "{} rollouts never ticked under the standby (first: {:?}):\n{text}\n{}",
+        missing.len(),
+        missing.first(),
+        standby.stderr()
+    );
+    // Resumed at its step: the same rollout, step and step start, claimed by the standby,
+    // and not one weight set again.
+    for (i, before) in before.iter().enumerate() {
+        let (rollout, owner) = saved_rollout(&world, i);
+        assert_eq!(
+            &position(&rollout),
+            before,
+            "rollout r-{i} after the take-over"
+        );
+        assert!(owner.contains(STANDBY), "r-{i} is the standby's: {owner}");
+    }
+    assert!(
+        standby_route_writes.is_empty(),
+        "the standby set weights again: {standby_route_writes:?}"
+    );
+    // What the measurement counts as a first tick is one: its state was saved after a read
+    // that came after the kill (the next tick is set one interval after the read).
+    if bodies {
+        let interval_ms = (knobs.interval_seconds() * 1000.0) as i64;
+        for (i, state) in first_tick_state.iter().enumerate() {
+            let state = state.as_deref().expect("the first tick's saved state");
+            let rollout = Rollout::from_json(state.as_bytes()).unwrap();
+            let next = rollout
+                .next_tick_at()
+                .expect("a next tick")
+                .as_millisecond();
+            assert!(
+                next >= killed_wall_ms + interval_ms,
+                "r-{i}: the standby's second state write is not a tick's (next tick at {next} ms, killed at {killed_wall_ms} ms)"
+            );
+        }
+    }
+    // The dead leader wrote nothing once the standby led.
+    let late: Vec<&Instant> = leader_writes.iter().filter(|at| **at >= acquired).collect();
+    assert!(
+        late.is_empty(),
+        "{} writes by the killed leader after the standby took the Lease",
+        late.len()
     );
 }
