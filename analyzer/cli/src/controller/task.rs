@@ -13,7 +13,8 @@ use canary_core::rollout::{ControlRequest, Event, Machine, Phase, Rollout};
 use canary_core::secret::Redacted;
 use canary_kubernetes::controller::resource;
 use canary_kubernetes::controller::{
-    CanaryRollout, CanaryRolloutStatus, Fence, StatusContext, invalid_status, status_of,
+    CanaryRollout, CanaryRolloutStatus, Fence, StatusContext, invalid_status, shows_the_same,
+    status_of,
 };
 use canary_kubernetes::{ConfigMapStateStore, Holder, KubeConnection};
 use jiff::Timestamp;
@@ -212,6 +213,7 @@ async fn drive(
         configmap.to_owned(),
         policy.rollout.analysed_steps().len(),
         policy.rollout.interval,
+        context.settings.status_refresh,
     );
     publisher.publish(&rollout);
     if rollout.phase().is_terminal() || matches!(rollout.phase(), Phase::Held { .. }) {
@@ -722,7 +724,10 @@ type Announcement = (&'static str, &'static str, String);
 
 /// Writes a rollout's status and Events, off the rollout's path: the latest state handed
 /// to it, at most once per `gap` (the policy's tick interval), and an Event for each
-/// transition (a new phase or step) in the order they happened.
+/// transition (a new phase or step) in the order they happened. A status whose text alone
+/// changed (the numbers in its reasons, [`shows_the_same`]) is written only once `refresh`
+/// has passed since the last write, or when the rollout ends: the state's save is the one
+/// write of a tick.
 struct StatusPublisher {
     latest: watch::Sender<Option<CanaryRolloutStatus>>,
     events: tokio::sync::mpsc::UnboundedSender<Announcement>,
@@ -742,6 +747,7 @@ impl StatusPublisher {
         configmap: String,
         analysed_steps: usize,
         gap: Duration,
+        refresh: Duration,
     ) -> StatusPublisher {
         let (latest, mut receiver) = watch::channel::<Option<CanaryRolloutStatus>>(None);
         let (events, mut announcements) = tokio::sync::mpsc::unbounded_channel::<Announcement>();
@@ -755,6 +761,7 @@ impl StatusPublisher {
                 let namespace = resource.namespace().unwrap_or_default();
                 let name = resource.name_any();
                 let mut written = resource.status.clone();
+                let mut written_at = std::time::Instant::now();
                 let mut ending = false;
                 loop {
                     if !ending {
@@ -769,11 +776,19 @@ impl StatusPublisher {
                     let status = receiver.borrow_and_update().clone();
                     if let Some(status) = status
                         && written.as_ref() != Some(&status)
+                        && (ending
+                            || written_at.elapsed() >= refresh
+                            || written
+                                .as_ref()
+                                .is_none_or(|written| !shows_the_same(written, &status)))
                     {
                         match write_status(&context, &namespace, &name, written.as_ref(), &status)
                             .await
                         {
-                            Ok(()) => written = Some(status),
+                            Ok(()) => {
+                                written = Some(status);
+                                written_at = std::time::Instant::now();
+                            }
                             Err(StatusWriteError::Gone(message)) => {
                                 // Deleted: the rollout stops at its next save (see
                                 // PublishingStore), where it stands.
@@ -1031,6 +1046,7 @@ mod tests {
                 allow_local_access: false,
                 allow_cross_namespace: false,
                 read_coalesce: Duration::ZERO,
+                status_refresh: Duration::from_secs(300),
             },
             fence,
         ));
@@ -1047,6 +1063,7 @@ mod tests {
             "canaryrollout-checkout".to_owned(),
             3,
             Duration::from_secs(1),
+            Duration::from_secs(300),
         );
         (context, publisher)
     }
