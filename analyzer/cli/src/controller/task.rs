@@ -338,6 +338,12 @@ async fn drive_claimed(
         // The controller stops its rollouts as a crash would (each resumes from its saved
         // state): a pod restart is not a reason to act on the policy's `on-interrupt`.
         interrupts: Interrupts::default(),
+        // The resource's watch announces control requests ([`RequestSignal`]): a waiting
+        // rollout sleeps until its tick.
+        request_looks: crate::driver::RequestLooks::Announced {
+            announced: publishing.requests.announced(),
+            fallback: super::requests::REQUEST_FALLBACK_POLL,
+        },
         metrics: None,
         notifier,
         clock: &canary_core::ports::SystemClock,
