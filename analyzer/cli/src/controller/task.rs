@@ -473,13 +473,20 @@ impl MetricsSource for BoundedSource {
             None => None,
         };
         let started = std::time::Instant::now();
-        if let Some(due) = self.due.take() {
-            let late = Timestamp::now().duration_since(due);
-            self.metrics
-                .tick_lag(Duration::try_from(late).unwrap_or(Duration::ZERO));
+        let due = self.due.take();
+        let late = |due: Timestamp| {
+            Duration::try_from(Timestamp::now().duration_since(due)).unwrap_or(Duration::ZERO)
+        };
+        if let Some(due) = due {
+            self.metrics.tick_lag(late(due));
         }
         let read = self.inner.read(since, at).await;
         self.metrics.query(started - asked, started.elapsed());
+        // The tick is decided as soon as its read is answered (the judge and the machine
+        // run in memory): the lag of issue 16's "tick due → decision".
+        if let Some(due) = due {
+            self.metrics.tick_decision_lag(late(due));
+        }
         read
     }
 
