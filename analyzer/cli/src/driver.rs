@@ -160,6 +160,11 @@ impl Driver<'_> {
         first: Event,
         sending: &mut tokio::task::JoinSet<Vec<String>>,
     ) -> anyhow::Result<Outcome> {
+        // The effects a rollout spends its life in (waits, reads, saves) are awaited in
+        // place; the rare, large ones (the promotion, hooks, a rollback's retries, the
+        // pre-flight) are boxed, so that every waiting rollout's task is not as large as
+        // the largest of them: a rollout's future was about 15 KB in a release build
+        // (heaptrack), 10,000 of them 150 MB under one controller, the promotion most of it.
         let mut event = first;
         loop {
             let effects = self.machine.handle(rollout, event, self.clock.now());
@@ -192,7 +197,7 @@ impl Driver<'_> {
                         weight,
                         step,
                     } => {
-                        next = Some(self.run_hooks(event, weight, step).await);
+                        next = Some(Box::pin(self.run_hooks(event, weight, step)).await);
                     }
                     Effect::SetWeight(weight) => {
                         self.progress.line(&format!(
@@ -211,7 +216,7 @@ impl Driver<'_> {
                                 .iter()
                                 .find(|w| w.weight > 0)
                                 .map(|w| w.at);
-                            self.set_zero_retrying(exposed_since).await
+                            Box::pin(self.set_zero_retrying(exposed_since)).await
                         } else {
                             set_and_verify(self.router, weight)
                                 .await
@@ -247,12 +252,12 @@ impl Driver<'_> {
                         });
                     }
                     Effect::Wait(until) => next = Some(self.wait(until).await),
-                    Effect::Preflight => next = Some(self.preflight().await?),
+                    Effect::Preflight => next = Some(Box::pin(self.preflight()).await?),
                     Effect::Read { since } => next = Some(self.read(since).await),
                     Effect::Promote {
                         stage,
                         analysed_generation,
-                    } => next = Some(self.promote(stage, analysed_generation).await),
+                    } => next = Some(Box::pin(self.promote(stage, analysed_generation)).await),
                     Effect::Finish(outcome) => return Ok(outcome),
                 }
             }
