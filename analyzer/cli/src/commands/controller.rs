@@ -52,6 +52,14 @@ pub(crate) struct RunCommand {
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_coalesce)]
     read_coalesce: Duration,
 
+    /// How often a rollout's status is written when only its text changed (the numbers in its
+    /// reasons and messages). A change of what it shows — phase, step, weight, a criterion's
+    /// verdict, a condition — is written at once; the numbers of every tick are in the
+    /// rollout's state, which `canary status --kube` shows. `0`: at every tick (one more API
+    /// write per rollout per tick).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_refresh)]
+    status_refresh: Duration,
+
     /// How many API writes (weights, status, Events) run at once, across all rollouts; also
     /// how many rollouts start (or resume) at once, from reading their state to their first
     /// wait.
@@ -199,6 +207,7 @@ impl RunCommand {
                     allow_local_access: self.allow_local_access,
                     allow_cross_namespace: self.allow_cross_namespace,
                     read_coalesce: self.read_coalesce,
+                    status_refresh: self.status_refresh,
                 },
                 fence,
             ));
@@ -221,6 +230,15 @@ impl RunCommand {
 /// `--shard I/N`.
 fn parse_shard(text: &str) -> Result<Shard, String> {
     text.parse()
+}
+
+/// `--status-refresh`: a duration, `0` for every tick.
+fn parse_refresh(text: &str) -> Result<Duration, String> {
+    match text.trim() {
+        "0" => Ok(Duration::ZERO),
+        text => humantime::parse_duration(text)
+            .map_err(|e| format!("{e}; write e.g. 5m, 30s, or 0 for every tick")),
+    }
 }
 
 /// `--read-coalesce`: a duration from 0 (off) to 1 minute (a longer wait delays every

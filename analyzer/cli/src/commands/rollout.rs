@@ -378,6 +378,7 @@ pub(crate) async fn drive(
         hooks: &hooks,
         progress,
         interrupts: Interrupts::install()?,
+        request_looks: crate::driver::RequestLooks::Polled,
         metrics: how.metrics,
         notifier: canary_gateways::Notifier::new(&policy.notifications)
             .map_err(|e| e.into_core())?,

@@ -11,6 +11,7 @@
 //! | `canary_controller_query_wait_seconds` | histogram | how long a rollout's metrics read waited for a query permit (`--max-concurrent-queries`): the share of tick lag the bound adds |
 //! | `canary_controller_query_duration_seconds` | histogram | how long a rollout's metrics read took once it ran |
 //! | `canary_controller_tick_lag_seconds` | histogram | how late each tick's read started (with its query permit) after the time the rollout machine set for it |
+//! | `canary_controller_tick_decision_lag_seconds` | histogram | how late each tick's read was answered, and so the tick decided (the judge and the machine run at once, in memory), after that time: the start's lag plus the wait for a shared read's batch and the query |
 //!
 //! A standby serves them too (`leader` 0, no rollouts): both replicas can be scraped.
 
@@ -66,6 +67,7 @@ struct Inner {
     query_wait: Histogram,
     query_duration: Histogram,
     tick_lag: Histogram,
+    tick_decision_lag: Histogram,
     /// Each resource's phase as last written, to move it from one count to another.
     phases: Mutex<HashMap<(String, String), String>>,
 }
@@ -125,6 +127,12 @@ impl ControllerMetrics {
             "How late each rollout's tick read its metrics: from the time the rollout machine set for it to the read's start (with its query permit), in seconds",
             tick_lag.clone(),
         );
+        let tick_decision_lag = Histogram::new(exponential_buckets(0.001, 1.25, 48));
+        registry.register(
+            "tick_decision_lag_seconds",
+            "How late each rollout's tick was decided: from the time the rollout machine set for it to its metrics read's answer (a shared read's batch and the query included; the decision follows in memory), in seconds",
+            tick_decision_lag.clone(),
+        );
         for outcome in OUTCOMES {
             // A series at 0 from the start, so that `increase()` sees the first one.
             let _ = decisions.get_or_create(&OutcomeLabels {
@@ -149,6 +157,7 @@ impl ControllerMetrics {
                 query_wait,
                 query_duration,
                 tick_lag,
+                tick_decision_lag,
                 phases: Mutex::new(HashMap::new()),
             }),
         }
@@ -202,6 +211,11 @@ impl ControllerMetrics {
     /// A tick read its metrics `late` after its due time.
     pub(crate) fn tick_lag(&self, late: std::time::Duration) {
         self.inner.tick_lag.observe(late.as_secs_f64());
+    }
+
+    /// How late a tick's read was answered after its due time (the tick then decided).
+    pub(crate) fn tick_decision_lag(&self, late: std::time::Duration) {
+        self.inner.tick_decision_lag.observe(late.as_secs_f64());
     }
 
     /// A reconcile failed.

@@ -79,6 +79,9 @@ pub(crate) struct Settings {
     /// `--read-coalesce`: how long a shared Prometheus read waits for other rollouts' reads
     /// of the same series (`canary_metrics::shared`); zero: every rollout its own queries.
     pub(crate) read_coalesce: Duration,
+    /// `--status-refresh`: how often a status whose text alone changed (the numbers in its
+    /// reasons) is written anyway; a change of what it shows is written at once.
+    pub(crate) status_refresh: Duration,
 }
 
 /// What every reconcile and every rollout task shares.

@@ -14,8 +14,8 @@
 //! Measured by the scale harness: the 76 ConfigMap reads per rollout per minute of a waiting
 //! rollout at 10 s ticks (docs/benchmarks.md, "Controller scale") were these polls.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -24,6 +24,7 @@ use canary_core::rollout::{ControlRequest, Rollout};
 use canary_kubernetes::controller::CanaryRollout;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
+use tokio::sync::Notify;
 
 /// The annotation on a `CanaryRollout` saying a control request was left for it: its value
 /// is the request's time, so a second request changes it again.
@@ -41,6 +42,9 @@ pub(crate) struct RequestSignal {
     seen: Mutex<Option<String>>,
     /// When the ConfigMap was last read for a request.
     last_look: Mutex<Instant>,
+    /// Notified when the signal is raised by an announcement: wakes the waiting driver
+    /// (`RequestLooks::Announced`). A permit is kept if nobody waits, so none is lost.
+    announced: Arc<Notify>,
 }
 
 impl RequestSignal {
@@ -51,7 +55,13 @@ impl RequestSignal {
             pending: AtomicBool::new(true),
             seen: Mutex::new(annotation.map(str::to_owned)),
             last_look: Mutex::new(Instant::now()),
+            announced: Arc::new(Notify::new()),
         }
+    }
+
+    /// What a waiting driver naps on: notified at each announcement.
+    pub(crate) fn announced(&self) -> Arc<Notify> {
+        self.announced.clone()
     }
 
     /// The resource as the watch saw it: a new annotation value raises the signal.
@@ -66,6 +76,7 @@ impl RequestSignal {
         if seen.as_deref() != Some(annotation) {
             *seen = Some(annotation.to_owned());
             self.pending.store(true, Ordering::SeqCst);
+            self.announced.notify_one();
         }
     }
 
@@ -89,7 +100,8 @@ impl RequestSignal {
         false
     }
 
-    /// The look failed: look again at the next chance.
+    /// The look failed: look again at the next chance (the next wait's start, or its
+    /// fallback look; not at once, which would retry a failing read in a tight loop).
     pub(crate) fn raise(&self) {
         self.pending.store(true, Ordering::SeqCst);
     }

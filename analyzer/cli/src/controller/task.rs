@@ -13,7 +13,8 @@ use canary_core::rollout::{ControlRequest, Event, Machine, Phase, Rollout};
 use canary_core::secret::Redacted;
 use canary_kubernetes::controller::resource;
 use canary_kubernetes::controller::{
-    CanaryRollout, CanaryRolloutStatus, Fence, StatusContext, invalid_status, status_of,
+    CanaryRollout, CanaryRolloutStatus, Fence, StatusContext, invalid_status, shows_the_same,
+    status_of,
 };
 use canary_kubernetes::{ConfigMapStateStore, Holder, KubeConnection};
 use jiff::Timestamp;
@@ -212,6 +213,7 @@ async fn drive(
         configmap.to_owned(),
         policy.rollout.analysed_steps().len(),
         policy.rollout.interval,
+        context.settings.status_refresh,
     );
     publisher.publish(&rollout);
     if rollout.phase().is_terminal() || matches!(rollout.phase(), Phase::Held { .. }) {
@@ -336,6 +338,12 @@ async fn drive_claimed(
         // The controller stops its rollouts as a crash would (each resumes from its saved
         // state): a pod restart is not a reason to act on the policy's `on-interrupt`.
         interrupts: Interrupts::default(),
+        // The resource's watch announces control requests ([`RequestSignal`]): a waiting
+        // rollout sleeps until its tick.
+        request_looks: crate::driver::RequestLooks::Announced {
+            announced: publishing.requests.announced(),
+            fallback: super::requests::REQUEST_FALLBACK_POLL,
+        },
         metrics: None,
         notifier,
         clock: &canary_core::ports::SystemClock,
@@ -465,13 +473,20 @@ impl MetricsSource for BoundedSource {
             None => None,
         };
         let started = std::time::Instant::now();
-        if let Some(due) = self.due.take() {
-            let late = Timestamp::now().duration_since(due);
-            self.metrics
-                .tick_lag(Duration::try_from(late).unwrap_or(Duration::ZERO));
+        let due = self.due.take();
+        let late = |due: Timestamp| {
+            Duration::try_from(Timestamp::now().duration_since(due)).unwrap_or(Duration::ZERO)
+        };
+        if let Some(due) = due {
+            self.metrics.tick_lag(late(due));
         }
         let read = self.inner.read(since, at).await;
         self.metrics.query(started - asked, started.elapsed());
+        // The tick is decided as soon as its read is answered (the judge and the machine
+        // run in memory): the lag of issue 16's "tick due → decision".
+        if let Some(due) = due {
+            self.metrics.tick_decision_lag(late(due));
+        }
         read
     }
 
@@ -722,7 +737,10 @@ type Announcement = (&'static str, &'static str, String);
 
 /// Writes a rollout's status and Events, off the rollout's path: the latest state handed
 /// to it, at most once per `gap` (the policy's tick interval), and an Event for each
-/// transition (a new phase or step) in the order they happened.
+/// transition (a new phase or step) in the order they happened. A status whose text alone
+/// changed (the numbers in its reasons, [`shows_the_same`]) is written only once `refresh`
+/// has passed since the last write, or when the rollout ends: the state's save is the one
+/// write of a tick.
 struct StatusPublisher {
     latest: watch::Sender<Option<CanaryRolloutStatus>>,
     events: tokio::sync::mpsc::UnboundedSender<Announcement>,
@@ -742,6 +760,7 @@ impl StatusPublisher {
         configmap: String,
         analysed_steps: usize,
         gap: Duration,
+        refresh: Duration,
     ) -> StatusPublisher {
         let (latest, mut receiver) = watch::channel::<Option<CanaryRolloutStatus>>(None);
         let (events, mut announcements) = tokio::sync::mpsc::unbounded_channel::<Announcement>();
@@ -755,6 +774,7 @@ impl StatusPublisher {
                 let namespace = resource.namespace().unwrap_or_default();
                 let name = resource.name_any();
                 let mut written = resource.status.clone();
+                let mut written_at = std::time::Instant::now();
                 let mut ending = false;
                 loop {
                     if !ending {
@@ -769,11 +789,19 @@ impl StatusPublisher {
                     let status = receiver.borrow_and_update().clone();
                     if let Some(status) = status
                         && written.as_ref() != Some(&status)
+                        && (ending
+                            || written_at.elapsed() >= refresh
+                            || written
+                                .as_ref()
+                                .is_none_or(|written| !shows_the_same(written, &status)))
                     {
                         match write_status(&context, &namespace, &name, written.as_ref(), &status)
                             .await
                         {
-                            Ok(()) => written = Some(status),
+                            Ok(()) => {
+                                written = Some(status);
+                                written_at = std::time::Instant::now();
+                            }
                             Err(StatusWriteError::Gone(message)) => {
                                 // Deleted: the rollout stops at its next save (see
                                 // PublishingStore), where it stands.
@@ -1031,6 +1059,7 @@ mod tests {
                 allow_local_access: false,
                 allow_cross_namespace: false,
                 read_coalesce: Duration::ZERO,
+                status_refresh: Duration::from_secs(300),
             },
             fence,
         ));
@@ -1047,6 +1076,7 @@ mod tests {
             "canaryrollout-checkout".to_owned(),
             3,
             Duration::from_secs(1),
+            Duration::from_secs(300),
         );
         (context, publisher)
     }

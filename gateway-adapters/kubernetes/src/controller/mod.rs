@@ -20,4 +20,4 @@ pub use resource::{
     CriterionStatus, PolicyOrigin, PolicySource, Rolled, TargetRef, crd_yaml,
 };
 pub use shard::Shard;
-pub use status::{StatusContext, invalid_status, status_of};
+pub use status::{StatusContext, invalid_status, shows_the_same, status_of};

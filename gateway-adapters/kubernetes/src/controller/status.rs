@@ -133,6 +133,28 @@ pub fn status_of(rollout: &Rollout, context: &StatusContext<'_>) -> CanaryRollou
     }
 }
 
+/// Whether two statuses show the same thing apart from their free text (the one-line
+/// reason, each criterion's reason, each condition's message), whose numbers move at every
+/// tick: phase, step, weights, revision, exit code, each criterion's verdict, each
+/// condition's status. The controller writes a status at once when this changes, and one
+/// whose text alone changed only now and then (`--status-refresh`): a status written at every
+/// tick would be an etcd write per rollout per tick on top of the state's save — the churn
+/// Kubernetes itself moved node heartbeats out of `NodeStatus` into Leases for (KEP-589).
+pub fn shows_the_same(a: &CanaryRolloutStatus, b: &CanaryRolloutStatus) -> bool {
+    fn without_text(status: &CanaryRolloutStatus) -> CanaryRolloutStatus {
+        let mut status = status.clone();
+        status.reason = None;
+        for criterion in &mut status.criteria {
+            criterion.reason.clear();
+        }
+        for condition in &mut status.conditions {
+            condition.message.clear();
+        }
+        status
+    }
+    without_text(a) == without_text(b)
+}
+
 /// The status of a resource that cannot be carried out (a bad policy, a bad spec): phase
 /// `Invalid`, `Degraded` with the problem, nothing else changed.
 pub fn invalid_status(
@@ -195,5 +217,56 @@ fn one_line(text: &str) -> String {
         format!("{cut}…")
     } else {
         line.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(weight: u8, verdict: &str, numbers: &str) -> CanaryRolloutStatus {
+        CanaryRolloutStatus {
+            phase: Some(phase::PROGRESSING.to_owned()),
+            step: Some("1/3".to_owned()),
+            weight: Some(weight),
+            reason: Some(format!("not enough evidence: errors ({numbers})")),
+            criteria: vec![CriterionStatus {
+                name: "errors/slo".to_owned(),
+                verdict: verdict.to_owned(),
+                reason: numbers.to_owned(),
+            }],
+            conditions: vec![Condition {
+                type_: "Progressing".to_owned(),
+                status: "True".to_owned(),
+                reason: "Progressing".to_owned(),
+                message: numbers.to_owned(),
+                last_transition_time: "2026-12-01T10:00:00Z".to_owned(),
+                observed_generation: Some(1),
+            }],
+            ..CanaryRolloutStatus::default()
+        }
+    }
+
+    #[test]
+    fn statuses_that_differ_only_in_their_text_show_the_same() {
+        let before = status(10, "inconclusive", "0.10 % of 1,200 requests");
+        assert!(shows_the_same(
+            &before,
+            &status(10, "inconclusive", "0.11 % of 1,350 requests")
+        ));
+        assert!(!shows_the_same(
+            &before,
+            &status(25, "inconclusive", "0.10 % of 1,200 requests")
+        ));
+        assert!(!shows_the_same(
+            &before,
+            &status(10, "pass", "0.10 % of 1,200 requests")
+        ));
+        let mut other_step = before.clone();
+        other_step.step = Some("2/3".to_owned());
+        assert!(!shows_the_same(&before, &other_step));
+        let mut flipped = before.clone();
+        flipped.conditions[0].status = "False".to_owned();
+        assert!(!shows_the_same(&before, &flipped));
     }
 }

@@ -1073,6 +1073,85 @@ fn a_leader_cut_off_from_its_lease_stops_writing_at_its_renew_deadline() {
     assert_eq!(weights.last(), Some(&100), "{weights:?}");
 }
 
+/// A rollout ticking in one step writes its state once a tick, and its status only when
+/// what the status shows changes (phase, step, weight, a criterion's verdict, a
+/// condition): a status whose reasons' numbers alone moved waits for `--status-refresh`.
+/// One write per rollout per tick, not two (issue 16's target); the numbers of every tick
+/// stay in the state, for `canary status --kube`.
+#[test]
+fn a_ticking_rollout_writes_its_status_only_when_what_it_shows_changes() {
+    let world = World::start(&[]);
+    let text = std::fs::read_to_string(world.policy()).unwrap();
+    let mut policy: Value = serde_saphyr::from_str(&text).unwrap();
+    policy["rollout"]["interval"] = json!("2s");
+    policy["rollout"]["step-duration"] = json!("1h");
+    policy["rollout"]["max-step-duration"] = json!("2h");
+    world.fake.serve_status_subresource(GROUP, RESOURCE);
+    world.fake.insert(json!({
+        "apiVersion": "canary.dev/v1alpha1",
+        "kind": "CanaryRollout",
+        "metadata": {"name": NAME, "namespace": NS},
+        "spec": {"revision": "v1", "policy": policy},
+    }));
+    let running = Running::spawn(&mut controller(&world, "controller-a"));
+    let configmap = format!("/api/v1/namespaces/{NS}/configmaps/canaryrollout-{NAME}");
+    let saves = || {
+        world
+            .fake
+            .requests_with("PATCH")
+            .into_iter()
+            .filter(|r| r.path == configmap)
+            .filter(|r| {
+                r.body
+                    .as_ref()
+                    .is_some_and(|b| b["data"].get("rollout.json").is_some())
+            })
+            .count()
+    };
+    assert!(
+        wait_until(Duration::from_secs(60), || saves() >= 8),
+        "eight ticks saved: weights {:?}\n{}",
+        world.canary_weights(),
+        running.stderr()
+    );
+    let statuses: Vec<Value> = world
+        .fake
+        .requests_with("PATCH")
+        .into_iter()
+        .filter(|r| r.path.ends_with(&format!("/canaryrollouts/{NAME}/status")))
+        .filter_map(|r| r.body.map(|b| b["status"].clone()))
+        .collect();
+    let shown = |status: &Value| {
+        let mut status = status.clone();
+        status["reason"] = Value::Null;
+        for criterion in status["criteria"].as_array_mut().into_iter().flatten() {
+            criterion["reason"] = Value::Null;
+        }
+        for condition in status["conditions"].as_array_mut().into_iter().flatten() {
+            condition["message"] = Value::Null;
+        }
+        status
+    };
+    let repeated: Vec<&Value> = statuses
+        .windows(2)
+        .filter(|pair| shown(&pair[0]) == shown(&pair[1]))
+        .map(|pair| &pair[1])
+        .collect();
+    assert!(
+        repeated.is_empty(),
+        "{} of {} status writes in {} ticks changed nothing but the text: {repeated:#?}",
+        repeated.len(),
+        statuses.len(),
+        saves()
+    );
+    assert!(
+        statuses.len() < saves(),
+        "{} status writes for {} state saves",
+        statuses.len(),
+        saves()
+    );
+}
+
 /// The API requests of one waiting rollout under the controller, per tick: its ConfigMap is
 /// read by the claim's check (one GET a tick; the save is guarded by the version its last
 /// save produced and reads nothing), and written once a tick (the save, which renews the
