@@ -679,6 +679,10 @@ fn the_scale_harness_kills_the_leader_and_times_the_standbys_take_over() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
+    let standby_pid = standby.child.id();
+    // Who spends the processor while the standby resumes: the standby, and this process
+    // (the API fake and the harness).
+    let cpu_at_kill = (cpu_seconds(standby_pid), cpu_seconds(std::process::id()));
     let killed = Instant::now();
     // SIGKILL: no chance to release the Lease or anything else.
     leader.child.kill().unwrap();
@@ -690,6 +694,9 @@ fn the_scale_harness_kills_the_leader_and_times_the_standbys_take_over() {
     let state_prefix = format!("/api/v1/namespaces/{NS}/configmaps/canaryrollout-r-");
     let mut cursor = log_from;
     let mut acquired: Option<Instant> = None;
+    // The standby's first list of the CanaryRollouts (its Controller's watch starting).
+    let rollouts_path = format!("/apis/{GROUP}/v1alpha1/namespaces/{NS}/{RESOURCE}");
+    let mut listed: Option<Instant> = None;
     let mut state_writes = vec![0_u32; n];
     let mut first_tick: Vec<Option<Instant>> = vec![None; n];
     // The first-tick write's body (small runs): the state it saved.
@@ -699,7 +706,6 @@ fn the_scale_harness_kills_the_leader_and_times_the_standbys_take_over() {
     let mut standby_route_writes: Vec<String> = Vec::new();
     let limit = seconds(&lease.duration) * 2.0 + 60.0 + 0.3 * n as f64;
     let deadline = killed + Duration::from_secs_f64(limit);
-    let standby_pid = standby.child.id();
     loop {
         let requests = world.fake.requests_from(cursor);
         cursor += requests.len();
@@ -713,6 +719,13 @@ fn the_scale_harness_kills_the_leader_and_times_the_standbys_take_over() {
                     if request.method != "GET" {
                         leader_writes.push(request.answered_at);
                     }
+                }
+                Some(STANDBY)
+                    if request.method == "GET"
+                        && request.path == rollouts_path
+                        && !request.query.contains("watch=true") =>
+                {
+                    listed.get_or_insert(request.answered_at);
                 }
                 Some(STANDBY) if write => {
                     if request.path == lease_path {
@@ -743,6 +756,9 @@ fn the_scale_harness_kills_the_leader_and_times_the_standbys_take_over() {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
+    let measured_for = killed.elapsed().as_secs_f64();
+    let standby_cores = (cpu_seconds(standby_pid) - cpu_at_kill.0) / measured_for;
+    let harness_cores = (cpu_seconds(std::process::id()) - cpu_at_kill.1) / measured_for;
 
     let after_kill = |at: Instant| at.saturating_duration_since(killed).as_secs_f64();
     let mut ticks: Vec<f64> = first_tick
@@ -764,7 +780,11 @@ fn the_scale_harness_kills_the_leader_and_times_the_standbys_take_over() {
         "bound_seconds": bound,
         "leader_startup_seconds": startup.as_secs_f64(),
         "lease_acquired_after_kill_seconds": acquired_after,
+        "rollouts_listed_after_kill_seconds": listed.map(after_kill),
+        "first_tick_after_kill_min_seconds": ticks.first(),
+        "first_tick_after_kill_p10_seconds": nearest_rank(&ticks, 0.1),
         "first_tick_after_kill_p50_seconds": nearest_rank(&ticks, 0.5),
+        "first_tick_after_kill_p90_seconds": nearest_rank(&ticks, 0.9),
         "first_tick_after_kill_p99_seconds": nearest_rank(&ticks, 0.99),
         "first_tick_after_kill_max_seconds": ticks.last(),
         "all_ticked_after_kill_seconds": all_ticked,
@@ -774,6 +794,9 @@ fn the_scale_harness_kills_the_leader_and_times_the_standbys_take_over() {
         "meets_bound": all_ticked.is_some_and(|all| all <= bound),
         "leader_requests_answered_after_kill": leader_requests_after_kill,
         "standby_peak_rss_mib": peak_rss_mib(standby_pid),
+        // Cores used from the kill to the end of the measurement (all ticked, or the limit).
+        "standby_cores_after_kill": standby_cores,
+        "harness_and_fake_cores_after_kill": harness_cores,
         "load_average": load_average(),
         "controller_args": knobs.args,
     });
