@@ -25,7 +25,7 @@
 //!
 //! The numbers go in docs/benchmarks.md with the machine's load. Every rollout here reads
 //! the same series (one policy template), so with the controller's shared reads (its
-//! default `--read-coalesce 1s`) the queries per tick interval are the template's two checks
+//! default `--read-coalesce 500ms`) the queries per tick interval are the template's two checks
 //! per coalescing window, asserted; `CANARY_SCALE_ARGS="--read-coalesce 0"` measures one
 //! query per check per rollout per tick, as before.
 
@@ -83,7 +83,7 @@ impl Knobs {
         }
     }
 
-    /// The controller's `--read-coalesce` in seconds: its default (1 s) unless the
+    /// The controller's `--read-coalesce` in seconds: its default (500 ms) unless the
     /// arguments give one (`0`: every rollout its own queries).
     fn read_coalesce_seconds(&self) -> f64 {
         let given = self
@@ -92,7 +92,7 @@ impl Knobs {
             .position(|a| a == "--read-coalesce")
             .and_then(|i| self.args.get(i + 1));
         match given.map(String::as_str) {
-            None => 1.0,
+            None => 0.5,
             Some("0") => 0.0,
             Some(text) if text.ends_with("ms") => {
                 text.trim_end_matches("ms").parse::<f64>().unwrap() / 1000.0
