@@ -438,13 +438,27 @@ fn the_scale_harness_runs_n_rollouts_in_one_controller_and_measures_it() {
         controller.stderr()
     );
     // One API write per rollout per tick, its state's save (issue 16): the status is written
-    // only when what it shows changes, and no step ends in the window. Every other write
-    // (the Lease's renewals, a criterion's verdict moving, an Event) is well under half a
-    // write per tick; a status written at each tick made about two.
-    let writes_per_tick = writes as f64 / ticks;
+    // only when what it shows changes (no step ends in the window; a criterion's verdict
+    // may move once or twice after the first weight), so its writes are counted per
+    // rollout, not per tick — a loaded machine runs fewer ticks, not fewer verdict changes.
+    // A status written at each tick made about one per tick per rollout (2.14 writes per
+    // tick in all).
+    let saves = requests
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.path.contains("/configmaps/"))
+        .count() as f64;
+    let statuses = requests
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.path.ends_with("/status"))
+        .count() as f64;
     assert!(
-        writes_per_tick < 1.5,
-        "{writes_per_tick:.2} API writes per tick, one expected (the state's save):\n{text}"
+        saves <= ticks * 1.1 + n as f64,
+        "{saves} state saves for {ticks} ticks: one a tick expected:\n{text}"
+    );
+    assert!(
+        statuses <= 4.0 * n as f64,
+        "{statuses} status writes for {n} rollouts in {window:.1} s ({ticks} ticks): only when what \
+         a status shows changes expected:\n{text}"
     );
     // A batch is open for `--read-coalesce`, at most a tenth of the interval.
     let coalesce = knobs
