@@ -9,7 +9,7 @@
 //! credentials and client settings ([`PrometheusSource::sharing_key`]), the same metric and
 //! version label, and a selector of the same shape (matchers with the same names and
 //! operators, the same values but for the equality matchers', [`selector_shape`]) — that
-//! arrive within the coalescing window (`canary controller run --read-coalesce`, 1 s by
+//! arrive within the coalescing window (`canary controller run --read-coalesce`, 500 ms by
 //! default, at most a tenth of the interval of the rollout that opens the batch). The batch
 //! sends one query of the raw samples, `METRIC{SEL}[Dms]` at the latest `at` among its
 //! reads, `D` reaching back to the earliest window start, where `SEL` asks for every value

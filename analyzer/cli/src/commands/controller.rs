@@ -48,8 +48,10 @@ pub(crate) struct RunCommand {
     /// series (error-rate and latency checks with the same metric, selector, versions and
     /// server): each such batch is one query of raw samples, from which every rollout computes
     /// its own reading, as its own query would have given it. `0` turns it off: one query per
-    /// check per rollout per tick.
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_coalesce)]
+    /// check per rollout per tick. Each tick waits up to this long for its batch, so its
+    /// decision is that much later (at 10,000 rollouts, 500 ms kept the p99 from a tick's
+    /// due time to its decision at 1 s, where 1 s made it 2 s; docs/benchmarks.md).
+    #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = parse_coalesce)]
     read_coalesce: Duration,
 
     /// How often a rollout's status is written when only its text changed (the numbers in its

@@ -111,6 +111,9 @@ pub(crate) struct Context {
     /// The hook runner every rollout shares (and whose HTTP client its notifier sends
     /// through): built at the first rollout, as building it can fail.
     hooks: std::sync::OnceLock<canary_gateways::HookRunner>,
+    /// The watch's cache of the CanaryRollouts (kube-rs' reflector store): how a rollout's
+    /// task learns that its resource was deleted (see [`Context::deleted`]).
+    watched: std::sync::OnceLock<kube::runtime::reflector::Store<CanaryRollout>>,
 }
 
 /// A rollout's task.
@@ -139,6 +142,29 @@ impl Context {
             settings,
             running: Mutex::new(HashMap::new()),
             hooks: std::sync::OnceLock::new(),
+            watched: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Whether the controller's watch says `resource` no longer exists: not in its cache
+    /// (or another object of the same name, a new uid, in its place), once the cache has
+    /// been filled by a first list. Reconciles run on changes only, not on deletions, and the
+    /// status is written only when what it shows changes, so a rollout's task asks this at
+    /// each save and before each weight change, and stops where it stands.
+    pub(crate) fn deleted(&self, resource: &CanaryRollout) -> bool {
+        use futures_util::FutureExt as _;
+        let Some(watched) = self.watched.get() else {
+            return false;
+        };
+        if !matches!(watched.wait_until_ready().now_or_never(), Some(Ok(()))) {
+            return false;
+        }
+        match watched.get(&kube::runtime::reflector::ObjectRef::from_obj(resource)) {
+            None => true,
+            Some(current) => match (&current.metadata.uid, &resource.metadata.uid) {
+                (Some(now), Some(then)) => now != then,
+                _ => false,
+            },
         }
     }
 
@@ -270,7 +296,9 @@ async fn reconcile_all(context: Arc<Context>) {
     // Watches end within the client's read timeout and are renewed; bookmarks keep the
     // resourceVersion fresh so a renewal seldom needs a new list.
     let config = watcher::Config::default().timeout(25);
-    Controller::new(api, config)
+    let controller = Controller::new(api, config);
+    let _ = context.watched.set(controller.store());
+    controller
         .shutdown_on_signal()
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {

@@ -316,6 +316,7 @@ async fn drive_claimed(
     };
     let publishing = PublishingStore {
         inner: store,
+        context,
         publisher,
         fence: context.fence.clone(),
         due,
@@ -577,6 +578,8 @@ impl TrafficRouter for BoundedRouter {
 /// requests are read only when the resource's watch announced one ([`RequestSignal`]).
 struct PublishingStore<'a> {
     inner: &'a dyn StateStore,
+    /// The controller: whether its watch still has the resource ([`Context::deleted`]).
+    context: &'a Context,
     publisher: &'a StatusPublisher,
     fence: Fence,
     /// Told each saved rollout's next tick, for the tick-lag metric.
@@ -669,10 +672,12 @@ impl StateStore for PublishingStore<'_> {
     }
 
     async fn save(&self, rollout: &Rollout) -> canary_core::Result<()> {
-        if self.publisher.is_gone() {
-            // The CanaryRollout was deleted: its rollout stops where it stands (the state
-            // stays in its ConfigMap), as `canary rollout` stops when its state cannot be
-            // saved. A rollback in progress goes on (the driver sets weight 0 anyway).
+        if self.publisher.is_gone() || self.context.deleted(&self.publisher.resource) {
+            // The CanaryRollout was deleted (its watch says so, or a status write found it
+            // gone): its rollout stops where it stands (the state stays in its ConfigMap),
+            // as `canary rollout` stops when its state cannot be saved. The machine saves
+            // before every weight change, so none follows. A rollback in progress goes on
+            // (the driver sets weight 0 anyway).
             return Err(canary_core::Error::Usage(format!(
                 "{} was deleted: its rollout stops where it stands (state in {})",
                 resource::describe(&self.publisher.resource),
@@ -773,13 +778,27 @@ impl StatusPublisher {
             async move {
                 let namespace = resource.namespace().unwrap_or_default();
                 let name = resource.name_any();
+                // The status as this writer last wrote it (the resource's as the task got it,
+                // until then: what a write must set to `null`).
                 let mut written = resource.status.clone();
                 let mut written_at = std::time::Instant::now();
+                // The first status is written whatever the resource's says: that may be
+                // hours old (a task resumed after a failure keeps the resource it started
+                // with) and not what the API server holds.
+                let mut first = true;
+                // `finish()`: the last status is written, whatever changed.
                 let mut ending = false;
+                // The task was dropped without `finish()` (aborted: the controller stopping,
+                // its Lease lost): only a change of what the status shows is written, not
+                // 10,000 refreshes of the reasons' numbers on the way out.
+                let mut aborted = false;
                 loop {
                     if !ending {
                         tokio::select! {
-                            changed = receiver.changed() => if changed.is_err() { ending = true },
+                            changed = receiver.changed() => if changed.is_err() {
+                                ending = true;
+                                aborted = true;
+                            },
                             () = finished.notified() => ending = true,
                         }
                     }
@@ -789,7 +808,8 @@ impl StatusPublisher {
                     let status = receiver.borrow_and_update().clone();
                     if let Some(status) = status
                         && written.as_ref() != Some(&status)
-                        && (ending
+                        && (first
+                            || (ending && !aborted)
                             || written_at.elapsed() >= refresh
                             || written
                                 .as_ref()
@@ -801,6 +821,7 @@ impl StatusPublisher {
                             Ok(()) => {
                                 written = Some(status);
                                 written_at = std::time::Instant::now();
+                                first = false;
                             }
                             Err(StatusWriteError::Gone(message)) => {
                                 // Deleted: the rollout stops at its next save (see
@@ -1132,9 +1153,10 @@ mod tests {
     /// 2026-12-01, it did not, so `canary abort --kube` could take it over mid-promotion.
     #[tokio::test]
     async fn the_publishing_store_checks_the_claim_and_beats_only_when_no_save_renewed_it() {
-        let (_, publisher) = mk_publisher(Fence::always_open("the test's lease"));
+        let (context, publisher) = mk_publisher(Fence::always_open("the test's lease"));
         let starts = Arc::new(Semaphore::new(1));
         let store = PublishingStore {
+            context: &context,
             inner: &LostClaim,
             publisher: &publisher,
             fence: Fence::always_open("the test's lease"),
@@ -1242,6 +1264,7 @@ mod tests {
         let (context, publisher) = mk_publisher(fence.clone());
         let inner = Recording::default();
         let store = PublishingStore {
+            context: &context,
             inner: &inner,
             publisher: &publisher,
             fence,
@@ -1290,10 +1313,11 @@ mod tests {
     #[tokio::test]
     async fn control_requests_are_read_only_when_announced() {
         let fence = Fence::always_open("the test's lease");
-        let (_, publisher) = mk_publisher(fence.clone());
+        let (context, publisher) = mk_publisher(fence.clone());
         let inner = Recording::default();
         let requests = Arc::new(RequestSignal::new(None));
         let store = PublishingStore {
+            context: &context,
             inner: &inner,
             publisher: &publisher,
             fence,

@@ -426,6 +426,49 @@ fn a_rollout_whose_resource_is_deleted_stops_where_it_stands() {
     assert!(!stopped_at.contains(&100), "{stopped_at:?}");
 }
 
+/// The same in the middle of a long step, where nothing the status shows changes and so
+/// no status write finds the resource gone: the rollout learns it from the controller's own
+/// watch of its resources at its next save, within a tick or two, and sets no weight again.
+/// (A review found it went on for up to `--status-refresh` and could set the next step's
+/// weight, once the status was no longer written at every tick.)
+#[test]
+fn a_rollout_deleted_in_the_middle_of_a_long_step_stops_at_its_next_tick() {
+    let world = World::start(&[]);
+    let text = std::fs::read_to_string(world.policy()).unwrap();
+    let mut policy: Value = serde_saphyr::from_str(&text).unwrap();
+    policy["rollout"]["interval"] = json!("2s");
+    policy["rollout"]["step-duration"] = json!("1h");
+    policy["rollout"]["max-step-duration"] = json!("2h");
+    world.fake.serve_status_subresource(GROUP, RESOURCE);
+    world.fake.insert(json!({
+        "apiVersion": "canary.dev/v1alpha1",
+        "kind": "CanaryRollout",
+        "metadata": {"name": NAME, "namespace": NS},
+        "spec": {"revision": "v1", "policy": policy},
+    }));
+    let running = Running::spawn(&mut controller(&world, "controller-a"));
+    assert!(
+        wait_until(Duration::from_secs(60), || world.canary_weights().last()
+            == Some(&10)),
+        "reached 10%: weights {:?}\n{}",
+        world.canary_weights(),
+        running.stderr()
+    );
+    // A few ticks in the step, so that the status has settled.
+    std::thread::sleep(Duration::from_secs(6));
+    let weights = world.canary_weights();
+    world.fake.remove(GROUP, RESOURCE, NS, NAME);
+    assert!(
+        wait_until(Duration::from_secs(15), || running
+            .stderr()
+            .contains("was deleted: its rollout stops where it stands")),
+        "the controller noticed within a few 2 s ticks: {}",
+        running.stderr()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(world.canary_weights(), weights, "{}", running.stderr());
+}
+
 /// `canary status|promote --kube NS/NAME` on a rollout the controller drives: a request
 /// bound to another rollout (an older revision) is consumed and refused, the rollout goes
 /// on; `status` says where it stands and who drives it; `promote` leaves its request for
