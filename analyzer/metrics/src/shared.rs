@@ -24,9 +24,10 @@
 //!
 //! What stays per rollout: checks with the policy's own PromQL (`samples`, `query`), sources
 //! with a client certificate, the query naming the label values that exist when a version
-//! has no series (rare), and each source's first read (a rollout's pre-flight or its first
-//! after a resume: the controller starts rollouts a few at a time, and a start waiting for
-//! a batch held its place longer). A shared answer that cannot stand for each rollout's
+//! has no series (rare), and a rollout's pre-flight read (the controller starts rollouts a
+//! few at a time, and a start waiting for a batch held its place longer). The first read
+//! after a resume joins the batches: a standby taking over 10,000 rollouts sent 20,000
+//! queries of its own when it did not. A shared answer that cannot stand for each rollout's
 //! own — refused
 //! (the server's limit on samples), over the policy's `max-answer-size` or `max-series`
 //! (raw samples are larger than the aggregated answer the limits were set for), with
@@ -215,7 +216,7 @@ impl SharedReads {
         let coalesce = self.coalesce.min(own.interval / 10);
         Ok(Some(SharedSource {
             coalesce,
-            has_read: std::sync::atomic::AtomicBool::new(false),
+            preflight_read: std::sync::atomic::AtomicBool::new(false),
             own: Arc::new(own),
             reads: Arc::clone(self),
             plans,
@@ -513,9 +514,10 @@ struct Plan {
 pub struct SharedSource {
     /// How long a batch this source opens stays open.
     coalesce: Duration,
-    /// Whether the source has read once: its first read (a rollout's pre-flight, or its
-    /// first after a resume) sends its own queries, not waiting for a batch.
-    has_read: std::sync::atomic::AtomicBool,
+    /// Set by [`MetricsSource::preflight`]: the next read is the pre-flight's, and sends its
+    /// own queries, not waiting for a batch (the rollout holds one of the controller's start
+    /// places until its pre-flight is done).
+    preflight_read: std::sync::atomic::AtomicBool,
     own: Arc<PrometheusSource>,
     reads: Arc<SharedReads>,
     /// Per check, in policy order: how it is shared (`None`: its own query).
@@ -535,10 +537,11 @@ impl SharedSource {
     /// Reads every check at `at`, cumulative since `since`.
     pub async fn read_tick(&self, since: Timestamp, at: Timestamp) -> canary_core::Result<Tick> {
         let own = &self.own;
-        if !self.has_read.swap(true, Ordering::Relaxed) {
+        if self.preflight_read.swap(false, Ordering::Relaxed) {
             // The controller starts a bounded number of rollouts at a time, each holding its
-            // place until its first read is done: waiting for batches there slowed 1,000
-            // rollouts' start from about 30 s to 84 s (docs/benchmarks.md).
+            // place until its pre-flight is done: waiting for batches there slowed 1,000
+            // rollouts' start from about 30 s to 84 s (docs/benchmarks.md). A resumed
+            // rollout's first read comes after its first wait, which gave its place back.
             let _permit = self.reads.permit().await;
             return Ok(own.read_tick(since, at).await?);
         }
@@ -624,6 +627,11 @@ fn abandoned() -> Arc<BatchAnswer> {
 impl MetricsSource for SharedSource {
     async fn read(&self, since: Timestamp, at: Timestamp) -> canary_core::Result<Tick> {
         self.read_tick(since, at).await
+    }
+
+    async fn preflight(&self) -> canary_core::Result<()> {
+        self.preflight_read.store(true, Ordering::Relaxed);
+        MetricsSource::preflight(self.own.as_ref()).await
     }
 
     fn describe(&self) -> String {
@@ -763,8 +771,8 @@ checks:
     /// tick (counts, buckets) is the same to the last bit, so every judgement (verdicts,
     /// evidence, when it failed) is; the shared reads cost 1 template × 2 checks = 2 queries
     /// per round (`service=~"a|b"`, each rollout picking its own series out) where alone they
-    /// cost 6 × 2 = 12 (but in the first round, each source's first read, which sends its
-    /// own), counted by Prometheus' own `prometheus_http_requests_total`.
+    /// cost 6 × 2 = 12 (but in the first round, each rollout's pre-flight read, which sends
+    /// its own), counted by Prometheus' own `prometheus_http_requests_total`.
     #[tokio::test]
     async fn shared_reads_give_every_rollout_the_ticks_and_decisions_of_its_own_queries() {
         let now = Timestamp::now().as_second();
@@ -815,6 +823,10 @@ checks:
             .iter()
             .map(|r| Arc::new(reads.source(&policy(r.0, &url), None).unwrap().unwrap()))
             .collect();
+        // Each rollout's pre-flight: its next read sends its own queries.
+        for source in &sources {
+            source.preflight().await.unwrap();
+        }
         let before = prometheus.query_requests();
         let mut shared: Vec<Vec<Tick>> = vec![Vec::new(); rollouts.len()];
         for round in 1..=ROUNDS {
@@ -831,7 +843,8 @@ checks:
                 shared[i].push(handle.await.unwrap().unwrap());
             }
         }
-        // Each source's first read (a rollout's pre-flight) sends its own queries: 12.
+        // Each rollout's pre-flight read sends its own queries: 12 (a resumed rollout, with
+        // no pre-flight, joins the batches from its first read: the tests below).
         let expected = 12 + (ROUNDS - 1) * 2;
         let shared_queries = served(&prometheus, before + expected as f64) - before;
         assert_eq!(
@@ -875,9 +888,10 @@ checks:
         Policy::from_yaml(&yaml, "test.yaml").unwrap()
     }
 
-    /// A source whose next read joins the batches (a rollout's first read sends its own).
+    /// A source as a rollout resumed (or past its pre-flight) has it: its next read joins the
+    /// batches (only a pre-flight's read sends its own queries).
     fn past_its_first_read(source: SharedSource) -> SharedSource {
-        source.has_read.store(true, Ordering::Relaxed);
+        assert!(!source.preflight_read.load(Ordering::Relaxed));
         source
     }
 
