@@ -355,19 +355,7 @@ pub(crate) async fn reconcile(
             running.remove(&key);
         }
     }
-    // kube-rs' Controller polls every reconcile in its own task: the policy's parsing and
-    // validation (milliseconds each) ran there one after another, on one core, so a standby
-    // taking over 10,000 rollouts resumed them at about one core whatever the machine had
-    // (docs/benchmarks.md, "Failover"). Spawned, they run on every worker.
-    let preparing = tokio::spawn({
-        let resource = resource.clone();
-        let context = context.clone();
-        async move { prepare(&resource, &context).await }
-    });
-    let prepared = match preparing
-        .await
-        .map_err(|err| ReconcileError(format!("preparing the rollout: {err}")))?
-    {
+    let prepared = match prepare(&resource, &context).await {
         Ok(prepared) => prepared,
         Err(NotPrepared::Invalid(problem)) => {
             let status = invalid_status(
