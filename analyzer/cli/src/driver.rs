@@ -37,6 +37,7 @@ pub(crate) enum RequestLooks {
     /// When `announced` is notified, and at least every `fallback`: the controller, whose
     /// watch of its resources announces requests. A waiting rollout sleeps until its tick;
     /// polled, each of 10,000 waiting rollouts woke four times a second for nothing.
+    #[cfg_attr(not(feature = "kubernetes"), allow(dead_code))]
     Announced {
         announced: Arc<Notify>,
         fallback: Duration,
