@@ -53,8 +53,11 @@ pub(crate) async fn run(
 ) {
     let namespace = resource.namespace().unwrap_or_default();
     let name = resource.name_any();
+    // Whether this is a retry after a failure: the resource the task holds (and its status)
+    // is then as old as the task, not what the API server holds now.
+    let mut retried = false;
     loop {
-        match run_once(&context, &resource, &prepared, &requests).await {
+        match run_once(&context, &resource, &prepared, &requests, retried).await {
             Ok(()) => return,
             Err(Stop::Invalid(problem)) => {
                 tracing::warn!("{problem}");
@@ -86,6 +89,7 @@ pub(crate) async fn run(
                 );
                 event(&context, &resource, "Warning", "Failed", &problem).await;
                 tokio::time::sleep(context.settings.retry_after).await;
+                retried = true;
             }
         }
     }
@@ -104,6 +108,7 @@ async fn run_once(
     resource: &Arc<CanaryRollout>,
     prepared: &Prepared,
     requests: &Arc<RequestSignal>,
+    retried: bool,
 ) -> Result<(), Stop> {
     let namespace = resource.namespace().unwrap_or_default();
     let name = resource.name_any();
@@ -143,6 +148,7 @@ async fn run_once(
         Signals {
             requests: requests.clone(),
             starting: std::sync::Mutex::new(starting),
+            retried,
         },
     )
     .await
@@ -153,6 +159,8 @@ async fn run_once(
 struct Signals {
     requests: Arc<RequestSignal>,
     starting: StartPermit,
+    /// A retry after a failure: the first status is written whatever the resource's says.
+    retried: bool,
 }
 
 /// How long a controller's claim on a rollout lives without a renewal. Every save renews
@@ -214,6 +222,7 @@ async fn drive(
         policy.rollout.analysed_steps().len(),
         policy.rollout.interval,
         context.settings.status_refresh,
+        signals.retried,
     );
     publisher.publish(&rollout);
     if rollout.phase().is_terminal() || matches!(rollout.phase(), Phase::Held { .. }) {
@@ -766,6 +775,7 @@ impl StatusPublisher {
         analysed_steps: usize,
         gap: Duration,
         refresh: Duration,
+        stale: bool,
     ) -> StatusPublisher {
         let (latest, mut receiver) = watch::channel::<Option<CanaryRolloutStatus>>(None);
         let (events, mut announcements) = tokio::sync::mpsc::unbounded_channel::<Announcement>();
@@ -782,10 +792,12 @@ impl StatusPublisher {
                 // until then: what a write must set to `null`).
                 let mut written = resource.status.clone();
                 let mut written_at = std::time::Instant::now();
-                // The first status is written whatever the resource's says: that may be
-                // hours old (a task resumed after a failure keeps the resource it started
-                // with) and not what the API server holds.
-                let mut first = true;
+                // After a failure (`stale`), the first status is written whatever the
+                // resource's says: the task keeps the resource it started with, hours old
+                // maybe, not what the API server holds. A task just started has it fresh
+                // from the watch, and a standby resuming 10,000 rollouts writes no status
+                // that shows what the last leader's did.
+                let mut first = stale;
                 // `finish()`: the last status is written, whatever changed.
                 let mut ending = false;
                 // The task was dropped without `finish()` (aborted: the controller stopping,
@@ -1098,6 +1110,7 @@ mod tests {
             3,
             Duration::from_secs(1),
             Duration::from_secs(300),
+            false,
         );
         (context, publisher)
     }
