@@ -394,6 +394,26 @@ fn a_paused_driver_loses_its_claim_and_touches_nothing_when_it_resumes() {
     );
 
     owner.signal("STOP");
+    // Stopped inside the claim's guard (a heartbeat holds `e2e.lock` for a read and a write,
+    // about a millisecond), nobody may change the claim until it runs again — by design, as
+    // its write could land after a take-over (docs/reliability.md) — and `abort` exits 4
+    // ("being changed by another process"): one of session 9's four full test runs stopped
+    // it there. Such a stop is not what this test is about: let it finish, and stop it again.
+    let lock = stack.state_dir().join("e2e.lock");
+    for _ in 0..50 {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&lock)
+            .expect("the claim's guard file");
+        if file.try_lock().is_ok() {
+            break;
+        }
+        drop(file);
+        owner.signal("CONT");
+        std::thread::sleep(Duration::from_millis(30));
+        owner.signal("STOP");
+    }
     std::thread::sleep(Duration::from_millis(4500));
     let abort = run("abort", &policy, &stack, &["--reason", "the driver hangs"]);
     assert!(
