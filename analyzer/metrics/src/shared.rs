@@ -888,11 +888,17 @@ checks:
         Policy::from_yaml(&yaml, "test.yaml").unwrap()
     }
 
-    /// A source as a rollout resumed (or past its pre-flight) has it: its next read joins the
-    /// batches (only a pre-flight's read sends its own queries).
-    fn past_its_first_read(source: SharedSource) -> SharedSource {
-        assert!(!source.preflight_read.load(Ordering::Relaxed));
-        source
+    /// `n` rollouts' sources of `policy` as resumed rollouts (or rollouts past their
+    /// pre-flight) have them: their reads join the batches (only a pre-flight's read sends
+    /// its own queries).
+    fn joining_sources(
+        reads: &Arc<SharedReads>,
+        policy: &Policy,
+        n: usize,
+    ) -> Vec<Arc<SharedSource>> {
+        (0..n)
+            .map(|_| Arc::new(reads.source(policy, None).unwrap().unwrap()))
+            .collect()
     }
 
     async fn read_together(
@@ -933,13 +939,7 @@ checks:
         let server = FakeServer::answering(answers);
         let policy = plain_policy(&server.url(), "");
         let reads = SharedReads::new(Duration::from_millis(50), None);
-        let sources: Vec<Arc<SharedSource>> = (0..3)
-            .map(|_| {
-                Arc::new(past_its_first_read(
-                    reads.source(&policy, None).unwrap().unwrap(),
-                ))
-            })
-            .collect();
+        let sources = joining_sources(&reads, &policy, 3);
         let at = Timestamp::now();
         let got = read_together(&sources, at).await;
         assert_eq!(
@@ -957,13 +957,7 @@ checks:
         let server = FakeServer::answering(vec![overloaded()]);
         let policy = plain_policy(&server.url(), "");
         let reads = SharedReads::new(Duration::from_millis(50), None);
-        let sources: Vec<Arc<SharedSource>> = (0..3)
-            .map(|_| {
-                Arc::new(past_its_first_read(
-                    reads.source(&policy, None).unwrap().unwrap(),
-                ))
-            })
-            .collect();
+        let sources = joining_sources(&reads, &policy, 3);
         let got = read_together(&sources, at).await;
         let own = PrometheusSource::from_policy(&policy, None).unwrap();
         let own_error = canary_core::Error::from(own.read_tick(at, at).await.unwrap_err());
@@ -994,13 +988,7 @@ checks:
         let server = FakeServer::answering(answers);
         let policy = plain_policy(&server.url(), "    max-series: 2\n");
         let reads = SharedReads::new(Duration::from_millis(50), None);
-        let sources: Vec<Arc<SharedSource>> = (0..3)
-            .map(|_| {
-                Arc::new(past_its_first_read(
-                    reads.source(&policy, None).unwrap().unwrap(),
-                ))
-            })
-            .collect();
+        let sources = joining_sources(&reads, &policy, 3);
         let at = Timestamp::now();
         let got = read_together(&sources, at).await;
         let own = PrometheusSource::from_policy(&policy, None).unwrap();
@@ -1088,9 +1076,7 @@ checks:
                     server.url()
                 );
                 let policy = Policy::from_yaml(&yaml, "test.yaml").unwrap();
-                Arc::new(past_its_first_read(
-                    reads.source(&policy, None).unwrap().unwrap(),
-                ))
+                Arc::new(reads.source(&policy, None).unwrap().unwrap())
             })
             .collect();
         let at = Timestamp::now();

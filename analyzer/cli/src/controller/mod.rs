@@ -150,7 +150,7 @@ impl Context {
     /// (or another object of the same name, a new uid, in its place), once the cache has
     /// been filled by a first list. Reconciles run on changes only, not on deletions, and the
     /// status is written only when what it shows changes, so a rollout's task asks this at
-    /// each save and before each weight change, and stops where it stands.
+    /// each save — the machine saves before every weight change — and stops where it stands.
     pub(crate) fn deleted(&self, resource: &CanaryRollout) -> bool {
         use futures_util::FutureExt as _;
         let Some(watched) = self.watched.get() else {

@@ -21,8 +21,27 @@ const NAME: &str = "checkout";
 
 /// The CanaryRollout `checkout` with the world's policy inline, rolling out `revision`.
 fn install(world: &World, revision: &str) {
+    install_policy(world, revision, world_policy(world));
+}
+
+/// [`install`] with one-hour steps ticking every `interval`: a rollout that stays in its
+/// first step, ticking, for as long as a test watches it.
+fn install_ticking(world: &World, revision: &str, interval: &str) {
+    let mut policy = world_policy(world);
+    policy["rollout"]["interval"] = json!(interval);
+    policy["rollout"]["step-duration"] = json!("1h");
+    policy["rollout"]["max-step-duration"] = json!("2h");
+    install_policy(world, revision, policy);
+}
+
+/// The world's policy file, as a CanaryRollout's inline policy.
+fn world_policy(world: &World) -> Value {
     let text = std::fs::read_to_string(world.policy()).unwrap();
-    let policy: Value = serde_saphyr::from_str(&text).unwrap();
+    serde_saphyr::from_str(&text).unwrap()
+}
+
+/// The CanaryRollout `checkout` with `policy` inline, rolling out `revision`.
+fn install_policy(world: &World, revision: &str, policy: Value) {
     world.fake.serve_status_subresource(GROUP, RESOURCE);
     world.fake.insert(json!({
         "apiVersion": "canary.dev/v1alpha1",
@@ -434,18 +453,7 @@ fn a_rollout_whose_resource_is_deleted_stops_where_it_stands() {
 #[test]
 fn a_rollout_deleted_in_the_middle_of_a_long_step_stops_at_its_next_tick() {
     let world = World::start(&[]);
-    let text = std::fs::read_to_string(world.policy()).unwrap();
-    let mut policy: Value = serde_saphyr::from_str(&text).unwrap();
-    policy["rollout"]["interval"] = json!("2s");
-    policy["rollout"]["step-duration"] = json!("1h");
-    policy["rollout"]["max-step-duration"] = json!("2h");
-    world.fake.serve_status_subresource(GROUP, RESOURCE);
-    world.fake.insert(json!({
-        "apiVersion": "canary.dev/v1alpha1",
-        "kind": "CanaryRollout",
-        "metadata": {"name": NAME, "namespace": NS},
-        "spec": {"revision": "v1", "policy": policy},
-    }));
+    install_ticking(&world, "v1", "2s");
     let running = Running::spawn(&mut controller(&world, "controller-a"));
     assert!(
         wait_until(Duration::from_secs(60), || world.canary_weights().last()
@@ -1124,18 +1132,7 @@ fn a_leader_cut_off_from_its_lease_stops_writing_at_its_renew_deadline() {
 #[test]
 fn a_ticking_rollout_writes_its_status_only_when_what_it_shows_changes() {
     let world = World::start(&[]);
-    let text = std::fs::read_to_string(world.policy()).unwrap();
-    let mut policy: Value = serde_saphyr::from_str(&text).unwrap();
-    policy["rollout"]["interval"] = json!("2s");
-    policy["rollout"]["step-duration"] = json!("1h");
-    policy["rollout"]["max-step-duration"] = json!("2h");
-    world.fake.serve_status_subresource(GROUP, RESOURCE);
-    world.fake.insert(json!({
-        "apiVersion": "canary.dev/v1alpha1",
-        "kind": "CanaryRollout",
-        "metadata": {"name": NAME, "namespace": NS},
-        "spec": {"revision": "v1", "policy": policy},
-    }));
+    install_ticking(&world, "v1", "2s");
     let running = Running::spawn(&mut controller(&world, "controller-a"));
     let configmap = format!("/api/v1/namespaces/{NS}/configmaps/canaryrollout-{NAME}");
     let saves = || {
@@ -1205,18 +1202,7 @@ fn a_ticking_rollout_writes_its_status_only_when_what_it_shows_changes() {
 #[test]
 fn a_waiting_rollout_reads_its_configmap_once_a_tick_and_beats_no_heartbeat() {
     let world = World::start(&[]);
-    let text = std::fs::read_to_string(world.policy()).unwrap();
-    let mut policy: Value = serde_saphyr::from_str(&text).unwrap();
-    policy["rollout"]["interval"] = json!("3s");
-    policy["rollout"]["step-duration"] = json!("1h");
-    policy["rollout"]["max-step-duration"] = json!("2h");
-    world.fake.serve_status_subresource(GROUP, RESOURCE);
-    world.fake.insert(json!({
-        "apiVersion": "canary.dev/v1alpha1",
-        "kind": "CanaryRollout",
-        "metadata": {"name": NAME, "namespace": NS},
-        "spec": {"revision": "v1", "policy": policy},
-    }));
+    install_ticking(&world, "v1", "3s");
     let running = Running::spawn(&mut controller(&world, "controller-a"));
     assert!(
         wait_until(Duration::from_secs(60), || world.canary_weights().last()
