@@ -44,6 +44,8 @@ const MAX_STATE_BYTES: usize = 900 * 1024;
 /// How often [`StateStore::take_request`] asks the API server (the driver polls much more
 /// often; once a second is quick enough for a person and light on the API server).
 const REQUEST_POLL: Duration = Duration::from_secs(1);
+/// How long the ConfigMap a load read answers the `holder` and `claim` that follow it.
+const FRESH_READ: Duration = Duration::from_secs(1);
 
 /// Who drives a rollout: enough for a person to find it, and to tell two drivers apart.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,7 +82,19 @@ pub struct Holder {
 impl Holder {
     /// This process: `$CANARY_HOLDER`, or the host name and the CI job found in the usual
     /// variables (GitHub Actions, GitLab CI, Jenkins, Buildkite).
+    ///
+    /// What names the process is read once (the environment, /proc): a controller makes a
+    /// holder for each rollout it resumes, and reading them each time was 1.4 % of a
+    /// take-over's processor time. The start time is now.
     pub fn this_process() -> Holder {
+        static THIS_PROCESS: std::sync::OnceLock<Holder> = std::sync::OnceLock::new();
+        Holder {
+            started_at: Timestamp::now(),
+            ..THIS_PROCESS.get_or_init(Holder::read_this_process).clone()
+        }
+    }
+
+    fn read_this_process() -> Holder {
         let identity = std::env::var("CANARY_HOLDER")
             .ok()
             .filter(|v| !v.trim().is_empty())
@@ -215,10 +229,16 @@ pub struct ConfigMapStateStore {
     /// How long this store's claim lives without a heartbeat.
     ttl: Duration,
     claimed: AtomicBool,
-    /// The resourceVersion this store's last save produced, and whether it was claimed
-    /// then: the next save is guarded by it without reading the ConfigMap first (see
-    /// [`ConfigMapStateStore::save_unread`]). `None` after any other write of this store.
+    /// The resourceVersion this store's last save, claim or heartbeat produced, and whether
+    /// it was claimed then: the next save is guarded by it without reading the ConfigMap
+    /// first (see [`ConfigMapStateStore::save_unread`]). `None` after any other write of
+    /// this store.
     saved_version: Mutex<Option<(String, bool)>>,
+    /// The ConfigMap as [`StateStore::load`] read it (`None`: there was none), and when: the
+    /// `holder` and `claim`
+    /// that follow a load within [`FRESH_READ`] use it instead of reading again (see
+    /// [`ConfigMapStateStore::fresh_read`]).
+    loaded: Mutex<Option<(Instant, Option<ConfigMap>)>>,
     last_request_check: Mutex<Option<Instant>>,
     /// How often [`StateStore::take_request`] asks the API server at most.
     request_poll: Duration,
@@ -261,6 +281,7 @@ impl ConfigMapStateStore {
             ttl: DEFAULT_CLAIM_TTL,
             claimed: AtomicBool::new(false),
             saved_version: Mutex::new(None),
+            loaded: Mutex::new(None),
             last_request_check: Mutex::new(None),
             request_poll: REQUEST_POLL,
         })
@@ -329,6 +350,50 @@ impl ConfigMapStateStore {
         }
     }
 
+    /// The ConfigMap [`StateStore::load`] read, when it read it less than [`FRESH_READ`]
+    /// ago and nothing was written since (`take`: only once), else a read now. A controller
+    /// resuming a rollout loads it, asks who holds it and claims it: one read for the three
+    /// rather than three (at a take-over of 10,000 rollouts, 20,000 requests fewer). A claim
+    /// decided on it is still a write guarded by its resourceVersion (409, and read again,
+    /// when anything was written since); who holds it is then as old as a read a second ago.
+    async fn fresh_read(
+        &self,
+        api: &Api<ConfigMap>,
+        namespace: &str,
+        take: bool,
+    ) -> Result<Option<ConfigMap>, KubernetesError> {
+        let loaded = {
+            let mut loaded = self
+                .loaded
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match &*loaded {
+                Some((at, _)) if at.elapsed() < FRESH_READ => {
+                    if take {
+                        loaded.take().map(|(_, map)| map)
+                    } else {
+                        loaded.as_ref().map(|(_, map)| map.clone())
+                    }
+                }
+                _ => {
+                    *loaded = None;
+                    None
+                }
+            }
+        };
+        match loaded {
+            Some(map) => Ok(map),
+            None => self.read(api, namespace).await,
+        }
+    }
+
+    fn forget_loaded(&self) {
+        *self
+            .loaded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+
     fn owner_of(
         &self,
         map: &ConfigMap,
@@ -389,6 +454,7 @@ impl ConfigMapStateStore {
             field_manager: Some(FIELD_MANAGER.to_owned()),
             ..PostParams::default()
         };
+        self.forget_loaded();
         // The connection's guard (the controller's Lease fence), on every attempt: a claim
         // retried after 409 takes the claim from whoever holds it by then.
         self.connection
@@ -435,6 +501,7 @@ impl ConfigMapStateStore {
         data: Value,
     ) -> Result<Option<Option<String>>, KubernetesError> {
         self.forget_saved_version();
+        self.forget_loaded();
         let body = json!({
             "metadata": {"resourceVersion": version},
             "data": data,
@@ -552,8 +619,14 @@ impl StateStore for ConfigMapStateStore {
     async fn claim(&self, take_over: bool) -> Result<()> {
         let (api, namespace) = self.api().await?;
         let (api, namespace) = (&api, namespace.as_str());
-        self.retrying(namespace, move |_| async move {
-            let Some(map) = self.read(api, namespace).await? else {
+        self.retrying(namespace, move |attempt| async move {
+            // The first attempt may decide on the load just before it; a retry reads again.
+            let map = if attempt == 1 {
+                self.fresh_read(api, namespace, true).await?
+            } else {
+                self.read(api, namespace).await?
+            };
+            let Some(map) = map else {
                 let data = BTreeMap::from([(OWNER_KEY.to_owned(), self.owner_json())]);
                 return Ok(self
                     .create(api, namespace, &self.name, data)
@@ -568,7 +641,13 @@ impl StateStore for ConfigMapStateStore {
                 return Err(self.in_progress(&owner));
             }
             let data = json!({ OWNER_KEY: self.owner_json() });
-            Ok(self.patch(api, namespace, &map, data).await?.then_some(()))
+            let version = map.metadata.resource_version.as_deref();
+            let Some(produced) = self.patch_at(api, namespace, version, data).await? else {
+                return Ok(None);
+            };
+            // The ConfigMap as this claim left it: the next save need not read it first.
+            self.remember_saved_version(produced, true);
+            Ok(Some(()))
         })
         .await?;
         self.claimed.store(true, Ordering::SeqCst);
@@ -612,7 +691,12 @@ impl StateStore for ConfigMapStateStore {
             match (map, owner) {
                 (Some(map), Some(owner)) if owner.same(&self.holder) => {
                     let data = json!({ OWNER_KEY: self.owner_json() });
-                    Ok(self.patch(api, namespace, &map, data).await?.then_some(()))
+                    let version = map.metadata.resource_version.as_deref();
+                    let Some(produced) = self.patch_at(api, namespace, version, data).await? else {
+                        return Ok(None);
+                    };
+                    self.remember_saved_version(produced, true);
+                    Ok(Some(()))
                 }
                 (_, owner) => Err(self.lost(owner.as_ref())),
             }
@@ -641,7 +725,7 @@ impl StateStore for ConfigMapStateStore {
 
     async fn holder(&self) -> Result<Option<String>> {
         let (api, namespace) = self.api().await?;
-        let Some(map) = self.read(&api, &namespace).await? else {
+        let Some(map) = self.fresh_read(&api, &namespace, false).await? else {
             return Ok(None);
         };
         Ok(self
@@ -672,13 +756,20 @@ impl StateStore for ConfigMapStateStore {
     async fn load(&self) -> Result<Option<Rollout>> {
         let (api, namespace) = self.api().await?;
         let (api, namespace) = (&api, namespace.as_str());
-        let Some(map) = self.read(api, namespace).await? else {
+        let map = self.read(api, namespace).await?;
+        let loaded = map
+            .as_ref()
+            .and_then(|map| map.data.as_ref())
+            .and_then(|d| d.get(ROLLOUT_KEY))
+            .map(|text| Rollout::from_json(text.as_bytes()));
+        *self
+            .loaded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((Instant::now(), map));
+        let Some(loaded) = loaded else {
             return Ok(None);
         };
-        let Some(text) = map.data.as_ref().and_then(|d| d.get(ROLLOUT_KEY)) else {
-            return Ok(None);
-        };
-        Rollout::from_json(text.as_bytes()).map(Some).map_err(|err| {
+        loaded.map(Some).map_err(|err| {
             Error::Usage(format!(
                 "{}, key {ROLLOUT_KEY}: {err}; inspect it with kubectl, then delete the key to start over",
                 self.object(namespace)

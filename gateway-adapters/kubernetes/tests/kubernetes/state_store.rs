@@ -135,6 +135,48 @@ async fn a_second_driver_is_refused_unless_it_takes_over() {
     assert_eq!(owner.identity, "runner-2");
 }
 
+/// A controller resuming a rollout loads it, asks who holds it, takes the claim over and
+/// saves at its first tick: one read of the ConfigMap for all four (it was four reads), and
+/// still no write decided on a stale read — a write in between is a conflict, read again.
+#[tokio::test]
+async fn a_resumption_reads_the_config_map_once_for_its_load_holder_claim_and_first_save() {
+    let fake = FakeApiServer::start().await;
+    let last_leader = store(&fake, holder("controller-a", 1));
+    last_leader.claim(false).await.unwrap();
+    last_leader.save(&a_rollout()).await.unwrap();
+
+    let next_leader = store(&fake, holder("controller-b", 2));
+    fake.clear_requests();
+    assert_eq!(next_leader.load().await.unwrap(), Some(a_rollout()));
+    let held_by = next_leader.holder().await.unwrap().expect("a holder");
+    assert!(held_by.contains("controller-a"), "{held_by}");
+    next_leader.claim(true).await.unwrap();
+    next_leader.save(&a_rollout()).await.unwrap();
+    let methods: Vec<String> = fake.requests().into_iter().map(|r| r.method).collect();
+    assert_eq!(methods, ["GET", "PATCH", "PATCH"], "load, claim, save");
+    let owner: Holder =
+        serde_json::from_str(config_map(&fake)["data"][OWNER_KEY].as_str().unwrap()).unwrap();
+    assert_eq!(owner.identity, "controller-b");
+
+    // A claim written between a load that found the rollout free and the claim that would
+    // decide on that load: the guarded write conflicts, the claim reads again and finds the
+    // rollout in progress.
+    next_leader.release().await.unwrap();
+    let stale = store(&fake, holder("controller-c", 4));
+    assert_eq!(stale.load().await.unwrap(), Some(a_rollout()));
+    last_leader.claim(true).await.unwrap();
+    let refused = stale.claim(false).await.unwrap_err();
+    assert!(
+        refused.to_string().contains("owned by controller-a"),
+        "{refused}"
+    );
+    // The same for a save after the claim: taken over since, it reads and finds out.
+    next_leader.claim(true).await.unwrap();
+    last_leader.claim(true).await.unwrap();
+    let lost = next_leader.save(&a_rollout()).await.unwrap_err();
+    assert!(matches!(lost, Error::ClaimLost(_)), "{lost:?}");
+}
+
 #[tokio::test]
 async fn a_claim_of_a_dead_process_on_this_host_is_stale() {
     let fake = FakeApiServer::start().await;
