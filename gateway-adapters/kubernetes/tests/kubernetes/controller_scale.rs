@@ -675,6 +675,7 @@ fn the_scale_harness_kills_the_leader_and_times_the_standbys_take_over() {
     let mut leader = spawn_controller(&world, &knobs, Some(&lease), LEADER);
     wait_until_weighted(&world, n, &leader);
     let startup = started.elapsed();
+    let standby_from = world.fake.request_count();
     let standby = spawn_controller(&world, &knobs, Some(&lease), STANDBY);
     assert!(
         wait_until(Duration::from_secs(60), || standby
@@ -697,6 +698,24 @@ fn the_scale_harness_kills_the_leader_and_times_the_standbys_take_over() {
     // Who spends the processor while the standby resumes: the standby, and this process
     // (the API fake and the harness).
     let cpu_at_kill = (cpu_seconds(standby_pid), cpu_seconds(std::process::id()));
+    // Standing by, the standby watched the CanaryRollouts (a warm standby) and wrote nothing.
+    let mut standby_listed_before_kill = false;
+    let mut standby_writes_before_kill: Vec<String> = Vec::new();
+    for request in world.fake.requests_from(standby_from) {
+        if request.token.as_deref() != Some(STANDBY) {
+            continue;
+        }
+        if request.method == "GET" {
+            standby_listed_before_kill |= request.path
+                == format!("/apis/{GROUP}/v1alpha1/namespaces/{NS}/{RESOURCE}")
+                && !request.query.contains("watch=true");
+        } else {
+            standby_writes_before_kill.push(format!(
+                "{} {} {}",
+                request.method, request.path, request.status
+            ));
+        }
+    }
     let killed = Instant::now();
     // SIGKILL: no chance to release the Lease or anything else.
     leader.child.kill().unwrap();
@@ -794,7 +813,9 @@ fn the_scale_harness_kills_the_leader_and_times_the_standbys_take_over() {
         "bound_seconds": bound,
         "leader_startup_seconds": startup.as_secs_f64(),
         "lease_acquired_after_kill_seconds": acquired_after,
+        // `null`: listed only while standing by (a warm standby, since session 10).
         "rollouts_listed_after_kill_seconds": listed.map(after_kill),
+        "rollouts_listed_while_standing_by": standby_listed_before_kill,
         "first_tick_after_kill_min_seconds": ticks.first(),
         "first_tick_after_kill_p10_seconds": nearest_rank(&ticks, 0.1),
         "first_tick_after_kill_p50_seconds": nearest_rank(&ticks, 0.5),
@@ -853,6 +874,14 @@ fn the_scale_harness_kills_the_leader_and_times_the_standbys_take_over() {
     assert!(
         standby_route_writes.is_empty(),
         "the standby set weights again: {standby_route_writes:?}"
+    );
+    assert!(
+        standby_writes_before_kill.is_empty(),
+        "the standby wrote while it stood by: {standby_writes_before_kill:?}"
+    );
+    assert!(
+        standby_listed_before_kill,
+        "the standby listed the CanaryRollouts while it stood by (a warm standby)"
     );
     // What the measurement counts as a first tick is one: its state was saved after a read
     // that came after the kill (the next tick is set one interval after the read).
