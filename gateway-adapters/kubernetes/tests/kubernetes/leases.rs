@@ -70,6 +70,46 @@ async fn the_first_candidate_creates_the_lease_and_leads_and_the_second_stands_b
     );
 }
 
+/// A standby looks again right when the holder's lease runs out by its clock, not a whole
+/// retry period later: with a 2 s lease and a 30 s retry period it leads at 2 s (it led at
+/// 30 s before; 2 s of the shipped 15 s lease's failover).
+#[tokio::test]
+async fn a_standby_looks_again_when_the_lease_runs_out_not_a_retry_period_later() {
+    let fake = FakeApiServer::start().await;
+    let mut a = candidate(&fake, "a");
+    assert_eq!(a.round().await.unwrap(), Round::Leading);
+    let mut b = LeaderElector::new(
+        fake.client(NS),
+        LeaseSettings {
+            lease_duration: Duration::from_secs(2),
+            renew_deadline: Duration::from_secs(1),
+            retry_period: Duration::from_secs(30),
+            ..LeaseSettings::new(NS.to_owned(), LEASE.to_owned(), "b".to_owned())
+        },
+    );
+    let started = Instant::now();
+    assert_eq!(
+        b.round().await.unwrap(),
+        Round::StandingBy {
+            holder: "a".to_owned()
+        }
+    );
+    let next = b.next_look();
+    assert!(
+        next <= Duration::from_secs(2) && next > Duration::from_secs(1),
+        "{next:?}"
+    );
+    tokio::time::timeout(Duration::from_secs(20), b.acquire(|_| {}, |_| {}))
+        .await
+        .expect("B leads long before its retry period")
+        .unwrap();
+    let led_at = started.elapsed();
+    assert!(led_at >= Duration::from_secs(2), "B led at {led_at:?}");
+    assert_eq!(lease(&fake)["spec"]["holderIdentity"], "b");
+    // Leading, or with no holder seen, the pace is the retry period.
+    assert_eq!(b.next_look(), Duration::from_secs(30));
+}
+
 /// A standby takes over only once it has seen no renewal for the lease's duration by its
 /// own clock, and by then the leader that stopped renewing has stopped writing: its fence
 /// closed at its renew deadline (1 s), a second before the standby could lead (2 s).
