@@ -273,7 +273,9 @@ pub trait StateStore: Send + Sync {
     }
 
     /// Who drives the rollout now, if someone other than this store does: a read only,
-    /// for `canary status` (it never takes or changes the claim).
+    /// for `canary status` (it never takes or changes the claim). A store may answer from
+    /// the read of a [`StateStore::load`] just before (the ConfigMap store, within a second),
+    /// so that the two agree.
     async fn holder(&self) -> Result<Option<String>>;
 
     /// The claim of a driver that counts as gone (its heartbeat stale, or its process known

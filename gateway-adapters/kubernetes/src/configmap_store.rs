@@ -8,9 +8,11 @@
 //!   when nobody drives it;
 //! - `request.json` — a [`ControlRequest`] left by `canary promote` or `canary abort`.
 //!
-//! Every write is a JSON merge patch carrying the `metadata.resourceVersion` just read, so a
-//! write based on a stale read is refused (409 Conflict) and redone from a fresh read; a save
-//! that finds another holder in `owner.json` stops with "taken over". Archived rollouts go to
+//! Every write is a JSON merge patch carrying the `metadata.resourceVersion` it was decided on
+//! — the one just read, the one a load read less than a second before (a claim after a load),
+//! or the one this store's own last write produced (a save after a save, claim or heartbeat) —
+//! so a write based on anything older is refused (409 Conflict) and redone from a fresh read;
+//! a save that finds another holder in `owner.json` stops with "taken over". Archived rollouts go to
 //! ConfigMaps of their own, `NAME-YYYYMMDD-HHMMSS`.
 
 use std::collections::BTreeMap;
@@ -242,6 +244,9 @@ pub struct ConfigMapStateStore {
     last_request_check: Mutex<Option<Instant>>,
     /// How often [`StateStore::take_request`] asks the API server at most.
     request_poll: Duration,
+    /// A claim taking over takes over only holders whose identity starts with this
+    /// ([`ConfigMapStateStore::taking_over_only_from`]); any holder when `None`.
+    take_over_only_from: Option<String>,
 }
 
 impl ConfigMapStateStore {
@@ -284,6 +289,7 @@ impl ConfigMapStateStore {
             loaded: Mutex::new(None),
             last_request_check: Mutex::new(None),
             request_poll: REQUEST_POLL,
+            take_over_only_from: None,
         })
     }
 
@@ -306,6 +312,28 @@ impl ConfigMapStateStore {
     pub fn with_request_poll(mut self, poll: Duration) -> ConfigMapStateStore {
         self.request_poll = poll;
         self
+    }
+
+    /// The same store, whose claims taking over take over only a holder whose identity
+    /// starts with `prefix`; any other is "in progress", as without taking over. `canary
+    /// controller` takes over another controller process's claim, never that of `canary
+    /// promote|abort` driving a rollout from a shell. The rule is checked at every attempt of
+    /// the claim: a shell's claim written between the claim's read and its write (a 409,
+    /// read again) is refused, not taken over.
+    pub fn taking_over_only_from(mut self, prefix: impl Into<String>) -> ConfigMapStateStore {
+        self.take_over_only_from = Some(prefix.into());
+        self
+    }
+
+    /// Whether a claim (taking over or not) may take `owner`'s place now.
+    fn may_take_from(&self, owner: &Holder, take_over: bool) -> bool {
+        if owner.same(&self.holder) {
+            return true;
+        }
+        match &self.take_over_only_from {
+            Some(prefix) if take_over => owner.identity.starts_with(prefix.as_str()),
+            _ => take_over || owner.is_gone(Timestamp::now()),
+        }
     }
 
     /// The ConfigMap's name.
@@ -634,9 +662,7 @@ impl StateStore for ConfigMapStateStore {
                     .then_some(()));
             };
             if let Some(owner) = self.owner_of(&map, namespace)?
-                && !owner.same(&self.holder)
-                && !take_over
-                && !owner.is_gone(Timestamp::now())
+                && !self.may_take_from(&owner, take_over)
             {
                 return Err(self.in_progress(&owner));
             }

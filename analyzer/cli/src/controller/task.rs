@@ -136,7 +136,10 @@ async fn run_once(
     .with_holder(holder)
     .with_claim_ttl(claim_ttl(policy.rollout.interval))
     // Read only when the watch says a request was left (see `requests`), then at once.
-    .with_request_poll(Duration::ZERO);
+    .with_request_poll(Duration::ZERO)
+    // Another controller's claim is taken over; a shell's is not, even when it is written
+    // between this claim's read and its write.
+    .taking_over_only_from(CONTROLLER_HOLDER);
     let store: Box<dyn StateStore> = Box::new(store);
     let store = Redacted::new(store);
     drive(
@@ -1085,6 +1088,7 @@ mod tests {
                 max_queries: 1,
                 max_writes: 1,
                 max_reads: 1,
+                max_starts: 1,
                 rollback_retry_for: Duration::from_secs(1),
                 retry_after: Duration::from_secs(1),
                 identity: "test".to_owned(),

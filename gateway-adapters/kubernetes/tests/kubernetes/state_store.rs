@@ -136,8 +136,9 @@ async fn a_second_driver_is_refused_unless_it_takes_over() {
 }
 
 /// A controller resuming a rollout loads it, asks who holds it, takes the claim over and
-/// saves at its first tick: one read of the ConfigMap for all four (it was four reads), and
-/// still no write decided on a stale read — a write in between is a conflict, read again.
+/// saves at its first tick: one read of the ConfigMap for all four (it was four reads). Every
+/// write is still guarded by the resourceVersion it was decided on: a write in between is a
+/// conflict, and the claim reads again and decides again.
 #[tokio::test]
 async fn a_resumption_reads_the_config_map_once_for_its_load_holder_claim_and_first_save() {
     let fake = FakeApiServer::start().await;
@@ -175,6 +176,37 @@ async fn a_resumption_reads_the_config_map_once_for_its_load_holder_claim_and_fi
     last_leader.claim(true).await.unwrap();
     let lost = next_leader.save(&a_rollout()).await.unwrap_err();
     assert!(matches!(lost, Error::ClaimLost(_)), "{lost:?}");
+}
+
+/// A controller's store takes another controller's claim over, never a shell's (`canary
+/// abort --kube` driving a rollout back) — also when the shell claims between the
+/// controller's load and its claim, where the claim's first write conflicts and it reads
+/// again (a review found the retry took the shell's claim over, and the controller then saved
+/// the state it had loaded over the abort).
+#[tokio::test]
+async fn a_controller_takes_over_only_a_controllers_claim_even_one_written_meanwhile() {
+    let fake = FakeApiServer::start().await;
+    let last_leader = store(&fake, holder("canary controller a", 1));
+    last_leader.claim(false).await.unwrap();
+    last_leader.save(&a_rollout()).await.unwrap();
+    let next_leader =
+        store(&fake, holder("canary controller b", 2)).taking_over_only_from("canary controller");
+    assert_eq!(next_leader.load().await.unwrap(), Some(a_rollout()));
+    let shell = store(&fake, holder("laptop", 3));
+    shell.claim(true).await.unwrap();
+    let refused = next_leader.claim(true).await.unwrap_err();
+    assert!(refused.to_string().contains("owned by laptop"), "{refused}");
+    let owner: Holder =
+        serde_json::from_str(config_map(&fake)["data"][OWNER_KEY].as_str().unwrap()).unwrap();
+    assert_eq!(owner.identity, "laptop");
+
+    // Once the shell is done, another controller's claim is taken over.
+    shell.release().await.unwrap();
+    last_leader.claim(false).await.unwrap();
+    next_leader.claim(true).await.unwrap();
+    let owner: Holder =
+        serde_json::from_str(config_map(&fake)["data"][OWNER_KEY].as_str().unwrap()).unwrap();
+    assert_eq!(owner.identity, "canary controller b");
 }
 
 #[tokio::test]
