@@ -62,11 +62,15 @@ pub(crate) struct RunCommand {
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_refresh)]
     status_refresh: Duration,
 
-    /// How many API writes (weights, status, Events) run at once, across all rollouts; also
-    /// how many rollouts start (or resume) at once, from reading their state to their first
-    /// wait.
+    /// How many API writes (weights, status, Events) run at once, across all rollouts.
     #[arg(long, value_name = "N", default_value_t = 16)]
     max_concurrent_writes: usize,
+
+    /// How many rollouts start (or resume) at once, from reading their state to their first
+    /// wait (a read and a claim each, then the first tick's): a new leader resumes every
+    /// rollout at once.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    max_concurrent_starts: usize,
 
     /// How many API reads of the rollouts (state, claim, weight read back) run at once,
     /// across all rollouts (the Lease's reads are not counted).
@@ -201,6 +205,7 @@ impl RunCommand {
                     prometheus: self.prometheus,
                     max_queries: self.max_concurrent_queries,
                     max_writes: self.max_concurrent_writes,
+                    max_starts: self.max_concurrent_starts,
                     max_reads: self.max_concurrent_reads,
                     rollback_retry_for: self.rollback_retry_for,
                     retry_after: self.retry_after,

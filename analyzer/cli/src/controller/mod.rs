@@ -24,7 +24,8 @@
 //! second of a take-over.
 //!
 //! Many rollouts share one process: metrics queries and API writes go through semaphores
-//! (`--max-concurrent-queries`, `--max-concurrent-writes`), and each rollout's waits are
+//! (`--max-concurrent-queries`, `--max-concurrent-writes`, `--max-concurrent-reads`,
+//! `--max-concurrent-starts`), and each rollout's waits are
 //! tokio timers. A waiting rollout costs the API server nothing: no heartbeat per rollout
 //! (the Lease is the controller's), and control requests are read when the resource's
 //! watch announces one ([`requests`]), not polled.
@@ -68,6 +69,8 @@ pub(crate) struct Settings {
     pub(crate) max_writes: usize,
     /// How many API reads of the rollouts run at once, across all rollouts.
     pub(crate) max_reads: usize,
+    /// How many rollouts start (or resume) at once ([`Context::starts`]).
+    pub(crate) max_starts: usize,
     /// How long a rollback retries setting weight 0.
     pub(crate) rollback_retry_for: Duration,
     /// How long a rollout that stopped on an infrastructure failure waits before resuming.
@@ -101,8 +104,10 @@ pub(crate) struct Context {
     /// API writes in flight (weights, status, Events), across all rollouts.
     pub(crate) writes: Arc<Semaphore>,
     /// Rollouts starting (or resuming) at once: from reading their state to their first
-    /// wait, a dozen API requests each. Unbounded, 1,000 rollouts starting together queued
-    /// the Lease's renewal behind some 12,000 requests past its renew deadline.
+    /// wait, a few API requests each. Unbounded, 1,000 rollouts starting together queued
+    /// the Lease's renewal behind some 12,000 requests past its renew deadline; 16 (it was
+    /// `--max-concurrent-writes`) paced a take-over of 10,000 rollouts at one every
+    /// millisecond on round trips, with the processor half idle (benchmarks.md, "Failover").
     pub(crate) starts: Arc<Semaphore>,
     /// The rollouts' API reads in flight (state, claim, weight read back): unbounded, 10,000
     /// rollouts held 1,199 connections to the API server.
@@ -157,7 +162,7 @@ impl Context {
             queries,
             shared_reads,
             writes: Arc::new(Semaphore::new(settings.max_writes.max(1))),
-            starts: Arc::new(Semaphore::new(settings.max_writes.max(1))),
+            starts: Arc::new(Semaphore::new(settings.max_starts.max(1))),
             reads: Arc::new(Semaphore::new(settings.max_reads.max(1))),
             settings,
             running: Mutex::new(HashMap::new()),
@@ -198,12 +203,31 @@ impl Context {
         let namespace = resource.namespace().unwrap_or_default();
         match checked_inline_policy(resource, &namespace, &self.settings) {
             Ok(policy) => {
-                self.warm().insert(uid, WarmPolicy { generation, policy });
+                let mut warm = self.warm();
+                warm.insert(uid, WarmPolicy { generation, policy });
+                self.forget_deleted(&mut warm);
             }
             Err(_) => {
                 self.warm().remove(&uid);
             }
         }
+    }
+
+    /// Drops what was warmed up for resources the watch no longer has (deleted while
+    /// standing by: deletions are not reconciled), once there are more kept than watched.
+    fn forget_deleted(&self, warm: &mut HashMap<String, WarmPolicy>) {
+        let Some(watched) = self.watched.get() else {
+            return;
+        };
+        let resources = watched.state();
+        if warm.len() <= resources.len() {
+            return;
+        }
+        let uids: std::collections::HashSet<&str> = resources
+            .iter()
+            .filter_map(|resource| resource.metadata.uid.as_deref())
+            .collect();
+        warm.retain(|uid, _| uids.contains(uid.as_str()));
     }
 
     /// The policy [`Context::warm_up`] kept for this resource, if its spec is the one it was
@@ -289,10 +313,13 @@ pub(crate) async fn run(context: Arc<Context>, mut elector: LeaderElector) -> an
         }
     });
     let acquired = tokio::select! {
-        acquired = elector.acquire(|holder| {
-            eprintln!("canary controller: standing by: the {lease} is held by {holder}");
-            may_watch.notify_one();
-        }) => acquired,
+        acquired = elector.acquire(
+            |holder| {
+                eprintln!("canary controller: standing by: the {lease} is held by {holder}");
+                may_watch.notify_one();
+            },
+            |err| eprintln!("canary controller: standing by: the {lease} is held by unknown ({err})"),
+        ) => acquired,
         () = signalled() => {
             reconciling.abort();
             return Ok(());
@@ -552,7 +579,12 @@ async fn prepare(resource: &CanaryRollout, context: &Context) -> Result<Prepared
     let invalid =
         |problem: &dyn std::fmt::Display| NotPrepared::Invalid(format!("{origin}: {problem}"));
     let policy = match context.warm_policy(resource) {
-        Some(policy) => policy,
+        // Its secrets learnt again: a file of one may have changed since it was warmed up.
+        Some(policy) => {
+            canary_core::secret::learn_secrets_of(&policy)
+                .map_err(|err| NotPrepared::Invalid(format!("{origin}: {err}")))?;
+            policy
+        }
         None => {
             let policy = policy_of(&context.client, resource).await?;
             checked(policy, &origin, &namespace, &context.settings)?
