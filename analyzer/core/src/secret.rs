@@ -45,6 +45,8 @@ use crate::error::BoxError;
 use crate::observation::{Reading, Tick};
 use crate::policy::SecretSource;
 use crate::ports::{MetricsSource, StateStore, TrafficRouter};
+
+mod scan;
 use crate::rollout::{ControlRequest, Rollout};
 use crate::{Error, Result};
 
@@ -428,95 +430,24 @@ pub fn redact_json(value: &mut serde_json::Value) {
 /// as it was, which never happens for the types this is used on (their JSON form is how
 /// they are saved and read back).
 ///
-/// A value none of whose strings needs redacting — nearly every one — is only looked
-/// through ([`needs_redaction`]) and cloned: building its JSON tree and the value again from
+/// A value none of whose strings needs redacting — nearly every one — is only walked
+/// ([`scan::needs_redaction`]) and cloned: building its JSON tree and the value again from
 /// it was a fifth of a controller's processor time, at each of its rollouts' saves.
 pub fn redact_value<T: Serialize + DeserializeOwned + Clone>(value: &T) -> T {
+    redacted_copy(value).unwrap_or_else(|| value.clone())
+}
+
+/// [`redact_value`], `None` when it would return `value` as it is (no copy is made): how
+/// the state stores pass a rollout on.
+fn redacted_copy<T: Serialize + DeserializeOwned>(value: &T) -> Option<T> {
     let redactor = PROCESS.read().unwrap_or_else(PoisonError::into_inner);
-    if redactor.is_empty() || needs_redaction(&redactor, value) == Some(false) {
-        return value.clone();
+    if redactor.is_empty() || scan::needs_redaction(&redactor, value) == Some(false) {
+        return None;
     }
-    let Ok(mut json) = serde_json::to_value(value) else {
-        return value.clone();
-    };
+    let mut json = serde_json::to_value(value).ok()?;
     redactor.redact_json(&mut json);
     drop(redactor);
-    serde_json::from_value(json).unwrap_or_else(|_| value.clone())
-}
-
-/// Whether `redactor` would change a string or a map key of `value`'s JSON form — the same
-/// strings [`Redactor::redact_json`] looks at, read back from that form's text one by one
-/// and none kept. `None` when `value` has no JSON form.
-fn needs_redaction<T: Serialize>(redactor: &Redactor, value: &T) -> Option<bool> {
-    let text = serde_json::to_string(value).ok()?;
-    let mut parsed = serde_json::Deserializer::from_str(&text);
-    // Too deep for the parser (never so for the types this is used on): `None`, and the
-    // value is redacted the long way.
-    serde::de::DeserializeSeed::deserialize(StringScan { redactor }, &mut parsed).ok()
-}
-
-/// Visits every string and map key of a JSON text ([`needs_redaction`]): `true` when the
-/// redactor would change one of them.
-#[derive(Clone, Copy)]
-struct StringScan<'r> {
-    redactor: &'r Redactor,
-}
-
-impl<'de> serde::de::DeserializeSeed<'de> for StringScan<'_> {
-    type Value = bool;
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, parsed: D) -> Result<bool, D::Error> {
-        parsed.deserialize_any(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for StringScan<'_> {
-    type Value = bool;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
-        Ok(false)
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
-        Ok(false)
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
-        Ok(false)
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
-        Ok(false)
-    }
-
-    fn visit_unit<E>(self) -> Result<bool, E> {
-        Ok(false)
-    }
-
-    fn visit_str<E>(self, text: &str) -> Result<bool, E> {
-        Ok(matches!(self.redactor.redact(text), Cow::Owned(_)))
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut items: A) -> Result<bool, A::Error> {
-        let mut found = false;
-        while let Some(item) = items.next_element_seed(self)? {
-            found |= item;
-        }
-        Ok(found)
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut entries: A) -> Result<bool, A::Error> {
-        let mut found = false;
-        while let Some(key) = entries.next_key_seed(self)? {
-            found |= key;
-            found |= entries.next_value_seed(self)?;
-        }
-        Ok(found)
-    }
+    serde_json::from_value(json).ok()
 }
 
 /// Replaces the start or end of `secret` where it stands cut short in `text` (at least
@@ -937,13 +868,14 @@ impl StateStore for Redacted<dyn StateStore> {
         self.inner
             .load()
             .await
-            .map(|rollout| rollout.map(|r| redact_value(&r)))
+            .map(|rollout| rollout.map(|r| redacted_copy(&r).unwrap_or(r)))
             .map_err(Error::redacted)
     }
 
     async fn save(&self, rollout: &Rollout) -> Result<()> {
+        let redacted = redacted_copy(rollout);
         self.inner
-            .save(&redact_value(rollout))
+            .save(redacted.as_ref().unwrap_or(rollout))
             .await
             .map_err(Error::redacted)
     }
@@ -984,7 +916,8 @@ mod tests {
     /// one — in a key, deep in a list, behind JSON escapes, cut short — and nowhere else.
     #[test]
     fn the_quick_look_for_secrets_agrees_with_redacting_every_string() {
-        let redactor = redactor(&["s3cr3t-t0ken-value", "quo\"te\\slash-secret\u{e9}\n"]);
+        let redactor_of = redactor;
+        let redactor = redactor_of(&["s3cr3t-t0ken-value", "quo\"te\\slash-secret\u{e9}\n"]);
         let changed_by_the_long_way = |value: &serde_json::Value| {
             let mut redacted = value.clone();
             redactor.redact_json(&mut redacted);
@@ -1003,10 +936,20 @@ mod tests {
         let mut found = 0;
         for value in &values {
             let long = changed_by_the_long_way(value);
-            assert_eq!(needs_redaction(&redactor, value), Some(long), "{value}");
+            assert_eq!(
+                scan::needs_redaction(&redactor, value),
+                Some(long),
+                "{value}"
+            );
             found += usize::from(long);
         }
         assert_eq!(found, 5, "the cases that hold a secret are told apart");
+        // A map's integer key is a string in the JSON form; an integer value is not.
+        let digits = redactor_of(&["12345678"]);
+        let keyed = std::collections::BTreeMap::from([(12_345_678_u32, 1_u32)]);
+        let valued = std::collections::BTreeMap::from([(1_u32, 12_345_678_u32)]);
+        assert_eq!(scan::needs_redaction(&digits, &keyed), Some(true));
+        assert_eq!(scan::needs_redaction(&digits, &valued), Some(false));
     }
 
     #[test]
