@@ -221,6 +221,22 @@ fn ci_job() -> Option<String> {
     var("BUILDKITE_JOB_ID").map(|job| format!("Buildkite job {job}"))
 }
 
+/// What the answer to a write of the ConfigMap is read for: the resourceVersion it produced.
+/// The answer is the whole ConfigMap, the rollout's state in it, which a controller read into
+/// a `ConfigMap` — every string of it copied — at each save of each of its rollouts; here the
+/// rest is skipped unread.
+#[derive(Deserialize)]
+struct Written {
+    #[serde(default)]
+    metadata: WrittenMetadata,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WrittenMetadata {
+    resource_version: Option<String>,
+}
+
 /// The rollout state of one service in a ConfigMap (see the module docs).
 pub struct ConfigMapStateStore {
     connection: KubeConnection,
@@ -539,8 +555,17 @@ impl ConfigMapStateStore {
             ..PatchParams::default()
         };
         self.connection.may_write(&self.object(namespace))?;
-        match api.patch(&self.name, &params, &Patch::Merge(&body)).await {
-            Ok(map) => Ok(Some(map.metadata.resource_version)),
+        // `Api::patch` as it sends it, the answer read for its resourceVersion alone.
+        let written = match kube::core::Request::new(api.resource_url()).patch(
+            &self.name,
+            &params,
+            &Patch::Merge(&body),
+        ) {
+            Ok(request) => api.clone().into_client().request::<Written>(request).await,
+            Err(err) => Err(kube::Error::BuildRequest(err)),
+        };
+        match written {
+            Ok(written) => Ok(Some(written.metadata.resource_version)),
             Err(err) if crate::is_conflict(&err) => Ok(None),
             Err(err) => Err(api_error(
                 &self.object(namespace),
