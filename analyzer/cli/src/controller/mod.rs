@@ -214,15 +214,17 @@ impl Context {
     }
 
     /// Drops what was warmed up for resources the watch no longer has (deleted while
-    /// standing by: deletions are not reconciled), once there are more kept than watched.
+    /// standing by: deletions are not reconciled), each time as many are kept as a power of
+    /// two (from 1,024): at most twice as many as are watched, looked through now and then.
+    /// (Looking at every warm-up cost a standby 6 % of its processor time at 10,000.)
     fn forget_deleted(&self, warm: &mut HashMap<String, WarmPolicy>) {
+        if warm.len() < 1024 || !warm.len().is_power_of_two() {
+            return;
+        }
         let Some(watched) = self.watched.get() else {
             return;
         };
         let resources = watched.state();
-        if warm.len() <= resources.len() {
-            return;
-        }
         let uids: std::collections::HashSet<&str> = resources
             .iter()
             .filter_map(|resource| resource.metadata.uid.as_deref())
