@@ -221,6 +221,11 @@ fn ci_job() -> Option<String> {
     var("BUILDKITE_JOB_ID").map(|job| format!("Buildkite job {job}"))
 }
 
+/// The rollout's state in `map`, as text (`None`: no ConfigMap, or no state in it).
+fn state_in(map: Option<&ConfigMap>) -> Option<String> {
+    map?.data.as_ref()?.get(ROLLOUT_KEY).cloned()
+}
+
 /// What the answer to a write of the ConfigMap is read for: the resourceVersion it produced.
 /// The answer is the whole ConfigMap, the rollout's state in it, which a controller read into
 /// a `ConfigMap` — every string of it copied — at each save of each of its rollouts; here the
@@ -257,6 +262,10 @@ pub struct ConfigMapStateStore {
     /// that follow a load within [`FRESH_READ`] use it instead of reading again (see
     /// [`ConfigMapStateStore::fresh_read`]).
     loaded: Mutex<Option<(Instant, Option<ConfigMap>)>>,
+    /// The rollout's state as the last [`StateStore::load`] read it (`Some(None)`: none), until
+    /// a claim takes it: that claim refuses a state changed since (see
+    /// [`ConfigMapStateStore::claim`]).
+    loaded_state: Mutex<Option<Option<String>>>,
     last_request_check: Mutex<Option<Instant>>,
     /// How often [`StateStore::take_request`] asks the API server at most.
     request_poll: Duration,
@@ -303,6 +312,7 @@ impl ConfigMapStateStore {
             claimed: AtomicBool::new(false),
             saved_version: Mutex::new(None),
             loaded: Mutex::new(None),
+            loaded_state: Mutex::new(None),
             last_request_check: Mutex::new(None),
             request_poll: REQUEST_POLL,
             take_over_only_from: None,
@@ -630,6 +640,17 @@ impl ConfigMapStateStore {
         }
     }
 
+    /// The error of a claim that found the state changed since the load before it.
+    fn changed_since_loaded(&self) -> Error {
+        Error::Mismatch {
+            component: "state",
+            message: format!(
+                "the rollout of {} changed since this process read it (another driver saved it); it reads it again before it claims it",
+                self.service
+            ),
+        }
+    }
+
     /// The lost-claim error: who holds it now (`None`: nobody, released by someone else).
     fn lost(&self, owner: Option<&Holder>) -> Error {
         let by = owner.map_or_else(
@@ -669,9 +690,20 @@ impl ConfigMapStateStore {
 
 #[async_trait]
 impl StateStore for ConfigMapStateStore {
+    /// A claim that follows a load decides for a caller that acts on what it loaded: it
+    /// refuses when the state is no longer that one (another driver saved, finished or
+    /// aborted the rollout meanwhile: a shell's `canary abort --kube` released its claim
+    /// between a controller's load and its claim, and the controller saved the state it had
+    /// loaded over the abort — a review found it), and the caller loads again.
     async fn claim(&self, take_over: bool) -> Result<()> {
         let (api, namespace) = self.api().await?;
         let (api, namespace) = (&api, namespace.as_str());
+        let loaded_state = self
+            .loaded_state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let loaded_state = &loaded_state;
         self.retrying(namespace, move |attempt| async move {
             // The first attempt may decide on the load just before it; a retry reads again.
             let map = if attempt == 1 {
@@ -679,6 +711,11 @@ impl StateStore for ConfigMapStateStore {
             } else {
                 self.read(api, namespace).await?
             };
+            if let Some(loaded) = loaded_state
+                && state_in(map.as_ref()) != *loaded
+            {
+                return Err(self.changed_since_loaded());
+            }
             let Some(map) = map else {
                 let data = BTreeMap::from([(OWNER_KEY.to_owned(), self.owner_json())]);
                 return Ok(self
@@ -808,6 +845,10 @@ impl StateStore for ConfigMapStateStore {
         let (api, namespace) = self.api().await?;
         let (api, namespace) = (&api, namespace.as_str());
         let map = self.read(api, namespace).await?;
+        *self
+            .loaded_state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(state_in(map.as_ref()));
         let loaded = map
             .as_ref()
             .and_then(|map| map.data.as_ref())

@@ -14,11 +14,15 @@ use canary_fake_kube_api::FakeApiServer;
 
 /// A rollout of the example policy, just started.
 pub(crate) fn a_rollout() -> Rollout {
+    a_rollout_started(1_790_000_000)
+}
+
+fn a_rollout_started(second: i64) -> Rollout {
     let text = std::fs::read_to_string(examples_dir().join("policy.yaml")).unwrap();
     let policy = canary_core::policy::Policy::from_yaml(&text, "policy.yaml").unwrap();
     Machine::new(policy)
         .unwrap()
-        .start(Timestamp::from_second(1_790_000_000).unwrap(), None)
+        .start(Timestamp::from_second(second).unwrap(), None)
 }
 
 fn holder(identity: &str, pid: u32) -> Holder {
@@ -207,6 +211,46 @@ async fn a_controller_takes_over_only_a_controllers_claim_even_one_written_meanw
     let owner: Holder =
         serde_json::from_str(config_map(&fake)["data"][OWNER_KEY].as_str().unwrap()).unwrap();
     assert_eq!(owner.identity, "canary controller b");
+}
+
+/// A claim after a load refuses a state saved meanwhile — a shell's `canary abort --kube`
+/// that took the claim, saved and released between a controller's load and its claim — so
+/// the controller never saves the state it loaded over it; it loads again and claims then (a
+/// review found the claim went through and the next save overwrote the abort).
+#[tokio::test]
+async fn a_claim_after_a_load_refuses_a_state_saved_meanwhile() {
+    let fake = FakeApiServer::start().await;
+    let last_leader = store(&fake, holder("canary controller a", 1));
+    last_leader.claim(false).await.unwrap();
+    last_leader.save(&a_rollout()).await.unwrap();
+    let next_leader =
+        store(&fake, holder("canary controller b", 2)).taking_over_only_from("canary controller");
+    assert_eq!(next_leader.load().await.unwrap(), Some(a_rollout()));
+
+    let shell = store(&fake, holder("laptop", 3));
+    shell.claim(true).await.unwrap();
+    let aborted = a_rollout_started(1_790_000_600);
+    shell.save(&aborted).await.unwrap();
+    shell.release().await.unwrap();
+
+    let refused = next_leader.claim(true).await.unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("changed since this process read it"),
+        "{refused}"
+    );
+    assert_eq!(refused.exit_code(), ExitCode::Infrastructure);
+    let map = config_map(&fake);
+    assert!(
+        map["data"].get(OWNER_KEY).is_none(),
+        "nothing claimed: {map}"
+    );
+    // Loaded again, it is claimed.
+    assert_eq!(next_leader.load().await.unwrap(), Some(aborted.clone()));
+    next_leader.claim(true).await.unwrap();
+    next_leader.save(&aborted).await.unwrap();
+    assert_eq!(next_leader.load().await.unwrap(), Some(aborted));
 }
 
 #[tokio::test]
