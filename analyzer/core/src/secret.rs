@@ -427,8 +427,9 @@ pub fn redact_json(value: &mut serde_json::Value) {
 /// A copy of `value` with every string in it redacted: the final pass over whatever is
 /// written whole (a report, a rollout's state). It goes through the value's JSON form, so no
 /// field can be forgotten; a value that does not come back from its JSON form is returned
-/// as it was, which never happens for the types this is used on (their JSON form is how
-/// they are saved and read back).
+/// as it was — which happens only when a secret was redacted out of one of the type's own
+/// names (a field or variant name containing the whole of a short secret; a documented
+/// limit, docs/reliability.md).
 ///
 /// A value none of whose strings needs redacting — nearly every one — is only walked
 /// ([`scan::needs_redaction`]) and cloned: building its JSON tree and the value again from

@@ -6,9 +6,10 @@
 //!
 //! It looks at what [`Redactor::redact_json`] looks at in the value's JSON form: every string
 //! and every map key (an integer key as its digits, as serde_json writes it). Names that come
-//! from the type itself — struct fields, enum variants — are not looked at: a redacted one
-//! would leave a JSON form the value cannot be read back from, and `redact_value` then
-//! returns the value as it was anyway.
+//! from the type itself — struct fields, enum variants — are not looked at: they hold no
+//! secret (a secret of at least four characters that a name contains would be redacted out
+//! of the name by the long way, which then mostly cannot read the value back and returns it
+//! as it was — a limit of `redact_value`, docs/reliability.md).
 
 use std::borrow::Cow;
 use std::fmt::Display;
@@ -170,11 +171,7 @@ impl<'r> ser::Serializer for Scan<'r> {
         name: &'static str,
         value: &T,
     ) -> Result<(), Stop> {
-        // serde_json's raw values and arbitrary-precision numbers: their JSON form is not
-        // what they serialise.
-        if name.starts_with("$serde_json::") {
-            return Err(Stop::CannotTell);
-        }
+        special(name)?;
         value.serialize(self)
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -207,7 +204,8 @@ impl<'r> ser::Serializer for Scan<'r> {
     fn serialize_map(self, _: Option<usize>) -> Result<Scan<'r>, Stop> {
         Ok(self.value())
     }
-    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Scan<'r>, Stop> {
+    fn serialize_struct(self, name: &'static str, _: usize) -> Result<Scan<'r>, Stop> {
+        special(name)?;
         Ok(self.value())
     }
     fn serialize_struct_variant(
@@ -218,6 +216,16 @@ impl<'r> ser::Serializer for Scan<'r> {
         _: usize,
     ) -> Result<Scan<'r>, Stop> {
         Ok(self.value())
+    }
+}
+
+/// serde_json's own types (a `RawValue`, an arbitrary-precision number) serialise as structs
+/// whose JSON form is not what they serialise: the walk cannot tell.
+fn special(name: &str) -> Result<(), Stop> {
+    if name.starts_with("$serde_json::") {
+        Err(Stop::CannotTell)
+    } else {
+        Ok(())
     }
 }
 
