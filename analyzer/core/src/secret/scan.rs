@@ -91,6 +91,15 @@ impl<'r> Scan<'r> {
     }
 }
 
+/// Numbers and booleans: looked at only as a map's key ([`Scan::scalar`]).
+macro_rules! walk_scalars {
+    ($($method:ident: $kind:ty),* $(,)?) => {$(
+        fn $method(self, v: $kind) -> Result<(), Stop> {
+            self.scalar(v)
+        }
+    )*};
+}
+
 impl<'r> ser::Serializer for Scan<'r> {
     type Ok = ();
     type Error = Stop;
@@ -102,45 +111,22 @@ impl<'r> ser::Serializer for Scan<'r> {
     type SerializeStruct = Scan<'r>;
     type SerializeStructVariant = Scan<'r>;
 
-    fn serialize_bool(self, v: bool) -> Result<(), Stop> {
-        self.scalar(v)
-    }
-    fn serialize_i8(self, v: i8) -> Result<(), Stop> {
-        self.scalar(v)
-    }
-    fn serialize_i16(self, v: i16) -> Result<(), Stop> {
-        self.scalar(v)
-    }
-    fn serialize_i32(self, v: i32) -> Result<(), Stop> {
-        self.scalar(v)
-    }
-    fn serialize_i64(self, v: i64) -> Result<(), Stop> {
-        self.scalar(v)
-    }
-    fn serialize_i128(self, v: i128) -> Result<(), Stop> {
-        self.scalar(v)
-    }
-    fn serialize_u8(self, v: u8) -> Result<(), Stop> {
-        self.scalar(v)
-    }
-    fn serialize_u16(self, v: u16) -> Result<(), Stop> {
-        self.scalar(v)
-    }
-    fn serialize_u32(self, v: u32) -> Result<(), Stop> {
-        self.scalar(v)
-    }
-    fn serialize_u64(self, v: u64) -> Result<(), Stop> {
-        self.scalar(v)
-    }
-    fn serialize_u128(self, v: u128) -> Result<(), Stop> {
-        self.scalar(v)
-    }
-    fn serialize_f32(self, v: f32) -> Result<(), Stop> {
-        self.scalar(v)
-    }
-    fn serialize_f64(self, v: f64) -> Result<(), Stop> {
-        self.scalar(v)
-    }
+    walk_scalars!(
+        serialize_bool: bool,
+        serialize_i8: i8,
+        serialize_i16: i16,
+        serialize_i32: i32,
+        serialize_i64: i64,
+        serialize_i128: i128,
+        serialize_u8: u8,
+        serialize_u16: u16,
+        serialize_u32: u32,
+        serialize_u64: u64,
+        serialize_u128: u128,
+        serialize_f32: f32,
+        serialize_f64: f64,
+    );
+
     fn serialize_char(self, v: char) -> Result<(), Stop> {
         self.text(v.encode_utf8(&mut [0; 4]))
     }
@@ -229,49 +215,34 @@ fn special(name: &str) -> Result<(), Stop> {
     }
 }
 
-impl ser::SerializeSeq for Scan<'_> {
-    type Ok = ();
-    type Error = Stop;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
-        value.serialize(self.value())
-    }
-    fn end(self) -> Result<(), Stop> {
-        Ok(())
-    }
+/// The walk's compound parts: each element's or field's value is walked as a value.
+macro_rules! walk_each_value {
+    ($($part:ident :: $method:ident ($($name:ty)?)),* $(,)?) => {$(
+        impl ser::$part for Scan<'_> {
+            type Ok = ();
+            type Error = Stop;
+            fn $method<T: Serialize + ?Sized>(
+                &mut self,
+                $(_: $name,)?
+                value: &T,
+            ) -> Result<(), Stop> {
+                value.serialize(self.value())
+            }
+            fn end(self) -> Result<(), Stop> {
+                Ok(())
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for Scan<'_> {
-    type Ok = ();
-    type Error = Stop;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
-        value.serialize(self.value())
-    }
-    fn end(self) -> Result<(), Stop> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeTupleStruct for Scan<'_> {
-    type Ok = ();
-    type Error = Stop;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
-        value.serialize(self.value())
-    }
-    fn end(self) -> Result<(), Stop> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeTupleVariant for Scan<'_> {
-    type Ok = ();
-    type Error = Stop;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
-        value.serialize(self.value())
-    }
-    fn end(self) -> Result<(), Stop> {
-        Ok(())
-    }
-}
+walk_each_value!(
+    SerializeSeq::serialize_element(),
+    SerializeTuple::serialize_element(),
+    SerializeTupleStruct::serialize_field(),
+    SerializeTupleVariant::serialize_field(),
+    SerializeStruct::serialize_field(&'static str),
+    SerializeStructVariant::serialize_field(&'static str),
+);
 
 impl ser::SerializeMap for Scan<'_> {
     type Ok = ();
@@ -280,36 +251,6 @@ impl ser::SerializeMap for Scan<'_> {
         key.serialize(Scan { key: true, ..*self })
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
-        value.serialize(self.value())
-    }
-    fn end(self) -> Result<(), Stop> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeStruct for Scan<'_> {
-    type Ok = ();
-    type Error = Stop;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        _: &'static str,
-        value: &T,
-    ) -> Result<(), Stop> {
-        value.serialize(self.value())
-    }
-    fn end(self) -> Result<(), Stop> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeStructVariant for Scan<'_> {
-    type Ok = ();
-    type Error = Stop;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        _: &'static str,
-        value: &T,
-    ) -> Result<(), Stop> {
         value.serialize(self.value())
     }
     fn end(self) -> Result<(), Stop> {

@@ -26,6 +26,19 @@ fn install(world: &World, revision: &str) {
 
 /// [`install`] with one-hour steps ticking every `interval`: a rollout that stays in its
 /// first step, ticking, for as long as a test watches it.
+/// `controller-a` started on `world`, once it has set the rollout's first weight (10 %).
+fn at_ten_percent(world: &World) -> Running {
+    let running = Running::spawn(&mut controller(world, "controller-a"));
+    assert!(
+        wait_until(Duration::from_secs(60), || world.canary_weights().last()
+            == Some(&10)),
+        "the controller started the rollout: weights {:?}\n{}",
+        world.canary_weights(),
+        running.stderr()
+    );
+    running
+}
+
 fn install_ticking(world: &World, revision: &str, interval: &str) {
     let mut policy = world_policy(world);
     policy["rollout"]["interval"] = json!(interval);
@@ -454,14 +467,7 @@ fn a_rollout_whose_resource_is_deleted_stops_where_it_stands() {
 fn a_rollout_deleted_in_the_middle_of_a_long_step_stops_at_its_next_tick() {
     let world = World::start(&[]);
     install_ticking(&world, "v1", "2s");
-    let running = Running::spawn(&mut controller(&world, "controller-a"));
-    assert!(
-        wait_until(Duration::from_secs(60), || world.canary_weights().last()
-            == Some(&10)),
-        "reached 10%: weights {:?}\n{}",
-        world.canary_weights(),
-        running.stderr()
-    );
+    let running = at_ten_percent(&world);
     // A few ticks in the step, so that the status has settled.
     std::thread::sleep(Duration::from_secs(6));
     let weights = world.canary_weights();
@@ -485,14 +491,7 @@ fn a_rollout_deleted_in_the_middle_of_a_long_step_stops_at_its_next_tick() {
 fn status_and_promote_with_kube_act_on_the_controllers_rollout_and_a_stale_request_is_refused() {
     let world = World::start(&[]);
     install(&world, "v5");
-    let running = Running::spawn(&mut controller(&world, "controller-a"));
-    assert!(
-        wait_until(Duration::from_secs(60), || world.canary_weights().last()
-            == Some(&10)),
-        "the controller started the rollout: weights {:?}\n{}",
-        world.canary_weights(),
-        running.stderr()
-    );
+    let running = at_ten_percent(&world);
     // A promotion asked for the rollout of v4 (another revision): never applied to v5's.
     let mut state = world
         .fake
@@ -1203,14 +1202,7 @@ fn a_ticking_rollout_writes_its_status_only_when_what_it_shows_changes() {
 fn a_waiting_rollout_reads_its_configmap_once_a_tick_and_beats_no_heartbeat() {
     let world = World::start(&[]);
     install_ticking(&world, "v1", "3s");
-    let running = Running::spawn(&mut controller(&world, "controller-a"));
-    assert!(
-        wait_until(Duration::from_secs(60), || world.canary_weights().last()
-            == Some(&10)),
-        "the controller started the rollout: weights {:?}\n{}",
-        world.canary_weights(),
-        running.stderr()
-    );
+    let running = at_ten_percent(&world);
     let configmap = format!("/api/v1/namespaces/{NS}/configmaps/canaryrollout-{NAME}");
     let of_configmap = |method: &str| -> Vec<canary_fake_kube_api::Recorded> {
         world

@@ -71,6 +71,16 @@ struct Knobs {
 }
 
 impl Knobs {
+    /// The measurement's JSON: printed, and written to `CANARY_SCALE_JSON` when given.
+    fn publish(&self, result: &Value) -> String {
+        let text = serde_json::to_string_pretty(result).unwrap();
+        println!("{text}");
+        if let Some(path) = &self.json {
+            std::fs::write(path, &text).unwrap();
+        }
+        text
+    }
+
     fn from_env() -> Knobs {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         Knobs {
@@ -523,11 +533,7 @@ fn the_scale_harness_runs_n_rollouts_in_one_controller_and_measures_it() {
         "lease": knobs.lease.as_ref().map(Lease::describe),
         "controller_args": knobs.args,
     });
-    let text = serde_json::to_string_pretty(&result).unwrap();
-    println!("{text}");
-    if let Some(path) = &knobs.json {
-        std::fs::write(path, &text).unwrap();
-    }
+    let text = knobs.publish(&result);
     // What the harness itself must see to mean anything: every rollout ticked in the
     // window, each tick asked Prometheus, and the controller stayed up.
     assert!(
@@ -835,11 +841,7 @@ fn the_scale_harness_kills_the_leader_and_times_the_standbys_take_over() {
         "load_average": load_average(),
         "controller_args": knobs.args,
     });
-    let text = serde_json::to_string_pretty(&result).unwrap();
-    println!("{text}");
-    if let Some(path) = &knobs.json {
-        std::fs::write(path, &text).unwrap();
-    }
+    let text = knobs.publish(&result);
 
     assert!(
         !has_exited(standby_pid),

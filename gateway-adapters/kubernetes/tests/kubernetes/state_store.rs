@@ -50,6 +50,25 @@ fn config_map(fake: &FakeApiServer) -> Value {
         .expect("the state ConfigMap")
 }
 
+/// Who holds the claim, as the state ConfigMap says.
+fn owner_of(fake: &FakeApiServer) -> Holder {
+    serde_json::from_str(
+        config_map(fake)["data"][OWNER_KEY]
+            .as_str()
+            .expect("an owner"),
+    )
+    .unwrap()
+}
+
+/// A controller that saved a rollout, and the next one, which takes over only controllers'
+/// claims.
+fn two_controllers(fake: &FakeApiServer) -> (ConfigMapStateStore, ConfigMapStateStore) {
+    let last_leader = store(fake, holder("canary controller a", 1));
+    let next_leader =
+        store(fake, holder("canary controller b", 2)).taking_over_only_from("canary controller");
+    (last_leader, next_leader)
+}
+
 #[tokio::test]
 async fn the_rollout_lives_in_a_config_map_written_with_guarded_merge_patches() {
     let fake = FakeApiServer::start().await;
@@ -134,8 +153,7 @@ async fn a_second_driver_is_refused_unless_it_takes_over() {
     second.save(&a_rollout()).await.unwrap();
     // The first one's release leaves the second one's claim alone.
     first.release().await.unwrap();
-    let owner: Holder =
-        serde_json::from_str(config_map(&fake)["data"][OWNER_KEY].as_str().unwrap()).unwrap();
+    let owner = owner_of(&fake);
     assert_eq!(owner.identity, "runner-2");
 }
 
@@ -159,8 +177,7 @@ async fn a_resumption_reads_the_config_map_once_for_its_load_holder_claim_and_fi
     next_leader.save(&a_rollout()).await.unwrap();
     let methods: Vec<String> = fake.requests().into_iter().map(|r| r.method).collect();
     assert_eq!(methods, ["GET", "PATCH", "PATCH"], "load, claim, save");
-    let owner: Holder =
-        serde_json::from_str(config_map(&fake)["data"][OWNER_KEY].as_str().unwrap()).unwrap();
+    let owner = owner_of(&fake);
     assert_eq!(owner.identity, "controller-b");
 
     // A claim written between a load that found the rollout free and the claim that would
@@ -190,26 +207,22 @@ async fn a_resumption_reads_the_config_map_once_for_its_load_holder_claim_and_fi
 #[tokio::test]
 async fn a_controller_takes_over_only_a_controllers_claim_even_one_written_meanwhile() {
     let fake = FakeApiServer::start().await;
-    let last_leader = store(&fake, holder("canary controller a", 1));
+    let (last_leader, next_leader) = two_controllers(&fake);
     last_leader.claim(false).await.unwrap();
     last_leader.save(&a_rollout()).await.unwrap();
-    let next_leader =
-        store(&fake, holder("canary controller b", 2)).taking_over_only_from("canary controller");
     assert_eq!(next_leader.load().await.unwrap(), Some(a_rollout()));
     let shell = store(&fake, holder("laptop", 3));
     shell.claim(true).await.unwrap();
     let refused = next_leader.claim(true).await.unwrap_err();
     assert!(refused.to_string().contains("owned by laptop"), "{refused}");
-    let owner: Holder =
-        serde_json::from_str(config_map(&fake)["data"][OWNER_KEY].as_str().unwrap()).unwrap();
+    let owner = owner_of(&fake);
     assert_eq!(owner.identity, "laptop");
 
     // Once the shell is done, another controller's claim is taken over.
     shell.release().await.unwrap();
     last_leader.claim(false).await.unwrap();
     next_leader.claim(true).await.unwrap();
-    let owner: Holder =
-        serde_json::from_str(config_map(&fake)["data"][OWNER_KEY].as_str().unwrap()).unwrap();
+    let owner = owner_of(&fake);
     assert_eq!(owner.identity, "canary controller b");
 }
 
@@ -220,11 +233,9 @@ async fn a_controller_takes_over_only_a_controllers_claim_even_one_written_meanw
 #[tokio::test]
 async fn a_claim_after_a_load_refuses_a_state_saved_meanwhile() {
     let fake = FakeApiServer::start().await;
-    let last_leader = store(&fake, holder("canary controller a", 1));
+    let (last_leader, next_leader) = two_controllers(&fake);
     last_leader.claim(false).await.unwrap();
     last_leader.save(&a_rollout()).await.unwrap();
-    let next_leader =
-        store(&fake, holder("canary controller b", 2)).taking_over_only_from("canary controller");
     assert_eq!(next_leader.load().await.unwrap(), Some(a_rollout()));
 
     let shell = store(&fake, holder("laptop", 3));
@@ -529,8 +540,7 @@ async fn a_claim_retried_after_a_conflict_is_not_sent_once_the_guard_closes() {
         [("PATCH".to_owned(), 409)],
         "only the conflicting PATCH"
     );
-    let owner: Holder =
-        serde_json::from_str(config_map(&fake)["data"][OWNER_KEY].as_str().unwrap()).unwrap();
+    let owner = owner_of(&fake);
     assert_eq!(
         owner.identity, "controller-b",
         "the new leader keeps its claim"
@@ -583,8 +593,7 @@ async fn saves_in_a_row_read_nothing_and_a_change_in_between_is_still_seen() {
             .contains("the claim on the rollout of checkout was taken over by runner-2 pid 200"),
         "{err}"
     );
-    let owner: Holder =
-        serde_json::from_str(config_map(&fake)["data"][OWNER_KEY].as_str().unwrap()).unwrap();
+    let owner = owner_of(&fake);
     assert_eq!(owner.identity, "runner-2", "the lost save wrote nothing");
 
     // Deleted in between: the save creates it again, as it did when it read first.
